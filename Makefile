@@ -1,0 +1,43 @@
+# OfferSeal. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv, install Python and npm dependencies (pinned)
+
+demo: setup ## run the end-to-end scenario on embedded defaults (SQLite, in-process broker, Anvil)
+	$(BIN)/offerseal demo
+
+up: setup ## run the stack on embedded defaults until Ctrl-C
+	$(BIN)/offerseal up
+
+test: setup ## run the whole test suite (needs PostgreSQL and RabbitMQ for the integration part)
+	$(BIN)/pytest -q
+
+lint: setup ## ruff and mypy
+	$(BIN)/ruff check services tests bench
+	$(BIN)/mypy services
+
+compile: setup ## recompile contracts/ into contracts/build/ (commit the result)
+	node contracts/compile.mjs
+
+bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the results
+	$(BIN)/python -m bench.run
+
+clean: ## remove the virtualenv, node_modules and local data
+	rm -rf $(VENV) node_modules .offerseal
+
+.PHONY: help setup demo up test lint compile bench clean

@@ -1,0 +1,267 @@
+"""The `offerseal` command: run the stack or one service, manage API keys, verify proofs."""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .shared.config import ANVIL_DEV_KEY, ConfigError, Settings, load_settings
+from .shared.errors import OfferSealError
+
+log = logging.getLogger("offerseal")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("urllib3", "web3", "waitress.queue", "amqp", "kombu", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _database(settings: Settings) -> Any:
+    from .shared.db import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    db.migrate()
+    return db
+
+
+class Stack:
+    """Everything `offerseal up` runs: Anvil (unless OFFERSEAL_RPC_URL), the evidence service
+    with its workers and its HTTP server. `start()` then `stop()`."""
+
+    def __init__(self, settings: Settings, *, ports: dict[str, int] | None = None) -> None:
+        self.settings = settings
+        self.ports = ports or {"evidence": settings.evidence_port}
+        self.anvil: Any = None
+        self.servers: list[Any] = []
+        self.nodes: list[Any] = []
+        self.urls: dict[str, str] = {}
+
+    def start(self) -> Stack:
+        from .evidence.app import EvidenceNode
+        from .shared import failpoints
+        from .shared.anvil import AnvilProcess
+        from .shared.server import HttpServer
+
+        settings = self.settings
+        failpoints.arm(settings.failpoint)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        rpc_url, signer_key = settings.rpc_url, settings.signer_key
+        if not rpc_url:
+            self.anvil = AnvilProcess(settings.anvil_port,
+                                      state_file=settings.data_dir / "anvil-state.json",
+                                      log_file=settings.data_dir / "anvil.log")
+            rpc_url = self.anvil.url
+            signer_key = signer_key or ANVIL_DEV_KEY
+        elif not signer_key:
+            raise ConfigError("OFFERSEAL_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set")
+        self.urls["rpc"] = rpc_url
+        try:
+            db = _database(settings)
+            node = EvidenceNode(settings, db, rpc_url, signer_key)
+            node.start_workers()
+            self.nodes.append(node)
+            server = HttpServer(node.app, settings.host, self.ports["evidence"],
+                                settings.web_threads).start()
+            self.servers.append(server)
+            self.urls["evidence"] = f"http://{settings.host}:{server.port}"
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        for node in self.nodes:
+            if not node.anchorer.ready.wait(timeout):
+                raise OfferSealError("the anchoring worker did not connect to the chain in time")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        for node in self.nodes:
+            node.stop()
+            node.db.dispose()
+        if self.anvil is not None:
+            self.anvil.stop()
+        self.servers, self.nodes, self.anvil = [], [], None
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.auth import create_key
+    from .shared.server import wait_for_signal
+
+    stack = Stack(settings).start()
+    _, token = create_key(stack.nodes[0].db, "admin", args.tenant, "bootstrap (offerseal up)")
+    print(f"OfferSeal is up ({'embedded Anvil' if stack.anvil else 'external chain'}, "
+          f"broker {settings.broker_url}, database {settings.effective_database_url})")
+    print(f"  evidence  {stack.urls['evidence']}   (docs: {stack.urls['evidence']}/docs)")
+    print(f"  chain     {stack.urls['rpc']}")
+    print("Ctrl-C stops everything. Bootstrap admin key for tenant "
+          f"{args.tenant!r} (shown once):")
+    print(token, flush=True)
+    wait_for_signal(stack.stop)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.server import wait_for_signal
+
+    if not settings.rpc_url:
+        raise ConfigError("`offerseal serve` needs OFFERSEAL_RPC_URL (and OFFERSEAL_SIGNER_KEY); "
+                          "`offerseal up` starts a local Anvil instead")
+    stack = Stack(settings).start()
+    print(f"{args.service} listening on {stack.urls[args.service]}", flush=True)
+    wait_for_signal(stack.stop)
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.auth import create_key
+
+    db = _database(settings)
+    key_id, token = create_key(db, args.role, args.tenant, args.label or "")
+    print(f"created {args.role} key {key_id} for tenant {args.tenant}; it is shown once:")
+    print(token)
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    _database(settings)
+    print("database schema is up to date")
+    return 0
+
+
+def _trusted_key(text: str) -> dict[str, bytes]:
+    from .evidence.domain.receipts import key_id_of, unb64
+
+    try:
+        raw = bytes.fromhex(text[2:] if text.startswith("0x") else text) \
+            if len(text.removeprefix("0x")) == 64 else unb64(text)
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError("--key must be a 32-byte Ed25519 public key (hex or base64)")
+    return {key_id_of(raw): raw}
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from .evidence.domain.proofs import Check, Verdict, sha256_hex, verify_bundle
+
+    try:
+        bundle = json.loads(Path(args.proof).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"cannot read proof {args.proof}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        document = Path(args.document).read_bytes()
+    except OSError as exc:
+        print(f"cannot read document {args.document}: {exc}", file=sys.stderr)
+        return 2
+    trusted = _trusted_key(args.key) if args.key else None
+    chain_view = None
+    extra: list[Check] = []
+    if not args.offline:
+        from .shared import chain
+
+        rpc = args.rpc or settings.rpc_url or "http://127.0.0.1:8545"
+        try:
+            chain_view = chain.Web3ChainView(chain.connect(rpc))
+            chain_view.chain_id()
+        except Exception as exc:
+            chain_view = None
+            extra.append(Check("chain", False, f"cannot reach {rpc}: {exc}"))
+    verdict = verify_bundle(bundle, document_sha256=sha256_hex(document),
+                            trusted_keys=trusted, chain=chain_view)
+    verdict = Verdict((*verdict.checks, *extra))
+    if args.json:
+        out = verdict.as_dict()
+        out["offline"] = bool(args.offline)
+        print(json.dumps(out, indent=2))
+    else:
+        for check in verdict.checks:
+            mark = {True: "PASS", False: "FAIL", None: "SKIP"}[check.ok]
+            print(f"{mark}  {check.name:<20} {check.detail}")
+        if args.offline:
+            print("offline: the chain was not consulted; run without --offline for a full check")
+        print("VALID" if verdict.valid else "NOT VALID")
+    if args.offline:
+        return 0 if not verdict.failed else 1
+    return 0 if verdict.valid else 1
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .demo import run_demo
+
+    return run_demo(settings, keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="offerseal", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole stack on embedded defaults (Anvil included)")
+    up.add_argument("--tenant", default="default", help="tenant of the bootstrap admin key")
+    up.set_defaults(func=cmd_up)
+
+    serve = sub.add_parser("serve", help="run one service with its workers (production)")
+    serve.add_argument("service", choices=["evidence"])
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; the last line printed is the key")
+    create.add_argument("--role", required=True, choices=["hr", "legal", "admin"])
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--label", default="")
+    create.set_defaults(func=cmd_keys_create)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(func=cmd_migrate)
+
+    verify = sub.add_parser("verify", help="verify a document against its proof bundle; "
+                                           "needs only the file, the proof and an RPC endpoint")
+    verify.add_argument("document", help="the document file")
+    verify.add_argument("proof", help="the proof bundle (JSON)")
+    verify.add_argument("--rpc", help="Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or "
+                                      "http://127.0.0.1:8545)")
+    verify.add_argument("--key", help="pin the receipt signer's public key (hex or base64, "
+                                      "from GET /v1/keys)")
+    verify.add_argument("--offline", action="store_true",
+                        help="check everything except the chain, and say so")
+    verify.add_argument("--json", action="store_true", help="machine-readable result")
+    verify.set_defaults(func=cmd_verify)
+
+    demo = sub.add_parser("demo", help="run the end-to-end scenario on embedded defaults")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's data directory")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings)
+    try:
+        code: int = args.func(args, settings)
+        return code
+    except (ConfigError, OfferSealError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

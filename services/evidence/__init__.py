@@ -1,0 +1,1 @@
+"""The evidence service: encrypted document intake, Merkle-batched anchoring, verifiable proofs."""

@@ -1,0 +1,377 @@
+"""The anchoring worker: batches pending leaves into one Merkle tree, anchors the root with one
+transaction, and stores every proof. Crash-safe by construction:
+
+1. *prepare*: in one transaction the tree, every proof and the **signed** transaction (nonce,
+   raw bytes, hash) are stored and the documents are bound to the batch;
+2. *send* the stored raw transaction; 3. wait for the receipt and confirmations;
+4. *finalize*: in one transaction the batch becomes `anchored`, the documents too, and
+   `evidence.anchored` messages go into the outbox.
+
+After a crash anywhere, `recover()` finishes prepared batches: it asks the chain whether the
+root is anchored, whether the stored transaction is known, and re-sends the same signed bytes
+(or re-signs only when its nonce was consumed without anchoring). So every accepted document is
+anchored exactly once. `reconcile()` notices roots the chain no longer holds (reset or reorg),
+marks those batches superseded and puts their documents back in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import func, insert, select, update
+from web3 import Web3
+
+from ..shared import chain, failpoints, messages
+from ..shared.broker import enqueue
+from ..shared.db import Database
+from ..shared.locks import ExclusiveLock
+from ..shared.models import ChainDeployment, utcnow
+from .domain import merkle
+from .domain.documents import ANCHORED, PENDING
+from .domain.hexbytes import from_hex32, to_hex
+from .models import Batch, BatchMember, Document
+
+log = logging.getLogger(__name__)
+
+REGISTRY = "EvidenceRegistry"
+
+
+class RegistryMissing(RuntimeError):
+    pass
+
+
+def ensure_registry(db: Database, w3: Web3, signer: LocalAccount, *, configured: str,
+                    auto_deploy: bool, data_dir: Path | None) -> str:
+    """The registry address for this chain: configured, recorded, or freshly deployed."""
+    chain_id = int(w3.eth.chain_id)
+    if configured:
+        if not chain.has_code(w3, configured):
+            raise RegistryMissing(f"OFFERSEAL_REGISTRY_ADDRESS {configured} has no code "
+                                  f"on chain {chain_id}")
+        return Web3.to_checksum_address(configured)
+    with db.sessions() as session:
+        record = session.get(ChainDeployment, (chain_id, REGISTRY))
+    if record is not None and chain.has_code(w3, record.address):
+        return record.address
+    if not auto_deploy:
+        raise RegistryMissing(f"no EvidenceRegistry on chain {chain_id} and auto-deploy is off")
+    if record is not None:
+        log.warning("registry %s has no code on chain %s any more (chain reset?): redeploying",
+                    record.address, chain_id)
+    address = chain.deploy(w3, signer, REGISTRY, signer.address, signer.address)
+    with db.transaction() as session:
+        if record is None:
+            session.add(ChainDeployment(chain_id=chain_id, name=REGISTRY, address=address))
+        else:
+            session.execute(update(ChainDeployment)
+                            .where(ChainDeployment.chain_id == chain_id,
+                                   ChainDeployment.name == REGISTRY)
+                            .values(address=address, deployed_at=utcnow()))
+    if data_dir is not None:
+        path = data_dir / "deployments" / f"{chain_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({REGISTRY: address}, indent=2) + "\n")
+    return address
+
+
+class Anchorer:
+    def __init__(self, db: Database, w3: Web3, signer: LocalAccount, *, batch_interval: float,
+                 batch_max: int, confirmations: int, reconcile_interval: float,
+                 registry_address: str = "", auto_deploy: bool = True,
+                 data_dir: Path | None = None) -> None:
+        self.db = db
+        self.w3 = w3
+        self.signer = signer
+        self.batch_interval = batch_interval
+        self.batch_max = batch_max
+        self.confirmations = confirmations
+        self.reconcile_interval = reconcile_interval
+        self.configured_registry = registry_address
+        self.auto_deploy = auto_deploy
+        self.data_dir = data_dir
+        self.chain_id = 0
+        self.registry: chain.RegistryClient | None = None
+        self.ready = threading.Event()
+
+    # ---- set-up ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.chain_id = int(self.w3.eth.chain_id)
+        address = ensure_registry(self.db, self.w3, self.signer,
+                                  configured=self.configured_registry,
+                                  auto_deploy=self.auto_deploy, data_dir=self.data_dir)
+        self.registry = chain.RegistryClient(self.w3, address)
+
+    def _registry(self) -> chain.RegistryClient:
+        assert self.registry is not None, "connect() first"
+        return self.registry
+
+    # ---- one batch ------------------------------------------------------------------------
+
+    def pending_count(self) -> int:
+        with self.db.sessions() as session:
+            return int(session.execute(
+                select(func.count()).select_from(Document).where(Document.batch_id.is_(None))
+            ).scalar() or 0)
+
+    def prepare(self) -> int | None:
+        """Build the next tree and store it with its signed transaction. Returns the batch id."""
+        registry = self._registry()
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(Document.seq, Document.leaf).where(Document.batch_id.is_(None))
+                .order_by(Document.seq).limit(self.batch_max)
+            ).all()
+            if not rows:
+                return None
+            leaves = [from_hex32(leaf) for _, leaf in rows]
+            tree = merkle.MerkleTree.build(leaves)
+            nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
+            prepared = registry.prepare_anchor(self.signer, tree.root, nonce)
+            batch = Batch(root=to_hex(tree.root), leaf_count=len(rows), state="prepared",
+                          chain_id=self.chain_id, registry_address=registry.address,
+                          signer=self.signer.address, nonce=nonce, tx_hash=prepared.tx_hash,
+                          raw_tx=prepared.raw)
+            session.add(batch)
+            session.flush()
+            session.execute(insert(BatchMember), [
+                {"batch_id": batch.id, "document_seq": seq,
+                 "proof": [to_hex(p) for p in tree.proof(leaf)]}
+                for (seq, _), leaf in zip(rows, leaves, strict=True)
+            ])
+            session.execute(update(Document).where(Document.seq.in_([s for s, _ in rows]))
+                            .values(batch_id=batch.id), execution_options={
+                                "synchronize_session": False})
+            batch_id = batch.id
+        log.info("batch %s prepared: %s leaves, root %s, tx %s", batch_id, len(rows),
+                 to_hex(tree.root), prepared.tx_hash)
+        return batch_id
+
+    def complete(self, batch_id: int) -> None:
+        """Send (or re-send) a prepared batch's transaction and finalize it once mined."""
+        registry = self._registry()
+        with self.db.sessions() as session:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None and batch.tx_hash and batch.raw_tx is not None
+            root = from_hex32(batch.root)
+            tx_hash, raw, nonce = batch.tx_hash, batch.raw_tx, int(batch.nonce or 0)
+        receipt = registry.receipt(tx_hash)
+        if receipt is None and registry.anchored_at(root) == 0 \
+                and not registry.transaction_known(tx_hash):
+            latest_nonce = self.w3.eth.get_transaction_count(self.signer.address, "latest")
+            if latest_nonce != nonce:
+                # Our nonce was consumed by something else, or the chain forgot the past
+                # (reset): sign again with the next free nonce, stored before sending.
+                tx_hash, raw = self._resign(batch_id, root)
+            failpoints.hit("anchor.before_send")
+            registry.send_raw(raw)
+            failpoints.hit("anchor.after_send")
+        receipt = receipt or self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)  # type: ignore[arg-type]
+        self._await_confirmations(int(receipt["blockNumber"]))
+        failpoints.hit("anchor.after_receipt")
+        if receipt["status"] != 1:
+            receipt = self._receipt_of_existing_anchor(root)
+            if receipt is None:
+                self._release(batch_id, f"anchor transaction {tx_hash} reverted")
+                return
+        self.finalize(batch_id, receipt)
+
+    def _resign(self, batch_id: int, root: bytes) -> tuple[str, bytes]:
+        nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
+        prepared = self._registry().prepare_anchor(self.signer, root, nonce)
+        with self.db.transaction() as session:
+            session.execute(update(Batch).where(Batch.id == batch_id).values(
+                nonce=nonce, tx_hash=prepared.tx_hash, raw_tx=prepared.raw))
+        log.info("batch %s re-signed with nonce %s: %s", batch_id, nonce, prepared.tx_hash)
+        return prepared.tx_hash, prepared.raw
+
+    def _await_confirmations(self, block_number: int) -> None:
+        while self.w3.eth.block_number < block_number + self.confirmations - 1:
+            time.sleep(0.25)
+
+    def _receipt_of_existing_anchor(self, root: bytes) -> Any | None:
+        """The receipt of whichever transaction anchored `root` on our registry, if any."""
+        registry = self._registry()
+        logs = self.w3.eth.get_logs({
+            "address": registry.address, "fromBlock": 0, "toBlock": "latest",
+            "topics": [registry._anchored_topic, to_hex(root)],
+        })
+        if not logs:
+            return None
+        return registry.receipt(logs[0]["transactionHash"].to_0x_hex())
+
+    def _release(self, batch_id: int, reason: str) -> None:
+        log.error("batch %s failed: %s; its documents go back to the queue", batch_id, reason)
+        with self.db.transaction() as session:
+            session.execute(update(Batch).where(Batch.id == batch_id).values(state="failed"))
+            session.execute(update(Document).where(Document.batch_id == batch_id)
+                            .values(batch_id=None, status=PENDING))
+
+    def finalize(self, batch_id: int, receipt: Any) -> None:
+        block = self.w3.eth.get_block(receipt["blockNumber"])
+        with self.db.transaction() as session:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            if batch.state == "anchored":
+                return
+            batch.state = "anchored"
+            batch.tx_hash = receipt["transactionHash"].to_0x_hex()
+            batch.block_number = int(receipt["blockNumber"])
+            batch.block_hash = receipt["blockHash"].to_0x_hex()
+            batch.block_timestamp = int(block["timestamp"])
+            batch.gas_used = int(receipt["gasUsed"])
+            batch.anchored_at = utcnow()
+            session.execute(update(Document).where(Document.batch_id == batch_id)
+                            .values(status=ANCHORED))
+            members = session.execute(
+                select(Document.id, Document.tenant, Document.kind, Document.candidate_ref,
+                       Document.agreement_id, Document.milestone, Document.leaf,
+                       BatchMember.proof)
+                .join(BatchMember, BatchMember.document_seq == Document.seq)
+                .where(BatchMember.batch_id == batch_id)
+            ).all()
+            enqueue(session, [
+                messages.build(messages.EVIDENCE_ANCHORED, m.tenant, {
+                    "document_id": m.id, "kind": m.kind, "candidate_ref": m.candidate_ref,
+                    "agreement_id": m.agreement_id, "milestone": m.milestone, "leaf": m.leaf,
+                    "root": batch.root, "proof": m.proof, "chain_id": batch.chain_id,
+                    "registry": batch.registry_address, "tx_hash": batch.tx_hash,
+                    "block_number": batch.block_number,
+                    "block_timestamp": batch.block_timestamp, "batch_id": batch.id,
+                })
+                for m in members
+            ])
+        log.info("batch %s anchored in block %s (%s gas for %s leaves)", batch_id,
+                 receipt["blockNumber"], receipt["gasUsed"], len(members))
+
+    # ---- recovery and reconciliation ------------------------------------------------------
+
+    def recover(self) -> None:
+        """Finish every batch a previous process prepared but did not finalize."""
+        with self.db.sessions() as session:
+            ids = session.execute(select(Batch.id).where(Batch.state == "prepared")
+                                  .order_by(Batch.id)).scalars().all()
+        for batch_id in ids:
+            log.info("recovering batch %s", batch_id)
+            with self.db.sessions() as session:
+                batch = session.get(Batch, batch_id)
+                assert batch is not None
+                stale = batch.registry_address != self._registry().address
+            if stale:  # prepared against a registry that is gone: build it again
+                self._release(batch_id, "prepared for a registry that no longer exists")
+                continue
+            self.complete(batch_id)
+
+    def reconcile(self) -> int:
+        """Supersede anchored batches whose root the chain no longer holds. Returns how many."""
+        registry = self._registry()
+        if not chain.has_code(self.w3, registry.address):
+            self.connect()  # redeploys (auto-deploy) and records the new address
+            registry = self._registry()
+        with self.db.sessions() as session:
+            latest = session.execute(
+                select(Batch).where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
+                .order_by(Batch.id.desc()).limit(1)).scalar_one_or_none()
+        if latest is None or self._still_anchored(latest):
+            return 0
+        # The newest root is gone: check them all (newest first; older ones may survive a reorg).
+        with self.db.sessions() as session:
+            batches = session.execute(
+                select(Batch).where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
+                .order_by(Batch.id.desc())).scalars().all()
+        gone = [b for b in batches if not self._still_anchored(b)]
+        for batch in gone:
+            self._supersede(batch.id)
+        log.warning("chain no longer holds %s anchored root(s): superseded, re-anchoring",
+                    len(gone))
+        return len(gone)
+
+    def _still_anchored(self, batch: Batch) -> bool:
+        registry = self._registry()
+        if batch.registry_address != registry.address:
+            return False
+        if registry.anchored_at(from_hex32(batch.root)) == 0:
+            return False
+        try:
+            block = self.w3.eth.get_block(int(batch.block_number or 0))
+        except Exception:
+            return False
+        return bool(block["hash"].to_0x_hex() == batch.block_hash)
+
+    def _supersede(self, batch_id: int) -> None:
+        with self.db.transaction() as session:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            batch.state = "superseded"
+            batch.superseded_at = utcnow()
+            docs = session.execute(select(Document.id, Document.tenant)
+                                   .where(Document.batch_id == batch_id)).all()
+            session.execute(update(Document).where(Document.batch_id == batch_id)
+                            .values(batch_id=None, status=PENDING))
+            by_tenant: dict[str, list[str]] = {}
+            for doc_id, tenant in docs:
+                by_tenant.setdefault(tenant, []).append(doc_id)
+            enqueue(session, [
+                messages.build(messages.EVIDENCE_SUPERSEDED, tenant, {
+                    "root": batch.root, "batch_id": batch.id, "chain_id": batch.chain_id,
+                    "document_ids": ids})
+                for tenant, ids in by_tenant.items()
+            ])
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def run_once(self) -> int | None:
+        batch_id = self.prepare()
+        if batch_id is not None:
+            self.complete(batch_id)
+        return batch_id
+
+    def run(self, stop: threading.Event) -> None:
+        lock = ExclusiveLock(self.db, f"anchor:{self.signer.address}")
+        while not lock.try_acquire():
+            log.info("another worker anchors for %s; standing by", self.signer.address)
+            if stop.wait(2.0):
+                return
+        try:
+            self._loop(stop)
+        finally:
+            lock.release()
+
+    def _loop(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        connected = False
+        last_batch = last_reconcile = time.monotonic()
+        while not stop.is_set():
+            try:
+                if not connected:
+                    self.connect()
+                    self.recover()
+                    connected = True
+                    self.ready.set()
+                now = time.monotonic()
+                if now - last_reconcile >= self.reconcile_interval:
+                    self.reconcile()
+                    last_reconcile = now
+                pending = self.pending_count()
+                if pending and (pending >= self.batch_max
+                                or now - last_batch >= self.batch_interval):
+                    self.run_once()
+                    last_batch = time.monotonic()
+                    backoff = 0.5
+                    continue
+                if not pending:
+                    last_batch = now
+                stop.wait(min(0.1, self.batch_interval))
+            except Exception as exc:
+                connected = False
+                self.ready.clear()
+                log.warning("anchoring paused (%s: %s); retry in %.1fs",
+                            type(exc).__name__, exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)

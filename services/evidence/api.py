@@ -1,0 +1,276 @@
+"""HTTP entry point of the evidence service: parses input, calls the service layer, shapes the
+answer. No business rules here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from flask_smorest.fields import Upload
+from marshmallow import fields, validate
+
+from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from ..shared.web import principal
+from .domain.documents import KINDS, MAX_HASH_BATCH
+from .domain.hexbytes import is_hex32, to_hex
+from .domain.proofs import Check, ChainView, Verdict
+from .service import EvidenceService, NewDocument
+
+blp = Blueprint("documents", __name__, url_prefix="/v1", description="Documents and proofs")
+verify_blp = Blueprint("verify", __name__, url_prefix="/v1",
+                       description="Proof verification and public keys (no API key needed)")
+
+HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}$", error="expected 0x followed by 64 hex digits")
+BEARER = [{"bearer": []}]
+
+
+def service() -> EvidenceService:
+    svc: EvidenceService = current_app.extensions["offerseal.evidence"]
+    return svc
+
+
+def requires_multipart(func: Callable[..., Any]) -> Callable[..., Any]:
+    """415 before anything is parsed when the body is not multipart/form-data."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.mimetype != "multipart/form-data":
+            raise UnsupportedMediaType(
+                f"send multipart/form-data (got {request.mimetype or 'no content type'})")
+        return func(*args, **kwargs)
+    return wrapper
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise ValidationFailed("Idempotency-Key", "must be 1-200 characters")
+    return key
+
+
+class DocumentFields(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    candidate_ref = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    agreement_id = fields.String(validate=validate.Length(min=1, max=100))
+    milestone = fields.String(validate=validate.Length(min=1, max=60))
+
+
+class DocumentFile(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    file = Upload(required=True)
+
+
+class HashItem(DocumentFields):
+    class Meta:
+        unknown = ma.RAISE
+
+    sha256 = fields.String(required=True, validate=HEX32)
+
+
+class HashBatch(ma.Schema):
+    items = fields.List(fields.Nested(HashItem), required=True,
+                        validate=validate.Length(min=1, max=MAX_HASH_BATCH))
+
+
+class ListArgs(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    candidate_ref = fields.String(validate=validate.Length(min=1, max=200))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class VerifyJson(ma.Schema):
+    proof = fields.Raw(required=True)
+    sha256 = fields.String(validate=HEX32)
+
+
+def _created(status: int, body: dict[str, Any], replayed: bool, location: str | None
+             ) -> Response:
+    response = current_app.response_class(json.dumps(body), status=status,
+                                          mimetype="application/json")
+    if location:
+        response.headers["Location"] = location
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blp.route("/documents")
+class Documents(MethodView):
+    @blp.doc(security=BEARER, summary="Upload a document (multipart)")
+    @requires_multipart
+    @blp.arguments(DocumentFields, location="form")
+    @blp.arguments(DocumentFile, location="files")
+    @blp.response(201)
+    def post(self, form: dict[str, Any], files: dict[str, Any]) -> Response:
+        who = principal()
+        upload = files["file"]
+        limit = current_app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"]
+        content = upload.stream.read(limit + 1)
+        if len(content) > limit:
+            raise PayloadTooLarge(f"the document exceeds {limit} bytes")
+        if not content:
+            raise ValidationFailed("file", "the file is empty")
+        doc = NewDocument(
+            kind=form["kind"], candidate_ref=form["candidate_ref"],
+            agreement_id=form.get("agreement_id"), milestone=form.get("milestone"),
+            sha256=to_hex(hashlib.sha256(content).digest()), content=content,
+            filename=(upload.filename or None), content_type=(upload.mimetype or None))
+        status, body, replayed = service().ingest(who, doc, idempotency_key())
+        return _created(status, body, replayed, f"/v1/documents/{body['id']}")
+
+    @blp.doc(security=BEARER, summary="List the tenant's documents, oldest first")
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        items, cursor = service().list(principal(), args.get("candidate_ref"), args["after"],
+                                       args["limit"])
+        next_link = None
+        if cursor is not None:
+            query = {k: v for k, v in {"candidate_ref": args.get("candidate_ref"),
+                                       "limit": args["limit"], "after": cursor}.items()
+                     if v is not None}
+            next_link = "/v1/documents?" + urllib.parse.urlencode(query)
+        return {"items": items, "next": next_link}
+
+
+@blp.route("/documents/hashes")
+class DocumentHashes(MethodView):
+    @blp.doc(security=BEARER, summary="Register up to 10,000 documents by sha256 only")
+    @blp.arguments(HashBatch)
+    @blp.response(201)
+    def post(self, batch: dict[str, Any]) -> Response:
+        who = principal()
+        docs = [NewDocument(kind=i["kind"], candidate_ref=i["candidate_ref"],
+                            agreement_id=i.get("agreement_id"), milestone=i.get("milestone"),
+                            sha256=i["sha256"].lower()) for i in batch["items"]]
+        status, body, replayed = service().ingest_hashes(who, docs, idempotency_key())
+        return _created(status, body, replayed, None)
+
+
+@blp.route("/documents/<string:document_id>")
+class DocumentItem(MethodView):
+    @blp.doc(security=BEARER, summary="A document's metadata and status")
+    @blp.response(200)
+    def get(self, document_id: str) -> dict[str, Any]:
+        return service().get(principal(), document_id)
+
+
+@blp.route("/documents/<string:document_id>/content")
+class DocumentContent(MethodView):
+    @blp.doc(security=BEARER, summary="The decrypted document bytes")
+    def get(self, document_id: str) -> Response:
+        data, mimetype, filename = service().content(principal(), document_id)
+        response = current_app.response_class(data, mimetype=mimetype)
+        response.headers["Cache-Control"] = "no-store"
+        if filename:
+            quoted = urllib.parse.quote(filename)
+            response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quoted}"
+        return response
+
+
+@blp.route("/documents/<string:document_id>/proof")
+class DocumentProof(MethodView):
+    @blp.doc(security=BEARER, summary="The self-contained proof bundle (409 while pending)")
+    @blp.response(200)
+    def get(self, document_id: str) -> dict[str, Any]:
+        return service().proof(principal(), document_id)
+
+
+@blp.route("/documents/<string:document_id>/proofs")
+class DocumentProofHistory(MethodView):
+    @blp.doc(security=BEARER, summary="Every proof the document had, superseded ones included")
+    @blp.response(200)
+    def get(self, document_id: str) -> dict[str, Any]:
+        return {"items": service().proofs(principal(), document_id)}
+
+
+def _parse_proof(raw: str | bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("proof", f"not valid JSON: {exc}") from None
+
+
+def _verify(bundle: Any, sha: str | None) -> Verdict:
+    factory: Callable[[], ChainView] = current_app.extensions["offerseal.chain_view"]
+    try:
+        chain = factory()
+        chain.chain_id()
+    except Exception as exc:
+        verdict = service().verify(bundle, sha, None)
+        return Verdict((*verdict.checks,
+                        Check("chain", False, f"the chain could not be reached: {exc}")))
+    return service().verify(bundle, sha, chain)
+
+
+@verify_blp.route("/verify")
+class Verify(MethodView):
+    @verify_blp.doc(summary="Verify a proof bundle against a document or its sha256",
+                    description="multipart (`file` and/or `sha256`, `proof` as a JSON field or "
+                                "file) or JSON `{proof, sha256}`. Always 200 with `valid` and "
+                                "every check; a forged proof is `valid: false`.")
+    @verify_blp.response(200)
+    def post(self) -> dict[str, Any]:
+        sha: str | None = None
+        if request.mimetype == "multipart/form-data":
+            upload = request.files.get("file")
+            proof_file = request.files.get("proof")
+            proof_text = proof_file.read() if proof_file else request.form.get("proof")
+            if not proof_text:
+                raise ValidationFailed("proof", "missing the proof bundle (JSON)")
+            bundle = _parse_proof(proof_text)
+            if upload is not None:
+                digest = hashlib.sha256()
+                for chunk in iter(lambda: upload.stream.read(1 << 20), b""):
+                    digest.update(chunk)
+                sha = to_hex(digest.digest())
+            given = request.form.get("sha256")
+            if given is not None:
+                if not is_hex32(given):
+                    raise ValidationFailed("sha256", "expected 0x followed by 64 hex digits")
+                if sha is not None and sha != given.lower():
+                    raise ValidationFailed("sha256", "does not match the uploaded file")
+                sha = given.lower()
+        elif request.mimetype == "application/json":
+            body = request.get_json(silent=True)
+            if body is None:
+                raise_bad_json()
+            try:
+                parsed = VerifyJson().load(body)
+            except ma.ValidationError as exc:
+                field, messages = next(iter(exc.normalized_messages().items()))
+                raise ValidationFailed(str(field), str(messages)) from None
+            bundle = parsed["proof"]
+            sha = parsed.get("sha256", "").lower() or None
+        else:
+            raise UnsupportedMediaType("send multipart/form-data or application/json")
+        return _verify(bundle, sha).as_dict()
+
+
+def raise_bad_json() -> None:
+    from werkzeug.exceptions import BadRequest
+
+    raise BadRequest("the body is not valid JSON")
+
+
+@verify_blp.route("/keys")
+class Keys(MethodView):
+    @verify_blp.doc(summary="Public keys that sign intake receipts")
+    @verify_blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return {"keys": service().public_keys()}

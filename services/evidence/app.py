@@ -1,0 +1,114 @@
+"""Wiring of the evidence service: `create_app()` for HTTP, `EvidenceNode` for the whole
+service in one process (HTTP app, anchoring worker, outbox relay). No work at import time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Flask
+from sqlalchemy import func, select, text
+
+from ..shared import chain, secrets
+from ..shared.broker import OutboxRelay
+from ..shared.config import Settings
+from ..shared.db import Database
+from ..shared.models import OutboxMessage
+from ..shared.web import create_base_app, health_route
+from . import api
+from .anchoring import Anchorer
+from .crypto import DocumentCipher
+from .domain.proofs import ChainView
+from .domain.receipts import ReceiptSigner
+from .models import Document
+from .service import EvidenceService
+
+log = logging.getLogger(__name__)
+
+
+def build_service(settings: Settings, db: Database) -> EvidenceService:
+    return EvidenceService(db, DocumentCipher(secrets.master_key(settings)),
+                           ReceiptSigner.from_seed(secrets.receipt_seed(settings)))
+
+
+def create_app(settings: Settings, db: Database, service: EvidenceService,
+               chain_view: Callable[[], ChainView],
+               anchorer_ready: threading.Event | None = None) -> Flask:
+    # The body may hold the form fields as well as the file; the file itself is checked
+    # against the exact limit after parsing.
+    app, flask_api, _registry = create_base_app(
+        "evidence", db, max_content_length=settings.max_document_bytes + 64 * 1024)
+    app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"] = settings.max_document_bytes
+    app.extensions["offerseal.evidence"] = service
+    app.extensions["offerseal.chain_view"] = chain_view
+    flask_api.register_blueprint(api.blp)
+    flask_api.register_blueprint(api.verify_blp)
+
+    def database() -> str:
+        with db.sessions() as session:
+            session.execute(text("SELECT 1"))
+        return "ok"
+
+    def pending() -> int:
+        with db.sessions() as session:
+            return int(session.execute(select(func.count()).select_from(Document)
+                                       .where(Document.batch_id.is_(None))).scalar() or 0)
+
+    def outbox() -> int:
+        with db.sessions() as session:
+            return int(session.execute(select(func.count()).select_from(OutboxMessage)
+                                       .where(OutboxMessage.sent_at.is_(None))).scalar() or 0)
+
+    checks: dict[str, Callable[[], object]] = {"database": database,
+                                               "pending_documents": pending,
+                                               "unpublished_messages": outbox}
+    if anchorer_ready is not None:
+        def anchoring() -> str:
+            if not anchorer_ready.is_set():
+                raise RuntimeError("anchoring worker not connected")
+            return "ok"
+        checks["anchoring"] = anchoring
+    health_route(app, checks)
+    return app
+
+
+@dataclass
+class EvidenceNode:
+    """The evidence service in one process: HTTP app plus its background workers."""
+
+    settings: Settings
+    db: Database
+    rpc_url: str
+    signer_key: str
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.service = build_service(self.settings, self.db)
+        self.stop_event = threading.Event()
+        w3 = chain.connect(self.rpc_url)
+        self.anchorer = Anchorer(
+            self.db, w3, chain.account(self.signer_key),
+            batch_interval=self.settings.batch_interval, batch_max=self.settings.batch_max,
+            confirmations=self.settings.confirmations,
+            reconcile_interval=self.settings.reconcile_interval,
+            registry_address=self.settings.registry_address,
+            auto_deploy=self.settings.auto_deploy, data_dir=self.settings.data_dir)
+        self.relay = OutboxRelay(self.db, self.settings.broker_url, self.settings.outbox_interval)
+        rpc_url = self.rpc_url
+        self.app = create_app(self.settings, self.db, self.service,
+                              lambda: chain.Web3ChainView(chain.connect(rpc_url)),
+                              self.anchorer.ready)
+
+    def start_workers(self) -> None:
+        for name, target in (("anchorer", self.anchorer.run), ("outbox-relay", self.relay.run)):
+            thread = threading.Thread(target=target, args=(self.stop_event,),
+                                      name=f"evidence-{name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)

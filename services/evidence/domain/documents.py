@@ -1,0 +1,22 @@
+"""What the evidence service accepts: document kinds and the statuses a document moves through."""
+
+from __future__ import annotations
+
+KINDS: tuple[str, ...] = (
+    "offer_letter",
+    "intent_agreement",
+    "resignation_application",
+    "resignation_acceptance",
+    "handover_progress",
+    "social_insurance_stop",
+    "employment_certificate",
+    "salary_statement",
+    "non_compete_agreement",
+    "notarized_resignation_letter",
+    "other",
+)
+
+PENDING = "pending"
+ANCHORED = "anchored"
+
+MAX_HASH_BATCH = 10_000

@@ -1,0 +1,245 @@
+"""The self-contained proof bundle (`offerseal-proof/1`) and the checks that verify it.
+
+Verification needs only the document (or its sha256), the bundle, the receipt signer's public key
+and, for the chain checks, any view of the chain (`ChainView`): not the OfferSeal service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from . import merkle
+from .hexbytes import from_hex32, is_hex32, to_hex
+from .receipts import verify_receipt
+
+PROOF_FORMAT = "offerseal-proof/1"
+
+
+@dataclass(frozen=True)
+class AnchorFacts:
+    chain_id: int
+    registry: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    block_timestamp: int
+
+
+@dataclass(frozen=True)
+class AnchorTx:
+    """What the chain says about an anchoring transaction."""
+
+    block_number: int
+    block_hash: str
+    to: str
+    succeeded: bool
+    anchored_roots: tuple[str, ...]
+
+
+class ChainView(Protocol):
+    def chain_id(self) -> int: ...
+
+    def anchored_at(self, registry: str, root: bytes) -> int: ...
+
+    def block(self, number: int) -> tuple[str, int] | None: ...
+
+    def anchor_tx(self, tx_hash: str) -> AnchorTx | None: ...
+
+
+def build_bundle(
+    *,
+    document: dict[str, Any],
+    salt: bytes,
+    proof: Sequence[bytes],
+    root: bytes,
+    anchor: AnchorFacts,
+    receipt: dict[str, Any],
+) -> dict[str, Any]:
+    sha = from_hex32(document["sha256"])
+    leaf = merkle.leaf_hash(sha, salt)
+    return {
+        "format": PROOF_FORMAT,
+        "document": document,
+        "leaf": {
+            "encoding": list(merkle.LEAF_ENCODING),
+            "values": [to_hex(sha), to_hex(salt)],
+            "hash": to_hex(leaf),
+        },
+        "merkle": {"root": to_hex(root), "proof": [to_hex(p) for p in proof]},
+        "anchor": asdict(anchor),
+        "intake_receipt": receipt,
+    }
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: not performed (offline, or nothing to compare with)
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        status = "skipped" if self.ok is None else ("pass" if self.ok else "fail")
+        return {"name": self.name, "status": status, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checks: tuple[Check, ...]
+
+    @property
+    def valid(self) -> bool:
+        """Every check performed passed and none was skipped."""
+        return all(c.ok is True for c in self.checks)
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.checks if c.ok is False]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "failed": self.failed,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+def sha256_hex(data: bytes) -> str:
+    return to_hex(hashlib.sha256(data).digest())
+
+
+def verify_bundle(
+    bundle: Any,
+    *,
+    document_sha256: str | None,
+    trusted_keys: dict[str, bytes] | None,
+    chain: ChainView | None,
+) -> Verdict:
+    """Run every check; a forged or mismatched bundle gives failing checks, never an exception."""
+    checks: list[Check] = []
+    if not isinstance(bundle, dict) or bundle.get("format") != PROOF_FORMAT:
+        return Verdict((Check("format", False, f"not an {PROOF_FORMAT} bundle"),))
+    checks.append(Check("format", True, PROOF_FORMAT))
+
+    try:
+        claimed = str(bundle["document"]["sha256"]).lower()
+        leaf_values = [str(v).lower() for v in bundle["leaf"]["values"]]
+        leaf_hash = from_hex32(bundle["leaf"]["hash"])
+        root = from_hex32(bundle["merkle"]["root"])
+        path = [from_hex32(p) for p in bundle["merkle"]["proof"]]
+        anchor = bundle["anchor"]
+        receipt = bundle["intake_receipt"]
+        if len(leaf_values) != 2 or not all(is_hex32(v) for v in leaf_values):
+            raise ValueError("leaf.values must be two 32-byte hex values")
+    except (KeyError, TypeError, ValueError) as exc:
+        checks.append(Check("structure", False, f"malformed bundle: {exc}"))
+        return Verdict(tuple(checks))
+
+    if document_sha256 is None:
+        checks.append(Check("document_hash", None, "no document or hash given to compare"))
+    else:
+        ok = document_sha256.lower() == claimed
+        detail = f"sha256 {document_sha256.lower()}" + ("" if ok else f", bundle says {claimed}")
+        checks.append(Check("document_hash", ok, detail))
+
+    ok, detail = verify_receipt(receipt, trusted_keys)
+    if ok:
+        payload = receipt["payload"]
+        if str(payload.get("sha256", "")).lower() != claimed:
+            ok, detail = False, "receipt is for another sha256"
+        elif payload.get("document_id") != bundle["document"].get("id"):
+            ok, detail = False, "receipt is for another document id"
+    checks.append(Check("receipt_signature", ok, detail))
+
+    recomputed = merkle.leaf_hash(from_hex32(leaf_values[0]), from_hex32(leaf_values[1]))
+    leaf_ok = leaf_values[0] == claimed and recomputed == leaf_hash
+    checks.append(
+        Check(
+            "leaf",
+            leaf_ok,
+            "keccak256(keccak256(abi.encode(sha256, salt))) matches"
+            if leaf_ok
+            else "leaf does not commit to this document's sha256",
+        )
+    )
+    path_ok = merkle.verify(root, leaf_hash, path)
+    checks.append(
+        Check(
+            "merkle_path",
+            path_ok,
+            f"{len(path)} sibling(s) lead to the root" if path_ok else "proof does not lead to root",
+        )
+    )
+    checks.extend(_chain_checks(chain, anchor, root))
+    return Verdict(tuple(checks))
+
+
+def _chain_checks(chain: ChainView | None, anchor: Any, root: bytes) -> list[Check]:
+    names = ("chain_id", "root_anchored", "anchor_transaction", "block_timestamp")
+    if chain is None:
+        return [Check(n, None, "offline: chain not consulted") for n in names]
+    try:
+        registry = str(anchor["registry"])
+        tx_hash = str(anchor["tx_hash"])
+        block_number = int(anchor["block_number"])
+        block_hash = str(anchor["block_hash"]).lower()
+        stated_ts = int(anchor["block_timestamp"])
+        stated_chain = int(anchor["chain_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return [Check("anchor", False, f"malformed anchor section: {exc}")]
+    out: list[Check] = []
+    actual_chain = chain.chain_id()
+    out.append(
+        Check(
+            "chain_id",
+            actual_chain == stated_chain,
+            f"RPC serves chain {actual_chain}, bundle states {stated_chain}",
+        )
+    )
+    anchored_at = chain.anchored_at(registry, root)
+    out.append(
+        Check(
+            "root_anchored",
+            anchored_at != 0,
+            f"anchoredAt(root) = {anchored_at} on registry {registry}"
+            if anchored_at
+            else f"root is not anchored on registry {registry}",
+        )
+    )
+    tx = chain.anchor_tx(tx_hash)
+    root_hex = to_hex(root)
+    if tx is None:
+        out.append(Check("anchor_transaction", False, f"transaction {tx_hash} not found"))
+    else:
+        tx_ok = (
+            tx.succeeded
+            and tx.to.lower() == registry.lower()
+            and tx.block_number == block_number
+            and tx.block_hash.lower() == block_hash
+            and root_hex in tx.anchored_roots
+        )
+        detail = (
+            f"{tx_hash} in block {block_number} emitted Anchored(root)"
+            if tx_ok
+            else f"{tx_hash} does not anchor this root in block {block_number} ({block_hash})"
+        )
+        out.append(Check("anchor_transaction", tx_ok, detail))
+    block = chain.block(block_number)
+    ts_ok = (
+        block is not None
+        and block[0].lower() == block_hash
+        and block[1] == stated_ts
+        and anchored_at == stated_ts
+    )
+    out.append(
+        Check(
+            "block_timestamp",
+            ts_ok,
+            f"block {block_number} has timestamp {stated_ts}"
+            if ts_ok
+            else f"block {block_number} or its timestamp differs from the bundle ({stated_ts})",
+        )
+    )
+    return out

@@ -1,0 +1,25 @@
+"""The evidence service's errors; all derive from `EvidenceError` (itself an OfferSealError)."""
+
+from __future__ import annotations
+
+from ..shared.errors import Conflict, NotFound, OfferSealError
+
+
+class EvidenceError(OfferSealError):
+    """Root of the evidence service's errors."""
+
+
+class DocumentNotFound(EvidenceError, NotFound):
+    title = "Document not found"
+
+
+class ProofPending(EvidenceError, Conflict):
+    title = "Proof not available yet"
+
+
+class IdempotencyConflict(EvidenceError, Conflict):
+    title = "Idempotency-Key reused with a different request"
+
+
+class NoContent(EvidenceError, NotFound):
+    title = "No content stored"

@@ -1,0 +1,124 @@
+"""Evidence tables: documents, their encrypted bytes, anchor batches and per-batch proofs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..shared.db import Base
+from ..shared.models import utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    # `seq` is the intake sequence number that receipts carry; `id` is the public identifier.
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(40))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    agreement_id: Mapped[str | None] = mapped_column(String(100))
+    milestone: Mapped[str | None] = mapped_column(String(60))
+    sha256: Mapped[str] = mapped_column(String(66))
+    salt: Mapped[str] = mapped_column(String(66))
+    leaf: Mapped[str] = mapped_column(String(66), unique=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    filename: Mapped[str | None] = mapped_column(String(300))
+    has_content: Mapped[bool] = mapped_column(Boolean, default=False)
+    api_key_id: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # The batch whose proof is current; NULL while pending (first time or after a chain reset).
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+
+    __table_args__ = (
+        Index("ix_documents_tenant_candidate", "tenant", "candidate_ref", "seq"),
+        # The anchoring worker's query: unbatched documents in intake order.
+        Index("ix_documents_unbatched", "seq", postgresql_where=text("batch_id IS NULL"),
+              sqlite_where=text("batch_id IS NULL")),
+    )
+
+
+class DocumentBlob(Base):
+    """AES-256-GCM ciphertext of a document; its data key is wrapped by the master key."""
+
+    __tablename__ = "document_blobs"
+
+    document_seq: Mapped[int] = mapped_column(ForeignKey("documents.seq"), primary_key=True)
+    key_version: Mapped[str] = mapped_column(String(32))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Batch(Base):
+    """One Merkle tree and its anchor transaction.
+
+    state: `prepared` (tree stored, transaction signed, maybe sent) -> `anchored`;
+    `superseded` when the chain no longer holds the root (reset or reorg).
+    """
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    root: Mapped[str] = mapped_column(String(66))
+    leaf_count: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="prepared")
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    registry_address: Mapped[str] = mapped_column(String(42))
+    signer: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    block_timestamp: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    anchored_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_batches_state", "state", "id"),)
+
+
+class BatchMember(Base):
+    """A document's leaf in one batch with its Merkle proof; kept when the batch is superseded."""
+
+    __tablename__ = "batch_members"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    document_seq: Mapped[int] = mapped_column(ForeignKey("documents.seq"), primary_key=True)
+    proof: Mapped[list[str]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_batch_members_document", "document_seq"),)
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_keys"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+

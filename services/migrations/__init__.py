@@ -1,0 +1,1 @@
+"""Alembic migrations for every OfferSeal table (one history; services may share a database)."""

@@ -1,0 +1,1 @@
+"""What every OfferSeal service shares: settings, database, messages, broker, access, errors."""

@@ -1,0 +1,79 @@
+"""Starts the Anvil binary that the npm package @foundry-rs/anvil ships in node_modules."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .chain import wait_for_rpc
+from .errors import OfferSealError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def anvil_binary() -> Path:
+    machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    system = {"linux": "linux", "darwin": "darwin"}.get(platform.system().lower(), "unknown")
+    candidate = ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / "anvil"
+    if candidate.exists():
+        return candidate
+    found = shutil.which("anvil")
+    if found:
+        return Path(found)
+    raise OfferSealError(
+        f"Anvil not found at {candidate}; run `npm ci` (the Makefile does) or set OFFERSEAL_RPC_URL"
+    )
+
+
+class AnvilProcess:
+    """A running Anvil; `stop()` ends it (and dumps its state when a state file was given)."""
+
+    def __init__(self, port: int, state_file: Path | None = None, log_file: Path | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        args = [str(anvil_binary()), "--port", str(port), "--host", "127.0.0.1",
+                "--chain-id", "31337", *extra_args]
+        if state_file is not None:
+            args += ["--state", str(state_file)]
+        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        if log_file:
+            out.close()  # type: ignore[union-attr]
+        try:
+            wait_for_rpc(self.url, timeout=30)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, 9)
+            self.process.wait()
+
+
+def wait_port_free(port: int, timeout: float = 10.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.1)

@@ -1,0 +1,69 @@
+"""API keys: bearer tokens stored hashed, each bound to one role and one tenant (employer).
+
+A token reads `osk_<key id>_<secret>`; only sha256(secret) is stored. The same key works
+against every OfferSeal service because they share the key table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from .db import Database
+from .errors import Forbidden, Unauthorized, ValidationFailed
+from .models import ApiKey
+
+ROLES = ("hr", "legal", "admin")
+_TOKEN = re.compile(r"^osk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: str
+    tenant: str
+
+    def require(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"role {self.role!r} may not do this (needs {' or '.join(roles)})")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(db: Database, role: str, tenant: str, label: str = "") -> tuple[str, str]:
+    """Store a new key and return (key id, token). The token is shown once and never stored."""
+    if role not in ROLES:
+        raise ValidationFailed("role", f"must be one of {', '.join(ROLES)}")
+    if not _TENANT.match(tenant):
+        raise ValidationFailed("tenant", "1-128 letters, digits, '.', '_' or '-'")
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    with db.transaction() as session:
+        session.add(ApiKey(key_id=key_id, secret_sha256=_digest(secret), role=role,
+                           tenant=tenant, label=label))
+    return key_id, f"osk_{key_id}_{secret}"
+
+
+def authenticate(db: Database, authorization: str | None) -> Principal:
+    if not authorization:
+        raise Unauthorized("missing bearer token (Authorization: Bearer osk_...)")
+    scheme, _, token = authorization.partition(" ")
+    match = _TOKEN.match(token.strip()) if scheme.lower() == "bearer" else None
+    if match is None:
+        raise Unauthorized("malformed bearer token")
+    key_id, secret = match.groups()
+    with db.sessions() as session:
+        key = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("unknown or revoked API key")
+    if not hmac.compare_digest(key.secret_sha256, _digest(secret)):
+        raise Unauthorized("unknown or revoked API key")
+    return Principal(key_id=key.key_id, role=key.role, tenant=key.tenant)

@@ -1,0 +1,193 @@
+"""web3 adapters: artifacts, deployment, the EvidenceRegistry client and a `ChainView` for
+verification. Nothing else in OfferSeal imports web3."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from ..evidence.domain.proofs import AnchorTx
+from .errors import TransientError
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "contracts" / "build"
+
+
+class ChainUnavailable(TransientError):
+    title = "Chain unavailable"
+
+
+@cache
+def artifact(name: str) -> dict[str, Any]:
+    path = ARTIFACTS / f"{name}.json"
+    with path.open() as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data
+
+
+def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+
+
+def wait_for_rpc(rpc_url: str, timeout: float = 30.0) -> Web3:
+    w3 = connect(rpc_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            w3.eth.chain_id  # noqa: B018  (a cheap call that proves the node answers)
+            return w3
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise ChainUnavailable(f"no Ethereum node answers at {rpc_url}: {exc}") from None
+            time.sleep(0.1)
+
+
+def account(private_key: str) -> LocalAccount:
+    acct: LocalAccount = Account.from_key(private_key)
+    return acct
+
+
+def send_signed(w3: Web3, signer: LocalAccount, tx: dict[str, Any]) -> Any:
+    tx.setdefault("from", signer.address)
+    tx.setdefault("nonce", w3.eth.get_transaction_count(signer.address, "pending"))
+    tx.setdefault("chainId", w3.eth.chain_id)
+    if "gas" not in tx:
+        tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 10_000
+    fees = suggested_fees(w3)
+    for key, value in fees.items():
+        tx.setdefault(key, value)
+    signed = signer.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    if receipt["status"] != 1:
+        raise RuntimeError(f"transaction {tx_hash.to_0x_hex()} reverted")
+    return receipt
+
+
+def suggested_fees(w3: Web3) -> dict[str, int]:
+    block = w3.eth.get_block("latest")
+    base = int(block.get("baseFeePerGas", 0) or 0)
+    tip = 1_000_000_000
+    return {"maxFeePerGas": base * 2 + tip, "maxPriorityFeePerGas": tip}
+
+
+def deploy(w3: Web3, signer: LocalAccount, name: str, *args: Any) -> str:
+    art = artifact(name)
+    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    tx = factory.constructor(*args).build_transaction(
+        {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
+    )
+    receipt = send_signed(w3, signer, dict(tx))
+    address: str = receipt["contractAddress"]
+    log.info("deployed %s at %s", name, address)
+    return address
+
+
+def has_code(w3: Web3, address: str) -> bool:
+    return len(w3.eth.get_code(Web3.to_checksum_address(address))) > 0
+
+
+@dataclass(frozen=True)
+class PreparedTx:
+    raw: bytes
+    tx_hash: str
+    nonce: int
+
+
+class RegistryClient:
+    """Thin client for EvidenceRegistry: build, send and inspect anchor transactions."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address,
+                                        abi=artifact("EvidenceRegistry")["abi"])
+        topic = self.contract.events.Anchored().topic
+        self._anchored_topic = topic.to_0x_hex() if isinstance(topic, bytes) else str(topic)
+
+    def anchored_at(self, root: bytes) -> int:
+        return int(self.contract.functions.anchoredAt(root).call())
+
+    def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
+        tx = self.contract.functions.anchor(root).build_transaction(
+            {"from": signer.address, "nonce": nonce, "gas": 120_000, **suggested_fees(self.w3)}
+        )
+        signed = signer.sign_transaction(dict(tx))
+        return PreparedTx(bytes(signed.raw_transaction), signed.hash.to_0x_hex(), nonce)
+
+    def send_raw(self, raw: bytes) -> None:
+        self.w3.eth.send_raw_transaction(raw)
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            return True
+        except TransactionNotFound:
+            return False
+
+    def receipt(self, tx_hash: str) -> Any | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+
+    def anchored_roots(self, receipt: Any) -> tuple[str, ...]:
+        roots = []
+        for entry in receipt["logs"]:
+            topics = [t.to_0x_hex() for t in entry["topics"]]
+            if (entry["address"].lower() == self.address.lower() and len(topics) > 1
+                    and topics[0].lower() == self._anchored_topic.lower()):
+                roots.append(topics[1].lower())
+        return tuple(roots)
+
+
+class Web3ChainView:
+    """`ChainView` over any JSON-RPC endpoint, for the verifier (CLI and /v1/verify)."""
+
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def anchored_at(self, registry: str, root: bytes) -> int:
+        try:
+            return RegistryClient(self.w3, registry).anchored_at(root)
+        except Exception as exc:  # no contract there, or not a registry
+            log.info("anchoredAt failed on %s: %s", registry, exc)
+            return 0
+
+    def block(self, number: int) -> tuple[str, int] | None:
+        try:
+            block = self.w3.eth.get_block(number)
+        except Exception:
+            return None
+        return block["hash"].to_0x_hex(), int(block["timestamp"])
+
+    def anchor_tx(self, tx_hash: str) -> AnchorTx | None:
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except (TransactionNotFound, ValueError):
+            return None
+        to = receipt.get("to") or ""
+        roots: tuple[str, ...] = ()
+        if to:
+            roots = RegistryClient(self.w3, to).anchored_roots(receipt)
+        return AnchorTx(
+            block_number=int(receipt["blockNumber"]),
+            block_hash=receipt["blockHash"].to_0x_hex(),
+            to=str(to),
+            succeeded=receipt["status"] == 1,
+            anchored_roots=roots,
+        )

@@ -1,0 +1,170 @@
+"""Settings from `OFFERSEAL_*` environment variables: the one place that reads the environment.
+
+Every variable, its type and its default is declared in `VARIABLES`; the README's configuration
+table is checked against it by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+# Anvil's first development account. Used only when OfferSeal starts Anvil itself; any other
+# chain needs OFFERSEAL_SIGNER_KEY.
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class ConfigError(ValueError):
+    """A variable has a value that cannot be used; the message names the variable."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90`, `1.5`, `500ms`, `90s`, `30m`, `48h` or `2d`."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use seconds or a number with ms/s/m/h/d)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def parse_size(text: str) -> int:
+    match = re.match(r"^\s*(\d+)\s*(b|kib|mib|gib|kb|mb|gb)?\s*$", text.lower())
+    if not match:
+        raise ValueError(f"not a size: {text!r} (bytes, or a number with KiB/MiB/GiB)")
+    factor = {None: 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+              "kb": 1000, "mb": 1000**2, "gb": 1000**3}[match.group(2)]
+    return int(match.group(1)) * factor
+
+
+@dataclass(frozen=True)
+class Variable:
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("OFFERSEAL_DATA_DIR", "data_dir", Path,
+             "Data directory: SQLite database, generated dev keys, deployment records, Anvil state."),
+    Variable("OFFERSEAL_DATABASE_URL", "database_url", str,
+             "SQLAlchemy URL. Default: SQLite in the data directory. "
+             "PostgreSQL: `postgresql+psycopg://user@host/db`."),
+    Variable("OFFERSEAL_BROKER_URL", "broker_url", str,
+             "kombu URL. `memory://` (default, in-process, development only) or `amqp://...`."),
+    Variable("OFFERSEAL_RPC_URL", "rpc_url", str,
+             "Ethereum JSON-RPC endpoint. Unset: `offerseal up` starts Anvil from node_modules."),
+    Variable("OFFERSEAL_SIGNER_KEY", "signer_key", str,
+             "Private key (0x hex) that deploys contracts and anchors roots. Required with "
+             "OFFERSEAL_RPC_URL; defaults to Anvil's dev account only for the Anvil OfferSeal starts."),
+    Variable("OFFERSEAL_REGISTRY_ADDRESS", "registry_address", str,
+             "EvidenceRegistry address. Unset: taken from the data directory's deployment record, "
+             "deployed when missing."),
+    Variable("OFFERSEAL_AUTO_DEPLOY", "auto_deploy", parse_bool,
+             "Deploy the registry when none is configured or its code is gone (chain reset)."),
+    Variable("OFFERSEAL_MASTER_KEY", "master_key", str,
+             "Base64 of 32 bytes: wraps each document's AES-256-GCM data key. Unset: a dev key is "
+             "generated in the data directory (not for production)."),
+    Variable("OFFERSEAL_RECEIPT_KEY", "receipt_key", str,
+             "Base64 of a 32-byte Ed25519 seed that signs intake receipts. Unset: generated in the "
+             "data directory."),
+    Variable("OFFERSEAL_HOST", "host", str, "Interface the HTTP servers bind to."),
+    Variable("OFFERSEAL_EVIDENCE_PORT", "evidence_port", int, "Port of the evidence service."),
+    Variable("OFFERSEAL_ANVIL_PORT", "anvil_port", int, "Port for the Anvil that `offerseal up` starts."),
+    Variable("OFFERSEAL_WEB_THREADS", "web_threads", int, "HTTP worker threads per service."),
+    Variable("OFFERSEAL_BATCH_INTERVAL", "batch_interval", parse_duration,
+             "Longest wait before pending documents are anchored (`1s`, `500ms`, ...)."),
+    Variable("OFFERSEAL_BATCH_MAX", "batch_max", int, "Most leaves in one Merkle tree / anchor transaction."),
+    Variable("OFFERSEAL_CONFIRMATIONS", "confirmations", int,
+             "Blocks (including the anchoring one) before a root counts as anchored."),
+    Variable("OFFERSEAL_RECONCILE_INTERVAL", "reconcile_interval", parse_duration,
+             "How often anchored roots are checked against the chain (reset or reorg detection)."),
+    Variable("OFFERSEAL_OUTBOX_INTERVAL", "outbox_interval", parse_duration,
+             "How often the outbox relay looks for unpublished messages."),
+    Variable("OFFERSEAL_MAX_DOCUMENT_BYTES", "max_document_bytes", parse_size,
+             "Largest accepted document (`25MiB`); larger uploads get 413 without being read."),
+    Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
+    Variable("OFFERSEAL_FAILPOINT", "failpoint", str,
+             "Test only: name of a point where the process kills itself with SIGKILL "
+             "(e.g. `anchor.after_send`), to prove crash recovery with real processes."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".offerseal")
+    database_url: str = ""
+    broker_url: str = "memory://"
+    rpc_url: str = ""
+    signer_key: str = ""
+    registry_address: str = ""
+    auto_deploy: bool = True
+    master_key: str = ""
+    receipt_key: str = ""
+    host: str = "127.0.0.1"
+    evidence_port: int = 8101
+    anvil_port: int = 8545
+    web_threads: int = 16
+    batch_interval: float = 1.0
+    batch_max: int = 10_000
+    confirmations: int = 1
+    reconcile_interval: float = 10.0
+    outbox_interval: float = 0.2
+    max_document_bytes: int = 25 * 1024 * 1024
+    log_level: str = "INFO"
+    failpoint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'offerseal.db').resolve()}"
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings safe to log: secrets replaced by whether they are set."""
+        out: dict[str, Any] = {}
+        for var in VARIABLES:
+            value = getattr(self, var.attr)
+            if var.attr in {"signer_key", "master_key", "receipt_key"}:
+                value = "(set)" if value else "(unset)"
+            elif var.attr == "database_url" and value:
+                value = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", value)
+            out[var.env] = str(value)
+        return out
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw = env.get(var.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[var.attr] = var.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{var.env}: {exc}") from None
+    values.update(overrides)
+    settings = Settings(**values)
+    if settings.batch_max < 1:
+        raise ConfigError("OFFERSEAL_BATCH_MAX must be at least 1")
+    if settings.confirmations < 1:
+        raise ConfigError("OFFERSEAL_CONFIRMATIONS must be at least 1")
+    return settings

@@ -1,0 +1,140 @@
+"""Every message OfferSeal services exchange, each declared once: schema, type, version, routing.
+
+Publishers `dump()` and consumers `load()` with the same class; the broker carries JSON only.
+A message is an envelope (`message_id`, `type`, `version`, `occurred_at`, `producer`, `tenant`,
+`payload`) whose payload is validated by the schema registered for its type and version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+EXCHANGE = "offerseal.events"
+
+HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}$", error="expected 0x followed by 64 hex digits")
+ADDRESS = validate.Regexp(r"^0x[0-9a-fA-F]{40}$", error="expected a 20-byte 0x address")
+
+
+class MessageError(ValueError):
+    """A message that cannot be accepted; `reason` says why (sent to the dead-letter queue)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Envelope(ma.Schema):
+    message_id = fields.UUID(required=True)
+    type = fields.String(required=True)
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    producer = fields.String(required=True)
+    tenant = fields.String(required=True)
+    payload = fields.Dict(required=True)
+
+
+class EvidenceAnchoredV1(ma.Schema):
+    """A document's leaf is in a root anchored on chain; carries what a consumer needs to
+    confirm a milestone on chain without calling back (no personal data)."""
+
+    document_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    agreement_id = fields.String(load_default=None, allow_none=True)
+    milestone = fields.String(load_default=None, allow_none=True)
+    leaf = fields.String(required=True, validate=HEX32)
+    root = fields.String(required=True, validate=HEX32)
+    proof = fields.List(fields.String(validate=HEX32), required=True)
+    chain_id = fields.Integer(required=True)
+    registry = fields.String(required=True, validate=ADDRESS)
+    tx_hash = fields.String(required=True, validate=HEX32)
+    block_number = fields.Integer(required=True)
+    block_timestamp = fields.Integer(required=True)
+    batch_id = fields.Integer(required=True)
+
+
+class EvidenceSupersededV1(ma.Schema):
+    """The chain no longer holds a root (reset or reorg); its proofs are superseded and the
+    documents will be anchored again (a new `evidence.anchored` follows)."""
+
+    root = fields.String(required=True, validate=HEX32)
+    batch_id = fields.Integer(required=True)
+    chain_id = fields.Integer(required=True)
+    document_ids = fields.List(fields.String(), required=True)
+
+
+@dataclass(frozen=True)
+class MessageType:
+    type: str
+    version: int
+    schema: type[ma.Schema]
+    producer: str
+
+    @property
+    def routing_key(self) -> str:
+        return f"{self.type}.v{self.version}"
+
+
+EVIDENCE_ANCHORED = MessageType("evidence.anchored", 1, EvidenceAnchoredV1, "evidence")
+EVIDENCE_SUPERSEDED = MessageType("evidence.superseded", 1, EvidenceSupersededV1, "evidence")
+
+REGISTRY: dict[tuple[str, int], MessageType] = {
+    (m.type, m.version): m for m in (EVIDENCE_ANCHORED, EVIDENCE_SUPERSEDED)
+}
+
+
+def build(message_type: MessageType, tenant: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A complete, validated envelope ready to publish (JSON-safe)."""
+    body = message_type.schema().dump(message_type.schema().load(payload))
+    return Envelope().dump(
+        {
+            "message_id": uuid.uuid4(),
+            "type": message_type.type,
+            "version": message_type.version,
+            "occurred_at": dt.datetime.now(dt.UTC),
+            "producer": message_type.producer,
+            "tenant": tenant,
+            "payload": body,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    type: MessageType
+    occurred_at: dt.datetime
+    producer: str
+    tenant: str
+    payload: dict[str, Any]
+
+
+def parse(body: Any) -> Message:
+    """Validate an incoming body; raises MessageError with the reason when it is not acceptable."""
+    if not isinstance(body, dict):
+        raise MessageError("body is not a JSON object")
+    try:
+        envelope = Envelope().load(body)
+    except ma.ValidationError as exc:
+        raise MessageError(f"invalid envelope: {exc.messages}") from None
+    message_type = REGISTRY.get((envelope["type"], envelope["version"]))
+    if message_type is None:
+        raise MessageError(f"unknown message type {envelope['type']} v{envelope['version']}")
+    try:
+        payload = message_type.schema().load(envelope["payload"])
+    except ma.ValidationError as exc:
+        raise MessageError(f"invalid {message_type.routing_key} payload: {exc.messages}") from None
+    return Message(
+        message_id=str(envelope["message_id"]),
+        type=message_type,
+        occurred_at=envelope["occurred_at"],
+        producer=envelope["producer"],
+        tenant=envelope["tenant"],
+        payload=payload,
+    )

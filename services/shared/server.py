@@ -1,0 +1,51 @@
+"""Runs WSGI apps with waitress in threads and stops them cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from waitress.server import create_server
+
+log = logging.getLogger(__name__)
+
+
+class HttpServer:
+    def __init__(self, app: Any, host: str, port: int, threads: int) -> None:
+        self.server = create_server(app, host=host, port=port, threads=threads,
+                                    ident="offerseal", clear_untrusted_proxy_headers=True,
+                                    channel_timeout=120, connection_limit=1000)
+        self.port = int(self.server.effective_port)  # type: ignore[union-attr]
+        self.thread = threading.Thread(target=self._serve, name=f"http-{port}", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):  # closed during shutdown
+            pass
+
+    def start(self) -> HttpServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+
+def wait_for_signal(on_stop: Callable[[], None]) -> None:
+    """Block until SIGINT or SIGTERM, then call `on_stop` once."""
+    stopped = threading.Event()
+
+    def _handler(signum: int, _frame: Any) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    while not stopped.wait(0.5):
+        pass
+    on_stop()

@@ -1,0 +1,28 @@
+"""The broker topology, declared once: a topic exchange, one durable queue per consuming
+service, and a dead-letter exchange and queue for messages that cannot be processed."""
+
+from __future__ import annotations
+
+from kombu import Exchange, Queue, binding
+
+from .messages import EXCHANGE
+
+events = Exchange(EXCHANGE, type="topic", durable=True)
+dead_letter_exchange = Exchange("offerseal.dead-letter", type="fanout", durable=True)
+dead_letter_queue = Queue(
+    "offerseal.dead-letter", exchange=dead_letter_exchange, routing_key="#", durable=True
+)
+
+# Which routing keys each service consumes. The evidence service consumes nothing; the
+# contracts and notify services add their lines here when they arrive.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {}
+
+
+def service_queue(service: str, binding_keys: tuple[str, ...] | None = None) -> Queue:
+    keys = binding_keys if binding_keys is not None else SUBSCRIPTIONS[service]
+    return Queue(
+        f"offerseal.{service}",
+        exchange=events,
+        bindings=[binding(events, routing_key=k) for k in keys],
+        durable=True,
+    )

@@ -1,0 +1,97 @@
+"""What every service's Flask app has: flask-smorest API and OpenAPI document, problem+json
+errors, bearer authentication, `/healthz` and Prometheus `/metrics`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .. import __version__
+from . import problems
+from .auth import Principal, authenticate
+from .db import Database
+
+
+def create_base_app(name: str, db: Database, *, max_content_length: int | None = None
+                    ) -> tuple[Flask, Api, CollectorRegistry]:
+    app = Flask(f"offerseal.{name}")
+    app.config.update(
+        API_TITLE=f"OfferSeal {name} service",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_REDOC_PATH="/docs",
+        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        MAX_CONTENT_LENGTH=max_content_length,
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "API key: `osk_<id>_<secret>`"}}},
+            "info": {"description": f"OfferSeal {name} service. Errors are RFC 9457 "
+                                    "`application/problem+json`."},
+        },
+    )
+    app.extensions["offerseal.db"] = db
+    api = Api(app)
+    problems.register(app)  # replaces flask-smorest's error payload with problem+json
+
+    registry = CollectorRegistry()
+    requests_total = Counter("offerseal_http_requests_total", "HTTP requests",
+                             ["service", "method", "endpoint", "status"], registry=registry)
+    latency = Histogram("offerseal_http_request_seconds", "HTTP request latency",
+                        ["service", "endpoint"], registry=registry,
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.offerseal_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        requests_total.labels(name, request.method, endpoint, str(response.status_code)).inc()
+        started = g.get("offerseal_started")
+        if started is not None:
+            latency.labels(name, endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics")
+    def _metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return app, api, registry
+
+
+def principal() -> Principal:
+    """The caller, authenticated from the bearer token (401 problem when missing or wrong)."""
+    cached = g.get("offerseal_principal")
+    if cached is None:
+        from flask import current_app
+
+        cached = authenticate(current_app.extensions["offerseal.db"],
+                              request.headers.get("Authorization"))
+        g.offerseal_principal = cached
+    return cached
+
+
+def health_route(app: Flask, checks: dict[str, Callable[[], Any]]) -> None:
+    @app.get("/healthz")
+    def _healthz() -> tuple[dict[str, Any], int]:
+        results: dict[str, Any] = {}
+        healthy = True
+        for label, check in checks.items():
+            try:
+                value = check()
+                results[label] = value if value is not None else "ok"
+            except Exception as exc:
+                healthy = False
+                results[label] = f"error: {type(exc).__name__}"
+        return {"status": "ok" if healthy else "degraded", "checks": results}, (
+            200 if healthy else 503)
