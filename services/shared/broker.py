@@ -121,8 +121,7 @@ class OutboxRelay:
             try:
                 for row_id, routing_key, body in rows:
                     producer.publish(body, routing_key=routing_key, exchange=topology.events,
-                                     delivery_mode=2, content_type="application/json",
-                                     message_id=body["message_id"])
+                                     delivery_mode=2, message_id=body["message_id"])
                     published.append(row_id)
             finally:
                 if published:

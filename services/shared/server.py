@@ -32,6 +32,8 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
+        # Let in-flight requests finish before the sockets close under them.
+        self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)  # type: ignore[union-attr]
         self.server.close()
         self.thread.join(5)
 

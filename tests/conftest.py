@@ -1,0 +1,211 @@
+"""Fixtures for real parts: Anvil, PostgreSQL, RabbitMQ, SQLite, and a running evidence stack.
+
+Outside CI a test whose server is unreachable is skipped with the reason; under CI=true it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from offerseal.shared.config import ANVIL_DEV_KEY, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get("OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _reachable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: integration tests must run, not skip)")
+    pytest.skip(message)
+
+
+# ---- chain --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Any]:
+    from offerseal.shared.anvil import AnvilProcess
+
+    process = AnvilProcess(free_port())
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def fresh_anvil() -> Iterator[Any]:
+    from offerseal.shared.anvil import AnvilProcess
+
+    process = AnvilProcess(free_port())
+    yield process
+    process.stop()
+
+
+# ---- databases ----------------------------------------------------------------------------
+
+def _pg_admin() -> Any:
+    import sqlalchemy as sa
+
+    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    import sqlalchemy as sa
+
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    name = f"offerseal_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'offerseal.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Any]:
+    from offerseal.shared.db import Database
+
+    db = Database(database_url)
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+# ---- broker -------------------------------------------------------------------------------
+
+@pytest.fixture
+def amqp_url() -> str:
+    require_server("RabbitMQ", "127.0.0.1", 5672)
+    return AMQP_URL
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue("amqp_url"))
+
+
+# ---- a running evidence stack -------------------------------------------------------------
+
+@dataclass
+class RunningStack:
+    base: str
+    rpc_url: str
+    settings: Settings
+    stack: Any
+    hr: dict[str, str]
+    legal: dict[str, str]
+    admin: dict[str, str]
+    other_tenant: dict[str, str]
+
+    @property
+    def db(self) -> Any:
+        return self.stack.nodes[0].db
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def make_settings(tmp_path: Path, database_url: str, rpc_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data", "database_url": database_url, "broker_url": "memory://",
+        "rpc_url": rpc_url, "signer_key": ANVIL_DEV_KEY, "evidence_port": 0,
+        "batch_interval": 0.3, "reconcile_interval": 0.5, "outbox_interval": 0.05,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return load_settings({}, **values)
+
+
+def start_stack(settings: Settings) -> RunningStack:
+    from offerseal.cli import Stack
+    from offerseal.shared.auth import create_key
+
+    stack = Stack(settings).start()
+    stack.wait_ready()
+    db = stack.nodes[0].db
+
+    def bearer(role: str, tenant: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {create_key(db, role, tenant)[1]}"}
+
+    return RunningStack(
+        base=stack.urls["evidence"], rpc_url=stack.urls["rpc"], settings=settings, stack=stack,
+        hr=bearer("hr", "acme"), legal=bearer("legal", "acme"), admin=bearer("admin", "acme"),
+        other_tenant=bearer("hr", "globex"))
+
+
+@pytest.fixture
+def evidence(tmp_path: Path, database_url: str, anvil: Any) -> Iterator[RunningStack]:
+    running = start_stack(make_settings(tmp_path, database_url, anvil.url))
+    yield running
+    running.stack.stop()
+
+
+@pytest.fixture
+def evidence_sqlite(tmp_path: Path, sqlite_url: str, anvil: Any) -> Iterator[RunningStack]:
+    running = start_stack(make_settings(tmp_path, sqlite_url, anvil.url))
+    yield running
+    running.stack.stop()
+
+
+def wait_for_proof(stack: RunningStack, doc_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.get(stack.url(f"/v1/documents/{doc_id}/proof"), headers=stack.hr,
+                                timeout=10)
+        if response.status_code == 200:
+            body: dict[str, Any] = response.json()
+            return body
+        assert response.status_code == 409, response.text
+        time.sleep(0.1)
+    raise AssertionError(f"no proof for {doc_id} within {timeout}s")
+
+
+def upload(stack: RunningStack, content: bytes, kind: str = "resignation_application",
+           candidate_ref: str = "cand-1", headers: dict[str, str] | None = None,
+           **fields: str) -> requests.Response:
+    return requests.post(stack.url("/v1/documents"), headers=headers or stack.hr,
+                         data={"kind": kind, "candidate_ref": candidate_ref, **fields},
+                         files={"file": ("doc.pdf", content, "application/pdf")}, timeout=30)

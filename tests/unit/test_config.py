@@ -1,0 +1,49 @@
+"""Settings: typed parsing of OFFERSEAL_* variables, clear errors, and a README that lists them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from offerseal.shared.config import VARIABLES, ConfigError, load_settings, parse_duration
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("1.5", 1.5), ("500ms", 0.5),
+                                          ("90s", 90), ("30m", 1800), ("48h", 172800)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_values_are_typed_and_defaults_apply() -> None:
+    settings = load_settings({"OFFERSEAL_BATCH_INTERVAL": "250ms", "OFFERSEAL_BATCH_MAX": "100",
+                              "OFFERSEAL_MAX_DOCUMENT_BYTES": "1MiB"})
+    assert settings.batch_interval == 0.25
+    assert settings.batch_max == 100
+    assert settings.max_document_bytes == 1024 * 1024
+    assert settings.evidence_port == 8101
+    assert settings.broker_url == "memory://"
+
+
+@pytest.mark.parametrize("env", [{"OFFERSEAL_BATCH_MAX": "many"},
+                                 {"OFFERSEAL_BATCH_INTERVAL": "soon"},
+                                 {"OFFERSEAL_BATCH_MAX": "0"}])
+def test_bad_values_name_the_variable(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="OFFERSEAL_BATCH"):
+        load_settings(env)
+
+
+def test_secrets_are_redacted() -> None:
+    settings = load_settings({"OFFERSEAL_SIGNER_KEY": "0xdeadbeef",
+                              "OFFERSEAL_DATABASE_URL": "postgresql://u:pw@h/db"})
+    shown = str(settings.redacted())
+    assert "deadbeef" not in shown and "pw@" not in shown
+
+
+def test_readme_documents_every_variable() -> None:
+    documented = set(re.findall(r"`(OFFERSEAL_[A-Z_]+)`", README.read_text()))
+    missing = {v.env for v in VARIABLES} - documented
+    assert not missing, f"README lacks {sorted(missing)}"

@@ -1,0 +1,56 @@
+"""Intake receipts: canonical, signed, and any change to them is detected."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from offerseal.evidence.domain.canonical import canonical_json
+from offerseal.evidence.domain.receipts import ReceiptSigner, verify_receipt
+
+PAYLOAD = {"document_id": "d-1", "sha256": "0x" + "ab" * 32, "size": 10, "kind": "other",
+           "tenant": "acme", "api_key_id": "k1", "received_at": "2026-11-25T16:20:00.000000Z",
+           "sequence": 7, "content_stored": True}
+
+
+def test_canonical_json_is_sorted_compact_utf8() -> None:
+    assert canonical_json({"b": 1, "a": "离职"}) == '{"a":"离职","b":1}'.encode()
+    with pytest.raises(ValueError):
+        canonical_json({"x": 1.5})
+
+
+def test_signed_receipt_verifies_with_the_trusted_key() -> None:
+    signer = ReceiptSigner.from_seed(os.urandom(32))
+    receipt = signer.sign(PAYLOAD)
+    ok, detail = verify_receipt(receipt, {signer.key_id: signer.public_raw})
+    assert ok, detail
+    assert receipt["payload"]["sequence"] == 7
+
+
+@pytest.mark.parametrize("field,value", [("sha256", "0x" + "cd" * 32), ("sequence", 8),
+                                         ("tenant", "globex"), ("size", 11)])
+def test_any_changed_field_breaks_the_signature(field: str, value: object) -> None:
+    signer = ReceiptSigner.from_seed(os.urandom(32))
+    receipt = signer.sign(PAYLOAD)
+    receipt["payload"][field] = value
+    ok, detail = verify_receipt(receipt, {signer.key_id: signer.public_raw})
+    assert not ok
+    assert "signature" in detail
+
+
+def test_a_receipt_signed_by_another_key_is_refused_when_keys_are_pinned() -> None:
+    ours = ReceiptSigner.from_seed(os.urandom(32))
+    forger = ReceiptSigner.from_seed(os.urandom(32))
+    ok, detail = verify_receipt(forger.sign(PAYLOAD), {ours.key_id: ours.public_raw})
+    assert not ok
+    assert "not a trusted key" in detail
+    # Without pinning, the embedded key is used and the answer says so.
+    ok, detail = verify_receipt(forger.sign(PAYLOAD), None)
+    assert ok and "pin it" in detail
+
+
+def test_malformed_receipts_fail_without_raising() -> None:
+    for bad in ({}, {"payload": "x"}, {"payload": {}, "alg": "Ed25519"}, None):
+        ok, _ = verify_receipt(bad, None)  # type: ignore[arg-type]
+        assert not ok
