@@ -1,0 +1,235 @@
+"""The evidence HTTP API end to end over real HTTP, on SQLite and PostgreSQL, with Anvil."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from tests.conftest import RunningStack, upload, wait_for_proof
+
+pytestmark = pytest.mark.chain
+
+PROBLEM = "application/problem+json"
+
+
+def test_upload_anchor_proof_and_verify(evidence: RunningStack) -> None:
+    content = b"%PDF-1.7 resignation application " + os.urandom(64)
+    response = upload(evidence, content, agreement_id="ag-7", milestone="resignation_submitted")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["sha256"] == "0x" + hashlib.sha256(content).hexdigest()
+    assert response.headers["Location"] == f"/v1/documents/{body['id']}"
+    receipt = body["intake_receipt"]["payload"]
+    assert receipt["document_id"] == body["id"] and receipt["size"] == len(content)
+    assert receipt["tenant"] == "acme" and receipt["sequence"] >= 1
+
+    pending = requests.get(evidence.url(f"/v1/documents/{body['id']}/proof"),
+                           headers=evidence.hr, timeout=10)
+    if pending.status_code == 409:
+        assert pending.headers["Content-Type"] == PROBLEM
+
+    bundle = wait_for_proof(evidence, body["id"])
+    assert bundle["format"] == "offerseal-proof/1"
+    assert bundle["anchor"]["chain_id"] == 31337
+    meta = requests.get(evidence.url(f"/v1/documents/{body['id']}"), headers=evidence.legal,
+                        timeout=10).json()
+    assert meta["status"] == "anchored" and meta["anchor"]["tx_hash"] == bundle["anchor"]["tx_hash"]
+    assert meta["agreement_id"] == "ag-7"
+
+    # /v1/verify needs no key: the genuine file passes, a one-byte change fails by name.
+    ok = requests.post(evidence.url("/v1/verify"), files={"file": content},
+                       data={"proof": json.dumps(bundle)}, timeout=10).json()
+    assert ok["valid"], ok
+    tampered = bytearray(content)
+    tampered[-1] ^= 1
+    bad = requests.post(evidence.url("/v1/verify"), files={"file": bytes(tampered)},
+                        data={"proof": json.dumps(bundle)}, timeout=10).json()
+    assert bad["valid"] is False and bad["failed"] == ["document_hash"]
+    as_json = requests.post(evidence.url("/v1/verify"), timeout=10,
+                            json={"proof": bundle, "sha256": body["sha256"]}).json()
+    assert as_json["valid"]
+
+
+def test_content_is_decrypted_for_readers_and_encrypted_at_rest(evidence: RunningStack) -> None:
+    marker = b"PLAINTEXT-MARKER-" + os.urandom(8).hex().encode()
+    doc_id = upload(evidence, marker * 50).json()["id"]
+    got = requests.get(evidence.url(f"/v1/documents/{doc_id}/content"), headers=evidence.legal,
+                       timeout=10)
+    assert got.status_code == 200 and got.content == marker * 50
+    assert got.headers["Cache-Control"] == "no-store"
+    with evidence.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT ciphertext FROM document_blobs")).scalars().all()
+    assert stored and all(marker not in bytes(blob) for blob in stored)
+    if evidence.db.url.startswith("sqlite"):
+        path = evidence.db.url.removeprefix("sqlite:///")
+        for suffix in ("", "-wal"):
+            if os.path.exists(path + suffix):
+                with open(path + suffix, "rb") as fh:
+                    assert marker not in fh.read()
+
+
+def test_idempotency_key_replays_or_conflicts(evidence: RunningStack) -> None:
+    headers = {**evidence.hr, "Idempotency-Key": "upload-42"}
+    first = upload(evidence, b"same body", headers=headers)
+    again = upload(evidence, b"same body", headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    different = upload(evidence, b"another body", headers=headers)
+    assert different.status_code == 409
+    assert different.headers["Content-Type"] == PROBLEM
+    listed = requests.get(evidence.url("/v1/documents"), headers=evidence.hr, timeout=10).json()
+    assert len(listed["items"]) == 1
+
+
+def test_hash_only_batch_intake(evidence: RunningStack) -> None:
+    items = [{"sha256": "0x" + hashlib.sha256(str(i).encode()).hexdigest(),
+              "kind": "salary_statement", "candidate_ref": f"cand-{i % 3}"} for i in range(500)]
+    response = requests.post(evidence.url("/v1/documents/hashes"), headers=evidence.hr,
+                             json={"items": items}, timeout=60)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["count"] == 500
+    sequences = [i["intake_receipt"]["payload"]["sequence"] for i in body["items"]]
+    assert sequences == sorted(sequences) and len(set(sequences)) == 500
+    bundle = wait_for_proof(evidence, body["items"][-1]["id"])
+    assert bundle["intake_receipt"]["payload"]["size"] is None
+    content = requests.get(evidence.url(f"/v1/documents/{body['items'][0]['id']}/content"),
+                           headers=evidence.hr, timeout=10)
+    assert content.status_code == 404 and content.headers["Content-Type"] == PROBLEM
+
+
+def test_list_is_paginated_and_filtered_by_candidate(evidence: RunningStack) -> None:
+    for i in range(5):
+        upload(evidence, f"doc {i}".encode(), candidate_ref="cand-a" if i % 2 == 0 else "cand-b")
+    page = requests.get(evidence.url("/v1/documents?candidate_ref=cand-a&limit=2"),
+                        headers=evidence.hr, timeout=10).json()
+    assert len(page["items"]) == 2 and page["next"]
+    rest = requests.get(evidence.url(page["next"]), headers=evidence.hr, timeout=10).json()
+    assert len(rest["items"]) == 1 and rest["next"] is None
+    assert {d["candidate_ref"] for d in page["items"] + rest["items"]} == {"cand-a"}
+
+
+def test_roles_and_tenants(evidence: RunningStack) -> None:
+    doc_id = upload(evidence, b"acme's document").json()["id"]
+    for path in (f"/v1/documents/{doc_id}", f"/v1/documents/{doc_id}/content",
+                 f"/v1/documents/{doc_id}/proof"):
+        foreign = requests.get(evidence.url(path), headers=evidence.other_tenant, timeout=10)
+        assert foreign.status_code == 404, path  # no existence leak
+        assert foreign.json()["status"] == 404
+        anonymous = requests.get(evidence.url(path), timeout=10)
+        assert anonymous.status_code == 401
+    assert requests.get(evidence.url(f"/v1/documents/{doc_id}"), timeout=10,
+                        headers={"Authorization": "Bearer osk_0000000000000000_" + "x" * 43}
+                        ).status_code == 401
+    # Legal reads but may not submit.
+    forbidden = upload(evidence, b"from legal", headers=evidence.legal)
+    assert forbidden.status_code == 403 and forbidden.headers["Content-Type"] == PROBLEM
+    listed = requests.get(evidence.url("/v1/documents"), headers=evidence.other_tenant,
+                          timeout=10).json()
+    assert listed["items"] == []
+
+
+@pytest.mark.parametrize("case", ["no_file", "empty_file", "bad_kind", "no_candidate"])
+def test_bad_uploads_are_422_naming_the_field(evidence_sqlite: RunningStack, case: str) -> None:
+    data = {"kind": "resignation_application", "candidate_ref": "c"}
+    files: dict[str, tuple[str, bytes]] | None = {"file": ("a.pdf", b"x")}
+    field = {"no_file": "file", "empty_file": "file", "bad_kind": "kind",
+             "no_candidate": "candidate_ref"}[case]
+    if case == "no_file":
+        files = None
+        data["filler"] = "1"
+    elif case == "empty_file":
+        files = {"file": ("a.pdf", b"")}
+    elif case == "bad_kind":
+        data["kind"] = "love_letter"
+    else:
+        del data["candidate_ref"]
+    if files is None:  # still multipart, just without the file part
+        files = {"other": ("x.txt", b"y")}
+    response = requests.post(evidence_sqlite.url("/v1/documents"), headers=evidence_sqlite.hr,
+                             data=data, files=files, timeout=10)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert response.headers["Content-Type"] == PROBLEM
+    assert problem["status"] == 422
+    assert field in [e["field"] for e in problem["errors"]]
+
+
+def test_malformed_hash_and_broken_json(evidence_sqlite: RunningStack) -> None:
+    stack = evidence_sqlite
+    bad = requests.post(stack.url("/v1/documents/hashes"), headers=stack.hr, timeout=10,
+                        json={"items": [{"sha256": "0x1234", "kind": "other",
+                                         "candidate_ref": "c"}]})
+    assert bad.status_code == 422
+    assert "items.0.sha256" in [e["field"] for e in bad.json()["errors"]]
+    too_many = requests.post(stack.url("/v1/documents/hashes"), headers=stack.hr, timeout=30,
+                             json={"items": [{"sha256": "0x" + "a" * 64, "kind": "other",
+                                              "candidate_ref": "c"}] * 10_001})
+    assert too_many.status_code == 422
+    broken = requests.post(stack.url("/v1/documents/hashes"), timeout=10, data="{not json",
+                           headers={**stack.hr, "Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.headers["Content-Type"] == PROBLEM
+    broken_proof = requests.post(stack.url("/v1/verify"), data={"proof": "{nope"},
+                                 files={"file": b"x"}, timeout=10)
+    assert broken_proof.status_code == 422
+    assert broken_proof.json()["errors"][0]["field"] == "proof"
+
+
+def test_wrong_content_type_is_415(evidence_sqlite: RunningStack) -> None:
+    response = requests.post(evidence_sqlite.url("/v1/documents"), headers=evidence_sqlite.hr,
+                             json={"kind": "other"}, timeout=10)
+    assert response.status_code == 415 and response.headers["Content-Type"] == PROBLEM
+
+
+def test_unknown_id_is_404(evidence_sqlite: RunningStack) -> None:
+    response = requests.get(evidence_sqlite.url("/v1/documents/nope"), headers=evidence_sqlite.hr,
+                            timeout=10)
+    assert response.status_code == 404 and response.json()["title"] == "Document not found"
+
+
+def test_oversized_upload_is_413_without_being_read(tmp_path, sqlite_url, anvil) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_settings, start_stack
+
+    stack = start_stack(make_settings(tmp_path, sqlite_url, anvil.url,
+                                      max_document_bytes=1024 * 1024))
+    try:
+        # Exactly at the limit is fine; one byte over is refused.
+        assert upload(stack, b"a" * (1024 * 1024)).status_code == 201
+        assert upload(stack, b"a" * (1024 * 1024 + 1)).status_code == 413
+        # A declared length far above the limit is refused before the body is sent.
+        import socket
+
+        host, port = stack.base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/documents HTTP/1.1\r\nHost: x\r\n"
+                         b"Authorization: " + stack.hr["Authorization"].encode() + b"\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: 5000000000\r\n\r\n")
+            started = time.monotonic()
+            answer = sock.recv(4096)
+            assert time.monotonic() - started < 10
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    finally:
+        stack.stack.stop()
+
+
+def test_keys_health_metrics_and_openapi(evidence_sqlite: RunningStack) -> None:
+    stack = evidence_sqlite
+    keys = requests.get(stack.url("/v1/keys"), timeout=10).json()["keys"]
+    assert keys[0]["alg"] == "Ed25519" and len(bytes.fromhex(keys[0]["public_key_hex"])) == 32
+    health = requests.get(stack.url("/healthz"), timeout=10)
+    assert health.status_code == 200 and health.json()["checks"]["anchoring"] == "ok"
+    upload(stack, b"count me")
+    metrics = requests.get(stack.url("/metrics"), timeout=10).text
+    assert 'offerseal_http_requests_total{endpoint="/v1/documents"' in metrics
+    spec = requests.get(stack.url("/openapi.json"), timeout=10).json()
+    assert "/v1/documents" in spec["paths"] and "/v1/verify" in spec["paths"]
+    assert requests.get(stack.url("/docs"), timeout=10).status_code == 200
