@@ -8,7 +8,7 @@ from kombu import Exchange, Queue, binding
 from .messages import EXCHANGE
 
 events = Exchange(EXCHANGE, type="topic", durable=True)
-dead_letter_exchange = Exchange("offerseal.dead-letter", type="fanout", durable=True)
+dead_letter_exchange = Exchange("offerseal.dlx", type="fanout", durable=True)
 dead_letter_queue = Queue(
     "offerseal.dead-letter", exchange=dead_letter_exchange, routing_key="#", durable=True
 )
