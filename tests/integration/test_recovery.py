@@ -1,0 +1,181 @@
+"""Nothing accepted is lost, with real processes: SIGKILL at each step of anchoring, two
+workers racing for one signer, and a chain that forgets everything (Anvil restarted)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from offerseal.evidence.domain.proofs import verify_bundle
+from offerseal.evidence.models import Batch, BatchMember, Document
+from offerseal.shared import chain
+from offerseal.shared.db import Database
+from tests.conftest import free_port
+from tests.procs import ServiceProcess, create_key, service_env
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+
+def post(base: str, key: str, content: bytes) -> str:
+    response = requests.post(base + "/v1/documents", headers={"Authorization": f"Bearer {key}"},
+                             data={"kind": "resignation_application", "candidate_ref": "c"},
+                             files={"file": ("d.txt", content)}, timeout=30)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def proofs(base: str, key: str, ids: list[str], timeout: float = 60.0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while len(out) < len(ids) and time.monotonic() < deadline:
+        for doc_id in ids:
+            if doc_id in out:
+                continue
+            r = requests.get(f"{base}/v1/documents/{doc_id}/proof",
+                             headers={"Authorization": f"Bearer {key}"}, timeout=10)
+            if r.status_code == 200:
+                out[doc_id] = r.json()
+        time.sleep(0.2)
+    assert len(out) == len(ids), f"only {len(out)} of {len(ids)} anchored"
+    return out
+
+
+def assert_anchored_exactly_once(database_url: str, rpc_url: str, contents: dict[str, bytes],
+                                 bundles: dict[str, Any]) -> None:
+    w3 = chain.connect(rpc_url)
+    view = chain.Web3ChainView(w3)
+    import hashlib
+
+    for doc_id, bundle in bundles.items():
+        verdict = verify_bundle(bundle, document_sha256="0x" + hashlib.sha256(
+            contents[doc_id]).hexdigest(), trusted_keys=None, chain=view)
+        assert verdict.valid, verdict.as_dict()
+    db = Database(database_url)
+    try:
+        with db.sessions() as session:
+            anchored = session.execute(select(Batch).where(Batch.state == "anchored")
+                                       ).scalars().all()
+            members = session.execute(
+                select(BatchMember.document_seq).join(Batch, Batch.id == BatchMember.batch_id)
+                .where(Batch.state == "anchored")).scalars().all()
+            docs = session.execute(select(Document)).scalars().all()
+    finally:
+        db.dispose()
+    assert len(members) == len(set(members)) == len(docs)  # one live proof per document
+    assert all(d.status == "anchored" for d in docs)
+    registry = chain.RegistryClient(w3, anchored[0].registry_address)
+    events = registry.contract.events.Anchored().get_logs(from_block=0)
+    roots = ["0x" + bytes(e["args"]["root"]).hex() for e in events]
+    assert sorted(roots) == sorted(b.root for b in anchored)  # one transaction per batch
+
+
+@pytest.mark.parametrize("failpoint", ["anchor.before_send", "anchor.after_send",
+                                       "anchor.after_receipt"])
+def test_sigkill_during_anchoring_loses_and_doubles_nothing(
+        tmp_path: Path, database_url: str, fresh_anvil: Any, failpoint: str) -> None:
+    env = service_env(tmp_path, database_url, fresh_anvil.url)
+    key = create_key(env)
+    service = ServiceProcess(env, tmp_path / "service.log").start(failpoint)
+    try:
+        service.wait_http()
+        contents = {}
+        for i in range(5):
+            data = f"document {i} ".encode() + os.urandom(16)
+            contents[post(service.base, key, data)] = data
+        assert service.wait_exit(60) == -9, "the failpoint should have killed the process"
+        log = (tmp_path / "service.log").read_text()
+        assert f"failpoint {failpoint} reached" in log
+
+        service.start()  # no failpoint: recovery
+        service.wait_http()
+        bundles = proofs(service.base, key, list(contents))
+        assert "recovering batch" in (tmp_path / "service.log").read_text()
+    finally:
+        service.kill()
+    assert_anchored_exactly_once(database_url, fresh_anvil.url, contents, bundles)
+
+
+def test_one_anchoring_worker_per_signer_and_failover(tmp_path: Path, database_url: str,
+                                                      fresh_anvil: Any) -> None:
+    env_a = service_env(tmp_path / "a", database_url, fresh_anvil.url)
+    env_b = {**env_a, "OFFERSEAL_EVIDENCE_PORT": str(free_port())}
+    if database_url.startswith("sqlite"):
+        (tmp_path / "a").mkdir()
+    key = create_key(env_a)
+    first = ServiceProcess(env_a, tmp_path / "a.log").start()
+    first.wait_http()
+    time.sleep(1.0)  # let the first one take the lock
+    second = ServiceProcess(env_b, tmp_path / "b.log").start()
+    try:
+        second.wait_http()
+        contents: dict[str, bytes] = {}
+        for i in range(6):
+            base = first.base if i % 2 == 0 else second.base
+            data = os.urandom(40)
+            contents[post(base, key, data)] = data
+        proofs(first.base, key, list(contents))
+        assert "standing by" in (tmp_path / "b.log").read_text()
+        first.kill()  # the lock dies with its holder; the standby takes over
+        data = os.urandom(40)
+        doc_id = post(second.base, key, data)
+        contents[doc_id] = data
+        bundles = proofs(second.base, key, list(contents), timeout=60)
+    finally:
+        first.kill()
+        second.kill()
+    assert_anchored_exactly_once(database_url, fresh_anvil.url, contents, bundles)
+
+
+def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -> None:
+    from offerseal.shared.anvil import AnvilProcess
+
+    port = free_port()
+    anvil = AnvilProcess(port)
+    env = service_env(tmp_path, sqlite_url, anvil.url, OFFERSEAL_RECONCILE_INTERVAL="500ms")
+    key = create_key(env)
+    service = ServiceProcess(env, tmp_path / "service.log").start()
+    try:
+        service.wait_http()
+        contents = {}
+        for _ in range(3):
+            data = os.urandom(64)
+            contents[post(service.base, key, data)] = data
+        before = proofs(service.base, key, list(contents))
+
+        anvil.kill()  # the chain and everything on it is gone
+        anvil = AnvilProcess(port)
+
+        deadline = time.monotonic() + 60
+        after: dict[str, Any] = {}
+        while time.monotonic() < deadline and len(after) < len(contents):
+            for doc_id in contents:
+                # Same signer, nonce and root on a fresh chain can give the very same
+                # transaction hash, so look at the proof history, not at the hash.
+                r = requests.get(f"{service.base}/v1/documents/{doc_id}/proofs",
+                                 headers={"Authorization": f"Bearer {key}"}, timeout=10)
+                items = r.json()["items"]
+                if [p["state"] for p in items] == ["superseded", "anchored"]:
+                    after[doc_id] = items[-1]["bundle"]
+            time.sleep(0.3)
+        assert len(after) == len(contents), (tmp_path / "service.log").read_text()[-3000:]
+        history = requests.get(f"{service.base}/v1/documents/{next(iter(contents))}/proofs",
+                               headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
+        assert [p["state"] for p in history["items"]] == ["superseded", "anchored"]
+        assert history["items"][0]["superseded_at"]
+    finally:
+        service.kill()
+    try:
+        assert_anchored_exactly_once(sqlite_url, anvil.url, contents, after)
+        view = chain.Web3ChainView(chain.connect(anvil.url))
+        old = next(iter(before.values()))
+        # The superseded proof no longer matches the chain: its block is not the anchoring one.
+        stale = verify_bundle(old, document_sha256=None, trusted_keys=None, chain=view)
+        assert {"anchor_transaction", "block_timestamp"} & set(stale.failed)
+    finally:
+        anvil.stop()
