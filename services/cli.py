@@ -18,8 +18,9 @@ log = logging.getLogger("offerseal")
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("urllib3", "web3", "waitress.queue", "amqp", "kombu", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -56,9 +57,11 @@ class Stack:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         rpc_url, signer_key = settings.rpc_url, settings.signer_key
         if not rpc_url:
-            self.anvil = AnvilProcess(settings.anvil_port,
-                                      state_file=settings.data_dir / "anvil-state.json",
-                                      log_file=settings.data_dir / "anvil.log")
+            self.anvil = AnvilProcess(
+                settings.anvil_port,
+                state_file=settings.data_dir / "anvil-state.json",
+                log_file=settings.data_dir / "anvil.log",
+            )
             rpc_url = self.anvil.url
             signer_key = signer_key or ANVIL_DEV_KEY
         elif not signer_key:
@@ -69,8 +72,9 @@ class Stack:
             node = EvidenceNode(settings, db, rpc_url, signer_key)
             node.start_workers()
             self.nodes.append(node)
-            server = HttpServer(node.app, settings.host, self.ports["evidence"],
-                                settings.web_threads).start()
+            server = HttpServer(
+                node.app, settings.host, self.ports["evidence"], settings.web_threads
+            ).start()
             self.servers.append(server)
             self.urls["evidence"] = f"http://{settings.host}:{server.port}"
         except BaseException:
@@ -100,12 +104,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     stack = Stack(settings).start()
     _, token = create_key(stack.nodes[0].db, "admin", args.tenant, "bootstrap (offerseal up)")
-    print(f"OfferSeal is up ({'embedded Anvil' if stack.anvil else 'external chain'}, "
-          f"broker {settings.broker_url}, database {settings.effective_database_url})")
+    print(
+        f"OfferSeal is up ({'embedded Anvil' if stack.anvil else 'external chain'}, "
+        f"broker {settings.broker_url}, database {settings.effective_database_url})"
+    )
     print(f"  evidence  {stack.urls['evidence']}   (docs: {stack.urls['evidence']}/docs)")
     print(f"  chain     {stack.urls['rpc']}")
-    print("Ctrl-C stops everything. Bootstrap admin key for tenant "
-          f"{args.tenant!r} (shown once):")
+    print(f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown once):")
     print(token, flush=True)
     wait_for_signal(stack.stop)
     return 0
@@ -115,8 +120,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from .shared.server import wait_for_signal
 
     if not settings.rpc_url:
-        raise ConfigError("`offerseal serve` needs OFFERSEAL_RPC_URL (and OFFERSEAL_SIGNER_KEY); "
-                          "`offerseal up` starts a local Anvil instead")
+        raise ConfigError(
+            "`offerseal serve` needs OFFERSEAL_RPC_URL (and OFFERSEAL_SIGNER_KEY); "
+            "`offerseal up` starts a local Anvil instead"
+        )
     stack = Stack(settings).start()
     print(f"{args.service} listening on {stack.urls[args.service]}", flush=True)
     wait_for_signal(stack.stop)
@@ -143,8 +150,11 @@ def _trusted_key(text: str) -> dict[str, bytes]:
     from .evidence.domain.receipts import key_id_of, unb64
 
     try:
-        raw = bytes.fromhex(text[2:] if text.startswith("0x") else text) \
-            if len(text.removeprefix("0x")) == 64 else unb64(text)
+        raw = (
+            bytes.fromhex(text[2:] if text.startswith("0x") else text)
+            if len(text.removeprefix("0x")) == 64
+            else unb64(text)
+        )
     except (ValueError, binascii.Error):
         raw = b""
     if len(raw) != 32:
@@ -178,8 +188,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         except Exception as exc:
             chain_view = None
             extra.append(Check("chain", False, f"cannot reach {rpc}: {exc}"))
-    verdict = verify_bundle(bundle, document_sha256=sha256_hex(document),
-                            trusted_keys=trusted, chain=chain_view)
+    verdict = verify_bundle(
+        bundle, document_sha256=sha256_hex(document), trusted_keys=trusted, chain=chain_view
+    )
     verdict = Verdict((*verdict.checks, *extra))
     if args.json:
         out = verdict.as_dict()
@@ -226,16 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=cmd_migrate)
 
-    verify = sub.add_parser("verify", help="verify a document against its proof bundle; "
-                                           "needs only the file, the proof and an RPC endpoint")
+    verify = sub.add_parser(
+        "verify",
+        help="verify a document against its proof bundle; "
+        "needs only the file, the proof and an RPC endpoint",
+    )
     verify.add_argument("document", help="the document file")
     verify.add_argument("proof", help="the proof bundle (JSON)")
-    verify.add_argument("--rpc", help="Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or "
-                                      "http://127.0.0.1:8545)")
-    verify.add_argument("--key", help="pin the receipt signer's public key (hex or base64, "
-                                      "from GET /v1/keys)")
-    verify.add_argument("--offline", action="store_true",
-                        help="check everything except the chain, and say so")
+    verify.add_argument(
+        "--rpc", help="Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or http://127.0.0.1:8545)"
+    )
+    verify.add_argument(
+        "--key", help="pin the receipt signer's public key (hex or base64, from GET /v1/keys)"
+    )
+    verify.add_argument(
+        "--offline", action="store_true", help="check everything except the chain, and say so"
+    )
     verify.add_argument("--json", action="store_true", help="machine-readable result")
     verify.set_defaults(func=cmd_verify)
 
@@ -259,8 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, OfferSealError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
 
 
 if __name__ == "__main__":

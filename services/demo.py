@@ -35,8 +35,9 @@ def say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def wait_for_proof(base: str, headers: dict[str, str], doc_id: str, timeout: float = 30.0
-                   ) -> dict[str, Any]:
+def wait_for_proof(
+    base: str, headers: dict[str, str], doc_id: str, timeout: float = 30.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = requests.get(f"{base}/v1/documents/{doc_id}/proof", headers=headers, timeout=10)
@@ -56,10 +57,17 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
 
     logging.getLogger("offerseal").setLevel(logging.WARNING)  # the story, not the logs
     workdir = Path(tempfile.mkdtemp(prefix="offerseal-demo-"))
-    demo_settings = settings.with_(data_dir=workdir / "data", database_url="",
-                                   broker_url="memory://", rpc_url="", signer_key="",
-                                   registry_address="", evidence_port=free_port(),
-                                   anvil_port=free_port(), batch_interval=1.0)
+    demo_settings = settings.with_(
+        data_dir=workdir / "data",
+        database_url="",
+        broker_url="memory://",
+        rpc_url="",
+        signer_key="",
+        registry_address="",
+        evidence_port=free_port(),
+        anvil_port=free_port(),
+        batch_interval=1.0,
+    )
     say("starting Anvil and the evidence service (SQLite, in-process broker)")
     stack = Stack(demo_settings).start()
     try:
@@ -84,17 +92,34 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             path.write_text(text + "\n", encoding="utf-8")
             with path.open("rb") as fh:
                 response = requests.post(
-                    f"{base}/v1/documents", headers={**hr, "Idempotency-Key": f"demo-{kind}"},
+                    f"{base}/v1/documents",
+                    headers={**hr, "Idempotency-Key": f"demo-{kind}"},
                     data={"kind": kind, "candidate_ref": "cand-042"},
-                    files={"file": (path.name, fh, "text/plain")}, timeout=10)
+                    files={"file": (path.name, fh, "text/plain")},
+                    timeout=10,
+                )
             response.raise_for_status()
             body = response.json()
             ids[kind] = body["id"]
-            print(f"  201 {kind:<26} id={body['id']} sha256={body['sha256'][:18]}... "
-                  f"receipt #{body['intake_receipt']['payload']['sequence']}")
-        response = requests.post(f"{base}/v1/documents/hashes", headers=hr, timeout=10, json={
-            "items": [{"sha256": "0x" + f"{i:064x}", "kind": "salary_statement",
-                       "candidate_ref": "cand-042"} for i in (1, 2)]})
+            print(
+                f"  201 {kind:<26} id={body['id']} sha256={body['sha256'][:18]}... "
+                f"receipt #{body['intake_receipt']['payload']['sequence']}"
+            )
+        response = requests.post(
+            f"{base}/v1/documents/hashes",
+            headers=hr,
+            timeout=10,
+            json={
+                "items": [
+                    {
+                        "sha256": "0x" + f"{i:064x}",
+                        "kind": "salary_statement",
+                        "candidate_ref": "cand-042",
+                    }
+                    for i in (1, 2)
+                ]
+            },
+        )
         response.raise_for_status()
         print(f"  201 hash-only intake of {response.json()['count']} salary statements")
 
@@ -102,30 +127,40 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         started = time.monotonic()
         kind = "resignation_acceptance"
         bundle = wait_for_proof(base, legal, ids[kind])
-        print(f"  proof available after {time.monotonic() - started:.1f}s: root "
-              f"{bundle['merkle']['root']} in block {bundle['anchor']['block_number']}, "
-              f"tx {bundle['anchor']['tx_hash']}")
+        print(
+            f"  proof available after {time.monotonic() - started:.1f}s: root "
+            f"{bundle['merkle']['root']} in block {bundle['anchor']['block_number']}, "
+            f"tx {bundle['anchor']['tx_hash']}"
+        )
         proof_path = workdir / "proof.json"
         proof_path.write_text(json.dumps(bundle, indent=2))
         document = workdir / f"{kind}.txt"
 
         say("anchoredAt(root) straight from the chain")
-        registry = chain.RegistryClient(chain.connect(stack.urls["rpc"]),
-                                        bundle["anchor"]["registry"])
+        registry = chain.RegistryClient(
+            chain.connect(stack.urls["rpc"]), bundle["anchor"]["registry"]
+        )
         print(f"  anchoredAt = {registry.anchored_at(bytes.fromhex(bundle['merkle']['root'][2:]))}")
 
         say("the legal team verifies with the CLI (file + proof + RPC; no service involved)")
         key_hex = requests.get(f"{base}/v1/keys", timeout=10).json()["keys"][0]["public_key_hex"]
         cli = [sys.executable, "-m", "offerseal.cli", "verify"]
-        good = subprocess.run([*cli, str(document), str(proof_path), "--rpc", stack.urls["rpc"],
-                               "--key", key_hex], capture_output=True, text=True)
+        good = subprocess.run(
+            [*cli, str(document), str(proof_path), "--rpc", stack.urls["rpc"], "--key", key_hex],
+            capture_output=True,
+            text=True,
+        )
         print(good.stdout.rstrip())
 
         say("@openzeppelin/merkle-tree's StandardMerkleTree.verify on the same bundle")
         if shutil.which("node") and (ROOT / "node_modules" / "@openzeppelin").exists():
-            oz = subprocess.run(["node", str(ROOT / "scripts" / "oz-merkle-verify.mjs")],
-                                input=json.dumps(bundle), capture_output=True, text=True,
-                                cwd=ROOT)
+            oz = subprocess.run(
+                ["node", str(ROOT / "scripts" / "oz-merkle-verify.mjs")],
+                input=json.dumps(bundle),
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             print(f"  {oz.stdout.strip()}")
         else:
             print("  (skipped: Node.js or node_modules not found)")
@@ -135,14 +170,23 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         data = bytearray(document.read_bytes())
         data[0] ^= 0x01
         tampered.write_bytes(bytes(data))
-        bad = subprocess.run([*cli, str(tampered), str(proof_path), "--rpc", stack.urls["rpc"],
-                              "--key", key_hex], capture_output=True, text=True)
+        bad = subprocess.run(
+            [*cli, str(tampered), str(proof_path), "--rpc", stack.urls["rpc"], "--key", key_hex],
+            capture_output=True,
+            text=True,
+        )
         print(bad.stdout.rstrip())
         with tampered.open("rb") as fh:
-            api_answer = requests.post(f"{base}/v1/verify", files={"file": fh},
-                                       data={"proof": json.dumps(bundle)}, timeout=10).json()
-        print(f"  POST /v1/verify with the tampered copy: valid={api_answer['valid']}, "
-              f"failed={api_answer['failed']}")
+            api_answer = requests.post(
+                f"{base}/v1/verify",
+                files={"file": fh},
+                data={"proof": json.dumps(bundle)},
+                timeout=10,
+            ).json()
+        print(
+            f"  POST /v1/verify with the tampered copy: valid={api_answer['valid']}, "
+            f"failed={api_answer['failed']}"
+        )
 
         ok = good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"]
         say("demo " + ("succeeded" if ok else "FAILED"))

@@ -20,7 +20,9 @@ from offerseal.shared.config import ANVIL_DEV_KEY, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_ADMIN_URL = os.environ.get("OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 AMQP_URL = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 
 
@@ -47,6 +49,7 @@ def require_server(name: str, host: str, port: int) -> None:
 
 # ---- chain --------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def anvil() -> Iterator[Any]:
     from offerseal.shared.anvil import AnvilProcess
@@ -66,6 +69,7 @@ def fresh_anvil() -> Iterator[Any]:
 
 
 # ---- databases ----------------------------------------------------------------------------
+
 
 def _pg_admin() -> Any:
     import sqlalchemy as sa
@@ -112,6 +116,7 @@ def database(database_url: str) -> Iterator[Any]:
 
 # ---- broker -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def amqp_url() -> str:
     require_server("RabbitMQ", "127.0.0.1", 5672)
@@ -126,6 +131,7 @@ def broker_url(request: pytest.FixtureRequest) -> str:
 
 
 # ---- a running evidence stack -------------------------------------------------------------
+
 
 @dataclass
 class RunningStack:
@@ -148,9 +154,15 @@ class RunningStack:
 
 def make_settings(tmp_path: Path, database_url: str, rpc_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": tmp_path / "data", "database_url": database_url, "broker_url": "memory://",
-        "rpc_url": rpc_url, "signer_key": ANVIL_DEV_KEY, "evidence_port": 0,
-        "batch_interval": 0.3, "reconcile_interval": 0.5, "outbox_interval": 0.05,
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "broker_url": "memory://",
+        "rpc_url": rpc_url,
+        "signer_key": ANVIL_DEV_KEY,
+        "evidence_port": 0,
+        "batch_interval": 0.3,
+        "reconcile_interval": 0.5,
+        "outbox_interval": 0.05,
         "log_level": "WARNING",
     }
     values.update(overrides)
@@ -169,9 +181,15 @@ def start_stack(settings: Settings) -> RunningStack:
         return {"Authorization": f"Bearer {create_key(db, role, tenant)[1]}"}
 
     return RunningStack(
-        base=stack.urls["evidence"], rpc_url=stack.urls["rpc"], settings=settings, stack=stack,
-        hr=bearer("hr", "acme"), legal=bearer("legal", "acme"), admin=bearer("admin", "acme"),
-        other_tenant=bearer("hr", "globex"))
+        base=stack.urls["evidence"],
+        rpc_url=stack.urls["rpc"],
+        settings=settings,
+        stack=stack,
+        hr=bearer("hr", "acme"),
+        legal=bearer("legal", "acme"),
+        admin=bearer("admin", "acme"),
+        other_tenant=bearer("hr", "globex"),
+    )
 
 
 @pytest.fixture
@@ -193,8 +211,9 @@ def wait_for_proof(stack: RunningStack, doc_id: str, timeout: float = 30.0) -> d
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = requests.get(stack.url(f"/v1/documents/{doc_id}/proof"), headers=stack.hr,
-                                timeout=10)
+        response = requests.get(
+            stack.url(f"/v1/documents/{doc_id}/proof"), headers=stack.hr, timeout=10
+        )
         if response.status_code == 200:
             body: dict[str, Any] = response.json()
             return body
@@ -203,9 +222,18 @@ def wait_for_proof(stack: RunningStack, doc_id: str, timeout: float = 30.0) -> d
     raise AssertionError(f"no proof for {doc_id} within {timeout}s")
 
 
-def upload(stack: RunningStack, content: bytes, kind: str = "resignation_application",
-           candidate_ref: str = "cand-1", headers: dict[str, str] | None = None,
-           **fields: str) -> requests.Response:
-    return requests.post(stack.url("/v1/documents"), headers=headers or stack.hr,
-                         data={"kind": kind, "candidate_ref": candidate_ref, **fields},
-                         files={"file": ("doc.pdf", content, "application/pdf")}, timeout=30)
+def upload(
+    stack: RunningStack,
+    content: bytes,
+    kind: str = "resignation_application",
+    candidate_ref: str = "cand-1",
+    headers: dict[str, str] | None = None,
+    **fields: str,
+) -> requests.Response:
+    return requests.post(
+        stack.url("/v1/documents"),
+        headers=headers or stack.hr,
+        data={"kind": kind, "candidate_ref": candidate_ref, **fields},
+        files={"file": ("doc.pdf", content, "application/pdf")},
+        timeout=30,
+    )

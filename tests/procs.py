@@ -26,8 +26,12 @@ class ServiceProcess:
         env = {**os.environ, **self.env, "OFFERSEAL_FAILPOINT": failpoint}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "offerseal.cli", "serve", "evidence"], env=env,
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                [sys.executable, "-m", "offerseal.cli", "serve", "evidence"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         return self
 
     def wait_http(self, timeout: float = 30.0) -> None:
@@ -65,10 +69,14 @@ def service_env(tmp: Path, database_url: str, rpc_url: str, **extra: str) -> dic
     from offerseal.shared.config import ANVIL_DEV_KEY
 
     env = {
-        "OFFERSEAL_DATA_DIR": str(tmp / "data"), "OFFERSEAL_DATABASE_URL": database_url,
-        "OFFERSEAL_RPC_URL": rpc_url, "OFFERSEAL_SIGNER_KEY": ANVIL_DEV_KEY,
-        "OFFERSEAL_EVIDENCE_PORT": str(free_port()), "OFFERSEAL_BATCH_INTERVAL": "300ms",
-        "OFFERSEAL_RECONCILE_INTERVAL": "1s", "OFFERSEAL_BROKER_URL": "memory://",
+        "OFFERSEAL_DATA_DIR": str(tmp / "data"),
+        "OFFERSEAL_DATABASE_URL": database_url,
+        "OFFERSEAL_RPC_URL": rpc_url,
+        "OFFERSEAL_SIGNER_KEY": ANVIL_DEV_KEY,
+        "OFFERSEAL_EVIDENCE_PORT": str(free_port()),
+        "OFFERSEAL_BATCH_INTERVAL": "300ms",
+        "OFFERSEAL_RECONCILE_INTERVAL": "1s",
+        "OFFERSEAL_BROKER_URL": "memory://",
         "OFFERSEAL_LOG_LEVEL": "INFO",
     }
     env.update(extra)
@@ -76,7 +84,22 @@ def service_env(tmp: Path, database_url: str, rpc_url: str, **extra: str) -> dic
 
 
 def create_key(env: dict[str, str], role: str = "hr", tenant: str = "acme") -> str:
-    result = subprocess.run([sys.executable, "-m", "offerseal.cli", "keys", "create", "--role",
-                             role, "--tenant", tenant], env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "offerseal.cli",
+            "keys",
+            "create",
+            "--role",
+            role,
+            "--tenant",
+            tenant,
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout.strip().splitlines()[-1]

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from web3 import Web3
 
 from ..shared import chain, failpoints, messages
 from ..shared.broker import enqueue
-from ..shared.db import Database
+from ..shared.db import Database, insert_rows
 from ..shared.locks import ExclusiveLock
 from ..shared.models import ChainDeployment, utcnow
 from .domain import merkle
@@ -46,14 +46,22 @@ class RegistryMissing(RuntimeError):
     pass
 
 
-def ensure_registry(db: Database, w3: Web3, signer: LocalAccount, *, configured: str,
-                    auto_deploy: bool, data_dir: Path | None) -> str:
+def ensure_registry(
+    db: Database,
+    w3: Web3,
+    signer: LocalAccount,
+    *,
+    configured: str,
+    auto_deploy: bool,
+    data_dir: Path | None,
+) -> str:
     """The registry address for this chain: configured, recorded, or freshly deployed."""
     chain_id = int(w3.eth.chain_id)
     if configured:
         if not chain.has_code(w3, configured):
-            raise RegistryMissing(f"OFFERSEAL_REGISTRY_ADDRESS {configured} has no code "
-                                  f"on chain {chain_id}")
+            raise RegistryMissing(
+                f"OFFERSEAL_REGISTRY_ADDRESS {configured} has no code on chain {chain_id}"
+            )
         return Web3.to_checksum_address(configured)
     with db.sessions() as session:
         record = session.get(ChainDeployment, (chain_id, REGISTRY))
@@ -62,17 +70,21 @@ def ensure_registry(db: Database, w3: Web3, signer: LocalAccount, *, configured:
     if not auto_deploy:
         raise RegistryMissing(f"no EvidenceRegistry on chain {chain_id} and auto-deploy is off")
     if record is not None:
-        log.warning("registry %s has no code on chain %s any more (chain reset?): redeploying",
-                    record.address, chain_id)
+        log.warning(
+            "registry %s has no code on chain %s any more (chain reset?): redeploying",
+            record.address,
+            chain_id,
+        )
     address = chain.deploy(w3, signer, REGISTRY, signer.address, signer.address)
     with db.transaction() as session:
         if record is None:
             session.add(ChainDeployment(chain_id=chain_id, name=REGISTRY, address=address))
         else:
-            session.execute(update(ChainDeployment)
-                            .where(ChainDeployment.chain_id == chain_id,
-                                   ChainDeployment.name == REGISTRY)
-                            .values(address=address, deployed_at=utcnow()))
+            session.execute(
+                update(ChainDeployment)
+                .where(ChainDeployment.chain_id == chain_id, ChainDeployment.name == REGISTRY)
+                .values(address=address, deployed_at=utcnow())
+            )
     if data_dir is not None:
         path = data_dir / "deployments" / f"{chain_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,10 +93,20 @@ def ensure_registry(db: Database, w3: Web3, signer: LocalAccount, *, configured:
 
 
 class Anchorer:
-    def __init__(self, db: Database, w3: Web3, signer: LocalAccount, *, batch_interval: float,
-                 batch_max: int, confirmations: int, reconcile_interval: float,
-                 registry_address: str = "", auto_deploy: bool = True,
-                 data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        w3: Web3,
+        signer: LocalAccount,
+        *,
+        batch_interval: float,
+        batch_max: int,
+        confirmations: int,
+        reconcile_interval: float,
+        registry_address: str = "",
+        auto_deploy: bool = True,
+        data_dir: Path | None = None,
+    ) -> None:
         self.db = db
         self.w3 = w3
         self.signer = signer
@@ -103,9 +125,14 @@ class Anchorer:
 
     def connect(self) -> None:
         self.chain_id = int(self.w3.eth.chain_id)
-        address = ensure_registry(self.db, self.w3, self.signer,
-                                  configured=self.configured_registry,
-                                  auto_deploy=self.auto_deploy, data_dir=self.data_dir)
+        address = ensure_registry(
+            self.db,
+            self.w3,
+            self.signer,
+            configured=self.configured_registry,
+            auto_deploy=self.auto_deploy,
+            data_dir=self.data_dir,
+        )
         self.registry = chain.RegistryClient(self.w3, address)
 
     def _registry(self) -> chain.RegistryClient:
@@ -116,17 +143,22 @@ class Anchorer:
 
     def pending_count(self) -> int:
         with self.db.sessions() as session:
-            return int(session.execute(
-                select(func.count()).select_from(Document).where(Document.batch_id.is_(None))
-            ).scalar() or 0)
+            return int(
+                session.execute(
+                    select(func.count()).select_from(Document).where(Document.batch_id.is_(None))
+                ).scalar()
+                or 0
+            )
 
     def prepare(self) -> int | None:
         """Build the next tree and store it with its signed transaction. Returns the batch id."""
         registry = self._registry()
         with self.db.transaction() as session:
             rows = session.execute(
-                select(Document.seq, Document.leaf).where(Document.batch_id.is_(None))
-                .order_by(Document.seq).limit(self.batch_max)
+                select(Document.seq, Document.leaf)
+                .where(Document.batch_id.is_(None))
+                .order_by(Document.seq)
+                .limit(self.batch_max)
             ).all()
             if not rows:
                 return None
@@ -134,23 +166,45 @@ class Anchorer:
             tree = merkle.MerkleTree.build(leaves)
             nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
             prepared = registry.prepare_anchor(self.signer, tree.root, nonce)
-            batch = Batch(root=to_hex(tree.root), leaf_count=len(rows), state="prepared",
-                          chain_id=self.chain_id, registry_address=registry.address,
-                          signer=self.signer.address, nonce=nonce, tx_hash=prepared.tx_hash,
-                          raw_tx=prepared.raw)
+            batch = Batch(
+                root=to_hex(tree.root),
+                leaf_count=len(rows),
+                state="prepared",
+                chain_id=self.chain_id,
+                registry_address=registry.address,
+                signer=self.signer.address,
+                nonce=nonce,
+                tx_hash=prepared.tx_hash,
+                raw_tx=prepared.raw,
+            )
             session.add(batch)
             session.flush()
-            session.execute(insert(BatchMember), [
-                {"batch_id": batch.id, "document_seq": seq,
-                 "proof": [to_hex(p) for p in tree.proof(leaf)]}
-                for (seq, _), leaf in zip(rows, leaves, strict=True)
-            ])
-            session.execute(update(Document).where(Document.seq.in_([s for s, _ in rows]))
-                            .values(batch_id=batch.id), execution_options={
-                                "synchronize_session": False})
+            insert_rows(
+                session,
+                BatchMember,
+                [
+                    {
+                        "batch_id": batch.id,
+                        "document_seq": seq,
+                        "proof": [to_hex(p) for p in tree.proof(leaf)],
+                    }
+                    for (seq, _), leaf in zip(rows, leaves, strict=True)
+                ],
+            )
+            session.execute(
+                update(Document)
+                .where(Document.seq.in_([s for s, _ in rows]))
+                .values(batch_id=batch.id),
+                execution_options={"synchronize_session": False},
+            )
             batch_id = batch.id
-        log.info("batch %s prepared: %s leaves, root %s, tx %s", batch_id, len(rows),
-                 to_hex(tree.root), prepared.tx_hash)
+        log.info(
+            "batch %s prepared: %s leaves, root %s, tx %s",
+            batch_id,
+            len(rows),
+            to_hex(tree.root),
+            prepared.tx_hash,
+        )
         return batch_id
 
     def complete(self, batch_id: int) -> None:
@@ -162,8 +216,11 @@ class Anchorer:
             root = from_hex32(batch.root)
             tx_hash, raw, nonce = batch.tx_hash, batch.raw_tx, int(batch.nonce or 0)
         receipt = registry.receipt(tx_hash)
-        if receipt is None and registry.anchored_at(root) == 0 \
-                and not registry.transaction_known(tx_hash):
+        if (
+            receipt is None
+            and registry.anchored_at(root) == 0
+            and not registry.transaction_known(tx_hash)
+        ):
             latest_nonce = self.w3.eth.get_transaction_count(self.signer.address, "latest")
             if latest_nonce != nonce:
                 # Our nonce was consumed by something else, or the chain forgot the past
@@ -186,8 +243,11 @@ class Anchorer:
         nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
         prepared = self._registry().prepare_anchor(self.signer, root, nonce)
         with self.db.transaction() as session:
-            session.execute(update(Batch).where(Batch.id == batch_id).values(
-                nonce=nonce, tx_hash=prepared.tx_hash, raw_tx=prepared.raw))
+            session.execute(
+                update(Batch)
+                .where(Batch.id == batch_id)
+                .values(nonce=nonce, tx_hash=prepared.tx_hash, raw_tx=prepared.raw)
+            )
         log.info("batch %s re-signed with nonce %s: %s", batch_id, nonce, prepared.tx_hash)
         return prepared.tx_hash, prepared.raw
 
@@ -198,10 +258,14 @@ class Anchorer:
     def _receipt_of_existing_anchor(self, root: bytes) -> Any | None:
         """The receipt of whichever transaction anchored `root` on our registry, if any."""
         registry = self._registry()
-        logs = self.w3.eth.get_logs({
-            "address": registry.address, "fromBlock": 0, "toBlock": "latest",
-            "topics": [registry._anchored_topic, to_hex(root)],
-        })
+        logs = self.w3.eth.get_logs(
+            {
+                "address": registry.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [registry._anchored_topic, to_hex(root)],
+            }
+        )
         if not logs:
             return None
         return registry.receipt(logs[0]["transactionHash"].to_0x_hex())
@@ -210,8 +274,11 @@ class Anchorer:
         log.error("batch %s failed: %s; its documents go back to the queue", batch_id, reason)
         with self.db.transaction() as session:
             session.execute(update(Batch).where(Batch.id == batch_id).values(state="failed"))
-            session.execute(update(Document).where(Document.batch_id == batch_id)
-                            .values(batch_id=None, status=PENDING))
+            session.execute(
+                update(Document)
+                .where(Document.batch_id == batch_id)
+                .values(batch_id=None, status=PENDING)
+            )
 
     def finalize(self, batch_id: int, receipt: Any) -> None:
         block = self.w3.eth.get_block(receipt["blockNumber"])
@@ -227,36 +294,94 @@ class Anchorer:
             batch.block_timestamp = int(block["timestamp"])
             batch.gas_used = int(receipt["gasUsed"])
             batch.anchored_at = utcnow()
-            session.execute(update(Document).where(Document.batch_id == batch_id)
-                            .values(status=ANCHORED))
+            session.execute(
+                update(Document).where(Document.batch_id == batch_id).values(status=ANCHORED)
+            )
             members = session.execute(
-                select(Document.id, Document.tenant, Document.kind, Document.candidate_ref,
-                       Document.agreement_id, Document.milestone, Document.leaf,
-                       BatchMember.proof)
+                select(
+                    Document.id,
+                    Document.tenant,
+                    Document.kind,
+                    Document.candidate_ref,
+                    Document.agreement_id,
+                    Document.milestone,
+                    Document.leaf,
+                    BatchMember.proof,
+                )
                 .join(BatchMember, BatchMember.document_seq == Document.seq)
-                .where(BatchMember.batch_id == batch_id)
+                .where(BatchMember.batch_id == batch_id, Document.agreement_id.is_not(None))
             ).all()
-            enqueue(session, [
-                messages.build(messages.EVIDENCE_ANCHORED, m.tenant, {
-                    "document_id": m.id, "kind": m.kind, "candidate_ref": m.candidate_ref,
-                    "agreement_id": m.agreement_id, "milestone": m.milestone, "leaf": m.leaf,
-                    "root": batch.root, "proof": m.proof, "chain_id": batch.chain_id,
-                    "registry": batch.registry_address, "tx_hash": batch.tx_hash,
-                    "block_number": batch.block_number,
-                    "block_timestamp": batch.block_timestamp, "batch_id": batch.id,
-                })
-                for m in members
-            ])
-        log.info("batch %s anchored in block %s (%s gas for %s leaves)", batch_id,
-                 receipt["blockNumber"], receipt["gasUsed"], len(members))
+            per_tenant = session.execute(
+                select(Document.tenant, func.count())
+                .where(Document.batch_id == batch_id)
+                .group_by(Document.tenant)
+            ).all()
+            anchor_facts = {
+                "batch_id": batch.id,
+                "root": batch.root,
+                "chain_id": batch.chain_id,
+                "registry": batch.registry_address,
+                "tx_hash": batch.tx_hash,
+                "block_number": batch.block_number,
+                "block_timestamp": batch.block_timestamp,
+            }
+            # One message per tenant and batch; a message per document only where a consumer
+            # acts on it (documents tied to an agreement milestone). Thousands of per-document
+            # messages nobody reads would only slow the relay and the broker.
+            enqueue(
+                session,
+                [
+                    messages.build(
+                        messages.EVIDENCE_BATCH_ANCHORED,
+                        tenant,
+                        {**anchor_facts, "documents": int(count)},
+                    )
+                    for tenant, count in per_tenant
+                ]
+                + [
+                    messages.build(
+                        messages.EVIDENCE_ANCHORED,
+                        m.tenant,
+                        {
+                            "document_id": m.id,
+                            "kind": m.kind,
+                            "candidate_ref": m.candidate_ref,
+                            "agreement_id": m.agreement_id,
+                            "milestone": m.milestone,
+                            "leaf": m.leaf,
+                            "root": batch.root,
+                            "proof": m.proof,
+                            "chain_id": batch.chain_id,
+                            "registry": batch.registry_address,
+                            "tx_hash": batch.tx_hash,
+                            "block_number": batch.block_number,
+                            "block_timestamp": batch.block_timestamp,
+                            "batch_id": batch.id,
+                        },
+                    )
+                    for m in members
+                ],
+            )
+        log.info(
+            "batch %s anchored in block %s (%s gas for %s leaves)",
+            batch_id,
+            receipt["blockNumber"],
+            receipt["gasUsed"],
+            batch.leaf_count,
+        )
 
     # ---- recovery and reconciliation ------------------------------------------------------
 
     def recover(self) -> None:
         """Finish every batch a previous process prepared but did not finalize."""
         with self.db.sessions() as session:
-            ids = session.execute(select(Batch.id).where(Batch.state == "prepared")
-                                  .order_by(Batch.id)).scalars().all()
+            ids = (
+                session.execute(
+                    select(Batch.id).where(Batch.state == "prepared").order_by(Batch.id)
+                )
+                .scalars()
+                .all()
+            )
         for batch_id in ids:
             log.info("recovering batch %s", batch_id)
             with self.db.sessions() as session:
@@ -276,20 +401,30 @@ class Anchorer:
             registry = self._registry()
         with self.db.sessions() as session:
             latest = session.execute(
-                select(Batch).where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
-                .order_by(Batch.id.desc()).limit(1)).scalar_one_or_none()
+                select(Batch)
+                .where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
+                .order_by(Batch.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
         if latest is None or self._still_anchored(latest):
             return 0
         # The newest root is gone: check them all (newest first; older ones may survive a reorg).
         with self.db.sessions() as session:
-            batches = session.execute(
-                select(Batch).where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
-                .order_by(Batch.id.desc())).scalars().all()
+            batches = (
+                session.execute(
+                    select(Batch)
+                    .where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
+                    .order_by(Batch.id.desc())
+                )
+                .scalars()
+                .all()
+            )
         gone = [b for b in batches if not self._still_anchored(b)]
         for batch in gone:
             self._supersede(batch.id)
-        log.warning("chain no longer holds %s anchored root(s): superseded, re-anchoring",
-                    len(gone))
+        log.warning(
+            "chain no longer holds %s anchored root(s): superseded, re-anchoring", len(gone)
+        )
         return len(gone)
 
     def _still_anchored(self, batch: Batch) -> bool:
@@ -310,19 +445,33 @@ class Anchorer:
             assert batch is not None
             batch.state = "superseded"
             batch.superseded_at = utcnow()
-            docs = session.execute(select(Document.id, Document.tenant)
-                                   .where(Document.batch_id == batch_id)).all()
-            session.execute(update(Document).where(Document.batch_id == batch_id)
-                            .values(batch_id=None, status=PENDING))
+            docs = session.execute(
+                select(Document.id, Document.tenant).where(Document.batch_id == batch_id)
+            ).all()
+            session.execute(
+                update(Document)
+                .where(Document.batch_id == batch_id)
+                .values(batch_id=None, status=PENDING)
+            )
             by_tenant: dict[str, list[str]] = {}
             for doc_id, tenant in docs:
                 by_tenant.setdefault(tenant, []).append(doc_id)
-            enqueue(session, [
-                messages.build(messages.EVIDENCE_SUPERSEDED, tenant, {
-                    "root": batch.root, "batch_id": batch.id, "chain_id": batch.chain_id,
-                    "document_ids": ids})
-                for tenant, ids in by_tenant.items()
-            ])
+            enqueue(
+                session,
+                [
+                    messages.build(
+                        messages.EVIDENCE_SUPERSEDED,
+                        tenant,
+                        {
+                            "root": batch.root,
+                            "batch_id": batch.id,
+                            "chain_id": batch.chain_id,
+                            "document_ids": ids,
+                        },
+                    )
+                    for tenant, ids in by_tenant.items()
+                ],
+            )
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -359,8 +508,9 @@ class Anchorer:
                     self.reconcile()
                     last_reconcile = now
                 pending = self.pending_count()
-                if pending and (pending >= self.batch_max
-                                or now - last_batch >= self.batch_interval):
+                if pending and (
+                    pending >= self.batch_max or now - last_batch >= self.batch_interval
+                ):
                     self.run_once()
                     last_batch = time.monotonic()
                     backoff = 0.5
@@ -371,7 +521,8 @@ class Anchorer:
             except Exception as exc:
                 connected = False
                 self.ready.clear()
-                log.warning("anchoring paused (%s: %s); retry in %.1fs",
-                            type(exc).__name__, exc, backoff)
+                log.warning(
+                    "anchoring paused (%s: %s); retry in %.1fs", type(exc).__name__, exc, backoff
+                )
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)

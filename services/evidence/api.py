@@ -8,7 +8,7 @@ import json
 import urllib.parse
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 import marshmallow as ma
 from flask import Response, current_app, request
@@ -21,15 +21,19 @@ from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFai
 from ..shared.web import principal
 from .domain.documents import KINDS, MAX_HASH_BATCH
 from .domain.hexbytes import is_hex32, to_hex
-from .domain.proofs import Check, ChainView, Verdict
+from .domain.proofs import ChainView, Check, Verdict
 from .service import EvidenceService, NewDocument
 
 blp = Blueprint("documents", __name__, url_prefix="/v1", description="Documents and proofs")
-verify_blp = Blueprint("verify", __name__, url_prefix="/v1",
-                       description="Proof verification and public keys (no API key needed)")
+verify_blp = Blueprint(
+    "verify",
+    __name__,
+    url_prefix="/v1",
+    description="Proof verification and public keys (no API key needed)",
+)
 
 HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}$", error="expected 0x followed by 64 hex digits")
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def service() -> EvidenceService:
@@ -39,12 +43,15 @@ def service() -> EvidenceService:
 
 def requires_multipart(func: Callable[..., Any]) -> Callable[..., Any]:
     """415 before anything is parsed when the body is not multipart/form-data."""
+
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if request.mimetype != "multipart/form-data":
             raise UnsupportedMediaType(
-                f"send multipart/form-data (got {request.mimetype or 'no content type'})")
+                f"send multipart/form-data (got {request.mimetype or 'no content type'})"
+            )
         return func(*args, **kwargs)
+
     return wrapper
 
 
@@ -80,8 +87,9 @@ class HashItem(DocumentFields):
 
 
 class HashBatch(ma.Schema):
-    items = fields.List(fields.Nested(HashItem), required=True,
-                        validate=validate.Length(min=1, max=MAX_HASH_BATCH))
+    items = fields.List(
+        fields.Nested(HashItem), required=True, validate=validate.Length(min=1, max=MAX_HASH_BATCH)
+    )
 
 
 class ListArgs(ma.Schema):
@@ -98,10 +106,10 @@ class VerifyJson(ma.Schema):
     sha256 = fields.String(validate=HEX32)
 
 
-def _created(status: int, body: dict[str, Any], replayed: bool, location: str | None
-             ) -> Response:
-    response = current_app.response_class(json.dumps(body), status=status,
-                                          mimetype="application/json")
+def _created(status: int, body: dict[str, Any], replayed: bool, location: str | None) -> Response:
+    response = current_app.response_class(
+        json.dumps(body), status=status, mimetype="application/json"
+    )
     if location:
         response.headers["Location"] = location
     if replayed:
@@ -126,10 +134,15 @@ class Documents(MethodView):
         if not content:
             raise ValidationFailed("file", "the file is empty")
         doc = NewDocument(
-            kind=form["kind"], candidate_ref=form["candidate_ref"],
-            agreement_id=form.get("agreement_id"), milestone=form.get("milestone"),
-            sha256=to_hex(hashlib.sha256(content).digest()), content=content,
-            filename=(upload.filename or None), content_type=(upload.mimetype or None))
+            kind=form["kind"],
+            candidate_ref=form["candidate_ref"],
+            agreement_id=form.get("agreement_id"),
+            milestone=form.get("milestone"),
+            sha256=to_hex(hashlib.sha256(content).digest()),
+            content=content,
+            filename=(upload.filename or None),
+            content_type=(upload.mimetype or None),
+        )
         status, body, replayed = service().ingest(who, doc, idempotency_key())
         return _created(status, body, replayed, f"/v1/documents/{body['id']}")
 
@@ -137,13 +150,20 @@ class Documents(MethodView):
     @blp.arguments(ListArgs, location="query")
     @blp.response(200)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        items, cursor = service().list(principal(), args.get("candidate_ref"), args["after"],
-                                       args["limit"])
+        items, cursor = service().list_documents(
+            principal(), args.get("candidate_ref"), args["after"], args["limit"]
+        )
         next_link = None
         if cursor is not None:
-            query = {k: v for k, v in {"candidate_ref": args.get("candidate_ref"),
-                                       "limit": args["limit"], "after": cursor}.items()
-                     if v is not None}
+            query = {
+                k: v
+                for k, v in {
+                    "candidate_ref": args.get("candidate_ref"),
+                    "limit": args["limit"],
+                    "after": cursor,
+                }.items()
+                if v is not None
+            }
             next_link = "/v1/documents?" + urllib.parse.urlencode(query)
         return {"items": items, "next": next_link}
 
@@ -155,9 +175,16 @@ class DocumentHashes(MethodView):
     @blp.response(201)
     def post(self, batch: dict[str, Any]) -> Response:
         who = principal()
-        docs = [NewDocument(kind=i["kind"], candidate_ref=i["candidate_ref"],
-                            agreement_id=i.get("agreement_id"), milestone=i.get("milestone"),
-                            sha256=i["sha256"].lower()) for i in batch["items"]]
+        docs = [
+            NewDocument(
+                kind=i["kind"],
+                candidate_ref=i["candidate_ref"],
+                agreement_id=i.get("agreement_id"),
+                milestone=i.get("milestone"),
+                sha256=i["sha256"].lower(),
+            )
+            for i in batch["items"]
+        ]
         status, body, replayed = service().ingest_hashes(who, docs, idempotency_key())
         return _created(status, body, replayed, None)
 
@@ -213,17 +240,20 @@ def _verify(bundle: Any, sha: str | None) -> Verdict:
         chain.chain_id()
     except Exception as exc:
         verdict = service().verify(bundle, sha, None)
-        return Verdict((*verdict.checks,
-                        Check("chain", False, f"the chain could not be reached: {exc}")))
+        return Verdict(
+            (*verdict.checks, Check("chain", False, f"the chain could not be reached: {exc}"))
+        )
     return service().verify(bundle, sha, chain)
 
 
 @verify_blp.route("/verify")
 class Verify(MethodView):
-    @verify_blp.doc(summary="Verify a proof bundle against a document or its sha256",
-                    description="multipart (`file` and/or `sha256`, `proof` as a JSON field or "
-                                "file) or JSON `{proof, sha256}`. Always 200 with `valid` and "
-                                "every check; a forged proof is `valid: false`.")
+    @verify_blp.doc(
+        summary="Verify a proof bundle against a document or its sha256",
+        description="multipart (`file` and/or `sha256`, `proof` as a JSON field or "
+        "file) or JSON `{proof, sha256}`. Always 200 with `valid` and "
+        "every check; a forged proof is `valid: false`.",
+    )
     @verify_blp.response(200)
     def post(self) -> dict[str, Any]:
         sha: str | None = None
@@ -251,7 +281,7 @@ class Verify(MethodView):
             if body is None:
                 raise_bad_json()
             try:
-                parsed = VerifyJson().load(body)
+                parsed = VerifyJson().load(cast(dict[str, Any], body))
             except ma.ValidationError as exc:
                 field, messages = next(iter(exc.normalized_messages().items()))
                 raise ValidationFailed(str(field), str(messages)) from None

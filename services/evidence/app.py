@@ -29,17 +29,25 @@ log = logging.getLogger(__name__)
 
 
 def build_service(settings: Settings, db: Database) -> EvidenceService:
-    return EvidenceService(db, DocumentCipher(secrets.master_key(settings)),
-                           ReceiptSigner.from_seed(secrets.receipt_seed(settings)))
+    return EvidenceService(
+        db,
+        DocumentCipher(secrets.master_key(settings)),
+        ReceiptSigner.from_seed(secrets.receipt_seed(settings)),
+    )
 
 
-def create_app(settings: Settings, db: Database, service: EvidenceService,
-               chain_view: Callable[[], ChainView],
-               anchorer_ready: threading.Event | None = None) -> Flask:
+def create_app(
+    settings: Settings,
+    db: Database,
+    service: EvidenceService,
+    chain_view: Callable[[], ChainView],
+    anchorer_ready: threading.Event | None = None,
+) -> Flask:
     # The body may hold the form fields as well as the file; the file itself is checked
     # against the exact limit after parsing.
     app, flask_api, _registry = create_base_app(
-        "evidence", db, max_content_length=settings.max_document_bytes + 64 * 1024)
+        "evidence", db, max_content_length=settings.max_document_bytes + 64 * 1024
+    )
     app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"] = settings.max_document_bytes
     app.extensions["offerseal.evidence"] = service
     app.extensions["offerseal.chain_view"] = chain_view
@@ -53,22 +61,36 @@ def create_app(settings: Settings, db: Database, service: EvidenceService,
 
     def pending() -> int:
         with db.sessions() as session:
-            return int(session.execute(select(func.count()).select_from(Document)
-                                       .where(Document.batch_id.is_(None))).scalar() or 0)
+            return int(
+                session.execute(
+                    select(func.count()).select_from(Document).where(Document.batch_id.is_(None))
+                ).scalar()
+                or 0
+            )
 
     def outbox() -> int:
         with db.sessions() as session:
-            return int(session.execute(select(func.count()).select_from(OutboxMessage)
-                                       .where(OutboxMessage.sent_at.is_(None))).scalar() or 0)
+            return int(
+                session.execute(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.sent_at.is_(None))
+                ).scalar()
+                or 0
+            )
 
-    checks: dict[str, Callable[[], object]] = {"database": database,
-                                               "pending_documents": pending,
-                                               "unpublished_messages": outbox}
+    checks: dict[str, Callable[[], object]] = {
+        "database": database,
+        "pending_documents": pending,
+        "unpublished_messages": outbox,
+    }
     if anchorer_ready is not None:
+
         def anchoring() -> str:
             if not anchorer_ready.is_set():
                 raise RuntimeError("anchoring worker not connected")
             return "ok"
+
         checks["anchoring"] = anchoring
     health_route(app, checks)
     return app
@@ -89,22 +111,32 @@ class EvidenceNode:
         self.stop_event = threading.Event()
         w3 = chain.connect(self.rpc_url)
         self.anchorer = Anchorer(
-            self.db, w3, chain.account(self.signer_key),
-            batch_interval=self.settings.batch_interval, batch_max=self.settings.batch_max,
+            self.db,
+            w3,
+            chain.account(self.signer_key),
+            batch_interval=self.settings.batch_interval,
+            batch_max=self.settings.batch_max,
             confirmations=self.settings.confirmations,
             reconcile_interval=self.settings.reconcile_interval,
             registry_address=self.settings.registry_address,
-            auto_deploy=self.settings.auto_deploy, data_dir=self.settings.data_dir)
+            auto_deploy=self.settings.auto_deploy,
+            data_dir=self.settings.data_dir,
+        )
         self.relay = OutboxRelay(self.db, self.settings.broker_url, self.settings.outbox_interval)
         rpc_url = self.rpc_url
-        self.app = create_app(self.settings, self.db, self.service,
-                              lambda: chain.Web3ChainView(chain.connect(rpc_url)),
-                              self.anchorer.ready)
+        self.app = create_app(
+            self.settings,
+            self.db,
+            self.service,
+            lambda: chain.Web3ChainView(chain.connect(rpc_url)),
+            self.anchorer.ready,
+        )
 
     def start_workers(self) -> None:
         for name, target in (("anchorer", self.anchorer.run), ("outbox-relay", self.relay.run)):
-            thread = threading.Thread(target=target, args=(self.stop_event,),
-                                      name=f"evidence-{name}", daemon=True)
+            thread = threading.Thread(
+                target=target, args=(self.stop_event,), name=f"evidence-{name}", daemon=True
+            )
             thread.start()
             self.threads.append(thread)
 

@@ -36,8 +36,10 @@ class DocumentCipher:
 
     def open(self, document_id: str, sealed: Sealed) -> bytes:
         if sealed.key_version != self.key_version:
-            raise ValueError(f"document sealed under master key {sealed.key_version}, "
-                             f"but the configured key is {self.key_version}")
+            raise ValueError(
+                f"document sealed under master key {sealed.key_version}, "
+                f"but the configured key is {self.key_version}"
+            )
         aad = document_id.encode()
         data_key = self._master.decrypt(sealed.wrapped_key[:12], sealed.wrapped_key[12:], aad)
         return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, aad)

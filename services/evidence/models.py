@@ -53,8 +53,12 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_tenant_candidate", "tenant", "candidate_ref", "seq"),
         # The anchoring worker's query: unbatched documents in intake order.
-        Index("ix_documents_unbatched", "seq", postgresql_where=text("batch_id IS NULL"),
-              sqlite_where=text("batch_id IS NULL")),
+        Index(
+            "ix_documents_unbatched",
+            "seq",
+            postgresql_where=text("batch_id IS NULL"),
+            sqlite_where=text("batch_id IS NULL"),
+        ),
     )
 
 
@@ -121,4 +125,3 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..shared.auth import Principal
-from ..shared.db import Database, is_sqlite
+from ..shared.db import Database, insert_rows, is_sqlite
 from ..shared.models import utcnow
 from .crypto import DocumentCipher, Sealed
 from .domain import merkle
@@ -71,60 +71,119 @@ class EvidenceService:
             start = (session.execute(select(func.max(Document.seq))).scalar() or 0) + 1
             return list(range(start, start + count))
         rows = session.execute(
-            text("SELECT nextval(pg_get_serial_sequence('documents', 'seq')) "
-                 "FROM generate_series(1, :n)"),
+            text(
+                "SELECT nextval(pg_get_serial_sequence('documents', 'seq')) "
+                "FROM generate_series(1, :n)"
+            ),
             {"n": count},
         ).scalars()
         return list(rows)
 
-    def _store(self, session: Session, principal: Principal, docs: Sequence[NewDocument]
-               ) -> list[dict[str, Any]]:
+    def _store_hashes(
+        self, session: Session, principal: Principal, docs: Sequence[NewDocument]
+    ) -> dict[str, Any]:
+        answers, batch_receipt = self._store(session, principal, docs, batch=True)
+        return {"count": len(docs), "intake_receipt": batch_receipt, "items": answers}
+
+    def _store(
+        self, session: Session, principal: Principal, docs: Sequence[NewDocument], *, batch: bool
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Insert documents with their receipts. One document: its own signed receipt. Several
+        (hash-only intake): one signed batch receipt proving every document's statement.
+        Returns (answers, batch receipt or None)."""
         now = utcnow()
         received_at = _iso(now)
         seqs = self._allocate_seqs(session, len(docs))
-        rows: list[dict[str, Any]] = []
-        blobs: list[dict[str, Any]] = []
-        answers: list[dict[str, Any]] = []
-        for seq, doc in zip(seqs, docs, strict=True):
-            doc_id = str(uuid.uuid4())
-            salt = os.urandom(32)
-            leaf = merkle.leaf_hash(from_hex32(doc.sha256), salt)
-            size = len(doc.content) if doc.content is not None else None
-            receipt = self.signer.sign({
+        ids = [str(uuid.uuid4()) for _ in docs]
+        statements = [
+            {
                 "document_id": doc_id,
                 "sha256": doc.sha256,
-                "size": size,
+                "size": len(doc.content) if doc.content is not None else None,
                 "kind": doc.kind,
-                "tenant": principal.tenant,
-                "api_key_id": principal.key_id,
-                "received_at": received_at,
                 "sequence": seq,
                 "content_stored": doc.content is not None,
-            })
-            rows.append({
-                "seq": seq, "id": doc_id, "tenant": principal.tenant, "kind": doc.kind,
-                "candidate_ref": doc.candidate_ref, "agreement_id": doc.agreement_id,
-                "milestone": doc.milestone, "sha256": doc.sha256, "salt": to_hex(salt),
-                "leaf": to_hex(leaf), "size": size, "content_type": doc.content_type,
-                "filename": doc.filename, "has_content": doc.content is not None,
-                "api_key_id": principal.key_id, "received_at": now, "receipt": receipt,
-                "status": PENDING, "batch_id": None,
-            })
+            }
+            for doc_id, seq, doc in zip(ids, seqs, docs, strict=True)
+        ]
+        common = {
+            "tenant": principal.tenant,
+            "api_key_id": principal.key_id,
+            "received_at": received_at,
+        }
+        batch_receipt: dict[str, Any] | None = None
+        if not batch:
+            receipts = [self.signer.sign({**statements[0], **common}) for _ in docs[:1]]
+        else:
+            batch_receipt, receipts = self.signer.sign_batch(common, statements)
+        rows: list[dict[str, Any]] = []
+        blobs: list[dict[str, Any]] = []
+        for doc_id, seq, doc, receipt in zip(ids, seqs, docs, receipts, strict=True):
+            salt = os.urandom(32)
+            rows.append(
+                {
+                    "seq": seq,
+                    "id": doc_id,
+                    "tenant": principal.tenant,
+                    "kind": doc.kind,
+                    "candidate_ref": doc.candidate_ref,
+                    "agreement_id": doc.agreement_id,
+                    "milestone": doc.milestone,
+                    "sha256": doc.sha256,
+                    "salt": to_hex(salt),
+                    "leaf": to_hex(merkle.leaf_hash(from_hex32(doc.sha256), salt)),
+                    "size": len(doc.content) if doc.content is not None else None,
+                    "content_type": doc.content_type,
+                    "filename": doc.filename,
+                    "has_content": doc.content is not None,
+                    "api_key_id": principal.key_id,
+                    "received_at": now,
+                    "receipt": receipt,
+                    "status": PENDING,
+                    "batch_id": None,
+                }
+            )
             if doc.content is not None:
                 sealed = self.cipher.seal(doc_id, doc.content)
-                blobs.append({"document_seq": seq, "key_version": sealed.key_version,
-                              "wrapped_key": sealed.wrapped_key, "nonce": sealed.nonce,
-                              "ciphertext": sealed.ciphertext})
-            answers.append({"id": doc_id, "sha256": doc.sha256, "kind": doc.kind,
-                            "status": PENDING, "received_at": received_at,
-                            "intake_receipt": receipt})
-        session.execute(insert(Document), rows)
+                blobs.append(
+                    {
+                        "document_seq": seq,
+                        "key_version": sealed.key_version,
+                        "wrapped_key": sealed.wrapped_key,
+                        "nonce": sealed.nonce,
+                        "ciphertext": sealed.ciphertext,
+                    }
+                )
+        insert_rows(session, Document, rows)
         if blobs:
             session.execute(insert(DocumentBlob), blobs)
-        return answers
+        if batch_receipt is None:
+            answers = [
+                {
+                    "id": rows[0]["id"],
+                    "sha256": rows[0]["sha256"],
+                    "kind": rows[0]["kind"],
+                    "status": PENDING,
+                    "received_at": received_at,
+                    "intake_receipt": receipts[0],
+                }
+            ]
+        else:  # each document's own receipt (with its path) is served by GET /v1/documents/{id}
+            answers = [
+                {
+                    "id": r["id"],
+                    "sha256": r["sha256"],
+                    "kind": r["kind"],
+                    "sequence": r["seq"],
+                    "status": PENDING,
+                }
+                for r in rows
+            ]
+        return answers, batch_receipt
 
-    def _idempotent(self, principal: Principal, key: str | None, request_fp: str,
-                    work: Any) -> tuple[int, dict[str, Any], bool]:
+    def _idempotent(
+        self, principal: Principal, key: str | None, request_fp: str, work: Any
+    ) -> tuple[int, dict[str, Any], bool]:
         """Run `work(session)` once per Idempotency-Key. Returns (status, body, replayed)."""
         if key is None:
             with self.db.transaction() as session:
@@ -134,9 +193,15 @@ class EvidenceService:
                 existing = session.get(IdempotencyRecord, (principal.tenant, key))
                 if existing is None:
                     body = work(session)
-                    session.add(IdempotencyRecord(tenant=principal.tenant, key=key,
-                                                  request_sha256=request_fp, status_code=201,
-                                                  response=body))
+                    session.add(
+                        IdempotencyRecord(
+                            tenant=principal.tenant,
+                            key=key,
+                            request_sha256=request_fp,
+                            status_code=201,
+                            response=body,
+                        )
+                    )
                     session.flush()
                     return 201, body, False
         except IntegrityError:
@@ -145,33 +210,49 @@ class EvidenceService:
                 existing = session.get(IdempotencyRecord, (principal.tenant, key))
             assert existing is not None
         if existing.request_sha256 != request_fp:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was used with a different request body")
+            raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
         return existing.status_code, existing.response, True
 
-    def ingest(self, principal: Principal, doc: NewDocument, idempotency_key: str | None = None
-               ) -> tuple[int, dict[str, Any], bool]:
+    def ingest(
+        self, principal: Principal, doc: NewDocument, idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any], bool]:
         principal.require(*WRITE_ROLES)
-        request_fp = fingerprint("document", doc.kind, doc.candidate_ref, doc.agreement_id,
-                                 doc.milestone, doc.sha256, doc.filename)
-        return self._idempotent(principal, idempotency_key, request_fp,
-                                lambda s: self._store(s, principal, [doc])[0])
-
-    def ingest_hashes(self, principal: Principal, docs: Sequence[NewDocument],
-                      idempotency_key: str | None = None) -> tuple[int, dict[str, Any], bool]:
-        principal.require(*WRITE_ROLES)
-        request_fp = fingerprint("hashes", [(d.kind, d.candidate_ref, d.agreement_id,
-                                             d.milestone, d.sha256) for d in docs])
+        request_fp = fingerprint(
+            "document",
+            doc.kind,
+            doc.candidate_ref,
+            doc.agreement_id,
+            doc.milestone,
+            doc.sha256,
+            doc.filename,
+        )
         return self._idempotent(
-            principal, idempotency_key, request_fp,
-            lambda s: {"count": len(docs), "items": self._store(s, principal, docs)})
+            principal,
+            idempotency_key,
+            request_fp,
+            lambda s: self._store(s, principal, [doc], batch=False)[0][0],
+        )
+
+    def ingest_hashes(
+        self, principal: Principal, docs: Sequence[NewDocument], idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any], bool]:
+        principal.require(*WRITE_ROLES)
+        request_fp = fingerprint(
+            "hashes",
+            [(d.kind, d.candidate_ref, d.agreement_id, d.milestone, d.sha256) for d in docs],
+        )
+        return self._idempotent(
+            principal,
+            idempotency_key,
+            request_fp,
+            lambda s: self._store_hashes(s, principal, docs),
+        )
 
     # ---- reads --------------------------------------------------------------------------
 
     def _load(self, session: Session, principal: Principal, document_id: str) -> Document:
         doc = session.execute(
-            select(Document).where(Document.id == document_id,
-                                   Document.tenant == principal.tenant)
+            select(Document).where(Document.id == document_id, Document.tenant == principal.tenant)
         ).scalar_one_or_none()
         if doc is None:  # another tenant's document looks exactly like a missing one
             raise DocumentNotFound(f"no document {document_id}")
@@ -179,11 +260,19 @@ class EvidenceService:
 
     def _describe(self, doc: Document, batch: Batch | None) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "id": doc.id, "sha256": doc.sha256, "kind": doc.kind,
-            "candidate_ref": doc.candidate_ref, "agreement_id": doc.agreement_id,
-            "milestone": doc.milestone, "size": doc.size, "content_type": doc.content_type,
-            "filename": doc.filename, "has_content": doc.has_content, "status": doc.status,
-            "received_at": _iso(doc.received_at), "intake_receipt": doc.receipt,
+            "id": doc.id,
+            "sha256": doc.sha256,
+            "kind": doc.kind,
+            "candidate_ref": doc.candidate_ref,
+            "agreement_id": doc.agreement_id,
+            "milestone": doc.milestone,
+            "size": doc.size,
+            "content_type": doc.content_type,
+            "filename": doc.filename,
+            "has_content": doc.has_content,
+            "status": doc.status,
+            "received_at": _iso(doc.received_at),
+            "intake_receipt": doc.receipt,
             "anchor": None,
         }
         if batch is not None and batch.state == "anchored":
@@ -193,10 +282,14 @@ class EvidenceService:
     @staticmethod
     def _anchor_facts(batch: Batch) -> AnchorFacts:
         assert batch.tx_hash and batch.block_hash is not None
-        return AnchorFacts(chain_id=batch.chain_id, registry=batch.registry_address,
-                           tx_hash=batch.tx_hash, block_number=int(batch.block_number or 0),
-                           block_hash=batch.block_hash,
-                           block_timestamp=int(batch.block_timestamp or 0))
+        return AnchorFacts(
+            chain_id=batch.chain_id,
+            registry=batch.registry_address,
+            tx_hash=batch.tx_hash,
+            block_number=int(batch.block_number or 0),
+            block_hash=batch.block_hash,
+            block_timestamp=int(batch.block_timestamp or 0),
+        )
 
     def get(self, principal: Principal, document_id: str) -> dict[str, Any]:
         principal.require(*READ_ROLES)
@@ -205,19 +298,27 @@ class EvidenceService:
             batch = session.get(Batch, doc.batch_id) if doc.batch_id else None
             return self._describe(doc, batch)
 
-    def list(self, principal: Principal, candidate_ref: str | None, after: int, limit: int
-             ) -> tuple[list[dict[str, Any]], int | None]:
+    def list_documents(
+        self, principal: Principal, candidate_ref: str | None, after: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
         """A page of the tenant's documents in intake order; returns (items, next cursor)."""
         principal.require(*READ_ROLES)
         with self.db.sessions() as session:
-            query = select(Document).where(Document.tenant == principal.tenant,
-                                           Document.seq > after)
+            query = select(Document).where(
+                Document.tenant == principal.tenant, Document.seq > after
+            )
             if candidate_ref is not None:
                 query = query.where(Document.candidate_ref == candidate_ref)
             docs = session.execute(query.order_by(Document.seq).limit(limit + 1)).scalars().all()
             batch_ids = {d.batch_id for d in docs if d.batch_id}
-            batches = {b.id: b for b in session.execute(
-                select(Batch).where(Batch.id.in_(batch_ids))).scalars()} if batch_ids else {}
+            batches = (
+                {
+                    b.id: b
+                    for b in session.execute(select(Batch).where(Batch.id.in_(batch_ids))).scalars()
+                }
+                if batch_ids
+                else {}
+            )
             page = docs[:limit]
             items = [self._describe(d, batches.get(d.batch_id or -1)) for d in page]
             cursor = page[-1].seq if len(docs) > limit else None
@@ -230,8 +331,9 @@ class EvidenceService:
             blob = session.get(DocumentBlob, doc.seq)
             if blob is None:
                 raise NoContent("this document was registered by hash only; no bytes are stored")
-            plaintext = self.cipher.open(doc.id, Sealed(blob.key_version, blob.wrapped_key,
-                                                        blob.nonce, blob.ciphertext))
+            plaintext = self.cipher.open(
+                doc.id, Sealed(blob.key_version, blob.wrapped_key, blob.nonce, blob.ciphertext)
+            )
         if hashlib.sha256(plaintext).hexdigest() != doc.sha256[2:]:
             raise RuntimeError(f"stored content of {doc.id} does not match its sha256")
         return plaintext, doc.content_type or "application/octet-stream", doc.filename
@@ -244,17 +346,21 @@ class EvidenceService:
             rows = session.execute(
                 select(Batch, BatchMember.proof)
                 .join(BatchMember, BatchMember.batch_id == Batch.id)
-                .where(BatchMember.document_seq == doc.seq,
-                       Batch.state.in_(("anchored", "superseded")))
+                .where(
+                    BatchMember.document_seq == doc.seq, Batch.state.in_(("anchored", "superseded"))
+                )
                 .order_by(Batch.id)
             ).all()
             out = []
             for batch, proof in rows:
                 bundle = self._bundle(doc, batch, proof)
-                out.append({"state": batch.state,
-                            "superseded_at": _iso(batch.superseded_at)
-                            if batch.superseded_at else None,
-                            "bundle": bundle})
+                out.append(
+                    {
+                        "state": batch.state,
+                        "superseded_at": _iso(batch.superseded_at) if batch.superseded_at else None,
+                        "bundle": bundle,
+                    }
+                )
             return out
 
     def proof(self, principal: Principal, document_id: str) -> dict[str, Any]:
@@ -265,20 +371,27 @@ class EvidenceService:
             if doc.status != ANCHORED or batch is None or batch.state != "anchored":
                 raise ProofPending(
                     "the document is accepted and waiting for its batch to be anchored; "
-                    "retry after a few seconds", retry_after=1)
+                    "retry after a few seconds",
+                    retry_after=1,
+                )
             member = session.get(BatchMember, (batch.id, doc.seq))
             assert member is not None
             return self._bundle(doc, batch, member.proof)
 
     def _bundle(self, doc: Document, batch: Batch, proof: list[str]) -> dict[str, Any]:
         return build_bundle(
-            document={"id": doc.id, "sha256": doc.sha256, "kind": doc.kind,
-                      "received_at": _iso(doc.received_at)},
+            document={
+                "id": doc.id,
+                "sha256": doc.sha256,
+                "kind": doc.kind,
+                "received_at": _iso(doc.received_at),
+            },
             salt=from_hex32(doc.salt),
             proof=[from_hex32(p) for p in proof],
             root=from_hex32(batch.root),
-            anchor=self._anchor_facts(batch) if batch.tx_hash and batch.block_hash else
-            AnchorFacts(batch.chain_id, batch.registry_address, batch.tx_hash or "", 0, "", 0),
+            anchor=self._anchor_facts(batch)
+            if batch.tx_hash and batch.block_hash
+            else AnchorFacts(batch.chain_id, batch.registry_address, batch.tx_hash or "", 0, "", 0),
             receipt=doc.receipt,
         )
 
@@ -288,12 +401,18 @@ class EvidenceService:
         return {self.signer.key_id: self.signer.public_raw}
 
     def public_keys(self) -> list[dict[str, Any]]:
-        return [{"key_id": self.signer.key_id, "alg": "Ed25519",
-                 "public_key": b64(self.signer.public_raw),
-                 "public_key_hex": self.signer.public_raw.hex(),
-                 "use": "intake receipts", "current": True}]
+        return [
+            {
+                "key_id": self.signer.key_id,
+                "alg": "Ed25519",
+                "public_key": b64(self.signer.public_raw),
+                "public_key_hex": self.signer.public_raw.hex(),
+                "use": "intake receipts",
+                "current": True,
+            }
+        ]
 
-    def verify(self, bundle: Any, document_sha256: str | None, chain: ChainView | None
-               ) -> Verdict:
-        return verify_bundle(bundle, document_sha256=document_sha256,
-                             trusted_keys=self.trusted_keys(), chain=chain)
+    def verify(self, bundle: Any, document_sha256: str | None, chain: ChainView | None) -> Verdict:
+        return verify_bundle(
+            bundle, document_sha256=document_sha256, trusted_keys=self.trusted_keys(), chain=chain
+        )

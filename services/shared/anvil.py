@@ -20,7 +20,9 @@ def anvil_binary() -> Path:
         platform.machine().lower(), platform.machine().lower()
     )
     system = {"linux": "linux", "darwin": "darwin"}.get(platform.system().lower(), "unknown")
-    candidate = ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / "anvil"
+    candidate = (
+        ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / "anvil"
+    )
     if candidate.exists():
         return candidate
     found = shutil.which("anvil")
@@ -34,17 +36,35 @@ def anvil_binary() -> Path:
 class AnvilProcess:
     """A running Anvil; `stop()` ends it (and dumps its state when a state file was given)."""
 
-    def __init__(self, port: int, state_file: Path | None = None, log_file: Path | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        port: int,
+        state_file: Path | None = None,
+        log_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        args = [str(anvil_binary()), "--port", str(port), "--host", "127.0.0.1",
-                "--chain-id", "31337", *extra_args]
+        args = [
+            str(anvil_binary()),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--chain-id",
+            "31337",
+            *extra_args,
+        ]
         if state_file is not None:
             args += ["--state", str(state_file)]
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if log_file:
             out.close()  # type: ignore[union-attr]
         try:

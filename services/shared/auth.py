@@ -47,8 +47,11 @@ def create_key(db: Database, role: str, tenant: str, label: str = "") -> tuple[s
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     with db.transaction() as session:
-        session.add(ApiKey(key_id=key_id, secret_sha256=_digest(secret), role=role,
-                           tenant=tenant, label=label))
+        session.add(
+            ApiKey(
+                key_id=key_id, secret_sha256=_digest(secret), role=role, tenant=tenant, label=label
+            )
+        )
     return key_id, f"osk_{key_id}_{secret}"
 
 

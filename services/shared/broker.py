@@ -6,6 +6,7 @@ once by recording handled message ids in the same transaction as their own work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -88,16 +89,15 @@ class OutboxRelay:
             connection.ensure_connection(max_retries=1)
             declare(connection)
             self._connection = connection
-            self._producer = Producer(connection.default_channel, exchange=topology.events,
-                                      serializer="json")
+            self._producer = Producer(
+                connection.default_channel, exchange=topology.events, serializer="json"
+            )
         return self._producer
 
     def _reset(self) -> None:
         if self._connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a connection that already broke
                 self._connection.release()
-            except Exception:  # noqa: BLE001  (closing a broken connection)
-                pass
         self._connection = None
         self._producer = None
 
@@ -120,8 +120,13 @@ class OutboxRelay:
             published: list[int] = []
             try:
                 for row_id, routing_key, body in rows:
-                    producer.publish(body, routing_key=routing_key, exchange=topology.events,
-                                     delivery_mode=2, message_id=body["message_id"])
+                    producer.publish(
+                        body,
+                        routing_key=routing_key,
+                        exchange=topology.events,
+                        delivery_mode=2,
+                        message_id=body["message_id"],
+                    )
                     published.append(row_id)
             finally:
                 if published:
@@ -175,8 +180,9 @@ class MessageConsumer:
         self.queue = topology.service_queue(name, binding_keys)
 
     def _dead_letter(self, connection: Connection, body: Any, reason: str) -> None:
-        producer = Producer(connection.default_channel, exchange=topology.dead_letter_exchange,
-                            serializer="json")
+        producer = Producer(
+            connection.default_channel, exchange=topology.dead_letter_exchange, serializer="json"
+        )
         producer.publish(
             {"consumer": self.name, "reason": reason, "body": body},
             routing_key="dead",
@@ -189,9 +195,9 @@ class MessageConsumer:
     def handle(self, body: Any) -> str:
         """Process one decoded body. Returns `handled`, `duplicate` or raises MessageError."""
         message = messages.parse(body)
-        handler = self.handlers.get(message.type.type)
+        handler = self.handlers.get(message.type.name)
         if handler is None:
-            raise messages.MessageError(f"{self.name} has no handler for {message.type.type}")
+            raise messages.MessageError(f"{self.name} has no handler for {message.type.name}")
         try:
             with self.db.transaction() as session:
                 already = session.get(HandledMessage, (self.name, message.message_id))

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -63,7 +63,7 @@ def send_signed(w3: Web3, signer: LocalAccount, tx: dict[str, Any]) -> Any:
     tx.setdefault("nonce", w3.eth.get_transaction_count(signer.address, "pending"))
     tx.setdefault("chainId", w3.eth.chain_id)
     if "gas" not in tx:
-        tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 10_000
+        tx["gas"] = int(w3.eth.estimate_gas(cast(Any, tx)) * 1.2) + 10_000
     fees = suggested_fees(w3)
     for key, value in fees.items():
         tx.setdefault(key, value)
@@ -111,8 +111,9 @@ class RegistryClient:
     def __init__(self, w3: Web3, address: str) -> None:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
-        self.contract = w3.eth.contract(address=self.address,
-                                        abi=artifact("EvidenceRegistry")["abi"])
+        self.contract = w3.eth.contract(
+            address=self.address, abi=artifact("EvidenceRegistry")["abi"]
+        )
         topic = self.contract.events.Anchored().topic
         self._anchored_topic = topic.to_0x_hex() if isinstance(topic, bytes) else str(topic)
 
@@ -120,10 +121,14 @@ class RegistryClient:
         return int(self.contract.functions.anchoredAt(root).call())
 
     def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
-        tx = self.contract.functions.anchor(root).build_transaction(
-            {"from": signer.address, "nonce": nonce, "gas": 120_000, **suggested_fees(self.w3)}
-        )
-        signed = signer.sign_transaction(dict(tx))
+        params: Any = {
+            "from": signer.address,
+            "nonce": nonce,
+            "gas": 120_000,
+            **suggested_fees(self.w3),
+        }
+        tx: Any = self.contract.functions.anchor(root).build_transaction(params)
+        signed = signer.sign_transaction(tx)
         return PreparedTx(bytes(signed.raw_transaction), signed.hash.to_0x_hex(), nonce)
 
     def send_raw(self, raw: bytes) -> None:
@@ -146,8 +151,11 @@ class RegistryClient:
         roots = []
         for entry in receipt["logs"]:
             topics = [t.to_0x_hex() for t in entry["topics"]]
-            if (entry["address"].lower() == self.address.lower() and len(topics) > 1
-                    and topics[0].lower() == self._anchored_topic.lower()):
+            if (
+                entry["address"].lower() == self.address.lower()
+                and len(topics) > 1
+                and topics[0].lower() == self._anchored_topic.lower()
+            ):
                 roots.append(topics[1].lower())
         return tuple(roots)
 

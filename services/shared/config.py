@@ -46,8 +46,16 @@ def parse_size(text: str) -> int:
     match = re.match(r"^\s*(\d+)\s*(b|kib|mib|gib|kb|mb|gb)?\s*$", text.lower())
     if not match:
         raise ValueError(f"not a size: {text!r} (bytes, or a number with KiB/MiB/GiB)")
-    factor = {None: 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
-              "kb": 1000, "mb": 1000**2, "gb": 1000**3}[match.group(2)]
+    factor = {
+        None: 1,
+        "b": 1,
+        "kib": 1024,
+        "mib": 1024**2,
+        "gib": 1024**3,
+        "kb": 1000,
+        "mb": 1000**2,
+        "gb": 1000**3,
+    }[match.group(2)]
     return int(match.group(1)) * factor
 
 
@@ -60,48 +68,116 @@ class Variable:
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("OFFERSEAL_DATA_DIR", "data_dir", Path,
-             "Data directory: SQLite database, generated dev keys, deployment records, Anvil state."),
-    Variable("OFFERSEAL_DATABASE_URL", "database_url", str,
-             "SQLAlchemy URL. Default: SQLite in the data directory. "
-             "PostgreSQL: `postgresql+psycopg://user@host/db`."),
-    Variable("OFFERSEAL_BROKER_URL", "broker_url", str,
-             "kombu URL. `memory://` (default, in-process, development only) or `amqp://...`."),
-    Variable("OFFERSEAL_RPC_URL", "rpc_url", str,
-             "Ethereum JSON-RPC endpoint. Unset: `offerseal up` starts Anvil from node_modules."),
-    Variable("OFFERSEAL_SIGNER_KEY", "signer_key", str,
-             "Private key (0x hex) that deploys contracts and anchors roots. Required with "
-             "OFFERSEAL_RPC_URL; defaults to Anvil's dev account only for the Anvil OfferSeal starts."),
-    Variable("OFFERSEAL_REGISTRY_ADDRESS", "registry_address", str,
-             "EvidenceRegistry address. Unset: taken from the data directory's deployment record, "
-             "deployed when missing."),
-    Variable("OFFERSEAL_AUTO_DEPLOY", "auto_deploy", parse_bool,
-             "Deploy the registry when none is configured or its code is gone (chain reset)."),
-    Variable("OFFERSEAL_MASTER_KEY", "master_key", str,
-             "Base64 of 32 bytes: wraps each document's AES-256-GCM data key. Unset: a dev key is "
-             "generated in the data directory (not for production)."),
-    Variable("OFFERSEAL_RECEIPT_KEY", "receipt_key", str,
-             "Base64 of a 32-byte Ed25519 seed that signs intake receipts. Unset: generated in the "
-             "data directory."),
+    Variable(
+        "OFFERSEAL_DATA_DIR",
+        "data_dir",
+        Path,
+        "Data directory: SQLite database, generated dev keys, deployment records, Anvil state.",
+    ),
+    Variable(
+        "OFFERSEAL_DATABASE_URL",
+        "database_url",
+        str,
+        "SQLAlchemy URL. Default: SQLite in the data directory. "
+        "PostgreSQL: `postgresql+psycopg://user@host/db`.",
+    ),
+    Variable(
+        "OFFERSEAL_BROKER_URL",
+        "broker_url",
+        str,
+        "kombu URL. `memory://` (default, in-process, development only) or `amqp://...`.",
+    ),
+    Variable(
+        "OFFERSEAL_RPC_URL",
+        "rpc_url",
+        str,
+        "Ethereum JSON-RPC endpoint. Unset: `offerseal up` starts Anvil from node_modules.",
+    ),
+    Variable(
+        "OFFERSEAL_SIGNER_KEY",
+        "signer_key",
+        str,
+        "Private key (0x hex) that deploys contracts and anchors roots. Required with "
+        "OFFERSEAL_RPC_URL; defaults to Anvil's dev account only for the Anvil OfferSeal starts.",
+    ),
+    Variable(
+        "OFFERSEAL_REGISTRY_ADDRESS",
+        "registry_address",
+        str,
+        "EvidenceRegistry address. Unset: the address recorded in the database (also written "
+        "to <data dir>/deployments/), "
+        "deployed when missing.",
+    ),
+    Variable(
+        "OFFERSEAL_AUTO_DEPLOY",
+        "auto_deploy",
+        parse_bool,
+        "Deploy the registry when none is configured or its code is gone (chain reset).",
+    ),
+    Variable(
+        "OFFERSEAL_MASTER_KEY",
+        "master_key",
+        str,
+        "Base64 of 32 bytes: wraps each document's AES-256-GCM data key. Unset: a dev key is "
+        "generated in the data directory (not for production).",
+    ),
+    Variable(
+        "OFFERSEAL_RECEIPT_KEY",
+        "receipt_key",
+        str,
+        "Base64 of a 32-byte Ed25519 seed that signs intake receipts. Unset: generated in the "
+        "data directory.",
+    ),
     Variable("OFFERSEAL_HOST", "host", str, "Interface the HTTP servers bind to."),
     Variable("OFFERSEAL_EVIDENCE_PORT", "evidence_port", int, "Port of the evidence service."),
-    Variable("OFFERSEAL_ANVIL_PORT", "anvil_port", int, "Port for the Anvil that `offerseal up` starts."),
+    Variable(
+        "OFFERSEAL_ANVIL_PORT", "anvil_port", int, "Port for the Anvil that `offerseal up` starts."
+    ),
     Variable("OFFERSEAL_WEB_THREADS", "web_threads", int, "HTTP worker threads per service."),
-    Variable("OFFERSEAL_BATCH_INTERVAL", "batch_interval", parse_duration,
-             "Longest wait before pending documents are anchored (`1s`, `500ms`, ...)."),
-    Variable("OFFERSEAL_BATCH_MAX", "batch_max", int, "Most leaves in one Merkle tree / anchor transaction."),
-    Variable("OFFERSEAL_CONFIRMATIONS", "confirmations", int,
-             "Blocks (including the anchoring one) before a root counts as anchored."),
-    Variable("OFFERSEAL_RECONCILE_INTERVAL", "reconcile_interval", parse_duration,
-             "How often anchored roots are checked against the chain (reset or reorg detection)."),
-    Variable("OFFERSEAL_OUTBOX_INTERVAL", "outbox_interval", parse_duration,
-             "How often the outbox relay looks for unpublished messages."),
-    Variable("OFFERSEAL_MAX_DOCUMENT_BYTES", "max_document_bytes", parse_size,
-             "Largest accepted document (`25MiB`); larger uploads get 413 without being read."),
+    Variable(
+        "OFFERSEAL_BATCH_INTERVAL",
+        "batch_interval",
+        parse_duration,
+        "Longest wait before pending documents are anchored (`1s`, `500ms`, ...).",
+    ),
+    Variable(
+        "OFFERSEAL_BATCH_MAX",
+        "batch_max",
+        int,
+        "Most leaves in one Merkle tree / anchor transaction.",
+    ),
+    Variable(
+        "OFFERSEAL_CONFIRMATIONS",
+        "confirmations",
+        int,
+        "Blocks (including the anchoring one) before a root counts as anchored.",
+    ),
+    Variable(
+        "OFFERSEAL_RECONCILE_INTERVAL",
+        "reconcile_interval",
+        parse_duration,
+        "How often anchored roots are checked against the chain (reset or reorg detection).",
+    ),
+    Variable(
+        "OFFERSEAL_OUTBOX_INTERVAL",
+        "outbox_interval",
+        parse_duration,
+        "How often the outbox relay looks for unpublished messages.",
+    ),
+    Variable(
+        "OFFERSEAL_MAX_DOCUMENT_BYTES",
+        "max_document_bytes",
+        parse_size,
+        "Largest accepted document (`25MiB`); larger uploads get 413 without being read.",
+    ),
     Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
-    Variable("OFFERSEAL_FAILPOINT", "failpoint", str,
-             "Test only: name of a point where the process kills itself with SIGKILL "
-             "(e.g. `anchor.after_send`), to prove crash recovery with real processes."),
+    Variable(
+        "OFFERSEAL_FAILPOINT",
+        "failpoint",
+        str,
+        "Test only: name of a point where the process kills itself with SIGKILL "
+        "(e.g. `anchor.after_send`), to prove crash recovery with real processes.",
+    ),
 )
 
 

@@ -28,8 +28,11 @@ class ExclusiveLock:
     def try_acquire(self) -> bool:
         if is_sqlite(self.db.engine):
             database = self.db.engine.url.database
-            folder = Path(database).resolve().parent if database and database != ":memory:" \
+            folder = (
+                Path(database).resolve().parent
+                if database and database != ":memory:"
                 else Path("/tmp")
+            )
             safe = hashlib.sha256(self.name.encode()).hexdigest()[:16]
             fd = os.open(folder / f".offerseal-lock-{safe}", os.O_RDWR | os.O_CREAT, 0o600)
             try:

@@ -40,8 +40,9 @@ class Envelope(ma.Schema):
 
 
 class EvidenceAnchoredV1(ma.Schema):
-    """A document's leaf is in a root anchored on chain; carries what a consumer needs to
-    confirm a milestone on chain without calling back (no personal data)."""
+    """A document tied to an agreement milestone is anchored; carries what a consumer needs to
+    confirm the milestone on chain without calling back (no personal data). Published only for
+    documents with an `agreement_id`; every batch also gets `evidence.batch_anchored`."""
 
     document_id = fields.String(required=True)
     kind = fields.String(required=True)
@@ -59,6 +60,19 @@ class EvidenceAnchoredV1(ma.Schema):
     batch_id = fields.Integer(required=True)
 
 
+class EvidenceBatchAnchoredV1(ma.Schema):
+    """A batch of a tenant's documents is anchored: one message per tenant and batch."""
+
+    batch_id = fields.Integer(required=True)
+    root = fields.String(required=True, validate=HEX32)
+    documents = fields.Integer(required=True, validate=validate.Range(min=1))
+    chain_id = fields.Integer(required=True)
+    registry = fields.String(required=True, validate=ADDRESS)
+    tx_hash = fields.String(required=True, validate=HEX32)
+    block_number = fields.Integer(required=True)
+    block_timestamp = fields.Integer(required=True)
+
+
 class EvidenceSupersededV1(ma.Schema):
     """The chain no longer holds a root (reset or reorg); its proofs are superseded and the
     documents will be anchored again (a new `evidence.anchored` follows)."""
@@ -71,21 +85,25 @@ class EvidenceSupersededV1(ma.Schema):
 
 @dataclass(frozen=True)
 class MessageType:
-    type: str
+    name: str
     version: int
     schema: type[ma.Schema]
     producer: str
 
     @property
     def routing_key(self) -> str:
-        return f"{self.type}.v{self.version}"
+        return f"{self.name}.v{self.version}"
 
 
 EVIDENCE_ANCHORED = MessageType("evidence.anchored", 1, EvidenceAnchoredV1, "evidence")
+EVIDENCE_BATCH_ANCHORED = MessageType(
+    "evidence.batch_anchored", 1, EvidenceBatchAnchoredV1, "evidence"
+)
 EVIDENCE_SUPERSEDED = MessageType("evidence.superseded", 1, EvidenceSupersededV1, "evidence")
 
 REGISTRY: dict[tuple[str, int], MessageType] = {
-    (m.type, m.version): m for m in (EVIDENCE_ANCHORED, EVIDENCE_SUPERSEDED)
+    (m.name, m.version): m
+    for m in (EVIDENCE_ANCHORED, EVIDENCE_BATCH_ANCHORED, EVIDENCE_SUPERSEDED)
 }
 
 
@@ -95,7 +113,7 @@ def build(message_type: MessageType, tenant: str, payload: dict[str, Any]) -> di
     return Envelope().dump(
         {
             "message_id": uuid.uuid4(),
-            "type": message_type.type,
+            "type": message_type.name,
             "version": message_type.version,
             "occurred_at": dt.datetime.now(dt.UTC),
             "producer": message_type.producer,

@@ -45,8 +45,12 @@ class OutboxMessage(Base):
 
     __table_args__ = (
         # The relay's query: unsent rows in order. Partial index keeps it small.
-        Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"),
-              sqlite_where=text("sent_at IS NULL")),
+        Index(
+            "ix_outbox_unsent",
+            "id",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
+        ),
     )
 
 

@@ -44,8 +44,15 @@ def _flatten(messages: Any, prefix: str = "") -> list[dict[str, str]]:
 def _validation_errors(data: dict[str, Any]) -> list[dict[str, str]]:
     messages = data.get("messages") or data.get("errors") or {}
     # webargs nests by location ({"json": {...}}, {"form": {...}}); the location is not a field.
-    if isinstance(messages, dict) and set(messages) <= {"json", "form", "files", "query",
-                                                         "headers", "view_args", "path"}:
+    if isinstance(messages, dict) and set(messages) <= {
+        "json",
+        "form",
+        "files",
+        "query",
+        "headers",
+        "view_args",
+        "path",
+    }:
         flat: list[dict[str, str]] = []
         for value in messages.values():
             flat.extend(_flatten(value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -15,17 +16,22 @@ log = logging.getLogger(__name__)
 
 class HttpServer:
     def __init__(self, app: Any, host: str, port: int, threads: int) -> None:
-        self.server = create_server(app, host=host, port=port, threads=threads,
-                                    ident="offerseal", clear_untrusted_proxy_headers=True,
-                                    channel_timeout=120, connection_limit=1000)
-        self.port = int(self.server.effective_port)  # type: ignore[union-attr]
+        self.server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="offerseal",
+            clear_untrusted_proxy_headers=True,
+            channel_timeout=120,
+            connection_limit=1000,
+        )
+        self.port = int(self.server.effective_port)
         self.thread = threading.Thread(target=self._serve, name=f"http-{port}", daemon=True)
 
     def _serve(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # raised when closed during shutdown
             self.server.run()
-        except (OSError, ValueError):  # closed during shutdown
-            pass
 
     def start(self) -> HttpServer:
         self.thread.start()
@@ -33,7 +39,7 @@ class HttpServer:
 
     def stop(self) -> None:
         # Let in-flight requests finish before the sockets close under them.
-        self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)  # type: ignore[union-attr]
+        self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
         self.server.close()
         self.thread.join(5)
 

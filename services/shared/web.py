@@ -18,8 +18,9 @@ from .auth import Principal, authenticate
 from .db import Database
 
 
-def create_base_app(name: str, db: Database, *, max_content_length: int | None = None
-                    ) -> tuple[Flask, Api, CollectorRegistry]:
+def create_base_app(
+    name: str, db: Database, *, max_content_length: int | None = None
+) -> tuple[Flask, Api, CollectorRegistry]:
     app = Flask(f"offerseal.{name}")
     app.config.update(
         API_TITLE=f"OfferSeal {name} service",
@@ -31,11 +32,19 @@ def create_base_app(name: str, db: Database, *, max_content_length: int | None =
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
         MAX_CONTENT_LENGTH=max_content_length,
         API_SPEC_OPTIONS={
-            "components": {"securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "API key: `osk_<id>_<secret>`"}}},
-            "info": {"description": f"OfferSeal {name} service. Errors are RFC 9457 "
-                                    "`application/problem+json`."},
+            "components": {
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "API key: `osk_<id>_<secret>`",
+                    }
+                }
+            },
+            "info": {
+                "description": f"OfferSeal {name} service. Errors are RFC 9457 "
+                "`application/problem+json`."
+            },
         },
     )
     app.extensions["offerseal.db"] = db
@@ -43,11 +52,19 @@ def create_base_app(name: str, db: Database, *, max_content_length: int | None =
     problems.register(app)  # replaces flask-smorest's error payload with problem+json
 
     registry = CollectorRegistry()
-    requests_total = Counter("offerseal_http_requests_total", "HTTP requests",
-                             ["service", "method", "endpoint", "status"], registry=registry)
-    latency = Histogram("offerseal_http_request_seconds", "HTTP request latency",
-                        ["service", "endpoint"], registry=registry,
-                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+    requests_total = Counter(
+        "offerseal_http_requests_total",
+        "HTTP requests",
+        ["service", "method", "endpoint", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "offerseal_http_request_seconds",
+        "HTTP request latency",
+        ["service", "endpoint"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
 
     @app.before_request
     def _start_timer() -> None:
@@ -75,8 +92,9 @@ def principal() -> Principal:
     if cached is None:
         from flask import current_app
 
-        cached = authenticate(current_app.extensions["offerseal.db"],
-                              request.headers.get("Authorization"))
+        cached = authenticate(
+            current_app.extensions["offerseal.db"], request.headers.get("Authorization")
+        )
         g.offerseal_principal = cached
     return cached
 
@@ -94,4 +112,5 @@ def health_route(app: Flask, checks: dict[str, Callable[[], Any]]) -> None:
                 healthy = False
                 results[label] = f"error: {type(exc).__name__}"
         return {"status": "ok" if healthy else "degraded", "checks": results}, (
-            200 if healthy else 503)
+            200 if healthy else 503
+        )

@@ -30,38 +30,50 @@ def test_upload_anchor_proof_and_verify(evidence: RunningStack) -> None:
     assert receipt["document_id"] == body["id"] and receipt["size"] == len(content)
     assert receipt["tenant"] == "acme" and receipt["sequence"] >= 1
 
-    pending = requests.get(evidence.url(f"/v1/documents/{body['id']}/proof"),
-                           headers=evidence.hr, timeout=10)
+    pending = requests.get(
+        evidence.url(f"/v1/documents/{body['id']}/proof"), headers=evidence.hr, timeout=10
+    )
     if pending.status_code == 409:
         assert pending.headers["Content-Type"] == PROBLEM
 
     bundle = wait_for_proof(evidence, body["id"])
     assert bundle["format"] == "offerseal-proof/1"
     assert bundle["anchor"]["chain_id"] == 31337
-    meta = requests.get(evidence.url(f"/v1/documents/{body['id']}"), headers=evidence.legal,
-                        timeout=10).json()
+    meta = requests.get(
+        evidence.url(f"/v1/documents/{body['id']}"), headers=evidence.legal, timeout=10
+    ).json()
     assert meta["status"] == "anchored" and meta["anchor"]["tx_hash"] == bundle["anchor"]["tx_hash"]
     assert meta["agreement_id"] == "ag-7"
 
     # /v1/verify needs no key: the genuine file passes, a one-byte change fails by name.
-    ok = requests.post(evidence.url("/v1/verify"), files={"file": content},
-                       data={"proof": json.dumps(bundle)}, timeout=10).json()
+    ok = requests.post(
+        evidence.url("/v1/verify"),
+        files={"file": content},
+        data={"proof": json.dumps(bundle)},
+        timeout=10,
+    ).json()
     assert ok["valid"], ok
     tampered = bytearray(content)
     tampered[-1] ^= 1
-    bad = requests.post(evidence.url("/v1/verify"), files={"file": bytes(tampered)},
-                        data={"proof": json.dumps(bundle)}, timeout=10).json()
+    bad = requests.post(
+        evidence.url("/v1/verify"),
+        files={"file": bytes(tampered)},
+        data={"proof": json.dumps(bundle)},
+        timeout=10,
+    ).json()
     assert bad["valid"] is False and bad["failed"] == ["document_hash"]
-    as_json = requests.post(evidence.url("/v1/verify"), timeout=10,
-                            json={"proof": bundle, "sha256": body["sha256"]}).json()
+    as_json = requests.post(
+        evidence.url("/v1/verify"), timeout=10, json={"proof": bundle, "sha256": body["sha256"]}
+    ).json()
     assert as_json["valid"]
 
 
 def test_content_is_decrypted_for_readers_and_encrypted_at_rest(evidence: RunningStack) -> None:
     marker = b"PLAINTEXT-MARKER-" + os.urandom(8).hex().encode()
     doc_id = upload(evidence, marker * 50).json()["id"]
-    got = requests.get(evidence.url(f"/v1/documents/{doc_id}/content"), headers=evidence.legal,
-                       timeout=10)
+    got = requests.get(
+        evidence.url(f"/v1/documents/{doc_id}/content"), headers=evidence.legal, timeout=10
+    )
     assert got.status_code == 200 and got.content == marker * 50
     assert got.headers["Cache-Control"] == "no-store"
     with evidence.db.engine.connect() as conn:
@@ -90,27 +102,47 @@ def test_idempotency_key_replays_or_conflicts(evidence: RunningStack) -> None:
 
 
 def test_hash_only_batch_intake(evidence: RunningStack) -> None:
-    items = [{"sha256": "0x" + hashlib.sha256(str(i).encode()).hexdigest(),
-              "kind": "salary_statement", "candidate_ref": f"cand-{i % 3}"} for i in range(500)]
-    response = requests.post(evidence.url("/v1/documents/hashes"), headers=evidence.hr,
-                             json={"items": items}, timeout=60)
+    items = [
+        {
+            "sha256": "0x" + hashlib.sha256(str(i).encode()).hexdigest(),
+            "kind": "salary_statement",
+            "candidate_ref": f"cand-{i % 3}",
+        }
+        for i in range(500)
+    ]
+    response = requests.post(
+        evidence.url("/v1/documents/hashes"), headers=evidence.hr, json={"items": items}, timeout=60
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["count"] == 500
-    sequences = [i["intake_receipt"]["payload"]["sequence"] for i in body["items"]]
+    sequences = [i["sequence"] for i in body["items"]]
     assert sequences == sorted(sequences) and len(set(sequences)) == 500
-    bundle = wait_for_proof(evidence, body["items"][-1]["id"])
-    assert bundle["intake_receipt"]["payload"]["size"] is None
-    content = requests.get(evidence.url(f"/v1/documents/{body['items'][0]['id']}/content"),
-                           headers=evidence.hr, timeout=10)
+    # One signature for the request; each document's receipt proves its own statement in it.
+    assert body["intake_receipt"]["payload"]["count"] == 500
+    last = body["items"][-1]
+    bundle = wait_for_proof(evidence, last["id"])
+    receipt = bundle["intake_receipt"]
+    assert receipt["signature"] == body["intake_receipt"]["signature"]
+    assert receipt["item"]["sha256"] == last["sha256"] and receipt["item"]["size"] is None
+    verdict = requests.post(
+        evidence.url("/v1/verify"), timeout=10, json={"proof": bundle, "sha256": last["sha256"]}
+    ).json()
+    assert verdict["valid"], verdict
+    content = requests.get(
+        evidence.url(f"/v1/documents/{body['items'][0]['id']}/content"),
+        headers=evidence.hr,
+        timeout=10,
+    )
     assert content.status_code == 404 and content.headers["Content-Type"] == PROBLEM
 
 
 def test_list_is_paginated_and_filtered_by_candidate(evidence: RunningStack) -> None:
     for i in range(5):
         upload(evidence, f"doc {i}".encode(), candidate_ref="cand-a" if i % 2 == 0 else "cand-b")
-    page = requests.get(evidence.url("/v1/documents?candidate_ref=cand-a&limit=2"),
-                        headers=evidence.hr, timeout=10).json()
+    page = requests.get(
+        evidence.url("/v1/documents?candidate_ref=cand-a&limit=2"), headers=evidence.hr, timeout=10
+    ).json()
     assert len(page["items"]) == 2 and page["next"]
     rest = requests.get(evidence.url(page["next"]), headers=evidence.hr, timeout=10).json()
     assert len(rest["items"]) == 1 and rest["next"] is None
@@ -119,21 +151,30 @@ def test_list_is_paginated_and_filtered_by_candidate(evidence: RunningStack) -> 
 
 def test_roles_and_tenants(evidence: RunningStack) -> None:
     doc_id = upload(evidence, b"acme's document").json()["id"]
-    for path in (f"/v1/documents/{doc_id}", f"/v1/documents/{doc_id}/content",
-                 f"/v1/documents/{doc_id}/proof"):
+    for path in (
+        f"/v1/documents/{doc_id}",
+        f"/v1/documents/{doc_id}/content",
+        f"/v1/documents/{doc_id}/proof",
+    ):
         foreign = requests.get(evidence.url(path), headers=evidence.other_tenant, timeout=10)
         assert foreign.status_code == 404, path  # no existence leak
         assert foreign.json()["status"] == 404
         anonymous = requests.get(evidence.url(path), timeout=10)
         assert anonymous.status_code == 401
-    assert requests.get(evidence.url(f"/v1/documents/{doc_id}"), timeout=10,
-                        headers={"Authorization": "Bearer osk_0000000000000000_" + "x" * 43}
-                        ).status_code == 401
+    assert (
+        requests.get(
+            evidence.url(f"/v1/documents/{doc_id}"),
+            timeout=10,
+            headers={"Authorization": "Bearer osk_0000000000000000_" + "x" * 43},
+        ).status_code
+        == 401
+    )
     # Legal reads but may not submit.
     forbidden = upload(evidence, b"from legal", headers=evidence.legal)
     assert forbidden.status_code == 403 and forbidden.headers["Content-Type"] == PROBLEM
-    listed = requests.get(evidence.url("/v1/documents"), headers=evidence.other_tenant,
-                          timeout=10).json()
+    listed = requests.get(
+        evidence.url("/v1/documents"), headers=evidence.other_tenant, timeout=10
+    ).json()
     assert listed["items"] == []
 
 
@@ -141,8 +182,12 @@ def test_roles_and_tenants(evidence: RunningStack) -> None:
 def test_bad_uploads_are_422_naming_the_field(evidence_sqlite: RunningStack, case: str) -> None:
     data = {"kind": "resignation_application", "candidate_ref": "c"}
     files: dict[str, tuple[str, bytes]] | None = {"file": ("a.pdf", b"x")}
-    field = {"no_file": "file", "empty_file": "file", "bad_kind": "kind",
-             "no_candidate": "candidate_ref"}[case]
+    field = {
+        "no_file": "file",
+        "empty_file": "file",
+        "bad_kind": "kind",
+        "no_candidate": "candidate_ref",
+    }[case]
     if case == "no_file":
         files = None
         data["filler"] = "1"
@@ -154,8 +199,13 @@ def test_bad_uploads_are_422_naming_the_field(evidence_sqlite: RunningStack, cas
         del data["candidate_ref"]
     if files is None:  # still multipart, just without the file part
         files = {"other": ("x.txt", b"y")}
-    response = requests.post(evidence_sqlite.url("/v1/documents"), headers=evidence_sqlite.hr,
-                             data=data, files=files, timeout=10)
+    response = requests.post(
+        evidence_sqlite.url("/v1/documents"),
+        headers=evidence_sqlite.hr,
+        data=data,
+        files=files,
+        timeout=10,
+    )
     assert response.status_code == 422, response.text
     problem = response.json()
     assert response.headers["Content-Type"] == PROBLEM
@@ -165,41 +215,60 @@ def test_bad_uploads_are_422_naming_the_field(evidence_sqlite: RunningStack, cas
 
 def test_malformed_hash_and_broken_json(evidence_sqlite: RunningStack) -> None:
     stack = evidence_sqlite
-    bad = requests.post(stack.url("/v1/documents/hashes"), headers=stack.hr, timeout=10,
-                        json={"items": [{"sha256": "0x1234", "kind": "other",
-                                         "candidate_ref": "c"}]})
+    bad = requests.post(
+        stack.url("/v1/documents/hashes"),
+        headers=stack.hr,
+        timeout=10,
+        json={"items": [{"sha256": "0x1234", "kind": "other", "candidate_ref": "c"}]},
+    )
     assert bad.status_code == 422
     assert "items.0.sha256" in [e["field"] for e in bad.json()["errors"]]
-    too_many = requests.post(stack.url("/v1/documents/hashes"), headers=stack.hr, timeout=30,
-                             json={"items": [{"sha256": "0x" + "a" * 64, "kind": "other",
-                                              "candidate_ref": "c"}] * 10_001})
+    too_many = requests.post(
+        stack.url("/v1/documents/hashes"),
+        headers=stack.hr,
+        timeout=30,
+        json={
+            "items": [{"sha256": "0x" + "a" * 64, "kind": "other", "candidate_ref": "c"}] * 10_001
+        },
+    )
     assert too_many.status_code == 422
-    broken = requests.post(stack.url("/v1/documents/hashes"), timeout=10, data="{not json",
-                           headers={**stack.hr, "Content-Type": "application/json"})
+    broken = requests.post(
+        stack.url("/v1/documents/hashes"),
+        timeout=10,
+        data="{not json",
+        headers={**stack.hr, "Content-Type": "application/json"},
+    )
     assert broken.status_code == 400 and broken.headers["Content-Type"] == PROBLEM
-    broken_proof = requests.post(stack.url("/v1/verify"), data={"proof": "{nope"},
-                                 files={"file": b"x"}, timeout=10)
+    broken_proof = requests.post(
+        stack.url("/v1/verify"), data={"proof": "{nope"}, files={"file": b"x"}, timeout=10
+    )
     assert broken_proof.status_code == 422
     assert broken_proof.json()["errors"][0]["field"] == "proof"
 
 
 def test_wrong_content_type_is_415(evidence_sqlite: RunningStack) -> None:
-    response = requests.post(evidence_sqlite.url("/v1/documents"), headers=evidence_sqlite.hr,
-                             json={"kind": "other"}, timeout=10)
+    response = requests.post(
+        evidence_sqlite.url("/v1/documents"),
+        headers=evidence_sqlite.hr,
+        json={"kind": "other"},
+        timeout=10,
+    )
     assert response.status_code == 415 and response.headers["Content-Type"] == PROBLEM
 
 
 def test_unknown_id_is_404(evidence_sqlite: RunningStack) -> None:
-    response = requests.get(evidence_sqlite.url("/v1/documents/nope"), headers=evidence_sqlite.hr,
-                            timeout=10)
+    response = requests.get(
+        evidence_sqlite.url("/v1/documents/nope"), headers=evidence_sqlite.hr, timeout=10
+    )
     assert response.status_code == 404 and response.json()["title"] == "Document not found"
 
 
 def test_oversized_upload_is_413_without_being_read(tmp_path, sqlite_url, anvil) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import make_settings, start_stack
 
-    stack = start_stack(make_settings(tmp_path, sqlite_url, anvil.url,
-                                      max_document_bytes=1024 * 1024))
+    stack = start_stack(
+        make_settings(tmp_path, sqlite_url, anvil.url, max_document_bytes=1024 * 1024)
+    )
     try:
         # Exactly at the limit is fine; one byte over is refused.
         assert upload(stack, b"a" * (1024 * 1024)).status_code == 201
@@ -209,10 +278,12 @@ def test_oversized_upload_is_413_without_being_read(tmp_path, sqlite_url, anvil)
 
         host, port = stack.base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(b"POST /v1/documents HTTP/1.1\r\nHost: x\r\n"
-                         b"Authorization: " + stack.hr["Authorization"].encode() + b"\r\n"
-                         b"Content-Type: multipart/form-data; boundary=b\r\n"
-                         b"Content-Length: 5000000000\r\n\r\n")
+            sock.sendall(
+                b"POST /v1/documents HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: " + stack.hr["Authorization"].encode() + b"\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 5000000000\r\n\r\n"
+            )
             started = time.monotonic()
             answer = sock.recv(4096)
             assert time.monotonic() - started < 10

@@ -30,8 +30,9 @@ OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 def registry(anvil: Any) -> chain.RegistryClient:
     w3 = chain.connect(anvil.url)
     signer = chain.account(ANVIL_DEV_KEY)
-    return chain.RegistryClient(w3, chain.deploy(w3, signer, "EvidenceRegistry", signer.address,
-                                                 signer.address))
+    return chain.RegistryClient(
+        w3, chain.deploy(w3, signer, "EvidenceRegistry", signer.address, signer.address)
+    )
 
 
 def anchor(registry: chain.RegistryClient, root: bytes, key: str = ANVIL_DEV_KEY) -> Any:
@@ -63,7 +64,9 @@ def test_second_anchor_of_a_root_reverts_with_root_already_anchored(registry: An
     root = os.urandom(32)
     anchor(registry, root)
     with pytest.raises(ContractCustomError) as info:
-        registry.contract.functions.anchor(root).call({"from": chain.account(ANVIL_DEV_KEY).address})
+        registry.contract.functions.anchor(root).call(
+            {"from": chain.account(ANVIL_DEV_KEY).address}
+        )
     data = info.value.data if isinstance(info.value.data, str) else info.value.args[0]
     raw = bytes.fromhex(str(data)[2:])
     assert raw[:4] == selector("RootAlreadyAnchored(bytes32)")
@@ -76,18 +79,21 @@ def test_only_the_anchorer_role_may_anchor(registry: Any) -> None:
         registry.contract.functions.anchor(os.urandom(32)).call({"from": outsider})
     data = info.value.data if isinstance(info.value.data, str) else info.value.args[0]
     assert bytes.fromhex(str(data)[2:])[:4] == selector(
-        "AccessControlUnauthorizedAccount(address,bytes32)")
+        "AccessControlUnauthorizedAccount(address,bytes32)"
+    )
 
 
 def test_zero_root_is_refused(registry: Any) -> None:
     with pytest.raises(ContractCustomError):
         registry.contract.functions.anchor(b"\x00" * 32).call(
-            {"from": chain.account(ANVIL_DEV_KEY).address})
+            {"from": chain.account(ANVIL_DEV_KEY).address}
+        )
 
 
 def test_verify_on_chain_matches_the_python_tree(registry: Any) -> None:
-    leaves = [merkle.leaf_hash(hashlib.sha256(os.urandom(8)).digest(), os.urandom(32))
-              for _ in range(37)]
+    leaves = [
+        merkle.leaf_hash(hashlib.sha256(os.urandom(8)).digest(), os.urandom(32)) for _ in range(37)
+    ]
     tree = merkle.MerkleTree.build(leaves)
     verify = registry.contract.functions.verify
     assert not verify(tree.proof(leaves[0]), tree.root, leaves[0]).call()  # not anchored yet
@@ -107,9 +113,11 @@ def test_only_the_root_reaches_calldata_and_logs(registry: Any) -> None:
     tree = merkle.MerkleTree.build([merkle.leaf_hash(sha, salt), other])
     receipt = anchor(registry, tree.root)
     tx = registry.w3.eth.get_transaction(receipt["transactionHash"])
-    on_chain = bytes(tx["input"]) + b"".join(
-        bytes(t) for entry in receipt["logs"] for t in entry["topics"]) + b"".join(
-        bytes(entry["data"]) for entry in receipt["logs"])
+    on_chain = (
+        bytes(tx["input"])
+        + b"".join(bytes(t) for entry in receipt["logs"] for t in entry["topics"])
+        + b"".join(bytes(entry["data"]) for entry in receipt["logs"])
+    )
     assert tree.root in on_chain
     for secret in (sha, salt, merkle.leaf_hash(sha, salt)):
         assert secret not in on_chain
@@ -117,8 +125,13 @@ def test_only_the_root_reaches_calldata_and_logs(registry: Any) -> None:
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_committed_artifacts_match_a_fresh_compile() -> None:
-    result = subprocess.run(["node", "contracts/compile.mjs", "--check"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["node", "contracts/compile.mjs", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
 
 

@@ -19,13 +19,22 @@ from tests.conftest import RunningStack, upload, wait_for_proof
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "oz-merkle-verify.mjs"
-pytestmark = [pytest.mark.chain,
-              pytest.mark.skipif(shutil.which("node") is None, reason="Node.js not installed")]
+pytestmark = [
+    pytest.mark.chain,
+    pytest.mark.skipif(shutil.which("node") is None, reason="Node.js not installed"),
+]
 
 
 def node(args: list[str], payload: Any) -> list[dict[str, Any]]:
-    result = subprocess.run(["node", str(SCRIPT), *args], input=json.dumps(payload), cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        ["node", str(SCRIPT), *args],
+        input=json.dumps(payload),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
@@ -38,7 +47,8 @@ def test_roots_equal_standard_merkle_tree_of(size: int) -> None:
 
 
 def test_service_proofs_pass_openzeppelin_verify_and_forgeries_fail(
-        evidence_sqlite: RunningStack) -> None:
+    evidence_sqlite: RunningStack,
+) -> None:
     ids = [upload(evidence_sqlite, os.urandom(100)).json()["id"] for _ in range(9)]
     bundles = [wait_for_proof(evidence_sqlite, doc_id) for doc_id in ids]
     assert all(r["valid"] for r in node([], bundles))
@@ -48,10 +58,12 @@ def test_service_proofs_pass_openzeppelin_verify_and_forgeries_fail(
     # And on chain, through OpenZeppelin MerkleProof inside EvidenceRegistry.verify().
     from offerseal.shared import chain
 
-    registry = chain.RegistryClient(chain.connect(evidence_sqlite.rpc_url),
-                                    bundles[0]["anchor"]["registry"])
+    registry = chain.RegistryClient(
+        chain.connect(evidence_sqlite.rpc_url), bundles[0]["anchor"]["registry"]
+    )
     for bundle in bundles:
         assert registry.contract.functions.verify(
             [bytes.fromhex(p[2:]) for p in bundle["merkle"]["proof"]],
             bytes.fromhex(bundle["merkle"]["root"][2:]),
-            bytes.fromhex(bundle["leaf"]["hash"][2:])).call()
+            bytes.fromhex(bundle["leaf"]["hash"][2:]),
+        ).call()

@@ -23,9 +23,13 @@ pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 
 def post(base: str, key: str, content: bytes) -> str:
-    response = requests.post(base + "/v1/documents", headers={"Authorization": f"Bearer {key}"},
-                             data={"kind": "resignation_application", "candidate_ref": "c"},
-                             files={"file": ("d.txt", content)}, timeout=30)
+    response = requests.post(
+        base + "/v1/documents",
+        headers={"Authorization": f"Bearer {key}"},
+        data={"kind": "resignation_application", "candidate_ref": "c"},
+        files={"file": ("d.txt", content)},
+        timeout=30,
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -37,8 +41,11 @@ def proofs(base: str, key: str, ids: list[str], timeout: float = 60.0) -> dict[s
         for doc_id in ids:
             if doc_id in out:
                 continue
-            r = requests.get(f"{base}/v1/documents/{doc_id}/proof",
-                             headers={"Authorization": f"Bearer {key}"}, timeout=10)
+            r = requests.get(
+                f"{base}/v1/documents/{doc_id}/proof",
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=10,
+            )
             if r.status_code == 200:
                 out[doc_id] = r.json()
         time.sleep(0.2)
@@ -46,24 +53,36 @@ def proofs(base: str, key: str, ids: list[str], timeout: float = 60.0) -> dict[s
     return out
 
 
-def assert_anchored_exactly_once(database_url: str, rpc_url: str, contents: dict[str, bytes],
-                                 bundles: dict[str, Any]) -> None:
+def assert_anchored_exactly_once(
+    database_url: str, rpc_url: str, contents: dict[str, bytes], bundles: dict[str, Any]
+) -> None:
     w3 = chain.connect(rpc_url)
     view = chain.Web3ChainView(w3)
     import hashlib
 
     for doc_id, bundle in bundles.items():
-        verdict = verify_bundle(bundle, document_sha256="0x" + hashlib.sha256(
-            contents[doc_id]).hexdigest(), trusted_keys=None, chain=view)
+        verdict = verify_bundle(
+            bundle,
+            document_sha256="0x" + hashlib.sha256(contents[doc_id]).hexdigest(),
+            trusted_keys=None,
+            chain=view,
+        )
         assert verdict.valid, verdict.as_dict()
     db = Database(database_url)
     try:
         with db.sessions() as session:
-            anchored = session.execute(select(Batch).where(Batch.state == "anchored")
-                                       ).scalars().all()
-            members = session.execute(
-                select(BatchMember.document_seq).join(Batch, Batch.id == BatchMember.batch_id)
-                .where(Batch.state == "anchored")).scalars().all()
+            anchored = (
+                session.execute(select(Batch).where(Batch.state == "anchored")).scalars().all()
+            )
+            members = (
+                session.execute(
+                    select(BatchMember.document_seq)
+                    .join(Batch, Batch.id == BatchMember.batch_id)
+                    .where(Batch.state == "anchored")
+                )
+                .scalars()
+                .all()
+            )
             docs = session.execute(select(Document)).scalars().all()
     finally:
         db.dispose()
@@ -75,10 +94,12 @@ def assert_anchored_exactly_once(database_url: str, rpc_url: str, contents: dict
     assert sorted(roots) == sorted(b.root for b in anchored)  # one transaction per batch
 
 
-@pytest.mark.parametrize("failpoint", ["anchor.before_send", "anchor.after_send",
-                                       "anchor.after_receipt"])
+@pytest.mark.parametrize(
+    "failpoint", ["anchor.before_send", "anchor.after_send", "anchor.after_receipt"]
+)
 def test_sigkill_during_anchoring_loses_and_doubles_nothing(
-        tmp_path: Path, database_url: str, fresh_anvil: Any, failpoint: str) -> None:
+    tmp_path: Path, database_url: str, fresh_anvil: Any, failpoint: str
+) -> None:
     env = service_env(tmp_path, database_url, fresh_anvil.url)
     key = create_key(env)
     service = ServiceProcess(env, tmp_path / "service.log").start(failpoint)
@@ -101,8 +122,9 @@ def test_sigkill_during_anchoring_loses_and_doubles_nothing(
     assert_anchored_exactly_once(database_url, fresh_anvil.url, contents, bundles)
 
 
-def test_one_anchoring_worker_per_signer_and_failover(tmp_path: Path, database_url: str,
-                                                      fresh_anvil: Any) -> None:
+def test_one_anchoring_worker_per_signer_and_failover(
+    tmp_path: Path, database_url: str, fresh_anvil: Any
+) -> None:
     env_a = service_env(tmp_path / "a", database_url, fresh_anvil.url)
     env_b = {**env_a, "OFFERSEAL_EVIDENCE_PORT": str(free_port())}
     if database_url.startswith("sqlite"):
@@ -157,15 +179,21 @@ def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -
             for doc_id in contents:
                 # Same signer, nonce and root on a fresh chain can give the very same
                 # transaction hash, so look at the proof history, not at the hash.
-                r = requests.get(f"{service.base}/v1/documents/{doc_id}/proofs",
-                                 headers={"Authorization": f"Bearer {key}"}, timeout=10)
+                r = requests.get(
+                    f"{service.base}/v1/documents/{doc_id}/proofs",
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=10,
+                )
                 items = r.json()["items"]
                 if [p["state"] for p in items] == ["superseded", "anchored"]:
                     after[doc_id] = items[-1]["bundle"]
             time.sleep(0.3)
         assert len(after) == len(contents), (tmp_path / "service.log").read_text()[-3000:]
-        history = requests.get(f"{service.base}/v1/documents/{next(iter(contents))}/proofs",
-                               headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
+        history = requests.get(
+            f"{service.base}/v1/documents/{next(iter(contents))}/proofs",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).json()
         assert [p["state"] for p in history["items"]] == ["superseded", "anchored"]
         assert history["items"][0]["superseded_at"]
     finally:

@@ -12,15 +12,22 @@ from offerseal.shared.config import VARIABLES, ConfigError, load_settings, parse
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-@pytest.mark.parametrize("text,seconds", [("90", 90), ("1.5", 1.5), ("500ms", 0.5),
-                                          ("90s", 90), ("30m", 1800), ("48h", 172800)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("90", 90), ("1.5", 1.5), ("500ms", 0.5), ("90s", 90), ("30m", 1800), ("48h", 172800)],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
 def test_values_are_typed_and_defaults_apply() -> None:
-    settings = load_settings({"OFFERSEAL_BATCH_INTERVAL": "250ms", "OFFERSEAL_BATCH_MAX": "100",
-                              "OFFERSEAL_MAX_DOCUMENT_BYTES": "1MiB"})
+    settings = load_settings(
+        {
+            "OFFERSEAL_BATCH_INTERVAL": "250ms",
+            "OFFERSEAL_BATCH_MAX": "100",
+            "OFFERSEAL_MAX_DOCUMENT_BYTES": "1MiB",
+        }
+    )
     assert settings.batch_interval == 0.25
     assert settings.batch_max == 100
     assert settings.max_document_bytes == 1024 * 1024
@@ -28,17 +35,23 @@ def test_values_are_typed_and_defaults_apply() -> None:
     assert settings.broker_url == "memory://"
 
 
-@pytest.mark.parametrize("env", [{"OFFERSEAL_BATCH_MAX": "many"},
-                                 {"OFFERSEAL_BATCH_INTERVAL": "soon"},
-                                 {"OFFERSEAL_BATCH_MAX": "0"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OFFERSEAL_BATCH_MAX": "many"},
+        {"OFFERSEAL_BATCH_INTERVAL": "soon"},
+        {"OFFERSEAL_BATCH_MAX": "0"},
+    ],
+)
 def test_bad_values_name_the_variable(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="OFFERSEAL_BATCH"):
         load_settings(env)
 
 
 def test_secrets_are_redacted() -> None:
-    settings = load_settings({"OFFERSEAL_SIGNER_KEY": "0xdeadbeef",
-                              "OFFERSEAL_DATABASE_URL": "postgresql://u:pw@h/db"})
+    settings = load_settings(
+        {"OFFERSEAL_SIGNER_KEY": "0xdeadbeef", "OFFERSEAL_DATABASE_URL": "postgresql://u:pw@h/db"}
+    )
     shown = str(settings.redacted())
     assert "deadbeef" not in shown and "pw@" not in shown
 

@@ -8,11 +8,22 @@ import pytest
 
 from offerseal.shared import messages
 
-PAYLOAD = {"document_id": "d-1", "kind": "resignation_acceptance", "candidate_ref": "c-1",
-           "agreement_id": "ag-1", "milestone": "resignation_accepted",
-           "leaf": "0x" + "11" * 32, "root": "0x" + "22" * 32, "proof": ["0x" + "33" * 32],
-           "chain_id": 31337, "registry": "0x" + "44" * 20, "tx_hash": "0x" + "55" * 32,
-           "block_number": 3, "block_timestamp": 1_764_087_600, "batch_id": 1}
+PAYLOAD = {
+    "document_id": "d-1",
+    "kind": "resignation_acceptance",
+    "candidate_ref": "c-1",
+    "agreement_id": "ag-1",
+    "milestone": "resignation_accepted",
+    "leaf": "0x" + "11" * 32,
+    "root": "0x" + "22" * 32,
+    "proof": ["0x" + "33" * 32],
+    "chain_id": 31337,
+    "registry": "0x" + "44" * 20,
+    "tx_hash": "0x" + "55" * 32,
+    "block_number": 3,
+    "block_timestamp": 1_764_087_600,
+    "batch_id": 1,
+}
 
 
 def test_build_then_parse_round_trips_through_json() -> None:
@@ -24,10 +35,13 @@ def test_build_then_parse_round_trips_through_json() -> None:
     assert messages.EVIDENCE_ANCHORED.routing_key == "evidence.anchored.v1"
 
 
-@pytest.mark.parametrize("body,reason", [
-    ("not a dict", "not a JSON object"),
-    ({"type": "evidence.anchored"}, "invalid envelope"),
-])
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ("not a dict", "not a JSON object"),
+        ({"type": "evidence.anchored"}, "invalid envelope"),
+    ],
+)
 def test_bad_bodies_raise_message_error_with_reason(body: object, reason: str) -> None:
     with pytest.raises(messages.MessageError, match=reason):
         messages.parse(body)

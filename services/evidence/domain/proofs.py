@@ -144,12 +144,11 @@ def verify_bundle(
         detail = f"sha256 {document_sha256.lower()}" + ("" if ok else f", bundle says {claimed}")
         checks.append(Check("document_hash", ok, detail))
 
-    ok, detail = verify_receipt(receipt, trusted_keys)
+    ok, detail, statement = verify_receipt(receipt, trusted_keys)
     if ok:
-        payload = receipt["payload"]
-        if str(payload.get("sha256", "")).lower() != claimed:
+        if str(statement.get("sha256", "")).lower() != claimed:
             ok, detail = False, "receipt is for another sha256"
-        elif payload.get("document_id") != bundle["document"].get("id"):
+        elif statement.get("document_id") != bundle["document"].get("id"):
             ok, detail = False, "receipt is for another document id"
     checks.append(Check("receipt_signature", ok, detail))
 
@@ -169,7 +168,9 @@ def verify_bundle(
         Check(
             "merkle_path",
             path_ok,
-            f"{len(path)} sibling(s) lead to the root" if path_ok else "proof does not lead to root",
+            f"{len(path)} sibling(s) lead to the root"
+            if path_ok
+            else "proof does not lead to root",
         )
     )
     checks.extend(_chain_checks(chain, anchor, root))

@@ -3,6 +3,8 @@
 A receipt states what the service received (document id, sha256, size, kind, tenant, the API key
 that uploaded it, the service's clock, a sequence number) and is signed with Ed25519 over its
 canonical JSON. Anyone holding the published public key can check it without the service.
+Hash-only intake of many documents signs once: the signed payload holds the Merkle root of the
+documents' statements, and each document's receipt carries its statement and Merkle path.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from eth_hash.auto import keccak
 
 from .canonical import canonical_json
+from .merkle import MerkleTree, process_proof
 
 RECEIPT_FORMAT = "offerseal-intake-receipt/1"
+BATCH_FORMAT = "offerseal-intake-batch/1"
 ALGORITHM = "Ed25519"
 
 
@@ -39,6 +44,11 @@ def key_id_of(public_raw: bytes) -> str:
     return "ed25519:" + hashlib.sha256(public_raw).hexdigest()[:16]
 
 
+def item_leaf(item: dict[str, Any]) -> bytes:
+    """Leaf of one document's statement inside a batch receipt."""
+    return keccak(canonical_json(item))
+
+
 @dataclass(frozen=True)
 class ReceiptSigner:
     private_key: Ed25519PrivateKey
@@ -55,41 +65,84 @@ class ReceiptSigner:
     def key_id(self) -> str:
         return key_id_of(self.public_raw)
 
-    def sign(self, payload: dict[str, Any]) -> dict[str, Any]:
-        body = dict(payload, format=RECEIPT_FORMAT, key_id=self.key_id)
-        signature = self.private_key.sign(canonical_json(body))
+    def _envelope(self, body: dict[str, Any]) -> dict[str, Any]:
         return {
             "payload": body,
             "alg": ALGORITHM,
             "public_key": b64(self.public_raw),
-            "signature": b64(signature),
+            "signature": b64(self.private_key.sign(canonical_json(body))),
         }
 
+    def sign(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A receipt for one document: the statement itself is signed."""
+        return self._envelope(dict(payload, format=RECEIPT_FORMAT, key_id=self.key_id))
 
-def verify_receipt(receipt: dict[str, Any], trusted: dict[str, bytes] | None) -> tuple[bool, str]:
+    def sign_batch(
+        self, common: dict[str, Any], items: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """One signature for many documents (hash-only intake): the signed payload carries the
+        Merkle root of every document's statement; each document's receipt adds its statement
+        and the path to that root. Returns (batch receipt, per-document receipts)."""
+        leaves = [item_leaf(item) for item in items]
+        tree = MerkleTree.build(leaves)
+        body = dict(
+            common,
+            format=BATCH_FORMAT,
+            key_id=self.key_id,
+            count=len(items),
+            items_root="0x" + tree.root.hex(),
+        )
+        batch = self._envelope(body)
+        receipts = [
+            dict(batch, item=item, item_proof=["0x" + p.hex() for p in tree.proof(leaf)])
+            for item, leaf in zip(items, leaves, strict=True)
+        ]
+        return batch, receipts
+
+
+def verify_receipt(
+    receipt: dict[str, Any], trusted: dict[str, bytes] | None
+) -> tuple[bool, str, dict[str, Any]]:
     """Check a receipt's signature. `trusted` maps key ids to raw public keys; when given, the
-    key must be one of them, otherwise the key embedded in the receipt is used (and said so)."""
+    key must be one of them, otherwise the key embedded in the receipt is used (and said so).
+
+    Returns (ok, detail, statement): the statement about the document (its id, sha256, size,
+    sequence...), which for a batch receipt is the item proven to be in the signed batch."""
     try:
         payload = receipt["payload"]
-        if receipt.get("alg") != ALGORITHM or payload.get("format") != RECEIPT_FORMAT:
-            return False, "unknown receipt format or algorithm"
+        if receipt.get("alg") != ALGORITHM or payload.get("format") not in (
+            RECEIPT_FORMAT,
+            BATCH_FORMAT,
+        ):
+            return False, "unknown receipt format or algorithm", {}
         key_id = payload["key_id"]
         embedded = unb64(receipt["public_key"])
         if key_id_of(embedded) != key_id:
-            return False, "embedded public key does not match the receipt's key_id"
+            return False, "embedded public key does not match the receipt's key_id", {}
         if trusted is not None:
             if key_id not in trusted:
-                return False, f"receipt signed by {key_id}, which is not a trusted key"
+                return False, f"receipt signed by {key_id}, which is not a trusted key", {}
             public_raw = trusted[key_id]
         else:
             public_raw = embedded
         Ed25519PublicKey.from_public_bytes(public_raw).verify(
             unb64(receipt["signature"]), canonical_json(payload)
         )
+        statement: dict[str, Any] = payload
+        if payload["format"] == BATCH_FORMAT:
+            statement = receipt["item"]
+            path = [bytes.fromhex(p[2:]) for p in receipt["item_proof"]]
+            root = bytes.fromhex(payload["items_root"][2:])
+            if process_proof(item_leaf(statement), path) != root:
+                return False, "the document's statement is not in the signed batch", {}
     except InvalidSignature:
-        return False, "signature does not match the receipt"
+        return False, "signature does not match the receipt", {}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return False, f"malformed receipt: {exc}"
+        return False, f"malformed receipt: {exc}", {}
     if trusted is None:
-        return True, f"signed by {key_id} (key taken from the receipt; pin it with --key)"
-    return True, f"signed by trusted key {key_id}"
+        return (
+            True,
+            f"signed by {key_id} (key taken from the receipt; pin it with --key)",
+            statement,
+        )
+    return True, f"signed by trusted key {key_id}", statement

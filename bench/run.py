@@ -1,0 +1,378 @@
+"""`make bench`: the evidence service's figures, measured in one run on this machine with
+PostgreSQL, RabbitMQ and a real Anvil, against the naive design (one transaction per
+document) on the same documents. Writes bench/RESULTS.md and bench/out/results.json.
+
+Run: `make bench` (or `.venv/bin/python -m bench.run [--docs N]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from offerseal.evidence.domain import merkle
+from offerseal.shared import chain
+from offerseal.shared.anvil import AnvilProcess
+from offerseal.shared.config import ANVIL_DEV_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+PG_ADMIN = os.environ.get("OFFERSEAL_TEST_POSTGRES",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class PgDatabase:
+    def __init__(self) -> None:
+        self.name = f"offerseal_bench_{uuid.uuid4().hex[:8]}"
+        self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
+        self.url = PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
+
+    def drop(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+class Service:
+    """`offerseal serve evidence` in its own process, on PostgreSQL and RabbitMQ."""
+
+    def __init__(self, rpc_url: str, db_url: str, workdir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "OFFERSEAL_DATA_DIR": str(workdir),
+                    "OFFERSEAL_DATABASE_URL": db_url, "OFFERSEAL_RPC_URL": rpc_url,
+                    "OFFERSEAL_SIGNER_KEY": ANVIL_DEV_KEY, "OFFERSEAL_BROKER_URL": AMQP,
+                    "OFFERSEAL_EVIDENCE_PORT": str(self.port), "OFFERSEAL_LOG_LEVEL": "WARNING",
+                    "OFFERSEAL_WEB_THREADS": "16", **env}
+        key = subprocess.run([sys.executable, "-m", "offerseal.cli", "keys", "create",
+                              "--role", "hr", "--tenant", "bench"], env=self.env, check=True,
+                             capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.log = (workdir / "service.log").open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "offerseal.cli", "serve",
+                                         "evidence"], env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("service did not become healthy")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+        self.log.close()
+
+
+def ingest_http(svc: Service, docs: list[bytes], clients: int) -> dict[str, Any]:
+    local = threading.local()
+
+    def post(content: bytes) -> tuple[float, str]:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        started = time.perf_counter()
+        r = session.post(svc.base + "/v1/documents", headers=svc.headers,
+                         data={"kind": "resignation_application", "candidate_ref": "bench"},
+                         files={"file": ("doc.pdf", content, "application/pdf")}, timeout=60)
+        elapsed = time.perf_counter() - started
+        if r.status_code != 201:
+            raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
+        return elapsed, r.json()["id"]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(post, docs))
+    wall = time.perf_counter() - started
+    latencies = [r[0] for r in results]
+    return {"documents": len(docs), "clients": clients, "seconds": round(wall, 2),
+            "docs_per_s": round(len(docs) / wall, 1),
+            "p50_ms": round(pct(latencies, 50) * 1000, 1),
+            "p99_ms": round(pct(latencies, 99) * 1000, 1),
+            "ids": [r[1] for r in results]}
+
+
+def ingest_hashes(svc: Service, total: int, per_request: int) -> dict[str, Any]:
+    session = requests.Session()
+    started = time.perf_counter()
+    ids: list[str] = []
+    for start in range(0, total, per_request):
+        items = [{"sha256": "0x" + hashlib.sha256(f"{uuid.uuid4()}".encode()).hexdigest(),
+                  "kind": "salary_statement", "candidate_ref": f"c{i % 100}"}
+                 for i in range(start, min(total, start + per_request))]
+        r = session.post(svc.base + "/v1/documents/hashes", headers=svc.headers,
+                         json={"items": items}, timeout=300)
+        if r.status_code != 201:
+            raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
+        ids += [i["id"] for i in r.json()["items"]]
+    wall = time.perf_counter() - started
+    return {"hashes": total, "per_request": per_request, "seconds": round(wall, 2),
+            "hashes_per_s": round(total / wall, 1), "ids": ids}
+
+
+def time_to_proof(svc: Service, count: int, rate: float) -> dict[str, Any]:
+    """Post `count` documents at `rate`/s; for each, poll until its proof is served."""
+    session = requests.Session()
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def follow(doc_id: str, accepted: float) -> None:
+        s = requests.Session()
+        while True:
+            r = s.get(f"{svc.base}/v1/documents/{doc_id}/proof", headers=svc.headers,
+                      timeout=30)
+            if r.status_code == 200:
+                with lock:
+                    waits.append(time.perf_counter() - accepted)
+                return
+            time.sleep(0.05)
+
+    threads = []
+    for i in range(count):
+        r = session.post(svc.base + "/v1/documents", headers=svc.headers,
+                         data={"kind": "handover_progress", "candidate_ref": "latency"},
+                         files={"file": ("d.txt", os.urandom(10_240))}, timeout=30)
+        accepted = time.perf_counter()
+        t = threading.Thread(target=follow, args=(r.json()["id"], accepted))
+        t.start()
+        threads.append(t)
+        time.sleep(max(0.0, (i + 1) / rate - (accepted - threads_started(threads))))
+    for t in threads:
+        t.join(120)
+    return {"documents": count, "rate_per_s": rate,
+            "p50_s": round(pct(waits, 50), 2), "p95_s": round(pct(waits, 95), 2),
+            "max_s": round(max(waits), 2)}
+
+
+_t0: list[float] = []
+
+
+def threads_started(_threads: list[threading.Thread]) -> float:
+    if not _t0:
+        _t0.append(time.perf_counter())
+    return _t0[0]
+
+
+def wait_anchored(svc: Service, db_url: str, expected: int, timeout: float = 600) -> float:
+    """Seconds until `expected` documents are anchored (watching the database)."""
+    engine = sa.create_engine(db_url)
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < timeout:
+            with engine.connect() as conn:
+                done = conn.execute(sa.text(
+                    "SELECT count(*) FROM documents WHERE status = 'anchored'")).scalar()
+            if done is not None and done >= expected:
+                return time.perf_counter() - started
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise RuntimeError(f"only {done} of {expected} anchored in {timeout}s")
+
+
+def service_gas(db_url: str) -> list[dict[str, Any]]:
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT leaf_count, gas_used FROM batches WHERE state='anchored' ORDER BY id")).all()
+    engine.dispose()
+    return [{"leaves": r[0], "gas": r[1]} for r in rows]
+
+
+def gas_per_document(rpc_url: str) -> list[dict[str, Any]]:
+    w3 = chain.connect(rpc_url)
+    signer = chain.account(ANVIL_DEV_KEY)
+    registry = chain.RegistryClient(
+        w3, chain.deploy(w3, signer, "EvidenceRegistry", signer.address, signer.address))
+    out = []
+    for size in (1, 100, 1000, 10_000):
+        leaves = [merkle.leaf_hash(os.urandom(32), os.urandom(32)) for _ in range(size)]
+        started = time.perf_counter()
+        tree = merkle.MerkleTree.build(leaves)
+        proofs = [tree.proof(leaf) for leaf in leaves]
+        build_s = time.perf_counter() - started
+        prepared = registry.prepare_anchor(signer, tree.root,
+                                           w3.eth.get_transaction_count(signer.address))
+        registry.send_raw(prepared.raw)
+        receipt = w3.eth.wait_for_transaction_receipt(prepared.tx_hash)  # type: ignore[arg-type]
+        gas = int(receipt["gasUsed"])
+        out.append({"batch": size, "gas": gas, "gas_per_doc": round(gas / size, 1),
+                    "tree_and_proofs_ms": round(build_s * 1000, 1),
+                    "max_proof_len": max(len(p) for p in proofs)})
+    return out
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.platform()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=4000, help="10 KB documents over HTTP")
+    parser.add_argument("--hashes", type=int, default=100_000, help="hash-only intake")
+    parser.add_argument("--naive", type=int, default=1000, help="documents for the naive run")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                               "machine": machine()}
+    anvil = AnvilProcess(free_port())
+    try:
+        print("gas per document by batch size ...", flush=True)
+        results["gas"] = gas_per_document(anvil.url)
+
+        db = PgDatabase()
+        workdir = OUT / f"run-{uuid.uuid4().hex[:6]}"
+        workdir.mkdir()
+        svc = Service(anvil.url, db.url, workdir)
+        try:
+            docs = [os.urandom(10_240) for _ in range(args.docs)]
+            print(f"HTTP ingest of {args.docs} x 10 KB, 8 clients ...", flush=True)
+            http = ingest_http(svc, docs, clients=8)
+            anchor_wait = wait_anchored(svc, db.url, args.docs)
+            results["http_ingest"] = {k: v for k, v in http.items() if k != "ids"}
+            results["http_ingest"]["all_anchored_after_s"] = round(anchor_wait, 2)
+            print(f"hash-only intake of {args.hashes} ...", flush=True)
+            hashes = ingest_hashes(svc, args.hashes, 10_000)
+            results["hash_ingest"] = {k: v for k, v in hashes.items() if k != "ids"}
+            wait_anchored(svc, db.url, args.docs + args.hashes)
+            print("time from 201 to proof ...", flush=True)
+            results["time_to_proof"] = time_to_proof(svc, 100, rate=20)
+            results["service_batches"] = service_gas(db.url)
+        finally:
+            svc.stop()
+            db.drop()
+
+        # The batched design vs the naive one on the same documents: anchoring throughput
+        # with a backlog, the service itself configured with BATCH_MAX=1 for the naive run.
+        same = [hashlib.sha256(os.urandom(16)).hexdigest() for _ in range(args.naive)]
+        compare: dict[str, Any] = {}
+        for label, batch_max in (("batched", "10000"), ("naive", "1")):
+            db = PgDatabase()
+            workdir = OUT / f"run-{label}-{uuid.uuid4().hex[:6]}"
+            workdir.mkdir()
+            svc = Service(anvil.url, db.url, workdir, OFFERSEAL_BATCH_MAX=batch_max,
+                          OFFERSEAL_BATCH_INTERVAL="1s")
+            try:
+                print(f"{label}: anchoring {args.naive} documents ...", flush=True)
+                started = time.perf_counter()
+                r = requests.post(svc.base + "/v1/documents/hashes", headers=svc.headers,
+                                  timeout=300, json={"items": [
+                                      {"sha256": "0x" + s, "kind": "other",
+                                       "candidate_ref": "same"} for s in same]})
+                assert r.status_code == 201, r.text
+                wait_anchored(svc, db.url, args.naive, timeout=1800)
+                seconds = time.perf_counter() - started
+                gas = service_gas(db.url)
+                compare[label] = {"documents": args.naive, "seconds": round(seconds, 2),
+                                  "docs_per_s": round(args.naive / seconds, 1),
+                                  "transactions": len(gas),
+                                  "gas_per_doc": round(sum(g["gas"] for g in gas)
+                                                       / args.naive, 1)}
+            finally:
+                svc.stop()
+                db.drop()
+        compare["ratio_docs_per_s"] = round(compare["batched"]["docs_per_s"]
+                                            / compare["naive"]["docs_per_s"], 1)
+        results["batched_vs_naive"] = compare
+    finally:
+        anvil.stop()
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    write_markdown(results)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def write_markdown(r: dict[str, Any]) -> None:
+    h, hs, tp, cmp_ = r["http_ingest"], r["hash_ingest"], r["time_to_proof"], r["batched_vs_naive"]
+    g1000 = next(g for g in r["gas"] if g["batch"] == 1000)
+    mark = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    lines = [
+        "# Benchmark results (evidence service)",
+        "",
+        f"Measured {r['date']} on {r['machine']}, by `make bench` (`bench/run.py`): "
+        "PostgreSQL, RabbitMQ and Anvil on this machine, the service as its own process "
+        "(`offerseal serve evidence`), load from the bench process. Raw: `bench/out/results.json`.",
+        "",
+        "| figure | result | target | |",
+        "|---|---|---|---|",
+        f"| HTTP ingest, 10 KB documents, {h['clients']} clients | {h['docs_per_s']} docs/s "
+        f"(p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms; {h['documents']} docs) | >= 1,000 docs/s "
+        f"| {mark(h['docs_per_s'] >= 1000)} |",
+        f"| hash-only batch ingest ({hs['per_request']} per request) | {hs['hashes_per_s']} "
+        f"hashes/s | >= 20,000 hashes/s | {mark(hs['hashes_per_s'] >= 20000)} |",
+        f"| 201 -> proof available (interval 1 s, {tp['rate_per_s']}/s) | p50 {tp['p50_s']} s, "
+        f"p95 {tp['p95_s']} s, max {tp['max_s']} s | p95 <= 3 s | {mark(tp['p95_s'] <= 3)} |",
+        f"| gas per document at 1,000 per batch | {g1000['gas_per_doc']} | <= 60 "
+        f"| {mark(g1000['gas_per_doc'] <= 60)} |",
+        f"| batched vs naive (one tx per document), anchoring {cmp_['naive']['documents']} "
+        f"documents | {cmp_['batched']['docs_per_s']} vs {cmp_['naive']['docs_per_s']} docs/s = "
+        f"**{cmp_['ratio_docs_per_s']}x** | >= 20x | {mark(cmp_['ratio_docs_per_s'] >= 20)} |",
+        "",
+        "## Gas per document by batch size",
+        "",
+        "| batch | gas (one anchor tx) | gas per document | tree + all proofs (ms) |",
+        "|---|---|---|---|",
+        *[f"| {g['batch']:,} | {g['gas']:,} | {g['gas_per_doc']} | {g['tree_and_proofs_ms']} |"
+          for g in r["gas"]],
+        "",
+        "## Batched vs naive",
+        "",
+        "| design | documents | transactions | seconds | docs/s | gas per document |",
+        "|---|---|---|---|---|---|",
+        *[f"| {k} | {v['documents']} | {v['transactions']} | {v['seconds']} | {v['docs_per_s']} "
+          f"| {v['gas_per_doc']} |" for k, v in cmp_.items() if isinstance(v, dict)],
+        "",
+        f"All {h['documents']} HTTP documents were anchored {h['all_anchored_after_s']} s after "
+        "the last 201.",
+        "",
+    ]
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

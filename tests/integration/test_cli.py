@@ -1,0 +1,107 @@
+"""The command line as a user runs it: `offerseal verify` (file + proof + RPC, nothing else),
+`offerseal keys create`, and `offerseal demo`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import RunningStack, upload, wait_for_proof
+
+pytestmark = pytest.mark.chain
+
+
+def offerseal(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "offerseal.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def proof_files(evidence_sqlite: RunningStack, tmp_path: Path) -> tuple[Path, Path, str]:
+    content = b"stamped resignation copy " + os.urandom(32)
+    doc_id = upload(evidence_sqlite, content).json()["id"]
+    bundle = wait_for_proof(evidence_sqlite, doc_id)
+    (tmp_path / "doc.bin").write_bytes(content)
+    (tmp_path / "proof.json").write_text(json.dumps(bundle))
+    key = requests.get(evidence_sqlite.url("/v1/keys"), timeout=10).json()["keys"][0]
+    return tmp_path / "doc.bin", tmp_path / "proof.json", key["public_key_hex"]
+
+
+def test_verify_passes_for_the_document_and_fails_for_a_changed_byte(
+    evidence_sqlite: RunningStack, proof_files: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    document, proof, key = proof_files
+    evidence_sqlite.stack.stop()  # the service and its database are not needed to verify
+    ok = offerseal(
+        "verify", str(document), str(proof), "--rpc", evidence_sqlite.rpc_url, "--key", key
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "VALID" in ok.stdout and "FAIL" not in ok.stdout
+    tampered = tmp_path / "tampered.bin"
+    data = bytearray(document.read_bytes())
+    data[5] ^= 0x20
+    tampered.write_bytes(bytes(data))
+    bad = offerseal("verify", str(tampered), str(proof), "--rpc", evidence_sqlite.rpc_url, "--json")
+    assert bad.returncode == 1
+    result: dict[str, Any] = json.loads(bad.stdout)
+    assert result["valid"] is False and result["failed"] == ["document_hash"]
+
+
+def test_verify_offline_and_unreachable_chain(proof_files: tuple[Path, Path, str]) -> None:
+    document, proof, key = proof_files
+    offline = offerseal("verify", str(document), str(proof), "--offline", "--key", key)
+    assert offline.returncode == 0
+    assert "offline" in offline.stdout and "SKIP" in offline.stdout
+    unreachable = offerseal(
+        "verify", str(document), str(proof), "--rpc", "http://127.0.0.1:9", "--json"
+    )
+    assert unreachable.returncode == 1
+    assert "chain" in json.loads(unreachable.stdout)["failed"]
+
+
+def test_verify_with_a_foreign_pinned_key_fails(proof_files: tuple[Path, Path, str]) -> None:
+    document, proof, _ = proof_files
+    result = offerseal(
+        "verify", str(document), str(proof), "--offline", "--key", "ab" * 32, "--json"
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["failed"] == ["receipt_signature"]
+
+
+def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
+    env = {"OFFERSEAL_DATA_DIR": str(tmp_path)}
+    result = offerseal("keys", "create", "--role", "legal", "--tenant", "acme", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("osk_")
+    bad = offerseal("keys", "create", "--role", "legal", "--tenant", "bad tenant!", env=env)
+    assert bad.returncode == 2 and "tenant" in bad.stderr
+
+
+def test_bad_configuration_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    result = offerseal(
+        "migrate", env={"OFFERSEAL_DATA_DIR": str(tmp_path), "OFFERSEAL_BATCH_MAX": "lots"}
+    )
+    assert result.returncode == 2
+    assert "OFFERSEAL_BATCH_MAX" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_tells_the_story_and_succeeds() -> None:
+    result = offerseal("demo", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "demo succeeded" in result.stdout
+    assert '{"valid":true}' in result.stdout  # @openzeppelin/merkle-tree agreed
+    assert "NOT VALID" in result.stdout  # the tampered copy failed
