@@ -17,10 +17,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from eth_hash.auto import keccak
 
 from .canonical import canonical_json
-from .merkle import MerkleTree, process_proof
+from .merkle import MerkleTree, keccak, process_proof
 
 RECEIPT_FORMAT = "offerseal-intake-receipt/1"
 BATCH_FORMAT = "offerseal-intake-batch/1"
