@@ -24,7 +24,9 @@ demo: setup ## run the end-to-end scenario on embedded defaults (SQLite, in-proc
 up: setup ## run the stack on embedded defaults until Ctrl-C
 	$(BIN)/offerseal up
 
-test: setup ## run the whole test suite (needs PostgreSQL and RabbitMQ for the integration part)
+test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
+	$(BIN)/ruff check services tests bench
+	$(BIN)/mypy services
 	$(BIN)/pytest -q
 
 lint: setup ## ruff and mypy

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
@@ -33,8 +32,9 @@ from offerseal.shared.config import ANVIL_DEV_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
-PG_ADMIN = os.environ.get("OFFERSEAL_TEST_POSTGRES",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 
 
@@ -48,7 +48,7 @@ def free_port() -> int:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class PgDatabase:
@@ -71,19 +71,47 @@ class Service:
     def __init__(self, rpc_url: str, db_url: str, workdir: Path, **env: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "OFFERSEAL_DATA_DIR": str(workdir),
-                    "OFFERSEAL_DATABASE_URL": db_url, "OFFERSEAL_RPC_URL": rpc_url,
-                    "OFFERSEAL_SIGNER_KEY": ANVIL_DEV_KEY, "OFFERSEAL_BROKER_URL": AMQP,
-                    "OFFERSEAL_EVIDENCE_PORT": str(self.port), "OFFERSEAL_LOG_LEVEL": "WARNING",
-                    "OFFERSEAL_WEB_THREADS": "16", **env}
-        key = subprocess.run([sys.executable, "-m", "offerseal.cli", "keys", "create",
-                              "--role", "hr", "--tenant", "bench"], env=self.env, check=True,
-                             capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        self.env = {
+            **os.environ,
+            "OFFERSEAL_DATA_DIR": str(workdir),
+            "OFFERSEAL_DATABASE_URL": db_url,
+            "OFFERSEAL_RPC_URL": rpc_url,
+            "OFFERSEAL_SIGNER_KEY": ANVIL_DEV_KEY,
+            "OFFERSEAL_BROKER_URL": AMQP,
+            "OFFERSEAL_EVIDENCE_PORT": str(self.port),
+            "OFFERSEAL_LOG_LEVEL": "WARNING",
+            "OFFERSEAL_WEB_THREADS": "16",
+            **env,
+        }
+        key = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "offerseal.cli",
+                    "keys",
+                    "create",
+                    "--role",
+                    "hr",
+                    "--tenant",
+                    "bench",
+                ],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         self.headers = {"Authorization": f"Bearer {key}"}
         self.log = (workdir / "service.log").open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "offerseal.cli", "serve",
-                                         "evidence"], env=self.env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "offerseal.cli", "serve", "evidence"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -108,9 +136,13 @@ def ingest_http(svc: Service, docs: list[bytes], clients: int) -> dict[str, Any]
         if session is None:
             session = local.session = requests.Session()
         started = time.perf_counter()
-        r = session.post(svc.base + "/v1/documents", headers=svc.headers,
-                         data={"kind": "resignation_application", "candidate_ref": "bench"},
-                         files={"file": ("doc.pdf", content, "application/pdf")}, timeout=60)
+        r = session.post(
+            svc.base + "/v1/documents",
+            headers=svc.headers,
+            data={"kind": "resignation_application", "candidate_ref": "bench"},
+            files={"file": ("doc.pdf", content, "application/pdf")},
+            timeout=60,
+        )
         elapsed = time.perf_counter() - started
         if r.status_code != 201:
             raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
@@ -121,11 +153,15 @@ def ingest_http(svc: Service, docs: list[bytes], clients: int) -> dict[str, Any]
         results = list(pool.map(post, docs))
     wall = time.perf_counter() - started
     latencies = [r[0] for r in results]
-    return {"documents": len(docs), "clients": clients, "seconds": round(wall, 2),
-            "docs_per_s": round(len(docs) / wall, 1),
-            "p50_ms": round(pct(latencies, 50) * 1000, 1),
-            "p99_ms": round(pct(latencies, 99) * 1000, 1),
-            "ids": [r[1] for r in results]}
+    return {
+        "documents": len(docs),
+        "clients": clients,
+        "seconds": round(wall, 2),
+        "docs_per_s": round(len(docs) / wall, 1),
+        "p50_ms": round(pct(latencies, 50) * 1000, 1),
+        "p99_ms": round(pct(latencies, 99) * 1000, 1),
+        "ids": [r[1] for r in results],
+    }
 
 
 def ingest_hashes(svc: Service, total: int, per_request: int) -> dict[str, Any]:
@@ -133,17 +169,31 @@ def ingest_hashes(svc: Service, total: int, per_request: int) -> dict[str, Any]:
     started = time.perf_counter()
     ids: list[str] = []
     for start in range(0, total, per_request):
-        items = [{"sha256": "0x" + hashlib.sha256(f"{uuid.uuid4()}".encode()).hexdigest(),
-                  "kind": "salary_statement", "candidate_ref": f"c{i % 100}"}
-                 for i in range(start, min(total, start + per_request))]
-        r = session.post(svc.base + "/v1/documents/hashes", headers=svc.headers,
-                         json={"items": items}, timeout=300)
+        items = [
+            {
+                "sha256": "0x" + hashlib.sha256(f"{uuid.uuid4()}".encode()).hexdigest(),
+                "kind": "salary_statement",
+                "candidate_ref": f"c{i % 100}",
+            }
+            for i in range(start, min(total, start + per_request))
+        ]
+        r = session.post(
+            svc.base + "/v1/documents/hashes",
+            headers=svc.headers,
+            json={"items": items},
+            timeout=300,
+        )
         if r.status_code != 201:
             raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
         ids += [i["id"] for i in r.json()["items"]]
     wall = time.perf_counter() - started
-    return {"hashes": total, "per_request": per_request, "seconds": round(wall, 2),
-            "hashes_per_s": round(total / wall, 1), "ids": ids}
+    return {
+        "hashes": total,
+        "per_request": per_request,
+        "seconds": round(wall, 2),
+        "hashes_per_s": round(total / wall, 1),
+        "ids": ids,
+    }
 
 
 def time_to_proof(svc: Service, count: int, rate: float) -> dict[str, Any]:
@@ -155,8 +205,7 @@ def time_to_proof(svc: Service, count: int, rate: float) -> dict[str, Any]:
     def follow(doc_id: str, accepted: float) -> None:
         s = requests.Session()
         while True:
-            r = s.get(f"{svc.base}/v1/documents/{doc_id}/proof", headers=svc.headers,
-                      timeout=30)
+            r = s.get(f"{svc.base}/v1/documents/{doc_id}/proof", headers=svc.headers, timeout=30)
             if r.status_code == 200:
                 with lock:
                     waits.append(time.perf_counter() - accepted)
@@ -164,29 +213,29 @@ def time_to_proof(svc: Service, count: int, rate: float) -> dict[str, Any]:
             time.sleep(0.05)
 
     threads = []
+    started = time.perf_counter()
     for i in range(count):
-        r = session.post(svc.base + "/v1/documents", headers=svc.headers,
-                         data={"kind": "handover_progress", "candidate_ref": "latency"},
-                         files={"file": ("d.txt", os.urandom(10_240))}, timeout=30)
+        r = session.post(
+            svc.base + "/v1/documents",
+            headers=svc.headers,
+            data={"kind": "handover_progress", "candidate_ref": "latency"},
+            files={"file": ("d.txt", os.urandom(10_240))},
+            timeout=30,
+        )
         accepted = time.perf_counter()
         t = threading.Thread(target=follow, args=(r.json()["id"], accepted))
         t.start()
         threads.append(t)
-        time.sleep(max(0.0, (i + 1) / rate - (accepted - threads_started(threads))))
+        time.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
     for t in threads:
         t.join(120)
-    return {"documents": count, "rate_per_s": rate,
-            "p50_s": round(pct(waits, 50), 2), "p95_s": round(pct(waits, 95), 2),
-            "max_s": round(max(waits), 2)}
-
-
-_t0: list[float] = []
-
-
-def threads_started(_threads: list[threading.Thread]) -> float:
-    if not _t0:
-        _t0.append(time.perf_counter())
-    return _t0[0]
+    return {
+        "documents": count,
+        "rate_per_s": rate,
+        "p50_s": round(pct(waits, 50), 2),
+        "p95_s": round(pct(waits, 95), 2),
+        "max_s": round(max(waits), 2),
+    }
 
 
 def wait_anchored(svc: Service, db_url: str, expected: int, timeout: float = 600) -> float:
@@ -196,8 +245,9 @@ def wait_anchored(svc: Service, db_url: str, expected: int, timeout: float = 600
     try:
         while time.perf_counter() - started < timeout:
             with engine.connect() as conn:
-                done = conn.execute(sa.text(
-                    "SELECT count(*) FROM documents WHERE status = 'anchored'")).scalar()
+                done = conn.execute(
+                    sa.text("SELECT count(*) FROM documents WHERE status = 'anchored'")
+                ).scalar()
             if done is not None and done >= expected:
                 return time.perf_counter() - started
             time.sleep(0.05)
@@ -209,8 +259,9 @@ def wait_anchored(svc: Service, db_url: str, expected: int, timeout: float = 600
 def service_gas(db_url: str) -> list[dict[str, Any]]:
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT leaf_count, gas_used FROM batches WHERE state='anchored' ORDER BY id")).all()
+        rows = conn.execute(
+            sa.text("SELECT leaf_count, gas_used FROM batches WHERE state='anchored' ORDER BY id")
+        ).all()
     engine.dispose()
     return [{"leaves": r[0], "gas": r[1]} for r in rows]
 
@@ -219,7 +270,8 @@ def gas_per_document(rpc_url: str) -> list[dict[str, Any]]:
     w3 = chain.connect(rpc_url)
     signer = chain.account(ANVIL_DEV_KEY)
     registry = chain.RegistryClient(
-        w3, chain.deploy(w3, signer, "EvidenceRegistry", signer.address, signer.address))
+        w3, chain.deploy(w3, signer, "EvidenceRegistry", signer.address, signer.address)
+    )
     out = []
     for size in (1, 100, 1000, 10_000):
         leaves = [merkle.leaf_hash(os.urandom(32), os.urandom(32)) for _ in range(size)]
@@ -227,14 +279,21 @@ def gas_per_document(rpc_url: str) -> list[dict[str, Any]]:
         tree = merkle.MerkleTree.build(leaves)
         proofs = [tree.proof(leaf) for leaf in leaves]
         build_s = time.perf_counter() - started
-        prepared = registry.prepare_anchor(signer, tree.root,
-                                           w3.eth.get_transaction_count(signer.address))
+        prepared = registry.prepare_anchor(
+            signer, tree.root, w3.eth.get_transaction_count(signer.address)
+        )
         registry.send_raw(prepared.raw)
         receipt = w3.eth.wait_for_transaction_receipt(prepared.tx_hash)  # type: ignore[arg-type]
         gas = int(receipt["gasUsed"])
-        out.append({"batch": size, "gas": gas, "gas_per_doc": round(gas / size, 1),
-                    "tree_and_proofs_ms": round(build_s * 1000, 1),
-                    "max_proof_len": max(len(p) for p in proofs)})
+        out.append(
+            {
+                "batch": size,
+                "gas": gas,
+                "gas_per_doc": round(gas / size, 1),
+                "tree_and_proofs_ms": round(build_s * 1000, 1),
+                "max_proof_len": max(len(p) for p in proofs),
+            }
+        )
     return out
 
 
@@ -258,8 +317,10 @@ def main() -> int:
     parser.add_argument("--naive", type=int, default=1000, help="documents for the naive run")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                               "machine": machine()}
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
     anvil = AnvilProcess(free_port())
     try:
         print("gas per document by batch size ...", flush=True)
@@ -295,29 +356,44 @@ def main() -> int:
             db = PgDatabase()
             workdir = OUT / f"run-{label}-{uuid.uuid4().hex[:6]}"
             workdir.mkdir()
-            svc = Service(anvil.url, db.url, workdir, OFFERSEAL_BATCH_MAX=batch_max,
-                          OFFERSEAL_BATCH_INTERVAL="1s")
+            svc = Service(
+                anvil.url,
+                db.url,
+                workdir,
+                OFFERSEAL_BATCH_MAX=batch_max,
+                OFFERSEAL_BATCH_INTERVAL="1s",
+            )
             try:
                 print(f"{label}: anchoring {args.naive} documents ...", flush=True)
                 started = time.perf_counter()
-                r = requests.post(svc.base + "/v1/documents/hashes", headers=svc.headers,
-                                  timeout=300, json={"items": [
-                                      {"sha256": "0x" + s, "kind": "other",
-                                       "candidate_ref": "same"} for s in same]})
+                r = requests.post(
+                    svc.base + "/v1/documents/hashes",
+                    headers=svc.headers,
+                    timeout=300,
+                    json={
+                        "items": [
+                            {"sha256": "0x" + s, "kind": "other", "candidate_ref": "same"}
+                            for s in same
+                        ]
+                    },
+                )
                 assert r.status_code == 201, r.text
                 wait_anchored(svc, db.url, args.naive, timeout=1800)
                 seconds = time.perf_counter() - started
                 gas = service_gas(db.url)
-                compare[label] = {"documents": args.naive, "seconds": round(seconds, 2),
-                                  "docs_per_s": round(args.naive / seconds, 1),
-                                  "transactions": len(gas),
-                                  "gas_per_doc": round(sum(g["gas"] for g in gas)
-                                                       / args.naive, 1)}
+                compare[label] = {
+                    "documents": args.naive,
+                    "seconds": round(seconds, 2),
+                    "docs_per_s": round(args.naive / seconds, 1),
+                    "transactions": len(gas),
+                    "gas_per_doc": round(sum(g["gas"] for g in gas) / args.naive, 1),
+                }
             finally:
                 svc.stop()
                 db.drop()
-        compare["ratio_docs_per_s"] = round(compare["batched"]["docs_per_s"]
-                                            / compare["naive"]["docs_per_s"], 1)
+        compare["ratio_docs_per_s"] = round(
+            compare["batched"]["docs_per_s"] / compare["naive"]["docs_per_s"], 1
+        )
         results["batched_vs_naive"] = compare
     finally:
         anvil.stop()
@@ -357,15 +433,21 @@ def write_markdown(r: dict[str, Any]) -> None:
         "",
         "| batch | gas (one anchor tx) | gas per document | tree + all proofs (ms) |",
         "|---|---|---|---|",
-        *[f"| {g['batch']:,} | {g['gas']:,} | {g['gas_per_doc']} | {g['tree_and_proofs_ms']} |"
-          for g in r["gas"]],
+        *[
+            f"| {g['batch']:,} | {g['gas']:,} | {g['gas_per_doc']} | {g['tree_and_proofs_ms']} |"
+            for g in r["gas"]
+        ],
         "",
         "## Batched vs naive",
         "",
         "| design | documents | transactions | seconds | docs/s | gas per document |",
         "|---|---|---|---|---|---|",
-        *[f"| {k} | {v['documents']} | {v['transactions']} | {v['seconds']} | {v['docs_per_s']} "
-          f"| {v['gas_per_doc']} |" for k, v in cmp_.items() if isinstance(v, dict)],
+        *[
+            f"| {k} | {v['documents']} | {v['transactions']} | {v['seconds']} | {v['docs_per_s']} "
+            f"| {v['gas_per_doc']} |"
+            for k, v in cmp_.items()
+            if isinstance(v, dict)
+        ],
         "",
         f"All {h['documents']} HTTP documents were anchored {h['all_anchored_after_s']} s after "
         "the last 201.",

@@ -1,0 +1,36 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is checked by reading: every
+OFFERSEAL_* variable it sets exists, and every command it runs is an `offerseal` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from offerseal.cli import build_parser
+from offerseal.shared.config import VARIABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_sets_only_known_variables_and_runs_known_commands() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    known = {v.env for v in VARIABLES}
+    parser = build_parser()
+    services = compose["services"]
+    assert {"postgres", "rabbitmq", "anvil", "evidence"} <= set(services)
+    for name, service in services.items():
+        env = service.get("environment", {})
+        used = {k for k in env if k.startswith("OFFERSEAL_")}
+        assert used <= known, f"{name}: unknown {sorted(used - known)}"
+        command = service.get("command") or []
+        if command[:1] == ["offerseal"]:
+            parser.parse_args(command[1:])  # exits on an unknown command
+    evidence_env = services["evidence"]["environment"]
+    assert evidence_env["OFFERSEAL_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert evidence_env["OFFERSEAL_BROKER_URL"].startswith("amqp://")
+
+
+def test_ci_script_calls_the_readme_test_command() -> None:
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (ROOT / "README.md").read_text()
