@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -55,6 +57,13 @@ def create_key(db: Database, role: str, tenant: str, label: str = "") -> tuple[s
     return key_id, f"osk_{key_id}_{secret}"
 
 
+# Valid keys are remembered briefly so that a busy HR system does not cost a database round
+# trip per request; revoking a key takes effect within CACHE_SECONDS.
+CACHE_SECONDS = 10.0
+_cache: dict[tuple[str, str, str], tuple[float, Principal]] = {}
+_cache_lock = threading.Lock()
+
+
 def authenticate(db: Database, authorization: str | None) -> Principal:
     if not authorization:
         raise Unauthorized("missing bearer token (Authorization: Bearer osk_...)")
@@ -63,10 +72,22 @@ def authenticate(db: Database, authorization: str | None) -> Principal:
     if match is None:
         raise Unauthorized("malformed bearer token")
     key_id, secret = match.groups()
+    digest = _digest(secret)
+    cache_key = (db.url, key_id, digest)
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(cache_key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     with db.sessions() as session:
         key = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
         raise Unauthorized("unknown or revoked API key")
-    if not hmac.compare_digest(key.secret_sha256, _digest(secret)):
+    if not hmac.compare_digest(key.secret_sha256, digest):
         raise Unauthorized("unknown or revoked API key")
-    return Principal(key_id=key.key_id, role=key.role, tenant=key.tenant)
+    principal = Principal(key_id=key.key_id, role=key.role, tenant=key.tenant)
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[cache_key] = (now + CACHE_SECONDS, principal)
+    return principal
