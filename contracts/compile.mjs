@@ -11,15 +11,27 @@ const solc = require("solc");
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(here);
 const buildDir = path.join(here, "build");
-const DEPLOYABLE = ["EvidenceRegistry"];
+// Source file (relative to contracts/) -> contract name. test/ holds test doubles and bench/
+// the naive designs that `make bench` compares against; neither is used by OfferSeal itself.
+const DEPLOYABLE = {
+  "EvidenceRegistry.sol": "EvidenceRegistry",
+  "IntentAgreements.sol": "IntentAgreements",
+  "test/SmartWalletMock.sol": "SmartWalletMock",
+  "bench/SingleIntentAgreement.sol": "SingleIntentAgreement",
+};
 
 const sources = {};
-for (const file of fs.readdirSync(here).filter((f) => f.endsWith(".sol")).sort()) {
-  sources[file] = { content: fs.readFileSync(path.join(here, file), "utf8") };
+for (const dir of ["", "test", "bench"]) {
+  const folder = path.join(here, dir);
+  for (const file of fs.readdirSync(folder).filter((f) => f.endsWith(".sol")).sort()) {
+    const name = dir ? `${dir}/${file}` : file;
+    sources[name] = { content: fs.readFileSync(path.join(folder, file), "utf8") };
+  }
 }
 
 function findImport(importPath) {
   const candidates = [path.join(here, importPath), path.join(root, "node_modules", importPath)];
+  if (sources[importPath]) return { contents: sources[importPath].content };
   for (const candidate of candidates) {
     if (fs.existsSync(candidate)) return { contents: fs.readFileSync(candidate, "utf8") };
   }
@@ -44,8 +56,8 @@ if (errors.length) process.exit(2);
 const check = process.argv.includes("--check");
 let stale = 0;
 fs.mkdirSync(buildDir, { recursive: true });
-for (const name of DEPLOYABLE) {
-  const c = output.contracts[`${name}.sol`][name];
+for (const [file, name] of Object.entries(DEPLOYABLE)) {
+  const c = output.contracts[file][name];
   const artifact = {
     contractName: name,
     compiler: `solc ${solc.version()}`,
@@ -55,16 +67,16 @@ for (const name of DEPLOYABLE) {
     deployedBytecode: "0x" + c.evm.deployedBytecode.object,
   };
   const text = JSON.stringify(artifact, null, 2) + "\n";
-  const file = path.join(buildDir, `${name}.json`);
+  const target = path.join(buildDir, `${name}.json`);
   if (check) {
-    const current = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    const current = fs.existsSync(target) ? fs.readFileSync(target, "utf8") : "";
     if (current !== text) {
-      console.error(`stale: ${path.relative(root, file)} differs from a fresh compile`);
+      console.error(`stale: ${path.relative(root, target)} differs from a fresh compile`);
       stale += 1;
     }
   } else {
-    fs.writeFileSync(file, text);
-    console.log(`wrote ${path.relative(root, file)}`);
+    fs.writeFileSync(target, text);
+    console.log(`wrote ${path.relative(root, target)}`);
   }
 }
 process.exit(stale ? 1 : 0);

@@ -199,3 +199,15 @@ class Web3ChainView:
             succeeded=receipt["status"] == 1,
             anchored_roots=roots,
         )
+
+
+def typed_data_digest(typed_data: dict[str, Any]) -> bytes:
+    """The EIP-712 digest of an `eth_signTypedData_v4` payload."""
+    from eth_account.messages import _hash_eip191_message, encode_typed_data
+
+    return bytes(_hash_eip191_message(encode_typed_data(full_message=typed_data)))
+
+
+def sign_typed_data(private_key: str, typed_data: dict[str, Any]) -> bytes:
+    signed = Account.sign_typed_data(private_key, full_message=typed_data)
+    return bytes(signed.signature)

@@ -136,9 +136,10 @@ def test_committed_artifacts_match_a_fresh_compile() -> None:
 
 
 def test_deployable_contracts_pin_the_compiler_version() -> None:
-    artifact = json.loads((ROOT / "contracts/build/EvidenceRegistry.json").read_text())
-    version = artifact["compiler"].split()[1].split("+")[0]
-    source = (ROOT / "contracts/EvidenceRegistry.sol").read_text()
-    assert f"pragma solidity {version};" in source
+    for name in ("EvidenceRegistry", "IntentAgreements"):
+        artifact = json.loads((ROOT / f"contracts/build/{name}.json").read_text())
+        version = artifact["compiler"].split()[1].split("+")[0]
+        source = (ROOT / f"contracts/{name}.sol").read_text()
+        assert f"pragma solidity {version};" in source
     package = json.loads((ROOT / "package.json").read_text())
     assert package["devDependencies"]["solc"] == version

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+/**
+ * @title IIntentAgreements
+ * @notice Intent agreements (入职意向书) between an employer and a candidate whose breach clause is
+ * decided on chain. Only hashes, addresses, dates and amounts are stored: no names, contact data
+ * or other personal data. Liquidated damages can never exceed 30% of one month's salary.
+ */
+interface IIntentAgreements {
+    enum State {
+        None,
+        Offered,
+        Committed,
+        Fulfilled,
+        Breached,
+        EmployerBreached,
+        Cancelled,
+        Expired
+    }
+
+    /// @notice What both sides agree to; `termsHash` is the sha256 of the exact UTF-8 text.
+    struct Terms {
+        address employer;
+        address candidate;
+        bytes32 termsHash;
+        uint64 startDate;
+        uint32 graceSeconds;
+        uint64 offerExpiresAt;
+        uint128 monthlySalary;
+        uint128 liquidatedDamages;
+    }
+
+    /// @notice A checkpoint to be confirmed with anchored evidence. `kind` is a code (1-255)
+    /// defined off chain; `confirmedAt` is 0 until confirmed.
+    struct Milestone {
+        uint8 kind;
+        uint64 due;
+        uint64 confirmedAt;
+    }
+
+    error DamagesAboveCap(uint256 damages, uint256 cap);
+    error InvalidState(bytes32 agreementId, State state);
+    error AgreementExists(bytes32 agreementId);
+    error TooManyMilestones(uint256 count, uint256 max);
+    error InvalidMilestone(uint256 index);
+    error InvalidTerms(bytes32 agreementId);
+    error NotEmployer(bytes32 agreementId, address account);
+    error OfferExpired(bytes32 agreementId, uint64 expiredAt);
+    error OfferStillOpen(bytes32 agreementId, uint64 expiresAt);
+    error SignatureExpired(uint64 deadline);
+    error InvalidSignature(bytes32 agreementId, address signer);
+    error BreachNotDeclarable(bytes32 agreementId, uint64 declarableAfter);
+    error MilestoneOutOfRange(bytes32 agreementId, uint256 index);
+    error MilestoneAlreadyConfirmed(bytes32 agreementId, uint256 index);
+    error EvidenceNotAnchored(bytes32 root, bytes32 leaf);
+
+    event OperatorSet(address indexed employer, address indexed operator, bool approved);
+    event Offered(
+        bytes32 indexed agreementId,
+        address indexed employer,
+        address indexed candidate,
+        bytes32 termsHash,
+        uint64 startDate,
+        uint128 liquidatedDamages
+    );
+    event Committed(bytes32 indexed agreementId, address indexed candidate, uint256 nonce);
+    event MilestoneConfirmed(
+        bytes32 indexed agreementId,
+        uint256 index,
+        uint8 kind,
+        bytes32 root,
+        bytes32 leaf
+    );
+    event Fulfilled(bytes32 indexed agreementId);
+    event Breached(bytes32 indexed agreementId, address indexed declaredBy, uint256 damages);
+    event EmployerBreached(bytes32 indexed agreementId, uint256 damages);
+    event Cancelled(bytes32 indexed agreementId, bool mutual);
+    event Expired(bytes32 indexed agreementId);
+
+    /**
+     * @notice Lets `operator` act for the caller (as employer) in {offer} and employer-only calls.
+     * @param operator Account acting for the employer (e.g. the OfferSeal relayer).
+     * @param approved Grant or revoke.
+     */
+    function setOperator(address operator, bool approved) external;
+
+    /**
+     * @notice Records an offer: None -> Offered. Callable by the employer or its operator.
+     * @dev Reverts with {DamagesAboveCap} unless `liquidatedDamages * 10_000 <= monthlySalary *
+     * 3_000`, with {TooManyMilestones} above 8 milestones, and with {InvalidTerms} when the offer
+     * is already expired or expires after the start date, or an address is zero.
+     * @param agreementId Identifier chosen off chain (no personal data).
+     * @param terms The agreed terms.
+     * @param milestones Up to 8 checkpoints (their `confirmedAt` must be 0).
+     */
+    function offer(bytes32 agreementId, Terms calldata terms, Milestone[] calldata milestones)
+        external;
+
+    /**
+     * @notice Offered -> Committed with the candidate's EIP-712 `Commitment` signature, before
+     * the offer expires. Anyone may submit it, so the candidate needs no ether.
+     * @dev The signed `deadline` is the offer's expiry and the `nonce` the candidate's current
+     * one, which this call consumes. Plain keys and ERC-1271 wallets are accepted.
+     * @param agreementId The agreement.
+     * @param signature The candidate's signature over {commitmentDigest}.
+     */
+    function commit(bytes32 agreementId, bytes calldata signature) external;
+
+    /**
+     * @notice Records anchored evidence for a milestone of a committed agreement. Callable by
+     * the employer or its operator; the evidence is verified on chain with
+     * `EvidenceRegistry.verify(proof, root, leaf)`.
+     * @param agreementId The agreement.
+     * @param index Milestone index.
+     * @param root Anchored Merkle root.
+     * @param leaf The evidence document's leaf.
+     * @param proof Merkle proof of `leaf` under `root`.
+     */
+    function confirmMilestone(
+        bytes32 agreementId,
+        uint256 index,
+        bytes32 root,
+        bytes32 leaf,
+        bytes32[] calldata proof
+    ) external;
+
+    /// @notice Committed -> Fulfilled: the candidate started. Employer or operator only.
+    /// @param agreementId The agreement.
+    function confirmStart(bytes32 agreementId) external;
+
+    /// @notice Committed -> Breached, by anyone once the start date plus grace has passed.
+    /// @param agreementId The agreement.
+    function declareBreach(bytes32 agreementId) external;
+
+    /// @notice Committed -> EmployerBreached: the employer withdraws a signed offer and owes the
+    /// same damages. Employer or operator only.
+    /// @param agreementId The agreement.
+    function withdrawOffer(bytes32 agreementId) external;
+
+    /**
+     * @notice -> Cancelled. Offered: the employer alone. Committed: mutual release, with the
+     * candidate's EIP-712 `Cancellation` signature.
+     * @param agreementId The agreement.
+     * @param deadline The signature's deadline (ignored before commitment).
+     * @param signature The candidate's signature over {cancellationDigest} (empty before
+     * commitment).
+     */
+    function cancel(bytes32 agreementId, uint64 deadline, bytes calldata signature) external;
+
+    /// @notice Offered -> Expired, by anyone after the offer's expiry.
+    /// @param agreementId The agreement.
+    function expire(bytes32 agreementId) external;
+
+    /// @notice The agreement's state.
+    /// @param agreementId The agreement.
+    function stateOf(bytes32 agreementId) external view returns (State);
+
+    /// @notice The agreement's terms.
+    /// @param agreementId The agreement.
+    function termsOf(bytes32 agreementId) external view returns (Terms memory);
+
+    /// @notice The agreement's milestones.
+    /// @param agreementId The agreement.
+    function milestonesOf(bytes32 agreementId) external view returns (Milestone[] memory);
+
+    /// @notice The EIP-712 digest the candidate signs to commit, with their current nonce.
+    /// @param agreementId The agreement.
+    function commitmentDigest(bytes32 agreementId) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest of a `Cancellation` with the candidate's current nonce.
+    /// @param agreementId The agreement.
+    /// @param deadline The signature's deadline.
+    function cancellationDigest(bytes32 agreementId, uint64 deadline)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice Version of this implementation.
+    function version() external pure returns (string memory);
+}

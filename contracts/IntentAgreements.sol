@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {IEvidenceRegistry} from "./IEvidenceRegistry.sol";
+import {IIntentAgreements} from "./IIntentAgreements.sol";
+
+/**
+ * @title IntentAgreements
+ * @notice One registry for every intent agreement, keyed by `bytes32` (see {IIntentAgreements}).
+ */
+contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
+    uint256 public constant MAX_MILESTONES = 8;
+    /// @notice Damages may not exceed CAP_BPS / 10_000 of one month's salary (30%).
+    uint256 public constant CAP_BPS = 3_000;
+
+    bytes32 public constant COMMITMENT_TYPEHASH = keccak256(
+        "Commitment(bytes32 agreementId,address candidate,address employer,bytes32 termsHash,"
+        "uint64 startDate,uint128 monthlySalary,uint128 liquidatedDamages,uint256 nonce,"
+        "uint64 deadline)"
+    );
+    bytes32 public constant CANCELLATION_TYPEHASH =
+        keccak256("Cancellation(bytes32 agreementId,uint256 nonce,uint64 deadline)");
+
+    /// @notice Where milestone evidence must be anchored.
+    IEvidenceRegistry public immutable evidenceRegistry;
+
+    /// @dev Terms and state packed into four slots (an agreement costs ~22k gas per slot).
+    struct Record {
+        address employer;
+        uint64 startDate;
+        uint32 graceSeconds;
+        address candidate;
+        uint64 offerExpiresAt;
+        State state;
+        uint8 milestoneCount;
+        bytes32 termsHash;
+        uint128 monthlySalary;
+        uint128 liquidatedDamages;
+    }
+
+    mapping(bytes32 agreementId => Record) private _records;
+    /// @dev Milestones packed two per slot: kind (8 bits) | due (40) | confirmedAt (40).
+    /// uint40 seconds last until the year 36812.
+    mapping(bytes32 agreementId => uint88[MAX_MILESTONES]) private _milestones;
+    mapping(bytes32 agreementId => mapping(uint256 index => bytes32 leaf)) private _evidence;
+    mapping(address employer => mapping(address operator => bool)) private _operators;
+
+    /// @param registry The EvidenceRegistry that anchors milestone evidence.
+    constructor(IEvidenceRegistry registry) EIP712("OfferSeal IntentAgreements", "1") {
+        evidenceRegistry = registry;
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function setOperator(address operator, bool approved) external {
+        _operators[msg.sender][operator] = approved;
+        emit OperatorSet(msg.sender, operator, approved);
+    }
+
+    /// @notice Whether `operator` may act for `employer`.
+    /// @param employer The employer.
+    /// @param operator The account.
+    function isOperator(address employer, address operator) external view returns (bool) {
+        return _operators[employer][operator];
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function offer(bytes32 agreementId, Terms calldata terms, Milestone[] calldata milestones)
+        external
+    {
+        Record storage record = _records[agreementId];
+        if (record.state != State.None) revert AgreementExists(agreementId);
+        _checkEmployer(agreementId, terms.employer);
+        uint256 cap = (uint256(terms.monthlySalary) * CAP_BPS) / 10_000;
+        if (uint256(terms.liquidatedDamages) * 10_000 > uint256(terms.monthlySalary) * CAP_BPS) {
+            revert DamagesAboveCap(terms.liquidatedDamages, cap);
+        }
+        if (
+            terms.candidate == address(0) || terms.offerExpiresAt <= block.timestamp
+                || terms.offerExpiresAt > terms.startDate || terms.termsHash == bytes32(0)
+        ) revert InvalidTerms(agreementId);
+        if (milestones.length > MAX_MILESTONES) {
+            revert TooManyMilestones(milestones.length, MAX_MILESTONES);
+        }
+        record.employer = terms.employer;
+        record.startDate = terms.startDate;
+        record.graceSeconds = terms.graceSeconds;
+        record.candidate = terms.candidate;
+        record.offerExpiresAt = terms.offerExpiresAt;
+        record.state = State.Offered;
+        record.milestoneCount = uint8(milestones.length);
+        record.termsHash = terms.termsHash;
+        record.monthlySalary = terms.monthlySalary;
+        record.liquidatedDamages = terms.liquidatedDamages;
+        uint88[MAX_MILESTONES] storage packed = _milestones[agreementId];
+        for (uint256 i = 0; i < milestones.length; ++i) {
+            Milestone calldata milestone = milestones[i];
+            if (milestone.kind == 0 || milestone.confirmedAt != 0 || milestone.due > type(uint40).max) {
+                revert InvalidMilestone(i);
+            }
+            packed[i] = _pack(milestone.kind, milestone.due, 0);
+        }
+        emit Offered(
+            agreementId,
+            terms.employer,
+            terms.candidate,
+            terms.termsHash,
+            terms.startDate,
+            terms.liquidatedDamages
+        );
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function commit(bytes32 agreementId, bytes calldata signature) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Offered);
+        if (block.timestamp > record.offerExpiresAt) {
+            revert OfferExpired(agreementId, record.offerExpiresAt);
+        }
+        address candidate = record.candidate;
+        uint256 nonce = _useNonce(candidate);
+        bytes32 digest = _commitmentDigest(agreementId, record, nonce);
+        if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+            revert InvalidSignature(agreementId, candidate);
+        }
+        record.state = State.Committed;
+        emit Committed(agreementId, candidate, nonce);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function confirmMilestone(
+        bytes32 agreementId,
+        uint256 index,
+        bytes32 root,
+        bytes32 leaf,
+        bytes32[] calldata proof
+    ) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Committed);
+        _checkEmployer(agreementId, record.employer);
+        if (index >= record.milestoneCount) revert MilestoneOutOfRange(agreementId, index);
+        Milestone memory milestone = _unpack(_milestones[agreementId][index]);
+        if (milestone.confirmedAt != 0) revert MilestoneAlreadyConfirmed(agreementId, index);
+        if (!evidenceRegistry.verify(proof, root, leaf)) revert EvidenceNotAnchored(root, leaf);
+        _milestones[agreementId][index] = _pack(milestone.kind, milestone.due, uint64(block.timestamp));
+        _evidence[agreementId][index] = leaf;
+        emit MilestoneConfirmed(agreementId, index, milestone.kind, root, leaf);
+    }
+
+    /// @notice The evidence leaf recorded for a milestone (zero until confirmed).
+    /// @param agreementId The agreement.
+    /// @param index Milestone index.
+    function evidenceOf(bytes32 agreementId, uint256 index) external view returns (bytes32) {
+        return _evidence[agreementId][index];
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function confirmStart(bytes32 agreementId) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Committed);
+        _checkEmployer(agreementId, record.employer);
+        record.state = State.Fulfilled;
+        emit Fulfilled(agreementId);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function declareBreach(bytes32 agreementId) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Committed);
+        uint64 declarableAfter = record.startDate + record.graceSeconds;
+        if (block.timestamp <= declarableAfter) {
+            revert BreachNotDeclarable(agreementId, declarableAfter);
+        }
+        record.state = State.Breached;
+        emit Breached(agreementId, msg.sender, record.liquidatedDamages);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function withdrawOffer(bytes32 agreementId) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Committed);
+        _checkEmployer(agreementId, record.employer);
+        record.state = State.EmployerBreached;
+        emit EmployerBreached(agreementId, record.liquidatedDamages);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function cancel(bytes32 agreementId, uint64 deadline, bytes calldata signature) external {
+        Record storage record = _records[agreementId];
+        State state = record.state;
+        if (state != State.Offered && state != State.Committed) {
+            revert InvalidState(agreementId, state);
+        }
+        _checkEmployer(agreementId, record.employer);
+        bool mutual = state == State.Committed;
+        if (mutual) {
+            if (block.timestamp > deadline) revert SignatureExpired(deadline);
+            address candidate = record.candidate;
+            bytes32 digest = _cancellationDigest(agreementId, _useNonce(candidate), deadline);
+            if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+                revert InvalidSignature(agreementId, candidate);
+            }
+        }
+        record.state = State.Cancelled;
+        emit Cancelled(agreementId, mutual);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function expire(bytes32 agreementId) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Offered);
+        if (block.timestamp <= record.offerExpiresAt) {
+            revert OfferStillOpen(agreementId, record.offerExpiresAt);
+        }
+        record.state = State.Expired;
+        emit Expired(agreementId);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function stateOf(bytes32 agreementId) external view returns (State) {
+        return _records[agreementId].state;
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function termsOf(bytes32 agreementId) external view returns (Terms memory) {
+        Record storage record = _records[agreementId];
+        return Terms({
+            employer: record.employer,
+            candidate: record.candidate,
+            termsHash: record.termsHash,
+            startDate: record.startDate,
+            graceSeconds: record.graceSeconds,
+            offerExpiresAt: record.offerExpiresAt,
+            monthlySalary: record.monthlySalary,
+            liquidatedDamages: record.liquidatedDamages
+        });
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function milestonesOf(bytes32 agreementId) external view returns (Milestone[] memory out) {
+        uint256 count = _records[agreementId].milestoneCount;
+        out = new Milestone[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            out[i] = _unpack(_milestones[agreementId][i]);
+        }
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function commitmentDigest(bytes32 agreementId) external view returns (bytes32) {
+        Record storage record = _records[agreementId];
+        return _commitmentDigest(agreementId, record, nonces(record.candidate));
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function cancellationDigest(bytes32 agreementId, uint64 deadline)
+        external
+        view
+        returns (bytes32)
+    {
+        return _cancellationDigest(
+            agreementId, nonces(_records[agreementId].candidate), deadline
+        );
+    }
+
+    /// @notice The EIP-712 domain separator (chain id and this contract's address included).
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function version() external pure returns (string memory) {
+        return "1.0.0";
+    }
+
+    function _commitmentDigest(bytes32 agreementId, Record storage terms, uint256 nonce)
+        private
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    COMMITMENT_TYPEHASH,
+                    agreementId,
+                    terms.candidate,
+                    terms.employer,
+                    terms.termsHash,
+                    terms.startDate,
+                    terms.monthlySalary,
+                    terms.liquidatedDamages,
+                    nonce,
+                    terms.offerExpiresAt
+                )
+            )
+        );
+    }
+
+    function _cancellationDigest(bytes32 agreementId, uint256 nonce, uint64 deadline)
+        private
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(CANCELLATION_TYPEHASH, agreementId, nonce, deadline)));
+    }
+
+    function _pack(uint8 kind, uint64 due, uint64 confirmedAt) private pure returns (uint88) {
+        return (uint88(kind) << 80) | (uint88(due) << 40) | uint88(confirmedAt);
+    }
+
+    function _unpack(uint88 packed) private pure returns (Milestone memory) {
+        return Milestone({
+            kind: uint8(packed >> 80),
+            due: uint64((packed >> 40) & type(uint40).max),
+            confirmedAt: uint64(packed & type(uint40).max)
+        });
+    }
+
+    function _requireState(bytes32 agreementId, State actual, State expected) private pure {
+        if (actual != expected) revert InvalidState(agreementId, actual);
+    }
+
+    function _checkEmployer(bytes32 agreementId, address employer) private view {
+        if (msg.sender != employer && !_operators[employer][msg.sender]) {
+            revert NotEmployer(agreementId, msg.sender);
+        }
+    }
+}

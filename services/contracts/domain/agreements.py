@@ -1,0 +1,118 @@
+"""Intent agreement terms, the liquidated-damages cap and the EIP-712 payloads a candidate signs.
+
+The typed data is exactly what `eth_signTypedData_v4` takes (MetaMask, ethers' signTypedData,
+viem, eth-account, `cast wallet sign --data`), and its digest equals the contract's
+`commitmentDigest` / `cancellationDigest`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DOMAIN_NAME = "OfferSeal IntentAgreements"
+DOMAIN_VERSION = "1"
+CAP_BPS = 3_000  # 30% of one month's salary, in basis points
+MAX_MILESTONES = 8
+
+EIP712_DOMAIN = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+COMMITMENT = [
+    {"name": "agreementId", "type": "bytes32"},
+    {"name": "candidate", "type": "address"},
+    {"name": "employer", "type": "address"},
+    {"name": "termsHash", "type": "bytes32"},
+    {"name": "startDate", "type": "uint64"},
+    {"name": "monthlySalary", "type": "uint128"},
+    {"name": "liquidatedDamages", "type": "uint128"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint64"},
+]
+CANCELLATION = [
+    {"name": "agreementId", "type": "bytes32"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint64"},
+]
+
+
+def damages_cap(monthly_salary: int) -> int:
+    """The largest allowed liquidated damages, in the salary's minor units (rounded down)."""
+    return monthly_salary * CAP_BPS // 10_000
+
+
+def within_cap(liquidated_damages: int, monthly_salary: int) -> bool:
+    """The contract's own rule, in integers: damages * 10_000 <= salary * 3_000."""
+    return liquidated_damages * 10_000 <= monthly_salary * CAP_BPS
+
+
+@dataclass(frozen=True)
+class Terms:
+    employer: str
+    candidate: str
+    terms_hash: str  # 0x sha256 of the exact UTF-8 agreement text
+    start_date: int
+    grace_seconds: int
+    offer_expires_at: int
+    monthly_salary: int
+    liquidated_damages: int
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ABI tuple of the contract's `Terms` struct."""
+        return (
+            self.employer,
+            self.candidate,
+            bytes.fromhex(self.terms_hash[2:]),
+            self.start_date,
+            self.grace_seconds,
+            self.offer_expires_at,
+            self.monthly_salary,
+            self.liquidated_damages,
+        )
+
+
+def _domain(chain_id: int, registry: str) -> dict[str, Any]:
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": registry,
+    }
+
+
+def commitment_typed_data(
+    *, chain_id: int, registry: str, agreement_id: str, terms: Terms, nonce: int
+) -> dict[str, Any]:
+    """The `Commitment` a candidate signs; the deadline is the offer's expiry."""
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN, "Commitment": COMMITMENT},
+        "primaryType": "Commitment",
+        "domain": _domain(chain_id, registry),
+        "message": {
+            "agreementId": agreement_id,
+            "candidate": terms.candidate,
+            "employer": terms.employer,
+            "termsHash": terms.terms_hash,
+            "startDate": terms.start_date,
+            # Above 2**53 a JSON number loses precision in JavaScript wallets: decimal strings.
+            "monthlySalary": str(terms.monthly_salary),
+            "liquidatedDamages": str(terms.liquidated_damages),
+            "nonce": str(nonce),
+            "deadline": terms.offer_expires_at,
+        },
+    }
+
+
+def cancellation_typed_data(
+    *, chain_id: int, registry: str, agreement_id: str, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """The `Cancellation` a committed candidate signs to release both sides."""
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN, "Cancellation": CANCELLATION},
+        "primaryType": "Cancellation",
+        "domain": _domain(chain_id, registry),
+        "message": {"agreementId": agreement_id, "nonce": str(nonce), "deadline": deadline},
+    }

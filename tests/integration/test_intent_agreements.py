@@ -1,0 +1,470 @@
+"""IntentAgreements on a real Anvil: every transition and revert, the 30% cap in integers,
+signatures made by ethers (an independent implementation) over the Python typed data, replay
+across agreements, chains and registries, expired deadlines, an ERC-1271 smart wallet, milestone
+evidence verified against EvidenceRegistry, and time travel for breach and expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_abi import decode
+from web3 import Web3
+from web3.exceptions import ContractCustomError
+
+from offerseal.contracts.domain.agreements import (
+    Terms,
+    cancellation_typed_data,
+    commitment_typed_data,
+    damages_cap,
+    within_cap,
+)
+from offerseal.evidence.domain import merkle
+from offerseal.shared import chain
+from offerseal.shared.config import ANVIL_DEV_KEY
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.chain
+ROOT = Path(__file__).resolve().parents[2]
+# Anvil's development accounts 1-3: the candidate, a stranger, a smart wallet's owner.
+CANDIDATE_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+STRANGER_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+WALLET_OWNER_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+STATES = [
+    "None",
+    "Offered",
+    "Committed",
+    "Fulfilled",
+    "Breached",
+    "EmployerBreached",
+    "Cancelled",
+    "Expired",
+]
+
+
+class Chain:
+    def __init__(self, url: str) -> None:
+        self.w3 = chain.connect(url)
+        self.employer = chain.account(ANVIL_DEV_KEY)
+        self.candidate = chain.account(CANDIDATE_KEY)
+        self.stranger = chain.account(STRANGER_KEY)
+        self.registry = chain.RegistryClient(
+            self.w3,
+            chain.deploy(
+                self.w3,
+                self.employer,
+                "EvidenceRegistry",
+                self.employer.address,
+                self.employer.address,
+            ),
+        )
+        self.agreements = self.deploy_agreements()
+
+    def deploy_agreements(self) -> Any:
+        address = chain.deploy(self.w3, self.employer, "IntentAgreements", self.registry.address)
+        return self.w3.eth.contract(address=address, abi=chain.artifact("IntentAgreements")["abi"])
+
+    @property
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def travel(self, seconds: int) -> None:
+        self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    def send(self, fn: Any, key: str = ANVIL_DEV_KEY) -> Any:
+        signer = chain.account(key)
+        tx = fn.build_transaction(
+            {"from": signer.address, "nonce": self.w3.eth.get_transaction_count(signer.address)}
+        )
+        return chain.send_signed(self.w3, signer, dict(tx))
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[Chain]:
+    from offerseal.shared.anvil import AnvilProcess
+
+    anvil = AnvilProcess(free_port())
+    try:
+        yield Chain(anvil.url)
+    finally:
+        anvil.stop()
+
+
+def new_id() -> bytes:
+    return os.urandom(32)
+
+
+def make_terms(net: Chain, candidate: str | None = None, **changes: Any) -> Terms:
+    now = net.now
+    terms = Terms(
+        employer=net.employer.address,
+        candidate=candidate or net.candidate.address,
+        terms_hash="0x" + hashlib.sha256("入职意向书 …".encode()).hexdigest(),
+        start_date=now + 30 * 86400,
+        grace_seconds=3 * 86400,
+        offer_expires_at=now + 7 * 86400,
+        monthly_salary=2_500_000,
+        liquidated_damages=750_000,
+    )
+    return replace(terms, **changes)
+
+
+MILESTONES = [(1, 0, 0), (2, 0, 0), (4, 0, 0)]  # (kind code, due, confirmedAt)
+
+
+def offer(
+    net: Chain,
+    terms: Terms,
+    agreement_id: bytes | None = None,
+    milestones: list[tuple[int, int, int]] | None = None,
+) -> bytes:
+    agreement_id = agreement_id or new_id()
+    due = terms.start_date - 86400
+    ms = [(k, due, c) for k, _, c in (MILESTONES if milestones is None else milestones)]
+    net.send(net.agreements.functions.offer(agreement_id, terms.as_tuple(), ms))
+    return agreement_id
+
+
+def typed(
+    net: Chain,
+    agreement_id: bytes,
+    terms: Terms,
+    *,
+    nonce: int | None = None,
+    chain_id: int = 31337,
+    registry: str | None = None,
+) -> dict[str, Any]:
+    if nonce is None:
+        nonce = net.agreements.functions.nonces(terms.candidate).call()
+    return commitment_typed_data(
+        chain_id=chain_id,
+        registry=registry or net.agreements.address,
+        agreement_id="0x" + agreement_id.hex(),
+        terms=terms,
+        nonce=nonce,
+    )
+
+
+def ethers_sign(private_key: str, typed_data: dict[str, Any]) -> bytes:
+    result = subprocess.run(
+        ["node", str(ROOT / "scripts" / "sign-typed-data.mjs")],
+        input=json.dumps({"privateKey": private_key, "typedData": typed_data}),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    return bytes.fromhex(result.stdout.strip()[2:])
+
+
+def sign(private_key: str, typed_data: dict[str, Any]) -> bytes:
+    if shutil.which("node"):
+        return ethers_sign(private_key, typed_data)
+    return chain.sign_typed_data(private_key, typed_data)
+
+
+def revert_of(call: Any, *, sender: str | None = None) -> tuple[str, tuple[Any, ...]]:
+    """(error name, decoded arguments) of the custom error a call reverts with."""
+    abi = chain.artifact("IntentAgreements")["abi"]
+    with pytest.raises(ContractCustomError) as info:
+        call.call({"from": sender} if sender else {})
+    data = info.value.data if isinstance(info.value.data, str) else info.value.args[0]
+    raw = bytes.fromhex(str(data)[2:])
+    for item in abi:
+        if item["type"] != "error":
+            continue
+        types = [i["type"] for i in item["inputs"]]
+        if Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4] == raw[:4]:
+            return item["name"], tuple(decode(types, raw[4:]))
+    raise AssertionError(f"unknown error {raw[:4].hex()}")
+
+
+def state(net: Chain, agreement_id: bytes) -> str:
+    return STATES[net.agreements.functions.stateOf(agreement_id).call()]
+
+
+# ---- offer and the cap ---------------------------------------------------------------------
+
+
+def test_offer_stores_terms_and_milestones(net: Chain) -> None:
+    terms = make_terms(net)
+    agreement_id = offer(net, terms)
+    assert state(net, agreement_id) == "Offered"
+    stored = net.agreements.functions.termsOf(agreement_id).call()
+    assert tuple(stored) == terms.as_tuple()
+    assert [m[0] for m in net.agreements.functions.milestonesOf(agreement_id).call()] == [1, 2, 4]
+
+
+@pytest.mark.parametrize("salary", [1, 3, 10_000, 2_500_001, 10**30])
+def test_cap_is_exactly_thirty_percent_in_integers(net: Chain, salary: int) -> None:
+    cap = damages_cap(salary)
+    assert within_cap(cap, salary) and not within_cap(cap + 1, salary)
+    at_cap = make_terms(net, monthly_salary=salary, liquidated_damages=cap)
+    offer(net, at_cap)
+    above = replace(at_cap, liquidated_damages=cap + 1)
+    name, args = revert_of(
+        net.agreements.functions.offer(new_id(), above.as_tuple(), []), sender=net.employer.address
+    )
+    assert name == "DamagesAboveCap" and args == (cap + 1, cap)
+
+
+def test_bad_offers_are_refused(net: Chain) -> None:
+    terms = make_terms(net)
+    fn = net.agreements.functions.offer
+    sender = net.employer.address
+    assert (
+        revert_of(fn(new_id(), terms.as_tuple(), [(1, 0, 0)] * 9), sender=sender)[0]
+        == "TooManyMilestones"
+    )
+    expired = replace(terms, offer_expires_at=net.now - 1)
+    assert revert_of(fn(new_id(), expired.as_tuple(), []), sender=sender)[0] == "InvalidTerms"
+    late = replace(terms, offer_expires_at=terms.start_date + 1)
+    assert revert_of(fn(new_id(), late.as_tuple(), []), sender=sender)[0] == "InvalidTerms"
+    assert (
+        revert_of(fn(new_id(), terms.as_tuple(), []), sender=net.stranger.address)[0]
+        == "NotEmployer"
+    )
+    agreement_id = offer(net, terms)
+    assert revert_of(fn(agreement_id, terms.as_tuple(), []), sender=sender)[0] == "AgreementExists"
+
+
+def test_an_operator_may_act_for_the_employer(net: Chain) -> None:
+    net.send(net.agreements.functions.setOperator(net.stranger.address, True))
+    terms = make_terms(net)
+    agreement_id = new_id()
+    net.send(net.agreements.functions.offer(agreement_id, terms.as_tuple(), []), STRANGER_KEY)
+    assert state(net, agreement_id) == "Offered"
+    net.send(net.agreements.functions.setOperator(net.stranger.address, False))
+
+
+# ---- signatures ------------------------------------------------------------------------------
+
+
+def test_python_digest_equals_the_contracts(net: Chain) -> None:
+    terms = make_terms(net)
+    agreement_id = offer(net, terms)
+    digest = chain.typed_data_digest(typed(net, agreement_id, terms))
+    assert digest == bytes(net.agreements.functions.commitmentDigest(agreement_id).call())
+    deadline = net.now + 3600
+    cancel = cancellation_typed_data(
+        chain_id=31337,
+        registry=net.agreements.address,
+        agreement_id="0x" + agreement_id.hex(),
+        nonce=net.agreements.functions.nonces(terms.candidate).call(),
+        deadline=deadline,
+    )
+    assert chain.typed_data_digest(cancel) == bytes(
+        net.agreements.functions.cancellationDigest(agreement_id, deadline).call()
+    )
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js not installed")
+def test_an_ethers_signature_over_the_typed_data_commits(net: Chain) -> None:
+    terms = make_terms(net)
+    agreement_id = offer(net, terms)
+    signature = ethers_sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
+    nonce = net.agreements.functions.nonces(terms.candidate).call()
+    # Relayed by someone else: the candidate needs no ether.
+    receipt = net.send(net.agreements.functions.commit(agreement_id, signature), STRANGER_KEY)
+    assert state(net, agreement_id) == "Committed"
+    event = net.agreements.events.Committed().process_receipt(receipt)[0]
+    assert event["args"]["nonce"] == nonce
+    assert net.agreements.functions.nonces(terms.candidate).call() == nonce + 1
+
+
+def test_signatures_do_not_replay(net: Chain) -> None:
+    terms = make_terms(net)
+    first, second = offer(net, terms), offer(net, terms)
+    commit = net.agreements.functions.commit
+    sender = net.stranger.address
+    # Another agreement with identical terms.
+    for_first = sign(CANDIDATE_KEY, typed(net, first, terms))
+    assert revert_of(commit(second, for_first), sender=sender)[0] == "InvalidSignature"
+    # Another chain, another registry.
+    other_chain = sign(CANDIDATE_KEY, typed(net, first, terms, chain_id=1))
+    assert revert_of(commit(first, other_chain), sender=sender)[0] == "InvalidSignature"
+    other_registry = sign(CANDIDATE_KEY, typed(net, first, terms, registry=net.registry.address))
+    assert revert_of(commit(first, other_registry), sender=sender)[0] == "InvalidSignature"
+    # A stranger's key.
+    forged = sign(STRANGER_KEY, typed(net, first, terms))
+    assert revert_of(commit(first, forged), sender=sender)[0] == "InvalidSignature"
+    # The genuine one works once; afterwards its nonce is used.
+    net.send(commit(first, for_first), STRANGER_KEY)
+    stale_nonce = sign(CANDIDATE_KEY, typed(net, second, terms, nonce=0))
+    if net.agreements.functions.nonces(terms.candidate).call() != 0:
+        assert revert_of(commit(second, stale_nonce), sender=sender)[0] == "InvalidSignature"
+    assert revert_of(commit(first, for_first), sender=sender) == (
+        "InvalidState",
+        (first, STATES.index("Committed")),
+    )
+
+
+def test_a_smart_wallet_candidate_signs_with_erc1271(net: Chain) -> None:
+    owner = chain.account(WALLET_OWNER_KEY)
+    wallet = chain.deploy(net.w3, net.employer, "SmartWalletMock", owner.address)
+    terms = make_terms(net, candidate=wallet)
+    agreement_id = offer(net, terms)
+    digest = bytes(net.agreements.functions.commitmentDigest(agreement_id).call())
+    assert digest == chain.typed_data_digest(typed(net, agreement_id, terms))
+    signature = bytes(owner.unsafe_sign_hash(digest).signature)
+    net.send(net.agreements.functions.commit(agreement_id, signature), STRANGER_KEY)
+    assert state(net, agreement_id) == "Committed"
+
+
+def test_commit_after_the_offer_expired_is_refused_and_the_offer_expires(net: Chain) -> None:
+    terms = make_terms(net)
+    agreement_id = offer(net, terms)
+    signature = sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
+    assert revert_of(net.agreements.functions.expire(agreement_id))[0] == "OfferStillOpen"
+    net.travel(8 * 86400)
+    assert revert_of(net.agreements.functions.commit(agreement_id, signature))[0] == "OfferExpired"
+    net.send(net.agreements.functions.expire(agreement_id), STRANGER_KEY)  # anyone
+    assert state(net, agreement_id) == "Expired"
+
+
+# ---- after commitment ------------------------------------------------------------------------
+
+
+def committed(net: Chain, **changes: Any) -> tuple[bytes, Terms]:
+    terms = make_terms(net, **changes)
+    agreement_id = offer(net, terms)
+    net.send(
+        net.agreements.functions.commit(
+            agreement_id, sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
+        ),
+        STRANGER_KEY,
+    )
+    return agreement_id, terms
+
+
+def test_milestone_evidence_is_verified_against_the_evidence_registry(net: Chain) -> None:
+    agreement_id, _ = committed(net)
+    leaves = [merkle.leaf_hash(os.urandom(32), os.urandom(32)) for _ in range(5)]
+    tree = merkle.MerkleTree.build(leaves)
+    confirm = net.agreements.functions.confirmMilestone
+    sender = net.employer.address
+    proof = tree.proof(leaves[2])
+    assert (
+        revert_of(confirm(agreement_id, 0, tree.root, leaves[2], proof), sender=sender)[0]
+        == "EvidenceNotAnchored"
+    )
+    prepared = net.registry.prepare_anchor(
+        net.employer, tree.root, net.w3.eth.get_transaction_count(net.employer.address)
+    )
+    net.registry.send_raw(prepared.raw)
+    net.w3.eth.wait_for_transaction_receipt(prepared.tx_hash)  # type: ignore[arg-type]
+    assert (
+        revert_of(confirm(agreement_id, 0, tree.root, leaves[3], proof), sender=sender)[0]
+        == "EvidenceNotAnchored"
+    )  # a leaf the proof does not prove
+    assert (
+        revert_of(
+            confirm(agreement_id, 0, tree.root, leaves[2], proof), sender=net.stranger.address
+        )[0]
+        == "NotEmployer"
+    )
+    net.send(confirm(agreement_id, 0, tree.root, leaves[2], proof))
+    assert bytes(net.agreements.functions.evidenceOf(agreement_id, 0).call()) == leaves[2]
+    assert net.agreements.functions.milestonesOf(agreement_id).call()[0][2] > 0
+    assert (
+        revert_of(confirm(agreement_id, 0, tree.root, leaves[2], proof), sender=sender)[0]
+        == "MilestoneAlreadyConfirmed"
+    )
+    assert (
+        revert_of(confirm(agreement_id, 7, tree.root, leaves[2], proof), sender=sender)[0]
+        == "MilestoneOutOfRange"
+    )
+
+
+def test_breach_is_declarable_by_anyone_only_after_start_plus_grace(net: Chain) -> None:
+    agreement_id, terms = committed(net)
+    declare = net.agreements.functions.declareBreach(agreement_id)
+    name, args = revert_of(declare, sender=net.stranger.address)
+    assert name == "BreachNotDeclarable" and args[1] == terms.start_date + terms.grace_seconds
+    net.travel(terms.start_date + terms.grace_seconds - net.now - 60)
+    assert revert_of(declare, sender=net.stranger.address)[0] == "BreachNotDeclarable"
+    net.travel(120)
+    receipt = net.send(declare, STRANGER_KEY)
+    event = net.agreements.events.Breached().process_receipt(receipt)[0]
+    assert event["args"]["damages"] == terms.liquidated_damages
+    assert event["args"]["declaredBy"] == net.stranger.address
+    assert state(net, agreement_id) == "Breached"
+    assert revert_of(
+        net.agreements.functions.confirmStart(agreement_id), sender=net.employer.address
+    ) == ("InvalidState", (agreement_id, STATES.index("Breached")))
+
+
+def test_start_withdrawal_and_cancellation(net: Chain) -> None:
+    fns = net.agreements.functions
+    started, _ = committed(net)
+    assert revert_of(fns.confirmStart(started), sender=net.stranger.address)[0] == "NotEmployer"
+    net.send(fns.confirmStart(started))
+    assert state(net, started) == "Fulfilled"
+
+    withdrawn, terms = committed(net)
+    receipt = net.send(fns.withdrawOffer(withdrawn))
+    assert (
+        net.agreements.events.EmployerBreached().process_receipt(receipt)[0]["args"]["damages"]
+        == terms.liquidated_damages
+    )
+    assert state(net, withdrawn) == "EmployerBreached"
+
+    offered = offer(net, make_terms(net))
+    net.send(fns.cancel(offered, 0, b""))  # before commitment the employer alone
+    assert state(net, offered) == "Cancelled"
+
+    mutual, terms = committed(net)
+    deadline = net.now + 3600
+    assert revert_of(fns.cancel(mutual, deadline, b"\x00" * 65), sender=net.employer.address)[
+        0
+    ] in ("InvalidSignature", "ECDSAInvalidSignature")
+    release = cancellation_typed_data(
+        chain_id=31337,
+        registry=net.agreements.address,
+        agreement_id="0x" + mutual.hex(),
+        nonce=fns.nonces(terms.candidate).call(),
+        deadline=deadline,
+    )
+    signature = sign(CANDIDATE_KEY, release)
+    receipt = net.send(fns.cancel(mutual, deadline, signature))
+    assert net.agreements.events.Cancelled().process_receipt(receipt)[0]["args"]["mutual"]
+    assert state(net, mutual) == "Cancelled"
+
+
+def test_illegal_transitions_name_the_state(net: Chain) -> None:
+    fns = net.agreements.functions
+    unknown = new_id()
+    for call in (
+        fns.commit(unknown, b""),
+        fns.confirmStart(unknown),
+        fns.declareBreach(unknown),
+        fns.withdrawOffer(unknown),
+        fns.expire(unknown),
+        fns.cancel(unknown, 0, b""),
+    ):
+        assert revert_of(call, sender=net.employer.address) == ("InvalidState", (unknown, 0))
+    offered = offer(net, make_terms(net))
+    assert revert_of(fns.withdrawOffer(offered), sender=net.employer.address) == (
+        "InvalidState",
+        (offered, STATES.index("Offered")),
+    )
+
+
+def test_nothing_personal_reaches_the_chain(net: Chain) -> None:
+    terms = make_terms(net)
+    agreement_id = new_id()
+    receipt = net.send(net.agreements.functions.offer(agreement_id, terms.as_tuple(), []))
+    tx = net.w3.eth.get_transaction(receipt["transactionHash"])
+    blob = bytes(tx["input"]) + b"".join(bytes(e["data"]) for e in receipt["logs"])
+    for personal in ("张三", "zhang.san@example.com", "+86 138"):
+        assert personal.encode() not in blob
