@@ -6,15 +6,18 @@ import argparse
 import binascii
 import json
 import logging
+import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .shared.config import ANVIL_DEV_KEY, ConfigError, Settings, load_settings
+from .shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, ConfigError, Settings, load_settings
 from .shared.errors import OfferSealError
 
 log = logging.getLogger("offerseal")
+SERVICES = ("evidence", "contracts")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -35,27 +38,39 @@ def _database(settings: Settings) -> Any:
 
 
 class Stack:
-    """Everything `offerseal up` runs: Anvil (unless OFFERSEAL_RPC_URL), the evidence service
-    with its workers and its HTTP server. `start()` then `stop()`."""
+    """What `offerseal up` (all services) or `offerseal serve NAME` (one) runs: Anvil unless
+    OFFERSEAL_RPC_URL is set, each service with its workers and HTTP server, and one outbox
+    relay for the process. `start()` then `stop()`."""
 
-    def __init__(self, settings: Settings, *, ports: dict[str, int] | None = None) -> None:
+    def __init__(self, settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
         self.settings = settings
-        self.ports = ports or {"evidence": settings.evidence_port}
+        self.services = services
         self.anvil: Any = None
+        self.db: Any = None
         self.servers: list[Any] = []
         self.nodes: list[Any] = []
         self.urls: dict[str, str] = {}
+        self.relay: Any = None
+        self._stop_relay = threading.Event()
+        self._relay_thread: threading.Thread | None = None
+
+    def _port(self, configured: int) -> int:
+        if configured:
+            return configured
+        with socket.socket() as sock:  # 0: any free port (tests, demo)
+            sock.bind((self.settings.host, 0))
+            return int(sock.getsockname()[1])
 
     def start(self) -> Stack:
-        from .evidence.app import EvidenceNode
         from .shared import failpoints
         from .shared.anvil import AnvilProcess
-        from .shared.server import HttpServer
+        from .shared.broker import OutboxRelay
 
         settings = self.settings
         failpoints.arm(settings.failpoint)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        rpc_url, signer_key = settings.rpc_url, settings.signer_key
+        rpc_url = settings.rpc_url
+        signer_key, contracts_key = settings.signer_key, settings.contracts_signer_key
         if not rpc_url:
             self.anvil = AnvilProcess(
                 settings.anvil_port,
@@ -64,38 +79,80 @@ class Stack:
             )
             rpc_url = self.anvil.url
             signer_key = signer_key or ANVIL_DEV_KEY
-        elif not signer_key:
+            contracts_key = contracts_key or ANVIL_DEV_KEY_2
+        elif "evidence" in self.services and not signer_key:
             raise ConfigError("OFFERSEAL_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set")
+        elif "contracts" in self.services and not contracts_key:
+            raise ConfigError(
+                "OFFERSEAL_CONTRACTS_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set"
+            )
         self.urls["rpc"] = rpc_url
         try:
-            db = _database(settings)
-            node = EvidenceNode(settings, db, rpc_url, signer_key)
-            node.start_workers()
-            self.nodes.append(node)
-            server = HttpServer(
-                node.app, settings.host, self.ports["evidence"], settings.web_threads
-            ).start()
-            self.servers.append(server)
-            self.urls["evidence"] = f"http://{settings.host}:{server.port}"
+            self.db = _database(settings)
+            if "evidence" in self.services:
+                self._start_evidence(rpc_url, signer_key)
+            if "contracts" in self.services:
+                self._start_contracts(rpc_url, contracts_key)
+            self.relay = OutboxRelay(self.db, settings.broker_url, settings.outbox_interval)
+            self._relay_thread = threading.Thread(
+                target=self.relay.run, args=(self._stop_relay,), name="outbox-relay", daemon=True
+            )
+            self._relay_thread.start()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _serve(self, name: str, app: Any, port: int) -> None:
+        from .shared.server import HttpServer
+
+        server = HttpServer(app, self.settings.host, port, self.settings.web_threads).start()
+        self.servers.append(server)
+        self.urls[name] = f"http://{self.settings.host}:{server.port}"
+
+    def _start_evidence(self, rpc_url: str, signer_key: str) -> None:
+        from .evidence.app import EvidenceNode
+
+        node = EvidenceNode(self.settings, self.db, rpc_url, signer_key)
+        node.start_workers()
+        self.nodes.append(node)
+        self.evidence = node
+        self._serve("evidence", node.app, self._port(self.settings.evidence_port))
+
+    def _start_contracts(self, rpc_url: str, signer_key: str) -> None:
+        from .contracts.app import ContractsNode
+
+        settings = self.settings
+        if "evidence" in self.urls:
+            if not self.evidence.anchorer.ready.wait(60):  # it deploys the EvidenceRegistry
+                raise OfferSealError("the evidence service did not connect to the chain in time")
+            settings = settings.with_(evidence_url=settings.evidence_url or self.urls["evidence"])
+        port = self._port(settings.contracts_port)
+        public_url = settings.public_url or f"http://{settings.host}:{port}"
+        node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url)
+        node.start_workers()
+        self.nodes.append(node)
+        self.contracts = node
+        self._serve("contracts", node.app, port)
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         for node in self.nodes:
-            if not node.anchorer.ready.wait(timeout):
-                raise OfferSealError("the anchoring worker did not connect to the chain in time")
+            if not node.ready.wait(timeout):
+                raise OfferSealError(f"{type(node).__name__} did not become ready in time")
 
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
+        self._stop_relay.set()
+        if self._relay_thread is not None:
+            self._relay_thread.join(15)
         for node in self.nodes:
             node.stop()
-            node.db.dispose()
+        if self.db is not None:
+            self.db.dispose()
         if self.anvil is not None:
             self.anvil.stop()
-        self.servers, self.nodes, self.anvil = [], [], None
+        self.servers, self.nodes, self.anvil, self._relay_thread = [], [], None, None
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,12 +160,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from .shared.server import wait_for_signal
 
     stack = Stack(settings).start()
-    _, token = create_key(stack.nodes[0].db, "admin", args.tenant, "bootstrap (offerseal up)")
+    _, token = create_key(stack.db, "admin", args.tenant, "bootstrap (offerseal up)")
     print(
         f"OfferSeal is up ({'embedded Anvil' if stack.anvil else 'external chain'}, "
         f"broker {settings.broker_url}, database {settings.effective_database_url})"
     )
-    print(f"  evidence  {stack.urls['evidence']}   (docs: {stack.urls['evidence']}/docs)")
+    for name in SERVICES:
+        print(f"  {name:<10}{stack.urls[name]}   (docs: {stack.urls[name]}/docs)")
     print(f"  chain     {stack.urls['rpc']}")
     print(f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown once):")
     print(token, flush=True)
@@ -124,8 +182,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "`offerseal serve` needs OFFERSEAL_RPC_URL (and OFFERSEAL_SIGNER_KEY); "
             "`offerseal up` starts a local Anvil instead"
         )
-    stack = Stack(settings).start()
-    print(f"{args.service} listening on {stack.urls[args.service]}", flush=True)
+    stack = Stack(settings, tuple(args.service)).start()
+    for name in args.service:
+        print(f"{name} listening on {stack.urls[name]}", flush=True)
     wait_for_signal(stack.stop)
     return 0
 
@@ -223,7 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
 
     serve = sub.add_parser("serve", help="run one service with its workers (production)")
-    serve.add_argument("service", choices=["evidence"])
+    serve.add_argument(
+        "service",
+        nargs="+",
+        choices=list(SERVICES),
+        help="one service, or several to run them in one process",
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="manage API keys")

@@ -65,6 +65,7 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         signer_key="",
         registry_address="",
         evidence_port=free_port(),
+        contracts_port=free_port(),
         anvil_port=free_port(),
         batch_interval=1.0,
     )
@@ -73,7 +74,7 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
     try:
         stack.wait_ready()
         base = stack.urls["evidence"]
-        db = stack.nodes[0].db
+        db = stack.db
         _, hr_key = create_key(db, "hr", "acme", "demo HR system")
         _, legal_key = create_key(db, "legal", "acme", "demo legal team")
         hr = {"Authorization": f"Bearer {hr_key}"}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from offerseal.shared.config import ANVIL_DEV_KEY, Settings, load_settings
+from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -146,7 +146,7 @@ class RunningStack:
 
     @property
     def db(self) -> Any:
-        return self.stack.nodes[0].db
+        return self.stack.db
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -160,6 +160,9 @@ def make_settings(tmp_path: Path, database_url: str, rpc_url: str, **overrides: 
         "rpc_url": rpc_url,
         "signer_key": ANVIL_DEV_KEY,
         "evidence_port": 0,
+        "contracts_port": 0,
+        "contracts_signer_key": ANVIL_DEV_KEY_2,
+        "sweep_interval": 0.5,
         "batch_interval": 0.3,
         "reconcile_interval": 0.5,
         "outbox_interval": 0.05,
@@ -175,7 +178,7 @@ def start_stack(settings: Settings) -> RunningStack:
 
     stack = Stack(settings).start()
     stack.wait_ready()
-    db = stack.nodes[0].db
+    db = stack.db
 
     def bearer(role: str, tenant: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {create_key(db, role, tenant)[1]}"}

@@ -16,7 +16,6 @@ marks those batches superseded and puts their documents back in the queue.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,8 +29,9 @@ from web3 import Web3
 from ..shared import chain, failpoints, messages
 from ..shared.broker import enqueue
 from ..shared.db import Database, insert_rows
+from ..shared.deployments import ensure_deployed
 from ..shared.locks import ExclusiveLock
-from ..shared.models import ChainDeployment, utcnow
+from ..shared.models import utcnow
 from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
@@ -40,10 +40,6 @@ from .models import Batch, BatchMember, Document
 log = logging.getLogger(__name__)
 
 REGISTRY = "EvidenceRegistry"
-
-
-class RegistryMissing(RuntimeError):
-    pass
 
 
 def ensure_registry(
@@ -55,41 +51,17 @@ def ensure_registry(
     auto_deploy: bool,
     data_dir: Path | None,
 ) -> str:
-    """The registry address for this chain: configured, recorded, or freshly deployed."""
-    chain_id = int(w3.eth.chain_id)
-    if configured:
-        if not chain.has_code(w3, configured):
-            raise RegistryMissing(
-                f"OFFERSEAL_REGISTRY_ADDRESS {configured} has no code on chain {chain_id}"
-            )
-        return Web3.to_checksum_address(configured)
-    with db.sessions() as session:
-        record = session.get(ChainDeployment, (chain_id, REGISTRY))
-    if record is not None and chain.has_code(w3, record.address):
-        return record.address
-    if not auto_deploy:
-        raise RegistryMissing(f"no EvidenceRegistry on chain {chain_id} and auto-deploy is off")
-    if record is not None:
-        log.warning(
-            "registry %s has no code on chain %s any more (chain reset?): redeploying",
-            record.address,
-            chain_id,
-        )
-    address = chain.deploy(w3, signer, REGISTRY, signer.address, signer.address)
-    with db.transaction() as session:
-        if record is None:
-            session.add(ChainDeployment(chain_id=chain_id, name=REGISTRY, address=address))
-        else:
-            session.execute(
-                update(ChainDeployment)
-                .where(ChainDeployment.chain_id == chain_id, ChainDeployment.name == REGISTRY)
-                .values(address=address, deployed_at=utcnow())
-            )
-    if data_dir is not None:
-        path = data_dir / "deployments" / f"{chain_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({REGISTRY: address}, indent=2) + "\n")
-    return address
+    """The EvidenceRegistry address for this chain: configured, recorded, or freshly deployed."""
+    return ensure_deployed(
+        db,
+        w3,
+        signer,
+        REGISTRY,
+        (signer.address, signer.address),
+        configured=configured,
+        auto_deploy=auto_deploy,
+        data_dir=data_dir,
+    )
 
 
 class Anchorer:

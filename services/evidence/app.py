@@ -12,7 +12,6 @@ from flask import Flask
 from sqlalchemy import func, select, text
 
 from ..shared import chain, secrets
-from ..shared.broker import OutboxRelay
 from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.models import OutboxMessage
@@ -122,7 +121,6 @@ class EvidenceNode:
             auto_deploy=self.settings.auto_deploy,
             data_dir=self.settings.data_dir,
         )
-        self.relay = OutboxRelay(self.db, self.settings.broker_url, self.settings.outbox_interval)
         rpc_url = self.rpc_url
         self.app = create_app(
             self.settings,
@@ -132,8 +130,12 @@ class EvidenceNode:
             self.anchorer.ready,
         )
 
+    @property
+    def ready(self) -> threading.Event:
+        return self.anchorer.ready
+
     def start_workers(self) -> None:
-        for name, target in (("anchorer", self.anchorer.run), ("outbox-relay", self.relay.run)):
+        for name, target in (("anchorer", self.anchorer.run),):
             thread = threading.Thread(
                 target=target, args=(self.stop_event,), name=f"evidence-{name}", daemon=True
             )

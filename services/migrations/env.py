@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from offerseal.evidence import models as _evidence_models  # noqa: F401  (registers tables)
+from offerseal.contracts import models as _contracts_models  # noqa: F401  (registers tables)
+from offerseal.evidence import models as _evidence_models  # noqa: F401
 from offerseal.shared import models as _shared_models  # noqa: F401
 from offerseal.shared.db import Base
 

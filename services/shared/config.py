@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-# Anvil's first development account. Used only when OfferSeal starts Anvil itself; any other
-# chain needs OFFERSEAL_SIGNER_KEY.
+# Anvil's first two development accounts. Used only when OfferSeal starts Anvil itself; any
+# other chain needs OFFERSEAL_SIGNER_KEY and OFFERSEAL_CONTRACTS_SIGNER_KEY.
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ANVIL_DEV_KEY_2 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -130,6 +131,59 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("OFFERSEAL_HOST", "host", str, "Interface the HTTP servers bind to."),
     Variable("OFFERSEAL_EVIDENCE_PORT", "evidence_port", int, "Port of the evidence service."),
+    Variable("OFFERSEAL_CONTRACTS_PORT", "contracts_port", int, "Port of the contracts service."),
+    Variable(
+        "OFFERSEAL_CONTRACTS_SIGNER_KEY",
+        "contracts_signer_key",
+        str,
+        "Private key the contracts service sends agreement transactions with (one writer per "
+        "key, so it differs from OFFERSEAL_SIGNER_KEY). Defaults to Anvil's second dev account "
+        "only for the Anvil OfferSeal starts.",
+    ),
+    Variable(
+        "OFFERSEAL_AGREEMENTS_ADDRESS",
+        "agreements_address",
+        str,
+        "IntentAgreements address. Unset: recorded in the database, deployed when missing.",
+    ),
+    Variable(
+        "OFFERSEAL_EVIDENCE_URL",
+        "evidence_url",
+        str,
+        "The evidence service's base URL, where the contracts service fetches anchored proofs. "
+        "Unset: the evidence service started beside it.",
+    ),
+    Variable(
+        "OFFERSEAL_PUBLIC_URL",
+        "public_url",
+        str,
+        "Base URL candidates reach the contracts service at (used in signing links). Unset: "
+        "its own address.",
+    ),
+    Variable(
+        "OFFERSEAL_LINK_SECRET",
+        "link_secret",
+        str,
+        "Base64 of 32 bytes: signs candidate links. Unset: generated in the data directory.",
+    ),
+    Variable(
+        "OFFERSEAL_LINK_TTL",
+        "link_ttl",
+        parse_duration,
+        "How long a candidate link stays valid after it is issued.",
+    ),
+    Variable(
+        "OFFERSEAL_SWEEP_INTERVAL",
+        "sweep_interval",
+        parse_duration,
+        "How often the sweeper declares due breaches and expiries and flags overdue milestones.",
+    ),
+    Variable(
+        "OFFERSEAL_DEFAULT_TIMEZONE",
+        "default_timezone",
+        str,
+        "Time zone for dates given without one, and for candidates without one.",
+    ),
     Variable(
         "OFFERSEAL_ANVIL_PORT", "anvil_port", int, "Port for the Anvil that `offerseal up` starts."
     ),
@@ -194,6 +248,15 @@ class Settings:
     receipt_key: str = ""
     host: str = "127.0.0.1"
     evidence_port: int = 8101
+    contracts_port: int = 8102
+    contracts_signer_key: str = ""
+    agreements_address: str = ""
+    evidence_url: str = ""
+    public_url: str = ""
+    link_secret: str = ""
+    link_ttl: float = 30 * 86400.0
+    sweep_interval: float = 30.0
+    default_timezone: str = "Asia/Shanghai"
     anvil_port: int = 8545
     web_threads: int = 16
     batch_interval: float = 1.0
@@ -218,7 +281,13 @@ class Settings:
         out: dict[str, Any] = {}
         for var in VARIABLES:
             value = getattr(self, var.attr)
-            if var.attr in {"signer_key", "master_key", "receipt_key"}:
+            if var.attr in {
+                "signer_key",
+                "master_key",
+                "receipt_key",
+                "contracts_signer_key",
+                "link_secret",
+            }:
                 value = "(set)" if value else "(unset)"
             elif var.attr == "database_url" and value:
                 value = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", value)

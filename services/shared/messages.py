@@ -83,6 +83,98 @@ class EvidenceSupersededV1(ma.Schema):
     document_ids = fields.List(fields.String(), required=True)
 
 
+class ContactSchema(ma.Schema):
+    email = fields.Email(load_default=None, allow_none=True)
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    timezone = fields.String(load_default=None, allow_none=True)
+    language = fields.String(load_default=None, allow_none=True)
+
+
+class MilestoneDueSchema(ma.Schema):
+    kind = fields.String(required=True)
+    due_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
+class AgreementOfferedV1(ma.Schema):
+    """An agreement was offered on chain: notify sends the signing invitation. Carries the
+    candidate's contact data, which stays inside OfferSeal (broker and databases, never chain)."""
+
+    agreement_id = fields.String(required=True)
+    onchain_id = fields.String(required=True, validate=HEX32)
+    candidate_ref = fields.String(required=True)
+    candidate_contact = fields.Nested(ContactSchema, required=True)
+    language = fields.String(required=True)
+    position = fields.String(required=True)
+    employer_name = fields.String(required=True)
+    start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    offer_expires_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    signing_link = fields.Url(required=True, require_tld=False)
+    milestones = fields.List(fields.Nested(MilestoneDueSchema), required=True)
+    liquidated_damages = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+class AgreementStateChangedV1(ma.Schema):
+    """An agreement reached a new state on chain (committed, fulfilled, breached, ...)."""
+
+    agreement_id = fields.String(required=True)
+    onchain_id = fields.String(required=True, validate=HEX32)
+    candidate_ref = fields.String(required=True)
+    state = fields.String(required=True)
+    tx_hash = fields.String(load_default=None, allow_none=True)
+    liquidated_damages = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
+class MilestoneEventV1(ma.Schema):
+    """A milestone was confirmed on chain with anchored evidence, or became overdue."""
+
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    index = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    due_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    document_id = fields.String(load_default=None, allow_none=True)
+    tx_hash = fields.String(load_default=None, allow_none=True)
+
+
+class RiskChangedV1(ma.Schema):
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(["red", "yellow", "blue"]))
+    previous = fields.String(load_default=None, allow_none=True)
+    reasons = fields.List(fields.String(), required=True)
+    response = fields.String(required=True)
+    score = fields.Integer(required=True, validate=validate.Range(min=0, max=100))
+
+
+CHECKIN_ANSWERS = ("on_track", "delayed", "need_help", "withdrawing")
+
+
+class TouchpointRepliedV1(ma.Schema):
+    """The candidate answered a touchpoint (e.g. the 48-hour check-in)."""
+
+    touchpoint_id = fields.String(required=True)
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    kind = fields.String(required=True)
+    answer = fields.String(required=True, validate=validate.OneOf(CHECKIN_ANSWERS))
+    new_date = fields.Date(load_default=None, allow_none=True)
+    sent_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    replied_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
+class TouchpointMissedV1(ma.Schema):
+    """A touchpoint that asked for an answer got none before the next one was due."""
+
+    touchpoint_id = fields.String(required=True)
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    kind = fields.String(required=True)
+    sent_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
 @dataclass(frozen=True)
 class MessageType:
     name: str
@@ -101,9 +193,32 @@ EVIDENCE_BATCH_ANCHORED = MessageType(
 )
 EVIDENCE_SUPERSEDED = MessageType("evidence.superseded", 1, EvidenceSupersededV1, "evidence")
 
+AGREEMENT_OFFERED = MessageType("agreement.offered", 1, AgreementOfferedV1, "contracts")
+# One schema for every state an agreement reaches after the offer.
+AGREEMENT_STATES = {
+    state: MessageType(f"agreement.{state}", 1, AgreementStateChangedV1, "contracts")
+    for state in ("committed", "fulfilled", "breached", "employer_breached", "cancelled", "expired")
+}
+MILESTONE_CONFIRMED = MessageType("milestone.confirmed", 1, MilestoneEventV1, "contracts")
+MILESTONE_OVERDUE = MessageType("milestone.overdue", 1, MilestoneEventV1, "contracts")
+RISK_CHANGED = MessageType("risk.changed", 1, RiskChangedV1, "contracts")
+TOUCHPOINT_REPLIED = MessageType("touchpoint.replied", 1, TouchpointRepliedV1, "notify")
+TOUCHPOINT_MISSED = MessageType("touchpoint.missed", 1, TouchpointMissedV1, "notify")
+
 REGISTRY: dict[tuple[str, int], MessageType] = {
     (m.name, m.version): m
-    for m in (EVIDENCE_ANCHORED, EVIDENCE_BATCH_ANCHORED, EVIDENCE_SUPERSEDED)
+    for m in (
+        EVIDENCE_ANCHORED,
+        EVIDENCE_BATCH_ANCHORED,
+        EVIDENCE_SUPERSEDED,
+        AGREEMENT_OFFERED,
+        *AGREEMENT_STATES.values(),
+        MILESTONE_CONFIRMED,
+        MILESTONE_OVERDUE,
+        RISK_CHANGED,
+        TOUCHPOINT_REPLIED,
+        TOUCHPOINT_MISSED,
+    )
 }
 
 

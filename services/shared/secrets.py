@@ -47,3 +47,9 @@ def receipt_seed(settings: Settings) -> bytes:
     if settings.receipt_key:
         return _decode32("OFFERSEAL_RECEIPT_KEY", settings.receipt_key)
     return _dev_secret(settings.data_dir / "secrets" / "receipt.key")
+
+
+def link_secret(settings: Settings) -> bytes:
+    if settings.link_secret:
+        return _decode32("OFFERSEAL_LINK_SECRET", settings.link_secret)
+    return _dev_secret(settings.data_dir / "secrets" / "link.key")

@@ -13,9 +13,11 @@ dead_letter_queue = Queue(
     "offerseal.dead-letter", exchange=dead_letter_exchange, routing_key="#", durable=True
 )
 
-# Which routing keys each service consumes. The evidence service consumes nothing; the
-# contracts and notify services add their lines here when they arrive.
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {}
+# Which routing keys each service consumes. The evidence service consumes nothing; notify adds
+# its line when it arrives.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "contracts": ("evidence.anchored.v1", "touchpoint.replied.v1", "touchpoint.missed.v1"),
+}
 
 
 def service_queue(service: str, binding_keys: tuple[str, ...] | None = None) -> Queue:

@@ -10,6 +10,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# Milestone kinds (DOMAIN.md's staged confirmations and checkpoints) and their on-chain codes.
+MILESTONE_KINDS: dict[str, int] = {
+    "expected_resignation_date": 1,
+    "resignation_submitted": 2,
+    "resignation_accepted": 3,
+    "handover_started": 4,
+    "handover_halfway": 5,
+    "last_working_day_fixed": 6,
+    "social_insurance_stop": 7,
+}
+# On-chain state names, in the contract's enum order.
+STATES = (
+    "none",
+    "offered",
+    "committed",
+    "fulfilled",
+    "breached",
+    "employer_breached",
+    "cancelled",
+    "expired",
+)
+FINAL_STATES = frozenset({"fulfilled", "breached", "employer_breached", "cancelled", "expired"})
+
 DOMAIN_NAME = "OfferSeal IntentAgreements"
 DOMAIN_VERSION = "1"
 CAP_BPS = 3_000  # 30% of one month's salary, in basis points

@@ -1,0 +1,330 @@
+"""HTTP entry point of the contracts service: parses input, calls the service layer, shapes the
+answer. No business rules here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import marshmallow as ma
+import requests
+from eth_utils import is_checksum_address
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields, validate, validates_schema
+
+from ..shared.errors import Conflict, NotFound, TransientError, ValidationFailed
+from ..shared.links import Link, LinkSigner
+from ..shared.web import principal
+from .domain.agreements import MILESTONE_KINDS, STATES, damages_cap, within_cap
+from .domain.templates import LANGUAGES
+from .service import SIGN_PURPOSE, AgreementService, NewAgreement
+
+blp = Blueprint("agreements", __name__, url_prefix="/v1", description="Intent agreements")
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def service() -> AgreementService:
+    svc: AgreementService = current_app.extensions["offerseal.contracts"]
+    return svc
+
+
+class Moment(fields.Field):
+    """`2026-12-15` (a calendar date) or an ISO 8601 date-time (with or without offset)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            raise ma.ValidationError("expected a date (YYYY-MM-DD) or an ISO 8601 date-time")
+        try:
+            if len(value) == 10:
+                return dt.date.fromisoformat(value)
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ma.ValidationError(
+                "expected a date (YYYY-MM-DD) or an ISO 8601 date-time"
+            ) from None
+
+
+def _zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ma.ValidationError(f"unknown time zone {name!r} (use e.g. Asia/Shanghai)") from None
+
+
+class Contact(ma.Schema):
+    email = fields.Email(load_default=None)
+    phone = fields.String(load_default=None, validate=validate.Length(max=40))
+    timezone = fields.String(load_default=None, validate=_zone)
+    language = fields.String(load_default=None, validate=validate.OneOf(LANGUAGES))
+
+
+class MilestoneIn(ma.Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(list(MILESTONE_KINDS)))
+    due = Moment(required=True)
+
+
+class CreateAgreement(ma.Schema):
+    candidate_ref = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    candidate_address = fields.String(required=True)
+    candidate_contact = fields.Nested(Contact, required=True)
+    employer_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    position = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    monthly_salary = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=2**127)
+    )
+    liquidated_damages = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=2**127)
+    )
+    start_date = Moment(required=True)
+    grace_days = fields.Integer(load_default=3, validate=validate.Range(min=0, max=90))
+    offer_expires_at = Moment(required=True)
+    milestones = fields.List(
+        fields.Nested(MilestoneIn), load_default=list, validate=validate.Length(max=8)
+    )
+    language = fields.String(load_default="zh-CN", validate=validate.OneOf(LANGUAGES))
+    non_compete = fields.Boolean(load_default=False)
+    project_wrap_up = fields.Boolean(load_default=False)
+    replacement_days = fields.Integer(load_default=0, validate=validate.Range(min=0, max=3650))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _rules(self, data: dict[str, Any], **_: Any) -> None:
+        if not is_checksum_address(data["candidate_address"]):
+            raise ma.ValidationError(
+                "expected a checksummed 0x address (EIP-55)", "candidate_address"
+            )
+        if not within_cap(data["liquidated_damages"], data["monthly_salary"]):
+            raise ma.ValidationError(
+                f"above the legal cap of 30% of one month's salary "
+                f"({damages_cap(data['monthly_salary'])})",
+                "liquidated_damages",
+            )
+
+
+def _at(value: dt.date | dt.datetime, tz: ZoneInfo, default: dt.time) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    return dt.datetime.combine(value, default, tzinfo=tz)
+
+
+def to_new_agreement(data: dict[str, Any]) -> NewAgreement:
+    contact = data["candidate_contact"]
+    tz = ZoneInfo(contact.get("timezone") or current_app.config["OFFERSEAL_DEFAULT_TIMEZONE"])
+    contact = {**contact, "timezone": str(tz)}
+    end_of_day = dt.time(23, 59, 59)
+    start = _at(data["start_date"], tz, dt.time(9, 0))
+    expires = _at(data["offer_expires_at"], tz, end_of_day)
+    now = dt.datetime.now(dt.UTC)
+    if start <= now:
+        raise ValidationFailed("start_date", "must be in the future")
+    if expires <= now:
+        raise ValidationFailed("offer_expires_at", "must be in the future")
+    if expires > start:
+        raise ValidationFailed("offer_expires_at", "must not be after the start date")
+    milestones = []
+    for i, m in enumerate(data["milestones"]):
+        due = _at(m["due"], tz, end_of_day)
+        if due > start:
+            raise ValidationFailed(f"milestones.{i}.due", "must not be after the start date")
+        milestones.append((m["kind"], due))
+    return NewAgreement(
+        candidate_ref=data["candidate_ref"],
+        candidate_address=data["candidate_address"],
+        contact=contact,
+        employer_name=data["employer_name"],
+        position=data["position"],
+        currency=data["currency"],
+        monthly_salary=data["monthly_salary"],
+        liquidated_damages=data["liquidated_damages"],
+        start_at=start,
+        grace_days=data["grace_days"],
+        offer_expires_at=expires,
+        milestones=tuple(milestones),
+        language=data["language"],
+        non_compete=data["non_compete"],
+        project_wrap_up=data["project_wrap_up"],
+        replacement_days=data["replacement_days"],
+    )
+
+
+class ListArgs(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    state = fields.String(validate=validate.OneOf([*STATES[1:], "offering", "failed"]))
+    risk = fields.String(validate=validate.OneOf(["red", "yellow", "blue"]))
+    after = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+HEX_BYTES = validate.Regexp(r"^0x([0-9a-fA-F]{2})+$", error="expected 0x-prefixed hex bytes")
+
+
+class SignatureIn(ma.Schema):
+    signature = fields.String(required=True, validate=HEX_BYTES)
+
+
+class EvidenceIn(ma.Schema):
+    document_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+
+
+class CancelIn(ma.Schema):
+    deadline = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**64 - 1))
+    signature = fields.String(load_default="0x", validate=validate.Regexp(r"^0x([0-9a-fA-F]{2})*$"))
+
+
+def caller() -> tuple[Any, Link | None]:
+    """An API key, or a candidate's link token (`?token=`), which opens one agreement."""
+    token = request.args.get("token")
+    if token:
+        signer: LinkSigner = current_app.extensions["offerseal.links"]
+        return None, signer.verify(token, SIGN_PURPOSE)
+    return principal(), None
+
+
+@blp.route("/agreements")
+class Agreements(MethodView):
+    @blp.doc(security=BEARER, summary="Offer an intent agreement (recorded on chain)")
+    @blp.arguments(CreateAgreement)
+    @blp.response(201)
+    def post(self, data: dict[str, Any]) -> Response:
+        who = principal()
+        body = service().create(who, to_new_agreement(data))
+        response = current_app.response_class(
+            current_app.json.dumps(body), status=201, mimetype="application/json"
+        )
+        response.headers["Location"] = f"/v1/agreements/{body['id']}"
+        return response
+
+    @blp.doc(security=BEARER, summary="The tenant's agreements, filtered by state and risk")
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        items, cursor = service().list_agreements(
+            principal(), args.get("state"), args.get("risk"), args.get("after"), args["limit"]
+        )
+        next_link = None
+        if cursor:
+            query = "&".join(f"{k}={args[k]}" for k in ("state", "risk") if args.get(k))
+            next_link = (
+                f"/v1/agreements?{query + '&' if query else ''}limit={args['limit']}&after={cursor}"
+            )
+        return {"items": items, "next": next_link}
+
+
+@blp.route("/agreements/<string:agreement_id>")
+class AgreementItem(MethodView):
+    @blp.doc(security=BEARER, summary="An agreement, its milestones and its risk")
+    @blp.response(200)
+    def get(self, agreement_id: str) -> dict[str, Any]:
+        return service().get(principal(), agreement_id)
+
+
+@blp.route("/agreements/<string:agreement_id>/terms")
+class AgreementTerms(MethodView):
+    @blp.doc(security=BEARER, summary="The exact text whose sha256 is on chain (text/plain)")
+    def get(self, agreement_id: str) -> Response:
+        who, link = caller()
+        text, digest = service().terms(who, link, agreement_id)
+        response = current_app.response_class(
+            text.encode("utf-8"), mimetype="text/plain; charset=utf-8"
+        )
+        response.headers["X-Terms-SHA256"] = digest
+        return response
+
+
+@blp.route("/agreements/<string:agreement_id>/typed-data")
+class TypedData(MethodView):
+    @blp.doc(security=BEARER, summary="The EIP-712 payload to sign (eth_signTypedData_v4)")
+    @blp.response(200)
+    def get(self, agreement_id: str) -> dict[str, Any]:
+        who, link = caller()
+        return service().typed_data(who, link, agreement_id)
+
+
+@blp.route("/agreements/<string:agreement_id>/signature")
+class Signature(MethodView):
+    @blp.doc(security=BEARER, summary="Submit the candidate's signature; relayed to commit()")
+    @blp.arguments(SignatureIn)
+    @blp.response(200)
+    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+        who, link = caller()
+        return service().submit_signature(
+            who, link, agreement_id, bytes.fromhex(data["signature"][2:])
+        )
+
+
+@blp.route("/agreements/<string:agreement_id>/milestones/<string:kind>/evidence")
+class MilestoneEvidence(MethodView):
+    @blp.doc(security=BEARER, summary="Confirm a milestone on chain with an anchored document")
+    @blp.arguments(EvidenceIn)
+    @blp.response(200)
+    def post(self, data: dict[str, Any], agreement_id: str, kind: str) -> dict[str, Any]:
+        who = principal()
+        if kind not in MILESTONE_KINDS:
+            raise NotFound(f"unknown milestone kind {kind!r}")
+        base = current_app.config["OFFERSEAL_EVIDENCE_URL"]
+        try:
+            answer = requests.get(
+                f"{base}/v1/documents/{data['document_id']}/proof",
+                headers={"Authorization": request.headers["Authorization"]},
+                timeout=15,
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"the evidence service is unreachable: {exc}") from None
+        if answer.status_code == 404:
+            raise ValidationFailed("document_id", "no such document for this tenant")
+        if answer.status_code == 409:
+            raise Conflict("the document is not anchored yet; retry in a few seconds")
+        if answer.status_code != 200:
+            raise TransientError(f"the evidence service answered {answer.status_code}")
+        bundle = answer.json()
+        return service().confirm_milestone(
+            who,
+            agreement_id,
+            kind,
+            {
+                "document_id": data["document_id"],
+                "leaf": bundle["leaf"]["hash"],
+                "root": bundle["merkle"]["root"],
+                "proof": bundle["merkle"]["proof"],
+            },
+        )
+
+
+def _transition(action: str) -> type[MethodView]:
+    class Transition(MethodView):
+        @blp.doc(security=BEARER, summary=f"{action}: the contract decides by its own clock")
+        @blp.response(200)
+        def post(self, agreement_id: str) -> dict[str, Any]:
+            deadline, signature = 0, b""
+            if action == "cancel" and request.get_data():
+                try:
+                    body = CancelIn().load(request.get_json(force=True))
+                except ma.ValidationError as exc:
+                    field, messages = next(iter(exc.normalized_messages().items()))
+                    raise ValidationFailed(str(field), str(messages)) from None
+                deadline, signature = body["deadline"], bytes.fromhex(body["signature"][2:])
+            return service().transition(
+                principal(), agreement_id, action, deadline=deadline, signature=signature
+            )
+
+    Transition.__name__ = f"Agreement{action.title()}"
+    return Transition
+
+
+for _action in ("start", "breach", "withdraw", "cancel", "expire"):
+    blp.route(f"/agreements/<string:agreement_id>/{_action}", endpoint=f"agreement_{_action}")(
+        _transition(_action)
+    )
+
+
+@blp.route("/agreements/<string:agreement_id>/risk")
+class AgreementRisk(MethodView):
+    @blp.doc(security=BEARER, summary="Traffic light, reasons, response, stability, exposure")
+    @blp.response(200)
+    def get(self, agreement_id: str) -> dict[str, Any]:
+        return service().risk(principal(), agreement_id)

@@ -1,0 +1,174 @@
+"""Wiring of the contracts service: `create_app()` for HTTP, `ContractsNode` for the whole
+service in one process (HTTP app, chain worker with recovery and sweeper, message consumer).
+No work at import time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask
+from sqlalchemy import text
+from web3 import Web3
+
+from ..shared import chain, secrets
+from ..shared.broker import MessageConsumer
+from ..shared.config import Settings
+from ..shared.db import Database
+from ..shared.deployments import ContractMissing, ensure_deployed, recorded_address
+from ..shared.links import LinkSigner
+from ..shared.web import create_base_app, health_route
+from . import api
+from .chainops import AgreementsClient
+from .service import AgreementService
+
+log = logging.getLogger(__name__)
+AGREEMENTS = "IntentAgreements"
+
+
+def create_app(
+    settings: Settings,
+    db: Database,
+    service: AgreementService,
+    links: LinkSigner,
+    worker_ready: threading.Event | None = None,
+) -> Flask:
+    app, flask_api, _registry = create_base_app("contracts", db)
+    app.config["OFFERSEAL_EVIDENCE_URL"] = (
+        settings.evidence_url.rstrip("/") or f"http://127.0.0.1:{settings.evidence_port}"
+    )
+    app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
+    app.extensions["offerseal.contracts"] = service
+    app.extensions["offerseal.links"] = links
+    flask_api.register_blueprint(api.blp)
+
+    def database() -> str:
+        with db.sessions() as session:
+            session.execute(text("SELECT 1"))
+        return "ok"
+
+    def chain_node() -> int:
+        return int(service.client.w3.eth.block_number)
+
+    checks = {
+        "database": database,
+        "chain": chain_node,
+        "unfinished_transactions": service.pending_count,
+    }
+    if worker_ready is not None:
+
+        def worker() -> str:
+            if not worker_ready.is_set():
+                raise RuntimeError("chain worker not ready")
+            return "ok"
+
+        checks["worker"] = worker
+    health_route(app, checks)
+    return app
+
+
+def registry_address(settings: Settings, db: Database, w3: Web3, timeout: float) -> str:
+    """The EvidenceRegistry milestone evidence is checked against: configured, or the one the
+    evidence service recorded (waiting for it to deploy when both start together)."""
+    if settings.registry_address:
+        return Web3.to_checksum_address(settings.registry_address)
+    chain_id = int(w3.eth.chain_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        address = recorded_address(db, chain_id, "EvidenceRegistry")
+        if address and chain.has_code(w3, address):
+            return address
+        if time.monotonic() > deadline:
+            raise ContractMissing(
+                "no EvidenceRegistry on this chain: start the evidence "
+                "service first or set OFFERSEAL_REGISTRY_ADDRESS"
+            )
+        time.sleep(0.2)
+
+
+@dataclass
+class ContractsNode:
+    settings: Settings
+    db: Database
+    rpc_url: str
+    signer_key: str
+    public_url: str
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+        w3 = chain.connect(self.rpc_url)
+        signer = chain.account(self.signer_key)
+        registry = registry_address(self.settings, self.db, w3, timeout=60)
+        address = ensure_deployed(
+            self.db,
+            w3,
+            signer,
+            AGREEMENTS,
+            (registry,),
+            configured=self.settings.agreements_address,
+            auto_deploy=self.settings.auto_deploy,
+            data_dir=self.settings.data_dir,
+        )
+        self.links = LinkSigner(secrets.link_secret(self.settings))
+        self.service = AgreementService(
+            self.db,
+            AgreementsClient(w3, address),
+            signer,
+            self.links,
+            public_url=self.public_url,
+            link_ttl=self.settings.link_ttl,
+        )
+        self.app = create_app(self.settings, self.db, self.service, self.links, self.ready)
+        self.consumer = MessageConsumer(
+            "contracts",
+            self.db,
+            self.settings.broker_url,
+            {
+                "evidence.anchored": self.service.on_evidence_anchored,
+                "touchpoint.replied": self.service.on_touchpoint,
+                "touchpoint.missed": self.service.on_touchpoint,
+            },
+        )
+
+    def _work(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        recovered = False
+        last_sweep = 0.0
+        while not stop.is_set():
+            try:
+                if not recovered:
+                    self.service.recover()
+                    recovered = True
+                    self.ready.set()
+                self.service.confirm_recorded_evidence()
+                if time.monotonic() - last_sweep >= self.settings.sweep_interval:
+                    self.service.sweep()
+                    last_sweep = time.monotonic()
+                backoff = 0.5
+                stop.wait(min(0.5, self.settings.sweep_interval))
+            except Exception as exc:
+                log.warning(
+                    "contracts worker paused (%s: %s); retry in %.1fs",
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def start_workers(self) -> None:
+        for name, target in (("worker", self._work), ("consumer", self.consumer.run)):
+            thread = threading.Thread(
+                target=target, args=(self.stop_event,), name=f"contracts-{name}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)

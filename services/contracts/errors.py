@@ -1,0 +1,36 @@
+"""The contracts service's errors; all derive from `ContractsError` (an OfferSealError)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..shared.errors import Conflict, NotFound, OfferSealError, ValidationFailed
+
+
+class ContractsError(OfferSealError):
+    """Root of the contracts service's errors."""
+
+
+class AgreementNotFound(ContractsError, NotFound):
+    title = "Agreement not found"
+
+
+class InvalidSignature(ContractsError, ValidationFailed):
+    """The signature is not the candidate's commitment to this agreement (422, with the reason)."""
+
+
+class ChainRefusal(ContractsError, Conflict):
+    """The contract refuses the transition (its custom error, named); answered as 409."""
+
+    title = "Refused by the contract"
+
+    def __init__(self, error: str, args: tuple[Any, ...] = (), detail: str = "") -> None:
+        shown = ", ".join(a.hex() if isinstance(a, bytes) else str(a) for a in args)
+        super().__init__(detail or f"{error}({shown})", error=error)
+        self.error = error
+        self.error_args = args
+
+
+class TransactionFailed(ContractsError):
+    status = 502
+    title = "Transaction failed on chain"

@@ -1,0 +1,120 @@
+"""Contracts tables: agreements (terms off chain, text, contact), milestones, chain operations
+(prepared before sending, so a crash never loses or doubles a transaction) and risk signals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..shared.db import Base
+from ..shared.models import utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Agreement(Base):
+    __tablename__ = "agreements"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    onchain_id: Mapped[str] = mapped_column(String(66), unique=True)
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    candidate_address: Mapped[str] = mapped_column(String(42))
+    contact: Mapped[dict[str, Any]] = mapped_column(JSON)  # never leaves our database/broker
+    employer_name: Mapped[str] = mapped_column(String(200))
+    employer_address: Mapped[str] = mapped_column(String(42))
+    position: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    monthly_salary: Mapped[int] = mapped_column(BigInteger)
+    liquidated_damages: Mapped[int] = mapped_column(BigInteger)
+    start_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    grace_days: Mapped[int] = mapped_column(Integer)
+    offer_expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    language: Mapped[str] = mapped_column(String(8))
+    terms_text: Mapped[str] = mapped_column(Text)
+    terms_hash: Mapped[str] = mapped_column(String(66))
+    non_compete: Mapped[bool] = mapped_column(Boolean, default=False)
+    project_wrap_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    replacement_days: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20))
+    risk_level: Mapped[str] = mapped_column(String(8), default="blue")
+    risk_score: Mapped[int] = mapped_column(Integer, default=100)
+    risk_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_agreements_tenant_state", "tenant", "state", "created_at"),
+        Index("ix_agreements_tenant_risk", "tenant", "risk_level", "created_at"),
+        Index("ix_agreements_state", "state"),
+    )
+
+
+class AgreementMilestone(Base):
+    __tablename__ = "agreement_milestones"
+
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    document_id: Mapped[str | None] = mapped_column(String(36))
+    leaf: Mapped[str | None] = mapped_column(String(66))
+    root: Mapped[str | None] = mapped_column(String(66))
+    proof: Mapped[list[str] | None] = mapped_column(JSON)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    overdue_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ChainOp(Base):
+    """A transaction about an agreement: stored signed before it is sent; `mined` once its
+    effect is recorded. After a crash, prepared operations are finished, never sent twice."""
+
+    __tablename__ = "chain_ops"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    op: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    signer: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), default="prepared")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_chain_ops_state", "state", "id"),)
+
+
+class AgreementSignal(Base):
+    """What the candidate did (answered or missed a check-in), as reported by notify."""
+
+    __tablename__ = "agreement_signals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # replied | missed
+    answer: Mapped[str | None] = mapped_column(String(20))
+    new_date: Mapped[str | None] = mapped_column(String(40))
+    delay_hours: Mapped[float | None] = mapped_column(Float)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_agreement_signals_agreement", "agreement_id", "id"),)

@@ -1,0 +1,78 @@
+"""Signed, expiring link tokens for candidates: each bound to one agreement, one candidate and
+one purpose, so a link in an e-mail works without an API key and for nothing else."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import OfferSealError, Unauthorized
+
+
+class LinkExpired(OfferSealError):
+    status = 410
+    title = "Link expired"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Link:
+    tenant: str
+    agreement_id: str
+    candidate_ref: str
+    purpose: str
+    expires_at: int
+
+
+class LinkSigner:
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("link secret must be at least 32 bytes")
+        self._secret = secret
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+
+    def issue(self, link: Link) -> str:
+        body = _b64(
+            json.dumps(
+                {
+                    "t": link.tenant,
+                    "a": link.agreement_id,
+                    "c": link.candidate_ref,
+                    "p": link.purpose,
+                    "e": link.expires_at,
+                },
+                separators=(",", ":"),
+            ).encode()
+        )
+        return f"{body}.{self._mac(body)}"
+
+    def verify(self, token: str, purpose: str, now: float | None = None) -> Link:
+        body, _, mac = token.partition(".")
+        if not body or not mac or not hmac.compare_digest(mac, self._mac(body)):
+            raise Unauthorized("this link is not valid (altered or not issued by OfferSeal)")
+        try:
+            data: dict[str, Any] = json.loads(_unb64(body))
+            link = Link(
+                str(data["t"]), str(data["a"]), str(data["c"]), str(data["p"]), int(data["e"])
+            )
+        except (ValueError, KeyError, TypeError):
+            raise Unauthorized("this link is not valid") from None
+        if link.purpose != purpose:
+            raise Unauthorized(f"this link is for {link.purpose!r}, not {purpose!r}")
+        if (now if now is not None else time.time()) > link.expires_at:
+            raise LinkExpired("this link has expired; ask for a new one")
+        return link
