@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -286,6 +286,13 @@ class AgreementService:
 
     def create(self, principal: Principal, new: NewAgreement) -> dict[str, Any]:
         principal.require(*WRITE_ROLES)
+        # Stored in UTC (SQLite keeps no offsets); shown in the candidate's zone in the text.
+        new = replace(
+            new,
+            start_at=new.start_at.astimezone(dt.UTC),
+            offer_expires_at=new.offer_expires_at.astimezone(dt.UTC),
+            milestones=tuple((k, d.astimezone(dt.UTC)) for k, d in new.milestones),
+        )
         agreement_id = str(uuid.uuid4())
         onchain_id = "0x" + os.urandom(32).hex()  # random: reveals nothing about anyone
         tz = ZoneInfo(new.contact.get("timezone") or "UTC")
@@ -473,15 +480,18 @@ class AgreementService:
             return self._typed_data(a)
 
     def _terms_of(self, a: Agreement) -> Terms:
+        """The terms as the chain holds them: what the candidate signs must match the
+        contract's own digest, whatever our database says."""
+        t = self.client.functions.termsOf(bytes.fromhex(a.onchain_id[2:])).call()
         return Terms(
-            employer=a.employer_address,
-            candidate=a.candidate_address,
-            terms_hash=a.terms_hash,
-            start_date=int(_aware(a.start_at).timestamp()),
-            grace_seconds=a.grace_days * 86400,
-            offer_expires_at=int(_aware(a.offer_expires_at).timestamp()),
-            monthly_salary=a.monthly_salary,
-            liquidated_damages=a.liquidated_damages,
+            employer=t[0],
+            candidate=t[1],
+            terms_hash="0x" + bytes(t[2]).hex(),
+            start_date=int(t[3]),
+            grace_seconds=int(t[4]),
+            offer_expires_at=int(t[5]),
+            monthly_salary=int(t[6]),
+            liquidated_damages=int(t[7]),
         )
 
     def _typed_data(self, a: Agreement) -> dict[str, Any]:

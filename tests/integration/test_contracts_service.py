@@ -1,0 +1,400 @@
+"""The contracts service end to end over real HTTP with a real Anvil: offer -> the candidate
+reads the terms and signs the typed data with ethers -> relay -> anchored evidence confirms a
+milestone on chain -> start or breach; bad input, refusals, tenants, risk and its messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from offerseal.contracts.models import Agreement, ChainOp
+from offerseal.shared import chain, messages
+from offerseal.shared.models import OutboxMessage
+from tests.conftest import RunningStack, make_settings, start_stack, upload
+
+pytestmark = pytest.mark.chain
+ROOT = Path(__file__).resolve().parents[2]
+CANDIDATE_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+OTHER_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+CANDIDATE = chain.account(CANDIDATE_KEY).address
+
+
+@pytest.fixture
+def stack(tmp_path: Path, database_url: str, fresh_anvil: Any) -> Iterator[RunningStack]:
+    # Its own chain: these tests move the chain's clock.
+    running = start_stack(make_settings(tmp_path, database_url, fresh_anvil.url))
+    yield running
+    running.stack.stop()
+
+
+def contracts(stack: RunningStack, path: str) -> str:
+    return stack.stack.urls["contracts"] + path
+
+
+def body(**changes: Any) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    base = {
+        "candidate_ref": "cand-042",
+        "candidate_address": CANDIDATE,
+        "candidate_contact": {
+            "email": "cand042@example.com",
+            "timezone": "Asia/Shanghai",
+            "language": "zh-CN",
+        },
+        "employer_name": "Acme Robotics",
+        "position": "Senior Firmware Engineer",
+        "currency": "CNY",
+        "monthly_salary": 3_000_000,
+        "liquidated_damages": 900_000,
+        "start_date": (now + dt.timedelta(days=40)).date().isoformat(),
+        "grace_days": 3,
+        "offer_expires_at": (now + dt.timedelta(days=7)).isoformat(),
+        "milestones": [
+            {
+                "kind": "resignation_submitted",
+                "due": (now + dt.timedelta(days=10)).date().isoformat(),
+            },
+            {"kind": "handover_halfway", "due": (now + dt.timedelta(days=25)).date().isoformat()},
+        ],
+        "language": "zh-CN",
+        "replacement_days": 0,
+    }
+    base.update(changes)
+    return base
+
+
+def create(stack: RunningStack, **changes: Any) -> dict[str, Any]:
+    r = requests.post(
+        contracts(stack, "/v1/agreements"), headers=stack.hr, json=body(**changes), timeout=60
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def ethers_sign(private_key: str, typed: dict[str, Any]) -> str:
+    if shutil.which("node") is None:
+        return "0x" + chain.sign_typed_data(private_key, typed).hex()
+    result = subprocess.run(
+        ["node", str(ROOT / "scripts" / "sign-typed-data.mjs")],
+        input=json.dumps({"privateKey": private_key, "typedData": typed}),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def outbox(stack: RunningStack, type_: str) -> list[dict[str, Any]]:
+    with stack.db.sessions() as session:
+        rows = session.execute(
+            select(OutboxMessage.body)
+            .where(OutboxMessage.routing_key == f"{type_}.v1")
+            .order_by(OutboxMessage.id)
+        ).scalars()
+        return list(rows)
+
+
+def signing_link(stack: RunningStack, agreement_id: str) -> str:
+    [offered] = [
+        m
+        for m in outbox(stack, "agreement.offered")
+        if m["payload"]["agreement_id"] == agreement_id
+    ]
+    return str(offered["payload"]["signing_link"])
+
+
+def sign_through_link(
+    stack: RunningStack, agreement_id: str, key: str = CANDIDATE_KEY
+) -> requests.Response:
+    link = signing_link(stack, agreement_id)
+    typed = requests.get(link, timeout=30).json()
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    return requests.post(
+        contracts(stack, f"/v1/agreements/{agreement_id}/signature"),
+        params={"token": token},
+        json={"signature": ethers_sign(key, typed)},
+        timeout=60,
+    )
+
+
+def test_offer_sign_evidence_start(stack: RunningStack) -> None:
+    agreement = create(stack)
+    assert agreement["state"] == "offered" and agreement["transaction"].startswith("0x")
+    assert agreement["risk"]["level"] == "blue"
+    # What the candidate reads is what the chain holds.
+    link = signing_link(stack, agreement["id"])
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    terms = requests.get(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/terms"),
+        params={"token": token},
+        timeout=30,
+    )
+    assert "入职意向书" in terms.text and "30%" in terms.text
+    digest = "0x" + hashlib.sha256(terms.content).hexdigest()
+    assert digest == agreement["terms_hash"] == terms.headers["X-Terms-SHA256"]
+    client = stack.stack.contracts.service.client
+    onchain = client.functions.termsOf(bytes.fromhex(agreement["onchain_id"][2:])).call()
+    assert "0x" + bytes(onchain[2]).hex() == digest
+    assert onchain[7] == 900_000  # damages on chain, exactly 30%
+
+    signed = sign_through_link(stack, agreement["id"])
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["state"] == "committed"
+    assert client.state_of(agreement["onchain_id"]) == "committed"
+
+    # Anchored evidence tied to the agreement confirms the milestone on chain, by message.
+    doc = upload(
+        stack,
+        b"stamped resignation application",
+        kind="resignation_application",
+        agreement_id=agreement["id"],
+        milestone="resignation_submitted",
+    ).json()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = requests.get(
+            contracts(stack, f"/v1/agreements/{agreement['id']}"), headers=stack.legal, timeout=30
+        ).json()
+        if current["milestones"][0]["confirmed_at"]:
+            break
+        time.sleep(0.2)
+    assert current["milestones"][0]["document_id"] == doc["id"]
+    evidence_leaf = client.functions.evidenceOf(
+        bytes.fromhex(agreement["onchain_id"][2:]), 0
+    ).call()
+    with stack.db.sessions() as session:
+        from offerseal.evidence.models import Document
+
+        leaf = session.execute(select(Document.leaf).where(Document.id == doc["id"])).scalar()
+    assert "0x" + bytes(evidence_leaf).hex() == leaf
+
+    # ... and through the API with a document id.
+    second = upload(stack, b"supervisor: handover half-way", kind="handover_progress").json()
+    deadline = time.monotonic() + 30
+    while True:
+        r = requests.post(
+            contracts(
+                stack, f"/v1/agreements/{agreement['id']}/milestones/handover_halfway/evidence"
+            ),
+            headers=stack.hr,
+            json={"document_id": second["id"]},
+            timeout=60,
+        )
+        if r.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)  # not anchored yet
+    assert r.status_code == 200, r.text
+    assert all(m["confirmed_at"] for m in r.json()["milestones"])
+    assert {m["payload"]["kind"] for m in outbox(stack, "milestone.confirmed")} == {
+        "resignation_submitted",
+        "handover_halfway",
+    }
+
+    started = requests.post(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/start"), headers=stack.hr, timeout=60
+    )
+    assert started.status_code == 200 and started.json()["state"] == "fulfilled"
+    again = requests.post(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/start"), headers=stack.hr, timeout=60
+    )
+    assert again.status_code == 409 and "fulfilled" in again.json()["detail"]
+    assert [m["payload"]["state"] for m in outbox(stack, "agreement.fulfilled")] == ["fulfilled"]
+
+
+def test_breach_only_after_start_plus_grace_and_by_the_sweeper(stack: RunningStack) -> None:
+    agreement = create(stack)
+    assert sign_through_link(stack, agreement["id"]).status_code == 200
+    early = requests.post(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/breach"), headers=stack.hr, timeout=60
+    )
+    assert early.status_code == 409
+    assert early.json()["error"] == "BreachNotDeclarable"
+    w3 = chain.connect(stack.rpc_url)
+    w3.provider.make_request("evm_increaseTime", [44 * 86400])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30  # the sweeper declares it; nobody has to remember
+    while time.monotonic() < deadline:
+        state = requests.get(
+            contracts(stack, f"/v1/agreements/{agreement['id']}"), headers=stack.hr, timeout=30
+        ).json()["state"]
+        if state == "breached":
+            break
+        time.sleep(0.3)
+    assert state == "breached"
+    [breach] = outbox(stack, "agreement.breached")
+    assert breach["payload"]["liquidated_damages"] == 900_000
+
+
+def test_withdraw_and_cancel(stack: RunningStack) -> None:
+    committed = create(stack)
+    assert sign_through_link(stack, committed["id"]).status_code == 200
+    r = requests.post(
+        contracts(stack, f"/v1/agreements/{committed['id']}/withdraw"), headers=stack.hr, timeout=60
+    )
+    assert r.json()["state"] == "employer_breached"
+    offered = create(stack)
+    r = requests.post(
+        contracts(stack, f"/v1/agreements/{offered['id']}/cancel"), headers=stack.hr, timeout=60
+    )
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        ({"liquidated_damages": 900_001}, "liquidated_damages"),
+        ({"start_date": "2020-01-01"}, "start_date"),
+        (
+            {"offer_expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=60)).isoformat()},
+            "offer_expires_at",
+        ),
+        (
+            {"milestones": [{"kind": "resignation_submitted", "due": "2030-01-01"}] * 9},
+            "milestones",
+        ),
+        ({"candidate_address": CANDIDATE.lower()}, "candidate_address"),
+        ({"milestones": [{"kind": "love_letter", "due": "2030-01-01"}]}, "milestones.0.kind"),
+        ({"candidate_contact": {"timezone": "Mars/Olympus"}}, "candidate_contact.timezone"),
+    ],
+)
+def test_bad_agreements_are_422_and_change_nothing(
+    stack: RunningStack, changes: dict[str, Any], field: str
+) -> None:
+    r = requests.post(
+        contracts(stack, "/v1/agreements"), headers=stack.hr, json=body(**changes), timeout=30
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert field in [e["field"] for e in r.json()["errors"]]
+    with stack.db.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Agreement)).scalar() == 0
+        assert session.execute(select(func.count()).select_from(ChainOp)).scalar() == 0
+
+
+def test_signature_is_checked_before_relay(stack: RunningStack) -> None:
+    first, second = create(stack), create(stack)
+    url = contracts(stack, f"/v1/agreements/{first['id']}/signature")
+
+    def post(signature: str) -> requests.Response:
+        return requests.post(url, headers=stack.hr, json={"signature": signature}, timeout=60)
+
+    assert post("nothex").status_code == 422
+    assert "malformed" in post("0x" + "ab" * 10).json()["detail"]
+    typed = requests.get(
+        contracts(stack, f"/v1/agreements/{first['id']}/typed-data"), headers=stack.hr, timeout=30
+    ).json()
+    assert "wrong signer" in post(ethers_sign(OTHER_KEY, typed)).json()["detail"]
+    typed_second = requests.get(
+        contracts(stack, f"/v1/agreements/{second['id']}/typed-data"), headers=stack.hr, timeout=30
+    ).json()
+    wrong = post(ethers_sign(CANDIDATE_KEY, typed_second))
+    assert wrong.status_code == 422 and "wrong agreement" in wrong.json()["detail"]
+    with stack.db.sessions() as session:  # nothing was relayed
+        assert (
+            session.execute(
+                select(func.count()).select_from(ChainOp).where(ChainOp.op == "commit")
+            ).scalar()
+            == 0
+        )
+    assert post(ethers_sign(CANDIDATE_KEY, typed)).json()["state"] == "committed"
+
+
+def test_links_tenants_and_roles(stack: RunningStack) -> None:
+    agreement = create(stack)
+    path = f"/v1/agreements/{agreement['id']}"
+    assert (
+        requests.get(contracts(stack, path), headers=stack.other_tenant, timeout=30).status_code
+        == 404
+    )
+    assert requests.get(contracts(stack, path), timeout=30).status_code == 401
+    assert (
+        requests.post(
+            contracts(stack, "/v1/agreements"), headers=stack.legal, json=body(), timeout=30
+        ).status_code
+        == 403
+    )
+    link = signing_link(stack, agreement["id"])
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    tampered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    assert (
+        requests.get(
+            contracts(stack, path + "/typed-data"), params={"token": tampered}, timeout=30
+        ).status_code
+        == 401
+    )
+    other = create(stack)  # a link opens its own agreement only
+    assert (
+        requests.get(
+            contracts(stack, f"/v1/agreements/{other['id']}/typed-data"),
+            params={"token": token},
+            timeout=30,
+        ).status_code
+        == 404
+    )
+    listed = requests.get(
+        contracts(stack, "/v1/agreements?state=offered&limit=1"), headers=stack.hr, timeout=30
+    ).json()
+    assert len(listed["items"]) == 1 and listed["next"]
+
+
+def test_risk_follows_inputs_and_candidate_replies(stack: RunningStack) -> None:
+    yellow = create(stack, replacement_days=20)
+    risk = requests.get(
+        contracts(stack, f"/v1/agreements/{yellow['id']}/risk"), headers=stack.hr, timeout=30
+    ).json()
+    assert risk["level"] == "yellow" and risk["response"] == "agree a staged onboarding date"
+    assert risk["exposure"]["percent_of_salary"] == 30.0
+    assert risk["exposure"]["cap"] == 900_000
+    red = create(stack, non_compete=True)
+    assert (
+        requests.get(
+            contracts(stack, f"/v1/agreements/{red['id']}/risk"), headers=stack.hr, timeout=30
+        ).json()["level"]
+        == "red"
+    )
+
+    blue = create(stack)
+    assert sign_through_link(stack, blue["id"]).status_code == 200
+    consumer = stack.stack.contracts.consumer
+    now = dt.datetime.now(dt.UTC)
+    reply = messages.build(
+        messages.TOUCHPOINT_REPLIED,
+        "acme",
+        {
+            "touchpoint_id": "tp-1",
+            "agreement_id": blue["id"],
+            "candidate_ref": "cand-042",
+            "kind": "checkin",
+            "answer": "delayed",
+            "new_date": "2027-02-01",
+            "sent_at": now - dt.timedelta(hours=30),
+            "replied_at": now,
+        },
+    )
+    assert consumer.handle(json.loads(json.dumps(reply))) == "handled"
+    assert consumer.handle(json.loads(json.dumps(reply))) == "duplicate"
+    risk = requests.get(
+        contracts(stack, f"/v1/agreements/{blue['id']}/risk"), headers=stack.hr, timeout=30
+    ).json()
+    assert risk["level"] == "red" and "the candidate reports a delay" in risk["reasons"]
+    assert risk["stability_score"] < 100
+    changes = [
+        m["payload"]
+        for m in outbox(stack, "risk.changed")
+        if m["payload"]["agreement_id"] == blue["id"]
+    ]
+    assert changes[-1]["level"] == "red" and changes[-1]["previous"] == "blue"
