@@ -17,6 +17,7 @@ from tests.conftest import free_port
 class ServiceProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
+        self.services = ["evidence"] + (["contracts"] if "OFFERSEAL_CONTRACTS_PORT" in env else [])
         self.log = log
         self.port = int(env["OFFERSEAL_EVIDENCE_PORT"])
         self.base = f"http://127.0.0.1:{self.port}"
@@ -26,7 +27,7 @@ class ServiceProcess:
         env = {**os.environ, **self.env, "OFFERSEAL_FAILPOINT": failpoint}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "offerseal.cli", "serve", "evidence"],
+                [sys.executable, "-m", "offerseal.cli", "serve", *self.services],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

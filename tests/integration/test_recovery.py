@@ -207,3 +207,103 @@ def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -
         assert {"anchor_transaction", "block_timestamp"} & set(stale.failed)
     finally:
         anvil.stop()
+
+
+def test_a_relayed_transaction_mined_but_not_recorded_is_recognised(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any
+) -> None:
+    """SIGKILL right after the offer and then the commit were sent: after a restart the
+    service records what the chain did, and never sends them twice."""
+    from offerseal.shared.config import ANVIL_DEV_KEY_2
+    from tests.integration.test_contracts_service import CANDIDATE_KEY, body, ethers_sign
+
+    env = service_env(
+        tmp_path,
+        sqlite_url,
+        fresh_anvil.url,
+        OFFERSEAL_CONTRACTS_SIGNER_KEY=ANVIL_DEV_KEY_2,
+        OFFERSEAL_CONTRACTS_PORT=str(free_port()),
+    )
+    key = create_key(env)
+    headers = {"Authorization": f"Bearer {key}"}
+    base = f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}"
+    service = ServiceProcess(env, tmp_path / "service.log")
+    service.start("contracts.after_send")
+    try:
+        service.wait_http()
+        _wait_contracts(base)
+        with pytest.raises(requests.RequestException):  # the process dies mid-request
+            requests.post(base + "/v1/agreements", headers=headers, json=body(), timeout=60)
+        assert service.wait_exit(30) == -9
+        service.start()
+        service.wait_http()
+        _wait_contracts(base)
+        [agreement] = requests.get(base + "/v1/agreements", headers=headers, timeout=30).json()[
+            "items"
+        ]
+        assert agreement["state"] == "offered"  # recovered from the stored transaction
+
+        typed = requests.get(
+            f"{base}/v1/agreements/{agreement['id']}/typed-data", headers=headers, timeout=30
+        ).json()
+        signature = ethers_sign(CANDIDATE_KEY, typed)
+        service.kill()
+        service.start("contracts.after_send")
+        service.wait_http()
+        _wait_contracts(base)
+        with pytest.raises(requests.RequestException):
+            requests.post(
+                f"{base}/v1/agreements/{agreement['id']}/signature",
+                headers=headers,
+                json={"signature": signature},
+                timeout=60,
+            )
+        assert service.wait_exit(30) == -9
+        service.start()
+        service.wait_http()
+        _wait_contracts(base)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = requests.get(
+                f"{base}/v1/agreements/{agreement['id']}", headers=headers, timeout=30
+            ).json()["state"]
+            if state == "committed":
+                break
+            time.sleep(0.2)
+        assert state == "committed"
+        assert "recovering commit" in (tmp_path / "service.log").read_text()
+    finally:
+        service.kill()
+    w3 = chain.connect(fresh_anvil.url)
+    contract = w3.eth.contract(
+        address=agreement["contract"], abi=chain.artifact("IntentAgreements")["abi"]
+    )
+    onchain = bytes.fromhex(agreement["onchain_id"][2:])
+    assert (
+        len(
+            contract.events.Offered().get_logs(
+                from_block=0, argument_filters={"agreementId": onchain}
+            )
+        )
+        == 1
+    )
+    assert (
+        len(
+            contract.events.Committed().get_logs(
+                from_block=0, argument_filters={"agreementId": onchain}
+            )
+        )
+        == 1
+    )
+
+
+def _wait_contracts(base: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("contracts service not healthy")
