@@ -189,7 +189,9 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             f"failed={api_answer['failed']}"
         )
 
-        ok = good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"]
+        evidence_ok = good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"]
+        agreements_ok = agreement_story(stack, hr)
+        ok = evidence_ok and agreements_ok
         say("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
@@ -199,3 +201,128 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             print(f"data kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+# A key the demo holds for its candidate (Anvil's fourth development account; never use it on a
+# real chain). A real candidate signs in MetaMask or any EIP-712 wallet.
+DEMO_CANDIDATE_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+
+
+def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
+    """HR offers an intent agreement; the candidate reads and signs it; anchored evidence
+    confirms a milestone on chain; the chain clock passes start + grace: the breach is declared
+    with the damages capped at 30% of a month's salary."""
+    import datetime as dt
+    import urllib.parse
+
+    from eth_account import Account
+
+    from .shared import chain
+
+    base = stack.urls["contracts"]
+    candidate = Account.from_key(DEMO_CANDIDATE_KEY)
+    now = dt.datetime.now(dt.UTC)
+    say("HR offers an intent agreement (damages 30% of one month's salary, the legal maximum)")
+    response = requests.post(
+        f"{base}/v1/agreements",
+        headers=hr,
+        timeout=60,
+        json={
+            "candidate_ref": "cand-042",
+            "candidate_address": candidate.address,
+            "candidate_contact": {"email": "cand042@example.com", "timezone": "Asia/Shanghai"},
+            "employer_name": "Acme Robotics",
+            "position": "Senior Firmware Engineer",
+            "currency": "CNY",
+            "monthly_salary": 3_000_000,
+            "liquidated_damages": 900_000,
+            "start_date": (now + dt.timedelta(days=30)).date().isoformat(),
+            "grace_days": 3,
+            "offer_expires_at": (now + dt.timedelta(days=5)).isoformat(),
+            "language": "en",
+            "milestones": [
+                {
+                    "kind": "resignation_submitted",
+                    "due": (now + dt.timedelta(days=10)).date().isoformat(),
+                }
+            ],
+            "replacement_days": 20,
+        },
+    )
+    response.raise_for_status()
+    agreement = response.json()
+    print(
+        f"  201 agreement {agreement['id']} offered on chain (tx {agreement['transaction']}),"
+        f" risk {agreement['risk']['level']}: {', '.join(agreement['risk']['reasons'])}"
+    )
+
+    say("the candidate opens the signing link, reads the terms and signs the typed data")
+    link = agreement["signing_link"]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    terms = requests.get(
+        f"{base}/v1/agreements/{agreement['id']}/terms", params={"token": token}, timeout=30
+    )
+    summary = next(line for line in terms.text.splitlines() if line.startswith("3. In plain"))
+    print(f"  {summary}")
+    print(f"  sha256 of the text = {terms.headers['X-Terms-SHA256']} (the hash on chain)")
+    typed = requests.get(link, timeout=30).json()
+    signature = chain.sign_typed_data(DEMO_CANDIDATE_KEY, typed)
+    signed = requests.post(
+        f"{base}/v1/agreements/{agreement['id']}/signature",
+        params={"token": token},
+        json={"signature": "0x" + signature.hex()},
+        timeout=60,
+    )
+    signed.raise_for_status()
+    print(f"  signature relayed (the candidate needs no ether): state {signed.json()['state']}")
+
+    say(
+        "the stamped resignation copy is uploaded and anchored; the milestone is confirmed on chain"
+    )
+    upload = requests.post(
+        f"{stack.urls['evidence']}/v1/documents",
+        headers=hr,
+        timeout=30,
+        data={
+            "kind": "resignation_application",
+            "candidate_ref": "cand-042",
+            "agreement_id": agreement["id"],
+            "milestone": "resignation_submitted",
+        },
+        files={"file": ("stamped.txt", b"Resignation application, stamped by the employer\n")},
+    )
+    upload.raise_for_status()
+    current: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = requests.get(
+            f"{base}/v1/agreements/{agreement['id']}", headers=hr, timeout=30
+        ).json()
+        if current["milestones"][0]["confirmed_at"]:
+            break
+        time.sleep(0.25)
+    milestone = current["milestones"][0]
+    print(
+        f"  milestone {milestone['kind']} confirmed by document {milestone['document_id']} "
+        f"(tx {milestone['tx_hash']})"
+    )
+
+    say("the chain clock passes start date + grace; the sweeper declares the breach")
+    w3 = chain.connect(stack.urls["rpc"])
+    w3.provider.make_request("evm_increaseTime", [34 * 86400])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and current["state"] != "breached":
+        time.sleep(0.25)
+        current = requests.get(
+            f"{base}/v1/agreements/{agreement['id']}", headers=hr, timeout=30
+        ).json()
+    risk = requests.get(
+        f"{base}/v1/agreements/{agreement['id']}/risk", headers=hr, timeout=30
+    ).json()
+    exposure = risk["exposure"]
+    print(
+        f"  state {current['state']}: damages {exposure['liquidated_damages']} "
+        f"= {exposure['percent_of_salary']}% of salary (cap {exposure['cap']})"
+    )
+    return bool(current["state"] == "breached" and milestone["confirmed_at"])

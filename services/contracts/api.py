@@ -163,6 +163,16 @@ class ListArgs(ma.Schema):
 HEX_BYTES = validate.Regexp(r"^0x([0-9a-fA-F]{2})+$", error="expected 0x-prefixed hex bytes")
 
 
+class TypedDataArgs(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    purpose = fields.String(
+        load_default="commitment", validate=validate.OneOf(["commitment", "cancellation"])
+    )
+    deadline = fields.Integer(validate=validate.Range(min=1, max=2**64 - 1))
+
+
 class SignatureIn(ma.Schema):
     signature = fields.String(required=True, validate=HEX_BYTES)
 
@@ -238,11 +248,22 @@ class AgreementTerms(MethodView):
 
 @blp.route("/agreements/<string:agreement_id>/typed-data")
 class TypedData(MethodView):
-    @blp.doc(security=BEARER, summary="The EIP-712 payload to sign (eth_signTypedData_v4)")
+    @blp.doc(
+        security=BEARER,
+        summary="The EIP-712 payload to sign (eth_signTypedData_v4)",
+        description="The `Commitment`; with `?purpose=cancellation&deadline=<unix s>` the "
+        "`Cancellation` a committed candidate signs for a mutual release.",
+    )
+    @blp.arguments(TypedDataArgs, location="query")
     @blp.response(200)
-    def get(self, agreement_id: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
-        return service().typed_data(who, link, agreement_id)
+        deadline = None
+        if args["purpose"] == "cancellation":
+            if args.get("deadline") is None:
+                raise ValidationFailed("deadline", "required for a cancellation")
+            deadline = args["deadline"]
+        return service().typed_data(who, link, agreement_id, deadline)
 
 
 @blp.route("/agreements/<string:agreement_id>/signature")

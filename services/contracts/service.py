@@ -41,6 +41,7 @@ from .domain.agreements import (
     FINAL_STATES,
     MILESTONE_KINDS,
     Terms,
+    cancellation_typed_data,
     commitment_typed_data,
     damages_cap,
 )
@@ -369,6 +370,10 @@ class AgreementService:
             raise TransactionFailed("the offer transaction reverted")
         out = self.get(principal, agreement_id)
         out["transaction"] = receipt["transactionHash"].to_0x_hex()
+        with self.db.sessions() as session:  # for HR systems that deliver the link themselves
+            out["signing_link"] = self.signing_link(
+                self._load(session, principal.tenant, agreement_id)
+            )
         return out
 
     # ---- reads ----------------------------------------------------------------------------
@@ -472,12 +477,25 @@ class AgreementService:
             return a.terms_text, a.terms_hash
 
     def typed_data(
-        self, principal: Principal | None, link: Link | None, agreement_id: str
+        self,
+        principal: Principal | None,
+        link: Link | None,
+        agreement_id: str,
+        cancellation_deadline: int | None = None,
     ) -> dict[str, Any]:
+        """The Commitment to sign; or, with a deadline, the Cancellation (mutual release)."""
         tenant = self._reader(principal, link, agreement_id)
         with self.db.sessions() as session:
             a = self._load(session, tenant, agreement_id)
-            return self._typed_data(a)
+            if cancellation_deadline is None:
+                return self._typed_data(a)
+            return cancellation_typed_data(
+                chain_id=int(self.client.w3.eth.chain_id),
+                registry=self.client.address,
+                agreement_id=a.onchain_id,
+                nonce=self.client.nonce_of(a.candidate_address),
+                deadline=cancellation_deadline,
+            )
 
     def _terms_of(self, a: Agreement) -> Terms:
         """The terms as the chain holds them: what the candidate signs must match the

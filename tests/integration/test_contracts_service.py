@@ -398,3 +398,49 @@ def test_risk_follows_inputs_and_candidate_replies(stack: RunningStack) -> None:
         if m["payload"]["agreement_id"] == blue["id"]
     ]
     assert changes[-1]["level"] == "red" and changes[-1]["previous"] == "blue"
+
+
+def test_mutual_cancellation_with_the_candidates_signature(stack: RunningStack) -> None:
+    agreement = create(stack)
+    assert sign_through_link(stack, agreement["id"]).status_code == 200
+    url = contracts(stack, f"/v1/agreements/{agreement['id']}/cancel")
+    alone = requests.post(url, headers=stack.hr, timeout=60)
+    assert alone.status_code == 409  # committed: the employer cannot cancel alone
+    deadline = int(time.time()) + 3600
+    typed = requests.get(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/typed-data"),
+        params={"purpose": "cancellation", "deadline": deadline},
+        headers=stack.hr,
+        timeout=30,
+    ).json()
+    assert typed["primaryType"] == "Cancellation"
+    released = requests.post(
+        url,
+        headers=stack.hr,
+        timeout=60,
+        json={"deadline": deadline, "signature": ethers_sign(CANDIDATE_KEY, typed)},
+    )
+    assert released.status_code == 200 and released.json()["state"] == "cancelled"
+
+
+def test_overdue_milestones_are_flagged_and_turn_risk_red(stack: RunningStack) -> None:
+    agreement = create(stack)
+    assert sign_through_link(stack, agreement["id"]).status_code == 200
+    expiry = requests.post(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/expire"), headers=stack.hr, timeout=60
+    )
+    assert expiry.status_code == 409  # committed agreements do not expire
+    w3 = chain.connect(stack.rpc_url)
+    w3.provider.make_request("evm_increaseTime", [12 * 86400])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        overdue = [m["payload"] for m in outbox(stack, "milestone.overdue")]
+        if overdue:
+            break
+        time.sleep(0.3)
+    assert [m["kind"] for m in overdue] == ["resignation_submitted"]
+    risk = requests.get(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/risk"), headers=stack.hr, timeout=30
+    ).json()
+    assert risk["level"] == "red" and "1 milestone(s) overdue" in risk["reasons"]
