@@ -223,32 +223,38 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
     candidate = Account.from_key(DEMO_CANDIDATE_KEY)
     now = dt.datetime.now(dt.UTC)
     say("HR offers an intent agreement (damages 30% of one month's salary, the legal maximum)")
-    response = requests.post(
+    offer = {
+        "candidate_ref": "cand-042",
+        "candidate_address": candidate.address,
+        "candidate_contact": {"email": "cand042@example.com", "timezone": "Asia/Shanghai"},
+        "employer_name": "Acme Robotics",
+        "position": "Senior Firmware Engineer",
+        "currency": "CNY",
+        "monthly_salary": 3_000_000,
+        "liquidated_damages": 900_000,
+        "start_date": (now + dt.timedelta(days=30)).date().isoformat(),
+        "grace_days": 3,
+        "offer_expires_at": (now + dt.timedelta(days=5)).isoformat(),
+        "language": "en",
+        "milestones": [
+            {
+                "kind": "resignation_submitted",
+                "due": (now + dt.timedelta(days=10)).date().isoformat(),
+            }
+        ],
+        "replacement_days": 20,
+    }
+    refused = requests.post(
         f"{base}/v1/agreements",
         headers=hr,
         timeout=60,
-        json={
-            "candidate_ref": "cand-042",
-            "candidate_address": candidate.address,
-            "candidate_contact": {"email": "cand042@example.com", "timezone": "Asia/Shanghai"},
-            "employer_name": "Acme Robotics",
-            "position": "Senior Firmware Engineer",
-            "currency": "CNY",
-            "monthly_salary": 3_000_000,
-            "liquidated_damages": 900_000,
-            "start_date": (now + dt.timedelta(days=30)).date().isoformat(),
-            "grace_days": 3,
-            "offer_expires_at": (now + dt.timedelta(days=5)).isoformat(),
-            "language": "en",
-            "milestones": [
-                {
-                    "kind": "resignation_submitted",
-                    "due": (now + dt.timedelta(days=10)).date().isoformat(),
-                }
-            ],
-            "replacement_days": 20,
-        },
+        json={**offer, "liquidated_damages": 900_001},
     )
+    problem = refused.json()["errors"][0]
+    print(
+        f"  one cent above the cap: {refused.status_code} {problem['field']}: {problem['message']}"
+    )
+    response = requests.post(f"{base}/v1/agreements", headers=hr, timeout=60, json=offer)
     response.raise_for_status()
     agreement = response.json()
     print(
