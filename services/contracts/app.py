@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 
 from flask import Flask
-from sqlalchemy import text
 from web3 import Web3
 
 from ..shared import chain, secrets
@@ -19,7 +18,7 @@ from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.deployments import ContractMissing, ensure_deployed, recorded_address
 from ..shared.links import LinkSigner
-from ..shared.web import create_base_app, health_route
+from ..shared.web import create_base_app, health_route, standard_checks
 from . import api
 from .chainops import AgreementsClient
 from .service import AgreementService
@@ -44,27 +43,12 @@ def create_app(
     app.extensions["offerseal.links"] = links
     flask_api.register_blueprint(api.blp)
 
-    def database() -> str:
-        with db.sessions() as session:
-            session.execute(text("SELECT 1"))
-        return "ok"
-
     def chain_node() -> int:
         return int(service.client.w3.eth.block_number)
 
-    checks = {
-        "database": database,
-        "chain": chain_node,
-        "unfinished_transactions": service.pending_count,
-    }
-    if worker_ready is not None:
-
-        def worker() -> str:
-            if not worker_ready.is_set():
-                raise RuntimeError("chain worker not ready")
-            return "ok"
-
-        checks["worker"] = worker
+    checks = standard_checks(db, worker_ready, "worker")
+    checks["chain"] = chain_node
+    checks["unfinished_transactions"] = service.pending_count
     health_route(app, checks)
     return app
 

@@ -384,16 +384,18 @@ class AgreementService:
             raise AgreementNotFound(f"no agreement {agreement_id}")
         return agreement
 
-    def _describe(self, session: Session, a: Agreement) -> dict[str, Any]:
-        milestones = (
+    @staticmethod
+    def _milestones(session: Session, agreement_id: str) -> list[AgreementMilestone]:
+        return list(
             session.execute(
                 select(AgreementMilestone)
-                .where(AgreementMilestone.agreement_id == a.id)
+                .where(AgreementMilestone.agreement_id == agreement_id)
                 .order_by(AgreementMilestone.idx)
-            )
-            .scalars()
-            .all()
+            ).scalars()
         )
+
+    def _describe(self, session: Session, a: Agreement) -> dict[str, Any]:
+        milestones = self._milestones(session, a.id)
         return {
             "id": a.id,
             "onchain_id": a.onchain_id,
@@ -528,15 +530,7 @@ class AgreementService:
         return f"{self.public_url}/v1/agreements/{a.id}/typed-data?token={token}"
 
     def _offered_payload(self, session: Session, a: Agreement) -> dict[str, Any]:
-        milestones = (
-            session.execute(
-                select(AgreementMilestone)
-                .where(AgreementMilestone.agreement_id == a.id)
-                .order_by(AgreementMilestone.idx)
-            )
-            .scalars()
-            .all()
-        )
+        milestones = self._milestones(session, a.id)
         contact = dict(a.contact)
         contact.setdefault("language", a.language)
         return {
@@ -773,13 +767,7 @@ class AgreementService:
         )
         replies = [r for r in rows if r.kind == "replied"]
         latest = replies[-1].answer if replies else None
-        milestones = (
-            session.execute(
-                select(AgreementMilestone).where(AgreementMilestone.agreement_id == a.id)
-            )
-            .scalars()
-            .all()
-        )
+        milestones = self._milestones(session, a.id)
         overdue = sum(1 for m in milestones if m.overdue_notified and m.confirmed_at is None)
         on_time = sum(
             1

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from ..shared import chain, secrets
 from ..shared.config import Settings
 from ..shared.db import Database
-from ..shared.models import OutboxMessage
-from ..shared.web import create_base_app, health_route
+from ..shared.web import create_base_app, health_route, standard_checks
 from . import api
 from .anchoring import Anchorer
 from .crypto import DocumentCipher
@@ -53,11 +52,6 @@ def create_app(
     flask_api.register_blueprint(api.blp)
     flask_api.register_blueprint(api.verify_blp)
 
-    def database() -> str:
-        with db.sessions() as session:
-            session.execute(text("SELECT 1"))
-        return "ok"
-
     def pending() -> int:
         with db.sessions() as session:
             return int(
@@ -67,30 +61,8 @@ def create_app(
                 or 0
             )
 
-    def outbox() -> int:
-        with db.sessions() as session:
-            return int(
-                session.execute(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.sent_at.is_(None))
-                ).scalar()
-                or 0
-            )
-
-    checks: dict[str, Callable[[], object]] = {
-        "database": database,
-        "pending_documents": pending,
-        "unpublished_messages": outbox,
-    }
-    if anchorer_ready is not None:
-
-        def anchoring() -> str:
-            if not anchorer_ready.is_set():
-                raise RuntimeError("anchoring worker not connected")
-            return "ok"
-
-        checks["anchoring"] = anchoring
+    checks = standard_checks(db, anchorer_ready, "anchoring")
+    checks["pending_documents"] = pending
     health_route(app, checks)
     return app
 

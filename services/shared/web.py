@@ -3,6 +3,7 @@ errors, bearer authentication, `/healthz` and Prometheus `/metrics`."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -114,3 +115,43 @@ def health_route(app: Flask, checks: dict[str, Callable[[], Any]]) -> None:
         return {"status": "ok" if healthy else "degraded", "checks": results}, (
             200 if healthy else 503
         )
+
+
+def standard_checks(
+    db: Database, ready: threading.Event | None, worker: str
+) -> dict[str, Callable[[], Any]]:
+    """Health checks every service has: its database answers, the outbox is draining, and its
+    background worker is connected."""
+    from sqlalchemy import func, select, text
+
+    from .models import OutboxMessage
+
+    def database() -> str:
+        with db.sessions() as session:
+            session.execute(text("SELECT 1"))
+        return "ok"
+
+    def unpublished() -> int:
+        with db.sessions() as session:
+            return int(
+                session.execute(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.sent_at.is_(None))
+                ).scalar()
+                or 0
+            )
+
+    checks: dict[str, Callable[[], Any]] = {
+        "database": database,
+        "unpublished_messages": unpublished,
+    }
+    if ready is not None:
+
+        def ready_check() -> str:
+            if not ready.is_set():
+                raise RuntimeError(f"{worker} not connected yet")
+            return "ok"
+
+        checks[worker] = ready_check
+    return checks
