@@ -17,7 +17,7 @@ from .shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, ConfigError, Settings
 from .shared.errors import OfferSealError
 
 log = logging.getLogger("offerseal")
-SERVICES = ("evidence", "contracts")
+SERVICES = ("evidence", "contracts", "notify")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -93,6 +93,8 @@ class Stack:
                 self._start_evidence(rpc_url, signer_key)
             if "contracts" in self.services:
                 self._start_contracts(rpc_url, contracts_key)
+            if "notify" in self.services:
+                self._start_notify()
             self.relay = OutboxRelay(self.db, settings.broker_url, settings.outbox_interval)
             self._relay_thread = threading.Thread(
                 target=self.relay.run, args=(self._stop_relay,), name="outbox-relay", daemon=True
@@ -134,6 +136,20 @@ class Stack:
         self.nodes.append(node)
         self.contracts = node
         self._serve("contracts", node.app, port)
+
+    def _start_notify(self) -> None:
+        from .notify.app import NotifyNode
+
+        settings = self.settings
+        if "evidence" in self.urls:
+            settings = settings.with_(evidence_url=settings.evidence_url or self.urls["evidence"])
+        port = self._port(settings.notify_port)
+        public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
+        node = NotifyNode(settings, self.db, public_url)
+        node.start_workers()
+        self.nodes.append(node)
+        self.notify = node
+        self._serve("notify", node.app, port)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         for node in self.nodes:

@@ -66,6 +66,7 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         registry_address="",
         evidence_port=free_port(),
         contracts_port=free_port(),
+        notify_port=free_port(),
         anvil_port=free_port(),
         batch_interval=1.0,
     )

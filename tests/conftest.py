@@ -161,6 +161,7 @@ def make_settings(tmp_path: Path, database_url: str, rpc_url: str, **overrides: 
         "signer_key": ANVIL_DEV_KEY,
         "evidence_port": 0,
         "contracts_port": 0,
+        "notify_port": 0,
         "contracts_signer_key": ANVIL_DEV_KEY_2,
         "sweep_interval": 0.5,
         "batch_interval": 0.3,

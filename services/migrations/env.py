@@ -6,6 +6,7 @@ from alembic import context
 
 from offerseal.contracts import models as _contracts_models  # noqa: F401  (registers tables)
 from offerseal.evidence import models as _evidence_models  # noqa: F401
+from offerseal.notify import models as _notify_models  # noqa: F401
 from offerseal.shared import models as _shared_models  # noqa: F401
 from offerseal.shared.db import Base
 

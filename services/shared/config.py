@@ -184,6 +184,65 @@ VARIABLES: tuple[Variable, ...] = (
         str,
         "Time zone for dates given without one, and for candidates without one.",
     ),
+    Variable("OFFERSEAL_NOTIFY_PORT", "notify_port", int, "Port of the notify service."),
+    Variable(
+        "OFFERSEAL_NOTIFY_PUBLIC_URL",
+        "notify_public_url",
+        str,
+        "Base URL candidates reach the notify service at (reply and unsubscribe links). Unset: "
+        "its own address.",
+    ),
+    Variable(
+        "OFFERSEAL_SMTP_URL",
+        "smtp_url",
+        str,
+        "E-mail channel: `smtp://host:port`, `smtp+starttls://user:pass@host:587` or "
+        "`smtps://...`. Unset: no e-mail.",
+    ),
+    Variable("OFFERSEAL_MAIL_FROM", "mail_from", str, "Sender address of candidate e-mail."),
+    Variable(
+        "OFFERSEAL_MAIL_DOMAIN",
+        "mail_domain",
+        str,
+        "Domain of our Message-IDs (`<touchpoint-id@domain>`).",
+    ),
+    Variable(
+        "OFFERSEAL_WEBHOOK_URL",
+        "webhook_url",
+        str,
+        "Webhook channel (SMS gateways, DingTalk, WeCom bots): JSON POSTs signed with "
+        "OFFERSEAL_WEBHOOK_SECRET. Unset: no webhook.",
+    ),
+    Variable(
+        "OFFERSEAL_WEBHOOK_SECRET",
+        "webhook_secret",
+        str,
+        "HMAC-SHA256 key for webhook signatures. Unset: generated in the data directory.",
+    ),
+    Variable(
+        "OFFERSEAL_NOTIFY_OUTBOX_DIR",
+        "notify_outbox_dir",
+        Path,
+        "Development channel: each message is also written there as an .eml file. Unset: off.",
+    ),
+    Variable(
+        "OFFERSEAL_CHECKIN_INTERVAL",
+        "checkin_interval",
+        parse_duration,
+        "Progress check-in rhythm from commitment to the start date (`48h`, `30m`, `90s`).",
+    ),
+    Variable(
+        "OFFERSEAL_QUIET_HOURS",
+        "quiet_hours",
+        str,
+        "Default quiet hours in the candidate's time zone (`21:00-09:00`); messages wait.",
+    ),
+    Variable(
+        "OFFERSEAL_DISPATCH_INTERVAL",
+        "dispatch_interval",
+        parse_duration,
+        "How often the notify worker looks for due touchpoints.",
+    ),
     Variable(
         "OFFERSEAL_ANVIL_PORT", "anvil_port", int, "Port for the Anvil that `offerseal up` starts."
     ),
@@ -257,6 +316,17 @@ class Settings:
     link_ttl: float = 30 * 86400.0
     sweep_interval: float = 30.0
     default_timezone: str = "Asia/Shanghai"
+    notify_port: int = 8103
+    notify_public_url: str = ""
+    smtp_url: str = ""
+    mail_from: str = "OfferSeal <no-reply@offerseal.local>"
+    mail_domain: str = "offerseal.local"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    notify_outbox_dir: Path | None = None
+    checkin_interval: float = 48 * 3600.0
+    quiet_hours: str = "21:00-09:00"
+    dispatch_interval: float = 0.5
     anvil_port: int = 8545
     web_threads: int = 16
     batch_interval: float = 1.0
@@ -282,6 +352,7 @@ class Settings:
         for var in VARIABLES:
             value = getattr(self, var.attr)
             if var.attr in {
+                "webhook_secret",
                 "signer_key",
                 "master_key",
                 "receipt_key",
@@ -289,7 +360,7 @@ class Settings:
                 "link_secret",
             }:
                 value = "(set)" if value else "(unset)"
-            elif var.attr == "database_url" and value:
+            elif var.attr in {"database_url", "smtp_url", "broker_url"} and value:
                 value = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", value)
             out[var.env] = str(value)
         return out

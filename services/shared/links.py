@@ -34,6 +34,7 @@ class Link:
     candidate_ref: str
     purpose: str
     expires_at: int
+    subject: str = ""  # what inside the agreement the link is for (e.g. one touchpoint)
 
 
 class LinkSigner:
@@ -54,6 +55,7 @@ class LinkSigner:
                     "c": link.candidate_ref,
                     "p": link.purpose,
                     "e": link.expires_at,
+                    "s": link.subject,
                 },
                 separators=(",", ":"),
             ).encode()
@@ -67,7 +69,12 @@ class LinkSigner:
         try:
             data: dict[str, Any] = json.loads(_unb64(body))
             link = Link(
-                str(data["t"]), str(data["a"]), str(data["c"]), str(data["p"]), int(data["e"])
+                str(data["t"]),
+                str(data["a"]),
+                str(data["c"]),
+                str(data["p"]),
+                int(data["e"]),
+                str(data.get("s", "")),
             )
         except (ValueError, KeyError, TypeError):
             raise Unauthorized("this link is not valid") from None

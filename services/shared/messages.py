@@ -175,6 +175,17 @@ class TouchpointMissedV1(ma.Schema):
     sent_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
 
 
+class TouchpointDeliveredV1(ma.Schema):
+    """A touchpoint went out (`touchpoint.sent`) or could not be delivered (`touchpoint.failed`)."""
+
+    touchpoint_id = fields.String(required=True)
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    kind = fields.String(required=True)
+    channel = fields.String(load_default=None, allow_none=True)
+    detail = fields.String(load_default=None, allow_none=True)
+
+
 @dataclass(frozen=True)
 class MessageType:
     name: str
@@ -204,6 +215,8 @@ MILESTONE_OVERDUE = MessageType("milestone.overdue", 1, MilestoneEventV1, "contr
 RISK_CHANGED = MessageType("risk.changed", 1, RiskChangedV1, "contracts")
 TOUCHPOINT_REPLIED = MessageType("touchpoint.replied", 1, TouchpointRepliedV1, "notify")
 TOUCHPOINT_MISSED = MessageType("touchpoint.missed", 1, TouchpointMissedV1, "notify")
+TOUCHPOINT_SENT = MessageType("touchpoint.sent", 1, TouchpointDeliveredV1, "notify")
+TOUCHPOINT_FAILED = MessageType("touchpoint.failed", 1, TouchpointDeliveredV1, "notify")
 
 REGISTRY: dict[tuple[str, int], MessageType] = {
     (m.name, m.version): m
@@ -218,6 +231,8 @@ REGISTRY: dict[tuple[str, int], MessageType] = {
         RISK_CHANGED,
         TOUCHPOINT_REPLIED,
         TOUCHPOINT_MISSED,
+        TOUCHPOINT_SENT,
+        TOUCHPOINT_FAILED,
     )
 }
 

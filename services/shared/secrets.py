@@ -53,3 +53,9 @@ def link_secret(settings: Settings) -> bytes:
     if settings.link_secret:
         return _decode32("OFFERSEAL_LINK_SECRET", settings.link_secret)
     return _dev_secret(settings.data_dir / "secrets" / "link.key")
+
+
+def webhook_secret(settings: Settings) -> bytes:
+    if settings.webhook_secret:
+        return settings.webhook_secret.encode()
+    return _dev_secret(settings.data_dir / "secrets" / "webhook.key")

@@ -13,10 +13,10 @@ dead_letter_queue = Queue(
     "offerseal.dead-letter", exchange=dead_letter_exchange, routing_key="#", durable=True
 )
 
-# Which routing keys each service consumes. The evidence service consumes nothing; notify adds
-# its line when it arrives.
+# Which routing keys each service consumes (the evidence service consumes nothing).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "contracts": ("evidence.anchored.v1", "touchpoint.replied.v1", "touchpoint.missed.v1"),
+    "notify": ("agreement.#", "milestone.confirmed.v1"),
 }
 
 

@@ -1,0 +1,169 @@
+"""HTTP entry point of the notify service: the candidate's reply and unsubscribe pages (signed,
+single-purpose links) and HR's view of touchpoints and preferences."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from ..shared import messages
+from ..shared.errors import OfferSealError, ValidationFailed
+from ..shared.web import principal
+from .domain.templates import ANSWERS
+from .service import NotifyService
+
+blp = Blueprint("notify", __name__, url_prefix="/v1", description="Candidate touchpoints")
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def service() -> NotifyService:
+    svc: NotifyService = current_app.extensions["offerseal.notify"]
+    return svc
+
+
+def wants_html() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def page(title: str, body: str, status: int = 200) -> Response:
+    doc = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
+        '</title><meta name="viewport" content="width=device-width"></head><body>'
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return Response(doc, status=status, mimetype="text/html")
+
+
+def error_page(exc: OfferSealError) -> Response:
+    return page(exc.title, f"<p>{html.escape(exc.detail)}</p>", exc.status)
+
+
+class ReplyIn(ma.Schema):
+    answer = fields.String(required=True, validate=validate.OneOf(messages.CHECKIN_ANSWERS))
+    new_date = fields.Date(load_default=None)
+
+
+@blp.route("/replies/<string:token>")
+class Replies(MethodView):
+    @blp.doc(summary="The check-in page (answers are one click away; nothing changes on GET)")
+    def get(self, token: str) -> Any:
+        try:
+            _, tp = service().open_reply(token)
+        except OfferSealError as exc:
+            if wants_html():
+                return error_page(exc)
+            raise
+        if not wants_html():
+            return {"touchpoint_id": tp.id, "kind": tp.kind, "answers": messages.CHECKIN_ANSWERS}
+        chosen = request.args.get("answer", "")
+        options = "".join(
+            f'<p><label><input type="radio" name="answer" value="{key}"'
+            f"{' checked' if key == chosen else ''}> {html.escape(label)}</label></p>"
+            for key, label in ANSWERS["en"].items()
+        )
+        return page(
+            "How is your resignation going?",
+            f'<form method="post">{options}<p><label>New date (if delayed): '
+            f'<input type="date" name="new_date"></label></p>'
+            f'<p><button type="submit">Send</button></p></form>',
+        )
+
+    @blp.doc(summary="Record the answer (form or JSON); a link works once")
+    def post(self, token: str) -> Any:
+        as_html = request.mimetype != "application/json"
+        raw = request.form.to_dict() if as_html else (request.get_json(silent=True) or {})
+        raw = {k: v for k, v in raw.items() if v not in ("", None)}
+        try:
+            data = ReplyIn().load(raw)
+        except ma.ValidationError as exc:
+            field, problems = next(iter(exc.normalized_messages().items()))
+            error = ValidationFailed(str(field), str(problems))
+            if as_html:
+                return error_page(error)
+            raise error from None
+        try:
+            result = service().reply(token, data["answer"], data.get("new_date"))
+        except OfferSealError as exc:
+            if as_html:
+                return error_page(exc)
+            raise
+        if as_html:
+            return page("Thank you", "<p>Your answer is recorded.</p>")
+        return result
+
+
+@blp.route("/unsubscribe/<string:token>")
+class Unsubscribe(MethodView):
+    @blp.doc(summary="Unsubscribe page (non-essential mail only)")
+    def get(self, token: str) -> Response:
+        return page(
+            "Stop non-essential e-mail",
+            '<form method="post"><input type="hidden" name="List-Unsubscribe" '
+            'value="One-Click"><button type="submit">Unsubscribe</button></form>'
+            "<p>Signing links and legal notices will still reach you.</p>",
+        )
+
+    @blp.doc(summary="RFC 8058 one-click unsubscribe")
+    def post(self, token: str) -> Any:
+        try:
+            result = service().unsubscribe(token)
+        except OfferSealError as exc:
+            if request.mimetype != "application/json":
+                return error_page(exc)
+            raise
+        if request.mimetype == "application/json":
+            return result
+        return page("Unsubscribed", "<p>You will no longer receive non-essential e-mail.</p>")
+
+
+class PreferencesIn(ma.Schema):
+    channels = fields.List(fields.String(validate=validate.OneOf(["email", "webhook"])))
+    language = fields.String(validate=validate.OneOf(["zh-CN", "en"]))
+    timezone = fields.String()
+    quiet_hours = fields.String()
+    opted_out = fields.Boolean()
+    email = fields.Email(allow_none=True)
+    phone = fields.String(allow_none=True, validate=validate.Length(max=40))
+
+
+@blp.route("/candidates/<string:candidate_ref>/preferences")
+class Preferences(MethodView):
+    @blp.doc(security=BEARER, summary="A candidate's channels, language, quiet hours, opt-out")
+    @blp.response(200)
+    def get(self, candidate_ref: str) -> dict[str, Any]:
+        return service().preferences(principal(), candidate_ref)
+
+    @blp.doc(security=BEARER, summary="Change them")
+    @blp.arguments(PreferencesIn)
+    @blp.response(200)
+    def put(self, changes: dict[str, Any], candidate_ref: str) -> dict[str, Any]:
+        if "timezone" in changes:
+            try:
+                from zoneinfo import ZoneInfo
+
+                ZoneInfo(changes["timezone"])
+            except Exception:
+                raise ValidationFailed("timezone", "unknown time zone") from None
+        return service().set_preferences(principal(), candidate_ref, changes)
+
+
+@blp.route("/candidates/<string:candidate_ref>/touchpoints")
+class CandidateTouchpoints(MethodView):
+    @blp.doc(security=BEARER, summary="Everything planned, sent or answered for a candidate")
+    @blp.response(200)
+    def get(self, candidate_ref: str) -> dict[str, Any]:
+        return {"items": service().touchpoints(principal(), candidate_ref)}
+
+
+@blp.route("/touchpoints/<string:touchpoint_id>")
+class TouchpointItem(MethodView):
+    @blp.doc(security=BEARER, summary="One touchpoint with its delivery attempts")
+    @blp.response(200)
+    def get(self, touchpoint_id: str) -> dict[str, Any]:
+        return service().touchpoint(principal(), touchpoint_id)

@@ -1,0 +1,128 @@
+"""Wiring of the notify service: `create_app()` for HTTP, `NotifyNode` for the whole service in
+one process (HTTP app, dispatcher, message consumer). No work at import time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+
+from ..shared import secrets
+from ..shared.broker import MessageConsumer
+from ..shared.config import Settings
+from ..shared.db import Database, is_sqlite
+from ..shared.links import LinkSigner
+from ..shared.web import create_base_app, health_route, standard_checks
+from . import api
+from .channels import FolderChannel, SmtpChannel, WebhookChannel
+from .service import NotifyService
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 120.0
+
+
+def channels_from(settings: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if settings.smtp_url:
+        out["email"] = SmtpChannel(settings.smtp_url, settings.mail_from)
+    elif settings.notify_outbox_dir is not None:
+        out["email"] = FolderChannel(settings.notify_outbox_dir, settings.mail_from)
+    if settings.webhook_url:
+        out["webhook"] = WebhookChannel(settings.webhook_url, secrets.webhook_secret(settings))
+    return out
+
+
+def create_app(db: Database, service: NotifyService, ready: threading.Event | None) -> Flask:
+    app, flask_api, _registry = create_base_app("notify", db)
+    app.extensions["offerseal.notify"] = service
+    flask_api.register_blueprint(api.blp)
+    checks = standard_checks(db, ready, "dispatcher")
+    checks["channels"] = lambda: sorted(service.channels) or "none configured"
+    health_route(app, checks)
+    return app
+
+
+@dataclass
+class NotifyNode:
+    settings: Settings
+    db: Database
+    public_url: str
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+        settings = self.settings
+        self.service = NotifyService(
+            self.db,
+            LinkSigner(secrets.link_secret(settings)),
+            channels_from(settings),
+            public_url=self.public_url,
+            evidence_url=settings.evidence_url or f"http://127.0.0.1:{settings.evidence_port}",
+            checkin_interval=settings.checkin_interval,
+            quiet_hours=settings.quiet_hours,
+            default_timezone=settings.default_timezone,
+            mail_domain=settings.mail_domain,
+        )
+        self.app = create_app(self.db, self.service, self.ready)
+        self.consumer = MessageConsumer(
+            "notify",
+            self.db,
+            settings.broker_url,
+            {
+                "agreement.offered": self.service.on_offered,
+                **{
+                    f"agreement.{state}": self.service.on_agreement_state
+                    for state in (
+                        "committed",
+                        "fulfilled",
+                        "breached",
+                        "employer_breached",
+                        "cancelled",
+                        "expired",
+                    )
+                },
+                "milestone.confirmed": self.service.on_milestone_confirmed,
+            },
+        )
+
+    def _dispatch(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        last_release = 0.0
+        # Rows claimed by a worker that died go back to the queue. SQLite has one worker by
+        # design, so at start every claimed row is ours from before a restart; PostgreSQL may
+        # have several, so only claims older than the lease are taken back.
+        lease = 0.0 if is_sqlite(self.db.engine) else LEASE_SECONDS
+        while not stop.is_set():
+            try:
+                if time.monotonic() - last_release > 30:
+                    self.service.release_stale(older_than=lease)
+                    last_release = time.monotonic()
+                    lease = LEASE_SECONDS
+                    self.ready.set()
+                if self.service.dispatch_once() == 0:
+                    stop.wait(self.settings.dispatch_interval)
+                backoff = 0.5
+            except Exception as exc:
+                log.warning(
+                    "dispatcher paused (%s: %s); retry in %.1fs", type(exc).__name__, exc, backoff
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def start_workers(self) -> None:
+        for name, target in (("dispatcher", self._dispatch), ("consumer", self.consumer.run)):
+            thread = threading.Thread(
+                target=target, args=(self.stop_event,), name=f"notify-{name}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)

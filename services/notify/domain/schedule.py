@@ -1,0 +1,117 @@
+"""What is sent to a candidate, and when: the plan for an agreement, quiet hours, retries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+# Kinds of touchpoint. Essential ones (signing links, staged confirmations, check-ins, legal
+# notices) always go; the others respect the candidate's opt-out.
+INVITATION = "invitation"
+MILESTONE_REQUEST = "milestone_request"
+CHECKIN = "checkin"
+WEEKLY_UPDATE = "weekly_update"
+WELCOME_PACKAGE = "welcome_package"
+CLOSING = "closing"
+NON_ESSENTIAL = frozenset({WEEKLY_UPDATE, WELCOME_PACKAGE})
+KINDS = (INVITATION, MILESTONE_REQUEST, CHECKIN, WEEKLY_UPDATE, WELCOME_PACKAGE, CLOSING)
+
+MILESTONE_LEAD = dt.timedelta(days=2)  # ask for a stage's document two days before it is due
+WELCOME_LEAD = dt.timedelta(days=3)
+WEEK = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Planned:
+    kind: str
+    occurrence: int  # with (agreement, kind): the idempotency key of a touchpoint
+    due_at: dt.datetime
+    data: dict[str, str]
+
+    @property
+    def essential(self) -> bool:
+        return self.kind not in NON_ESSENTIAL
+
+
+def plan_after_commitment(
+    *,
+    committed_at: dt.datetime,
+    start_at: dt.datetime,
+    checkin_interval: dt.timedelta,
+    milestones: list[tuple[str, dt.datetime]],
+) -> list[Planned]:
+    """The first check-in, a document request before each milestone, weekly updates and the
+    welcome package. Later check-ins are planned one at a time as each goes out
+    (`next_checkin`), so the rhythm runs from the moment a check-in was really sent."""
+    out: list[Planned] = []
+    first = next_checkin(0, committed_at, checkin_interval, start_at)
+    if first is not None:
+        out.append(first)
+    for i, (kind, due) in enumerate(milestones):
+        out.append(
+            Planned(
+                MILESTONE_REQUEST,
+                i,
+                max(committed_at, due - MILESTONE_LEAD),
+                {"milestone": kind, "due_at": due.isoformat()},
+            )
+        )
+    n, at = 1, committed_at + WEEK
+    while at < start_at - WELCOME_LEAD:
+        out.append(Planned(WEEKLY_UPDATE, n, at, {}))
+        n, at = n + 1, at + WEEK
+    out.append(Planned(WELCOME_PACKAGE, 1, max(committed_at, start_at - WELCOME_LEAD), {}))
+    return sorted(out, key=lambda p: (p.due_at, p.kind, p.occurrence))
+
+
+def next_checkin(
+    previous: int, sent_at: dt.datetime, interval: dt.timedelta, start_at: dt.datetime
+) -> Planned | None:
+    """The check-in after `previous` (0: the first), one interval after it went out; none
+    from the start date on."""
+    due = sent_at + interval
+    if due >= start_at:
+        return None
+    return Planned(CHECKIN, previous + 1, due, {})
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: dt.time = dt.time(21, 0)
+    end: dt.time = dt.time(9, 0)
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """`21:00-09:00` (may wrap midnight)."""
+        try:
+            a, b = text.split("-")
+            return cls(dt.time.fromisoformat(a.strip()), dt.time.fromisoformat(b.strip()))
+        except ValueError:
+            raise ValueError(f"quiet hours must look like 21:00-09:00, not {text!r}") from None
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    def quiet(self, local: dt.time) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def next_allowed(self, moment: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+        """`moment` itself when it is outside quiet hours, else the end of the quiet period in
+        the candidate's time zone."""
+        local = moment.astimezone(tz)
+        if not self.quiet(local.time()):
+            return moment
+        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
+        if end <= local:
+            end += dt.timedelta(days=1)
+        return end.astimezone(dt.UTC)
+
+
+def retry_delay(attempts: int, base: float = 5.0, cap: float = 600.0) -> dt.timedelta:
+    """Exponential backoff for a channel that answered 'try later' (4xx, timeout, refused)."""
+    return dt.timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))

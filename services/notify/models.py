@@ -1,0 +1,125 @@
+"""Notify tables: what we know to reach a candidate, the agreements we follow, and the durable
+schedule of touchpoints with every delivery attempt."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..shared.db import Base
+from ..shared.models import utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class NotifyCandidate(Base):
+    __tablename__ = "notify_candidates"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    candidate_ref: Mapped[str] = mapped_column(String(200), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    timezone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    quiet_hours: Mapped[str] = mapped_column(String(11), default="21:00-09:00")
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FollowedAgreement(Base):
+    __tablename__ = "notify_agreements"
+
+    agreement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8))
+    employer_name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[str] = mapped_column(String(200))
+    start_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    milestones: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20))
+
+
+class Touchpoint(Base):
+    """One planned message. `key` (agreement, kind, occurrence) makes planning idempotent."""
+
+    __tablename__ = "touchpoints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    agreement_id: Mapped[str] = mapped_column(String(36))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    essential: Mapped[bool] = mapped_column(Boolean)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="planned")
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    answer: Mapped[str | None] = mapped_column(String(20))
+    new_date: Mapped[str | None] = mapped_column(String(10))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    missed: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        # The dispatcher's query: planned rows by due time. Partial, so rows planned for later
+        # and finished rows cost nothing.
+        Index(
+            "ix_touchpoints_due",
+            "due_at",
+            postgresql_where=text("state = 'planned'"),
+            sqlite_where=text("state = 'planned'"),
+        ),
+        Index(
+            "ix_touchpoints_sending",
+            "claimed_at",
+            postgresql_where=text("state = 'sending'"),
+            sqlite_where=text("state = 'sending'"),
+        ),
+        Index("ix_touchpoints_agreement", "agreement_id", "kind", "occurrence"),
+        Index("ix_touchpoints_candidate", "tenant", "candidate_ref", "due_at"),
+    )
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "touchpoint_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    touchpoint_id: Mapped[str] = mapped_column(ForeignKey("touchpoints.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    channel: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | retry | failed | skipped | deferred
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_touchpoint_attempts_touchpoint", "touchpoint_id", "id"),)
+
+
+class UsedToken(Base):
+    """Reply tokens are single-use: a second use is refused, and nothing changes."""
+
+    __tablename__ = "notify_used_tokens"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,633 @@
+"""Notify service layer: plans touchpoints from the agreements' messages, dispatches them when
+due (quiet hours, opt-out, retries) and records the candidate's replies. Independent of HTTP.
+
+Delivery is at-least-once with a stable Message-ID (`<touchpoint-id@domain>`): a row is claimed
+(`sending`) in its own transaction before the channel is called and marked `sent` right after,
+so a crash before sending re-sends it once, and a crash in the milliseconds between the
+server's acceptance and our commit re-sends the same Message-ID, which mail clients collapse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..shared import failpoints, messages
+from ..shared.auth import Principal
+from ..shared.broker import enqueue
+from ..shared.db import Database, is_sqlite
+from ..shared.errors import NotFound, ValidationFailed
+from ..shared.links import Link, LinkExpired, LinkSigner
+from ..shared.models import utcnow
+from .channels import Outgoing, Rejected, RetryLater
+from .domain import schedule
+from .domain.templates import render
+from .models import DeliveryAttempt, FollowedAgreement, NotifyCandidate, Touchpoint, UsedToken
+
+log = logging.getLogger(__name__)
+READ_ROLES = ("hr", "legal", "admin")
+WRITE_ROLES = ("hr", "admin")
+FINAL_STATES = ("fulfilled", "breached", "employer_breached", "cancelled", "expired")
+REPLY, UNSUBSCRIBE = "reply", "unsubscribe"
+LINK_TTL = 14 * 86400
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else _aware(moment).astimezone(dt.UTC).isoformat()
+
+
+class AlreadyUsed(LinkExpired):
+    title = "Link already used"
+
+
+class NotifyService:
+    def __init__(
+        self,
+        db: Database,
+        links: LinkSigner,
+        channels: dict[str, Any],
+        *,
+        public_url: str,
+        evidence_url: str,
+        checkin_interval: float,
+        quiet_hours: str,
+        default_timezone: str,
+        mail_domain: str,
+    ) -> None:
+        self.db = db
+        self.links = links
+        self.channels = channels  # "email" and/or "webhook"
+        self.public_url = public_url.rstrip("/")
+        self.evidence_url = evidence_url.rstrip("/")
+        self.checkin_interval = dt.timedelta(seconds=checkin_interval)
+        self.default_quiet = schedule.QuietHours.parse(quiet_hours)
+        self.default_timezone = default_timezone
+        self.mail_domain = mail_domain
+
+    # ---- planning, from the agreements' messages -----------------------------------------
+
+    def _plan(
+        self, session: Session, followed: FollowedAgreement, items: list[schedule.Planned]
+    ) -> int:
+        """Insert touchpoints; the key (agreement, kind, occurrence) makes this idempotent."""
+        keys = [f"{followed.agreement_id}:{p.kind}:{p.occurrence}" for p in items]
+        existing = (
+            set(session.execute(select(Touchpoint.key).where(Touchpoint.key.in_(keys))).scalars())
+            if keys
+            else set()
+        )
+        added = 0
+        for key, item in zip(keys, items, strict=True):
+            if key in existing:
+                continue
+            session.add(
+                Touchpoint(
+                    id=str(uuid.uuid4()),
+                    key=key,
+                    tenant=followed.tenant,
+                    agreement_id=followed.agreement_id,
+                    candidate_ref=followed.candidate_ref,
+                    kind=item.kind,
+                    occurrence=item.occurrence,
+                    essential=item.essential,
+                    due_at=item.due_at,
+                    data=item.data,
+                )
+            )
+            added += 1
+        session.flush()
+        return added
+
+    def on_offered(self, session: Session, message: messages.Message) -> None:
+        p = message.payload
+        contact = p["candidate_contact"]
+        candidate = session.get(NotifyCandidate, (message.tenant, p["candidate_ref"]))
+        if candidate is None:
+            candidate = NotifyCandidate(
+                tenant=message.tenant,
+                candidate_ref=p["candidate_ref"],
+                timezone=contact.get("timezone") or self.default_timezone,
+                language=contact.get("language") or p["language"],
+                quiet_hours=str(self.default_quiet),
+                channels=["email", "webhook"],
+                opted_out=False,
+            )
+            session.add(candidate)
+        candidate.email = contact.get("email") or candidate.email
+        candidate.phone = contact.get("phone") or candidate.phone
+        followed = session.get(FollowedAgreement, p["agreement_id"])
+        if followed is None:
+            followed = FollowedAgreement(
+                agreement_id=p["agreement_id"],
+                tenant=message.tenant,
+                candidate_ref=p["candidate_ref"],
+                language=p["language"],
+                employer_name=p["employer_name"],
+                position=p["position"],
+                start_at=p["start_at"],
+                state="offered",
+                milestones=[
+                    {"kind": m["kind"], "due_at": m["due_at"].isoformat()} for m in p["milestones"]
+                ],
+            )
+            session.add(followed)
+        session.flush()
+        self._plan(
+            session,
+            followed,
+            [
+                schedule.Planned(
+                    schedule.INVITATION,
+                    1,
+                    message.occurred_at,
+                    {
+                        "sign": p["signing_link"],
+                        "employer": p["employer_name"],
+                        "position": p["position"],
+                    },
+                )
+            ],
+        )
+
+    def on_agreement_state(self, session: Session, message: messages.Message) -> None:
+        p = message.payload
+        followed = session.get(FollowedAgreement, p["agreement_id"])
+        if followed is None or followed.tenant != message.tenant:
+            log.warning("state of an agreement notify does not follow: %s", p["agreement_id"])
+            return
+        followed.state = p["state"]
+        if p["state"] == "committed":
+            self._plan(
+                session,
+                followed,
+                schedule.plan_after_commitment(
+                    committed_at=message.occurred_at,
+                    start_at=_aware(followed.start_at),
+                    checkin_interval=self.checkin_interval,
+                    milestones=[
+                        (m["kind"], dt.datetime.fromisoformat(m["due_at"]))
+                        for m in followed.milestones
+                    ],
+                ),
+            )
+        elif p["state"] in FINAL_STATES:
+            # Everything still planned stops; one closing message says what happened.
+            session.execute(
+                update(Touchpoint)
+                .where(
+                    Touchpoint.agreement_id == followed.agreement_id, Touchpoint.state == "planned"
+                )
+                .values(state="cancelled", detail=f"agreement {p['state']}")
+            )
+            self._plan(
+                session,
+                followed,
+                [schedule.Planned(schedule.CLOSING, 1, message.occurred_at, {"state": p["state"]})],
+            )
+
+    def on_milestone_confirmed(self, session: Session, message: messages.Message) -> None:
+        """The document arrived: its pending request is no longer needed."""
+        p = message.payload
+        session.execute(
+            update(Touchpoint)
+            .where(
+                Touchpoint.agreement_id == p["agreement_id"],
+                Touchpoint.kind == schedule.MILESTONE_REQUEST,
+                Touchpoint.occurrence == p["index"],
+                Touchpoint.state == "planned",
+            )
+            .values(state="cancelled", detail="evidence received")
+        )
+
+    # ---- dispatch ---------------------------------------------------------------------------
+
+    def claim(self, limit: int = 100) -> list[str]:
+        """Due rows, claimed in their own transaction: SKIP LOCKED on PostgreSQL (several
+        workers may run); SQLite has one writer at a time anyway."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            query = (
+                select(Touchpoint.id)
+                .where(Touchpoint.state == "planned", Touchpoint.due_at <= now)
+                .order_by(Touchpoint.due_at)
+                .limit(limit)
+            )
+            if not is_sqlite(self.db.engine):
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.execute(query).scalars())
+            if ids:
+                session.execute(
+                    update(Touchpoint)
+                    .where(Touchpoint.id.in_(ids))
+                    .values(state="sending", claimed_at=now)
+                )
+        return ids
+
+    def release_stale(self, older_than: float = 300.0) -> int:
+        """Rows a crashed worker claimed: back to planned (sent again, same Message-ID)."""
+        cutoff = utcnow() - dt.timedelta(seconds=older_than)
+        with self.db.transaction() as session:
+            result = session.execute(
+                update(Touchpoint)
+                .where(Touchpoint.state == "sending", Touchpoint.claimed_at < cutoff)
+                .values(state="planned")
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def dispatch_once(self, limit: int = 100) -> int:
+        ids = self.claim(limit)
+        for touchpoint_id in ids:
+            try:
+                self.deliver(touchpoint_id)
+            except Exception:
+                log.exception("delivering touchpoint %s failed; it will be retried", touchpoint_id)
+                self._reschedule(touchpoint_id, "internal error", None)
+        return len(ids)
+
+    def _candidate(self, session: Session, tp: Touchpoint) -> NotifyCandidate | None:
+        return session.get(NotifyCandidate, (tp.tenant, tp.candidate_ref))
+
+    def deliver(self, touchpoint_id: str) -> str:
+        with self.db.sessions() as session:
+            tp = session.get(Touchpoint, touchpoint_id)
+            assert tp is not None
+            candidate = self._candidate(session, tp)
+            followed = session.get(FollowedAgreement, tp.agreement_id)
+        if candidate is None or followed is None:
+            return self._finish(touchpoint_id, "skipped", None, "no contact data for the candidate")
+        if not tp.essential and candidate.opted_out:
+            return self._finish(touchpoint_id, "skipped", None, "candidate opted out")
+        tz = self._zone(candidate.timezone)
+        now = utcnow()
+        allowed = schedule.QuietHours.parse(candidate.quiet_hours).next_allowed(now, tz)
+        if allowed > now:
+            self._defer(touchpoint_id, allowed)
+            return "deferred"
+        channel_name = self._channel_for(candidate)
+        if channel_name is None:
+            return self._finish(
+                touchpoint_id,
+                "skipped",
+                None,
+                "no channel reaches the candidate (no e-mail address, no webhook)",
+            )
+        outgoing = self._outgoing(tp, candidate, followed)
+        failpoints.hit("notify.before_send")
+        try:
+            detail = self.channels[channel_name].send(outgoing)
+        except RetryLater as exc:
+            return self._reschedule(touchpoint_id, str(exc), channel_name)
+        except Rejected as exc:
+            return self._finish(touchpoint_id, "failed", channel_name, str(exc))
+        failpoints.hit("notify.after_send")
+        return self._finish(
+            touchpoint_id, "sent", channel_name, detail, message_id=outgoing.message_id
+        )
+
+    def _zone(self, name: str) -> ZoneInfo:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(self.default_timezone)
+
+    def _channel_for(self, candidate: NotifyCandidate) -> str | None:
+        for name in candidate.channels or ["email", "webhook"]:
+            if name == "email" and candidate.email and "email" in self.channels:
+                return "email"
+            if name == "webhook" and "webhook" in self.channels:
+                return "webhook"
+        return None
+
+    def _link(self, tp: Touchpoint, purpose: str, subject: str) -> str:
+        token = self.links.issue(
+            Link(
+                tp.tenant,
+                tp.agreement_id,
+                tp.candidate_ref,
+                purpose,
+                int(time.time() + LINK_TTL),
+                subject,
+            )
+        )
+        path = "replies" if purpose == REPLY else "unsubscribe"
+        return f"{self.public_url}/v1/{path}/{token}"
+
+    def _outgoing(
+        self, tp: Touchpoint, candidate: NotifyCandidate, followed: FollowedAgreement
+    ) -> Outgoing:
+        links: dict[str, str] = {}
+        data = {k: str(v) for k, v in (tp.data or {}).items()}
+        data.setdefault("employer", followed.employer_name)
+        data.setdefault("position", followed.position)
+        if tp.kind == schedule.INVITATION:
+            links["sign"] = data["sign"]
+        if tp.kind == schedule.CHECKIN:
+            base = self._link(tp, REPLY, tp.id)
+            for answer in messages.CHECKIN_ANSWERS:
+                links[f"reply_{answer}"] = f"{base}?answer={answer}"
+        if tp.kind == schedule.MILESTONE_REQUEST:
+            links["upload"] = (
+                f"{self.evidence_url}/v1/documents?agreement_id="
+                f"{tp.agreement_id}&milestone={data.get('milestone', '')}"
+            )
+        unsubscribe = None
+        if not tp.essential:
+            unsubscribe = self._link(tp, UNSUBSCRIBE, tp.candidate_ref)
+            links["unsubscribe"] = unsubscribe
+        rendered = render(tp.kind, candidate.language or followed.language, data, links)
+        return Outgoing(
+            touchpoint_id=tp.id,
+            message_id=f"<{tp.id}@{self.mail_domain}>",
+            to_email=candidate.email,
+            rendered=rendered,
+            essential=tp.essential,
+            unsubscribe_url=unsubscribe,
+            payload={
+                "touchpoint_id": tp.id,
+                "kind": tp.kind,
+                "agreement_id": tp.agreement_id,
+                "candidate_ref": tp.candidate_ref,
+                "phone": candidate.phone,
+                "language": candidate.language,
+                "subject": rendered.subject,
+                "text": rendered.text,
+                "links": links,
+            },
+        )
+
+    def _attempt(
+        self,
+        session: Session,
+        tp: Touchpoint,
+        channel: str | None,
+        outcome: str,
+        detail: str | None,
+    ) -> None:
+        session.add(
+            DeliveryAttempt(
+                touchpoint_id=tp.id, channel=channel or "-", outcome=outcome, detail=detail
+            )
+        )
+
+    def _finish(
+        self,
+        touchpoint_id: str,
+        state: str,
+        channel: str | None,
+        detail: str | None,
+        message_id: str | None = None,
+    ) -> str:
+        with self.db.transaction() as session:
+            tp = session.get(Touchpoint, touchpoint_id)
+            assert tp is not None
+            tp.state, tp.channel, tp.detail = state, channel, detail
+            tp.attempts += 1
+            self._attempt(session, tp, channel, state, detail)
+            payload = {
+                "touchpoint_id": tp.id,
+                "agreement_id": tp.agreement_id,
+                "candidate_ref": tp.candidate_ref,
+                "kind": tp.kind,
+                "channel": channel,
+                "detail": detail,
+            }
+            if state == "sent":
+                tp.sent_at, tp.message_id = utcnow(), message_id
+                enqueue(session, [messages.build(messages.TOUCHPOINT_SENT, tp.tenant, payload)])
+                if tp.kind == schedule.CHECKIN:
+                    self._mark_missed(session, tp)
+                    self._plan_next_checkin(session, tp)
+            elif state == "failed":
+                enqueue(session, [messages.build(messages.TOUCHPOINT_FAILED, tp.tenant, payload)])
+        return state
+
+    def _mark_missed(self, session: Session, tp: Touchpoint) -> None:
+        """A check-in not answered before the next one goes out is a missed check-in."""
+        previous = (
+            session.execute(
+                select(Touchpoint).where(
+                    Touchpoint.agreement_id == tp.agreement_id,
+                    Touchpoint.kind == schedule.CHECKIN,
+                    Touchpoint.occurrence < tp.occurrence,
+                    Touchpoint.state == "sent",
+                    Touchpoint.answered_at.is_(None),
+                    Touchpoint.missed.is_(False),
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for missed in previous:
+            missed.missed = True
+            enqueue(
+                session,
+                [
+                    messages.build(
+                        messages.TOUCHPOINT_MISSED,
+                        missed.tenant,
+                        {
+                            "touchpoint_id": missed.id,
+                            "agreement_id": missed.agreement_id,
+                            "candidate_ref": missed.candidate_ref,
+                            "kind": missed.kind,
+                            "sent_at": _aware(missed.sent_at or utcnow()),
+                        },
+                    )
+                ],
+            )
+
+    def _plan_next_checkin(self, session: Session, tp: Touchpoint) -> None:
+        followed = session.get(FollowedAgreement, tp.agreement_id)
+        if followed is None or followed.state != "committed":
+            return
+        upcoming = schedule.next_checkin(
+            tp.occurrence, utcnow(), self.checkin_interval, _aware(followed.start_at)
+        )
+        if upcoming is not None:
+            self._plan(session, followed, [upcoming])
+
+    def _reschedule(self, touchpoint_id: str, detail: str, channel: str | None) -> str:
+        with self.db.transaction() as session:
+            tp = session.get(Touchpoint, touchpoint_id)
+            assert tp is not None
+            tp.attempts += 1
+            tp.state, tp.detail = "planned", detail
+            tp.due_at = utcnow() + schedule.retry_delay(tp.attempts)
+            self._attempt(session, tp, channel, "retry", detail)
+        return "retry"
+
+    def _defer(self, touchpoint_id: str, until: dt.datetime) -> None:
+        """Quiet hours: wait until they end. The next check-in is planned from the moment this
+        one really goes out, so the rhythm is kept from the deferred time."""
+        with self.db.transaction() as session:
+            tp = session.get(Touchpoint, touchpoint_id)
+            assert tp is not None
+            tp.state, tp.due_at = "planned", until
+            self._attempt(session, tp, None, "deferred", f"quiet hours until {until.isoformat()}")
+
+    # ---- replies and preferences ----------------------------------------------------------
+
+    def open_reply(self, token: str) -> tuple[Link, Touchpoint]:
+        link = self.links.verify(token, REPLY)
+        with self.db.sessions() as session:
+            if session.get(UsedToken, hashlib.sha256(token.encode()).hexdigest()) is not None:
+                raise AlreadyUsed("this link was already used; your answer is recorded")
+            tp = session.get(Touchpoint, link.subject)
+            if tp is None or tp.agreement_id != link.agreement_id:
+                raise NotFound("no such check-in")
+            return link, tp
+
+    def reply(self, token: str, answer: str, new_date: dt.date | None) -> dict[str, Any]:
+        if answer not in messages.CHECKIN_ANSWERS:
+            raise ValidationFailed("answer", f"one of {', '.join(messages.CHECKIN_ANSWERS)}")
+        if answer == "delayed" and new_date is None:
+            raise ValidationFailed("new_date", "required when the answer is delayed")
+        link, _ = self.open_reply(token)
+        now = utcnow()
+        try:
+            with self.db.transaction() as session:
+                session.add(UsedToken(digest=hashlib.sha256(token.encode()).hexdigest()))
+                session.flush()
+                tp = session.get(Touchpoint, link.subject)
+                assert tp is not None
+                tp.answer, tp.answered_at = answer, now
+                tp.new_date = new_date.isoformat() if new_date else None
+                enqueue(
+                    session,
+                    [
+                        messages.build(
+                            messages.TOUCHPOINT_REPLIED,
+                            tp.tenant,
+                            {
+                                "touchpoint_id": tp.id,
+                                "agreement_id": tp.agreement_id,
+                                "candidate_ref": tp.candidate_ref,
+                                "kind": tp.kind,
+                                "answer": answer,
+                                "new_date": new_date,
+                                "sent_at": _aware(tp.sent_at or now),
+                                "replied_at": now,
+                            },
+                        )
+                    ],
+                )
+        except IntegrityError:
+            raise AlreadyUsed("this link was already used; your answer is recorded") from None
+        return {
+            "touchpoint_id": link.subject,
+            "answer": answer,
+            "new_date": new_date.isoformat() if new_date else None,
+        }
+
+    def unsubscribe(self, token: str) -> dict[str, Any]:
+        link = self.links.verify(token, UNSUBSCRIBE)
+        with self.db.transaction() as session:
+            candidate = session.get(NotifyCandidate, (link.tenant, link.candidate_ref))
+            if candidate is None:
+                raise NotFound("unknown candidate")
+            candidate.opted_out, candidate.updated_at = True, utcnow()
+        return {"candidate_ref": link.candidate_ref, "opted_out": True}
+
+    def preferences(self, principal: Principal, candidate_ref: str) -> dict[str, Any]:
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            c = session.get(NotifyCandidate, (principal.tenant, candidate_ref))
+            if c is None:
+                raise NotFound(f"no candidate {candidate_ref}")
+            return {
+                "candidate_ref": c.candidate_ref,
+                "channels": c.channels,
+                "language": c.language,
+                "timezone": c.timezone,
+                "quiet_hours": c.quiet_hours,
+                "opted_out": c.opted_out,
+                "email": c.email,
+                "phone": c.phone,
+            }
+
+    def set_preferences(
+        self, principal: Principal, candidate_ref: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        principal.require(*WRITE_ROLES)
+        if "quiet_hours" in changes:
+            try:
+                schedule.QuietHours.parse(changes["quiet_hours"])
+            except ValueError as exc:
+                raise ValidationFailed("quiet_hours", str(exc)) from None
+        with self.db.transaction() as session:
+            c = session.get(NotifyCandidate, (principal.tenant, candidate_ref))
+            if c is None:
+                raise NotFound(f"no candidate {candidate_ref}")
+            for key, value in changes.items():
+                setattr(c, key, value)
+            c.updated_at = utcnow()
+        return self.preferences(principal, candidate_ref)
+
+    def _describe(self, session: Session, tp: Touchpoint, attempts: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": tp.id,
+            "agreement_id": tp.agreement_id,
+            "candidate_ref": tp.candidate_ref,
+            "kind": tp.kind,
+            "occurrence": tp.occurrence,
+            "essential": tp.essential,
+            "state": tp.state,
+            "due_at": _iso(tp.due_at),
+            "sent_at": _iso(tp.sent_at),
+            "channel": tp.channel,
+            "message_id": tp.message_id,
+            "answer": tp.answer,
+            "new_date": tp.new_date,
+            "answered_at": _iso(tp.answered_at),
+            "missed": tp.missed,
+            "detail": tp.detail,
+        }
+        if attempts:
+            rows = session.execute(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.touchpoint_id == tp.id)
+                .order_by(DeliveryAttempt.id)
+            ).scalars()
+            out["attempts"] = [
+                {"at": _iso(a.at), "channel": a.channel, "outcome": a.outcome, "detail": a.detail}
+                for a in rows
+            ]
+        return out
+
+    def touchpoints(self, principal: Principal, candidate_ref: str) -> list[dict[str, Any]]:
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            rows = (
+                session.execute(
+                    select(Touchpoint)
+                    .where(
+                        Touchpoint.tenant == principal.tenant,
+                        Touchpoint.candidate_ref == candidate_ref,
+                    )
+                    .order_by(Touchpoint.due_at)
+                )
+                .scalars()
+                .all()
+            )
+            return [self._describe(session, tp, attempts=False) for tp in rows]
+
+    def touchpoint(self, principal: Principal, touchpoint_id: str) -> dict[str, Any]:
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            tp = session.get(Touchpoint, touchpoint_id)
+            if tp is None or tp.tenant != principal.tenant:
+                raise NotFound(f"no touchpoint {touchpoint_id}")
+            return self._describe(session, tp, attempts=True)

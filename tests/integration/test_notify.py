@@ -1,0 +1,420 @@
+"""The notify service end to end: a real SMTP server (aiosmtpd) and a real webhook receiver,
+messages from the contracts service, the candidate's replies through signed links, quiet hours,
+opt-out, retries and bounces, and the schedule's index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+from sqlalchemy import select, text
+
+from offerseal.notify.models import Touchpoint
+from offerseal.shared.models import OutboxMessage
+from tests.conftest import RunningStack, free_port, make_settings, start_stack
+from tests.integration.test_contracts_service import CANDIDATE_KEY, body, ethers_sign
+
+pytestmark = pytest.mark.chain
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps what it accepts; `answers` scripts 4xx/5xx replies first."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.answers: list[str] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            if self.answers:
+                return self.answers.pop(0)
+            self.messages.append(
+                email.message_from_bytes(envelope.content, policy=email.policy.default)
+            )
+        return "250 OK"
+
+    def wait(self, predicate: Any, timeout: float = 30.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = [m for m in self.messages if predicate(m)]
+            if found:
+                return found
+            time.sleep(0.1)
+        raise AssertionError("no such message arrived")
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, str]]:
+    handler = Mailbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, f"smtp://127.0.0.1:{port}"
+    controller.stop()
+
+
+def quiet_window_excluding_now() -> str:
+    local = dt.datetime.now(ZoneInfo("Asia/Shanghai"))
+    start = (local + dt.timedelta(hours=2)).strftime("%H:%M")
+    end = (local + dt.timedelta(hours=3)).strftime("%H:%M")
+    return f"{start}-{end}"
+
+
+def notify_stack(tmp_path: Path, database_url: str, anvil: Any, **overrides: Any) -> RunningStack:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        anvil.url,
+        dispatch_interval=0.1,
+        quiet_hours=quiet_window_excluding_now(),
+        **overrides,
+    )
+    return start_stack(settings)
+
+
+def text_of(message: Any) -> str:
+    return str(message.get_body(preferencelist=("plain",)).get_content())
+
+
+def links_in(message: Any) -> list[str]:
+    return [w for w in text_of(message).split() if w.startswith("http")]
+
+
+def offer(stack: RunningStack, **changes: Any) -> dict[str, Any]:
+    r = requests.post(
+        stack.stack.urls["contracts"] + "/v1/agreements",
+        headers=stack.hr,
+        json=body(**changes),
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def sign(stack: RunningStack, agreement: dict[str, Any]) -> None:
+    link = agreement["signing_link"]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    typed = requests.get(link, timeout=30).json()
+    r = requests.post(
+        stack.stack.urls["contracts"] + f"/v1/agreements/{agreement['id']}/signature",
+        params={"token": token},
+        json={"signature": ethers_sign(CANDIDATE_KEY, typed)},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+
+
+def risk(stack: RunningStack, agreement_id: str) -> dict[str, Any]:
+    return dict(
+        requests.get(
+            stack.stack.urls["contracts"] + f"/v1/agreements/{agreement_id}/risk",
+            headers=stack.hr,
+            timeout=30,
+        ).json()
+    )
+
+
+def test_invitation_checkins_and_a_reply_that_moves_risk(
+    tmp_path: Path, database_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+) -> None:
+    box, smtp_url = mailbox
+    stack = notify_stack(
+        tmp_path, database_url, fresh_anvil, smtp_url=smtp_url, checkin_interval=2.0
+    )
+    try:
+        agreement = offer(
+            stack,
+            language="en",
+            candidate_contact={
+                "email": "cand042@example.com",
+                "timezone": "Asia/Shanghai",
+                "language": "en",
+            },
+        )
+        [invitation] = box.wait(lambda m: "sign" in m["Subject"])
+        assert invitation["To"] == "cand042@example.com"
+        assert invitation["Message-ID"].endswith("@offerseal.local>")
+        assert invitation["List-Unsubscribe"] is None  # signing links always go
+        assert invitation.get_body(preferencelist=("html",)) is not None
+        assert agreement["signing_link"] in text_of(invitation)
+
+        sign(stack, agreement)
+        checkins = box.wait(lambda m: "resignation going" in m["Subject"], timeout=30)
+        first = checkins[0]
+        assert len({m["Message-ID"] for m in box.messages}) == len(box.messages)
+        # The first check-in is not answered before the second goes out: missed -> yellow.
+        box.wait(lambda m: "resignation going" in m["Subject"] and m is not first)
+        deadline = time.monotonic() + 20
+        while risk(stack, agreement["id"])["level"] != "yellow" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "1 check-in(s) missed" in risk(stack, agreement["id"])["reasons"][0]
+
+        latest = box.wait(lambda m: "resignation going" in m["Subject"])[-1]
+        delayed = next(u for u in links_in(latest) if u.endswith("answer=delayed"))
+        token_url = delayed.split("?")[0]
+        page = requests.get(delayed, headers={"Accept": "text/html"}, timeout=30)
+        assert page.status_code == 200 and 'value="delayed" checked' in page.text
+        answer = requests.post(
+            token_url, json={"answer": "delayed", "new_date": "2027-02-01"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        again = requests.post(token_url, json={"answer": "on_track"}, timeout=30)
+        assert again.status_code == 410  # a link works once; nothing changes
+        tampered = requests.post(token_url[:-3] + "AAA", json={"answer": "on_track"}, timeout=30)
+        assert tampered.status_code == 401
+        deadline = time.monotonic() + 20
+        while risk(stack, agreement["id"])["level"] != "red" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "the candidate reports a delay" in risk(stack, agreement["id"])["reasons"]
+
+        hr_view = requests.get(
+            stack.stack.urls["notify"] + "/v1/candidates/cand-042/touchpoints",
+            headers=stack.hr,
+            timeout=30,
+        ).json()["items"]
+        answered = [t for t in hr_view if t["answer"] == "delayed"]
+        assert answered and answered[0]["new_date"] == "2027-02-01"
+        detail = requests.get(
+            stack.stack.urls["notify"] + f"/v1/touchpoints/{answered[0]['id']}",
+            headers=stack.hr,
+            timeout=30,
+        ).json()
+        assert detail["attempts"][0]["outcome"] == "sent"
+        assert (
+            requests.get(
+                stack.stack.urls["notify"] + f"/v1/touchpoints/{answered[0]['id']}",
+                headers=stack.other_tenant,
+                timeout=30,
+            ).status_code
+            == 404
+        )
+    finally:
+        stack.stack.stop()
+
+
+def test_quiet_hours_defer_the_message(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+) -> None:
+    box, smtp_url = mailbox
+    local = dt.datetime.now(ZoneInfo("Asia/Shanghai"))
+    window = f"{(local - dt.timedelta(hours=1)):%H:%M}-{(local + dt.timedelta(hours=1)):%H:%M}"
+    stack = start_stack(
+        make_settings(
+            tmp_path,
+            sqlite_url,
+            fresh_anvil.url,
+            smtp_url=smtp_url,
+            quiet_hours=window,
+            dispatch_interval=0.1,
+        )
+    )
+    try:
+        agreement = offer(stack)
+        notify = stack.stack.urls["notify"]
+        deadline = time.monotonic() + 20
+        detail: dict[str, Any] = {"attempts": []}
+        while time.monotonic() < deadline and not detail["attempts"]:
+            time.sleep(0.1)
+            items = requests.get(
+                notify + "/v1/candidates/cand-042/touchpoints", headers=stack.hr, timeout=30
+            ).json()["items"]
+            mine = [t for t in items if t["agreement_id"] == agreement["id"]]
+            if mine:
+                detail = requests.get(
+                    notify + f"/v1/touchpoints/{mine[0]['id']}", headers=stack.hr, timeout=30
+                ).json()
+        assert detail["attempts"][-1]["outcome"] == "deferred"
+        assert detail["state"] == "planned" and not box.messages
+        end = (local + dt.timedelta(hours=1)).replace(second=0, microsecond=0)
+        due = dt.datetime.fromisoformat(detail["due_at"])
+        assert abs((due - end).total_seconds()) < 61
+    finally:
+        stack.stack.stop()
+
+
+def _insert_due(stack: RunningStack, agreement_id: str, kind: str, essential: bool) -> str:
+    import uuid
+
+    tp_id = str(uuid.uuid4())
+    with stack.db.transaction() as session:
+        session.add(
+            Touchpoint(
+                id=tp_id,
+                key=f"{agreement_id}:{kind}:99",
+                tenant="acme",
+                agreement_id=agreement_id,
+                candidate_ref="cand-042",
+                kind=kind,
+                occurrence=99,
+                essential=essential,
+                due_at=dt.datetime.now(dt.UTC),
+                data={},
+            )
+        )
+    return tp_id
+
+
+def test_opt_out_stops_non_essential_mail_only(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+) -> None:
+    box, smtp_url = mailbox
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
+    try:
+        agreement = offer(stack)
+        box.wait(lambda m: True)  # the invitation
+        _insert_due(stack, agreement["id"], "weekly_update", essential=False)
+        [weekly] = box.wait(lambda m: m["List-Unsubscribe"] is not None)
+        assert weekly["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        unsubscribe = weekly["List-Unsubscribe"].strip("<>")
+        one_click = requests.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}, timeout=30)
+        assert one_click.status_code == 200
+        count = len(box.messages)
+        skipped = _insert_due(stack, agreement["id"], "welcome_package", essential=False)
+        legal = _insert_due(stack, agreement["id"], "closing", essential=True)
+        box.wait(lambda m: m["X-OfferSeal-Touchpoint"] == legal)
+        detail = requests.get(
+            stack.stack.urls["notify"] + f"/v1/touchpoints/{skipped}", headers=stack.hr, timeout=30
+        ).json()
+        assert detail["state"] == "skipped" and detail["detail"] == "candidate opted out"
+        assert len(box.messages) == count + 1
+    finally:
+        stack.stack.stop()
+
+
+def test_4xx_is_retried_and_5xx_fails(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+) -> None:
+    box, smtp_url = mailbox
+    box.answers = ["451 4.3.0 try again later"]
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
+    try:
+        agreement = offer(stack)
+        [invitation] = box.wait(lambda m: True, timeout=30)  # after one retry (5 s backoff)
+        tp_id = invitation["X-OfferSeal-Touchpoint"]
+        detail = requests.get(
+            stack.stack.urls["notify"] + f"/v1/touchpoints/{tp_id}", headers=stack.hr, timeout=30
+        ).json()
+        assert [a["outcome"] for a in detail["attempts"]] == ["retry", "sent"]
+        box.answers = ["550 5.1.1 no such user"]
+        bounced = _insert_due(stack, agreement["id"], "closing", essential=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            state = requests.get(
+                stack.stack.urls["notify"] + f"/v1/touchpoints/{bounced}",
+                headers=stack.hr,
+                timeout=30,
+            ).json()["state"]
+            if state == "failed":
+                break
+            time.sleep(0.1)
+        assert state == "failed"
+        with stack.db.sessions() as session:
+            failed = (
+                session.execute(
+                    select(OutboxMessage.body).where(
+                        OutboxMessage.routing_key == "touchpoint.failed.v1"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert [m["payload"]["touchpoint_id"] for m in failed] == [bounced]
+    finally:
+        stack.stack.stop()
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Hook.received.append((dict(self.headers), self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_candidate_without_email_gets_the_signed_webhook(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Hook.received = []
+    secret = "webhook-secret-for-tests"
+    stack = notify_stack(
+        tmp_path,
+        sqlite_url,
+        fresh_anvil,
+        webhook_url=f"http://127.0.0.1:{server.server_port}/hook",
+        webhook_secret=secret,
+    )
+    try:
+        offer(stack, candidate_contact={"phone": "+86 138 0000 0000", "timezone": "Asia/Shanghai"})
+        deadline = time.monotonic() + 20
+        while not Hook.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [(headers, raw)] = Hook.received
+        stamp, signature = (
+            part.split("=", 1)[1] for part in headers["X-OfferSeal-Signature"].split(",")
+        )
+        expected = hmac.new(
+            secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256
+        ).hexdigest()
+        assert hmac.compare_digest(signature, expected)
+        payload = json.loads(raw)
+        assert payload["kind"] == "invitation" and payload["phone"] == "+86 138 0000 0000"
+    finally:
+        stack.stack.stop()
+        server.shutdown()
+
+
+def test_the_due_query_uses_its_index_on_postgres(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    from offerseal.shared.db import Database
+
+    db = Database(postgres_url)
+    db.migrate()
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO touchpoints (id, key, tenant, agreement_id, candidate_ref, kind, "
+                    "occurrence, essential, due_at, state, attempts, data, missed, created_at) "
+                    "SELECT md5(i::text), 'k' || i, 't', 'a', 'c', 'checkin', i, true, "
+                    "now() + (i || ' minutes')::interval, "
+                    "CASE WHEN i % 10 = 0 THEN 'sent' ELSE 'planned' END, 0, '{}', false, now() "
+                    "FROM generate_series(1, 20000) AS i"
+                )
+            )
+            conn.execute(text("ANALYZE touchpoints"))
+            plan = "\n".join(
+                conn.execute(
+                    sa.text(
+                        "EXPLAIN SELECT id FROM touchpoints WHERE state = 'planned' "
+                        "AND due_at <= now() ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED"
+                    )
+                ).scalars()
+            )
+        assert "ix_touchpoints_due" in plan, plan
+    finally:
+        db.dispose()
