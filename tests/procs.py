@@ -17,7 +17,10 @@ from tests.conftest import free_port
 class ServiceProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
-        self.services = ["evidence"] + (["contracts"] if "OFFERSEAL_CONTRACTS_PORT" in env else [])
+        # Each service whose port is in the environment runs in the one process.
+        self.services = ["evidence"] + [
+            name for name in ("contracts", "notify") if f"OFFERSEAL_{name.upper()}_PORT" in env
+        ]
         self.log = log
         self.port = int(env["OFFERSEAL_EVIDENCE_PORT"])
         self.base = f"http://127.0.0.1:{self.port}"

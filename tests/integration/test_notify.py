@@ -418,3 +418,62 @@ def test_the_due_query_uses_its_index_on_postgres(postgres_url: str) -> None:
         assert "ix_touchpoints_due" in plan, plan
     finally:
         db.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failpoint", ["notify.before_send", "notify.after_send"])
+def test_a_killed_worker_neither_loses_nor_doubles_the_invitation(
+    tmp_path: Path,
+    sqlite_url: str,
+    fresh_anvil: Any,
+    mailbox: tuple[Mailbox, str],
+    failpoint: str,
+) -> None:
+    from offerseal.shared.config import ANVIL_DEV_KEY_2
+    from tests.procs import ServiceProcess, create_key, service_env
+
+    box, smtp_url = mailbox
+    env = service_env(
+        tmp_path,
+        sqlite_url,
+        fresh_anvil.url,
+        OFFERSEAL_CONTRACTS_SIGNER_KEY=ANVIL_DEV_KEY_2,
+        OFFERSEAL_CONTRACTS_PORT=str(free_port()),
+        OFFERSEAL_NOTIFY_PORT=str(free_port()),
+        OFFERSEAL_SMTP_URL=smtp_url,
+        OFFERSEAL_QUIET_HOURS=quiet_window_excluding_now(),
+        OFFERSEAL_DISPATCH_INTERVAL="100ms",
+    )
+    key = create_key(env)
+    contracts = f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}"
+    service = ServiceProcess(env, tmp_path / "service.log").start(failpoint)
+    try:
+        service.wait_http()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(contracts + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        r = requests.post(
+            contracts + "/v1/agreements",
+            json=body(),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        assert service.wait_exit(30) == -9  # killed by the failpoint, around the send
+        service.start()
+        box.wait(lambda m: "sign" in m["Subject"] or "签署" in m["Subject"], timeout=30)
+        time.sleep(2.0)  # time for any duplicate to arrive
+    finally:
+        service.kill()
+    ids = [m["Message-ID"] for m in box.messages]
+    if failpoint == "notify.before_send":
+        assert len(ids) == 1  # sent once, after the restart
+    else:
+        # Accepted by the server but not recorded before the crash: sent again with the
+        # same Message-ID, which mail clients show once (at-least-once, documented).
+        assert len(set(ids)) == 1 and 1 <= len(ids) <= 2
