@@ -537,6 +537,11 @@ def main() -> int:
             svc.stop()
             db.drop()
 
+        print("notify: claiming among 1,000,000 planned, dispatch rate, lateness ...", flush=True)
+        from bench import notify_bench
+
+        results["notify"] = notify_bench.run(PG_ADMIN, free_port, planned=args.planned)
+
         # The batched design vs the naive one on the same documents: anchoring throughput
         # with a backlog, the service itself configured with BATCH_MAX=1 for the naive run.
         same = [hashlib.sha256(os.urandom(16)).hexdigest() for _ in range(args.naive)]
@@ -597,6 +602,7 @@ def write_markdown(r: dict[str, Any]) -> None:
     g1000 = next(g for g in r["gas"] if g["batch"] == 1000)
     ag = r["agreement_gas"]
     aa = r["agreements_api"]
+    nt = r["notify"]
     mark = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     lines = [
         "# Benchmark results (evidence service)",
@@ -680,6 +686,36 @@ def write_markdown(r: dict[str, Any]) -> None:
         f"**{aa['agreements_per_s']} agreements/s** (p50 {aa['p50_s']} s, p99 {aa['p99_s']} s "
         "per agreement). Transactions of one signer are sent one at a time (nonces never "
         "collide), so this is bounded by two mined transactions per agreement.",
+        "",
+        "## Notify: the durable schedule",
+        "",
+        f"{nt['planned']:,} touchpoints planned in PostgreSQL; the dispatcher's claim query "
+        "(`state = 'planned' AND due_at <= now() ORDER BY due_at LIMIT 100 FOR UPDATE SKIP "
+        "LOCKED`, served by the partial index `ix_touchpoints_due`), against the naive plan "
+        "(the same query without the index) on the same table in the same run. Dispatch "
+        "to an SMTP server (aiosmtpd) and a webhook receiver, each in its own process on this "
+        "machine; lateness for 2,000 touchpoints falling due over 10 s.",
+        "",
+        "| figure | result | target | |",
+        "|---|---|---|---|",
+        f"| claim, 10,000 planned | {nt['claim_ms_with_10k_planned']} ms | | |",
+        f"| claim, {nt['planned']:,} planned | {nt['claim_ms_with_1m_planned']} ms | does not "
+        f"grow | {mark(nt['claim_ms_with_1m_planned'] < 5 * nt['claim_ms_with_10k_planned'])} |",
+        f"| claim without the index (naive) | {nt['claim_ms_naive_seq_scan']} ms = "
+        f"**{nt['claim_ratio_naive_vs_index']}x** slower | | |",
+        f"| dispatch to SMTP | {nt['dispatch_smtp_per_s']} messages/s | >= 500 | "
+        f"{mark(nt['dispatch_smtp_per_s'] >= 500)} |",
+        f"| dispatch to the webhook | {nt['dispatch_webhook_per_s']} messages/s | >= 500 | "
+        f"{mark(nt['dispatch_webhook_per_s'] >= 500)} |",
+        f"| lateness (sent - due) | p50 {nt['lateness_p50_s']} s, p95 {nt['lateness_p95_s']} s "
+        f"| p95 <= 2 s | {mark(nt['lateness_p95_s'] <= 2)} |",
+        "",
+        "One dispatcher process sends one message at a time on a kept-open SMTP connection or "
+        "HTTP keep-alive session and commits outcomes 50 at a time; each message still costs "
+        "rendering in two languages' templates, a signed link, building the MIME message and "
+        "a row update, in Python on a core it shares with PostgreSQL and the receiver. Several "
+        "dispatchers can run against PostgreSQL (SKIP LOCKED), which is the way past this "
+        "figure on a bigger machine.",
         "",
     ]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))

@@ -126,3 +126,7 @@ class NotifyNode:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout)
+        for channel in self.service.channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                close()

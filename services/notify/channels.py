@@ -6,11 +6,13 @@ connections: the dispatcher backs off and tries again) or `Rejected` (5xx: the m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import smtplib
 import ssl
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -76,36 +78,66 @@ class SmtpChannel:
         self.password = urllib.parse.unquote(parsed.password) if parsed.password else None
         self.sender = sender
         self.timeout = timeout
+        self._client: smtplib.SMTP | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.scheme == "smtps":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        if self.scheme == "smtp+starttls":
+            client.starttls(context=ssl.create_default_context())
+        if self.user:
+            client.login(self.user, self.password or "")
+        return client
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.quit()
 
     def send(self, out: Outgoing) -> str:
+        """One message on a kept-open connection (reopened once if the server dropped it)."""
         if not out.to_email:
             raise Rejected("no e-mail address")
         message = build_email(out, self.sender)
-        try:
-            if self.scheme == "smtps":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
-            else:
-                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with client:
-                if self.scheme == "smtp+starttls":
-                    client.starttls(context=ssl.create_default_context())
-                if self.user:
-                    client.login(self.user, self.password or "")
-                client.send_message(message)
-        except smtplib.SMTPResponseException as exc:
-            if 400 <= exc.smtp_code < 500:
-                raise RetryLater(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
-            raise Rejected(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            if all(400 <= c < 500 for c in codes):
-                raise RetryLater(f"recipient deferred: {exc.recipients}") from None
-            raise Rejected(f"recipient refused: {exc.recipients}") from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise RetryLater(f"SMTP unavailable: {exc}") from None
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._client is None:
+                        self._client = self._connect()
+                    self._client.send_message(message)
+                    break
+                except smtplib.SMTPServerDisconnected:
+                    self._client = None
+                    if attempt == 2:
+                        raise RetryLater("SMTP server disconnected") from None
+                except smtplib.SMTPResponseException as exc:
+                    self._reset_after_error()
+                    if 400 <= exc.smtp_code < 500:
+                        raise RetryLater(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
+                    raise Rejected(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
+                except smtplib.SMTPRecipientsRefused as exc:
+                    self._reset_after_error()
+                    codes = [code for code, _ in exc.recipients.values()]
+                    if all(400 <= c < 500 for c in codes):
+                        raise RetryLater(f"recipient deferred: {exc.recipients}") from None
+                    raise Rejected(f"recipient refused: {exc.recipients}") from None
+                except (OSError, smtplib.SMTPException) as exc:
+                    self.close()
+                    raise RetryLater(f"SMTP unavailable: {exc}") from None
         return f"e-mail accepted by {self.host}:{self.port}"
+
+    def _reset_after_error(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.rset()
+            except Exception:
+                self.close()
 
 
 def webhook_signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -121,6 +153,8 @@ class WebhookChannel:
         self.url = url
         self.secret = secret
         self.timeout = timeout
+        self._http = requests.Session()
+        self._http.trust_env = False  # no proxy look-ups per request; keep-alive connections
 
     def send(self, out: Outgoing) -> str:
         body = json.dumps(out.payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -132,7 +166,7 @@ class WebhookChannel:
             "X-OfferSeal-Touchpoint": out.touchpoint_id,
         }
         try:
-            answer = requests.post(self.url, data=body, headers=headers, timeout=self.timeout)
+            answer = self._http.post(self.url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise RetryLater(f"webhook unreachable: {exc}") from None
         if answer.status_code >= 500 or answer.status_code in (408, 429):
@@ -140,6 +174,9 @@ class WebhookChannel:
         if answer.status_code >= 400:
             raise Rejected(f"webhook answered {answer.status_code}")
         return f"webhook answered {answer.status_code}"
+
+    def close(self) -> None:
+        self._http.close()
 
 
 class FolderChannel:

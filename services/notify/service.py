@@ -2,9 +2,10 @@
 due (quiet hours, opt-out, retries) and records the candidate's replies. Independent of HTTP.
 
 Delivery is at-least-once with a stable Message-ID (`<touchpoint-id@domain>`): a row is claimed
-(`sending`) in its own transaction before the channel is called and marked `sent` right after,
-so a crash before sending re-sends it once, and a crash in the milliseconds between the
-server's acceptance and our commit re-sends the same Message-ID, which mail clients collapse.
+(`sending`) in its own transaction before the channel is called and marked `sent` after it
+(outcomes are committed GROUP at a time), so a crash before sending sends it once after the
+restart, and a crash between the server's acceptance and our commit re-sends the same
+Message-ID, which mail clients show once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import uuid
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,9 @@ WRITE_ROLES = ("hr", "admin")
 FINAL_STATES = ("fulfilled", "breached", "employer_breached", "cancelled", "expired")
 REPLY, UNSUBSCRIBE = "reply", "unsubscribe"
 LINK_TTL = 14 * 86400
+# Outcomes committed per transaction while dispatching. A crash between a channel's
+# acceptance and the commit re-sends at most this many messages (same Message-IDs).
+GROUP = 50
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -76,6 +80,10 @@ class NotifyService:
         self.default_quiet = schedule.QuietHours.parse(quiet_hours)
         self.default_timezone = default_timezone
         self.mail_domain = mail_domain
+        self._outcomes: list[
+            tuple[str, str, str | None, str | None, str | None, Touchpoint | None]
+        ] = []
+        self._grouping = False
 
     # ---- planning, from the agreements' messages -----------------------------------------
 
@@ -249,23 +257,66 @@ class NotifyService:
 
     def dispatch_once(self, limit: int = 100) -> int:
         ids = self.claim(limit)
-        for touchpoint_id in ids:
-            try:
-                self.deliver(touchpoint_id)
-            except Exception:
-                log.exception("delivering touchpoint %s failed; it will be retried", touchpoint_id)
-                self._reschedule(touchpoint_id, "internal error", None)
+        if not ids:
+            return 0
+        self._grouping = True
+        try:
+            self._dispatch(ids)
+        finally:
+            self._grouping = False
+            self._flush()
         return len(ids)
 
-    def _candidate(self, session: Session, tp: Touchpoint) -> NotifyCandidate | None:
-        return session.get(NotifyCandidate, (tp.tenant, tp.candidate_ref))
+    def _dispatch(self, ids: list[str]) -> None:
+        # One query each for the rows, their candidates and their agreements.
+        with self.db.sessions() as session:
+            rows = list(
+                session.execute(
+                    select(Touchpoint).where(Touchpoint.id.in_(ids)).order_by(Touchpoint.due_at)
+                ).scalars()
+            )
+            candidates = {
+                (c.tenant, c.candidate_ref): c
+                for c in session.execute(
+                    select(NotifyCandidate).where(
+                        NotifyCandidate.candidate_ref.in_({r.candidate_ref for r in rows})
+                    )
+                ).scalars()
+            }
+            agreements = {
+                a.agreement_id: a
+                for a in session.execute(
+                    select(FollowedAgreement).where(
+                        FollowedAgreement.agreement_id.in_({r.agreement_id for r in rows})
+                    )
+                ).scalars()
+            }
+        for tp in rows:
+            try:
+                self._deliver(
+                    tp,
+                    candidates.get((tp.tenant, tp.candidate_ref)),
+                    agreements.get(tp.agreement_id),
+                )
+            except Exception:
+                log.exception("delivering touchpoint %s failed; it will be retried", tp.id)
+                self._reschedule(tp.id, "internal error", None)
 
     def deliver(self, touchpoint_id: str) -> str:
         with self.db.sessions() as session:
             tp = session.get(Touchpoint, touchpoint_id)
             assert tp is not None
-            candidate = self._candidate(session, tp)
-            followed = session.get(FollowedAgreement, tp.agreement_id)
+            return self._deliver(
+                tp, self._candidate(session, tp), session.get(FollowedAgreement, tp.agreement_id)
+            )
+
+    def _candidate(self, session: Session, tp: Touchpoint) -> NotifyCandidate | None:
+        return session.get(NotifyCandidate, (tp.tenant, tp.candidate_ref))
+
+    def _deliver(
+        self, tp: Touchpoint, candidate: NotifyCandidate | None, followed: FollowedAgreement | None
+    ) -> str:
+        touchpoint_id = tp.id
         if candidate is None or followed is None:
             return self._finish(touchpoint_id, "skipped", None, "no contact data for the candidate")
         if not tp.essential and candidate.opted_out:
@@ -294,7 +345,12 @@ class NotifyService:
             return self._finish(touchpoint_id, "failed", channel_name, str(exc))
         failpoints.hit("notify.after_send")
         return self._finish(
-            touchpoint_id, "sent", channel_name, detail, message_id=outgoing.message_id
+            touchpoint_id,
+            "sent",
+            channel_name,
+            detail,
+            message_id=outgoing.message_id,
+            touchpoint=tp,
         )
 
     def _zone(self, name: str) -> ZoneInfo:
@@ -389,30 +445,65 @@ class NotifyService:
         channel: str | None,
         detail: str | None,
         message_id: str | None = None,
+        touchpoint: Touchpoint | None = None,
     ) -> str:
-        with self.db.transaction() as session:
-            tp = session.get(Touchpoint, touchpoint_id)
-            assert tp is not None
-            tp.state, tp.channel, tp.detail = state, channel, detail
-            tp.attempts += 1
-            self._attempt(session, tp, channel, state, detail)
-            payload = {
-                "touchpoint_id": tp.id,
-                "agreement_id": tp.agreement_id,
-                "candidate_ref": tp.candidate_ref,
-                "kind": tp.kind,
-                "channel": channel,
-                "detail": detail,
-            }
-            if state == "sent":
-                tp.sent_at, tp.message_id = utcnow(), message_id
-                enqueue(session, [messages.build(messages.TOUCHPOINT_SENT, tp.tenant, payload)])
-                if tp.kind == schedule.CHECKIN:
-                    self._mark_missed(session, tp)
-                    self._plan_next_checkin(session, tp)
-            elif state == "failed":
-                enqueue(session, [messages.build(messages.TOUCHPOINT_FAILED, tp.tenant, payload)])
+        """Record an outcome. Within `dispatch_once` outcomes are committed together every
+        GROUP messages (one transaction instead of one each); elsewhere at once."""
+        self._outcomes.append((touchpoint_id, state, channel, detail, message_id, touchpoint))
+        if not self._grouping or len(self._outcomes) >= GROUP:
+            self._flush()
         return state
+
+    def _flush(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        now = utcnow()
+        with self.db.transaction() as session:
+            envelopes = []
+            for touchpoint_id, state, channel, detail, message_id, tp in outcomes:
+                tp = tp or session.get(Touchpoint, touchpoint_id)
+                assert tp is not None
+                values: dict[str, Any] = {
+                    "state": state,
+                    "channel": channel,
+                    "detail": detail,
+                    "attempts": Touchpoint.attempts + 1,
+                }
+                if state == "sent":
+                    values.update(sent_at=now, message_id=message_id)
+                session.execute(
+                    update(Touchpoint).where(Touchpoint.id == touchpoint_id).values(**values)
+                )
+                payload = {
+                    "touchpoint_id": touchpoint_id,
+                    "agreement_id": tp.agreement_id,
+                    "candidate_ref": tp.candidate_ref,
+                    "kind": tp.kind,
+                    "channel": channel,
+                    "detail": detail,
+                }
+                if state == "sent":
+                    envelopes.append(messages.build(messages.TOUCHPOINT_SENT, tp.tenant, payload))
+                    if tp.kind == schedule.CHECKIN:
+                        self._mark_missed(session, tp)
+                        self._plan_next_checkin(session, tp)
+                elif state == "failed":
+                    envelopes.append(messages.build(messages.TOUCHPOINT_FAILED, tp.tenant, payload))
+            session.execute(
+                insert(DeliveryAttempt),
+                [
+                    {
+                        "touchpoint_id": o[0],
+                        "channel": o[2] or "-",
+                        "outcome": o[1],
+                        "detail": o[3],
+                        "at": now,
+                    }
+                    for o in outcomes
+                ],
+            )
+            enqueue(session, envelopes)
 
     def _mark_missed(self, session: Session, tp: Touchpoint) -> None:
         """A check-in not answered before the next one goes out is a missed check-in."""
