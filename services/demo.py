@@ -69,8 +69,18 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         notify_port=free_port(),
         anvil_port=free_port(),
         batch_interval=1.0,
+        sweep_interval=1.0,
+        contracts_signer_key="",
+        notify_outbox_dir=workdir / "mail",
+        smtp_url="",
+        webhook_url="",
+        checkin_interval=2.0,
+        quiet_hours="00:00-00:00",
     )
-    say("starting Anvil and the evidence service (SQLite, in-process broker)")
+    say(
+        "starting Anvil and the evidence, contracts and notify services (SQLite, in-process "
+        "broker, e-mail written to a folder)"
+    )
     stack = Stack(demo_settings).start()
     try:
         stack.wait_ready()
@@ -209,6 +219,24 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
 DEMO_CANDIDATE_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
 
 
+def wait_for_mail(folder: Path, subject: str, timeout: float = 30.0) -> Any:
+    """The newest .eml in `folder` whose subject contains `subject`."""
+    import email
+    import email.policy
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = []
+        for path in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if subject in str(message["Subject"]):
+                found.append(message)
+        if found:
+            return found[-1]
+        time.sleep(0.2)
+    raise RuntimeError(f"no mail about {subject!r} in {folder}")
+
+
 def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
     """HR offers an intent agreement; the candidate reads and signs it; anchored evidence
     confirms a milestone on chain; the chain clock passes start + grace: the breach is declared
@@ -263,6 +291,11 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         f" risk {agreement['risk']['level']}: {', '.join(agreement['risk']['reasons'])}"
     )
 
+    mail = Path(stack.settings.notify_outbox_dir or ".")
+    say("notify e-mails the signing invitation (written to the demo's mail folder)")
+    invitation = wait_for_mail(mail, "sign")
+    print(f"  {invitation['Subject']!r} to {invitation['To']}, {invitation['Message-ID']}")
+
     say("the candidate opens the signing link, reads the terms and signs the typed data")
     link = agreement["signing_link"]
     token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
@@ -282,6 +315,30 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
     )
     signed.raise_for_status()
     print(f"  signature relayed (the candidate needs no ether): state {signed.json()['state']}")
+
+    say(
+        "a check-in arrives (every 2 s in the demo, 48 h by default); the candidate reports a delay"
+    )
+    checkin = wait_for_mail(mail, "resignation going")
+    body = checkin.get_body(preferencelist=("plain",)).get_content()
+    delayed = next(w for w in body.split() if w.endswith("answer=delayed"))
+    answered = requests.post(
+        delayed.split("?")[0], timeout=30, json={"answer": "delayed", "new_date": "2027-01-15"}
+    )
+    answered.raise_for_status()
+    deadline = time.monotonic() + 20
+    risk: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        risk = requests.get(
+            f"{base}/v1/agreements/{agreement['id']}/risk", headers=hr, timeout=30
+        ).json()
+        if risk["level"] == "red":
+            break
+        time.sleep(0.25)
+    print(
+        f"  answer recorded; risk is now {risk['level']}: {'; '.join(risk['reasons'])} "
+        f"-> {risk['response']} (stability {risk['stability_score']})"
+    )
 
     say(
         "the stamped resignation copy is uploaded and anchored; the milestone is confirmed on chain"
@@ -332,4 +389,6 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         f"  state {current['state']}: damages {exposure['liquidated_damages']} "
         f"= {exposure['percent_of_salary']}% of salary (cap {exposure['cap']})"
     )
-    return bool(current["state"] == "breached" and milestone["confirmed_at"])
+    return bool(
+        current["state"] == "breached" and milestone["confirmed_at"] and risk.get("level") == "red"
+    )
