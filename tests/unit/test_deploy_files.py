@@ -18,7 +18,7 @@ def test_compose_sets_only_known_variables_and_runs_known_commands() -> None:
     known = {v.env for v in VARIABLES}
     parser = build_parser()
     services = compose["services"]
-    assert {"postgres", "rabbitmq", "anvil", "evidence", "contracts"} <= set(services)
+    assert {"postgres", "rabbitmq", "anvil", "evidence", "contracts", "notify"} <= set(services)
     for name, service in services.items():
         env = service.get("environment", {})
         used = {k for k in env if k.startswith("OFFERSEAL_")}
