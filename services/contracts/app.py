@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Flask
 from web3 import Web3
@@ -19,6 +19,7 @@ from ..shared.db import Database
 from ..shared.deployments import ContractMissing, ensure_deployed, recorded_address
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
+from ..shared.workers import Workers
 from . import api
 from .chainops import AgreementsClient
 from .service import AgreementService
@@ -79,10 +80,9 @@ class ContractsNode:
     rpc_url: str
     signer_key: str
     public_url: str
-    threads: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.stop_event = threading.Event()
+        self.workers = Workers("contracts")
         self.ready = threading.Event()
         w3 = chain.connect(self.rpc_url)
         signer = chain.account(self.signer_key)
@@ -145,14 +145,7 @@ class ContractsNode:
                 backoff = min(backoff * 2, 10.0)
 
     def start_workers(self) -> None:
-        for name, target in (("worker", self._work), ("consumer", self.consumer.run)):
-            thread = threading.Thread(
-                target=target, args=(self.stop_event,), name=f"contracts-{name}", daemon=True
-            )
-            thread.start()
-            self.threads.append(thread)
+        self.workers.start(worker=self._work, consumer=self.consumer.run)
 
     def stop(self, timeout: float = 15.0) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(timeout)
+        self.workers.stop(timeout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -15,6 +15,7 @@ from ..shared import chain, secrets
 from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.web import create_base_app, health_route, standard_checks
+from ..shared.workers import Workers
 from . import api
 from .anchoring import Anchorer
 from .crypto import DocumentCipher
@@ -75,11 +76,10 @@ class EvidenceNode:
     db: Database
     rpc_url: str
     signer_key: str
-    threads: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.service = build_service(self.settings, self.db)
-        self.stop_event = threading.Event()
+        self.workers = Workers("evidence")
         w3 = chain.connect(self.rpc_url)
         self.anchorer = Anchorer(
             self.db,
@@ -107,14 +107,7 @@ class EvidenceNode:
         return self.anchorer.ready
 
     def start_workers(self) -> None:
-        for name, target in (("anchorer", self.anchorer.run),):
-            thread = threading.Thread(
-                target=target, args=(self.stop_event,), name=f"evidence-{name}", daemon=True
-            )
-            thread.start()
-            self.threads.append(thread)
+        self.workers.start(anchorer=self.anchorer.run)
 
     def stop(self, timeout: float = 15.0) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(timeout)
+        self.workers.stop(timeout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
@@ -17,6 +17,7 @@ from ..shared.config import Settings
 from ..shared.db import Database, is_sqlite
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
+from ..shared.workers import Workers
 from . import api
 from .channels import FolderChannel, SmtpChannel, WebhookChannel
 from .service import NotifyService
@@ -51,10 +52,9 @@ class NotifyNode:
     settings: Settings
     db: Database
     public_url: str
-    threads: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.stop_event = threading.Event()
+        self.workers = Workers("notify")
         self.ready = threading.Event()
         settings = self.settings
         self.service = NotifyService(
@@ -115,17 +115,10 @@ class NotifyNode:
                 backoff = min(backoff * 2, 10.0)
 
     def start_workers(self) -> None:
-        for name, target in (("dispatcher", self._dispatch), ("consumer", self.consumer.run)):
-            thread = threading.Thread(
-                target=target, args=(self.stop_event,), name=f"notify-{name}", daemon=True
-            )
-            thread.start()
-            self.threads.append(thread)
+        self.workers.start(dispatcher=self._dispatch, consumer=self.consumer.run)
 
     def stop(self, timeout: float = 15.0) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(timeout)
+        self.workers.stop(timeout)
         for channel in self.service.channels.values():
             close = getattr(channel, "close", None)
             if close is not None:
