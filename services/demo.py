@@ -217,6 +217,7 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
 # A key the demo holds for its candidate (Anvil's fourth development account; never use it on a
 # real chain). A real candidate signs in MetaMask or any EIP-712 wallet.
 DEMO_CANDIDATE_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+DEMO_OTHER_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
 
 
 def wait_for_mail(folder: Path, subject: str, timeout: float = 30.0) -> Any:
@@ -268,7 +269,7 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         "milestones": [
             {
                 "kind": "resignation_submitted",
-                "due": (now + dt.timedelta(days=10)).date().isoformat(),
+                "due": (now + dt.timedelta(days=1)).date().isoformat(),
             }
         ],
         "replacement_days": 20,
@@ -341,18 +342,15 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
     )
 
     say(
-        "the stamped resignation copy is uploaded and anchored; the milestone is confirmed on chain"
+        "notify asks for the stamped resignation copy; the candidate uploads it through the "
+        "link; it is anchored and the milestone is confirmed on chain"
     )
+    request = wait_for_mail(mail, "evidence")
+    text = request.get_body(preferencelist=("plain",)).get_content()
+    upload_link = next(w for w in text.split() if "/v1/uploads/" in w)
     upload = requests.post(
-        f"{stack.urls['evidence']}/v1/documents",
-        headers=hr,
+        upload_link,
         timeout=30,
-        data={
-            "kind": "resignation_application",
-            "candidate_ref": "cand-042",
-            "agreement_id": agreement["id"],
-            "milestone": "resignation_submitted",
-        },
         files={"file": ("stamped.txt", b"Resignation application, stamped by the employer\n")},
     )
     upload.raise_for_status()
@@ -371,7 +369,43 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         f"(tx {milestone['tx_hash']})"
     )
 
-    say("the chain clock passes start date + grace; the sweeper declares the breach")
+    say("the candidate starts: HR confirms the first day on chain")
+    started = requests.post(
+        f"{base}/v1/agreements/{agreement['id']}/start", headers=hr, timeout=60
+    ).json()
+    closing = wait_for_mail(mail, "About your intent agreement")
+    print(
+        f"  state {started['state']}; closing e-mail: "
+        f"{closing.get_body(preferencelist=('plain',)).get_content().strip()}"
+    )
+
+    say(
+        "another candidate signs, never starts; the chain clock passes start date + grace and "
+        "the sweeper declares the breach"
+    )
+    other = Account.from_key(DEMO_OTHER_KEY)
+    second = requests.post(
+        f"{base}/v1/agreements",
+        headers=hr,
+        timeout=60,
+        json={
+            **offer,
+            "candidate_ref": "cand-077",
+            "candidate_address": other.address,
+            "milestones": [],
+        },
+    ).json()
+    typed = requests.get(second["signing_link"], timeout=30).json()
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(second["signing_link"]).query)["token"][0]
+    requests.post(
+        f"{base}/v1/agreements/{second['id']}/signature",
+        params={"token": token},
+        json={"signature": "0x" + chain.sign_typed_data(DEMO_OTHER_KEY, typed).hex()},
+        timeout=60,
+    ).raise_for_status()
+    agreement = second
+    current = requests.get(f"{base}/v1/agreements/{agreement['id']}", headers=hr, timeout=30).json()
+
     w3 = chain.connect(stack.urls["rpc"])
     w3.provider.make_request("evm_increaseTime", [34 * 86400])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -381,14 +415,16 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         current = requests.get(
             f"{base}/v1/agreements/{agreement['id']}", headers=hr, timeout=30
         ).json()
-    risk = requests.get(
+    exposure = requests.get(
         f"{base}/v1/agreements/{agreement['id']}/risk", headers=hr, timeout=30
-    ).json()
-    exposure = risk["exposure"]
+    ).json()["exposure"]
     print(
         f"  state {current['state']}: damages {exposure['liquidated_damages']} "
         f"= {exposure['percent_of_salary']}% of salary (cap {exposure['cap']})"
     )
     return bool(
-        current["state"] == "breached" and milestone["confirmed_at"] and risk.get("level") == "red"
+        current["state"] == "breached"
+        and milestone["confirmed_at"]
+        and started["state"] == "fulfilled"
+        and risk.get("level") == "red"
     )

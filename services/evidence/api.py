@@ -4,6 +4,7 @@ answer. No business rules here."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import urllib.parse
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from flask_smorest.fields import Upload
 from marshmallow import fields, validate
 
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
 from .domain.documents import KINDS, MAX_HASH_BATCH
 from .domain.hexbytes import is_hex32, to_hex
@@ -304,3 +306,61 @@ class Keys(MethodView):
     @verify_blp.response(200)
     def get(self) -> dict[str, Any]:
         return {"keys": service().public_keys()}
+
+
+UPLOAD_PURPOSE = "upload"
+MILESTONE_KINDS = {  # which document kind each staged confirmation asks for
+    "expected_resignation_date": "resignation_application",
+    "resignation_submitted": "resignation_application",
+    "resignation_accepted": "resignation_acceptance",
+    "handover_started": "handover_progress",
+    "handover_halfway": "handover_progress",
+    "last_working_day_fixed": "other",
+    "social_insurance_stop": "social_insurance_stop",
+}
+
+
+def _candidate_link(token: str) -> Link:
+    signer: LinkSigner = current_app.extensions["offerseal.links"]
+    return signer.verify(token, UPLOAD_PURPOSE)
+
+
+@blp.route("/uploads/<string:token>")
+class CandidateUpload(MethodView):
+    @blp.doc(summary="The candidate's upload page for one staged confirmation (signed link)")
+    def get(self, token: str) -> Response:
+        link = _candidate_link(token)
+        page = (
+            '<!doctype html><html><head><meta charset="utf-8"><title>Upload</title></head>'
+            f"<body><h1>Upload: {html.escape(link.subject)}</h1>"
+            '<form method="post" enctype="multipart/form-data">'
+            '<input type="file" name="file" required> '
+            '<button type="submit">Upload</button></form></body></html>'
+        )
+        return current_app.response_class(page, mimetype="text/html")
+
+    @blp.doc(summary="Upload through the link: stored, receipted and anchored like any document")
+    @requires_multipart
+    def post(self, token: str) -> Response:
+        link = _candidate_link(token)
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationFailed("file", "missing the file")
+        limit = current_app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"]
+        content = upload.stream.read(limit + 1)
+        if len(content) > limit:
+            raise PayloadTooLarge(f"the document exceeds {limit} bytes")
+        if not content:
+            raise ValidationFailed("file", "the file is empty")
+        doc = NewDocument(
+            kind=MILESTONE_KINDS.get(link.subject, "other"),
+            candidate_ref=link.candidate_ref,
+            agreement_id=link.agreement_id,
+            milestone=link.subject,
+            sha256=to_hex(hashlib.sha256(content).digest()),
+            content=content,
+            filename=upload.filename or None,
+            content_type=upload.mimetype or None,
+        )
+        body = service().ingest_from_candidate(link, doc)
+        return _created(201, body, False, None)

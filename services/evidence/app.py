@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from ..shared import chain, secrets
 from ..shared.config import Settings
 from ..shared.db import Database
+from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
 from . import api
@@ -49,6 +50,7 @@ def create_app(
     )
     app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"] = settings.max_document_bytes
     app.extensions["offerseal.evidence"] = service
+    app.extensions["offerseal.links"] = LinkSigner(secrets.link_secret(settings))
     app.extensions["offerseal.chain_view"] = chain_view
     flask_api.register_blueprint(api.blp)
     flask_api.register_blueprint(api.verify_blp)

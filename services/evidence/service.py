@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..shared.auth import Principal
 from ..shared.db import Database, insert_rows, is_sqlite
+from ..shared.links import Link
 from ..shared.models import utcnow
 from .crypto import DocumentCipher, Sealed
 from .domain import merkle
@@ -232,6 +233,14 @@ class EvidenceService:
             request_fp,
             lambda s: self._store(s, principal, [doc], batch=False)[0][0],
         )
+
+    def ingest_from_candidate(self, link: Link, doc: NewDocument) -> dict[str, Any]:
+        """A document the candidate uploads through a signed link (a staged confirmation): the
+        link is the authorization, bound to one tenant, agreement, candidate and milestone. The
+        intake receipt names the link as the uploader."""
+        uploader = Principal(key_id="candidate-link", role="candidate", tenant=link.tenant)
+        with self.db.transaction() as session:
+            return self._store(session, uploader, [doc], batch=False)[0][0]
 
     def ingest_hashes(
         self, principal: Principal, docs: Sequence[NewDocument], idempotency_key: str | None = None

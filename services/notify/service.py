@@ -395,10 +395,17 @@ class NotifyService:
             for answer in messages.CHECKIN_ANSWERS:
                 links[f"reply_{answer}"] = f"{base}?answer={answer}"
         if tp.kind == schedule.MILESTONE_REQUEST:
-            links["upload"] = (
-                f"{self.evidence_url}/v1/documents?agreement_id="
-                f"{tp.agreement_id}&milestone={data.get('milestone', '')}"
+            token = self.links.issue(
+                Link(
+                    tp.tenant,
+                    tp.agreement_id,
+                    tp.candidate_ref,
+                    "upload",
+                    int(time.time() + LINK_TTL),
+                    data.get("milestone", ""),
+                )
             )
+            links["upload"] = f"{self.evidence_url}/v1/uploads/{token}"
         unsubscribe = None
         if not tp.essential:
             unsubscribe = self._link(tp, UNSUBSCRIBE, tp.candidate_ref)

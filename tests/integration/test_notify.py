@@ -249,7 +249,13 @@ def test_quiet_hours_defer_the_message(
         stack.stack.stop()
 
 
-def _insert_due(stack: RunningStack, agreement_id: str, kind: str, essential: bool) -> str:
+def _insert_due(
+    stack: RunningStack,
+    agreement_id: str,
+    kind: str,
+    essential: bool,
+    data: dict[str, str] | None = None,
+) -> str:
     import uuid
 
     tp_id = str(uuid.uuid4())
@@ -265,7 +271,7 @@ def _insert_due(stack: RunningStack, agreement_id: str, kind: str, essential: bo
                 occurrence=99,
                 essential=essential,
                 due_at=dt.datetime.now(dt.UTC),
-                data={},
+                data=data or {},
             )
         )
     return tp_id
@@ -477,3 +483,47 @@ def test_a_killed_worker_neither_loses_nor_doubles_the_invitation(
         # Accepted by the server but not recorded before the crash: sent again with the
         # same Message-ID, which mail clients show once (at-least-once, documented).
         assert len(set(ids)) == 1 and 1 <= len(ids) <= 2
+
+
+def test_the_candidate_uploads_through_the_document_request_link(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+) -> None:
+    box, smtp_url = mailbox
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
+    try:
+        agreement = offer(stack, language="en",
+                          candidate_contact={"email": "cand042@example.com", "language": "en"})
+        sign(stack, agreement)
+        _insert_due(
+            stack,
+            agreement["id"],
+            "milestone_request",
+            essential=True,
+            data={"milestone": "resignation_submitted", "due_at": "2026-12-10"},
+        )
+        [request_mail] = box.wait(lambda m: "evidence" in m["Subject"])
+        upload_url = next(u for u in links_in(request_mail) if "/v1/uploads/" in u)
+        assert requests.get(upload_url, timeout=30).status_code == 200  # the upload page
+        uploaded = requests.post(
+            upload_url, files={"file": ("stamped.pdf", b"%PDF stamped")}, timeout=30
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        receipt = uploaded.json()["intake_receipt"]["payload"]
+        assert receipt["api_key_id"] == "candidate-link"
+        tampered = upload_url[:-2] + ("AA" if not upload_url.endswith("AA") else "BB")
+        assert (
+            requests.post(tampered, files={"file": ("x.pdf", b"x")}, timeout=30).status_code == 401
+        )
+        deadline = time.monotonic() + 30  # anchored, then confirmed on chain by contracts
+        while time.monotonic() < deadline:
+            current = requests.get(
+                stack.stack.urls["contracts"] + f"/v1/agreements/{agreement['id']}",
+                headers=stack.hr,
+                timeout=30,
+            ).json()
+            if current["milestones"][0]["confirmed_at"]:
+                break
+            time.sleep(0.2)
+        assert current["milestones"][0]["document_id"] == uploaded.json()["id"]
+    finally:
+        stack.stack.stop()
