@@ -486,6 +486,12 @@ def main() -> int:
     parser.add_argument("--hashes", type=int, default=100_000, help="hash-only intake")
     parser.add_argument("--naive", type=int, default=1000, help="documents for the naive run")
     parser.add_argument(
+        "--planned",
+        type=int,
+        default=1_000_000,
+        help="planned touchpoints for the notify claim benchmark",
+    )
+    parser.add_argument(
         "--agreements",
         type=int,
         default=100,
@@ -605,7 +611,7 @@ def write_markdown(r: dict[str, Any]) -> None:
     nt = r["notify"]
     mark = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     lines = [
-        "# Benchmark results (evidence service)",
+        "# Benchmark results",
         "",
         f"Measured {r['date']} on {r['machine']}, by `make bench` (`bench/run.py`): "
         "PostgreSQL, RabbitMQ and Anvil on this machine, the service as its own process "
