@@ -493,6 +493,7 @@ def test_the_candidate_uploads_through_the_document_request_link(
     try:
         agreement = offer(stack, language="en",
                           candidate_contact={"email": "cand042@example.com", "language": "en"})
+        box.wait(lambda m: "sign" in m["Subject"])  # notify has the candidate's contact data
         sign(stack, agreement)
         _insert_due(
             stack,
