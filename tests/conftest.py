@@ -177,6 +177,14 @@ def start_stack(settings: Settings) -> RunningStack:
     from offerseal.cli import Stack
     from offerseal.shared.auth import create_key
 
+    if settings.broker_url.startswith("memory://"):
+        # kombu's in-process transport is global to the process: messages a previous test's
+        # stack published but never consumed would reach this one. Each stack starts empty.
+        from kombu.transport.memory import Channel
+
+        for queue in Channel.queues.values():
+            with queue.mutex:
+                queue.queue.clear()
     stack = Stack(settings).start()
     stack.wait_ready()
     db = stack.db

@@ -3,13 +3,11 @@ custom error), prepare and send signed transactions, read state and digests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode
-from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractCustomError, ContractLogicError
 
 from ..shared import chain
 from .domain.agreements import STATES
@@ -37,29 +35,17 @@ def _explain(name: str, args: tuple[Any, ...]) -> str:
     return f"{name}({shown})"
 
 
-@dataclass(frozen=True)
-class Prepared:
-    raw: bytes
-    tx_hash: str
-    nonce: int
+class AgreementsClient(chain.ContractClient):
+    artifact_name = "IntentAgreements"
 
-
-class AgreementsClient:
     def __init__(self, w3: Web3, address: str) -> None:
-        self.w3 = w3
-        self.address = Web3.to_checksum_address(address)
-        abi = chain.artifact("IntentAgreements")["abi"]
-        self.contract = w3.eth.contract(address=self.address, abi=abi)
+        super().__init__(w3, address)
         self._errors: dict[bytes, tuple[str, list[str]]] = {}
-        for item in abi:
+        for item in self.abi:
             if item["type"] == "error":
                 types = [i["type"] for i in item["inputs"]]
                 selector = Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4]
                 self._errors[bytes(selector)] = (item["name"], types)
-
-    @property
-    def functions(self) -> Any:
-        return self.contract.functions
 
     def decode_error(self, data: str | bytes) -> ChainRefusal:
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
@@ -82,31 +68,6 @@ class AgreementsClient:
             raise self.decode_error(str(data)) from None
         except ContractLogicError as exc:
             raise ChainRefusal("Reverted", (), str(exc)) from None
-
-    def prepare(self, fn: Any, signer: LocalAccount, nonce: int) -> Prepared:
-        params: Any = {"from": signer.address, "nonce": nonce, **chain.suggested_fees(self.w3)}
-        tx: Any = fn.build_transaction(params)
-        signed = signer.sign_transaction(tx)
-        return Prepared(bytes(signed.raw_transaction), signed.hash.to_0x_hex(), nonce)
-
-    def send_raw(self, raw: bytes) -> None:
-        self.w3.eth.send_raw_transaction(raw)
-
-    def receipt(self, tx_hash: str) -> Any | None:
-        try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None
-
-    def wait(self, tx_hash: str, timeout: float = 120) -> Any:
-        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)  # type: ignore[arg-type]
-
-    def transaction_known(self, tx_hash: str) -> bool:
-        try:
-            self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-            return True
-        except TransactionNotFound:
-            return False
 
     def state_of(self, onchain_id: str) -> str:
         return STATES[int(self.functions.stateOf(bytes.fromhex(onchain_id[2:])).call())]

@@ -34,7 +34,7 @@ from ..shared.chain import typed_data_digest
 from ..shared.db import Database
 from ..shared.links import Link, LinkSigner
 from ..shared.locks import ExclusiveLock
-from ..shared.models import utcnow
+from ..shared.models import aware, iso, utcnow
 from .chainops import AgreementsClient
 from .domain import risk as risk_rules
 from .domain.agreements import (
@@ -84,18 +84,6 @@ class NewAgreement:
     non_compete: bool
     project_wrap_up: bool
     replacement_days: int
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only store UTC
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 class AgreementService:
@@ -207,24 +195,7 @@ class AgreementService:
             milestone.document_id = op.args.get("document_id")
             milestone.leaf, milestone.root = op.args["leaf"], op.args["root"]
             milestone.proof = op.args["proof"]
-            enqueue(
-                session,
-                [
-                    messages.build(
-                        messages.MILESTONE_CONFIRMED,
-                        agreement.tenant,
-                        {
-                            "agreement_id": agreement.id,
-                            "candidate_ref": agreement.candidate_ref,
-                            "index": milestone.idx,
-                            "kind": milestone.kind,
-                            "due_at": _aware(milestone.due_at),
-                            "document_id": milestone.document_id,
-                            "tx_hash": op.tx_hash,
-                        },
-                    )
-                ],
-            )
+            self._announce(session, messages.MILESTONE_CONFIRMED, agreement, milestone)
         else:
             state = TRANSITIONS[op.op]
             agreement.state = state
@@ -242,12 +213,38 @@ class AgreementService:
                             "tx_hash": op.tx_hash,
                             "liquidated_damages": agreement.liquidated_damages,
                             "currency": agreement.currency,
-                            "start_at": _aware(agreement.start_at),
+                            "start_at": aware(agreement.start_at),
                         },
                     )
                 ],
             )
         self._refresh_risk(session, agreement)
+
+    @staticmethod
+    def _announce(
+        session: Session,
+        message_type: messages.MessageType,
+        agreement: Agreement,
+        milestone: AgreementMilestone,
+    ) -> None:
+        enqueue(
+            session,
+            [
+                messages.build(
+                    message_type,
+                    agreement.tenant,
+                    {
+                        "agreement_id": agreement.id,
+                        "candidate_ref": agreement.candidate_ref,
+                        "index": milestone.idx,
+                        "kind": milestone.kind,
+                        "due_at": aware(milestone.due_at),
+                        "document_id": milestone.document_id,
+                        "tx_hash": milestone.tx_hash,
+                    },
+                )
+            ],
+        )
 
     def recover(self) -> int:
         """Finish operations a previous process prepared (and maybe sent) but did not record."""
@@ -408,9 +405,9 @@ class AgreementService:
             "currency": a.currency,
             "monthly_salary": a.monthly_salary,
             "liquidated_damages": a.liquidated_damages,
-            "start_at": _iso(a.start_at),
+            "start_at": iso(a.start_at),
             "grace_days": a.grace_days,
-            "offer_expires_at": _iso(a.offer_expires_at),
+            "offer_expires_at": iso(a.offer_expires_at),
             "language": a.language,
             "terms_hash": a.terms_hash,
             "contract": self.client.address,
@@ -419,15 +416,15 @@ class AgreementService:
                 {
                     "index": m.idx,
                     "kind": m.kind,
-                    "due_at": _iso(m.due_at),
-                    "confirmed_at": _iso(m.confirmed_at),
+                    "due_at": iso(m.due_at),
+                    "confirmed_at": iso(m.confirmed_at),
                     "document_id": m.document_id,
                     "tx_hash": m.tx_hash,
                     "overdue": m.overdue_notified and m.confirmed_at is None,
                 }
                 for m in milestones
             ],
-            "created_at": _iso(a.created_at),
+            "created_at": iso(a.created_at),
         }
 
     def get(self, principal: Principal, agreement_id: str) -> dict[str, Any]:
@@ -541,10 +538,10 @@ class AgreementService:
             "language": a.language,
             "position": a.position,
             "employer_name": a.employer_name,
-            "start_at": _aware(a.start_at),
-            "offer_expires_at": _aware(a.offer_expires_at),
+            "start_at": aware(a.start_at),
+            "offer_expires_at": aware(a.offer_expires_at),
             "signing_link": self.signing_link(a),
-            "milestones": [{"kind": m.kind, "due_at": _aware(m.due_at)} for m in milestones],
+            "milestones": [{"kind": m.kind, "due_at": aware(m.due_at)} for m in milestones],
             "liquidated_damages": a.liquidated_damages,
             "currency": a.currency,
         }
@@ -772,7 +769,7 @@ class AgreementService:
         on_time = sum(
             1
             for m in milestones
-            if m.confirmed_at is not None and _aware(m.confirmed_at) <= _aware(m.due_at)
+            if m.confirmed_at is not None and aware(m.confirmed_at) <= aware(m.due_at)
         )
         return risk_rules.Signals(
             non_compete=a.non_compete,
@@ -823,7 +820,7 @@ class AgreementService:
         with self.db.sessions() as session:
             a = self._load(session, principal.tenant, agreement_id)
             assessed = risk_rules.assess(self._signals(session, a))
-            declarable = _aware(a.start_at) + dt.timedelta(days=a.grace_days)
+            declarable = aware(a.start_at) + dt.timedelta(days=a.grace_days)
             return {
                 "agreement_id": a.id,
                 "level": assessed.level,
@@ -882,14 +879,14 @@ class AgreementService:
                 for a in session.execute(
                     select(Agreement).where(Agreement.state == "committed")
                 ).scalars()
-                if _aware(a.start_at) + dt.timedelta(days=a.grace_days) < moment
+                if aware(a.start_at) + dt.timedelta(days=a.grace_days) < moment
             ]
             due_expiry = [
                 (a.id, a.tenant)
                 for a in session.execute(
                     select(Agreement).where(Agreement.state == "offered")
                 ).scalars()
-                if _aware(a.offer_expires_at) < moment
+                if aware(a.offer_expires_at) < moment
             ]
         for agreement_id, tenant in due_breach:
             self._sweep_one(agreement_id, tenant, "breach", done, "breached")
@@ -906,25 +903,10 @@ class AgreementService:
                 )
             ).all()
             for milestone, agreement in rows:
-                if _aware(milestone.due_at) >= moment:
+                if aware(milestone.due_at) >= moment:
                     continue
                 milestone.overdue_notified = True
-                enqueue(
-                    session,
-                    [
-                        messages.build(
-                            messages.MILESTONE_OVERDUE,
-                            agreement.tenant,
-                            {
-                                "agreement_id": agreement.id,
-                                "candidate_ref": agreement.candidate_ref,
-                                "index": milestone.idx,
-                                "kind": milestone.kind,
-                                "due_at": _aware(milestone.due_at),
-                            },
-                        )
-                    ],
-                )
+                self._announce(session, messages.MILESTONE_OVERDUE, agreement, milestone)
                 session.flush()
                 self._refresh_risk(session, agreement)
                 done["overdue"] += 1

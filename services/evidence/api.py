@@ -57,6 +57,17 @@ def requires_multipart(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def read_upload(upload: Any) -> bytes:
+    """The uploaded bytes, refused above OFFERSEAL_MAX_DOCUMENT_BYTES (413) or empty (422)."""
+    limit = current_app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"]
+    content: bytes = upload.stream.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge(f"the document exceeds {limit} bytes")
+    if not content:
+        raise ValidationFailed("file", "the file is empty")
+    return content
+
+
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (1 <= len(key) <= 200):
@@ -129,12 +140,7 @@ class Documents(MethodView):
     def post(self, form: dict[str, Any], files: dict[str, Any]) -> Response:
         who = principal()
         upload = files["file"]
-        limit = current_app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"]
-        content = upload.stream.read(limit + 1)
-        if len(content) > limit:
-            raise PayloadTooLarge(f"the document exceeds {limit} bytes")
-        if not content:
-            raise ValidationFailed("file", "the file is empty")
+        content = read_upload(upload)
         doc = NewDocument(
             kind=form["kind"],
             candidate_ref=form["candidate_ref"],
@@ -309,7 +315,7 @@ class Keys(MethodView):
 
 
 UPLOAD_PURPOSE = "upload"
-MILESTONE_KINDS = {  # which document kind each staged confirmation asks for
+DOCUMENT_KIND_FOR_MILESTONE = {  # what each staged confirmation asks the candidate for
     "expected_resignation_date": "resignation_application",
     "resignation_submitted": "resignation_application",
     "resignation_accepted": "resignation_acceptance",
@@ -346,14 +352,9 @@ class CandidateUpload(MethodView):
         upload = request.files.get("file")
         if upload is None:
             raise ValidationFailed("file", "missing the file")
-        limit = current_app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"]
-        content = upload.stream.read(limit + 1)
-        if len(content) > limit:
-            raise PayloadTooLarge(f"the document exceeds {limit} bytes")
-        if not content:
-            raise ValidationFailed("file", "the file is empty")
+        content = read_upload(upload)
         doc = NewDocument(
-            kind=MILESTONE_KINDS.get(link.subject, "other"),
+            kind=DOCUMENT_KIND_FOR_MILESTONE.get(link.subject, "other"),
             candidate_ref=link.candidate_ref,
             agreement_id=link.agreement_id,
             milestone=link.subject,

@@ -20,9 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..shared.db import Base
-from ..shared.models import utcnow
-
-BigId = BigInteger().with_variant(Integer, "sqlite")
+from ..shared.models import BigId, utcnow
 
 
 class Document(Base):

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..shared.auth import Principal
 from ..shared.db import Database, insert_rows, is_sqlite
 from ..shared.links import Link
-from ..shared.models import utcnow
+from ..shared.models import aware, utcnow
 from .crypto import DocumentCipher, Sealed
 from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
@@ -49,7 +49,8 @@ class NewDocument:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The receipts' spelling of a time (microseconds, Z): a bundle repeats it exactly."""
+    return aware(moment).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def fingerprint(*parts: Any) -> str:

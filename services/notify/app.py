@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..shared import secrets
+from ..shared import messages, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database, is_sqlite
@@ -76,15 +76,8 @@ class NotifyNode:
             {
                 "agreement.offered": self.service.on_offered,
                 **{
-                    f"agreement.{state}": self.service.on_agreement_state
-                    for state in (
-                        "committed",
-                        "fulfilled",
-                        "breached",
-                        "employer_breached",
-                        "cancelled",
-                        "expired",
-                    )
+                    message_type.name: self.service.on_agreement_state
+                    for message_type in messages.AGREEMENT_STATES.values()
                 },
                 "milestone.confirmed": self.service.on_milestone_confirmed,
             },

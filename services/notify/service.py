@@ -28,7 +28,7 @@ from ..shared.broker import enqueue
 from ..shared.db import Database, is_sqlite
 from ..shared.errors import NotFound, ValidationFailed
 from ..shared.links import Link, LinkExpired, LinkSigner
-from ..shared.models import utcnow
+from ..shared.models import aware, iso, utcnow
 from .channels import Outgoing, Rejected, RetryLater
 from .domain import schedule
 from .domain.templates import render
@@ -37,20 +37,12 @@ from .models import DeliveryAttempt, FollowedAgreement, NotifyCandidate, Touchpo
 log = logging.getLogger(__name__)
 READ_ROLES = ("hr", "legal", "admin")
 WRITE_ROLES = ("hr", "admin")
-FINAL_STATES = ("fulfilled", "breached", "employer_breached", "cancelled", "expired")
+FINAL_STATES = frozenset(messages.AGREEMENT_STATES) - {"committed"}
 REPLY, UNSUBSCRIBE = "reply", "unsubscribe"
 LINK_TTL = 14 * 86400
 # Outcomes committed per transaction while dispatching. A crash between a channel's
 # acceptance and the commit re-sends at most this many messages (same Message-IDs).
 GROUP = 50
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else _aware(moment).astimezone(dt.UTC).isoformat()
 
 
 class AlreadyUsed(LinkExpired):
@@ -183,7 +175,7 @@ class NotifyService:
                 followed,
                 schedule.plan_after_commitment(
                     committed_at=message.occurred_at,
-                    start_at=_aware(followed.start_at),
+                    start_at=aware(followed.start_at),
                     checkin_interval=self.checkin_interval,
                     milestones=[
                         (m["kind"], dt.datetime.fromisoformat(m["due_at"]))
@@ -541,7 +533,7 @@ class NotifyService:
                             "agreement_id": missed.agreement_id,
                             "candidate_ref": missed.candidate_ref,
                             "kind": missed.kind,
-                            "sent_at": _aware(missed.sent_at or utcnow()),
+                            "sent_at": aware(missed.sent_at or utcnow()),
                         },
                     )
                 ],
@@ -552,7 +544,7 @@ class NotifyService:
         if followed is None or followed.state != "committed":
             return
         upcoming = schedule.next_checkin(
-            tp.occurrence, utcnow(), self.checkin_interval, _aware(followed.start_at)
+            tp.occurrence, utcnow(), self.checkin_interval, aware(followed.start_at)
         )
         if upcoming is not None:
             self._plan(session, followed, [upcoming])
@@ -616,7 +608,7 @@ class NotifyService:
                                 "kind": tp.kind,
                                 "answer": answer,
                                 "new_date": new_date,
-                                "sent_at": _aware(tp.sent_at or now),
+                                "sent_at": aware(tp.sent_at or now),
                                 "replied_at": now,
                             },
                         )
@@ -683,13 +675,13 @@ class NotifyService:
             "occurrence": tp.occurrence,
             "essential": tp.essential,
             "state": tp.state,
-            "due_at": _iso(tp.due_at),
-            "sent_at": _iso(tp.sent_at),
+            "due_at": iso(tp.due_at),
+            "sent_at": iso(tp.sent_at),
             "channel": tp.channel,
             "message_id": tp.message_id,
             "answer": tp.answer,
             "new_date": tp.new_date,
-            "answered_at": _iso(tp.answered_at),
+            "answered_at": iso(tp.answered_at),
             "missed": tp.missed,
             "detail": tp.detail,
         }
@@ -700,7 +692,7 @@ class NotifyService:
                 .order_by(DeliveryAttempt.id)
             ).scalars()
             out["attempts"] = [
-                {"at": _iso(a.at), "channel": a.channel, "outcome": a.outcome, "detail": a.detail}
+                {"at": iso(a.at), "channel": a.channel, "outcome": a.outcome, "detail": a.detail}
                 for a in rows
             ]
         return out

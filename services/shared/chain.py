@@ -105,29 +105,29 @@ class PreparedTx:
     nonce: int
 
 
-class RegistryClient:
-    """Thin client for EvidenceRegistry: build, send and inspect anchor transactions."""
+class ContractClient:
+    """One deployed contract: prepare signed transactions, send them, look them up."""
+
+    artifact_name = ""
 
     def __init__(self, w3: Web3, address: str) -> None:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
-        self.contract = w3.eth.contract(
-            address=self.address, abi=artifact("EvidenceRegistry")["abi"]
-        )
-        topic = self.contract.events.Anchored().topic
-        self._anchored_topic = topic.to_0x_hex() if isinstance(topic, bytes) else str(topic)
+        self.abi: list[dict[str, Any]] = artifact(self.artifact_name)["abi"]
+        self.contract = w3.eth.contract(address=self.address, abi=self.abi)
 
-    def anchored_at(self, root: bytes) -> int:
-        return int(self.contract.functions.anchoredAt(root).call())
+    @property
+    def functions(self) -> Any:
+        return self.contract.functions
 
-    def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
-        params: Any = {
-            "from": signer.address,
-            "nonce": nonce,
-            "gas": 120_000,
-            **suggested_fees(self.w3),
-        }
-        tx: Any = self.contract.functions.anchor(root).build_transaction(params)
+    def prepare(
+        self, fn: Any, signer: LocalAccount, nonce: int, gas: int | None = None
+    ) -> PreparedTx:
+        """`fn` signed with an explicit nonce, ready to store before it is sent."""
+        params: Any = {"from": signer.address, "nonce": nonce, **suggested_fees(self.w3)}
+        if gas is not None:
+            params["gas"] = gas
+        tx: Any = fn.build_transaction(params)
         signed = signer.sign_transaction(tx)
         return PreparedTx(bytes(signed.raw_transaction), signed.hash.to_0x_hex(), nonce)
 
@@ -146,6 +146,27 @@ class RegistryClient:
             return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
             return None
+
+    def wait(self, tx_hash: str, timeout: float = 120) -> Any:
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)  # type: ignore[arg-type]
+
+
+class RegistryClient(ContractClient):
+    """Thin client for EvidenceRegistry: build, send and inspect anchor transactions."""
+
+    artifact_name = "EvidenceRegistry"
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        super().__init__(w3, address)
+        topic = self.contract.events.Anchored().topic
+        self._anchored_topic = topic.to_0x_hex() if isinstance(topic, bytes) else str(topic)
+
+    def anchored_at(self, root: bytes) -> int:
+        return int(self.functions.anchoredAt(root).call())
+
+    def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
+        # A fixed gas limit: no estimate round trip, and the stored bytes stay valid to resend.
+        return self.prepare(self.functions.anchor(root), signer, nonce, gas=120_000)
 
     def anchored_roots(self, receipt: Any) -> tuple[str, ...]:
         roots = []

@@ -10,9 +10,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base
 
+# Big integer keys that SQLite still auto-increments (it only does so for INTEGER).
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """Times are stored in UTC; SQLite hands them back without an offset."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, as every API answer shows times."""
+    if moment is None:
+        return None
+    return aware(moment).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class ApiKey(Base):
@@ -32,9 +47,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(36), unique=True)
     exchange: Mapped[str] = mapped_column(String(100))
     routing_key: Mapped[str] = mapped_column(String(200))

@@ -491,8 +491,11 @@ def test_the_candidate_uploads_through_the_document_request_link(
     box, smtp_url = mailbox
     stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
     try:
-        agreement = offer(stack, language="en",
-                          candidate_contact={"email": "cand042@example.com", "language": "en"})
+        agreement = offer(
+            stack,
+            language="en",
+            candidate_contact={"email": "cand042@example.com", "language": "en"},
+        )
         box.wait(lambda m: "sign" in m["Subject"])  # notify has the candidate's contact data
         sign(stack, agreement)
         _insert_due(
