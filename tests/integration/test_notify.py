@@ -132,11 +132,21 @@ def risk(stack: RunningStack, agreement_id: str) -> dict[str, Any]:
 
 
 def test_invitation_checkins_and_a_reply_that_moves_risk(
-    tmp_path: Path, database_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+    tmp_path: Path,
+    database_url: str,
+    broker_url: str,
+    fresh_anvil: Any,
+    mailbox: tuple[Mailbox, str],
 ) -> None:
+    """The whole notify story, on each database and each broker (in-process and RabbitMQ)."""
     box, smtp_url = mailbox
     stack = notify_stack(
-        tmp_path, database_url, fresh_anvil, smtp_url=smtp_url, checkin_interval=2.0
+        tmp_path,
+        database_url,
+        fresh_anvil,
+        smtp_url=smtp_url,
+        checkin_interval=2.0,
+        broker_url=broker_url,
     )
     try:
         agreement = offer(
