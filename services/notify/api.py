@@ -167,3 +167,35 @@ class TouchpointItem(MethodView):
     @blp.response(200)
     def get(self, touchpoint_id: str) -> dict[str, Any]:
         return service().touchpoint(principal(), touchpoint_id)
+
+
+class TemplateIn(ma.Schema):
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+
+
+@blp.route("/templates")
+class Templates(MethodView):
+    @blp.doc(security=BEARER, summary="Every kind and language: the tenant's text or the default")
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return {"items": service().list_templates(principal())}
+
+
+@blp.route("/templates/<string:kind>/<string:language>")
+class TemplateItem(MethodView):
+    @blp.doc(security=BEARER, summary="One template, its placeholders and a preview")
+    @blp.response(200)
+    def get(self, kind: str, language: str) -> dict[str, Any]:
+        return service().get_template(principal(), kind, language)
+
+    @blp.doc(security=BEARER, summary="Use the tenant's own subject and text ({placeholders})")
+    @blp.arguments(TemplateIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any], kind: str, language: str) -> dict[str, Any]:
+        return service().put_template(principal(), kind, language, body["subject"], body["text"])
+
+    @blp.doc(security=BEARER, summary="Back to the built-in text")
+    @blp.response(204)
+    def delete(self, kind: str, language: str) -> None:
+        service().delete_template(principal(), kind, language)

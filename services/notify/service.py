@@ -30,9 +30,16 @@ from ..shared.errors import NotFound, ValidationFailed
 from ..shared.links import Link, LinkExpired, LinkSigner
 from ..shared.models import aware, iso, utcnow
 from .channels import Outgoing, Rejected, RetryLater
-from .domain import schedule
-from .domain.templates import render
-from .models import DeliveryAttempt, FollowedAgreement, NotifyCandidate, Touchpoint, UsedToken
+from .domain import schedule, templates
+from .domain.templates import Override, TemplateError, render
+from .models import (
+    DeliveryAttempt,
+    FollowedAgreement,
+    NotifyCandidate,
+    TenantTemplate,
+    Touchpoint,
+    UsedToken,
+)
 
 log = logging.getLogger(__name__)
 READ_ROLES = ("hr", "legal", "admin")
@@ -283,12 +290,14 @@ class NotifyService:
                     )
                 ).scalars()
             }
+            overrides = self._overrides(session, {r.tenant for r in rows})
         for tp in rows:
             try:
                 self._deliver(
                     tp,
                     candidates.get((tp.tenant, tp.candidate_ref)),
                     agreements.get(tp.agreement_id),
+                    overrides,
                 )
             except Exception:
                 log.exception("delivering touchpoint %s failed; it will be retried", tp.id)
@@ -299,14 +308,31 @@ class NotifyService:
             tp = session.get(Touchpoint, touchpoint_id)
             assert tp is not None
             return self._deliver(
-                tp, self._candidate(session, tp), session.get(FollowedAgreement, tp.agreement_id)
+                tp,
+                self._candidate(session, tp),
+                session.get(FollowedAgreement, tp.agreement_id),
+                self._overrides(session, {tp.tenant}),
             )
+
+    @staticmethod
+    def _overrides(session: Session, tenants: set[str]) -> dict[tuple[str, str, str], Override]:
+        """The tenants' own templates, one query per batch."""
+        return {
+            (t.tenant, t.kind, t.language): Override(t.subject, t.text)
+            for t in session.execute(
+                select(TenantTemplate).where(TenantTemplate.tenant.in_(tenants))
+            ).scalars()
+        }
 
     def _candidate(self, session: Session, tp: Touchpoint) -> NotifyCandidate | None:
         return session.get(NotifyCandidate, (tp.tenant, tp.candidate_ref))
 
     def _deliver(
-        self, tp: Touchpoint, candidate: NotifyCandidate | None, followed: FollowedAgreement | None
+        self,
+        tp: Touchpoint,
+        candidate: NotifyCandidate | None,
+        followed: FollowedAgreement | None,
+        overrides: dict[tuple[str, str, str], Override],
     ) -> str:
         touchpoint_id = tp.id
         if candidate is None or followed is None:
@@ -327,7 +353,7 @@ class NotifyService:
                 None,
                 "no channel reaches the candidate (no e-mail address, no webhook)",
             )
-        outgoing = self._outgoing(tp, candidate, followed)
+        outgoing = self._outgoing(tp, candidate, followed, overrides)
         failpoints.hit("notify.before_send")
         try:
             detail = self.channels[channel_name].send(outgoing)
@@ -374,7 +400,11 @@ class NotifyService:
         return f"{self.public_url}/v1/{path}/{token}"
 
     def _outgoing(
-        self, tp: Touchpoint, candidate: NotifyCandidate, followed: FollowedAgreement
+        self,
+        tp: Touchpoint,
+        candidate: NotifyCandidate,
+        followed: FollowedAgreement,
+        overrides: dict[tuple[str, str, str], Override],
     ) -> Outgoing:
         links: dict[str, str] = {}
         data = {k: str(v) for k, v in (tp.data or {}).items()}
@@ -402,7 +432,10 @@ class NotifyService:
         if not tp.essential:
             unsubscribe = self._link(tp, UNSUBSCRIBE, tp.candidate_ref)
             links["unsubscribe"] = unsubscribe
-        rendered = render(tp.kind, candidate.language or followed.language, data, links)
+        language = candidate.language or followed.language
+        rendered = render(
+            tp.kind, language, data, links, overrides.get((tp.tenant, tp.kind, language))
+        )
         return Outgoing(
             touchpoint_id=tp.id,
             message_id=f"<{tp.id}@{self.mail_domain}>",
@@ -721,3 +754,86 @@ class NotifyService:
             if tp is None or tp.tenant != principal.tenant:
                 raise NotFound(f"no touchpoint {touchpoint_id}")
             return self._describe(session, tp, attempts=True)
+
+    # ---- the tenant's own templates ---------------------------------------------------------
+
+    def _template_out(self, kind: str, language: str, row: TenantTemplate | None) -> dict[str, Any]:
+        override = Override(row.subject, row.text) if row else None
+        sample_links = {
+            "sign": "https://example.invalid/sign",
+            "upload": "https://example.invalid/upload",
+            **{
+                f"reply_{a}": f"https://example.invalid/reply?answer={a}"
+                for a in messages.CHECKIN_ANSWERS
+            },
+        }
+        preview = render(kind, language, templates.SAMPLE, sample_links, override)
+        return {
+            "kind": kind,
+            "language": language,
+            "source": "tenant" if row else "default",
+            "subject": row.subject if row else None,
+            "text": row.text if row else None,
+            "placeholders": sorted(templates.COMMON_FIELDS + templates.FIELDS[kind]),
+            "required": list(templates.REQUIRED[kind]),
+            "updated_at": iso(row.updated_at) if row else None,
+            "preview": {"subject": preview.subject, "text": preview.text},
+        }
+
+    @staticmethod
+    def _check_kind(kind: str, language: str) -> None:
+        if kind not in templates.FIELDS:
+            raise NotFound(f"no touchpoint kind {kind!r} (one of {', '.join(templates.FIELDS)})")
+        if language not in templates.LANGUAGES:
+            raise NotFound(f"no language {language!r} (one of {', '.join(templates.LANGUAGES)})")
+
+    def list_templates(self, principal: Principal) -> list[dict[str, Any]]:
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            rows = {
+                (t.kind, t.language): t
+                for t in session.execute(
+                    select(TenantTemplate).where(TenantTemplate.tenant == principal.tenant)
+                ).scalars()
+            }
+            return [
+                self._template_out(kind, language, rows.get((kind, language)))
+                for kind in templates.FIELDS
+                for language in templates.LANGUAGES
+            ]
+
+    def get_template(self, principal: Principal, kind: str, language: str) -> dict[str, Any]:
+        principal.require(*READ_ROLES)
+        self._check_kind(kind, language)
+        with self.db.sessions() as session:
+            row = session.get(TenantTemplate, (principal.tenant, kind, language))
+            return self._template_out(kind, language, row)
+
+    def put_template(
+        self, principal: Principal, kind: str, language: str, subject: str, text: str
+    ) -> dict[str, Any]:
+        """Takes effect for every touchpoint of this kind sent from now on."""
+        principal.require(*WRITE_ROLES)
+        self._check_kind(kind, language)
+        try:
+            templates.validate(kind, language, Override(subject, text))
+        except TemplateError as exc:
+            raise ValidationFailed(exc.field, str(exc)) from None
+        with self.db.transaction() as session:
+            row = session.get(TenantTemplate, (principal.tenant, kind, language))
+            if row is None:
+                row = TenantTemplate(tenant=principal.tenant, kind=kind, language=language)
+                session.add(row)
+            row.subject, row.text = subject, text
+            row.updated_by, row.updated_at = principal.key_id, utcnow()
+        return self.get_template(principal, kind, language)
+
+    def delete_template(self, principal: Principal, kind: str, language: str) -> None:
+        """Back to the built-in text."""
+        principal.require(*WRITE_ROLES)
+        self._check_kind(kind, language)
+        with self.db.transaction() as session:
+            row = session.get(TenantTemplate, (principal.tenant, kind, language))
+            if row is None:
+                raise NotFound(f"no {language} {kind} template of this tenant")
+            session.delete(row)

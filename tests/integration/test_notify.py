@@ -314,6 +314,50 @@ def test_opt_out_stops_non_essential_mail_only(
         stack.stack.stop()
 
 
+def test_a_tenant_s_own_template_is_used_for_its_candidates_only(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+) -> None:
+    box, smtp_url = mailbox
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
+    url = stack.stack.urls["notify"] + "/v1/templates/invitation/zh-CN"
+    try:
+        bad = requests.put(
+            url, headers=stack.hr, json={"subject": "请签署", "text": "没有链接"}, timeout=30
+        )
+        assert bad.status_code == 422
+        assert bad.headers["Content-Type"].startswith("application/problem+json")
+        assert bad.json()["errors"][0]["field"] == "text"
+        denied = requests.put(
+            url, headers=stack.legal, json={"subject": "x", "text": "{sign_link}"}, timeout=30
+        )
+        assert denied.status_code == 403
+        own = {
+            "subject": "{employer}：请签署{position}意向书",
+            "text": "您好！\n\n请点击签署：{sign_link}\n\n<b>人力资源部</b>",
+        }
+        put = requests.put(url, headers=stack.hr, json=own, timeout=30)
+        assert put.status_code == 200, put.text
+        assert put.json()["source"] == "tenant"
+        assert put.json()["preview"]["subject"] == "Acme：请签署Engineer意向书"
+        other = requests.get(url, headers=stack.other_tenant, timeout=30).json()
+        assert other["source"] == "default" and other["text"] is None
+
+        agreement = offer(stack)
+        [mail] = box.wait(lambda m: True)
+        assert mail["Subject"] == "Acme Robotics：请签署Senior Firmware Engineer意向书"
+        assert agreement["signing_link"] in text_of(mail)
+        html_part = str(mail.get_body(preferencelist=("html",)).get_content())
+        assert "&lt;b&gt;人力资源部&lt;/b&gt;" in html_part  # the tenant's text is escaped
+        assert f'<a href="{agreement["signing_link"]}"' in html_part.replace("&amp;", "&")
+
+        assert requests.delete(url, headers=stack.hr, timeout=30).status_code == 204
+        assert requests.delete(url, headers=stack.hr, timeout=30).status_code == 404
+        offer(stack, candidate_ref="cand-043")
+        box.wait(lambda m: m["Subject"] == "请阅读并签署入职意向书")
+    finally:
+        stack.stack.stop()
+
+
 def test_4xx_is_retried_and_5xx_fails(
     tmp_path: Path, sqlite_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
 ) -> None:

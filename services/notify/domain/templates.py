@@ -1,8 +1,12 @@
-"""Touchpoint texts in Simplified Chinese and English: subject, plain text and HTML."""
+"""Touchpoint texts in Simplified Chinese and English: subject, plain text and HTML. A tenant
+may override the subject and text of any kind and language (`Override`); the HTML part is always
+generated from the text, escaped, so a tenant's template cannot inject markup."""
 
 from __future__ import annotations
 
 import html
+import re
+import string
 from dataclasses import dataclass
 
 from .schedule import (
@@ -53,9 +57,122 @@ class Rendered:
     html: str
 
 
-def render(kind: str, language: str, data: dict[str, str], links: dict[str, str]) -> Rendered:
+LANGUAGES = ("zh-CN", "en")
+# What a tenant's template may use, per kind ({name}; {{ and }} for literal braces). The
+# required ones carry the touchpoint's purpose: a template without them is refused.
+COMMON_FIELDS = ("employer", "position")
+FIELDS: dict[str, tuple[str, ...]] = {
+    INVITATION: ("sign_link",),
+    CHECKIN: ("answers",),
+    MILESTONE_REQUEST: ("milestone", "due_at", "upload_link"),
+    WEEKLY_UPDATE: (),
+    WELCOME_PACKAGE: (),
+    CLOSING: ("outcome", "state"),
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    INVITATION: ("sign_link",),
+    CHECKIN: ("answers",),
+    MILESTONE_REQUEST: ("upload_link",),
+    WEEKLY_UPDATE: (),
+    WELCOME_PACKAGE: (),
+    CLOSING: ("outcome",),
+}
+SUBJECT_MAX, TEXT_MAX = 200, 10_000
+SAMPLE = {
+    "employer": "Acme",
+    "position": "Engineer",
+    "milestone": "stamped_resignation",
+    "due_at": "2027-01-15T00:00:00+00:00",
+    "state": "fulfilled",
+}
+
+
+@dataclass(frozen=True)
+class Override:
+    """A tenant's subject and text for one kind and language."""
+
+    subject: str
+    text: str
+
+
+class TemplateError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _placeholders(template: str, field: str) -> set[str]:
+    try:
+        parsed = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(template)]
+    except ValueError as exc:
+        raise TemplateError(field, f"not a valid template: {exc}") from None
+    if any(spec or conv for n, spec, conv in parsed if n is not None):
+        # "{employer:>999999999}" would make a gigabyte string: plain names only.
+        raise TemplateError(field, "placeholders are plain names such as {employer}")
+    return {n for n, _, _ in parsed if n is not None}
+
+
+def validate(kind: str, language: str, override: Override) -> None:
+    """Refuse a template that could not be rendered, or would lose the touchpoint's purpose."""
+    if kind not in FIELDS:
+        raise TemplateError("kind", f"one of {', '.join(FIELDS)}")
+    if language not in LANGUAGES:
+        raise TemplateError("language", f"one of {', '.join(LANGUAGES)}")
+    if not override.subject.strip() or "\n" in override.subject or "\r" in override.subject:
+        raise TemplateError("subject", "one non-empty line")
+    if len(override.subject) > SUBJECT_MAX:
+        raise TemplateError("subject", f"at most {SUBJECT_MAX} characters")
+    if not override.text.strip() or len(override.text) > TEXT_MAX:
+        raise TemplateError("text", f"1 to {TEXT_MAX} characters")
+    allowed = set(COMMON_FIELDS) | set(FIELDS[kind])
+    for field, template in (("subject", override.subject), ("text", override.text)):
+        names = _placeholders(template, field)
+        unknown = sorted(n for n in names if n not in allowed)
+        if unknown:
+            raise TemplateError(
+                field,
+                f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
+                f"{kind} may use {', '.join('{' + n + '}' for n in sorted(allowed))}",
+            )
+        if field == "subject" and names & {"answers", "sign_link", "upload_link"}:
+            raise TemplateError(field, "links belong in the text, not the subject")
+    missing = [n for n in REQUIRED[kind] if n not in _placeholders(override.text, "text")]
+    if missing:
+        raise TemplateError(
+            "text", f"must contain {', '.join('{' + n + '}' for n in missing)} (the {kind}'s link)"
+        )
+
+
+def _values(kind: str, lang: str, data: dict[str, str], links: dict[str, str]) -> dict[str, str]:
+    values = {name: data.get(name, "") for name in COMMON_FIELDS + FIELDS.get(kind, ())}
+    values["sign_link"] = links.get("sign", "")
+    values["upload_link"] = links.get("upload", "")
+    values["answers"] = "\n".join(
+        f"{label}: {links.get('reply_' + key, '')}" for key, label in ANSWERS[lang].items()
+    )
+    values["outcome"] = CLOSINGS[lang].get(data.get("state", ""), data.get("state", ""))
+    return values
+
+
+def render(
+    kind: str,
+    language: str,
+    data: dict[str, str],
+    links: dict[str, str],
+    override: Override | None = None,
+) -> Rendered:
     zh = language == "zh-CN"
     lang = "zh-CN" if zh else "en"
+    if override is not None:
+        values = _values(kind, lang, data, links)
+        paragraphs = override.text.format_map(values).strip().split("\n\n")
+        if "unsubscribe" in links:  # RFC 8058 mail always says how to stop it
+            paragraphs.append(
+                ("退订非必要邮件：" if zh else "Stop non-essential mail:")
+                + " "
+                + links["unsubscribe"]
+            )
+        return _assemble(override.subject.format_map(values), paragraphs, lang)
     lines: list[str]
     if kind == INVITATION:
         subject = "请阅读并签署入职意向书" if zh else "Please read and sign your intent agreement"
@@ -105,13 +222,25 @@ def render(kind: str, language: str, data: dict[str, str], links: dict[str, str]
         lines.append(
             ("退订非必要邮件：" if zh else "Stop non-essential mail:") + " " + links["unsubscribe"]
         )
-    text = "\n\n".join(lines) + "\n"
-    body = "".join(f"<p>{_linkify(line)}</p>" for line in lines)
+    return _assemble(subject, lines, lang)
+
+
+def _assemble(subject: str, paragraphs: list[str], lang: str) -> Rendered:
+    text = "\n\n".join(paragraphs) + "\n"
+    body = "".join(f"<p>{_linkify(p)}</p>" for p in paragraphs)
     return Rendered(subject, text, f'<!doctype html><html lang="{lang}"><body>{body}</body></html>')
 
 
-def _linkify(line: str) -> str:
-    head, sep, url = line.rpartition(" ")
-    if sep and url.startswith(("http://", "https://")):
-        return f'{html.escape(head)} <a href="{html.escape(url)}">{html.escape(url)}</a>'
-    return html.escape(line)
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _linkify(paragraph: str) -> str:
+    """Escaped text with its URLs as links and its line breaks kept."""
+    out, at = [], 0
+    for match in _URL.finditer(paragraph):
+        out.append(html.escape(paragraph[at : match.start()]))
+        url = html.escape(match.group(0))
+        out.append(f'<a href="{url}">{url}</a>')
+        at = match.end()
+    out.append(html.escape(paragraph[at:]))
+    return "".join(out).replace("\n", "<br>")
