@@ -39,6 +39,14 @@ interface IIntentAgreements {
         uint64 confirmedAt;
     }
 
+    /// @notice New dates for an agreement: the start date and every milestone's due date (in
+    /// index order), with the hash of the re-issued text that states them.
+    struct Amendment {
+        bytes32 termsHash;
+        uint64 startDate;
+        uint64[] dues;
+    }
+
     error DamagesAboveCap(uint256 damages, uint256 cap);
     error InvalidState(bytes32 agreementId, State state);
     error AgreementExists(bytes32 agreementId);
@@ -72,6 +80,7 @@ interface IIntentAgreements {
         bytes32 root,
         bytes32 leaf
     );
+    event Amended(bytes32 indexed agreementId, bytes32 termsHash, uint64 startDate, bool mutual);
     event Fulfilled(bytes32 indexed agreementId);
     event Breached(bytes32 indexed agreementId, address indexed declaredBy, uint256 damages);
     event EmployerBreached(bytes32 indexed agreementId, uint256 damages);
@@ -125,6 +134,26 @@ interface IIntentAgreements {
         bytes32[] calldata proof
     ) external;
 
+    /**
+     * @notice Moves the start date and the milestones' due dates, and replaces the terms hash
+     * with that of the re-issued text. Employer or operator only. Offered: the employer alone
+     * (the candidate has not signed yet; the commitment then covers the new terms). Committed:
+     * only with the candidate's EIP-712 `Amendment` signature (consumes their nonce).
+     * @dev Reverts with {InvalidMilestone} when `dues` does not have one date per milestone, a
+     * date does not fit in 40 bits or a confirmed milestone's date would change; with
+     * {InvalidTerms} when the hash is zero or, while offered, the start precedes the offer's expiry.
+     * @param agreementId The agreement.
+     * @param amendment The new dates and terms hash.
+     * @param deadline The signature's deadline (ignored before commitment).
+     * @param signature The candidate's signature over {amendmentDigest} (empty before commitment).
+     */
+    function amend(
+        bytes32 agreementId,
+        Amendment calldata amendment,
+        uint64 deadline,
+        bytes calldata signature
+    ) external;
+
     /// @notice Committed -> Fulfilled: the candidate started. Employer or operator only.
     /// @param agreementId The agreement.
     function confirmStart(bytes32 agreementId) external;
@@ -172,6 +201,15 @@ interface IIntentAgreements {
     /// @param agreementId The agreement.
     /// @param deadline The signature's deadline.
     function cancellationDigest(bytes32 agreementId, uint64 deadline)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice The EIP-712 digest of an `Amendment` with the candidate's current nonce.
+    /// @param agreementId The agreement.
+    /// @param amendment The new dates and terms hash.
+    /// @param deadline The signature's deadline.
+    function amendmentDigest(bytes32 agreementId, Amendment calldata amendment, uint64 deadline)
         external
         view
         returns (bytes32);

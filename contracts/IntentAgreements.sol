@@ -23,6 +23,10 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
     );
     bytes32 public constant CANCELLATION_TYPEHASH =
         keccak256("Cancellation(bytes32 agreementId,uint256 nonce,uint64 deadline)");
+    bytes32 public constant AMENDMENT_TYPEHASH = keccak256(
+        "Amendment(bytes32 agreementId,bytes32 termsHash,uint64 startDate,uint64[] dues,"
+        "uint256 nonce,uint64 deadline)"
+    );
 
     /// @notice Where milestone evidence must be anchored.
     IEvidenceRegistry public immutable evidenceRegistry;
@@ -157,6 +161,49 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
     }
 
     /// @inheritdoc IIntentAgreements
+    function amend(
+        bytes32 agreementId,
+        Amendment calldata amendment,
+        uint64 deadline,
+        bytes calldata signature
+    ) external {
+        Record storage record = _records[agreementId];
+        State state = record.state;
+        if (state != State.Offered && state != State.Committed) {
+            revert InvalidState(agreementId, state);
+        }
+        _checkEmployer(agreementId, record.employer);
+        if (
+            amendment.termsHash == bytes32(0)
+                || (state == State.Offered && amendment.startDate < record.offerExpiresAt)
+        ) revert InvalidTerms(agreementId);
+        uint256 count = record.milestoneCount;
+        if (amendment.dues.length != count) revert InvalidMilestone(amendment.dues.length);
+        bool mutual = state == State.Committed;
+        if (mutual) {
+            if (block.timestamp > deadline) revert SignatureExpired(deadline);
+            address candidate = record.candidate;
+            bytes32 digest =
+                _amendmentDigest(agreementId, amendment, _useNonce(candidate), deadline);
+            if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+                revert InvalidSignature(agreementId, candidate);
+            }
+        }
+        uint88[MAX_MILESTONES] storage packed = _milestones[agreementId];
+        for (uint256 i = 0; i < count; ++i) {
+            Milestone memory milestone = _unpack(packed[i]);
+            uint64 due = amendment.dues[i];
+            if (due > type(uint40).max || (milestone.confirmedAt != 0 && due != milestone.due)) {
+                revert InvalidMilestone(i);
+            }
+            if (due != milestone.due) packed[i] = _pack(milestone.kind, due, milestone.confirmedAt);
+        }
+        record.startDate = amendment.startDate;
+        record.termsHash = amendment.termsHash;
+        emit Amended(agreementId, amendment.termsHash, amendment.startDate, mutual);
+    }
+
+    /// @inheritdoc IIntentAgreements
     function confirmStart(bytes32 agreementId) external {
         Record storage record = _records[agreementId];
         _requireState(agreementId, record.state, State.Committed);
@@ -264,6 +311,17 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         );
     }
 
+    /// @inheritdoc IIntentAgreements
+    function amendmentDigest(bytes32 agreementId, Amendment calldata amendment, uint64 deadline)
+        external
+        view
+        returns (bytes32)
+    {
+        return _amendmentDigest(
+            agreementId, amendment, nonces(_records[agreementId].candidate), deadline
+        );
+    }
+
     /// @notice The EIP-712 domain separator (chain id and this contract's address included).
     function domainSeparator() external view returns (bytes32) {
         return _domainSeparatorV4();
@@ -271,7 +329,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
 
     /// @inheritdoc IIntentAgreements
     function version() external pure returns (string memory) {
-        return "1.0.0";
+        return "1.1.0";
     }
 
     function _commitmentDigest(bytes32 agreementId, Record storage terms, uint256 nonce)
@@ -303,6 +361,27 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         returns (bytes32)
     {
         return _hashTypedDataV4(keccak256(abi.encode(CANCELLATION_TYPEHASH, agreementId, nonce, deadline)));
+    }
+
+    function _amendmentDigest(
+        bytes32 agreementId,
+        Amendment calldata amendment,
+        uint256 nonce,
+        uint64 deadline
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    AMENDMENT_TYPEHASH,
+                    agreementId,
+                    amendment.termsHash,
+                    amendment.startDate,
+                    keccak256(abi.encodePacked(amendment.dues)),
+                    nonce,
+                    deadline
+                )
+            )
+        );
     }
 
     function _pack(uint8 kind, uint64 due, uint64 confirmedAt) private pure returns (uint88) {

@@ -22,6 +22,7 @@ from web3.exceptions import ContractCustomError
 
 from offerseal.contracts.domain.agreements import (
     Terms,
+    amendment_typed_data,
     cancellation_typed_data,
     commitment_typed_data,
     damages_cap,
@@ -439,6 +440,160 @@ def test_start_withdrawal_and_cancellation(net: Chain) -> None:
     receipt = net.send(fns.cancel(mutual, deadline, signature))
     assert net.agreements.events.Cancelled().process_receipt(receipt)[0]["args"]["mutual"]
     assert state(net, mutual) == "Cancelled"
+
+
+def _amendment(text: str, start: int, dues: list[int]) -> Any:
+    return ("0x" + hashlib.sha256(text.encode()).hexdigest(), start, dues)
+
+
+def test_an_offered_agreement_is_amended_by_the_employer_alone(net: Chain) -> None:
+    fns = net.agreements.functions
+    terms = make_terms(net)
+    agreement_id = offer(net, terms)
+    old_typed = typed(net, agreement_id, terms)
+    later = terms.start_date + 14 * 86400
+    amendment = _amendment("re-issued text", later, [later - 86400] * 3)
+    assert (
+        revert_of(fns.amend(agreement_id, amendment, 0, b""), sender=net.stranger.address)[0]
+        == "NotEmployer"
+    )
+    too_early = ("0x" + "11" * 32, terms.offer_expires_at - 1, [0, 0, 0])
+    assert (
+        revert_of(fns.amend(agreement_id, too_early, 0, b""), sender=net.employer.address)[0]
+        == "InvalidTerms"
+    )
+    short = ("0x" + "11" * 32, later, [later])
+    assert revert_of(fns.amend(agreement_id, short, 0, b""), sender=net.employer.address) == (
+        "InvalidMilestone",
+        (1,),
+    )
+    receipt = net.send(fns.amend(agreement_id, amendment, 0, b""))
+    event = net.agreements.events.Amended().process_receipt(receipt)[0]["args"]
+    assert event["startDate"] == later and not event["mutual"]
+    assert fns.termsOf(agreement_id).call()[2] == bytes.fromhex(amendment[0][2:])
+    assert [m[1] for m in fns.milestonesOf(agreement_id).call()] == [later - 86400] * 3
+    # The commitment covers the new terms: a signature over the old ones no longer commits.
+    stale = sign(CANDIDATE_KEY, old_typed)
+    assert revert_of(fns.commit(agreement_id, stale), sender=net.stranger.address)[0] == (
+        "InvalidSignature"
+    )
+    new_terms = replace(terms, terms_hash=amendment[0], start_date=later)
+    net.send(fns.commit(agreement_id, sign(CANDIDATE_KEY, typed(net, agreement_id, new_terms))))
+    assert state(net, agreement_id) == "Committed"
+
+
+def test_a_committed_agreement_is_amended_only_with_the_candidate_s_signature(
+    net: Chain,
+) -> None:
+    fns = net.agreements.functions
+    agreement_id, terms = committed(net)
+    later = terms.start_date + 7 * 86400
+    amendment = _amendment("v2", later, [later - 3 * 86400] * 3)
+    deadline = net.now + 3600
+    assert revert_of(
+        fns.amend(agreement_id, amendment, deadline, b"\x01" * 65), sender=net.employer.address
+    )[0] in ("InvalidSignature", "ECDSAInvalidSignature")
+
+    def typed_amendment(a: Any, nonce: int | None = None, until: int = deadline) -> Any:
+        return amendment_typed_data(
+            chain_id=31337,
+            registry=net.agreements.address,
+            agreement_id="0x" + agreement_id.hex(),
+            terms_hash=a[0],
+            start_date=a[1],
+            dues=a[2],
+            nonce=fns.nonces(terms.candidate).call() if nonce is None else nonce,
+            deadline=until,
+        )
+
+    # Python's digest (eth_account) equals the contract's, array field included.
+    assert (
+        chain.typed_data_digest(typed_amendment(amendment))
+        == fns.amendmentDigest(agreement_id, amendment, deadline).call()
+    )
+    signature = sign(CANDIDATE_KEY, typed_amendment(amendment))
+    other_dates = (amendment[0], later, [later] * 3)  # not what the candidate signed
+    assert (
+        revert_of(
+            fns.amend(agreement_id, other_dates, deadline, signature), sender=net.employer.address
+        )[0]
+        == "InvalidSignature"
+    )
+    expired = sign(CANDIDATE_KEY, typed_amendment(amendment, until=net.now - 1))
+    assert (
+        revert_of(
+            fns.amend(agreement_id, amendment, net.now - 1, expired), sender=net.employer.address
+        )[0]
+        == "SignatureExpired"
+    )
+    assert (
+        revert_of(
+            fns.amend(agreement_id, amendment, deadline, signature), sender=net.stranger.address
+        )[0]
+        == "NotEmployer"
+    )
+    receipt = net.send(fns.amend(agreement_id, amendment, deadline, signature))
+    assert net.agreements.events.Amended().process_receipt(receipt)[0]["args"]["mutual"]
+    assert fns.termsOf(agreement_id).call()[3] == later
+    # The nonce was used: the same signature cannot be replayed.
+    assert (
+        revert_of(
+            fns.amend(agreement_id, amendment, deadline, signature), sender=net.employer.address
+        )[0]
+        == "InvalidSignature"
+    )
+    # Breach now waits for the new start date plus grace.
+    net.travel(terms.start_date + terms.grace_seconds - net.now + 60)
+    assert revert_of(fns.declareBreach(agreement_id))[0] == "BreachNotDeclarable"
+
+
+def test_a_confirmed_milestone_keeps_its_date(net: Chain) -> None:
+    fns = net.agreements.functions
+    agreement_id, terms = committed(net)
+    leaves = [merkle.leaf_hash(os.urandom(32), os.urandom(32)) for _ in range(2)]
+    tree = merkle.MerkleTree.build(leaves)
+    prepared = net.registry.prepare_anchor(
+        net.employer, tree.root, net.w3.eth.get_transaction_count(net.employer.address)
+    )
+    net.registry.send_raw(prepared.raw)
+    net.w3.eth.wait_for_transaction_receipt(prepared.tx_hash)  # type: ignore[arg-type]
+    net.send(fns.confirmMilestone(agreement_id, 0, tree.root, leaves[0], tree.proof(leaves[0])))
+    due = [m[1] for m in fns.milestonesOf(agreement_id).call()]
+    deadline = net.now + 3600
+
+    def signed(a: Any) -> bytes:
+        return sign(
+            CANDIDATE_KEY,
+            amendment_typed_data(
+                chain_id=31337,
+                registry=net.agreements.address,
+                agreement_id="0x" + agreement_id.hex(),
+                terms_hash=a[0],
+                start_date=a[1],
+                dues=a[2],
+                nonce=fns.nonces(terms.candidate).call(),
+                deadline=deadline,
+            ),
+        )
+
+    confirmed_moved = ("0x" + "22" * 32, terms.start_date, [due[0] + 86400, due[1], due[2]])
+    assert revert_of(
+        fns.amend(agreement_id, confirmed_moved, deadline, signed(confirmed_moved)),
+        sender=net.employer.address,
+    ) == ("InvalidMilestone", (0,))
+    open_moved = ("0x" + "22" * 32, terms.start_date, [due[0], due[1] + 86400, due[2]])
+    net.send(fns.amend(agreement_id, open_moved, deadline, signed(open_moved)))
+    assert [m[1] for m in fns.milestonesOf(agreement_id).call()] == open_moved[2]
+    assert fns.milestonesOf(agreement_id).call()[0][2] > 0  # still confirmed
+    finished = offer(net, make_terms(net))
+    net.send(fns.cancel(finished, 0, b""))
+    assert (
+        revert_of(
+            fns.amend(finished, ("0x" + "33" * 32, terms.start_date, [0, 0, 0]), 0, b""),
+            sender=net.employer.address,
+        )[0]
+        == "InvalidState"
+    )
 
 
 def test_illegal_transitions_name_the_state(net: Chain) -> None:

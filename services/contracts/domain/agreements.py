@@ -60,6 +60,14 @@ CANCELLATION = [
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint64"},
 ]
+AMENDMENT = [
+    {"name": "agreementId", "type": "bytes32"},
+    {"name": "termsHash", "type": "bytes32"},
+    {"name": "startDate", "type": "uint64"},
+    {"name": "dues", "type": "uint64[]"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint64"},
+]
 
 
 def damages_cap(monthly_salary: int) -> int:
@@ -138,4 +146,32 @@ def cancellation_typed_data(
         "primaryType": "Cancellation",
         "domain": _domain(chain_id, registry),
         "message": {"agreementId": agreement_id, "nonce": str(nonce), "deadline": deadline},
+    }
+
+
+def amendment_typed_data(
+    *,
+    chain_id: int,
+    registry: str,
+    agreement_id: str,
+    terms_hash: str,
+    start_date: int,
+    dues: list[int],
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    """The `Amendment` a committed candidate signs to move the start and milestone dates to
+    those of the re-issued text whose sha256 is `terms_hash`."""
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN, "Amendment": AMENDMENT},
+        "primaryType": "Amendment",
+        "domain": _domain(chain_id, registry),
+        "message": {
+            "agreementId": agreement_id,
+            "termsHash": terms_hash,
+            "startDate": start_date,
+            "dues": list(dues),
+            "nonce": str(nonce),
+            "deadline": deadline,
+        },
     }
