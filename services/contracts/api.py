@@ -18,9 +18,17 @@ from marshmallow import fields, validate, validates_schema
 from ..shared.errors import Conflict, NotFound, TransientError, ValidationFailed
 from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
-from .domain.agreements import MILESTONE_KINDS, STATES, damages_cap, within_cap
+from .domain.agreements import (
+    DUE_TIME,
+    MILESTONE_KINDS,
+    START_TIME,
+    STATES,
+    at_local,
+    damages_cap,
+    within_cap,
+)
 from .domain.templates import LANGUAGES
-from .service import SIGN_PURPOSE, AgreementService, NewAgreement
+from .service import AMEND_PURPOSE, SIGN_PURPOSE, AgreementService, DateChange, NewAgreement
 
 blp = Blueprint("agreements", __name__, url_prefix="/v1", description="Intent agreements")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -104,19 +112,12 @@ class CreateAgreement(ma.Schema):
             )
 
 
-def _at(value: dt.date | dt.datetime, tz: ZoneInfo, default: dt.time) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
-    return dt.datetime.combine(value, default, tzinfo=tz)
-
-
 def to_new_agreement(data: dict[str, Any]) -> NewAgreement:
     contact = data["candidate_contact"]
     tz = ZoneInfo(contact.get("timezone") or current_app.config["OFFERSEAL_DEFAULT_TIMEZONE"])
     contact = {**contact, "timezone": str(tz)}
-    end_of_day = dt.time(23, 59, 59)
-    start = _at(data["start_date"], tz, dt.time(9, 0))
-    expires = _at(data["offer_expires_at"], tz, end_of_day)
+    start = at_local(data["start_date"], tz, START_TIME)
+    expires = at_local(data["offer_expires_at"], tz, DUE_TIME)
     now = dt.datetime.now(dt.UTC)
     if start <= now:
         raise ValidationFailed("start_date", "must be in the future")
@@ -126,7 +127,7 @@ def to_new_agreement(data: dict[str, Any]) -> NewAgreement:
         raise ValidationFailed("offer_expires_at", "must not be after the start date")
     milestones = []
     for i, m in enumerate(data["milestones"]):
-        due = _at(m["due"], tz, end_of_day)
+        due = at_local(m["due"], tz, DUE_TIME)
         if due > start:
             raise ValidationFailed(f"milestones.{i}.due", "must not be after the start date")
         milestones.append((m["kind"], due))
@@ -186,13 +187,34 @@ class CancelIn(ma.Schema):
     signature = fields.String(load_default="0x", validate=validate.Regexp(r"^0x([0-9a-fA-F]{2})*$"))
 
 
-def caller() -> tuple[Any, Link | None]:
+def caller(purpose: str = SIGN_PURPOSE) -> tuple[Any, Link | None]:
     """An API key, or a candidate's link token (`?token=`), which opens one agreement."""
     token = request.args.get("token")
     if token:
         signer: LinkSigner = current_app.extensions["offerseal.links"]
-        return None, signer.verify(token, SIGN_PURPOSE)
+        return None, signer.verify(token, purpose)
     return principal(), None
+
+
+class MilestoneDateIn(ma.Schema):
+    index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=7))
+    due = Moment(required=True)
+
+
+class AmendmentIn(ma.Schema):
+    start_date = Moment(load_default=None)
+    milestones = fields.List(
+        fields.Nested(MilestoneDateIn), load_default=list, validate=validate.Length(max=8)
+    )
+    reason = fields.String(load_default=None, validate=validate.Length(max=1000))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _something(self, data: dict[str, Any], **_: Any) -> None:
+        if data["start_date"] is None and not data["milestones"]:
+            raise ma.ValidationError("give a new start date or milestone dates", "start_date")
+        indexes = [m["index"] for m in data["milestones"]]
+        if len(set(indexes)) != len(indexes):
+            raise ma.ValidationError("each milestone at most once", "milestones")
 
 
 @blp.route("/agreements")
@@ -349,3 +371,80 @@ class AgreementRisk(MethodView):
     @blp.response(200)
     def get(self, agreement_id: str) -> dict[str, Any]:
         return service().risk(principal(), agreement_id)
+
+
+@blp.route("/agreements/<string:agreement_id>/amendments")
+class Amendments(MethodView):
+    @blp.doc(
+        security=BEARER,
+        summary="Move the start date and/or milestone dates",
+        description="Offered: applied on chain at once (the candidate signs the new terms). "
+        "Committed: proposed; the candidate receives a link to read the re-issued text and sign "
+        "the EIP-712 `Amendment`, and nothing changes until that signature is relayed.",
+    )
+    @blp.arguments(AmendmentIn)
+    @blp.response(201)
+    def post(self, data: dict[str, Any], agreement_id: str) -> Response:
+        who = principal()
+        tz = ZoneInfo(service().timezone_of(who, agreement_id))
+        change = DateChange(
+            start_at=at_local(data["start_date"], tz, START_TIME) if data["start_date"] else None,
+            milestones=tuple(
+                (m["index"], at_local(m["due"], tz, DUE_TIME)) for m in data["milestones"]
+            ),
+            reason=data["reason"],
+        )
+        body = service().amend(who, agreement_id, change)
+        response = current_app.response_class(
+            current_app.json.dumps(body), status=201, mimetype="application/json"
+        )
+        response.headers["Location"] = f"/v1/agreements/{agreement_id}/amendments/{body['id']}"
+        return response
+
+    @blp.doc(security=BEARER, summary="Every amendment of the agreement and its state")
+    @blp.response(200)
+    def get(self, agreement_id: str) -> dict[str, Any]:
+        return {"items": service().amendments(principal(), agreement_id)}
+
+
+@blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>")
+class AmendmentItem(MethodView):
+    @blp.doc(security=BEARER, summary="One amendment (an API key or the candidate's link)")
+    @blp.response(200)
+    def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
+        who, link = caller(AMEND_PURPOSE)
+        return service().amendment(who, agreement_id, amendment_id, link)
+
+
+@blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/terms")
+class AmendmentTerms(MethodView):
+    @blp.doc(security=BEARER, summary="The re-issued text whose sha256 the amendment carries")
+    def get(self, agreement_id: str, amendment_id: str) -> Response:
+        who, link = caller(AMEND_PURPOSE)
+        text, digest = service().amendment_terms(who, link, agreement_id, amendment_id)
+        response = current_app.response_class(
+            text.encode("utf-8"), mimetype="text/plain; charset=utf-8"
+        )
+        response.headers["X-Terms-SHA256"] = digest
+        return response
+
+
+@blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/typed-data")
+class AmendmentTypedData(MethodView):
+    @blp.doc(security=BEARER, summary="The EIP-712 `Amendment` to sign (eth_signTypedData_v4)")
+    @blp.response(200)
+    def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
+        who, link = caller(AMEND_PURPOSE)
+        return service().amendment_typed_data(who, link, agreement_id, amendment_id)
+
+
+@blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/signature")
+class AmendmentSignature(MethodView):
+    @blp.doc(security=BEARER, summary="The candidate's signature; relayed to amend()")
+    @blp.arguments(SignatureIn)
+    @blp.response(200)
+    def post(self, data: dict[str, Any], agreement_id: str, amendment_id: str) -> dict[str, Any]:
+        who, link = caller(AMEND_PURPOSE)
+        return service().submit_amendment_signature(
+            who, link, agreement_id, amendment_id, bytes.fromhex(data["signature"][2:])
+        )

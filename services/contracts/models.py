@@ -116,3 +116,29 @@ class AgreementSignal(Base):
     occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_agreement_signals_agreement", "agreement_id", "id"),)
+
+
+class AgreementAmendment(Base):
+    """New dates for an agreement and the re-issued text stating them. While offered it is
+    applied at once; once committed it waits for the candidate's `Amendment` signature."""
+
+    __tablename__ = "agreement_amendments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    dues: Mapped[list[str]] = mapped_column(JSON)  # ISO date-times, one per milestone
+    terms_text: Mapped[str] = mapped_column(Text)
+    terms_hash: Mapped[str] = mapped_column(String(66))
+    deadline: Mapped[int] = mapped_column(BigInteger)  # unix seconds; 0 when none is needed
+    reason: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20))  # awaiting_signature|applied|superseded
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_agreement_amendments_agreement", "agreement_id", "number", unique=True),
+    )

@@ -41,19 +41,35 @@ from .domain.agreements import (
     FINAL_STATES,
     MILESTONE_KINDS,
     Terms,
+    amendment_typed_data,
     cancellation_typed_data,
     commitment_typed_data,
     damages_cap,
 )
 from .domain.templates import AgreementText, render, terms_hash
-from .errors import AgreementNotFound, ChainRefusal, InvalidSignature, TransactionFailed
-from .models import Agreement, AgreementMilestone, AgreementSignal, ChainOp
+from .errors import (
+    AgreementNotFound,
+    ChainRefusal,
+    Conflict,
+    InvalidSignature,
+    TransactionFailed,
+    ValidationFailed,
+)
+from .models import (
+    Agreement,
+    AgreementAmendment,
+    AgreementMilestone,
+    AgreementSignal,
+    ChainOp,
+)
 
 log = logging.getLogger(__name__)
 
 READ_ROLES = ("hr", "legal", "admin")
 WRITE_ROLES = ("hr", "admin")
 SIGN_PURPOSE = "sign"
+AMEND_PURPOSE = "amend"
+AMENDMENT_TTL = 7 * 86400  # how long a proposed amendment can be signed
 
 # The state an operation leads to, and the message announcing it.
 TRANSITIONS = {
@@ -64,6 +80,15 @@ TRANSITIONS = {
     "cancel": "cancelled",
     "expire": "expired",
 }
+
+
+@dataclass(frozen=True)
+class DateChange:
+    """New dates HR asks for: the start, and milestones by index."""
+
+    start_at: dt.datetime | None
+    milestones: tuple[tuple[int, dt.datetime], ...]
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,39 @@ class NewAgreement:
     non_compete: bool
     project_wrap_up: bool
     replacement_days: int
+
+
+def agreement_text(
+    language: str,
+    tz: ZoneInfo,
+    *,
+    employer_name: str,
+    position: str,
+    currency: str,
+    monthly_salary: int,
+    liquidated_damages: int,
+    grace_days: int,
+    offer_expires_at: dt.datetime,
+    start_at: dt.datetime,
+    milestones: tuple[tuple[str, dt.datetime], ...],
+) -> str:
+    """The text the candidate reads (its sha256 goes on chain), dates in their time zone."""
+    return render(
+        language,
+        AgreementText(
+            employer_name=employer_name,
+            position=position,
+            currency=currency,
+            monthly_salary=monthly_salary,
+            liquidated_damages=liquidated_damages,
+            cap=damages_cap(monthly_salary),
+            start=start_at.astimezone(tz),
+            grace_days=grace_days,
+            offer_expires_at=offer_expires_at.astimezone(tz),
+            breach_declarable_after=(start_at + dt.timedelta(days=grace_days)).astimezone(tz),
+            milestones=tuple((kind, due.astimezone(tz)) for kind, due in milestones),
+        ),
+    )
 
 
 class AgreementService:
@@ -168,6 +226,10 @@ class AgreementService:
                 op.error = "reverted"
                 if op.op == "offer":
                     agreement.state = "failed"
+                if op.op == "amend":
+                    amendment = session.get(AgreementAmendment, op.args["amendment_id"])
+                    if amendment is not None:
+                        amendment.state = "failed"
                 log.error("%s for agreement %s reverted (%s)", op.op, agreement.id, op.tx_hash)
                 return
             op.state = "mined"
@@ -196,6 +258,8 @@ class AgreementService:
             milestone.leaf, milestone.root = op.args["leaf"], op.args["root"]
             milestone.proof = op.args["proof"]
             self._announce(session, messages.MILESTONE_CONFIRMED, agreement, milestone)
+        elif op.op == "amend":
+            self._apply_amendment(session, agreement, op)
         else:
             state = TRANSITIONS[op.op]
             agreement.state = state
@@ -293,23 +357,19 @@ class AgreementService:
         )
         agreement_id = str(uuid.uuid4())
         onchain_id = "0x" + os.urandom(32).hex()  # random: reveals nothing about anyone
-        tz = ZoneInfo(new.contact.get("timezone") or "UTC")
         grace = dt.timedelta(days=new.grace_days)
-        text = render(
+        text = agreement_text(
             new.language,
-            AgreementText(
-                employer_name=new.employer_name,
-                position=new.position,
-                currency=new.currency,
-                monthly_salary=new.monthly_salary,
-                liquidated_damages=new.liquidated_damages,
-                cap=damages_cap(new.monthly_salary),
-                start=new.start_at.astimezone(tz),
-                grace_days=new.grace_days,
-                offer_expires_at=new.offer_expires_at.astimezone(tz),
-                breach_declarable_after=(new.start_at + grace).astimezone(tz),
-                milestones=tuple((kind, due.astimezone(tz)) for kind, due in new.milestones),
-            ),
+            ZoneInfo(new.contact.get("timezone") or "UTC"),
+            employer_name=new.employer_name,
+            position=new.position,
+            currency=new.currency,
+            monthly_salary=new.monthly_salary,
+            liquidated_damages=new.liquidated_damages,
+            grace_days=new.grace_days,
+            offer_expires_at=new.offer_expires_at,
+            start_at=new.start_at,
+            milestones=new.milestones,
         )
         terms = Terms(
             employer=self.signer.address,
@@ -749,6 +809,330 @@ class AgreementService:
         self._transact(agreement_id, action, fn)
         with self.db.sessions() as session:
             return self._describe(session, self._load(session, tenant, agreement_id))
+
+    # ---- amendments: new dates ---------------------------------------------------------------
+
+    def amend(self, principal: Principal, agreement_id: str, change: DateChange) -> dict[str, Any]:
+        """New start and milestone dates with a re-issued text. Offered: applied on chain at
+        once (the candidate signs the new terms when committing). Committed: proposed; the
+        candidate gets a link to read and sign the `Amendment`, and nothing changes until then."""
+        principal.require(*WRITE_ROLES)
+        with self.db.sessions() as session:
+            a = self._load(session, principal.tenant, agreement_id)
+            milestones = self._milestones(session, a.id)
+            number = 1 + int(
+                session.execute(
+                    select(func.max(AgreementAmendment.number)).where(
+                        AgreementAmendment.agreement_id == a.id
+                    )
+                ).scalar()
+                or 0
+            )
+        if a.state not in ("offered", "committed"):
+            raise ChainRefusal(
+                "InvalidState",
+                (),
+                f"the agreement is {a.state}; only offered or committed agreements can be amended",
+            )
+        old_start = aware(a.start_at)
+        start = (change.start_at or old_start).astimezone(dt.UTC)
+        dues = [aware(m.due_at) for m in milestones]
+        for i, (index, due) in enumerate(change.milestones):
+            if not 0 <= index < len(milestones):
+                raise ValidationFailed(
+                    f"milestones.{i}.index", f"the agreement has {len(milestones)} milestone(s)"
+                )
+            if milestones[index].confirmed_at is not None:
+                raise ValidationFailed(
+                    f"milestones.{i}.index",
+                    "confirmed on chain with evidence: its date cannot change",
+                )
+            dues[index] = due.astimezone(dt.UTC)
+        if change.start_at is not None and start <= utcnow():
+            raise ValidationFailed("start_date", "must be in the future")
+        if a.state == "offered" and start < aware(a.offer_expires_at):
+            raise ValidationFailed("start_date", "must not be before the offer expires")
+        for index, due in enumerate(dues):
+            if due > start and milestones[index].confirmed_at is None:
+                field = next(
+                    (
+                        f"milestones.{i}.due"
+                        for i, (j, _) in enumerate(change.milestones)
+                        if j == index
+                    ),
+                    "start_date",
+                )
+                raise ValidationFailed(
+                    field, f"milestone {index} would be due after the start date"
+                )
+        if start == old_start and dues == [aware(m.due_at) for m in milestones]:
+            raise ValidationFailed("start_date", "nothing changes: give new dates")
+        text = agreement_text(
+            a.language,
+            ZoneInfo(a.contact.get("timezone") or "UTC"),
+            employer_name=a.employer_name,
+            position=a.position,
+            currency=a.currency,
+            monthly_salary=a.monthly_salary,
+            liquidated_damages=a.liquidated_damages,
+            grace_days=a.grace_days,
+            offer_expires_at=aware(a.offer_expires_at),
+            start_at=start,
+            milestones=tuple((m.kind, d) for m, d in zip(milestones, dues, strict=True)),
+        )
+        row = AgreementAmendment(
+            id=str(uuid.uuid4()),
+            agreement_id=a.id,
+            number=number,
+            start_at=start,
+            dues=[d.isoformat() for d in dues],
+            terms_text=text,
+            terms_hash=terms_hash(text),
+            deadline=0,
+            reason=change.reason,
+            state="pending",
+            created_by=principal.key_id,
+        )
+        if a.state == "offered":
+            fn = self.client.functions.amend(
+                bytes.fromhex(a.onchain_id[2:]), self._amendment_tuple(row), 0, b""
+            )
+            self._transact(
+                a.id,
+                "amend",
+                fn,
+                args={"amendment_id": row.id},
+                before=lambda session: session.add(row),
+            )
+        else:
+            row.state = "awaiting_signature"
+            row.deadline = self.client.chain_time() + AMENDMENT_TTL
+            with self.db.transaction() as session:
+                self._supersede(session, a.id)
+                session.add(row)
+                session.flush()
+                enqueue(
+                    session,
+                    [
+                        messages.build(
+                            messages.AGREEMENT_AMENDMENT_PROPOSED,
+                            a.tenant,
+                            {
+                                **self._amendment_payload(a, row, milestones),
+                                "signing_link": self.amendment_link(a, row),
+                                "deadline": dt.datetime.fromtimestamp(row.deadline, dt.UTC),
+                                "reason": row.reason,
+                            },
+                        )
+                    ],
+                )
+        return self.amendment(principal, a.id, row.id)
+
+    @staticmethod
+    def _amendment_tuple(row: AgreementAmendment) -> tuple[bytes, int, list[int]]:
+        return (
+            bytes.fromhex(row.terms_hash[2:]),
+            int(aware(row.start_at).timestamp()),
+            [int(dt.datetime.fromisoformat(d).timestamp()) for d in row.dues],
+        )
+
+    @staticmethod
+    def _amendment_payload(
+        a: Agreement, row: AgreementAmendment, milestones: list[AgreementMilestone]
+    ) -> dict[str, Any]:
+        return {
+            "agreement_id": a.id,
+            "candidate_ref": a.candidate_ref,
+            "amendment_id": row.id,
+            "number": row.number,
+            "start_at": aware(row.start_at),
+            "milestones": [
+                {"index": m.idx, "kind": m.kind, "due_at": dt.datetime.fromisoformat(d)}
+                for m, d in zip(milestones, row.dues, strict=True)
+            ],
+        }
+
+    @staticmethod
+    def _supersede(session: Session, agreement_id: str, keep: str | None = None) -> None:
+        """A newer proposal (or an applied one) replaces those still awaiting a signature."""
+        for other in session.execute(
+            select(AgreementAmendment).where(
+                AgreementAmendment.agreement_id == agreement_id,
+                AgreementAmendment.state == "awaiting_signature",
+                AgreementAmendment.id != (keep or ""),
+            )
+        ).scalars():
+            other.state = "superseded"
+
+    def timezone_of(self, principal: Principal, agreement_id: str) -> str:
+        """The candidate's time zone, in which HR's calendar dates are meant."""
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            a = self._load(session, principal.tenant, agreement_id)
+            return str(a.contact.get("timezone") or "UTC")
+
+    def amendment_link(self, a: Agreement, row: AgreementAmendment) -> str:
+        token = self.links.issue(
+            Link(a.tenant, a.id, a.candidate_ref, AMEND_PURPOSE, int(row.deadline), row.id)
+        )
+        return (
+            f"{self.public_url}/v1/agreements/{a.id}/amendments/{row.id}/typed-data?token={token}"
+        )
+
+    def _apply_amendment(self, session: Session, a: Agreement, op: ChainOp) -> None:
+        row = session.get(AgreementAmendment, op.args["amendment_id"])
+        assert row is not None
+        mutual = row.state == "awaiting_signature"
+        row.state, row.tx_hash, row.applied_at = "applied", op.tx_hash, utcnow()
+        self._supersede(session, a.id, keep=row.id)
+        a.start_at, a.terms_text, a.terms_hash = row.start_at, row.terms_text, row.terms_hash
+        milestones = self._milestones(session, a.id)
+        for m, due in zip(milestones, row.dues, strict=True):
+            moved = dt.datetime.fromisoformat(due)
+            if aware(m.due_at) != moved:
+                m.due_at, m.overdue_notified = moved, False
+        enqueue(
+            session,
+            [
+                messages.build(
+                    messages.AGREEMENT_AMENDED,
+                    a.tenant,
+                    {
+                        **self._amendment_payload(a, row, milestones),
+                        "terms_hash": row.terms_hash,
+                        "tx_hash": op.tx_hash,
+                        "mutual": mutual,
+                    },
+                )
+            ],
+        )
+
+    def _amendment_reader(
+        self, principal: Principal | None, link: Link | None, agreement_id: str, amendment_id: str
+    ) -> str:
+        if link is not None and link.subject != amendment_id:
+            raise AgreementNotFound(f"no amendment {amendment_id}")
+        return self._reader(principal, link, agreement_id)
+
+    def _load_amendment(
+        self, session: Session, tenant: str, agreement_id: str, amendment_id: str
+    ) -> tuple[Agreement, AgreementAmendment]:
+        a = self._load(session, tenant, agreement_id)
+        row = session.get(AgreementAmendment, amendment_id)
+        if row is None or row.agreement_id != a.id:
+            raise AgreementNotFound(f"no amendment {amendment_id}")
+        return a, row
+
+    def _describe_amendment(self, row: AgreementAmendment) -> dict[str, Any]:
+        return {
+            "id": row.id,
+            "agreement_id": row.agreement_id,
+            "number": row.number,
+            "state": row.state,
+            "start_at": iso(row.start_at),
+            "milestone_dues": list(row.dues),
+            "terms_hash": row.terms_hash,
+            "reason": row.reason,
+            "deadline": iso(dt.datetime.fromtimestamp(row.deadline, dt.UTC))
+            if row.deadline
+            else None,
+            "tx_hash": row.tx_hash,
+            "created_at": iso(row.created_at),
+            "applied_at": iso(row.applied_at),
+        }
+
+    def amendment(
+        self,
+        principal: Principal | None,
+        agreement_id: str,
+        amendment_id: str,
+        link: Link | None = None,
+    ) -> dict[str, Any]:
+        tenant = self._amendment_reader(principal, link, agreement_id, amendment_id)
+        with self.db.sessions() as session:
+            a, row = self._load_amendment(session, tenant, agreement_id, amendment_id)
+            out = self._describe_amendment(row)
+            if row.state == "awaiting_signature" and principal is not None:
+                out["signing_link"] = self.amendment_link(a, row)
+            return out
+
+    def amendments(self, principal: Principal, agreement_id: str) -> list[dict[str, Any]]:
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            a = self._load(session, principal.tenant, agreement_id)
+            rows = session.execute(
+                select(AgreementAmendment)
+                .where(AgreementAmendment.agreement_id == a.id)
+                .order_by(AgreementAmendment.number)
+            ).scalars()
+            return [self._describe_amendment(r) for r in rows]
+
+    def amendment_terms(
+        self, principal: Principal | None, link: Link | None, agreement_id: str, amendment_id: str
+    ) -> tuple[str, str]:
+        tenant = self._amendment_reader(principal, link, agreement_id, amendment_id)
+        with self.db.sessions() as session:
+            _, row = self._load_amendment(session, tenant, agreement_id, amendment_id)
+            return row.terms_text, row.terms_hash
+
+    def _amendment_typed(self, a: Agreement, row: AgreementAmendment) -> dict[str, Any]:
+        terms_digest, start, dues = self._amendment_tuple(row)
+        return amendment_typed_data(
+            chain_id=int(self.client.w3.eth.chain_id),
+            registry=self.client.address,
+            agreement_id=a.onchain_id,
+            terms_hash="0x" + terms_digest.hex(),
+            start_date=start,
+            dues=dues,
+            nonce=self.client.nonce_of(a.candidate_address),
+            deadline=int(row.deadline),
+        )
+
+    def amendment_typed_data(
+        self, principal: Principal | None, link: Link | None, agreement_id: str, amendment_id: str
+    ) -> dict[str, Any]:
+        tenant = self._amendment_reader(principal, link, agreement_id, amendment_id)
+        with self.db.sessions() as session:
+            a, row = self._load_amendment(session, tenant, agreement_id, amendment_id)
+            if row.state != "awaiting_signature":
+                raise Conflict(f"the amendment is {row.state}; there is nothing to sign")
+            return self._amendment_typed(a, row)
+
+    def submit_amendment_signature(
+        self,
+        principal: Principal | None,
+        link: Link | None,
+        agreement_id: str,
+        amendment_id: str,
+        signature: bytes,
+    ) -> dict[str, Any]:
+        tenant = self._amendment_reader(principal, link, agreement_id, amendment_id)
+        if principal is not None:
+            principal.require(*WRITE_ROLES)
+        with self.db.sessions() as session:
+            a, row = self._load_amendment(session, tenant, agreement_id, amendment_id)
+            if row.state != "awaiting_signature":
+                raise Conflict(f"the amendment is {row.state}; there is nothing to sign")
+            if a.state != "committed":
+                raise ChainRefusal("InvalidState", (), f"the agreement is {a.state}")
+            typed = self._amendment_typed(a, row)
+            candidate, onchain_id = a.candidate_address, a.onchain_id
+            call_args = self._amendment_tuple(row), int(row.deadline)
+        if self.client.chain_time() > typed["message"]["deadline"]:
+            raise InvalidSignature("signature", "expired: this amendment can no longer be signed")
+        if len(signature) != 65 and not self.client.is_contract(candidate):
+            raise InvalidSignature("signature", "malformed: expected 65 bytes (r, s, v)")
+        if not self._signed_by(candidate, typed_data_digest(typed), signature):
+            raise InvalidSignature(
+                "signature", "wrong signer: not the candidate's signature over this amendment"
+            )
+        fn = self.client.functions.amend(
+            bytes.fromhex(onchain_id[2:]), call_args[0], call_args[1], signature
+        )
+        self._transact(agreement_id, "amend", fn, args={"amendment_id": amendment_id})
+        with self.db.sessions() as session:
+            _, row = self._load_amendment(session, tenant, agreement_id, amendment_id)
+            return self._describe_amendment(row)
 
     # ---- risk -------------------------------------------------------------------------------
 

@@ -79,6 +79,8 @@ class NotifyNode:
                     message_type.name: self.service.on_agreement_state
                     for message_type in messages.AGREEMENT_STATES.values()
                 },
+                messages.AGREEMENT_AMENDMENT_PROPOSED.name: self.service.on_amendment_proposed,
+                messages.AGREEMENT_AMENDED.name: self.service.on_amended,
                 "milestone.confirmed": self.service.on_milestone_confirmed,
             },
         )

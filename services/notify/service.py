@@ -205,6 +205,91 @@ class NotifyService:
                 [schedule.Planned(schedule.CLOSING, 1, message.occurred_at, {"state": p["state"]})],
             )
 
+    def on_amendment_proposed(self, session: Session, message: messages.Message) -> None:
+        """New dates await the candidate's signature: an essential message with the link."""
+        p = message.payload
+        followed = session.get(FollowedAgreement, p["agreement_id"])
+        if followed is None or followed.tenant != message.tenant:
+            log.warning("amendment of an agreement notify does not follow: %s", p["agreement_id"])
+            return
+        zone = self._zone(self._timezone_of(session, followed))
+        self._plan(
+            session,
+            followed,
+            [
+                schedule.Planned(
+                    schedule.AMENDMENT,
+                    p["number"],
+                    message.occurred_at,
+                    {
+                        "sign": p["signing_link"],
+                        "start_at": p["start_at"].astimezone(zone).date().isoformat(),
+                        "reason": p.get("reason") or "",
+                    },
+                )
+            ],
+        )
+
+    def on_amended(self, session: Session, message: messages.Message) -> None:
+        """The chain holds new dates: what is still planned moves with them."""
+        p = message.payload
+        followed = session.get(FollowedAgreement, p["agreement_id"])
+        if followed is None or followed.tenant != message.tenant:
+            log.warning("amendment of an agreement notify does not follow: %s", p["agreement_id"])
+            return
+        followed.start_at = p["start_at"]
+        followed.milestones = [
+            {"kind": m["kind"], "due_at": m["due_at"].isoformat()}
+            for m in sorted(p["milestones"], key=lambda m: m["index"])
+        ]
+        # A signed or superseded proposal's message is no longer needed.
+        session.execute(
+            update(Touchpoint)
+            .where(
+                Touchpoint.agreement_id == followed.agreement_id,
+                Touchpoint.kind == schedule.AMENDMENT,
+                Touchpoint.state == "planned",
+            )
+            .values(state="cancelled", detail=f"amendment {p['number']} applied")
+        )
+        if followed.state != "committed":
+            return
+        rows = {
+            (t.kind, t.occurrence): t
+            for t in session.execute(
+                select(Touchpoint).where(Touchpoint.agreement_id == followed.agreement_id)
+            ).scalars()
+        }
+        plan = schedule.replan(
+            now=utcnow(),
+            start_at=aware(followed.start_at),
+            milestones=[
+                (m["kind"], dt.datetime.fromisoformat(m["due_at"])) for m in followed.milestones
+            ],
+            checkin_interval=self.checkin_interval,
+            existing=[
+                schedule.Existing(
+                    t.kind,
+                    t.occurrence,
+                    t.state,
+                    aware(t.due_at),
+                    aware(t.sent_at) if t.sent_at else None,
+                )
+                for t in rows.values()
+            ],
+        )
+        reason = f"dates amended ({p['number']})"
+        for key, (due, data) in plan.moves.items():
+            tp = rows[key]
+            tp.due_at, tp.data, tp.detail = due, {**(tp.data or {}), **data}, reason
+        for key in plan.cancels:
+            rows[key].state, rows[key].detail = "cancelled", reason
+        self._plan(session, followed, plan.adds)
+
+    def _timezone_of(self, session: Session, followed: FollowedAgreement) -> str:
+        candidate = session.get(NotifyCandidate, (followed.tenant, followed.candidate_ref))
+        return candidate.timezone if candidate is not None else self.default_timezone
+
     def on_milestone_confirmed(self, session: Session, message: messages.Message) -> None:
         """The document arrived: its pending request is no longer needed."""
         p = message.payload
@@ -410,7 +495,7 @@ class NotifyService:
         data = {k: str(v) for k, v in (tp.data or {}).items()}
         data.setdefault("employer", followed.employer_name)
         data.setdefault("position", followed.position)
-        if tp.kind == schedule.INVITATION:
+        if tp.kind in (schedule.INVITATION, schedule.AMENDMENT):
             links["sign"] = data["sign"]
         if tp.kind == schedule.CHECKIN:
             base = self._link(tp, REPLY, tp.id)

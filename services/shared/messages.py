@@ -127,6 +127,42 @@ class AgreementStateChangedV1(ma.Schema):
     start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
 
 
+class MilestoneAtSchema(ma.Schema):
+    index = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    due_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
+class AgreementAmendmentProposedV1(ma.Schema):
+    """HR proposed new dates for a committed agreement: the candidate is asked to read the
+    re-issued text and sign the `Amendment` before `deadline`."""
+
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    amendment_id = fields.String(required=True)
+    number = fields.Integer(required=True, validate=validate.Range(min=1))
+    start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    milestones = fields.List(fields.Nested(MilestoneAtSchema), required=True)
+    signing_link = fields.Url(required=True, require_tld=False)
+    deadline = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    reason = fields.String(load_default=None, allow_none=True)
+
+
+class AgreementAmendedV1(ma.Schema):
+    """The chain holds new dates for an agreement (by the employer alone while offered, with
+    the candidate's signature once committed): planned touchpoints move with them."""
+
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    amendment_id = fields.String(required=True)
+    number = fields.Integer(required=True, validate=validate.Range(min=1))
+    start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    milestones = fields.List(fields.Nested(MilestoneAtSchema), required=True)
+    terms_hash = fields.String(required=True, validate=HEX32)
+    tx_hash = fields.String(required=True, validate=HEX32)
+    mutual = fields.Boolean(required=True)
+
+
 class MilestoneEventV1(ma.Schema):
     """A milestone was confirmed on chain with anchored evidence, or became overdue."""
 
@@ -210,6 +246,10 @@ AGREEMENT_STATES = {
     state: MessageType(f"agreement.{state}", 1, AgreementStateChangedV1, "contracts")
     for state in ("committed", "fulfilled", "breached", "employer_breached", "cancelled", "expired")
 }
+AGREEMENT_AMENDMENT_PROPOSED = MessageType(
+    "agreement.amendment_proposed", 1, AgreementAmendmentProposedV1, "contracts"
+)
+AGREEMENT_AMENDED = MessageType("agreement.amended", 1, AgreementAmendedV1, "contracts")
 MILESTONE_CONFIRMED = MessageType("milestone.confirmed", 1, MilestoneEventV1, "contracts")
 MILESTONE_OVERDUE = MessageType("milestone.overdue", 1, MilestoneEventV1, "contracts")
 RISK_CHANGED = MessageType("risk.changed", 1, RiskChangedV1, "contracts")
@@ -226,6 +266,8 @@ REGISTRY: dict[tuple[str, int], MessageType] = {
         EVIDENCE_SUPERSEDED,
         AGREEMENT_OFFERED,
         *AGREEMENT_STATES.values(),
+        AGREEMENT_AMENDMENT_PROPOSED,
+        AGREEMENT_AMENDED,
         MILESTONE_CONFIRMED,
         MILESTONE_OVERDUE,
         RISK_CHANGED,

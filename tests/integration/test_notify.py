@@ -27,7 +27,7 @@ from sqlalchemy import select, text
 from offerseal.notify.models import Touchpoint
 from offerseal.shared.models import OutboxMessage
 from tests.conftest import RunningStack, free_port, make_settings, start_stack
-from tests.integration.test_contracts_service import CANDIDATE_KEY, body, ethers_sign
+from tests.integration.test_contracts_service import CANDIDATE_KEY, OTHER_KEY, body, ethers_sign
 
 pytestmark = pytest.mark.chain
 
@@ -354,6 +354,121 @@ def test_a_tenant_s_own_template_is_used_for_its_candidates_only(
         assert requests.delete(url, headers=stack.hr, timeout=30).status_code == 404
         offer(stack, candidate_ref="cand-043")
         box.wait(lambda m: m["Subject"] == "请阅读并签署入职意向书")
+    finally:
+        stack.stack.stop()
+
+
+def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
+    tmp_path: Path, database_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
+) -> None:
+    box, smtp_url = mailbox
+    stack = notify_stack(
+        tmp_path, database_url, fresh_anvil, smtp_url=smtp_url, checkin_interval=3600.0
+    )
+    contracts = stack.stack.urls["contracts"]
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    try:
+        agreement = offer(
+            stack,
+            language="en",
+            candidate_contact={
+                "email": "cand042@example.com",
+                "timezone": "Asia/Shanghai",
+                "language": "en",
+            },
+        )
+        amendments = contracts + f"/v1/agreements/{agreement['id']}/amendments"
+        box.wait(lambda m: "sign" in m["Subject"])
+        # While offered the employer moves the start alone; the candidate signs the new terms.
+        later_start = (today + dt.timedelta(days=45)).isoformat()
+        r = requests.post(
+            amendments, headers=stack.hr, json={"start_date": later_start}, timeout=60
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["state"] == "applied" and r.json()["tx_hash"]
+        terms = requests.get(
+            contracts + f"/v1/agreements/{agreement['id']}/terms", headers=stack.hr, timeout=30
+        )
+        assert terms.headers["X-Terms-SHA256"] == r.json()["terms_hash"] != agreement["terms_hash"]
+        sign(stack, agreement)
+
+        nothing = requests.post(amendments, headers=stack.hr, json={}, timeout=30)
+        assert nothing.status_code == 422 and nothing.json()["errors"][0]["field"] == "start_date"
+        too_late = requests.post(
+            amendments,
+            headers=stack.hr,
+            json={"milestones": [{"index": 1, "due": (today + dt.timedelta(days=60)).isoformat()}]},
+            timeout=30,
+        )
+        assert too_late.status_code == 422
+        assert too_late.json()["errors"][0]["field"] == "milestones.0.due"
+        move = {
+            "milestones": [{"index": 1, "due": (today + dt.timedelta(days=35)).isoformat()}],
+            "reason": "the current employer asked for a longer handover",
+        }
+        assert (
+            requests.post(amendments, headers=stack.legal, json=move, timeout=30).status_code == 403
+        )
+        assert (
+            requests.post(amendments, headers=stack.other_tenant, json=move, timeout=30).status_code
+            == 404
+        )
+        # Committed: proposed, nothing changes until the candidate signs.
+        proposed = requests.post(amendments, headers=stack.hr, json=move, timeout=60)
+        assert proposed.status_code == 201, proposed.text
+        assert proposed.json()["state"] == "awaiting_signature"
+        [mail] = box.wait(lambda m: m["Subject"].startswith("New dates for your agreement"))
+        assert "longer handover" in text_of(mail)
+        link = next(u for u in links_in(mail) if "/amendments/" in u)
+        typed = requests.get(link, timeout=30).json()
+        assert typed["primaryType"] == "Amendment"
+        assert requests.get(link.split("?")[0], timeout=30).status_code == 401  # no token
+        text = requests.get(link.replace("/typed-data", "/terms"), timeout=30)
+        assert "0x" + hashlib.sha256(text.content).hexdigest() == typed["message"]["termsHash"]
+        before = requests.get(
+            contracts + f"/v1/agreements/{agreement['id']}", headers=stack.hr, timeout=30
+        ).json()
+        assert before["milestones"][1]["due_at"] != proposed.json()["milestone_dues"][1]
+
+        signature_url = link.replace("/typed-data", "/signature")
+        wrong = ethers_sign(OTHER_KEY, typed)
+        bad = requests.post(signature_url, json={"signature": wrong}, timeout=60)
+        assert bad.status_code == 422 and "wrong signer" in bad.json()["detail"]
+        good = requests.post(
+            signature_url, json={"signature": ethers_sign(CANDIDATE_KEY, typed)}, timeout=60
+        )
+        assert good.status_code == 200, good.text
+        assert good.json()["state"] == "applied"
+        again = requests.post(
+            signature_url, json={"signature": ethers_sign(CANDIDATE_KEY, typed)}, timeout=60
+        )
+        assert again.status_code == 409
+        after = requests.get(
+            contracts + f"/v1/agreements/{agreement['id']}", headers=stack.hr, timeout=30
+        ).json()
+        new_due = dt.datetime.fromisoformat(after["milestones"][1]["due_at"])
+        assert new_due.astimezone(ZoneInfo("Asia/Shanghai")).date() == today + dt.timedelta(days=35)
+
+        # Notify moved the document request for that milestone with the date.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            items = requests.get(
+                stack.stack.urls["notify"] + "/v1/candidates/cand-042/touchpoints",
+                headers=stack.hr,
+                timeout=30,
+            ).json()["items"]
+            request_1 = next(
+                t for t in items if t["kind"] == "milestone_request" and t["occurrence"] == 1
+            )
+            if request_1["detail"] and "amended" in request_1["detail"]:
+                break
+            time.sleep(0.2)
+        assert request_1["state"] == "planned"
+        assert dt.datetime.fromisoformat(request_1["due_at"]) == new_due - dt.timedelta(days=2)
+        welcome = next(t for t in items if t["kind"] == "welcome_package")
+        assert dt.datetime.fromisoformat(welcome["due_at"]) == dt.datetime.fromisoformat(
+            after["start_at"]
+        ) - dt.timedelta(days=3)
     finally:
         stack.stack.stop()
 

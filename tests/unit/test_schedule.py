@@ -89,3 +89,82 @@ def test_checkin_text_offers_every_answer_as_a_link(language: str, word: str) ->
     assert word in rendered.subject + rendered.text
     for url in links.values():
         assert url in rendered.text and f'href="{url}"' in rendered.html
+
+
+# ---- new dates: what is still planned moves ----------------------------------------------
+
+NOW = dt.datetime(2026, 12, 1, 10, tzinfo=UTC)
+DAY = dt.timedelta(days=1)
+H48 = dt.timedelta(hours=48)
+
+
+def existing_after_commitment(start: dt.datetime) -> list[schedule.Existing]:
+    plan = schedule.plan_after_commitment(
+        committed_at=NOW,
+        start_at=start,
+        checkin_interval=H48,
+        milestones=[("resignation_submitted", NOW + 5 * DAY), ("handover_done", NOW + 15 * DAY)],
+    )
+    return [schedule.Existing(p.kind, p.occurrence, "planned", p.due_at) for p in plan]
+
+
+def test_a_later_start_moves_requests_and_welcome_and_adds_weekly_updates() -> None:
+    old_start, new_start = NOW + 20 * DAY, NOW + 41 * DAY
+    existing = existing_after_commitment(old_start)
+    plan = schedule.replan(
+        now=NOW,
+        start_at=new_start,
+        milestones=[("resignation_submitted", NOW + 5 * DAY), ("handover_done", NOW + 30 * DAY)],
+        checkin_interval=H48,
+        existing=existing,
+    )
+    due, data = plan.moves[(schedule.MILESTONE_REQUEST, 1)]
+    assert due == NOW + 28 * DAY and data["due_at"] == (NOW + 30 * DAY).isoformat()
+    assert plan.moves[(schedule.MILESTONE_REQUEST, 0)][0] == NOW + 3 * DAY  # unchanged date
+    assert plan.moves[(schedule.WELCOME_PACKAGE, 1)][0] == new_start - 3 * DAY
+    weekly = [p for p in existing if p.kind == schedule.WEEKLY_UPDATE]
+    added = [p for p in plan.adds if p.kind == schedule.WEEKLY_UPDATE]
+    assert [p.occurrence for p in added] == list(range(len(weekly) + 1, len(weekly) + 4))
+    assert all(p.due_at < new_start - 3 * DAY for p in added)
+    assert not plan.cancels
+    assert not [p for p in plan.adds if p.kind == schedule.CHECKIN]  # one is still planned
+
+
+def test_an_earlier_start_cancels_what_would_come_after_it() -> None:
+    existing = existing_after_commitment(NOW + 30 * DAY)
+    existing.append(schedule.Existing(schedule.CHECKIN, 2, "planned", NOW + 9 * DAY))
+    existing = [e for e in existing if not (e.kind == schedule.CHECKIN and e.occurrence == 1)]
+    new_start = NOW + 8 * DAY
+    plan = schedule.replan(
+        now=NOW,
+        start_at=new_start,
+        milestones=[("resignation_submitted", NOW + 5 * DAY), ("handover_done", NOW + 7 * DAY)],
+        checkin_interval=H48,
+        existing=existing,
+    )
+    assert (schedule.CHECKIN, 2) in plan.cancels
+    cancelled_weekly = [o for k, o in plan.cancels if k == schedule.WEEKLY_UPDATE]
+    assert cancelled_weekly == [1, 2, 3]  # all of them are now after start - 3 days
+    # The check-in due after the new start is replaced by one that comes before it.
+    [checkin] = [p for p in plan.adds if p.kind == schedule.CHECKIN]
+    assert checkin.occurrence == 3 and checkin.due_at == NOW + H48
+    assert plan.moves[(schedule.WELCOME_PACKAGE, 1)][0] == new_start - 3 * DAY
+
+
+def test_sent_touchpoints_stay_and_stopped_check_ins_resume_up_to_the_new_start() -> None:
+    sent_at = NOW - DAY
+    existing = [
+        schedule.Existing(schedule.MILESTONE_REQUEST, 0, "sent", NOW - 2 * DAY, NOW - 2 * DAY),
+        schedule.Existing(schedule.CHECKIN, 1, "sent", NOW - 3 * DAY, NOW - 3 * DAY),
+        schedule.Existing(schedule.CHECKIN, 2, "sent", sent_at, sent_at),
+    ]
+    plan = schedule.replan(
+        now=NOW,
+        start_at=NOW + 10 * DAY,
+        milestones=[("resignation_submitted", NOW + 6 * DAY)],
+        checkin_interval=H48,
+        existing=existing,
+    )
+    assert (schedule.MILESTONE_REQUEST, 0) not in plan.moves  # already sent: not touched
+    [checkin] = [p for p in plan.adds if p.kind == schedule.CHECKIN]
+    assert checkin.occurrence == 3 and checkin.due_at == sent_at + H48

@@ -7,8 +7,10 @@ viem, eth-account, `cast wallet sign --data`), and its digest equals the contrac
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 # Milestone kinds (DOMAIN.md's staged confirmations and checkpoints) and their on-chain codes.
 MILESTONE_KINDS: dict[str, int] = {
@@ -175,3 +177,14 @@ def amendment_typed_data(
             "deadline": deadline,
         },
     }
+
+
+START_TIME = dt.time(9, 0)  # a start date means 09:00 in the candidate's time zone
+DUE_TIME = dt.time(23, 59, 59)  # a due date means the end of that day
+
+
+def at_local(value: dt.date | dt.datetime, tz: ZoneInfo, default: dt.time) -> dt.datetime:
+    """A calendar date at `default` in `tz`; a date-time without offset in `tz`."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    return dt.datetime.combine(value, default, tzinfo=tz)

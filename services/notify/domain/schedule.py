@@ -14,8 +14,17 @@ CHECKIN = "checkin"
 WEEKLY_UPDATE = "weekly_update"
 WELCOME_PACKAGE = "welcome_package"
 CLOSING = "closing"
+AMENDMENT = "amendment"  # new dates to read and sign
 NON_ESSENTIAL = frozenset({WEEKLY_UPDATE, WELCOME_PACKAGE})
-KINDS = (INVITATION, MILESTONE_REQUEST, CHECKIN, WEEKLY_UPDATE, WELCOME_PACKAGE, CLOSING)
+KINDS = (
+    INVITATION,
+    MILESTONE_REQUEST,
+    CHECKIN,
+    WEEKLY_UPDATE,
+    WELCOME_PACKAGE,
+    CLOSING,
+    AMENDMENT,
+)
 
 MILESTONE_LEAD = dt.timedelta(days=2)  # ask for a stage's document two days before it is due
 WELCOME_LEAD = dt.timedelta(days=3)
@@ -74,6 +83,74 @@ def next_checkin(
     if due >= start_at:
         return None
     return Planned(CHECKIN, previous + 1, due, {})
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A touchpoint already in the schedule, as `replan` sees it."""
+
+    kind: str
+    occurrence: int
+    state: str  # planned | sending | sent | ...
+    due_at: dt.datetime
+    sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Replan:
+    moves: dict[tuple[str, int], tuple[dt.datetime, dict[str, str]]]  # new due, data changes
+    cancels: list[tuple[str, int]]
+    adds: list[Planned]
+
+
+def replan(
+    *,
+    now: dt.datetime,
+    start_at: dt.datetime,
+    milestones: list[tuple[str, dt.datetime]],
+    checkin_interval: dt.timedelta,
+    existing: list[Existing],
+) -> Replan:
+    """New dates for a committed agreement: what is still planned moves with them (document
+    requests, the welcome package), weekly updates and check-ins end before the new start and
+    resume up to it when it moved later. Nothing already sent is touched."""
+    moves: dict[tuple[str, int], tuple[dt.datetime, dict[str, str]]] = {}
+    cancels: list[tuple[str, int]] = []
+    adds: list[Planned] = []
+    planned = {(e.kind, e.occurrence): e for e in existing if e.state == "planned"}
+    for i, (kind, due) in enumerate(milestones):
+        row = planned.get((MILESTONE_REQUEST, i))
+        if row is not None:
+            moves[(MILESTONE_REQUEST, i)] = (
+                max(now, due - MILESTONE_LEAD),
+                {"milestone": kind, "due_at": due.isoformat()},
+            )
+    welcome = planned.get((WELCOME_PACKAGE, 1))
+    if welcome is not None:
+        moves[(WELCOME_PACKAGE, 1)] = (max(now, start_at - WELCOME_LEAD), {})
+    weekly = sorted((e for e in existing if e.kind == WEEKLY_UPDATE), key=lambda e: e.occurrence)
+    for e in weekly:
+        if e.state == "planned" and e.due_at >= start_at - WELCOME_LEAD:
+            cancels.append((WEEKLY_UPDATE, e.occurrence))
+    kept = [e for e in weekly if (e.kind, e.occurrence) not in cancels]
+    n, at = (kept[-1].occurrence + 1, kept[-1].due_at + WEEK) if kept else (1, now + WEEK)
+    while at < start_at - WELCOME_LEAD:
+        adds.append(Planned(WEEKLY_UPDATE, n, at, {}))
+        n, at = n + 1, at + WEEK
+    checkins = sorted((e for e in existing if e.kind == CHECKIN), key=lambda e: e.occurrence)
+    waiting = [e for e in checkins if e.state in ("planned", "sending")]
+    for e in waiting:
+        if e.state == "planned" and e.due_at >= start_at:
+            cancels.append((CHECKIN, e.occurrence))
+    if not [e for e in waiting if (e.kind, e.occurrence) not in cancels]:
+        # The rhythm had stopped at the old start date: it resumes one interval after the last
+        # check-in that went out (not before now), up to the new start.
+        sent = [e.sent_at for e in checkins if e.sent_at is not None]
+        last_occurrence = checkins[-1].occurrence if checkins else 0
+        due = max(now, max(sent) + checkin_interval) if sent else now + checkin_interval
+        if due < start_at:
+            adds.append(Planned(CHECKIN, last_occurrence + 1, due, {}))
+    return Replan(moves, cancels, adds)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import string
 from dataclasses import dataclass
 
 from .schedule import (
+    AMENDMENT,
     CHECKIN,
     CLOSING,
     INVITATION,
@@ -68,6 +69,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     WEEKLY_UPDATE: (),
     WELCOME_PACKAGE: (),
     CLOSING: ("outcome", "state"),
+    AMENDMENT: ("sign_link", "start_at", "reason"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     INVITATION: ("sign_link",),
@@ -76,6 +78,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     WEEKLY_UPDATE: (),
     WELCOME_PACKAGE: (),
     CLOSING: ("outcome",),
+    AMENDMENT: ("sign_link",),
 }
 SUBJECT_MAX, TEXT_MAX = 200, 10_000
 SAMPLE = {
@@ -84,6 +87,8 @@ SAMPLE = {
     "milestone": "stamped_resignation",
     "due_at": "2027-01-15T00:00:00+00:00",
     "state": "fulfilled",
+    "start_at": "2027-02-01",
+    "reason": "the current employer asked for a longer handover",
 }
 
 
@@ -212,6 +217,26 @@ def render(
             "您的入职准备资料（团队介绍视频、学习资料）已准备好。"
             if zh
             else "Your preparation package (team video, learning material) is ready."
+        ]
+    elif kind == AMENDMENT:
+        subject = (
+            "入职意向书日期变更，请确认" if zh else "New dates for your agreement: please sign"
+        )
+        lines = [
+            (
+                f"{data.get('employer', '')}提议将入职日期调整为 {data.get('start_at', '')}"
+                f"（原因：{data.get('reason') or '未说明'}）。"
+                if zh
+                else f"{data.get('employer', '')} proposes to move your start date to "
+                f"{data.get('start_at', '')} (reason: {data.get('reason') or 'not given'})."
+            ),
+            (
+                "阅读变更后的条款并签署（签署前原条款继续有效）："
+                if zh
+                else "Read the amended terms and sign (until you do, the current terms apply):"
+            )
+            + " "
+            + links["sign"],
         ]
     elif kind == CLOSING:
         subject = "入职意向书状态通知" if zh else "About your intent agreement"
