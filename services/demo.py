@@ -323,8 +323,9 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
     checkin = wait_for_mail(mail, "resignation going")
     body = checkin.get_body(preferencelist=("plain",)).get_content()
     delayed = next(w for w in body.split() if w.endswith("answer=delayed"))
+    new_start = (now + dt.timedelta(days=37)).date().isoformat()
     answered = requests.post(
-        delayed.split("?")[0], timeout=30, json={"answer": "delayed", "new_date": "2027-01-15"}
+        delayed.split("?")[0], timeout=30, json={"answer": "delayed", "new_date": new_start}
     )
     answered.raise_for_status()
     deadline = time.monotonic() + 20
@@ -339,6 +340,34 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
     print(
         f"  answer recorded; risk is now {risk['level']}: {'; '.join(risk['reasons'])} "
         f"-> {risk['response']} (stability {risk['stability_score']})"
+    )
+
+    say(
+        "HR agrees a start one week later; the candidate signs the amendment from the e-mail "
+        "and the chain holds the new date"
+    )
+    proposed = requests.post(
+        f"{base}/v1/agreements/{agreement['id']}/amendments",
+        headers=hr,
+        timeout=60,
+        json={"start_date": new_start, "reason": "the resignation takes a week longer"},
+    )
+    proposed.raise_for_status()
+    print(f"  amendment {proposed.json()['number']}: {proposed.json()['state']}")
+    amendment_mail = wait_for_mail(mail, "New dates")
+    amendment_text = amendment_mail.get_body(preferencelist=("plain",)).get_content()
+    amendment_link = next(w for w in amendment_text.split() if "/amendments/" in w)
+    typed = requests.get(amendment_link, timeout=30).json()
+    applied = requests.post(
+        amendment_link.replace("/typed-data", "/signature"),
+        timeout=60,
+        json={"signature": "0x" + chain.sign_typed_data(DEMO_CANDIDATE_KEY, typed).hex()},
+    )
+    applied.raise_for_status()
+    amended = applied.json()
+    print(
+        f"  {amendment_mail['Subject']!r} -> signed: {amended['state']} (tx {amended['tx_hash']}),"
+        f" start {amended['start_at']}"
     )
 
     say(
@@ -427,4 +456,5 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         and milestone["confirmed_at"]
         and started["state"] == "fulfilled"
         and risk.get("level") == "red"
+        and amended["state"] == "applied"
     )

@@ -578,19 +578,21 @@ class NotifyService:
         now = utcnow()
         with self.db.transaction() as session:
             envelopes = []
+            changes: list[dict[str, Any]] = []
             for touchpoint_id, state, channel, detail, message_id, tp in outcomes:
                 tp = tp or session.get(Touchpoint, touchpoint_id)
                 assert tp is not None
-                values: dict[str, Any] = {
-                    "state": state,
-                    "channel": channel,
-                    "detail": detail,
-                    "attempts": Touchpoint.attempts + 1,
-                }
-                if state == "sent":
-                    values.update(sent_at=now, message_id=message_id)
-                session.execute(
-                    update(Touchpoint).where(Touchpoint.id == touchpoint_id).values(**values)
+                # The row is ours (claimed as `sending`): its attempts cannot move meanwhile.
+                changes.append(
+                    {
+                        "id": touchpoint_id,
+                        "state": state,
+                        "channel": channel,
+                        "detail": detail,
+                        "attempts": (tp.attempts or 0) + 1,
+                        "sent_at": now if state == "sent" else tp.sent_at,
+                        "message_id": message_id if state == "sent" else tp.message_id,
+                    }
                 )
                 payload = {
                     "touchpoint_id": touchpoint_id,
@@ -607,6 +609,7 @@ class NotifyService:
                         self._plan_next_checkin(session, tp)
                 elif state == "failed":
                     envelopes.append(messages.build(messages.TOUCHPOINT_FAILED, tp.tenant, payload))
+            session.execute(update(Touchpoint), changes)  # one executemany by primary key
             session.execute(
                 insert(DeliveryAttempt),
                 [

@@ -8,6 +8,7 @@ A message is an envelope (`message_id`, `type`, `version`, `occurred_at`, `produ
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -279,10 +280,18 @@ REGISTRY: dict[tuple[str, int], MessageType] = {
 }
 
 
+@functools.cache
+def _schema(cls: type[ma.Schema]) -> ma.Schema:
+    """One instance per schema class: marshmallow 4 schemas hold no per-call state, and
+    building one costs more than the load and dump it serves."""
+    return cls()
+
+
 def build(message_type: MessageType, tenant: str, payload: dict[str, Any]) -> dict[str, Any]:
     """A complete, validated envelope ready to publish (JSON-safe)."""
-    body = message_type.schema().dump(message_type.schema().load(payload))
-    return Envelope().dump(
+    schema = _schema(message_type.schema)
+    body = schema.dump(schema.load(payload))
+    return _schema(Envelope).dump(
         {
             "message_id": uuid.uuid4(),
             "type": message_type.name,
@@ -310,14 +319,14 @@ def parse(body: Any) -> Message:
     if not isinstance(body, dict):
         raise MessageError("body is not a JSON object")
     try:
-        envelope = Envelope().load(body)
+        envelope = _schema(Envelope).load(body)
     except ma.ValidationError as exc:
         raise MessageError(f"invalid envelope: {exc.messages}") from None
     message_type = REGISTRY.get((envelope["type"], envelope["version"]))
     if message_type is None:
         raise MessageError(f"unknown message type {envelope['type']} v{envelope['version']}")
     try:
-        payload = message_type.schema().load(envelope["payload"])
+        payload = _schema(message_type.schema).load(envelope["payload"])
     except ma.ValidationError as exc:
         raise MessageError(f"invalid {message_type.routing_key} payload: {exc.messages}") from None
     return Message(
