@@ -5,20 +5,49 @@ rate to a local SMTP server and a local webhook receiver, and lateness (sent min
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from offerseal.notify.channels import SmtpChannel, WebhookChannel
+from offerseal.notify import service as notify_service
+from offerseal.notify.channels import Outgoing, SmtpChannel, WebhookChannel
+from offerseal.notify.journal import SentJournal
 from offerseal.notify.models import FollowedAgreement, NotifyCandidate
 from offerseal.notify.service import NotifyService
 from offerseal.shared.db import Database
 from offerseal.shared.links import LinkSigner
+
+
+class NaiveSmtpChannel:
+    """The naive sender the bench compares against: the standard library's EmailMessage, a new
+    SMTP connection per message (what a first version would do)."""
+
+    name = "email"
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def send(self, out: Outgoing) -> str:
+        message = EmailMessage()
+        message["From"] = "Bench <b@bench.local>"
+        message["To"] = out.to_email or ""
+        message["Subject"] = out.rendered.subject
+        message["Message-ID"] = out.message_id
+        message.set_content(out.rendered.text)
+        message.add_alternative(out.rendered.html, subtype="html")
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            client.send_message(message)
+        return "sent"
+
 
 HOOK_SERVER = """
 import http.server, sys
@@ -129,7 +158,10 @@ def run(pg_admin_url: str, free_port: Any, planned: int = 1_000_000) -> dict[str
             quiet_hours="00:00-00:00",
             default_timezone="UTC",
             mail_domain="bench.local",
+            journal=SentJournal(Path(tempfile.mkdtemp(prefix="offerseal-bench-journal-"))),
         )
+
+        group = notify_service.GROUP
 
         def claim_ms(rounds: int = 20) -> float:
             samples = []
@@ -176,18 +208,19 @@ def run(pg_admin_url: str, free_port: Any, planned: int = 1_000_000) -> dict[str
             out["claim_ms_naive_seq_scan"] / max(out["claim_ms_with_1m_planned"], 0.001), 1
         )
 
-        for label, channel in (
-            ("smtp", SmtpChannel(f"smtp://127.0.0.1:{smtp_port}", "Bench <b@bench.local>")),
-            ("webhook", WebhookChannel(f"http://127.0.0.1:{hook_port}/", b"s" * 32)),
+        for label, channel, n in (
+            ("smtp", SmtpChannel(f"smtp://127.0.0.1:{smtp_port}", "Bench <b@bench.local>"), 3000),
+            ("webhook", WebhookChannel(f"http://127.0.0.1:{hook_port}/", b"s" * 32), 3000),
+            ("smtp_naive", NaiveSmtpChannel(smtp_port), 1000),
         ):
-            service.channels = {"email": channel} if label == "smtp" else {"webhook": channel}
+            email = label.startswith("smtp")
+            service.channels = {"email": channel} if email else {"webhook": channel}
+            # The naive run also commits each outcome on its own.
+            notify_service.GROUP = 1 if label == "smtp_naive" else group
             with db.transaction() as session:
                 session.execute(
-                    sa.update(NotifyCandidate).values(
-                        channels=["email"] if label == "smtp" else ["webhook"]
-                    )
+                    sa.update(NotifyCandidate).values(channels=["email"] if email else ["webhook"])
                 )
-            n = 3000
             with db.engine.begin() as conn:
                 _insert(conn, n, "now() - interval '1 second'", "ag", f"{label}-")
             started = time.perf_counter()
@@ -202,6 +235,10 @@ def run(pg_admin_url: str, free_port: Any, planned: int = 1_000_000) -> dict[str
             close = getattr(channel, "close", None)
             if close:
                 close()
+        notify_service.GROUP = group
+        out["dispatch_smtp_ratio_vs_naive"] = round(
+            out["dispatch_smtp_per_s"] / out["dispatch_smtp_naive_per_s"], 1
+        )
 
         # Lateness: 2,000 touchpoints due over 10 s while the dispatcher polls every 100 ms.
         service.channels = {

@@ -20,6 +20,7 @@ from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
 from . import api
 from .channels import FolderChannel, SmtpChannel, WebhookChannel
+from .journal import SentJournal
 from .service import NotifyService
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class NotifyNode:
             quiet_hours=settings.quiet_hours,
             default_timezone=settings.default_timezone,
             mail_domain=settings.mail_domain,
+            journal=SentJournal(settings.data_dir / "notify-journal"),
         )
         self.app = create_app(self.db, self.service, self.ready)
         self.consumer = MessageConsumer(
@@ -92,8 +94,12 @@ class NotifyNode:
         # design, so at start every claimed row is ours from before a restart; PostgreSQL may
         # have several, so only claims older than the lease are taken back.
         lease = 0.0 if is_sqlite(self.db.engine) else LEASE_SECONDS
+        settled = False
         while not stop.is_set():
             try:
+                if not settled:
+                    self.service.settle_journal()
+                    settled = True
                 if time.monotonic() - last_release > 30:
                     self.service.release_stale(older_than=lease)
                     last_release = time.monotonic()
@@ -114,6 +120,8 @@ class NotifyNode:
 
     def stop(self, timeout: float = 15.0) -> None:
         self.workers.stop(timeout)
+        if self.service.journal is not None:
+            self.service.journal.close()
         for channel in self.service.channels.values():
             close = getattr(channel, "close", None)
             if close is not None:

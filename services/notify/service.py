@@ -1,11 +1,13 @@
 """Notify service layer: plans touchpoints from the agreements' messages, dispatches them when
 due (quiet hours, opt-out, retries) and records the candidate's replies. Independent of HTTP.
 
-Delivery is at-least-once with a stable Message-ID (`<touchpoint-id@domain>`): a row is claimed
-(`sending`) in its own transaction before the channel is called and marked `sent` after it
-(outcomes are committed GROUP at a time), so a crash before sending sends it once after the
-restart, and a crash between the server's acceptance and our commit re-sends the same
-Message-ID, which mail clients show once.
+Delivery: a row is claimed (`sending`) in its own transaction before the channel is called and
+marked `sent` after it (outcomes are committed GROUP at a time). A crash before sending sends it
+once after the restart; a message the channel accepted is first written to the sent journal
+(`journal.py`), so a dispatcher killed before the commit is followed by one that records it as
+sent instead of sending it again. Every message keeps a stable Message-ID
+(`<touchpoint-id@domain>`), so the one duplicate a power cut at that instant could cause is
+recognisable.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..shared.models import aware, iso, utcnow
 from .channels import Outgoing, Rejected, RetryLater
 from .domain import schedule, templates
 from .domain.templates import Override, TemplateError, render
+from .journal import Accepted, SentJournal
 from .models import (
     DeliveryAttempt,
     FollowedAgreement,
@@ -47,8 +50,7 @@ WRITE_ROLES = ("hr", "admin")
 FINAL_STATES = frozenset(messages.AGREEMENT_STATES) - {"committed"}
 REPLY, UNSUBSCRIBE = "reply", "unsubscribe"
 LINK_TTL = 14 * 86400
-# Outcomes committed per transaction while dispatching. A crash between a channel's
-# acceptance and the commit re-sends at most this many messages (same Message-IDs).
+# Outcomes committed per transaction while dispatching (the sent journal covers the gap).
 GROUP = 50
 
 
@@ -69,8 +71,10 @@ class NotifyService:
         quiet_hours: str,
         default_timezone: str,
         mail_domain: str,
+        journal: SentJournal | None = None,
     ) -> None:
         self.db = db
+        self.journal = journal
         self.links = links
         self.channels = channels  # "email" and/or "webhook"
         self.public_url = public_url.rstrip("/")
@@ -328,6 +332,41 @@ class NotifyService:
                 )
         return ids
 
+    def settle_journal(self) -> int:
+        """At start: messages a killed predecessor handed to a channel but never recorded are
+        recorded as sent now, not sent again. Runs before stale claims are released."""
+        if self.journal is None:
+            return 0
+        leftovers = self.journal.leftovers()
+        if leftovers:
+            with self.db.sessions() as session:
+                sending = set(
+                    session.execute(
+                        select(Touchpoint.id).where(
+                            Touchpoint.id.in_([a.touchpoint_id for a in leftovers]),
+                            Touchpoint.state == "sending",
+                        )
+                    ).scalars()
+                )
+            self._grouping = True
+            try:
+                for a in leftovers:
+                    if a.touchpoint_id in sending:
+                        sending.discard(a.touchpoint_id)
+                        self._finish(
+                            a.touchpoint_id,
+                            "sent",
+                            a.channel,
+                            f"{a.detail} (recorded after a restart)",
+                            message_id=a.message_id,
+                        )
+            finally:
+                self._grouping = False
+                self._flush()
+            log.info("recorded %d message(s) a previous dispatcher had sent", len(leftovers))
+        self.journal.clear()
+        return len(leftovers)
+
     def release_stale(self, older_than: float = 300.0) -> int:
         """Rows a crashed worker claimed: back to planned (sent again, same Message-ID)."""
         cutoff = utcnow() - dt.timedelta(seconds=older_than)
@@ -446,6 +485,8 @@ class NotifyService:
             return self._reschedule(touchpoint_id, str(exc), channel_name)
         except Rejected as exc:
             return self._finish(touchpoint_id, "failed", channel_name, str(exc))
+        if self.journal is not None:
+            self.journal.record(Accepted(touchpoint_id, outgoing.message_id, channel_name, detail))
         failpoints.hit("notify.after_send")
         return self._finish(
             touchpoint_id,
@@ -624,6 +665,8 @@ class NotifyService:
                 ],
             )
             enqueue(session, envelopes)
+        if self.journal is not None:
+            self.journal.clear()  # every accepted message so far is committed
 
     def _mark_missed(self, session: Session, tp: Touchpoint) -> None:
         """A check-in not answered before the next one goes out is a missed check-in."""
