@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 import sqlalchemy
+from aiosmtpd.controller import Controller
 from sqlalchemy import select, text
 
 from offerseal.notify.models import Touchpoint
