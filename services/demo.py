@@ -369,6 +369,10 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         f"  {amendment_mail['Subject']!r} -> signed: {amended['state']} (tx {amended['tx_hash']}),"
         f" start {amended['start_at']}"
     )
+    settled = requests.get(
+        f"{base}/v1/agreements/{agreement['id']}/risk", headers=hr, timeout=30
+    ).json()
+    print(f"  risk is now {settled['level']}: {'; '.join(settled['reasons'])}")
 
     say(
         "notify asks for the stamped resignation copy; the candidate uploads it through the "
@@ -457,4 +461,5 @@ def agreement_story(stack: Any, hr: dict[str, str]) -> bool:
         and started["state"] == "fulfilled"
         and risk.get("level") == "red"
         and amended["state"] == "applied"
+        and settled["level"] == "yellow"
     )

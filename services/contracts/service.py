@@ -1148,6 +1148,13 @@ class AgreementService:
         )
         replies = [r for r in rows if r.kind == "replied"]
         latest = replies[-1].answer if replies else None
+        last_agreed = session.execute(
+            select(func.max(AgreementAmendment.applied_at)).where(
+                AgreementAmendment.agreement_id == a.id,
+                AgreementAmendment.state == "applied",
+                AgreementAmendment.deadline > 0,  # signed by the candidate (once committed)
+            )
+        ).scalar()
         milestones = self._milestones(session, a.id)
         overdue = sum(1 for m in milestones if m.overdue_notified and m.confirmed_at is None)
         on_time = sum(
@@ -1165,6 +1172,9 @@ class AgreementService:
             checkins_missed=sum(1 for r in rows if r.kind == "missed"),
             reply_delays_hours=tuple(r.delay_hours for r in replies if r.delay_hours is not None),
             reported_delay=latest == "delayed",
+            delay_agreed=latest == "delayed"
+            and last_agreed is not None
+            and aware(last_agreed) >= aware(replies[-1].occurred_at),
             reported_withdrawal=latest == "withdrawing",
             asked_for_help=latest == "need_help",
             documents_submitted=sum(1 for m in milestones if m.document_id),

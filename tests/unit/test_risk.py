@@ -63,3 +63,12 @@ def test_exposure() -> None:
     )
     assert out["percent_of_salary"] == 30.0
     assert out["breach_declarable_after"] == "2027-01-04T00:00:00+00:00"
+
+
+def test_a_delay_settled_by_signed_new_dates_is_yellow_not_red() -> None:
+    reported = assess(Signals(reported_delay=True))
+    assert reported.level == "red" and reported.score == 80
+    settled = assess(Signals(reported_delay=True, delay_agreed=True))
+    assert settled.level == "yellow"
+    assert settled.reasons == ("a reported delay was settled: the candidate signed new dates",)
+    assert settled.score == 90

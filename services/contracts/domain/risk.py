@@ -28,6 +28,8 @@ class Signals:
     checkins_missed: int = 0
     reply_delays_hours: tuple[float, ...] = ()
     reported_delay: bool = False
+    # The reported delay was settled: the candidate signed new dates (an amendment) after it.
+    delay_agreed: bool = False
     reported_withdrawal: bool = False
     asked_for_help: bool = False
     documents_submitted: int = 0
@@ -53,7 +55,7 @@ def assess(s: Signals) -> Risk:
         red.append(f"{s.overdue_milestones} milestone(s) overdue")
     if s.reported_withdrawal:
         red.append("the candidate reports withdrawing")
-    if s.reported_delay:
+    if s.reported_delay and not s.delay_agreed:
         red.append("the candidate reports a delay")
     if s.replacement_days > REPLACEMENT_DAYS_THRESHOLD:
         yellow.append(
@@ -64,6 +66,8 @@ def assess(s: Signals) -> Risk:
         yellow.append(f"{s.checkins_missed} check-in(s) missed")
     if s.asked_for_help:
         yellow.append("the candidate asked for help")
+    if s.reported_delay and s.delay_agreed:
+        yellow.append("a reported delay was settled: the candidate signed new dates")
     level = RED if red else YELLOW if yellow else BLUE
     reasons = tuple(red + yellow) if red else tuple(yellow)
     score, factors = stability(s)
@@ -83,7 +87,11 @@ def stability(s: Signals) -> tuple[int, tuple[str, ...]]:
 
     apply(-15 * s.checkins_missed, f"{s.checkins_missed} missed check-in(s)")
     apply(-10 * s.overdue_milestones, f"{s.overdue_milestones} overdue milestone(s)")
-    apply(-20 if s.reported_delay else 0, "reported a delay")
+    if s.reported_delay:
+        apply(
+            -10 if s.delay_agreed else -20,
+            "reported a delay" + (" (new dates signed)" if s.delay_agreed else ""),
+        )
     apply(-50 if s.reported_withdrawal else 0, "reported withdrawing")
     apply(-5 if s.asked_for_help else 0, "asked for help")
     if s.reply_delays_hours:
