@@ -34,7 +34,7 @@ verify_blp = Blueprint(
     description="Proof verification and public keys (no API key needed)",
 )
 
-HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}$", error="expected 0x followed by 64 hex digits")
+HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}\Z", error="expected 0x followed by 64 hex digits")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -99,8 +99,59 @@ class HashItem(DocumentFields):
     sha256 = fields.String(required=True, validate=HEX32)
 
 
+_KIND_SET = frozenset(KINDS)
+_LENGTHS = {"candidate_ref": 200, "agreement_id": 100, "milestone": 60}
+_ITEM_FIELDS = frozenset({"kind", "candidate_ref", "agreement_id", "milestone", "sha256"})
+
+
+def check_hash_item(item: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """`HashItem().load(item)` without marshmallow's per-field machinery (which costs ~60 us an
+    item, a third of a 10,000-item request): same rules, same messages (a test compares)."""
+    if not isinstance(item, dict):
+        return {}, {"_schema": ["Invalid input type."]}
+    errors: dict[str, list[str]] = {}
+    for name in item.keys() - _ITEM_FIELDS:
+        errors[name] = ["Unknown field."]
+    for name in ("kind", "candidate_ref", "sha256"):
+        if name not in item:
+            errors[name] = ["Missing data for required field."]
+    out: dict[str, Any] = {}
+    for name in _ITEM_FIELDS & item.keys():
+        value = item[name]
+        if value is None:
+            errors[name] = ["Field may not be null."]
+        elif not isinstance(value, str):
+            errors[name] = ["Not a valid string."]
+        elif name == "kind" and value not in _KIND_SET:
+            errors[name] = [f"Must be one of: {', '.join(KINDS)}."]
+        elif name == "sha256" and not is_hex32(value):
+            errors[name] = ["expected 0x followed by 64 hex digits"]
+        elif name in _LENGTHS and not 1 <= len(value) <= _LENGTHS[name]:
+            errors[name] = [f"Length must be between 1 and {_LENGTHS[name]}."]
+        else:
+            out[name] = value
+    return out, errors
+
+
+class HashItems(fields.List):
+    """The items of a hash batch, validated with `check_hash_item` (documented as HashItem)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        loaded, errors = [], {}
+        for index, item in enumerate(value):
+            out, problems = check_hash_item(item)
+            if problems:
+                errors[index] = problems
+            loaded.append(out)
+        if errors:
+            raise ma.ValidationError(errors, valid_data=loaded)
+        return loaded
+
+
 class HashBatch(ma.Schema):
-    items = fields.List(
+    items = HashItems(
         fields.Nested(HashItem), required=True, validate=validate.Length(min=1, max=MAX_HASH_BATCH)
     )
 

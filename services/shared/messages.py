@@ -18,7 +18,7 @@ from marshmallow import fields, validate
 
 EXCHANGE = "offerseal.events"
 
-HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}$", error="expected 0x followed by 64 hex digits")
+HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}\Z", error="expected 0x followed by 64 hex digits")
 ADDRESS = validate.Regexp(r"^0x[0-9a-fA-F]{40}$", error="expected a 20-byte 0x address")
 
 

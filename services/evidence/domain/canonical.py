@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+_SCALARS = (str, int, type(None))  # bool is an int; float is neither
+
 
 def _check(value: Any, path: str) -> None:
     if isinstance(value, float):
@@ -17,10 +19,12 @@ def _check(value: Any, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"{path}: keys must be strings")
-            _check(item, f"{path}.{key}")
+            if not isinstance(item, _SCALARS):  # scalars need no further look
+                _check(item, f"{path}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check(item, f"{path}[{i}]")
+            if not isinstance(item, _SCALARS):
+                _check(item, f"{path}[{i}]")
 
 
 def canonical_json(value: Any) -> bytes:

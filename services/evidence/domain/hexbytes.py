@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 def to_hex(value: bytes) -> str:
@@ -13,10 +13,10 @@ def to_hex(value: bytes) -> str:
 
 def from_hex32(text: str) -> bytes:
     """Parse `0x` + 64 hex digits (either case); raises ValueError otherwise."""
-    if not isinstance(text, str) or not _HEX32.match(text):
+    if not isinstance(text, str) or not _HEX32.fullmatch(text):
         raise ValueError("expected 0x followed by 64 hexadecimal digits")
     return bytes.fromhex(text[2:])
 
 
 def is_hex32(text: object) -> bool:
-    return isinstance(text, str) and bool(_HEX32.match(text))
+    return isinstance(text, str) and bool(_HEX32.fullmatch(text))
