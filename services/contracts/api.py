@@ -187,6 +187,23 @@ class CancelIn(ma.Schema):
     signature = fields.String(load_default="0x", validate=validate.Regexp(r"^0x([0-9a-fA-F]{2})*$"))
 
 
+def created(body: dict[str, Any], location: str) -> Response:
+    response = current_app.response_class(
+        current_app.json.dumps(body), status=201, mimetype="application/json"
+    )
+    response.headers["Location"] = location
+    return response
+
+
+def terms_text(text: str, digest: str) -> Response:
+    """The exact UTF-8 text a candidate reads, with the sha256 that goes on chain."""
+    response = current_app.response_class(
+        text.encode("utf-8"), mimetype="text/plain; charset=utf-8"
+    )
+    response.headers["X-Terms-SHA256"] = digest
+    return response
+
+
 def caller(purpose: str = SIGN_PURPOSE) -> tuple[Any, Link | None]:
     """An API key, or a candidate's link token (`?token=`), which opens one agreement."""
     token = request.args.get("token")
@@ -225,11 +242,7 @@ class Agreements(MethodView):
     def post(self, data: dict[str, Any]) -> Response:
         who = principal()
         body = service().create(who, to_new_agreement(data))
-        response = current_app.response_class(
-            current_app.json.dumps(body), status=201, mimetype="application/json"
-        )
-        response.headers["Location"] = f"/v1/agreements/{body['id']}"
-        return response
+        return created(body, f"/v1/agreements/{body['id']}")
 
     @blp.doc(security=BEARER, summary="The tenant's agreements, filtered by state and risk")
     @blp.arguments(ListArgs, location="query")
@@ -260,12 +273,7 @@ class AgreementTerms(MethodView):
     @blp.doc(security=BEARER, summary="The exact text whose sha256 is on chain (text/plain)")
     def get(self, agreement_id: str) -> Response:
         who, link = caller()
-        text, digest = service().terms(who, link, agreement_id)
-        response = current_app.response_class(
-            text.encode("utf-8"), mimetype="text/plain; charset=utf-8"
-        )
-        response.headers["X-Terms-SHA256"] = digest
-        return response
+        return terms_text(*service().terms(who, link, agreement_id))
 
 
 @blp.route("/agreements/<string:agreement_id>/typed-data")
@@ -395,11 +403,7 @@ class Amendments(MethodView):
             reason=data["reason"],
         )
         body = service().amend(who, agreement_id, change)
-        response = current_app.response_class(
-            current_app.json.dumps(body), status=201, mimetype="application/json"
-        )
-        response.headers["Location"] = f"/v1/agreements/{agreement_id}/amendments/{body['id']}"
-        return response
+        return created(body, f"/v1/agreements/{agreement_id}/amendments/{body['id']}")
 
     @blp.doc(security=BEARER, summary="Every amendment of the agreement and its state")
     @blp.response(200)
@@ -421,12 +425,7 @@ class AmendmentTerms(MethodView):
     @blp.doc(security=BEARER, summary="The re-issued text whose sha256 the amendment carries")
     def get(self, agreement_id: str, amendment_id: str) -> Response:
         who, link = caller(AMEND_PURPOSE)
-        text, digest = service().amendment_terms(who, link, agreement_id, amendment_id)
-        response = current_app.response_class(
-            text.encode("utf-8"), mimetype="text/plain; charset=utf-8"
-        )
-        response.headers["X-Terms-SHA256"] = digest
-        return response
+        return terms_text(*service().amendment_terms(who, link, agreement_id, amendment_id))
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/typed-data")

@@ -173,11 +173,22 @@ class NotifyService:
             ],
         )
 
+    @staticmethod
+    def _followed(session: Session, message: messages.Message) -> FollowedAgreement | None:
+        """The agreement a message is about, if notify follows it for that tenant."""
+        agreement_id = message.payload["agreement_id"]
+        followed = session.get(FollowedAgreement, agreement_id)
+        if followed is None or followed.tenant != message.tenant:
+            log.warning(
+                "%s for an agreement notify does not follow: %s", message.type.name, agreement_id
+            )
+            return None
+        return followed
+
     def on_agreement_state(self, session: Session, message: messages.Message) -> None:
         p = message.payload
-        followed = session.get(FollowedAgreement, p["agreement_id"])
-        if followed is None or followed.tenant != message.tenant:
-            log.warning("state of an agreement notify does not follow: %s", p["agreement_id"])
+        followed = self._followed(session, message)
+        if followed is None:
             return
         followed.state = p["state"]
         if p["state"] == "committed":
@@ -212,9 +223,8 @@ class NotifyService:
     def on_amendment_proposed(self, session: Session, message: messages.Message) -> None:
         """New dates await the candidate's signature: an essential message with the link."""
         p = message.payload
-        followed = session.get(FollowedAgreement, p["agreement_id"])
-        if followed is None or followed.tenant != message.tenant:
-            log.warning("amendment of an agreement notify does not follow: %s", p["agreement_id"])
+        followed = self._followed(session, message)
+        if followed is None:
             return
         zone = self._zone(self._timezone_of(session, followed))
         self._plan(
@@ -237,9 +247,8 @@ class NotifyService:
     def on_amended(self, session: Session, message: messages.Message) -> None:
         """The chain holds new dates: what is still planned moves with them."""
         p = message.payload
-        followed = session.get(FollowedAgreement, p["agreement_id"])
-        if followed is None or followed.tenant != message.tenant:
-            log.warning("amendment of an agreement notify does not follow: %s", p["agreement_id"])
+        followed = self._followed(session, message)
+        if followed is None:
             return
         followed.start_at = p["start_at"]
         followed.milestones = [

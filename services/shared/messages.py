@@ -134,31 +134,28 @@ class MilestoneAtSchema(ma.Schema):
     due_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
 
 
-class AgreementAmendmentProposedV1(ma.Schema):
-    """HR proposed new dates for a committed agreement: the candidate is asked to read the
-    re-issued text and sign the `Amendment` before `deadline`."""
-
+class _AmendmentFields(ma.Schema):
     agreement_id = fields.String(required=True)
     candidate_ref = fields.String(required=True)
     amendment_id = fields.String(required=True)
     number = fields.Integer(required=True, validate=validate.Range(min=1))
     start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
     milestones = fields.List(fields.Nested(MilestoneAtSchema), required=True)
+
+
+class AgreementAmendmentProposedV1(_AmendmentFields):
+    """HR proposed new dates for a committed agreement: the candidate is asked to read the
+    re-issued text and sign the `Amendment` before `deadline`."""
+
     signing_link = fields.Url(required=True, require_tld=False)
     deadline = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
     reason = fields.String(load_default=None, allow_none=True)
 
 
-class AgreementAmendedV1(ma.Schema):
+class AgreementAmendedV1(_AmendmentFields):
     """The chain holds new dates for an agreement (by the employer alone while offered, with
     the candidate's signature once committed): planned touchpoints move with them."""
 
-    agreement_id = fields.String(required=True)
-    candidate_ref = fields.String(required=True)
-    amendment_id = fields.String(required=True)
-    number = fields.Integer(required=True, validate=validate.Range(min=1))
-    start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
-    milestones = fields.List(fields.Nested(MilestoneAtSchema), required=True)
     terms_hash = fields.String(required=True, validate=HEX32)
     tx_hash = fields.String(required=True, validate=HEX32)
     mutual = fields.Boolean(required=True)
