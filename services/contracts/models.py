@@ -133,7 +133,9 @@ class AgreementAmendment(Base):
     terms_hash: Mapped[str] = mapped_column(String(66))
     deadline: Mapped[int] = mapped_column(BigInteger)  # unix seconds; 0 when none is needed
     reason: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(20))  # awaiting_signature|applied|superseded
+    state: Mapped[str] = mapped_column(
+        String(20)
+    )  # pending|awaiting_signature|applied|superseded|void|failed
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -263,6 +263,8 @@ class AgreementService:
         else:
             state = TRANSITIONS[op.op]
             agreement.state = state
+            if state != "committed":
+                self._supersede(session, agreement.id, state="void")
             enqueue(
                 session,
                 [
@@ -953,8 +955,11 @@ class AgreementService:
         }
 
     @staticmethod
-    def _supersede(session: Session, agreement_id: str, keep: str | None = None) -> None:
-        """A newer proposal (or an applied one) replaces those still awaiting a signature."""
+    def _supersede(
+        session: Session, agreement_id: str, keep: str | None = None, state: str = "superseded"
+    ) -> None:
+        """A newer proposal (or an applied one) replaces those still awaiting a signature; an
+        agreement that ended voids them."""
         for other in session.execute(
             select(AgreementAmendment).where(
                 AgreementAmendment.agreement_id == agreement_id,
@@ -962,7 +967,7 @@ class AgreementService:
                 AgreementAmendment.id != (keep or ""),
             )
         ).scalars():
-            other.state = "superseded"
+            other.state = state
 
     def timezone_of(self, principal: Principal, agreement_id: str) -> str:
         """The candidate's time zone, in which HR's calendar dates are meant."""

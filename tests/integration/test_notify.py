@@ -470,6 +470,24 @@ def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
         assert dt.datetime.fromisoformat(welcome["due_at"]) == dt.datetime.fromisoformat(
             after["start_at"]
         ) - dt.timedelta(days=3)
+
+        # A proposal still unsigned when the agreement ends is void: nothing left to sign.
+        later = {"start_date": (today + dt.timedelta(days=50)).isoformat()}
+        pending = requests.post(amendments, headers=stack.hr, json=later, timeout=60).json()
+        started = requests.post(
+            contracts + f"/v1/agreements/{agreement['id']}/start", headers=stack.hr, timeout=60
+        )
+        assert started.status_code == 200, started.text
+        listed = requests.get(amendments, headers=stack.hr, timeout=30).json()["items"]
+        assert [a["state"] for a in listed] == ["applied", "applied", "void"]
+        assert listed[2]["id"] == pending["id"]
+        void = requests.post(
+            contracts + f"/v1/agreements/{agreement['id']}/amendments/{pending['id']}/signature",
+            headers=stack.hr,
+            json={"signature": ethers_sign(CANDIDATE_KEY, typed)},
+            timeout=60,
+        )
+        assert void.status_code == 409
     finally:
         stack.stack.stop()
 
