@@ -1007,6 +1007,7 @@ class AgreementService:
                         "terms_hash": row.terms_hash,
                         "tx_hash": op.tx_hash,
                         "mutual": mutual,
+                        "signing_link": None if mutual else self.signing_link(a),
                     },
                 )
             ],

@@ -226,6 +226,18 @@ class NotifyService:
         followed = self._followed(session, message)
         if followed is None:
             return
+        self._plan_amendment(session, followed, message, p["signing_link"], p.get("reason"))
+
+    def _plan_amendment(
+        self,
+        session: Session,
+        followed: FollowedAgreement,
+        message: messages.Message,
+        link: str,
+        reason: str | None,
+    ) -> None:
+        """The essential message that new dates are to be read (and signed)."""
+        p = message.payload
         zone = self._zone(self._timezone_of(session, followed))
         self._plan(
             session,
@@ -236,9 +248,10 @@ class NotifyService:
                     p["number"],
                     message.occurred_at,
                     {
-                        "sign": p["signing_link"],
+                        "sign": link,
                         "start_at": p["start_at"].astimezone(zone).date().isoformat(),
-                        "reason": p.get("reason") or "",
+                        "reason": reason or "",
+                        "stage": followed.state,
                     },
                 )
             ],
@@ -265,6 +278,9 @@ class NotifyService:
             )
             .values(state="cancelled", detail=f"amendment {p['number']} applied")
         )
+        if followed.state == "offered" and p.get("signing_link"):
+            # Not signed yet: the candidate is told the terms changed before they sign.
+            self._plan_amendment(session, followed, message, p["signing_link"], None)
         if followed.state != "committed":
             return
         rows = {

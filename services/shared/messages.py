@@ -159,6 +159,8 @@ class AgreementAmendedV1(_AmendmentFields):
     terms_hash = fields.String(required=True, validate=HEX32)
     tx_hash = fields.String(required=True, validate=HEX32)
     mutual = fields.Boolean(required=True)
+    # While offered: the candidate's signing link, so notify can tell them the terms changed.
+    signing_link = fields.Url(load_default=None, allow_none=True, require_tld=False)
 
 
 class MilestoneEventV1(ma.Schema):

@@ -387,6 +387,8 @@ def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
         )
         assert r.status_code == 201, r.text
         assert r.json()["state"] == "applied" and r.json()["tx_hash"]
+        notice = box.wait(lambda m: m["Subject"] == "The dates of your offer changed")[0]
+        assert agreement["signing_link"].split("?")[0] in text_of(notice)
         terms = requests.get(
             contracts + f"/v1/agreements/{agreement['id']}/terms", headers=stack.hr, timeout=30
         )

@@ -218,6 +218,20 @@ def render(
             if zh
             else "Your preparation package (team video, learning material) is ready."
         ]
+    elif kind == AMENDMENT and data.get("stage") == "offered":
+        subject = "录用条款日期已更新，请重新阅读" if zh else "The dates of your offer changed"
+        lines = [
+            (
+                f"{data.get('employer', '')}更新了录用意向的日期："
+                f"入职日期 {data.get('start_at', '')}。"
+                if zh
+                else f"{data.get('employer', '')} changed the dates of your offer: start "
+                f"{data.get('start_at', '')}."
+            ),
+            ("签署前请重新阅读条款：" if zh else "Please read the terms again before you sign:")
+            + " "
+            + links["sign"],
+        ]
     elif kind == AMENDMENT:
         subject = (
             "入职意向书日期变更，请确认" if zh else "New dates for your agreement: please sign"
