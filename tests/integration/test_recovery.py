@@ -3,6 +3,7 @@ workers racing for one signer, and a chain that forgets everything (Anvil restar
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -272,6 +273,51 @@ def test_a_relayed_transaction_mined_but_not_recorded_is_recognised(
             time.sleep(0.2)
         assert state == "committed"
         assert "recovering commit" in (tmp_path / "service.log").read_text()
+
+        # The same for an amendment the candidate signed.
+        amendments = f"{base}/v1/agreements/{agreement['id']}/amendments"
+        proposed = requests.post(
+            amendments,
+            headers=headers,
+            json={
+                "start_date": (
+                    dt.date.fromisoformat(body()["start_date"]) + dt.timedelta(days=7)
+                ).isoformat(),
+                "reason": "handover",
+            },
+            timeout=60,
+        )
+        assert proposed.status_code == 201, proposed.text
+        amendment = proposed.json()
+        typed = requests.get(
+            f"{amendments}/{amendment['id']}/typed-data", headers=headers, timeout=30
+        ).json()
+        signature = ethers_sign(CANDIDATE_KEY, typed)
+        service.kill()
+        service.start("contracts.after_send")
+        service.wait_http()
+        _wait_contracts(base)
+        with pytest.raises(requests.RequestException):
+            requests.post(
+                f"{amendments}/{amendment['id']}/signature",
+                headers=headers,
+                json={"signature": signature},
+                timeout=60,
+            )
+        assert service.wait_exit(30) == -9
+        service.start()
+        service.wait_http()
+        _wait_contracts(base)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            amended = requests.get(
+                f"{amendments}/{amendment['id']}", headers=headers, timeout=30
+            ).json()
+            if amended["state"] == "applied":
+                break
+            time.sleep(0.2)
+        assert amended["state"] == "applied"
+        assert "recovering amend" in (tmp_path / "service.log").read_text()
     finally:
         service.kill()
     w3 = chain.connect(fresh_anvil.url)
@@ -295,6 +341,10 @@ def test_a_relayed_transaction_mined_but_not_recorded_is_recognised(
         )
         == 1
     )
+    amended_logs = contract.events.Amended().get_logs(
+        from_block=0, argument_filters={"agreementId": onchain}
+    )
+    assert len(amended_logs) == 1 and amended_logs[0]["args"]["mutual"]
 
 
 def _wait_contracts(base: str, timeout: float = 30.0) -> None:
