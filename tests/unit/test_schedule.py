@@ -168,3 +168,16 @@ def test_sent_touchpoints_stay_and_stopped_check_ins_resume_up_to_the_new_start(
     assert (schedule.MILESTONE_REQUEST, 0) not in plan.moves  # already sent: not touched
     [checkin] = [p for p in plan.adds if p.kind == schedule.CHECKIN]
     assert checkin.occurrence == 3 and checkin.due_at == sent_at + H48
+
+
+def test_the_social_insurance_stop_date_is_asked_for_three_days_before_the_last_day() -> None:
+    last_day = NOW + 20 * DAY
+    plan = schedule.plan_after_commitment(
+        committed_at=NOW,
+        start_at=NOW + 30 * DAY,
+        checkin_interval=H48,
+        milestones=[("handover_halfway", NOW + 10 * DAY), ("social_insurance_stop", last_day)],
+    )
+    requests = {p.occurrence: p for p in plan if p.kind == schedule.MILESTONE_REQUEST}
+    assert requests[0].due_at == NOW + 8 * DAY
+    assert requests[1].due_at == last_day - 3 * DAY

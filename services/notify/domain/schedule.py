@@ -27,6 +27,14 @@ KINDS = (
 )
 
 MILESTONE_LEAD = dt.timedelta(days=2)  # ask for a stage's document two days before it is due
+# DOMAIN.md stage 4: the social-insurance stop date is asked for three days before the last
+# working day, which is that milestone's due date.
+LEADS = {"social_insurance_stop": dt.timedelta(days=3)}
+
+
+def lead_for(kind: str) -> dt.timedelta:
+    """How long before a milestone's due date its document request goes out."""
+    return LEADS.get(kind, MILESTONE_LEAD)
 WELCOME_LEAD = dt.timedelta(days=3)
 WEEK = dt.timedelta(days=7)
 
@@ -62,7 +70,7 @@ def plan_after_commitment(
             Planned(
                 MILESTONE_REQUEST,
                 i,
-                max(committed_at, due - MILESTONE_LEAD),
+                max(committed_at, due - lead_for(kind)),
                 {"milestone": kind, "due_at": due.isoformat()},
             )
         )
@@ -122,7 +130,7 @@ def replan(
         row = planned.get((MILESTONE_REQUEST, i))
         if row is not None:
             moves[(MILESTONE_REQUEST, i)] = (
-                max(now, due - MILESTONE_LEAD),
+                max(now, due - lead_for(kind)),
                 {"milestone": kind, "due_at": due.isoformat()},
             )
     welcome = planned.get((WELCOME_PACKAGE, 1))
