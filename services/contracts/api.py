@@ -447,3 +447,32 @@ class AmendmentSignature(MethodView):
         return service().submit_amendment_signature(
             who, link, agreement_id, amendment_id, bytes.fromhex(data["signature"][2:])
         )
+
+
+class EmployerIn(ma.Schema):
+    address = fields.String(required=True, allow_none=True)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _checksummed(self, data: dict[str, Any], **_: Any) -> None:
+        if data["address"] is not None and not is_checksum_address(data["address"]):
+            raise ma.ValidationError("expected a checksummed 0x address (EIP-55)", "address")
+
+
+@blp.route("/employer")
+class Employer(MethodView):
+    @blp.doc(security=BEARER, summary="The employer address new agreements are offered from")
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().employer(principal())
+
+    @blp.doc(
+        security=BEARER,
+        summary="Use the tenant's own address as employer (admin)",
+        description="The address must first call `setOperator(<relayer>, true)` on the "
+        "IntentAgreements contract; answered 409 with those values otherwise. "
+        '`{"address": null}` goes back to the relayer.',
+    )
+    @blp.arguments(EmployerIn)
+    @blp.response(200)
+    def put(self, data: dict[str, Any]) -> dict[str, Any]:
+        return service().set_employer(principal(), data["address"])

@@ -144,3 +144,15 @@ class AgreementAmendment(Base):
     __table_args__ = (
         Index("ix_agreement_amendments_agreement", "agreement_id", "number", unique=True),
     )
+
+
+class TenantEmployer(Base):
+    """The tenant's own employer address on chain, which appointed the relayer as operator
+    (`setOperator`). Without one, the relayer itself is the employer."""
+
+    __tablename__ = "tenant_employers"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

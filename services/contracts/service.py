@@ -61,6 +61,7 @@ from .models import (
     AgreementMilestone,
     AgreementSignal,
     ChainOp,
+    TenantEmployer,
 )
 
 log = logging.getLogger(__name__)
@@ -373,8 +374,9 @@ class AgreementService:
             start_at=new.start_at,
             milestones=new.milestones,
         )
+        employer = self._employer_of(principal.tenant)
         terms = Terms(
-            employer=self.signer.address,
+            employer=employer,
             candidate=new.candidate_address,
             terms_hash=terms_hash(text),
             start_date=int(new.start_at.timestamp()),
@@ -400,7 +402,7 @@ class AgreementService:
                     candidate_address=new.candidate_address,
                     contact=new.contact,
                     employer_name=new.employer_name,
-                    employer_address=self.signer.address,
+                    employer_address=employer,
                     position=new.position,
                     currency=new.currency,
                     monthly_salary=new.monthly_salary,
@@ -434,6 +436,54 @@ class AgreementService:
                 self._load(session, principal.tenant, agreement_id)
             )
         return out
+
+    # ---- the employer on chain ---------------------------------------------------------------
+
+    def _employer_of(self, tenant: str) -> str:
+        with self.db.sessions() as session:
+            row = session.get(TenantEmployer, tenant)
+            return row.address if row is not None else self.signer.address
+
+    def _operator_approved(self, employer: str) -> bool:
+        if employer == self.signer.address:
+            return True
+        return bool(self.client.functions.isOperator(employer, self.signer.address).call())
+
+    def employer(self, principal: Principal) -> dict[str, Any]:
+        """Who signs as employer in new agreements, and whether the chain lets us act for it."""
+        principal.require(*READ_ROLES)
+        address = self._employer_of(principal.tenant)
+        return {
+            "address": address,
+            "source": "relayer" if address == self.signer.address else "tenant",
+            "relayer": self.signer.address,
+            "contract": self.client.address,
+            "operator_approved": self._operator_approved(address),
+        }
+
+    def set_employer(self, principal: Principal, address: str | None) -> dict[str, Any]:
+        """The tenant's own address as employer. It must first appoint the relayer as its
+        operator on chain (`setOperator(relayer, true)` sent from that address), so that the
+        relayer can offer and confirm for it; the chain is asked before anything is stored.
+        None goes back to the relayer. Existing agreements keep their employer."""
+        principal.require("admin")
+        if address is not None and not self._operator_approved(address):
+            raise Conflict(
+                f"{address} has not appointed {self.signer.address} as its operator: send "
+                f"setOperator({self.signer.address}, true) from {address} to the contract "
+                f"{self.client.address} first"
+            )
+        with self.db.transaction() as session:
+            row = session.get(TenantEmployer, principal.tenant)
+            if address is None:
+                if row is not None:
+                    session.delete(row)
+            else:
+                if row is None:
+                    row = TenantEmployer(tenant=principal.tenant)
+                    session.add(row)
+                row.address, row.updated_by, row.updated_at = address, principal.key_id, utcnow()
+        return self.employer(principal)
 
     # ---- reads ----------------------------------------------------------------------------
 

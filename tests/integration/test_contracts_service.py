@@ -444,3 +444,46 @@ def test_overdue_milestones_are_flagged_and_turn_risk_red(stack: RunningStack) -
         contracts(stack, f"/v1/agreements/{agreement['id']}/risk"), headers=stack.hr, timeout=30
     ).json()
     assert risk["level"] == "red" and "1 milestone(s) overdue" in risk["reasons"]
+
+
+EMPLOYER_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # Anvil #5
+
+
+def test_a_tenant_offers_from_its_own_employer_address(stack: RunningStack) -> None:
+    employer = chain.account(EMPLOYER_KEY)
+    url = contracts(stack, "/v1/employer")
+    current = requests.get(url, headers=stack.hr, timeout=30).json()
+    assert current["source"] == "relayer" and current["operator_approved"]
+    relayer = current["relayer"]
+    wanted = {"address": employer.address}
+    assert requests.put(url, headers=stack.hr, json=wanted, timeout=30).status_code == 403
+    lower = requests.put(url, headers=stack.admin, json={"address": employer.address.lower()})
+    assert lower.status_code == 422 and lower.json()["errors"][0]["field"] == "address"
+    refused = requests.put(url, headers=stack.admin, json=wanted, timeout=30)
+    assert refused.status_code == 409 and f"setOperator({relayer}, true)" in refused.text
+
+    # The employer appoints the relayer from its own wallet; then the tenant may use it.
+    client = stack.stack.contracts.service.client
+    w3 = client.w3
+    tx = client.functions.setOperator(relayer, True).build_transaction(
+        {"from": employer.address, "nonce": w3.eth.get_transaction_count(employer.address)}
+    )
+    chain.send_signed(w3, employer, dict(tx))
+    accepted = requests.put(url, headers=stack.admin, json=wanted, timeout=30)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["source"] == "tenant" and accepted.json()["operator_approved"]
+    other = requests.get(url, headers=stack.other_tenant, timeout=30).json()
+    assert other["address"] == relayer  # another tenant is not affected
+
+    agreement = create(stack)
+    assert agreement["employer_address"] == employer.address
+    onchain = client.functions.termsOf(bytes.fromhex(agreement["onchain_id"][2:])).call()
+    assert onchain[0] == employer.address  # the company itself is the party on chain
+    assert sign_through_link(stack, agreement["id"]).status_code == 200
+    started = requests.post(
+        contracts(stack, f"/v1/agreements/{agreement['id']}/start"), headers=stack.hr, timeout=60
+    )
+    assert started.status_code == 200 and started.json()["state"] == "fulfilled"
+
+    back = requests.put(url, headers=stack.admin, json={"address": None}, timeout=30)
+    assert back.json()["source"] == "relayer"

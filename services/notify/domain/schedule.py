@@ -35,6 +35,8 @@ LEADS = {"social_insurance_stop": dt.timedelta(days=3)}
 def lead_for(kind: str) -> dt.timedelta:
     """How long before a milestone's due date its document request goes out."""
     return LEADS.get(kind, MILESTONE_LEAD)
+
+
 WELCOME_LEAD = dt.timedelta(days=3)
 WEEK = dt.timedelta(days=7)
 
