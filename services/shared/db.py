@@ -57,13 +57,17 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+# Below this many rows a plain INSERT is cheaper than COPY's extra protocol round trips.
+COPY_FROM = 50
+
+
 def insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
     """Bulk insert in the session's transaction: COPY on PostgreSQL (an order of magnitude
     faster for thousands of rows), executemany elsewhere."""
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_FROM:
         session.execute(insert(model), rows)
         return
     table: Any = model.__table__
