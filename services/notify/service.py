@@ -404,6 +404,7 @@ class NotifyService:
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def dispatch_once(self, limit: int = 100) -> int:
+        self._flush()  # outcomes a failed commit kept: recorded before anything else
         ids = self.claim(limit)
         if not ids:
             return 0
@@ -633,14 +634,33 @@ class NotifyService:
         """Record an outcome. Within `dispatch_once` outcomes are committed together every
         GROUP messages (one transaction instead of one each); elsewhere at once."""
         self._outcomes.append((touchpoint_id, state, channel, detail, message_id, touchpoint))
-        if not self._grouping or len(self._outcomes) >= GROUP:
+        if not self._grouping:
             self._flush()
+        elif len(self._outcomes) >= GROUP:
+            try:
+                self._flush()
+            except Exception as exc:  # kept (and journaled): committed by a later flush
+                log.warning("recording %d outcome(s) failed (%s); kept", len(self._outcomes), exc)
         return state
 
     def _flush(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
         if not outcomes:
             return
+        try:
+            self._commit_outcomes(outcomes)
+        except Exception:
+            # The database refused (down, say): keep them for the next flush, so that what
+            # the journal holds is committed before the journal is emptied.
+            self._outcomes = outcomes + self._outcomes
+            raise
+        if self.journal is not None:
+            self.journal.clear()  # every accepted message so far is committed
+
+    def _commit_outcomes(
+        self,
+        outcomes: list[tuple[str, str, str | None, str | None, str | None, Touchpoint | None]],
+    ) -> None:
         now = utcnow()
         with self.db.transaction() as session:
             envelopes = []
@@ -690,8 +710,6 @@ class NotifyService:
                 ],
             )
             enqueue(session, envelopes)
-        if self.journal is not None:
-            self.journal.clear()  # every accepted message so far is committed
 
     def _mark_missed(self, session: Session, tp: Touchpoint) -> None:
         """A check-in not answered before the next one goes out is a missed check-in."""

@@ -724,3 +724,102 @@ def test_the_candidate_uploads_through_the_document_request_link(
         assert current["milestones"][0]["document_id"] == uploaded.json()["id"]
     finally:
         stack.stack.stop()
+
+
+def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
+    tmp_path: Path, sqlite_url: str, mailbox: tuple[Mailbox, str]
+) -> None:
+    """The database refuses the commit of what was just sent: the outcomes are kept (and the
+    journal keeps them too) and recorded by the next round; nothing is sent twice."""
+    from offerseal.notify.channels import SmtpChannel
+    from offerseal.notify.journal import SentJournal
+    from offerseal.notify.models import FollowedAgreement, NotifyCandidate
+    from offerseal.notify.service import NotifyService
+    from offerseal.shared.db import Database
+    from offerseal.shared.links import LinkSigner
+
+    box, smtp_url = mailbox
+    db = Database(sqlite_url)
+    db.migrate()
+    journal = SentJournal(tmp_path / "journal")
+    service = NotifyService(
+        db,
+        LinkSigner(b"k" * 32),
+        {"email": SmtpChannel(smtp_url, "OfferSeal <no-reply@offerseal.local>")},
+        public_url="http://127.0.0.1:1",
+        evidence_url="http://127.0.0.1:1",
+        checkin_interval=3600,
+        quiet_hours="00:00-00:00",
+        default_timezone="UTC",
+        mail_domain="offerseal.local",
+        journal=journal,
+    )
+    with db.transaction() as session:
+        session.add(
+            NotifyCandidate(
+                tenant="acme",
+                candidate_ref="cand-1",
+                email="cand1@example.com",
+                timezone="UTC",
+                language="en",
+                quiet_hours="00:00-00:00",
+                channels=["email"],
+                opted_out=False,
+            )
+        )
+        session.add(
+            FollowedAgreement(
+                agreement_id="ag-1",
+                tenant="acme",
+                candidate_ref="cand-1",
+                language="en",
+                employer_name="Acme",
+                position="Engineer",
+                start_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+                milestones=[],
+                state="committed",
+            )
+        )
+        for i in range(3):
+            session.add(
+                Touchpoint(
+                    id=f"tp-{i}",
+                    key=f"ag-1:closing:{i}",
+                    tenant="acme",
+                    agreement_id="ag-1",
+                    candidate_ref="cand-1",
+                    kind="closing",
+                    occurrence=i,
+                    essential=True,
+                    due_at=dt.datetime.now(dt.UTC),
+                    data={"state": "fulfilled"},
+                )
+            )
+    real_commit = service._commit_outcomes
+    calls = {"n": 0}
+
+    def refuse_once(outcomes: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database unavailable")
+        real_commit(outcomes)
+
+    service._commit_outcomes = refuse_once  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        service.dispatch_once()
+    box.wait(lambda m: True)
+    time.sleep(0.5)
+    assert len(box.messages) == 3
+    assert {a.touchpoint_id for a in journal.leftovers()} == {"tp-0", "tp-1", "tp-2"}
+    with db.sessions() as session:
+        states = set(session.execute(select(Touchpoint.state)).scalars())
+    assert states == {"sending"}
+
+    assert service.dispatch_once() == 0  # records what was kept, sends nothing new
+    with db.sessions() as session:
+        states = set(session.execute(select(Touchpoint.state)).scalars())
+    assert states == {"sent"}
+    assert journal.leftovers() == []
+    assert len(box.messages) == 3
+    journal.close()
+    db.dispose()
