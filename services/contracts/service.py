@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from web3 import Web3
 
@@ -899,6 +900,8 @@ class AgreementService:
                     f"milestones.{i}.index",
                     "confirmed on chain with evidence: its date cannot change",
                 )
+            if due <= utcnow():
+                raise ValidationFailed(f"milestones.{i}.due", "must be in the future")
             dues[index] = due.astimezone(dt.UTC)
         if change.start_at is not None and start <= utcnow():
             raise ValidationFailed("start_date", "must be in the future")
@@ -945,6 +948,15 @@ class AgreementService:
             state="pending",
             created_by=principal.key_id,
         )
+        try:
+            self._record_amendment(a, row, milestones)
+        except IntegrityError:  # another amendment took this number a moment ago
+            raise Conflict("another amendment of this agreement was just made; retry") from None
+        return self.amendment(principal, a.id, row.id)
+
+    def _record_amendment(
+        self, a: Agreement, row: AgreementAmendment, milestones: list[AgreementMilestone]
+    ) -> None:
         if a.state == "offered":
             fn = self.client.functions.amend(
                 bytes.fromhex(a.onchain_id[2:]), self._amendment_tuple(row), 0, b""
@@ -978,7 +990,6 @@ class AgreementService:
                         )
                     ],
                 )
-        return self.amendment(principal, a.id, row.id)
 
     @staticmethod
     def _amendment_tuple(row: AgreementAmendment) -> tuple[bytes, int, list[int]]:

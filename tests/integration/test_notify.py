@@ -405,6 +405,13 @@ def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
         )
         assert too_late.status_code == 422
         assert too_late.json()["errors"][0]["field"] == "milestones.0.due"
+        past = requests.post(
+            amendments,
+            headers=stack.hr,
+            json={"milestones": [{"index": 0, "due": (today - dt.timedelta(days=1)).isoformat()}]},
+            timeout=30,
+        )
+        assert past.status_code == 422 and "future" in past.json()["errors"][0]["message"]
         move = {
             "milestones": [{"index": 1, "due": (today + dt.timedelta(days=35)).isoformat()}],
             "reason": "the current employer asked for a longer handover",
