@@ -230,7 +230,9 @@ class AgreementService:
                     agreement.state = "failed"
                 if op.op == "amend":
                     amendment = session.get(AgreementAmendment, op.args["amendment_id"])
-                    if amendment is not None:
+                    if amendment is not None and amendment.state == "pending":
+                        # Only the employer's own amendment fails with its transaction; a
+                        # candidate's signature relayed twice leaves the first one applied.
                         amendment.state = "failed"
                 log.error("%s for agreement %s reverted (%s)", op.op, agreement.id, op.tx_hash)
                 return
