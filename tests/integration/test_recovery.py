@@ -248,29 +248,10 @@ def test_a_relayed_transaction_mined_but_not_recorded_is_recognised(
             f"{base}/v1/agreements/{agreement['id']}/typed-data", headers=headers, timeout=30
         ).json()
         signature = ethers_sign(CANDIDATE_KEY, typed)
-        service.kill()
-        service.start("contracts.after_send")
-        service.wait_http()
-        _wait_contracts(base)
-        with pytest.raises(requests.RequestException):
-            requests.post(
-                f"{base}/v1/agreements/{agreement['id']}/signature",
-                headers=headers,
-                json={"signature": signature},
-                timeout=60,
-            )
-        assert service.wait_exit(30) == -9
-        service.start()
-        service.wait_http()
-        _wait_contracts(base)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            state = requests.get(
-                f"{base}/v1/agreements/{agreement['id']}", headers=headers, timeout=30
-            ).json()["state"]
-            if state == "committed":
-                break
-            time.sleep(0.2)
+        _relay_killed_after_send(
+            service, base, f"{base}/v1/agreements/{agreement['id']}/signature", signature, headers
+        )
+        state = _wait_for(f"{base}/v1/agreements/{agreement['id']}", headers, "committed")
         assert state == "committed"
         assert "recovering commit" in (tmp_path / "service.log").read_text()
 
@@ -293,30 +274,10 @@ def test_a_relayed_transaction_mined_but_not_recorded_is_recognised(
             f"{amendments}/{amendment['id']}/typed-data", headers=headers, timeout=30
         ).json()
         signature = ethers_sign(CANDIDATE_KEY, typed)
-        service.kill()
-        service.start("contracts.after_send")
-        service.wait_http()
-        _wait_contracts(base)
-        with pytest.raises(requests.RequestException):
-            requests.post(
-                f"{amendments}/{amendment['id']}/signature",
-                headers=headers,
-                json={"signature": signature},
-                timeout=60,
-            )
-        assert service.wait_exit(30) == -9
-        service.start()
-        service.wait_http()
-        _wait_contracts(base)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            amended = requests.get(
-                f"{amendments}/{amendment['id']}", headers=headers, timeout=30
-            ).json()
-            if amended["state"] == "applied":
-                break
-            time.sleep(0.2)
-        assert amended["state"] == "applied"
+        _relay_killed_after_send(
+            service, base, f"{amendments}/{amendment['id']}/signature", signature, headers
+        )
+        assert _wait_for(f"{amendments}/{amendment['id']}", headers, "applied") == "applied"
         assert "recovering amend" in (tmp_path / "service.log").read_text()
     finally:
         service.kill()
@@ -345,6 +306,34 @@ def test_a_relayed_transaction_mined_but_not_recorded_is_recognised(
         from_block=0, argument_filters={"agreementId": onchain}
     )
     assert len(amended_logs) == 1 and amended_logs[0]["args"]["mutual"]
+
+
+def _relay_killed_after_send(
+    service: ServiceProcess, base: str, url: str, signature: str, headers: dict[str, str]
+) -> None:
+    """Submit a signature to a service that dies right after sending its transaction, then
+    start it again."""
+    service.kill()
+    service.start("contracts.after_send")
+    service.wait_http()
+    _wait_contracts(base)
+    with pytest.raises(requests.RequestException):  # the process dies mid-request
+        requests.post(url, headers=headers, json={"signature": signature}, timeout=60)
+    assert service.wait_exit(30) == -9
+    service.start()
+    service.wait_http()
+    _wait_contracts(base)
+
+
+def _wait_for(url: str, headers: dict[str, str], state: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    current = ""
+    while time.monotonic() < deadline:
+        current = str(requests.get(url, headers=headers, timeout=30).json()["state"])
+        if current == state:
+            break
+        time.sleep(0.2)
+    return current
 
 
 def _wait_contracts(base: str, timeout: float = 30.0) -> None:
