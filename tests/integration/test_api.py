@@ -303,4 +303,6 @@ def test_keys_health_metrics_and_openapi(evidence_sqlite: RunningStack) -> None:
     assert 'offerseal_http_requests_total{endpoint="/v1/documents"' in metrics
     spec = requests.get(stack.url("/openapi.json"), timeout=10).json()
     assert "/v1/documents" in spec["paths"] and "/v1/verify" in spec["paths"]
+    items = spec["components"]["schemas"]["HashBatch"]["properties"]["items"]
+    assert items["type"] == "array" and items["items"]["$ref"].endswith("/HashItem")
     assert requests.get(stack.url("/docs"), timeout=10).status_code == 200
