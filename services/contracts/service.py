@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from web3 import Web3
 
 from ..shared import failpoints, messages
-from ..shared.auth import Principal
+from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.broker import enqueue
 from ..shared.chain import typed_data_digest
 from ..shared.db import Database
@@ -67,8 +67,6 @@ from .models import (
 
 log = logging.getLogger(__name__)
 
-READ_ROLES = ("hr", "legal", "admin")
-WRITE_ROLES = ("hr", "admin")
 SIGN_PURPOSE = "sign"
 AMEND_PURPOSE = "amend"
 AMENDMENT_TTL = 7 * 86400  # how long a proposed amendment can be signed

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..shared.auth import Principal
+from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.db import Database, insert_rows, is_sqlite
 from ..shared.links import Link
 from ..shared.models import aware, utcnow
@@ -31,9 +31,6 @@ from .domain.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify
 from .domain.receipts import ReceiptSigner, b64
 from .errors import DocumentNotFound, IdempotencyConflict, NoContent, ProofPending
 from .models import Batch, BatchMember, Document, DocumentBlob, IdempotencyRecord
-
-READ_ROLES = ("hr", "legal", "admin")
-WRITE_ROLES = ("hr", "admin")
 
 
 @dataclass(frozen=True)

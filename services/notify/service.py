@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..shared import failpoints, messages
-from ..shared.auth import Principal
+from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.broker import enqueue
 from ..shared.db import Database, is_sqlite
 from ..shared.errors import NotFound, ValidationFailed
@@ -45,8 +45,6 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
-READ_ROLES = ("hr", "legal", "admin")
-WRITE_ROLES = ("hr", "admin")
 FINAL_STATES = frozenset(messages.AGREEMENT_STATES) - {"committed"}
 REPLY, UNSUBSCRIBE = "reply", "unsubscribe"
 LINK_TTL = 14 * 86400

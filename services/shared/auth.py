@@ -21,6 +21,8 @@ from .errors import Forbidden, Unauthorized, ValidationFailed
 from .models import ApiKey
 
 ROLES = ("hr", "legal", "admin")
+READ_ROLES = ROLES  # every role may read its tenant's records
+WRITE_ROLES = ("hr", "admin")  # legal reads, never changes
 _TOKEN = re.compile(r"^osk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

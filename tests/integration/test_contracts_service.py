@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
-import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from offerseal.contracts.models import Agreement, ChainOp
 from offerseal.shared import chain, messages
 from offerseal.shared.models import OutboxMessage
 from tests.conftest import RunningStack, make_settings, start_stack, upload
+from tests.signing import ethers_sign
 
 pytestmark = pytest.mark.chain
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,21 +80,6 @@ def create(stack: RunningStack, **changes: Any) -> dict[str, Any]:
     )
     assert r.status_code == 201, r.text
     return dict(r.json())
-
-
-def ethers_sign(private_key: str, typed: dict[str, Any]) -> str:
-    if shutil.which("node") is None:
-        return "0x" + chain.sign_typed_data(private_key, typed).hex()
-    result = subprocess.run(
-        ["node", str(ROOT / "scripts" / "sign-typed-data.mjs")],
-        input=json.dumps({"privateKey": private_key, "typedData": typed}),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout.strip()
 
 
 def outbox(stack: RunningStack, type_: str) -> list[dict[str, Any]]:

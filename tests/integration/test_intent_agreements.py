@@ -6,10 +6,8 @@ evidence verified against EvidenceRegistry, and time travel for breach and expir
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +30,7 @@ from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.config import ANVIL_DEV_KEY
 from tests.conftest import free_port
+from tests.signing import ethers_sign
 
 pytestmark = pytest.mark.chain
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,23 +154,8 @@ def typed(
     )
 
 
-def ethers_sign(private_key: str, typed_data: dict[str, Any]) -> bytes:
-    result = subprocess.run(
-        ["node", str(ROOT / "scripts" / "sign-typed-data.mjs")],
-        input=json.dumps({"privateKey": private_key, "typedData": typed_data}),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
-    return bytes.fromhex(result.stdout.strip()[2:])
-
-
 def sign(private_key: str, typed_data: dict[str, Any]) -> bytes:
-    if shutil.which("node"):
-        return ethers_sign(private_key, typed_data)
-    return chain.sign_typed_data(private_key, typed_data)
+    return bytes.fromhex(ethers_sign(private_key, typed_data)[2:])
 
 
 def revert_of(call: Any, *, sender: str | None = None) -> tuple[str, tuple[Any, ...]]:
@@ -273,7 +257,7 @@ def test_python_digest_equals_the_contracts(net: Chain) -> None:
 def test_an_ethers_signature_over_the_typed_data_commits(net: Chain) -> None:
     terms = make_terms(net)
     agreement_id = offer(net, terms)
-    signature = ethers_sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
+    signature = sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
     nonce = net.agreements.functions.nonces(terms.candidate).call()
     # Relayed by someone else: the candidate needs no ether.
     receipt = net.send(net.agreements.functions.commit(agreement_id, signature), STRANGER_KEY)

@@ -28,7 +28,8 @@ from sqlalchemy import select, text
 from offerseal.notify.models import Touchpoint
 from offerseal.shared.models import OutboxMessage
 from tests.conftest import RunningStack, free_port, make_settings, start_stack
-from tests.integration.test_contracts_service import CANDIDATE_KEY, OTHER_KEY, body, ethers_sign
+from tests.integration.test_contracts_service import CANDIDATE_KEY, OTHER_KEY, body
+from tests.signing import ethers_sign
 
 pytestmark = pytest.mark.chain
 

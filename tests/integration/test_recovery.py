@@ -216,7 +216,8 @@ def test_a_relayed_transaction_mined_but_not_recorded_is_recognised(
     """SIGKILL right after the offer and then the commit were sent: after a restart the
     service records what the chain did, and never sends them twice."""
     from offerseal.shared.config import ANVIL_DEV_KEY_2
-    from tests.integration.test_contracts_service import CANDIDATE_KEY, body, ethers_sign
+    from tests.integration.test_contracts_service import CANDIDATE_KEY, body
+    from tests.signing import ethers_sign
 
     env = service_env(
         tmp_path,
