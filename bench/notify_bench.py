@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from offerseal.notify.models import FollowedAgreement, NotifyCandidate
 from offerseal.notify.service import NotifyService
 from offerseal.shared.db import Database
 from offerseal.shared.links import LinkSigner
+from offerseal.shared.net import free_port, wait_for_port
 
 
 class NaiveSmtpChannel:
@@ -64,16 +64,6 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_for
 """
 
 
-def _wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -93,7 +83,7 @@ def _insert(conn: Any, count: int, due_sql: str, agreement: str, prefix: str) ->
     )
 
 
-def run(pg_admin_url: str, free_port: Any, planned: int = 1_000_000) -> dict[str, Any]:
+def run(pg_admin_url: str, planned: int = 1_000_000) -> dict[str, Any]:
     name = f"offerseal_notify_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -118,8 +108,8 @@ def run(pg_admin_url: str, free_port: Any, planned: int = 1_000_000) -> dict[str
         ),
         subprocess.Popen([sys.executable, "-c", HOOK_SERVER, str(hook_port)]),
     ]
-    _wait_port(smtp_port)
-    _wait_port(hook_port)
+    wait_for_port(smtp_port)
+    wait_for_port(hook_port)
     try:
         db.migrate()
         with db.transaction() as session:
@@ -279,9 +269,4 @@ def run(pg_admin_url: str, free_port: Any, planned: int = 1_000_000) -> dict[str
 if __name__ == "__main__":
     import json
 
-    def _free() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
-
-    print(json.dumps(run("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", _free), indent=2))
+    print(json.dumps(run("postgresql+psycopg://postgres@127.0.0.1:5432/postgres"), indent=2))

@@ -29,6 +29,7 @@ from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2
+from offerseal.shared.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -36,14 +37,6 @@ PG_ADMIN = os.environ.get(
     "OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -546,7 +539,7 @@ def main() -> int:
         print("notify: claiming among 1,000,000 planned, dispatch rate, lateness ...", flush=True)
         from bench import notify_bench
 
-        results["notify"] = notify_bench.run(PG_ADMIN, free_port, planned=args.planned)
+        results["notify"] = notify_bench.run(PG_ADMIN, planned=args.planned)
 
         # The batched design vs the naive one on the same documents: anchoring throughput
         # with a backlog, the service itself configured with BATCH_MAX=1 for the naive run.

@@ -6,7 +6,6 @@ Outside CI a test whose server is unreachable is skipped with the reason; under 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, Settings, load_settings
+from offerseal.shared.net import free_port, listening
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -26,20 +26,8 @@ PG_ADMIN_URL = os.environ.get(
 AMQP_URL = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _reachable(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, port)) == 0
-
-
 def require_server(name: str, host: str, port: int) -> None:
-    if _reachable(host, port):
+    if listening(host, port):
         return
     message = f"{name} is not reachable at {host}:{port}"
     if IN_CI:
