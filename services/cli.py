@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from .shared.auth import create_key
     from .shared.server import wait_for_signal
 
+    if not (settings.smtp_url or settings.webhook_url or settings.notify_outbox_dir):
+        # Embedded defaults: candidates' messages land as .eml files to look at.
+        settings = replace(settings, notify_outbox_dir=settings.data_dir / "mail")
     stack = Stack(settings).start()
     _, token = create_key(stack.db, "admin", args.tenant, "bootstrap (offerseal up)")
     print(
@@ -184,6 +188,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     for name in SERVICES:
         print(f"  {name:<10}{stack.urls[name]}   (docs: {stack.urls[name]}/docs)")
     print(f"  chain     {stack.urls['rpc']}")
+    if settings.notify_outbox_dir is not None and not settings.smtp_url:
+        print(f"  mail      {settings.notify_outbox_dir} (.eml files; set OFFERSEAL_SMTP_URL)")
     print(f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown once):")
     print(token, flush=True)
     wait_for_signal(stack.stop)

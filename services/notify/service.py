@@ -495,12 +495,13 @@ class NotifyService:
             return "deferred"
         channel_name = self._channel_for(candidate)
         if channel_name is None:
-            return self._finish(
-                touchpoint_id,
-                "skipped",
-                None,
-                "no channel reaches the candidate (no e-mail address, no webhook)",
+            reason = (
+                "no delivery channel is configured (OFFERSEAL_SMTP_URL, OFFERSEAL_WEBHOOK_URL "
+                "or OFFERSEAL_NOTIFY_OUTBOX_DIR)"
+                if not self.channels
+                else "no channel reaches the candidate (no e-mail address, no webhook)"
             )
+            return self._finish(touchpoint_id, "skipped", None, reason)
         outgoing = self._outgoing(tp, candidate, followed, overrides)
         failpoints.hit("notify.before_send")
         try:
