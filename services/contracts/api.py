@@ -16,6 +16,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate, validates_schema
 
 from ..shared.errors import Conflict, NotFound, TransientError, ValidationFailed
+from ..shared.guards import access
 from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
 from .domain.agreements import (
@@ -269,6 +270,7 @@ class AgreementItem(MethodView):
 
 
 @blp.route("/agreements/<string:agreement_id>/terms")
+@access("link")
 class AgreementTerms(MethodView):
     @blp.doc(security=BEARER, summary="The exact text whose sha256 is on chain (text/plain)")
     def get(self, agreement_id: str) -> Response:
@@ -277,6 +279,7 @@ class AgreementTerms(MethodView):
 
 
 @blp.route("/agreements/<string:agreement_id>/typed-data")
+@access("link")
 class TypedData(MethodView):
     @blp.doc(
         security=BEARER,
@@ -297,6 +300,7 @@ class TypedData(MethodView):
 
 
 @blp.route("/agreements/<string:agreement_id>/signature")
+@access("link")
 class Signature(MethodView):
     @blp.doc(security=BEARER, summary="Submit the candidate's signature; relayed to commit()")
     @blp.arguments(SignatureIn)
@@ -412,6 +416,7 @@ class Amendments(MethodView):
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>")
+@access("link")
 class AmendmentItem(MethodView):
     @blp.doc(security=BEARER, summary="One amendment (an API key or the candidate's link)")
     @blp.response(200)
@@ -421,6 +426,7 @@ class AmendmentItem(MethodView):
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/terms")
+@access("link")
 class AmendmentTerms(MethodView):
     @blp.doc(security=BEARER, summary="The re-issued text whose sha256 the amendment carries")
     def get(self, agreement_id: str, amendment_id: str) -> Response:
@@ -429,6 +435,7 @@ class AmendmentTerms(MethodView):
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/typed-data")
+@access("link")
 class AmendmentTypedData(MethodView):
     @blp.doc(security=BEARER, summary="The EIP-712 `Amendment` to sign (eth_signTypedData_v4)")
     @blp.response(200)
@@ -438,6 +445,7 @@ class AmendmentTypedData(MethodView):
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/signature")
+@access("link")
 class AmendmentSignature(MethodView):
     @blp.doc(security=BEARER, summary="The candidate's signature; relayed to amend()")
     @blp.arguments(SignatureIn)

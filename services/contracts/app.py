@@ -35,7 +35,7 @@ def create_app(
     links: LinkSigner,
     worker_ready: threading.Event | None = None,
 ) -> Flask:
-    app, flask_api, _registry = create_base_app("contracts", db)
+    app, flask_api, _registry = create_base_app("contracts", db, settings=settings)
     app.config["OFFERSEAL_EVIDENCE_URL"] = (
         settings.evidence_url.rstrip("/") or f"http://127.0.0.1:{settings.evidence_port}"
     )

@@ -19,11 +19,19 @@ from flask_smorest.fields import Upload
 from marshmallow import fields, validate
 
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from ..shared.guards import access, check_json_text, max_json_bytes
 from ..shared.links import Link, LinkSigner
+from ..shared.redact import redact_text
 from ..shared.web import principal
 from .domain.documents import KINDS, MAX_HASH_BATCH
 from .domain.hexbytes import is_hex32, to_hex
-from .domain.proofs import ChainView, Check, Verdict
+from .domain.proofs import (
+    MAX_BUNDLE_BYTES,
+    ChainView,
+    Check,
+    Verdict,
+    bundle_size_problem,
+)
 from .service import EvidenceService, NewDocument
 
 blp = Blueprint("documents", __name__, url_prefix="/v1", description="Documents and proofs")
@@ -34,6 +42,10 @@ verify_blp = Blueprint(
     description="Proof verification and public keys (no API key needed)",
 )
 
+# Content types a browser does not execute; anything else is served as application/octet-stream.
+INERT_TYPES = frozenset(
+    {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
+)
 HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}\Z", error="expected 0x followed by 64 hex digits")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
@@ -228,6 +240,7 @@ class Documents(MethodView):
 
 
 @blp.route("/documents/hashes")
+@max_json_bytes(4 << 20)  # 10,000 items of about 130 bytes
 class DocumentHashes(MethodView):
     @blp.doc(security=BEARER, summary="Register up to 10,000 documents by sha256 only")
     @blp.arguments(HashBatch)
@@ -261,11 +274,14 @@ class DocumentContent(MethodView):
     @blp.doc(security=BEARER, summary="The decrypted document bytes")
     def get(self, document_id: str) -> Response:
         data, mimetype, filename = service().content(principal(), document_id)
+        # Stored bytes are always a download, never a page: an uploader's `text/html` (or a
+        # missing file name) must not turn a document into script on our origin.
+        if mimetype not in INERT_TYPES:
+            mimetype = "application/octet-stream"
         response = current_app.response_class(data, mimetype=mimetype)
         response.headers["Cache-Control"] = "no-store"
-        if filename:
-            quoted = urllib.parse.quote(filename)
-            response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quoted}"
+        quoted = urllib.parse.quote(filename or document_id)
+        response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quoted}"
         return response
 
 
@@ -286,10 +302,20 @@ class DocumentProofHistory(MethodView):
 
 
 def _parse_proof(raw: str | bytes) -> Any:
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise PayloadTooLarge(f"a proof bundle has at most {MAX_BUNDLE_BYTES} bytes")
+    check_json_text(raw, "proof")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed("proof", f"not valid JSON: {exc}") from None
+
+
+def _bounded(bundle: Any) -> Any:
+    problem = bundle_size_problem(bundle)
+    if problem:
+        raise ValidationFailed("proof.merkle.proof", problem)
+    return bundle
 
 
 def _verify(bundle: Any, sha: str | None) -> Verdict:
@@ -300,12 +326,16 @@ def _verify(bundle: Any, sha: str | None) -> Verdict:
     except Exception as exc:
         verdict = service().verify(bundle, sha, None)
         return Verdict(
-            (*verdict.checks, Check("chain", False, f"the chain could not be reached: {exc}"))
+            (
+                *verdict.checks,
+                Check("chain", False, redact_text(f"the chain could not be reached: {exc}")),
+            )
         )
     return service().verify(bundle, sha, chain)
 
 
 @verify_blp.route("/verify")
+@access("public")
 class Verify(MethodView):
     @verify_blp.doc(
         summary="Verify a proof bundle against a document or its sha256",
@@ -319,7 +349,9 @@ class Verify(MethodView):
         if request.mimetype == "multipart/form-data":
             upload = request.files.get("file")
             proof_file = request.files.get("proof")
-            proof_text = proof_file.read() if proof_file else request.form.get("proof")
+            proof_text = (
+                proof_file.read(MAX_BUNDLE_BYTES + 1) if proof_file else request.form.get("proof")
+            )
             if not proof_text:
                 raise ValidationFailed("proof", "missing the proof bundle (JSON)")
             bundle = _parse_proof(proof_text)
@@ -348,7 +380,7 @@ class Verify(MethodView):
             sha = parsed.get("sha256", "").lower() or None
         else:
             raise UnsupportedMediaType("send multipart/form-data or application/json")
-        return _verify(bundle, sha).as_dict()
+        return _verify(_bounded(bundle), sha).as_dict()
 
 
 def raise_bad_json() -> None:
@@ -358,6 +390,7 @@ def raise_bad_json() -> None:
 
 
 @verify_blp.route("/keys")
+@access("public")
 class Keys(MethodView):
     @verify_blp.doc(summary="Public keys that sign intake receipts")
     @verify_blp.response(200)
@@ -383,6 +416,7 @@ def _candidate_link(token: str) -> Link:
 
 
 @blp.route("/uploads/<string:token>")
+@access("link")
 class CandidateUpload(MethodView):
     @blp.doc(summary="The candidate's upload page for one staged confirmation (signed link)")
     def get(self, token: str) -> Response:

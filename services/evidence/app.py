@@ -27,6 +27,9 @@ from .service import EvidenceService
 
 log = logging.getLogger(__name__)
 
+# Anonymous /v1/verify looks the chain up: a slow RPC must not hold an HTTP thread for long.
+VERIFY_RPC_TIMEOUT = 5.0
+
 
 def build_service(settings: Settings, db: Database) -> EvidenceService:
     return EvidenceService(
@@ -46,7 +49,10 @@ def create_app(
     # The body may hold the form fields as well as the file; the file itself is checked
     # against the exact limit after parsing.
     app, flask_api, _registry = create_base_app(
-        "evidence", db, max_content_length=settings.max_document_bytes + 64 * 1024
+        "evidence",
+        db,
+        settings=settings,
+        max_content_length=settings.max_document_bytes + 64 * 1024,
     )
     app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"] = settings.max_document_bytes
     app.extensions["offerseal.evidence"] = service
@@ -100,7 +106,7 @@ class EvidenceNode:
             self.settings,
             self.db,
             self.service,
-            lambda: chain.Web3ChainView(chain.connect(rpc_url)),
+            lambda: chain.Web3ChainView(chain.connect(rpc_url, timeout=VERIFY_RPC_TIMEOUT)),
             self.anchorer.ready,
         )
 

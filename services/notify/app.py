@@ -38,8 +38,13 @@ def channels_from(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def create_app(db: Database, service: NotifyService, ready: threading.Event | None) -> Flask:
-    app, flask_api, _registry = create_base_app("notify", db)
+def create_app(
+    db: Database,
+    service: NotifyService,
+    ready: threading.Event | None,
+    settings: Settings | None = None,
+) -> Flask:
+    app, flask_api, _registry = create_base_app("notify", db, settings=settings)
     app.extensions["offerseal.notify"] = service
     flask_api.register_blueprint(api.blp)
     checks = standard_checks(db, ready, "dispatcher")
@@ -70,7 +75,7 @@ class NotifyNode:
             mail_domain=settings.mail_domain,
             journal=SentJournal(settings.data_dir / "notify-journal"),
         )
-        self.app = create_app(self.db, self.service, self.ready)
+        self.app = create_app(self.db, self.service, self.ready, self.settings)
         self.consumer = MessageConsumer(
             "notify",
             self.db,

@@ -18,6 +18,9 @@ from web3.exceptions import TransactionNotFound
 
 from ..evidence.domain.proofs import AnchorTx
 from .errors import TransientError
+from .guards import sane_recursion_limit
+
+sane_recursion_limit()  # importing web3 (py_ecc) raised it to 100,000
 
 log = logging.getLogger(__name__)
 

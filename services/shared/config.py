@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .redact import redact_url
+
 # Anvil's first two development accounts. Used only when OfferSeal starts Anvil itself; any
 # other chain needs OFFERSEAL_SIGNER_KEY and OFFERSEAL_CONTRACTS_SIGNER_KEY.
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -283,6 +285,21 @@ VARIABLES: tuple[Variable, ...] = (
         parse_size,
         "Largest accepted document (`25MiB`); larger uploads get 413 without being read.",
     ),
+    Variable(
+        "OFFERSEAL_PUBLIC_RATE_LIMIT",
+        "public_rate_limit",
+        str,
+        "Requests one client address may make to the endpoints that need no API key (verify, "
+        "candidate links, uploads) per service, e.g. `300/minute`, `20/second;1000/hour`; "
+        "over it: 429 with Retry-After.",
+    ),
+    Variable(
+        "OFFERSEAL_RATE_LIMIT_STORAGE",
+        "rate_limit_storage",
+        str,
+        "Where rate-limit counters live: `memory://` (default, per process) or "
+        "`redis://host:6379` (shared by every replica).",
+    ),
     Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
     Variable(
         "OFFERSEAL_FAILPOINT",
@@ -292,6 +309,17 @@ VARIABLES: tuple[Variable, ...] = (
         "(e.g. `anchor.after_send`), to prove crash recovery with real processes.",
     ),
 )
+
+
+_URLS = {
+    "database_url",
+    "smtp_url",
+    "broker_url",
+    "rate_limit_storage",
+    "rpc_url",
+    "webhook_url",
+    "evidence_url",
+}
 
 
 @dataclass(frozen=True)
@@ -335,6 +363,8 @@ class Settings:
     reconcile_interval: float = 10.0
     outbox_interval: float = 0.2
     max_document_bytes: int = 25 * 1024 * 1024
+    public_rate_limit: str = "300/minute"
+    rate_limit_storage: str = "memory://"
     log_level: str = "INFO"
     failpoint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -360,8 +390,8 @@ class Settings:
                 "link_secret",
             }:
                 value = "(set)" if value else "(unset)"
-            elif var.attr in {"database_url", "smtp_url", "broker_url"} and value:
-                value = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", value)
+            elif var.attr in _URLS and value:
+                value = redact_url(value)
             out[var.env] = str(value)
         return out
 
@@ -383,4 +413,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise ConfigError("OFFERSEAL_BATCH_MAX must be at least 1")
     if settings.confirmations < 1:
         raise ConfigError("OFFERSEAL_CONFIRMATIONS must be at least 1")
+    try:
+        from limits import parse_many
+
+        parse_many(settings.public_rate_limit)
+    except ValueError:
+        raise ConfigError(
+            "OFFERSEAL_PUBLIC_RATE_LIMIT: not a rate limit (e.g. `300/minute`)"
+        ) from None
+    if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError("OFFERSEAL_RATE_LIMIT_STORAGE: use memory:// or redis://host:port")
     return settings

@@ -63,3 +63,8 @@ class PayloadTooLarge(OfferSealError):
 class UnsupportedMediaType(OfferSealError):
     status = 415
     title = "Unsupported media type"
+
+
+class TooManyRequests(OfferSealError):
+    status = 429
+    title = "Too many requests"

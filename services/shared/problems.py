@@ -65,7 +65,12 @@ def register(app: Flask) -> None:
     def _offerseal_error(exc: OfferSealError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.detail)
-        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+        extra = dict(exc.extra)
+        headers = extra.pop("headers", None)
+        response = problem(exc.status, exc.title, exc.detail, **extra)
+        if headers:
+            response.headers.update(headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -84,6 +89,15 @@ def register(app: Flask) -> None:
         if headers:
             response.headers.update(headers)
         return response
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError) -> Response:
+        return problem(
+            422,
+            "Invalid request",
+            "body: nested too deeply",
+            errors=[{"field": "body", "message": "nested too deeply"}],
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

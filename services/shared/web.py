@@ -14,14 +14,30 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .. import __version__
-from . import problems
+from . import guards, problems
 from .auth import Principal, authenticate
+from .config import Settings
 from .db import Database
+
+# Pages are served from our own origin only: no CDN, no inline script, never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+    "frame-ancestors 'none'"
+)
+# Every other method is counted as "other", so made-up methods cannot grow the metrics.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def create_base_app(
-    name: str, db: Database, *, max_content_length: int | None = None
+    name: str,
+    db: Database,
+    *,
+    settings: Settings | None = None,
+    max_content_length: int | None = None,
 ) -> tuple[Flask, Api, CollectorRegistry]:
+    settings = settings or Settings()
+    guards.sane_recursion_limit()
     app = Flask(f"offerseal.{name}")
     app.config.update(
         API_TITLE=f"OfferSeal {name} service",
@@ -51,6 +67,11 @@ def create_base_app(
     app.extensions["offerseal.db"] = db
     api = Api(app)
     problems.register(app)  # replaces flask-smorest's error payload with problem+json
+    guards.install(
+        app,
+        guards.RateLimiter(name, settings.public_rate_limit, settings.rate_limit_storage),
+        principal,
+    )
 
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -74,13 +95,29 @@ def create_base_app(
     @app.after_request
     def _observe(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        requests_total.labels(name, request.method, endpoint, str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"
+        requests_total.labels(name, method, endpoint, str(response.status_code)).inc()
         started = g.get("offerseal_started")
         if started is not None:
             latency.labels(name, endpoint).observe(time.perf_counter() - started)
         return response
 
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if request.blueprint in guards.PROBE_BLUEPRINTS:
+            headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        else:
+            headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if request.is_secure:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
     @app.get("/metrics")
+    @guards.access("probe")
     def _metrics() -> Response:
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
@@ -102,6 +139,7 @@ def principal() -> Principal:
 
 def health_route(app: Flask, checks: dict[str, Callable[[], Any]]) -> None:
     @app.get("/healthz")
+    @guards.access("probe")
     def _healthz() -> tuple[dict[str, Any], int]:
         results: dict[str, Any] = {}
         healthy = True

@@ -16,6 +16,18 @@ from .hexbytes import from_hex32, is_hex32, to_hex
 from .receipts import verify_receipt
 
 PROOF_FORMAT = "offerseal-proof/1"
+# A tree of 10,000 leaves (the largest batch) needs 14 siblings; 2**32 leaves would need 32.
+MAX_PROOF_LENGTH = 32
+MAX_BUNDLE_BYTES = 64 * 1024  # a real bundle is about 2 KB
+
+
+def bundle_size_problem(bundle: Any) -> str | None:
+    """Why a bundle is too large to be a proof (before any check runs), or None."""
+    merkle_part = bundle.get("merkle") if isinstance(bundle, dict) else None
+    path = merkle_part.get("proof") if isinstance(merkle_part, dict) else None
+    if isinstance(path, list) and len(path) > MAX_PROOF_LENGTH:
+        return f"a Merkle path has at most {MAX_PROOF_LENGTH} siblings (got {len(path)})"
+    return None
 
 
 @dataclass(frozen=True)

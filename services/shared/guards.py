@@ -1,0 +1,155 @@
+"""What every request passes before a view sees it: who may call the endpoint, how much it may
+send, how deeply its JSON may nest, and how often an anonymous client may call.
+
+Endpoints need an API key unless their view is marked with `access("public")` (the caller is
+anonymous: verify, public keys), `access("link")` (a candidate's signed link in the path or
+`?token=`, or an API key) or `access("probe")` (health, metrics and the OpenAPI document:
+anonymous, cheap, and polled by orchestrators, so not rate limited). A key is checked before
+any byte of the body is read, so an unauthenticated caller cannot make a service parse anything.
+Anonymous calls (public, and link calls without a key) are rate limited per client address with
+the `limits` library, in memory or in Redis so that replicas share one budget.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Request, Response, request
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from .errors import PayloadTooLarge, TooManyRequests, ValidationFailed
+
+# Python's own default. web3 pulls in py_ecc, which raises the limit to 100,000 at import time;
+# deeply nested input then overflows the C stack (SIGSEGV) instead of raising RecursionError.
+RECURSION_LIMIT = 1000
+MAX_JSON_BYTES = 1 << 20  # every JSON body, unless its endpoint declares more
+MAX_JSON_DEPTH = 32  # our documents nest 4 levels at most
+
+ACCESS_ATTR = "offerseal_access"
+MAX_BYTES_ATTR = "offerseal_max_json_bytes"
+PROBE_BLUEPRINTS = frozenset({"api-docs"})  # flask-smorest's OpenAPI document and docs page
+
+T = TypeVar("T")
+
+
+def sane_recursion_limit() -> None:
+    """Undo what importing web3 did to the interpreter's recursion limit."""
+    if sys.getrecursionlimit() > RECURSION_LIMIT:
+        sys.setrecursionlimit(RECURSION_LIMIT)
+
+
+def access(kind: str) -> Callable[[T], T]:
+    """Mark a view (a MethodView class or a function) as `public`, `link` or `probe`; unmarked
+    views need an API key."""
+    if kind not in {"public", "link", "probe"}:
+        raise ValueError(f"unknown access kind {kind!r}")
+
+    def mark(view: T) -> T:
+        setattr(view, ACCESS_ATTR, kind)
+        return view
+
+    return mark
+
+
+def max_json_bytes(limit: int) -> Callable[[T], T]:
+    """Let a view take a JSON body larger than MAX_JSON_BYTES (it documents the limit)."""
+
+    def mark(view: T) -> T:
+        setattr(view, MAX_BYTES_ATTR, limit)
+        return view
+
+    return mark
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays/objects deeper than `limit`, decided without parsing it
+    (strings are skipped, so brackets inside them do not count)."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for byte in _STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def check_json_text(data: bytes | str, field: str = "body") -> None:
+    """422 naming `field` when JSON text nests deeper than MAX_JSON_DEPTH."""
+    raw = data.encode() if isinstance(data, str) else data
+    if json_too_deep(raw):
+        raise ValidationFailed(field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+
+
+class RateLimiter:
+    """Anonymous calls per client address, shared by every replica when the storage is Redis."""
+
+    def __init__(self, service: str, limit: str, storage: str) -> None:
+        self.service = service
+        self.items: list[RateLimitItem] = parse_many(limit)
+        options: dict[str, Any] = {}
+        if storage.startswith(("redis://", "rediss://")):
+            options = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
+
+    def hit(self, client: str) -> None:
+        for item in self.items:
+            if not self.limiter.hit(item, "offerseal", self.service, client):
+                stats = self.limiter.get_window_stats(item, "offerseal", self.service, client)
+                retry = max(1, math.ceil(stats.reset_time - time.time()))
+                raise TooManyRequests(
+                    f"more than {item} from this address; try again in {retry} s",
+                    headers={"Retry-After": str(retry)},
+                )
+
+
+def _view_attr(app: Flask, name: str) -> Any:
+    view = app.view_functions.get(request.endpoint or "")
+    if view is None:
+        return None
+    return getattr(getattr(view, "view_class", view), name, None)
+
+
+def _is_form(req: Request) -> bool:
+    return req.mimetype in {"multipart/form-data", "application/x-www-form-urlencoded"}
+
+
+def install(
+    app: Flask, limiter: RateLimiter, authenticate: Callable[[], object]
+) -> None:
+    """Register the checks as the app's first before-request hook."""
+
+    def guard() -> Response | None:
+        if request.endpoint is None:  # 404 / 405: nothing to protect, nothing parsed
+            return None
+        kind = _view_attr(app, ACCESS_ATTR)
+        if request.blueprint in PROBE_BLUEPRINTS:
+            kind = "probe"
+        if kind is None or (kind == "link" and "Authorization" in request.headers):
+            authenticate()  # 401 before any byte of the body is read
+        elif kind != "probe":
+            limiter.hit(request.remote_addr or "unknown")
+        if request.method in {"GET", "HEAD", "OPTIONS"} or _is_form(request):
+            return None  # multipart bodies are bounded by MAX_CONTENT_LENGTH and streamed
+        limit = _view_attr(app, MAX_BYTES_ATTR) or MAX_JSON_BYTES
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+        request.max_content_length = limit  # also bounds a body sent without a length
+        check_json_text(request.get_data(cache=True))
+        return None
+
+    app.before_request_funcs.setdefault(None, []).insert(0, guard)

@@ -1,0 +1,288 @@
+"""Hostile requests against real service processes: no request takes a service down, nothing
+is parsed before the caller is known, and anonymous endpoints cost a bounded amount."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from offerseal.shared.config import ANVIL_DEV_KEY_2
+from tests.conftest import free_port
+from tests.procs import ServiceProcess, create_key, service_env
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, sqlite_url: str, anvil: Any) -> Iterator[dict[str, Any]]:
+    """All three services in one real process, as `offerseal up` runs them."""
+    env = service_env(
+        tmp_path,
+        sqlite_url,
+        anvil.url,
+        OFFERSEAL_CONTRACTS_SIGNER_KEY=ANVIL_DEV_KEY_2,
+        OFFERSEAL_CONTRACTS_PORT=str(free_port()),
+        OFFERSEAL_NOTIFY_PORT=str(free_port()),
+        OFFERSEAL_PUBLIC_RATE_LIMIT="1000/minute",
+    )
+    process = ServiceProcess(env, tmp_path / "service.log").start()
+    process.wait_http(60)
+    urls = {
+        "evidence": f"http://127.0.0.1:{env['OFFERSEAL_EVIDENCE_PORT']}",
+        "contracts": f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}",
+        "notify": f"http://127.0.0.1:{env['OFFERSEAL_NOTIFY_PORT']}",
+    }
+    for base in urls.values():
+        _wait_healthy(base)
+    yield {"process": process, "urls": urls, "env": env, "log": tmp_path / "service.log"}
+    process.terminate()
+
+
+def _wait_healthy(base: str, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base} did not become healthy")
+
+
+def _alive(stack: dict[str, Any]) -> None:
+    process = stack["process"].process
+    assert process.poll() is None, f"the service process died:\n{stack['log'].read_text()[-3000:]}"
+    for base in stack["urls"].values():
+        assert requests.get(base + "/healthz", timeout=10).status_code == 200
+
+
+def _deep(depth: int) -> bytes:
+    return b'{"proof": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "headers"),
+    [
+        ("evidence", "/v1/verify", {}),
+        ("contracts", "/v1/agreements", {}),
+        ("notify", "/v1/replies/x", {}),
+    ],
+)
+def test_a_deeply_nested_body_is_refused_and_every_service_stays_up(
+    stack: dict[str, Any], service: str, path: str, headers: dict[str, str]
+) -> None:
+    body = _deep(80_000)  # ~160 KB: once enough to SIGSEGV the whole stack
+    response = requests.post(
+        stack["urls"][service] + path,
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+        timeout=30,
+    )
+    assert response.status_code in (401, 413, 422), response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    _alive(stack)
+
+
+def test_nesting_is_refused_with_the_field_named_even_for_a_valid_key(
+    stack: dict[str, Any],
+) -> None:
+    key = create_key(stack["env"], "hr", "acme")
+    response = requests.post(
+        stack["urls"]["contracts"] + "/v1/agreements",
+        data=_deep(200),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "body"
+    assert "nest" in response.json()["detail"]
+    _alive(stack)
+
+
+def test_a_json_body_above_one_mebibyte_is_413_without_parsing(stack: dict[str, Any]) -> None:
+    key = create_key(stack["env"], "hr", "acme")
+    big = json.dumps({"candidate_ref": "x" * (1 << 20)}).encode()
+    response = requests.post(
+        stack["urls"]["contracts"] + "/v1/agreements",
+        data=big,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 413, response.text
+    _alive(stack)
+
+
+def test_no_key_is_401_before_the_body_is_read(stack: dict[str, Any]) -> None:
+    # 12 MB of hashes without a key: refused as unauthenticated, not parsed and found invalid.
+    body = b'{"items": [' + b",".join([b'{"sha256": "0x00"}'] * 600_000) + b"]}"
+    response = requests.post(
+        stack["urls"]["evidence"] + "/v1/documents/hashes",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 401, response.text
+    for service, path in [("contracts", "/v1/agreements"), ("notify", "/v1/templates")]:
+        response = requests.post(
+            stack["urls"][service] + path,
+            data=b"{not json",
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code in (401, 405), response.text
+    _alive(stack)
+
+
+def test_an_anonymous_proof_longer_than_any_tree_is_refused(stack: dict[str, Any]) -> None:
+    bundle = {"format": "offerseal-proof/1", "merkle": {"root": "0x" + "00" * 32,
+              "proof": ["0x" + "11" * 32] * 10_000}}
+    response = requests.post(
+        stack["urls"]["evidence"] + "/v1/verify",
+        json={"proof": bundle, "sha256": "0x" + "22" * 32},
+        timeout=30,
+    )
+    assert response.status_code == 422, response.text
+    assert any(e["field"].startswith("proof") for e in response.json()["errors"])
+    _alive(stack)
+
+
+def test_anonymous_endpoints_are_rate_limited_per_client(
+    tmp_path: Path, sqlite_url: str, anvil: Any
+) -> None:
+    env = service_env(tmp_path, sqlite_url, anvil.url, OFFERSEAL_PUBLIC_RATE_LIMIT="5/minute")
+    process = ServiceProcess(env, tmp_path / "service.log").start()
+    try:
+        process.wait_http(60)
+        statuses = [
+            requests.post(
+                process.base + "/v1/verify", json={"proof": {}}, timeout=30
+            ).status_code
+            for _ in range(8)
+        ]
+        # wait_http used one of the five anonymous calls (GET /v1/keys)
+        assert statuses == [200] * 4 + [429] * 4, statuses
+        limited = requests.post(process.base + "/v1/verify", json={"proof": {}}, timeout=30)
+        assert limited.headers["Content-Type"].startswith("application/problem+json")
+        assert int(limited.headers["Retry-After"]) >= 1
+        # a caller with a key is not limited by the anonymous budget
+        key = create_key(env, "hr", "acme")
+        ok = requests.get(
+            process.base + "/v1/documents", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+        assert ok.status_code == 200, ok.text
+    finally:
+        process.terminate()
+
+
+def test_replicas_share_one_budget_through_redis() -> None:
+    import uuid
+
+    from offerseal.shared.errors import TooManyRequests
+    from offerseal.shared.guards import RateLimiter
+    from tests.conftest import require_server
+
+    require_server("Redis", "127.0.0.1", 6379)
+    service = f"test-{uuid.uuid4().hex}"  # a fresh budget for this run
+    one = RateLimiter(service, "4/minute", "redis://127.0.0.1:6379")
+    two = RateLimiter(service, "4/minute", "redis://127.0.0.1:6379")
+    one.hit("203.0.113.9")
+    two.hit("203.0.113.9")
+    one.hit("203.0.113.9")
+    two.hit("203.0.113.9")
+    with pytest.raises(TooManyRequests):
+        one.hit("203.0.113.9")
+
+
+def test_stored_files_are_downloads_never_pages(evidence_sqlite: Any) -> None:
+    stack = evidence_sqlite
+    response = requests.post(
+        stack.url("/v1/documents"),
+        headers=stack.hr,
+        data={"kind": "other", "candidate_ref": "cand-1"},
+        files={"file": ("note.html", b"<script>alert(1)</script>", "text/html")},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    content = requests.get(
+        stack.url(f"/v1/documents/{response.json()['id']}/content"), headers=stack.hr, timeout=30
+    )
+    assert content.status_code == 200
+    assert content.headers["Content-Type"] == "application/octet-stream"
+    assert content.headers["Content-Disposition"].startswith("attachment;")
+    assert content.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_every_answer_carries_the_security_headers(evidence_sqlite: Any) -> None:
+    for path, headers in [("/v1/keys", {}), ("/v1/documents", evidence_sqlite.hr), ("/nope", {})]:
+        response = requests.get(evidence_sqlite.url(path), headers=headers, timeout=30)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
+
+
+def test_made_up_methods_do_not_grow_the_metrics(evidence_sqlite: Any) -> None:
+    for method in ("FOO", "BAR", "BAZ"):
+        requests.request(method, evidence_sqlite.url("/v1/keys"), timeout=30)
+    metrics = requests.get(evidence_sqlite.url("/metrics"), timeout=30).text
+    assert 'method="FOO"' not in metrics
+    assert 'method="other"' in metrics
+
+
+def test_a_json_array_as_a_reply_is_422_not_500(stack: dict[str, Any]) -> None:
+    response = requests.post(
+        stack["urls"]["notify"] + "/v1/replies/not-a-token", json=["on_track"], timeout=30
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "body"
+
+
+def test_keys_are_listed_revoked_and_expire_from_the_command_line(
+    stack: dict[str, Any],
+) -> None:
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, **stack["env"]}
+
+    def offerseal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "offerseal.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    created = offerseal("keys", "create", "--role", "hr", "--tenant", "acme", "--expires", "1h")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    key_id = token.split("_")[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    documents = stack["urls"]["evidence"] + "/v1/documents"
+    assert requests.get(documents, headers=auth, timeout=30).status_code == 200
+
+    listed = offerseal("keys", "list", "--tenant", "acme", "--json")
+    row = next(k for k in json.loads(listed.stdout) if k["key_id"] == key_id)
+    assert row["active"] and row["expires_at"] and token.rsplit("_", 1)[1] not in listed.stdout
+
+    revoked = offerseal("keys", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    # the serving process caches a valid key for at most CACHE_SECONDS
+    import time
+
+    from offerseal.shared.auth import CACHE_SECONDS
+
+    deadline = time.monotonic() + CACHE_SECONDS + 30
+    while requests.get(documents, headers=auth, timeout=30).status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.2)
+    assert offerseal("keys", "revoke", key_id).returncode == 1

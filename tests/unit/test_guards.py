@@ -1,0 +1,62 @@
+"""Request guards that need no server: JSON depth without parsing, the recursion limit."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from offerseal.shared import guards
+from offerseal.shared.errors import TooManyRequests, ValidationFailed
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(alphabet='[]{}"\\a', max_size=3), children, max_size=3),
+    max_leaves=40,
+)
+
+
+@given(json_values, st.integers(min_value=0, max_value=8))
+def test_depth_is_decided_as_the_parser_would(value: object, limit: int) -> None:
+    text = json.dumps(value).encode()
+    assert guards.json_too_deep(text, limit) == (_depth(value) > limit)
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    assert not guards.json_too_deep(json.dumps({"a": "[" * 1000}).encode(), 4)
+    assert guards.json_too_deep(b"[" * 100 + b"]" * 100, 32)
+
+
+def test_an_attack_body_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        guards.check_json_text(b'{"proof": ' + b"[" * 80_000 + b"]" * 80_000 + b"}", "proof")
+    assert caught.value.extra["errors"][0]["field"] == "proof"
+
+
+def test_importing_web3_through_offerseal_leaves_a_sane_recursion_limit() -> None:
+    import offerseal.shared.chain  # noqa: F401  (imports web3, which imports py_ecc)
+
+    assert sys.getrecursionlimit() <= guards.RECURSION_LIMIT
+
+
+def test_the_memory_limiter_refuses_past_the_budget_with_retry_after() -> None:
+    limiter = guards.RateLimiter("unit", "3/minute", "memory://")
+    for _ in range(3):
+        limiter.hit("10.0.0.1")
+    with pytest.raises(TooManyRequests) as caught:
+        limiter.hit("10.0.0.1")
+    assert int(caught.value.extra["headers"]["Retry-After"]) >= 1
+    limiter.hit("10.0.0.2")  # another client has its own budget
