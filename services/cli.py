@@ -16,6 +16,7 @@ from typing import Any
 
 from .shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, ConfigError, Settings, load_settings
 from .shared.errors import OfferSealError
+from .shared.redact import redact_text, redact_url
 
 log = logging.getLogger("offerseal")
 SERVICES = ("evidence", "contracts", "notify")
@@ -27,6 +28,10 @@ def _setup_logging(settings: Settings) -> None:
     )
     for noisy in ("urllib3", "web3", "waitress.queue", "amqp", "kombu", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .shared.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def _database(settings: Settings) -> Any:
@@ -187,7 +192,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     )
     for name in SERVICES:
         print(f"  {name:<10}{stack.urls[name]}   (docs: {stack.urls[name]}/docs)")
-    print(f"  chain     {stack.urls['rpc']}")
+    print(f"  chain     {redact_url(stack.urls['rpc'])}")
     if settings.notify_outbox_dir is not None and not settings.smtp_url:
         print(f"  mail      {settings.notify_outbox_dir} (.eml files; set OFFERSEAL_SMTP_URL)")
     print(f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown once):")
@@ -213,11 +218,42 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from .shared.auth import create_key
+    from .shared.config import parse_duration
 
+    expires_in = parse_duration(args.expires) if args.expires else None
     db = _database(settings)
-    key_id, token = create_key(db, args.role, args.tenant, args.label or "")
-    print(f"created {args.role} key {key_id} for tenant {args.tenant}; it is shown once:")
+    key_id, token = create_key(db, args.role, args.tenant, args.label or "", expires_in)
+    until = f", valid for {args.expires}" if args.expires else ""
+    print(f"created {args.role} key {key_id} for tenant {args.tenant}{until}; it is shown once:")
     print(token)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.auth import list_keys
+
+    keys = list_keys(_database(settings), args.tenant)
+    if args.json:
+        print(json.dumps(keys, indent=2))
+        return 0
+    print(f"{'key id':<17} {'tenant':<16} {'role':<6} {'state':<8} {'expires':<21} label")
+    for k in keys:
+        state = "active" if k["active"] else ("revoked" if k["revoked_at"] else "expired")
+        expires = str(k["expires_at"] or "never")[:20]
+        print(
+            f"{k['key_id']:<17} {k['tenant']!s:<16} {k['role']!s:<6} {state:<8} {expires:<21} "
+            f"{k['label']}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.auth import CACHE_SECONDS, revoke_key
+
+    if not revoke_key(_database(settings), args.key_id):
+        print(f"no active key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked key {args.key_id}; every service refuses it within {CACHE_SECONDS:.0f} s")
     return 0
 
 
@@ -268,7 +304,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             chain_view.chain_id()
         except Exception as exc:
             chain_view = None
-            extra.append(Check("chain", False, f"cannot reach {rpc}: {exc}"))
+            extra.append(Check("chain", False, redact_text(f"cannot reach {rpc}: {exc}")))
     verdict = verify_bundle(
         bundle, document_sha256=sha256_hex(document), trusted_keys=trusted, chain=chain_view
     )
@@ -318,7 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=["hr", "legal", "admin"])
     create.add_argument("--tenant", required=True)
     create.add_argument("--label", default="")
+    create.add_argument("--expires", help="lifetime, e.g. 90d or 12h (default: never)")
     create.set_defaults(func=cmd_keys_create)
+    listing = keys_sub.add_parser("list", help="every key's id, tenant, role and state")
+    listing.add_argument("--tenant", help="only this tenant's keys")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key (by the id `keys list` shows)")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=cmd_migrate)

@@ -14,6 +14,7 @@ from marshmallow import fields, validate
 
 from ..shared import messages
 from ..shared.errors import OfferSealError, ValidationFailed
+from ..shared.guards import access
 from ..shared.web import principal
 from .domain.templates import ANSWERS
 from .service import NotifyService
@@ -50,6 +51,7 @@ class ReplyIn(ma.Schema):
 
 
 @blp.route("/replies/<string:token>")
+@access("link")
 class Replies(MethodView):
     @blp.doc(summary="The check-in page (answers are one click away; nothing changes on GET)")
     def get(self, token: str) -> Any:
@@ -78,6 +80,8 @@ class Replies(MethodView):
     def post(self, token: str) -> Any:
         as_html = request.mimetype != "application/json"
         raw = request.form.to_dict() if as_html else (request.get_json(silent=True) or {})
+        if not isinstance(raw, dict):
+            raise ValidationFailed("body", "expected a JSON object with `answer`")
         raw = {k: v for k, v in raw.items() if v not in ("", None)}
         try:
             data = ReplyIn().load(raw)
@@ -99,6 +103,7 @@ class Replies(MethodView):
 
 
 @blp.route("/unsubscribe/<string:token>")
+@access("link")
 class Unsubscribe(MethodView):
     @blp.doc(summary="Unsubscribe page (non-essential mail only)")
     def get(self, token: str) -> Response:

@@ -25,6 +25,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# PostgreSQL: how long to wait for a connection, a statement and a lock.
+PG_CONNECT_TIMEOUT = 10
+PG_STATEMENT_TIMEOUT_MS = 120_000
+PG_LOCK_TIMEOUT_MS = 30_000
+PG_IDLE_IN_TRANSACTION_MS = 300_000
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -50,7 +57,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, **kwargs)
+    return create_engine(
+        url,
+        pool_size=20,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=PG_CONNECT_TIMEOUT,
+        connect_args={
+            "connect_timeout": PG_CONNECT_TIMEOUT,
+            # A statement, a lock wait or an abandoned transaction never holds a thread forever.
+            "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"
+            f" -c lock_timeout={PG_LOCK_TIMEOUT_MS}"
+            f" -c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_MS}",
+        },
+        **kwargs,
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:
