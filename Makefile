@@ -29,6 +29,9 @@ test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ fo
 	$(BIN)/mypy services
 	$(BIN)/pytest -q
 
+fuzz: setup ## schemathesis against all three services, with and without keys (long run)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/integration/test_fuzz.py
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check services tests bench
 	$(BIN)/mypy services
@@ -42,4 +45,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test lint compile bench clean
+.PHONY: help setup demo up test fuzz lint compile bench clean
