@@ -64,7 +64,9 @@ class LinkSigner:
 
     def verify(self, token: str, purpose: str, now: float | None = None) -> Link:
         body, _, mac = token.partition(".")
-        if not body or not mac or not hmac.compare_digest(mac, self._mac(body)):
+        if not token.isascii() or not body or not mac or not hmac.compare_digest(
+            mac, self._mac(body)
+        ):
             raise Unauthorized("this link is not valid (altered or not issued by OfferSeal)")
         try:
             data: dict[str, Any] = json.loads(_unb64(body))
