@@ -19,7 +19,7 @@ from flask_smorest.fields import Upload
 from marshmallow import fields, validate
 
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from ..shared.links import Link, LinkSigner
+from ..shared.links import PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.web import principal
 from .domain.documents import KINDS, MAX_HASH_BATCH
 from .domain.hexbytes import is_hex32, to_hex
@@ -365,7 +365,6 @@ class Keys(MethodView):
         return {"keys": service().public_keys()}
 
 
-UPLOAD_PURPOSE = "upload"
 DOCUMENT_KIND_FOR_MILESTONE = {  # what each staged confirmation asks the candidate for
     "expected_resignation_date": "resignation_application",
     "resignation_submitted": "resignation_application",
@@ -379,7 +378,7 @@ DOCUMENT_KIND_FOR_MILESTONE = {  # what each staged confirmation asks the candid
 
 def _candidate_link(token: str) -> Link:
     signer: LinkSigner = current_app.extensions["offerseal.links"]
-    return signer.verify(token, UPLOAD_PURPOSE)
+    return signer.verify(token, PURPOSE_UPLOAD)
 
 
 @blp.route("/uploads/<string:token>")
