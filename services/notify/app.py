@@ -68,6 +68,7 @@ class NotifyNode:
             quiet_hours=settings.quiet_hours,
             default_timezone=settings.default_timezone,
             mail_domain=settings.mail_domain,
+            link_ttl=settings.link_ttl,
             journal=SentJournal(settings.data_dir / "notify-journal"),
         )
         self.app = create_app(self.db, self.service, self.ready)

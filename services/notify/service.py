@@ -27,9 +27,18 @@ from sqlalchemy.orm import Session
 from ..shared import failpoints, messages
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.broker import enqueue
+from ..shared.config import Settings
 from ..shared.db import Database, is_sqlite
 from ..shared.errors import NotFound, ValidationFailed
-from ..shared.links import Link, LinkExpired, LinkSigner
+from ..shared.links import (
+    PURPOSE_REPLY,
+    PURPOSE_UNSUBSCRIBE,
+    PURPOSE_UPLOAD,
+    Link,
+    LinkExpired,
+    LinkSigner,
+)
+from ..shared.messages import FINAL_STATES
 from ..shared.models import aware, iso, utcnow
 from .channels import Outgoing, Rejected, RetryLater
 from .domain import schedule, templates
@@ -45,9 +54,6 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
-FINAL_STATES = frozenset(messages.AGREEMENT_STATES) - {"committed"}
-REPLY, UNSUBSCRIBE = "reply", "unsubscribe"
-LINK_TTL = 14 * 86400
 # Outcomes committed per transaction while dispatching (the sent journal covers the gap).
 GROUP = 50
 
@@ -69,6 +75,7 @@ class NotifyService:
         quiet_hours: str,
         default_timezone: str,
         mail_domain: str,
+        link_ttl: float = Settings.link_ttl,
         journal: SentJournal | None = None,
     ) -> None:
         self.db = db
@@ -81,6 +88,7 @@ class NotifyService:
         self.default_quiet = schedule.QuietHours.parse(quiet_hours)
         self.default_timezone = default_timezone
         self.mail_domain = mail_domain
+        self.link_ttl = link_ttl  # how long a candidate link stays valid
         self._outcomes: list[
             tuple[str, str, str | None, str | None, str | None, Touchpoint | None]
         ] = []
@@ -543,11 +551,11 @@ class NotifyService:
                 tp.agreement_id,
                 tp.candidate_ref,
                 purpose,
-                int(time.time() + LINK_TTL),
+                int(time.time() + self.link_ttl),
                 subject,
             )
         )
-        path = "replies" if purpose == REPLY else "unsubscribe"
+        path = "replies" if purpose == PURPOSE_REPLY else "unsubscribe"
         return f"{self.public_url}/v1/{path}/{token}"
 
     def _outgoing(
@@ -564,7 +572,7 @@ class NotifyService:
         if tp.kind in (schedule.INVITATION, schedule.AMENDMENT):
             links["sign"] = data["sign"]
         if tp.kind == schedule.CHECKIN:
-            base = self._link(tp, REPLY, tp.id)
+            base = self._link(tp, PURPOSE_REPLY, tp.id)
             for answer in messages.CHECKIN_ANSWERS:
                 links[f"reply_{answer}"] = f"{base}?answer={answer}"
         if tp.kind == schedule.MILESTONE_REQUEST:
@@ -573,15 +581,15 @@ class NotifyService:
                     tp.tenant,
                     tp.agreement_id,
                     tp.candidate_ref,
-                    "upload",
-                    int(time.time() + LINK_TTL),
+                    PURPOSE_UPLOAD,
+                    int(time.time() + self.link_ttl),
                     data.get("milestone", ""),
                 )
             )
             links["upload"] = f"{self.evidence_url}/v1/uploads/{token}"
         unsubscribe = None
         if not tp.essential:
-            unsubscribe = self._link(tp, UNSUBSCRIBE, tp.candidate_ref)
+            unsubscribe = self._link(tp, PURPOSE_UNSUBSCRIBE, tp.candidate_ref)
             links["unsubscribe"] = unsubscribe
         language = candidate.language or followed.language
         rendered = render(
@@ -777,7 +785,7 @@ class NotifyService:
     # ---- replies and preferences ----------------------------------------------------------
 
     def open_reply(self, token: str) -> tuple[Link, Touchpoint]:
-        link = self.links.verify(token, REPLY)
+        link = self.links.verify(token, PURPOSE_REPLY)
         with self.db.sessions() as session:
             if session.get(UsedToken, hashlib.sha256(token.encode()).hexdigest()) is not None:
                 raise AlreadyUsed("this link was already used; your answer is recorded")
@@ -829,7 +837,7 @@ class NotifyService:
         }
 
     def unsubscribe(self, token: str) -> dict[str, Any]:
-        link = self.links.verify(token, UNSUBSCRIBE)
+        link = self.links.verify(token, PURPOSE_UNSUBSCRIBE)
         with self.db.transaction() as session:
             candidate = session.get(NotifyCandidate, (link.tenant, link.candidate_ref))
             if candidate is None:
