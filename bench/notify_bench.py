@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from offerseal.notify import service as notify_service
-from offerseal.notify.channels import Outgoing, SmtpChannel, WebhookChannel
-from offerseal.notify.journal import SentJournal
+from offerseal.notify.adapters.channels import Outgoing, SmtpChannel, WebhookChannel
+from offerseal.notify.adapters.journal import SentJournal
 from offerseal.notify.models import FollowedAgreement, NotifyCandidate
 from offerseal.notify.service import NotifyService
 from offerseal.shared.db import Database

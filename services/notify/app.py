@@ -19,8 +19,8 @@ from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
 from . import api
-from .channels import FolderChannel, SmtpChannel, WebhookChannel
-from .journal import SentJournal
+from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
+from .adapters.journal import SentJournal
 from .service import NotifyService
 
 log = logging.getLogger(__name__)

@@ -29,21 +29,28 @@ from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.broker import enqueue
 from ..shared.config import Settings
 from ..shared.db import Database, is_sqlite
-from ..shared.errors import NotFound, ValidationFailed
+from ..shared.errors import ValidationFailed
 from ..shared.links import (
     PURPOSE_REPLY,
     PURPOSE_UNSUBSCRIBE,
     PURPOSE_UPLOAD,
     Link,
-    LinkExpired,
     LinkSigner,
 )
 from ..shared.messages import FINAL_STATES
 from ..shared.models import aware, iso, utcnow
-from .channels import Outgoing, Rejected, RetryLater
+from .adapters.channels import Outgoing
+from .adapters.journal import Accepted, SentJournal
 from .domain import schedule, templates
 from .domain.templates import Override, TemplateError, render
-from .journal import Accepted, SentJournal
+from .errors import (
+    AlreadyUsed,
+    CandidateNotFound,
+    Rejected,
+    RetryLater,
+    TemplateNotFound,
+    TouchpointNotFound,
+)
 from .models import (
     DeliveryAttempt,
     FollowedAgreement,
@@ -56,10 +63,6 @@ from .models import (
 log = logging.getLogger(__name__)
 # Outcomes committed per transaction while dispatching (the sent journal covers the gap).
 GROUP = 50
-
-
-class AlreadyUsed(LinkExpired):
-    title = "Link already used"
 
 
 class NotifyService:
@@ -791,7 +794,7 @@ class NotifyService:
                 raise AlreadyUsed("this link was already used; your answer is recorded")
             tp = session.get(Touchpoint, link.subject)
             if tp is None or tp.agreement_id != link.agreement_id:
-                raise NotFound("no such check-in")
+                raise TouchpointNotFound("no such check-in")
             return link, tp
 
     def reply(self, token: str, answer: str, new_date: dt.date | None) -> dict[str, Any]:
@@ -841,7 +844,7 @@ class NotifyService:
         with self.db.transaction() as session:
             candidate = session.get(NotifyCandidate, (link.tenant, link.candidate_ref))
             if candidate is None:
-                raise NotFound("unknown candidate")
+                raise CandidateNotFound("unknown candidate")
             candidate.opted_out, candidate.updated_at = True, utcnow()
         return {"candidate_ref": link.candidate_ref, "opted_out": True}
 
@@ -850,7 +853,7 @@ class NotifyService:
         with self.db.sessions() as session:
             c = session.get(NotifyCandidate, (principal.tenant, candidate_ref))
             if c is None:
-                raise NotFound(f"no candidate {candidate_ref}")
+                raise CandidateNotFound(f"no candidate {candidate_ref}")
             return {
                 "candidate_ref": c.candidate_ref,
                 "channels": c.channels,
@@ -874,7 +877,7 @@ class NotifyService:
         with self.db.transaction() as session:
             c = session.get(NotifyCandidate, (principal.tenant, candidate_ref))
             if c is None:
-                raise NotFound(f"no candidate {candidate_ref}")
+                raise CandidateNotFound(f"no candidate {candidate_ref}")
             for key, value in changes.items():
                 setattr(c, key, value)
             c.updated_at = utcnow()
@@ -933,7 +936,7 @@ class NotifyService:
         with self.db.sessions() as session:
             tp = session.get(Touchpoint, touchpoint_id)
             if tp is None or tp.tenant != principal.tenant:
-                raise NotFound(f"no touchpoint {touchpoint_id}")
+                raise TouchpointNotFound(f"no touchpoint {touchpoint_id}")
             return self._describe(session, tp, attempts=True)
 
     # ---- the tenant's own templates ---------------------------------------------------------
@@ -964,9 +967,13 @@ class NotifyService:
     @staticmethod
     def _check_kind(kind: str, language: str) -> None:
         if kind not in templates.FIELDS:
-            raise NotFound(f"no touchpoint kind {kind!r} (one of {', '.join(templates.FIELDS)})")
+            raise TemplateNotFound(
+                f"no touchpoint kind {kind!r} (one of {', '.join(templates.FIELDS)})"
+            )
         if language not in templates.LANGUAGES:
-            raise NotFound(f"no language {language!r} (one of {', '.join(templates.LANGUAGES)})")
+            raise TemplateNotFound(
+                f"no language {language!r} (one of {', '.join(templates.LANGUAGES)})"
+            )
 
     def list_templates(self, principal: Principal) -> list[dict[str, Any]]:
         principal.require(*READ_ROLES)
@@ -1016,5 +1023,5 @@ class NotifyService:
         with self.db.transaction() as session:
             row = session.get(TenantTemplate, (principal.tenant, kind, language))
             if row is None:
-                raise NotFound(f"no {language} {kind} template of this tenant")
+                raise TemplateNotFound(f"no {language} {kind} template of this tenant")
             session.delete(row)
