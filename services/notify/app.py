@@ -72,19 +72,20 @@ class NotifyNode:
             journal=SentJournal(settings.data_dir / "notify-journal"),
         )
         self.app = create_app(self.db, self.service, self.ready)
+        planning = self.service.planning
         self.consumer = MessageConsumer(
             "notify",
             self.db,
             settings.broker_url,
             {
-                "agreement.offered": self.service.on_offered,
+                "agreement.offered": planning.on_offered,
                 **{
-                    message_type.name: self.service.on_agreement_state
+                    message_type.name: planning.on_agreement_state
                     for message_type in messages.AGREEMENT_STATES.values()
                 },
-                messages.AGREEMENT_AMENDMENT_PROPOSED.name: self.service.on_amendment_proposed,
-                messages.AGREEMENT_AMENDED.name: self.service.on_amended,
-                "milestone.confirmed": self.service.on_milestone_confirmed,
+                messages.AGREEMENT_AMENDMENT_PROPOSED.name: planning.on_amendment_proposed,
+                messages.AGREEMENT_AMENDED.name: planning.on_amended,
+                "milestone.confirmed": planning.on_milestone_confirmed,
             },
         )
 
