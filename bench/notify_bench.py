@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from offerseal.notify import service as notify_service
-from offerseal.notify.channels import Outgoing, SmtpChannel, WebhookChannel
-from offerseal.notify.journal import SentJournal
+from offerseal.notify import dispatch as notify_dispatch
+from offerseal.notify.adapters.channels import Outgoing, SmtpChannel, WebhookChannel
+from offerseal.notify.adapters.journal import SentJournal
 from offerseal.notify.models import FollowedAgreement, NotifyCandidate
 from offerseal.notify.service import NotifyService
 from offerseal.shared.db import Database
@@ -151,7 +151,7 @@ def run(pg_admin_url: str, planned: int = 1_000_000) -> dict[str, Any]:
             journal=SentJournal(Path(tempfile.mkdtemp(prefix="offerseal-bench-journal-"))),
         )
 
-        group = notify_service.GROUP
+        group = notify_dispatch.GROUP
 
         def claim_ms(rounds: int = 20) -> float:
             samples = []
@@ -204,9 +204,9 @@ def run(pg_admin_url: str, planned: int = 1_000_000) -> dict[str, Any]:
             ("smtp_naive", NaiveSmtpChannel(smtp_port), 1000),
         ):
             email = label.startswith("smtp")
-            service.channels = {"email": channel} if email else {"webhook": channel}
+            service.dispatcher.channels = {"email": channel} if email else {"webhook": channel}
             # The naive run also commits each outcome on its own.
-            notify_service.GROUP = 1 if label == "smtp_naive" else group
+            notify_dispatch.GROUP = 1 if label == "smtp_naive" else group
             with db.transaction() as session:
                 session.execute(
                     sa.update(NotifyCandidate).values(channels=["email"] if email else ["webhook"])
@@ -225,13 +225,13 @@ def run(pg_admin_url: str, planned: int = 1_000_000) -> dict[str, Any]:
             close = getattr(channel, "close", None)
             if close:
                 close()
-        notify_service.GROUP = group
+        notify_dispatch.GROUP = group
         out["dispatch_smtp_ratio_vs_naive"] = round(
             out["dispatch_smtp_per_s"] / out["dispatch_smtp_naive_per_s"], 1
         )
 
         # Lateness: 2,000 touchpoints due over 10 s while the dispatcher polls every 100 ms.
-        service.channels = {
+        service.dispatcher.channels = {
             "email": SmtpChannel(f"smtp://127.0.0.1:{smtp_port}", "Bench <b@bench.local>")
         }
         with db.transaction() as session:

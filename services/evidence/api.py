@@ -20,7 +20,7 @@ from marshmallow import fields, validate
 
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..shared.guards import access, check_json_text, max_json_bytes
-from ..shared.links import Link, LinkSigner
+from ..shared.links import PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.redact import redact_text
 from ..shared.web import principal
 from .domain.documents import KINDS, MAX_HASH_BATCH
@@ -398,7 +398,6 @@ class Keys(MethodView):
         return {"keys": service().public_keys()}
 
 
-UPLOAD_PURPOSE = "upload"
 DOCUMENT_KIND_FOR_MILESTONE = {  # what each staged confirmation asks the candidate for
     "expected_resignation_date": "resignation_application",
     "resignation_submitted": "resignation_application",
@@ -412,7 +411,7 @@ DOCUMENT_KIND_FOR_MILESTONE = {  # what each staged confirmation asks the candid
 
 def _candidate_link(token: str) -> Link:
     signer: LinkSigner = current_app.extensions["offerseal.links"]
-    return signer.verify(token, UPLOAD_PURPOSE)
+    return signer.verify(token, PURPOSE_UPLOAD)
 
 
 @blp.route("/uploads/<string:token>")

@@ -56,7 +56,7 @@ class Replies(MethodView):
     @blp.doc(summary="The check-in page (answers are one click away; nothing changes on GET)")
     def get(self, token: str) -> Any:
         try:
-            _, tp = service().open_reply(token)
+            _, tp = service().replies.open_reply(token)
         except OfferSealError as exc:
             if wants_html():
                 return error_page(exc)
@@ -92,7 +92,7 @@ class Replies(MethodView):
                 return error_page(error)
             raise error from None
         try:
-            result = service().reply(token, data["answer"], data.get("new_date"))
+            result = service().replies.reply(token, data["answer"], data.get("new_date"))
         except OfferSealError as exc:
             if as_html:
                 return error_page(exc)
@@ -117,7 +117,7 @@ class Unsubscribe(MethodView):
     @blp.doc(summary="RFC 8058 one-click unsubscribe")
     def post(self, token: str) -> Any:
         try:
-            result = service().unsubscribe(token)
+            result = service().replies.unsubscribe(token)
         except OfferSealError as exc:
             if request.mimetype != "application/json":
                 return error_page(exc)
@@ -142,7 +142,7 @@ class Preferences(MethodView):
     @blp.doc(security=BEARER, summary="A candidate's channels, language, quiet hours, opt-out")
     @blp.response(200)
     def get(self, candidate_ref: str) -> dict[str, Any]:
-        return service().preferences(principal(), candidate_ref)
+        return service().candidates.preferences(principal(), candidate_ref)
 
     @blp.doc(security=BEARER, summary="Change them")
     @blp.arguments(PreferencesIn)
@@ -155,7 +155,7 @@ class Preferences(MethodView):
                 ZoneInfo(changes["timezone"])
             except Exception:
                 raise ValidationFailed("timezone", "unknown time zone") from None
-        return service().set_preferences(principal(), candidate_ref, changes)
+        return service().candidates.set_preferences(principal(), candidate_ref, changes)
 
 
 @blp.route("/candidates/<string:candidate_ref>/touchpoints")
@@ -163,7 +163,7 @@ class CandidateTouchpoints(MethodView):
     @blp.doc(security=BEARER, summary="Everything planned, sent or answered for a candidate")
     @blp.response(200)
     def get(self, candidate_ref: str) -> dict[str, Any]:
-        return {"items": service().touchpoints(principal(), candidate_ref)}
+        return {"items": service().candidates.touchpoints(principal(), candidate_ref)}
 
 
 @blp.route("/touchpoints/<string:touchpoint_id>")
@@ -171,7 +171,7 @@ class TouchpointItem(MethodView):
     @blp.doc(security=BEARER, summary="One touchpoint with its delivery attempts")
     @blp.response(200)
     def get(self, touchpoint_id: str) -> dict[str, Any]:
-        return service().touchpoint(principal(), touchpoint_id)
+        return service().candidates.touchpoint(principal(), touchpoint_id)
 
 
 class TemplateIn(ma.Schema):
@@ -184,7 +184,7 @@ class Templates(MethodView):
     @blp.doc(security=BEARER, summary="Every kind and language: the tenant's text or the default")
     @blp.response(200)
     def get(self) -> dict[str, Any]:
-        return {"items": service().list_templates(principal())}
+        return {"items": service().templates.list_templates(principal())}
 
 
 @blp.route("/templates/<string:kind>/<string:language>")
@@ -192,15 +192,17 @@ class TemplateItem(MethodView):
     @blp.doc(security=BEARER, summary="One template, its placeholders and a preview")
     @blp.response(200)
     def get(self, kind: str, language: str) -> dict[str, Any]:
-        return service().get_template(principal(), kind, language)
+        return service().templates.get_template(principal(), kind, language)
 
     @blp.doc(security=BEARER, summary="Use the tenant's own subject and text ({placeholders})")
     @blp.arguments(TemplateIn)
     @blp.response(200)
     def put(self, body: dict[str, Any], kind: str, language: str) -> dict[str, Any]:
-        return service().put_template(principal(), kind, language, body["subject"], body["text"])
+        return service().templates.put_template(
+            principal(), kind, language, body["subject"], body["text"]
+        )
 
     @blp.doc(security=BEARER, summary="Back to the built-in text")
     @blp.response(204)
     def delete(self, kind: str, language: str) -> None:
-        service().delete_template(principal(), kind, language)
+        service().templates.delete_template(principal(), kind, language)

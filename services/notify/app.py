@@ -19,8 +19,8 @@ from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
 from . import api
-from .channels import FolderChannel, SmtpChannel, WebhookChannel
-from .journal import SentJournal
+from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
+from .adapters.journal import SentJournal
 from .service import NotifyService
 
 log = logging.getLogger(__name__)
@@ -73,22 +73,24 @@ class NotifyNode:
             quiet_hours=settings.quiet_hours,
             default_timezone=settings.default_timezone,
             mail_domain=settings.mail_domain,
+            link_ttl=settings.link_ttl,
             journal=SentJournal(settings.data_dir / "notify-journal"),
         )
         self.app = create_app(self.db, self.service, self.ready, self.settings)
+        planning = self.service.planning
         self.consumer = MessageConsumer(
             "notify",
             self.db,
             settings.broker_url,
             {
-                "agreement.offered": self.service.on_offered,
+                "agreement.offered": planning.on_offered,
                 **{
-                    message_type.name: self.service.on_agreement_state
+                    message_type.name: planning.on_agreement_state
                     for message_type in messages.AGREEMENT_STATES.values()
                 },
-                messages.AGREEMENT_AMENDMENT_PROPOSED.name: self.service.on_amendment_proposed,
-                messages.AGREEMENT_AMENDED.name: self.service.on_amended,
-                "milestone.confirmed": self.service.on_milestone_confirmed,
+                messages.AGREEMENT_AMENDMENT_PROPOSED.name: planning.on_amendment_proposed,
+                messages.AGREEMENT_AMENDED.name: planning.on_amended,
+                "milestone.confirmed": planning.on_milestone_confirmed,
             },
         )
 

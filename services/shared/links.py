@@ -13,6 +13,13 @@ from typing import Any
 
 from .errors import OfferSealError, Unauthorized
 
+# What a link is for; a token verified for one purpose is refused for every other.
+PURPOSE_SIGN = "sign"  # read and sign an offer (contracts)
+PURPOSE_AMEND = "amend"  # read and sign an amendment (contracts)
+PURPOSE_UPLOAD = "upload"  # upload a milestone's document (issued by notify, checked by evidence)
+PURPOSE_REPLY = "reply"  # answer a check-in (notify)
+PURPOSE_UNSUBSCRIBE = "unsubscribe"  # stop non-essential mail (notify)
+
 
 class LinkExpired(OfferSealError):
     status = 410

@@ -749,8 +749,8 @@ def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
 ) -> None:
     """The database refuses the commit of what was just sent: the outcomes are kept (and the
     journal keeps them too) and recorded by the next round; nothing is sent twice."""
-    from offerseal.notify.channels import SmtpChannel
-    from offerseal.notify.journal import SentJournal
+    from offerseal.notify.adapters.channels import SmtpChannel
+    from offerseal.notify.adapters.journal import SentJournal
     from offerseal.notify.models import FollowedAgreement, NotifyCandidate
     from offerseal.notify.service import NotifyService
     from offerseal.shared.db import Database

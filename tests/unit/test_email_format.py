@@ -8,7 +8,7 @@ import email.policy
 
 import pytest
 
-from offerseal.notify.channels import Outgoing, email_bytes
+from offerseal.notify.adapters.channels import Outgoing, email_bytes
 from offerseal.notify.domain.templates import Rendered
 
 LONG_SUBJECT = "入职意向书日期变更，请确认：" + "北京某某科技有限公司高级固件工程师" * 4

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from offerseal.notify.journal import Accepted, SentJournal
+from offerseal.notify.adapters.journal import Accepted, SentJournal
 
 
 def test_a_successor_finds_what_a_killed_holder_recorded(tmp_path: Path) -> None:
@@ -15,7 +15,7 @@ def test_a_successor_finds_what_a_killed_holder_recorded(tmp_path: Path) -> None
     script = (
         "import os, signal\n"
         "from pathlib import Path\n"
-        "from offerseal.notify.journal import Accepted, SentJournal\n"
+        "from offerseal.notify.adapters.journal import Accepted, SentJournal\n"
         f"j = SentJournal(Path({str(tmp_path)!r}))\n"
         "j.record(Accepted('t1', '<t1@x>', 'email', 'accepted'))\n"
         "j.record(Accepted('t2', '<t2@x>', 'webhook', 'answered 204'))\n"

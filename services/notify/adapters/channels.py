@@ -1,7 +1,8 @@
 """Delivery channels: SMTP e-mail, signed webhooks, and a folder of .eml files for development.
 
-Each channel answers with `Delivered`, or raises `RetryLater` (4xx, timeouts, refused
-connections: the dispatcher backs off and tries again) or `Rejected` (5xx: the message failed).
+Each channel answers with a short detail of what accepted the message, or raises `RetryLater`
+(4xx, timeouts, refused connections: the dispatcher backs off and tries again) or `Rejected`
+(5xx: the message failed); both are declared in `errors.py`.
 """
 
 from __future__ import annotations
@@ -24,15 +25,8 @@ from typing import Any
 
 import requests
 
-from .domain.templates import Rendered
-
-
-class RetryLater(Exception):
-    pass
-
-
-class Rejected(Exception):
-    pass
+from ..domain.templates import Rendered
+from ..errors import Rejected, RetryLater
 
 
 @dataclass(frozen=True)
