@@ -18,8 +18,9 @@ from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 from marshmallow import fields, validate
 
+from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from ..shared.guards import access, check_json_text, max_json_bytes
+from ..shared.guards import access, check_json_text, max_json_bytes, roles
 from ..shared.links import PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.redact import redact_text
 from ..shared.web import principal
@@ -195,6 +196,7 @@ def _created(status: int, body: dict[str, Any], replayed: bool, location: str | 
 
 @blp.route("/documents")
 class Documents(MethodView):
+    @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Upload a document (multipart)")
     @requires_multipart
     @blp.arguments(DocumentFields, location="form")
@@ -217,6 +219,7 @@ class Documents(MethodView):
         status, body, replayed = service().ingest(who, doc, idempotency_key())
         return _created(status, body, replayed, f"/v1/documents/{body['id']}")
 
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="List the tenant's documents, oldest first")
     @blp.arguments(ListArgs, location="query")
     @blp.response(200)
@@ -242,6 +245,7 @@ class Documents(MethodView):
 @blp.route("/documents/hashes")
 @max_json_bytes(4 << 20)  # 10,000 items of about 130 bytes
 class DocumentHashes(MethodView):
+    @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Register up to 10,000 documents by sha256 only")
     @blp.arguments(HashBatch)
     @blp.response(201)
@@ -263,6 +267,7 @@ class DocumentHashes(MethodView):
 
 @blp.route("/documents/<string:document_id>")
 class DocumentItem(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="A document's metadata and status")
     @blp.response(200)
     def get(self, document_id: str) -> dict[str, Any]:
@@ -271,6 +276,7 @@ class DocumentItem(MethodView):
 
 @blp.route("/documents/<string:document_id>/content")
 class DocumentContent(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The decrypted document bytes")
     def get(self, document_id: str) -> Response:
         data, mimetype, filename = service().content(principal(), document_id)
@@ -287,6 +293,7 @@ class DocumentContent(MethodView):
 
 @blp.route("/documents/<string:document_id>/proof")
 class DocumentProof(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The self-contained proof bundle (409 while pending)")
     @blp.response(200)
     def get(self, document_id: str) -> dict[str, Any]:
@@ -295,6 +302,7 @@ class DocumentProof(MethodView):
 
 @blp.route("/documents/<string:document_id>/proofs")
 class DocumentProofHistory(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Every proof the document had, superseded ones included")
     @blp.response(200)
     def get(self, document_id: str) -> dict[str, Any]:

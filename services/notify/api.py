@@ -13,8 +13,9 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from ..shared import messages
+from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import OfferSealError, ValidationFailed
-from ..shared.guards import access
+from ..shared.guards import access, roles
 from ..shared.web import principal
 from .domain.templates import ANSWERS
 from .service import NotifyService
@@ -139,11 +140,13 @@ class PreferencesIn(ma.Schema):
 
 @blp.route("/candidates/<string:candidate_ref>/preferences")
 class Preferences(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="A candidate's channels, language, quiet hours, opt-out")
     @blp.response(200)
     def get(self, candidate_ref: str) -> dict[str, Any]:
         return service().candidates.preferences(principal(), candidate_ref)
 
+    @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Change them")
     @blp.arguments(PreferencesIn)
     @blp.response(200)
@@ -160,6 +163,7 @@ class Preferences(MethodView):
 
 @blp.route("/candidates/<string:candidate_ref>/touchpoints")
 class CandidateTouchpoints(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Everything planned, sent or answered for a candidate")
     @blp.response(200)
     def get(self, candidate_ref: str) -> dict[str, Any]:
@@ -168,6 +172,7 @@ class CandidateTouchpoints(MethodView):
 
 @blp.route("/touchpoints/<string:touchpoint_id>")
 class TouchpointItem(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="One touchpoint with its delivery attempts")
     @blp.response(200)
     def get(self, touchpoint_id: str) -> dict[str, Any]:
@@ -181,6 +186,7 @@ class TemplateIn(ma.Schema):
 
 @blp.route("/templates")
 class Templates(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Every kind and language: the tenant's text or the default")
     @blp.response(200)
     def get(self) -> dict[str, Any]:
@@ -189,11 +195,13 @@ class Templates(MethodView):
 
 @blp.route("/templates/<string:kind>/<string:language>")
 class TemplateItem(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="One template, its placeholders and a preview")
     @blp.response(200)
     def get(self, kind: str, language: str) -> dict[str, Any]:
         return service().templates.get_template(principal(), kind, language)
 
+    @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Use the tenant's own subject and text ({placeholders})")
     @blp.arguments(TemplateIn)
     @blp.response(200)
@@ -202,6 +210,7 @@ class TemplateItem(MethodView):
             principal(), kind, language, body["subject"], body["text"]
         )
 
+    @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Back to the built-in text")
     @blp.response(204)
     def delete(self, kind: str, language: str) -> None:

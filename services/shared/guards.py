@@ -24,6 +24,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from .auth import Principal
 from .errors import PayloadTooLarge, TooManyRequests, ValidationFailed
 
 # Python's own default. web3 pulls in py_ecc, which raises the limit to 100,000 at import time;
@@ -33,6 +34,7 @@ MAX_JSON_BYTES = 1 << 20  # every JSON body, unless its endpoint declares more
 MAX_JSON_DEPTH = 32  # our documents nest 4 levels at most
 
 ACCESS_ATTR = "offerseal_access"
+ROLES_ATTR = "offerseal_roles"
 MAX_BYTES_ATTR = "offerseal_max_json_bytes"
 PROBE_BLUEPRINTS = frozenset({"api-docs"})  # flask-smorest's OpenAPI document and docs page
 
@@ -56,6 +58,26 @@ def access(kind: str) -> Callable[[T], T]:
         return view
 
     return mark
+
+
+def roles(*allowed: str) -> Callable[[T], T]:
+    """The roles whose keys may call this view method; checked with the key, before the body
+    is read (the service layer checks again)."""
+
+    def mark(method: T) -> T:
+        setattr(method, ROLES_ATTR, allowed)
+        return method
+
+    return mark
+
+
+def declared_roles(view: Any, method: str) -> tuple[str, ...] | None:
+    """The roles a view's method declares (HEAD is GET), or None."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return getattr(view, ROLES_ATTR, None)
+    name = "get" if method.upper() == "HEAD" else method.lower()
+    return getattr(getattr(view_class, name, None), ROLES_ATTR, None)
 
 
 def max_json_bytes(limit: int) -> Callable[[T], T]:
@@ -128,9 +150,7 @@ def _is_form(req: Request) -> bool:
     return req.mimetype in {"multipart/form-data", "application/x-www-form-urlencoded"}
 
 
-def install(
-    app: Flask, limiter: RateLimiter, authenticate: Callable[[], object]
-) -> None:
+def install(app: Flask, limiter: RateLimiter, authenticate: Callable[[], Principal]) -> None:
     """Register the checks as the app's first before-request hook."""
 
     def guard() -> Response | None:
@@ -140,7 +160,10 @@ def install(
         if request.blueprint in PROBE_BLUEPRINTS:
             kind = "probe"
         if kind is None or (kind == "link" and "Authorization" in request.headers):
-            authenticate()  # 401 before any byte of the body is read
+            caller = authenticate()  # 401 before any byte of the body is read
+            allowed = declared_roles(app.view_functions[request.endpoint], request.method)
+            if allowed is not None:
+                caller.require(*allowed)  # 403, still before the body
         elif kind != "probe":
             limiter.hit(request.remote_addr or "unknown")
         if request.method in {"GET", "HEAD", "OPTIONS"} or _is_form(request):
