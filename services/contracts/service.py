@@ -39,7 +39,6 @@ from ..shared.models import aware, iso, utcnow
 from .chainops import AgreementsClient
 from .domain import risk as risk_rules
 from .domain.agreements import (
-    FINAL_STATES,
     MILESTONE_KINDS,
     Terms,
     amendment_typed_data,
@@ -1256,7 +1255,7 @@ class AgreementService:
             assessed.score,
             list(assessed.reasons),
         )
-        if changed and a.state not in FINAL_STATES:
+        if changed and a.state not in messages.FINAL_STATES:
             enqueue(
                 session,
                 [

@@ -246,6 +246,8 @@ AGREEMENT_STATES = {
     state: MessageType(f"agreement.{state}", 1, AgreementStateChangedV1, "contracts")
     for state in ("committed", "fulfilled", "breached", "employer_breached", "cancelled", "expired")
 }
+# The states an agreement never leaves: every one after the offer except `committed`.
+FINAL_STATES = frozenset(AGREEMENT_STATES) - {"committed"}
 AGREEMENT_AMENDMENT_PROPOSED = MessageType(
     "agreement.amendment_proposed", 1, AgreementAmendmentProposedV1, "contracts"
 )
