@@ -69,7 +69,7 @@ class IntentAgreementsChain(chain.ContractClient):
                 selector = Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4]
                 self._errors[bytes(selector)] = (item["name"], types)
 
-    def decode_error(self, data: str | bytes) -> ChainRefusal:
+    def _decode_error(self, data: str | bytes) -> ChainRefusal:
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
         known = self._errors.get(raw[:4])
         if known is None:
@@ -135,7 +135,7 @@ class IntentAgreementsChain(chain.ContractClient):
             self._fn(call).call({"from": self.relayer})
         except ContractCustomError as exc:
             data = exc.data if isinstance(exc.data, str) else exc.args[0]
-            raise self.decode_error(str(data)) from None
+            raise self._decode_error(str(data)) from None
         except ContractLogicError as exc:
             raise ChainRefusal("Reverted", (), str(exc)) from None
 
@@ -196,7 +196,7 @@ class IntentAgreementsChain(chain.ContractClient):
                     return True
             except Exception:  # not a valid ECDSA signature at all
                 pass
-        return self.is_contract(address) and self.erc1271_valid(address, digest, signature)
+        return self.is_contract(address) and self._erc1271_valid(address, digest, signature)
 
     def state_of(self, onchain_id: str) -> str:
         return STATES[int(self.functions.stateOf(bytes.fromhex(onchain_id[2:])).call())]
@@ -204,16 +204,13 @@ class IntentAgreementsChain(chain.ContractClient):
     def nonce_of(self, address: str) -> int:
         return int(self.functions.nonces(address).call())
 
-    def commitment_digest(self, onchain_id: str) -> bytes:
-        return bytes(self.functions.commitmentDigest(bytes.fromhex(onchain_id[2:])).call())
-
     def chain_time(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def is_contract(self, address: str) -> bool:
         return chain.has_code(self.w3, address)
 
-    def erc1271_valid(self, wallet: str, digest: bytes, signature: bytes) -> bool:
+    def _erc1271_valid(self, wallet: str, digest: bytes, signature: bytes) -> bool:
         abi = [
             {
                 "type": "function",
