@@ -121,6 +121,9 @@ class CreateAgreement(ma.Schema):
 
 
 def to_new_agreement(data: dict[str, Any]) -> NewAgreement:
+    """The request as the service layer's command: calendar dates mean their time of day in the
+    candidate's zone (the tenant's default zone if none is given). The date rules are checked
+    by the service layer (`domain/dates.py`)."""
     contact = data["candidate_contact"]
     tz = ZoneInfo(contact.get("timezone") or current_app.config["OFFERSEAL_DEFAULT_TIMEZONE"])
     contact = {**contact, "timezone": str(tz)}
