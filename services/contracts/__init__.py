@@ -1,5 +1,7 @@
 """The contracts service: intent agreements whose breach clause is decided on chain.
 
-So far only its pure core exists (terms, the 30% cap, EIP-712 payloads); the HTTP service,
-sweeper and messages come with the rest of the contracts issue.
+`domain/` is the pure core (terms, the 30% cap, EIP-712 payloads, texts, date and risk rules);
+the service layer is split by decision (`service`, `signatures`, `milestones`, `amendments`,
+`risk_tracking`, `sweeper`, over the one `transactions` path) and speaks to the chain and the
+evidence service through `ports`, implemented in `adapters/`; `api` and `app` are the entry points.
 """

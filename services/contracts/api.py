@@ -1,5 +1,5 @@
-"""HTTP entry point of the contracts service: parses input, calls the service layer, shapes the
-answer. No business rules here."""
+"""HTTP entry point of the contracts service: parses input, calls the service layer's parts,
+shapes the answer. No business rules here."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import marshmallow as ma
-import requests
 from eth_utils import is_checksum_address
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate, validates_schema
 
-from ..shared.errors import Conflict, NotFound, TransientError, ValidationFailed
-from ..shared.guards import access
+from ..shared.auth import READ_ROLES, WRITE_ROLES
+from ..shared.errors import NotFound, ValidationFailed
+from ..shared.guards import access, roles
 from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
 from .domain.agreements import (
@@ -28,16 +28,25 @@ from .domain.agreements import (
     damages_cap,
     within_cap,
 )
+from .domain.dates import DateChange
 from .domain.templates import LANGUAGES
-from .service import AMEND_PURPOSE, SIGN_PURPOSE, AgreementService, DateChange, NewAgreement
+from .ports import EvidenceSource
+from .records import AMEND_PURPOSE, SIGN_PURPOSE
+from .service import NewAgreement
+from .service_layer import ContractsService
 
 blp = Blueprint("agreements", __name__, url_prefix="/v1", description="Intent agreements")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def service() -> AgreementService:
-    svc: AgreementService = current_app.extensions["offerseal.contracts"]
+def service() -> ContractsService:
+    svc: ContractsService = current_app.extensions["offerseal.contracts"]
     return svc
+
+
+def evidence() -> EvidenceSource:
+    client: EvidenceSource = current_app.extensions["offerseal.evidence"]
+    return client
 
 
 class Moment(fields.Field):
@@ -114,24 +123,13 @@ class CreateAgreement(ma.Schema):
 
 
 def to_new_agreement(data: dict[str, Any]) -> NewAgreement:
+    """The request as the service layer's command: calendar dates mean their time of day in the
+    candidate's zone (the tenant's default zone if none is given). The date rules are checked
+    by the service layer (`domain/dates.py`)."""
     contact = data["candidate_contact"]
     tz = ZoneInfo(contact.get("timezone") or current_app.config["OFFERSEAL_DEFAULT_TIMEZONE"])
     contact = {**contact, "timezone": str(tz)}
-    start = at_local(data["start_date"], tz, START_TIME)
-    expires = at_local(data["offer_expires_at"], tz, DUE_TIME)
-    now = dt.datetime.now(dt.UTC)
-    if start <= now:
-        raise ValidationFailed("start_date", "must be in the future")
-    if expires <= now:
-        raise ValidationFailed("offer_expires_at", "must be in the future")
-    if expires > start:
-        raise ValidationFailed("offer_expires_at", "must not be after the start date")
-    milestones = []
-    for i, m in enumerate(data["milestones"]):
-        due = at_local(m["due"], tz, DUE_TIME)
-        if due > start:
-            raise ValidationFailed(f"milestones.{i}.due", "must not be after the start date")
-        milestones.append((m["kind"], due))
+    milestones = tuple((m["kind"], at_local(m["due"], tz, DUE_TIME)) for m in data["milestones"])
     return NewAgreement(
         candidate_ref=data["candidate_ref"],
         candidate_address=data["candidate_address"],
@@ -141,10 +139,10 @@ def to_new_agreement(data: dict[str, Any]) -> NewAgreement:
         currency=data["currency"],
         monthly_salary=data["monthly_salary"],
         liquidated_damages=data["liquidated_damages"],
-        start_at=start,
+        start_at=at_local(data["start_date"], tz, START_TIME),
         grace_days=data["grace_days"],
-        offer_expires_at=expires,
-        milestones=tuple(milestones),
+        offer_expires_at=at_local(data["offer_expires_at"], tz, DUE_TIME),
+        milestones=milestones,
         language=data["language"],
         non_compete=data["non_compete"],
         project_wrap_up=data["project_wrap_up"],
@@ -237,19 +235,21 @@ class AmendmentIn(ma.Schema):
 
 @blp.route("/agreements")
 class Agreements(MethodView):
+    @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Offer an intent agreement (recorded on chain)")
     @blp.arguments(CreateAgreement)
     @blp.response(201)
     def post(self, data: dict[str, Any]) -> Response:
         who = principal()
-        body = service().create(who, to_new_agreement(data))
+        body = service().agreements.create(who, to_new_agreement(data))
         return created(body, f"/v1/agreements/{body['id']}")
 
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The tenant's agreements, filtered by state and risk")
     @blp.arguments(ListArgs, location="query")
     @blp.response(200)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        items, cursor = service().list_agreements(
+        items, cursor = service().agreements.list_agreements(
             principal(), args.get("state"), args.get("risk"), args.get("after"), args["limit"]
         )
         next_link = None
@@ -263,10 +263,11 @@ class Agreements(MethodView):
 
 @blp.route("/agreements/<string:agreement_id>")
 class AgreementItem(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="An agreement, its milestones and its risk")
     @blp.response(200)
     def get(self, agreement_id: str) -> dict[str, Any]:
-        return service().get(principal(), agreement_id)
+        return service().agreements.get(principal(), agreement_id)
 
 
 @blp.route("/agreements/<string:agreement_id>/terms")
@@ -275,7 +276,7 @@ class AgreementTerms(MethodView):
     @blp.doc(security=BEARER, summary="The exact text whose sha256 is on chain (text/plain)")
     def get(self, agreement_id: str) -> Response:
         who, link = caller()
-        return terms_text(*service().terms(who, link, agreement_id))
+        return terms_text(*service().agreements.terms(who, link, agreement_id))
 
 
 @blp.route("/agreements/<string:agreement_id>/typed-data")
@@ -296,7 +297,7 @@ class TypedData(MethodView):
             if args.get("deadline") is None:
                 raise ValidationFailed("deadline", "required for a cancellation")
             deadline = args["deadline"]
-        return service().typed_data(who, link, agreement_id, deadline)
+        return service().signatures.typed_data(who, link, agreement_id, deadline)
 
 
 @blp.route("/agreements/<string:agreement_id>/signature")
@@ -307,13 +308,14 @@ class Signature(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
-        return service().submit_signature(
+        return service().signatures.submit_signature(
             who, link, agreement_id, bytes.fromhex(data["signature"][2:])
         )
 
 
 @blp.route("/agreements/<string:agreement_id>/milestones/<string:kind>/evidence")
 class MilestoneEvidence(MethodView):
+    @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Confirm a milestone on chain with an anchored document")
     @blp.arguments(EvidenceIn)
     @blp.response(200)
@@ -321,37 +323,19 @@ class MilestoneEvidence(MethodView):
         who = principal()
         if kind not in MILESTONE_KINDS:
             raise NotFound(f"unknown milestone kind {kind!r}")
-        base = current_app.config["OFFERSEAL_EVIDENCE_URL"]
-        try:
-            answer = requests.get(
-                f"{base}/v1/documents/{data['document_id']}/proof",
-                headers={"Authorization": request.headers["Authorization"]},
-                timeout=15,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"the evidence service is unreachable: {exc}") from None
-        if answer.status_code == 404:
-            raise ValidationFailed("document_id", "no such document for this tenant")
-        if answer.status_code == 409:
-            raise Conflict("the document is not anchored yet; retry in a few seconds")
-        if answer.status_code != 200:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
-        bundle = answer.json()
-        return service().confirm_milestone(
+        return service().milestones.confirm_with_document(
             who,
             agreement_id,
             kind,
-            {
-                "document_id": data["document_id"],
-                "leaf": bundle["leaf"]["hash"],
-                "root": bundle["merkle"]["root"],
-                "proof": bundle["merkle"]["proof"],
-            },
+            data["document_id"],
+            evidence=evidence(),
+            authorization=request.headers["Authorization"],
         )
 
 
 def _transition(action: str) -> type[MethodView]:
     class Transition(MethodView):
+        @roles(*WRITE_ROLES)
         @blp.doc(security=BEARER, summary=f"{action}: the contract decides by its own clock")
         @blp.response(200)
         def post(self, agreement_id: str) -> dict[str, Any]:
@@ -363,7 +347,7 @@ def _transition(action: str) -> type[MethodView]:
                     field, messages = next(iter(exc.normalized_messages().items()))
                     raise ValidationFailed(str(field), str(messages)) from None
                 deadline, signature = body["deadline"], bytes.fromhex(body["signature"][2:])
-            return service().transition(
+            return service().agreements.transition(
                 principal(), agreement_id, action, deadline=deadline, signature=signature
             )
 
@@ -379,14 +363,16 @@ for _action in ("start", "breach", "withdraw", "cancel", "expire"):
 
 @blp.route("/agreements/<string:agreement_id>/risk")
 class AgreementRisk(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Traffic light, reasons, response, stability, exposure")
     @blp.response(200)
     def get(self, agreement_id: str) -> dict[str, Any]:
-        return service().risk(principal(), agreement_id)
+        return service().risk.risk(principal(), agreement_id)
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments")
 class Amendments(MethodView):
+    @roles(*WRITE_ROLES)
     @blp.doc(
         security=BEARER,
         summary="Move the start date and/or milestone dates",
@@ -398,7 +384,7 @@ class Amendments(MethodView):
     @blp.response(201)
     def post(self, data: dict[str, Any], agreement_id: str) -> Response:
         who = principal()
-        tz = ZoneInfo(service().timezone_of(who, agreement_id))
+        tz = ZoneInfo(service().agreements.timezone_of(who, agreement_id))
         change = DateChange(
             start_at=at_local(data["start_date"], tz, START_TIME) if data["start_date"] else None,
             milestones=tuple(
@@ -406,13 +392,14 @@ class Amendments(MethodView):
             ),
             reason=data["reason"],
         )
-        body = service().amend(who, agreement_id, change)
+        body = service().amendments.amend(who, agreement_id, change)
         return created(body, f"/v1/agreements/{agreement_id}/amendments/{body['id']}")
 
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Every amendment of the agreement and its state")
     @blp.response(200)
     def get(self, agreement_id: str) -> dict[str, Any]:
-        return {"items": service().amendments(principal(), agreement_id)}
+        return {"items": service().amendments.amendments(principal(), agreement_id)}
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>")
@@ -422,7 +409,7 @@ class AmendmentItem(MethodView):
     @blp.response(200)
     def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
-        return service().amendment(who, agreement_id, amendment_id, link)
+        return service().amendments.amendment(who, agreement_id, amendment_id, link)
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/terms")
@@ -431,7 +418,9 @@ class AmendmentTerms(MethodView):
     @blp.doc(security=BEARER, summary="The re-issued text whose sha256 the amendment carries")
     def get(self, agreement_id: str, amendment_id: str) -> Response:
         who, link = caller(AMEND_PURPOSE)
-        return terms_text(*service().amendment_terms(who, link, agreement_id, amendment_id))
+        return terms_text(
+            *service().amendments.amendment_terms(who, link, agreement_id, amendment_id)
+        )
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/typed-data")
@@ -441,7 +430,7 @@ class AmendmentTypedData(MethodView):
     @blp.response(200)
     def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
-        return service().amendment_typed_data(who, link, agreement_id, amendment_id)
+        return service().amendments.amendment_typed_data(who, link, agreement_id, amendment_id)
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/signature")
@@ -452,7 +441,7 @@ class AmendmentSignature(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
-        return service().submit_amendment_signature(
+        return service().amendments.submit_amendment_signature(
             who, link, agreement_id, amendment_id, bytes.fromhex(data["signature"][2:])
         )
 
@@ -468,11 +457,13 @@ class EmployerIn(ma.Schema):
 
 @blp.route("/employer")
 class Employer(MethodView):
+    @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The employer address new agreements are offered from")
     @blp.response(200)
     def get(self) -> dict[str, Any]:
-        return service().employer(principal())
+        return service().agreements.employer(principal())
 
+    @roles("admin")
     @blp.doc(
         security=BEARER,
         summary="Use the tenant's own address as employer (admin)",
@@ -483,4 +474,4 @@ class Employer(MethodView):
     @blp.arguments(EmployerIn)
     @blp.response(200)
     def put(self, data: dict[str, Any]) -> dict[str, Any]:
-        return service().set_employer(principal(), data["address"])
+        return service().agreements.set_employer(principal(), data["address"])

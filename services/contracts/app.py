@@ -21,8 +21,9 @@ from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
 from . import api
-from .chainops import AgreementsClient
-from .service import AgreementService
+from .adapters.chain import IntentAgreementsChain
+from .adapters.evidence import EvidenceClient
+from .service_layer import ContractsService
 
 log = logging.getLogger(__name__)
 AGREEMENTS = "IntentAgreements"
@@ -31,7 +32,7 @@ AGREEMENTS = "IntentAgreements"
 def create_app(
     settings: Settings,
     db: Database,
-    service: AgreementService,
+    service: ContractsService,
     links: LinkSigner,
     worker_ready: threading.Event | None = None,
 ) -> Flask:
@@ -41,11 +42,12 @@ def create_app(
     )
     app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
     app.extensions["offerseal.contracts"] = service
+    app.extensions["offerseal.evidence"] = EvidenceClient(app.config["OFFERSEAL_EVIDENCE_URL"])
     app.extensions["offerseal.links"] = links
     flask_api.register_blueprint(api.blp)
 
     def chain_node() -> int:
-        return int(service.client.w3.eth.block_number)
+        return service.client.block_number()
 
     checks = standard_checks(db, worker_ready, "worker")
     checks["chain"] = chain_node
@@ -98,10 +100,9 @@ class ContractsNode:
             data_dir=self.settings.data_dir,
         )
         self.links = LinkSigner(secrets.link_secret(self.settings))
-        self.service = AgreementService(
+        self.service = ContractsService.build(
             self.db,
-            AgreementsClient(w3, address),
-            signer,
+            IntentAgreementsChain(w3, address, signer),
             self.links,
             public_url=self.public_url,
             link_ttl=self.settings.link_ttl,

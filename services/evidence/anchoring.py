@@ -136,8 +136,10 @@ class Anchorer:
                 return None
             leaves = [from_hex32(leaf) for _, leaf in rows]
             tree = merkle.MerkleTree.build(leaves)
-            nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
-            prepared = registry.prepare_anchor(self.signer, tree.root, nonce)
+            prepared = chain.sign_for_later(
+                self.w3, self.signer, lambda n: registry.prepare_anchor(self.signer, tree.root, n)
+            )
+            nonce = prepared.nonce
             batch = Batch(
                 root=to_hex(tree.root),
                 leaf_count=len(rows),

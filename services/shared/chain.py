@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -235,3 +236,10 @@ def typed_data_digest(typed_data: dict[str, Any]) -> bytes:
 def sign_typed_data(private_key: str, typed_data: dict[str, Any]) -> bytes:
     signed = Account.sign_typed_data(private_key, full_message=typed_data)
     return bytes(signed.signature)
+
+
+def sign_for_later(w3: Web3, signer: LocalAccount, sign: Callable[[int], PreparedTx]) -> PreparedTx:
+    """A transaction signed with the signer's next nonce (pending ones counted), for the caller to
+    store before sending it: after a crash the stored bytes are looked up or sent again, never
+    signed anew. `sign` signs with the nonce it is given (e.g. `ContractClient.prepare`)."""
+    return sign(w3.eth.get_transaction_count(signer.address, "pending"))

@@ -33,7 +33,6 @@ STATES = (
     "cancelled",
     "expired",
 )
-FINAL_STATES = frozenset({"fulfilled", "breached", "employer_breached", "cancelled", "expired"})
 
 DOMAIN_NAME = "OfferSeal IntentAgreements"
 DOMAIN_VERSION = "1"

@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from .agreements import damages_cap
 
 LANGUAGES = ("zh-CN", "en")
 
@@ -125,3 +128,36 @@ def render(language: str, t: AgreementText) -> str:
 def terms_hash(text: str) -> str:
     """sha256 of the exact UTF-8 bytes the candidate reads, as 0x hex."""
     return "0x" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def agreement_text(
+    language: str,
+    tz: ZoneInfo,
+    *,
+    employer_name: str,
+    position: str,
+    currency: str,
+    monthly_salary: int,
+    liquidated_damages: int,
+    grace_days: int,
+    offer_expires_at: dt.datetime,
+    start_at: dt.datetime,
+    milestones: tuple[tuple[str, dt.datetime], ...],
+) -> str:
+    """The text the candidate reads (its sha256 goes on chain), dates in their time zone."""
+    return render(
+        language,
+        AgreementText(
+            employer_name=employer_name,
+            position=position,
+            currency=currency,
+            monthly_salary=monthly_salary,
+            liquidated_damages=liquidated_damages,
+            cap=damages_cap(monthly_salary),
+            start=start_at.astimezone(tz),
+            grace_days=grace_days,
+            offer_expires_at=offer_expires_at.astimezone(tz),
+            breach_declarable_after=(start_at + dt.timedelta(days=grace_days)).astimezone(tz),
+            milestones=tuple((kind, due.astimezone(tz)) for kind, due in milestones),
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The contracts service's adapters: the IntentAgreements contract and the evidence service."""

@@ -1,0 +1,234 @@
+"""The IntentAgreements contract over web3: builds the call for each thing the service layer
+does (offer, commit, confirm a milestone, amend, transition), simulates it (a refusal comes back
+as the contract's custom error), signs it for later, sends it, and reads state, terms, nonces
+and whether a signature is an address's own (ECDSA or ERC-1271)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from eth_abi import decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from ...shared import chain
+from ..domain.agreements import MILESTONE_KINDS, STATES, Terms
+from ..errors import ChainRefusal
+from ..ports import ChainCall, Mined
+
+# The contract function of each transition an agreement can take.
+TRANSITION_FUNCTIONS = {
+    "start": "confirmStart",
+    "breach": "declareBreach",
+    "withdraw": "withdrawOffer",
+    "cancel": "cancel",
+    "expire": "expire",
+}
+
+
+def _explain(name: str, args: tuple[Any, ...]) -> str:
+    """The contract's custom error in words a person can act on."""
+
+    def when(ts: int) -> str:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+    if name == "InvalidState" and len(args) == 2:
+        return f"InvalidState: the agreement is {STATES[int(args[1])]} on chain"
+    if name == "BreachNotDeclarable" and len(args) == 2:
+        return f"BreachNotDeclarable: a breach can be declared only after {when(int(args[1]))}"
+    if name == "OfferStillOpen" and len(args) == 2:
+        return f"OfferStillOpen: the offer can be signed until {when(int(args[1]))}"
+    if name == "OfferExpired" and len(args) == 2:
+        return f"OfferExpired: the offer expired at {when(int(args[1]))}"
+    if name == "DamagesAboveCap" and len(args) == 2:
+        return f"DamagesAboveCap: {args[0]} exceeds the cap of {args[1]} (30% of the salary)"
+    shown = ", ".join(a.hex() if isinstance(a, bytes) else str(a) for a in args)
+    return f"{name}({shown})"
+
+
+def _b32(hex_id: str) -> bytes:
+    return bytes.fromhex(hex_id[2:])
+
+
+class IntentAgreementsChain(chain.ContractClient):
+    """The deployed IntentAgreements contract, sent to by `signer` (the relayer)."""
+
+    artifact_name = "IntentAgreements"
+
+    def __init__(self, w3: Web3, address: str, signer: LocalAccount) -> None:
+        super().__init__(w3, address)
+        self.signer = signer
+        self._errors: dict[bytes, tuple[str, list[str]]] = {}
+        for item in self.abi:
+            if item["type"] == "error":
+                types = [i["type"] for i in item["inputs"]]
+                selector = Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4]
+                self._errors[bytes(selector)] = (item["name"], types)
+
+    def _decode_error(self, data: str | bytes) -> ChainRefusal:
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+        known = self._errors.get(raw[:4])
+        if known is None:
+            return ChainRefusal("Reverted", (), f"the contract refused (0x{raw[:4].hex()})")
+        name, types = known
+        try:
+            args = tuple(decode(types, raw[4:]))
+        except Exception:  # malformed revert data
+            args = ()
+        return ChainRefusal(name, args, _explain(name, args))
+
+    @property
+    def relayer(self) -> str:
+        return str(self.signer.address)
+
+    # ---- the calls the service layer makes ---------------------------------------------------
+
+    def offer(
+        self, onchain_id: str, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
+    ) -> ChainCall:
+        schedule = [(MILESTONE_KINDS[kind], int(due.timestamp()), 0) for kind, due in milestones]
+        return ChainCall("offer", (_b32(onchain_id), terms.as_tuple(), schedule))
+
+    def commit(self, onchain_id: str, signature: bytes) -> ChainCall:
+        return ChainCall("commit", (_b32(onchain_id), signature))
+
+    def confirm_milestone(
+        self, onchain_id: str, index: int, root: str, leaf: str, proof: Sequence[str]
+    ) -> ChainCall:
+        return ChainCall(
+            "confirmMilestone",
+            (_b32(onchain_id), index, _b32(root), _b32(leaf), [_b32(p) for p in proof]),
+        )
+
+    def amend(
+        self,
+        onchain_id: str,
+        terms_hash: str,
+        start: int,
+        dues: Sequence[int],
+        deadline: int,
+        signature: bytes,
+    ) -> ChainCall:
+        change = (_b32(terms_hash), start, list(dues))
+        return ChainCall("amend", (_b32(onchain_id), change, deadline, signature))
+
+    def transition(
+        self, onchain_id: str, action: str, deadline: int = 0, signature: bytes = b""
+    ) -> ChainCall:
+        args: tuple[Any, ...] = (_b32(onchain_id),)
+        if action == "cancel":
+            args = (*args, deadline, signature)
+        return ChainCall(TRANSITION_FUNCTIONS[action], args)
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    def _fn(self, call: ChainCall) -> Any:
+        return getattr(self.functions, call.function)(*call.args)
+
+    def simulate(self, call: ChainCall) -> None:
+        """Run the call without a transaction; raises ChainRefusal with the custom error."""
+        try:
+            self._fn(call).call({"from": self.relayer})
+        except ContractCustomError as exc:
+            data = exc.data if isinstance(exc.data, str) else exc.args[0]
+            raise self._decode_error(str(data)) from None
+        except ContractLogicError as exc:
+            raise ChainRefusal("Reverted", (), str(exc)) from None
+
+    def sign_for_later(self, call: ChainCall) -> chain.PreparedTx:
+        fn = self._fn(call)
+        return chain.sign_for_later(
+            self.w3, self.signer, lambda nonce: self.prepare(fn, self.signer, nonce)
+        )
+
+    def send(self, raw: bytes) -> None:
+        self.send_raw(raw)
+
+    @staticmethod
+    def _mined(receipt: Any) -> Mined:
+        return Mined(receipt["transactionHash"].to_0x_hex(), receipt["status"] == 1)
+
+    def wait_mined(self, tx_hash: str) -> Mined:
+        return self._mined(self.wait(tx_hash))
+
+    def mined(self, tx_hash: str) -> Mined | None:
+        receipt = self.receipt(tx_hash)
+        return None if receipt is None else self._mined(receipt)
+
+    def sent_count(self, address: str) -> int:
+        return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "latest"))
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def terms_of(self, onchain_id: str) -> Terms:
+        """The terms as the chain holds them."""
+        t = self.functions.termsOf(_b32(onchain_id)).call()
+        return Terms(
+            employer=t[0],
+            candidate=t[1],
+            terms_hash="0x" + bytes(t[2]).hex(),
+            start_date=int(t[3]),
+            grace_seconds=int(t[4]),
+            offer_expires_at=int(t[5]),
+            monthly_salary=int(t[6]),
+            liquidated_damages=int(t[7]),
+        )
+
+    def operator_approved(self, employer: str) -> bool:
+        return bool(self.functions.isOperator(employer, self.relayer).call())
+
+    def signed_by(self, address: str, digest: bytes, signature: bytes) -> bool:
+        """`signature` over `digest` is `address`'s: its ECDSA key's, or (for a contract
+        wallet) accepted by its ERC-1271 `isValidSignature`."""
+        if len(signature) == 65:
+            try:
+                if Account._recover_hash(digest, signature=signature).lower() == address.lower():
+                    return True
+            except Exception:  # not a valid ECDSA signature at all
+                pass
+        return self.is_contract(address) and self._erc1271_valid(address, digest, signature)
+
+    def state_of(self, onchain_id: str) -> str:
+        return STATES[int(self.functions.stateOf(bytes.fromhex(onchain_id[2:])).call())]
+
+    def nonce_of(self, address: str) -> int:
+        return int(self.functions.nonces(address).call())
+
+    def chain_time(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def is_contract(self, address: str) -> bool:
+        return chain.has_code(self.w3, address)
+
+    def _erc1271_valid(self, wallet: str, digest: bytes, signature: bytes) -> bool:
+        abi = [
+            {
+                "type": "function",
+                "name": "isValidSignature",
+                "stateMutability": "view",
+                "inputs": [
+                    {"name": "hash", "type": "bytes32"},
+                    {"name": "signature", "type": "bytes"},
+                ],
+                "outputs": [{"name": "", "type": "bytes4"}],
+            }
+        ]
+        try:
+            result = (
+                self.w3.eth.contract(address=Web3.to_checksum_address(wallet), abi=abi)
+                .functions.isValidSignature(digest, signature)
+                .call()
+            )
+        except Exception:
+            return False
+        return bytes(result) == bytes.fromhex("1626ba7e")

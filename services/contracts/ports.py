@@ -1,0 +1,91 @@
+"""What the contracts service layer needs from outside, in its own words: the IntentAgreements
+contract on chain and the evidence service. `adapters/` implement these; tests use fakes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..shared.chain import PreparedTx
+from .domain.agreements import Terms
+
+
+@dataclass(frozen=True)
+class ChainCall:
+    """One contract function with its arguments, not yet sent: the transaction path simulates
+    it, signs it, stores it and sends it."""
+
+    function: str
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Mined:
+    """A transaction in a block: whether it succeeded or reverted."""
+
+    tx_hash: str
+    succeeded: bool
+
+
+class AgreementsChain(Protocol):
+    """The IntentAgreements contract, sent to by one relayer key."""
+
+    @property
+    def address(self) -> str: ...  # the contract
+
+    @property
+    def relayer(self) -> str: ...  # the address that signs and sends
+
+    # -- what to do: each returns the call, for the transaction path to send
+    def offer(
+        self, onchain_id: str, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
+    ) -> ChainCall: ...
+
+    def commit(self, onchain_id: str, signature: bytes) -> ChainCall: ...
+
+    def confirm_milestone(
+        self, onchain_id: str, index: int, root: str, leaf: str, proof: Sequence[str]
+    ) -> ChainCall: ...
+
+    def amend(
+        self,
+        onchain_id: str,
+        terms_hash: str,
+        start: int,
+        dues: Sequence[int],
+        deadline: int,
+        signature: bytes,
+    ) -> ChainCall: ...
+
+    def transition(
+        self, onchain_id: str, action: str, deadline: int = 0, signature: bytes = b""
+    ) -> ChainCall: ...
+
+    # -- sending
+    def simulate(self, call: ChainCall) -> None: ...  # raises ChainRefusal
+    def sign_for_later(self, call: ChainCall) -> PreparedTx: ...
+    def send(self, raw: bytes) -> None: ...
+    def wait_mined(self, tx_hash: str) -> Mined: ...
+    def mined(self, tx_hash: str) -> Mined | None: ...
+    def transaction_known(self, tx_hash: str) -> bool: ...
+    def sent_count(self, address: str) -> int: ...  # transactions mined from `address`
+
+    # -- reading
+    def chain_id(self) -> int: ...
+    def chain_time(self) -> int: ...
+    def block_number(self) -> int: ...
+    def nonce_of(self, address: str) -> int: ...  # the EIP-712 nonce a candidate signs with
+    def terms_of(self, onchain_id: str) -> Terms: ...
+    def operator_approved(self, employer: str) -> bool: ...  # may the relayer act for it?
+    def is_contract(self, address: str) -> bool: ...
+    def signed_by(self, address: str, digest: bytes, signature: bytes) -> bool: ...
+
+
+class EvidenceSource(Protocol):
+    """The evidence service, asked with the caller's own credentials."""
+
+    def milestone_evidence(self, document_id: str, authorization: str) -> dict[str, Any]:
+        """`document_id`, `leaf`, `root`, `proof` of an anchored document."""
+        ...

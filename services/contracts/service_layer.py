@@ -1,0 +1,78 @@
+"""The contracts service layer assembled from its parts, each deciding one thing. The HTTP layer
+calls the parts directly; the worker and the consumer use the few entry points below."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from ..shared import messages
+from ..shared.db import Database
+from ..shared.links import LinkSigner
+from .amendments import Amendments
+from .milestones import Milestones
+from .outcomes import Outcomes
+from .ports import AgreementsChain
+from .records import CandidateLinks
+from .risk_tracking import RiskTracking
+from .service import AgreementService
+from .signatures import Signatures
+from .sweeper import Sweeper
+from .transactions import TransactionPath
+
+
+@dataclass(frozen=True)
+class ContractsService:
+    client: AgreementsChain
+    transactions: TransactionPath
+    agreements: AgreementService
+    signatures: Signatures
+    milestones: Milestones
+    amendments: Amendments
+    risk: RiskTracking
+    sweeper: Sweeper
+
+    @classmethod
+    def build(
+        cls,
+        db: Database,
+        chain: AgreementsChain,
+        links: LinkSigner,
+        *,
+        public_url: str,
+        link_ttl: float,
+    ) -> ContractsService:
+        candidate_links = CandidateLinks(links, public_url.rstrip("/"), link_ttl)
+        tx = TransactionPath(db, chain, Outcomes(candidate_links))
+        agreements = AgreementService(db, chain, tx, candidate_links)
+        return cls(
+            client=chain,
+            transactions=tx,
+            agreements=agreements,
+            signatures=Signatures(db, chain, tx),
+            milestones=Milestones(db, chain, tx),
+            amendments=Amendments(db, chain, tx, candidate_links),
+            risk=RiskTracking(db),
+            sweeper=Sweeper(db, chain, agreements.transition),
+        )
+
+    # ---- for the worker, the consumer and the health check (delegation only) ----------------
+
+    def recover(self) -> int:
+        return self.transactions.recover()
+
+    def pending_count(self) -> int:
+        return self.transactions.pending_count()
+
+    def confirm_recorded_evidence(self) -> int:
+        return self.milestones.confirm_recorded_evidence()
+
+    def sweep(self) -> dict[str, int]:
+        return self.sweeper.sweep()
+
+    def on_evidence_anchored(self, session: Session, message: messages.Message) -> None:
+        self.milestones.on_evidence_anchored(session, message)
+
+    def on_touchpoint(self, session: Session, message: messages.Message) -> None:
+        self.risk.on_touchpoint(session, message)

@@ -1,0 +1,85 @@
+"""The sweeper: declares due breaches and expiries (the chain's clock decides) and flags overdue
+milestones, so nobody has to remember."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from ..shared import messages
+from ..shared.db import Database
+from ..shared.models import aware
+from .errors import ChainRefusal
+from .models import Agreement, AgreementMilestone
+from .ports import AgreementsChain
+from .records import announce
+from .risk_tracking import refresh_risk
+
+log = logging.getLogger(__name__)
+
+# transition(None, agreement_id, action, tenant=...): the worker acts for the tenant.
+Transition = Callable[..., dict[str, Any]]
+
+
+class Sweeper:
+    def __init__(self, db: Database, chain: AgreementsChain, transition: Transition) -> None:
+        self.db = db
+        self.chain = chain
+        self.transition = transition
+
+    def sweep(self) -> dict[str, int]:
+        """Declare due breaches and expiries and flag overdue milestones; counts of each."""
+        now = self.chain.chain_time()
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        done = {"breached": 0, "expired": 0, "overdue": 0}
+        with self.db.sessions() as session:
+            due_breach = [
+                (a.id, a.tenant)
+                for a in session.execute(
+                    select(Agreement).where(Agreement.state == "committed")
+                ).scalars()
+                if aware(a.start_at) + dt.timedelta(days=a.grace_days) < moment
+            ]
+            due_expiry = [
+                (a.id, a.tenant)
+                for a in session.execute(
+                    select(Agreement).where(Agreement.state == "offered")
+                ).scalars()
+                if aware(a.offer_expires_at) < moment
+            ]
+        for agreement_id, tenant in due_breach:
+            self._sweep_one(agreement_id, tenant, "breach", done, "breached")
+        for agreement_id, tenant in due_expiry:
+            self._sweep_one(agreement_id, tenant, "expire", done, "expired")
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(AgreementMilestone, Agreement)
+                .join(Agreement, Agreement.id == AgreementMilestone.agreement_id)
+                .where(
+                    Agreement.state == "committed",
+                    AgreementMilestone.confirmed_at.is_(None),
+                    AgreementMilestone.overdue_notified.is_(False),
+                )
+            ).all()
+            for milestone, agreement in rows:
+                if aware(milestone.due_at) >= moment:
+                    continue
+                milestone.overdue_notified = True
+                announce(session, messages.MILESTONE_OVERDUE, agreement, milestone)
+                session.flush()
+                refresh_risk(session, agreement)
+                done["overdue"] += 1
+        return done
+
+    def _sweep_one(
+        self, agreement_id: str, tenant: str, action: str, done: dict[str, int], key: str
+    ) -> None:
+        try:
+            self.transition(None, agreement_id, action, tenant=tenant)
+            done[key] += 1
+        except ChainRefusal as exc:  # not yet by the chain's clock, or already moved
+            log.info("sweeper: %s of %s refused: %s", action, agreement_id, exc.detail)

@@ -1,0 +1,507 @@
+"""The contracts service layer against a fake chain and a fake evidence service, with a real
+SQLite database: offer -> the candidate's signature -> a milestone -> start, amendments, the
+sweeper, refusals and recovery. The states, the recorded chain operations and the outbox
+messages are what is checked; no Anvil, no broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from offerseal.contracts.domain.agreements import MILESTONE_KINDS, STATES, Terms
+from offerseal.contracts.domain.dates import DateChange
+from offerseal.contracts.errors import (
+    ChainRefusal,
+    InvalidSignature,
+    TransactionFailed,
+    ValidationFailed,
+)
+from offerseal.contracts.models import Agreement, AgreementAmendment, ChainOp
+from offerseal.contracts.ports import ChainCall, Mined
+from offerseal.contracts.service import NewAgreement
+from offerseal.contracts.service_layer import ContractsService
+from offerseal.shared.auth import Principal
+from offerseal.shared.chain import PreparedTx, typed_data_digest
+from offerseal.shared.db import Database
+from offerseal.shared.links import LinkSigner
+from offerseal.shared.models import OutboxMessage
+
+RELAYER = "0x" + "11" * 20
+CONTRACT = "0x" + "22" * 20
+CANDIDATE = "0x" + "33" * 20
+OTHER = "0x" + "44" * 20
+HR = Principal(key_id="k-hr", role="hr", tenant="acme")
+LEGAL = Principal(key_id="k-legal", role="legal", tenant="acme")
+DAY = dt.timedelta(days=1)
+TRANSITION_STATES = {
+    "commit": "committed",
+    "confirmStart": "fulfilled",
+    "declareBreach": "breached",
+    "withdrawOffer": "employer_breached",
+    "cancel": "cancelled",
+    "expire": "expired",
+}
+
+
+def fake_signature(address: str, digest: bytes) -> bytes:
+    """A 65-byte stand-in for `address`'s ECDSA signature over `digest`."""
+    one = hashlib.sha256(address.lower().encode() + digest).digest()
+    return one + hashlib.sha256(one).digest() + b"\x1b"
+
+
+class FakeChain:
+    """The IntentAgreements contract in memory: keeps terms and states, refuses what the real
+    contract would refuse that these tests need, and mines every sent transaction at once."""
+
+    address = CONTRACT
+    relayer = RELAYER
+
+    def __init__(self) -> None:
+        self.now = int(time.time())
+        self.terms: dict[str, Terms] = {}
+        self.states: dict[str, str] = {}
+        self.sent: list[ChainCall] = []
+        self.refuse: dict[str, ChainRefusal] = {}  # contract function -> its custom error
+        self.revert: set[str] = set()  # contract functions whose transaction reverts
+        self.lose_receipt = False  # the process "dies" while waiting for the receipt
+        self._pending: dict[str, tuple[ChainCall, bytes]] = {}
+        self._mined: dict[str, Mined] = {}
+        self._nonce = itertools.count()
+
+    # -- calls
+    def offer(
+        self, onchain_id: str, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
+    ) -> ChainCall:
+        schedule = tuple((MILESTONE_KINDS[k], int(d.timestamp())) for k, d in milestones)
+        return ChainCall("offer", (onchain_id, terms, schedule))
+
+    def commit(self, onchain_id: str, signature: bytes) -> ChainCall:
+        return ChainCall("commit", (onchain_id, signature))
+
+    def confirm_milestone(
+        self, onchain_id: str, index: int, root: str, leaf: str, proof: Sequence[str]
+    ) -> ChainCall:
+        return ChainCall("confirmMilestone", (onchain_id, index, root, leaf, tuple(proof)))
+
+    def amend(
+        self,
+        onchain_id: str,
+        terms_hash: str,
+        start: int,
+        dues: Sequence[int],
+        deadline: int,
+        signature: bytes,
+    ) -> ChainCall:
+        return ChainCall("amend", (onchain_id, terms_hash, start, tuple(dues), deadline, signature))
+
+    def transition(
+        self, onchain_id: str, action: str, deadline: int = 0, signature: bytes = b""
+    ) -> ChainCall:
+        name = {
+            "start": "confirmStart",
+            "breach": "declareBreach",
+            "withdraw": "withdrawOffer",
+            "cancel": "cancel",
+            "expire": "expire",
+        }[action]
+        return ChainCall(name, (onchain_id, deadline, signature))
+
+    # -- sending
+    def simulate(self, call: ChainCall) -> None:
+        if call.function in self.refuse:
+            raise self.refuse[call.function]
+
+    def sign_for_later(self, call: ChainCall) -> PreparedTx:
+        nonce = next(self._nonce)
+        raw = f"{call.function}:{nonce}".encode()
+        tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
+        self._pending[tx_hash] = (call, raw)
+        return PreparedTx(raw, tx_hash, nonce)
+
+    def send(self, raw: bytes) -> None:
+        tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
+        call, _ = self._pending.pop(tx_hash)
+        self.sent.append(call)
+        ok = call.function not in self.revert
+        if ok:
+            self._execute(call)
+        self._mined[tx_hash] = Mined(tx_hash, ok)
+
+    def _execute(self, call: ChainCall) -> None:
+        onchain_id = call.args[0]
+        if call.function == "offer":
+            self.terms[onchain_id] = call.args[1]
+            self.states[onchain_id] = "offered"
+        elif call.function in TRANSITION_STATES:
+            self.states[onchain_id] = TRANSITION_STATES[call.function]
+
+    def wait_mined(self, tx_hash: str) -> Mined:
+        if self.lose_receipt:
+            raise TimeoutError("the node went away")
+        return self._mined[tx_hash]
+
+    def mined(self, tx_hash: str) -> Mined | None:
+        return self._mined.get(tx_hash)
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        return tx_hash in self._mined
+
+    def sent_count(self, address: str) -> int:
+        return len(self._mined)
+
+    # -- reading
+    def chain_id(self) -> int:
+        return 31337
+
+    def chain_time(self) -> int:
+        return self.now
+
+    def block_number(self) -> int:
+        return len(self._mined)
+
+    def nonce_of(self, address: str) -> int:
+        return 0
+
+    def terms_of(self, onchain_id: str) -> Terms:
+        return self.terms[onchain_id]
+
+    def state_of(self, onchain_id: str) -> str:
+        return self.states.get(onchain_id, STATES[0])
+
+    def operator_approved(self, employer: str) -> bool:
+        return False
+
+    def is_contract(self, address: str) -> bool:
+        return False
+
+    def signed_by(self, address: str, digest: bytes, signature: bytes) -> bool:
+        return signature == fake_signature(address, digest)
+
+
+class FakeEvidence:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def milestone_evidence(self, document_id: str, authorization: str) -> dict[str, Any]:
+        self.asked.append((document_id, authorization))
+        return {
+            "document_id": document_id,
+            "leaf": "0x" + "aa" * 32,
+            "root": "0x" + "bb" * 32,
+            "proof": ["0x" + "cc" * 32],
+        }
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'contracts.db'}")
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def chain() -> FakeChain:
+    return FakeChain()
+
+
+@pytest.fixture
+def contracts(db: Database, chain: FakeChain) -> ContractsService:
+    return ContractsService.build(
+        db, chain, LinkSigner(b"k" * 32), public_url="https://offers.example/", link_ttl=3600
+    )
+
+
+def new_agreement(candidate: str = CANDIDATE, **changes: Any) -> NewAgreement:
+    now = dt.datetime.now(dt.UTC)
+    fields: dict[str, Any] = {
+        "candidate_ref": "cand-1",
+        "candidate_address": candidate,
+        "contact": {"email": "li@example.com", "timezone": "Asia/Shanghai"},
+        "employer_name": "Acme",
+        "position": "Engineer",
+        "currency": "CNY",
+        "monthly_salary": 3_000_000,
+        "liquidated_damages": 900_000,
+        "start_at": now + 60 * DAY,
+        "grace_days": 3,
+        "offer_expires_at": now + 7 * DAY,
+        "milestones": (("resignation_submitted", now + 20 * DAY),),
+        "language": "en",
+        "non_compete": False,
+        "project_wrap_up": False,
+        "replacement_days": 0,
+    }
+    fields.update(changes)
+    return NewAgreement(**fields)
+
+
+def outbox(db: Database) -> list[dict[str, Any]]:
+    with db.sessions() as session:
+        rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()
+        return [r.body for r in rows]
+
+
+def message_types(db: Database) -> list[str]:
+    return [m["type"] for m in outbox(db)]
+
+
+def ops(db: Database) -> list[tuple[str, str]]:
+    with db.sessions() as session:
+        rows = session.execute(select(ChainOp).order_by(ChainOp.id)).scalars()
+        return [(r.op, r.state) for r in rows]
+
+
+def sign_commitment(contracts: ContractsService, agreement_id: str) -> bytes:
+    typed = contracts.signatures.typed_data(HR, None, agreement_id)
+    return fake_signature(CANDIDATE, typed_data_digest(typed))
+
+
+def committed(contracts: ContractsService) -> dict[str, Any]:
+    agreement = contracts.agreements.create(HR, new_agreement())
+    signature = sign_commitment(contracts, agreement["id"])
+    return contracts.signatures.submit_signature(HR, None, agreement["id"], signature)
+
+
+def test_offer_signature_milestone_and_start(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    offered = contracts.agreements.create(HR, new_agreement())
+    assert offered["state"] == "offered" and offered["contract"] == CONTRACT
+    assert offered["transaction"].startswith("0x")
+    assert offered["signing_link"].startswith("https://offers.example/v1/agreements/")
+    offer = chain.sent[0]
+    assert offer.function == "offer" and offer.args[0] == offered["onchain_id"]
+    assert offer.args[1].employer == RELAYER and offer.args[1].candidate == CANDIDATE
+    assert offer.args[1].terms_hash == offered["terms_hash"]
+    assert offer.args[2][0][0] == MILESTONE_KINDS["resignation_submitted"]
+    assert message_types(db) == ["agreement.offered", "risk.changed"]
+    assert outbox(db)[0]["payload"]["signing_link"].startswith("https://offers.example/")
+
+    signature = sign_commitment(contracts, offered["id"])
+    signed = contracts.signatures.submit_signature(HR, None, offered["id"], signature)
+    assert signed["state"] == "committed"
+    assert chain.sent[-1] == ChainCall("commit", (offered["onchain_id"], signature))
+    assert chain.state_of(offered["onchain_id"]) == "committed"
+
+    evidence = FakeEvidence()
+    confirmed = contracts.milestones.confirm_with_document(
+        HR,
+        offered["id"],
+        "resignation_submitted",
+        "doc-1",
+        evidence=evidence,
+        authorization="Bearer osk_x",
+    )
+    assert evidence.asked == [("doc-1", "Bearer osk_x")]
+    milestone = confirmed["milestones"][0]
+    assert milestone["confirmed_at"] and milestone["document_id"] == "doc-1"
+    assert chain.sent[-1].function == "confirmMilestone"
+    assert chain.sent[-1].args[1:4] == (0, "0x" + "bb" * 32, "0x" + "aa" * 32)
+
+    started = contracts.agreements.transition(HR, offered["id"], "start")
+    assert started["state"] == "fulfilled"
+    assert ops(db) == [
+        ("offer", "mined"),
+        ("commit", "mined"),
+        ("confirm_milestone", "mined"),
+        ("start", "mined"),
+    ]
+    types = message_types(db)
+    assert [t for t in types if t != "risk.changed"] == [
+        "agreement.offered",
+        "agreement.committed",
+        "milestone.confirmed",
+        "agreement.fulfilled",
+    ]
+    fulfilled = outbox(db)[types.index("agreement.fulfilled")]["payload"]
+    assert fulfilled["state"] == "fulfilled" and fulfilled["liquidated_damages"] == 900_000
+
+
+def test_a_signature_not_the_candidates_is_refused_and_nothing_is_sent(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    offered = contracts.agreements.create(HR, new_agreement())
+    typed = contracts.signatures.typed_data(HR, None, offered["id"])
+    forged = fake_signature(OTHER, typed_data_digest(typed))
+    with pytest.raises(InvalidSignature, match="wrong signer"):
+        contracts.signatures.submit_signature(HR, None, offered["id"], forged)
+    with pytest.raises(InvalidSignature, match="malformed"):
+        contracts.signatures.submit_signature(HR, None, offered["id"], b"\x01" * 64)
+    assert [c.function for c in chain.sent] == ["offer"]
+    assert ops(db) == [("offer", "mined")]
+
+
+def test_the_signature_over_another_offer_is_named_as_such(contracts: ContractsService) -> None:
+    first = contracts.agreements.create(HR, new_agreement())
+    second = contracts.agreements.create(HR, new_agreement())
+    signature = sign_commitment(contracts, second["id"])
+    with pytest.raises(InvalidSignature, match="wrong agreement"):
+        contracts.signatures.submit_signature(HR, None, first["id"], signature)
+
+
+def test_offer_dates_are_checked_before_anything_is_sent(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    late = new_agreement(offer_expires_at=now + 90 * DAY)
+    with pytest.raises(ValidationFailed) as exc:
+        contracts.agreements.create(HR, late)
+    assert exc.value.extra["errors"] == [
+        {"field": "offer_expires_at", "message": "must not be after the start date"}
+    ]
+    assert chain.sent == [] and ops(db) == [] and outbox(db) == []
+
+
+def test_a_refusal_by_the_contract_writes_nothing(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    chain.refuse["offer"] = ChainRefusal("DamagesAboveCap", (1, 0), "DamagesAboveCap: too much")
+    with pytest.raises(ChainRefusal) as exc:
+        contracts.agreements.create(HR, new_agreement())
+    assert exc.value.error == "DamagesAboveCap"
+    with db.sessions() as session:
+        assert session.execute(select(Agreement)).first() is None
+    assert chain.sent == [] and ops(db) == [] and outbox(db) == []
+
+
+def test_a_reverted_offer_fails_the_agreement(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    chain.revert.add("offer")
+    with pytest.raises(TransactionFailed):
+        contracts.agreements.create(HR, new_agreement())
+    with db.sessions() as session:
+        assert [a.state for a in session.execute(select(Agreement)).scalars()] == ["failed"]
+    assert ops(db) == [("offer", "failed")] and outbox(db) == []
+
+
+def test_only_hr_and_admins_offer(db: Database, contracts: ContractsService) -> None:
+    with pytest.raises(Exception, match="may not do this"):
+        contracts.agreements.create(LEGAL, new_agreement())
+    assert ops(db) == []
+
+
+def test_recovery_records_a_transaction_sent_before_a_crash(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    agreement = contracts.agreements.create(HR, new_agreement())
+    chain.lose_receipt = True
+    with pytest.raises(TimeoutError):
+        contracts.agreements.transition(HR, agreement["id"], "withdraw")
+    assert ops(db)[-1] == ("withdraw", "prepared") and contracts.pending_count() == 1
+    chain.lose_receipt = False
+    assert contracts.recover() == 1
+    assert ops(db)[-1] == ("withdraw", "mined") and contracts.pending_count() == 0
+    assert [c.function for c in chain.sent] == ["offer", "withdrawOffer"]  # never sent twice
+    assert contracts.agreements.get(HR, agreement["id"])["state"] == "employer_breached"
+    assert "agreement.employer_breached" in message_types(db)
+
+
+def test_amending_an_offered_agreement_applies_on_chain_at_once(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    agreement = contracts.agreements.create(HR, new_agreement())
+    new_start = dt.datetime.fromisoformat(agreement["start_at"]) + 5 * DAY
+    amendment = contracts.amendments.amend(HR, agreement["id"], DateChange(new_start, ()))
+    assert amendment["state"] == "applied" and amendment["number"] == 1
+    call = chain.sent[-1]
+    assert call.function == "amend" and call.args[2] == int(new_start.timestamp())
+    assert call.args[4:] == (0, b"")  # the employer alone: no candidate signature yet
+    after = contracts.agreements.get(HR, agreement["id"])
+    assert after["start_at"] == amendment["start_at"]
+    assert after["terms_hash"] == amendment["terms_hash"] != agreement["terms_hash"]
+    amended = [m for m in outbox(db) if m["type"] == "agreement.amended"]
+    assert len(amended) == 1 and amended[0]["payload"]["mutual"] is False
+    assert amended[0]["payload"]["signing_link"]
+
+
+def test_amending_a_committed_agreement_waits_for_the_candidate(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    agreement = committed(contracts)
+    due = dt.datetime.fromisoformat(agreement["milestones"][0]["due_at"]) + DAY
+    proposed = contracts.amendments.amend(
+        HR, agreement["id"], DateChange(None, ((0, due),), reason="notice period")
+    )
+    assert proposed["state"] == "awaiting_signature" and proposed["signing_link"]
+    assert chain.sent[-1].function == "commit"  # nothing sent yet
+    assert message_types(db)[-1] == "agreement.amendment_proposed"
+
+    unchanged = DateChange(None, ((0, due - DAY),))  # the date it has until the candidate signs
+    with pytest.raises(ValidationFailed, match="nothing changes"):
+        contracts.amendments.amend(HR, agreement["id"], unchanged)
+
+    typed = contracts.amendments.amendment_typed_data(HR, None, agreement["id"], proposed["id"])
+    assert typed["primaryType"] == "Amendment" and typed["message"]["dues"][0] == int(
+        due.timestamp()
+    )
+    signature = fake_signature(CANDIDATE, typed_data_digest(typed))
+    applied = contracts.amendments.submit_amendment_signature(
+        HR, None, agreement["id"], proposed["id"], signature
+    )
+    assert applied["state"] == "applied" and applied["tx_hash"]
+    assert chain.sent[-1].function == "amend" and chain.sent[-1].args[-1] == signature
+    amended = [m for m in outbox(db) if m["type"] == "agreement.amended"][-1]["payload"]
+    assert amended["mutual"] is True and amended["signing_link"] is None
+    moved = contracts.agreements.get(HR, agreement["id"])["milestones"][0]["due_at"]
+    assert dt.datetime.fromisoformat(moved) == due
+    with db.sessions() as session:
+        states = [r.state for r in session.execute(select(AgreementAmendment)).scalars()]
+    assert states == ["applied"]
+
+
+def test_a_newer_proposal_supersedes_and_the_end_voids(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    agreement = committed(contracts)
+    start = dt.datetime.fromisoformat(agreement["start_at"])
+    first = contracts.amendments.amend(HR, agreement["id"], DateChange(start + DAY, ()))
+    second = contracts.amendments.amend(HR, agreement["id"], DateChange(start + 2 * DAY, ()))
+    assert contracts.amendments.amendment(HR, agreement["id"], first["id"])["state"] == (
+        "superseded"
+    )
+    contracts.agreements.transition(HR, agreement["id"], "start")
+    assert contracts.amendments.amendment(HR, agreement["id"], second["id"])["state"] == "void"
+    with pytest.raises(ChainRefusal, match="only offered or committed"):
+        contracts.amendments.amend(HR, agreement["id"], DateChange(start + 3 * DAY, ()))
+
+
+def test_the_sweeper_expires_offers_and_flags_overdue_milestones(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    offered = contracts.agreements.create(HR, new_agreement())
+    signed = committed(contracts)
+    chain.now = int((now + 21 * DAY).timestamp())  # past the expiry and the milestone's due
+    assert contracts.sweep() == {"breached": 0, "expired": 1, "overdue": 1}
+    assert contracts.agreements.get(HR, offered["id"])["state"] == "expired"
+    after = contracts.agreements.get(HR, signed["id"])
+    assert after["state"] == "committed" and after["milestones"][0]["overdue"] is True
+    assert after["risk"]["level"] != "blue"
+    assert "milestone.overdue" in message_types(db) and "agreement.expired" in message_types(db)
+    assert contracts.sweep() == {"breached": 0, "expired": 0, "overdue": 0}
+
+
+def test_employer_is_the_relayer_until_the_chain_approves_another(
+    contracts: ContractsService,
+) -> None:
+    admin = Principal(key_id="k-admin", role="admin", tenant="acme")
+    employer = contracts.agreements.employer(admin)
+    assert employer == {
+        "address": RELAYER,
+        "source": "relayer",
+        "relayer": RELAYER,
+        "contract": CONTRACT,
+        "operator_approved": True,
+    }
+    with pytest.raises(Exception, match=r"setOperator\(0x1111"):
+        contracts.agreements.set_employer(admin, OTHER)
