@@ -423,7 +423,7 @@ def _candidate_link(token: str) -> Link:
 
 
 @blp.route("/uploads/<string:token>")
-@access("link")
+@access("token")
 class CandidateUpload(MethodView):
     @blp.doc(summary="The candidate's upload page for one staged confirmation (signed link)")
     def get(self, token: str) -> Response:

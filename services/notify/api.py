@@ -52,7 +52,7 @@ class ReplyIn(ma.Schema):
 
 
 @blp.route("/replies/<string:token>")
-@access("link")
+@access("token")
 class Replies(MethodView):
     @blp.doc(summary="The check-in page (answers are one click away; nothing changes on GET)")
     def get(self, token: str) -> Any:
@@ -104,7 +104,7 @@ class Replies(MethodView):
 
 
 @blp.route("/unsubscribe/<string:token>")
-@access("link")
+@access("token")
 class Unsubscribe(MethodView):
     @blp.doc(summary="Unsubscribe page (non-essential mail only)")
     def get(self, token: str) -> Response:

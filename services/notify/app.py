@@ -46,6 +46,7 @@ def create_app(
 ) -> Flask:
     app, flask_api, _registry = create_base_app("notify", db, settings=settings)
     app.extensions["offerseal.notify"] = service
+    app.extensions["offerseal.links"] = service.replies.links
     flask_api.register_blueprint(api.blp)
     checks = standard_checks(db, ready, "dispatcher")
     checks["channels"] = lambda: sorted(service.channels) or "none configured"

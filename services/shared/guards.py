@@ -2,11 +2,13 @@
 send, how deeply its JSON may nest, and how often an anonymous client may call.
 
 Endpoints need an API key unless their view is marked with `access("public")` (the caller is
-anonymous: verify, public keys), `access("link")` (a candidate's signed link in the path or
-`?token=`, or an API key) or `access("probe")` (health, metrics and the OpenAPI document:
+anonymous: verify, public keys), `access("link")` (a candidate's signed link as `?token=`, or
+an API key), `access("token")` (a signed link in the path, whatever else is sent) or
+`access("probe")` (health, metrics and the OpenAPI document:
 anonymous, cheap, and polled by orchestrators, so not rate limited). A key is checked before
 any byte of the body is read, so an unauthenticated caller cannot make a service parse anything.
-Anonymous calls (public, and link calls without a key) are rate limited per client address with
+A link must be one we issued (its MAC holds) before the body is read. Anonymous calls (public,
+token, and link calls without a key) are rate limited per client address with
 the `limits` library, in memory or in Redis so that replicas share one budget.
 """
 
@@ -25,7 +27,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from .auth import Principal
-from .errors import PayloadTooLarge, TooManyRequests, ValidationFailed
+from .errors import PayloadTooLarge, TooManyRequests, Unauthorized, ValidationFailed
 
 # Python's own default. web3 pulls in py_ecc, which raises the limit to 100,000 at import time;
 # deeply nested input then overflows the C stack (SIGSEGV) instead of raising RecursionError.
@@ -48,9 +50,9 @@ def sane_recursion_limit() -> None:
 
 
 def access(kind: str) -> Callable[[T], T]:
-    """Mark a view (a MethodView class or a function) as `public`, `link` or `probe`; unmarked
-    views need an API key."""
-    if kind not in {"public", "link", "probe"}:
+    """Mark a view (a MethodView class or a function) as `public`, `link`, `token` or `probe`;
+    unmarked views need an API key."""
+    if kind not in {"public", "link", "token", "probe"}:
         raise ValueError(f"unknown access kind {kind!r}")
 
     def mark(view: T) -> T:
@@ -150,6 +152,15 @@ def _is_form(req: Request) -> bool:
     return req.mimetype in {"multipart/form-data", "application/x-www-form-urlencoded"}
 
 
+def _require_issued_link(app: Flask) -> None:
+    """A link endpoint called without a key needs a token we issued (in the path or `?token=`):
+    401 before the body is read. Purpose and expiry are the view's to check."""
+    token = (request.view_args or {}).get("token") or request.args.get("token")
+    signer = app.extensions.get("offerseal.links")
+    if not token or (signer is not None and not signer.authentic(str(token))):
+        raise Unauthorized("this link is not valid (altered or not issued by OfferSeal)")
+
+
 def install(app: Flask, limiter: RateLimiter, authenticate: Callable[[], Principal]) -> None:
     """Register the checks as the app's first before-request hook."""
 
@@ -166,6 +177,8 @@ def install(app: Flask, limiter: RateLimiter, authenticate: Callable[[], Princip
                 caller.require(*allowed)  # 403, still before the body
         elif kind != "probe":
             limiter.hit(request.remote_addr or "unknown")
+            if kind in {"link", "token"}:
+                _require_issued_link(app)
         if request.method in {"GET", "HEAD", "OPTIONS"} or _is_form(request):
             return None  # multipart bodies are bounded by MAX_CONTENT_LENGTH and streamed
         limit = _view_attr(app, MAX_BYTES_ATTR) or MAX_JSON_BYTES

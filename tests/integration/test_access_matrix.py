@@ -1,0 +1,261 @@
+"""Every endpoint of every service, every role, two tenants: the expected answer of each cell is
+declared once below, and an endpoint that is not declared fails the test.
+
+Policies: READ (hr, legal, admin), WRITE (hr, admin), ADMIN (admin) need a key of the tenant;
+LINK endpoints take a candidate's `?token=` or a key; TOKEN endpoints take a signed token in the
+path whatever else is sent; PUBLIC endpoints need nothing and are rate limited; PROBE endpoints
+(health, metrics, OpenAPI) need nothing.
+
+A key of the wrong role is 403 before anything is parsed; another tenant's key on this tenant's
+resource is 404 (no existence leak); a valid caller never gets 401/403 or a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import RunningStack, make_settings, start_stack, upload, wait_for_proof
+from tests.integration.test_contracts_service import body
+
+pytestmark = [pytest.mark.chain]
+
+READ, WRITE, ADMIN, LINK, TOKEN, PUBLIC, PROBE = (
+    "read",
+    "write",
+    "admin",
+    "link",
+    "token",
+    "public",
+    "probe",
+)
+ALLOWED = {READ: {"hr", "legal", "admin"}, WRITE: {"hr", "admin"}, ADMIN: {"admin"}}
+
+A = "/v1/agreements/<string:agreement_id>"
+AM = A + "/amendments/<string:amendment_id>"
+EXPECTED: dict[tuple[str, str, str], str] = {
+    # evidence
+    ("evidence", "POST", "/v1/documents"): WRITE,
+    ("evidence", "GET", "/v1/documents"): READ,
+    ("evidence", "POST", "/v1/documents/hashes"): WRITE,
+    ("evidence", "GET", "/v1/documents/<string:document_id>"): READ,
+    ("evidence", "GET", "/v1/documents/<string:document_id>/content"): READ,
+    ("evidence", "GET", "/v1/documents/<string:document_id>/proof"): READ,
+    ("evidence", "GET", "/v1/documents/<string:document_id>/proofs"): READ,
+    ("evidence", "POST", "/v1/verify"): PUBLIC,
+    ("evidence", "GET", "/v1/keys"): PUBLIC,
+    ("evidence", "GET", "/v1/uploads/<string:token>"): TOKEN,
+    ("evidence", "POST", "/v1/uploads/<string:token>"): TOKEN,
+    # contracts
+    ("contracts", "POST", "/v1/agreements"): WRITE,
+    ("contracts", "GET", "/v1/agreements"): READ,
+    ("contracts", "GET", A): READ,
+    ("contracts", "GET", A + "/terms"): LINK,
+    ("contracts", "GET", A + "/typed-data"): LINK,
+    ("contracts", "POST", A + "/signature"): LINK,
+    ("contracts", "POST", A + "/milestones/<string:kind>/evidence"): WRITE,
+    ("contracts", "POST", A + "/start"): WRITE,
+    ("contracts", "POST", A + "/breach"): WRITE,
+    ("contracts", "POST", A + "/withdraw"): WRITE,
+    ("contracts", "POST", A + "/expire"): WRITE,
+    ("contracts", "POST", A + "/cancel"): WRITE,
+    ("contracts", "GET", A + "/risk"): READ,
+    ("contracts", "POST", A + "/amendments"): WRITE,
+    ("contracts", "GET", A + "/amendments"): READ,
+    ("contracts", "GET", AM): LINK,
+    ("contracts", "GET", AM + "/terms"): LINK,
+    ("contracts", "GET", AM + "/typed-data"): LINK,
+    ("contracts", "POST", AM + "/signature"): LINK,
+    ("contracts", "GET", "/v1/employer"): READ,
+    ("contracts", "PUT", "/v1/employer"): ADMIN,
+    # notify
+    ("notify", "GET", "/v1/replies/<string:token>"): TOKEN,
+    ("notify", "POST", "/v1/replies/<string:token>"): TOKEN,
+    ("notify", "GET", "/v1/unsubscribe/<string:token>"): TOKEN,
+    ("notify", "POST", "/v1/unsubscribe/<string:token>"): TOKEN,
+    ("notify", "GET", "/v1/candidates/<string:candidate_ref>/preferences"): READ,
+    ("notify", "PUT", "/v1/candidates/<string:candidate_ref>/preferences"): WRITE,
+    ("notify", "GET", "/v1/candidates/<string:candidate_ref>/touchpoints"): READ,
+    ("notify", "GET", "/v1/touchpoints/<string:touchpoint_id>"): READ,
+    ("notify", "GET", "/v1/templates"): READ,
+    ("notify", "GET", "/v1/templates/<string:kind>/<string:language>"): READ,
+    ("notify", "PUT", "/v1/templates/<string:kind>/<string:language>"): WRITE,
+    ("notify", "DELETE", "/v1/templates/<string:kind>/<string:language>"): WRITE,
+}
+for _service in ("evidence", "contracts", "notify"):
+    EXPECTED[(_service, "GET", "/healthz")] = PROBE
+    EXPECTED[(_service, "GET", "/metrics")] = PROBE
+    EXPECTED[(_service, "GET", "/openapi.json")] = PROBE
+    EXPECTED[(_service, "GET", "/docs")] = PROBE
+
+# Path parameters that name no resource of either tenant: a write reaches the service layer
+# (and proves the role passed) without changing anything.
+MISSING = {
+    "agreement_id": "00000000-0000-4000-8000-000000000000",
+    "amendment_id": "00000000-0000-4000-8000-000000000001",
+    "document_id": "00000000-0000-4000-8000-000000000002",
+    "touchpoint_id": "00000000-0000-4000-8000-000000000003",
+    "candidate_ref": "nobody-at-all",
+    "kind": "resignation_submitted",
+    "language": "en",
+    "token": "not-a-token",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict[str, Any]]:
+    tmp: Path = tmp_path_factory.mktemp("matrix")
+    settings = make_settings(
+        tmp, f"sqlite:///{tmp / 'm.db'}", anvil.url, public_rate_limit="100000/minute"
+    )
+    stack = start_stack(settings)
+    try:
+        doc = upload(stack, b"%PDF matrix", candidate_ref="cand-matrix")
+        assert doc.status_code == 201, doc.text
+        wait_for_proof(stack, doc.json()["id"])
+        contracts = stack.stack.urls["contracts"]
+        offered = requests.post(
+            contracts + "/v1/agreements",
+            json=body(candidate_ref="cand-matrix"),
+            headers=stack.hr,
+            timeout=60,
+        )
+        assert offered.status_code == 201, offered.text
+        agreement = offered.json()
+        amended = requests.post(
+            contracts + f"/v1/agreements/{agreement['id']}/amendments",
+            json={"milestones": [{"index": 0, "due": "2026-12-12"}], "reason": "matrix"},
+            headers=stack.hr,
+            timeout=60,
+        )
+        assert amended.status_code == 201, amended.text
+        touchpoints = _eventually_touchpoints(stack)
+        ids = {
+            "agreement_id": agreement["id"],
+            "amendment_id": amended.json()["id"],
+            "document_id": doc.json()["id"],
+            "touchpoint_id": touchpoints[0]["id"],
+            "candidate_ref": "cand-matrix",
+            "kind": "invitation",
+            "language": "en",
+            "token": "not-a-token",
+        }
+        from offerseal.shared.auth import create_key
+
+        other_admin = {"Authorization": f"Bearer {create_key(stack.db, 'admin', 'globex')[1]}"}
+        yield {"stack": stack, "ids": ids, "other_admin": other_admin}
+    finally:
+        stack.stack.stop()
+
+
+def _eventually_touchpoints(stack: RunningStack) -> list[dict[str, Any]]:
+    import time
+
+    url = stack.stack.urls["notify"] + "/v1/candidates/cand-matrix/touchpoints"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = requests.get(url, headers=stack.hr, timeout=30)
+        if response.status_code == 200 and response.json()["items"]:
+            return list(response.json()["items"])
+        time.sleep(0.2)
+    raise AssertionError("notify planned no touchpoint for the offer")
+
+
+def _routes(stack: RunningStack) -> dict[tuple[str, str, str], None]:
+    found: dict[tuple[str, str, str], None] = {}
+    for node, name in (
+        (stack.stack.evidence, "evidence"),
+        (stack.stack.contracts, "contracts"),
+        (stack.stack.notify, "notify"),
+    ):
+        for rule in node.app.url_map.iter_rules():
+            if rule.endpoint == "static":
+                continue
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                found[(name, method, rule.rule)] = None
+    return found
+
+
+def _path(rule: str, values: dict[str, str]) -> str:
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule)
+
+
+def _call(
+    world: dict[str, Any], service: str, method: str, path: str, headers: dict[str, str]
+) -> requests.Response:
+    stack: RunningStack = world["stack"]
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": 60}
+    if method in {"POST", "PUT"}:
+        kwargs["json"] = {}
+    return requests.request(method, stack.stack.urls[service] + path, **kwargs)
+
+
+def test_every_route_is_declared(world: dict[str, Any]) -> None:
+    found = set(_routes(world["stack"]))
+    assert found - set(EXPECTED) == set(), "new endpoints need an entry in EXPECTED"
+    assert set(EXPECTED) - found == set(), "EXPECTED names endpoints that do not exist"
+
+
+CELLS = sorted(EXPECTED)
+
+
+ID_PARAMS = ("agreement_id", "amendment_id", "document_id", "touchpoint_id")
+
+
+@pytest.mark.parametrize(("service", "method", "rule"), CELLS)
+def test_cell(world: dict[str, Any], service: str, method: str, rule: str) -> None:
+    policy = EXPECTED[(service, method, rule)]
+    stack: RunningStack = world["stack"]
+    own = _path(rule, world["ids"])
+    missing = _path(rule, MISSING)
+    mutates = method in {"POST", "PUT", "DELETE"}
+    has_resource = any(f"<string:{name}>" in rule for name in ID_PARAMS)
+
+    def call(path: str, headers: dict[str, str]) -> requests.Response:
+        response = _call(world, service, method, path, headers)
+        assert response.status_code < 500, f"{method} {path}: {response.status_code}"
+        return response
+
+    def answer(path: str, headers: dict[str, str]) -> int:
+        return call(path, headers).status_code
+
+    def another_tenant_learns_nothing(other: dict[str, str]) -> None:
+        if has_resource and mutates:
+            # the same answer as for a resource that does not exist, and nothing done
+            theirs, nobodys = answer(own, other), answer(missing, other)
+            assert theirs == nobodys and not 200 <= theirs < 300, (theirs, nobodys)
+        elif has_resource:
+            assert answer(own, other) == 404, "another tenant's key must not see this"
+        elif "<string:candidate_ref>" in rule and not mutates:
+            assert world["ids"]["touchpoint_id"] not in call(own, other).text
+
+    if policy in ALLOWED:
+        assert answer(own, {}) == 401
+        for role in ("hr", "legal", "admin"):
+            headers = getattr(stack, role)
+            if role not in ALLOWED[policy]:
+                assert answer(own, headers) == 403, role
+            else:
+                # writes go to a resource that does not exist: the role passed, nothing changed
+                status = answer(missing if mutates and has_resource else own, headers)
+                assert status not in (401, 403), (role, status)
+        another_tenant_learns_nothing(
+            world["other_admin"] if policy == ADMIN else stack.other_tenant
+        )
+    elif policy == LINK:
+        assert answer(own, {}) == 401  # no key and no token
+        assert answer(own + "?token=not-a-token", {}) == 401
+        status = answer(missing if mutates else own, stack.hr)
+        assert status not in (401, 403), status
+        another_tenant_learns_nothing(stack.other_tenant)
+    elif policy == TOKEN:
+        for headers in ({}, stack.hr, stack.other_tenant):
+            assert answer(own, headers) == 401
+    else:  # PUBLIC, PROBE
+        status = answer(own, {})
+        assert status not in (401, 403), status
