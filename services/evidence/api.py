@@ -174,7 +174,7 @@ class ListArgs(ma.Schema):
         unknown = ma.EXCLUDE
 
     candidate_ref = fields.String(validate=validate.Length(min=1, max=200))
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**63 - 1))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

@@ -286,3 +286,14 @@ def test_keys_are_listed_revoked_and_expire_from_the_command_line(
         assert time.monotonic() < deadline, "the revoked key still works"
         time.sleep(0.2)
     assert offerseal("keys", "revoke", key_id).returncode == 1
+
+
+def test_a_cursor_beyond_any_row_number_is_422_not_500(evidence_sqlite: Any) -> None:
+    response = requests.get(
+        evidence_sqlite.url("/v1/documents"),
+        params={"after": str(2**120)},
+        headers=evidence_sqlite.hr,
+        timeout=30,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "after"
