@@ -448,6 +448,10 @@ class AmendmentSignature(MethodView):
 
 class EmployerIn(ma.Schema):
     address = fields.String(required=True, allow_none=True)
+    signature = fields.String(
+        load_default=None, validate=validate.Regexp(r"^0x([0-9a-fA-F]{2})+\Z")
+    )
+    deadline = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**64 - 1))
 
     @validates_schema(skip_on_field_errors=True)
     def _checksummed(self, data: dict[str, Any], **_: Any) -> None:
@@ -467,11 +471,45 @@ class Employer(MethodView):
     @blp.doc(
         security=BEARER,
         summary="Use the tenant's own address as employer (admin)",
-        description="The address must first call `setOperator(<relayer>, true)` on the "
-        "IntentAgreements contract; answered 409 with those values otherwise. "
-        '`{"address": null}` goes back to the relayer.',
+        description="The address signs the `EmployerBinding` from `GET /v1/employer/binding` "
+        "(422 without it or for another signer) and calls `setOperator(<relayer>, true)` on "
+        "the IntentAgreements contract (409 with those values otherwise); an address another "
+        'tenant holds is 409. `{"address": null}` goes back to the relayer.',
     )
     @blp.arguments(EmployerIn)
     @blp.response(200)
     def put(self, data: dict[str, Any]) -> dict[str, Any]:
-        return service().agreements.set_employer(principal(), data["address"])
+        signature = data["signature"]
+        return service().agreements.set_employer(
+            principal(),
+            data["address"],
+            bytes.fromhex(signature[2:]) if signature else None,
+            data["deadline"],
+        )
+
+
+class BindingArgs(ma.Schema):
+    address = fields.String(required=True)
+    deadline = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**64 - 1))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _checksummed(self, data: dict[str, Any], **_: Any) -> None:
+        if not is_checksum_address(data["address"]):
+            raise ma.ValidationError("expected a checksummed 0x address (EIP-55)", "address")
+
+
+@blp.route("/employer/binding")
+class EmployerBinding(MethodView):
+    @roles("admin")
+    @blp.doc(
+        security=BEARER,
+        summary="The EIP-712 EmployerBinding the company's address signs (admin)",
+        description="Sign it with `eth_signTypedData_v4` from the address (or its ERC-1271 "
+        "wallet) and send the signature and the deadline with `PUT /v1/employer`.",
+    )
+    @blp.arguments(BindingArgs, location="query")
+    @blp.response(200)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        return service().agreements.employer_binding(
+            principal(), args["address"], args["deadline"]
+        )

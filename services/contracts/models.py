@@ -153,6 +153,6 @@ class TenantEmployer(Base):
     __tablename__ = "tenant_employers"
 
     tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
-    address: Mapped[str] = mapped_column(String(42))
+    address: Mapped[str] = mapped_column(String(42), unique=True, index=True)
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

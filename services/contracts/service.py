@@ -15,10 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
+from ..shared.chain import typed_data_digest
 from ..shared.db import Database
 from ..shared.links import Link
 from ..shared.models import utcnow
-from .domain.agreements import Terms
+from .domain.agreements import Terms, employer_binding_typed_data
 from .domain.dates import DateRuleBroken, check_offer_dates
 from .domain.templates import agreement_text, terms_hash
 from .errors import Conflict, TransactionFailed, ValidationFailed
@@ -26,6 +27,8 @@ from .models import Agreement, AgreementMilestone, TenantEmployer
 from .ports import AgreementsChain
 from .records import CandidateLinks, describe, load, reader
 from .transactions import TransactionPath
+
+BINDING_TTL = 3600  # how long a fresh EmployerBinding may be signed and submitted
 
 
 @dataclass(frozen=True)
@@ -171,20 +174,54 @@ class AgreementService:
             "operator_approved": self._operator_approved(address),
         }
 
-    def set_employer(self, principal: Principal, address: str | None) -> dict[str, Any]:
-        """The tenant's own address as employer. It must first appoint the relayer as its
-        operator on chain (`setOperator(relayer, true)` sent from that address), so that the
-        relayer can offer and confirm for it; the chain is asked before anything is stored.
-        None goes back to the relayer. Existing agreements keep their employer."""
+    def employer_binding(
+        self, principal: Principal, address: str, deadline: int | None = None
+    ) -> dict[str, Any]:
+        """The EIP-712 `EmployerBinding` that `address` signs to let this tenant offer in its
+        name (valid for BINDING_TTL unless `deadline` is given)."""
+        principal.require("admin")
+        deadline = deadline or int(utcnow().timestamp()) + BINDING_TTL
+        return employer_binding_typed_data(
+            chain_id=self.chain.chain_id(),
+            registry=self.chain.address,
+            tenant=principal.tenant,
+            employer=address,
+            relayer=self.chain.relayer,
+            deadline=deadline,
+        )
+
+    def set_employer(
+        self,
+        principal: Principal,
+        address: str | None,
+        signature: bytes | None = None,
+        deadline: int | None = None,
+    ) -> dict[str, Any]:
+        """The tenant's own address as employer. Three things must hold, checked before
+        anything is stored: the address signed an `EmployerBinding` naming this tenant and the
+        relayer (ECDSA, or ERC-1271 for a contract wallet), it appointed the relayer as its
+        operator on chain (`setOperator(relayer, true)`), and no other tenant holds it. None
+        goes back to the relayer. Existing agreements keep their employer."""
         principal.require("admin")
         relayer = self.chain.relayer
-        if address is not None and not self._operator_approved(address):
-            raise Conflict(
-                f"{address} has not appointed {relayer} as its operator: send "
-                f"setOperator({relayer}, true) from {address} to the contract "
-                f"{self.chain.address} first"
-            )
+        if address is not None:
+            self._check_binding(principal, address, signature, deadline)
+            if not self._operator_approved(address):
+                raise Conflict(
+                    f"{address} has not appointed {relayer} as its operator: send "
+                    f"setOperator({relayer}, true) from {address} to the contract "
+                    f"{self.chain.address} first"
+                )
         with self.db.transaction() as session:
+            if address is not None:
+                holder = session.execute(
+                    select(TenantEmployer.tenant).where(
+                        TenantEmployer.address == address,
+                        TenantEmployer.tenant != principal.tenant,
+                    )
+                ).scalar_one_or_none()
+                if holder is not None:
+                    raise Conflict(f"{address} is already the employer address of another tenant")
             row = session.get(TenantEmployer, principal.tenant)
             if address is None:
                 if row is not None:
@@ -195,6 +232,34 @@ class AgreementService:
                     session.add(row)
                 row.address, row.updated_by, row.updated_at = address, principal.key_id, utcnow()
         return self.employer(principal)
+
+    def _check_binding(
+        self,
+        principal: Principal,
+        address: str,
+        signature: bytes | None,
+        deadline: int | None,
+    ) -> None:
+        if signature is None or deadline is None:
+            raise ValidationFailed(
+                "signature",
+                "the address must sign the EmployerBinding from GET /v1/employer/binding "
+                "(send `signature` and its `deadline`)",
+            )
+        if deadline <= int(utcnow().timestamp()):
+            raise ValidationFailed("deadline", "the binding has expired; sign a new one")
+        typed = employer_binding_typed_data(
+            chain_id=self.chain.chain_id(),
+            registry=self.chain.address,
+            tenant=principal.tenant,
+            employer=address,
+            relayer=self.chain.relayer,
+            deadline=deadline,
+        )
+        if not self.chain.signed_by(address, typed_data_digest(typed), signature):
+            raise ValidationFailed(
+                "signature", f"not {address}'s signature of this tenant's EmployerBinding"
+            )
 
     # ---- reads ----------------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "POST", AM + "/signature"): LINK,
     ("contracts", "GET", "/v1/employer"): READ,
     ("contracts", "PUT", "/v1/employer"): ADMIN,
+    ("contracts", "GET", "/v1/employer/binding"): ADMIN,
     # notify
     ("notify", "GET", "/v1/replies/<string:token>"): TOKEN,
     ("notify", "POST", "/v1/replies/<string:token>"): TOKEN,

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from offerseal.contracts.models import Agreement, ChainOp
 from offerseal.shared import chain, messages
+from offerseal.shared.auth import create_key
 from offerseal.shared.models import OutboxMessage
 from tests.conftest import RunningStack, make_settings, start_stack, upload
 from tests.signing import ethers_sign
@@ -439,10 +440,24 @@ def test_a_tenant_offers_from_its_own_employer_address(stack: RunningStack) -> N
     current = requests.get(url, headers=stack.hr, timeout=30).json()
     assert current["source"] == "relayer" and current["operator_approved"]
     relayer = current["relayer"]
-    wanted = {"address": employer.address}
-    assert requests.put(url, headers=stack.hr, json=wanted, timeout=30).status_code == 403
+    unsigned = {"address": employer.address}
+    assert requests.put(url, headers=stack.hr, json=unsigned, timeout=30).status_code == 403
     lower = requests.put(url, headers=stack.admin, json={"address": employer.address.lower()})
     assert lower.status_code == 422 and lower.json()["errors"][0]["field"] == "address"
+    # Without the address's own signature a tenant cannot claim it (another company's name)
+    claimed = requests.put(url, headers=stack.admin, json=unsigned, timeout=30)
+    assert claimed.status_code == 422 and claimed.json()["errors"][0]["field"] == "signature"
+    typed = requests.get(
+        url + "/binding", params={"address": employer.address}, headers=stack.admin, timeout=30
+    ).json()
+    assert typed["message"]["tenant"] == "acme" and typed["message"]["relayer"] == relayer
+    wanted = {
+        "address": employer.address,
+        "signature": ethers_sign(EMPLOYER_KEY, typed),  # the company's wallet, not ours
+        "deadline": typed["message"]["deadline"],
+    }
+    forged = {**wanted, "signature": ethers_sign(CANDIDATE_KEY, typed)}
+    assert requests.put(url, headers=stack.admin, json=forged, timeout=30).status_code == 422
     refused = requests.put(url, headers=stack.admin, json=wanted, timeout=30)
     assert refused.status_code == 409 and f"setOperator({relayer}, true)" in refused.text
 
@@ -458,6 +473,22 @@ def test_a_tenant_offers_from_its_own_employer_address(stack: RunningStack) -> N
     assert accepted.json()["source"] == "tenant" and accepted.json()["operator_approved"]
     other = requests.get(url, headers=stack.other_tenant, timeout=30).json()
     assert other["address"] == relayer  # another tenant is not affected
+    # ... and cannot take the address, even with a binding the address signed for it
+    globex = {"Authorization": f"Bearer {create_key(stack.db, 'admin', 'globex')[1]}"}
+    theirs = requests.get(
+        url + "/binding", params={"address": employer.address}, headers=globex, timeout=30
+    ).json()
+    taken = requests.put(
+        url,
+        headers=globex,
+        json={
+            "address": employer.address,
+            "signature": ethers_sign(EMPLOYER_KEY, theirs),
+            "deadline": theirs["message"]["deadline"],
+        },
+        timeout=30,
+    )
+    assert taken.status_code == 409 and "another tenant" in taken.text
 
     agreement = create(stack)
     assert agreement["employer_address"] == employer.address

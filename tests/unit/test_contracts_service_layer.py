@@ -20,6 +20,7 @@ from offerseal.contracts.domain.agreements import MILESTONE_KINDS, STATES, Terms
 from offerseal.contracts.domain.dates import DateChange
 from offerseal.contracts.errors import (
     ChainRefusal,
+    Conflict,
     InvalidSignature,
     TransactionFailed,
     ValidationFailed,
@@ -176,8 +177,10 @@ class FakeChain:
     def state_of(self, onchain_id: str) -> str:
         return self.states.get(onchain_id, STATES[0])
 
+    operators: set[str] = set()  # addresses that appointed the relayer (per test instance)
+
     def operator_approved(self, employer: str) -> bool:
-        return False
+        return employer in self.operators
 
     def is_contract(self, address: str) -> bool:
         return False
@@ -503,5 +506,37 @@ def test_employer_is_the_relayer_until_the_chain_approves_another(
         "contract": CONTRACT,
         "operator_approved": True,
     }
-    with pytest.raises(Exception, match=r"setOperator\(0x1111"):
-        contracts.agreements.set_employer(admin, OTHER)
+    agreements = contracts.agreements
+    with pytest.raises(ValidationFailed, match="EmployerBinding"):
+        agreements.set_employer(admin, OTHER)  # no proof that acme controls the address
+
+    deadline = int(time.time()) + 600
+    typed = agreements.employer_binding(admin, OTHER, deadline)
+    assert typed["message"] == {
+        "tenant": "acme",
+        "employer": OTHER,
+        "relayer": RELAYER,
+        "deadline": deadline,
+    }
+    digest = typed_data_digest(typed)
+    with pytest.raises(ValidationFailed, match="signature"):  # signed by someone else
+        agreements.set_employer(admin, OTHER, fake_signature(RELAYER, digest), deadline)
+    with pytest.raises(ValidationFailed, match="expired"):
+        agreements.set_employer(admin, OTHER, fake_signature(OTHER, digest), 1)
+    with pytest.raises(Conflict, match=r"setOperator\(0x1111"):
+        agreements.set_employer(admin, OTHER, fake_signature(OTHER, digest), deadline)
+
+    chain = agreements.chain
+    chain.operators = {OTHER}  # type: ignore[attr-defined]
+    bound = agreements.set_employer(admin, OTHER, fake_signature(OTHER, digest), deadline)
+    assert bound["address"] == OTHER and bound["source"] == "tenant"
+
+    # globex cannot take acme's address, even with a binding the address signed for globex
+    globex = Principal(key_id="k-globex", role="admin", tenant="globex")
+    theirs = typed_data_digest(agreements.employer_binding(globex, OTHER, deadline))
+    with pytest.raises(Conflict, match="another tenant"):
+        agreements.set_employer(globex, OTHER, fake_signature(OTHER, theirs), deadline)
+    assert agreements.employer(globex)["address"] == RELAYER
+    # a binding acme's address signed cannot be replayed by globex either
+    with pytest.raises(ValidationFailed, match="signature"):
+        agreements.set_employer(globex, OTHER, fake_signature(OTHER, digest), deadline)

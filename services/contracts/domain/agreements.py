@@ -138,6 +138,32 @@ def commitment_typed_data(
     }
 
 
+EMPLOYER_BINDING = [
+    {"name": "tenant", "type": "string"},
+    {"name": "employer", "type": "address"},
+    {"name": "relayer", "type": "address"},
+    {"name": "deadline", "type": "uint64"},
+]
+
+
+def employer_binding_typed_data(
+    *, chain_id: int, registry: str, tenant: str, employer: str, relayer: str, deadline: int
+) -> dict[str, Any]:
+    """What a company's own address signs (off chain) before a tenant may offer in its name:
+    this tenant, through this relayer, on this chain and contract, until `deadline`."""
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN, "EmployerBinding": EMPLOYER_BINDING},
+        "primaryType": "EmployerBinding",
+        "domain": _domain(chain_id, registry),
+        "message": {
+            "tenant": tenant,
+            "employer": employer,
+            "relayer": relayer,
+            "deadline": deadline,
+        },
+    }
+
+
 def cancellation_typed_data(
     *, chain_id: int, registry: str, agreement_id: str, nonce: int, deadline: int
 ) -> dict[str, Any]:
