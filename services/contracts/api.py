@@ -513,3 +513,22 @@ class EmployerBinding(MethodView):
         return service().agreements.employer_binding(
             principal(), args["address"], args["deadline"]
         )
+
+
+class RevokeIn(ma.Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+@blp.route("/agreements/<string:agreement_id>/links/revoke")
+class RevokeLinks(MethodView):
+    @roles(*WRITE_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="Withdraw every link sent so far for this agreement's candidate",
+        description="Signing, check-in, upload and unsubscribe links issued before now answer "
+        "410; links sent afterwards (a corrected invitation) work.",
+    )
+    @blp.arguments(RevokeIn)
+    @blp.response(200)
+    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+        return service().agreements.revoke_links(principal(), agreement_id, data["reason"])

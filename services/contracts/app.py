@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import Flask
 from web3 import Web3
 
-from ..shared import chain, secrets
+from ..shared import chain, revocations, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database
@@ -99,7 +99,9 @@ class ContractsNode:
             auto_deploy=self.settings.auto_deploy,
             data_dir=self.settings.data_dir,
         )
-        self.links = LinkSigner(secrets.link_secret(self.settings))
+        self.links = LinkSigner(
+            secrets.link_secret(self.settings), revocations.checker(self.db)
+        )
         self.service = ContractsService.build(
             self.db,
             IntentAgreementsChain(w3, address, signer),

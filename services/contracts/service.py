@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..shared import revocations
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.chain import typed_data_digest
 from ..shared.db import Database
 from ..shared.links import Link
-from ..shared.models import utcnow
+from ..shared.models import iso, utcnow
 from .domain.agreements import Terms, employer_binding_typed_data
 from .domain.dates import DateRuleBroken, check_offer_dates
 from .domain.templates import agreement_text, terms_hash
@@ -307,6 +308,29 @@ class AgreementService:
         with self.db.sessions() as session:
             a = load(session, principal.tenant, agreement_id)
             return str(a.contact.get("timezone") or "UTC")
+
+    # ---- links ----------------------------------------------------------------------------
+
+    def revoke_links(self, principal: Principal, agreement_id: str, reason: str) -> dict[str, Any]:
+        """Withdraw every link sent so far for this agreement and its candidate (e.g. mailed to
+        a wrong address); links issued afterwards work. Recorded with who and why."""
+        principal.require(*WRITE_ROLES)
+        with self.db.transaction() as session:
+            agreement = load(session, principal.tenant, agreement_id)
+            revocations.revoke(
+                session,
+                tenant=principal.tenant,
+                agreement_id=agreement.id,
+                candidate_ref=agreement.candidate_ref,
+                reason=reason,
+                by=principal.key_id,
+            )
+        return {
+            "agreement_id": agreement_id,
+            "candidate_ref": agreement.candidate_ref,
+            "revoked_at": iso(utcnow()),
+            "reason": reason,
+        }
 
     # ---- transitions ----------------------------------------------------------------------
 

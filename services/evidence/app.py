@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy import func, select
 
-from ..shared import chain, secrets
+from ..shared import chain, revocations, secrets
 from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.links import LinkSigner
@@ -56,7 +56,9 @@ def create_app(
     )
     app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"] = settings.max_document_bytes
     app.extensions["offerseal.evidence"] = service
-    app.extensions["offerseal.links"] = LinkSigner(secrets.link_secret(settings))
+    app.extensions["offerseal.links"] = LinkSigner(
+        secrets.link_secret(settings), revocations.checker(db)
+    )
     app.extensions["offerseal.chain_view"] = chain_view
     flask_api.register_blueprint(api.blp)
     flask_api.register_blueprint(api.verify_blp)

@@ -23,3 +23,7 @@ class IdempotencyConflict(EvidenceError, Conflict):
 
 class NoContent(EvidenceError, NotFound):
     title = "No content stored"
+
+
+class UploadLimitReached(EvidenceError, Conflict):
+    title = "Upload limit reached"

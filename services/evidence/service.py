@@ -29,8 +29,17 @@ from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
 from .domain.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
 from .domain.receipts import ReceiptSigner, b64
-from .errors import DocumentNotFound, IdempotencyConflict, NoContent, ProofPending
+from .errors import (
+    DocumentNotFound,
+    IdempotencyConflict,
+    NoContent,
+    ProofPending,
+    UploadLimitReached,
+)
 from .models import Batch, BatchMember, Document, DocumentBlob, IdempotencyRecord
+
+CANDIDATE_LINK = "candidate-link"  # the uploader named in receipts of candidates' uploads
+MAX_CANDIDATE_UPLOADS = 3  # per stage through the candidate's links (a leaked link is bounded)
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,28 @@ class EvidenceService:
         """A document the candidate uploads through a signed link (a staged confirmation): the
         link is the authorization, bound to one tenant, agreement, candidate and milestone. The
         intake receipt names the link as the uploader."""
-        uploader = Principal(key_id="candidate-link", role="candidate", tenant=link.tenant)
+        uploader = Principal(key_id=CANDIDATE_LINK, role="candidate", tenant=link.tenant)
         with self.db.transaction() as session:
+            if session.connection().dialect.name == "postgresql":  # one upload of a stage at once
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:scope))"),
+                    {"scope": f"{link.tenant}/{link.agreement_id}/{link.subject}"},
+                )
+            earlier = session.execute(
+                select(func.count())
+                .select_from(Document)
+                .where(
+                    Document.tenant == link.tenant,
+                    Document.agreement_id == link.agreement_id,
+                    Document.milestone == link.subject,
+                    Document.api_key_id == CANDIDATE_LINK,
+                )
+            ).scalar_one()
+            if earlier >= MAX_CANDIDATE_UPLOADS:
+                raise UploadLimitReached(
+                    f"this stage already has {earlier} uploads through the candidate's link; "
+                    "the HR contact can add more documents"
+                )
             return self._store(session, uploader, [doc], batch=False)[0][0]
 
     def ingest_hashes(

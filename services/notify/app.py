@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..shared import messages, secrets
+from ..shared import messages, revocations, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database, is_sqlite
@@ -66,7 +66,7 @@ class NotifyNode:
         settings = self.settings
         self.service = NotifyService(
             self.db,
-            LinkSigner(secrets.link_secret(settings)),
+            LinkSigner(secrets.link_secret(settings), revocations.checker(self.db)),
             channels_from(settings),
             public_url=self.public_url,
             evidence_url=settings.evidence_url or f"http://127.0.0.1:{settings.evidence_port}",

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..shared import messages
+from ..shared import messages, revocations
 from ..shared.broker import enqueue
+from ..shared.links import PURPOSE_UPLOAD
 from ..shared.messages import FINAL_STATES
 from ..shared.models import aware, utcnow
 from .domain import schedule
@@ -163,7 +164,15 @@ class Planner:
                 ),
             )
         elif p["state"] in FINAL_STATES:
-            # Everything still planned stops; one closing message says what happened.
+            # Every link sent so far dies with the agreement; everything still planned stops;
+            # one closing message says what happened.
+            revocations.revoke(
+                session,
+                tenant=message.tenant,
+                agreement_id=followed.agreement_id,
+                reason=f"agreement {p['state']}",
+                by="notify",
+            )
             session.execute(
                 update(Touchpoint)
                 .where(
@@ -277,8 +286,20 @@ class Planner:
         return candidate.timezone if candidate is not None else self.default_timezone
 
     def on_milestone_confirmed(self, session: Session, message: messages.Message) -> None:
-        """The document arrived: its pending request is no longer needed."""
+        """The document arrived: its pending request is no longer needed, and the upload links
+        for that stage stop working (a leaked link cannot add evidence afterwards)."""
         p = message.payload
+        if self._followed(session, message) is None:  # another tenant's agreement id
+            return
+        revocations.revoke(
+            session,
+            tenant=message.tenant,
+            agreement_id=p["agreement_id"],
+            purpose=PURPOSE_UPLOAD,
+            subject=p["kind"],
+            reason="milestone confirmed",
+            by="notify",
+        )
         session.execute(
             update(Touchpoint)
             .where(

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +43,24 @@ class Link:
     purpose: str
     expires_at: int
     subject: str = ""  # what inside the agreement the link is for (e.g. one touchpoint)
+    issued_at: int = 0  # unix milliseconds; 0 for links issued before this was recorded
+
+
+class LinkRevoked(OfferSealError):
+    status = 410
+    title = "Link withdrawn"
 
 
 class LinkSigner:
-    def __init__(self, secret: bytes) -> None:
+    """Issues and checks links. `is_revoked` (see revocations.py) is asked about every link
+    that is otherwise valid: HR can withdraw a link sent to the wrong address, and a link dies
+    once what it was for is done."""
+
+    def __init__(self, secret: bytes, is_revoked: Callable[[Link], bool] | None = None) -> None:
         if len(secret) < 32:
             raise ValueError("link secret must be at least 32 bytes")
         self._secret = secret
+        self._is_revoked = is_revoked
 
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
@@ -63,6 +75,7 @@ class LinkSigner:
                     "p": link.purpose,
                     "e": link.expires_at,
                     "s": link.subject,
+                    "i": link.issued_at or int(time.time() * 1000),
                 },
                 separators=(",", ":"),
             ).encode()
@@ -92,6 +105,7 @@ class LinkSigner:
                 str(data["p"]),
                 int(data["e"]),
                 str(data.get("s", "")),
+                int(data.get("i", 0)),
             )
         except (ValueError, KeyError, TypeError):
             raise Unauthorized("this link is not valid") from None
@@ -99,4 +113,9 @@ class LinkSigner:
             raise Unauthorized(f"this link is for {link.purpose!r}, not {purpose!r}")
         if (now if now is not None else time.time()) > link.expires_at:
             raise LinkExpired("this link has expired; ask for a new one")
+        if self._is_revoked is not None and self._is_revoked(link):
+            raise LinkRevoked(
+                "this link was withdrawn (what it was for is done, or it was sent by mistake); "
+                "use the newest message you received, or ask the HR contact for a new link"
+            )
         return link

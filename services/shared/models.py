@@ -87,3 +87,21 @@ class ChainDeployment(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(42))
     deployed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LinkRevocation(Base):
+    """Candidate links withdrawn: every link of the agreement (and, where set, of this
+    candidate, purpose and subject) issued before `revoked_at` is refused with 410."""
+
+    __tablename__ = "link_revocations"
+    __table_args__ = (Index("ix_link_revocations_scope", "tenant", "agreement_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    agreement_id: Mapped[str] = mapped_column(String(100))
+    candidate_ref: Mapped[str | None] = mapped_column(String(200))
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(100))
+    revoked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(String(200))
+    revoked_by: Mapped[str] = mapped_column(String(64))

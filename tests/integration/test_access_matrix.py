@@ -74,6 +74,7 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "GET", "/v1/employer"): READ,
     ("contracts", "PUT", "/v1/employer"): ADMIN,
     ("contracts", "GET", "/v1/employer/binding"): ADMIN,
+    ("contracts", "POST", A + "/links/revoke"): WRITE,
     # notify
     ("notify", "GET", "/v1/replies/<string:token>"): TOKEN,
     ("notify", "POST", "/v1/replies/<string:token>"): TOKEN,

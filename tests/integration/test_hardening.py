@@ -13,6 +13,14 @@ import requests
 
 from offerseal.shared.config import ANVIL_DEV_KEY_2
 from tests.conftest import free_port
+from tests.integration.test_notify import (
+    _insert_due,
+    links_in,
+    mailbox,  # noqa: F401  (fixture)
+    notify_stack,
+    offer,
+    sign,
+)
 from tests.procs import ServiceProcess, create_key, service_env
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -142,8 +150,10 @@ def test_no_key_is_401_before_the_body_is_read(stack: dict[str, Any]) -> None:
 
 
 def test_an_anonymous_proof_longer_than_any_tree_is_refused(stack: dict[str, Any]) -> None:
-    bundle = {"format": "offerseal-proof/1", "merkle": {"root": "0x" + "00" * 32,
-              "proof": ["0x" + "11" * 32] * 10_000}}
+    bundle = {
+        "format": "offerseal-proof/1",
+        "merkle": {"root": "0x" + "00" * 32, "proof": ["0x" + "11" * 32] * 10_000},
+    }
     response = requests.post(
         stack["urls"]["evidence"] + "/v1/verify",
         json={"proof": bundle, "sha256": "0x" + "22" * 32},
@@ -162,9 +172,7 @@ def test_anonymous_endpoints_are_rate_limited_per_client(
     try:
         process.wait_http(60)
         statuses = [
-            requests.post(
-                process.base + "/v1/verify", json={"proof": {}}, timeout=30
-            ).status_code
+            requests.post(process.base + "/v1/verify", json={"proof": {}}, timeout=30).status_code
             for _ in range(8)
         ]
         # wait_http used one of the five anonymous calls (GET /v1/keys)
@@ -297,3 +305,99 @@ def test_a_cursor_beyond_any_row_number_is_422_not_500(evidence_sqlite: Any) -> 
     )
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "after"
+
+
+# ---- leaked links ------------------------------------------------------------------------
+
+
+def test_a_leaked_upload_link_is_bounded_and_dies_with_its_milestone(
+    tmp_path: Path,
+    sqlite_url: str,
+    fresh_anvil: Any,
+    mailbox: Any,  # noqa: F811
+) -> None:
+    import time
+
+    box, smtp_url = mailbox
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
+    try:
+        agreement = offer(
+            stack, language="en", candidate_contact={"email": "c@example.com", "language": "en"}
+        )
+        box.wait(lambda m: "sign" in m["Subject"])
+        sign(stack, agreement)
+        _insert_due(
+            stack,
+            agreement["id"],
+            "milestone_request",
+            essential=True,
+            data={"milestone": "resignation_submitted", "due_at": "2026-12-10"},
+        )
+        [request_mail] = box.wait(lambda m: "evidence" in m["Subject"])
+        link = next(u for u in links_in(request_mail) if "/v1/uploads/" in u)
+
+        def post(n: int) -> requests.Response:
+            return requests.post(link, files={"file": (f"{n}.pdf", f"%PDF {n}".encode())}, timeout=30)
+
+        from offerseal.evidence.service import MAX_CANDIDATE_UPLOADS
+
+        first = post(0)
+        assert first.status_code == 201, first.text
+        for n in range(1, MAX_CANDIDATE_UPLOADS):
+            assert post(n).status_code == 201
+        over = post(99)
+        assert over.status_code == 409 and "HR contact" in over.json()["detail"]
+
+        url = stack.stack.urls["contracts"] + f"/v1/agreements/{agreement['id']}"
+        deadline = time.monotonic() + 60
+        while not requests.get(url, headers=stack.hr, timeout=30).json()["milestones"][0][
+            "confirmed_at"
+        ]:
+            assert time.monotonic() < deadline, "the milestone was never confirmed"
+            time.sleep(0.2)
+        # once the stage is confirmed (and notify heard of it) the link is dead
+        deadline = time.monotonic() + 60
+        while (status := requests.get(link, timeout=30).status_code) != 410:
+            assert status == 200 and time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert post(100).status_code == 410
+    finally:
+        stack.stack.stop()
+
+
+def test_hr_withdraws_a_link_sent_to_a_wrong_address(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any
+) -> None:
+    from offerseal.contracts.models import Agreement
+
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil)
+    try:
+        agreement = offer(stack)
+        link = agreement["signing_link"]
+        terms = link.replace("/typed-data", "/terms")
+        assert requests.get(terms, timeout=30).status_code == 200
+        base = stack.stack.urls["contracts"] + f"/v1/agreements/{agreement['id']}"
+        legal = requests.post(
+            base + "/links/revoke",
+            json={"reason": "wrong address"},
+            headers=stack.legal,
+            timeout=30,
+        )
+        assert legal.status_code == 403
+        foreign = requests.post(
+            base + "/links/revoke", json={"reason": "x"}, headers=stack.other_tenant, timeout=30
+        )
+        assert foreign.status_code == 404
+        revoked = requests.post(
+            base + "/links/revoke", json={"reason": "wrong address"}, headers=stack.hr, timeout=30
+        )
+        assert revoked.status_code == 200, revoked.text
+        gone = requests.get(terms, timeout=30)
+        assert gone.status_code == 410 and "withdrawn" in gone.json()["detail"]
+        # a link issued afterwards (the corrected invitation) works
+        with stack.db.sessions() as session:
+            row = session.get(Agreement, agreement["id"])
+            fresh = stack.stack.contracts.service.agreements.links.signing(row)
+        assert requests.get(fresh, timeout=30).status_code == 200
+    finally:
+        stack.stack.stop()
