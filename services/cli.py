@@ -260,11 +260,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     chain_view = None
     extra: list[Check] = []
     if not args.offline:
+        from .evidence.adapters.registry import Web3ChainView
         from .shared import chain
 
         rpc = args.rpc or settings.rpc_url or "http://127.0.0.1:8545"
         try:
-            chain_view = chain.Web3ChainView(chain.connect(rpc))
+            chain_view = Web3ChainView(chain.connect(rpc))
             chain_view.chain_id()
         except Exception as exc:
             chain_view = None

@@ -46,6 +46,7 @@ def wait_for_proof(
 
 def run_demo(settings: Settings, keep: bool = False) -> int:
     from .cli import Stack
+    from .evidence.adapters.registry import RegistryClient
     from .shared import chain
     from .shared.auth import create_key
 
@@ -143,9 +144,7 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         document = workdir / f"{kind}.txt"
 
         say("anchoredAt(root) straight from the chain")
-        registry = chain.RegistryClient(
-            chain.connect(stack.urls["rpc"]), bundle["anchor"]["registry"]
-        )
+        registry = RegistryClient(chain.connect(stack.urls["rpc"]), bundle["anchor"]["registry"])
         print(f"  anchoredAt = {registry.anchored_at(bytes.fromhex(bundle['merkle']['root'][2:]))}")
 
         say("the legal team verifies with the CLI (file + proof + RPC; no service involved)")

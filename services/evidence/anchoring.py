@@ -32,6 +32,7 @@ from ..shared.db import Database, insert_rows
 from ..shared.deployments import ensure_deployed
 from ..shared.locks import ExclusiveLock
 from ..shared.models import utcnow
+from .adapters.registry import RegistryClient
 from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
@@ -90,7 +91,7 @@ class Anchorer:
         self.auto_deploy = auto_deploy
         self.data_dir = data_dir
         self.chain_id = 0
-        self.registry: chain.RegistryClient | None = None
+        self.registry: RegistryClient | None = None
         self.ready = threading.Event()
 
     # ---- set-up ---------------------------------------------------------------------------
@@ -105,9 +106,9 @@ class Anchorer:
             auto_deploy=self.auto_deploy,
             data_dir=self.data_dir,
         )
-        self.registry = chain.RegistryClient(self.w3, address)
+        self.registry = RegistryClient(self.w3, address)
 
-    def _registry(self) -> chain.RegistryClient:
+    def _registry(self) -> RegistryClient:
         assert self.registry is not None, "connect() first"
         return self.registry
 
