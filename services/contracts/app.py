@@ -10,13 +10,12 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask
-from web3 import Web3
 
 from ..shared import chain, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database
-from ..shared.deployments import ContractMissing, ensure_deployed, recorded_address
+from ..shared.deployments import ensure_deployed, wait_for_registry
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
@@ -36,9 +35,7 @@ def create_app(
     worker_ready: threading.Event | None = None,
 ) -> Flask:
     app, flask_api, _registry = create_base_app("contracts", db)
-    app.config["OFFERSEAL_EVIDENCE_URL"] = (
-        settings.evidence_url.rstrip("/") or f"http://127.0.0.1:{settings.evidence_port}"
-    )
+    app.config["OFFERSEAL_EVIDENCE_URL"] = settings.evidence_base_url
     app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
     app.extensions["offerseal.contracts"] = service
     app.extensions["offerseal.links"] = links
@@ -54,25 +51,6 @@ def create_app(
     return app
 
 
-def registry_address(settings: Settings, db: Database, w3: Web3, timeout: float) -> str:
-    """The EvidenceRegistry milestone evidence is checked against: configured, or the one the
-    evidence service recorded (waiting for it to deploy when both start together)."""
-    if settings.registry_address:
-        return Web3.to_checksum_address(settings.registry_address)
-    chain_id = int(w3.eth.chain_id)
-    deadline = time.monotonic() + timeout
-    while True:
-        address = recorded_address(db, chain_id, "EvidenceRegistry")
-        if address and chain.has_code(w3, address):
-            return address
-        if time.monotonic() > deadline:
-            raise ContractMissing(
-                "no EvidenceRegistry on this chain: start the evidence "
-                "service first or set OFFERSEAL_REGISTRY_ADDRESS"
-            )
-        time.sleep(0.2)
-
-
 @dataclass
 class ContractsNode:
     settings: Settings
@@ -86,7 +64,9 @@ class ContractsNode:
         self.ready = threading.Event()
         w3 = chain.connect(self.rpc_url)
         signer = chain.account(self.signer_key)
-        registry = registry_address(self.settings, self.db, w3, timeout=60)
+        registry = wait_for_registry(
+            self.db, w3, configured=self.settings.registry_address, timeout=60
+        )
         address = ensure_deployed(
             self.db,
             w3,

@@ -29,7 +29,7 @@ from web3 import Web3
 from ..shared import chain, failpoints, messages
 from ..shared.broker import enqueue
 from ..shared.db import Database, insert_rows
-from ..shared.deployments import ensure_deployed
+from ..shared.deployments import ensure_registry
 from ..shared.locks import ExclusiveLock
 from ..shared.models import utcnow
 from .adapters.registry import RegistryClient
@@ -39,30 +39,6 @@ from .domain.hexbytes import from_hex32, to_hex
 from .models import Batch, BatchMember, Document
 
 log = logging.getLogger(__name__)
-
-REGISTRY = "EvidenceRegistry"
-
-
-def ensure_registry(
-    db: Database,
-    w3: Web3,
-    signer: LocalAccount,
-    *,
-    configured: str,
-    auto_deploy: bool,
-    data_dir: Path | None,
-) -> str:
-    """The EvidenceRegistry address for this chain: configured, recorded, or freshly deployed."""
-    return ensure_deployed(
-        db,
-        w3,
-        signer,
-        REGISTRY,
-        (signer.address, signer.address),
-        configured=configured,
-        auto_deploy=auto_deploy,
-        data_dir=data_dir,
-    )
 
 
 class Anchorer:

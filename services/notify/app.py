@@ -63,7 +63,7 @@ class NotifyNode:
             LinkSigner(secrets.link_secret(settings)),
             channels_from(settings),
             public_url=self.public_url,
-            evidence_url=settings.evidence_url or f"http://127.0.0.1:{settings.evidence_port}",
+            evidence_url=settings.evidence_base_url,
             checkin_interval=settings.checkin_interval,
             quiet_hours=settings.quiet_hours,
             default_timezone=settings.default_timezone,
