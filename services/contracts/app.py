@@ -18,7 +18,7 @@ from ..shared.db import Database
 from ..shared.deployments import ensure_deployed, wait_for_registry
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
-from ..shared.workers import Workers
+from ..shared.workers import Backoff, Workers, run_every
 from . import api
 from .chainops import AgreementsClient
 from .service import AgreementService
@@ -99,30 +99,28 @@ class ContractsNode:
         )
 
     def _work(self, stop: threading.Event) -> None:
-        backoff = 0.5
         recovered = False
         last_sweep = 0.0
-        while not stop.is_set():
-            try:
-                if not recovered:
-                    self.service.recover()
-                    recovered = True
-                    self.ready.set()
-                self.service.confirm_recorded_evidence()
-                if time.monotonic() - last_sweep >= self.settings.sweep_interval:
-                    self.service.sweep()
-                    last_sweep = time.monotonic()
-                backoff = 0.5
-                stop.wait(min(0.5, self.settings.sweep_interval))
-            except Exception as exc:
-                log.warning(
-                    "contracts worker paused (%s: %s); retry in %.1fs",
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        def step() -> None:
+            nonlocal recovered, last_sweep
+            if not recovered:
+                self.service.recover()
+                recovered = True
+                self.ready.set()
+            self.service.confirm_recorded_evidence()
+            if time.monotonic() - last_sweep >= self.settings.sweep_interval:
+                self.service.sweep()
+                last_sweep = time.monotonic()
+
+        run_every(
+            stop,
+            min(0.5, self.settings.sweep_interval),
+            step,
+            name="contracts worker",
+            log=log,
+            backoff=Backoff(0.5, 10.0),
+        )
 
     def start_workers(self) -> None:
         self.workers.start(worker=self._work, consumer=self.consumer.run)

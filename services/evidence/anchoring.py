@@ -32,6 +32,7 @@ from ..shared.db import Database, insert_rows
 from ..shared.deployments import ensure_registry
 from ..shared.locks import ExclusiveLock
 from ..shared.models import utcnow
+from ..shared.workers import Backoff, run_every
 from .adapters.registry import RegistryClient
 from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
@@ -442,36 +443,46 @@ class Anchorer:
             lock.release()
 
     def _loop(self, stop: threading.Event) -> None:
-        backoff = 0.5
+        # Any failure (chain, database) reconnects and recovers before the next batch; the
+        # backoff starts again only once a batch has been anchored.
+        backoff = Backoff(0.5, 10.0)
         connected = False
         last_batch = last_reconcile = time.monotonic()
-        while not stop.is_set():
-            try:
-                if not connected:
-                    self.connect()
-                    self.recover()
-                    connected = True
-                    self.ready.set()
-                now = time.monotonic()
-                if now - last_reconcile >= self.reconcile_interval:
-                    self.reconcile()
-                    last_reconcile = now
-                pending = self.pending_count()
-                if pending and (
-                    pending >= self.batch_max or now - last_batch >= self.batch_interval
-                ):
-                    self.run_once()
-                    last_batch = time.monotonic()
-                    backoff = 0.5
-                    continue
-                if not pending:
-                    last_batch = now
-                stop.wait(min(0.1, self.batch_interval))
-            except Exception as exc:
-                connected = False
-                self.ready.clear()
-                log.warning(
-                    "anchoring paused (%s: %s); retry in %.1fs", type(exc).__name__, exc, backoff
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        def step() -> bool:
+            """One look at the queue; True when a batch was anchored (look again at once)."""
+            nonlocal connected, last_batch, last_reconcile
+            if not connected:
+                self.connect()
+                self.recover()
+                connected = True
+                self.ready.set()
+            now = time.monotonic()
+            if now - last_reconcile >= self.reconcile_interval:
+                self.reconcile()
+                last_reconcile = now
+            pending = self.pending_count()
+            if pending and (pending >= self.batch_max or now - last_batch >= self.batch_interval):
+                self.run_once()
+                last_batch = time.monotonic()
+                backoff.reset()
+                return True
+            if not pending:
+                last_batch = now
+            return False
+
+        def paused(_exc: BaseException) -> None:
+            nonlocal connected
+            connected = False
+            self.ready.clear()
+
+        run_every(
+            stop,
+            min(0.1, self.batch_interval),
+            step,
+            name="anchoring",
+            log=log,
+            backoff=backoff,
+            on_error=paused,
+            reset_after_step=False,
+        )
