@@ -162,7 +162,7 @@ def make_settings(tmp_path: Path, database_url: str, rpc_url: str, **overrides: 
 
 
 def start_stack(settings: Settings) -> RunningStack:
-    from offerseal.cli import Stack
+    from offerseal.stack import Stack
     from offerseal.shared.auth import create_key
 
     if settings.broker_url.startswith("memory://"):
