@@ -1,21 +1,9 @@
-"""`offerseal demo`: the evidence story end to end, on embedded defaults and real parts.
-
-Starts Anvil, the evidence service and its workers; an HR system posts resignation documents
-over HTTP; the demo waits for the anchor, fetches the proof, verifies it with the CLI (and with
-OpenZeppelin's npm package when Node is there), shows that a one-byte change fails, and stops.
-Then the agreement story: offer, signature, a reported delay, an amendment, a milestone proved by
-an upload, a start, and a breach declared by the sweeper. Each step is one function below.
-"""
+"""The agreement story of the demo, step by step: offer, signature, a reported delay, an amendment,
+a milestone proved by an upload, a start, and a breach the sweeper declares."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -24,257 +12,8 @@ from typing import Any
 
 import requests
 
-from .shared.config import Settings
-from .shared.net import free_port
-from .stack import Stack
-
-ROOT = Path(__file__).resolve().parents[1]
-
-# A key the demo holds for its candidate (Anvil's fourth development account; never use it on a
-# real chain). A real candidate signs in MetaMask or any EIP-712 wallet.
-DEMO_CANDIDATE_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
-DEMO_OTHER_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
-
-
-def say(text: str) -> None:
-    print(f"\n== {text}", flush=True)
-
-
-def wait_for_proof(
-    base: str, headers: dict[str, str], doc_id: str, timeout: float = 30.0
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = requests.get(f"{base}/v1/documents/{doc_id}/proof", headers=headers, timeout=10)
-        if response.status_code == 200:
-            body: dict[str, Any] = response.json()
-            return body
-        if response.status_code != 409:
-            raise RuntimeError(f"unexpected answer {response.status_code}: {response.text}")
-        time.sleep(0.25)
-    raise RuntimeError(f"no proof for {doc_id} after {timeout}s")
-
-
-def wait_for_mail(folder: Path, subject: str, timeout: float = 30.0) -> Any:
-    """The newest .eml in `folder` whose subject contains `subject`."""
-    import email
-    import email.policy
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = []
-        for path in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if subject in str(message["Subject"]):
-                found.append(message)
-        if found:
-            return found[-1]
-        time.sleep(0.2)
-    raise RuntimeError(f"no mail about {subject!r} in {folder}")
-
-
-# ---- the evidence story -----------------------------------------------------------------------
-
-
-def run_demo(settings: Settings, keep: bool = False) -> int:
-    from .shared.auth import create_key
-
-    logging.getLogger("offerseal").setLevel(logging.WARNING)  # the story, not the logs
-    workdir = Path(tempfile.mkdtemp(prefix="offerseal-demo-"))
-    say(
-        "starting Anvil and the evidence, contracts and notify services (SQLite, in-process "
-        "broker, e-mail written to a folder)"
-    )
-    stack = Stack(demo_settings(settings, workdir)).start()
-    try:
-        stack.wait_ready()
-        base = stack.urls["evidence"]
-        _, hr_key = create_key(stack.db, "hr", "acme", "demo HR system")
-        _, legal_key = create_key(stack.db, "legal", "acme", "demo legal team")
-        hr = {"Authorization": f"Bearer {hr_key}"}
-        legal = {"Authorization": f"Bearer {legal_key}"}
-        print(f"evidence service at {base}, chain at {stack.urls['rpc']}")
-
-        ids = post_documents(base, hr, workdir)
-        kind = "resignation_acceptance"
-        bundle = await_anchor(base, legal, ids[kind])
-        proof_path = workdir / "proof.json"
-        proof_path.write_text(json.dumps(bundle, indent=2))
-        document = workdir / f"{kind}.txt"
-        show_anchored_at(stack.urls["rpc"], bundle)
-        key_hex = requests.get(f"{base}/v1/keys", timeout=10).json()["keys"][0]["public_key_hex"]
-        good = verify_with_cli(stack.urls["rpc"], key_hex, document, proof_path)
-        verify_with_openzeppelin(bundle)
-        bad, api_answer = tampered_copy_fails(
-            base, stack.urls["rpc"], key_hex, document, proof_path, bundle
-        )
-
-        evidence_ok = good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"]
-        agreements_ok = agreement_story(stack, hr)
-        ok = evidence_ok and agreements_ok
-        say("demo " + ("succeeded" if ok else "FAILED"))
-        return 0 if ok else 1
-    finally:
-        say("shutting down")
-        stack.stop()
-        if keep:
-            print(f"data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def demo_settings(settings: Settings, workdir: Path) -> Settings:
-    """Embedded defaults in a fresh folder: SQLite, in-process broker, free ports, mail to a
-    folder, and rhythms fast enough to watch."""
-    return settings.with_(
-        data_dir=workdir / "data",
-        database_url="",
-        broker_url="memory://",
-        rpc_url="",
-        signer_key="",
-        registry_address="",
-        evidence_port=free_port(),
-        contracts_port=free_port(),
-        notify_port=free_port(),
-        anvil_port=free_port(),
-        batch_interval=1.0,
-        sweep_interval=1.0,
-        contracts_signer_key="",
-        notify_outbox_dir=workdir / "mail",
-        smtp_url="",
-        webhook_url="",
-        checkin_interval=2.0,
-        quiet_hours="00:00-00:00",
-    )
-
-
-def post_documents(base: str, hr: dict[str, str], workdir: Path) -> dict[str, str]:
-    """Three documents as files and two as hashes only; returns the files' ids by kind."""
-    say("the HR system posts three documents for candidate cand-042")
-    files = {
-        "resignation_application": "Resignation application of cand-042, submitted 2026-11-20.",
-        "resignation_acceptance": "Stamped copy: resignation accepted by the current employer.",
-        "handover_progress": "Supervisor confirms the handover is half-way (2026-12-01).",
-    }
-    ids: dict[str, str] = {}
-    for kind, text in files.items():
-        path = workdir / f"{kind}.txt"
-        path.write_text(text + "\n", encoding="utf-8")
-        with path.open("rb") as fh:
-            response = requests.post(
-                f"{base}/v1/documents",
-                headers={**hr, "Idempotency-Key": f"demo-{kind}"},
-                data={"kind": kind, "candidate_ref": "cand-042"},
-                files={"file": (path.name, fh, "text/plain")},
-                timeout=10,
-            )
-        response.raise_for_status()
-        body = response.json()
-        ids[kind] = body["id"]
-        print(
-            f"  201 {kind:<26} id={body['id']} sha256={body['sha256'][:18]}... "
-            f"receipt #{body['intake_receipt']['payload']['sequence']}"
-        )
-    response = requests.post(
-        f"{base}/v1/documents/hashes",
-        headers=hr,
-        timeout=10,
-        json={
-            "items": [
-                {
-                    "sha256": "0x" + f"{i:064x}",
-                    "kind": "salary_statement",
-                    "candidate_ref": "cand-042",
-                }
-                for i in (1, 2)
-            ]
-        },
-    )
-    response.raise_for_status()
-    print(f"  201 hash-only intake of {response.json()['count']} salary statements")
-    return ids
-
-
-def await_anchor(base: str, legal: dict[str, str], doc_id: str) -> dict[str, Any]:
-    """The document's proof bundle, once its batch is anchored."""
-    say("waiting for the batch to be anchored (OFFERSEAL_BATCH_INTERVAL = 1s)")
-    started = time.monotonic()
-    bundle = wait_for_proof(base, legal, doc_id)
-    print(
-        f"  proof available after {time.monotonic() - started:.1f}s: root "
-        f"{bundle['merkle']['root']} in block {bundle['anchor']['block_number']}, "
-        f"tx {bundle['anchor']['tx_hash']}"
-    )
-    return bundle
-
-
-def show_anchored_at(rpc_url: str, bundle: dict[str, Any]) -> None:
-    from .evidence.adapters.registry import RegistryClient
-    from .shared import chain
-
-    say("anchoredAt(root) straight from the chain")
-    registry = RegistryClient(chain.connect(rpc_url), bundle["anchor"]["registry"])
-    print(f"  anchoredAt = {registry.anchored_at(bytes.fromhex(bundle['merkle']['root'][2:]))}")
-
-
-def run_verify(rpc_url: str, key_hex: str, document: Path, proof: Path) -> Any:
-    """`offerseal verify` in a process of its own: file + proof + RPC, no service involved."""
-    cli = [sys.executable, "-m", "offerseal.cli", "verify"]
-    return subprocess.run(
-        [*cli, str(document), str(proof), "--rpc", rpc_url, "--key", key_hex],
-        capture_output=True,
-        text=True,
-    )
-
-
-def verify_with_cli(rpc_url: str, key_hex: str, document: Path, proof: Path) -> Any:
-    say("the legal team verifies with the CLI (file + proof + RPC; no service involved)")
-    good = run_verify(rpc_url, key_hex, document, proof)
-    print(good.stdout.rstrip())
-    return good
-
-
-def verify_with_openzeppelin(bundle: dict[str, Any]) -> None:
-    say("@openzeppelin/merkle-tree's StandardMerkleTree.verify on the same bundle")
-    if shutil.which("node") and (ROOT / "node_modules" / "@openzeppelin").exists():
-        oz = subprocess.run(
-            ["node", str(ROOT / "scripts" / "oz-merkle-verify.mjs")],
-            input=json.dumps(bundle),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        print(f"  {oz.stdout.strip()}")
-    else:
-        print("  (skipped: Node.js or node_modules not found)")
-
-
-def tampered_copy_fails(
-    base: str, rpc_url: str, key_hex: str, document: Path, proof: Path, bundle: dict[str, Any]
-) -> tuple[Any, dict[str, Any]]:
-    """A copy with one byte changed, checked by the CLI and by POST /v1/verify."""
-    say("a copy with one byte changed must fail")
-    tampered = document.parent / "tampered.txt"
-    data = bytearray(document.read_bytes())
-    data[0] ^= 0x01
-    tampered.write_bytes(bytes(data))
-    bad = run_verify(rpc_url, key_hex, tampered, proof)
-    print(bad.stdout.rstrip())
-    with tampered.open("rb") as fh:
-        api_answer: dict[str, Any] = requests.post(
-            f"{base}/v1/verify",
-            files={"file": fh},
-            data={"proof": json.dumps(bundle)},
-            timeout=10,
-        ).json()
-    print(
-        f"  POST /v1/verify with the tampered copy: valid={api_answer['valid']}, "
-        f"failed={api_answer['failed']}"
-    )
-    return bad, api_answer
-
-
-# ---- the agreement story ----------------------------------------------------------------------
+from ..stack import Stack
+from .common import DEMO_CANDIDATE_KEY, DEMO_OTHER_KEY, say, wait_for_mail
 
 
 @dataclass(frozen=True)
@@ -391,7 +130,7 @@ def show_invitation(story: Story) -> None:
 
 def sign_through_link(base: str, agreement: dict[str, Any], key: str) -> requests.Response:
     """The candidate's wallet signs the typed data behind the signing link; OfferSeal relays."""
-    from .shared import chain
+    from ..shared import chain
 
     link = agreement["signing_link"]
     token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
@@ -452,7 +191,7 @@ def amend_start_date(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """HR proposes the later start, the candidate signs it from the e-mail. Returns the applied
     amendment and the risk after it."""
-    from .shared import chain
+    from ..shared import chain
 
     say(
         "HR agrees a start one week later; the candidate signs the amendment from the e-mail "
@@ -536,7 +275,7 @@ def other_candidate_breaches(story: Story, offer: dict[str, Any]) -> dict[str, A
     the sweeper declares the breach. Returns that agreement."""
     from eth_account import Account
 
-    from .shared import chain
+    from ..shared import chain
 
     say(
         "another candidate signs, never starts; the chain clock passes start date + grace and "
