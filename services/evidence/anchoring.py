@@ -179,11 +179,11 @@ class Anchorer:
             failpoints.hit("anchor.before_send")
             registry.send_raw(raw)
             failpoints.hit("anchor.after_send")
-        receipt = receipt or self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)  # type: ignore[arg-type]
+        receipt = receipt or registry.wait(tx_hash, timeout=120)
         self._await_confirmations(int(receipt["blockNumber"]))
         failpoints.hit("anchor.after_receipt")
         if receipt["status"] != 1:
-            receipt = self._receipt_of_existing_anchor(root)
+            receipt = registry.receipt_of_anchor(root)
             if receipt is None:
                 self._release(batch_id, f"anchor transaction {tx_hash} reverted")
                 return
@@ -204,21 +204,6 @@ class Anchorer:
     def _await_confirmations(self, block_number: int) -> None:
         while self.w3.eth.block_number < block_number + self.confirmations - 1:
             time.sleep(0.25)
-
-    def _receipt_of_existing_anchor(self, root: bytes) -> Any | None:
-        """The receipt of whichever transaction anchored `root` on our registry, if any."""
-        registry = self._registry()
-        logs = self.w3.eth.get_logs(
-            {
-                "address": registry.address,
-                "fromBlock": 0,
-                "toBlock": "latest",
-                "topics": [registry._anchored_topic, to_hex(root)],
-            }
-        )
-        if not logs:
-            return None
-        return registry.receipt(logs[0]["transactionHash"].to_0x_hex())
 
     def _release(self, batch_id: int, reason: str) -> None:
         log.error("batch %s failed: %s; its documents go back to the queue", batch_id, reason)

@@ -11,6 +11,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from ...shared.chain import ContractClient, PreparedTx
+from ..domain.hexbytes import to_hex
 from ..domain.proofs import AnchorTx
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,20 @@ class RegistryClient(ContractClient):
     def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
         # A fixed gas limit: no estimate round trip, and the stored bytes stay valid to resend.
         return self.prepare(self.functions.anchor(root), signer, nonce, gas=120_000)
+
+    def receipt_of_anchor(self, root: bytes) -> Any | None:
+        """The receipt of whichever transaction anchored `root` on this registry, if any."""
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [self._anchored_topic, to_hex(root)],
+            }
+        )
+        if not logs:
+            return None
+        return self.receipt(logs[0]["transactionHash"].to_0x_hex())
 
     def anchored_roots(self, receipt: Any) -> tuple[str, ...]:
         roots = []
