@@ -25,6 +25,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from offerseal.evidence.adapters.registry import RegistryClient
 from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
@@ -274,7 +275,7 @@ def service_gas(db_url: str) -> list[dict[str, Any]]:
 def gas_per_document(rpc_url: str) -> list[dict[str, Any]]:
     w3 = chain.connect(rpc_url)
     signer = chain.account(ANVIL_DEV_KEY)
-    registry = chain.RegistryClient(
+    registry = RegistryClient(
         w3, chain.deploy(w3, signer, "EvidenceRegistry", signer.address, signer.address)
     )
     out = []

@@ -1,4 +1,5 @@
-"""The `offerseal` command: run the stack or one service, manage API keys, verify proofs."""
+"""The `offerseal` command: parses arguments and hands each subcommand to the stack, the key
+store, the verifier or the demo. Run the stack or one service, manage API keys, verify proofs."""
 
 from __future__ import annotations
 
@@ -6,20 +7,17 @@ import argparse
 import binascii
 import json
 import logging
-import socket
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from .shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, ConfigError, Settings, load_settings
+from .shared.config import ConfigError, Settings, load_settings
 from .shared.errors import OfferSealError
 from .shared.redact import redact_text, redact_url
+from .stack import SERVICES, Stack, open_database
 
 log = logging.getLogger("offerseal")
-SERVICES = ("evidence", "contracts", "notify")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -32,149 +30,6 @@ def _setup_logging(settings: Settings) -> None:
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
-
-
-def _database(settings: Settings) -> Any:
-    from .shared.db import Database
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
-    db.migrate()
-    return db
-
-
-class Stack:
-    """What `offerseal up` (all services) or `offerseal serve NAME` (one) runs: Anvil unless
-    OFFERSEAL_RPC_URL is set, each service with its workers and HTTP server, and one outbox
-    relay for the process. `start()` then `stop()`."""
-
-    def __init__(self, settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
-        self.settings = settings
-        self.services = services
-        self.anvil: Any = None
-        self.db: Any = None
-        self.servers: list[Any] = []
-        self.nodes: list[Any] = []
-        self.urls: dict[str, str] = {}
-        self.relay: Any = None
-        self._stop_relay = threading.Event()
-        self._relay_thread: threading.Thread | None = None
-
-    def _port(self, configured: int) -> int:
-        if configured:
-            return configured
-        with socket.socket() as sock:  # 0: any free port (tests, demo)
-            sock.bind((self.settings.host, 0))
-            return int(sock.getsockname()[1])
-
-    def start(self) -> Stack:
-        from .shared import failpoints
-        from .shared.anvil import AnvilProcess
-        from .shared.broker import OutboxRelay
-
-        settings = self.settings
-        failpoints.arm(settings.failpoint)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        rpc_url = settings.rpc_url
-        signer_key, contracts_key = settings.signer_key, settings.contracts_signer_key
-        if not rpc_url:
-            self.anvil = AnvilProcess(
-                settings.anvil_port,
-                state_file=settings.data_dir / "anvil-state.json",
-                log_file=settings.data_dir / "anvil.log",
-            )
-            rpc_url = self.anvil.url
-            signer_key = signer_key or ANVIL_DEV_KEY
-            contracts_key = contracts_key or ANVIL_DEV_KEY_2
-        elif "evidence" in self.services and not signer_key:
-            raise ConfigError("OFFERSEAL_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set")
-        elif "contracts" in self.services and not contracts_key:
-            raise ConfigError(
-                "OFFERSEAL_CONTRACTS_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set"
-            )
-        self.urls["rpc"] = rpc_url
-        try:
-            self.db = _database(settings)
-            if "evidence" in self.services:
-                self._start_evidence(rpc_url, signer_key)
-            if "contracts" in self.services:
-                self._start_contracts(rpc_url, contracts_key)
-            if "notify" in self.services:
-                self._start_notify()
-            self.relay = OutboxRelay(self.db, settings.broker_url, settings.outbox_interval)
-            self._relay_thread = threading.Thread(
-                target=self.relay.run, args=(self._stop_relay,), name="outbox-relay", daemon=True
-            )
-            self._relay_thread.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _serve(self, name: str, app: Any, port: int) -> None:
-        from .shared.server import HttpServer
-
-        server = HttpServer(app, self.settings.host, port, self.settings.web_threads).start()
-        self.servers.append(server)
-        self.urls[name] = f"http://{self.settings.host}:{server.port}"
-
-    def _start_evidence(self, rpc_url: str, signer_key: str) -> None:
-        from .evidence.app import EvidenceNode
-
-        node = EvidenceNode(self.settings, self.db, rpc_url, signer_key)
-        node.start_workers()
-        self.nodes.append(node)
-        self.evidence = node
-        self._serve("evidence", node.app, self._port(self.settings.evidence_port))
-
-    def _start_contracts(self, rpc_url: str, signer_key: str) -> None:
-        from .contracts.app import ContractsNode
-
-        settings = self.settings
-        if "evidence" in self.urls:
-            if not self.evidence.anchorer.ready.wait(60):  # it deploys the EvidenceRegistry
-                raise OfferSealError("the evidence service did not connect to the chain in time")
-            settings = settings.with_(evidence_url=settings.evidence_url or self.urls["evidence"])
-        port = self._port(settings.contracts_port)
-        public_url = settings.public_url or f"http://{settings.host}:{port}"
-        node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url)
-        node.start_workers()
-        self.nodes.append(node)
-        self.contracts = node
-        self._serve("contracts", node.app, port)
-
-    def _start_notify(self) -> None:
-        from .notify.app import NotifyNode
-
-        settings = self.settings
-        if "evidence" in self.urls:
-            settings = settings.with_(evidence_url=settings.evidence_url or self.urls["evidence"])
-        port = self._port(settings.notify_port)
-        public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
-        node = NotifyNode(settings, self.db, public_url)
-        node.start_workers()
-        self.nodes.append(node)
-        self.notify = node
-        self._serve("notify", node.app, port)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        for node in self.nodes:
-            if not node.ready.wait(timeout):
-                raise OfferSealError(f"{type(node).__name__} did not become ready in time")
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
-        self._stop_relay.set()
-        if self._relay_thread is not None:
-            self._relay_thread.join(15)
-        for node in self.nodes:
-            node.stop()
-        if self.db is not None:
-            self.db.dispose()
-        if self.anvil is not None:
-            self.anvil.stop()
-        self.servers, self.nodes, self.anvil, self._relay_thread = [], [], None, None
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -221,7 +76,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from .shared.config import parse_duration
 
     expires_in = parse_duration(args.expires) if args.expires else None
-    db = _database(settings)
+    db = open_database(settings)
     key_id, token = create_key(db, args.role, args.tenant, args.label or "", expires_in)
     until = f", valid for {args.expires}" if args.expires else ""
     print(f"created {args.role} key {key_id} for tenant {args.tenant}{until}; it is shown once:")
@@ -232,7 +87,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     from .shared.auth import list_keys
 
-    keys = list_keys(_database(settings), args.tenant)
+    keys = list_keys(open_database(settings), args.tenant)
     if args.json:
         print(json.dumps(keys, indent=2))
         return 0
@@ -250,7 +105,7 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from .shared.auth import CACHE_SECONDS, revoke_key
 
-    if not revoke_key(_database(settings), args.key_id):
+    if not revoke_key(open_database(settings), args.key_id):
         print(f"no active key {args.key_id}", file=sys.stderr)
         return 1
     print(f"revoked key {args.key_id}; every service refuses it within {CACHE_SECONDS:.0f} s")
@@ -258,7 +113,7 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    _database(settings)
+    open_database(settings)
     print("database schema is up to date")
     return 0
 
@@ -296,11 +151,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     chain_view = None
     extra: list[Check] = []
     if not args.offline:
+        from .evidence.adapters.registry import Web3ChainView
         from .shared import chain
 
         rpc = args.rpc or settings.rpc_url or "http://127.0.0.1:8545"
         try:
-            chain_view = chain.Web3ChainView(chain.connect(rpc))
+            chain_view = Web3ChainView(chain.connect(rpc))
             chain_view.chain_id()
         except Exception as exc:
             chain_view = None

@@ -162,8 +162,8 @@ def make_settings(tmp_path: Path, database_url: str, rpc_url: str, **overrides: 
 
 
 def start_stack(settings: Settings) -> RunningStack:
-    from offerseal.cli import Stack
     from offerseal.shared.auth import create_key
+    from offerseal.stack import Stack
 
     if settings.broker_url.startswith("memory://"):
         # kombu's in-process transport is global to the process: messages a previous test's

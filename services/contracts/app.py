@@ -10,16 +10,15 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask
-from web3 import Web3
 
 from ..shared import chain, revocations, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database
-from ..shared.deployments import ContractMissing, ensure_deployed, recorded_address
+from ..shared.deployments import ensure_deployed, wait_for_registry
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
-from ..shared.workers import Workers
+from ..shared.workers import Backoff, Workers, run_every
 from . import api
 from .adapters.chain import IntentAgreementsChain
 from .adapters.evidence import EvidenceClient
@@ -37,9 +36,7 @@ def create_app(
     worker_ready: threading.Event | None = None,
 ) -> Flask:
     app, flask_api, _registry = create_base_app("contracts", db, settings=settings)
-    app.config["OFFERSEAL_EVIDENCE_URL"] = (
-        settings.evidence_url.rstrip("/") or f"http://127.0.0.1:{settings.evidence_port}"
-    )
+    app.config["OFFERSEAL_EVIDENCE_URL"] = settings.evidence_base_url
     app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
     app.extensions["offerseal.contracts"] = service
     app.extensions["offerseal.evidence"] = EvidenceClient(app.config["OFFERSEAL_EVIDENCE_URL"])
@@ -56,25 +53,6 @@ def create_app(
     return app
 
 
-def registry_address(settings: Settings, db: Database, w3: Web3, timeout: float) -> str:
-    """The EvidenceRegistry milestone evidence is checked against: configured, or the one the
-    evidence service recorded (waiting for it to deploy when both start together)."""
-    if settings.registry_address:
-        return Web3.to_checksum_address(settings.registry_address)
-    chain_id = int(w3.eth.chain_id)
-    deadline = time.monotonic() + timeout
-    while True:
-        address = recorded_address(db, chain_id, "EvidenceRegistry")
-        if address and chain.has_code(w3, address):
-            return address
-        if time.monotonic() > deadline:
-            raise ContractMissing(
-                "no EvidenceRegistry on this chain: start the evidence "
-                "service first or set OFFERSEAL_REGISTRY_ADDRESS"
-            )
-        time.sleep(0.2)
-
-
 @dataclass
 class ContractsNode:
     settings: Settings
@@ -88,7 +66,9 @@ class ContractsNode:
         self.ready = threading.Event()
         w3 = chain.connect(self.rpc_url)
         signer = chain.account(self.signer_key)
-        registry = registry_address(self.settings, self.db, w3, timeout=60)
+        registry = wait_for_registry(
+            self.db, w3, configured=self.settings.registry_address, timeout=60
+        )
         address = ensure_deployed(
             self.db,
             w3,
@@ -122,30 +102,28 @@ class ContractsNode:
         )
 
     def _work(self, stop: threading.Event) -> None:
-        backoff = 0.5
         recovered = False
         last_sweep = 0.0
-        while not stop.is_set():
-            try:
-                if not recovered:
-                    self.service.recover()
-                    recovered = True
-                    self.ready.set()
-                self.service.confirm_recorded_evidence()
-                if time.monotonic() - last_sweep >= self.settings.sweep_interval:
-                    self.service.sweep()
-                    last_sweep = time.monotonic()
-                backoff = 0.5
-                stop.wait(min(0.5, self.settings.sweep_interval))
-            except Exception as exc:
-                log.warning(
-                    "contracts worker paused (%s: %s); retry in %.1fs",
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        def step() -> None:
+            nonlocal recovered, last_sweep
+            if not recovered:
+                self.service.recover()
+                recovered = True
+                self.ready.set()
+            self.service.confirm_recorded_evidence()
+            if time.monotonic() - last_sweep >= self.settings.sweep_interval:
+                self.service.sweep()
+                last_sweep = time.monotonic()
+
+        run_every(
+            stop,
+            min(0.5, self.settings.sweep_interval),
+            step,
+            name="contracts worker",
+            log=log,
+            backoff=Backoff(0.5, 10.0),
+        )
 
     def start_workers(self) -> None:
         self.workers.start(worker=self._work, consumer=self.consumer.run)

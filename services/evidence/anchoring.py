@@ -29,39 +29,17 @@ from web3 import Web3
 from ..shared import chain, failpoints, messages
 from ..shared.broker import enqueue
 from ..shared.db import Database, insert_rows
-from ..shared.deployments import ensure_deployed
+from ..shared.deployments import ensure_registry
 from ..shared.locks import ExclusiveLock
 from ..shared.models import utcnow
+from ..shared.workers import Backoff, run_every
+from .adapters.registry import RegistryClient
 from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
 from .models import Batch, BatchMember, Document
 
 log = logging.getLogger(__name__)
-
-REGISTRY = "EvidenceRegistry"
-
-
-def ensure_registry(
-    db: Database,
-    w3: Web3,
-    signer: LocalAccount,
-    *,
-    configured: str,
-    auto_deploy: bool,
-    data_dir: Path | None,
-) -> str:
-    """The EvidenceRegistry address for this chain: configured, recorded, or freshly deployed."""
-    return ensure_deployed(
-        db,
-        w3,
-        signer,
-        REGISTRY,
-        (signer.address, signer.address),
-        configured=configured,
-        auto_deploy=auto_deploy,
-        data_dir=data_dir,
-    )
 
 
 class Anchorer:
@@ -90,7 +68,7 @@ class Anchorer:
         self.auto_deploy = auto_deploy
         self.data_dir = data_dir
         self.chain_id = 0
-        self.registry: chain.RegistryClient | None = None
+        self.registry: RegistryClient | None = None
         self.ready = threading.Event()
 
     # ---- set-up ---------------------------------------------------------------------------
@@ -105,9 +83,9 @@ class Anchorer:
             auto_deploy=self.auto_deploy,
             data_dir=self.data_dir,
         )
-        self.registry = chain.RegistryClient(self.w3, address)
+        self.registry = RegistryClient(self.w3, address)
 
-    def _registry(self) -> chain.RegistryClient:
+    def _registry(self) -> RegistryClient:
         assert self.registry is not None, "connect() first"
         return self.registry
 
@@ -203,11 +181,11 @@ class Anchorer:
             failpoints.hit("anchor.before_send")
             registry.send_raw(raw)
             failpoints.hit("anchor.after_send")
-        receipt = receipt or self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)  # type: ignore[arg-type]
+        receipt = receipt or registry.wait(tx_hash, timeout=120)
         self._await_confirmations(int(receipt["blockNumber"]))
         failpoints.hit("anchor.after_receipt")
         if receipt["status"] != 1:
-            receipt = self._receipt_of_existing_anchor(root)
+            receipt = registry.receipt_of_anchor(root)
             if receipt is None:
                 self._release(batch_id, f"anchor transaction {tx_hash} reverted")
                 return
@@ -228,21 +206,6 @@ class Anchorer:
     def _await_confirmations(self, block_number: int) -> None:
         while self.w3.eth.block_number < block_number + self.confirmations - 1:
             time.sleep(0.25)
-
-    def _receipt_of_existing_anchor(self, root: bytes) -> Any | None:
-        """The receipt of whichever transaction anchored `root` on our registry, if any."""
-        registry = self._registry()
-        logs = self.w3.eth.get_logs(
-            {
-                "address": registry.address,
-                "fromBlock": 0,
-                "toBlock": "latest",
-                "topics": [registry._anchored_topic, to_hex(root)],
-            }
-        )
-        if not logs:
-            return None
-        return registry.receipt(logs[0]["transactionHash"].to_0x_hex())
 
     def _release(self, batch_id: int, reason: str) -> None:
         log.error("batch %s failed: %s; its documents go back to the queue", batch_id, reason)
@@ -467,36 +430,46 @@ class Anchorer:
             lock.release()
 
     def _loop(self, stop: threading.Event) -> None:
-        backoff = 0.5
+        # Any failure (chain, database) reconnects and recovers before the next batch; the
+        # backoff starts again only once a batch has been anchored.
+        backoff = Backoff(0.5, 10.0)
         connected = False
         last_batch = last_reconcile = time.monotonic()
-        while not stop.is_set():
-            try:
-                if not connected:
-                    self.connect()
-                    self.recover()
-                    connected = True
-                    self.ready.set()
-                now = time.monotonic()
-                if now - last_reconcile >= self.reconcile_interval:
-                    self.reconcile()
-                    last_reconcile = now
-                pending = self.pending_count()
-                if pending and (
-                    pending >= self.batch_max or now - last_batch >= self.batch_interval
-                ):
-                    self.run_once()
-                    last_batch = time.monotonic()
-                    backoff = 0.5
-                    continue
-                if not pending:
-                    last_batch = now
-                stop.wait(min(0.1, self.batch_interval))
-            except Exception as exc:
-                connected = False
-                self.ready.clear()
-                log.warning(
-                    "anchoring paused (%s: %s); retry in %.1fs", type(exc).__name__, exc, backoff
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        def step() -> bool:
+            """One look at the queue; True when a batch was anchored (look again at once)."""
+            nonlocal connected, last_batch, last_reconcile
+            if not connected:
+                self.connect()
+                self.recover()
+                connected = True
+                self.ready.set()
+            now = time.monotonic()
+            if now - last_reconcile >= self.reconcile_interval:
+                self.reconcile()
+                last_reconcile = now
+            pending = self.pending_count()
+            if pending and (pending >= self.batch_max or now - last_batch >= self.batch_interval):
+                self.run_once()
+                last_batch = time.monotonic()
+                backoff.reset()
+                return True
+            if not pending:
+                last_batch = now
+            return False
+
+        def paused(_exc: BaseException) -> None:
+            nonlocal connected
+            connected = False
+            self.ready.clear()
+
+        run_every(
+            stop,
+            min(0.1, self.batch_interval),
+            step,
+            name="anchoring",
+            log=log,
+            backoff=backoff,
+            on_error=paused,
+            reset_after_step=False,
+        )

@@ -18,6 +18,7 @@ from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
 from . import api
+from .adapters.registry import Web3ChainView
 from .anchoring import Anchorer
 from .crypto import DocumentCipher
 from .domain.proofs import ChainView
@@ -108,7 +109,7 @@ class EvidenceNode:
             self.settings,
             self.db,
             self.service,
-            lambda: chain.Web3ChainView(chain.connect(rpc_url, timeout=VERIFY_RPC_TIMEOUT)),
+            lambda: Web3ChainView(chain.connect(rpc_url, timeout=VERIFY_RPC_TIMEOUT)),
             self.anchorer.ready,
         )
 

@@ -17,7 +17,7 @@ from ..shared.config import Settings
 from ..shared.db import Database, is_sqlite
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
-from ..shared.workers import Workers
+from ..shared.workers import Backoff, Workers, run_every
 from . import api
 from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
@@ -69,7 +69,7 @@ class NotifyNode:
             LinkSigner(secrets.link_secret(settings), revocations.checker(self.db)),
             channels_from(settings),
             public_url=self.public_url,
-            evidence_url=settings.evidence_url or f"http://127.0.0.1:{settings.evidence_port}",
+            evidence_url=settings.evidence_base_url,
             checkin_interval=settings.checkin_interval,
             quiet_hours=settings.quiet_hours,
             default_timezone=settings.default_timezone,
@@ -96,32 +96,34 @@ class NotifyNode:
         )
 
     def _dispatch(self, stop: threading.Event) -> None:
-        backoff = 0.5
         last_release = 0.0
         # Rows claimed by a worker that died go back to the queue. SQLite has one worker by
         # design, so at start every claimed row is ours from before a restart; PostgreSQL may
         # have several, so only claims older than the lease are taken back.
         lease = 0.0 if is_sqlite(self.db.engine) else LEASE_SECONDS
         settled = False
-        while not stop.is_set():
-            try:
-                if not settled:
-                    self.service.settle_journal()
-                    settled = True
-                if time.monotonic() - last_release > 30:
-                    self.service.release_stale(older_than=lease)
-                    last_release = time.monotonic()
-                    lease = LEASE_SECONDS
-                    self.ready.set()
-                if self.service.dispatch_once() == 0:
-                    stop.wait(self.settings.dispatch_interval)
-                backoff = 0.5
-            except Exception as exc:
-                log.warning(
-                    "dispatcher paused (%s: %s); retry in %.1fs", type(exc).__name__, exc, backoff
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        def step() -> bool:
+            """One dispatch pass; True when something was sent (look again at once)."""
+            nonlocal last_release, lease, settled
+            if not settled:
+                self.service.settle_journal()
+                settled = True
+            if time.monotonic() - last_release > 30:
+                self.service.release_stale(older_than=lease)
+                last_release = time.monotonic()
+                lease = LEASE_SECONDS
+                self.ready.set()
+            return self.service.dispatch_once() != 0
+
+        run_every(
+            stop,
+            self.settings.dispatch_interval,
+            step,
+            name="dispatcher",
+            log=log,
+            backoff=Backoff(0.5, 10.0),
+        )
 
     def start_workers(self) -> None:
         self.workers.start(dispatcher=self._dispatch, consumer=self.consumer.run)

@@ -24,6 +24,7 @@ from . import messages, topology
 from .db import Database, is_sqlite
 from .errors import TransientError
 from .models import HandledMessage, OutboxMessage, utcnow
+from .workers import Backoff, run_every
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +139,19 @@ class OutboxRelay:
             return len(published)
 
     def run(self, stop: threading.Event) -> None:
-        delay = self.interval
-        while not stop.is_set():
-            try:
-                count = self.publish_pending()
-                delay = 0.0 if count == self.batch else self.interval
-            except TRANSIENT_BROKER_ERRORS as exc:
-                self._reset()
-                delay = min(max(delay * 2, 0.5), 10.0)
-                log.warning("broker unavailable (%s); outbox waits, retry in %.1fs", exc, delay)
-            except Exception:
-                self._reset()
-                delay = min(max(delay * 2, 0.5), 10.0)
-                log.exception("outbox relay failed; retry in %.1fs", delay)
-            stop.wait(delay)
+        # A full batch means more rows wait: publish again at once. Broker down: the rows stay
+        # unsent and the relay retries with a fresh connection, backing off from twice its
+        # interval (at least 0.5 s) up to 10 s.
+        run_every(
+            stop,
+            self.interval,
+            lambda: self.publish_pending() == self.batch,
+            name="outbox relay",
+            log=log,
+            backoff=Backoff(min(max(self.interval * 2, 0.5), 10.0), 10.0),
+            expected=TRANSIENT_BROKER_ERRORS,
+            on_error=lambda _exc: self._reset(),
+        )
         self._reset()
 
 
@@ -233,29 +233,36 @@ class MessageConsumer:
         raw.ack()
 
     def run(self, stop: threading.Event) -> None:
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                with connect(self.broker_url) as connection:
-                    connection.ensure_connection(max_retries=1)
-                    declare(connection)
-                    channel = connection.default_channel
-                    consumer = Consumer(
-                        channel,
-                        queues=[self.queue],
-                        callbacks=[],
-                        accept=["json", "application/json", "text/plain", "application/data"],
-                        on_message=lambda raw: self._on_message(connection, raw),
-                        prefetch_count=50,
-                    )
-                    with consumer:
-                        delay = 0.5
-                        while not stop.is_set():
-                            try:
-                                connection.drain_events(timeout=0.5)
-                            except TimeoutError:
-                                continue
-            except TRANSIENT_BROKER_ERRORS as exc:
-                log.warning("%s: broker unavailable (%s); retry in %.1fs", self.name, exc, delay)
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        """Consume until `stop`; broker down: reconnect with backoff (reset once consuming)."""
+        backoff = Backoff(0.5, 10.0)
+        run_every(
+            stop,
+            0.0,
+            lambda: self._consume(stop, backoff),
+            name=f"{self.name} consumer",
+            log=log,
+            backoff=backoff,
+            retry=TRANSIENT_BROKER_ERRORS,
+            expected=TRANSIENT_BROKER_ERRORS,
+        )
+
+    def _consume(self, stop: threading.Event, backoff: Backoff) -> None:
+        with connect(self.broker_url) as connection:
+            connection.ensure_connection(max_retries=1)
+            declare(connection)
+            channel = connection.default_channel
+            consumer = Consumer(
+                channel,
+                queues=[self.queue],
+                callbacks=[],
+                accept=["json", "application/json", "text/plain", "application/data"],
+                on_message=lambda raw: self._on_message(connection, raw),
+                prefetch_count=50,
+            )
+            with consumer:
+                backoff.reset()
+                while not stop.is_set():
+                    try:
+                        connection.drain_events(timeout=0.5)
+                    except TimeoutError:
+                        continue

@@ -1,5 +1,6 @@
-"""web3 adapters: artifacts, deployment, the EvidenceRegistry client and a `ChainView` for
-verification. Nothing else in OfferSeal imports web3."""
+"""web3 plumbing every service shares: artifacts, connecting, deploying, signing and a generic
+client for one deployed contract. Clients of a particular contract live in the adapters of the
+service that owns it; this module imports no service."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from ..evidence.domain.proofs import AnchorTx
 from .errors import TransientError
 from .guards import sane_recursion_limit
 
@@ -153,77 +153,6 @@ class ContractClient:
 
     def wait(self, tx_hash: str, timeout: float = 120) -> Any:
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)  # type: ignore[arg-type]
-
-
-class RegistryClient(ContractClient):
-    """Thin client for EvidenceRegistry: build, send and inspect anchor transactions."""
-
-    artifact_name = "EvidenceRegistry"
-
-    def __init__(self, w3: Web3, address: str) -> None:
-        super().__init__(w3, address)
-        topic = self.contract.events.Anchored().topic
-        self._anchored_topic = topic.to_0x_hex() if isinstance(topic, bytes) else str(topic)
-
-    def anchored_at(self, root: bytes) -> int:
-        return int(self.functions.anchoredAt(root).call())
-
-    def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
-        # A fixed gas limit: no estimate round trip, and the stored bytes stay valid to resend.
-        return self.prepare(self.functions.anchor(root), signer, nonce, gas=120_000)
-
-    def anchored_roots(self, receipt: Any) -> tuple[str, ...]:
-        roots = []
-        for entry in receipt["logs"]:
-            topics = [t.to_0x_hex() for t in entry["topics"]]
-            if (
-                entry["address"].lower() == self.address.lower()
-                and len(topics) > 1
-                and topics[0].lower() == self._anchored_topic.lower()
-            ):
-                roots.append(topics[1].lower())
-        return tuple(roots)
-
-
-class Web3ChainView:
-    """`ChainView` over any JSON-RPC endpoint, for the verifier (CLI and /v1/verify)."""
-
-    def __init__(self, w3: Web3) -> None:
-        self.w3 = w3
-
-    def chain_id(self) -> int:
-        return int(self.w3.eth.chain_id)
-
-    def anchored_at(self, registry: str, root: bytes) -> int:
-        try:
-            return RegistryClient(self.w3, registry).anchored_at(root)
-        except Exception as exc:  # no contract there, or not a registry
-            log.info("anchoredAt failed on %s: %s", registry, exc)
-            return 0
-
-    def block(self, number: int) -> tuple[str, int] | None:
-        try:
-            block = self.w3.eth.get_block(number)
-        except Exception:
-            return None
-        return block["hash"].to_0x_hex(), int(block["timestamp"])
-
-    def anchor_tx(self, tx_hash: str) -> AnchorTx | None:
-        try:
-            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        except (TransactionNotFound, ValueError):
-            return None
-        to = receipt.get("to") or ""
-        roots: tuple[str, ...] = ()
-        if to:
-            roots = RegistryClient(self.w3, to).anchored_roots(receipt)
-        return AnchorTx(
-            block_number=int(receipt["blockNumber"]),
-            block_hash=receipt["blockHash"].to_0x_hex(),
-            to=str(to),
-            succeeded=receipt["status"] == 1,
-            anchored_roots=roots,
-        )
 
 
 def typed_data_digest(typed_data: dict[str, Any]) -> bytes:

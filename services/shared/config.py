@@ -373,6 +373,12 @@ class Settings:
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'offerseal.db').resolve()}"
 
+    @property
+    def evidence_base_url(self) -> str:
+        """Where the other services reach the evidence service: OFFERSEAL_EVIDENCE_URL without a
+        trailing slash, or the evidence service started beside them on this host."""
+        return self.evidence_url.rstrip("/") or f"http://127.0.0.1:{self.evidence_port}"
+
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 

@@ -1,11 +1,13 @@
 """Where OfferSeal's contracts live on a chain: configured, recorded in the database (shared by
 every replica and service), or deployed when missing and auto-deploy is on. A recorded address
-without code (the chain was reset) is deployed again."""
+without code (the chain was reset) is deployed again. The EvidenceRegistry is looked up here for
+both sides: the evidence service deploys it, the contracts service waits for it."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from .errors import OfferSealError
 from .models import ChainDeployment, utcnow
 
 log = logging.getLogger(__name__)
+
+EVIDENCE_REGISTRY = "EvidenceRegistry"
 
 
 class ContractMissing(OfferSealError):
@@ -79,3 +83,45 @@ def ensure_deployed(
         known[name] = address
         path.write_text(json.dumps(known, indent=2) + "\n")
     return address
+
+
+def ensure_registry(
+    db: Database,
+    w3: Web3,
+    signer: LocalAccount,
+    *,
+    configured: str,
+    auto_deploy: bool,
+    data_dir: Path | None,
+) -> str:
+    """The EvidenceRegistry address for this chain: configured, recorded, or freshly deployed
+    with `signer` as its admin and anchorer (the evidence service)."""
+    return ensure_deployed(
+        db,
+        w3,
+        signer,
+        EVIDENCE_REGISTRY,
+        (signer.address, signer.address),
+        configured=configured,
+        auto_deploy=auto_deploy,
+        data_dir=data_dir,
+    )
+
+
+def wait_for_registry(db: Database, w3: Web3, *, configured: str, timeout: float) -> str:
+    """The EvidenceRegistry milestone evidence is checked against: configured, or the one the
+    evidence service recorded (waiting for it to deploy when both start together)."""
+    if configured:
+        return Web3.to_checksum_address(configured)
+    chain_id = int(w3.eth.chain_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        address = recorded_address(db, chain_id, EVIDENCE_REGISTRY)
+        if address and chain.has_code(w3, address):
+            return address
+        if time.monotonic() > deadline:
+            raise ContractMissing(
+                "no EvidenceRegistry on this chain: start the evidence "
+                "service first or set OFFERSEAL_REGISTRY_ADDRESS"
+            )
+        time.sleep(0.2)

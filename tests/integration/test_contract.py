@@ -16,6 +16,7 @@ from eth_abi import decode
 from web3 import Web3
 from web3.exceptions import ContractCustomError
 
+from offerseal.evidence.adapters.registry import RegistryClient
 from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.config import ANVIL_DEV_KEY
@@ -27,15 +28,15 @@ OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
 @pytest.fixture
-def registry(anvil: Any) -> chain.RegistryClient:
+def registry(anvil: Any) -> RegistryClient:
     w3 = chain.connect(anvil.url)
     signer = chain.account(ANVIL_DEV_KEY)
-    return chain.RegistryClient(
+    return RegistryClient(
         w3, chain.deploy(w3, signer, "EvidenceRegistry", signer.address, signer.address)
     )
 
 
-def anchor(registry: chain.RegistryClient, root: bytes, key: str = ANVIL_DEV_KEY) -> Any:
+def anchor(registry: RegistryClient, root: bytes, key: str = ANVIL_DEV_KEY) -> Any:
     signer = chain.account(key)
     w3 = registry.w3
     prepared = registry.prepare_anchor(signer, root, w3.eth.get_transaction_count(signer.address))

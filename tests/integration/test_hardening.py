@@ -337,7 +337,9 @@ def test_a_leaked_upload_link_is_bounded_and_dies_with_its_milestone(
         link = next(u for u in links_in(request_mail) if "/v1/uploads/" in u)
 
         def post(n: int) -> requests.Response:
-            return requests.post(link, files={"file": (f"{n}.pdf", f"%PDF {n}".encode())}, timeout=30)
+            return requests.post(
+                link, files={"file": (f"{n}.pdf", f"%PDF {n}".encode())}, timeout=30
+            )
 
         from offerseal.evidence.service import MAX_CANDIDATE_UPLOADS
 

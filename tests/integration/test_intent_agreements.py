@@ -26,6 +26,7 @@ from offerseal.contracts.domain.agreements import (
     damages_cap,
     within_cap,
 )
+from offerseal.evidence.adapters.registry import RegistryClient
 from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.config import ANVIL_DEV_KEY
@@ -56,7 +57,7 @@ class Chain:
         self.employer = chain.account(ANVIL_DEV_KEY)
         self.candidate = chain.account(CANDIDATE_KEY)
         self.stranger = chain.account(STRANGER_KEY)
-        self.registry = chain.RegistryClient(
+        self.registry = RegistryClient(
             self.w3,
             chain.deploy(
                 self.w3,

@@ -56,9 +56,10 @@ def test_service_proofs_pass_openzeppelin_verify_and_forgeries_fail(
     forged["leaf"]["values"][0] = "0x" + "00" * 32
     assert node([], forged) == [{"valid": False}]
     # And on chain, through OpenZeppelin MerkleProof inside EvidenceRegistry.verify().
+    from offerseal.evidence.adapters.registry import RegistryClient
     from offerseal.shared import chain
 
-    registry = chain.RegistryClient(
+    registry = RegistryClient(
         chain.connect(evidence_sqlite.rpc_url), bundles[0]["anchor"]["registry"]
     )
     for bundle in bundles:

@@ -13,6 +13,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from offerseal.evidence.adapters.registry import RegistryClient, Web3ChainView
 from offerseal.evidence.domain.proofs import verify_bundle
 from offerseal.evidence.models import Batch, BatchMember, Document
 from offerseal.shared import chain
@@ -58,7 +59,7 @@ def assert_anchored_exactly_once(
     database_url: str, rpc_url: str, contents: dict[str, bytes], bundles: dict[str, Any]
 ) -> None:
     w3 = chain.connect(rpc_url)
-    view = chain.Web3ChainView(w3)
+    view = Web3ChainView(w3)
     import hashlib
 
     for doc_id, bundle in bundles.items():
@@ -89,7 +90,7 @@ def assert_anchored_exactly_once(
         db.dispose()
     assert len(members) == len(set(members)) == len(docs)  # one live proof per document
     assert all(d.status == "anchored" for d in docs)
-    registry = chain.RegistryClient(w3, anchored[0].registry_address)
+    registry = RegistryClient(w3, anchored[0].registry_address)
     events = registry.contract.events.Anchored().get_logs(from_block=0)
     roots = ["0x" + bytes(e["args"]["root"]).hex() for e in events]
     assert sorted(roots) == sorted(b.root for b in anchored)  # one transaction per batch
@@ -201,7 +202,7 @@ def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -
         service.kill()
     try:
         assert_anchored_exactly_once(sqlite_url, anvil.url, contents, after)
-        view = chain.Web3ChainView(chain.connect(anvil.url))
+        view = Web3ChainView(chain.connect(anvil.url))
         old = next(iter(before.values()))
         # The superseded proof no longer matches the chain: its block is not the anchoring one.
         stale = verify_bundle(old, document_sha256=None, trusted_keys=None, chain=view)

@@ -48,6 +48,14 @@ def test_bad_values_name_the_variable(env: dict[str, str]) -> None:
         load_settings(env)
 
 
+def test_evidence_url_falls_back_to_the_local_evidence_service() -> None:
+    assert load_settings({"OFFERSEAL_EVIDENCE_PORT": "9001"}).evidence_base_url == (
+        "http://127.0.0.1:9001"
+    )
+    configured = load_settings({"OFFERSEAL_EVIDENCE_URL": "https://evidence.example/"})
+    assert configured.evidence_base_url == "https://evidence.example"
+
+
 def test_secrets_are_redacted() -> None:
     settings = load_settings(
         {"OFFERSEAL_SIGNER_KEY": "0xdeadbeef", "OFFERSEAL_DATABASE_URL": "postgresql://u:pw@h/db"}

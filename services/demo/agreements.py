@@ -1,0 +1,311 @@
+"""The agreement story of the demo, step by step: offer, signature, a reported delay, an amendment,
+a milestone proved by an upload, a start, and a breach the sweeper declares."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ..stack import Stack
+from .common import DEMO_CANDIDATE_KEY, DEMO_OTHER_KEY, say, wait_for_mail
+
+
+@dataclass(frozen=True)
+class Story:
+    """What every step of the agreement story talks to."""
+
+    base: str  # the contracts service
+    rpc_url: str
+    hr: dict[str, str]
+    mail: Path  # where notify writes candidates' e-mail
+    now: dt.datetime
+
+    def agreement(self, agreement_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = requests.get(
+            f"{self.base}/v1/agreements/{agreement_id}", headers=self.hr, timeout=30
+        ).json()
+        return body
+
+    def risk(self, agreement_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = requests.get(
+            f"{self.base}/v1/agreements/{agreement_id}/risk", headers=self.hr, timeout=30
+        ).json()
+        return body
+
+
+def agreement_story(stack: Stack, hr: dict[str, str]) -> bool:
+    """HR offers an intent agreement; the candidate reads and signs it; anchored evidence
+    confirms a milestone on chain; the chain clock passes start + grace: the breach is declared
+    with the damages capped at 30% of a month's salary."""
+    story = Story(
+        base=stack.urls["contracts"],
+        rpc_url=stack.urls["rpc"],
+        hr=hr,
+        mail=Path(stack.settings.notify_outbox_dir or "."),
+        now=dt.datetime.now(dt.UTC),
+    )
+    offer = offer_terms(story)
+    agreement = offer_agreement(story, offer)
+    show_invitation(story)
+    candidate_signs(story, agreement)
+    new_start = (story.now + dt.timedelta(days=37)).date().isoformat()
+    risk = candidate_reports_delay(story, agreement, new_start)
+    amended, settled = amend_start_date(story, agreement, new_start)
+    milestone = upload_confirms_milestone(story, agreement)
+    started = candidate_starts(story, agreement)
+    breached = other_candidate_breaches(story, offer)
+    return bool(
+        breached["state"] == "breached"
+        and milestone["confirmed_at"]
+        and started["state"] == "fulfilled"
+        and risk.get("level") == "red"
+        and amended["state"] == "applied"
+        and settled["level"] == "yellow"
+    )
+
+
+def offer_terms(story: Story) -> dict[str, Any]:
+    """Damages at exactly the cap (30% of one month's salary), one milestone due tomorrow."""
+    from eth_account import Account
+
+    now = story.now
+    return {
+        "candidate_ref": "cand-042",
+        "candidate_address": Account.from_key(DEMO_CANDIDATE_KEY).address,
+        "candidate_contact": {"email": "cand042@example.com", "timezone": "Asia/Shanghai"},
+        "employer_name": "Acme Robotics",
+        "position": "Senior Firmware Engineer",
+        "currency": "CNY",
+        "monthly_salary": 3_000_000,
+        "liquidated_damages": 900_000,
+        "start_date": (now + dt.timedelta(days=30)).date().isoformat(),
+        "grace_days": 3,
+        "offer_expires_at": (now + dt.timedelta(days=5)).isoformat(),
+        "language": "en",
+        "milestones": [
+            {
+                "kind": "resignation_submitted",
+                "due": (now + dt.timedelta(days=1)).date().isoformat(),
+            }
+        ],
+        "replacement_days": 20,
+    }
+
+
+def offer_agreement(story: Story, offer: dict[str, Any]) -> dict[str, Any]:
+    """One cent above the cap is refused; the offer at the cap goes on chain."""
+    say("HR offers an intent agreement (damages 30% of one month's salary, the legal maximum)")
+    base, hr = story.base, story.hr
+    refused = requests.post(
+        f"{base}/v1/agreements",
+        headers=hr,
+        timeout=60,
+        json={**offer, "liquidated_damages": 900_001},
+    )
+    problem = refused.json()["errors"][0]
+    print(
+        f"  one cent above the cap: {refused.status_code} {problem['field']}: {problem['message']}"
+    )
+    response = requests.post(f"{base}/v1/agreements", headers=hr, timeout=60, json=offer)
+    response.raise_for_status()
+    agreement: dict[str, Any] = response.json()
+    print(
+        f"  201 agreement {agreement['id']} offered on chain (tx {agreement['transaction']}),"
+        f" risk {agreement['risk']['level']}: {', '.join(agreement['risk']['reasons'])}"
+    )
+    return agreement
+
+
+def show_invitation(story: Story) -> None:
+    say("notify e-mails the signing invitation (written to the demo's mail folder)")
+    invitation = wait_for_mail(story.mail, "sign")
+    print(f"  {invitation['Subject']!r} to {invitation['To']}, {invitation['Message-ID']}")
+
+
+def sign_through_link(base: str, agreement: dict[str, Any], key: str) -> requests.Response:
+    """The candidate's wallet signs the typed data behind the signing link; OfferSeal relays."""
+    from ..shared import chain
+
+    link = agreement["signing_link"]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    typed = requests.get(link, timeout=30).json()
+    return requests.post(
+        f"{base}/v1/agreements/{agreement['id']}/signature",
+        params={"token": token},
+        json={"signature": "0x" + chain.sign_typed_data(key, typed).hex()},
+        timeout=60,
+    )
+
+
+def candidate_signs(story: Story, agreement: dict[str, Any]) -> None:
+    say("the candidate opens the signing link, reads the terms and signs the typed data")
+    link = agreement["signing_link"]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    terms = requests.get(
+        f"{story.base}/v1/agreements/{agreement['id']}/terms", params={"token": token}, timeout=30
+    )
+    summary = next(line for line in terms.text.splitlines() if line.startswith("3. In plain"))
+    print(f"  {summary}")
+    print(f"  sha256 of the text = {terms.headers['X-Terms-SHA256']} (the hash on chain)")
+    signed = sign_through_link(story.base, agreement, DEMO_CANDIDATE_KEY)
+    signed.raise_for_status()
+    print(f"  signature relayed (the candidate needs no ether): state {signed.json()['state']}")
+
+
+def candidate_reports_delay(
+    story: Story, agreement: dict[str, Any], new_start: str
+) -> dict[str, Any]:
+    """The check-in's "delayed" answer with a new date turns the risk red. Returns the risk."""
+    say(
+        "a check-in arrives (every 2 s in the demo, 48 h by default); the candidate reports a delay"
+    )
+    checkin = wait_for_mail(story.mail, "resignation going")
+    body = checkin.get_body(preferencelist=("plain",)).get_content()
+    delayed = next(w for w in body.split() if w.endswith("answer=delayed"))
+    answered = requests.post(
+        delayed.split("?")[0], timeout=30, json={"answer": "delayed", "new_date": new_start}
+    )
+    answered.raise_for_status()
+    deadline = time.monotonic() + 20
+    risk: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        risk = story.risk(agreement["id"])
+        if risk["level"] == "red":
+            break
+        time.sleep(0.25)
+    print(
+        f"  answer recorded; risk is now {risk['level']}: {'; '.join(risk['reasons'])} "
+        f"-> {risk['response']} (stability {risk['stability_score']})"
+    )
+    return risk
+
+
+def amend_start_date(
+    story: Story, agreement: dict[str, Any], new_start: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """HR proposes the later start, the candidate signs it from the e-mail. Returns the applied
+    amendment and the risk after it."""
+    from ..shared import chain
+
+    say(
+        "HR agrees a start one week later; the candidate signs the amendment from the e-mail "
+        "and the chain holds the new date"
+    )
+    proposed = requests.post(
+        f"{story.base}/v1/agreements/{agreement['id']}/amendments",
+        headers=story.hr,
+        timeout=60,
+        json={"start_date": new_start, "reason": "the resignation takes a week longer"},
+    )
+    proposed.raise_for_status()
+    print(f"  amendment {proposed.json()['number']}: {proposed.json()['state']}")
+    amendment_mail = wait_for_mail(story.mail, "New dates")
+    amendment_text = amendment_mail.get_body(preferencelist=("plain",)).get_content()
+    amendment_link = next(w for w in amendment_text.split() if "/amendments/" in w)
+    typed = requests.get(amendment_link, timeout=30).json()
+    applied = requests.post(
+        amendment_link.replace("/typed-data", "/signature"),
+        timeout=60,
+        json={"signature": "0x" + chain.sign_typed_data(DEMO_CANDIDATE_KEY, typed).hex()},
+    )
+    applied.raise_for_status()
+    amended: dict[str, Any] = applied.json()
+    print(
+        f"  {amendment_mail['Subject']!r} -> signed: {amended['state']} (tx {amended['tx_hash']}),"
+        f" start {amended['start_at']}"
+    )
+    settled = story.risk(agreement["id"])
+    print(f"  risk is now {settled['level']}: {'; '.join(settled['reasons'])}")
+    return amended, settled
+
+
+def upload_confirms_milestone(story: Story, agreement: dict[str, Any]) -> dict[str, Any]:
+    """The stamped copy uploaded through notify's link is anchored and confirms the milestone
+    on chain. Returns the milestone."""
+    say(
+        "notify asks for the stamped resignation copy; the candidate uploads it through the "
+        "link; it is anchored and the milestone is confirmed on chain"
+    )
+    request = wait_for_mail(story.mail, "evidence")
+    text = request.get_body(preferencelist=("plain",)).get_content()
+    upload_link = next(w for w in text.split() if "/v1/uploads/" in w)
+    upload = requests.post(
+        upload_link,
+        timeout=30,
+        files={"file": ("stamped.txt", b"Resignation application, stamped by the employer\n")},
+    )
+    upload.raise_for_status()
+    current: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = story.agreement(agreement["id"])
+        if current["milestones"][0]["confirmed_at"]:
+            break
+        time.sleep(0.25)
+    milestone: dict[str, Any] = current["milestones"][0]
+    print(
+        f"  milestone {milestone['kind']} confirmed by document {milestone['document_id']} "
+        f"(tx {milestone['tx_hash']})"
+    )
+    return milestone
+
+
+def candidate_starts(story: Story, agreement: dict[str, Any]) -> dict[str, Any]:
+    """HR confirms the first day; notify sends the closing e-mail. Returns the agreement."""
+    say("the candidate starts: HR confirms the first day on chain")
+    started: dict[str, Any] = requests.post(
+        f"{story.base}/v1/agreements/{agreement['id']}/start", headers=story.hr, timeout=60
+    ).json()
+    closing = wait_for_mail(story.mail, "About your intent agreement")
+    print(
+        f"  state {started['state']}; closing e-mail: "
+        f"{closing.get_body(preferencelist=('plain',)).get_content().strip()}"
+    )
+    return started
+
+
+def other_candidate_breaches(story: Story, offer: dict[str, Any]) -> dict[str, Any]:
+    """A second candidate signs and never starts; the chain clock jumps past start + grace and
+    the sweeper declares the breach. Returns that agreement."""
+    from eth_account import Account
+
+    from ..shared import chain
+
+    say(
+        "another candidate signs, never starts; the chain clock passes start date + grace and "
+        "the sweeper declares the breach"
+    )
+    other = Account.from_key(DEMO_OTHER_KEY)
+    second = requests.post(
+        f"{story.base}/v1/agreements",
+        headers=story.hr,
+        timeout=60,
+        json={
+            **offer,
+            "candidate_ref": "cand-077",
+            "candidate_address": other.address,
+            "milestones": [],
+        },
+    ).json()
+    sign_through_link(story.base, second, DEMO_OTHER_KEY).raise_for_status()
+    current = story.agreement(second["id"])
+
+    w3 = chain.connect(story.rpc_url)
+    w3.provider.make_request("evm_increaseTime", [34 * 86400])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and current["state"] != "breached":
+        time.sleep(0.25)
+        current = story.agreement(second["id"])
+    exposure = story.risk(second["id"])["exposure"]
+    print(
+        f"  state {current['state']}: damages {exposure['liquidated_damages']} "
+        f"= {exposure['percent_of_salary']}% of salary (cap {exposure['cap']})"
+    )
+    return current

@@ -1,0 +1,144 @@
+"""The evidence story of the demo, step by step: HR posts documents, the batch is anchored, the
+proof is checked on chain, by the CLI and by OpenZeppelin's package, and a tampered copy fails."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .common import say, wait_for_proof
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def post_documents(base: str, hr: dict[str, str], workdir: Path) -> dict[str, str]:
+    """Three documents as files and two as hashes only; returns the files' ids by kind."""
+    say("the HR system posts three documents for candidate cand-042")
+    files = {
+        "resignation_application": "Resignation application of cand-042, submitted 2026-11-20.",
+        "resignation_acceptance": "Stamped copy: resignation accepted by the current employer.",
+        "handover_progress": "Supervisor confirms the handover is half-way (2026-12-01).",
+    }
+    ids: dict[str, str] = {}
+    for kind, text in files.items():
+        path = workdir / f"{kind}.txt"
+        path.write_text(text + "\n", encoding="utf-8")
+        with path.open("rb") as fh:
+            response = requests.post(
+                f"{base}/v1/documents",
+                headers={**hr, "Idempotency-Key": f"demo-{kind}"},
+                data={"kind": kind, "candidate_ref": "cand-042"},
+                files={"file": (path.name, fh, "text/plain")},
+                timeout=10,
+            )
+        response.raise_for_status()
+        body = response.json()
+        ids[kind] = body["id"]
+        print(
+            f"  201 {kind:<26} id={body['id']} sha256={body['sha256'][:18]}... "
+            f"receipt #{body['intake_receipt']['payload']['sequence']}"
+        )
+    response = requests.post(
+        f"{base}/v1/documents/hashes",
+        headers=hr,
+        timeout=10,
+        json={
+            "items": [
+                {
+                    "sha256": "0x" + f"{i:064x}",
+                    "kind": "salary_statement",
+                    "candidate_ref": "cand-042",
+                }
+                for i in (1, 2)
+            ]
+        },
+    )
+    response.raise_for_status()
+    print(f"  201 hash-only intake of {response.json()['count']} salary statements")
+    return ids
+
+
+def await_anchor(base: str, legal: dict[str, str], doc_id: str) -> dict[str, Any]:
+    """The document's proof bundle, once its batch is anchored."""
+    say("waiting for the batch to be anchored (OFFERSEAL_BATCH_INTERVAL = 1s)")
+    started = time.monotonic()
+    bundle = wait_for_proof(base, legal, doc_id)
+    print(
+        f"  proof available after {time.monotonic() - started:.1f}s: root "
+        f"{bundle['merkle']['root']} in block {bundle['anchor']['block_number']}, "
+        f"tx {bundle['anchor']['tx_hash']}"
+    )
+    return bundle
+
+
+def show_anchored_at(rpc_url: str, bundle: dict[str, Any]) -> None:
+    from ..evidence.adapters.registry import RegistryClient
+    from ..shared import chain
+
+    say("anchoredAt(root) straight from the chain")
+    registry = RegistryClient(chain.connect(rpc_url), bundle["anchor"]["registry"])
+    print(f"  anchoredAt = {registry.anchored_at(bytes.fromhex(bundle['merkle']['root'][2:]))}")
+
+
+def run_verify(rpc_url: str, key_hex: str, document: Path, proof: Path) -> Any:
+    """`offerseal verify` in a process of its own: file + proof + RPC, no service involved."""
+    cli = [sys.executable, "-m", "offerseal.cli", "verify"]
+    return subprocess.run(
+        [*cli, str(document), str(proof), "--rpc", rpc_url, "--key", key_hex],
+        capture_output=True,
+        text=True,
+    )
+
+
+def verify_with_cli(rpc_url: str, key_hex: str, document: Path, proof: Path) -> Any:
+    say("the legal team verifies with the CLI (file + proof + RPC; no service involved)")
+    good = run_verify(rpc_url, key_hex, document, proof)
+    print(good.stdout.rstrip())
+    return good
+
+
+def verify_with_openzeppelin(bundle: dict[str, Any]) -> None:
+    say("@openzeppelin/merkle-tree's StandardMerkleTree.verify on the same bundle")
+    if shutil.which("node") and (ROOT / "node_modules" / "@openzeppelin").exists():
+        oz = subprocess.run(
+            ["node", str(ROOT / "scripts" / "oz-merkle-verify.mjs")],
+            input=json.dumps(bundle),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        print(f"  {oz.stdout.strip()}")
+    else:
+        print("  (skipped: Node.js or node_modules not found)")
+
+
+def tampered_copy_fails(
+    base: str, rpc_url: str, key_hex: str, document: Path, proof: Path, bundle: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """A copy with one byte changed, checked by the CLI and by POST /v1/verify."""
+    say("a copy with one byte changed must fail")
+    tampered = document.parent / "tampered.txt"
+    data = bytearray(document.read_bytes())
+    data[0] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    bad = run_verify(rpc_url, key_hex, tampered, proof)
+    print(bad.stdout.rstrip())
+    with tampered.open("rb") as fh:
+        api_answer: dict[str, Any] = requests.post(
+            f"{base}/v1/verify",
+            files={"file": fh},
+            data={"proof": json.dumps(bundle)},
+            timeout=10,
+        ).json()
+    print(
+        f"  POST /v1/verify with the tampered copy: valid={api_answer['valid']}, "
+        f"failed={api_answer['failed']}"
+    )
+    return bad, api_answer

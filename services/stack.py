@@ -1,0 +1,163 @@
+"""The running stack behind `offerseal up`, `offerseal serve` and the demo: Anvil unless
+OFFERSEAL_RPC_URL is set, each chosen service node with its workers and HTTP server, one outbox
+relay for the process. It decides what starts, in which order, and with which keys and ports."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from .shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, ConfigError, Settings
+from .shared.errors import OfferSealError
+
+SERVICES = ("evidence", "contracts", "notify")
+
+
+def open_database(settings: Settings) -> Any:
+    """The database in `settings`, its schema brought up to date."""
+    from .shared.db import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    db.migrate()
+    return db
+
+
+class Stack:
+    """What `offerseal up` (all services) or `offerseal serve NAME` (one) runs: Anvil unless
+    OFFERSEAL_RPC_URL is set, each service with its workers and HTTP server, and one outbox
+    relay for the process. `start()` then `stop()`."""
+
+    def __init__(self, settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
+        self.settings = settings
+        self.services = services
+        self.anvil: Any = None
+        self.db: Any = None
+        self.servers: list[Any] = []
+        self.nodes: list[Any] = []
+        self.urls: dict[str, str] = {}
+        self.relay: Any = None
+        self._stop_relay = threading.Event()
+        self._relay_thread: threading.Thread | None = None
+
+    def _port(self, configured: int) -> int:
+        if configured:
+            return configured
+        with socket.socket() as sock:  # 0: any free port (tests, demo)
+            sock.bind((self.settings.host, 0))
+            return int(sock.getsockname()[1])
+
+    def start(self) -> Stack:
+        from .shared import failpoints
+        from .shared.anvil import AnvilProcess
+        from .shared.broker import OutboxRelay
+
+        settings = self.settings
+        failpoints.arm(settings.failpoint)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        rpc_url = settings.rpc_url
+        signer_key, contracts_key = settings.signer_key, settings.contracts_signer_key
+        if not rpc_url:
+            self.anvil = AnvilProcess(
+                settings.anvil_port,
+                state_file=settings.data_dir / "anvil-state.json",
+                log_file=settings.data_dir / "anvil.log",
+            )
+            rpc_url = self.anvil.url
+            signer_key = signer_key or ANVIL_DEV_KEY
+            contracts_key = contracts_key or ANVIL_DEV_KEY_2
+        elif "evidence" in self.services and not signer_key:
+            raise ConfigError("OFFERSEAL_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set")
+        elif "contracts" in self.services and not contracts_key:
+            raise ConfigError(
+                "OFFERSEAL_CONTRACTS_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set"
+            )
+        self.urls["rpc"] = rpc_url
+        try:
+            self.db = open_database(settings)
+            if "evidence" in self.services:
+                self._start_evidence(rpc_url, signer_key)
+            if "contracts" in self.services:
+                self._start_contracts(rpc_url, contracts_key)
+            if "notify" in self.services:
+                self._start_notify()
+            self.relay = OutboxRelay(self.db, settings.broker_url, settings.outbox_interval)
+            self._relay_thread = threading.Thread(
+                target=self.relay.run, args=(self._stop_relay,), name="outbox-relay", daemon=True
+            )
+            self._relay_thread.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _serve(self, name: str, app: Any, port: int) -> None:
+        from .shared.server import HttpServer
+
+        server = HttpServer(app, self.settings.host, port, self.settings.web_threads).start()
+        self.servers.append(server)
+        self.urls[name] = f"http://{self.settings.host}:{server.port}"
+
+    def _start_evidence(self, rpc_url: str, signer_key: str) -> None:
+        from .evidence.app import EvidenceNode
+
+        node = EvidenceNode(self.settings, self.db, rpc_url, signer_key)
+        node.start_workers()
+        self.nodes.append(node)
+        self.evidence = node
+        self._serve("evidence", node.app, self._port(self.settings.evidence_port))
+
+    def _start_contracts(self, rpc_url: str, signer_key: str) -> None:
+        from .contracts.app import ContractsNode
+
+        settings = self.settings
+        if "evidence" in self.urls:
+            if not self.evidence.anchorer.ready.wait(60):  # it deploys the EvidenceRegistry
+                raise OfferSealError("the evidence service did not connect to the chain in time")
+            settings = self._beside_evidence(settings)
+        port = self._port(settings.contracts_port)
+        public_url = settings.public_url or f"http://{settings.host}:{port}"
+        node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url)
+        node.start_workers()
+        self.nodes.append(node)
+        self.contracts = node
+        self._serve("contracts", node.app, port)
+
+    def _start_notify(self) -> None:
+        from .notify.app import NotifyNode
+
+        settings = self.settings
+        if "evidence" in self.urls:
+            settings = self._beside_evidence(settings)
+        port = self._port(settings.notify_port)
+        public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
+        node = NotifyNode(settings, self.db, public_url)
+        node.start_workers()
+        self.nodes.append(node)
+        self.notify = node
+        self._serve("notify", node.app, port)
+
+    def _beside_evidence(self, settings: Settings) -> Settings:
+        """`settings` for a service started beside this stack's evidence service: unless
+        OFFERSEAL_EVIDENCE_URL says otherwise, that is the evidence service it calls."""
+        return settings.with_(evidence_url=settings.evidence_url or self.urls["evidence"])
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        for node in self.nodes:
+            if not node.ready.wait(timeout):
+                raise OfferSealError(f"{type(node).__name__} did not become ready in time")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self._stop_relay.set()
+        if self._relay_thread is not None:
+            self._relay_thread.join(15)
+        for node in self.nodes:
+            node.stop()
+        if self.db is not None:
+            self.db.dispose()
+        if self.anvil is not None:
+            self.anvil.stop()
+        self.servers, self.nodes, self.anvil, self._relay_thread = [], [], None, None

@@ -1,0 +1,140 @@
+"""The one worker loop: failures back off (doubling, capped), progress resets the backoff, a busy
+step runs again at once, and setting `stop` ends the loop promptly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from offerseal.shared.workers import Backoff, run_every
+
+log = logging.getLogger("tests.workers")
+
+
+class RecordedStop(threading.Event):
+    """A stop event whose waits return at once and are recorded instead of slept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(float(timeout or 0.0))
+        return self.is_set()
+
+
+def scripted(stop: threading.Event, outcomes: list[object]) -> Callable[[], object]:
+    """A step that plays `outcomes` (an exception is raised, anything else returned) and sets
+    `stop` after the last one."""
+    queue = list(outcomes)
+
+    def step() -> object:
+        outcome = queue.pop(0)
+        if not queue:
+            stop.set()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return step
+
+
+def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
+    backoff = Backoff(0.5, 3.0)
+    assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+def test_failures_back_off_and_a_successful_step_resets_the_backoff() -> None:
+    stop = RecordedStop()
+    boom = RuntimeError("node down")
+    step = scripted(stop, [boom, boom, boom, None, boom, None])
+    run_every(stop, 0.2, step, name="worker", log=log, backoff=Backoff(0.5, 1.5))
+    # three failures (0.5, 1.0, capped 1.5), an idle step (interval), a failure from the start
+    assert stop.waits == [0.5, 1.0, 1.5, 0.2, 0.5, 0.2]
+
+
+def test_a_busy_step_runs_again_without_waiting() -> None:
+    stop = RecordedStop()
+    run_every(stop, 0.2, scripted(stop, [True, True, False]), name="worker", log=log)
+    assert stop.waits == [0.2]
+
+
+def test_without_reset_after_step_only_the_step_resets_the_backoff() -> None:
+    stop = RecordedStop()
+    backoff = Backoff(0.5, 10.0)
+    boom = RuntimeError("node down")
+
+    def progress() -> bool:
+        backoff.reset()
+        return True
+
+    outcomes: list[object] = [boom, False, boom, "progress", boom, False]
+    plays = scripted(stop, outcomes)
+
+    def step() -> object:
+        outcome = plays()
+        return progress() if outcome == "progress" else outcome
+
+    run_every(stop, 0.1, step, name="worker", log=log, backoff=backoff, reset_after_step=False)
+    # an idle step keeps the backoff growing; the step's own reset starts it again
+    assert stop.waits == [0.5, 0.1, 1.0, 0.5, 0.1]
+
+
+def test_on_error_runs_and_expected_failures_log_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = RecordedStop()
+    seen: list[BaseException] = []
+    step = scripted(stop, [ConnectionError("refused"), ValueError("bug"), None])
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        run_every(
+            stop,
+            0.2,
+            step,
+            name="relay",
+            log=log,
+            expected=(ConnectionError,),
+            on_error=seen.append,
+        )
+    assert [type(e) for e in seen] == [ConnectionError, ValueError]
+    first, second = caplog.records
+    assert first.getMessage() == "relay paused (ConnectionError: refused); retry in 0.5s"
+    assert first.exc_info is None
+    assert second.getMessage() == "relay failed; retry in 1.0s"
+    assert second.exc_info is not None
+
+
+def test_a_failure_outside_retry_ends_the_loop() -> None:
+    stop = RecordedStop()
+    step = scripted(stop, [ConnectionError("refused"), KeyError("bug"), None])
+    with pytest.raises(KeyError):
+        run_every(stop, 0.2, step, name="consumer", log=log, retry=(ConnectionError,))
+    assert stop.waits == [0.5]
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_setting_stop_ends_a_long_wait_promptly(failing: bool) -> None:
+    stop = threading.Event()
+    stepped = threading.Event()
+
+    def step() -> None:
+        stepped.set()
+        if failing:
+            raise RuntimeError("down")
+
+    worker = threading.Thread(
+        target=run_every,
+        args=(stop, 3600.0, step),
+        kwargs={"name": "worker", "log": log, "backoff": Backoff(3600.0, 3600.0)},
+        daemon=True,
+    )
+    worker.start()
+    assert stepped.wait(10)
+    stop.set()
+    worker.join(10)
+    assert not worker.is_alive()
