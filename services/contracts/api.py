@@ -510,9 +510,7 @@ class EmployerBinding(MethodView):
     @blp.arguments(BindingArgs, location="query")
     @blp.response(200)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        return service().agreements.employer_binding(
-            principal(), args["address"], args["deadline"]
-        )
+        return service().agreements.employer_binding(principal(), args["address"], args["deadline"])
 
 
 class RevokeIn(ma.Schema):
@@ -532,3 +530,30 @@ class RevokeLinks(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         return service().agreements.revoke_links(principal(), agreement_id, data["reason"])
+
+
+class PolicyIn(ma.Schema):
+    auto_breach = fields.Boolean(allow_none=True)
+    candidate_uploads = fields.String(allow_none=True, validate=validate.OneOf(["review", "auto"]))
+
+
+@blp.route("/policy")
+class TenantPolicy(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(security=BEARER, summary="The tenant's choices: automatic breach, candidate uploads")
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().policies.describe(principal())
+
+    @roles("admin")
+    @blp.doc(
+        security=BEARER,
+        summary="Change the tenant's choices (admin); null goes back to the default",
+        description="`auto_breach`: the sweeper declares a candidate's breach by itself once "
+        "the contract allows it. `candidate_uploads`: `review` (HR confirms the milestone "
+        "with POST .../milestones/{kind}/evidence) or `auto` (the anchored upload confirms it).",
+    )
+    @blp.arguments(PolicyIn)
+    @blp.response(200)
+    def put(self, data: dict[str, Any]) -> dict[str, Any]:
+        return service().policies.update(principal(), data)

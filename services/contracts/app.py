@@ -22,6 +22,7 @@ from ..shared.workers import Backoff, Workers, run_every
 from . import api
 from .adapters.chain import IntentAgreementsChain
 from .adapters.evidence import EvidenceClient
+from .policy import Policy
 from .service_layer import ContractsService
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class ContractsNode:
             self.links,
             public_url=self.public_url,
             link_ttl=self.settings.link_ttl,
+            policy=Policy(self.settings.auto_breach, self.settings.candidate_uploads),
         )
         self.app = create_app(self.settings, self.db, self.service, self.links, self.ready)
         self.consumer = MessageConsumer(

@@ -156,3 +156,15 @@ class TenantEmployer(Base):
     address: Mapped[str] = mapped_column(String(42), unique=True, index=True)
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TenantPolicy(Base):
+    """A tenant's own choices (see policy.py); a null column means the default from settings."""
+
+    __tablename__ = "tenant_policies"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    auto_breach: Mapped[bool | None] = mapped_column(Boolean)
+    candidate_uploads: Mapped[str | None] = mapped_column(String(16))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

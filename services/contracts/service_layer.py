@@ -13,6 +13,7 @@ from ..shared.links import LinkSigner
 from .amendments import Amendments
 from .milestones import Milestones
 from .outcomes import Outcomes
+from .policy import Policies, Policy
 from .ports import AgreementsChain
 from .records import CandidateLinks
 from .risk_tracking import RiskTracking
@@ -32,6 +33,7 @@ class ContractsService:
     amendments: Amendments
     risk: RiskTracking
     sweeper: Sweeper
+    policies: Policies
 
     @classmethod
     def build(
@@ -42,6 +44,7 @@ class ContractsService:
         *,
         public_url: str,
         link_ttl: float,
+        policy: Policy | None = None,
     ) -> ContractsService:
         candidate_links = CandidateLinks(links, public_url.rstrip("/"), link_ttl)
         tx = TransactionPath(db, chain, Outcomes(candidate_links))
@@ -55,6 +58,7 @@ class ContractsService:
             amendments=Amendments(db, chain, tx, candidate_links),
             risk=RiskTracking(db),
             sweeper=Sweeper(db, chain, agreements.transition),
+            policies=Policies(db, policy or Policy(auto_breach=True, candidate_uploads="review")),
         )
 
     # ---- for the worker, the consumer and the health check (delegation only) ----------------

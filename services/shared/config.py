@@ -286,6 +286,22 @@ VARIABLES: tuple[Variable, ...] = (
         "Largest accepted document (`25MiB`); larger uploads get 413 without being read.",
     ),
     Variable(
+        "OFFERSEAL_AUTO_BREACH",
+        "auto_breach",
+        parse_bool,
+        "Default for tenants that did not choose (`PUT /v1/policy`): the sweeper declares a "
+        "candidate's breach by itself once the contract allows it (never while the "
+        "candidate's recorded arrival stands).",
+    ),
+    Variable(
+        "OFFERSEAL_CANDIDATE_UPLOADS",
+        "candidate_uploads",
+        str,
+        "Default for tenants that did not choose: `review` (a candidate's upload through "
+        "their link waits for HR to confirm the milestone) or `auto` (the anchored upload "
+        "confirms it on chain).",
+    ),
+    Variable(
         "OFFERSEAL_PUBLIC_RATE_LIMIT",
         "public_rate_limit",
         str,
@@ -363,6 +379,8 @@ class Settings:
     reconcile_interval: float = 10.0
     outbox_interval: float = 0.2
     max_document_bytes: int = 25 * 1024 * 1024
+    auto_breach: bool = True
+    candidate_uploads: str = "review"
     public_rate_limit: str = "300/minute"
     rate_limit_storage: str = "memory://"
     log_level: str = "INFO"
@@ -427,6 +445,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise ConfigError(
             "OFFERSEAL_PUBLIC_RATE_LIMIT: not a rate limit (e.g. `300/minute`)"
         ) from None
+    if settings.candidate_uploads not in {"review", "auto"}:
+        raise ConfigError("OFFERSEAL_CANDIDATE_UPLOADS: `review` or `auto`")
     if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):
         raise ConfigError("OFFERSEAL_RATE_LIMIT_STORAGE: use memory:// or redis://host:port")
     return settings

@@ -75,6 +75,8 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "PUT", "/v1/employer"): ADMIN,
     ("contracts", "GET", "/v1/employer/binding"): ADMIN,
     ("contracts", "POST", A + "/links/revoke"): WRITE,
+    ("contracts", "GET", "/v1/policy"): READ,
+    ("contracts", "PUT", "/v1/policy"): ADMIN,
     # notify
     ("notify", "GET", "/v1/replies/<string:token>"): TOKEN,
     ("notify", "POST", "/v1/replies/<string:token>"): TOKEN,
