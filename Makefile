@@ -32,6 +32,9 @@ test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ fo
 fuzz: setup ## schemathesis against all three services, with and without keys (long run)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/integration/test_fuzz.py
 
+chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts), then the invariant checker; writes bench/CHAOS.md
+	$(BIN)/python -m bench.chaos
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check services tests bench
 	$(BIN)/mypy services
@@ -45,4 +48,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test fuzz lint compile bench clean
+.PHONY: help setup demo up test fuzz chaos lint compile bench clean
