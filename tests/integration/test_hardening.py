@@ -245,12 +245,22 @@ def test_made_up_methods_do_not_grow_the_metrics(evidence_sqlite: Any) -> None:
     assert 'method="other"' in metrics
 
 
-def test_a_json_array_as_a_reply_is_422_not_500(stack: dict[str, Any]) -> None:
-    response = requests.post(
-        stack["urls"]["notify"] + "/v1/replies/not-a-token", json=["on_track"], timeout=30
+def test_a_json_array_as_a_reply_is_422_not_500(evidence_sqlite: Any) -> None:
+    import time
+
+    from offerseal.shared.links import PURPOSE_REPLY, Link
+
+    stack = evidence_sqlite
+    signer = stack.stack.notify.service.replies.links
+    token = signer.issue(
+        Link("acme", "ag-1", "cand-1", PURPOSE_REPLY, int(time.time()) + 600, "tp-1")
     )
+    base = stack.stack.urls["notify"] + "/v1/replies/"
+    response = requests.post(base + token, json=["on_track"], timeout=30)
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "body"
+    # a token we did not issue is refused before the body is even read
+    assert requests.post(base + "x.y", json=["on_track"], timeout=30).status_code == 401
 
 
 def test_keys_are_listed_revoked_and_expire_from_the_command_line(
