@@ -24,6 +24,7 @@ from ..shared import failpoints, messages
 from ..shared.broker import enqueue
 from ..shared.db import Database, is_sqlite
 from ..shared.models import utcnow
+from ..shared.redact import redact_text
 from .adapters.journal import Accepted, SentJournal
 from .domain import schedule
 from .errors import Rejected, RetryLater
@@ -249,12 +250,13 @@ class Dispatcher:
             return self._finish(Outcome(touchpoint_id, "skipped", None, reason))
         outgoing = self.composer.outgoing(tp, candidate, followed, overrides)
         failpoints.hit("notify.before_send")
-        try:
-            detail = self.channels[channel_name].send(outgoing)
+        try:  # what a server answered may quote its URL: no credential is ever stored
+            detail = redact_text(self.channels[channel_name].send(outgoing))
         except RetryLater as exc:
-            return self._reschedule(touchpoint_id, str(exc), channel_name)
+            return self._reschedule(touchpoint_id, redact_text(str(exc)), channel_name)
         except Rejected as exc:
-            return self._finish(Outcome(touchpoint_id, "failed", channel_name, str(exc)))
+            failed = Outcome(touchpoint_id, "failed", channel_name, redact_text(str(exc)))
+            return self._finish(failed)
         if self.journal is not None:
             self.journal.record(Accepted(touchpoint_id, outgoing.message_id, channel_name, detail))
         failpoints.hit("notify.after_send")

@@ -43,7 +43,9 @@ class Link:
     purpose: str
     expires_at: int
     subject: str = ""  # what inside the agreement the link is for (e.g. one touchpoint)
-    issued_at: int = 0  # unix milliseconds; 0 for links issued before this was recorded
+    # unix seconds (whole, so that issuing the same link twice in a second gives one token);
+    # 0 for links issued before this was recorded
+    issued_at: int = 0
 
 
 class LinkRevoked(OfferSealError):
@@ -75,7 +77,7 @@ class LinkSigner:
                     "p": link.purpose,
                     "e": link.expires_at,
                     "s": link.subject,
-                    "i": link.issued_at or int(time.time() * 1000),
+                    "i": link.issued_at or int(time.time()),
                 },
                 separators=(",", ":"),
             ).encode()

@@ -46,9 +46,17 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
+_QUERY_SECRET = re.compile(
+    r"([?&][^=\s&#]*(?:key|token|secret|sig|pass|auth|credential|session)[^=\s&#]*=)"
+    r"[^&\s'\"#)]+",
+    re.IGNORECASE,
+)
+
+
 def redact_text(text: str) -> str:
-    """Every URL in free text (an exception message, a server's answer) redacted."""
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    """Every URL in free text (an exception message, a server's answer) redacted, and secret
+    query parameters even where a message quotes only a path (`with url: /hook?token=...`)."""
+    return _QUERY_SECRET.sub(rf"\1{MASK}", _URL.sub(lambda m: redact_url(m.group(0)), text))
 
 
 class RedactingFilter(logging.Filter):

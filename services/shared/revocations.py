@@ -2,7 +2,8 @@
 
 Links are stateless signed tokens, so withdrawing one is a row here: a scope (tenant and
 agreement, optionally candidate, purpose and subject) and the moment. A link in that scope
-issued before the moment is refused; a link issued afterwards (a corrected invitation) works.
+issued before the moment (or in the same second) is refused; a link issued afterwards (a
+corrected invitation) works.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def revoke(
 
 
 def is_revoked(session: Session, link: Link) -> bool:
-    issued = dt.datetime.fromtimestamp(link.issued_at / 1000, dt.UTC)
+    # a link issued in the same second as a revocation counts as issued before it
+    issued = dt.datetime.fromtimestamp(link.issued_at, dt.UTC)
     row = session.execute(
         select(LinkRevocation.id)
         .where(

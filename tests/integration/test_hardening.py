@@ -406,10 +406,54 @@ def test_hr_withdraws_a_link_sent_to_a_wrong_address(
         assert revoked.status_code == 200, revoked.text
         gone = requests.get(terms, timeout=30)
         assert gone.status_code == 410 and "withdrawn" in gone.json()["detail"]
-        # a link issued afterwards (the corrected invitation) works
+        # a link issued afterwards (the corrected invitation, here in a later second) works
+        import time
+
+        revoked_second = int(time.time())
+        while int(time.time()) <= revoked_second:
+            time.sleep(0.05)
         with stack.db.sessions() as session:
             row = session.get(Agreement, agreement["id"])
             fresh = stack.stack.contracts.service.agreements.links.signing(row)
         assert requests.get(fresh, timeout=30).status_code == 200
+    finally:
+        stack.stack.stop()
+
+
+def test_a_webhook_credential_never_reaches_what_is_stored_or_returned(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any
+) -> None:
+    import time
+
+    secret = "s3cr3tT0ken42"
+    hook = f"http://127.0.0.1:{free_port()}/hook?access_token={secret}"  # nothing listens
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, webhook_url=hook)
+    try:
+        agreement = offer(stack, candidate_contact={"phone": "+86 138 0000 0000"})
+        url = (
+            stack.stack.urls["notify"] + f"/v1/candidates/{agreement['candidate_ref']}/touchpoints"
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            items = requests.get(url, headers=stack.hr, timeout=30).json()["items"]
+            one = (
+                requests.get(
+                    stack.stack.urls["notify"] + f"/v1/touchpoints/{items[0]['id']}",
+                    headers=stack.hr,
+                    timeout=30,
+                )
+                if items
+                else None
+            )
+            if one is not None and one.json().get("attempts"):
+                break
+            assert time.monotonic() < deadline, "no delivery attempt was recorded"
+            time.sleep(0.2)
+        assert "webhook" in one.text and secret not in one.text
+        with stack.db.sessions() as session:
+            from sqlalchemy import text
+
+            stored = session.execute(text("SELECT detail FROM touchpoint_attempts")).all()
+        assert stored and all(secret not in (row.detail or "") for row in stored)
     finally:
         stack.stack.stop()

@@ -47,3 +47,9 @@ def test_log_lines_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     finally:
         handler.removeFilter(handler.filters[-1])
     assert "s3cr3tvalue" not in caplog.text
+
+
+def test_a_quoted_path_with_a_token_is_redacted() -> None:
+    text = "Max retries exceeded with url: /hook?access_token=s3cr3t&x=1 (Caused by ...)"
+    redacted = redact_text(text)
+    assert "s3cr3t" not in redacted and "x=1" in redacted
