@@ -16,6 +16,7 @@ import pytest
 import requests
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from offerseal.evidence.crypto import DocumentCipher
@@ -304,9 +305,15 @@ def test_old_receipts_keep_their_numbers_across_the_migration(database_url: str)
     db = Database(database_url)
     cfg = Config()
     cfg.set_main_option("script_location", "offerseal:migrations")
+    ours = next(
+        r
+        for r in ScriptDirectory.from_config(cfg).walk_revisions()
+        if (r.doc or "").startswith("evidence: per-tenant receipt sequence numbers")
+    )
+    assert isinstance(ours.down_revision, str)
     with db.engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0009")
+        command.upgrade(cfg, ours.down_revision)  # the revision just before this change
     signer = ReceiptSigner.from_seed(os.urandom(32))
     received = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     with db.engine.begin() as connection:
