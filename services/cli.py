@@ -11,11 +11,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .shared.config import ConfigError, Settings, load_settings
 from .shared.errors import OfferSealError
 from .shared.redact import redact_text, redact_url
 from .stack import SERVICES, Stack, open_database
+
+if TYPE_CHECKING:
+    from .evidence.domain.receipts import TrustedKey
 
 log = logging.getLogger("offerseal")
 
@@ -112,6 +116,42 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from .evidence.app import build_cipher
+    from .evidence.rotation import key_versions, rewrap_all
+
+    db = open_database(settings)
+    cipher = build_cipher(settings)
+    if not args.check:
+        report = rewrap_all(
+            db,
+            cipher,
+            args.batch_size,
+            lambda done: print(f"re-wrapped {done} data keys", flush=True),
+        )
+        print(f"re-wrapped {report.rewrapped} data keys under master key {cipher.key_version}")
+        for version, count in sorted(report.missing_keys.items()):
+            print(
+                f"{count} documents are under master key {version}, which is not configured: "
+                "add it to OFFERSEAL_MASTER_KEYS_PREVIOUS and run this again",
+                file=sys.stderr,
+            )
+        if report.damaged:
+            print(f"{len(report.damaged)} data keys do not unwrap: {', '.join(report.damaged)}")
+    versions = key_versions(db)
+    for version, count in sorted(versions.items(), key=lambda item: item[0] != cipher.key_version):
+        state = (
+            "current"
+            if version == cipher.key_version
+            else ("previous" if version in cipher.versions else "NOT CONFIGURED")
+        )
+        print(f"  master key {version}: {count} documents ({state})")
+    if set(versions) - {cipher.key_version}:
+        return 1
+    print("every stored document is under the current master key; earlier keys may be removed")
+    return 0
+
+
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     open_database(settings)
     print("database schema is up to date")
@@ -134,6 +174,27 @@ def _trusted_key(text: str) -> dict[str, bytes]:
     return {key_id_of(raw): raw}
 
 
+def _published_keys(path: str) -> dict[str, TrustedKey]:
+    """The keys of a saved `GET /v1/keys` answer, each trusted for the period it signed in."""
+    from .evidence.domain.receipts import TrustedKey, key_id_of, parse_time
+
+    try:
+        data = json.loads(Path(path).read_text())
+        entries = data["keys"] if isinstance(data, dict) else data
+        keys: dict[str, TrustedKey] = {}
+        for entry in entries:
+            raw = bytes.fromhex(entry["public_key_hex"])
+            if len(raw) != 32 or key_id_of(raw) != entry["key_id"]:
+                raise ValueError(f"key {entry['key_id']} does not match its public key")
+            start, end = entry.get("valid_from"), entry.get("valid_until")
+            keys[entry["key_id"]] = TrustedKey(
+                raw, parse_time(start) if start else None, parse_time(end) if end else None
+            )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--keys {path}: not a saved GET /v1/keys answer ({exc})") from None
+    return keys
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from .evidence.domain.proofs import Check, Verdict, sha256_hex, verify_bundle
 
@@ -147,7 +208,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         print(f"cannot read document {args.document}: {exc}", file=sys.stderr)
         return 2
-    trusted = _trusted_key(args.key) if args.key else None
+    trusted: dict[str, bytes | TrustedKey] | None = None
+    if args.key or args.keys:
+        trusted = {}
+        trusted.update(_published_keys(args.keys) if args.keys else {})
+        trusted.update(_trusted_key(args.key) if args.key else {})
     chain_view = None
     extra: list[Check] = []
     if not args.offline:
@@ -204,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    keys = sub.add_parser("keys", help="manage API keys")
+    keys = sub.add_parser("keys", help="manage API keys; rotate the master key")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key; the last line printed is the key")
     create.add_argument("--role", required=True, choices=["hr", "legal", "admin"])
@@ -219,6 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key (by the id `keys list` shows)")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    rotate = keys_sub.add_parser(
+        "rotate",
+        help="re-wrap every document's data key under OFFERSEAL_MASTER_KEY (batches; safe to "
+        "interrupt and run again)",
+    )
+    rotate.add_argument(
+        "--check", action="store_true", help="only count documents per master key version"
+    )
+    rotate.add_argument(
+        "--batch-size", type=int, default=500, help="data keys per transaction (default 500)"
+    )
+    rotate.set_defaults(func=cmd_keys_rotate)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=cmd_migrate)
@@ -235,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--key", help="pin the receipt signer's public key (hex or base64, from GET /v1/keys)"
+    )
+    verify.add_argument(
+        "--keys",
+        help="trust every key of a saved GET /v1/keys answer (JSON file), each only for "
+        "receipts dated inside its valid_from/valid_until",
     )
     verify.add_argument(
         "--offline", action="store_true", help="check everything except the chain, and say so"

@@ -24,6 +24,7 @@ from .crypto import DocumentCipher
 from .domain.proofs import ChainView
 from .domain.receipts import ReceiptSigner
 from .models import Document
+from .receipt_keys import record_current
 from .service import EvidenceService
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,17 @@ log = logging.getLogger(__name__)
 VERIFY_RPC_TIMEOUT = 5.0
 
 
+def build_cipher(settings: Settings) -> DocumentCipher:
+    """The current master key and the earlier ones that still unwrap documents."""
+    return DocumentCipher(secrets.master_key(settings), secrets.previous_master_keys(settings))
+
+
 def build_service(settings: Settings, db: Database) -> EvidenceService:
-    return EvidenceService(
-        db,
-        DocumentCipher(secrets.master_key(settings)),
-        ReceiptSigner.from_seed(secrets.receipt_seed(settings)),
-    )
+    """The service layer; its receipt key is recorded as the current one (a changed
+    OFFERSEAL_RECEIPT_KEY retires the previous key, which stays published)."""
+    signer = ReceiptSigner.from_seed(secrets.receipt_seed(settings))
+    record_current(db, signer)
+    return EvidenceService(db, build_cipher(settings), signer)
 
 
 def create_app(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..shared.errors import Conflict, NotFound, OfferSealError
+from ..shared.errors import Conflict, NotFound, OfferSealError, TransientError
 
 
 class EvidenceError(OfferSealError):
@@ -27,3 +27,10 @@ class NoContent(EvidenceError, NotFound):
 
 class UploadLimitReached(EvidenceError, Conflict):
     title = "Upload limit reached"
+
+
+class MasterKeyMissing(EvidenceError, TransientError):
+    """The master key that wrapped a document's data key is not configured (an operator's fix,
+    not the client's)."""
+
+    title = "Document key not available"

@@ -1,4 +1,5 @@
-"""Evidence tables: documents, their encrypted bytes, anchor batches and per-batch proofs."""
+"""Evidence tables: documents, their encrypted bytes, anchor batches and per-batch proofs, each
+tenant's receipt counter and every receipt key that ever signed."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ from ..shared.models import BigId, utcnow
 class Document(Base):
     __tablename__ = "documents"
 
-    # `seq` is the intake sequence number that receipts carry; `id` is the public identifier.
+    # `seq` is the internal row number (intake order across tenants, never shown); `sequence` is
+    # the tenant's own intake number that receipts carry; `id` is the public identifier.
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(36), unique=True)
     tenant: Mapped[str] = mapped_column(String(128))
+    sequence: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(40))
     candidate_ref: Mapped[str] = mapped_column(String(200))
     agreement_id: Mapped[str | None] = mapped_column(String(100))
@@ -49,7 +52,8 @@ class Document(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
 
     __table_args__ = (
-        Index("ix_documents_tenant_candidate", "tenant", "candidate_ref", "seq"),
+        Index("ix_documents_tenant_sequence", "tenant", "sequence", unique=True),
+        Index("ix_documents_tenant_candidate", "tenant", "candidate_ref", "sequence"),
         # The anchoring worker's query: unbatched documents in intake order.
         Index(
             "ix_documents_unbatched",
@@ -60,8 +64,30 @@ class Document(Base):
     )
 
 
+class TenantSequence(Base):
+    """The last intake sequence number a tenant's receipts carry (gap-free within a tenant)."""
+
+    __tablename__ = "tenant_sequences"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReceiptKey(Base):
+    """A public key that signs (or signed) intake receipts, and when it did: from its first use
+    until another key took over (NULL while current)."""
+
+    __tablename__ = "receipt_keys"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    public_key_hex: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class DocumentBlob(Base):
-    """AES-256-GCM ciphertext of a document; its data key is wrapped by the master key."""
+    """AES-256-GCM ciphertext of a document; its data key is wrapped by the master key whose
+    version (fingerprint) `key_version` names."""
 
     __tablename__ = "document_blobs"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Sequence
@@ -20,23 +21,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
-from ..shared.db import Database, insert_rows, is_sqlite
+from ..shared.db import Database, insert_rows
 from ..shared.links import Link
 from ..shared.models import aware, utcnow
-from .crypto import DocumentCipher, Sealed
+from .crypto import DocumentCipher, Sealed, UnknownMasterKey
 from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
 from .domain.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
-from .domain.receipts import ReceiptSigner, b64
+from .domain.receipts import ReceiptSigner, TrustedKey
 from .errors import (
     DocumentNotFound,
     IdempotencyConflict,
+    MasterKeyMissing,
     NoContent,
     ProofPending,
     UploadLimitReached,
 )
 from .models import Batch, BatchMember, Document, DocumentBlob, IdempotencyRecord
+from .receipt_keys import ReceiptKeys, note_signature
+from .sequences import allocate_rows, allocate_tenant_sequences
+
+log = logging.getLogger(__name__)
 
 CANDIDATE_LINK = "candidate-link"  # the uploader named in receipts of candidates' uploads
 MAX_CANDIDATE_UPLOADS = 3  # per stage through the candidate's links (a leaked link is bounded)
@@ -68,24 +74,9 @@ class EvidenceService:
         self.db = db
         self.cipher = cipher
         self.signer = signer
+        self.keys = ReceiptKeys(db, signer)
 
     # ---- intake -------------------------------------------------------------------------
-
-    def _allocate_seqs(self, session: Session, count: int) -> list[int]:
-        """Intake sequence numbers, allocated before signing so that each receipt carries its
-        own. SQLite: the transaction holds the write lock, so max+1 is safe. PostgreSQL: the
-        column's sequence."""
-        if is_sqlite(self.db.engine):
-            start = (session.execute(select(func.max(Document.seq))).scalar() or 0) + 1
-            return list(range(start, start + count))
-        rows = session.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('documents', 'seq')) "
-                "FROM generate_series(1, :n)"
-            ),
-            {"n": count},
-        ).scalars()
-        return list(rows)
 
     def _store_hashes(
         self, session: Session, principal: Principal, docs: Sequence[NewDocument]
@@ -101,7 +92,9 @@ class EvidenceService:
         Returns (answers, batch receipt or None)."""
         now = utcnow()
         received_at = _iso(now)
-        seqs = self._allocate_seqs(session, len(docs))
+        seqs = allocate_rows(session, len(docs))
+        sequences = allocate_tenant_sequences(session, principal.tenant, len(docs))
+        note_signature(session, self.signer.key_id, now)
         # Randomness for every id and salt in two reads instead of two system calls a document.
         id_bytes, salts = os.urandom(16 * len(docs)), os.urandom(32 * len(docs))
         ids = [
@@ -114,10 +107,10 @@ class EvidenceService:
                 "sha256": doc.sha256,
                 "size": len(doc.content) if doc.content is not None else None,
                 "kind": doc.kind,
-                "sequence": seq,
+                "sequence": sequence,
                 "content_stored": doc.content is not None,
             }
-            for doc_id, seq, doc in zip(ids, seqs, docs, strict=True)
+            for doc_id, sequence, doc in zip(ids, sequences, docs, strict=True)
         ]
         common = {
             "tenant": principal.tenant,
@@ -131,8 +124,8 @@ class EvidenceService:
             batch_receipt, receipts = self.signer.sign_batch(common, statements)
         rows: list[dict[str, Any]] = []
         blobs: list[dict[str, Any]] = []
-        for i, (doc_id, seq, doc, receipt) in enumerate(
-            zip(ids, seqs, docs, receipts, strict=True)
+        for i, (doc_id, seq, sequence, doc, receipt) in enumerate(
+            zip(ids, seqs, sequences, docs, receipts, strict=True)
         ):
             salt = salts[32 * i : 32 * i + 32]
             rows.append(
@@ -140,6 +133,7 @@ class EvidenceService:
                     "seq": seq,
                     "id": doc_id,
                     "tenant": principal.tenant,
+                    "sequence": sequence,
                     "kind": doc.kind,
                     "candidate_ref": doc.candidate_ref,
                     "agreement_id": doc.agreement_id,
@@ -189,7 +183,7 @@ class EvidenceService:
                     "id": r["id"],
                     "sha256": r["sha256"],
                     "kind": r["kind"],
-                    "sequence": r["seq"],
+                    "sequence": r["sequence"],
                     "status": PENDING,
                 }
                 for r in rows
@@ -348,11 +342,13 @@ class EvidenceService:
         principal.require(*READ_ROLES)
         with self.db.sessions() as session:
             query = select(Document).where(
-                Document.tenant == principal.tenant, Document.seq > after
+                Document.tenant == principal.tenant, Document.sequence > after
             )
             if candidate_ref is not None:
                 query = query.where(Document.candidate_ref == candidate_ref)
-            docs = session.execute(query.order_by(Document.seq).limit(limit + 1)).scalars().all()
+            docs = (
+                session.execute(query.order_by(Document.sequence).limit(limit + 1)).scalars().all()
+            )
             batch_ids = {d.batch_id for d in docs if d.batch_id}
             batches = (
                 {
@@ -364,7 +360,7 @@ class EvidenceService:
             )
             page = docs[:limit]
             items = [self._describe(d, batches.get(d.batch_id or -1)) for d in page]
-            cursor = page[-1].seq if len(docs) > limit else None
+            cursor = page[-1].sequence if len(docs) > limit else None
             return items, cursor
 
     def content(self, principal: Principal, document_id: str) -> tuple[bytes, str, str | None]:
@@ -374,9 +370,17 @@ class EvidenceService:
             blob = session.get(DocumentBlob, doc.seq)
             if blob is None:
                 raise NoContent("this document was registered by hash only; no bytes are stored")
-            plaintext = self.cipher.open(
-                doc.id, Sealed(blob.key_version, blob.wrapped_key, blob.nonce, blob.ciphertext)
-            )
+            try:
+                plaintext = self.cipher.open(
+                    doc.id, Sealed(blob.key_version, blob.wrapped_key, blob.nonce, blob.ciphertext)
+                )
+            except UnknownMasterKey as exc:
+                log.error("cannot open document %s: %s", doc.id, exc)
+                raise MasterKeyMissing(
+                    f"this document was stored under master key {exc.version}, which the "
+                    "service is not configured with; the operator must add that key to "
+                    "OFFERSEAL_MASTER_KEYS_PREVIOUS (see the README, key rotation)"
+                ) from None
         if hashlib.sha256(plaintext).hexdigest() != doc.sha256[2:]:
             raise RuntimeError(f"stored content of {doc.id} does not match its sha256")
         return plaintext, doc.content_type or "application/octet-stream", doc.filename
@@ -440,20 +444,12 @@ class EvidenceService:
 
     # ---- verification (no key needed) ---------------------------------------------------
 
-    def trusted_keys(self) -> dict[str, bytes]:
-        return {self.signer.key_id: self.signer.public_raw}
+    def trusted_keys(self) -> dict[str, TrustedKey]:
+        """Every receipt key that ever signed, each with the period it signed in."""
+        return self.keys.trusted()
 
     def public_keys(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "key_id": self.signer.key_id,
-                "alg": "Ed25519",
-                "public_key": b64(self.signer.public_raw),
-                "public_key_hex": self.signer.public_raw.hex(),
-                "use": "intake receipts",
-                "current": True,
-            }
-        ]
+        return self.keys.published()
 
     def verify(self, bundle: Any, document_sha256: str | None, chain: ChainView | None) -> Verdict:
         return verify_bundle(

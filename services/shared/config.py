@@ -125,6 +125,13 @@ VARIABLES: tuple[Variable, ...] = (
         "generated in the data directory (not for production).",
     ),
     Variable(
+        "OFFERSEAL_MASTER_KEYS_PREVIOUS",
+        "master_keys_previous",
+        str,
+        "Earlier master keys, comma-separated base64: they only unwrap documents stored before "
+        "a rotation (`offerseal keys rotate` re-wraps those under OFFERSEAL_MASTER_KEY).",
+    ),
+    Variable(
         "OFFERSEAL_RECEIPT_KEY",
         "receipt_key",
         str,
@@ -348,6 +355,7 @@ class Settings:
     registry_address: str = ""
     auto_deploy: bool = True
     master_key: str = ""
+    master_keys_previous: str = ""
     receipt_key: str = ""
     host: str = "127.0.0.1"
     evidence_port: int = 8101
@@ -409,6 +417,7 @@ class Settings:
                 "webhook_secret",
                 "signer_key",
                 "master_key",
+                "master_keys_previous",
                 "receipt_key",
                 "contracts_signer_key",
                 "link_secret",

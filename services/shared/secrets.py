@@ -43,6 +43,12 @@ def master_key(settings: Settings) -> bytes:
     return _dev_secret(settings.data_dir / "secrets" / "master.key")
 
 
+def previous_master_keys(settings: Settings) -> list[bytes]:
+    """The master keys of earlier rotations (they unwrap, never wrap)."""
+    items = [item.strip() for item in settings.master_keys_previous.split(",")]
+    return [_decode32("OFFERSEAL_MASTER_KEYS_PREVIOUS (each key)", item) for item in items if item]
+
+
 def receipt_seed(settings: Settings) -> bytes:
     if settings.receipt_key:
         return _decode32("OFFERSEAL_RECEIPT_KEY", settings.receipt_key)

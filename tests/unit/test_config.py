@@ -68,3 +68,20 @@ def test_readme_documents_every_variable() -> None:
     documented = set(re.findall(r"`(OFFERSEAL_[A-Z_]+)`", README.read_text()))
     missing = {v.env for v in VARIABLES} - documented
     assert not missing, f"README lacks {sorted(missing)}"
+
+
+def test_previous_master_keys_are_listed_and_checked(tmp_path: Path) -> None:
+    import base64
+    import os
+
+    from offerseal.shared.secrets import previous_master_keys
+
+    one, two = os.urandom(32), os.urandom(32)
+    spelled = f" {base64.b64encode(one).decode()}, {base64.b64encode(two).decode()},"
+    settings = load_settings({"OFFERSEAL_MASTER_KEYS_PREVIOUS": spelled}, data_dir=tmp_path)
+    assert previous_master_keys(settings) == [one, two]
+    assert "OFFERSEAL_MASTER_KEYS_PREVIOUS': '(set)" in str(settings.redacted())
+    assert previous_master_keys(load_settings({}, data_dir=tmp_path)) == []
+    bad = load_settings({"OFFERSEAL_MASTER_KEYS_PREVIOUS": "bm90IDMyIGJ5dGVz"}, data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="OFFERSEAL_MASTER_KEYS_PREVIOUS"):
+        previous_master_keys(bad)

@@ -7,7 +7,12 @@ import os
 import pytest
 
 from offerseal.evidence.domain.canonical import canonical_json
-from offerseal.evidence.domain.receipts import ReceiptSigner, verify_receipt
+from offerseal.evidence.domain.receipts import (
+    ReceiptSigner,
+    TrustedKey,
+    parse_time,
+    verify_receipt,
+)
 
 PAYLOAD = {
     "document_id": "d-1",
@@ -100,3 +105,47 @@ def test_batch_receipt_refuses_a_changed_statement_or_path() -> None:
     assert not ok and "not in the signed batch" in detail
     moved = dict(receipts[3], item=receipts[4]["item"])
     assert not verify_receipt(moved, None)[0]
+
+
+def _period(start: str | None, end: str | None, signer: ReceiptSigner) -> TrustedKey:
+    return TrustedKey(
+        signer.public_raw,
+        parse_time(start) if start else None,
+        parse_time(end) if end else None,
+    )
+
+
+@pytest.mark.parametrize(
+    "start,end,valid",
+    [
+        ("2026-11-01T00:00:00Z", "2026-11-30T00:00:00Z", True),
+        ("2026-11-25T16:20:00Z", None, True),  # the bounds themselves belong to the period
+        (None, "2026-11-25T16:20:00Z", True),
+        ("2026-11-01T00:00:00Z", "2026-11-25T16:19:59Z", False),  # the key was retired before
+        ("2026-11-26T00:00:00Z", None, False),  # the key did not sign yet
+    ],
+)
+def test_a_key_vouches_only_for_receipts_dated_inside_its_period(
+    start: str | None, end: str | None, valid: bool
+) -> None:
+    signer = ReceiptSigner.from_seed(os.urandom(32))
+    receipt = signer.sign(PAYLOAD)  # received_at 2026-11-25T16:20:00Z
+    ok, detail, _ = verify_receipt(receipt, {signer.key_id: _period(start, end, signer)})
+    assert ok is valid, detail
+    if not valid:
+        assert "outside the period" in detail
+
+
+def test_a_retired_key_still_verifies_its_own_receipts_beside_the_new_key() -> None:
+    old = ReceiptSigner.from_seed(os.urandom(32))
+    new = ReceiptSigner.from_seed(os.urandom(32))
+    trusted = {
+        old.key_id: _period("2026-01-01T00:00:00Z", "2026-11-26T00:00:00Z", old),
+        new.key_id: _period("2026-11-26T00:00:00Z", None, new),
+    }
+    assert verify_receipt(old.sign(PAYLOAD), trusted)[0]
+    late = old.sign({**PAYLOAD, "received_at": "2026-11-27T09:00:00.000000Z"})
+    ok, detail, _ = verify_receipt(late, trusted)
+    assert not ok and "outside the period" in detail
+    later = new.sign({**PAYLOAD, "received_at": "2026-11-27T09:00:00.000000Z"})
+    assert verify_receipt(later, trusted)[0]

@@ -7,13 +7,13 @@ and, for the chain checks, any view of the chain (`ChainView`): not the OfferSea
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from . import merkle
 from .hexbytes import from_hex32, is_hex32, to_hex
-from .receipts import verify_receipt
+from .receipts import TrustedKey, verify_receipt
 
 PROOF_FORMAT = "offerseal-proof/1"
 # A tree of 10,000 leaves (the largest batch) needs 14 siblings; 2**32 leaves would need 32.
@@ -126,7 +126,7 @@ def verify_bundle(
     bundle: Any,
     *,
     document_sha256: str | None,
-    trusted_keys: dict[str, bytes] | None,
+    trusted_keys: Mapping[str, bytes | TrustedKey] | None,
     chain: ChainView | None,
 ) -> Verdict:
     """Run every check; a forged or mismatched bundle gives failing checks, never an exception."""

@@ -10,7 +10,9 @@ documents' statements, and each document's receipt carries its statement and Mer
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,34 @@ def public_key_bytes(key: Ed25519PublicKey) -> bytes:
 def key_id_of(public_raw: bytes) -> str:
     """A short, stable name for a public key: the first 16 hex digits of its sha256."""
     return "ed25519:" + hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+def parse_time(text: str) -> dt.datetime:
+    """A receipt's or a key's time (ISO 8601, `Z` or an offset) as an aware datetime."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"time without a zone: {text!r}")
+    return moment
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A receipt public key and the period it signed in (open-ended where None): a receipt
+    verifies only if it states a time inside that period."""
+
+    public_raw: bytes
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+
+    def covers(self, moment: dt.datetime) -> bool:
+        return (self.valid_from is None or self.valid_from <= moment) and (
+            self.valid_until is None or moment <= self.valid_until
+        )
+
+    def period(self) -> str:
+        start = self.valid_from.isoformat() if self.valid_from else "the beginning"
+        end = self.valid_until.isoformat() if self.valid_until else "now"
+        return f"{start} to {end}"
 
 
 def item_leaf(item: dict[str, Any]) -> bytes:
@@ -100,9 +130,10 @@ class ReceiptSigner:
 
 
 def verify_receipt(
-    receipt: dict[str, Any], trusted: dict[str, bytes] | None
+    receipt: dict[str, Any], trusted: Mapping[str, bytes | TrustedKey] | None
 ) -> tuple[bool, str, dict[str, Any]]:
-    """Check a receipt's signature. `trusted` maps key ids to raw public keys; when given, the
+    """Check a receipt's signature. `trusted` maps key ids to raw public keys, or to keys with
+    the period they signed in (then the receipt's `received_at` must fall in it); when given, the
     key must be one of them, otherwise the key embedded in the receipt is used (and said so).
 
     Returns (ok, detail, statement): the statement about the document (its id, sha256, size,
@@ -121,12 +152,22 @@ def verify_receipt(
         if trusted is not None:
             if key_id not in trusted:
                 return False, f"receipt signed by {key_id}, which is not a trusted key", {}
-            public_raw = trusted[key_id]
+            entry = trusted[key_id]
+            public_raw = entry.public_raw if isinstance(entry, TrustedKey) else entry
         else:
-            public_raw = embedded
+            entry, public_raw = None, embedded
         Ed25519PublicKey.from_public_bytes(public_raw).verify(
             unb64(receipt["signature"]), canonical_json(payload)
         )
+        if isinstance(entry, TrustedKey) and not entry.covers(
+            parse_time(str(payload["received_at"]))
+        ):
+            return (
+                False,
+                f"receipt states {payload['received_at']}, outside the period in which "
+                f"{key_id} signed ({entry.period()})",
+                {},
+            )
         statement: dict[str, Any] = payload
         if payload["format"] == BATCH_FORMAT:
             statement = receipt["item"]
