@@ -1,7 +1,7 @@
 """evidence: per-tenant receipt sequence numbers, the history of receipt keys
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-26
 
 Receipts used to carry one global sequence number. Existing documents keep theirs as their
@@ -18,8 +18,8 @@ import base64
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
