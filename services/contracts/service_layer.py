@@ -11,6 +11,7 @@ from ..shared import messages
 from ..shared.db import Database
 from ..shared.links import LinkSigner
 from .amendments import Amendments
+from .arrivals import Arrivals
 from .milestones import Milestones
 from .outcomes import Outcomes
 from .ports import AgreementsChain
@@ -30,6 +31,7 @@ class ContractsService:
     signatures: Signatures
     milestones: Milestones
     amendments: Amendments
+    arrivals: Arrivals
     risk: RiskTracking
     sweeper: Sweeper
 
@@ -53,6 +55,7 @@ class ContractsService:
             signatures=Signatures(db, chain, tx),
             milestones=Milestones(db, chain, tx),
             amendments=Amendments(db, chain, tx, candidate_links),
+            arrivals=Arrivals(db, chain, tx),
             risk=RiskTracking(db),
             sweeper=Sweeper(db, chain, agreements.transition),
         )
