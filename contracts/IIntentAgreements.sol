@@ -6,6 +6,9 @@ pragma solidity ^0.8.20;
  * @notice Intent agreements (入职意向书) between an employer and a candidate whose breach clause is
  * decided on chain. Only hashes, addresses, dates and amounts are stored: no names, contact data
  * or other personal data. Liquidated damages can never exceed 30% of one month's salary.
+ * Version 2: ids derived from the sender and a salt, a commitment covering every term (grace
+ * period and milestones included), milestone leaves computed on chain, and the candidate's
+ * own arrival record, which keeps a candidate who came to work from being declared in breach.
  */
 interface IIntentAgreements {
     enum State {
@@ -62,6 +65,13 @@ interface IIntentAgreements {
     error MilestoneOutOfRange(bytes32 agreementId, uint256 index);
     error MilestoneAlreadyConfirmed(bytes32 agreementId, uint256 index);
     error EvidenceNotAnchored(bytes32 root, bytes32 leaf);
+    error ArrivalNotOpen(bytes32 agreementId, uint64 opensAt);
+    error ArrivalAlreadyRecorded(bytes32 agreementId, uint64 arrivedAt);
+    error NoArrival(bytes32 agreementId);
+    error CandidateArrived(bytes32 agreementId, uint64 arrivedAt);
+    error ArrivalUnderDispute(bytes32 agreementId);
+    error DisputeWindowClosed(bytes32 agreementId, uint64 closedAt);
+    error DisputeWindowOpen(bytes32 agreementId, uint64 closesAt);
 
     event OperatorSet(address indexed employer, address indexed operator, bool approved);
     event Offered(
@@ -86,6 +96,9 @@ interface IIntentAgreements {
     event EmployerBreached(bytes32 indexed agreementId, uint256 damages);
     event Cancelled(bytes32 indexed agreementId, bool mutual);
     event Expired(bytes32 indexed agreementId);
+    event ArrivalRecorded(bytes32 indexed agreementId, address indexed candidate, uint256 nonce);
+    event ArrivalDisputed(bytes32 indexed agreementId, address indexed disputedBy);
+    event FulfilledByArrival(bytes32 indexed agreementId);
 
     /**
      * @notice Lets `operator` act for the caller (as employer) in {offer} and employer-only calls.
@@ -96,21 +109,27 @@ interface IIntentAgreements {
 
     /**
      * @notice Records an offer: None -> Offered. Callable by the employer or its operator.
+     * The agreement's id is {agreementIdOf}(msg.sender, salt): nobody else can take it by
+     * copying the transaction from the mempool, and the sender knows it before sending.
      * @dev Reverts with {DamagesAboveCap} unless `liquidatedDamages * 10_000 <= monthlySalary *
      * 3_000`, with {TooManyMilestones} above 8 milestones, and with {InvalidTerms} when the offer
      * is already expired or expires after the start date, or an address is zero.
-     * @param agreementId Identifier chosen off chain (no personal data).
+     * @param salt Chosen by the sender (random: the id then reveals nothing about anyone).
      * @param terms The agreed terms.
      * @param milestones Up to 8 checkpoints (their `confirmedAt` must be 0).
+     * @return agreementId The new agreement's id.
      */
-    function offer(bytes32 agreementId, Terms calldata terms, Milestone[] calldata milestones)
-        external;
+    function offer(bytes32 salt, Terms calldata terms, Milestone[] calldata milestones)
+        external
+        returns (bytes32 agreementId);
 
     /**
      * @notice Offered -> Committed with the candidate's EIP-712 `Commitment` signature, before
      * the offer expires. Anyone may submit it, so the candidate needs no ether.
-     * @dev The signed `deadline` is the offer's expiry and the `nonce` the candidate's current
-     * one, which this call consumes. Plain keys and ERC-1271 wallets are accepted.
+     * @dev The `Commitment` covers every term: parties, terms hash, start date, grace period,
+     * each milestone's kind and due date, salary and damages. The signed `deadline` is the
+     * offer's expiry and the `nonce` the candidate's current one, which this call consumes.
+     * Plain keys and ERC-1271 wallets are accepted.
      * @param agreementId The agreement.
      * @param signature The candidate's signature over {commitmentDigest}.
      */
@@ -118,19 +137,23 @@ interface IIntentAgreements {
 
     /**
      * @notice Records anchored evidence for a milestone of a committed agreement. Callable by
-     * the employer or its operator; the evidence is verified on chain with
-     * `EvidenceRegistry.verify(proof, root, leaf)`.
+     * the employer or its operator. The leaf is computed here, as OpenZeppelin's
+     * StandardMerkleTree does for the values `[sha256, salt]`:
+     * `leaf = keccak256(bytes.concat(valuesHash))` with `valuesHash = keccak256(abi.encode(
+     * sha256, salt))`, then verified with `EvidenceRegistry.verify(proof, root, leaf)`. An
+     * inner node of the tree therefore cannot pass as a document, and the document's sha256
+     * and salt stay off chain.
      * @param agreementId The agreement.
      * @param index Milestone index.
      * @param root Anchored Merkle root.
-     * @param leaf The evidence document's leaf.
-     * @param proof Merkle proof of `leaf` under `root`.
+     * @param valuesHash `keccak256(abi.encode(sha256, salt))` of the evidence document.
+     * @param proof Merkle proof of the leaf under `root`.
      */
     function confirmMilestone(
         bytes32 agreementId,
         uint256 index,
         bytes32 root,
-        bytes32 leaf,
+        bytes32 valuesHash,
         bytes32[] calldata proof
     ) external;
 
@@ -158,9 +181,42 @@ interface IIntentAgreements {
     /// @param agreementId The agreement.
     function confirmStart(bytes32 agreementId) external;
 
-    /// @notice Committed -> Breached, by anyone once the start date plus grace has passed.
-    /// @param agreementId The agreement.
+    /**
+     * @notice Committed -> Breached, by anyone once the start date plus grace has passed.
+     * @dev Reverts with {CandidateArrived} while the candidate's arrival is recorded and the
+     * employer has not disputed it (see {recordArrival}, {disputeArrival}).
+     * @param agreementId The agreement.
+     */
     function declareBreach(bytes32 agreementId) external;
+
+    /**
+     * @notice Records that the candidate came to work, with their EIP-712 `Arrival` signature
+     * (agreement, nonce, deadline). Anyone may relay it. Accepted while committed, from
+     * ARRIVAL_LEAD before the start date until a breach is declared.
+     * @dev Consumes the candidate's nonce. Reverts with {ArrivalNotOpen} too early, with
+     * {ArrivalAlreadyRecorded} for a second arrival, with {SignatureExpired} after `deadline`.
+     * @param agreementId The agreement.
+     * @param deadline The signature's deadline.
+     * @param signature The candidate's signature over {arrivalDigest}.
+     */
+    function recordArrival(bytes32 agreementId, uint64 deadline, bytes calldata signature)
+        external;
+
+    /**
+     * @notice The employer says the candidate did not in fact start, within DISPUTE_WINDOW of
+     * the arrival: {declareBreach} is then possible again (after start plus grace), and
+     * {fulfilByArrival} is not. Employer or operator only; once per agreement.
+     * @param agreementId The agreement.
+     */
+    function disputeArrival(bytes32 agreementId) external;
+
+    /**
+     * @notice Committed -> Fulfilled, by anyone, once an arrival has stood undisputed for
+     * DISPUTE_WINDOW: an employer who neither confirms the start nor disputes cannot leave
+     * the agreement open.
+     * @param agreementId The agreement.
+     */
+    function fulfilByArrival(bytes32 agreementId) external;
 
     /// @notice Committed -> EmployerBreached: the employer withdraws a signed offer and owes the
     /// same damages. Employer or operator only.
@@ -180,6 +236,23 @@ interface IIntentAgreements {
     /// @notice Offered -> Expired, by anyone after the offer's expiry.
     /// @param agreementId The agreement.
     function expire(bytes32 agreementId) external;
+
+    /// @notice The id {offer} gives an agreement sent by `sender` with `salt`.
+    /// @param sender The offer's sender (employer or operator).
+    /// @param salt The salt.
+    function agreementIdOf(address sender, bytes32 salt) external pure returns (bytes32);
+
+    /// @notice When the candidate's arrival was recorded (0: not) and whether it is disputed.
+    /// @param agreementId The agreement.
+    function arrivalOf(bytes32 agreementId)
+        external
+        view
+        returns (uint64 arrivedAt, bool disputed);
+
+    /// @notice The EIP-712 digest of an `Arrival` with the candidate's current nonce.
+    /// @param agreementId The agreement.
+    /// @param deadline The signature's deadline.
+    function arrivalDigest(bytes32 agreementId, uint64 deadline) external view returns (bytes32);
 
     /// @notice The agreement's state.
     /// @param agreementId The agreement.

@@ -16,11 +16,20 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
     /// @notice Damages may not exceed CAP_BPS / 10_000 of one month's salary (30%).
     uint256 public constant CAP_BPS = 3_000;
 
+    /// @notice An arrival is accepted from this long before the start date (the start date's
+    /// day, whatever the time of day and zone).
+    uint64 public constant ARRIVAL_LEAD = 12 hours;
+    /// @notice How long after an arrival the employer may dispute it; afterwards anyone may
+    /// call {fulfilByArrival}.
+    uint64 public constant DISPUTE_WINDOW = 7 days;
+
     bytes32 public constant COMMITMENT_TYPEHASH = keccak256(
         "Commitment(bytes32 agreementId,address candidate,address employer,bytes32 termsHash,"
-        "uint64 startDate,uint128 monthlySalary,uint128 liquidatedDamages,uint256 nonce,"
-        "uint64 deadline)"
+        "uint64 startDate,uint32 graceSeconds,uint8[] milestoneKinds,uint64[] milestoneDues,"
+        "uint128 monthlySalary,uint128 liquidatedDamages,uint256 nonce,uint64 deadline)"
     );
+    bytes32 public constant ARRIVAL_TYPEHASH =
+        keccak256("Arrival(bytes32 agreementId,uint256 nonce,uint64 deadline)");
     bytes32 public constant CANCELLATION_TYPEHASH =
         keccak256("Cancellation(bytes32 agreementId,uint256 nonce,uint64 deadline)");
     bytes32 public constant AMENDMENT_TYPEHASH = keccak256(
@@ -52,8 +61,16 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
     mapping(bytes32 agreementId => mapping(uint256 index => bytes32 leaf)) private _evidence;
     mapping(address employer => mapping(address operator => bool)) private _operators;
 
+    /// @dev The candidate's arrival: when it was recorded (0: not) and whether it is disputed.
+    struct Arrival {
+        uint64 arrivedAt;
+        bool disputed;
+    }
+
+    mapping(bytes32 agreementId => Arrival) private _arrivals;
+
     /// @param registry The EvidenceRegistry that anchors milestone evidence.
-    constructor(IEvidenceRegistry registry) EIP712("OfferSeal IntentAgreements", "1") {
+    constructor(IEvidenceRegistry registry) EIP712("OfferSeal IntentAgreements", "2") {
         evidenceRegistry = registry;
     }
 
@@ -71,9 +88,11 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
     }
 
     /// @inheritdoc IIntentAgreements
-    function offer(bytes32 agreementId, Terms calldata terms, Milestone[] calldata milestones)
+    function offer(bytes32 salt, Terms calldata terms, Milestone[] calldata milestones)
         external
+        returns (bytes32 agreementId)
     {
+        agreementId = agreementIdOf(msg.sender, salt);
         Record storage record = _records[agreementId];
         if (record.state != State.None) revert AgreementExists(agreementId);
         _checkEmployer(agreementId, terms.employer);
@@ -138,7 +157,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         bytes32 agreementId,
         uint256 index,
         bytes32 root,
-        bytes32 leaf,
+        bytes32 valuesHash,
         bytes32[] calldata proof
     ) external {
         Record storage record = _records[agreementId];
@@ -147,6 +166,9 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         if (index >= record.milestoneCount) revert MilestoneOutOfRange(agreementId, index);
         Milestone memory milestone = _unpack(_milestones[agreementId][index]);
         if (milestone.confirmedAt != 0) revert MilestoneAlreadyConfirmed(agreementId, index);
+        // StandardMerkleTree's leaf of [sha256, salt]: hashed twice, so no inner node (a hash
+        // of 64 bytes) can be a leaf.
+        bytes32 leaf = keccak256(bytes.concat(valuesHash));
         if (!evidenceRegistry.verify(proof, root, leaf)) revert EvidenceNotAnchored(root, leaf);
         _milestones[agreementId][index] = _pack(milestone.kind, milestone.due, uint64(block.timestamp));
         _evidence[agreementId][index] = leaf;
@@ -220,8 +242,61 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         if (block.timestamp <= declarableAfter) {
             revert BreachNotDeclarable(agreementId, declarableAfter);
         }
+        Arrival memory arrival = _arrivals[agreementId];
+        if (arrival.arrivedAt != 0 && !arrival.disputed) {
+            revert CandidateArrived(agreementId, arrival.arrivedAt);
+        }
         record.state = State.Breached;
         emit Breached(agreementId, msg.sender, record.liquidatedDamages);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function recordArrival(bytes32 agreementId, uint64 deadline, bytes calldata signature)
+        external
+    {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Committed);
+        uint64 opensAt = record.startDate > ARRIVAL_LEAD ? record.startDate - ARRIVAL_LEAD : 0;
+        if (block.timestamp < opensAt) revert ArrivalNotOpen(agreementId, opensAt);
+        Arrival storage arrival = _arrivals[agreementId];
+        if (arrival.arrivedAt != 0) revert ArrivalAlreadyRecorded(agreementId, arrival.arrivedAt);
+        if (block.timestamp > deadline) revert SignatureExpired(deadline);
+        address candidate = record.candidate;
+        uint256 nonce = _useNonce(candidate);
+        bytes32 digest = _arrivalDigest(agreementId, nonce, deadline);
+        if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+            revert InvalidSignature(agreementId, candidate);
+        }
+        arrival.arrivedAt = uint64(block.timestamp);
+        emit ArrivalRecorded(agreementId, candidate, nonce);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function disputeArrival(bytes32 agreementId) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Committed);
+        _checkEmployer(agreementId, record.employer);
+        Arrival storage arrival = _arrivals[agreementId];
+        if (arrival.arrivedAt == 0) revert NoArrival(agreementId);
+        if (arrival.disputed) revert ArrivalUnderDispute(agreementId);
+        uint64 closesAt = arrival.arrivedAt + DISPUTE_WINDOW;
+        if (block.timestamp > closesAt) revert DisputeWindowClosed(agreementId, closesAt);
+        arrival.disputed = true;
+        emit ArrivalDisputed(agreementId, msg.sender);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function fulfilByArrival(bytes32 agreementId) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Committed);
+        Arrival memory arrival = _arrivals[agreementId];
+        if (arrival.arrivedAt == 0) revert NoArrival(agreementId);
+        if (arrival.disputed) revert ArrivalUnderDispute(agreementId);
+        uint64 closesAt = arrival.arrivedAt + DISPUTE_WINDOW;
+        if (block.timestamp <= closesAt) revert DisputeWindowOpen(agreementId, closesAt);
+        record.state = State.Fulfilled;
+        emit Fulfilled(agreementId);
+        emit FulfilledByArrival(agreementId);
     }
 
     /// @inheritdoc IIntentAgreements
@@ -263,6 +338,22 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         }
         record.state = State.Expired;
         emit Expired(agreementId);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function agreementIdOf(address sender, bytes32 salt) public pure returns (bytes32) {
+        return keccak256(abi.encode(sender, salt));
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function arrivalOf(bytes32 agreementId) external view returns (uint64, bool) {
+        Arrival memory arrival = _arrivals[agreementId];
+        return (arrival.arrivedAt, arrival.disputed);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function arrivalDigest(bytes32 agreementId, uint64 deadline) external view returns (bytes32) {
+        return _arrivalDigest(agreementId, nonces(_records[agreementId].candidate), deadline);
     }
 
     /// @inheritdoc IIntentAgreements
@@ -329,7 +420,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
 
     /// @inheritdoc IIntentAgreements
     function version() external pure returns (string memory) {
-        return "1.1.0";
+        return "2.0.0";
     }
 
     function _commitmentDigest(bytes32 agreementId, Record storage terms, uint256 nonce)
@@ -337,22 +428,58 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         view
         returns (bytes32)
     {
+        (bytes32 kindsHash, bytes32 duesHash) = _milestoneHashes(agreementId, terms.milestoneCount);
+        // Two abi.encode halves concatenated are the same 32-byte words as one (all static).
         return _hashTypedDataV4(
             keccak256(
-                abi.encode(
-                    COMMITMENT_TYPEHASH,
-                    agreementId,
-                    terms.candidate,
-                    terms.employer,
-                    terms.termsHash,
-                    terms.startDate,
-                    terms.monthlySalary,
-                    terms.liquidatedDamages,
-                    nonce,
-                    terms.offerExpiresAt
+                bytes.concat(
+                    abi.encode(
+                        COMMITMENT_TYPEHASH,
+                        agreementId,
+                        terms.candidate,
+                        terms.employer,
+                        terms.termsHash,
+                        terms.startDate,
+                        terms.graceSeconds
+                    ),
+                    abi.encode(
+                        kindsHash,
+                        duesHash,
+                        terms.monthlySalary,
+                        terms.liquidatedDamages,
+                        nonce,
+                        terms.offerExpiresAt
+                    )
                 )
             )
         );
+    }
+
+    /// @dev EIP-712 `encodeData` of the `uint8[]` kinds and `uint64[]` due dates: the keccak of
+    /// their elements, each as a 32-byte word.
+    function _milestoneHashes(bytes32 agreementId, uint256 count)
+        private
+        view
+        returns (bytes32 kindsHash, bytes32 duesHash)
+    {
+        uint256[] memory kinds = new uint256[](count);
+        uint256[] memory dues = new uint256[](count);
+        uint88[MAX_MILESTONES] storage packed = _milestones[agreementId];
+        for (uint256 i = 0; i < count; ++i) {
+            uint88 word = packed[i];
+            kinds[i] = uint8(word >> 80);
+            dues[i] = uint64((word >> 40) & type(uint40).max);
+        }
+        kindsHash = keccak256(abi.encodePacked(kinds));
+        duesHash = keccak256(abi.encodePacked(dues));
+    }
+
+    function _arrivalDigest(bytes32 agreementId, uint256 nonce, uint64 deadline)
+        private
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(ARRIVAL_TYPEHASH, agreementId, nonce, deadline)));
     }
 
     function _cancellationDigest(bytes32 agreementId, uint256 nonce, uint64 deadline)

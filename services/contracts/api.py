@@ -177,6 +177,18 @@ class SignatureIn(ma.Schema):
     signature = fields.String(required=True, validate=HEX_BYTES)
 
 
+class ArrivalArgs(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    deadline = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**64 - 1))
+
+
+class ArrivalIn(ma.Schema):
+    signature = fields.String(required=True, validate=HEX_BYTES)
+    deadline = fields.Integer(required=True, validate=validate.Range(min=1, max=2**64 - 1))
+
+
 class EvidenceIn(ma.Schema):
     document_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
 
@@ -311,6 +323,53 @@ class Signature(MethodView):
         return service().signatures.submit_signature(
             who, link, agreement_id, bytes.fromhex(data["signature"][2:])
         )
+
+
+@blp.route("/agreements/<string:agreement_id>/arrival/typed-data")
+@access("link")
+class ArrivalTypedData(MethodView):
+    @blp.doc(
+        security=BEARER,
+        summary="The EIP-712 `Arrival` the candidate signs on their first day",
+        description="Valid for a day unless `?deadline=<unix s>` is given; send the signature "
+        "and this deadline to `POST .../arrival`.",
+    )
+    @blp.arguments(ArrivalArgs, location="query")
+    @blp.response(200)
+    def get(self, args: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+        who, link = caller()
+        return service().arrivals.typed_data(who, link, agreement_id, args["deadline"])
+
+
+@blp.route("/agreements/<string:agreement_id>/arrival")
+@access("link")
+class Arrival(MethodView):
+    @blp.doc(
+        security=BEARER,
+        summary="The candidate's signed arrival; relayed to recordArrival()",
+        description="From the start date's day until a breach is declared. While recorded and "
+        "not disputed, the contract refuses to declare a breach; after the dispute window the "
+        "agreement is fulfilled.",
+    )
+    @blp.arguments(ArrivalIn)
+    @blp.response(200)
+    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+        who, link = caller()
+        return service().arrivals.submit(
+            who, link, agreement_id, data["deadline"], bytes.fromhex(data["signature"][2:])
+        )
+
+
+@blp.route("/agreements/<string:agreement_id>/arrival/dispute")
+class ArrivalDispute(MethodView):
+    @roles(*WRITE_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="The employer disputes the candidate's arrival (within the dispute window)",
+    )
+    @blp.response(200)
+    def post(self, agreement_id: str) -> dict[str, Any]:
+        return service().arrivals.dispute(principal(), agreement_id)
 
 
 @blp.route("/agreements/<string:agreement_id>/milestones/<string:kind>/evidence")

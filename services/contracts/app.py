@@ -15,13 +15,14 @@ from ..shared import chain, revocations, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database
-from ..shared.deployments import ensure_deployed, wait_for_registry
+from ..shared.deployments import ContractMissing, ensure_deployed, wait_for_registry
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Backoff, Workers, run_every
 from . import api
 from .adapters.chain import IntentAgreementsChain
 from .adapters.evidence import EvidenceClient
+from .domain.agreements import CONTRACT_MAJOR_VERSION, supported_contract
 from .policy import Policy
 from .service_layer import ContractsService
 
@@ -54,6 +55,23 @@ def create_app(
     return app
 
 
+def require_supported(version: str, address: str, chain_id: int) -> None:
+    """Refuse to start against an IntentAgreements this service cannot speak to (a 1.x
+    deployment recorded before the upgrade): its agreements stay on chain as they are, and new
+    agreements need a 2.x deployment, chosen by whoever runs the service."""
+    if supported_contract(version):
+        return
+    raise ContractMissing(
+        f"the IntentAgreements at {address} on chain {chain_id} is version {version}; this "
+        f"OfferSeal needs {CONTRACT_MAJOR_VERSION}.x (ids from a salt, the full Commitment, "
+        "leaves computed on chain, arrivals). Agreements on the old contract stay valid there. "
+        "Deploy a new one for new agreements: set OFFERSEAL_AGREEMENTS_ADDRESS to a "
+        f"{CONTRACT_MAJOR_VERSION}.x deployment, or delete the recorded IntentAgreements "
+        "deployment (the chain_deployments row and the entry in <data dir>/deployments/"
+        f"{chain_id}.json) to let auto-deploy deploy one."
+    )
+
+
 @dataclass
 class ContractsNode:
     settings: Settings
@@ -80,12 +98,14 @@ class ContractsNode:
             auto_deploy=self.settings.auto_deploy,
             data_dir=self.settings.data_dir,
         )
+        client = IntentAgreementsChain(w3, address, signer)
+        require_supported(client.version(), address, int(w3.eth.chain_id))
         self.links = LinkSigner(
             secrets.link_secret(self.settings), revocations.checker(self.db)
         )
         self.service = ContractsService.build(
             self.db,
-            IntentAgreementsChain(w3, address, signer),
+            client,
             self.links,
             public_url=self.public_url,
             link_ttl=self.settings.link_ttl,

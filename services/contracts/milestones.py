@@ -1,6 +1,7 @@
 """Milestones confirmed on chain with anchored evidence: asked for by HR with a document id (the
 proof fetched from the evidence service), or recorded from `evidence.anchored` messages and
-confirmed by the worker."""
+confirmed by the worker. The contract computes the leaf from the document's [sha256, salt], so
+evidence without those values (a message that carries only the leaf) waits for HR's request."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..shared.auth import WRITE_ROLES, Principal
 from ..shared.db import Database
 from .errors import AgreementNotFound, ChainRefusal
 from .models import Agreement, AgreementMilestone
+from .policy import Policies
 from .ports import AgreementsChain, EvidenceSource
 from .records import describe, load
 from .transactions import TransactionPath
@@ -23,10 +25,17 @@ log = logging.getLogger(__name__)
 
 
 class Milestones:
-    def __init__(self, db: Database, chain: AgreementsChain, tx: TransactionPath) -> None:
+    def __init__(
+        self,
+        db: Database,
+        chain: AgreementsChain,
+        tx: TransactionPath,
+        policies: Policies | None = None,
+    ) -> None:
         self.db = db
         self.chain = chain
         self.tx = tx
+        self.policies = policies  # whether a candidate's own upload confirms by itself
 
     def confirm_with_document(
         self,
@@ -77,7 +86,7 @@ class Milestones:
         self, agreement_id: str, onchain_id: str, index: int, evidence: dict[str, Any]
     ) -> None:
         call = self.chain.confirm_milestone(
-            onchain_id, index, evidence["root"], evidence["leaf"], evidence["proof"]
+            onchain_id, index, evidence["root"], evidence["values"], evidence["proof"]
         )
         self.tx.transact(
             agreement_id,
@@ -88,6 +97,7 @@ class Milestones:
                 "document_id": evidence.get("document_id"),
                 "root": evidence["root"],
                 "leaf": evidence["leaf"],
+                "values": list(evidence["values"]),
                 "proof": evidence["proof"],
             },
         )
@@ -119,7 +129,16 @@ class Milestones:
         if milestone is None:
             return
         milestone.document_id = p["document_id"]
+        if (
+            p.get("via_candidate_link")
+            and self.policies is not None
+            and self.policies.of(session, agreement.tenant).candidate_uploads == "review"
+        ):  # the candidate's upload waits for HR: POST .../milestones/{kind}/evidence
+            log.info("upload for %s/%s awaits HR's review", agreement.id, milestone.kind)
+            return
         milestone.leaf, milestone.root, milestone.proof = p["leaf"], p["root"], p["proof"]
+        if p.get("values"):  # (unset stays SQL NULL: a JSON column stores None as 'null')
+            milestone.leaf_values = p["values"]
 
     def confirm_recorded_evidence(self) -> int:
         """Worker: confirm on chain the milestones whose evidence arrived by message."""
@@ -130,6 +149,7 @@ class Milestones:
                     AgreementMilestone.idx,
                     AgreementMilestone.document_id,
                     AgreementMilestone.leaf,
+                    AgreementMilestone.leaf_values,
                     AgreementMilestone.root,
                     AgreementMilestone.proof,
                     Agreement.onchain_id,
@@ -137,18 +157,25 @@ class Milestones:
                 .join(Agreement, Agreement.id == AgreementMilestone.agreement_id)
                 .where(
                     AgreementMilestone.leaf.is_not(None),
+                    AgreementMilestone.leaf_values.is_not(None),
                     AgreementMilestone.confirmed_at.is_(None),
                     Agreement.state == "committed",
                 )
             ).all()
         done = 0
-        for agreement_id, idx, document_id, leaf, root, proof, onchain_id in rows:
+        for agreement_id, idx, document_id, leaf, values, root, proof, onchain_id in rows:
             try:
                 self._confirm(
                     agreement_id,
                     onchain_id,
                     idx,
-                    {"document_id": document_id, "leaf": leaf, "root": root, "proof": proof},
+                    {
+                        "document_id": document_id,
+                        "leaf": leaf,
+                        "values": values,
+                        "root": root,
+                        "proof": proof,
+                    },
                 )
                 done += 1
             except ChainRefusal as exc:

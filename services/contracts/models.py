@@ -50,6 +50,9 @@ class Agreement(Base):
     project_wrap_up: Mapped[bool] = mapped_column(Boolean, default=False)
     replacement_days: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(20))
+    # The candidate's signed arrival on chain, and the employer's dispute of it.
+    arrived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    arrival_disputed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     risk_level: Mapped[str] = mapped_column(String(8), default="blue")
     risk_score: Mapped[int] = mapped_column(Integer, default=100)
     risk_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -74,6 +77,7 @@ class AgreementMilestone(Base):
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     document_id: Mapped[str | None] = mapped_column(String(36))
     leaf: Mapped[str | None] = mapped_column(String(66))
+    leaf_values: Mapped[list[str] | None] = mapped_column(JSON)  # [sha256, salt] of the leaf
     root: Mapped[str | None] = mapped_column(String(66))
     proof: Mapped[list[str] | None] = mapped_column(JSON)
     tx_hash: Mapped[str | None] = mapped_column(String(66))

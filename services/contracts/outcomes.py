@@ -1,8 +1,10 @@
 """What a mined (or reverted) chain operation does to its agreement, recorded with the messages
-that announce it in the same database transaction."""
+that announce it in the same database transaction; and what the chain says when it disagrees
+with the database (someone else moved the agreement), recorded the same way."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,7 +25,10 @@ TRANSITIONS = {
     "withdraw": "employer_breached",
     "cancel": "cancelled",
     "expire": "expired",
+    "fulfil_by_arrival": "fulfilled",
 }
+# Operations that change no state: the candidate's arrival and the employer's dispute of it.
+ARRIVAL_OPS = {"arrival", "dispute_arrival"}
 
 
 def offered_payload(session: Session, a: Agreement, links: CandidateLinks) -> dict[str, Any]:
@@ -82,17 +87,58 @@ class Outcomes:
             milestone.tx_hash = op.tx_hash
             milestone.document_id = op.args.get("document_id")
             milestone.leaf, milestone.root = op.args["leaf"], op.args["root"]
+            if op.args.get("values"):
+                milestone.leaf_values = op.args["values"]
             milestone.proof = op.args["proof"]
             announce(session, messages.MILESTONE_CONFIRMED, agreement, milestone)
         elif op.op == "amend":
             apply_amendment(session, agreement, op, self.links)
+        elif op.op == "arrival":
+            at = op.args.get("at")
+            agreement.arrived_at = agreement.arrived_at or (
+                dt.datetime.fromtimestamp(int(at), dt.UTC) if at else utcnow()
+            )
+        elif op.op == "dispute_arrival":
+            agreement.arrival_disputed_at = agreement.arrival_disputed_at or utcnow()
         else:
-            self._transitioned(session, agreement, op)
+            self._transitioned(session, agreement, TRANSITIONS[op.op], op.tx_hash)
         refresh_risk(session, agreement)
 
+    def converged(
+        self,
+        session: Session,
+        agreement: Agreement,
+        chain_state: str,
+        arrival: tuple[int, bool],
+    ) -> bool:
+        """The chain holds `chain_state` (and the arrival `(arrived at, disputed)`) for an
+        agreement the database still has offered or committed: someone else sent the
+        transaction (anyone may commit, expire, declare a breach, record an arrival). Recorded
+        with the message the state's own transaction would have sent; True when it changed."""
+        changed = False
+        arrived_at, disputed = arrival
+        if arrived_at and agreement.arrived_at is None:
+            agreement.arrived_at = dt.datetime.fromtimestamp(arrived_at, dt.UTC)
+            changed = True
+        if disputed and agreement.arrival_disputed_at is None:
+            agreement.arrival_disputed_at = utcnow()
+            changed = True
+        if (
+            agreement.state in ("offered", "committed")
+            and chain_state != agreement.state
+            and chain_state in TRANSITIONS.values()
+        ):
+            self._transitioned(session, agreement, chain_state, None)
+            changed = True
+        if changed:
+            agreement.updated_at = utcnow()
+            refresh_risk(session, agreement)
+        return changed
+
     @staticmethod
-    def _transitioned(session: Session, agreement: Agreement, op: ChainOp) -> None:
-        state = TRANSITIONS[op.op]
+    def _transitioned(
+        session: Session, agreement: Agreement, state: str, tx_hash: str | None
+    ) -> None:
         agreement.state = state
         if state != "committed":
             supersede(session, agreement.id, state="void")
@@ -107,7 +153,7 @@ class Outcomes:
                         "onchain_id": agreement.onchain_id,
                         "candidate_ref": agreement.candidate_ref,
                         "state": state,
-                        "tx_hash": op.tx_hash,
+                        "tx_hash": tx_hash,  # None: recorded from the chain's state
                         "liquidated_damages": agreement.liquidated_damages,
                         "currency": agreement.currency,
                         "start_at": aware(agreement.start_at),

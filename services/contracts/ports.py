@@ -39,15 +39,19 @@ class AgreementsChain(Protocol):
     def relayer(self) -> str: ...  # the address that signs and sends
 
     # -- what to do: each returns the call, for the transaction path to send
+    def agreement_id(self, salt: bytes) -> str: ...  # the id `offer(salt, ...)` gives, as 0x hex
+
     def offer(
-        self, onchain_id: str, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
+        self, salt: bytes, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
     ) -> ChainCall: ...
 
     def commit(self, onchain_id: str, signature: bytes) -> ChainCall: ...
 
     def confirm_milestone(
-        self, onchain_id: str, index: int, root: str, leaf: str, proof: Sequence[str]
-    ) -> ChainCall: ...
+        self, onchain_id: str, index: int, root: str, values: Sequence[str], proof: Sequence[str]
+    ) -> ChainCall: ...  # `values`: the leaf's [sha256, salt]; the contract computes the leaf
+
+    def record_arrival(self, onchain_id: str, deadline: int, signature: bytes) -> ChainCall: ...
 
     def amend(
         self,
@@ -61,7 +65,7 @@ class AgreementsChain(Protocol):
 
     def transition(
         self, onchain_id: str, action: str, deadline: int = 0, signature: bytes = b""
-    ) -> ChainCall: ...
+    ) -> ChainCall: ...  # start, breach, withdraw, cancel, expire, dispute_arrival, fulfil_...
 
     # -- sending
     def simulate(self, call: ChainCall) -> None: ...  # raises ChainRefusal
@@ -78,6 +82,10 @@ class AgreementsChain(Protocol):
     def block_number(self) -> int: ...
     def nonce_of(self, address: str) -> int: ...  # the EIP-712 nonce a candidate signs with
     def terms_of(self, onchain_id: str) -> Terms: ...
+    def milestones_of(self, onchain_id: str) -> list[tuple[int, int]]: ...  # (kind code, due)
+    def state_of(self, onchain_id: str) -> str: ...  # a name from STATES
+    def arrival_of(self, onchain_id: str) -> tuple[int, bool]: ...  # (arrived at or 0, disputed)
+    def version(self) -> str: ...
     def operator_approved(self, employer: str) -> bool: ...  # may the relayer act for it?
     def is_contract(self, address: str) -> bool: ...
     def signed_by(self, address: str, digest: bytes, signature: bytes) -> bool: ...

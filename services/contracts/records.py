@@ -74,6 +74,7 @@ def describe(session: Session, a: Agreement, contract: str) -> dict[str, Any]:
         "terms_hash": a.terms_hash,
         "contract": contract,
         "risk": {"level": a.risk_level, "score": a.risk_score, "reasons": a.risk_reasons},
+        "arrival": {"arrived_at": iso(a.arrived_at), "disputed_at": iso(a.arrival_disputed_at)},
         "milestones": [
             {
                 "index": m.idx,

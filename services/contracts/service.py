@@ -82,7 +82,10 @@ class AgreementService:
             milestones=tuple((k, d.astimezone(dt.UTC)) for k, d in new.milestones),
         )
         agreement_id = str(uuid.uuid4())
-        onchain_id = "0x" + os.urandom(32).hex()  # random: reveals nothing about anyone
+        # The contract derives the id from the sender (our relayer) and a random salt, so
+        # nobody can take it first from the mempool; computed here before sending.
+        salt = os.urandom(32)
+        onchain_id = self.chain.agreement_id(salt)
         grace = dt.timedelta(days=new.grace_days)
         text = agreement_text(
             new.language,
@@ -108,7 +111,7 @@ class AgreementService:
             monthly_salary=new.monthly_salary,
             liquidated_damages=new.liquidated_damages,
         )
-        call = self.chain.offer(onchain_id, terms, new.milestones)
+        call = self.chain.offer(salt, terms, new.milestones)
 
         def insert(session: Session) -> None:
             session.add(
@@ -144,7 +147,9 @@ class AgreementService:
                     AgreementMilestone(agreement_id=agreement_id, idx=idx, kind=kind, due_at=due)
                 )
 
-        mined = self.tx.transact(agreement_id, "offer", call, before=insert)
+        mined = self.tx.transact(
+            agreement_id, "offer", call, args={"salt": "0x" + salt.hex()}, before=insert
+        )
         if not mined.succeeded:
             raise TransactionFailed("the offer transaction reverted")
         out = self.get(principal, agreement_id)
@@ -343,7 +348,8 @@ class AgreementService:
         deadline: int = 0,
         signature: bytes = b"",
     ) -> dict[str, Any]:
-        """start / breach / withdraw / cancel / expire; the chain decides eligibility."""
+        """start / breach / withdraw / cancel / expire (and, for the sweeper and arrivals,
+        dispute_arrival / fulfil_by_arrival); the chain decides eligibility."""
         if principal is not None:
             principal.require(*WRITE_ROLES)
             tenant = principal.tenant

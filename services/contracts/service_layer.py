@@ -11,6 +11,7 @@ from ..shared import messages
 from ..shared.db import Database
 from ..shared.links import LinkSigner
 from .amendments import Amendments
+from .arrivals import Arrivals
 from .milestones import Milestones
 from .outcomes import Outcomes
 from .policy import Policies, Policy
@@ -31,6 +32,7 @@ class ContractsService:
     signatures: Signatures
     milestones: Milestones
     amendments: Amendments
+    arrivals: Arrivals
     risk: RiskTracking
     sweeper: Sweeper
     policies: Policies
@@ -49,16 +51,18 @@ class ContractsService:
         candidate_links = CandidateLinks(links, public_url.rstrip("/"), link_ttl)
         tx = TransactionPath(db, chain, Outcomes(candidate_links))
         agreements = AgreementService(db, chain, tx, candidate_links)
+        policies = Policies(db, policy or Policy(auto_breach=True, candidate_uploads="review"))
         return cls(
             client=chain,
             transactions=tx,
             agreements=agreements,
             signatures=Signatures(db, chain, tx),
-            milestones=Milestones(db, chain, tx),
+            milestones=Milestones(db, chain, tx, policies),
             amendments=Amendments(db, chain, tx, candidate_links),
+            arrivals=Arrivals(db, chain, tx),
             risk=RiskTracking(db),
-            sweeper=Sweeper(db, chain, agreements.transition),
-            policies=Policies(db, policy or Policy(auto_breach=True, candidate_uploads="review")),
+            sweeper=Sweeper(db, chain, agreements.transition, policies),
+            policies=policies,
         )
 
     # ---- for the worker, the consumer and the health check (delegation only) ----------------

@@ -33,6 +33,7 @@ class Signatures:
             registry=self.chain.address,
             agreement_id=a.onchain_id,
             terms=self.chain.terms_of(a.onchain_id),
+            milestones=self.chain.milestones_of(a.onchain_id),
             nonce=self.chain.nonce_of(a.candidate_address),
         )
 

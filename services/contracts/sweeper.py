@@ -1,5 +1,8 @@
-"""The sweeper: declares due breaches and expiries (the chain's clock decides) and flags overdue
-milestones, so nobody has to remember."""
+"""The sweeper: declares due breaches and expiries (the chain's clock decides), fulfils
+agreements whose candidate's arrival stood undisputed for the dispute window, and flags overdue
+milestones, so nobody has to remember. A candidate whose arrival is recorded and not disputed is
+never declared in breach; a refusal makes the database follow the chain (see transactions.py),
+so an agreement someone else moved is not tried again."""
 
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ from sqlalchemy import select
 from ..shared import messages
 from ..shared.db import Database
 from ..shared.models import aware
+from .domain.agreements import DISPUTE_WINDOW
 from .errors import ChainRefusal
 from .models import Agreement, AgreementMilestone
+from .policy import Policies
 from .ports import AgreementsChain
 from .records import announce
 from .risk_tracking import refresh_risk
@@ -26,24 +31,38 @@ Transition = Callable[..., dict[str, Any]]
 
 
 class Sweeper:
-    def __init__(self, db: Database, chain: AgreementsChain, transition: Transition) -> None:
+    def __init__(
+        self,
+        db: Database,
+        chain: AgreementsChain,
+        transition: Transition,
+        policies: Policies | None = None,
+    ) -> None:
         self.db = db
         self.chain = chain
         self.transition = transition
+        self.policies = policies
 
     def sweep(self) -> dict[str, int]:
         """Declare due breaches and expiries and flag overdue milestones; counts of each."""
         now = self.chain.chain_time()
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
-        done = {"breached": 0, "expired": 0, "overdue": 0}
+        done = {"breached": 0, "expired": 0, "fulfilled": 0, "overdue": 0}
+        window = dt.timedelta(seconds=DISPUTE_WINDOW)
         with self.db.sessions() as session:
-            due_breach = [
-                (a.id, a.tenant)
-                for a in session.execute(
-                    select(Agreement).where(Agreement.state == "committed")
-                ).scalars()
-                if aware(a.start_at) + dt.timedelta(days=a.grace_days) < moment
-            ]
+            committed = list(
+                session.execute(select(Agreement).where(Agreement.state == "committed")).scalars()
+            )
+            due_fulfil, due_breach = [], []
+            for a in committed:
+                if a.arrived_at is not None and a.arrival_disputed_at is None:
+                    # An undisputed arrival: fulfilled once the window has passed, never breach.
+                    if aware(a.arrived_at) + window < moment:
+                        due_fulfil.append((a.id, a.tenant))
+                elif aware(a.start_at) + dt.timedelta(days=a.grace_days) < moment and (
+                    self.policies is None or self.policies.of(session, a.tenant).auto_breach
+                ):  # a tenant without automatic breach declares it itself, or not
+                    due_breach.append((a.id, a.tenant))
             due_expiry = [
                 (a.id, a.tenant)
                 for a in session.execute(
@@ -55,6 +74,8 @@ class Sweeper:
             self._sweep_one(agreement_id, tenant, "breach", done, "breached")
         for agreement_id, tenant in due_expiry:
             self._sweep_one(agreement_id, tenant, "expire", done, "expired")
+        for agreement_id, tenant in due_fulfil:
+            self._sweep_one(agreement_id, tenant, "fulfil_by_arrival", done, "fulfilled")
         with self.db.transaction() as session:
             rows = session.execute(
                 select(AgreementMilestone, Agreement)

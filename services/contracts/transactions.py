@@ -5,6 +5,10 @@ written); store the signed transaction; send it; wait until it is mined; then re
 with the outbox messages in one database transaction (`Outcomes`). A crash between sending and
 recording is finished by `recover()`: the stored transaction is looked up on chain, never sent
 twice.
+
+Anyone may commit, expire, declare a breach or record an arrival, so the chain may be ahead of
+the database: after a refusal or a revert the agreement's state is read back from the chain and
+recorded (`Outcomes.converged`), whoever sent the transaction that moved it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..shared import failpoints
 from ..shared.db import Database
 from ..shared.locks import ExclusiveLock
 from ..shared.models import utcnow
+from .errors import ChainRefusal
 from .models import Agreement, ChainOp
 from .ports import AgreementsChain, ChainCall, Mined
 
@@ -34,6 +39,13 @@ class Outcomes(Protocol):
 
     def mined(self, session: Session, agreement: Agreement, op: ChainOp) -> None: ...
     def reverted(self, session: Session, agreement: Agreement, op: ChainOp) -> None: ...
+    def converged(
+        self,
+        session: Session,
+        agreement: Agreement,
+        chain_state: str,
+        arrival: tuple[int, bool],
+    ) -> bool: ...
 
 
 class TransactionPath:
@@ -64,8 +76,14 @@ class TransactionPath:
         before: Callable[[Session], None] | None = None,
     ) -> Mined:
         """Send `call` for the agreement as operation `op` (`args` are kept with it for its
-        outcome); `before` writes in the same transaction that stores the signed bytes."""
-        self.chain.simulate(call)
+        outcome); `before` writes in the same transaction that stores the signed bytes. A
+        refusal is raised after the database has caught up with the chain."""
+        try:
+            self.chain.simulate(call)
+        except ChainRefusal:
+            if op != "offer":
+                self.converge(agreement_id)
+            raise
         with self._writer():
             prepared = self.chain.sign_for_later(call)
             with self.db.transaction() as session:
@@ -89,7 +107,32 @@ class TransactionPath:
         mined = self.chain.wait_mined(prepared.tx_hash)
         failpoints.hit("contracts.after_receipt")
         self._finish(op_id, mined)
+        if not mined.succeeded and op != "offer":
+            self.converge(agreement_id)
         return mined
+
+    def converge(self, agreement_id: str) -> bool:
+        """Record what the chain holds for the agreement if the database is behind it (see
+        `Outcomes.converged`); True when something changed."""
+        with self.db.sessions() as session:
+            agreement = session.get(Agreement, agreement_id)
+            if agreement is None or agreement.state not in ("offered", "committed"):
+                return False
+            onchain_id = agreement.onchain_id
+        chain_state = self.chain.state_of(onchain_id)
+        arrival = self.chain.arrival_of(onchain_id) if chain_state == "committed" else (0, False)
+        with self.db.transaction() as session:
+            agreement = session.get(Agreement, agreement_id)
+            assert agreement is not None
+            changed = self.outcomes.converged(session, agreement, chain_state, arrival)
+        if changed:
+            log.info(
+                "agreement %s follows the chain: %s%s",
+                agreement_id,
+                chain_state,
+                " (arrival recorded)" if arrival[0] else "",
+            )
+        return changed
 
     def _finish(self, op_id: int, mined: Mined) -> None:
         with self.db.transaction() as session:
@@ -128,7 +171,10 @@ class TransactionPath:
                 log.info("re-sending the stored transaction of %s %s", op.op, op.tx_hash)
                 self.chain.send(op.raw_tx)
             log.info("recovering %s for agreement %s (%s)", op.op, op.agreement_id, op.tx_hash)
-            self._finish(op.id, mined or self.chain.wait_mined(op.tx_hash))
+            mined = mined or self.chain.wait_mined(op.tx_hash)
+            self._finish(op.id, mined)
+            if not mined.succeeded and op.op != "offer":
+                self.converge(op.agreement_id)
         return len(ops)
 
     def _abandon(self, op_id: int, reason: str) -> None:

@@ -38,6 +38,7 @@ from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
 from .models import Batch, BatchMember, Document
+from .service import CANDIDATE_LINK
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,9 @@ class Anchorer:
                     Document.agreement_id,
                     Document.milestone,
                     Document.leaf,
+                    Document.sha256,
+                    Document.salt,
+                    Document.api_key_id,
                     BatchMember.proof,
                 )
                 .join(BatchMember, BatchMember.document_seq == Document.seq)
@@ -286,6 +290,8 @@ class Anchorer:
                             "agreement_id": m.agreement_id,
                             "milestone": m.milestone,
                             "leaf": m.leaf,
+                            "values": [m.sha256, m.salt],  # the leaf's values
+                            "via_candidate_link": m.api_key_id == CANDIDATE_LINK,
                             "root": batch.root,
                             "proof": m.proof,
                             "chain_id": batch.chain_id,

@@ -51,6 +51,16 @@ class EvidenceAnchoredV1(ma.Schema):
     agreement_id = fields.String(load_default=None, allow_none=True)
     milestone = fields.String(load_default=None, allow_none=True)
     leaf = fields.String(required=True, validate=HEX32)
+    # The leaf's [sha256, salt]: IntentAgreements 2 computes the leaf from them. Optional while
+    # publishers that send only the leaf exist (a milestone is then confirmed through the API).
+    values = fields.List(
+        fields.String(validate=HEX32),
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(equal=2),
+    )
+    # uploaded by the candidate through their link (a tenant may want HR to review it first)
+    via_candidate_link = fields.Boolean(load_default=False)
     root = fields.String(required=True, validate=HEX32)
     proof = fields.List(fields.String(validate=HEX32), required=True)
     chain_id = fields.Integer(required=True)

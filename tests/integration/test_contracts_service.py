@@ -141,7 +141,9 @@ def test_offer_sign_evidence_start(stack: RunningStack) -> None:
     assert signed.json()["state"] == "committed"
     assert client.state_of(agreement["onchain_id"]) == "committed"
 
-    # Anchored evidence tied to the agreement confirms the milestone on chain, by message.
+    # Anchored evidence tied to the agreement is recorded for the milestone, by message. The
+    # contract computes the leaf from the document's [sha256, salt]; a message that carries
+    # only the leaf leaves the confirmation to HR's request with the document id.
     doc = upload(
         stack,
         b"stamped resignation application",
@@ -154,10 +156,22 @@ def test_offer_sign_evidence_start(stack: RunningStack) -> None:
         current = requests.get(
             contracts(stack, f"/v1/agreements/{agreement['id']}"), headers=stack.legal, timeout=30
         ).json()
-        if current["milestones"][0]["confirmed_at"]:
+        if current["milestones"][0]["document_id"] or current["milestones"][0]["confirmed_at"]:
             break
         time.sleep(0.2)
     assert current["milestones"][0]["document_id"] == doc["id"]
+    if not current["milestones"][0]["confirmed_at"]:
+        r = requests.post(
+            contracts(
+                stack,
+                f"/v1/agreements/{agreement['id']}/milestones/resignation_submitted/evidence",
+            ),
+            headers=stack.hr,
+            json={"document_id": doc["id"]},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["milestones"][0]["confirmed_at"]
     evidence_leaf = client.functions.evidenceOf(
         bytes.fromhex(agreement["onchain_id"][2:]), 0
     ).call()
@@ -502,3 +516,125 @@ def test_a_tenant_offers_from_its_own_employer_address(stack: RunningStack) -> N
 
     back = requests.put(url, headers=stack.admin, json={"address": None}, timeout=30)
     assert back.json()["source"] == "relayer"
+
+
+def travel(stack: RunningStack, seconds: int) -> None:
+    w3 = chain.connect(stack.rpc_url)
+    w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def get(stack: RunningStack, agreement_id: str) -> dict[str, Any]:
+    r = requests.get(
+        contracts(stack, f"/v1/agreements/{agreement_id}"), headers=stack.hr, timeout=30
+    )
+    return dict(r.json())
+
+
+def eventually(stack: RunningStack, agreement_id: str, state: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        current = get(stack, agreement_id)
+        if current["state"] == state or time.monotonic() > deadline:
+            return current
+        time.sleep(0.3)
+
+
+def test_an_arrived_candidate_is_fulfilled_and_never_breached(stack: RunningStack) -> None:
+    arrived, disputed = create(stack), create(stack)
+    for a in (arrived, disputed):
+        assert sign_through_link(stack, a["id"]).status_code == 200
+    link = signing_link(stack, arrived["id"])
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    base = f"/v1/agreements/{arrived['id']}/arrival"
+    typed = requests.get(
+        contracts(stack, base + "/typed-data"), params={"token": token}, timeout=30
+    )
+    assert typed.status_code == 200 and typed.json()["primaryType"] == "Arrival"
+
+    def submit(a: dict[str, Any], **auth: Any) -> requests.Response:
+        typed = requests.get(
+            contracts(stack, f"/v1/agreements/{a['id']}/arrival/typed-data"), timeout=30, **auth
+        ).json()
+        return requests.post(
+            contracts(stack, f"/v1/agreements/{a['id']}/arrival"),
+            json={
+                "signature": ethers_sign(CANDIDATE_KEY, typed),
+                "deadline": typed["message"]["deadline"],
+            },
+            timeout=60,
+            **auth,
+        )
+
+    early = submit(arrived, params={"token": token})
+    assert early.status_code == 409 and early.json()["error"] == "ArrivalNotOpen"
+    travel(stack, 40 * 86400)  # the start date (09:00 in Shanghai) has come
+    r = submit(arrived, params={"token": token})  # the candidate, through their link
+    assert r.status_code == 200, r.text
+    assert r.json()["arrival"]["arrived_at"]
+    r = submit(disputed, headers=stack.hr)  # or HR relays the candidate's signature
+    assert r.status_code == 200, r.text
+    r = requests.post(
+        contracts(stack, f"/v1/agreements/{disputed['id']}/arrival/dispute"),
+        headers=stack.legal,
+        timeout=60,
+    )
+    assert r.status_code == 403
+    r = requests.post(
+        contracts(stack, f"/v1/agreements/{disputed['id']}/arrival/dispute"),
+        headers=stack.hr,
+        timeout=60,
+    )
+    assert r.status_code == 200 and r.json()["arrival"]["disputed_at"], r.text
+    # HR never calls /start: past start + grace the sweeper breaches only the disputed one.
+    travel(stack, 4 * 86400)
+    assert eventually(stack, disputed["id"], "breached")["state"] == "breached"
+    assert get(stack, arrived["id"])["state"] == "committed"
+    breach = requests.post(
+        contracts(stack, f"/v1/agreements/{arrived['id']}/breach"), headers=stack.hr, timeout=60
+    )
+    assert breach.status_code == 409 and breach.json()["error"] == "CandidateArrived"
+    # After the dispute window the sweeper fulfils it.
+    travel(stack, 8 * 86400)
+    assert eventually(stack, arrived["id"], "fulfilled")["state"] == "fulfilled"
+    fulfilled = [m["payload"]["agreement_id"] for m in outbox(stack, "agreement.fulfilled")]
+    assert fulfilled == [arrived["id"]]
+
+
+def test_the_service_follows_an_expiry_sent_by_someone_else(stack: RunningStack) -> None:
+    agreement = create(stack)
+    w3 = chain.connect(stack.rpc_url)
+    client = stack.stack.contracts.service.client
+    stranger = chain.account(OTHER_KEY)
+    # A third party's expire() lands in the very block that passes the offer's expiry, so it
+    # is there before the sweeper's own attempt.
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        tx = client.functions.expire(bytes.fromhex(agreement["onchain_id"][2:])).build_transaction(
+            {
+                "from": stranger.address,
+                "nonce": w3.eth.get_transaction_count(stranger.address),
+                "gas": 100_000,
+            }
+        )
+        signed = stranger.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        w3.provider.make_request("evm_increaseTime", [8 * 86400])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    assert client.state_of(agreement["onchain_id"]) == "expired"
+    assert eventually(stack, agreement["id"], "expired")["state"] == "expired"
+    [expired] = outbox(stack, "agreement.expired")
+    assert expired["payload"]["tx_hash"] is None  # recorded from the chain's state
+    with stack.db.sessions() as session:
+        sent = session.execute(
+            select(func.count())
+            .select_from(ChainOp)
+            .where(ChainOp.agreement_id == agreement["id"], ChainOp.op == "expire")
+        ).scalar()
+    assert sent == 0  # refused in simulation: nothing sent, nothing left to retry
+    time.sleep(2)  # a few more sweeps
+    assert get(stack, agreement["id"])["state"] == "expired"
+    assert len(outbox(stack, "agreement.expired")) == 1

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi import decode
+from eth_abi import decode, encode
 from web3 import Web3
 from web3.exceptions import ContractCustomError
+from web3.logs import DISCARD
 
 from offerseal.contracts.domain.agreements import (
     Terms,
     amendment_typed_data,
+    arrival_typed_data,
     cancellation_typed_data,
     commitment_typed_data,
     damages_cap,
@@ -125,14 +127,21 @@ MILESTONES = [(1, 0, 0), (2, 0, 0), (4, 0, 0)]  # (kind code, due, confirmedAt)
 def offer(
     net: Chain,
     terms: Terms,
-    agreement_id: bytes | None = None,
+    salt: bytes | None = None,
     milestones: list[tuple[int, int, int]] | None = None,
+    key: str = ANVIL_DEV_KEY,
 ) -> bytes:
-    agreement_id = agreement_id or new_id()
+    """Offers from `key`'s address; the id is the contract's agreementIdOf(sender, salt)."""
+    salt = salt or new_id()
     due = terms.start_date - 86400
     ms = [(k, due, c) for k, _, c in (MILESTONES if milestones is None else milestones)]
-    net.send(net.agreements.functions.offer(agreement_id, terms.as_tuple(), ms))
-    return agreement_id
+    net.send(net.agreements.functions.offer(salt, terms.as_tuple(), ms), key)
+    return agreement_id_of(chain.account(key).address, salt)
+
+
+def agreement_id_of(sender: str, salt: bytes) -> bytes:
+    """The id the contract derives, recomputed off chain: keccak256(abi.encode(sender, salt))."""
+    return bytes(Web3.keccak(encode(["address", "bytes32"], [sender, salt])))
 
 
 def typed(
@@ -146,11 +155,13 @@ def typed(
 ) -> dict[str, Any]:
     if nonce is None:
         nonce = net.agreements.functions.nonces(terms.candidate).call()
+    milestones = [(m[0], m[1]) for m in net.agreements.functions.milestonesOf(agreement_id).call()]
     return commitment_typed_data(
         chain_id=chain_id,
         registry=registry or net.agreements.address,
         agreement_id="0x" + agreement_id.hex(),
         terms=terms,
+        milestones=milestones,
         nonce=nonce,
     )
 
@@ -220,15 +231,15 @@ def test_bad_offers_are_refused(net: Chain) -> None:
         revert_of(fn(new_id(), terms.as_tuple(), []), sender=net.stranger.address)[0]
         == "NotEmployer"
     )
-    agreement_id = offer(net, terms)
-    assert revert_of(fn(agreement_id, terms.as_tuple(), []), sender=sender)[0] == "AgreementExists"
+    salt = new_id()
+    offer(net, terms, salt)
+    assert revert_of(fn(salt, terms.as_tuple(), []), sender=sender)[0] == "AgreementExists"
 
 
 def test_an_operator_may_act_for_the_employer(net: Chain) -> None:
     net.send(net.agreements.functions.setOperator(net.stranger.address, True))
     terms = make_terms(net)
-    agreement_id = new_id()
-    net.send(net.agreements.functions.offer(agreement_id, terms.as_tuple(), []), STRANGER_KEY)
+    agreement_id = offer(net, terms, milestones=[], key=STRANGER_KEY)
     assert state(net, agreement_id) == "Offered"
     net.send(net.agreements.functions.setOperator(net.stranger.address, False))
 
@@ -333,15 +344,33 @@ def committed(net: Chain, **changes: Any) -> tuple[bytes, Terms]:
     return agreement_id, terms
 
 
+def evidence_tree(count: int) -> tuple[merkle.MerkleTree, list[bytes], list[bytes]]:
+    """A tree of `count` documents: (tree, leaves, values hashes keccak256(sha256 ‖ salt))."""
+    values = [(os.urandom(32), os.urandom(32)) for _ in range(count)]
+    leaves = [merkle.leaf_hash(sha, salt) for sha, salt in values]
+    return (
+        merkle.MerkleTree.build(leaves),
+        leaves,
+        [bytes(Web3.keccak(sha + salt)) for sha, salt in values],
+    )
+
+
+def anchor(net: Chain, root: bytes) -> None:
+    prepared = net.registry.prepare_anchor(
+        net.employer, root, net.w3.eth.get_transaction_count(net.employer.address)
+    )
+    net.registry.send_raw(prepared.raw)
+    net.w3.eth.wait_for_transaction_receipt(prepared.tx_hash)  # type: ignore[arg-type]
+
+
 def test_milestone_evidence_is_verified_against_the_evidence_registry(net: Chain) -> None:
     agreement_id, _ = committed(net)
-    leaves = [merkle.leaf_hash(os.urandom(32), os.urandom(32)) for _ in range(5)]
-    tree = merkle.MerkleTree.build(leaves)
+    tree, leaves, values = evidence_tree(5)
     confirm = net.agreements.functions.confirmMilestone
     sender = net.employer.address
     proof = tree.proof(leaves[2])
     assert (
-        revert_of(confirm(agreement_id, 0, tree.root, leaves[2], proof), sender=sender)[0]
+        revert_of(confirm(agreement_id, 0, tree.root, values[2], proof), sender=sender)[0]
         == "EvidenceNotAnchored"
     )
     prepared = net.registry.prepare_anchor(
@@ -350,26 +379,49 @@ def test_milestone_evidence_is_verified_against_the_evidence_registry(net: Chain
     net.registry.send_raw(prepared.raw)
     net.w3.eth.wait_for_transaction_receipt(prepared.tx_hash)  # type: ignore[arg-type]
     assert (
-        revert_of(confirm(agreement_id, 0, tree.root, leaves[3], proof), sender=sender)[0]
+        revert_of(confirm(agreement_id, 0, tree.root, values[3], proof), sender=sender)[0]
         == "EvidenceNotAnchored"
     )  # a leaf the proof does not prove
     assert (
+        revert_of(confirm(agreement_id, 0, tree.root, leaves[2], proof), sender=sender)[0]
+        == "EvidenceNotAnchored"
+    )  # the leaf itself is no longer accepted: the contract hashes the values
+    assert (
         revert_of(
-            confirm(agreement_id, 0, tree.root, leaves[2], proof), sender=net.stranger.address
+            confirm(agreement_id, 0, tree.root, values[2], proof), sender=net.stranger.address
         )[0]
         == "NotEmployer"
     )
-    net.send(confirm(agreement_id, 0, tree.root, leaves[2], proof))
+    net.send(confirm(agreement_id, 0, tree.root, values[2], proof))
     assert bytes(net.agreements.functions.evidenceOf(agreement_id, 0).call()) == leaves[2]
     assert net.agreements.functions.milestonesOf(agreement_id).call()[0][2] > 0
     assert (
-        revert_of(confirm(agreement_id, 0, tree.root, leaves[2], proof), sender=sender)[0]
+        revert_of(confirm(agreement_id, 0, tree.root, values[2], proof), sender=sender)[0]
         == "MilestoneAlreadyConfirmed"
     )
     assert (
-        revert_of(confirm(agreement_id, 7, tree.root, leaves[2], proof), sender=sender)[0]
+        revert_of(confirm(agreement_id, 7, tree.root, values[2], proof), sender=sender)[0]
         == "MilestoneOutOfRange"
     )
+
+
+def test_an_inner_node_of_the_tree_is_not_evidence(net: Chain) -> None:
+    agreement_id, _ = committed(net)
+    tree, leaves, values = evidence_tree(4)
+    anchor(net, tree.root)
+    confirm = net.agreements.functions.confirmMilestone
+    sender = net.employer.address
+    # The parent of leaf 0 and its sibling, proven by the one node above it: version 1 took
+    # it as a leaf; now whatever is passed is hashed into a leaf first.
+    sibling, uncle = tree.proof(leaves[0])
+    inner = merkle.hash_pair(leaves[0], sibling)
+    assert merkle.process_proof(inner, [uncle]) == tree.root  # a valid proof of the node
+    assert (
+        revert_of(confirm(agreement_id, 0, tree.root, inner, [uncle]), sender=sender)[0]
+        == "EvidenceNotAnchored"
+    )
+    net.send(confirm(agreement_id, 0, tree.root, values[1], tree.proof(leaves[1])))
+    assert bytes(net.agreements.functions.evidenceOf(agreement_id, 0).call()) == leaves[1]
 
 
 def test_breach_is_declarable_by_anyone_only_after_start_plus_grace(net: Chain) -> None:
@@ -535,14 +587,9 @@ def test_a_committed_agreement_is_amended_only_with_the_candidate_s_signature(
 def test_a_confirmed_milestone_keeps_its_date(net: Chain) -> None:
     fns = net.agreements.functions
     agreement_id, terms = committed(net)
-    leaves = [merkle.leaf_hash(os.urandom(32), os.urandom(32)) for _ in range(2)]
-    tree = merkle.MerkleTree.build(leaves)
-    prepared = net.registry.prepare_anchor(
-        net.employer, tree.root, net.w3.eth.get_transaction_count(net.employer.address)
-    )
-    net.registry.send_raw(prepared.raw)
-    net.w3.eth.wait_for_transaction_receipt(prepared.tx_hash)  # type: ignore[arg-type]
-    net.send(fns.confirmMilestone(agreement_id, 0, tree.root, leaves[0], tree.proof(leaves[0])))
+    tree, leaves, values = evidence_tree(2)
+    anchor(net, tree.root)
+    net.send(fns.confirmMilestone(agreement_id, 0, tree.root, values[0], tree.proof(leaves[0])))
     due = [m[1] for m in fns.milestonesOf(agreement_id).call()]
     deadline = net.now + 3600
 
@@ -602,9 +649,146 @@ def test_illegal_transitions_name_the_state(net: Chain) -> None:
 
 def test_nothing_personal_reaches_the_chain(net: Chain) -> None:
     terms = make_terms(net)
-    agreement_id = new_id()
-    receipt = net.send(net.agreements.functions.offer(agreement_id, terms.as_tuple(), []))
+    receipt = net.send(net.agreements.functions.offer(new_id(), terms.as_tuple(), []))
     tx = net.w3.eth.get_transaction(receipt["transactionHash"])
     blob = bytes(tx["input"]) + b"".join(bytes(e["data"]) for e in receipt["logs"])
     for personal in ("张三", "zhang.san@example.com", "+86 138"):
         assert personal.encode() not in blob
+
+
+# ---- version 2: ids, the whole commitment, arrival -----------------------------------------
+
+
+def test_version_is_2(net: Chain) -> None:
+    assert net.agreements.functions.version().call() == "2.0.0"
+
+
+def test_an_id_is_the_senders_and_cannot_be_squatted(net: Chain) -> None:
+    fns = net.agreements.functions
+    salt = new_id()
+    ours = agreement_id_of(net.employer.address, salt)
+    assert bytes(fns.agreementIdOf(net.employer.address, salt).call()) == ours
+    # Someone who copies our pending offer (same salt, their own address as employer) gets an
+    # agreement under another id, and ours still goes through.
+    theirs = offer(net, make_terms(net, employer=net.stranger.address), salt, key=STRANGER_KEY)
+    assert theirs != ours and state(net, theirs) == "Offered"
+    assert offer(net, make_terms(net), salt) == ours
+    assert state(net, ours) == "Offered"
+    assert fns.termsOf(ours).call()[0] == net.employer.address
+
+
+def test_the_commitment_covers_milestones_and_grace(net: Chain) -> None:
+    fns = net.agreements.functions
+    terms = make_terms(net)
+    agreement_id = offer(net, terms)
+    signed = sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
+    # A signature over another grace period does not commit.
+    other_grace = sign(CANDIDATE_KEY, typed(net, agreement_id, replace(terms, grace_seconds=0)))
+    assert revert_of(fns.commit(agreement_id, other_grace), sender=net.stranger.address)[0] == (
+        "InvalidSignature"
+    )
+    # While offered the employer moves only a milestone (same text hash, same start): the
+    # pending signature no longer commits, in version 1 it did.
+    dues = [m[1] for m in fns.milestonesOf(agreement_id).call()]
+    moved = (terms.terms_hash, terms.start_date, [dues[0] - 86400, *dues[1:]])
+    net.send(fns.amend(agreement_id, moved, 0, b""))
+    assert revert_of(fns.commit(agreement_id, signed), sender=net.stranger.address)[0] == (
+        "InvalidSignature"
+    )
+    net.send(fns.commit(agreement_id, sign(CANDIDATE_KEY, typed(net, agreement_id, terms))))
+    assert state(net, agreement_id) == "Committed"
+
+
+def arrival(net: Chain, agreement_id: bytes, terms: Terms, deadline: int) -> bytes:
+    typed_arrival = arrival_typed_data(
+        chain_id=31337,
+        registry=net.agreements.address,
+        agreement_id="0x" + agreement_id.hex(),
+        nonce=net.agreements.functions.nonces(terms.candidate).call(),
+        deadline=deadline,
+    )
+    digest = net.agreements.functions.arrivalDigest(agreement_id, deadline).call()
+    assert chain.typed_data_digest(typed_arrival) == bytes(digest)
+    return sign(CANDIDATE_KEY, typed_arrival)
+
+
+def test_an_arrived_candidate_cannot_be_declared_in_breach(net: Chain) -> None:
+    fns = net.agreements.functions
+    agreement_id, terms = committed(net)
+    window = fns.DISPUTE_WINDOW().call()
+    deadline = terms.start_date + 86400
+    signature = arrival(net, agreement_id, terms, deadline)
+    name, args = revert_of(fns.recordArrival(agreement_id, deadline, signature))
+    assert name == "ArrivalNotOpen" and args[1] == terms.start_date - 12 * 3600
+    net.travel(terms.start_date - net.now - 3600)  # the start date's morning
+    forged = sign(
+        STRANGER_KEY,
+        arrival_typed_data(
+            chain_id=31337,
+            registry=net.agreements.address,
+            agreement_id="0x" + agreement_id.hex(),
+            nonce=fns.nonces(terms.candidate).call(),
+            deadline=deadline,
+        ),
+    )
+    assert revert_of(fns.recordArrival(agreement_id, deadline, forged))[0] == "InvalidSignature"
+    receipt = net.send(fns.recordArrival(agreement_id, deadline, signature), STRANGER_KEY)
+    event = net.agreements.events.ArrivalRecorded().process_receipt(receipt)[0]["args"]
+    assert event["candidate"] == terms.candidate
+    arrived_at, disputed = fns.arrivalOf(agreement_id).call()
+    assert arrived_at > 0 and not disputed
+    assert revert_of(fns.recordArrival(agreement_id, deadline, signature))[0] == (
+        "ArrivalAlreadyRecorded"
+    )
+    # HR forgot /start: after start + grace, the breach that version 1 allowed is refused.
+    net.travel(terms.grace_seconds + 7200)
+    assert revert_of(fns.declareBreach(agreement_id), sender=net.stranger.address) == (
+        "CandidateArrived",
+        (agreement_id, arrived_at),
+    )
+    assert revert_of(fns.fulfilByArrival(agreement_id))[0] == "DisputeWindowOpen"
+    # The employer neither confirms nor disputes: after the window anyone fulfils.
+    net.travel(arrived_at + window - net.now + 60)
+    assert revert_of(fns.disputeArrival(agreement_id), sender=net.employer.address)[0] == (
+        "DisputeWindowClosed"
+    )
+    receipt = net.send(fns.fulfilByArrival(agreement_id), STRANGER_KEY)
+    assert net.agreements.events.FulfilledByArrival().process_receipt(receipt, errors=DISCARD)
+    assert net.agreements.events.Fulfilled().process_receipt(receipt, errors=DISCARD)
+    assert state(net, agreement_id) == "Fulfilled"
+
+
+def test_a_disputed_arrival_lets_the_breach_be_declared(net: Chain) -> None:
+    fns = net.agreements.functions
+    agreement_id, terms = committed(net)
+    assert revert_of(fns.disputeArrival(agreement_id), sender=net.employer.address)[0] == (
+        "NoArrival"
+    )
+    net.travel(terms.start_date - net.now + 60)
+    deadline = net.now + 3600
+    expired = arrival(net, agreement_id, terms, net.now - 1)
+    assert revert_of(fns.recordArrival(agreement_id, net.now - 1, expired))[0] == (
+        "SignatureExpired"
+    )
+    net.send(fns.recordArrival(agreement_id, deadline, arrival(net, agreement_id, terms, deadline)))
+    assert revert_of(fns.disputeArrival(agreement_id), sender=net.stranger.address)[0] == (
+        "NotEmployer"
+    )
+    receipt = net.send(fns.disputeArrival(agreement_id))
+    assert net.agreements.events.ArrivalDisputed().process_receipt(receipt)
+    assert fns.arrivalOf(agreement_id).call()[1] is True
+    assert revert_of(fns.disputeArrival(agreement_id), sender=net.employer.address)[0] == (
+        "ArrivalUnderDispute"
+    )
+    net.travel(terms.grace_seconds + 60)
+    assert revert_of(fns.fulfilByArrival(agreement_id))[0] == "ArrivalUnderDispute"
+    net.send(fns.declareBreach(agreement_id), STRANGER_KEY)
+    assert state(net, agreement_id) == "Breached"
+    # After a breach an arrival is no longer accepted.
+    late, late_terms = committed(net)
+    net.travel(late_terms.start_date + late_terms.grace_seconds - net.now + 60)
+    net.send(fns.declareBreach(late), STRANGER_KEY)
+    until = net.now + 3600
+    assert revert_of(fns.recordArrival(late, until, arrival(net, late, late_terms, until)))[0] == (
+        "InvalidState"
+    )

@@ -46,6 +46,7 @@ def test_commitment_payload_is_what_wallets_take() -> None:
         registry="0x" + "44" * 20,
         agreement_id="0x" + "55" * 32,
         terms=TERMS,
+        milestones=[(2, 1_900_000_000), (5, 1_900_500_000)],
         nonce=7,
     )
     assert set(typed) == {"types", "primaryType", "domain", "message"}
@@ -58,12 +59,16 @@ def test_commitment_payload_is_what_wallets_take() -> None:
     ]
     assert typed["domain"] == {
         "name": "OfferSeal IntentAgreements",
-        "version": "1",
+        "version": "2",
         "chainId": 31337,
         "verifyingContract": "0x" + "44" * 20,
     }
     message = typed["message"]
     assert message["deadline"] == TERMS.offer_expires_at  # the offer's expiry bounds the signature
+    # Every term the candidate agrees to is shown: the grace period and each milestone too.
+    assert message["graceSeconds"] == TERMS.grace_seconds
+    assert message["milestoneKinds"] == [2, 5]
+    assert message["milestoneDues"] == [1_900_000_000, 1_900_500_000]
     # Amounts above 2**53 travel as decimal strings so JavaScript wallets keep every digit.
     assert message["monthlySalary"] == str(2**100) and message["nonce"] == "7"
     json.dumps(typed)  # plain JSON

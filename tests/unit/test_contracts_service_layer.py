@@ -32,6 +32,7 @@ from offerseal.contracts.service_layer import ContractsService
 from offerseal.shared.auth import Principal
 from offerseal.shared.chain import PreparedTx, typed_data_digest
 from offerseal.shared.db import Database
+from offerseal.shared.errors import Forbidden
 from offerseal.shared.links import LinkSigner
 from offerseal.shared.models import OutboxMessage
 
@@ -49,6 +50,7 @@ TRANSITION_STATES = {
     "withdrawOffer": "employer_breached",
     "cancel": "cancelled",
     "expire": "expired",
+    "fulfilByArrival": "fulfilled",
 }
 
 
@@ -68,7 +70,9 @@ class FakeChain:
     def __init__(self) -> None:
         self.now = int(time.time())
         self.terms: dict[str, Terms] = {}
+        self.schedules: dict[str, tuple[tuple[int, int], ...]] = {}
         self.states: dict[str, str] = {}
+        self.arrivals: dict[str, tuple[int, bool]] = {}
         self.sent: list[ChainCall] = []
         self.refuse: dict[str, ChainRefusal] = {}  # contract function -> its custom error
         self.revert: set[str] = set()  # contract functions whose transaction reverts
@@ -78,19 +82,25 @@ class FakeChain:
         self._nonce = itertools.count()
 
     # -- calls
+    def agreement_id(self, salt: bytes) -> str:
+        return "0x" + hashlib.sha256(RELAYER.encode() + salt).hexdigest()
+
     def offer(
-        self, onchain_id: str, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
+        self, salt: bytes, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
     ) -> ChainCall:
         schedule = tuple((MILESTONE_KINDS[k], int(d.timestamp())) for k, d in milestones)
-        return ChainCall("offer", (onchain_id, terms, schedule))
+        return ChainCall("offer", (salt, terms, schedule))
 
     def commit(self, onchain_id: str, signature: bytes) -> ChainCall:
         return ChainCall("commit", (onchain_id, signature))
 
     def confirm_milestone(
-        self, onchain_id: str, index: int, root: str, leaf: str, proof: Sequence[str]
+        self, onchain_id: str, index: int, root: str, values: Sequence[str], proof: Sequence[str]
     ) -> ChainCall:
-        return ChainCall("confirmMilestone", (onchain_id, index, root, leaf, tuple(proof)))
+        return ChainCall("confirmMilestone", (onchain_id, index, root, tuple(values), tuple(proof)))
+
+    def record_arrival(self, onchain_id: str, deadline: int, signature: bytes) -> ChainCall:
+        return ChainCall("recordArrival", (onchain_id, deadline, signature))
 
     def amend(
         self,
@@ -112,6 +122,8 @@ class FakeChain:
             "withdraw": "withdrawOffer",
             "cancel": "cancel",
             "expire": "expire",
+            "dispute_arrival": "disputeArrival",
+            "fulfil_by_arrival": "fulfilByArrival",
         }[action]
         return ChainCall(name, (onchain_id, deadline, signature))
 
@@ -139,8 +151,14 @@ class FakeChain:
     def _execute(self, call: ChainCall) -> None:
         onchain_id = call.args[0]
         if call.function == "offer":
+            onchain_id = self.agreement_id(call.args[0])
             self.terms[onchain_id] = call.args[1]
+            self.schedules[onchain_id] = call.args[2]
             self.states[onchain_id] = "offered"
+        elif call.function == "recordArrival":
+            self.arrivals[onchain_id] = (self.now, False)
+        elif call.function == "disputeArrival":
+            self.arrivals[onchain_id] = (self.arrivals[onchain_id][0], True)
         elif call.function in TRANSITION_STATES:
             self.states[onchain_id] = TRANSITION_STATES[call.function]
 
@@ -174,8 +192,17 @@ class FakeChain:
     def terms_of(self, onchain_id: str) -> Terms:
         return self.terms[onchain_id]
 
+    def milestones_of(self, onchain_id: str) -> list[tuple[int, int]]:
+        return list(self.schedules.get(onchain_id, ()))
+
     def state_of(self, onchain_id: str) -> str:
         return self.states.get(onchain_id, STATES[0])
+
+    def arrival_of(self, onchain_id: str) -> tuple[int, bool]:
+        return self.arrivals.get(onchain_id, (0, False))
+
+    def version(self) -> str:
+        return "2.0.0"
 
     operators: set[str] = set()  # addresses that appointed the relayer (per test instance)
 
@@ -198,6 +225,7 @@ class FakeEvidence:
         return {
             "document_id": document_id,
             "leaf": "0x" + "aa" * 32,
+            "values": ["0x" + "dd" * 32, "0x" + "ee" * 32],
             "root": "0x" + "bb" * 32,
             "proof": ["0x" + "cc" * 32],
         }
@@ -282,7 +310,8 @@ def test_offer_signature_milestone_and_start(
     assert offered["transaction"].startswith("0x")
     assert offered["signing_link"].startswith("https://offers.example/v1/agreements/")
     offer = chain.sent[0]
-    assert offer.function == "offer" and offer.args[0] == offered["onchain_id"]
+    # The id is the contract's, derived from our sender and the salt, known before sending.
+    assert offer.function == "offer" and chain.agreement_id(offer.args[0]) == offered["onchain_id"]
     assert offer.args[1].employer == RELAYER and offer.args[1].candidate == CANDIDATE
     assert offer.args[1].terms_hash == offered["terms_hash"]
     assert offer.args[2][0][0] == MILESTONE_KINDS["resignation_submitted"]
@@ -308,7 +337,8 @@ def test_offer_signature_milestone_and_start(
     milestone = confirmed["milestones"][0]
     assert milestone["confirmed_at"] and milestone["document_id"] == "doc-1"
     assert chain.sent[-1].function == "confirmMilestone"
-    assert chain.sent[-1].args[1:4] == (0, "0x" + "bb" * 32, "0x" + "aa" * 32)
+    # The leaf's values go to the chain, which computes the leaf itself.
+    assert chain.sent[-1].args[1:4] == (0, "0x" + "bb" * 32, ("0x" + "dd" * 32, "0x" + "ee" * 32))
 
     started = contracts.agreements.transition(HR, offered["id"], "start")
     assert started["state"] == "fulfilled"
@@ -485,13 +515,13 @@ def test_the_sweeper_expires_offers_and_flags_overdue_milestones(
     offered = contracts.agreements.create(HR, new_agreement())
     signed = committed(contracts)
     chain.now = int((now + 21 * DAY).timestamp())  # past the expiry and the milestone's due
-    assert contracts.sweep() == {"breached": 0, "expired": 1, "overdue": 1}
+    assert contracts.sweep() == {"breached": 0, "expired": 1, "fulfilled": 0, "overdue": 1}
     assert contracts.agreements.get(HR, offered["id"])["state"] == "expired"
     after = contracts.agreements.get(HR, signed["id"])
     assert after["state"] == "committed" and after["milestones"][0]["overdue"] is True
     assert after["risk"]["level"] != "blue"
     assert "milestone.overdue" in message_types(db) and "agreement.expired" in message_types(db)
-    assert contracts.sweep() == {"breached": 0, "expired": 0, "overdue": 0}
+    assert contracts.sweep() == {"breached": 0, "expired": 0, "fulfilled": 0, "overdue": 0}
 
 
 def test_employer_is_the_relayer_until_the_chain_approves_another(
@@ -540,3 +570,94 @@ def test_employer_is_the_relayer_until_the_chain_approves_another(
     # a binding acme's address signed cannot be replayed by globex either
     with pytest.raises(ValidationFailed, match="signature"):
         agreements.set_employer(globex, OTHER, fake_signature(OTHER, digest), deadline)
+
+
+def sign_arrival(contracts: ContractsService, agreement_id: str) -> tuple[int, bytes]:
+    typed = contracts.arrivals.typed_data(HR, None, agreement_id)
+    deadline = int(typed["message"]["deadline"])
+    return deadline, fake_signature(CANDIDATE, typed_data_digest(typed))
+
+
+def test_an_arrived_candidate_is_fulfilled_by_the_sweeper_never_breached(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    agreement = committed(contracts)
+    start = int(dt.datetime.fromisoformat(agreement["start_at"]).timestamp())
+    deadline, signature = sign_arrival(contracts, agreement["id"])
+    with pytest.raises(ChainRefusal):  # weeks before the start date
+        contracts.arrivals.submit(HR, None, agreement["id"], deadline, signature)
+    chain.now = start - 3600
+    deadline, signature = sign_arrival(contracts, agreement["id"])
+    with pytest.raises(InvalidSignature):
+        contracts.arrivals.submit(HR, None, agreement["id"], deadline, signature[::-1])
+    arrived = contracts.arrivals.submit(HR, None, agreement["id"], deadline, signature)
+    assert arrived["arrival"]["arrived_at"] and chain.sent[-1].function == "recordArrival"
+    # HR forgot /start: past start + grace the sweeper does not even try a breach.
+    chain.now = start + 4 * 86400
+    assert contracts.sweep()["breached"] == 0
+    assert "declareBreach" not in [c.function for c in chain.sent]
+    # After the dispute window anyone may fulfil; the sweeper does.
+    chain.now = start + 9 * 86400
+    assert contracts.sweep()["fulfilled"] == 1
+    assert chain.sent[-1].function == "fulfilByArrival"
+    assert contracts.agreements.get(HR, agreement["id"])["state"] == "fulfilled"
+    assert "agreement.fulfilled" in message_types(db)
+
+
+def test_a_disputed_arrival_is_breached_by_the_sweeper(
+    chain: FakeChain, contracts: ContractsService
+) -> None:
+    agreement = committed(contracts)
+    start = int(dt.datetime.fromisoformat(agreement["start_at"]).timestamp())
+    chain.now = start
+    contracts.arrivals.submit(HR, None, agreement["id"], *sign_arrival(contracts, agreement["id"]))
+    with pytest.raises(Forbidden):  # legal reads, never disputes
+        contracts.arrivals.dispute(LEGAL, agreement["id"])
+    disputed = contracts.arrivals.dispute(HR, agreement["id"])
+    assert disputed["arrival"]["disputed_at"] and chain.sent[-1].function == "disputeArrival"
+    chain.now = start + 4 * 86400
+    assert contracts.sweep()["breached"] == 1
+    assert contracts.agreements.get(HR, agreement["id"])["state"] == "breached"
+
+
+def test_after_someone_else_moved_the_agreement_the_database_follows_the_chain(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    offered = contracts.agreements.create(HR, new_agreement())
+    # A third party called expire() directly: our expire is refused by the chain.
+    chain.states[offered["onchain_id"]] = "expired"
+    chain.refuse["expire"] = ChainRefusal("InvalidState", (), "the agreement is expired on chain")
+    chain.now = int((now + 8 * DAY).timestamp())
+    assert contracts.sweep()["expired"] == 0
+    current = contracts.agreements.get(HR, offered["id"])
+    assert current["state"] == "expired"
+    expired = [m for m in outbox(db) if m["type"] == "agreement.expired"]
+    assert expired and expired[0]["payload"]["tx_hash"] is None
+    sent = len(chain.sent)
+    assert contracts.sweep() == {"breached": 0, "expired": 0, "fulfilled": 0, "overdue": 0}
+    assert len(chain.sent) == sent  # nothing tried again
+
+    # A committed agreement whose arrival was relayed by someone else: the refused breach
+    # records the arrival, and the sweeper stops trying.
+    chain.now = int(now.timestamp())
+    agreement = committed(contracts)
+    start = int(dt.datetime.fromisoformat(agreement["start_at"]).timestamp())
+    chain.arrivals[agreement["onchain_id"]] = (start, False)
+    chain.refuse["declareBreach"] = ChainRefusal("CandidateArrived", (), "arrived")
+    chain.now = start + 4 * 86400
+    contracts.sweep()
+    assert contracts.agreements.get(HR, agreement["id"])["arrival"]["arrived_at"]
+    del chain.refuse["declareBreach"]
+    contracts.sweep()
+    assert "declareBreach" not in [c.function for c in chain.sent]
+
+
+def test_a_1x_deployment_is_refused_with_what_to_do() -> None:
+    from offerseal.contracts.app import require_supported
+    from offerseal.shared.deployments import ContractMissing
+
+    require_supported("2.0.0", CONTRACT, 31337)
+    with pytest.raises(ContractMissing) as refused:
+        require_supported("1.1.0", CONTRACT, 31337)
+    assert "OFFERSEAL_AGREEMENTS_ADDRESS" in str(refused.value) and "1.1.0" in str(refused.value)

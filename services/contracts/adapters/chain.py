@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from eth_abi import decode
+from eth_abi import decode, encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -27,6 +27,8 @@ TRANSITION_FUNCTIONS = {
     "withdraw": "withdrawOffer",
     "cancel": "cancel",
     "expire": "expire",
+    "dispute_arrival": "disputeArrival",
+    "fulfil_by_arrival": "fulfilByArrival",
 }
 
 
@@ -44,6 +46,17 @@ def _explain(name: str, args: tuple[Any, ...]) -> str:
         return f"OfferStillOpen: the offer can be signed until {when(int(args[1]))}"
     if name == "OfferExpired" and len(args) == 2:
         return f"OfferExpired: the offer expired at {when(int(args[1]))}"
+    if name == "CandidateArrived" and len(args) == 2:
+        return (
+            f"CandidateArrived: the candidate's arrival was recorded at {when(int(args[1]))}; "
+            "a breach needs the employer's dispute of it first"
+        )
+    if name == "ArrivalNotOpen" and len(args) == 2:
+        return f"ArrivalNotOpen: an arrival can be recorded from {when(int(args[1]))}"
+    if name == "DisputeWindowClosed" and len(args) == 2:
+        return f"DisputeWindowClosed: the arrival could be disputed until {when(int(args[1]))}"
+    if name == "DisputeWindowOpen" and len(args) == 2:
+        return f"DisputeWindowOpen: the employer may dispute the arrival until {when(int(args[1]))}"
     if name == "DamagesAboveCap" and len(args) == 2:
         return f"DamagesAboveCap: {args[0]} exceeds the cap of {args[1]} (30% of the salary)"
     shown = ", ".join(a.hex() if isinstance(a, bytes) else str(a) for a in args)
@@ -87,22 +100,33 @@ class IntentAgreementsChain(chain.ContractClient):
 
     # ---- the calls the service layer makes ---------------------------------------------------
 
+    def agreement_id(self, salt: bytes) -> str:
+        """The contract's `agreementIdOf(relayer, salt)`, computed here before sending."""
+        return Web3.keccak(encode(["address", "bytes32"], [self.relayer, salt])).to_0x_hex()
+
     def offer(
-        self, onchain_id: str, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
+        self, salt: bytes, terms: Terms, milestones: Sequence[tuple[str, dt.datetime]]
     ) -> ChainCall:
         schedule = [(MILESTONE_KINDS[kind], int(due.timestamp()), 0) for kind, due in milestones]
-        return ChainCall("offer", (_b32(onchain_id), terms.as_tuple(), schedule))
+        return ChainCall("offer", (salt, terms.as_tuple(), schedule))
 
     def commit(self, onchain_id: str, signature: bytes) -> ChainCall:
         return ChainCall("commit", (_b32(onchain_id), signature))
 
     def confirm_milestone(
-        self, onchain_id: str, index: int, root: str, leaf: str, proof: Sequence[str]
+        self, onchain_id: str, index: int, root: str, values: Sequence[str], proof: Sequence[str]
     ) -> ChainCall:
+        # keccak256(abi.encode(sha256, salt)): the contract hashes it once more into the leaf,
+        # so the document's sha256 and salt never reach the chain.
+        sha256, salt = values
+        values_hash = Web3.keccak(_b32(sha256) + _b32(salt))
         return ChainCall(
             "confirmMilestone",
-            (_b32(onchain_id), index, _b32(root), _b32(leaf), [_b32(p) for p in proof]),
+            (_b32(onchain_id), index, _b32(root), bytes(values_hash), [_b32(p) for p in proof]),
         )
+
+    def record_arrival(self, onchain_id: str, deadline: int, signature: bytes) -> ChainCall:
+        return ChainCall("recordArrival", (_b32(onchain_id), deadline, signature))
 
     def amend(
         self,
@@ -183,6 +207,18 @@ class IntentAgreementsChain(chain.ContractClient):
             monthly_salary=int(t[6]),
             liquidated_damages=int(t[7]),
         )
+
+    def milestones_of(self, onchain_id: str) -> list[tuple[int, int]]:
+        return [
+            (int(m[0]), int(m[1])) for m in self.functions.milestonesOf(_b32(onchain_id)).call()
+        ]
+
+    def arrival_of(self, onchain_id: str) -> tuple[int, bool]:
+        arrived_at, disputed = self.functions.arrivalOf(_b32(onchain_id)).call()
+        return int(arrived_at), bool(disputed)
+
+    def version(self) -> str:
+        return str(self.functions.version().call())
 
     def operator_approved(self, employer: str) -> bool:
         return bool(self.functions.isOperator(employer, self.relayer).call())

@@ -35,6 +35,7 @@ class EvidenceClient:
         return {
             "document_id": document_id,
             "leaf": bundle["leaf"]["hash"],
+            "values": list(bundle["leaf"]["values"]),  # [sha256, salt]: the chain hashes them
             "root": bundle["merkle"]["root"],
             "proof": bundle["merkle"]["proof"],
         }

@@ -2,12 +2,15 @@
 
 The typed data is exactly what `eth_signTypedData_v4` takes (MetaMask, ethers' signTypedData,
 viem, eth-account, `cast wallet sign --data`), and its digest equals the contract's
-`commitmentDigest` / `cancellationDigest`.
+`commitmentDigest` / `cancellationDigest` / `amendmentDigest` / `arrivalDigest`. The
+`Commitment` carries every term the candidate agrees to, milestones and grace period included,
+so a wallet shows them all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +38,10 @@ STATES = (
 )
 
 DOMAIN_NAME = "OfferSeal IntentAgreements"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"  # IntentAgreements 2.x; its major version
+CONTRACT_MAJOR_VERSION = 2  # the IntentAgreements this service speaks to
+ARRIVAL_LEAD = 12 * 3600  # the contract accepts an arrival from the start date minus this
+DISPUTE_WINDOW = 7 * 86400  # the contract's window to dispute an arrival
 CAP_BPS = 3_000  # 30% of one month's salary, in basis points
 MAX_MILESTONES = 8
 
@@ -51,8 +57,16 @@ COMMITMENT = [
     {"name": "employer", "type": "address"},
     {"name": "termsHash", "type": "bytes32"},
     {"name": "startDate", "type": "uint64"},
+    {"name": "graceSeconds", "type": "uint32"},
+    {"name": "milestoneKinds", "type": "uint8[]"},
+    {"name": "milestoneDues", "type": "uint64[]"},
     {"name": "monthlySalary", "type": "uint128"},
     {"name": "liquidatedDamages", "type": "uint128"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint64"},
+]
+ARRIVAL = [
+    {"name": "agreementId", "type": "bytes32"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint64"},
 ]
@@ -116,9 +130,16 @@ def _domain(chain_id: int, registry: str) -> dict[str, Any]:
 
 
 def commitment_typed_data(
-    *, chain_id: int, registry: str, agreement_id: str, terms: Terms, nonce: int
+    *,
+    chain_id: int,
+    registry: str,
+    agreement_id: str,
+    terms: Terms,
+    milestones: Sequence[tuple[int, int]],
+    nonce: int,
 ) -> dict[str, Any]:
-    """The `Commitment` a candidate signs; the deadline is the offer's expiry."""
+    """The `Commitment` a candidate signs: the terms and every milestone as `(kind code, due)`
+    in index order, as the chain holds them; the deadline is the offer's expiry."""
     return {
         "types": {"EIP712Domain": EIP712_DOMAIN, "Commitment": COMMITMENT},
         "primaryType": "Commitment",
@@ -129,6 +150,9 @@ def commitment_typed_data(
             "employer": terms.employer,
             "termsHash": terms.terms_hash,
             "startDate": terms.start_date,
+            "graceSeconds": terms.grace_seconds,
+            "milestoneKinds": [int(kind) for kind, _ in milestones],
+            "milestoneDues": [int(due) for _, due in milestones],
             # Above 2**53 a JSON number loses precision in JavaScript wallets: decimal strings.
             "monthlySalary": str(terms.monthly_salary),
             "liquidatedDamages": str(terms.liquidated_damages),
@@ -161,6 +185,19 @@ def employer_binding_typed_data(
             "relayer": relayer,
             "deadline": deadline,
         },
+    }
+
+
+def arrival_typed_data(
+    *, chain_id: int, registry: str, agreement_id: str, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """The `Arrival` a committed candidate signs on their first day: recorded on chain, it
+    keeps the agreement from being declared breached unless the employer disputes it."""
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN, "Arrival": ARRIVAL},
+        "primaryType": "Arrival",
+        "domain": _domain(chain_id, registry),
+        "message": {"agreementId": agreement_id, "nonce": str(nonce), "deadline": deadline},
     }
 
 
@@ -213,3 +250,10 @@ def at_local(value: dt.date | dt.datetime, tz: ZoneInfo, default: dt.time) -> dt
     if isinstance(value, dt.datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=tz)
     return dt.datetime.combine(value, default, tzinfo=tz)
+
+
+def supported_contract(version: str) -> bool:
+    """Whether an IntentAgreements deployment of `version` speaks this service's interface
+    (ids from a salt, the full `Commitment`, leaves computed on chain, arrivals)."""
+    major = version.split(".", 1)[0]
+    return major.isdigit() and int(major) == CONTRACT_MAJOR_VERSION
