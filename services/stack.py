@@ -144,7 +144,8 @@ class Stack:
     def _start_web(self) -> None:
         from .web.app import create_app
 
-        self._serve("web", create_app(self.settings, self.db), self._port(self.settings.web_port))
+        self.web_app = create_app(self.settings, self.db)
+        self._serve("web", self.web_app, self._port(self.settings.web_port))
 
     def _beside_evidence(self, settings: Settings) -> Settings:
         """`settings` for a service started beside this stack's evidence service: unless
