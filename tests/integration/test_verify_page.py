@@ -58,7 +58,10 @@ def _browser_paths() -> tuple[str, str]:
     driver = shutil.which("chromedriver")
     if chromium and driver:
         return chromium, driver
-    message = "Chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+    message = (
+        "Chromium and chromium-driver are not installed "
+        "(apt-get install chromium chromium-driver fonts-wqy-microhei)"
+    )
     if IN_CI:
         pytest.fail(f"{message} (CI=true: browser tests must run, not skip)")
     pytest.skip(message)
