@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv, install Python and npm dependencies (pinned)
+# The pages' scripts (web/src/) bundled by esbuild into services/web/static/dist/.
+WEB_DIST := services/web/static/dist/verify.js
+WEB_SRC  := $(shell find web/src -name '*.js') web/build.mjs services/web/messages.json
+
+$(WEB_DIST): $(STAMP) $(WEB_SRC)
+	npm run build
+
+setup: $(STAMP) $(WEB_DIST) ## create .venv, install Python and npm dependencies (pinned), build the pages' scripts
 
 demo: setup ## run the end-to-end scenario on embedded defaults (SQLite, in-process broker, Anvil)
 	$(BIN)/offerseal demo

@@ -50,7 +50,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         f"broker {settings.broker_url}, database {settings.effective_database_url})"
     )
     for name in SERVICES:
-        print(f"  {name:<10}{stack.urls[name]}   (docs: {stack.urls[name]}/docs)")
+        if name == "web":
+            print(f"  {name:<10}{stack.urls[name]}   (verify a proof: {stack.urls[name]}/verify)")
+        else:
+            print(f"  {name:<10}{stack.urls[name]}   (docs: {stack.urls[name]}/docs)")
     print(f"  chain     {redact_url(stack.urls['rpc'])}")
     if settings.notify_outbox_dir is not None and not settings.smtp_url:
         print(f"  mail      {settings.notify_outbox_dir} (.eml files; set OFFERSEAL_SMTP_URL)")

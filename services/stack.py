@@ -1,6 +1,7 @@
 """The running stack behind `offerseal up`, `offerseal serve` and the demo: Anvil unless
-OFFERSEAL_RPC_URL is set, each chosen service node with its workers and HTTP server, one outbox
-relay for the process. It decides what starts, in which order, and with which keys and ports."""
+OFFERSEAL_RPC_URL is set, each chosen service node with its workers and HTTP server, the pages
+for people (`web`), one outbox relay for the process. It decides what starts, in which order,
+and with which keys and ports."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from .shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, ConfigError, Settings
 from .shared.errors import OfferSealError
 
-SERVICES = ("evidence", "contracts", "notify")
+SERVICES = ("evidence", "contracts", "notify", "web")
 
 
 def open_database(settings: Settings) -> Any:
@@ -82,6 +83,8 @@ class Stack:
                 self._start_contracts(rpc_url, contracts_key)
             if "notify" in self.services:
                 self._start_notify()
+            if "web" in self.services:
+                self._start_web()
             self.relay = OutboxRelay(self.db, settings.broker_url, settings.outbox_interval)
             self._relay_thread = threading.Thread(
                 target=self.relay.run, args=(self._stop_relay,), name="outbox-relay", daemon=True
@@ -137,6 +140,12 @@ class Stack:
         self.nodes.append(node)
         self.notify = node
         self._serve("notify", node.app, port)
+
+    def _start_web(self) -> None:
+        from .web.app import create_app
+
+        self.web_app = create_app(self.settings, self.db)
+        self._serve("web", self.web_app, self._port(self.settings.web_port))
 
     def _beside_evidence(self, settings: Settings) -> Settings:
         """`settings` for a service started beside this stack's evidence service: unless

@@ -150,6 +150,7 @@ def make_settings(tmp_path: Path, database_url: str, rpc_url: str, **overrides: 
         "evidence_port": 0,
         "contracts_port": 0,
         "notify_port": 0,
+        "web_port": 0,
         "contracts_signer_key": ANVIL_DEV_KEY_2,
         "sweep_interval": 0.5,
         "batch_interval": 0.3,

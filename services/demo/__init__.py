@@ -91,6 +91,7 @@ def demo_settings(settings: Settings, workdir: Path) -> Settings:
         evidence_port=free_port(),
         contracts_port=free_port(),
         notify_port=free_port(),
+        web_port=free_port(),
         anvil_port=free_port(),
         batch_interval=1.0,
         sweep_interval=1.0,

@@ -195,6 +195,12 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("OFFERSEAL_NOTIFY_PORT", "notify_port", int, "Port of the notify service."),
     Variable(
+        "OFFERSEAL_WEB_PORT",
+        "web_port",
+        int,
+        "Port of the pages for people (the verify page today), one origin for every page.",
+    ),
+    Variable(
         "OFFERSEAL_NOTIFY_PUBLIC_URL",
         "notify_public_url",
         str,
@@ -369,6 +375,7 @@ class Settings:
     sweep_interval: float = 30.0
     default_timezone: str = "Asia/Shanghai"
     notify_port: int = 8103
+    web_port: int = 8100
     notify_public_url: str = ""
     smtp_url: str = ""
     mail_from: str = "OfferSeal <no-reply@offerseal.local>"

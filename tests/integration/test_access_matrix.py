@@ -93,8 +93,12 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("notify", "GET", "/v1/templates/<string:kind>/<string:language>"): READ,
     ("notify", "PUT", "/v1/templates/<string:kind>/<string:language>"): WRITE,
     ("notify", "DELETE", "/v1/templates/<string:kind>/<string:language>"): WRITE,
+    # web: the pages for people
+    ("web", "GET", "/verify"): PUBLIC,
+    ("web", "GET", "/verify/verifier.html"): PUBLIC,
+    ("web", "GET", "/static/<path:filename>"): PUBLIC,
 }
-for _service in ("evidence", "contracts", "notify"):
+for _service in ("evidence", "contracts", "notify", "web"):
     EXPECTED[(_service, "GET", "/healthz")] = PROBE
     EXPECTED[(_service, "GET", "/metrics")] = PROBE
     EXPECTED[(_service, "GET", "/openapi.json")] = PROBE
@@ -111,6 +115,7 @@ MISSING = {
     "kind": "resignation_submitted",
     "language": "en",
     "token": "not-a-token",
+    "filename": "no-such-file.css",
 }
 
 
@@ -151,6 +156,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             "kind": "invitation",
             "language": "en",
             "token": "not-a-token",
+            "filename": "site.css",
         }
         from offerseal.shared.auth import create_key
 
@@ -175,13 +181,14 @@ def _eventually_touchpoints(stack: RunningStack) -> list[dict[str, Any]]:
 
 def _routes(stack: RunningStack) -> dict[tuple[str, str, str], None]:
     found: dict[tuple[str, str, str], None] = {}
-    for node, name in (
-        (stack.stack.evidence, "evidence"),
-        (stack.stack.contracts, "contracts"),
-        (stack.stack.notify, "notify"),
+    for app, name in (
+        (stack.stack.evidence.app, "evidence"),
+        (stack.stack.contracts.app, "contracts"),
+        (stack.stack.notify.app, "notify"),
+        (stack.stack.web_app, "web"),
     ):
-        for rule in node.app.url_map.iter_rules():
-            if rule.endpoint == "static":
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint == "static" and name != "web":  # only the web app serves files
                 continue
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
                 found[(name, method, rule.rule)] = None

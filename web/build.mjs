@@ -1,0 +1,14 @@
+// Bundles the pages' scripts (web/src/) with esbuild into services/web/static/dist/, where the
+// web app serves them and inlines them into the saved verifier. Run by `npm run build` at set-up.
+import { build } from "esbuild";
+
+await build({
+  entryPoints: { verify: "web/src/verify/main.js" },
+  outdir: "services/web/static/dist",
+  bundle: true,
+  minify: true,
+  format: "iife",
+  target: ["es2020"],
+  legalComments: "none",
+  logLevel: "warning",
+});
