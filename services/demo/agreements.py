@@ -226,11 +226,12 @@ def amend_start_date(
 
 
 def upload_confirms_milestone(story: Story, agreement: dict[str, Any]) -> dict[str, Any]:
-    """The stamped copy uploaded through notify's link is anchored and confirms the milestone
-    on chain. Returns the milestone."""
+    """The stamped copy uploaded through notify's link is anchored; it waits for HR's review
+    (the default tenant policy) and HR's confirmation puts the milestone on chain. Returns the
+    milestone."""
     say(
         "notify asks for the stamped resignation copy; the candidate uploads it through the "
-        "link; it is anchored and the milestone is confirmed on chain"
+        "link; it is anchored and waits for HR, who confirms the milestone on chain"
     )
     request = wait_for_mail(story.mail, "evidence")
     text = request.get_body(preferencelist=("plain",)).get_content()
@@ -241,17 +242,27 @@ def upload_confirms_milestone(story: Story, agreement: dict[str, Any]) -> dict[s
         files={"file": ("stamped.txt", b"Resignation application, stamped by the employer\n")},
     )
     upload.raise_for_status()
+    document_id = upload.json()["id"]
     current: dict[str, Any] = {}
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # anchored, and recorded as awaiting HR's review
         current = story.agreement(agreement["id"])
-        if current["milestones"][0]["confirmed_at"]:
+        if current["milestones"][0]["document_id"] == document_id:
             break
         time.sleep(0.25)
-    milestone: dict[str, Any] = current["milestones"][0]
+    print(f"  uploaded document {document_id} anchored; awaiting HR's review (policy: review)")
+    kind = current["milestones"][0]["kind"]
+    confirmed = requests.post(
+        f"{story.base}/v1/agreements/{agreement['id']}/milestones/{kind}/evidence",
+        json={"document_id": document_id},
+        headers=story.hr,
+        timeout=60,
+    )
+    confirmed.raise_for_status()
+    milestone: dict[str, Any] = story.agreement(agreement["id"])["milestones"][0]
     print(
-        f"  milestone {milestone['kind']} confirmed by document {milestone['document_id']} "
-        f"(tx {milestone['tx_hash']})"
+        f"  HR confirmed: milestone {milestone['kind']} confirmed by document "
+        f"{milestone['document_id']} (tx {milestone['tx_hash']})"
     )
     return milestone
 

@@ -331,6 +331,12 @@ def test_a_leaked_upload_link_is_bounded_and_dies_with_its_milestone(
     box, smtp_url = mailbox
     stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
     try:
+        requests.put(
+            stack.stack.urls["contracts"] + "/v1/policy",
+            json={"candidate_uploads": "auto"},
+            headers=stack.admin,
+            timeout=30,
+        ).raise_for_status()
         agreement = offer(
             stack, language="en", candidate_contact={"email": "c@example.com", "language": "en"}
         )
@@ -455,5 +461,58 @@ def test_a_webhook_credential_never_reaches_what_is_stored_or_returned(
 
             stored = session.execute(text("SELECT detail FROM touchpoint_attempts")).all()
         assert stored and all(secret not in (row.detail or "") for row in stored)
+    finally:
+        stack.stack.stop()
+
+
+def test_by_default_a_candidate_upload_waits_for_hr_before_the_chain(
+    tmp_path: Path,
+    sqlite_url: str,
+    fresh_anvil: Any,
+    mailbox: Any,  # noqa: F811
+) -> None:
+    import time
+
+    box, smtp_url = mailbox
+    stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
+    try:
+        policy = requests.get(
+            stack.stack.urls["contracts"] + "/v1/policy", headers=stack.legal, timeout=30
+        ).json()
+        assert policy["candidate_uploads"] == "review"  # the safe default
+        agreement = offer(
+            stack, language="en", candidate_contact={"email": "c@example.com", "language": "en"}
+        )
+        box.wait(lambda m: "sign" in m["Subject"])
+        sign(stack, agreement)
+        _insert_due(
+            stack,
+            agreement["id"],
+            "milestone_request",
+            essential=True,
+            data={"milestone": "resignation_submitted", "due_at": "2026-12-10"},
+        )
+        [request_mail] = box.wait(lambda m: "evidence" in m["Subject"])
+        link = next(u for u in links_in(request_mail) if "/v1/uploads/" in u)
+        uploaded = requests.post(link, files={"file": ("a.pdf", b"%PDF review")}, timeout=30)
+        assert uploaded.status_code == 201, uploaded.text
+        document_id = uploaded.json()["id"]
+        url = stack.stack.urls["contracts"] + f"/v1/agreements/{agreement['id']}"
+        deadline = time.monotonic() + 60
+        while (m := requests.get(url, headers=stack.hr, timeout=30).json()["milestones"][0])[
+            "document_id"
+        ] != document_id:
+            assert time.monotonic() < deadline, "the anchored upload was not recorded"
+            time.sleep(0.2)
+        assert m["confirmed_at"] is None  # anchored, recorded, not on chain: HR decides
+        confirmed = requests.post(
+            url + "/milestones/resignation_submitted/evidence",
+            json={"document_id": document_id},
+            headers=stack.hr,
+            timeout=60,
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        after = requests.get(url, headers=stack.hr, timeout=30).json()["milestones"][0]
+        assert after["confirmed_at"] and after["document_id"] == document_id
     finally:
         stack.stack.stop()

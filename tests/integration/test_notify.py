@@ -702,6 +702,14 @@ def test_the_candidate_uploads_through_the_document_request_link(
     box, smtp_url = mailbox
     stack = notify_stack(tmp_path, sqlite_url, fresh_anvil, smtp_url=smtp_url)
     try:
+        # this tenant lets a candidate's anchored upload confirm the stage by itself
+        policy = requests.put(
+            stack.stack.urls["contracts"] + "/v1/policy",
+            json={"candidate_uploads": "auto"},
+            headers=stack.admin,
+            timeout=30,
+        )
+        assert policy.status_code == 200, policy.text
         agreement = offer(
             stack,
             language="en",
