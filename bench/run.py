@@ -338,18 +338,20 @@ def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
     naive_gas: list[int] = []
     single = chain.artifact("SingleIntentAgreement")
     for i in range(count):
-        agreement_id = hashlib.sha256(f"bench-{i}".encode()).digest()
+        salt = hashlib.sha256(f"bench-{i}".encode()).digest()
+        agreement_id = agreements.functions.agreementIdOf(employer.address, salt).call()
         nonce = agreements.functions.nonces(candidate.address).call()
         offered = send(
-            agreements.functions.offer(
-                agreement_id, terms.as_tuple(), milestones
-            ).build_transaction({"from": employer.address})
+            agreements.functions.offer(salt, terms.as_tuple(), milestones).build_transaction(
+                {"from": employer.address}
+            )
         )
         typed = commitment_typed_data(
             chain_id=31337,
             registry=agreements.address,
             agreement_id="0x" + agreement_id.hex(),
             terms=terms,
+            milestones=[(k, due) for k, due, _ in milestones],
             nonce=nonce,
         )
         signature = chain.sign_typed_data(candidate_key, typed)
@@ -379,6 +381,7 @@ def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
             registry=contract.address,
             agreement_id="0x" + agreement_id.hex(),
             terms=terms,
+            milestones=[(k, due) for k, due, _ in milestones],
             nonce=0,
         )
         committed_single = send(

@@ -14,8 +14,8 @@ import {IIntentAgreements} from "../IIntentAgreements.sol";
 contract SingleIntentAgreement is EIP712 {
     bytes32 private constant COMMITMENT_TYPEHASH = keccak256(
         "Commitment(bytes32 agreementId,address candidate,address employer,bytes32 termsHash,"
-        "uint64 startDate,uint128 monthlySalary,uint128 liquidatedDamages,uint256 nonce,"
-        "uint64 deadline)"
+        "uint64 startDate,uint32 graceSeconds,uint8[] milestoneKinds,uint64[] milestoneDues,"
+        "uint128 monthlySalary,uint128 liquidatedDamages,uint256 nonce,uint64 deadline)"
     );
 
     error DamagesAboveCap(uint256 damages, uint256 cap);
@@ -33,7 +33,7 @@ contract SingleIntentAgreement is EIP712 {
         bytes32 id,
         IIntentAgreements.Terms memory terms_,
         IIntentAgreements.Milestone[] memory milestones_
-    ) EIP712("OfferSeal IntentAgreements", "1") {
+    ) EIP712("OfferSeal IntentAgreements", "2") {
         if (uint256(terms_.liquidatedDamages) * 10_000 > uint256(terms_.monthlySalary) * 3_000) {
             revert DamagesAboveCap(terms_.liquidatedDamages, uint256(terms_.monthlySalary) * 3_000 / 10_000);
         }
@@ -48,19 +48,33 @@ contract SingleIntentAgreement is EIP712 {
     /// @notice Offered -> Committed with the candidate's signature (nonce 0).
     /// @param signature The candidate's EIP-712 signature.
     function commit(bytes calldata signature) external {
+        uint256 count = milestones.length;
+        uint256[] memory kinds = new uint256[](count);
+        uint256[] memory dues = new uint256[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            kinds[i] = milestones[i].kind;
+            dues[i] = milestones[i].due;
+        }
         bytes32 digest = _hashTypedDataV4(
             keccak256(
-                abi.encode(
-                    COMMITMENT_TYPEHASH,
-                    agreementId,
-                    terms.candidate,
-                    terms.employer,
-                    terms.termsHash,
-                    terms.startDate,
-                    terms.monthlySalary,
-                    terms.liquidatedDamages,
-                    uint256(0),
-                    terms.offerExpiresAt
+                bytes.concat(
+                    abi.encode(
+                        COMMITMENT_TYPEHASH,
+                        agreementId,
+                        terms.candidate,
+                        terms.employer,
+                        terms.termsHash,
+                        terms.startDate,
+                        terms.graceSeconds
+                    ),
+                    abi.encode(
+                        keccak256(abi.encodePacked(kinds)),
+                        keccak256(abi.encodePacked(dues)),
+                        terms.monthlySalary,
+                        terms.liquidatedDamages,
+                        uint256(0),
+                        terms.offerExpiresAt
+                    )
                 )
             )
         );
