@@ -70,11 +70,14 @@ class Signatures:
             onchain_id, candidate = a.onchain_id, a.candidate_address
             others = (
                 session.execute(
-                    select(Agreement).where(
+                    select(Agreement)
+                    .where(  # this tenant's only: another's offers are none of its business
+                        Agreement.tenant == a.tenant,
                         Agreement.candidate_address == candidate,
                         Agreement.id != a.id,
                         Agreement.state == "offered",
                     )
+                    .limit(20)
                 )
                 .scalars()
                 .all()

@@ -381,6 +381,20 @@ def test_the_signature_over_another_offer_is_named_as_such(contracts: ContractsS
         contracts.signatures.submit_signature(HR, None, first["id"], signature)
 
 
+def test_another_tenants_offer_to_the_same_candidate_is_never_revealed(
+    contracts: ContractsService,
+) -> None:
+    globex = Principal(key_id="k-globex", role="hr", tenant="globex")
+    ours = contracts.agreements.create(HR, new_agreement())
+    theirs = contracts.agreements.create(globex, new_agreement())
+    signature = fake_signature(
+        CANDIDATE, typed_data_digest(contracts.signatures.typed_data(globex, None, theirs["id"]))
+    )
+    with pytest.raises(InvalidSignature) as refused:
+        contracts.signatures.submit_signature(HR, None, ours["id"], signature)
+    assert "another agreement" not in str(refused.value)  # no hint that globex made an offer
+
+
 def test_offer_dates_are_checked_before_anything_is_sent(
     db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
