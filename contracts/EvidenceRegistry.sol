@@ -15,11 +15,20 @@ contract EvidenceRegistry is IEvidenceRegistry, AccessControl {
 
     mapping(bytes32 root => uint64 timestamp) private _anchoredAt;
 
+    /// @notice The admin and the anchorer must be real accounts, and not the same one: the key
+    /// that anchors is online, the one that grants roles should not be.
+    error InvalidRoleHolders(address admin, address anchorer);
+
     /**
-     * @param admin Account that manages roles.
-     * @param anchorer Account allowed to anchor roots (the evidence service's signer).
+     * @param admin Account that manages roles: a cold key or a multisig, kept off the server.
+     * @param anchorer Account allowed to anchor roots (the evidence service's online signer).
+     * @dev Reverts with {InvalidRoleHolders} for a zero account. The same account for both is
+     * allowed only on a local development chain (chain id 31337).
      */
     constructor(address admin, address anchorer) {
+        if (admin == address(0) || anchorer == address(0) || (admin == anchorer && block.chainid != 31337)) {
+            revert InvalidRoleHolders(admin, anchorer);
+        }
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ANCHORER_ROLE, anchorer);
     }
@@ -45,6 +54,6 @@ contract EvidenceRegistry is IEvidenceRegistry, AccessControl {
 
     /// @inheritdoc IEvidenceRegistry
     function version() external pure returns (string memory) {
-        return "1.0.0";
+        return "1.1.0";
     }
 }

@@ -50,7 +50,7 @@ class Stack:
             return int(sock.getsockname()[1])
 
     def start(self) -> Stack:
-        from .shared import failpoints
+        from .shared import failpoints, retention
         from .shared.anvil import AnvilProcess
         from .shared.broker import OutboxRelay
 
@@ -85,7 +85,15 @@ class Stack:
                 self._start_notify()
             if "web" in self.services:
                 self._start_web()
-            self.relay = OutboxRelay(self.db, settings.broker_url, settings.outbox_interval)
+            self.relay = OutboxRelay(
+                self.db,
+                settings.broker_url,
+                settings.outbox_interval,
+                heartbeat=settings.broker_heartbeat,
+                housekeeping=lambda: retention.sweep(
+                    self.db, settings.retention, settings.link_ttl
+                ),
+            )
             self._relay_thread = threading.Thread(
                 target=self.relay.run, args=(self._stop_relay,), name="outbox-relay", daemon=True
             )
@@ -106,7 +114,7 @@ class Stack:
         from .evidence.app import EvidenceNode
 
         node = EvidenceNode(self.settings, self.db, rpc_url, signer_key)
-        node.start_workers()
+        self._start_workers(node)
         self.nodes.append(node)
         self.evidence = node
         self._serve("evidence", node.app, self._port(self.settings.evidence_port))
@@ -122,7 +130,7 @@ class Stack:
         port = self._port(settings.contracts_port)
         public_url = settings.public_url or f"http://{settings.host}:{port}"
         node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url)
-        node.start_workers()
+        self._start_workers(node)
         self.nodes.append(node)
         self.contracts = node
         self._serve("contracts", node.app, port)
@@ -136,7 +144,7 @@ class Stack:
         port = self._port(settings.notify_port)
         public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
         node = NotifyNode(settings, self.db, public_url)
-        node.start_workers()
+        self._start_workers(node)
         self.nodes.append(node)
         self.notify = node
         self._serve("notify", node.app, port)
@@ -146,6 +154,17 @@ class Stack:
 
         self.web_app = create_app(self.settings, self.db)
         self._serve("web", self.web_app, self._port(self.settings.web_port))
+
+    def _start_workers(self, node: Any) -> None:
+        """Start a node's workers, its consumer on heartbeats, all of them watched by its
+        `/healthz`."""
+        from .shared.web import watch
+
+        consumer = getattr(node, "consumer", None)
+        if consumer is not None:
+            consumer.heartbeat = self.settings.broker_heartbeat
+        node.start_workers()
+        watch(node.app, node.workers, [consumer] if consumer is not None else [])
 
     def _beside_evidence(self, settings: Settings) -> Settings:
         """`settings` for a service started beside this stack's evidence service: unless

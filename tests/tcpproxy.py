@@ -1,5 +1,7 @@
 """A small TCP proxy for outage tests: `stop()` cuts every connection and refuses new ones
-(the broker looks down), `start()` serves again on the same port."""
+(the broker looks down), `start()` serves again on the same port; `pause()` keeps every
+connection open but passes no byte (a half-open connection: nothing says it is dead), and
+`resume()` lets bytes flow again."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
@@ -41,10 +45,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -52,6 +56,12 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+    def pause(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def stop(self) -> None:
         if self._listener is not None:

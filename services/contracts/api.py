@@ -17,6 +17,7 @@ from marshmallow import fields, validate, validates_schema
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import NotFound, ValidationFailed
 from ..shared.guards import access, roles
+from ..shared.idempotency import key_from_header
 from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
 from .domain.agreements import (
@@ -253,7 +254,8 @@ class Agreements(MethodView):
     @blp.response(201)
     def post(self, data: dict[str, Any]) -> Response:
         who = principal()
-        body = service().agreements.create(who, to_new_agreement(data))
+        key = key_from_header(request.headers.get("Idempotency-Key"))
+        body = service().agreements.create(who, to_new_agreement(data), key)
         return created(body, f"/v1/agreements/{body['id']}")
 
     @roles(*READ_ROLES)

@@ -7,14 +7,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..shared import revocations
+from ..shared import idempotency, revocations
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.chain import typed_data_digest
 from ..shared.db import Database
@@ -24,7 +25,7 @@ from .domain.agreements import Terms, employer_binding_typed_data
 from .domain.dates import DateRuleBroken, check_offer_dates
 from .domain.templates import agreement_text, terms_hash
 from .errors import Conflict, TransactionFailed, ValidationFailed
-from .models import Agreement, AgreementMilestone, TenantEmployer
+from .models import Agreement, AgreementMilestone, ChainOp, TenantEmployer
 from .ports import AgreementsChain
 from .records import CandidateLinks, describe, load, reader
 from .transactions import TransactionPath
@@ -63,7 +64,19 @@ class AgreementService:
 
     # ---- creation -------------------------------------------------------------------------
 
-    def create(self, principal: Principal, new: NewAgreement) -> dict[str, Any]:
+    def create(
+        self, principal: Principal, new: NewAgreement, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Offer `new` on chain. With an Idempotency-Key, a retry with the same body answers
+        as the first request did (no second offer); another body is a 409."""
+        request_fp = idempotency.fingerprint("agreement", asdict(new))
+        if idempotency_key is not None:
+            with self.db.sessions() as session:
+                earlier = idempotency.lookup(
+                    session, principal.tenant, idempotency_key, request_fp, conflict=Conflict
+                )
+            if earlier is not None:
+                return self._replay(principal, earlier.response)
         try:
             check_offer_dates(
                 new.start_at,
@@ -146,17 +159,53 @@ class AgreementService:
                 session.add(
                     AgreementMilestone(agreement_id=agreement_id, idx=idx, kind=kind, due_at=due)
                 )
+            if idempotency_key is not None:  # claimed with the offer's signed transaction
+                idempotency.remember(
+                    session, principal.tenant, idempotency_key, request_fp, 201,
+                    {"id": agreement_id},
+                )
 
-        mined = self.tx.transact(
-            agreement_id, "offer", call, args={"salt": "0x" + salt.hex()}, before=insert
-        )
+        try:
+            mined = self.tx.transact(
+                agreement_id, "offer", call, args={"salt": "0x" + salt.hex()}, before=insert
+            )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            with self.db.sessions() as session:  # a concurrent twin claimed the key first
+                earlier = idempotency.lookup(
+                    session, principal.tenant, idempotency_key, request_fp, conflict=Conflict
+                )
+            if earlier is None:
+                raise
+            return self._replay(principal, earlier.response)
         if not mined.succeeded:
             raise TransactionFailed("the offer transaction reverted")
+        out = self._answer(principal, agreement_id, mined.tx_hash)
+        if idempotency_key is not None:
+            idempotency.answer(self.db, principal.tenant, idempotency_key, request_fp, out)
+        return out
+
+    def _answer(self, principal: Principal, agreement_id: str, tx_hash: str) -> dict[str, Any]:
         out = self.get(principal, agreement_id)
-        out["transaction"] = mined.tx_hash
+        out["transaction"] = tx_hash
         with self.db.sessions() as session:  # for HR systems that deliver the link themselves
             out["signing_link"] = self.links.signing(load(session, principal.tenant, agreement_id))
         return out
+
+    def _replay(self, principal: Principal, recorded: dict[str, Any]) -> dict[str, Any]:
+        """The answer to a retried offer: the first answer, or (while the first request is
+        still waiting for its transaction) the agreement as it stands."""
+        if "transaction" in recorded:
+            return recorded
+        with self.db.sessions() as session:
+            tx_hash = session.execute(
+                select(ChainOp.tx_hash)
+                .where(ChainOp.agreement_id == recorded["id"], ChainOp.op == "offer")
+                .order_by(ChainOp.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        return self._answer(principal, recorded["id"], tx_hash or "")
 
     # ---- the employer on chain ---------------------------------------------------------------
 

@@ -11,7 +11,8 @@ After a crash anywhere, `recover()` finishes prepared batches: it asks the chain
 root is anchored, whether the stored transaction is known, and re-sends the same signed bytes
 (or re-signs only when its nonce was consumed without anchoring). So every accepted document is
 anchored exactly once. `reconcile()` notices roots the chain no longer holds (reset or reorg),
-marks those batches superseded and puts their documents back in the queue.
+marks those batches superseded and puts their documents back in the queue; an RPC that fails or
+lags behind is never taken for a chain that lost them.
 """
 
 from __future__ import annotations
@@ -29,9 +30,16 @@ from web3 import Web3
 from ..shared import chain, failpoints, messages
 from ..shared.broker import enqueue
 from ..shared.db import Database, insert_rows
-from ..shared.deployments import ensure_registry
+from ..shared.deployments import (
+    DEV_CHAIN_ID,
+    EVIDENCE_REGISTRY,
+    ContractMissing,
+    ensure_registry,
+    genesis_hash,
+    recorded,
+)
 from ..shared.locks import ExclusiveLock
-from ..shared.models import utcnow
+from ..shared.models import aware, utcnow
 from ..shared.workers import Backoff, run_every
 from .adapters.registry import RegistryClient
 from .domain import merkle
@@ -55,6 +63,7 @@ class Anchorer:
         confirmations: int,
         reconcile_interval: float,
         registry_address: str = "",
+        registry_admin: str = "",
         auto_deploy: bool = True,
         data_dir: Path | None = None,
     ) -> None:
@@ -66,6 +75,7 @@ class Anchorer:
         self.confirmations = confirmations
         self.reconcile_interval = reconcile_interval
         self.configured_registry = registry_address
+        self.registry_admin = registry_admin
         self.auto_deploy = auto_deploy
         self.data_dir = data_dir
         self.chain_id = 0
@@ -80,11 +90,28 @@ class Anchorer:
             self.db,
             self.w3,
             self.signer,
+            admin=self.registry_admin,
             configured=self.configured_registry,
             auto_deploy=self.auto_deploy,
             data_dir=self.data_dir,
         )
-        self.registry = RegistryClient(self.w3, address)
+        registry = RegistryClient(self.w3, address)
+        if not registry.may_anchor(self.signer.address):
+            raise ContractMissing(
+                f"{self.signer.address} may not anchor on the EvidenceRegistry {address}: its "
+                "admin grants it with grantRole(ANCHORER_ROLE, signer)"
+            )
+        if self.chain_id != DEV_CHAIN_ID and registry.is_admin(self.signer.address):
+            # Registries deployed before the roles were separated: they keep working.
+            log.warning(
+                "the anchoring key %s also administers the EvidenceRegistry %s: hand the admin "
+                "role to a cold key or multisig (grantRole(DEFAULT_ADMIN_ROLE, admin), then "
+                "renounceRole(DEFAULT_ADMIN_ROLE, %s))",
+                self.signer.address,
+                address,
+                self.signer.address,
+            )
+        self.registry = registry
 
     def _registry(self) -> RegistryClient:
         assert self.registry is not None, "connect() first"
@@ -337,10 +364,16 @@ class Anchorer:
             self.complete(batch_id)
 
     def reconcile(self) -> int:
-        """Supersede anchored batches whose root the chain no longer holds. Returns how many."""
+        """Supersede anchored batches whose root the chain no longer holds. Returns how many.
+
+        Only a chain that answers counts: an RPC failure raises (nothing is superseded), and a
+        node whose head is below an anchor's block is taken as behind, not as reset, unless it
+        answers with another genesis block (another history)."""
         registry = self._registry()
         if not chain.has_code(self.w3, registry.address):
-            self.connect()  # redeploys (auto-deploy) and records the new address
+            # Redeploys only on a chain with another genesis (reset); a node that is merely
+            # behind raises ChainBehind and nothing changes.
+            self.connect()
             registry = self._registry()
         with self.db.sessions() as session:
             latest = session.execute(
@@ -349,7 +382,7 @@ class Anchorer:
                 .order_by(Batch.id.desc())
                 .limit(1)
             ).scalar_one_or_none()
-        if latest is None or self._still_anchored(latest):
+        if latest is None or not self._root_gone(latest):
             return 0
         # The newest root is gone: check them all (newest first; older ones may survive a reorg).
         with self.db.sessions() as session:
@@ -362,7 +395,7 @@ class Anchorer:
                 .scalars()
                 .all()
             )
-        gone = [b for b in batches if not self._still_anchored(b)]
+        gone = [b for b in batches if self._root_gone(b)]
         for batch in gone:
             self._supersede(batch.id)
         log.warning(
@@ -370,17 +403,42 @@ class Anchorer:
         )
         return len(gone)
 
-    def _still_anchored(self, batch: Batch) -> bool:
+    def _root_gone(self, batch: Batch) -> bool:
+        """True only when the chain answered and lacks the batch's anchor: the registry was
+        redeployed after a reset, the node has another genesis, or its head is at or past the
+        anchor block while the root or that block is not there. Any RPC failure raises."""
         registry = self._registry()
         if batch.registry_address != registry.address:
+            return True  # the registry was redeployed (only on a reset chain)
+        deployment = recorded(self.db, self.chain_id, EVIDENCE_REGISTRY)
+        if (
+            deployment is not None
+            and deployment.address == registry.address
+            and batch.anchored_at is not None
+            and aware(batch.anchored_at) < aware(deployment.deployed_at)
+        ):
+            # Anchored on an earlier deployment at the same address (same signer and nonce on
+            # a reset chain): that registry and its roots are gone.
+            return True
+        anchor_block = int(batch.block_number or 0)
+        if int(self.w3.eth.block_number) < anchor_block:
+            if self._other_history():
+                return True
+            log.warning(
+                "the chain node's head is below block %s of batch %s: behind, not reset; waiting",
+                anchor_block,
+                batch.id,
+            )
             return False
         if registry.anchored_at(from_hex32(batch.root)) == 0:
-            return False
-        try:
-            block = self.w3.eth.get_block(int(batch.block_number or 0))
-        except Exception:
-            return False
-        return bool(block["hash"].to_0x_hex() == batch.block_hash)
+            return True
+        block = self.w3.eth.get_block(anchor_block)
+        return bool(block["hash"].to_0x_hex() != batch.block_hash)
+
+    def _other_history(self) -> bool:
+        deployment = recorded(self.db, self.chain_id, EVIDENCE_REGISTRY)
+        known = deployment.genesis_hash if deployment is not None else None
+        return known is not None and known != genesis_hash(self.w3)
 
     def _supersede(self, batch_id: int) -> None:
         with self.db.transaction() as session:

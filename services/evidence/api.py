@@ -21,6 +21,7 @@ from marshmallow import fields, validate
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..shared.guards import access, check_json_text, max_json_bytes, roles
+from ..shared.idempotency import key_from_header
 from ..shared.links import PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.redact import redact_text
 from ..shared.web import principal
@@ -82,10 +83,7 @@ def read_upload(upload: Any) -> bytes:
 
 
 def idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200):
-        raise ValidationFailed("Idempotency-Key", "must be 1-200 characters")
-    return key
+    return key_from_header(request.headers.get("Idempotency-Key"))
 
 
 class DocumentFields(ma.Schema):

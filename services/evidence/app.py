@@ -107,6 +107,7 @@ class EvidenceNode:
             confirmations=self.settings.confirmations,
             reconcile_interval=self.settings.reconcile_interval,
             registry_address=self.settings.registry_address,
+            registry_admin=self.settings.registry_admin,
             auto_deploy=self.settings.auto_deploy,
             data_dir=self.settings.data_dir,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..shared import idempotency
 from ..shared.errors import Conflict, NotFound, OfferSealError, TransientError
 
 
@@ -17,7 +18,7 @@ class ProofPending(EvidenceError, Conflict):
     title = "Proof not available yet"
 
 
-class IdempotencyConflict(EvidenceError, Conflict):
+class IdempotencyConflict(EvidenceError, idempotency.IdempotencyConflict):
     title = "Idempotency-Key reused with a different request"
 
 

@@ -21,7 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..shared.db import Base
-from ..shared.models import BigId, utcnow
+from ..shared.models import BigId, IdempotencyRecord, utcnow
+
+__all__ = ["Batch", "BatchMember", "Document", "DocumentBlob", "IdempotencyRecord"]
 
 
 class Document(Base):
@@ -138,14 +140,3 @@ class BatchMember(Base):
     proof: Mapped[list[str]] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_batch_members_document", "document_seq"),)
-
-
-class IdempotencyRecord(Base):
-    __tablename__ = "idempotency_keys"
-
-    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    request_sha256: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import uuid
@@ -17,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.db import Database, insert_rows
 from ..shared.links import Link
@@ -38,7 +37,7 @@ from .errors import (
     ProofPending,
     UploadLimitReached,
 )
-from .models import Batch, BatchMember, Document, DocumentBlob, IdempotencyRecord
+from .models import Batch, BatchMember, Document, DocumentBlob
 from .receipt_keys import ReceiptKeys, note_signature
 from .sequences import allocate_rows, allocate_tenant_sequences
 
@@ -65,8 +64,7 @@ def _iso(moment: dt.datetime) -> str:
     return aware(moment).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+fingerprint = idempotency.fingerprint
 
 
 class EvidenceService:
@@ -194,33 +192,9 @@ class EvidenceService:
         self, principal: Principal, key: str | None, request_fp: str, work: Any
     ) -> tuple[int, dict[str, Any], bool]:
         """Run `work(session)` once per Idempotency-Key. Returns (status, body, replayed)."""
-        if key is None:
-            with self.db.transaction() as session:
-                return 201, work(session), False
-        try:
-            with self.db.transaction() as session:
-                existing = session.get(IdempotencyRecord, (principal.tenant, key))
-                if existing is None:
-                    body = work(session)
-                    session.add(
-                        IdempotencyRecord(
-                            tenant=principal.tenant,
-                            key=key,
-                            request_sha256=request_fp,
-                            status_code=201,
-                            response=body,
-                        )
-                    )
-                    session.flush()
-                    return 201, body, False
-        except IntegrityError:
-            # A concurrent request with the same key committed first; answer as it did.
-            with self.db.sessions() as session:
-                existing = session.get(IdempotencyRecord, (principal.tenant, key))
-            assert existing is not None
-        if existing.request_sha256 != request_fp:
-            raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
-        return existing.status_code, existing.response, True
+        return idempotency.once(
+            self.db, principal.tenant, key, request_fp, work, conflict=IdempotencyConflict
+        )
 
     def ingest(
         self, principal: Principal, doc: NewDocument, idempotency_key: str | None = None

@@ -76,6 +76,7 @@ class NotifyNode:
             mail_domain=settings.mail_domain,
             link_ttl=settings.link_ttl,
             journal=SentJournal(settings.data_dir / "notify-journal"),
+            max_attempts=settings.touchpoint_max_attempts,
         )
         self.app = create_app(self.db, self.service, self.ready, self.settings)
         planning = self.service.planning

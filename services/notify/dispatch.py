@@ -80,8 +80,10 @@ class Dispatcher:
         planner: Planner,
         *,
         journal: SentJournal | None = None,
+        max_attempts: int = 8,
     ) -> None:
         self.db = db
+        self.max_attempts = max_attempts  # then failed, as a bounce is
         self.channels = channels  # "email" and/or "webhook"
         self.composer = composer
         self.planner = planner
@@ -296,6 +298,20 @@ class Dispatcher:
         )
 
     def _reschedule(self, touchpoint_id: str, detail: str, channel: str | None) -> str:
+        """Try again later, with backoff; after `max_attempts` the touchpoint has failed."""
+        with self.db.sessions() as session:
+            tp = session.get(Touchpoint, touchpoint_id)
+            assert tp is not None
+            attempts = tp.attempts or 0
+        if attempts + 1 >= self.max_attempts:
+            return self._finish(
+                Outcome(
+                    touchpoint_id,
+                    "failed",
+                    channel,
+                    f"gave up after {attempts + 1} attempts: {detail}",
+                )
+            )
         with self.db.transaction() as session:
             tp = session.get(Touchpoint, touchpoint_id)
             assert tp is not None

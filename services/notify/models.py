@@ -119,7 +119,9 @@ class UsedToken(Base):
     __tablename__ = "notify_used_tokens"
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    used_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
 
 
 class TenantTemplate(Base):

@@ -41,6 +41,7 @@ class NotifyService:
         mail_domain: str,
         link_ttl: float = Settings.link_ttl,
         journal: SentJournal | None = None,
+        max_attempts: int = Settings.touchpoint_max_attempts,
     ) -> None:
         self.planning = Planner(
             checkin_interval=checkin_interval,
@@ -54,7 +55,9 @@ class NotifyService:
             mail_domain=mail_domain,
             link_ttl=link_ttl,
         )
-        self.dispatcher = Dispatcher(db, channels, composer, self.planning, journal=journal)
+        self.dispatcher = Dispatcher(
+            db, channels, composer, self.planning, journal=journal, max_attempts=max_attempts
+        )
         self.replies = Replies(db, links)
         self.candidates = Candidates(db)
         self.templates = TenantTemplates(db)

@@ -1,7 +1,11 @@
 """kombu adapters: the outbox writer, the relay that publishes it, and the consumer runner.
 
 Publishing is at-least-once through the transactional outbox; consumers make it effectively
-once by recording handled message ids in the same transaction as their own work.
+once by recording handled message ids in the same transaction as their own work. Connections
+use AMQP heartbeats, so a half-open connection is noticed and replaced; a consumer reports
+whether it is connected (`/healthz`). A message whose handler fails for a transient reason waits
+(with backoff) and is retried; one that keeps failing, or is invalid, goes to the dead-letter
+queue with the reason, and the consumer carries on.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from kombu import Connection, Consumer, Producer
 from kombu.message import Message as KombuMessage
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import OperationalError as DBOperationalError
 from sqlalchemy.orm import Session
 
@@ -37,11 +42,31 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def connect(url: str) -> Connection:
+# A handler that fails this many times for a reason that is not transient: dead-lettered.
+MAX_HANDLER_FAILURES = 5
+# Longest pause after a transient failure before the message is retried (below the heartbeat
+# timeout, since nothing is read from the broker meanwhile).
+TRANSIENT_PAUSE_CAP = 5.0
+
+
+class BrokerDisconnected(ConnectionError):
+    """The broker connection broke or went silent (missed heartbeats): reconnect."""
+
+
+def connect(url: str, heartbeat: float = 0.0) -> Connection:
+    """A connection to `url`; `heartbeat` seconds (AMQP) let a half-open connection be noticed
+    by `heartbeat_check()`, which its owner calls at least every `heartbeat / 2` seconds."""
     options: dict[str, Any] = {}
     if url.startswith(("amqp", "pyamqp")):
         options["confirm_publish"] = True  # publish() returns only once the broker has the message
-    return Connection(url, transport_options=options, connect_timeout=5, heartbeat=0)
+    return Connection(url, transport_options=options, connect_timeout=5, heartbeat=heartbeat)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of a dependency that will likely pass: the database or broker is away."""
+    if isinstance(exc, (TransientError, DBOperationalError, *TRANSIENT_BROKER_ERRORS)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def declare(connection: Connection) -> None:
@@ -76,17 +101,31 @@ class OutboxRelay:
 
     Broker down: rows stay unsent and the relay retries with backoff until it returns."""
 
-    def __init__(self, db: Database, broker_url: str, interval: float, batch: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker_url: str,
+        interval: float,
+        batch: int = 500,
+        heartbeat: float = 10.0,
+        housekeeping: Callable[[], object] | None = None,
+        housekeeping_interval: float = 3600.0,
+    ) -> None:
         self.db = db
         self.broker_url = broker_url
         self.interval = interval
         self.batch = batch
+        self.heartbeat = heartbeat
+        # Run every `housekeeping_interval` by the relay's loop (the retention sweep).
+        self.housekeeping = housekeeping
+        self.housekeeping_interval = housekeeping_interval
+        self._last_housekeeping = 0.0
         self._connection: Connection | None = None
         self._producer: Producer | None = None
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
-            connection = connect(self.broker_url)
+            connection = connect(self.broker_url, self.heartbeat)
             connection.ensure_connection(max_retries=1)
             declare(connection)
             self._connection = connection
@@ -104,6 +143,12 @@ class OutboxRelay:
 
     def publish_pending(self) -> int:
         """One pass: publish up to `batch` unsent rows. Returns how many were published."""
+        if self._connection is not None:
+            # Heartbeats both ways keep an idle connection open and notice a dead one.
+            try:
+                self._connection.heartbeat_check()
+            except self._connection.connection_errors as exc:
+                raise BrokerDisconnected(f"broker connection lost: {exc}") from exc
         with self.db.transaction() as session:
             query = (
                 select(OutboxMessage.id, OutboxMessage.routing_key, OutboxMessage.body)
@@ -138,6 +183,18 @@ class OutboxRelay:
                     )
             return len(published)
 
+    def _step(self) -> bool:
+        if (
+            self.housekeeping is not None
+            and time.monotonic() - self._last_housekeeping >= self.housekeeping_interval
+        ):
+            self._last_housekeeping = time.monotonic()
+            try:
+                self.housekeeping()
+            except Exception:  # never in the way of publishing; tried again next time
+                log.exception("outbox relay: housekeeping failed")
+        return self.publish_pending() == self.batch
+
     def run(self, stop: threading.Event) -> None:
         # A full batch means more rows wait: publish again at once. Broker down: the rows stay
         # unsent and the relay retries with a fresh connection, backing off from twice its
@@ -145,7 +202,7 @@ class OutboxRelay:
         run_every(
             stop,
             self.interval,
-            lambda: self.publish_pending() == self.batch,
+            self._step,
             name="outbox relay",
             log=log,
             backoff=Backoff(min(max(self.interval * 2, 0.5), 10.0), 10.0),
@@ -163,7 +220,10 @@ class MessageConsumer:
     the handler and records the message id in one transaction, then acknowledges.
 
     Invalid messages go to the dead-letter queue with the reason (no crash, no redelivery
-    loop); a message id already handled is acknowledged without running the handler again."""
+    loop); a message id already handled is acknowledged without running the handler again. A
+    transient failure (database or broker away) pauses with backoff before the message is
+    retried; a handler that fails otherwise `max_failures` times is dead-lettered. `connected`
+    is set while the consumer is connected and consuming."""
 
     def __init__(
         self,
@@ -172,12 +232,21 @@ class MessageConsumer:
         broker_url: str,
         handlers: dict[str, Handler],
         binding_keys: tuple[str, ...] | None = None,
+        *,
+        heartbeat: float = 10.0,
+        max_failures: int = MAX_HANDLER_FAILURES,
     ) -> None:
         self.name = name
         self.db = db
         self.broker_url = broker_url
         self.handlers = handlers
         self.queue = topology.service_queue(name, binding_keys)
+        self.heartbeat = heartbeat
+        self.max_failures = max_failures
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._pause = Backoff(0.5, TRANSIENT_PAUSE_CAP)
+        self._failures: dict[str, int] = {}  # message id -> handler failures seen here
 
     def _dead_letter(self, connection: Connection, body: Any, reason: str) -> None:
         producer = Producer(
@@ -218,36 +287,81 @@ class MessageConsumer:
             self._dead_letter(connection, repr(raw.body)[:2000], f"not JSON: {exc}")
             raw.ack()
             return
+        key = str(body.get("message_id")) if isinstance(body, dict) else repr(body)[:200]
         try:
             self.handle(body)
         except messages.MessageError as exc:
             self._dead_letter(connection, body, exc.reason)
-        except (TransientError, DBOperationalError) as exc:
-            # Our own dependency is down: leave the message on the queue for later.
-            log.warning("%s: transient failure, message requeued: %s", self.name, exc)
-            raw.requeue()
-            return
         except Exception as exc:
-            log.exception("%s: handler failed", self.name)
-            self._dead_letter(connection, body, f"handler failed: {type(exc).__name__}: {exc}")
+            if is_transient(exc):
+                # Our own dependency is away: wait (longer each time) before the message is
+                # tried again, instead of spinning on it.
+                delay = self._pause.next()
+                log.warning(
+                    "%s: transient failure (%s: %s); message retried in %.1fs",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                self._stop.wait(delay)
+                raw.requeue()
+                return
+            failures = self._failures.get(key, 0) + 1
+            if failures < self.max_failures:
+                self._remember_failure(key, failures)
+                log.warning(
+                    "%s: handler failed (%d of %d): %s: %s",
+                    self.name,
+                    failures,
+                    self.max_failures,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._stop.wait(min(0.1 * 2**failures, TRANSIENT_PAUSE_CAP))
+                raw.requeue()
+                return
+            self._failures.pop(key, None)
+            log.exception("%s: handler failed %d times: dead-lettered", self.name, failures)
+            self._dead_letter(
+                connection,
+                body,
+                f"handler failed {failures} times: {type(exc).__name__}: {exc}",
+            )
+        self._pause.reset()
+        self._failures.pop(key, None)
         raw.ack()
 
+    def _remember_failure(self, key: str, failures: int) -> None:
+        if len(self._failures) > 10_000:  # bounded: forget the oldest
+            self._failures.pop(next(iter(self._failures)))
+        self._failures[key] = failures
+
     def run(self, stop: threading.Event) -> None:
-        """Consume until `stop`; broker down: reconnect with backoff (reset once consuming)."""
+        """Consume until `stop`; broker down or silent: reconnect with backoff (reset once
+        consuming). Anything unexpected is logged and the consumer starts again."""
+        self._stop = stop
         backoff = Backoff(0.5, 10.0)
-        run_every(
-            stop,
-            0.0,
-            lambda: self._consume(stop, backoff),
-            name=f"{self.name} consumer",
-            log=log,
-            backoff=backoff,
-            retry=TRANSIENT_BROKER_ERRORS,
-            expected=TRANSIENT_BROKER_ERRORS,
-        )
+
+        def lost(_exc: BaseException) -> None:
+            self.connected.clear()
+
+        try:
+            run_every(
+                stop,
+                0.0,
+                lambda: self._consume(stop, backoff),
+                name=f"{self.name} consumer",
+                log=log,
+                backoff=backoff,
+                expected=TRANSIENT_BROKER_ERRORS,
+                on_error=lost,
+            )
+        finally:
+            self.connected.clear()
 
     def _consume(self, stop: threading.Event, backoff: Backoff) -> None:
-        with connect(self.broker_url) as connection:
+        with connect(self.broker_url, self.heartbeat) as connection:
             connection.ensure_connection(max_retries=1)
             declare(connection)
             channel = connection.default_channel
@@ -259,10 +373,17 @@ class MessageConsumer:
                 on_message=lambda raw: self._on_message(connection, raw),
                 prefetch_count=50,
             )
+            # Woken often enough to send heartbeats and to notice missed ones.
+            wait = min(0.5, self.heartbeat / 4) if self.heartbeat else 0.5
             with consumer:
                 backoff.reset()
-                while not stop.is_set():
-                    try:
-                        connection.drain_events(timeout=0.5)
-                    except TimeoutError:
-                        continue
+                self.connected.set()
+                try:
+                    while not stop.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            connection.drain_events(timeout=wait)
+                        connection.heartbeat_check()
+                except connection.connection_errors as exc:
+                    raise BrokerDisconnected(f"broker connection lost: {exc}") from exc
+                finally:
+                    self.connected.clear()

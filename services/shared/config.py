@@ -112,6 +112,15 @@ VARIABLES: tuple[Variable, ...] = (
         "deployed when missing.",
     ),
     Variable(
+        "OFFERSEAL_REGISTRY_ADMIN",
+        "registry_admin",
+        str,
+        "Address that administers a newly deployed EvidenceRegistry (grants and revokes the "
+        "anchoring role): a cold key or a multisig, never the anchoring key. Required when the "
+        "registry is deployed on a chain other than the Anvil OfferSeal starts (there: the "
+        "signer).",
+    ),
+    Variable(
         "OFFERSEAL_AUTO_DEPLOY",
         "auto_deploy",
         parse_bool,
@@ -259,6 +268,28 @@ VARIABLES: tuple[Variable, ...] = (
         "How often the notify worker looks for due touchpoints.",
     ),
     Variable(
+        "OFFERSEAL_TOUCHPOINT_MAX_ATTEMPTS",
+        "touchpoint_max_attempts",
+        int,
+        "Attempts at one touchpoint before it is marked failed and `touchpoint.failed` is "
+        "published (as for a 5xx bounce).",
+    ),
+    Variable(
+        "OFFERSEAL_RETENTION",
+        "retention",
+        parse_duration,
+        "Age after which operational rows are deleted (sent outbox rows, handled message ids, "
+        "idempotency records, used reply tokens, retry and quiet-hour attempts); evidence is "
+        "never deleted.",
+    ),
+    Variable(
+        "OFFERSEAL_BROKER_HEARTBEAT",
+        "broker_heartbeat",
+        parse_duration,
+        "AMQP heartbeat: a broker connection silent for twice this long is dropped and "
+        "reconnected (0: off).",
+    ),
+    Variable(
         "OFFERSEAL_ANVIL_PORT", "anvil_port", int, "Port for the Anvil that `offerseal up` starts."
     ),
     Variable("OFFERSEAL_WEB_THREADS", "web_threads", int, "HTTP worker threads per service."),
@@ -359,6 +390,7 @@ class Settings:
     rpc_url: str = ""
     signer_key: str = ""
     registry_address: str = ""
+    registry_admin: str = ""
     auto_deploy: bool = True
     master_key: str = ""
     master_keys_previous: str = ""
@@ -386,6 +418,9 @@ class Settings:
     checkin_interval: float = 48 * 3600.0
     quiet_hours: str = "21:00-09:00"
     dispatch_interval: float = 0.5
+    touchpoint_max_attempts: int = 8
+    retention: float = 30 * 86400.0
+    broker_heartbeat: float = 10.0
     anvil_port: int = 8545
     web_threads: int = 16
     batch_interval: float = 1.0
@@ -451,6 +486,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     settings = Settings(**values)
     if settings.batch_max < 1:
         raise ConfigError("OFFERSEAL_BATCH_MAX must be at least 1")
+    if settings.touchpoint_max_attempts < 1:
+        raise ConfigError("OFFERSEAL_TOUCHPOINT_MAX_ATTEMPTS must be at least 1")
+    if settings.retention < 3600:
+        raise ConfigError("OFFERSEAL_RETENTION must be at least 1h")
+    if settings.registry_admin:
+        from web3 import Web3
+
+        if not Web3.is_address(settings.registry_admin):
+            raise ConfigError("OFFERSEAL_REGISTRY_ADMIN: not an address")
     if settings.confirmations < 1:
         raise ConfigError("OFFERSEAL_CONFIRMATIONS must be at least 1")
     try:

@@ -1,4 +1,5 @@
-"""Tables every service shares: API keys, the transactional outbox, handled-message ledger."""
+"""Tables every service shares: API keys, the transactional outbox, handled-message ledger,
+idempotency records, contract deployments and withdrawn links."""
 
 from __future__ import annotations
 
@@ -65,6 +66,13 @@ class OutboxMessage(Base):
             postgresql_where=text("sent_at IS NULL"),
             sqlite_where=text("sent_at IS NULL"),
         ),
+        # The retention sweep's query: rows sent before a cutoff.
+        Index(
+            "ix_outbox_sent",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL"),
+            sqlite_where=text("sent_at IS NOT NULL"),
+        ),
     )
 
 
@@ -75,7 +83,25 @@ class HandledMessage(Base):
 
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    handled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    handled_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class IdempotencyRecord(Base):
+    """The answer given to a request with an Idempotency-Key (per tenant), replayed to a retry
+    with the same body; kept for the retention period."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
 
 
 class ChainDeployment(Base):
@@ -87,6 +113,9 @@ class ChainDeployment(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(42))
     deployed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Hash of block 0 of the chain the address was recorded on: a chain answering with another
+    # genesis was reset; one with the same genesis but no code is a node that is behind.
+    genesis_hash: Mapped[str | None] = mapped_column(String(66))
 
 
 class LinkRevocation(Base):

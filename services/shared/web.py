@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
@@ -18,6 +18,7 @@ from . import guards, problems
 from .auth import Principal, authenticate
 from .config import Settings
 from .db import Database
+from .workers import Workers
 
 # Pages are served from our own origin only: no CDN, no inline script, never framed.
 CONTENT_SECURITY_POLICY = (
@@ -138,12 +139,16 @@ def principal() -> Principal:
 
 
 def health_route(app: Flask, checks: dict[str, Callable[[], Any]]) -> None:
+    """`/healthz`: 200 when every check passes, else 503 naming the failed ones. Checks that
+    `watch()` adds later (worker threads, consumers) count too."""
+
     @app.get("/healthz")
     @guards.access("probe")
     def _healthz() -> tuple[dict[str, Any], int]:
         results: dict[str, Any] = {}
         healthy = True
-        for label, check in checks.items():
+        watched: dict[str, Callable[[], Any]] = app.extensions.get("offerseal.watched", {})
+        for label, check in {**checks, **watched}.items():
             try:
                 value = check()
                 results[label] = value if value is not None else "ok"
@@ -153,6 +158,33 @@ def health_route(app: Flask, checks: dict[str, Callable[[], Any]]) -> None:
         return {"status": "ok" if healthy else "degraded", "checks": results}, (
             200 if healthy else 503
         )
+
+
+class Consumer(Protocol):
+    name: str
+    connected: threading.Event
+
+
+def watch(app: Flask, workers: Workers, consumers: Sequence[Consumer] = ()) -> None:
+    """Report the node's worker threads and message consumers in `/healthz`: a thread that
+    ended, or a consumer not connected to the broker, makes the service unhealthy (503)."""
+    watched: dict[str, Callable[[], Any]] = app.extensions.setdefault("offerseal.watched", {})
+
+    def threads() -> str:
+        dead = [name for name, alive in workers.alive().items() if not alive]
+        if dead and not workers.stop_event.is_set():
+            raise RuntimeError(f"worker thread(s) ended: {', '.join(dead)}")
+        return "ok"
+
+    watched["threads"] = threads
+    for consumer in consumers:
+
+        def connected(consumer: Consumer = consumer) -> str:
+            if not consumer.connected.is_set():
+                raise RuntimeError(f"{consumer.name} consumer not connected to the broker")
+            return "ok"
+
+        watched[f"{consumer.name}_consumer"] = connected
 
 
 def standard_checks(

@@ -86,6 +86,11 @@ class Workers:
             thread.start()
             self.threads.append(thread)
 
+    def alive(self) -> dict[str, bool]:
+        """Each worker thread's name and whether it still runs (a thread that ended while the
+        service runs is a worker that died)."""
+        return {thread.name: thread.is_alive() for thread in self.threads}
+
     def stop(self, timeout: float = 15.0) -> None:
         self.stop_event.set()
         for thread in self.threads:

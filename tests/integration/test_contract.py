@@ -104,7 +104,7 @@ def test_verify_on_chain_matches_the_python_tree(registry: Any) -> None:
     bad = bytearray(leaves[3])
     bad[0] ^= 1
     assert not verify(tree.proof(leaves[3]), tree.root, bytes(bad)).call()
-    assert registry.contract.functions.version().call() == "1.0.0"
+    assert registry.contract.functions.version().call() == "1.1.0"
 
 
 def test_only_the_root_reaches_calldata_and_logs(registry: Any) -> None:

@@ -15,6 +15,7 @@ from ..domain.hexbytes import to_hex
 from ..domain.proofs import AnchorTx
 
 log = logging.getLogger(__name__)
+DEFAULT_ADMIN_ROLE = b"\x00" * 32  # OpenZeppelin AccessControl's admin role
 
 
 class RegistryClient(ContractClient):
@@ -29,6 +30,12 @@ class RegistryClient(ContractClient):
 
     def anchored_at(self, root: bytes) -> int:
         return int(self.functions.anchoredAt(root).call())
+
+    def may_anchor(self, account: str) -> bool:
+        return bool(self.functions.hasRole(self.functions.ANCHORER_ROLE().call(), account).call())
+
+    def is_admin(self, account: str) -> bool:
+        return bool(self.functions.hasRole(DEFAULT_ADMIN_ROLE, account).call())
 
     def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
         # A fixed gas limit: no estimate round trip, and the stored bytes stay valid to resend.
