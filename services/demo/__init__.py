@@ -60,6 +60,11 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         key_hex = requests.get(f"{base}/v1/keys", timeout=10).json()["keys"][0]["public_key_hex"]
         good = verify_with_cli(stack.urls["rpc"], key_hex, document, proof_path)
         verify_with_openzeppelin(bundle)
+        if "web" in stack.urls:
+            print(
+                f"  the same checks in a browser: {stack.urls['web']}/verify "
+                f"(file {document}, proof {proof_path}, RPC {stack.urls['rpc']})"
+            )
         bad, api_answer = tampered_copy_fails(
             base, stack.urls["rpc"], key_hex, document, proof_path, bundle
         )
