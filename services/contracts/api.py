@@ -3,16 +3,13 @@ shapes the answer. No business rules here."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from eth_utils import is_checksum_address
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate, validates_schema
 
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import NotFound, ValidationFailed
@@ -24,16 +21,27 @@ from .domain.agreements import (
     DUE_TIME,
     MILESTONE_KINDS,
     START_TIME,
-    STATES,
     at_local,
-    damages_cap,
-    within_cap,
 )
 from .domain.dates import DateChange
-from .domain.templates import LANGUAGES
 from .ports import EvidenceSource
 from .records import AMEND_PURPOSE, SIGN_PURPOSE
-from .service import NewAgreement
+from .schemas import (
+    AmendmentIn,
+    ArrivalArgs,
+    ArrivalIn,
+    BindingArgs,
+    CancelIn,
+    CreateAgreement,
+    EmployerIn,
+    EvidenceIn,
+    ListArgs,
+    PolicyIn,
+    RevokeIn,
+    SignatureIn,
+    TypedDataArgs,
+    to_new_agreement,
+)
 from .service_layer import ContractsService
 
 blp = Blueprint("agreements", __name__, url_prefix="/v1", description="Intent agreements")
@@ -50,153 +58,6 @@ def evidence() -> EvidenceSource:
     return client
 
 
-class Moment(fields.Field):
-    """`2026-12-15` (a calendar date) or an ISO 8601 date-time (with or without offset)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, str):
-            raise ma.ValidationError("expected a date (YYYY-MM-DD) or an ISO 8601 date-time")
-        try:
-            if len(value) == 10:
-                return dt.date.fromisoformat(value)
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ma.ValidationError(
-                "expected a date (YYYY-MM-DD) or an ISO 8601 date-time"
-            ) from None
-
-
-def _zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ma.ValidationError(f"unknown time zone {name!r} (use e.g. Asia/Shanghai)") from None
-
-
-class Contact(ma.Schema):
-    email = fields.Email(load_default=None)
-    phone = fields.String(load_default=None, validate=validate.Length(max=40))
-    timezone = fields.String(load_default=None, validate=_zone)
-    language = fields.String(load_default=None, validate=validate.OneOf(LANGUAGES))
-
-
-class MilestoneIn(ma.Schema):
-    kind = fields.String(required=True, validate=validate.OneOf(list(MILESTONE_KINDS)))
-    due = Moment(required=True)
-
-
-class CreateAgreement(ma.Schema):
-    candidate_ref = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    candidate_address = fields.String(required=True)
-    candidate_contact = fields.Nested(Contact, required=True)
-    employer_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    position = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
-    monthly_salary = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=1, max=2**127)
-    )
-    liquidated_damages = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=0, max=2**127)
-    )
-    start_date = Moment(required=True)
-    grace_days = fields.Integer(load_default=3, validate=validate.Range(min=0, max=90))
-    offer_expires_at = Moment(required=True)
-    milestones = fields.List(
-        fields.Nested(MilestoneIn), load_default=list, validate=validate.Length(max=8)
-    )
-    language = fields.String(load_default="zh-CN", validate=validate.OneOf(LANGUAGES))
-    non_compete = fields.Boolean(load_default=False)
-    project_wrap_up = fields.Boolean(load_default=False)
-    replacement_days = fields.Integer(load_default=0, validate=validate.Range(min=0, max=3650))
-
-    @validates_schema(skip_on_field_errors=True)
-    def _rules(self, data: dict[str, Any], **_: Any) -> None:
-        if not is_checksum_address(data["candidate_address"]):
-            raise ma.ValidationError(
-                "expected a checksummed 0x address (EIP-55)", "candidate_address"
-            )
-        if not within_cap(data["liquidated_damages"], data["monthly_salary"]):
-            raise ma.ValidationError(
-                f"above the legal cap of 30% of one month's salary "
-                f"({damages_cap(data['monthly_salary'])})",
-                "liquidated_damages",
-            )
-
-
-def to_new_agreement(data: dict[str, Any]) -> NewAgreement:
-    """The request as the service layer's command: calendar dates mean their time of day in the
-    candidate's zone (the tenant's default zone if none is given). The date rules are checked
-    by the service layer (`domain/dates.py`)."""
-    contact = data["candidate_contact"]
-    tz = ZoneInfo(contact.get("timezone") or current_app.config["OFFERSEAL_DEFAULT_TIMEZONE"])
-    contact = {**contact, "timezone": str(tz)}
-    milestones = tuple((m["kind"], at_local(m["due"], tz, DUE_TIME)) for m in data["milestones"])
-    return NewAgreement(
-        candidate_ref=data["candidate_ref"],
-        candidate_address=data["candidate_address"],
-        contact=contact,
-        employer_name=data["employer_name"],
-        position=data["position"],
-        currency=data["currency"],
-        monthly_salary=data["monthly_salary"],
-        liquidated_damages=data["liquidated_damages"],
-        start_at=at_local(data["start_date"], tz, START_TIME),
-        grace_days=data["grace_days"],
-        offer_expires_at=at_local(data["offer_expires_at"], tz, DUE_TIME),
-        milestones=milestones,
-        language=data["language"],
-        non_compete=data["non_compete"],
-        project_wrap_up=data["project_wrap_up"],
-        replacement_days=data["replacement_days"],
-    )
-
-
-class ListArgs(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    state = fields.String(validate=validate.OneOf([*STATES[1:], "offering", "failed"]))
-    risk = fields.String(validate=validate.OneOf(["red", "yellow", "blue"]))
-    after = fields.String()
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-
-
-HEX_BYTES = validate.Regexp(r"^0x([0-9a-fA-F]{2})+$", error="expected 0x-prefixed hex bytes")
-
-
-class TypedDataArgs(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    purpose = fields.String(
-        load_default="commitment", validate=validate.OneOf(["commitment", "cancellation"])
-    )
-    deadline = fields.Integer(validate=validate.Range(min=1, max=2**64 - 1))
-
-
-class SignatureIn(ma.Schema):
-    signature = fields.String(required=True, validate=HEX_BYTES)
-
-
-class ArrivalArgs(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    deadline = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**64 - 1))
-
-
-class ArrivalIn(ma.Schema):
-    signature = fields.String(required=True, validate=HEX_BYTES)
-    deadline = fields.Integer(required=True, validate=validate.Range(min=1, max=2**64 - 1))
-
-
-class EvidenceIn(ma.Schema):
-    document_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
-
-
-class CancelIn(ma.Schema):
-    deadline = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**64 - 1))
-    signature = fields.String(load_default="0x", validate=validate.Regexp(r"^0x([0-9a-fA-F]{2})*$"))
 
 
 def created(body: dict[str, Any], location: str) -> Response:
@@ -223,27 +84,6 @@ def caller(purpose: str = SIGN_PURPOSE) -> tuple[Any, Link | None]:
         signer: LinkSigner = current_app.extensions["offerseal.links"]
         return None, signer.verify(token, purpose)
     return principal(), None
-
-
-class MilestoneDateIn(ma.Schema):
-    index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=7))
-    due = Moment(required=True)
-
-
-class AmendmentIn(ma.Schema):
-    start_date = Moment(load_default=None)
-    milestones = fields.List(
-        fields.Nested(MilestoneDateIn), load_default=list, validate=validate.Length(max=8)
-    )
-    reason = fields.String(load_default=None, validate=validate.Length(max=1000))
-
-    @validates_schema(skip_on_field_errors=True)
-    def _something(self, data: dict[str, Any], **_: Any) -> None:
-        if data["start_date"] is None and not data["milestones"]:
-            raise ma.ValidationError("give a new start date or milestone dates", "start_date")
-        indexes = [m["index"] for m in data["milestones"]]
-        if len(set(indexes)) != len(indexes):
-            raise ma.ValidationError("each milestone at most once", "milestones")
 
 
 @blp.route("/agreements")
@@ -507,19 +347,6 @@ class AmendmentSignature(MethodView):
         )
 
 
-class EmployerIn(ma.Schema):
-    address = fields.String(required=True, allow_none=True)
-    signature = fields.String(
-        load_default=None, validate=validate.Regexp(r"^0x([0-9a-fA-F]{2})+\Z")
-    )
-    deadline = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**64 - 1))
-
-    @validates_schema(skip_on_field_errors=True)
-    def _checksummed(self, data: dict[str, Any], **_: Any) -> None:
-        if data["address"] is not None and not is_checksum_address(data["address"]):
-            raise ma.ValidationError("expected a checksummed 0x address (EIP-55)", "address")
-
-
 @blp.route("/employer")
 class Employer(MethodView):
     @roles(*READ_ROLES)
@@ -549,16 +376,6 @@ class Employer(MethodView):
         )
 
 
-class BindingArgs(ma.Schema):
-    address = fields.String(required=True)
-    deadline = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**64 - 1))
-
-    @validates_schema(skip_on_field_errors=True)
-    def _checksummed(self, data: dict[str, Any], **_: Any) -> None:
-        if not is_checksum_address(data["address"]):
-            raise ma.ValidationError("expected a checksummed 0x address (EIP-55)", "address")
-
-
 @blp.route("/employer/binding")
 class EmployerBinding(MethodView):
     @roles("admin")
@@ -574,10 +391,6 @@ class EmployerBinding(MethodView):
         return service().agreements.employer_binding(principal(), args["address"], args["deadline"])
 
 
-class RevokeIn(ma.Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
-
-
 @blp.route("/agreements/<string:agreement_id>/links/revoke")
 class RevokeLinks(MethodView):
     @roles(*WRITE_ROLES)
@@ -591,11 +404,6 @@ class RevokeLinks(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         return service().agreements.revoke_links(principal(), agreement_id, data["reason"])
-
-
-class PolicyIn(ma.Schema):
-    auto_breach = fields.Boolean(allow_none=True)
-    candidate_uploads = fields.String(allow_none=True, validate=validate.OneOf(["review", "auto"]))
 
 
 @blp.route("/policy")
