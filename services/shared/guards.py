@@ -14,6 +14,7 @@ the `limits` library, in memory or in Redis so that replicas share one budget.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import sys
@@ -41,6 +42,7 @@ MAX_BYTES_ATTR = "offerseal_max_json_bytes"
 PROBE_BLUEPRINTS = frozenset({"api-docs"})  # flask-smorest's OpenAPI document and docs page
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def sane_recursion_limit() -> None:
@@ -132,7 +134,12 @@ class RateLimiter:
 
     def hit(self, client: str) -> None:
         for item in self.items:
-            if not self.limiter.hit(item, "offerseal", self.service, client):
+            try:
+                allowed = self.limiter.hit(item, "offerseal", self.service, client)
+            except Exception as exc:  # the shared store is down: serve, and say so
+                log.warning("rate limit store unavailable (%s); not limiting", type(exc).__name__)
+                return
+            if not allowed:
                 stats = self.limiter.get_window_stats(item, "offerseal", self.service, client)
                 retry = max(1, math.ceil(stats.reset_time - time.time()))
                 raise TooManyRequests(

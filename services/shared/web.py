@@ -48,7 +48,8 @@ def create_base_app(
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_REDOC_PATH="/docs",
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
-        MAX_CONTENT_LENGTH=max_content_length,
+        # Every body is bounded; a service that takes uploads says how far (evidence).
+        MAX_CONTENT_LENGTH=max_content_length or guards.MAX_JSON_BYTES,
         API_SPEC_OPTIONS={
             "components": {
                 "securitySchemes": {

@@ -516,3 +516,20 @@ def test_by_default_a_candidate_upload_waits_for_hr_before_the_chain(
         assert after["confirmed_at"] and after["document_id"] == document_id
     finally:
         stack.stack.stop()
+
+
+def test_a_form_body_is_bounded_on_services_that_take_no_uploads(evidence_sqlite: Any) -> None:
+    import time
+
+    from offerseal.shared.links import PURPOSE_REPLY, Link
+
+    stack = evidence_sqlite
+    token = stack.stack.notify.service.replies.links.issue(
+        Link("acme", "ag-1", "cand-1", PURPOSE_REPLY, int(time.time()) + 600, "tp-1")
+    )
+    response = requests.post(
+        stack.stack.urls["notify"] + "/v1/replies/" + token,
+        files={"file": ("big.bin", b"x" * (3 << 20))},
+        timeout=60,
+    )
+    assert response.status_code == 413, response.status_code

@@ -60,3 +60,11 @@ def test_the_memory_limiter_refuses_past_the_budget_with_retry_after() -> None:
         limiter.hit("10.0.0.1")
     assert int(caught.value.extra["headers"]["Retry-After"]) >= 1
     limiter.hit("10.0.0.2")  # another client has its own budget
+
+
+def test_an_unreachable_shared_store_does_not_refuse_everyone() -> None:
+    from offerseal.shared.net import free_port
+
+    limiter = guards.RateLimiter("unit", "1/minute", f"redis://127.0.0.1:{free_port()}")
+    limiter.hit("10.0.0.1")
+    limiter.hit("10.0.0.1")  # no store, no limit (and a warning), rather than 500s for all
