@@ -40,6 +40,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess, wait_port_free
@@ -355,7 +356,8 @@ def run(seconds: float, faults: tuple[str, ...], every: float, tmp: Path) -> dic
     smtp = Controller(box, hostname="127.0.0.1", port=free_port())
     smtp.start()
     name = f"offerseal_chaos_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    # no pooled connection: PostgreSQL is restarted under us
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
@@ -434,7 +436,7 @@ def run(seconds: float, faults: tuple[str, ...], every: float, tmp: Path) -> dic
         stop.set()
         for thread in loads:
             thread.join(180)
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, poolclass=NullPool)
         quiet = wait_quiet(engine, tally, 240)
         with engine.connect() as conn:
             deployments: dict[str, str] = {
