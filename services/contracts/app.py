@@ -134,6 +134,7 @@ class ContractsNode:
                 recovered = True
                 self.ready.set()
             self.service.confirm_recorded_evidence()
+            self.service.follow()  # what others sent to the contract
             if time.monotonic() - last_sweep >= self.settings.sweep_interval:
                 self.service.sweep()
                 last_sweep = time.monotonic()

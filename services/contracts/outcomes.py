@@ -100,7 +100,7 @@ class Outcomes:
             )
         elif op.op == "dispute_arrival":
             agreement.arrival_disputed_at = agreement.arrival_disputed_at or utcnow()
-        else:
+        elif agreement.state != TRANSITIONS[op.op]:  # not already followed from the chain
             self._transitioned(session, agreement, TRANSITIONS[op.op], op.tx_hash)
         refresh_risk(session, agreement)
 

@@ -12,6 +12,7 @@ from ..shared.db import Database
 from ..shared.links import LinkSigner
 from .amendments import Amendments
 from .arrivals import Arrivals
+from .follower import ChainFollower
 from .milestones import Milestones
 from .outcomes import Outcomes
 from .policy import Policies, Policy
@@ -36,6 +37,7 @@ class ContractsService:
     risk: RiskTracking
     sweeper: Sweeper
     policies: Policies
+    follower: ChainFollower
 
     @classmethod
     def build(
@@ -63,6 +65,7 @@ class ContractsService:
             risk=RiskTracking(db),
             sweeper=Sweeper(db, chain, agreements.transition, policies),
             policies=policies,
+            follower=ChainFollower(db, chain, tx),
         )
 
     # ---- for the worker, the consumer and the health check (delegation only) ----------------
@@ -78,6 +81,9 @@ class ContractsService:
 
     def sweep(self) -> dict[str, int]:
         return self.sweeper.sweep()
+
+    def follow(self) -> int:
+        return self.follower.follow()
 
     def on_evidence_anchored(self, session: Session, message: messages.Message) -> None:
         self.milestones.on_evidence_anchored(session, message)

@@ -638,3 +638,35 @@ def test_the_service_follows_an_expiry_sent_by_someone_else(stack: RunningStack)
     time.sleep(2)  # a few more sweeps
     assert get(stack, agreement["id"])["state"] == "expired"
     assert len(outbox(stack, "agreement.expired")) == 1
+
+
+def test_a_commitment_sent_from_the_candidates_own_wallet_is_followed(
+    stack: RunningStack,
+) -> None:
+    """Nobody asks the service: the candidate sends commit() themselves. The contract's
+    Committed event brings the database along (no sweeper, no refusal involved)."""
+    agreement = create(stack)
+    w3 = chain.connect(stack.rpc_url)
+    client = stack.stack.contracts.service.client
+    typed = requests.get(signing_link(stack, agreement["id"]), timeout=30).json()
+    signature = bytes.fromhex(ethers_sign(CANDIDATE_KEY, typed)[2:])
+    candidate = chain.account(CANDIDATE_KEY)
+    tx = client.functions.commit(
+        bytes.fromhex(agreement["onchain_id"][2:]), signature
+    ).build_transaction(
+        {"from": candidate.address, "nonce": w3.eth.get_transaction_count(candidate.address)}
+    )
+    assert chain.send_signed(w3, candidate, dict(tx))["status"] == 1
+    assert eventually(stack, agreement["id"], "committed")["state"] == "committed"
+    [_announced] = [  # once
+        m
+        for m in outbox(stack, "agreement.committed")
+        if m["payload"]["agreement_id"] == agreement["id"]
+    ]
+    with stack.db.sessions() as session:
+        sent = session.execute(
+            select(func.count())
+            .select_from(ChainOp)
+            .where(ChainOp.agreement_id == agreement["id"], ChainOp.op == "commit")
+        ).scalar()
+    assert sent == 0  # the service sent nothing: it followed the chain

@@ -67,6 +67,9 @@ def _b32(hex_id: str) -> bytes:
     return bytes.fromhex(hex_id[2:])
 
 
+# The one event whose first indexed topic is not an agreement id.
+_OPERATOR_SET = bytes(Web3.keccak(text="OperatorSet(address,address,bool)"))
+
 class IntentAgreementsChain(chain.ContractClient):
     """The deployed IntentAgreements contract, sent to by `signer` (the relayer)."""
 
@@ -193,6 +196,17 @@ class IntentAgreementsChain(chain.ContractClient):
 
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)
+
+    def agreements_in_events(self, from_block: int, to_block: int) -> set[str]:
+        """The on-chain ids of the agreements the contract's events name in these blocks."""
+        logs = self.w3.eth.get_logs(
+            {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+        )
+        return {
+            "0x" + bytes(entry["topics"][1]).hex()
+            for entry in logs
+            if len(entry["topics"]) > 1 and bytes(entry["topics"][0]) != _OPERATOR_SET
+        }
 
     def terms_of(self, onchain_id: str) -> Terms:
         """The terms as the chain holds them."""
