@@ -85,7 +85,12 @@ class TransactionPath:
                 self.converge(agreement_id)
             raise
         with self._writer():
-            prepared = self.chain.sign_for_later(call)
+            try:
+                prepared = self.chain.sign_for_later(call)
+            except ChainRefusal:  # the chain moved between the simulation and now
+                if op != "offer":
+                    self.converge(agreement_id)
+                raise
             with self.db.transaction() as session:
                 if before is not None:
                     before(session)

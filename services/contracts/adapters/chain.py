@@ -6,7 +6,8 @@ and whether a signature is an address's own (ECDSA or ERC-1271)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from eth_abi import decode, encode
@@ -156,21 +157,30 @@ class IntentAgreementsChain(chain.ContractClient):
     def _fn(self, call: ChainCall) -> Any:
         return getattr(self.functions, call.function)(*call.args)
 
-    def simulate(self, call: ChainCall) -> None:
-        """Run the call without a transaction; raises ChainRefusal with the custom error."""
+    @contextmanager
+    def _refusals(self) -> Iterator[None]:
+        """A revert (in a call or in gas estimation) as ChainRefusal with the custom error."""
         try:
-            self._fn(call).call({"from": self.relayer})
+            yield
         except ContractCustomError as exc:
             data = exc.data if isinstance(exc.data, str) else exc.args[0]
             raise self._decode_error(str(data)) from None
         except ContractLogicError as exc:
             raise ChainRefusal("Reverted", (), str(exc)) from None
 
+    def simulate(self, call: ChainCall) -> None:
+        """Run the call without a transaction; raises ChainRefusal with the custom error."""
+        with self._refusals():
+            self._fn(call).call({"from": self.relayer})
+
     def sign_for_later(self, call: ChainCall) -> chain.PreparedTx:
+        """Sign the call with the next nonce; the chain may have moved since `simulate`
+        (another transaction mined): gas estimation then refuses as `simulate` would."""
         fn = self._fn(call)
-        return chain.sign_for_later(
-            self.w3, self.signer, lambda nonce: self.prepare(fn, self.signer, nonce)
-        )
+        with self._refusals():
+            return chain.sign_for_later(
+                self.w3, self.signer, lambda nonce: self.prepare(fn, self.signer, nonce)
+            )
 
     def send(self, raw: bytes) -> None:
         self.send_raw(raw)
