@@ -18,7 +18,7 @@ from .errors import AgreementNotFound, ChainRefusal
 from .models import Agreement, AgreementMilestone
 from .policy import Policies
 from .ports import AgreementsChain, EvidenceSource
-from .records import describe, load
+from .records import describe, load, milestones_of
 from .transactions import TransactionPath
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,14 @@ class Milestones:
             )
             onchain_id = a.onchain_id
         if milestone is None:
-            raise AgreementNotFound(f"agreement {agreement_id} has no unconfirmed {kind} milestone")
+            with self.db.sessions() as session:
+                kinds = {m.kind for m in milestones_of(session, agreement_id)}
+            if kind in kinds:
+                # confirmed already (perhaps a moment ago, by an anchored upload)
+                raise ChainRefusal(
+                    "MilestoneAlreadyConfirmed", (), f"the {kind} milestone is already confirmed"
+                )
+            raise AgreementNotFound(f"agreement {agreement_id} has no {kind} milestone")
         self._confirm(agreement_id, onchain_id, milestone.idx, evidence)
         with self.db.sessions() as session:
             return describe(
