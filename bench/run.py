@@ -506,6 +506,10 @@ def main() -> int:
         results["gas"] = gas_per_document(anvil.url)
         print("gas per intent agreement: registry vs one contract per agreement ...", flush=True)
         results["agreement_gas"] = agreement_gas(anvil.url)
+        print("the candidate's portal: passkey gas, signing round trip, first load ...", flush=True)
+        from bench import portal_bench
+
+        results["portal"] = portal_bench.run(anvil.url)
 
         db = PgDatabase()
         workdir = OUT / f"run-{uuid.uuid4().hex[:6]}"
@@ -596,6 +600,10 @@ def main() -> int:
         anvil.stop()
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     write_markdown(results)
+    if "portal" in results:
+        from bench import portal_bench
+
+        portal_bench.write_section(results["portal"])
     print(json.dumps(results, indent=2))
     return 0
 

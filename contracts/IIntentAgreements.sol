@@ -9,6 +9,9 @@ pragma solidity ^0.8.20;
  * Version 2: ids derived from the sender and a salt, a commitment covering every term (grace
  * period and milestones included), milestone leaves computed on chain, and the candidate's
  * own arrival record, which keeps a candidate who came to work from being declared in breach.
+ * Version 2.1: an offer may name its candidate later ({bindCandidate}, once they have proved who
+ * they are), and a candidate may sign with a passkey (WebAuthn, P-256) instead of an Ethereum
+ * key: the passkey's public key is the candidate's identity ({passkeyAddress}).
  */
 interface IIntentAgreements {
     enum State {
@@ -72,6 +75,7 @@ interface IIntentAgreements {
     error ArrivalUnderDispute(bytes32 agreementId);
     error DisputeWindowClosed(bytes32 agreementId, uint64 closedAt);
     error DisputeWindowOpen(bytes32 agreementId, uint64 closesAt);
+    error CandidateNotBound(bytes32 agreementId);
 
     event OperatorSet(address indexed employer, address indexed operator, bool approved);
     event Offered(
@@ -99,6 +103,7 @@ interface IIntentAgreements {
     event ArrivalRecorded(bytes32 indexed agreementId, address indexed candidate, uint256 nonce);
     event ArrivalDisputed(bytes32 indexed agreementId, address indexed disputedBy);
     event FulfilledByArrival(bytes32 indexed agreementId);
+    event CandidateBound(bytes32 indexed agreementId, address indexed candidate);
 
     /**
      * @notice Lets `operator` act for the caller (as employer) in {offer} and employer-only calls.
@@ -113,7 +118,8 @@ interface IIntentAgreements {
      * copying the transaction from the mempool, and the sender knows it before sending.
      * @dev Reverts with {DamagesAboveCap} unless `liquidatedDamages * 10_000 <= monthlySalary *
      * 3_000`, with {TooManyMilestones} above 8 milestones, and with {InvalidTerms} when the offer
-     * is already expired or expires after the start date, or an address is zero.
+     * is already expired or expires after the start date, or the employer is zero. A zero
+     * candidate is bound later with {bindCandidate}.
      * @param salt Chosen by the sender (random: the id then reveals nothing about anyone).
      * @param terms The agreed terms.
      * @param milestones Up to 8 checkpoints (their `confirmedAt` must be 0).
@@ -124,12 +130,23 @@ interface IIntentAgreements {
         returns (bytes32 agreementId);
 
     /**
+     * @notice Names the candidate of an offer made without one (or replaces the one named while
+     * the offer is still unsigned: a candidate who lost their passkey enrols again). Callable by
+     * the employer or its operator, only while Offered; once committed the candidate is fixed.
+     * @param agreementId The agreement.
+     * @param candidate An Ethereum account, or {passkeyAddress} of the candidate's passkey.
+     */
+    function bindCandidate(bytes32 agreementId, address candidate) external;
+
+    /**
      * @notice Offered -> Committed with the candidate's EIP-712 `Commitment` signature, before
      * the offer expires. Anyone may submit it, so the candidate needs no ether.
      * @dev The `Commitment` covers every term: parties, terms hash, start date, grace period,
      * each milestone's kind and due date, salary and damages. The signed `deadline` is the
      * offer's expiry and the `nonce` the candidate's current one, which this call consumes.
-     * Plain keys and ERC-1271 wallets are accepted.
+     * Plain keys, ERC-1271 wallets and passkeys are accepted: a passkey signature is
+     * `abi.encode(qx, qy, WebAuthn.WebAuthnAuth)` whose challenge is the digest, signed with user
+     * verification, from the key whose {passkeyAddress} is the candidate.
      * @param agreementId The agreement.
      * @param signature The candidate's signature over {commitmentDigest}.
      */

@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {WebAuthn} from "@openzeppelin/contracts/utils/cryptography/WebAuthn.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {IEvidenceRegistry} from "./IEvidenceRegistry.sol";
 import {IIntentAgreements} from "./IIntentAgreements.sol";
@@ -101,7 +102,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
             revert DamagesAboveCap(terms.liquidatedDamages, cap);
         }
         if (
-            terms.candidate == address(0) || terms.offerExpiresAt <= block.timestamp
+            terms.offerExpiresAt <= block.timestamp
                 || terms.offerExpiresAt > terms.startDate || terms.termsHash == bytes32(0)
         ) revert InvalidTerms(agreementId);
         if (milestones.length > MAX_MILESTONES) {
@@ -136,6 +137,39 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
     }
 
     /// @inheritdoc IIntentAgreements
+    function bindCandidate(bytes32 agreementId, address candidate) external {
+        Record storage record = _records[agreementId];
+        _requireState(agreementId, record.state, State.Offered);
+        _checkEmployer(agreementId, record.employer);
+        if (candidate == address(0)) revert InvalidTerms(agreementId);
+        record.candidate = candidate;
+        emit CandidateBound(agreementId, candidate);
+    }
+
+    /// @notice The identity of a passkey: the address derived from its P-256 public key, as an
+    /// Ethereum address is derived from a secp256k1 key (the last 20 bytes of a keccak256).
+    /// No Ethereum key has it (that would need a keccak256 preimage).
+    /// @param qx The public key's x coordinate.
+    /// @param qy The public key's y coordinate.
+    function passkeyAddress(bytes32 qx, bytes32 qy) public pure returns (address) {
+        return address(uint160(uint256(keccak256(abi.encode(qx, qy)))));
+    }
+
+    /// @notice Whether `signature` over `digest` is `candidate`'s, as every candidate-signed call
+    /// checks it: an ECDSA key's, an ERC-1271 wallet's, or the passkey's whose {passkeyAddress}
+    /// is `candidate`.
+    /// @param candidate The candidate's address.
+    /// @param digest The EIP-712 digest.
+    /// @param signature The signature.
+    function isCandidateSignature(address candidate, bytes32 digest, bytes calldata signature)
+        external
+        view
+        returns (bool)
+    {
+        return _isCandidateSignature(candidate, digest, signature);
+    }
+
+    /// @inheritdoc IIntentAgreements
     function commit(bytes32 agreementId, bytes calldata signature) external {
         Record storage record = _records[agreementId];
         _requireState(agreementId, record.state, State.Offered);
@@ -143,9 +177,10 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
             revert OfferExpired(agreementId, record.offerExpiresAt);
         }
         address candidate = record.candidate;
+        if (candidate == address(0)) revert CandidateNotBound(agreementId);
         uint256 nonce = _useNonce(candidate);
         bytes32 digest = _commitmentDigest(agreementId, record, nonce);
-        if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+        if (!_isCandidateSignature(candidate, digest, signature)) {
             revert InvalidSignature(agreementId, candidate);
         }
         record.state = State.Committed;
@@ -207,7 +242,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
             address candidate = record.candidate;
             bytes32 digest =
                 _amendmentDigest(agreementId, amendment, _useNonce(candidate), deadline);
-            if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+            if (!_isCandidateSignature(candidate, digest, signature)) {
                 revert InvalidSignature(agreementId, candidate);
             }
         }
@@ -264,7 +299,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
         address candidate = record.candidate;
         uint256 nonce = _useNonce(candidate);
         bytes32 digest = _arrivalDigest(agreementId, nonce, deadline);
-        if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+        if (!_isCandidateSignature(candidate, digest, signature)) {
             revert InvalidSignature(agreementId, candidate);
         }
         arrival.arrivedAt = uint64(block.timestamp);
@@ -321,7 +356,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
             if (block.timestamp > deadline) revert SignatureExpired(deadline);
             address candidate = record.candidate;
             bytes32 digest = _cancellationDigest(agreementId, _useNonce(candidate), deadline);
-            if (!SignatureChecker.isValidSignatureNow(candidate, digest, signature)) {
+            if (!_isCandidateSignature(candidate, digest, signature)) {
                 revert InvalidSignature(agreementId, candidate);
             }
         }
@@ -420,7 +455,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
 
     /// @inheritdoc IIntentAgreements
     function version() external pure returns (string memory) {
-        return "2.0.0";
+        return "2.1.0";
     }
 
     function _commitmentDigest(bytes32 agreementId, Record storage terms, uint256 nonce)
@@ -521,6 +556,25 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
             due: uint64((packed >> 40) & type(uint40).max),
             confirmedAt: uint64(packed & type(uint40).max)
         });
+    }
+
+    /// @dev A 65-byte ECDSA signature or an ERC-1271 wallet's (OpenZeppelin's SignatureChecker),
+    /// else a passkey's: `abi.encode(qx, qy, WebAuthnAuth)` over the digest, with user
+    /// verification, from the passkey whose {passkeyAddress} is the candidate. OpenZeppelin's
+    /// WebAuthn accepts only low-s signatures.
+    function _isCandidateSignature(address candidate, bytes32 digest, bytes calldata signature)
+        private
+        view
+        returns (bool)
+    {
+        if (candidate.code.length > 0 || signature.length == 65) {
+            return SignatureChecker.isValidSignatureNow(candidate, digest, signature);
+        }
+        if (signature.length < 10 * 32) return false;
+        (bytes32 qx, bytes32 qy, WebAuthn.WebAuthnAuth memory auth) =
+            abi.decode(signature, (bytes32, bytes32, WebAuthn.WebAuthnAuth));
+        return passkeyAddress(qx, qy) == candidate
+            && WebAuthn.verify(abi.encodePacked(digest), auth, qx, qy, true);
     }
 
     function _requireState(bytes32 agreementId, State actual, State expected) private pure {

@@ -75,6 +75,15 @@ class Stack:
                 "OFFERSEAL_CONTRACTS_SIGNER_KEY is required when OFFERSEAL_RPC_URL is set"
             )
         self.urls["rpc"] = rpc_url
+        # The people's origin is known before the services start: their links point there.
+        self.web_port = self._port(settings.web_port) if "web" in self.services else 0
+        # Passkeys need a secure context: http://localhost is one, http://127.0.0.1 is not.
+        local = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
+        self.portal_url = (
+            (settings.web_public_url or f"http://{local}:{self.web_port}").rstrip("/")
+            if "web" in self.services
+            else ""
+        )
         try:
             self.db = open_database(settings)
             if "evidence" in self.services:
@@ -129,7 +138,7 @@ class Stack:
             settings = self._beside_evidence(settings)
         port = self._port(settings.contracts_port)
         public_url = settings.public_url or f"http://{settings.host}:{port}"
-        node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url)
+        node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url, self.portal_url)
         self._start_workers(node)
         self.nodes.append(node)
         self.contracts = node
@@ -150,10 +159,16 @@ class Stack:
         self._serve("notify", node.app, port)
 
     def _start_web(self) -> None:
+        from .shared.gateway import PathGateway
         from .web.app import create_app
 
         self.web_app = create_app(self.settings, self.db)
-        self._serve("web", self.web_app, self._port(self.settings.web_port))
+        services: dict[str, Any] = {
+            name: getattr(self, name).app
+            for name in ("evidence", "contracts", "notify")
+            if name in self.urls
+        }
+        self._serve("web", PathGateway(self.web_app, services), self.web_port)
 
     def _start_workers(self, node: Any) -> None:
         """Start a node's workers, its consumer on heartbeats, all of them watched by its

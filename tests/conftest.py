@@ -238,3 +238,16 @@ def upload(
         files={"file": ("doc.pdf", content, "application/pdf")},
         timeout=30,
     )
+
+
+def api_link(link: str, suffix: str = "") -> str:
+    """The API path behind a candidate's link: a portal link `/portal/{id}[/amendments/{aid}]
+    ?token=T` (or an API link `.../typed-data?token=T`) as `/v1/agreements/{id}[/amendments/
+    {aid}]{suffix}?token=T` on the same origin."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(link)
+    path = parts.path.removesuffix("/typed-data")
+    if "/portal/" in path:
+        path = path.replace("/portal/", "/v1/agreements/", 1)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path + suffix, parts.query, ""))

@@ -3,7 +3,7 @@
 import { build } from "esbuild";
 
 await build({
-  entryPoints: { verify: "web/src/verify/main.js" },
+  entryPoints: { verify: "web/src/verify/main.js", portal: "web/src/portal/main.js" },
   outdir: "services/web/static/dist",
   bundle: true,
   minify: true,

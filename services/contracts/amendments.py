@@ -22,11 +22,12 @@ from ..shared.links import Link
 from ..shared.models import aware, iso, utcnow
 from .domain.agreements import amendment_typed_data
 from .domain.dates import AMENDABLE_STATES, DateChange, DateRuleBroken, amended_dates
+from .domain.passkeys import plausible_signature
 from .domain.templates import agreement_text, terms_hash
 from .errors import AgreementNotFound, ChainRefusal, Conflict, InvalidSignature, ValidationFailed
 from .models import Agreement, AgreementAmendment, AgreementMilestone, ChainOp
 from .ports import AgreementsChain
-from .records import CandidateLinks, load, milestones_of, reader
+from .records import CandidateLinks, bound_candidate, load, milestones_of, reader
 from .transactions import TransactionPath
 
 AMENDMENT_TTL = 7 * 86400  # how long a proposed amendment can be signed
@@ -295,7 +296,7 @@ class Amendments:
             terms_hash=terms_digest,
             start_date=start,
             dues=dues,
-            nonce=self.chain.nonce_of(a.candidate_address),
+            nonce=self.chain.nonce_of(bound_candidate(a)),
             deadline=int(row.deadline),
         )
 
@@ -327,12 +328,14 @@ class Amendments:
             if a.state != "committed":
                 raise ChainRefusal("InvalidState", (), f"the agreement is {a.state}")
             typed = self._typed(a, row)
-            candidate, onchain_id = a.candidate_address, a.onchain_id
+            candidate, onchain_id = bound_candidate(a), a.onchain_id
             new_terms, deadline = amendment_tuple(row), int(row.deadline)
         if self.chain.chain_time() > typed["message"]["deadline"]:
             raise InvalidSignature("signature", "expired: this amendment can no longer be signed")
-        if len(signature) != 65 and not self.chain.is_contract(candidate):
-            raise InvalidSignature("signature", "malformed: expected 65 bytes (r, s, v)")
+        if not plausible_signature(signature) and not self.chain.is_contract(candidate):
+            raise InvalidSignature(
+                "signature", "malformed: expected 65 bytes (r, s, v) or a passkey assertion"
+            )
         if not self.chain.signed_by(candidate, typed_data_digest(typed), signature):
             raise InvalidSignature(
                 "signature", "wrong signer: not the candidate's signature over this amendment"

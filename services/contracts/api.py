@@ -24,6 +24,7 @@ from .domain.agreements import (
     at_local,
 )
 from .domain.dates import DateChange
+from .enrolment import Visitor
 from .ports import EvidenceSource
 from .records import AMEND_PURPOSE, SIGN_PURPOSE
 from .schemas import (
@@ -32,13 +33,17 @@ from .schemas import (
     ArrivalIn,
     BindingArgs,
     CancelIn,
+    CodeIn,
+    CodeRequestIn,
     CreateAgreement,
     EmployerIn,
     EvidenceIn,
     ListArgs,
     PolicyIn,
+    PortalEventIn,
     RevokeIn,
     SignatureIn,
+    SignerIn,
     TypedDataArgs,
     to_new_agreement,
 )
@@ -56,8 +61,6 @@ def service() -> ContractsService:
 def evidence() -> EvidenceSource:
     client: EvidenceSource = current_app.extensions["offerseal.evidence"]
     return client
-
-
 
 
 def created(body: dict[str, Any], location: str) -> Response:
@@ -84,6 +87,106 @@ def caller(purpose: str = SIGN_PURPOSE) -> tuple[Any, Link | None]:
         signer: LinkSigner = current_app.extensions["offerseal.links"]
         return None, signer.verify(token, purpose)
     return principal(), None
+
+
+def visitor() -> Visitor:
+    return Visitor(request.remote_addr, request.headers.get("User-Agent"))
+
+
+def signed_bytes(data: dict[str, Any], link: Link | None, agreement_id: str, what: str) -> bytes:
+    """The signature as the contract takes it: hex bytes as given, or the candidate's passkey
+    assertion encoded for the contract (only through the candidate's own link)."""
+    if data.get("passkey") is None:
+        return bytes.fromhex(data["signature"][2:])
+    if link is None:
+        raise ValidationFailed("passkey", "a passkey signs through the candidate's own link")
+    return service().enrolment.passkey_signature(
+        link, agreement_id, what, data["passkey"], visitor()
+    )
+
+
+@blp.route("/agreements/<string:agreement_id>/enrolment")
+@access("link")
+class EnrolmentStatus(MethodView):
+    @blp.doc(summary="The candidate's enrolment: code verified, channels, the bound signer")
+    @blp.response(200)
+    def get(self, agreement_id: str) -> dict[str, Any]:
+        who, link = caller()
+        return service().enrolment.status(who, link, agreement_id)
+
+
+@blp.route("/agreements/<string:agreement_id>/enrolment/code")
+@access("link")
+class EnrolmentCode(MethodView):
+    @blp.doc(summary="Send a one-time code to the contact HR gave (e-mail, or SMS)")
+    @blp.arguments(CodeRequestIn)
+    @blp.response(202)
+    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+        _, link = caller()
+        return service().enrolment.request_code(
+            required(link), agreement_id, data["channel"], visitor()
+        )
+
+
+@blp.route("/agreements/<string:agreement_id>/enrolment/verify")
+@access("link")
+class EnrolmentVerify(MethodView):
+    @blp.doc(summary="Check the one-time code (expires in 10 minutes, 5 attempts)")
+    @blp.arguments(CodeIn)
+    @blp.response(200)
+    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+        _, link = caller()
+        return service().enrolment.verify_code(
+            required(link), agreement_id, data["code"], visitor()
+        )
+
+
+@blp.route("/agreements/<string:agreement_id>/enrolment/signer")
+@access("link")
+class EnrolmentSigner(MethodView):
+    @blp.doc(
+        summary="Bind the candidate's passkey (P-256 public key) or wallet to the offer",
+        description="After a verified code; relayed to bindCandidate(). A passkey's identity "
+        "on chain is IntentAgreements.passkeyAddress(x, y).",
+    )
+    @blp.arguments(SignerIn)
+    @blp.response(200)
+    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+        _, link = caller()
+        return service().enrolment.enrol(required(link), agreement_id, data, visitor())
+
+
+@blp.route("/agreements/<string:agreement_id>/enrolment/events")
+@access("link")
+class EnrolmentEvents(MethodView):
+    @blp.doc(summary="Record that the candidate opened or read the text, or ticked the consent")
+    @blp.arguments(PortalEventIn)
+    @blp.response(204)
+    def post(self, data: dict[str, Any], agreement_id: str) -> None:
+        _, link = caller()
+        service().enrolment.record(
+            required(link), agreement_id, data["kind"], data["seconds"], visitor()
+        )
+
+
+@blp.route("/agreements/<string:agreement_id>/signing-record")
+@access("link")
+class SigningRecord(MethodView):
+    @blp.doc(
+        summary="The candidate's signing record (evidence of intent), as JSON",
+        description="The candidate's link, or an API key of the tenant (hr, legal, admin).",
+    )
+    @blp.response(200)
+    def get(self, agreement_id: str) -> dict[str, Any]:
+        who, link = caller()
+        return service().enrolment.signing_record(who, link, agreement_id)
+
+
+def required(link: Link | None) -> Link:
+    """The candidate's portal answers the candidate's own link only."""
+    if link is None:
+        raise ValidationFailed("token", "the candidate's link is required")
+    return link
 
 
 @blp.route("/agreements")
@@ -162,9 +265,11 @@ class Signature(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
-        return service().signatures.submit_signature(
-            who, link, agreement_id, bytes.fromhex(data["signature"][2:])
-        )
+        signature = signed_bytes(data, link, agreement_id, "commitment")
+        answer = service().signatures.submit_signature(who, link, agreement_id, signature)
+        if link is not None:
+            service().enrolment.signed(agreement_id, "commitment", answer.get("tx_hash"), visitor())
+        return answer
 
 
 @blp.route("/agreements/<string:agreement_id>/arrival/typed-data")
@@ -197,9 +302,11 @@ class Arrival(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
-        return service().arrivals.submit(
-            who, link, agreement_id, data["deadline"], bytes.fromhex(data["signature"][2:])
-        )
+        signature = signed_bytes(data, link, agreement_id, "arrival")
+        answer = service().arrivals.submit(who, link, agreement_id, data["deadline"], signature)
+        if link is not None:
+            service().enrolment.signed(agreement_id, "arrival", None, visitor())
+        return answer
 
 
 @blp.route("/agreements/<string:agreement_id>/arrival/dispute")
@@ -310,7 +417,10 @@ class AmendmentItem(MethodView):
     @blp.response(200)
     def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
-        return service().amendments.amendment(who, agreement_id, amendment_id, link)
+        answer = service().amendments.amendment(who, agreement_id, amendment_id, link)
+        if link is not None:  # the candidate's page signs with the signer they enrolled
+            answer["signer"] = service().enrolment.signer_view(agreement_id)
+        return answer
 
 
 @blp.route("/agreements/<string:agreement_id>/amendments/<string:amendment_id>/terms")
@@ -342,9 +452,13 @@ class AmendmentSignature(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
-        return service().amendments.submit_amendment_signature(
-            who, link, agreement_id, amendment_id, bytes.fromhex(data["signature"][2:])
+        signature = signed_bytes(data, link, agreement_id, f"amendment {amendment_id}")
+        answer = service().amendments.submit_amendment_signature(
+            who, link, agreement_id, amendment_id, signature
         )
+        if link is not None:
+            service().enrolment.signed(agreement_id, f"amendment {amendment_id}", None, visitor())
+        return answer
 
 
 @blp.route("/employer")

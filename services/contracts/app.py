@@ -63,8 +63,9 @@ def require_supported(version: str, address: str, chain_id: int) -> None:
         return
     raise ContractMissing(
         f"the IntentAgreements at {address} on chain {chain_id} is version {version}; this "
-        f"OfferSeal needs {CONTRACT_MAJOR_VERSION}.x (ids from a salt, the full Commitment, "
-        "leaves computed on chain, arrivals). Agreements on the old contract stay valid there. "
+        f"OfferSeal needs {CONTRACT_MAJOR_VERSION}.1 or later (ids from a salt, the full "
+        "Commitment, leaves computed on chain, arrivals, passkeys). Agreements on the old "
+        "contract stay valid there. "
         "Deploy a new one for new agreements: set OFFERSEAL_AGREEMENTS_ADDRESS to a "
         f"{CONTRACT_MAJOR_VERSION}.x deployment, or delete the recorded IntentAgreements "
         "deployment (the chain_deployments row and the entry in <data dir>/deployments/"
@@ -79,6 +80,7 @@ class ContractsNode:
     rpc_url: str
     signer_key: str
     public_url: str
+    portal_url: str = ""  # the people's origin: e-mail links open the candidate's portal there
 
     def __post_init__(self) -> None:
         self.workers = Workers("contracts")
@@ -100,14 +102,13 @@ class ContractsNode:
         )
         client = IntentAgreementsChain(w3, address, signer)
         require_supported(client.version(), address, int(w3.eth.chain_id))
-        self.links = LinkSigner(
-            secrets.link_secret(self.settings), revocations.checker(self.db)
-        )
+        self.links = LinkSigner(secrets.link_secret(self.settings), revocations.checker(self.db))
         self.service = ContractsService.build(
             self.db,
             client,
             self.links,
             public_url=self.public_url,
+            portal_url=self.portal_url,
             link_ttl=self.settings.link_ttl,
             policy=Policy(self.settings.auto_breach, self.settings.candidate_uploads),
         )

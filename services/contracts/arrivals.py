@@ -16,10 +16,11 @@ from ..shared.db import Database
 from ..shared.links import Link
 from ..shared.models import aware
 from .domain.agreements import ARRIVAL_LEAD, arrival_typed_data
+from .domain.passkeys import plausible_signature
 from .errors import ChainRefusal, Conflict, InvalidSignature
 from .models import Agreement
 from .ports import AgreementsChain
-from .records import describe, load, reader
+from .records import bound_candidate, describe, load, reader
 from .transactions import TransactionPath
 
 ARRIVAL_SIGNING_TTL = 86400  # how long a fresh Arrival may be signed and submitted
@@ -36,7 +37,7 @@ class Arrivals:
             chain_id=self.chain.chain_id(),
             registry=self.chain.address,
             agreement_id=a.onchain_id,
-            nonce=self.chain.nonce_of(a.candidate_address),
+            nonce=self.chain.nonce_of(bound_candidate(a)),
             deadline=deadline,
         )
 
@@ -71,7 +72,7 @@ class Arrivals:
             a = load(session, tenant, agreement_id)
             state, arrived = a.state, a.arrived_at is not None
             opens_at = int(aware(a.start_at).timestamp()) - ARRIVAL_LEAD
-            onchain_id, candidate = a.onchain_id, a.candidate_address
+            onchain_id, candidate = a.onchain_id, bound_candidate(a)
             typed = self._typed(a, deadline)
         if state != "committed":
             raise ChainRefusal("InvalidState", (), f"the agreement is {state}, not committed")
@@ -84,8 +85,10 @@ class Arrivals:
             raise ChainRefusal(
                 "ArrivalNotOpen", (), "an arrival can be recorded from the start date's day"
             )
-        if len(signature) != 65 and not self.chain.is_contract(candidate):
-            raise InvalidSignature("signature", "malformed: expected 65 bytes (r, s, v)")
+        if not plausible_signature(signature) and not self.chain.is_contract(candidate):
+            raise InvalidSignature(
+                "signature", "malformed: expected 65 bytes (r, s, v) or a passkey assertion"
+            )
         if not self.chain.signed_by(candidate, typed_data_digest(typed), signature):
             raise InvalidSignature(
                 "signature", "wrong signer: not the candidate's signature over this arrival"

@@ -34,3 +34,10 @@ class ChainRefusal(ContractsError, Conflict):
 class TransactionFailed(ContractsError):
     status = 502
     title = "Transaction failed on chain"
+
+
+class CandidateNotEnrolled(ContractsError, Conflict):
+    """The offer names no candidate yet: they enrol (one-time code, then a passkey or a wallet)
+    in the portal before anything can be signed (409)."""
+
+    title = "The candidate has not enrolled yet"

@@ -32,7 +32,8 @@ class Agreement(Base):
     tenant: Mapped[str] = mapped_column(String(128))
     onchain_id: Mapped[str] = mapped_column(String(66), unique=True)
     candidate_ref: Mapped[str] = mapped_column(String(200))
-    candidate_address: Mapped[str] = mapped_column(String(42))
+    # Null until the candidate enrols (a passkey's address, or their wallet's).
+    candidate_address: Mapped[str | None] = mapped_column(String(42))
     contact: Mapped[dict[str, Any]] = mapped_column(JSON)  # never leaves our database/broker
     employer_name: Mapped[str] = mapped_column(String(200))
     employer_address: Mapped[str] = mapped_column(String(42))
@@ -172,3 +173,52 @@ class TenantPolicy(Base):
     candidate_uploads: Mapped[str | None] = mapped_column(String(16))
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CandidateCode(Base):
+    """A one-time code sent to the contact HR gave; only its hash is kept."""
+
+    __tablename__ = "candidate_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(36), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str] = mapped_column(String(80))  # masked: z***@example.com
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CandidateSigner(Base):
+    """A signer bound to the agreement's candidate: a passkey (its P-256 public key and the
+    address IntentAgreements derives from it) or a wallet's address, after a verified code."""
+
+    __tablename__ = "candidate_signers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(42))
+    credential_id: Mapped[str | None] = mapped_column(String(400))
+    public_key_x: Mapped[str | None] = mapped_column(String(66))
+    public_key_y: Mapped[str | None] = mapped_column(String(66))
+    code_id: Mapped[str] = mapped_column(String(36))
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CandidateEvent(Base):
+    """What the candidate did in the portal (the signing record is made of these)."""
+
+    __tablename__ = "candidate_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -13,7 +13,7 @@ from ..shared import messages
 from ..shared.broker import enqueue
 from ..shared.models import aware, utcnow
 from .amendments import apply_amendment, supersede
-from .models import Agreement, AgreementAmendment, AgreementMilestone, ChainOp
+from .models import Agreement, AgreementAmendment, AgreementMilestone, CandidateSigner, ChainOp
 from .records import CandidateLinks, announce, milestones_of
 from .risk_tracking import refresh_risk
 
@@ -100,6 +100,11 @@ class Outcomes:
             )
         elif op.op == "dispute_arrival":
             agreement.arrival_disputed_at = agreement.arrival_disputed_at or utcnow()
+        elif op.op == "bind_candidate":
+            agreement.candidate_address = op.args["address"]
+            signer = session.get(CandidateSigner, op.args["signer_id"])
+            if signer is not None:
+                signer.tx_hash = op.tx_hash
         elif agreement.state != TRANSITIONS[op.op]:  # not already followed from the chain
             self._transitioned(session, agreement, TRANSITIONS[op.op], op.tx_hash)
         refresh_risk(session, agreement)

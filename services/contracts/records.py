@@ -16,7 +16,7 @@ from ..shared.auth import READ_ROLES, Principal
 from ..shared.broker import enqueue
 from ..shared.links import Link, LinkSigner
 from ..shared.models import aware, iso
-from .errors import AgreementNotFound
+from .errors import AgreementNotFound, CandidateNotEnrolled
 from .models import Agreement, AgreementAmendment, AgreementMilestone
 
 SIGN_PURPOSE = "sign"
@@ -28,6 +28,15 @@ def load(session: Session, tenant: str, agreement_id: str) -> Agreement:
     if agreement is None or agreement.tenant != tenant:
         raise AgreementNotFound(f"no agreement {agreement_id}")
     return agreement
+
+
+def bound_candidate(agreement: Agreement) -> str:
+    """The candidate's address on chain; refused while the candidate has not enrolled."""
+    if not agreement.candidate_address:
+        raise CandidateNotEnrolled(
+            "the candidate has not proved their contact and enrolled a passkey or a wallet yet"
+        )
+    return agreement.candidate_address
 
 
 def milestones_of(session: Session, agreement_id: str) -> list[AgreementMilestone]:
@@ -125,17 +134,24 @@ class CandidateLinks:
     signer: LinkSigner
     public_url: str
     ttl: float
+    # The people's origin: links open the candidate's portal there (which, asked for JSON,
+    # still answers the typed data). Empty: the API's own links, as integrators used them.
+    portal_url: str = ""
 
     def signing(self, a: Agreement) -> str:
         token = self.signer.issue(
             Link(a.tenant, a.id, a.candidate_ref, SIGN_PURPOSE, int(time.time() + self.ttl))
         )
+        if self.portal_url:
+            return f"{self.portal_url}/portal/{a.id}?token={token}"
         return f"{self.public_url}/v1/agreements/{a.id}/typed-data?token={token}"
 
     def amendment(self, a: Agreement, row: AgreementAmendment) -> str:
         token = self.signer.issue(
             Link(a.tenant, a.id, a.candidate_ref, AMEND_PURPOSE, int(row.deadline), row.id)
         )
+        if self.portal_url:
+            return f"{self.portal_url}/portal/{a.id}/amendments/{row.id}?token={token}"
         return (
             f"{self.public_url}/v1/agreements/{a.id}/amendments/{row.id}/typed-data?token={token}"
         )

@@ -65,7 +65,8 @@ class MilestoneIn(ma.Schema):
 
 class CreateAgreement(ma.Schema):
     candidate_ref = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    candidate_address = fields.String(required=True)
+    # Optional: without it the candidate enrols a passkey (or a wallet) in the portal.
+    candidate_address = fields.String(load_default=None, allow_none=True)
     candidate_contact = fields.Nested(Contact, required=True)
     employer_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     position = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -89,7 +90,8 @@ class CreateAgreement(ma.Schema):
 
     @validates_schema(skip_on_field_errors=True)
     def _rules(self, data: dict[str, Any], **_: Any) -> None:
-        if not is_checksum_address(data["candidate_address"]):
+        address = data["candidate_address"]
+        if address is not None and not is_checksum_address(address):
             raise ma.ValidationError(
                 "expected a checksummed 0x address (EIP-55)", "candidate_address"
             )
@@ -149,8 +151,67 @@ class TypedDataArgs(ma.Schema):
     deadline = fields.Integer(validate=validate.Range(min=1, max=2**64 - 1))
 
 
-class SignatureIn(ma.Schema):
-    signature = fields.String(required=True, validate=HEX_BYTES)
+B64URL = validate.Regexp(r"^[A-Za-z0-9_-]+$", error="expected base64url")
+
+
+class PasskeyAssertionIn(ma.Schema):
+    """What `navigator.credentials.get()` returned, base64url without padding."""
+
+    credential_id = fields.String(required=True, validate=[validate.Length(max=400), B64URL])
+    authenticator_data = fields.String(
+        required=True, validate=[validate.Length(min=50, max=2000), B64URL]
+    )
+    client_data_json = fields.String(
+        required=True, validate=[validate.Length(min=20, max=4000), B64URL]
+    )
+    signature = fields.String(required=True, validate=[validate.Length(min=8, max=200), B64URL])
+
+
+class _Signed(ma.Schema):
+    """A signature: hex bytes (an Ethereum key or wallet), or a passkey's assertion."""
+
+    signature = fields.String(load_default=None, validate=HEX_BYTES)
+    passkey = fields.Nested(PasskeyAssertionIn, load_default=None)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _one(self, data: dict[str, Any], **_: Any) -> None:
+        if (data["signature"] is None) == (data["passkey"] is None):
+            raise ma.ValidationError("give either signature or passkey", "signature")
+
+
+class SignatureIn(_Signed):
+    pass
+
+
+class CodeRequestIn(ma.Schema):
+    channel = fields.String(load_default="email", validate=validate.OneOf(["email", "sms"]))
+
+
+class CodeIn(ma.Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="6 digits"))
+
+
+class SignerIn(ma.Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(["passkey", "wallet"]))
+    credential_id = fields.String(load_default=None, validate=[validate.Length(max=400), B64URL])
+    public_key = fields.String(load_default=None, validate=[validate.Length(max=400), B64URL])
+    address = fields.String(load_default=None)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _complete(self, data: dict[str, Any], **_: Any) -> None:
+        if data["kind"] == "passkey":
+            for name in ("credential_id", "public_key"):
+                if not data[name]:
+                    raise ma.ValidationError("required for a passkey", name)
+        elif not data["address"] or not is_checksum_address(data["address"]):
+            raise ma.ValidationError("expected a checksummed 0x address (EIP-55)", "address")
+
+
+class PortalEventIn(ma.Schema):
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["text_opened", "text_read", "consent"])
+    )
+    seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=86400 * 30))
 
 
 class ArrivalArgs(ma.Schema):
@@ -160,8 +221,7 @@ class ArrivalArgs(ma.Schema):
     deadline = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**64 - 1))
 
 
-class ArrivalIn(ma.Schema):
-    signature = fields.String(required=True, validate=HEX_BYTES)
+class ArrivalIn(_Signed):
     deadline = fields.Integer(required=True, validate=validate.Range(min=1, max=2**64 - 1))
 
 

@@ -33,10 +33,13 @@ from .transactions import TransactionPath
 BINDING_TTL = 3600  # how long a fresh EmployerBinding may be signed and submitted
 
 
+ZERO_ADDRESS = "0x" + "00" * 20  # an offer whose candidate enrols later
+
+
 @dataclass(frozen=True)
 class NewAgreement:
     candidate_ref: str
-    candidate_address: str
+    candidate_address: str | None  # None: bound when the candidate enrols
     contact: dict[str, Any]
     employer_name: str
     position: str
@@ -116,7 +119,7 @@ class AgreementService:
         employer = self._employer_of(principal.tenant)
         terms = Terms(
             employer=employer,
-            candidate=new.candidate_address,
+            candidate=new.candidate_address or ZERO_ADDRESS,
             terms_hash=terms_hash(text),
             start_date=int(new.start_at.timestamp()),
             grace_seconds=int(grace.total_seconds()),
@@ -161,7 +164,11 @@ class AgreementService:
                 )
             if idempotency_key is not None:  # claimed with the offer's signed transaction
                 idempotency.remember(
-                    session, principal.tenant, idempotency_key, request_fp, 201,
+                    session,
+                    principal.tenant,
+                    idempotency_key,
+                    request_fp,
+                    201,
                     {"id": agreement_id},
                 )
 

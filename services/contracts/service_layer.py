@@ -12,6 +12,7 @@ from ..shared.db import Database
 from ..shared.links import LinkSigner
 from .amendments import Amendments
 from .arrivals import Arrivals
+from .enrolment import Enrolment
 from .follower import ChainFollower
 from .milestones import Milestones
 from .outcomes import Outcomes
@@ -38,6 +39,7 @@ class ContractsService:
     sweeper: Sweeper
     policies: Policies
     follower: ChainFollower
+    enrolment: Enrolment
 
     @classmethod
     def build(
@@ -48,9 +50,12 @@ class ContractsService:
         *,
         public_url: str,
         link_ttl: float,
+        portal_url: str = "",
         policy: Policy | None = None,
     ) -> ContractsService:
-        candidate_links = CandidateLinks(links, public_url.rstrip("/"), link_ttl)
+        candidate_links = CandidateLinks(
+            links, public_url.rstrip("/"), link_ttl, portal_url.rstrip("/")
+        )
         tx = TransactionPath(db, chain, Outcomes(candidate_links))
         agreements = AgreementService(db, chain, tx, candidate_links)
         policies = Policies(db, policy or Policy(auto_breach=True, candidate_uploads="review"))
@@ -66,6 +71,7 @@ class ContractsService:
             sweeper=Sweeper(db, chain, agreements.transition, policies),
             policies=policies,
             follower=ChainFollower(db, chain, tx),
+            enrolment=Enrolment(db, chain, tx, links, candidate_links),
         )
 
     # ---- for the worker, the consumer and the health check (delegation only) ----------------

@@ -12,10 +12,11 @@ from ..shared.chain import typed_data_digest
 from ..shared.db import Database
 from ..shared.links import Link
 from .domain.agreements import cancellation_typed_data, commitment_typed_data
+from .domain.passkeys import plausible_signature
 from .errors import ChainRefusal, InvalidSignature
 from .models import Agreement
 from .ports import AgreementsChain
-from .records import describe, load, reader
+from .records import bound_candidate, describe, load, reader
 from .transactions import TransactionPath
 
 
@@ -34,7 +35,7 @@ class Signatures:
             agreement_id=a.onchain_id,
             terms=self.chain.terms_of(a.onchain_id),
             milestones=self.chain.milestones_of(a.onchain_id),
-            nonce=self.chain.nonce_of(a.candidate_address),
+            nonce=self.chain.nonce_of(bound_candidate(a)),
         )
 
     def typed_data(
@@ -54,7 +55,7 @@ class Signatures:
                 chain_id=self.chain.chain_id(),
                 registry=self.chain.address,
                 agreement_id=a.onchain_id,
-                nonce=self.chain.nonce_of(a.candidate_address),
+                nonce=self.chain.nonce_of(bound_candidate(a)),
                 deadline=cancellation_deadline,
             )
 
@@ -67,7 +68,7 @@ class Signatures:
         with self.db.sessions() as session:
             a = load(session, tenant, agreement_id)
             typed = self._commitment(a)
-            onchain_id, candidate = a.onchain_id, a.candidate_address
+            onchain_id, candidate = a.onchain_id, bound_candidate(a)
             others = (
                 session.execute(
                     select(Agreement)
@@ -89,8 +90,10 @@ class Signatures:
         if self.chain.chain_time() > typed["message"]["deadline"]:
             raise InvalidSignature("signature", "expired: the offer can no longer be signed")
         digest = typed_data_digest(typed)
-        if len(signature) != 65 and not self.chain.is_contract(candidate):
-            raise InvalidSignature("signature", "malformed: expected 65 bytes (r, s, v)")
+        if not plausible_signature(signature) and not self.chain.is_contract(candidate):
+            raise InvalidSignature(
+                "signature", "malformed: expected 65 bytes (r, s, v) or a passkey assertion"
+            )
         if not self.chain.signed_by(candidate, digest, signature):
             if any(self.chain.signed_by(candidate, d, signature) for d in other_digests):
                 raise InvalidSignature(

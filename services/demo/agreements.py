@@ -1,5 +1,7 @@
-"""The agreement story of the demo, step by step: offer, signature, a reported delay, an amendment,
-a milestone proved by an upload, a start, and a breach the sweeper declares."""
+"""The agreement story of the demo, step by step: offer (to a candidate without a wallet), the
+portal's path (a one-time code from the e-mail, a passkey, the commitment signed with it), a
+reported delay, an amendment signed with the passkey, a milestone proved by an upload, a start,
+and a breach the sweeper declares (that candidate signs with a wallet)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,11 @@ from typing import Any
 
 import requests
 
+from ..contracts.domain.passkeys import b64url
+from ..shared.chain import typed_data_digest
 from ..stack import Stack
-from .common import DEMO_CANDIDATE_KEY, DEMO_OTHER_KEY, say, wait_for_mail
+from .common import DEMO_OTHER_KEY, say, wait_for_mail
+from .passkey import SoftwarePasskey
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,11 @@ def agreement_story(stack: Stack, hr: dict[str, str]) -> bool:
     offer = offer_terms(story)
     agreement = offer_agreement(story, offer)
     show_invitation(story)
-    candidate_signs(story, agreement)
+    passkey = SoftwarePasskey(origin=stack.urls.get("web", story.base))
+    candidate_signs(story, agreement, passkey)
     new_start = (story.now + dt.timedelta(days=37)).date().isoformat()
     risk = candidate_reports_delay(story, agreement, new_start)
-    amended, settled = amend_start_date(story, agreement, new_start)
+    amended, settled = amend_start_date(story, agreement, new_start, passkey)
     milestone = upload_confirms_milestone(story, agreement)
     started = candidate_starts(story, agreement)
     breached = other_candidate_breaches(story, offer)
@@ -71,13 +77,11 @@ def agreement_story(stack: Stack, hr: dict[str, str]) -> bool:
 
 
 def offer_terms(story: Story) -> dict[str, Any]:
-    """Damages at exactly the cap (30% of one month's salary), one milestone due tomorrow."""
-    from eth_account import Account
-
+    """Damages at exactly the cap (30% of one month's salary), one milestone due tomorrow; no
+    candidate address: the candidate enrols a passkey in the portal."""
     now = story.now
     return {
         "candidate_ref": "cand-042",
-        "candidate_address": Account.from_key(DEMO_CANDIDATE_KEY).address,
         "candidate_contact": {"email": "cand042@example.com", "timezone": "Asia/Shanghai"},
         "employer_name": "Acme Robotics",
         "position": "Senior Firmware Engineer",
@@ -143,19 +147,52 @@ def sign_through_link(base: str, agreement: dict[str, Any], key: str) -> request
     )
 
 
-def candidate_signs(story: Story, agreement: dict[str, Any]) -> None:
-    say("the candidate opens the signing link, reads the terms and signs the typed data")
-    link = agreement["signing_link"]
-    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
-    terms = requests.get(
-        f"{story.base}/v1/agreements/{agreement['id']}/terms", params={"token": token}, timeout=30
+def candidate_signs(story: Story, agreement: dict[str, Any], passkey: SoftwarePasskey) -> None:
+    """The portal's path, as the page takes it: the text and its hash, a one-time code from the
+    e-mail, a passkey enrolled (a software one here; a phone's in a browser), and the
+    commitment's EIP-712 digest signed with it. The contract checks the assertion itself."""
+    say(
+        "the candidate opens the portal from the invitation, proves the e-mail address with a "
+        "one-time code, creates a passkey and signs with it (no wallet, no ether)"
     )
+    link = agreement["signing_link"]
+    print(f"  the candidate's portal: {link}")
+    api = link.replace("/portal/", "/v1/agreements/")  # the same origin answers the APIs
+
+    def at(suffix: str) -> str:
+        path, _, query = api.partition("?")
+        return f"{path}{suffix}?{query}"
+
+    terms = requests.get(at("/terms"), timeout=30)
     summary = next(line for line in terms.text.splitlines() if line.startswith("3. In plain"))
     print(f"  {summary}")
     print(f"  sha256 of the text = {terms.headers['X-Terms-SHA256']} (the hash on chain)")
-    signed = sign_through_link(story.base, agreement, DEMO_CANDIDATE_KEY)
+    sent = requests.post(at("/enrolment/code"), json={"channel": "email"}, timeout=30)
+    sent.raise_for_status()
+    mail = wait_for_mail(story.mail, "Your code")
+    code = next(
+        w.strip(".")
+        for w in mail.get_body(preferencelist=("plain",)).get_content().split()
+        if w.strip(".").isdigit() and len(w.strip(".")) == 6
+    )
+    requests.post(at("/enrolment/verify"), json={"code": code}, timeout=30).raise_for_status()
+    print(f"  code sent to {sent.json()['destination']} and confirmed")
+    bound = requests.post(
+        at("/enrolment/signer"),
+        json={
+            "kind": "passkey",
+            "credential_id": b64url(passkey.credential_id),
+            "public_key": b64url(passkey.spki()),
+        },
+        timeout=60,
+    )
+    bound.raise_for_status()
+    print(f"  passkey bound on chain: the candidate is {bound.json()['address']}")
+    typed = requests.get(link, headers={"Accept": "application/json"}, timeout=30).json()
+    assertion = passkey.sign(typed_data_digest(typed)).as_json(passkey.credential_id)
+    signed = requests.post(at("/signature"), json={"passkey": assertion}, timeout=60)
     signed.raise_for_status()
-    print(f"  signature relayed (the candidate needs no ether): state {signed.json()['state']}")
+    print(f"  WebAuthn assertion verified by the contract (P-256): state {signed.json()['state']}")
 
 
 def candidate_reports_delay(
@@ -187,12 +224,10 @@ def candidate_reports_delay(
 
 
 def amend_start_date(
-    story: Story, agreement: dict[str, Any], new_start: str
+    story: Story, agreement: dict[str, Any], new_start: str, passkey: SoftwarePasskey
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """HR proposes the later start, the candidate signs it from the e-mail. Returns the applied
-    amendment and the risk after it."""
-    from ..shared import chain
-
+    """HR proposes the later start, the candidate signs it from the e-mail with the passkey.
+    Returns the applied amendment and the risk after it."""
     say(
         "HR agrees a start one week later; the candidate signs the amendment from the e-mail "
         "and the chain holds the new date"
@@ -208,11 +243,12 @@ def amend_start_date(
     amendment_mail = wait_for_mail(story.mail, "New dates")
     amendment_text = amendment_mail.get_body(preferencelist=("plain",)).get_content()
     amendment_link = next(w for w in amendment_text.split() if "/amendments/" in w)
-    typed = requests.get(amendment_link, timeout=30).json()
+    typed = requests.get(amendment_link, headers={"Accept": "application/json"}, timeout=30).json()
+    path, _, query = amendment_link.replace("/portal/", "/v1/agreements/").partition("?")
     applied = requests.post(
-        amendment_link.replace("/typed-data", "/signature"),
+        f"{path}/signature?{query}",
         timeout=60,
-        json={"signature": "0x" + chain.sign_typed_data(DEMO_CANDIDATE_KEY, typed).hex()},
+        json={"passkey": passkey.sign(typed_data_digest(typed)).as_json(passkey.credential_id)},
     )
     applied.raise_for_status()
     amended: dict[str, Any] = applied.json()

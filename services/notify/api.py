@@ -128,6 +128,41 @@ class Unsubscribe(MethodView):
         return page("Unsubscribed", "<p>You will no longer receive non-essential e-mail.</p>")
 
 
+class InboxPreferencesIn(ma.Schema):
+    opted_out = fields.Boolean(required=True)
+
+
+def _portal_token() -> str:
+    token = request.args.get("token", "")
+    if not token:
+        raise ValidationFailed("token", "the candidate's link is required")
+    return token
+
+
+@blp.route("/inbox")
+@access("link")
+class InboxView(MethodView):
+    @blp.doc(
+        summary="The candidate's messages, the open check-in and document requests (portal)",
+        description="With the candidate's portal link (`?token=`): what was sent and when, "
+        "a reply link for the check-in waiting for an answer, an upload link per document "
+        "asked for, and whether non-essential mail is stopped.",
+    )
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().inbox.view(_portal_token())
+
+
+@blp.route("/inbox/preferences")
+@access("link")
+class InboxPreferences(MethodView):
+    @blp.doc(summary="The candidate stops or resumes non-essential mail (portal)")
+    @blp.arguments(InboxPreferencesIn)
+    @blp.response(200)
+    def put(self, data: dict[str, Any]) -> dict[str, Any]:
+        return service().inbox.set_opted_out(_portal_token(), data["opted_out"])
+
+
 class PreferencesIn(ma.Schema):
     channels = fields.List(fields.String(validate=validate.OneOf(["email", "webhook"])))
     language = fields.String(validate=validate.OneOf(["zh-CN", "en"]))

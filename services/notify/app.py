@@ -92,6 +92,7 @@ class NotifyNode:
                 },
                 messages.AGREEMENT_AMENDMENT_PROPOSED.name: planning.on_amendment_proposed,
                 messages.AGREEMENT_AMENDED.name: planning.on_amended,
+                messages.CANDIDATE_CODE_REQUESTED.name: planning.on_code_requested,
                 "milestone.confirmed": planning.on_milestone_confirmed,
             },
         )

@@ -238,10 +238,10 @@ class Dispatcher:
         tz = zone(candidate.timezone, self.planner.default_timezone)
         now = utcnow()
         allowed = schedule.QuietHours.parse(candidate.quiet_hours).next_allowed(now, tz)
-        if allowed > now:
+        if allowed > now and tp.kind != schedule.CODE:  # the candidate is waiting for a code
             self._defer(touchpoint_id, allowed)
             return "deferred"
-        channel_name = self._channel_for(candidate)
+        channel_name = self._channel_for(candidate, (tp.data or {}).get("channel"))
         if channel_name is None:
             reason = (
                 "no delivery channel is configured (OFFERSEAL_SMTP_URL, OFFERSEAL_WEBHOOK_URL "
@@ -273,7 +273,11 @@ class Dispatcher:
             )
         )
 
-    def _channel_for(self, candidate: NotifyCandidate) -> str | None:
+    def _channel_for(self, candidate: NotifyCandidate, asked: str | None = None) -> str | None:
+        if asked == "sms":  # a code asked for by SMS goes to the webhook (the SMS gateway)
+            return "webhook" if "webhook" in self.channels and candidate.phone else None
+        if asked == "email":
+            return "email" if candidate.email and "email" in self.channels else None
         for name in candidate.channels or ["email", "webhook"]:
             if name == "email" and candidate.email and "email" in self.channels:
                 return "email"

@@ -46,6 +46,10 @@ class Composer:
         self.mail_domain = mail_domain
         self.link_ttl = link_ttl
 
+    def token_for(self, tp: Touchpoint, purpose: str, subject: str) -> str:
+        """A single-purpose link token for the touchpoint, as its e-mail carries one."""
+        return self._token(tp, purpose, subject)
+
     def _token(self, tp: Touchpoint, purpose: str, subject: str) -> str:
         return self.links.issue(
             Link(

@@ -186,6 +186,31 @@ class Planner:
                 [schedule.Planned(schedule.CLOSING, 1, message.occurred_at, {"state": p["state"]})],
             )
 
+    def on_code_requested(self, session: Session, message: messages.Message) -> None:
+        """A one-time code the candidate asked for in the portal: due now. The code is kept
+        only until it expires (the retention sweep forgets the touchpoint's data)."""
+        p = message.payload
+        followed = self._followed(session, message)
+        if followed is None:
+            return
+        occurrence = int(message.occurred_at.timestamp() * 1000) % 2_000_000_000
+        self.plan(
+            session,
+            followed,
+            [
+                schedule.Planned(
+                    schedule.CODE,
+                    occurrence,
+                    message.occurred_at,
+                    {
+                        "code": p["code"],
+                        "channel": p["channel"],
+                        "expires_at": p["expires_at"].isoformat(),
+                    },
+                )
+            ],
+        )
+
     def on_amendment_proposed(self, session: Session, message: messages.Message) -> None:
         """New dates await the candidate's signature: an essential message with the link."""
         p = message.payload

@@ -20,6 +20,7 @@ from ..shared.links import LinkSigner
 from .adapters.journal import SentJournal
 from .candidates import Candidates
 from .dispatch import Dispatcher, Outcome
+from .inbox import Inbox
 from .outgoing import Composer
 from .planning import Planner
 from .replies import Replies
@@ -59,6 +60,7 @@ class NotifyService:
             db, channels, composer, self.planning, journal=journal, max_attempts=max_attempts
         )
         self.replies = Replies(db, links)
+        self.inbox = Inbox(db, links, composer)
         self.candidates = Candidates(db)
         self.templates = TenantTemplates(db)
 

@@ -210,6 +210,13 @@ VARIABLES: tuple[Variable, ...] = (
         "Port of the pages for people (the verify page today), one origin for every page.",
     ),
     Variable(
+        "OFFERSEAL_WEB_PUBLIC_URL",
+        "web_public_url",
+        str,
+        "Base URL people reach the pages at (the candidate's portal, the verify page); the "
+        "links in e-mails point there. Unset: the web port's own address.",
+    ),
+    Variable(
         "OFFERSEAL_NOTIFY_PUBLIC_URL",
         "notify_public_url",
         str,
@@ -408,6 +415,7 @@ class Settings:
     default_timezone: str = "Asia/Shanghai"
     notify_port: int = 8103
     web_port: int = 8100
+    web_public_url: str = ""
     notify_public_url: str = ""
     smtp_url: str = ""
     mail_from: str = "OfferSeal <no-reply@offerseal.local>"

@@ -84,6 +84,10 @@ class LinkSigner:
         )
         return f"{body}.{self._mac(body)}"
 
+    def keyed_hash(self, text: str) -> str:
+        """HMAC-SHA256 of `text` under the link secret (e.g. a one-time code, stored so)."""
+        return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
+
     def authentic(self, token: str) -> bool:
         """Whether we issued this token (its MAC holds), whatever its purpose or age."""
         body, _, mac = token.partition(".")

@@ -125,6 +125,17 @@ class AgreementOfferedV1(ma.Schema):
     currency = fields.String(required=True)
 
 
+class CandidateCodeRequestedV1(ma.Schema):
+    """The candidate asked for a one-time code to prove the contact HR gave: notify sends it at
+    once (essential). The code lives ten minutes; contracts keeps only its keyed hash."""
+
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(["email", "sms"]))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
+    expires_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
 class AgreementStateChangedV1(ma.Schema):
     """An agreement reached a new state on chain (committed, fulfilled, breached, ...)."""
 
@@ -262,6 +273,9 @@ AGREEMENT_AMENDMENT_PROPOSED = MessageType(
     "agreement.amendment_proposed", 1, AgreementAmendmentProposedV1, "contracts"
 )
 AGREEMENT_AMENDED = MessageType("agreement.amended", 1, AgreementAmendedV1, "contracts")
+CANDIDATE_CODE_REQUESTED = MessageType(
+    "candidate.code_requested", 1, CandidateCodeRequestedV1, "contracts"
+)
 MILESTONE_CONFIRMED = MessageType("milestone.confirmed", 1, MilestoneEventV1, "contracts")
 MILESTONE_OVERDUE = MessageType("milestone.overdue", 1, MilestoneEventV1, "contracts")
 RISK_CHANGED = MessageType("risk.changed", 1, RiskChangedV1, "contracts")
@@ -280,6 +294,7 @@ REGISTRY: dict[tuple[str, int], MessageType] = {
         *AGREEMENT_STATES.values(),
         AGREEMENT_AMENDMENT_PROPOSED,
         AGREEMENT_AMENDED,
+        CANDIDATE_CODE_REQUESTED,
         MILESTONE_CONFIRMED,
         MILESTONE_OVERDUE,
         RISK_CHANGED,

@@ -1,5 +1,6 @@
 """Which language a page speaks (zh-CN or en: `?lang=` first, then Accept-Language) and its
-texts, from the one catalog (`messages.json`) that the pages' scripts bundle as well."""
+texts, from the catalog that the pages' scripts bundle as well: `messages.json` (the site and the
+verify page) merged with one file per area in `messages/` (the portal, the console, ...)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from pathlib import Path
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 CATALOG_FILE = Path(__file__).with_name("messages.json")
+AREA_FILES = Path(__file__).with_name("messages")
 
 
 @cache
 def catalog() -> dict[str, dict[str, str]]:
     data: dict[str, dict[str, str]] = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
+    for area in sorted(AREA_FILES.glob("*.json")):
+        for language, texts in json.loads(area.read_text(encoding="utf-8")).items():
+            clash = data.setdefault(language, {}).keys() & texts.keys()
+            if clash:
+                raise ValueError(f"{area.name} redefines {sorted(clash)[:3]}")
+            data[language].update(texts)
     return data
 
 

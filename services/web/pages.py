@@ -3,7 +3,10 @@ Content-Security-Policy. Pages are public (no key) and rate limited like every a
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request
+import re
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, redirect, render_template, request
 from markupsafe import Markup
 
 from ..shared.guards import access
@@ -60,3 +63,47 @@ def verifier() -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{standalone.FILENAME}"'
     response.headers["Vary"] = "Accept-Language"
     return response
+
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _wants_json() -> bool:
+    """Browsers name text/html when they open a link; programs (integrators, curl) do not."""
+    return not any(mimetype == "text/html" for mimetype, _ in request.accept_mimetypes)
+
+
+def _portal(agreement_id: str, amendment_id: str | None, typed_data: str) -> Response:
+    if not UUID.match(agreement_id) or (amendment_id is not None and not UUID.match(amendment_id)):
+        return Response(_page("portal_missing.html", _language()), status=404)
+    if _wants_json():
+        # Integrators' signing links always answered the typed data: they still do.
+        query = urlencode({k: v for k, v in request.args.items() if k == "token"})
+        response = redirect(f"{typed_data}?{query}", code=307)
+        response.headers["Vary"] = "Accept"
+        return response  # type: ignore[return-value]
+    response = Response(
+        _page("portal.html", _language(), agreement_id=agreement_id, amendment_id=amendment_id)
+    )
+    response.headers["Vary"] = "Accept, Accept-Language"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.get("/portal/<string:agreement_id>")
+@access("public")
+def portal(agreement_id: str) -> Response:
+    """The candidate's portal: read, enrol, sign, follow the progress, arrive. The page holds
+    no data; its script calls the agreement's APIs on this origin with the link's token."""
+    return _portal(agreement_id, None, f"/v1/agreements/{agreement_id}/typed-data")
+
+
+@blp.get("/portal/<string:agreement_id>/amendments/<string:amendment_id>")
+@access("public")
+def portal_amendment(agreement_id: str, amendment_id: str) -> Response:
+    """The portal at one amendment waiting for the candidate's signature."""
+    return _portal(
+        agreement_id,
+        amendment_id,
+        f"/v1/agreements/{agreement_id}/amendments/{amendment_id}/typed-data",
+    )

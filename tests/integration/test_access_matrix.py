@@ -58,6 +58,12 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "GET", A + "/terms"): LINK,
     ("contracts", "GET", A + "/typed-data"): LINK,
     ("contracts", "POST", A + "/signature"): LINK,
+    ("contracts", "GET", A + "/enrolment"): LINK,
+    ("contracts", "POST", A + "/enrolment/code"): LINK,
+    ("contracts", "POST", A + "/enrolment/verify"): LINK,
+    ("contracts", "POST", A + "/enrolment/signer"): LINK,
+    ("contracts", "POST", A + "/enrolment/events"): LINK,
+    ("contracts", "GET", A + "/signing-record"): LINK,
     ("contracts", "POST", A + "/milestones/<string:kind>/evidence"): WRITE,
     ("contracts", "POST", A + "/start"): WRITE,
     ("contracts", "POST", A + "/breach"): WRITE,
@@ -89,6 +95,8 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("notify", "PUT", "/v1/candidates/<string:candidate_ref>/preferences"): WRITE,
     ("notify", "GET", "/v1/candidates/<string:candidate_ref>/touchpoints"): READ,
     ("notify", "GET", "/v1/touchpoints/<string:touchpoint_id>"): READ,
+    ("notify", "GET", "/v1/inbox"): LINK,
+    ("notify", "PUT", "/v1/inbox/preferences"): LINK,
     ("notify", "GET", "/v1/templates"): READ,
     ("notify", "GET", "/v1/templates/<string:kind>/<string:language>"): READ,
     ("notify", "PUT", "/v1/templates/<string:kind>/<string:language>"): WRITE,
@@ -97,6 +105,10 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("web", "GET", "/verify"): PUBLIC,
     ("web", "GET", "/verify/verifier.html"): PUBLIC,
     ("web", "GET", "/static/<path:filename>"): PUBLIC,
+    # The portal's page is the same for everyone (its script calls the APIs with the link's
+    # token); a program asking for JSON is sent to the typed data, which needs the link.
+    ("web", "GET", "/portal/<string:agreement_id>"): LINK,
+    ("web", "GET", "/portal/<string:agreement_id>/amendments/<string:amendment_id>"): LINK,
 }
 for _service in ("evidence", "contracts", "notify", "web"):
     EXPECTED[(_service, "GET", "/healthz")] = PROBE

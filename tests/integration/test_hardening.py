@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from offerseal.shared.config import ANVIL_DEV_KEY_2
-from tests.conftest import free_port
+from tests.conftest import api_link, free_port
 from tests.integration.test_notify import (
     _insert_due,
     links_in,
@@ -392,7 +392,7 @@ def test_hr_withdraws_a_link_sent_to_a_wrong_address(
     try:
         agreement = offer(stack)
         link = agreement["signing_link"]
-        terms = link.replace("/typed-data", "/terms")
+        terms = api_link(link, "/terms")
         assert requests.get(terms, timeout=30).status_code == 200
         base = stack.stack.urls["contracts"] + f"/v1/agreements/{agreement['id']}"
         legal = requests.post(

@@ -659,8 +659,8 @@ def test_nothing_personal_reaches_the_chain(net: Chain) -> None:
 # ---- version 2: ids, the whole commitment, arrival -----------------------------------------
 
 
-def test_version_is_2(net: Chain) -> None:
-    assert net.agreements.functions.version().call() == "2.0.0"
+def test_version_is_2_1(net: Chain) -> None:
+    assert net.agreements.functions.version().call() == "2.1.0"
 
 
 def test_an_id_is_the_senders_and_cannot_be_squatted(net: Chain) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy import select, text
 
 from offerseal.notify.models import Touchpoint
 from offerseal.shared.models import OutboxMessage
-from tests.conftest import RunningStack, free_port, make_settings, start_stack
+from tests.conftest import RunningStack, api_link, free_port, make_settings, start_stack
 from tests.integration.test_contracts_service import CANDIDATE_KEY, OTHER_KEY, body
 from tests.signing import ethers_sign
 
@@ -434,14 +434,14 @@ def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
         typed = requests.get(link, timeout=30).json()
         assert typed["primaryType"] == "Amendment"
         assert requests.get(link.split("?")[0], timeout=30).status_code == 401  # no token
-        text = requests.get(link.replace("/typed-data", "/terms"), timeout=30)
+        text = requests.get(api_link(link, "/terms"), timeout=30)
         assert "0x" + hashlib.sha256(text.content).hexdigest() == typed["message"]["termsHash"]
         before = requests.get(
             contracts + f"/v1/agreements/{agreement['id']}", headers=stack.hr, timeout=30
         ).json()
         assert before["milestones"][1]["due_at"] != proposed.json()["milestone_dues"][1]
 
-        signature_url = link.replace("/typed-data", "/signature")
+        signature_url = api_link(link, "/signature")
         wrong = ethers_sign(OTHER_KEY, typed)
         bad = requests.post(signature_url, json={"signature": wrong}, timeout=60)
         assert bad.status_code == 422 and "wrong signer" in bad.json()["detail"]

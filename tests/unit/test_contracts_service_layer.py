@@ -202,7 +202,7 @@ class FakeChain:
         return self.arrivals.get(onchain_id, (0, False))
 
     def version(self) -> str:
-        return "2.0.0"
+        return "2.1.0"
 
     operators: set[str] = set()  # addresses that appointed the relayer (per test instance)
 
@@ -671,7 +671,9 @@ def test_a_1x_deployment_is_refused_with_what_to_do() -> None:
     from offerseal.contracts.app import require_supported
     from offerseal.shared.deployments import ContractMissing
 
-    require_supported("2.0.0", CONTRACT, 31337)
+    require_supported("2.1.0", CONTRACT, 31337)
+    with pytest.raises(ContractMissing):  # no passkeys, no candidates bound after the offer
+        require_supported("2.0.0", CONTRACT, 31337)
     with pytest.raises(ContractMissing) as refused:
         require_supported("1.1.0", CONTRACT, 31337)
     assert "OFFERSEAL_AGREEMENTS_ADDRESS" in str(refused.value) and "1.1.0" in str(refused.value)

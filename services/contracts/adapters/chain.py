@@ -71,6 +71,7 @@ def _b32(hex_id: str) -> bytes:
 # The one event whose first indexed topic is not an agreement id.
 _OPERATOR_SET = bytes(Web3.keccak(text="OperatorSet(address,address,bool)"))
 
+
 class IntentAgreementsChain(chain.ContractClient):
     """The deployed IntentAgreements contract, sent to by `signer` (the relayer)."""
 
@@ -113,6 +114,9 @@ class IntentAgreementsChain(chain.ContractClient):
     ) -> ChainCall:
         schedule = [(MILESTONE_KINDS[kind], int(due.timestamp()), 0) for kind, due in milestones]
         return ChainCall("offer", (salt, terms.as_tuple(), schedule))
+
+    def bind_candidate(self, onchain_id: str, address: str) -> ChainCall:
+        return ChainCall("bindCandidate", (_b32(onchain_id), Web3.to_checksum_address(address)))
 
     def commit(self, onchain_id: str, signature: bytes) -> ChainCall:
         return ChainCall("commit", (_b32(onchain_id), signature))
@@ -256,7 +260,15 @@ class IntentAgreementsChain(chain.ContractClient):
                     return True
             except Exception:  # not a valid ECDSA signature at all
                 pass
-        return self.is_contract(address) and self._erc1271_valid(address, digest, signature)
+        if self.is_contract(address):
+            return self._erc1271_valid(address, digest, signature)
+        if len(signature) == 65:
+            return False
+        # A passkey's assertion: checked by the contract itself, as commit() will.
+        try:
+            return bool(self.functions.isCandidateSignature(address, digest, signature).call())
+        except Exception:  # undecodable: the contract would refuse it all the same
+            return False
 
     def state_of(self, onchain_id: str) -> str:
         return STATES[int(self.functions.stateOf(bytes.fromhex(onchain_id[2:])).call())]

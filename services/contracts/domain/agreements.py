@@ -40,6 +40,7 @@ STATES = (
 DOMAIN_NAME = "OfferSeal IntentAgreements"
 DOMAIN_VERSION = "2"  # IntentAgreements 2.x; its major version
 CONTRACT_MAJOR_VERSION = 2  # the IntentAgreements this service speaks to
+CONTRACT_MIN_MINOR = 1  # 2.1: candidates bound after the offer, passkey signatures
 ARRIVAL_LEAD = 12 * 3600  # the contract accepts an arrival from the start date minus this
 DISPUTE_WINDOW = 7 * 86400  # the contract's window to dispute an arrival
 CAP_BPS = 3_000  # 30% of one month's salary, in basis points
@@ -254,6 +255,13 @@ def at_local(value: dt.date | dt.datetime, tz: ZoneInfo, default: dt.time) -> dt
 
 def supported_contract(version: str) -> bool:
     """Whether an IntentAgreements deployment of `version` speaks this service's interface
-    (ids from a salt, the full `Commitment`, leaves computed on chain, arrivals)."""
-    major = version.split(".", 1)[0]
-    return major.isdigit() and int(major) == CONTRACT_MAJOR_VERSION
+    (ids from a salt, the full `Commitment`, leaves computed on chain, arrivals; since 2.1
+    candidates bound after the offer and passkey signatures)."""
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0]
+    return (
+        major.isdigit()
+        and minor.isdigit()
+        and int(major) == CONTRACT_MAJOR_VERSION
+        and int(minor) >= CONTRACT_MIN_MINOR
+    )

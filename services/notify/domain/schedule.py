@@ -15,6 +15,7 @@ WEEKLY_UPDATE = "weekly_update"
 WELCOME_PACKAGE = "welcome_package"
 CLOSING = "closing"
 AMENDMENT = "amendment"  # new dates to read and sign
+CODE = "code"  # a one-time code the candidate is waiting for: sent at once, even in quiet hours
 NON_ESSENTIAL = frozenset({WEEKLY_UPDATE, WELCOME_PACKAGE})
 KINDS = (
     INVITATION,
@@ -24,6 +25,7 @@ KINDS = (
     WELCOME_PACKAGE,
     CLOSING,
     AMENDMENT,
+    CODE,
 )
 
 MILESTONE_LEAD = dt.timedelta(days=2)  # ask for a stage's document two days before it is due

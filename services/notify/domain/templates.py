@@ -13,6 +13,7 @@ from .schedule import (
     AMENDMENT,
     CHECKIN,
     CLOSING,
+    CODE,
     INVITATION,
     MILESTONE_REQUEST,
     WEEKLY_UPDATE,
@@ -70,6 +71,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     WELCOME_PACKAGE: (),
     CLOSING: ("outcome", "state"),
     AMENDMENT: ("sign_link", "start_at", "reason"),
+    CODE: ("code",),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     INVITATION: ("sign_link",),
@@ -79,6 +81,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     WELCOME_PACKAGE: (),
     CLOSING: ("outcome",),
     AMENDMENT: ("sign_link",),
+    CODE: ("code",),
 }
 SUBJECT_MAX, TEXT_MAX = 200, 10_000
 SAMPLE = {
@@ -89,6 +92,7 @@ SAMPLE = {
     "state": "fulfilled",
     "start_at": "2027-02-01",
     "reason": "the current employer asked for a longer handover",
+    "code": "123456",
 }
 
 
@@ -251,6 +255,22 @@ def render(
             )
             + " "
             + links["sign"],
+        ]
+    elif kind == CODE:
+        subject = (
+            f"您的验证码：{data.get('code', '')}" if zh else f"Your code: {data.get('code', '')}"
+        )
+        lines = [
+            (
+                f"您在{data.get('employer', '')}的入职意向书页面请求了验证码："
+                f"{data.get('code', '')}。10 分钟内有效。"
+                if zh
+                else f"You asked for a code on the page of your agreement with "
+                f"{data.get('employer', '')}: {data.get('code', '')}. It is valid for 10 minutes."
+            ),
+            "如果不是您本人操作，请忽略此邮件。"
+            if zh
+            else "If you did not ask for it, ignore this message.",
         ]
     elif kind == CLOSING:
         subject = "入职意向书状态通知" if zh else "About your intent agreement"
