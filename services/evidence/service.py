@@ -13,7 +13,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from ..shared.db import Database, insert_rows
 from ..shared.links import Link
 from ..shared.models import aware, utcnow
 from .crypto import DocumentCipher, Sealed, UnknownMasterKey
-from .domain import merkle
+from .domain import merkle, timestamps
 from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
 from .domain.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
@@ -37,9 +37,12 @@ from .errors import (
     ProofPending,
     UploadLimitReached,
 )
-from .models import Batch, BatchMember, Document, DocumentBlob
+from .models import Batch, BatchMember, BatchTimestamp, Document, DocumentBlob
 from .receipt_keys import ReceiptKeys, note_signature
 from .sequences import allocate_rows, allocate_tenant_sequences
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +71,19 @@ fingerprint = idempotency.fingerprint
 
 
 class EvidenceService:
-    def __init__(self, db: Database, cipher: DocumentCipher, signer: ReceiptSigner) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cipher: DocumentCipher,
+        signer: ReceiptSigner,
+        tsa_roots: Sequence[Certificate] | None = None,
+    ) -> None:
         self.db = db
         self.cipher = cipher
         self.signer = signer
         self.keys = ReceiptKeys(db, signer)
+        # The TSA roots /v1/verify trusts for RFC 3161 stamps (None: each bundle's own).
+        self.tsa_roots = list(tsa_roots) if tsa_roots is not None else None
 
     # ---- intake -------------------------------------------------------------------------
 
@@ -374,7 +385,7 @@ class EvidenceService:
             ).all()
             out = []
             for batch, proof in rows:
-                bundle = self._bundle(doc, batch, proof)
+                bundle = self._bundle(doc, batch, proof, self._stamps(session, batch.id))
                 out.append(
                     {
                         "state": batch.state,
@@ -397,9 +408,33 @@ class EvidenceService:
                 )
             member = session.get(BatchMember, (batch.id, doc.seq))
             assert member is not None
-            return self._bundle(doc, batch, member.proof)
+            return self._bundle(doc, batch, member.proof, self._stamps(session, batch.id))
 
-    def _bundle(self, doc: Document, batch: Batch, proof: list[str]) -> dict[str, Any]:
+    @staticmethod
+    def _stamps(session: Session, batch_id: int) -> list[dict[str, Any]]:
+        """The batch root's RFC 3161 stamps as bundle entries, by TSA."""
+        rows = session.execute(
+            select(BatchTimestamp)
+            .where(BatchTimestamp.batch_id == batch_id)
+            .order_by(BatchTimestamp.tsa)
+        ).scalars()
+        return [
+            timestamps.bundle_entry(
+                row.tsa,
+                timestamps.Stamp(
+                    response=row.response,
+                    gen_time=aware(row.gen_time),
+                    serial_number=int(row.serial_number),
+                    policy=row.policy,
+                    certificates=tuple(row.certificates),
+                ),
+            )
+            for row in rows
+        ]
+
+    def _bundle(
+        self, doc: Document, batch: Batch, proof: list[str], stamps: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         return build_bundle(
             document={
                 "id": doc.id,
@@ -414,6 +449,7 @@ class EvidenceService:
             if batch.tx_hash and batch.block_hash
             else AnchorFacts(batch.chain_id, batch.registry_address, batch.tx_hash or "", 0, "", 0),
             receipt=doc.receipt,
+            timestamps=stamps,
         )
 
     # ---- verification (no key needed) ---------------------------------------------------
@@ -427,5 +463,9 @@ class EvidenceService:
 
     def verify(self, bundle: Any, document_sha256: str | None, chain: ChainView | None) -> Verdict:
         return verify_bundle(
-            bundle, document_sha256=document_sha256, trusted_keys=self.trusted_keys(), chain=chain
+            bundle,
+            document_sha256=document_sha256,
+            trusted_keys=self.trusted_keys(),
+            chain=chain,
+            tsa_roots=self.tsa_roots,
         )
