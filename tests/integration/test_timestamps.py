@@ -75,7 +75,9 @@ def verify_api(stack: RunningStack, content: bytes, bundle: dict[str, Any]) -> d
     return body
 
 
-def cli_verify(stack: RunningStack, tmp_path: Path, content: bytes, bundle: Any, *extra: str) -> Any:
+def cli_verify(
+    stack: RunningStack, tmp_path: Path, content: bytes, bundle: Any, *extra: str
+) -> Any:
     (tmp_path / "doc.bin").write_bytes(content)
     (tmp_path / "proof.json").write_text(json.dumps(bundle))
     return subprocess.run(
