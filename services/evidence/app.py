@@ -59,7 +59,13 @@ def build_service(settings: Settings, db: Database) -> EvidenceService:
     OFFERSEAL_RECEIPT_KEY retires the previous key, which stays published)."""
     signer = ReceiptSigner.from_seed(secrets.receipt_seed(settings))
     record_current(db, signer)
-    return EvidenceService(db, build_cipher(settings), signer, tsa_roots(settings))
+    return EvidenceService(
+        db,
+        build_cipher(settings),
+        signer,
+        tsa_roots(settings),
+        dkim_dns=settings.extra.get("dkim_dns"),  # tests only; otherwise real DNS
+    )
 
 
 def create_app(

@@ -22,7 +22,7 @@ from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.db import Database, insert_rows
 from ..shared.links import Link
-from ..shared.models import aware, utcnow
+from ..shared.models import ApiKey, aware, utcnow
 from .crypto import DocumentCipher, Sealed, UnknownMasterKey
 from .domain import merkle, timestamps
 from .domain.documents import ANCHORED, PENDING
@@ -38,6 +38,15 @@ from .errors import (
     UploadLimitReached,
 )
 from .models import Batch, BatchMember, BatchTimestamp, Document, DocumentBlob
+from .provenance import (
+    DnsTxt,
+    Provenance,
+    check_email,
+    is_email,
+    request_record,
+    uploader_by_key,
+    uploader_by_link,
+)
 from .receipt_keys import ReceiptKeys, note_signature
 from .sequences import allocate_rows, allocate_tenant_sequences
 
@@ -70,6 +79,13 @@ def _iso(moment: dt.datetime) -> str:
 fingerprint = idempotency.fingerprint
 
 
+def _provenance_of(receipt: dict[str, Any]) -> dict[str, Any] | None:
+    """The provenance a receipt signed (None for receipts issued before it was recorded)."""
+    payload = receipt.get("payload") if isinstance(receipt, dict) else None
+    found = payload.get("provenance") if isinstance(payload, dict) else None
+    return found if isinstance(found, dict) else None
+
+
 class EvidenceService:
     def __init__(
         self,
@@ -77,8 +93,10 @@ class EvidenceService:
         cipher: DocumentCipher,
         signer: ReceiptSigner,
         tsa_roots: Sequence[Certificate] | None = None,
+        dkim_dns: DnsTxt | None = None,
     ) -> None:
         self.db = db
+        self.dkim_dns = dkim_dns  # None: real DNS (dnspython); tests give their own records
         self.cipher = cipher
         self.signer = signer
         self.keys = ReceiptKeys(db, signer)
@@ -88,17 +106,47 @@ class EvidenceService:
     # ---- intake -------------------------------------------------------------------------
 
     def _store_hashes(
-        self, session: Session, principal: Principal, docs: Sequence[NewDocument]
+        self,
+        session: Session,
+        principal: Principal,
+        docs: Sequence[NewDocument],
+        seen: Provenance,
     ) -> dict[str, Any]:
-        answers, batch_receipt = self._store(session, principal, docs, batch=True)
+        answers, batch_receipt = self._store(session, principal, docs, batch=True, seen=seen)
         return {"count": len(docs), "intake_receipt": batch_receipt, "items": answers}
 
+    def email_facts(self, doc: NewDocument) -> dict[str, Any] | None:
+        """For an e-mail with its bytes: its identifying headers and DKIM result (a DNS lookup,
+        so outside any transaction)."""
+        if doc.content is None or not is_email(doc.filename, doc.content_type):
+            return None
+        return check_email(doc.content, self.dkim_dns)
+
+    @staticmethod
+    def _uploader(session: Session, principal: Principal) -> dict[str, Any]:
+        name = session.execute(
+            select(ApiKey.label).where(ApiKey.key_id == principal.key_id)
+        ).scalar_one_or_none()
+        return uploader_by_key(principal.key_id, name)
+
     def _store(
-        self, session: Session, principal: Principal, docs: Sequence[NewDocument], *, batch: bool
+        self,
+        session: Session,
+        principal: Principal,
+        docs: Sequence[NewDocument],
+        *,
+        batch: bool,
+        seen: Provenance,
+        uploader: dict[str, Any] | None = None,
+        email: dict[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Insert documents with their receipts. One document: its own signed receipt. Several
         (hash-only intake): one signed batch receipt proving every document's statement.
-        Returns (answers, batch receipt or None)."""
+        Either way the receipt signs the provenance: who sent it (`uploader`, by default the
+        API key and its name), from where, and for one document its file name, declared kind
+        and, for an e-mail, `email` (headers and DKIM result). Returns (answers, batch receipt
+        or None)."""
+        origin = request_record(uploader or self._uploader(session, principal), seen)
         now = utcnow()
         received_at = _iso(now)
         seqs = allocate_rows(session, len(docs))
@@ -128,9 +176,20 @@ class EvidenceService:
         }
         batch_receipt: dict[str, Any] | None = None
         if not batch:
-            receipts = [self.signer.sign({**statements[0], **common}) for _ in docs[:1]]
+            doc = docs[0]
+            provenance = {
+                **origin,
+                "file_name": doc.filename,
+                "content_type": doc.content_type,
+                "declared_kind": doc.kind,
+            }
+            if email is not None:
+                provenance["email"] = email
+            receipts = [self.signer.sign({**statements[0], **common, "provenance": provenance})]
         else:
-            batch_receipt, receipts = self.signer.sign_batch(common, statements)
+            batch_receipt, receipts = self.signer.sign_batch(
+                {**common, "provenance": origin}, statements
+            )
         rows: list[dict[str, Any]] = []
         blobs: list[dict[str, Any]] = []
         for i, (doc_id, seq, sequence, doc, receipt) in enumerate(
@@ -208,9 +267,15 @@ class EvidenceService:
         )
 
     def ingest(
-        self, principal: Principal, doc: NewDocument, idempotency_key: str | None = None
+        self,
+        principal: Principal,
+        doc: NewDocument,
+        idempotency_key: str | None = None,
+        seen: Provenance | None = None,
     ) -> tuple[int, dict[str, Any], bool]:
         principal.require(*WRITE_ROLES)
+        seen = seen or Provenance()
+        email = self.email_facts(doc)
         request_fp = fingerprint(
             "document",
             doc.kind,
@@ -219,19 +284,24 @@ class EvidenceService:
             doc.milestone,
             doc.sha256,
             doc.filename,
+            *([dict(seen.source)] if seen.source else []),
         )
         return self._idempotent(
             principal,
             idempotency_key,
             request_fp,
-            lambda s: self._store(s, principal, [doc], batch=False)[0][0],
+            lambda s: self._store(s, principal, [doc], batch=False, seen=seen, email=email)[0][0],
         )
 
-    def ingest_from_candidate(self, link: Link, doc: NewDocument) -> dict[str, Any]:
+    def ingest_from_candidate(
+        self, link: Link, doc: NewDocument, seen: Provenance | None = None
+    ) -> dict[str, Any]:
         """A document the candidate uploads through a signed link (a staged confirmation): the
         link is the authorization, bound to one tenant, agreement, candidate and milestone. The
         intake receipt names the link as the uploader."""
         uploader = Principal(key_id=CANDIDATE_LINK, role="candidate", tenant=link.tenant)
+        origin = uploader_by_link(link.agreement_id, link.subject, link.candidate_ref)
+        email = self.email_facts(doc)
         with self.db.transaction() as session:
             if session.connection().dialect.name == "postgresql":  # one upload of a stage at once
                 session.execute(
@@ -253,21 +323,36 @@ class EvidenceService:
                     f"this stage already has {earlier} uploads through the candidate's link; "
                     "the HR contact can add more documents"
                 )
-            return self._store(session, uploader, [doc], batch=False)[0][0]
+            stored = self._store(
+                session,
+                uploader,
+                [doc],
+                batch=False,
+                seen=seen or Provenance(),
+                uploader=origin,
+                email=email,
+            )
+            return stored[0][0]
 
     def ingest_hashes(
-        self, principal: Principal, docs: Sequence[NewDocument], idempotency_key: str | None = None
+        self,
+        principal: Principal,
+        docs: Sequence[NewDocument],
+        idempotency_key: str | None = None,
+        seen: Provenance | None = None,
     ) -> tuple[int, dict[str, Any], bool]:
         principal.require(*WRITE_ROLES)
+        seen = seen or Provenance()
         request_fp = fingerprint(
             "hashes",
             [(d.kind, d.candidate_ref, d.agreement_id, d.milestone, d.sha256) for d in docs],
+            *([dict(seen.source)] if seen.source else []),
         )
         return self._idempotent(
             principal,
             idempotency_key,
             request_fp,
-            lambda s: self._store_hashes(s, principal, docs),
+            lambda s: self._store_hashes(s, principal, docs, seen),
         )
 
     # ---- reads --------------------------------------------------------------------------
@@ -295,6 +380,7 @@ class EvidenceService:
             "status": doc.status,
             "received_at": _iso(doc.received_at),
             "intake_receipt": doc.receipt,
+            "provenance": _provenance_of(doc.receipt),
             "anchor": None,
         }
         if batch is not None and batch.state == "anchored":
