@@ -1,7 +1,7 @@
 """The second witness with real parts: a local OpenSSL TSA (its own CA) over HTTP, real Anvil,
-the running evidence stack. Bundles carry a token that `offerseal verify`, `/v1/verify` and
-`openssl ts -verify` accept; a tampered token or another CA fails; a TSA that is down holds up
-nothing and the stamp arrives once it is back."""
+the running evidence stack on SQLite and PostgreSQL. Bundles carry a token that `offerseal
+verify`, `/v1/verify` and `openssl ts -verify` accept; a tampered token or another CA fails; a
+TSA that is down holds up nothing and the stamp arrives once it is back."""
 
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ def tsa(tmp_path: Path) -> Iterator[DevTSA]:
 
 
 @pytest.fixture
-def stamped(tmp_path: Path, sqlite_url: str, anvil: Any, tsa: DevTSA) -> Iterator[RunningStack]:
+def stamped(tmp_path: Path, database_url: str, anvil: Any, tsa: DevTSA) -> Iterator[RunningStack]:
     settings = make_settings(
         tmp_path,
-        sqlite_url,
+        database_url,
         anvil.url,
         tsa_urls=(tsa.url,),
         tsa_ca_file=tsa.authority.ca_cert,
