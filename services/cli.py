@@ -19,6 +19,7 @@ from .shared.redact import redact_text, redact_url
 from .stack import SERVICES, Stack, open_database
 
 if TYPE_CHECKING:
+    from .evidence.domain.proofs import Verdict
     from .evidence.domain.receipts import TrustedKey
 
 log = logging.getLogger("offerseal")
@@ -55,6 +56,12 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"  {name:<10}{stack.urls[name]}   (docs: {stack.urls[name]}/docs)")
     print(f"  chain     {redact_url(stack.urls['rpc'])}")
+    if "tsa" in stack.urls:
+        print(
+            f"  tsa       {stack.urls['tsa']}   (development RFC 3161 TSA; set OFFERSEAL_TSA_URLS)"
+        )
+    elif stack.settings.tsa_urls:
+        print(f"  tsa       {', '.join(redact_url(u) for u in stack.settings.tsa_urls)}")
     if settings.notify_outbox_dir is not None and not settings.smtp_url:
         print(f"  mail      {settings.notify_outbox_dir} (.eml files; set OFFERSEAL_SMTP_URL)")
     print(f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown once):")
@@ -216,6 +223,20 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         trusted = {}
         trusted.update(_published_keys(args.keys) if args.keys else {})
         trusted.update(_trusted_key(args.key) if args.key else {})
+    tsa_roots = None
+    if args.tsa_ca:
+        from .evidence.domain.timestamps import load_certificates
+
+        try:
+            tsa_roots = [
+                c for path in args.tsa_ca for c in load_certificates(Path(path).read_bytes())
+            ]
+        except (OSError, ValueError) as exc:
+            print(f"cannot read --tsa-ca: {exc}", file=sys.stderr)
+            return 2
+        if not tsa_roots:
+            print("--tsa-ca: no PEM certificate found", file=sys.stderr)
+            return 2
     chain_view = None
     extra: list[Check] = []
     if not args.offline:
@@ -230,7 +251,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             chain_view = None
             extra.append(Check("chain", False, redact_text(f"cannot reach {rpc}: {exc}")))
     verdict = verify_bundle(
-        bundle, document_sha256=sha256_hex(document), trusted_keys=trusted, chain=chain_view
+        bundle,
+        document_sha256=sha256_hex(document),
+        trusted_keys=trusted,
+        chain=chain_view,
+        tsa_roots=tsa_roots,
     )
     verdict = Verdict((*verdict.checks, *extra))
     if args.json:
@@ -243,10 +268,33 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{mark}  {check.name:<20} {check.detail}")
         if args.offline:
             print("offline: the chain was not consulted; run without --offline for a full check")
+        print(f"witnesses: {_witness_summary(bundle, verdict)}")
         print("VALID" if verdict.valid else "NOT VALID")
     if args.offline:
         return 0 if not verdict.failed else 1
     return 0 if verdict.valid else 1
+
+
+def _witness_summary(bundle: object, verdict: Verdict) -> str:
+    """Each witness the bundle carries and whether it held: the chain, each RFC 3161 TSA."""
+    chain_checks = [
+        c
+        for c in verdict.checks
+        if c.name in {"root_anchored", "anchor_transaction", "block_timestamp"}
+    ]
+    states = {True: "PASS", False: "FAIL", None: "SKIP"}
+    chain_ok = None if any(c.ok is None for c in chain_checks) else all(c.ok for c in chain_checks)
+    parts = [f"ethereum {states[chain_ok if chain_checks else False]}"]
+    stamps = [c for c in verdict.checks if c.name == "rfc3161_timestamp"]
+    entries = bundle.get("timestamps") if isinstance(bundle, dict) else None
+    for index, check in enumerate(stamps):
+        tsa = "?"
+        if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
+            tsa = str(entries[index].get("tsa", "?"))
+        parts.append(f"rfc3161 {redact_url(tsa)} {states[check.ok]}")
+    if not stamps:
+        parts.append("rfc3161 none in this bundle")
+    return "; ".join(parts)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -321,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--keys",
         help="trust every key of a saved GET /v1/keys answer (JSON file), each only for "
         "receipts dated inside its valid_from/valid_until",
+    )
+    verify.add_argument(
+        "--tsa-ca",
+        action="append",
+        metavar="FILE",
+        help="PEM file of TSA root certificates trusted for the RFC 3161 stamps (repeatable); "
+        "without it the root the bundle names is used, and the result says so",
     )
     verify.add_argument(
         "--offline", action="store_true", help="check everything except the chain, and say so"

@@ -34,6 +34,7 @@ class Stack:
         self.settings = settings
         self.services = services
         self.anvil: Any = None
+        self.dev_tsa: Any = None
         self.db: Any = None
         self.servers: list[Any] = []
         self.nodes: list[Any] = []
@@ -85,6 +86,8 @@ class Stack:
             else ""
         )
         try:
+            if self.anvil is not None and "evidence" in self.services and not settings.tsa_urls:
+                self._start_dev_tsa()
             self.db = open_database(settings)
             if "evidence" in self.services:
                 self._start_evidence(rpc_url, signer_key)
@@ -111,6 +114,18 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def _start_dev_tsa(self) -> None:
+        """Embedded defaults: a real RFC 3161 TSA (OpenSSL, with its own CA) beside Anvil, so
+        every root gets its second witness; its CA is the trusted root unless one is set."""
+        from .shared.dev_tsa import DevTSA
+
+        self.dev_tsa = DevTSA(self.settings.data_dir / "dev-tsa", host=self.settings.host).start()
+        self.urls["tsa"] = self.dev_tsa.url
+        self.settings = self.settings.with_(
+            tsa_urls=(self.dev_tsa.url,),
+            tsa_ca_file=self.settings.tsa_ca_file or self.dev_tsa.authority.ca_cert,
+        )
 
     def _serve(self, name: str, app: Any, port: int) -> None:
         from .shared.server import HttpServer
@@ -203,4 +218,7 @@ class Stack:
             self.db.dispose()
         if self.anvil is not None:
             self.anvil.stop()
+        if self.dev_tsa is not None:
+            self.dev_tsa.stop()
         self.servers, self.nodes, self.anvil, self._relay_thread = [], [], None, None
+        self.dev_tsa = None

@@ -23,6 +23,7 @@ from .agreements import agreement_story
 from .common import say
 from .evidence import (
     await_anchor,
+    await_stamp,
     post_documents,
     show_anchored_at,
     tampered_copy_fails,
@@ -53,12 +54,16 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         ids = post_documents(base, hr, workdir)
         kind = "resignation_acceptance"
         bundle = await_anchor(base, legal, ids[kind])
+        if stack.settings.tsa_urls:
+            bundle = await_stamp(base, legal, ids[kind])
         proof_path = workdir / "proof.json"
         proof_path.write_text(json.dumps(bundle, indent=2))
         document = workdir / f"{kind}.txt"
         show_anchored_at(stack.urls["rpc"], bundle)
         key_hex = requests.get(f"{base}/v1/keys", timeout=10).json()["keys"][0]["public_key_hex"]
-        good = verify_with_cli(stack.urls["rpc"], key_hex, document, proof_path)
+        good = verify_with_cli(
+            stack.urls["rpc"], key_hex, document, proof_path, stack.settings.tsa_ca_file
+        )
         verify_with_openzeppelin(bundle)
         if "web" in stack.urls:
             print(

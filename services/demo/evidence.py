@@ -78,6 +78,24 @@ def await_anchor(base: str, legal: dict[str, str], doc_id: str) -> dict[str, Any
     return bundle
 
 
+def await_stamp(
+    base: str, legal: dict[str, str], doc_id: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """The bundle once the root's RFC 3161 stamp has arrived (the second witness); the bundle
+    without it if the TSA has not answered in time (anchoring never waits for it)."""
+    say("waiting for the Time-Stamp Authority's RFC 3161 stamp of the root (the second witness)")
+    deadline = time.monotonic() + timeout
+    bundle = wait_for_proof(base, legal, doc_id)
+    while not bundle.get("timestamps") and time.monotonic() < deadline:
+        time.sleep(0.25)
+        bundle = wait_for_proof(base, legal, doc_id)
+    for entry in bundle.get("timestamps", []):
+        print(f"  {entry['tsa']} stamped the root at {entry['gen_time']}")
+    if not bundle.get("timestamps"):
+        print("  no stamp yet: the bundle carries the chain witness only (witnesses: ethereum)")
+    return bundle
+
+
 def show_anchored_at(rpc_url: str, bundle: dict[str, Any]) -> None:
     from ..evidence.adapters.registry import RegistryClient
     from ..shared import chain
@@ -87,19 +105,25 @@ def show_anchored_at(rpc_url: str, bundle: dict[str, Any]) -> None:
     print(f"  anchoredAt = {registry.anchored_at(bytes.fromhex(bundle['merkle']['root'][2:]))}")
 
 
-def run_verify(rpc_url: str, key_hex: str, document: Path, proof: Path) -> Any:
-    """`offerseal verify` in a process of its own: file + proof + RPC, no service involved."""
+def run_verify(
+    rpc_url: str, key_hex: str, document: Path, proof: Path, tsa_ca: Path | None = None
+) -> Any:
+    """`offerseal verify` in a process of its own: file + proof + RPC (and the TSA root the
+    legal team trusts), no service involved."""
     cli = [sys.executable, "-m", "offerseal.cli", "verify"]
+    trust = ["--tsa-ca", str(tsa_ca)] if tsa_ca is not None else []
     return subprocess.run(
-        [*cli, str(document), str(proof), "--rpc", rpc_url, "--key", key_hex],
+        [*cli, str(document), str(proof), "--rpc", rpc_url, "--key", key_hex, *trust],
         capture_output=True,
         text=True,
     )
 
 
-def verify_with_cli(rpc_url: str, key_hex: str, document: Path, proof: Path) -> Any:
+def verify_with_cli(
+    rpc_url: str, key_hex: str, document: Path, proof: Path, tsa_ca: Path | None = None
+) -> Any:
     say("the legal team verifies with the CLI (file + proof + RPC; no service involved)")
-    good = run_verify(rpc_url, key_hex, document, proof)
+    good = run_verify(rpc_url, key_hex, document, proof, tsa_ca)
     print(good.stdout.rstrip())
     return good
 

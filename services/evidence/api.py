@@ -34,6 +34,7 @@ from .domain.proofs import (
     Verdict,
     bundle_size_problem,
 )
+from .provenance import Provenance, SourceInvalid, check_source
 from .service import EvidenceService, NewDocument
 
 blp = Blueprint("documents", __name__, url_prefix="/v1", description="Documents and proofs")
@@ -86,6 +87,33 @@ def idempotency_key() -> str | None:
     return key_from_header(request.headers.get("Idempotency-Key"))
 
 
+MAX_SOURCE_BYTES = 16 * 1024
+
+
+def seen(source: Any = None) -> Provenance:
+    """What this request says about where its documents come from: the client's address (as
+    the server saw it), its user agent and the optional `source` metadata (checked, 422)."""
+    checked: dict[str, str] = {}
+    if source is not None:
+        if isinstance(source, str):
+            if len(source) > MAX_SOURCE_BYTES:
+                raise ValidationFailed("source", f"at most {MAX_SOURCE_BYTES} bytes")
+            check_json_text(source, "source")
+            try:
+                source = json.loads(source)
+            except ValueError as exc:
+                raise ValidationFailed("source", f"not valid JSON: {exc}") from None
+        try:
+            checked = check_source(source)
+        except SourceInvalid as exc:
+            raise ValidationFailed("source", str(exc)) from None
+    return Provenance(
+        client_address=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+        source=checked,
+    )
+
+
 class DocumentFields(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
@@ -94,6 +122,15 @@ class DocumentFields(ma.Schema):
     candidate_ref = fields.String(required=True, validate=validate.Length(min=1, max=200))
     agreement_id = fields.String(validate=validate.Length(min=1, max=100))
     milestone = fields.String(validate=validate.Length(min=1, max=60))
+
+
+class DocumentForm(DocumentFields):
+    source = fields.String(
+        metadata={
+            "description": "optional JSON object of strings saying where the document comes "
+            'from, e.g. {"system": "Moka HR", "record": "R-2291"}; signed into the receipt'
+        }
+    )
 
 
 class DocumentFile(ma.Schema):
@@ -165,6 +202,11 @@ class HashBatch(ma.Schema):
     items = HashItems(
         fields.Nested(HashItem), required=True, validate=validate.Length(min=1, max=MAX_HASH_BATCH)
     )
+    source = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "optional: where the documents come from (signed)"},
+    )
 
 
 class ListArgs(ma.Schema):
@@ -197,7 +239,7 @@ class Documents(MethodView):
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Upload a document (multipart)")
     @requires_multipart
-    @blp.arguments(DocumentFields, location="form")
+    @blp.arguments(DocumentForm, location="form")
     @blp.arguments(DocumentFile, location="files")
     @blp.response(201)
     def post(self, form: dict[str, Any], files: dict[str, Any]) -> Response:
@@ -214,7 +256,9 @@ class Documents(MethodView):
             filename=(upload.filename or None),
             content_type=(upload.mimetype or None),
         )
-        status, body, replayed = service().ingest(who, doc, idempotency_key())
+        status, body, replayed = service().ingest(
+            who, doc, idempotency_key(), seen(form.get("source"))
+        )
         return _created(status, body, replayed, f"/v1/documents/{body['id']}")
 
     @roles(*READ_ROLES)
@@ -259,7 +303,9 @@ class DocumentHashes(MethodView):
             )
             for i in batch["items"]
         ]
-        status, body, replayed = service().ingest_hashes(who, docs, idempotency_key())
+        status, body, replayed = service().ingest_hashes(
+            who, docs, idempotency_key(), seen(batch.get("source"))
+        )
         return _created(status, body, replayed, None)
 
 
@@ -453,5 +499,5 @@ class CandidateUpload(MethodView):
             filename=upload.filename or None,
             content_type=upload.mimetype or None,
         )
-        body = service().ingest_from_candidate(link, doc)
+        body = service().ingest_from_candidate(link, doc, seen())
         return _created(201, body, False, None)

@@ -8,11 +8,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography import x509
 from flask import Flask
 from sqlalchemy import func, select
 
 from ..shared import chain, revocations, secrets
-from ..shared.config import Settings
+from ..shared.config import ConfigError, Settings
 from ..shared.db import Database
 from ..shared.links import LinkSigner
 from ..shared.web import create_base_app, health_route, standard_checks
@@ -23,9 +24,11 @@ from .anchoring import Anchorer
 from .crypto import DocumentCipher
 from .domain.proofs import ChainView
 from .domain.receipts import ReceiptSigner
+from .domain.timestamps import load_certificates
 from .models import Document
 from .receipt_keys import record_current
 from .service import EvidenceService
+from .stamping import Stamper
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,31 @@ def build_cipher(settings: Settings) -> DocumentCipher:
     return DocumentCipher(secrets.master_key(settings), secrets.previous_master_keys(settings))
 
 
+def tsa_roots(settings: Settings) -> list[x509.Certificate] | None:
+    """The TSA roots of OFFERSEAL_TSA_CA_FILE, or None when it is unset."""
+    if settings.tsa_ca_file is None:
+        return None
+    try:
+        roots = load_certificates(settings.tsa_ca_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"OFFERSEAL_TSA_CA_FILE: no PEM certificates ({exc})") from None
+    if not roots:
+        raise ConfigError("OFFERSEAL_TSA_CA_FILE: no PEM certificates")
+    return roots
+
+
 def build_service(settings: Settings, db: Database) -> EvidenceService:
     """The service layer; its receipt key is recorded as the current one (a changed
     OFFERSEAL_RECEIPT_KEY retires the previous key, which stays published)."""
     signer = ReceiptSigner.from_seed(secrets.receipt_seed(settings))
     record_current(db, signer)
-    return EvidenceService(db, build_cipher(settings), signer)
+    return EvidenceService(
+        db,
+        build_cipher(settings),
+        signer,
+        tsa_roots(settings),
+        dkim_dns=settings.extra.get("dkim_dns"),  # tests only; otherwise real DNS
+    )
 
 
 def create_app(
@@ -111,6 +133,16 @@ class EvidenceNode:
             auto_deploy=self.settings.auto_deploy,
             data_dir=self.settings.data_dir,
         )
+        self.stamper = (
+            Stamper(
+                self.db,
+                self.settings.tsa_urls,
+                self.service.tsa_roots or (),
+                interval=max(0.2, min(self.settings.batch_interval, 1.0)),
+            )
+            if self.settings.tsa_urls
+            else None
+        )
         rpc_url = self.rpc_url
         self.app = create_app(
             self.settings,
@@ -125,7 +157,10 @@ class EvidenceNode:
         return self.anchorer.ready
 
     def start_workers(self) -> None:
-        self.workers.start(anchorer=self.anchorer.run)
+        if self.stamper is not None:
+            self.workers.start(anchorer=self.anchorer.run, stamper=self.stamper.run)
+        else:
+            self.workers.start(anchorer=self.anchorer.run)
 
     def stop(self, timeout: float = 15.0) -> None:
         self.workers.stop(timeout)

@@ -23,7 +23,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..shared.db import Base
 from ..shared.models import BigId, IdempotencyRecord, utcnow
 
-__all__ = ["Batch", "BatchMember", "Document", "DocumentBlob", "IdempotencyRecord"]
+__all__ = [
+    "Batch",
+    "BatchMember",
+    "BatchTimestamp",
+    "Document",
+    "DocumentBlob",
+    "IdempotencyRecord",
+]
 
 
 class Document(Base):
@@ -140,3 +147,19 @@ class BatchMember(Base):
     proof: Mapped[list[str]] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_batch_members_document", "document_seq"),)
+
+
+class BatchTimestamp(Base):
+    """An RFC 3161 time-stamp of a batch's root by one TSA (the second witness): the TSA's
+    reply as it came, checked against the root and the request's nonce before it was stored."""
+
+    __tablename__ = "batch_timestamps"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    tsa: Mapped[str] = mapped_column(String(500), primary_key=True)
+    response: Mapped[bytes] = mapped_column(LargeBinary)
+    gen_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    serial_number: Mapped[str] = mapped_column(String(80))
+    policy: Mapped[str] = mapped_column(String(200))
+    certificates: Mapped[list[str]] = mapped_column(JSON)
+    stamped_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -13,7 +13,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
@@ -22,9 +22,9 @@ from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.db import Database, insert_rows
 from ..shared.links import Link
-from ..shared.models import aware, utcnow
+from ..shared.models import ApiKey, aware, utcnow
 from .crypto import DocumentCipher, Sealed, UnknownMasterKey
-from .domain import merkle
+from .domain import merkle, timestamps
 from .domain.documents import ANCHORED, PENDING
 from .domain.hexbytes import from_hex32, to_hex
 from .domain.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
@@ -37,9 +37,21 @@ from .errors import (
     ProofPending,
     UploadLimitReached,
 )
-from .models import Batch, BatchMember, Document, DocumentBlob
+from .models import Batch, BatchMember, BatchTimestamp, Document, DocumentBlob
+from .provenance import (
+    DnsTxt,
+    Provenance,
+    check_email,
+    is_email,
+    request_record,
+    uploader_by_key,
+    uploader_by_link,
+)
 from .receipt_keys import ReceiptKeys, note_signature
 from .sequences import allocate_rows, allocate_tenant_sequences
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +79,74 @@ def _iso(moment: dt.datetime) -> str:
 fingerprint = idempotency.fingerprint
 
 
+def _provenance_of(receipt: dict[str, Any]) -> dict[str, Any] | None:
+    """The provenance a receipt signed (None for receipts issued before it was recorded)."""
+    payload = receipt.get("payload") if isinstance(receipt, dict) else None
+    found = payload.get("provenance") if isinstance(payload, dict) else None
+    return found if isinstance(found, dict) else None
+
+
 class EvidenceService:
-    def __init__(self, db: Database, cipher: DocumentCipher, signer: ReceiptSigner) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cipher: DocumentCipher,
+        signer: ReceiptSigner,
+        tsa_roots: Sequence[Certificate] | None = None,
+        dkim_dns: DnsTxt | None = None,
+    ) -> None:
         self.db = db
+        self.dkim_dns = dkim_dns  # None: real DNS (dnspython); tests give their own records
         self.cipher = cipher
         self.signer = signer
         self.keys = ReceiptKeys(db, signer)
+        # The TSA roots /v1/verify trusts for RFC 3161 stamps (None: each bundle's own).
+        self.tsa_roots = list(tsa_roots) if tsa_roots is not None else None
 
     # ---- intake -------------------------------------------------------------------------
 
     def _store_hashes(
-        self, session: Session, principal: Principal, docs: Sequence[NewDocument]
+        self,
+        session: Session,
+        principal: Principal,
+        docs: Sequence[NewDocument],
+        seen: Provenance,
     ) -> dict[str, Any]:
-        answers, batch_receipt = self._store(session, principal, docs, batch=True)
+        answers, batch_receipt = self._store(session, principal, docs, batch=True, seen=seen)
         return {"count": len(docs), "intake_receipt": batch_receipt, "items": answers}
 
+    def email_facts(self, doc: NewDocument) -> dict[str, Any] | None:
+        """For an e-mail with its bytes: its identifying headers and DKIM result (a DNS lookup,
+        so outside any transaction)."""
+        if doc.content is None or not is_email(doc.filename, doc.content_type):
+            return None
+        return check_email(doc.content, self.dkim_dns)
+
+    @staticmethod
+    def _uploader(session: Session, principal: Principal) -> dict[str, Any]:
+        name = session.execute(
+            select(ApiKey.label).where(ApiKey.key_id == principal.key_id)
+        ).scalar_one_or_none()
+        return uploader_by_key(principal.key_id, name)
+
     def _store(
-        self, session: Session, principal: Principal, docs: Sequence[NewDocument], *, batch: bool
+        self,
+        session: Session,
+        principal: Principal,
+        docs: Sequence[NewDocument],
+        *,
+        batch: bool,
+        seen: Provenance,
+        uploader: dict[str, Any] | None = None,
+        email: dict[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Insert documents with their receipts. One document: its own signed receipt. Several
         (hash-only intake): one signed batch receipt proving every document's statement.
-        Returns (answers, batch receipt or None)."""
+        Either way the receipt signs the provenance: who sent it (`uploader`, by default the
+        API key and its name), from where, and for one document its file name, declared kind
+        and, for an e-mail, `email` (headers and DKIM result). Returns (answers, batch receipt
+        or None)."""
+        origin = request_record(uploader or self._uploader(session, principal), seen)
         now = utcnow()
         received_at = _iso(now)
         seqs = allocate_rows(session, len(docs))
@@ -117,9 +176,20 @@ class EvidenceService:
         }
         batch_receipt: dict[str, Any] | None = None
         if not batch:
-            receipts = [self.signer.sign({**statements[0], **common}) for _ in docs[:1]]
+            doc = docs[0]
+            provenance = {
+                **origin,
+                "file_name": doc.filename,
+                "content_type": doc.content_type,
+                "declared_kind": doc.kind,
+            }
+            if email is not None:
+                provenance["email"] = email
+            receipts = [self.signer.sign({**statements[0], **common, "provenance": provenance})]
         else:
-            batch_receipt, receipts = self.signer.sign_batch(common, statements)
+            batch_receipt, receipts = self.signer.sign_batch(
+                {**common, "provenance": origin}, statements
+            )
         rows: list[dict[str, Any]] = []
         blobs: list[dict[str, Any]] = []
         for i, (doc_id, seq, sequence, doc, receipt) in enumerate(
@@ -197,9 +267,15 @@ class EvidenceService:
         )
 
     def ingest(
-        self, principal: Principal, doc: NewDocument, idempotency_key: str | None = None
+        self,
+        principal: Principal,
+        doc: NewDocument,
+        idempotency_key: str | None = None,
+        seen: Provenance | None = None,
     ) -> tuple[int, dict[str, Any], bool]:
         principal.require(*WRITE_ROLES)
+        seen = seen or Provenance()
+        email = self.email_facts(doc)
         request_fp = fingerprint(
             "document",
             doc.kind,
@@ -208,19 +284,24 @@ class EvidenceService:
             doc.milestone,
             doc.sha256,
             doc.filename,
+            *([dict(seen.source)] if seen.source else []),
         )
         return self._idempotent(
             principal,
             idempotency_key,
             request_fp,
-            lambda s: self._store(s, principal, [doc], batch=False)[0][0],
+            lambda s: self._store(s, principal, [doc], batch=False, seen=seen, email=email)[0][0],
         )
 
-    def ingest_from_candidate(self, link: Link, doc: NewDocument) -> dict[str, Any]:
+    def ingest_from_candidate(
+        self, link: Link, doc: NewDocument, seen: Provenance | None = None
+    ) -> dict[str, Any]:
         """A document the candidate uploads through a signed link (a staged confirmation): the
         link is the authorization, bound to one tenant, agreement, candidate and milestone. The
         intake receipt names the link as the uploader."""
         uploader = Principal(key_id=CANDIDATE_LINK, role="candidate", tenant=link.tenant)
+        origin = uploader_by_link(link.agreement_id, link.subject, link.candidate_ref)
+        email = self.email_facts(doc)
         with self.db.transaction() as session:
             if session.connection().dialect.name == "postgresql":  # one upload of a stage at once
                 session.execute(
@@ -242,21 +323,36 @@ class EvidenceService:
                     f"this stage already has {earlier} uploads through the candidate's link; "
                     "the HR contact can add more documents"
                 )
-            return self._store(session, uploader, [doc], batch=False)[0][0]
+            stored = self._store(
+                session,
+                uploader,
+                [doc],
+                batch=False,
+                seen=seen or Provenance(),
+                uploader=origin,
+                email=email,
+            )
+            return stored[0][0]
 
     def ingest_hashes(
-        self, principal: Principal, docs: Sequence[NewDocument], idempotency_key: str | None = None
+        self,
+        principal: Principal,
+        docs: Sequence[NewDocument],
+        idempotency_key: str | None = None,
+        seen: Provenance | None = None,
     ) -> tuple[int, dict[str, Any], bool]:
         principal.require(*WRITE_ROLES)
+        seen = seen or Provenance()
         request_fp = fingerprint(
             "hashes",
             [(d.kind, d.candidate_ref, d.agreement_id, d.milestone, d.sha256) for d in docs],
+            *([dict(seen.source)] if seen.source else []),
         )
         return self._idempotent(
             principal,
             idempotency_key,
             request_fp,
-            lambda s: self._store_hashes(s, principal, docs),
+            lambda s: self._store_hashes(s, principal, docs, seen),
         )
 
     # ---- reads --------------------------------------------------------------------------
@@ -284,6 +380,7 @@ class EvidenceService:
             "status": doc.status,
             "received_at": _iso(doc.received_at),
             "intake_receipt": doc.receipt,
+            "provenance": _provenance_of(doc.receipt),
             "anchor": None,
         }
         if batch is not None and batch.state == "anchored":
@@ -374,7 +471,7 @@ class EvidenceService:
             ).all()
             out = []
             for batch, proof in rows:
-                bundle = self._bundle(doc, batch, proof)
+                bundle = self._bundle(doc, batch, proof, self._stamps(session, batch.id))
                 out.append(
                     {
                         "state": batch.state,
@@ -397,9 +494,33 @@ class EvidenceService:
                 )
             member = session.get(BatchMember, (batch.id, doc.seq))
             assert member is not None
-            return self._bundle(doc, batch, member.proof)
+            return self._bundle(doc, batch, member.proof, self._stamps(session, batch.id))
 
-    def _bundle(self, doc: Document, batch: Batch, proof: list[str]) -> dict[str, Any]:
+    @staticmethod
+    def _stamps(session: Session, batch_id: int) -> list[dict[str, Any]]:
+        """The batch root's RFC 3161 stamps as bundle entries, by TSA."""
+        rows = session.execute(
+            select(BatchTimestamp)
+            .where(BatchTimestamp.batch_id == batch_id)
+            .order_by(BatchTimestamp.tsa)
+        ).scalars()
+        return [
+            timestamps.bundle_entry(
+                row.tsa,
+                timestamps.Stamp(
+                    response=row.response,
+                    gen_time=aware(row.gen_time),
+                    serial_number=int(row.serial_number),
+                    policy=row.policy,
+                    certificates=tuple(row.certificates),
+                ),
+            )
+            for row in rows
+        ]
+
+    def _bundle(
+        self, doc: Document, batch: Batch, proof: list[str], stamps: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         return build_bundle(
             document={
                 "id": doc.id,
@@ -414,6 +535,7 @@ class EvidenceService:
             if batch.tx_hash and batch.block_hash
             else AnchorFacts(batch.chain_id, batch.registry_address, batch.tx_hash or "", 0, "", 0),
             receipt=doc.receipt,
+            timestamps=stamps,
         )
 
     # ---- verification (no key needed) ---------------------------------------------------
@@ -427,5 +549,9 @@ class EvidenceService:
 
     def verify(self, bundle: Any, document_sha256: str | None, chain: ChainView | None) -> Verdict:
         return verify_bundle(
-            bundle, document_sha256=document_sha256, trusted_keys=self.trusted_keys(), chain=chain
+            bundle,
+            document_sha256=document_sha256,
+            trusted_keys=self.trusted_keys(),
+            chain=chain,
+            tsa_roots=self.tsa_roots,
         )

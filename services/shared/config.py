@@ -62,6 +62,11 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * factor
 
 
+def parse_list(text: str) -> tuple[str, ...]:
+    """Comma- or space-separated values, in order, without empty ones."""
+    return tuple(part for part in re.split(r"[\s,]+", text.strip()) if part)
+
+
 @dataclass(frozen=True)
 class Variable:
     env: str
@@ -325,6 +330,24 @@ VARIABLES: tuple[Variable, ...] = (
         "How often anchored roots are checked against the chain (reset or reorg detection).",
     ),
     Variable(
+        "OFFERSEAL_TSA_URLS",
+        "tsa_urls",
+        parse_list,
+        "RFC 3161 Time-Stamp Authorities (comma-separated URLs) that stamp every anchored root: "
+        "the second witness beside the chain. Unset: `offerseal up` and the demo start a local "
+        "development TSA (OpenSSL, its own CA in <data dir>/dev-tsa/); `offerseal serve` stamps "
+        "nothing.",
+    ),
+    Variable(
+        "OFFERSEAL_TSA_CA_FILE",
+        "tsa_ca_file",
+        Path,
+        "PEM file of the TSA root certificates trusted for time-stamps: replies are checked "
+        "against them before they are stored, and `/v1/verify` checks bundles' stamps with "
+        "them. Unset: the development TSA's CA when it runs, otherwise the root each bundle "
+        "names (and the check says so).",
+    ),
+    Variable(
         "OFFERSEAL_OUTBOX_INTERVAL",
         "outbox_interval",
         parse_duration,
@@ -387,6 +410,7 @@ _URLS = {
     "webhook_url",
     "evidence_url",
 }
+_URL_LISTS = {"tsa_urls"}
 
 
 @dataclass(frozen=True)
@@ -436,6 +460,8 @@ class Settings:
     confirmations: int = 1
     reconcile_interval: float = 10.0
     outbox_interval: float = 0.2
+    tsa_urls: tuple[str, ...] = ()
+    tsa_ca_file: Path | None = None
     max_document_bytes: int = 25 * 1024 * 1024
     auto_breach: bool = True
     candidate_uploads: str = "review"
@@ -475,6 +501,8 @@ class Settings:
                 value = "(set)" if value else "(unset)"
             elif var.attr in _URLS and value:
                 value = redact_url(value)
+            elif var.attr in _URL_LISTS:
+                value = ",".join(redact_url(v) for v in value)
             out[var.env] = str(value)
         return out
 
@@ -513,6 +541,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise ConfigError(
             "OFFERSEAL_PUBLIC_RATE_LIMIT: not a rate limit (e.g. `300/minute`)"
         ) from None
+    for url in settings.tsa_urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"OFFERSEAL_TSA_URLS: {redact_url(url)} is not an http(s) URL")
     if settings.candidate_uploads not in {"review", "auto"}:
         raise ConfigError("OFFERSEAL_CANDIDATE_UPLOADS: `review` or `auto`")
     if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):

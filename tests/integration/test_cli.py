@@ -105,3 +105,7 @@ def test_demo_tells_the_story_and_succeeds() -> None:
     assert "demo succeeded" in result.stdout
     assert '{"valid":true}' in result.stdout  # @openzeppelin/merkle-tree agreed
     assert "NOT VALID" in result.stdout  # the tampered copy failed
+    # The second witness: the development TSA stamped the root and the CLI checked the token
+    # against its CA.
+    assert "stamped the root at" in result.stdout
+    assert "PASS  rfc3161_timestamp" in result.stdout

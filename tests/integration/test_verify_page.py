@@ -1,7 +1,9 @@
 """The verify page in a real browser (Debian's headless Chromium through Selenium), at phone
 width, in zh-CN and en: a real stack anchors a document on Anvil, then the page checks the file,
 its proof bundle and the Anvil RPC endpoint with nothing but the browser; a copy with one byte
-changed fails; the saved self-contained verifier does the same opened from disk (file://).
+changed fails; the saved self-contained verifier does the same opened from disk (file://). The
+root is also stamped by a real local OpenSSL TSA: the page checks the RFC 3161 token against the
+TSA root the user gives, and fails it against another CA's root.
 
 Screenshots of every step go to test-artifacts/verify/ (a failing step keeps its own). Outside
 CI the tests skip when Chromium or its driver is absent; under CI=true they fail.
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 
+from offerseal.shared.dev_tsa import DevTSA, ensure_authority
 from tests.conftest import IN_CI, ROOT, make_settings, start_stack, upload, wait_for_proof
 
 pytestmark = [pytest.mark.chain]
@@ -36,6 +39,7 @@ CHECKS = [
     "root_anchored",
     "anchor_transaction",
     "block_timestamp",
+    "rfc3161_timestamp",
 ]
 WORDS = {
     "en": {"pass": "PASS", "fail": "FAIL", "valid": "Valid", "invalid": "Not valid"},
@@ -94,8 +98,16 @@ def evidence(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[d
     """A stack that anchored one document: its bytes, a one-byte-changed copy and the proof
     bundle, as files a user would pick."""
     tmp = tmp_path_factory.mktemp("verify-page")
+    tsa = DevTSA(tmp / "tsa").start()
     # A batch window wide enough that the document shares its tree with others: a real path.
-    settings = make_settings(tmp, f"sqlite:///{tmp / 'v.db'}", anvil.url, batch_interval=3.0)
+    settings = make_settings(
+        tmp,
+        f"sqlite:///{tmp / 'v.db'}",
+        anvil.url,
+        batch_interval=3.0,
+        tsa_urls=(tsa.url,),
+        tsa_ca_file=tsa.authority.ca_cert,
+    )
     stack = start_stack(settings)
     try:
         content = b"%PDF-1.7 resignation accepted, stamped copy " + bytes(range(256))
@@ -104,6 +116,11 @@ def evidence(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[d
         for n in range(3):
             assert upload(stack, f"%PDF another {n}".encode()).status_code == 201
         proof = wait_for_proof(stack, created.json()["id"])
+        deadline = time.monotonic() + 60
+        while not proof["timestamps"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            proof = wait_for_proof(stack, created.json()["id"])
+        assert proof["witnesses"] == ["ethereum", "rfc3161"], "the TSA should have stamped"
         assert len(proof["merkle"]["proof"]) >= 2, "the document should share its tree"
         files = tmp / "files"
         files.mkdir()
@@ -121,9 +138,12 @@ def evidence(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[d
             "proof": files / "proof.json",
             "key": key,
             "dir": files,
+            "tsa_root": tsa.authority.ca_cert,
+            "other_root": ensure_authority(tmp / "other-tsa", name="Another TSA").ca_cert,
         }
     finally:
         stack.stack.stop()
+        tsa.stop()
 
 
 def _screenshot(driver: Any, name: str) -> Path:
@@ -161,7 +181,9 @@ def _fits_phone(driver: Any) -> None:
     assert width <= WIDTH, f"the page is {width}px wide: it scrolls sideways at {WIDTH}px"
 
 
-def _fill(driver: Any, evidence: dict[str, Any], document: Path, key: bool) -> None:
+def _fill(
+    driver: Any, evidence: dict[str, Any], document: Path, key: bool, tsa_root: str = "tsa_root"
+) -> None:
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.ID, "document").send_keys(str(document))
@@ -173,6 +195,7 @@ def _fill(driver: Any, evidence: dict[str, Any], document: Path, key: bool) -> N
     field.clear()
     if key:
         field.send_keys(evidence["key"])
+    driver.find_element(By.ID, "tsa").send_keys(str(evidence[tsa_root]))
 
 
 def _submit_with_keyboard(driver: Any) -> None:
@@ -226,6 +249,8 @@ def _verify_both(driver: Any, evidence: dict[str, Any], lang: str, prefix: str) 
         assert all(c["tag"] == words["pass"] for c in result["checks"].values())
         assert result["valid"] and result["verdict"].startswith(words["valid"])
         assert evidence["key"] not in result["checks"]["receipt_signature"]["text"]
+        stamp = result["checks"]["rfc3161_timestamp"]["text"]
+        assert "OfferSeal development TSA" in stamp, stamp
         _fits_phone(driver)
 
     _reset(driver)
@@ -324,3 +349,18 @@ def test_the_saved_verifier_switches_language_by_itself(
     time.sleep(0.2)
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
     assert browser.find_element(By.TAG_NAME, "h1").text == "核验文件及其证明"
+
+
+def test_the_page_fails_a_stamp_against_another_tsa_root(
+    browser: Any, evidence: dict[str, Any]
+) -> None:
+    driver = browser
+    with step(driver, "page-en-4-other-tsa-root"):
+        driver.get(f"{evidence['web']}/verify?lang=en")
+        _fill(driver, evidence, evidence["document"], key=True, tsa_root="other_root")
+        _submit_with_keyboard(driver)
+        result = _result(driver)
+        failed = {n for n, c in result["checks"].items() if c["status"] == "fail"}
+        assert failed == {"rfc3161_timestamp"}, result
+        assert not result["valid"]
+        _fits_phone(driver)

@@ -1,7 +1,12 @@
-"""The self-contained proof bundle (`offerseal-proof/1`) and the checks that verify it.
+"""The self-contained proof bundle and the checks that verify it.
 
-Verification needs only the document (or its sha256), the bundle, the receipt signer's public key
-and, for the chain checks, any view of the chain (`ChainView`): not the OfferSeal service.
+`offerseal-proof/2` adds the witnesses beside the chain: `witnesses` lists what the bundle
+carries (`ethereum`, and `rfc3161` once a Time-Stamp Authority stamped the root) and
+`timestamps` holds the RFC 3161 tokens. `offerseal-proof/1` bundles (the chain only) still verify.
+
+Verification needs only the document (or its sha256), the bundle, the receipt signer's public key,
+the TSA roots one trusts and, for the chain checks, any view of the chain (`ChainView`): not the
+OfferSeal service.
 """
 
 from __future__ import annotations
@@ -9,13 +14,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import merkle
 from .hexbytes import from_hex32, is_hex32, to_hex
 from .receipts import TrustedKey, verify_receipt
 
-PROOF_FORMAT = "offerseal-proof/1"
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+
+PROOF_FORMAT_V1 = "offerseal-proof/1"
+PROOF_FORMAT = "offerseal-proof/2"
+FORMATS = (PROOF_FORMAT, PROOF_FORMAT_V1)
+CHAIN_WITNESS = "ethereum"
+MAX_TIMESTAMPS = 8
 # A tree of 10,000 leaves (the largest batch) needs 14 siblings; 2**32 leaves would need 32.
 MAX_PROOF_LENGTH = 32
 MAX_BUNDLE_BYTES = 64 * 1024  # a real bundle is about 2 KB
@@ -69,11 +81,15 @@ def build_bundle(
     root: bytes,
     anchor: AnchorFacts,
     receipt: dict[str, Any],
+    timestamps: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """A bundle; `timestamps` are RFC 3161 entries (`timestamps.bundle_entry`) of the root."""
     sha = from_hex32(document["sha256"])
     leaf = merkle.leaf_hash(sha, salt)
+    witnesses = [CHAIN_WITNESS] + (["rfc3161"] if timestamps else [])
     return {
         "format": PROOF_FORMAT,
+        "witnesses": witnesses,
         "document": document,
         "leaf": {
             "encoding": list(merkle.LEAF_ENCODING),
@@ -83,6 +99,7 @@ def build_bundle(
         "merkle": {"root": to_hex(root), "proof": [to_hex(p) for p in proof]},
         "anchor": asdict(anchor),
         "intake_receipt": receipt,
+        "timestamps": list(timestamps),
     }
 
 
@@ -128,12 +145,16 @@ def verify_bundle(
     document_sha256: str | None,
     trusted_keys: Mapping[str, bytes | TrustedKey] | None,
     chain: ChainView | None,
+    tsa_roots: Sequence[Certificate] | None = None,
 ) -> Verdict:
-    """Run every check; a forged or mismatched bundle gives failing checks, never an exception."""
+    """Run every check; a forged or mismatched bundle gives failing checks, never an exception.
+    `tsa_roots`: the TSA root certificates trusted for RFC 3161 stamps (None: the roots the
+    bundle names, and the checks say so)."""
     checks: list[Check] = []
-    if not isinstance(bundle, dict) or bundle.get("format") != PROOF_FORMAT:
-        return Verdict((Check("format", False, f"not an {PROOF_FORMAT} bundle"),))
-    checks.append(Check("format", True, PROOF_FORMAT))
+    if not isinstance(bundle, dict) or bundle.get("format") not in FORMATS:
+        return Verdict((Check("format", False, f"not an {' or '.join(FORMATS)} bundle"),))
+    version = str(bundle["format"])
+    checks.append(Check("format", True, version))
 
     try:
         claimed = str(bundle["document"]["sha256"]).lower()
@@ -145,6 +166,7 @@ def verify_bundle(
         receipt = bundle["intake_receipt"]
         if len(leaf_values) != 2 or not all(is_hex32(v) for v in leaf_values):
             raise ValueError("leaf.values must be two 32-byte hex values")
+        stamps, witnesses = _witness_sections(bundle, version)
     except (KeyError, TypeError, ValueError) as exc:
         checks.append(Check("structure", False, f"malformed bundle: {exc}"))
         return Verdict(tuple(checks))
@@ -186,7 +208,39 @@ def verify_bundle(
         )
     )
     checks.extend(_chain_checks(chain, anchor, root))
+    checks.extend(_timestamp_checks(stamps, witnesses, root, tsa_roots))
     return Verdict(tuple(checks))
+
+
+def _witness_sections(bundle: dict[str, Any], version: str) -> tuple[list[Any], list[str]]:
+    if version == PROOF_FORMAT_V1:
+        return [], [CHAIN_WITNESS]
+    stamps, witnesses = bundle["timestamps"], bundle["witnesses"]
+    if not isinstance(stamps, list) or not isinstance(witnesses, list):
+        raise ValueError("timestamps and witnesses must be lists")
+    if len(stamps) > MAX_TIMESTAMPS:
+        raise ValueError(f"at most {MAX_TIMESTAMPS} time-stamps")
+    return stamps, [str(w) for w in witnesses]
+
+
+def _timestamp_checks(
+    stamps: list[Any],
+    witnesses: list[str],
+    root: bytes,
+    tsa_roots: Sequence[Certificate] | None,
+) -> list[Check]:
+    """One check per RFC 3161 stamp; a bundle that claims the witness must carry a stamp."""
+    from .timestamps import verify_entry  # the rfc3161 library loads only when needed
+
+    if "rfc3161" in witnesses and not stamps:
+        return [Check("rfc3161_timestamp", False, "witness rfc3161 is listed but no stamp")]
+    if stamps and "rfc3161" not in witnesses:
+        return [Check("rfc3161_timestamp", False, "stamps present but rfc3161 not listed")]
+    out = []
+    for entry in stamps:
+        ok, detail = verify_entry(entry, root, tsa_roots)
+        out.append(Check("rfc3161_timestamp", ok, detail))
+    return out
 
 
 def _chain_checks(chain: ChainView | None, anchor: Any, root: bytes) -> list[Check]:

@@ -23,8 +23,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from .canonical import canonical_json
 from .merkle import MerkleTree, keccak, process_proof
 
-RECEIPT_FORMAT = "offerseal-intake-receipt/1"
-BATCH_FORMAT = "offerseal-intake-batch/1"
+# Format 2 adds `provenance` (who sent the document, from where, the e-mail's DKIM result) to
+# the signed statement; receipts of format 1 verify as before.
+RECEIPT_FORMAT = "offerseal-intake-receipt/2"
+BATCH_FORMAT = "offerseal-intake-batch/2"
+RECEIPT_FORMATS = (RECEIPT_FORMAT, "offerseal-intake-receipt/1")
+BATCH_FORMATS = (BATCH_FORMAT, "offerseal-intake-batch/1")
 ALGORITHM = "Ed25519"
 
 
@@ -141,8 +145,8 @@ def verify_receipt(
     try:
         payload = receipt["payload"]
         if receipt.get("alg") != ALGORITHM or payload.get("format") not in (
-            RECEIPT_FORMAT,
-            BATCH_FORMAT,
+            *RECEIPT_FORMATS,
+            *BATCH_FORMATS,
         ):
             return False, "unknown receipt format or algorithm", {}
         key_id = payload["key_id"]
@@ -169,7 +173,7 @@ def verify_receipt(
                 {},
             )
         statement: dict[str, Any] = payload
-        if payload["format"] == BATCH_FORMAT:
+        if payload["format"] in BATCH_FORMATS:
             statement = receipt["item"]
             path = [bytes.fromhex(p[2:]) for p in receipt["item_proof"]]
             root = bytes.fromhex(payload["items_root"][2:])

@@ -1,4 +1,5 @@
-// The checks of an offerseal-proof/1 bundle, the same as the `offerseal verify` command runs,
+// The checks of an offerseal-proof/1 or /2 bundle (the chain witness; RFC 3161 stamps are checked
+// by the command line against the TSA roots one trusts), the same as the `offerseal verify` command runs,
 // computed in the browser: nothing here trusts OfferSeal's servers. Each check is
 // {name, ok: true | false | null, key, params}; `key` names the message that explains it.
 
@@ -10,10 +11,11 @@ import { keccak256, standardLeafHash } from "@openzeppelin/merkle-tree/dist/hash
 
 import { canonicalJson } from "./canonical.js";
 
-export const PROOF_FORMAT = "offerseal-proof/1";
+export const PROOF_FORMATS = ["offerseal-proof/2", "offerseal-proof/1"];
+export const PROOF_FORMAT = PROOF_FORMATS[0];
 export const MAX_PROOF_LENGTH = 32;
-const RECEIPT_FORMAT = "offerseal-intake-receipt/1";
-const BATCH_FORMAT = "offerseal-intake-batch/1";
+const RECEIPT_FORMATS = ["offerseal-intake-receipt/2", "offerseal-intake-receipt/1"];
+const BATCH_FORMATS = ["offerseal-intake-batch/2", "offerseal-intake-batch/1"];
 const HEX32 = /^0x[0-9a-f]{64}$/;
 const CHAIN_CHECKS = ["chain_id", "root_anchored", "anchor_transaction", "block_timestamp"];
 
@@ -68,7 +70,7 @@ function check(name, ok, key, params = {}) {
 function verifyReceipt(receipt, trusted) {
   try {
     const payload = receipt.payload;
-    if (receipt.alg !== "Ed25519" || ![RECEIPT_FORMAT, BATCH_FORMAT].includes(payload.format)) {
+    if (receipt.alg !== "Ed25519" || ![...RECEIPT_FORMATS, ...BATCH_FORMATS].includes(payload.format)) {
       return { ok: false, key: "receipt.format" };
     }
     const keyId = payload.key_id;
@@ -83,7 +85,7 @@ function verifyReceipt(receipt, trusted) {
       return { ok: false, key: "receipt.bad_signature" };
     }
     let statement = payload;
-    if (payload.format === BATCH_FORMAT) {
+    if (BATCH_FORMATS.includes(payload.format)) {
       statement = receipt.item;
       const leaf = toHex(keccak_256(utf8.encode(canonicalJson(statement))));
       if (!SimpleMerkleTree.verify(payload.items_root, leaf, receipt.item_proof)) {
@@ -107,10 +109,13 @@ function verifyReceipt(receipt, trusted) {
  */
 export function verifyOffline(bundle, documentSha256, trusted) {
   const checks = [];
-  if (!bundle || typeof bundle !== "object" || bundle.format !== PROOF_FORMAT) {
-    return { checks: [check("format", false, "format.fail", { format: PROOF_FORMAT })], facts: null };
+  if (!bundle || typeof bundle !== "object" || !PROOF_FORMATS.includes(bundle.format)) {
+    return {
+      checks: [check("format", false, "format.fail", { format: PROOF_FORMATS.join(" / ") })],
+      facts: null,
+    };
   }
-  checks.push(check("format", true, "format.pass", { format: PROOF_FORMAT }));
+  checks.push(check("format", true, "format.pass", { format: bundle.format }));
   let claimed, values, leafHash, root, path, anchor, receipt;
   try {
     claimed = String(bundle.document.sha256).toLowerCase();

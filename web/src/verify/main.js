@@ -13,6 +13,7 @@ import {
   verifyOffline,
 } from "./checks.js";
 import { client, parseEndpoints } from "./rpc.js";
+import { parseCertificates, timestampChecks } from "./timestamps.js";
 
 const MAX_BUNDLE_BYTES = 64 * 1024;
 const LANGUAGES = Object.keys(catalog);
@@ -55,7 +56,7 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-const FIELDS = ["document", "proof", "rpc", "key"];
+const FIELDS = ["document", "proof", "rpc", "key", "tsa"];
 
 function clearErrors(form) {
   const summary = document.getElementById("error-summary");
@@ -122,13 +123,23 @@ async function readInputs(form) {
   } catch {
     errors.push(["key", t("verify.error.key")]);
   }
-  return { errors, documentFile, bundle, endpoints, trusted };
+  let tsaRoots = null; // null: the root each stamp's bundle names (and the result says so)
+  const tsaFile = form.elements.tsa.files[0];
+  if (tsaFile) {
+    try {
+      tsaRoots = parseCertificates(await tsaFile.text());
+    } catch {
+      errors.push(["tsa", t("verify.error.tsa")]);
+    }
+  }
+  return { errors, documentFile, bundle, endpoints, trusted, tsaRoots };
 }
 
-async function runChecks({ documentFile, bundle, endpoints, trusted }) {
+async function runChecks({ documentFile, bundle, endpoints, trusted, tsaRoots }) {
   const sha = await sha256Hex(await documentFile.arrayBuffer());
   const { checks, facts } = verifyOffline(bundle, sha, trusted);
   if (!facts) return { sha, checks, disagree: false };
+  const stamps = await timestampChecks(bundle, facts.root, tsaRoots);
   const perEndpoint = await Promise.all(
     endpoints.map(async (url) => {
       try {
@@ -139,7 +150,7 @@ async function runChecks({ documentFile, bundle, endpoints, trusted }) {
     })
   );
   const merged = mergeEndpoints(perEndpoint);
-  return { sha, checks: checks.concat(merged.checks), disagree: merged.disagree };
+  return { sha, checks: checks.concat(merged.checks, stamps), disagree: merged.disagree };
 }
 
 function statusText(ok) {
