@@ -41,6 +41,7 @@ class Stack:
         self.relay: Any = None
         self._stop_relay = threading.Event()
         self._relay_thread: threading.Thread | None = None
+        self._web_port: int | None = None
 
     def _port(self, configured: int) -> int:
         if configured:
@@ -143,17 +144,28 @@ class Stack:
             settings = self._beside_evidence(settings)
         port = self._port(settings.notify_port)
         public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
-        node = NotifyNode(settings, self.db, public_url)
+        node = NotifyNode(settings, self.db, public_url, self._web_url())
         self._start_workers(node)
         self.nodes.append(node)
         self.notify = node
         self._serve("notify", node.app, port)
 
+    def _web_url(self) -> str:
+        """Where candidates reach the pages for people (short links resolve there): its port
+        is chosen before notify starts, which puts it in every message."""
+        if "web" not in self.services and not self.settings.web_public_url:
+            return ""
+        if self._web_port is None:
+            self._web_port = self._port(self.settings.web_port)
+        return self.settings.web_public_url or f"http://{self.settings.host}:{self._web_port}"
+
     def _start_web(self) -> None:
         from .web.app import create_app
 
         self.web_app = create_app(self.settings, self.db)
-        self._serve("web", self.web_app, self._port(self.settings.web_port))
+        if self._web_port is None:
+            self._web_port = self._port(self.settings.web_port)
+        self._serve("web", self.web_app, self._web_port)
 
     def _start_workers(self, node: Any) -> None:
         """Start a node's workers, its consumer on heartbeats, all of them watched by its

@@ -223,7 +223,35 @@ VARIABLES: tuple[Variable, ...] = (
         "E-mail channel: `smtp://host:port`, `smtp+starttls://user:pass@host:587` or "
         "`smtps://...`. Unset: no e-mail.",
     ),
-    Variable("OFFERSEAL_MAIL_FROM", "mail_from", str, "Sender address of candidate e-mail."),
+    Variable(
+        "OFFERSEAL_WEB_PUBLIC_URL",
+        "web_public_url",
+        str,
+        "Base URL candidates reach the pages for people at: messages carry short links "
+        "`<this>/l/<code>` to it. Keep it short (an SMS text holds 70 characters, link "
+        "included). Unset: the web app's own address.",
+    ),
+    Variable(
+        "OFFERSEAL_MAIL_FROM",
+        "mail_from",
+        str,
+        "Sender address of candidate e-mail; its display name becomes `<employer> via OfferSeal`.",
+    ),
+    Variable(
+        "OFFERSEAL_DKIM_SELECTOR",
+        "dkim_selector",
+        str,
+        "DKIM selector of the sending domain (the domain of OFFERSEAL_MAIL_FROM), e.g. "
+        "`offerseal1`: the public key is published at `<selector>._domainkey.<domain>`. Unset: "
+        "mail is not signed.",
+    ),
+    Variable(
+        "OFFERSEAL_DKIM_PRIVATE_KEY",
+        "dkim_private_key",
+        str,
+        "The sending domain's DKIM private key: PEM text (RSA, 2048 bits or more) or the path "
+        "of a PEM file. Unset: mail is not signed.",
+    ),
     Variable(
         "OFFERSEAL_MAIL_DOMAIN",
         "mail_domain",
@@ -410,7 +438,10 @@ class Settings:
     web_port: int = 8100
     notify_public_url: str = ""
     smtp_url: str = ""
+    web_public_url: str = ""
     mail_from: str = "OfferSeal <no-reply@offerseal.local>"
+    dkim_selector: str = ""
+    dkim_private_key: str = ""
     mail_domain: str = "offerseal.local"
     webhook_url: str = ""
     webhook_secret: str = ""
@@ -463,6 +494,7 @@ class Settings:
                 "receipt_key",
                 "contracts_signer_key",
                 "link_secret",
+                "dkim_private_key",
             }:
                 value = "(set)" if value else "(unset)"
             elif var.attr in _URLS and value:
@@ -505,6 +537,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise ConfigError(
             "OFFERSEAL_PUBLIC_RATE_LIMIT: not a rate limit (e.g. `300/minute`)"
         ) from None
+    if bool(settings.dkim_selector) != bool(settings.dkim_private_key):
+        raise ConfigError(
+            "OFFERSEAL_DKIM_SELECTOR and OFFERSEAL_DKIM_PRIVATE_KEY are set together (or neither)"
+        )
+    if settings.web_public_url and not settings.web_public_url.startswith(("http://", "https://")):
+        raise ConfigError("OFFERSEAL_WEB_PUBLIC_URL: an http:// or https:// URL")
     if settings.candidate_uploads not in {"review", "auto"}:
         raise ConfigError("OFFERSEAL_CANDIDATE_UPLOADS: `review` or `auto`")
     if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):
