@@ -255,23 +255,29 @@ def format_moment(iso: str, timezone: str, language: str, *, short: bool = False
 
 
 def _fit(variants: list[str], values: dict[str, str]) -> str:
-    """The first variant that fits one SMS segment with the employer's whole name; else the
-    first that fits with the name shortened (keeping at least 8 characters of it); else the
-    barest (the last). A variant that needs a value we lack ({by}, {start}) is skipped."""
+    """The first variant naming the employer that fits one SMS segment; else the first that
+    fits with the name shortened (at least 8 characters of it kept); else the first that fits
+    at all; else the barest (the last). A variant needing a value we lack ({by}, {start}) is
+    skipped."""
     usable = [
         v for v in variants if all(values.get(n) for n in ("by", "start") if "{" + n + "}" in v)
     ] or variants[-1:]
-    for variant in usable:
+    named = [v for v in usable if "{employer}" in v and values.get("employer")]
+    for variant in named:
         full = variant.format_map(values)
         if utf16_length(full) <= SMS_MAX:
             return full
-    for variant in usable:
+    for variant in named:
         room = SMS_MAX - utf16_length(variant.format_map({**values, "employer": ""}))
-        if "{employer}" in variant and room >= 9:
+        if room >= 9:
             short = values["employer"]
             while utf16_length(short) > room - 1:
                 short = short[:-1]
             return variant.format_map({**values, "employer": short.rstrip() + "…"})
+    for variant in usable:
+        full = variant.format_map(values)
+        if utf16_length(full) <= SMS_MAX:
+            return full
     return usable[-1].format_map(values)
 
 
@@ -287,6 +293,7 @@ SMS_TEXTS: dict[str, dict[str, list[str]]] = {
             "{employer}: please sign your agreement by {by}: {link}",
             "{employer}: please sign your agreement: {link}",
             "Please sign your agreement: {link}",
+            "Sign: {link}",
         ],
     },
     CHECKIN: {
@@ -298,6 +305,7 @@ SMS_TEXTS: dict[str, dict[str, list[str]]] = {
             "{employer}: how is your resignation going? Tap to answer: {link}",
             "{employer}: how is your resignation going? {link}",
             "How is your resignation going? {link}",
+            "Check-in: {link}",
         ],
     },
     MILESTONE_REQUEST: {
@@ -311,6 +319,7 @@ SMS_TEXTS: dict[str, dict[str, list[str]]] = {
             "{employer}: please upload your document by {by}: {link}",
             "{employer}: please upload your document: {link}",
             "Please upload your document: {link}",
+            "Upload: {link}",
         ],
     },
     AMENDMENT: {
@@ -323,6 +332,7 @@ SMS_TEXTS: dict[str, dict[str, list[str]]] = {
             "{employer}: new start date {start}. Please read and sign: {link}",
             "{employer}: new dates. Please read and sign: {link}",
             "New dates for your agreement: {link}",
+            "New dates: {link}",
         ],
     },
     WEEKLY_UPDATE: {
@@ -495,8 +505,6 @@ def compose(
         facts.append(("需要您" if zh else "What we ask", asked))
     if due and asked:
         facts.append(("截止时间" if zh else "By", due))
-    if employer:
-        subject = f"{employer}：{subject}" if zh else f"{employer}: {subject}"
     if override is not None:
         values = _values(kind, lang, data, links)
         subject = override.subject.format_map(values)
