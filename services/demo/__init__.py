@@ -90,7 +90,11 @@ def show_mail(stack: Stack, out: Path) -> None:
 
     say("the candidate's e-mails, as .eml files with a picture of each at phone width (390 px)")
     folder = Path(stack.settings.notify_outbox_dir or ".")
-    count, shots, why = keep_mail(folder, out)
+    try:
+        count, shots, why = keep_mail(folder, out)
+    except OSError as exc:  # the story itself succeeded; say what went wrong here
+        print(f"  could not keep the e-mails in {out}: {exc}")
+        return
     print(f"  {count} e-mails and {shots} screenshots in {out.resolve()}")
     if why:
         print(f"  no screenshots for {count - shots} of them: {why}")

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-WIDTH, HEIGHT = 390, 1300
+WIDTH, HEIGHT = 390, 1000
 
 
 def chromium() -> str | None:
@@ -47,6 +47,7 @@ def screenshot(browser: str, page: Path, png: Path) -> bool:
 def keep_mail(folder: Path, out: Path) -> tuple[int, int, str | None]:
     """Copy every .eml of `folder` into `out` (oldest first, numbered) with a .png beside each.
     Returns (messages, screenshots, why there are none)."""
+    out = out.resolve()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -56,7 +57,7 @@ def keep_mail(folder: Path, out: Path) -> tuple[int, int, str | None]:
     shots = 0
     for n, eml in enumerate(emls, 1):
         message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
-        stem = f"{n:02d}-{eml.stem}"
+        stem = f"{n:02d}-{message['X-OfferSeal-Kind'] or eml.stem}"
         shutil.copyfile(eml, out / f"{stem}.eml")
         html_part = message.get_body(preferencelist=("html",))
         if browser is None or html_part is None:

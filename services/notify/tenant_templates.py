@@ -130,7 +130,9 @@ def check_branding(changes: dict[str, Any]) -> None:
     black text can be read on (WCAG 4.5:1), an e-mail address for replies."""
     for field in ("display_name", "logo_url", "accent_colour", "reply_to"):
         value = changes.get(field)
-        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if value is not None and any(
+            ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value
+        ):
             raise ValidationFailed(field, "no control characters")
     name = changes.get("display_name")
     if name is not None and (not name.strip() or any(c in name for c in '\r\n<>"')):

@@ -96,6 +96,8 @@ def email_bytes(out: Outgoing, sender: str, signer: DkimSigner | None = None) ->
         _header("Message-ID", out.message_id),
         _header("X-OfferSeal-Touchpoint", out.touchpoint_id),
     ]
+    if out.payload.get("kind"):
+        head.append(_header("X-OfferSeal-Kind", str(out.payload["kind"])))
     if not out.essential and out.unsubscribe_url:
         head.append(_header("List-Unsubscribe", f"<{out.unsubscribe_url}>"))
         head.append(_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
