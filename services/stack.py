@@ -167,11 +167,16 @@ class Stack:
             settings = self._beside_evidence(settings)
         port = self._port(settings.notify_port)
         public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
-        node = NotifyNode(settings, self.db, public_url)
+        node = NotifyNode(settings, self.db, public_url, self._web_url())
         self._start_workers(node)
         self.nodes.append(node)
         self.notify = node
         self._serve("notify", node.app, port)
+
+    def _web_url(self) -> str:
+        """Where candidates reach the pages for people (the portal; short links resolve there):
+        its port is chosen before the services start, which puts it in every message."""
+        return self.portal_url or self.settings.web_public_url.rstrip("/")
 
     def _start_web(self) -> None:
         from .shared.gateway import PathGateway

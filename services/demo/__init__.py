@@ -76,6 +76,7 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
 
         evidence_ok = good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"]
         agreements_ok = agreement_story(stack, hr)
+        show_mail(stack, settings.data_dir / "demo-mail")
         ok = evidence_ok and agreements_ok
         say("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
@@ -86,6 +87,22 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             print(f"data kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def show_mail(stack: Stack, out: Path) -> None:
+    """Leave the candidate's e-mails where they can be opened: .eml and a phone-width .png."""
+    from .mail_preview import keep_mail
+
+    say("the candidate's e-mails, as .eml files with a picture of each at phone width (390 px)")
+    folder = Path(stack.settings.notify_outbox_dir or ".")
+    try:
+        count, shots, why = keep_mail(folder, out)
+    except OSError as exc:  # the story itself succeeded; say what went wrong here
+        print(f"  could not keep the e-mails in {out}: {exc}")
+        return
+    print(f"  {count} e-mails and {shots} screenshots in {out.resolve()}")
+    if why:
+        print(f"  no screenshots for {count - shots} of them: {why}")
 
 
 def demo_settings(settings: Settings, workdir: Path) -> Settings:

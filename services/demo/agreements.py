@@ -17,7 +17,7 @@ import requests
 from ..contracts.domain.passkeys import b64url
 from ..shared.chain import typed_data_digest
 from ..stack import Stack
-from .common import DEMO_OTHER_KEY, say, wait_for_mail
+from .common import DEMO_OTHER_KEY, links_in, say, wait_for_mail
 from .passkey import SoftwarePasskey
 
 
@@ -55,6 +55,7 @@ def agreement_story(stack: Stack, hr: dict[str, str]) -> bool:
         mail=Path(stack.settings.notify_outbox_dir or "."),
         now=dt.datetime.now(dt.UTC),
     )
+    brand_messages(stack, hr)
     offer = offer_terms(story)
     agreement = offer_agreement(story, offer)
     show_invitation(story)
@@ -74,6 +75,21 @@ def agreement_story(stack: Stack, hr: dict[str, str]) -> bool:
         and amended["state"] == "applied"
         and settled["level"] == "yellow"
     )
+
+
+def brand_messages(stack: Stack, hr: dict[str, str]) -> None:
+    """The employer's name and colour on every message, and replies to its HR team."""
+    say("HR brands the candidate's messages: its name, its colour, replies to its HR team")
+    branding = {
+        "display_name": "Acme Robotics",
+        "accent_colour": "#00703c",
+        "reply_to": "hr@acme-robotics.example",
+    }
+    answer = requests.put(
+        stack.urls["notify"] + "/v1/branding", headers=hr, json=branding, timeout=30
+    )
+    answer.raise_for_status()
+    print(f"  {answer.json()}")
 
 
 def offer_terms(story: Story) -> dict[str, Any]:
@@ -129,7 +145,18 @@ def offer_agreement(story: Story, offer: dict[str, Any]) -> dict[str, Any]:
 def show_invitation(story: Story) -> None:
     say("notify e-mails the signing invitation (written to the demo's mail folder)")
     invitation = wait_for_mail(story.mail, "sign")
-    print(f"  {invitation['Subject']!r} to {invitation['To']}, {invitation['Message-ID']}")
+    print(
+        f"  {invitation['Subject']!r} from {invitation['From']} to {invitation['To']}, "
+        f"{invitation['Message-ID']}"
+    )
+    [short] = [
+        w
+        for w in str(invitation.get_body(preferencelist=("plain",)).get_content())
+        .replace("\uff1a", " ")
+        .split()
+        if w.startswith("http")
+    ]
+    print(f"  the e-mail shows a short link, {short}, which leads to the signing link")
 
 
 def sign_through_link(base: str, agreement: dict[str, Any], key: str) -> requests.Response:
@@ -203,8 +230,7 @@ def candidate_reports_delay(
         "a check-in arrives (every 2 s in the demo, 48 h by default); the candidate reports a delay"
     )
     checkin = wait_for_mail(story.mail, "resignation going")
-    body = checkin.get_body(preferencelist=("plain",)).get_content()
-    delayed = next(w for w in body.split() if w.endswith("answer=delayed"))
+    delayed = next(u for u in links_in(checkin) if u.endswith("answer=delayed"))
     answered = requests.post(
         delayed.split("?")[0], timeout=30, json={"answer": "delayed", "new_date": new_start}
     )
@@ -241,8 +267,7 @@ def amend_start_date(
     proposed.raise_for_status()
     print(f"  amendment {proposed.json()['number']}: {proposed.json()['state']}")
     amendment_mail = wait_for_mail(story.mail, "New dates")
-    amendment_text = amendment_mail.get_body(preferencelist=("plain",)).get_content()
-    amendment_link = next(w for w in amendment_text.split() if "/amendments/" in w)
+    amendment_link = next(u for u in links_in(amendment_mail) if "/amendments/" in u)
     typed = requests.get(amendment_link, headers={"Accept": "application/json"}, timeout=30).json()
     path, _, query = amendment_link.replace("/portal/", "/v1/agreements/").partition("?")
     applied = requests.post(
@@ -270,8 +295,7 @@ def upload_confirms_milestone(story: Story, agreement: dict[str, Any]) -> dict[s
         "link; it is anchored and waits for HR, who confirms the milestone on chain"
     )
     request = wait_for_mail(story.mail, "evidence")
-    text = request.get_body(preferencelist=("plain",)).get_content()
-    upload_link = next(w for w in text.split() if "/v1/uploads/" in w)
+    upload_link = next(u for u in links_in(request) if "/v1/uploads/" in u)
     upload = requests.post(
         upload_link,
         timeout=30,
@@ -310,10 +334,8 @@ def candidate_starts(story: Story, agreement: dict[str, Any]) -> dict[str, Any]:
         f"{story.base}/v1/agreements/{agreement['id']}/start", headers=story.hr, timeout=60
     ).json()
     closing = wait_for_mail(story.mail, "About your intent agreement")
-    print(
-        f"  state {started['state']}; closing e-mail: "
-        f"{closing.get_body(preferencelist=('plain',)).get_content().strip()}"
-    )
+    outcome = closing.get_body(preferencelist=("plain",)).get_content().split("\n\n")[1]
+    print(f"  state {started['state']}; closing e-mail: {outcome.strip()}")
     return started
 
 

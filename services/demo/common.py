@@ -50,3 +50,19 @@ def wait_for_mail(folder: Path, subject: str, timeout: float = 30.0) -> Any:
             return found[-1]
         time.sleep(0.2)
     raise RuntimeError(f"no mail about {subject!r} in {folder}")
+
+
+def links_in(message: Any) -> list[str]:
+    """The links a candidate taps in a message's plain text, followed: a short link
+    (`/l/<code>` on the people's origin) is resolved to the signed link it stands for."""
+    text = str(message.get_body(preferencelist=("plain",)).get_content())
+    found = []
+    for word in text.replace("\uff1a", " ").split():
+        if not word.startswith("http"):
+            continue
+        if "/l/" in word:
+            answer = requests.get(word, allow_redirects=False, timeout=10)
+            answer.raise_for_status()
+            word = answer.headers["Location"]
+        found.append(word)
+    return found

@@ -250,3 +250,31 @@ class TemplateItem(MethodView):
     @blp.response(204)
     def delete(self, kind: str, language: str) -> None:
         service().templates.delete_template(principal(), kind, language)
+
+
+class BrandingIn(ma.Schema):
+    display_name = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=100)
+    )
+    logo_url = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    accent_colour = fields.String(load_default=None, allow_none=True)
+    reply_to = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=320))
+
+
+@blp.route("/branding")
+class Branding(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(security=BEARER, summary="How the tenant's messages look, and where replies go")
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().branding.get(principal())
+
+    @roles(*WRITE_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="Set the display name, logo (https), accent colour (#RRGGBB) and Reply-To",
+    )
+    @blp.arguments(BrandingIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        return service().branding.put(principal(), body)

@@ -16,11 +16,13 @@ from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database, is_sqlite
 from ..shared.links import LinkSigner
+from ..shared.shortlinks import Shortener
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Backoff, Workers, run_every
 from . import api
 from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
+from .adapters.signing import signer_from
 from .service import NotifyService
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,13 @@ LEASE_SECONDS = 120.0
 
 def channels_from(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    signer = signer_from(settings)
+    if signer is None and (settings.smtp_url or settings.notify_outbox_dir is not None):
+        log.info("e-mail is not DKIM-signed (OFFERSEAL_DKIM_SELECTOR and _PRIVATE_KEY unset)")
     if settings.smtp_url:
-        out["email"] = SmtpChannel(settings.smtp_url, settings.mail_from)
+        out["email"] = SmtpChannel(settings.smtp_url, settings.mail_from, signer=signer)
     elif settings.notify_outbox_dir is not None:
-        out["email"] = FolderChannel(settings.notify_outbox_dir, settings.mail_from)
+        out["email"] = FolderChannel(settings.notify_outbox_dir, settings.mail_from, signer)
     if settings.webhook_url:
         out["webhook"] = WebhookChannel(settings.webhook_url, secrets.webhook_secret(settings))
     return out
@@ -59,15 +64,30 @@ class NotifyNode:
     settings: Settings
     db: Database
     public_url: str
+    web_url: str = ""  # the people's origin, where short links resolve
 
     def __post_init__(self) -> None:
         self.workers = Workers("notify")
         self.ready = threading.Event()
         settings = self.settings
+        links = LinkSigner(secrets.link_secret(settings), revocations.checker(self.db))
+        web_url = (settings.web_public_url or self.web_url).rstrip("/")
+        if not web_url:
+            log.warning(
+                "no people's origin (OFFERSEAL_WEB_PUBLIC_URL unset, web app not started here): "
+                "messages carry full signed links instead of short ones"
+            )
+        elif len(web_url) > 40:
+            log.warning(
+                "OFFERSEAL_WEB_PUBLIC_URL is %d characters: SMS texts (70 characters with their "
+                "link) will shorten the employer's name or drop details",
+                len(web_url),
+            )
         self.service = NotifyService(
             self.db,
-            LinkSigner(secrets.link_secret(settings), revocations.checker(self.db)),
+            links,
             channels_from(settings),
+            shortener=Shortener(self.db, web_url, links) if web_url else None,
             public_url=self.public_url,
             evidence_url=settings.evidence_base_url,
             checkin_interval=settings.checkin_interval,

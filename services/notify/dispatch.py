@@ -29,7 +29,7 @@ from .adapters.journal import Accepted, SentJournal
 from .domain import schedule
 from .errors import Rejected, RetryLater
 from .models import DeliveryAttempt, FollowedAgreement, NotifyCandidate, Touchpoint
-from .outgoing import Composer, Overrides, overrides_of
+from .outgoing import Brands, Composer, Overrides, brands_of, overrides_of
 from .planning import Planner, zone
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ class Dispatcher:
                 ).scalars()
             }
             overrides = overrides_of(session, {r.tenant for r in rows})
+            brands = brands_of(session, {r.tenant for r in rows})
         for tp in rows:
             try:
                 self._deliver(
@@ -201,6 +202,7 @@ class Dispatcher:
                     candidates.get((tp.tenant, tp.candidate_ref)),
                     agreements.get(tp.agreement_id),
                     overrides,
+                    brands,
                 )
             except Exception:
                 log.exception("delivering touchpoint %s failed; it will be retried", tp.id)
@@ -217,6 +219,7 @@ class Dispatcher:
                     session.get(NotifyCandidate, (tp.tenant, tp.candidate_ref)),
                     session.get(FollowedAgreement, tp.agreement_id),
                     overrides_of(session, {tp.tenant}),
+                    brands_of(session, {tp.tenant}),
                 )
             finally:
                 self._flush()
@@ -227,6 +230,7 @@ class Dispatcher:
         candidate: NotifyCandidate | None,
         followed: FollowedAgreement | None,
         overrides: Overrides,
+        brands: Brands | None = None,
     ) -> str:
         touchpoint_id = tp.id
         if candidate is None or followed is None:
@@ -250,7 +254,7 @@ class Dispatcher:
                 else "no channel reaches the candidate (no e-mail address, no webhook)"
             )
             return self._finish(Outcome(touchpoint_id, "skipped", None, reason))
-        outgoing = self.composer.outgoing(tp, candidate, followed, overrides)
+        outgoing = self.composer.outgoing(tp, candidate, followed, overrides, brands)
         failpoints.hit("notify.before_send")
         try:  # what a server answered may quote its URL: no credential is ever stored
             detail = redact_text(self.channels[channel_name].send(outgoing))

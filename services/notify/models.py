@@ -136,3 +136,18 @@ class TenantTemplate(Base):
     text: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TenantBranding(Base):
+    """How a tenant's messages look and who answers them: the name candidates know, a logo, an
+    accent colour, and the HR address replies go to (Reply-To)."""
+
+    __tablename__ = "notify_branding"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    accent_colour: Mapped[str | None] = mapped_column(String(7))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -126,6 +126,8 @@ class Planner:
                         "sign": p["signing_link"],
                         "employer": p["employer_name"],
                         "position": p["position"],
+                        "due_at": p["offer_expires_at"].isoformat(),
+                        "start_at": p["start_at"].isoformat(),
                     },
                 )
             ],

@@ -6,7 +6,7 @@ HTTP.
   (`outgoing.py` writes what they say, with their signed links);
 - `replies.py`: the candidate's check-in answers and opt-out, through signed links;
 - `candidates.py`: HR's view of a candidate's preferences and touchpoints;
-- `tenant_templates.py`: a tenant's own touchpoint texts.
+- `tenant_templates.py`: a tenant's own touchpoint texts and branding.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.links import LinkSigner
+from ..shared.shortlinks import Shortener
 from .adapters.journal import SentJournal
 from .candidates import Candidates
 from .dispatch import Dispatcher, Outcome
@@ -24,7 +25,7 @@ from .inbox import Inbox
 from .outgoing import Composer
 from .planning import Planner
 from .replies import Replies
-from .tenant_templates import TenantTemplates
+from .tenant_templates import TenantBrandings, TenantTemplates
 
 
 class NotifyService:
@@ -43,6 +44,7 @@ class NotifyService:
         link_ttl: float = Settings.link_ttl,
         journal: SentJournal | None = None,
         max_attempts: int = Settings.touchpoint_max_attempts,
+        shortener: Shortener | None = None,
     ) -> None:
         self.planning = Planner(
             checkin_interval=checkin_interval,
@@ -55,6 +57,8 @@ class NotifyService:
             evidence_url=evidence_url,
             mail_domain=mail_domain,
             link_ttl=link_ttl,
+            shortener=shortener,
+            checkin_interval=checkin_interval,
         )
         self.dispatcher = Dispatcher(
             db, channels, composer, self.planning, journal=journal, max_attempts=max_attempts
@@ -63,6 +67,7 @@ class NotifyService:
         self.inbox = Inbox(db, links, composer)
         self.candidates = Candidates(db)
         self.templates = TenantTemplates(db)
+        self.branding = TenantBrandings(db)
 
     # ---- what the dispatcher's worker loop and the health check use ------------------------
 

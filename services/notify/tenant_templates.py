@@ -1,8 +1,10 @@
 """A tenant's own touchpoint texts: which kinds and languages can be overridden, what a text
-must keep (its placeholders and required links), and a preview of each."""
+must keep (its placeholders and required links), and a preview of each; and its branding (the
+name, logo and accent colour of its messages, and the HR address replies go to)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -13,9 +15,13 @@ from ..shared.db import Database
 from ..shared.errors import ValidationFailed
 from ..shared.models import iso, utcnow
 from .domain import templates
-from .domain.templates import Override, TemplateError, render
+from .domain.templates import Brand, Override, TemplateError
 from .errors import TemplateNotFound
-from .models import TenantTemplate
+from .layout import contrast, render
+from .models import TenantBranding, TenantTemplate
+
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
 def _template_out(kind: str, language: str, row: TenantTemplate | None) -> dict[str, Any]:
@@ -28,7 +34,7 @@ def _template_out(kind: str, language: str, row: TenantTemplate | None) -> dict[
             for a in messages.CHECKIN_ANSWERS
         },
     }
-    preview = render(kind, language, templates.SAMPLE, sample_links, override)
+    preview = render(kind, language, dict(templates.SAMPLE), sample_links, override)
     return {
         "kind": kind,
         "language": language,
@@ -107,3 +113,74 @@ class TenantTemplates:
             if row is None:
                 raise TemplateNotFound(f"no {language} {kind} template of this tenant")
             session.delete(row)
+
+
+def _branding_out(row: TenantBranding | None) -> dict[str, Any]:
+    return {
+        "display_name": row.display_name if row else None,
+        "logo_url": row.logo_url if row else None,
+        "accent_colour": row.accent_colour if row else None,
+        "reply_to": row.reply_to if row else None,
+        "updated_at": iso(row.updated_at) if row else None,
+    }
+
+
+def check_branding(changes: dict[str, Any]) -> None:
+    """422 naming the field: a name on one line, an https logo, a #RRGGBB accent that white or
+    black text can be read on (WCAG 4.5:1), an e-mail address for replies."""
+    for field in ("display_name", "logo_url", "accent_colour", "reply_to"):
+        value = changes.get(field)
+        if value is not None and any(
+            ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value
+        ):
+            raise ValidationFailed(field, "no control characters")
+    name = changes.get("display_name")
+    if name is not None and (not name.strip() or any(c in name for c in '\r\n<>"')):
+        raise ValidationFailed("display_name", "one line of text, without < > or quotes")
+    logo = changes.get("logo_url")
+    if logo is not None and (not logo.startswith("https://") or any(c.isspace() for c in logo)):
+        raise ValidationFailed("logo_url", "an https:// URL (mail clients load it)")
+    accent = changes.get("accent_colour")
+    if accent is not None:
+        if not COLOUR.match(accent):
+            raise ValidationFailed("accent_colour", "a colour as #RRGGBB")
+        if max(contrast(accent, "#ffffff"), contrast(accent, "#0b0c0c")) < 4.5:
+            raise ValidationFailed(
+                "accent_colour", "button text cannot be read on it (contrast below 4.5:1)"
+            )
+    reply_to = changes.get("reply_to")
+    if reply_to is not None and not EMAIL.match(reply_to):
+        raise ValidationFailed("reply_to", "an e-mail address such as hr@example.com")
+
+
+class TenantBrandings:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, principal: Principal) -> dict[str, Any]:
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            return _branding_out(session.get(TenantBranding, principal.tenant))
+
+    def put(self, principal: Principal, changes: dict[str, Any]) -> dict[str, Any]:
+        """Replaces the branding (a field left out or null goes back to the default); takes
+        effect for every message sent from now on."""
+        principal.require(*WRITE_ROLES)
+        check_branding(changes)
+        with self.db.transaction() as session:
+            row = session.get(TenantBranding, principal.tenant)
+            if row is None:
+                row = TenantBranding(tenant=principal.tenant)
+                session.add(row)
+            row.display_name = changes.get("display_name")
+            row.logo_url = changes.get("logo_url")
+            row.accent_colour = (changes.get("accent_colour") or "").lower() or None
+            row.reply_to = changes.get("reply_to")
+            row.updated_by, row.updated_at = principal.key_id, utcnow()
+        return self.get(principal)
+
+    @staticmethod
+    def brand(row: TenantBranding | None) -> Brand:
+        if row is None:
+            return Brand()
+        return Brand(row.display_name, row.logo_url, row.accent_colour, row.reply_to)

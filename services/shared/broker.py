@@ -119,7 +119,7 @@ class OutboxRelay:
         # Run every `housekeeping_interval` by the relay's loop (the retention sweep).
         self.housekeeping = housekeeping
         self.housekeeping_interval = housekeeping_interval
-        self._last_housekeeping = 0.0
+        self._last_housekeeping: float | None = None  # None: due at the first pass
         self._connection: Connection | None = None
         self._producer: Producer | None = None
 
@@ -186,7 +186,10 @@ class OutboxRelay:
     def _step(self) -> bool:
         if (
             self.housekeeping is not None
-            and time.monotonic() - self._last_housekeeping >= self.housekeeping_interval
+            and (
+                self._last_housekeeping is None
+                or time.monotonic() - self._last_housekeeping >= self.housekeeping_interval
+            )
         ):
             self._last_housekeeping = time.monotonic()
             try:

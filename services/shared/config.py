@@ -215,13 +215,6 @@ VARIABLES: tuple[Variable, ...] = (
         "Port of the pages for people (the verify page today), one origin for every page.",
     ),
     Variable(
-        "OFFERSEAL_WEB_PUBLIC_URL",
-        "web_public_url",
-        str,
-        "Base URL people reach the pages at (the candidate's portal, the verify page); the "
-        "links in e-mails point there. Unset: the web port's own address.",
-    ),
-    Variable(
         "OFFERSEAL_NOTIFY_PUBLIC_URL",
         "notify_public_url",
         str,
@@ -235,7 +228,36 @@ VARIABLES: tuple[Variable, ...] = (
         "E-mail channel: `smtp://host:port`, `smtp+starttls://user:pass@host:587` or "
         "`smtps://...`. Unset: no e-mail.",
     ),
-    Variable("OFFERSEAL_MAIL_FROM", "mail_from", str, "Sender address of candidate e-mail."),
+    Variable(
+        "OFFERSEAL_WEB_PUBLIC_URL",
+        "web_public_url",
+        str,
+        "Base URL candidates reach the pages for people at (the portal, the verify page): "
+        "messages carry short links `<this>/l/<code>` to it. Keep it short (an SMS text holds "
+        "70 characters, link included). Passkeys need a secure context: https, or "
+        "http://localhost. Unset: http://localhost:<web port> when the host is 127.0.0.1.",
+    ),
+    Variable(
+        "OFFERSEAL_MAIL_FROM",
+        "mail_from",
+        str,
+        "Sender address of candidate e-mail; its display name becomes `<employer> via OfferSeal`.",
+    ),
+    Variable(
+        "OFFERSEAL_DKIM_SELECTOR",
+        "dkim_selector",
+        str,
+        "DKIM selector of the sending domain (the domain of OFFERSEAL_MAIL_FROM), e.g. "
+        "`offerseal1`: the public key is published at `<selector>._domainkey.<domain>`. Unset: "
+        "mail is not signed.",
+    ),
+    Variable(
+        "OFFERSEAL_DKIM_PRIVATE_KEY",
+        "dkim_private_key",
+        str,
+        "The sending domain's DKIM private key: PEM text (RSA, 2048 bits or more) or the path "
+        "of a PEM file. Unset: mail is not signed.",
+    ),
     Variable(
         "OFFERSEAL_MAIL_DOMAIN",
         "mail_domain",
@@ -439,10 +461,12 @@ class Settings:
     default_timezone: str = "Asia/Shanghai"
     notify_port: int = 8103
     web_port: int = 8100
-    web_public_url: str = ""
     notify_public_url: str = ""
     smtp_url: str = ""
+    web_public_url: str = ""
     mail_from: str = "OfferSeal <no-reply@offerseal.local>"
+    dkim_selector: str = ""
+    dkim_private_key: str = ""
     mail_domain: str = "offerseal.local"
     webhook_url: str = ""
     webhook_secret: str = ""
@@ -497,6 +521,7 @@ class Settings:
                 "receipt_key",
                 "contracts_signer_key",
                 "link_secret",
+                "dkim_private_key",
             }:
                 value = "(set)" if value else "(unset)"
             elif var.attr in _URLS and value:
@@ -544,6 +569,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for url in settings.tsa_urls:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"OFFERSEAL_TSA_URLS: {redact_url(url)} is not an http(s) URL")
+    if bool(settings.dkim_selector) != bool(settings.dkim_private_key):
+        raise ConfigError(
+            "OFFERSEAL_DKIM_SELECTOR and OFFERSEAL_DKIM_PRIVATE_KEY are set together (or neither)"
+        )
+    if settings.web_public_url and not settings.web_public_url.startswith(("http://", "https://")):
+        raise ConfigError("OFFERSEAL_WEB_PUBLIC_URL: an http:// or https:// URL")
     if settings.candidate_uploads not in {"review", "auto"}:
         raise ConfigError("OFFERSEAL_CANDIDATE_UPLOADS: `review` or `auto`")
     if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):

@@ -98,7 +98,9 @@ class LinkSigner:
             and hmac.compare_digest(mac, self._mac(body))
         )
 
-    def verify(self, token: str, purpose: str, now: float | None = None) -> Link:
+    def read(self, token: str) -> Link:
+        """What an authentic token says, whatever its purpose, age or revocation (the short
+        links take their scope and expiry from it); `verify` is the check for using it."""
         if not self.authentic(token):
             raise Unauthorized("this link is not valid (altered or not issued by OfferSeal)")
         body = token.partition(".")[0]
@@ -115,6 +117,10 @@ class LinkSigner:
             )
         except (ValueError, KeyError, TypeError):
             raise Unauthorized("this link is not valid") from None
+        return link
+
+    def verify(self, token: str, purpose: str, now: float | None = None) -> Link:
+        link = self.read(token)
         if link.purpose != purpose:
             raise Unauthorized(f"this link is for {link.purpose!r}, not {purpose!r}")
         if (now if now is not None else time.time()) > link.expires_at:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base
@@ -134,3 +134,26 @@ class LinkRevocation(Base):
     revoked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str] = mapped_column(String(200))
     revoked_by: Mapped[str] = mapped_column(String(64))
+
+
+class ShortLink(Base):
+    """A short path on the people's origin (`/l/<code>`) standing for one signed candidate link:
+    the e-mail shows the code, never the token. It lives as long as its link (same expiry, same
+    revocation scope)."""
+
+    __tablename__ = "short_links"
+    __table_args__ = (
+        Index("ix_short_links_scope", "tenant", "agreement_id"),
+        Index("ix_short_links_expires_at", "expires_at"),
+    )
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    target: Mapped[str] = mapped_column(Text)
+    tenant: Mapped[str] = mapped_column(String(128))
+    agreement_id: Mapped[str] = mapped_column(String(100))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

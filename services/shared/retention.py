@@ -8,7 +8,8 @@ Deleted once older than the retention age:
 - handled-message ids (the broker redelivers within minutes, never after days);
 - idempotency records (a key reused later is a new request);
 - delivery attempts that only said "try again later" or "quiet hours" (`retry`, `deferred`);
-- used reply tokens, once every link they came from has expired too (link TTL).
+- used reply tokens, once every link they came from has expired too (link TTL);
+- short links, once expired for longer than the retention age (they answer 410 until then).
 
 Tables of services are named here, not imported: this module imports no service.
 """
@@ -30,6 +31,7 @@ _handled = table("handled_messages", column("handled_at"))
 _idempotency = table("idempotency_keys", column("created_at"))
 _attempts = table("touchpoint_attempts", column("at"), column("outcome"))
 _used_tokens = table("notify_used_tokens", column("used_at"))
+_short_links = table("short_links", column("expires_at"))
 
 TRANSIENT_ATTEMPTS = ("retry", "deferred")
 
@@ -51,6 +53,7 @@ def sweep(
             and_(_attempts.c.outcome.in_(TRANSIENT_ATTEMPTS), _attempts.c.at < cutoff)
         ),
         "notify_used_tokens": delete(_used_tokens).where(_used_tokens.c.used_at < token_cutoff),
+        "short_links": delete(_short_links).where(_short_links.c.expires_at < cutoff),
     }
     deleted: dict[str, int] = {}
     for name, statement in statements.items():

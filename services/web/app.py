@@ -9,12 +9,13 @@ from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.guards import access
 from ..shared.web import create_base_app, health_route, standard_checks
-from . import pages
+from . import pages, shortlinks
 
 
 def create_app(settings: Settings, db: Database) -> Flask:
     app, _api, _registry = create_base_app("web", db, settings=settings)
     app.register_blueprint(pages.blp)
+    app.register_blueprint(shortlinks.blp)
     # Styles, images and the bundled scripts (services/web/static/) need no key.
     access("public")(app.view_functions["static"])
     health_route(app, standard_checks(db, None, "web"))

@@ -101,6 +101,8 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("notify", "GET", "/v1/templates/<string:kind>/<string:language>"): READ,
     ("notify", "PUT", "/v1/templates/<string:kind>/<string:language>"): WRITE,
     ("notify", "DELETE", "/v1/templates/<string:kind>/<string:language>"): WRITE,
+    ("notify", "GET", "/v1/branding"): READ,
+    ("notify", "PUT", "/v1/branding"): WRITE,
     # web: the pages for people
     ("web", "GET", "/verify"): PUBLIC,
     ("web", "GET", "/verify/verifier.html"): PUBLIC,
@@ -109,6 +111,7 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     # token); a program asking for JSON is sent to the typed data, which needs the link.
     ("web", "GET", "/portal/<string:agreement_id>"): LINK,
     ("web", "GET", "/portal/<string:agreement_id>/amendments/<string:amendment_id>"): LINK,
+    ("web", "GET", "/l/<string:code>"): PUBLIC,
 }
 for _service in ("evidence", "contracts", "notify", "web"):
     EXPECTED[(_service, "GET", "/healthz")] = PROBE
@@ -128,6 +131,7 @@ MISSING = {
     "language": "en",
     "token": "not-a-token",
     "filename": "no-such-file.css",
+    "code": "AAAAAAAAAAAA",
 }
 
 
@@ -169,6 +173,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             "language": "en",
             "token": "not-a-token",
             "filename": "site.css",
+            "code": "AAAAAAAAAAAA",
         }
         from offerseal.shared.auth import create_key
 

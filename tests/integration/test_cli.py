@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +111,11 @@ def test_demo_tells_the_story_and_succeeds() -> None:
     # against its CA.
     assert "stamped the root at" in result.stdout
     assert "PASS  rfc3161_timestamp" in result.stdout
+    # the candidate's e-mails are left as .eml (with a .png each where Chromium is installed)
+    kept = re.search(r"(\d+) e-mails and (\d+) screenshots in (\S+)", result.stdout)
+    assert kept is not None and int(kept.group(1)) >= 6
+    emls = sorted(Path(kept.group(3)).glob("*.eml"))
+    assert len(emls) == int(kept.group(1))
+    assert any(p.name.endswith("-invitation.eml") for p in emls)
+    if shutil.which("chromium"):
+        assert all(p.with_suffix(".png").exists() for p in emls)

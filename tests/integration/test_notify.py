@@ -95,8 +95,25 @@ def text_of(message: Any) -> str:
     return str(message.get_body(preferencelist=("plain",)).get_content())
 
 
+def resolve(url: str) -> str:
+    """Where a short link (`/l/<code>` on the people's origin) leads: the web app answers 303
+    with the signed link; any other URL is itself."""
+    if "/l/" not in url:
+        return url
+    answer = requests.get(url, allow_redirects=False, timeout=30)
+    assert answer.status_code == 303, (url, answer.status_code)
+    return str(answer.headers["Location"])
+
+
+def short_links_in(message: Any) -> list[str]:
+    """The links a candidate sees in the plain text (after a label and a colon)."""
+    words = text_of(message).replace("：", " ").split()
+    return [w for w in words if w.startswith("http")]
+
+
 def links_in(message: Any) -> list[str]:
-    return [w for w in text_of(message).split() if w.startswith("http")]
+    """The signed links behind the message's short links."""
+    return [resolve(u) for u in short_links_in(message)]
 
 
 def offer(stack: RunningStack, **changes: Any) -> dict[str, Any]:
@@ -165,7 +182,8 @@ def test_invitation_checkins_and_a_reply_that_moves_risk(
         assert invitation["Message-ID"].endswith("@offerseal.local>")
         assert invitation["List-Unsubscribe"] is None  # signing links always go
         assert invitation.get_body(preferencelist=("html",)) is not None
-        assert agreement["signing_link"] in text_of(invitation)
+        assert "token=" not in text_of(invitation)  # short links only
+        assert agreement["signing_link"] in links_in(invitation)
 
         sign(stack, agreement)
         checkins = box.wait(lambda m: "resignation going" in m["Subject"], timeout=30)
@@ -347,10 +365,11 @@ def test_a_tenant_s_own_template_is_used_for_its_candidates_only(
         agreement = offer(stack)
         [mail] = box.wait(lambda m: True)
         assert mail["Subject"] == "Acme Robotics：请签署Senior Firmware Engineer意向书"
-        assert agreement["signing_link"] in text_of(mail)
+        [short] = short_links_in(mail)
+        assert resolve(short) == agreement["signing_link"]
         html_part = str(mail.get_body(preferencelist=("html",)).get_content())
         assert "&lt;b&gt;人力资源部&lt;/b&gt;" in html_part  # the tenant's text is escaped
-        assert f'<a href="{agreement["signing_link"]}"' in html_part.replace("&amp;", "&")
+        assert f'href="{short}"' in html_part  # the layout's button
 
         assert requests.delete(url, headers=stack.hr, timeout=30).status_code == 204
         assert requests.delete(url, headers=stack.hr, timeout=30).status_code == 404
@@ -389,7 +408,9 @@ def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
         assert r.status_code == 201, r.text
         assert r.json()["state"] == "applied" and r.json()["tx_hash"]
         notice = box.wait(lambda m: m["Subject"] == "The dates of your offer changed")[0]
-        assert agreement["signing_link"].split("?")[0] in text_of(notice)
+        assert any(
+            u.startswith(agreement["signing_link"].split("?")[0]) for u in links_in(notice)
+        )
         terms = requests.get(
             contracts + f"/v1/agreements/{agreement['id']}/terms", headers=stack.hr, timeout=30
         )
@@ -572,7 +593,9 @@ def test_candidate_without_email_gets_the_signed_webhook(
         webhook_secret=secret,
     )
     try:
-        offer(stack, candidate_contact={"phone": "+86 138 0000 0000", "timezone": "Asia/Shanghai"})
+        agreement = offer(
+            stack, candidate_contact={"phone": "+86 138 0000 0000", "timezone": "Asia/Shanghai"}
+        )
         deadline = time.monotonic() + 20
         while not Hook.received and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -586,6 +609,12 @@ def test_candidate_without_email_gets_the_signed_webhook(
         assert hmac.compare_digest(signature, expected)
         payload = json.loads(raw)
         assert payload["kind"] == "invitation" and payload["phone"] == "+86 138 0000 0000"
+        # one SMS segment (70 characters in UCS-2) with the short link, for SMS gateways
+        sms = payload["sms"]
+        assert len(sms.encode("utf-16-le")) // 2 <= 70 and "token=" not in sms
+        short = next(w for w in sms.replace("：", " ").split() if w.startswith("http"))
+        assert short.startswith(stack.stack.urls["web"] + "/l/")
+        assert resolve(short) == agreement["signing_link"] == resolve(payload["links"]["sign"])
     finally:
         stack.stack.stop()
         server.shutdown()

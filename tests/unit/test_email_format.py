@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,66 @@ def test_a_line_break_in_the_subject_cannot_add_a_header() -> None:
     message = parse(email_bytes(out, "noreply@offerseal.local"))
     assert message["Bcc"] is None
     assert message["Subject"] == "Hello Bcc: victim@example.com"
+
+
+def test_the_sender_shows_the_employer_and_replies_reach_hr() -> None:
+    rendered = Rendered("Please sign", "x\n", "<p>x</p>")
+    out = Outgoing(
+        "t2", "<t2@x>", "cand@example.com", rendered, True, None, {}, "Acme Robotics", "hr@acme.cn"
+    )
+    message = parse(email_bytes(out, "OfferSeal <no-reply@mail.offerseal.cn>"))
+    [sender] = message["From"].addresses
+    assert sender.display_name == "Acme Robotics via OfferSeal"
+    assert sender.addr_spec == "no-reply@mail.offerseal.cn"
+    assert message["Reply-To"] == "hr@acme.cn"
+    plain = Outgoing("t3", "<t3@x>", "cand@example.com", rendered, True, None, {})
+    assert parse(email_bytes(plain, "no-reply@x.cn"))["Reply-To"] is None
+
+
+def test_dkim_signed_mail_verifies_against_the_published_key(tmp_path: Path) -> None:
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from offerseal.notify.adapters.signing import signer_from
+    from offerseal.shared.config import load_settings
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(  # PKCS#8, as `openssl genpkey` writes it
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "dkim.pem").write_bytes(pem)
+    settings = load_settings(
+        {
+            "OFFERSEAL_MAIL_FROM": "OfferSeal <no-reply@mail.offerseal.cn>",
+            "OFFERSEAL_DKIM_SELECTOR": "os2026",
+            "OFFERSEAL_DKIM_PRIVATE_KEY": str(tmp_path / "dkim.pem"),
+        }
+    )
+    signer = signer_from(settings)
+    assert signer is not None and signer.record_name == "os2026._domainkey.mail.offerseal.cn"
+    assert "(set)" in str(settings.redacted()["OFFERSEAL_DKIM_PRIVATE_KEY"])
+    rendered = Rendered(
+        LONG_SUBJECT, "您好\n\n链接: https://x.test/l/Ab3x9QzK12Lm\n", "<p>您好</p>"
+    )
+    out = Outgoing(
+        "t4", "<t4@x>", "cand@example.com", rendered, False, "https://x.test/u", {}, "Acme"
+    )
+    raw = email_bytes(out, settings.mail_from, signer)
+    assert raw.startswith(b"DKIM-Signature: ")
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return (
+            signer.public_record().encode()
+            if name == b"os2026._domainkey.mail.offerseal.cn."
+            else None
+        )
+
+    assert dkim.verify(raw, dnsfunc=dns)
+    assert parse(raw)["Subject"] == LONG_SUBJECT
+    altered = raw.replace(b"Subject: ", b"Subject: Re: ", 1)
+    assert not dkim.verify(altered, dnsfunc=dns)
+    with pytest.raises(Exception, match="OFFERSEAL_DKIM"):
+        load_settings({"OFFERSEAL_DKIM_SELECTOR": "os2026"})  # a selector without a key

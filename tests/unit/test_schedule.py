@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from offerseal.notify.domain import schedule
-from offerseal.notify.domain.templates import render
+from offerseal.notify.layout import render
 
 UTC = dt.UTC
 SHANGHAI = ZoneInfo("Asia/Shanghai")

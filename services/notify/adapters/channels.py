@@ -27,6 +27,7 @@ import requests
 
 from ..domain.templates import Rendered
 from ..errors import Rejected, RetryLater
+from .signing import DkimSigner
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Outgoing:
     essential: bool
     unsubscribe_url: str | None
     payload: dict[str, Any]  # what a webhook receives
+    employer: str = ""  # the sender shows it: "<employer> via OfferSeal"
+    reply_to: str | None = None  # the tenant's HR address, when it set one
 
 
 CRLF = "\r\n"
@@ -58,6 +61,16 @@ def _address(value: str) -> str:
     return formataddr((name, addr), charset="utf-8") if name else addr
 
 
+def sender_for(sender: str, employer: str) -> str:
+    """`"Acme Robotics via OfferSeal" <no-reply@...>`: the employer a candidate knows, and who
+    sends for it (the configured sender's own name)."""
+    name, addr = parseaddr(sender)
+    employer = " ".join(employer.split())[:100]
+    if not employer:
+        return sender
+    return formataddr((f"{employer} via {name or 'OfferSeal'}", addr), charset="utf-8")
+
+
 def _part(content_type: str, text: str) -> bytes:
     return (
         f'Content-Type: {content_type}; charset="utf-8"\r\n'
@@ -65,27 +78,33 @@ def _part(content_type: str, text: str) -> bytes:
     ).encode("ascii") + base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
-def email_bytes(out: Outgoing, sender: str) -> bytes:
+def email_bytes(out: Outgoing, sender: str, signer: DkimSigner | None = None) -> bytes:
     """The message as sent: multipart/alternative (text and HTML, UTF-8, base64), our
-    Message-ID, and RFC 2369/8058 one-click unsubscribe headers on non-essential mail.
+    Message-ID, the employer in the sender's name, Reply-To the tenant's HR address, RFC
+    2369/8058 one-click unsubscribe headers on non-essential mail, and a DKIM signature when
+    the sending domain has a key.
     Composed directly: building it with the standard library's EmailMessage cost more than the
     SMTP exchange itself (the bench's naive sender)."""
     boundary = f"=_os_{out.touchpoint_id.replace('-', '')}"
-    head = [
-        _header("From", _address(sender)),
+    head = [_header("From", _address(sender_for(sender, out.employer)))]
+    if out.reply_to:
+        head.append(_header("Reply-To", _address(out.reply_to)))
+    head += [
         _header("To", out.to_email or ""),
         _header("Subject", out.rendered.subject),
         _header("Date", formatdate(localtime=False)),
         _header("Message-ID", out.message_id),
         _header("X-OfferSeal-Touchpoint", out.touchpoint_id),
     ]
+    if out.payload.get("kind"):
+        head.append(_header("X-OfferSeal-Kind", str(out.payload["kind"])))
     if not out.essential and out.unsubscribe_url:
         head.append(_header("List-Unsubscribe", f"<{out.unsubscribe_url}>"))
         head.append(_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     head.append(b"MIME-Version: 1.0\r\n")
     head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode())
     sep = f"--{boundary}\r\n".encode()
-    return b"".join(
+    message = b"".join(
         [
             *head,
             b"\r\n",
@@ -96,12 +115,15 @@ def email_bytes(out: Outgoing, sender: str) -> bytes:
             f"--{boundary}--\r\n".encode(),
         ]
     )
+    return signer.sign(message) if signer is not None else message
 
 
 class SmtpChannel:
     name = "email"
 
-    def __init__(self, url: str, sender: str, timeout: float = 15.0) -> None:
+    def __init__(
+        self, url: str, sender: str, timeout: float = 15.0, signer: DkimSigner | None = None
+    ) -> None:
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in {"smtp", "smtp+starttls", "smtps"}:
             raise ValueError(
@@ -113,6 +135,7 @@ class SmtpChannel:
         self.user = urllib.parse.unquote(parsed.username) if parsed.username else None
         self.password = urllib.parse.unquote(parsed.password) if parsed.password else None
         self.sender = sender
+        self.signer = signer
         self._envelope_from = parseaddr(sender)[1]
         self.timeout = timeout
         self._client: smtplib.SMTP | None = None
@@ -141,7 +164,7 @@ class SmtpChannel:
         """One message on a kept-open connection (reopened once if the server dropped it)."""
         if not out.to_email:
             raise Rejected("no e-mail address")
-        message = email_bytes(out, self.sender)
+        message = email_bytes(out, self.sender, self.signer)
         with self._lock:
             for attempt in (1, 2):
                 try:
@@ -182,7 +205,9 @@ def webhook_signature(secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 class WebhookChannel:
-    """POST JSON; header `X-OfferSeal-Signature: t=<unix>,v1=<hex HMAC-SHA256(t.body)>`."""
+    """POST JSON; header `X-OfferSeal-Signature: t=<unix>,v1=<hex HMAC-SHA256(t.body)>`. The
+    payload carries `sms`, the message in one SMS segment (at most 70 characters, its short
+    link included), for SMS gateways and chat bots."""
 
     name = "webhook"
 
@@ -221,12 +246,13 @@ class FolderChannel:
 
     name = "folder"
 
-    def __init__(self, folder: Path, sender: str) -> None:
+    def __init__(self, folder: Path, sender: str, signer: DkimSigner | None = None) -> None:
         self.folder = folder
         self.sender = sender
+        self.signer = signer
 
     def send(self, out: Outgoing) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{out.touchpoint_id}.eml"
-        path.write_bytes(email_bytes(out, self.sender))
+        path.write_bytes(email_bytes(out, self.sender, self.signer))
         return f"written to {path}"
