@@ -80,11 +80,12 @@ class Stack:
         self.web_port = self._port(settings.web_port) if "web" in self.services else 0
         # Passkeys need a secure context: http://localhost is one, http://127.0.0.1 is not.
         local = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
-        self.portal_url = (
-            (settings.web_public_url or f"http://{local}:{self.web_port}").rstrip("/")
-            if "web" in self.services
-            else ""
-        )
+        if settings.web_public_url:  # a gateway in front (docker-compose.yml), or TLS
+            self.portal_url = settings.web_public_url.rstrip("/")
+        elif "web" in self.services:
+            self.portal_url = f"http://{local}:{self.web_port}"
+        else:
+            self.portal_url = ""
         try:
             if self.anvil is not None and "evidence" in self.services and not settings.tsa_urls:
                 self._start_dev_tsa()

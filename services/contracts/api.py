@@ -179,6 +179,8 @@ class SigningRecord(MethodView):
     @blp.response(200)
     def get(self, agreement_id: str) -> dict[str, Any]:
         who, link = caller()
+        if link is not None:  # anchored at the signature; tried again if evidence was down
+            service().enrolment.anchor_signing_record(link, agreement_id, evidence())
         return service().enrolment.signing_record(who, link, agreement_id)
 
 
@@ -268,7 +270,11 @@ class Signature(MethodView):
         signature = signed_bytes(data, link, agreement_id, "commitment")
         answer = service().signatures.submit_signature(who, link, agreement_id, signature)
         if link is not None:
-            service().enrolment.signed(agreement_id, "commitment", answer.get("tx_hash"), visitor())
+            enrolment = service().enrolment
+            enrolment.signed(agreement_id, "commitment", answer.get("transaction"), visitor())
+            answer["signing_record_document"] = enrolment.anchor_signing_record(
+                link, agreement_id, evidence()
+            )
         return answer
 
 

@@ -8,7 +8,10 @@ every assertion itself."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +23,8 @@ from ..shared import messages
 from ..shared.auth import Principal
 from ..shared.broker import enqueue
 from ..shared.db import Database
-from ..shared.errors import Conflict, TooManyRequests, ValidationFailed
-from ..shared.links import Link, LinkExpired, LinkSigner
+from ..shared.errors import Conflict, OfferSealError, TooManyRequests, ValidationFailed
+from ..shared.links import PURPOSE_UPLOAD, Link, LinkExpired, LinkSigner
 from ..shared.models import aware, iso, utcnow
 from .domain import passkeys
 from .domain.agreements import ARRIVAL_LEAD
@@ -34,10 +37,12 @@ from .models import (
     CandidateSigner,
     ChainOp,
 )
-from .ports import AgreementsChain
+from .ports import AgreementsChain, EvidenceSource
 from .records import CandidateLinks, describe, load, reader
 from .transactions import TransactionPath
 
+log = logging.getLogger(__name__)
+SIGNING_RECORD = "signing_record"  # the evidence document's subject (not a milestone)
 CODE_TTL = dt.timedelta(minutes=10)
 CODE_ATTEMPTS = 5  # wrong codes before the code is spent
 CODES_PER_HOUR = 5  # codes sent per agreement per hour
@@ -355,8 +360,70 @@ class Enrolment:
         return encoded
 
     def signed(self, agreement_id: str, what: str, tx_hash: str | None, who: Visitor) -> None:
+        """A signature relayed and mined: recorded with its transaction (the last one mined
+        for the agreement, which is the relayed signature's)."""
         with self.db.transaction() as session:
+            if tx_hash is None:
+                tx_hash = session.execute(
+                    select(ChainOp.tx_hash)
+                    .where(ChainOp.agreement_id == agreement_id, ChainOp.state == "mined")
+                    .order_by(ChainOp.id.desc())
+                    .limit(1)
+                ).scalar_one_or_none()
             self._event(session, agreement_id, "signed", {"what": what, "tx_hash": tx_hash}, who)
+
+    # ---- the signing record as evidence ---------------------------------------------------
+
+    def anchor_signing_record(
+        self, link: Link, agreement_id: str, evidence: EvidenceSource
+    ) -> str | None:
+        """Store the signing record through the evidence service as a document of the agreement
+        (intake receipt, Merkle proof, anchored root), once per agreement; the document's id.
+        The evidence service being down never fails the signature: the next request of the
+        record tries again."""
+        done = self._anchored_record(agreement_id)
+        if done is not None:
+            return done
+        record = self.signing_record(None, link, agreement_id)
+        if record["state"] == "offered":
+            return None
+        token = self.links.issue(
+            Link(
+                link.tenant,
+                agreement_id,
+                link.candidate_ref,
+                PURPOSE_UPLOAD,
+                int(time.time()) + 3600,
+                SIGNING_RECORD,
+            )
+        )
+        content = json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode()
+        try:
+            stored = evidence.upload_through_link(
+                token, f"signing-record-{agreement_id}.json", content, "application/json"
+            )
+        except OfferSealError as exc:
+            log.warning("signing record of %s not anchored yet: %s", agreement_id, exc.detail)
+            return None
+        with self.db.transaction() as session:
+            self._event(
+                session,
+                agreement_id,
+                "record_anchored",
+                {"document_id": stored["id"], "sha256": stored["sha256"]},
+                Visitor(None, None),
+            )
+        return str(stored["id"])
+
+    def _anchored_record(self, agreement_id: str) -> str | None:
+        with self.db.sessions() as session:
+            event = session.execute(
+                select(CandidateEvent).where(
+                    CandidateEvent.agreement_id == agreement_id,
+                    CandidateEvent.kind == "record_anchored",
+                )
+            ).scalar_one_or_none()
+            return None if event is None else str(event.detail["document_id"])
 
     # ---- what the portal shows -----------------------------------------------------------
 
@@ -460,4 +527,9 @@ class Enrolment:
                 "candidate_address": a.candidate_address,
                 "state": a.state,
             }
-        return {"format": "offerseal-signing-record/1", **head, "events": self.events(agreement_id)}
+        events = [e for e in self.events(agreement_id) if e["kind"] != "record_anchored"]
+        record = {"format": "offerseal-signing-record/1", **head, "events": events}
+        anchored = self._anchored_record(agreement_id)
+        if anchored is not None:  # the evidence document holding the record as it was then
+            record["evidence_document_id"] = anchored
+        return record

@@ -99,3 +99,9 @@ class EvidenceSource(Protocol):
     def milestone_evidence(self, document_id: str, authorization: str) -> dict[str, Any]:
         """`document_id`, `leaf`, `root`, `proof` of an anchored document."""
         ...
+
+    def upload_through_link(
+        self, token: str, filename: str, content: bytes, content_type: str
+    ) -> dict[str, Any]:
+        """Store a document of the link's agreement; the evidence service's 201 body."""
+        ...

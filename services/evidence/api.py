@@ -458,6 +458,7 @@ DOCUMENT_KIND_FOR_MILESTONE = {  # what each staged confirmation asks the candid
     "handover_halfway": "handover_progress",
     "last_working_day_fixed": "other",
     "social_insurance_stop": "social_insurance_stop",
+    "signing_record": "signing_record",  # not a stage: the portal's record of a signature
 }
 
 

@@ -15,6 +15,7 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "contracts": ("/v1/agreements", "/v1/employer", "/v1/policy"),
     "evidence": ("/v1/documents", "/v1/uploads", "/v1/verify", "/v1/keys"),
     "notify": (
+        "/v1/branding",
         "/v1/candidates",
         "/v1/inbox",
         "/v1/replies",

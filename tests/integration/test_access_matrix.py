@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import RunningStack, make_settings, start_stack, upload, wait_for_proof
+from tests.conftest import ROOT, RunningStack, make_settings, start_stack, upload, wait_for_proof
 from tests.integration.test_contracts_service import body
 
 pytestmark = [pytest.mark.chain]
@@ -224,6 +224,26 @@ def _call(
     if method in {"POST", "PUT"}:
         kwargs["json"] = {}
     return requests.request(method, stack.stack.urls[service] + path, **kwargs)
+
+
+def test_the_peoples_origin_routes_every_api_path_to_its_service(world: dict[str, Any]) -> None:
+    """One origin for people: each service's /v1 routes reach that service through the web
+    port's gateway, and docker-compose's gateway routes the same prefixes."""
+    from offerseal.shared.gateway import PREFIXES
+
+    gateway = (ROOT / "deploy" / "gateway.conf").read_text()
+    for service, method, rule in _routes(world["stack"]):
+        if service == "web" or not rule.startswith("/v1/"):
+            continue
+        owner = [
+            name
+            for name, prefixes in PREFIXES.items()
+            if any(rule == p or rule.startswith(p + "/") for p in prefixes)
+        ]
+        assert owner == [service], (service, method, rule, owner)
+    for service, prefixes in PREFIXES.items():
+        for prefix in prefixes:
+            assert f"location {prefix} {{ proxy_pass http://{service};" in gateway, prefix
 
 
 def test_every_route_is_declared(world: dict[str, Any]) -> None:

@@ -613,7 +613,7 @@ def test_candidate_without_email_gets_the_signed_webhook(
         sms = payload["sms"]
         assert len(sms.encode("utf-16-le")) // 2 <= 70 and "token=" not in sms
         short = next(w for w in sms.replace("：", " ").split() if w.startswith("http"))
-        assert short.startswith(stack.stack.urls["web"] + "/l/")
+        assert short.startswith(stack.stack.portal_url + "/l/")
         assert resolve(short) == agreement["signing_link"] == resolve(payload["links"]["sign"])
     finally:
         stack.stack.stop()

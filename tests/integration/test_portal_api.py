@@ -23,9 +23,25 @@ from offerseal.shared import chain
 from offerseal.shared.chain import typed_data_digest
 from tests.conftest import RunningStack, api_link
 from tests.integration.test_contracts_service import body
-from tests.integration.test_notify import Mailbox, links_in, mailbox, notify_stack, text_of
+from tests.integration.test_notify import Mailbox, mailbox, notify_stack, short_links_in, text_of
 
 __all__ = ["mailbox"]
+
+
+def links_in(message: Any) -> list[str]:
+    """The links a message's short links lead to now; one already used or withdrawn (a
+    check-in answered) leads nowhere and is left out."""
+    found = []
+    for url in short_links_in(message):
+        if "/l/" not in url:
+            found.append(url)
+            continue
+        answer = requests.get(url, allow_redirects=False, timeout=30)
+        if answer.status_code == 303:
+            found.append(str(answer.headers["Location"]))
+    return found
+
+
 pytestmark = pytest.mark.chain
 STATES = ["None", "Offered", "Committed", "Fulfilled", "Breached", "EmployerBreached"]
 
@@ -149,6 +165,9 @@ def test_a_candidate_without_a_wallet_enrols_a_passkey_and_signs(
     signed = post(api_link(link, "/signature"), json={"passkey": assertion})
     assert signed.status_code == 200, signed.text
     assert signed.json()["state"] == "committed"
+    # The signing record is a document of the agreement: receipted, batched, anchored.
+    record_doc = signed.json()["signing_record_document"]
+    assert record_doc
     assert on_chain_state(stack, agreement["onchain_id"]) == "Committed"
 
     record = requests.get(api_link(link, "/signing-record"), timeout=30).json()
@@ -170,6 +189,15 @@ def test_a_candidate_without_a_wallet_enrols_a_passkey_and_signs(
     assert assertion_event["detail"]["flags"]["user_verified"] is True
     assert record["terms_hash"] == agreement["terms_hash"]
     assert record["candidate_address"] == passkey.public_key.address
+    assert record["evidence_document_id"] == record_doc
+    signed_event = next(e for e in record["events"] if e["kind"] == "signed")
+    assert signed_event["detail"]["tx_hash"].startswith("0x")
+    document = requests.get(
+        stack.stack.urls["evidence"] + f"/v1/documents/{record_doc}",
+        headers=stack.legal,
+        timeout=30,
+    ).json()
+    assert document["kind"] == "signing_record" and document["agreement_id"] == agreement["id"]
     assert all("code" not in str(e["detail"].get("code", "")) for e in record["events"])
 
     # New dates: the candidate signs the amendment with the same passkey.

@@ -21,10 +21,26 @@ from web3 import Web3
 
 from tests.conftest import ROOT, RunningStack, api_link
 from tests.integration.test_contracts_service import body
-from tests.integration.test_notify import Mailbox, links_in, mailbox, notify_stack, text_of
+from tests.integration.test_notify import Mailbox, mailbox, notify_stack, short_links_in, text_of
 from tests.integration.test_verify_page import CHROMIUM_FLAGS, WIDTH, _browser_paths
 
 __all__ = ["mailbox"]
+
+
+def links_in(message: Any) -> list[str]:
+    """The links a message's short links lead to now; one already used or withdrawn (a
+    check-in answered) leads nowhere and is left out."""
+    found = []
+    for url in short_links_in(message):
+        if "/l/" not in url:
+            found.append(url)
+            continue
+        answer = requests.get(url, allow_redirects=False, timeout=30)
+        if answer.status_code == 303:
+            found.append(str(answer.headers["Location"]))
+    return found
+
+
 pytestmark = [pytest.mark.chain]
 ARTIFACTS = ROOT / "test-artifacts" / "portal"
 WORDS = {
@@ -204,6 +220,16 @@ def test_a_candidate_signs_from_a_phone_with_a_passkey(
             assert check and ("同" in check if language == "zh-CN" else "same fingerprint" in check)
             assert driver.find_element(By.ID, "consent").is_enabled() is False
             journey.fits_phone()
+
+        with journey.step("withdrawn-link"):
+            # A link altered (or withdrawn, or expired) says so, and who to ask, in words.
+            driver.get(f"{link[:-3]}xyz&lang={language}")
+            summary = journey.visible("error-summary")
+            expected = "联系发送邮件的 HR" if language == "zh-CN" else "ask the HR contact"
+            assert expected in summary.text, summary.text
+            assert "Traceback" not in driver.page_source
+            driver.get(f"{link}&lang={language}")
+            journey.visible("terms-section")
 
         with journey.step("code"):
             seen = len(box.messages)

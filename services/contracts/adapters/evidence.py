@@ -39,3 +39,21 @@ class EvidenceClient:
             "root": bundle["merkle"]["root"],
             "proof": bundle["merkle"]["proof"],
         }
+
+    def upload_through_link(
+        self, token: str, filename: str, content: bytes, content_type: str
+    ) -> dict[str, Any]:
+        """Store `content` as a document of the link's agreement (the candidate's own upload
+        path: receipted and anchored like any document). Returns the evidence service's 201."""
+        try:
+            answer = requests.post(
+                f"{self.base_url}/v1/uploads/{token}",
+                files={"file": (filename, content, content_type)},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"the evidence service is unreachable: {exc}") from None
+        if answer.status_code != 201:
+            raise TransientError(f"the evidence service answered {answer.status_code}")
+        body: dict[str, Any] = answer.json()
+        return body

@@ -13,6 +13,7 @@ KINDS: tuple[str, ...] = (
     "salary_statement",
     "non_compete_agreement",
     "notarized_resignation_letter",
+    "signing_record",  # the candidate's evidence of intent, anchored by the contracts service
     "other",
 )
 

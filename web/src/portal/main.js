@@ -84,7 +84,7 @@ function explain(error) {
   const field = body.field || (Array.isArray(body.errors) && body.errors[0] && body.errors[0].field);
   if (status === 0) return t("portal.error.offline");
   if (status === 410 && (body.title || "").startsWith("Code")) return t("portal.error.code_expired");
-  if (status === 410 || status === 401) return t("portal.error.link", { employer: state.employer || "HR" });
+  if (status === 410 || status === 401) return t("portal.error.link");
   if (status === 422 && field === "code") {
     const left = /(\d+) attempts left/.exec(body.detail || "");
     return t("portal.error.code_wrong", { left: left ? left[1] : "?" });
