@@ -14,6 +14,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def commitment_gas(rpc_url: str, count: int = 10) -> dict[str, Any]:
             salt = f"portal-bench-{kind}-{i}".encode().ljust(32, b"\0")
             agreement_id = agreements.functions.agreementIdOf(employer.address, salt).call()
             if kind == "passkey":  # offered without a candidate, bound at enrolment
-                unbound = Terms(*(ZERO if n == 1 else v for n, v in enumerate(terms.as_tuple())))
+                unbound = replace(terms, candidate=ZERO)
                 send(agreements.functions.offer(salt, unbound.as_tuple(), milestones))
                 gas["bind"].append(
                     send(agreements.functions.bindCandidate(agreement_id, candidate))
