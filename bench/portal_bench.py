@@ -212,11 +212,16 @@ def first_load() -> dict[str, Any]:
     ).data
     css = client.get("/static/site.css").data
     js = client.get("/static/dist/portal.js").data
+    served = sum(
+        len(client.get(path, headers={"Accept-Encoding": "gzip"}).data)
+        for path in ("/static/site.css", "/static/dist/portal.js")
+    ) + len(gzip.compress(page, 9))
     parts = {"html": page, "css": css, "js": js}
     return {
         **{f"{name}_bytes": len(body) for name, body in parts.items()},
         "total_bytes": sum(len(b) for b in parts.values()),
         "total_gzip_bytes": sum(len(gzip.compress(b, 9)) for b in parts.values()),
+        "served_to_a_browser_bytes": served,  # the HTML is not compressed by the app itself
     }
 
 
@@ -244,7 +249,8 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             f"First load of the portal: HTML {b['html_bytes']:,} + CSS {b['css_bytes']:,} + "
             f"script {b['js_bytes']:,} = {b['total_bytes']:,} bytes "
-            f"({b['total_gzip_bytes']:,} gzipped; served uncompressed today), no font, no CDN.",
+            f"({b['total_gzip_bytes']:,} gzipped: the script and the stylesheet are gzipped at "
+            f"set-up and served so to browsers that take gzip), no font, no CDN.",
             END,
         ]
     )

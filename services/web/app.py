@@ -3,7 +3,10 @@ headers and problem+json, the pages, and static files served publicly. No work a
 
 from __future__ import annotations
 
-from flask import Flask
+from pathlib import Path
+from typing import cast
+
+from flask import Flask, Response, request, send_file
 
 from ..shared.config import Settings
 from ..shared.db import Database
@@ -17,6 +20,34 @@ def create_app(settings: Settings, db: Database) -> Flask:
     app.register_blueprint(pages.blp)
     app.register_blueprint(shortlinks.blp)
     # Styles, images and the bundled scripts (services/web/static/) need no key.
-    access("public")(app.view_functions["static"])
+    serve_static = app.view_functions["static"]
+
+    def static(filename: str) -> Response:
+        """A bundled script or the stylesheet gzipped at set-up (`<file>.gz`), to a browser
+        that takes gzip: a phone on a slow network loads a third of the bytes."""
+        folder = Path(app.static_folder or "")
+        packed = (folder / filename).with_name(Path(filename).name + ".gz")
+        if (
+            "gzip" in request.headers.get("Accept-Encoding", "")
+            and folder in packed.resolve().parents
+            and packed.is_file()
+        ):
+            response = send_file(packed, mimetype=_mimetype(filename), conditional=True)
+            response.headers["Content-Encoding"] = "gzip"
+            response.headers["Vary"] = "Accept-Encoding"
+            return response
+        answer = app.make_response(cast(Response, serve_static(filename=filename)))
+        answer.headers["Vary"] = "Accept-Encoding"
+        return answer
+
+    app.view_functions["static"] = access("public")(static)
     health_route(app, standard_checks(db, None, "web"))
     return app
+
+
+def _mimetype(filename: str) -> str:
+    if filename.endswith(".js"):
+        return "text/javascript; charset=utf-8"
+    if filename.endswith(".css"):
+        return "text/css; charset=utf-8"
+    return "application/octet-stream"

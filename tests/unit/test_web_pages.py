@@ -121,3 +121,20 @@ def test_the_saved_verifier_says_so_when_the_script_is_not_built(
     assert answer.status_code == 503
     assert answer.headers["Content-Type"] == "application/problem+json"
     assert "npm run build" in answer.json["detail"]
+
+
+def test_scripts_and_styles_go_gzipped_to_browsers_that_take_it(client: Any) -> None:
+    import gzip
+
+    plain = client.get("/static/dist/portal.js")
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+    packed = client.get("/static/dist/portal.js", headers={"Accept-Encoding": "gzip, br"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert packed.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) < len(plain.data) / 2
+    assert client.get("/static/site.css", headers={"Accept-Encoding": "gzip"}).headers[
+        "Content-Type"
+    ].startswith("text/css")
+    # No way out of the static folder, compressed or not.
+    assert client.get("/static/../app.py", headers={"Accept-Encoding": "gzip"}).status_code == 404
