@@ -392,6 +392,13 @@ class Dispatcher:
                     "channel": o.channel,
                     "detail": o.detail,
                 }
+                if tp.kind == schedule.CODE and o.state in ("sent", "failed", "skipped"):
+                    # A one-time code is kept only until it is delivered (or cannot be).
+                    session.execute(
+                        update(Touchpoint)
+                        .where(Touchpoint.id == o.touchpoint_id)
+                        .values(data={k: v for k, v in (tp.data or {}).items() if k != "code"})
+                    )
                 if sent:
                     envelopes.append(messages.build(messages.TOUCHPOINT_SENT, tp.tenant, payload))
                     if tp.kind == schedule.CHECKIN:
