@@ -138,7 +138,7 @@ class Stack:
     def _start_evidence(self, rpc_url: str, signer_key: str) -> None:
         from .evidence.app import EvidenceNode
 
-        node = EvidenceNode(self.settings, self.db, rpc_url, signer_key)
+        node = EvidenceNode(self.settings, self.db, rpc_url, signer_key, self.portal_url)
         self._start_workers(node)
         self.nodes.append(node)
         self.evidence = node

@@ -10,9 +10,10 @@ import urllib.parse
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, current_app, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
@@ -473,6 +474,13 @@ class CandidateUpload(MethodView):
     @blp.doc(summary="The candidate's upload page for one staged confirmation (signed link)")
     def get(self, token: str) -> Response:
         link = _candidate_link(token)
+        portal = str(current_app.config.get("OFFERSEAL_PORTAL_URL") or "")
+        if portal and request.accept_mimetypes.best == "text/html":
+            # A browser lands in the candidate's portal, which posts the file back here.
+            query = urlencode({"token": token, "milestone": link.subject})
+            landing = redirect(f"{portal}/portal/{link.agreement_id}/upload?{query}", code=303)
+            landing.headers["Referrer-Policy"] = "no-referrer"
+            return landing  # type: ignore[return-value]
         page = (
             '<!doctype html><html><head><meta charset="utf-8"><title>Upload</title></head>'
             f"<body><h1>Upload: {html.escape(link.subject)}</h1>"

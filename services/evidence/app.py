@@ -115,6 +115,7 @@ class EvidenceNode:
     db: Database
     rpc_url: str
     signer_key: str
+    portal_url: str = ""  # the people's origin: a browser opening an upload link lands there
 
     def __post_init__(self) -> None:
         self.service = build_service(self.settings, self.db)
@@ -151,6 +152,9 @@ class EvidenceNode:
             lambda: Web3ChainView(chain.connect(rpc_url, timeout=VERIFY_RPC_TIMEOUT)),
             self.anchorer.ready,
         )
+        self.app.config["OFFERSEAL_PORTAL_URL"] = (
+            self.portal_url or self.settings.web_public_url
+        ).rstrip("/")
 
     @property
     def ready(self) -> threading.Event:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 from typing import Any
+from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, current_app, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
@@ -16,6 +17,7 @@ from ..shared import messages
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import OfferSealError, ValidationFailed
 from ..shared.guards import access, roles
+from ..shared.links import PURPOSE_UNSUBSCRIBE
 from ..shared.web import principal
 from .domain.templates import ANSWERS
 from .service import NotifyService
@@ -42,6 +44,18 @@ def page(title: str, body: str, status: int = 200) -> Response:
     return Response(doc, status=status, mimetype="text/html")
 
 
+def to_portal(agreement_id: str, action: str, token: str, **extra: str) -> Response | None:
+    """A browser opening an e-mail's link lands in the candidate's portal (on the people's
+    origin) at the right place; programs keep this JSON API."""
+    portal = str(current_app.config.get("OFFERSEAL_PORTAL_URL") or "")
+    if not portal or not wants_html():
+        return None
+    query = urlencode({"token": token, **{k: v for k, v in extra.items() if v}})
+    response = redirect(f"{portal}/portal/{agreement_id}/{action}?{query}", code=303)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response  # type: ignore[return-value]
+
+
 def error_page(exc: OfferSealError) -> Response:
     return page(exc.title, f"<p>{html.escape(exc.detail)}</p>", exc.status)
 
@@ -57,11 +71,16 @@ class Replies(MethodView):
     @blp.doc(summary="The check-in page (answers are one click away; nothing changes on GET)")
     def get(self, token: str) -> Any:
         try:
-            _, tp = service().replies.open_reply(token)
+            link, tp = service().replies.open_reply(token)
         except OfferSealError as exc:
             if wants_html():
                 return error_page(exc)
             raise
+        landing = to_portal(
+            link.agreement_id, "reply", token, answer=request.args.get("answer", "")
+        )
+        if landing is not None:
+            return landing
         if not wants_html():
             return {"touchpoint_id": tp.id, "kind": tp.kind, "answers": messages.CHECKIN_ANSWERS}
         chosen = request.args.get("answer", "")
@@ -108,6 +127,13 @@ class Replies(MethodView):
 class Unsubscribe(MethodView):
     @blp.doc(summary="Unsubscribe page (non-essential mail only)")
     def get(self, token: str) -> Response:
+        try:
+            link = service().replies.links.verify(token, PURPOSE_UNSUBSCRIBE)
+        except OfferSealError as exc:
+            return error_page(exc)
+        landing = to_portal(link.agreement_id, "unsubscribe", token)
+        if landing is not None:
+            return landing
         return page(
             "Stop non-essential e-mail",
             '<form method="post"><input type="hidden" name="List-Unsubscribe" '

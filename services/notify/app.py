@@ -99,6 +99,8 @@ class NotifyNode:
             max_attempts=settings.touchpoint_max_attempts,
         )
         self.app = create_app(self.db, self.service, self.ready, self.settings)
+        # Browsers opening an e-mail's reply or unsubscribe link land in the portal there.
+        self.app.config["OFFERSEAL_PORTAL_URL"] = web_url
         planning = self.service.planning
         self.consumer = MessageConsumer(
             "notify",

@@ -73,17 +73,25 @@ def _wants_json() -> bool:
     return not any(mimetype == "text/html" for mimetype, _ in request.accept_mimetypes)
 
 
-def _portal(agreement_id: str, amendment_id: str | None, typed_data: str) -> Response:
+def _portal(
+    agreement_id: str, amendment_id: str | None, typed_data: str, mode: str = ""
+) -> Response:
     if not UUID.match(agreement_id) or (amendment_id is not None and not UUID.match(amendment_id)):
         return Response(_page("portal_missing.html", _language()), status=404)
-    if _wants_json():
+    if _wants_json() and not mode:
         # Integrators' signing links always answered the typed data: they still do.
         query = urlencode({k: v for k, v in request.args.items() if k == "token"})
         response = redirect(f"{typed_data}?{query}", code=307)
         response.headers["Vary"] = "Accept"
         return response  # type: ignore[return-value]
     response = Response(
-        _page("portal.html", _language(), agreement_id=agreement_id, amendment_id=amendment_id)
+        _page(
+            "portal.html",
+            _language(),
+            agreement_id=agreement_id,
+            amendment_id=amendment_id,
+            mode=mode,
+        )
     )
     response.headers["Vary"] = "Accept, Accept-Language"
     response.headers["Cache-Control"] = "no-store"
@@ -107,3 +115,17 @@ def portal_amendment(agreement_id: str, amendment_id: str) -> Response:
         amendment_id,
         f"/v1/agreements/{agreement_id}/amendments/{amendment_id}/typed-data",
     )
+
+
+def _action(action: str) -> None:
+    def view(agreement_id: str) -> Response:
+        """Where an e-mail's check-in answer, document request or unsubscribe link lands for a
+        browser: the portal at that one action, done with that link's own token."""
+        return _portal(agreement_id, None, "", mode=action)
+
+    view.__name__ = f"portal_{action}"
+    blp.get(f"/portal/<string:agreement_id>/{action}")(access("public")(view))
+
+
+for _name in ("reply", "upload", "unsubscribe"):
+    _action(_name)

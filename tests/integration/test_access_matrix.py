@@ -111,6 +111,10 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     # token); a program asking for JSON is sent to the typed data, which needs the link.
     ("web", "GET", "/portal/<string:agreement_id>"): LINK,
     ("web", "GET", "/portal/<string:agreement_id>/amendments/<string:amendment_id>"): LINK,
+    # Where an e-mail's reply, upload or unsubscribe link lands for a browser: the page only.
+    ("web", "GET", "/portal/<string:agreement_id>/reply"): PUBLIC,
+    ("web", "GET", "/portal/<string:agreement_id>/upload"): PUBLIC,
+    ("web", "GET", "/portal/<string:agreement_id>/unsubscribe"): PUBLIC,
     ("web", "GET", "/l/<string:code>"): PUBLIC,
 }
 for _service in ("evidence", "contracts", "notify", "web"):

@@ -199,8 +199,10 @@ def test_invitation_checkins_and_a_reply_that_moves_risk(
         latest = box.wait(lambda m: "resignation going" in m["Subject"])[-1]
         delayed = next(u for u in links_in(latest) if u.endswith("answer=delayed"))
         token_url = delayed.split("?")[0]
+        # A browser lands in the candidate's portal with the answer chosen (the page posts it).
         page = requests.get(delayed, headers={"Accept": "text/html"}, timeout=30)
-        assert page.status_code == 200 and 'value="delayed" checked' in page.text
+        assert page.status_code == 200 and 'data-mode="reply"' in page.text
+        assert "/portal/" in page.url and "answer=delayed" in page.url
         answer = requests.post(
             token_url, json={"answer": "delayed", "new_date": "2027-02-01"}, timeout=30
         )

@@ -294,11 +294,19 @@ def test_a_candidate_signs_from_a_phone_with_a_passkey(
         assert "Chrome" in (assertion["user_agent"] or "")
 
         with journey.step("checkin"):
-            box.wait(lambda m: any("/v1/replies/" in u for u in links_in(m)))
-            driver.get(f"{link}&lang={language}")
+            # The check-in e-mail's "delayed" button lands in the portal with it chosen.
+            [checkin] = box.wait(lambda m: any("/v1/replies/" in u for u in links_in(m)))[-1:]
+            delayed = next(u for u in short_links_in(checkin) if "/l/" in u)
+            for url in short_links_in(checkin):
+                target = requests.get(url, allow_redirects=False, timeout=30).headers.get(
+                    "Location", ""
+                )
+                if "answer=delayed" in target:
+                    delayed = url
+            driver.get(delayed)  # short link -> reply link -> the portal, as a browser follows
             journey.visible("checkin")
-            journey.visible("messages-section")
-            driver.find_element(By.CSS_SELECTOR, "label[for=answer-delayed]").click()
+            assert "/portal/" in driver.current_url and "/reply" in driver.current_url
+            assert driver.find_element(By.ID, "answer-delayed").is_selected()
             journey.visible("group-new-date")
             new_date = driver.find_element(By.ID, "new-date")
             driver.execute_script(
@@ -315,6 +323,8 @@ def test_a_candidate_signs_from_a_phone_with_a_passkey(
                 timeout=30,
             ).json()["items"]
             assert any(t["answer"] == "delayed" for t in touchpoints), touchpoints
+            driver.get(f"{link}&lang={language}")  # back in the portal: messages, the upload
+            journey.visible("messages-section")
 
         with journey.step("upload"):
             journey.visible("uploads")

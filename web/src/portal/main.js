@@ -29,6 +29,7 @@ const lang = LANGUAGES.includes(document.documentElement.lang) ? document.docume
 const root = document.getElementById("portal");
 const agreementId = root.dataset.agreement;
 const amendmentId = root.dataset.amendment || null;
+const mode = root.dataset.mode || "";
 const token = new URLSearchParams(window.location.search).get("token") || "";
 const $ = (id) => document.getElementById(id);
 
@@ -534,75 +535,83 @@ async function inboxJourney() {
   );
   $("messages-section").hidden = false;
 
-  if (inbox.checkin) {
-    $("checkin").hidden = false;
-    $("progress-section").hidden = false;
-    for (const radio of document.querySelectorAll('input[name="answer"]')) {
-      radio.addEventListener("change", () => ($("group-new-date").hidden = radio.value !== "delayed" || !radio.checked));
+  if (inbox.checkin) inboxCheckin(inbox.checkin, null);
+  if (inbox.uploads.length) inboxUploads(inbox.uploads);
+}
+
+function inboxCheckin(checkin, preselected) {
+  $("checkin").hidden = false;
+  $("progress-section").hidden = false;
+  for (const radio of document.querySelectorAll('input[name="answer"]')) {
+    radio.addEventListener("change", () => ($("group-new-date").hidden = radio.value !== "delayed" || !radio.checked));
+    if (radio.value === preselected) {
+      radio.checked = true;
+      $("group-new-date").hidden = radio.value !== "delayed";
     }
-    $("checkin-send").addEventListener("click", () =>
-      busy($("checkin-send"), async () => {
-        const chosen = document.querySelector('input[name="answer"]:checked');
-        if (!chosen) {
-          $("error-text").textContent = t("portal.checkin.choose");
+  }
+  $("checkin-send").addEventListener("click", () =>
+    busy($("checkin-send"), async () => {
+      const chosen = document.querySelector('input[name="answer"]:checked');
+      if (!chosen) {
+        $("error-text").textContent = t("portal.checkin.choose");
+        $("error-summary").hidden = false;
+        $("error-summary").focus();
+        return;
+      }
+      const body = { answer: chosen.value };
+      if (chosen.value === "delayed" && $("new-date").value) body.new_date = $("new-date").value;
+      await api(checkin.reply, { method: "POST", body });
+      $("checkin").hidden = true;
+      $("checkin-done").hidden = false;
+    }),
+  );
+}
+
+function inboxUploads(requests) {
+  const uploads = $("upload-list");
+  uploads.replaceChildren();
+  requests.forEach((request, i) => {
+    const item = document.createElement("li");
+    item.className = "check upload";
+    const label = document.createElement("label");
+    label.className = "label";
+    label.htmlFor = `upload-${i}`;
+    const what = request.milestone ? t(`portal.milestone.${request.milestone}`) : t("portal.uploads.title");
+    label.textContent = request.due_at ? t("portal.uploads.by", { milestone: what, date: date(Date.parse(request.due_at) / 1000) }) : what;
+    const input = document.createElement("input");
+    input.type = "file";
+    input.id = `upload-${i}`;
+    input.className = "file-upload";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button";
+    button.id = `upload-send-${i}`;
+    button.textContent = t("portal.uploads.button");
+    const done = document.createElement("p");
+    done.className = "body tick";
+    done.hidden = true;
+    done.id = `upload-done-${i}`;
+    done.textContent = t("portal.uploads.done");
+    button.addEventListener("click", () =>
+      busy(button, async () => {
+        if (!input.files.length) {
+          $("error-text").textContent = t("portal.uploads.choose");
           $("error-summary").hidden = false;
-          $("error-summary").focus();
           return;
         }
-        const body = { answer: chosen.value };
-        if (chosen.value === "delayed" && $("new-date").value) body.new_date = $("new-date").value;
-        await api(inbox.checkin.reply, { method: "POST", body });
-        $("checkin").hidden = true;
-        $("checkin-done").hidden = false;
-        $("checkin-done").focus?.();
+        const form = new FormData();
+        form.append("file", input.files[0]);
+        await api(request.upload, { method: "POST", form });
+        done.hidden = false;
+        button.hidden = true;
+        input.hidden = true;
       }),
     );
-  }
-  if (inbox.uploads.length) {
-    const uploads = $("upload-list");
-    uploads.replaceChildren();
-    inbox.uploads.forEach((request, i) => {
-      const item = document.createElement("li");
-      item.className = "check upload";
-      const label = document.createElement("label");
-      label.className = "label";
-      label.htmlFor = `upload-${i}`;
-      label.textContent = t("portal.uploads.by", { milestone: t(`portal.milestone.${request.milestone}`), date: request.due_at ? date(Date.parse(request.due_at) / 1000) : "" });
-      const input = document.createElement("input");
-      input.type = "file";
-      input.id = `upload-${i}`;
-      input.className = "file-upload";
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "button";
-      button.id = `upload-send-${i}`;
-      button.textContent = t("portal.uploads.button");
-      const done = document.createElement("p");
-      done.className = "body tick";
-      done.hidden = true;
-      done.id = `upload-done-${i}`;
-      done.textContent = t("portal.uploads.done");
-      button.addEventListener("click", () =>
-        busy(button, async () => {
-          if (!input.files.length) {
-            $("error-text").textContent = t("portal.uploads.choose");
-            $("error-summary").hidden = false;
-            return;
-          }
-          const form = new FormData();
-          form.append("file", input.files[0]);
-          await api(request.upload, { method: "POST", form });
-          done.hidden = false;
-          button.hidden = true;
-          input.hidden = true;
-        }),
-      );
-      item.append(label, input, button, done);
-      uploads.append(item);
-    });
-    $("uploads").hidden = false;
-    $("progress-section").hidden = false;
-  }
+    item.append(label, input, button, done);
+    uploads.append(item);
+  });
+  $("uploads").hidden = false;
+  $("progress-section").hidden = false;
 }
 
 async function arrivalJourney() {
@@ -654,8 +663,36 @@ async function amendmentJourney() {
   );
 }
 
+/** The portal at one e-mail action (check-in answer, document upload, unsubscribe), done with
+ * that link's own token against the service that owns it. */
+async function actionJourney() {
+  const params = new URLSearchParams(window.location.search);
+  $("lead").textContent = "";
+  if (mode === "reply") {
+    $("title").textContent = t("portal.checkin.title");
+    inboxCheckin({ reply: `/v1/replies/${encodeURIComponent(token)}` }, params.get("answer"));
+  } else if (mode === "upload") {
+    $("title").textContent = t("portal.uploads.title");
+    inboxUploads([{ milestone: params.get("milestone") || "", due_at: "", upload: `/v1/uploads/${encodeURIComponent(token)}` }]);
+  } else if (mode === "unsubscribe") {
+    $("title").textContent = t("portal.unsubscribe.title");
+    $("unsubscribe-section").hidden = false;
+    $("unsubscribe").addEventListener("click", () =>
+      busy($("unsubscribe"), async () => {
+        await api(`/v1/unsubscribe/${encodeURIComponent(token)}`, { method: "POST", body: {} });
+        $("unsubscribe-section").hidden = true;
+        showDone(t("portal.unsubscribe.title"), t("portal.unsubscribe.done"));
+      }),
+    );
+  }
+}
+
 async function main() {
   try {
+    if (mode) {
+      await actionJourney();
+      return;
+    }
     if (amendmentId) {
       await amendmentJourney();
       return;
