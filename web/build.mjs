@@ -3,7 +3,11 @@
 import { build } from "esbuild";
 
 await build({
-  entryPoints: { verify: "web/src/verify/main.js", portal: "web/src/portal/main.js" },
+  entryPoints: {
+    verify: "web/src/verify/main.js",
+    portal: "web/src/portal/main.js",
+    console: "web/src/console/main.js",
+  },
   outdir: "services/web/static/dist",
   bundle: true,
   minify: true,
