@@ -85,9 +85,9 @@ def _digest(secret: str) -> str:
 
 
 def normalise_email(email: str) -> str:
-    email = email.strip()
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    """One spelling per address: people type their e-mail in whatever case (mailbox names
+    that differ only by case are not worth telling apart here)."""
+    return email.strip().lower()
 
 
 def check_password(password: str) -> None:

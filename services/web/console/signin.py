@@ -36,14 +36,25 @@ class LoginThrottle:
     """Failed sign-ins counted per account and per client address (in memory, or in Redis
     shared by replicas); over the limit, even the right password waits."""
 
+    # An address is shared by everyone behind one office gateway: it may fail this many times
+    # more often than one account.
+    ADDRESS_FACTOR = 10
+
     def __init__(self, limit: str, storage: str) -> None:
-        self.items: list[RateLimitItem] = parse_many(limit)
+        self.account_items: list[RateLimitItem] = parse_many(limit)
+        self.address_items: list[RateLimitItem] = [
+            type(item)(item.amount * self.ADDRESS_FACTOR, item.multiples)
+            for item in self.account_items
+        ]
         options = {"socket_timeout": 1.0} if storage.startswith(("redis", "rediss")) else {}
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
 
+    def _items(self, key: str) -> list[RateLimitItem]:
+        return self.address_items if key.startswith("address:") else self.account_items
+
     def check(self, *keys: str) -> None:
         for key in keys:
-            for item in self.items:
+            for item in self._items(key):
                 try:
                     if self.limiter.test(item, "offerseal-login", key):
                         continue
@@ -59,7 +70,7 @@ class LoginThrottle:
 
     def failed(self, *keys: str) -> None:
         for key in keys:
-            for item in self.items:
+            for item in self._items(key):
                 try:
                     self.limiter.hit(item, "offerseal-login", key)
                 except Exception:
