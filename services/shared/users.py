@@ -293,6 +293,20 @@ def disable_user(db: Database, email: str, tenant: str | None = None) -> bool:
     return True
 
 
+def disable_user_by_id(db: Database, user_id: str, tenant: str) -> str:
+    """Disable a tenant's account by its id (the console's admin); 404 for another tenant's or
+    an unknown id, like every other resource. Returns the e-mail."""
+    with db.transaction() as session:
+        user = session.get(ConsoleUser, user_id) if len(user_id) <= 16 else None
+        if user is None or user.tenant != tenant:
+            raise NotFound(f"no account {user_id}")
+        if user.disabled_at is None:
+            user.disabled_at = utcnow()
+            user.setup_sha256 = None
+            _end_sessions(session, user.id)
+        return user.email
+
+
 def list_users(db: Database, tenant: str | None = None) -> list[dict[str, Any]]:
     """Every account's e-mail, tenant, role, state and dates (never a hash)."""
     query = select(ConsoleUser).order_by(ConsoleUser.tenant, ConsoleUser.email)

@@ -38,7 +38,7 @@ READ, WRITE, ADMIN, LINK, TOKEN, PUBLIC, PROBE = (
 )
 # Console pages (HTML): a key or a session of the right role and tenant, like READ and WRITE;
 # without either, the person is sent to sign in (303 to /console/login) instead of a 401.
-PAGE_READ, PAGE_WRITE = "page-read", "page-write"
+PAGE_READ, PAGE_WRITE, PAGE_ADMIN = "page-read", "page-write", "page-admin"
 # Public forms (sign-in, set-password): nothing is accepted without the double-submitted CSRF
 # token (403), or from a set-up link that does not exist (410).
 FORM = "form"
@@ -48,8 +48,9 @@ ALLOWED = {
     ADMIN: {"admin"},
     PAGE_READ: {"hr", "legal", "admin"},
     PAGE_WRITE: {"hr", "admin"},
+    PAGE_ADMIN: {"admin"},
 }
-PAGES = {PAGE_READ, PAGE_WRITE}
+PAGES = {PAGE_READ, PAGE_WRITE, PAGE_ADMIN}
 
 A = "/v1/agreements/<string:agreement_id>"
 AM = A + "/amendments/<string:amendment_id>"
@@ -143,6 +144,10 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("web", "POST", "/console/offer"): WRITE,
     ("web", "GET", "/console/report"): PAGE_READ,
     ("web", "GET", "/console/report.csv"): READ,
+    ("web", "GET", "/console/people"): PAGE_ADMIN,
+    ("web", "POST", "/console/people"): ADMIN,
+    ("web", "GET", "/console/people/<string:user_id>/disable"): PAGE_ADMIN,
+    ("web", "POST", "/console/people/<string:user_id>/disable"): ADMIN,
 }
 for _service in ("evidence", "contracts", "notify", "web"):
     EXPECTED[(_service, "GET", "/healthz")] = PROBE
@@ -164,6 +169,7 @@ MISSING = {
     "filename": "no-such-file.css",
     "code": "AAAAAAAAAAAA",
     "action": "revoke",
+    "user_id": "0000000000000000",
 }
 
 
@@ -195,6 +201,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
         )
         assert amended.status_code == 201, amended.text
         touchpoints = _eventually_touchpoints(stack)
+        from offerseal.shared.users import add_user
+
         ids = {
             "agreement_id": agreement["id"],
             "amendment_id": amended.json()["id"],
@@ -207,6 +215,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             "filename": "site.css",
             "code": "AAAAAAAAAAAA",
             "action": "revoke",
+            "user_id": add_user(stack.db, "matrix@acme.example", "hr", "acme", by="test")[0],
         }
         from offerseal.shared.auth import create_key
 
@@ -293,7 +302,7 @@ def test_every_route_is_declared(world: dict[str, Any]) -> None:
 CELLS = sorted(EXPECTED)
 
 
-ID_PARAMS = ("agreement_id", "amendment_id", "document_id", "touchpoint_id")
+ID_PARAMS = ("agreement_id", "amendment_id", "document_id", "touchpoint_id", "user_id")
 
 
 @pytest.mark.parametrize(("service", "method", "rule"), CELLS)
@@ -339,7 +348,7 @@ def test_cell(world: dict[str, Any], service: str, method: str, rule: str) -> No
                 status = answer(missing if mutates and has_resource else own, headers)
                 assert status not in (401, 403), (role, status)
         another_tenant_learns_nothing(
-            world["other_admin"] if policy == ADMIN else stack.other_tenant
+            world["other_admin"] if policy in (ADMIN, PAGE_ADMIN) else stack.other_tenant
         )
     elif policy == LINK:
         assert answer(own, {}) == 401  # no key and no token

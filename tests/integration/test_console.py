@@ -371,3 +371,49 @@ def test_the_timeline_and_report_render_in_both_languages(
         report = hr.get(f"{console.url}/console/report?lang={lang}", timeout=10)
         assert report.status_code == 200 and words[1] in report.text
         assert report.text.count("<svg") == 3
+
+
+def test_the_tenants_admin_adds_and_disables_people(console: Console) -> None:
+    admin = person(console, "boss@acme.example", "admin", "acme")
+    page = admin.get(f"{console.url}/console/people", timeout=10)
+    assert page.status_code == 200 and "boss@acme.example" in page.text
+    assert "hr@globex" not in page.text
+    added = admin.post(
+        f"{console.url}/console/people",
+        data={"csrf_token": csrf_of(page.text), "email": "new.hr@acme.example", "role": "hr"},
+        timeout=10,
+    )
+    assert added.status_code == 201
+    link = re.search(r'id="setup-link">([^<]+)<', added.text)
+    assert link and link.group(1).startswith(f"{console.url}/console/setup/")
+    assert requests.get(link.group(1), timeout=10).status_code == 200
+    again = admin.post(
+        f"{console.url}/console/people",
+        data={"csrf_token": csrf_of(page.text), "email": "NEW.hr@acme.example", "role": "hr"},
+        timeout=10,
+    )
+    assert again.status_code == 409
+    newcomer = next(
+        u for u in users.list_users(console.db, "acme") if u["email"] == "new.hr@acme.example"
+    )
+    confirm = admin.get(f"{console.url}/console/people/{newcomer['id']}/disable", timeout=10)
+    assert confirm.status_code == 200
+    done = admin.post(
+        f"{console.url}/console/people/{newcomer['id']}/disable",
+        data={"csrf_token": csrf_of(confirm.text)},
+        timeout=10,
+    )
+    assert done.status_code == 200 and "done=disabled" in done.url
+    assert requests.get(link.group(1), timeout=10).status_code == 410
+    # another tenant's account answers like a missing one; an hr person may not manage people
+    other = users.add_user(console.db, "x@globex.example", "hr", "globex", by="test")[0]
+    assert admin.get(f"{console.url}/console/people/{other}/disable", timeout=10).status_code == 404
+    refused = admin.post(
+        f"{console.url}/console/people/{other}/disable",
+        data={"csrf_token": csrf_of(confirm.text)},
+        timeout=10,
+    )
+    assert refused.status_code == 404
+    assert users.list_users(console.db, "globex")[0]["state"] == "invited"
+    hr = person(console, "plain.hr@acme.example", "hr", "acme")
+    assert hr.get(f"{console.url}/console/people", timeout=10).status_code == 403
