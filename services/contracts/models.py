@@ -222,3 +222,20 @@ class CandidateEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RiskChange(Base):
+    """Each change of an agreement's traffic light or its reasons, kept as its history (the
+    `risk.changed` message announces the same, but the outbox forgets it after retention)."""
+
+    __tablename__ = "agreement_risk_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    previous: Mapped[str] = mapped_column(String(8))
+    level: Mapped[str] = mapped_column(String(8))
+    score: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_agreement_risk_changes_agreement", "agreement_id", "id"),)

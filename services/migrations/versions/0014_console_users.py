@@ -1,4 +1,5 @@
-"""shared: people who sign in to the console (accounts per tenant with a role) and their sessions
+"""shared: people who sign in to the console (accounts per tenant with a role) and their
+sessions; contracts: the history of each agreement's risk changes
 
 Revision ID: 0014
 Revises: 0013
@@ -53,9 +54,35 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_console_sessions_user", "console_sessions", ["user_id"])
+    op.create_table(
+        "agreement_risk_changes",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("agreement_id", sa.String(36), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("previous", sa.String(8), nullable=False),
+        sa.Column("level", sa.String(8), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_agreement_risk_changes"),
+        sa.ForeignKeyConstraint(
+            ["agreement_id"],
+            ["agreements.id"],
+            name="fk_agreement_risk_changes_agreement_id_agreements",
+        ),
+    )
+    op.create_index(
+        "ix_agreement_risk_changes_agreement", "agreement_risk_changes", ["agreement_id", "id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_agreement_risk_changes_agreement", table_name="agreement_risk_changes")
+    op.drop_table("agreement_risk_changes")
     op.drop_index("ix_console_sessions_user", table_name="console_sessions")
     op.drop_table("console_sessions")
     op.drop_index("ix_console_users_tenant", table_name="console_users")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import re
+import uuid
 from typing import Any
 
 import marshmallow as ma
@@ -45,6 +47,7 @@ TEXT_FIELDS = (
     "grace_days",
     "replacement_days",
 )
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 # The API's field names, as the form names them.
 FORM_FIELD = {
     "candidate_contact.email": "email",
@@ -138,6 +141,8 @@ def _form(values: dict[str, str], errors: list[tuple[str, str]], status: int = 2
 
 def _defaults() -> dict[str, str]:
     return {
+        # Sent back as the Idempotency-Key: a form submitted twice offers once.
+        "request_id": uuid.uuid4().hex,
         "timezone": settings().default_timezone,
         "language": "zh-CN",
         "currency": "CNY",
@@ -161,12 +166,16 @@ def offer_submit() -> Response:
         form[f"due_{kind}"] = request.form.get(f"due_{kind}", "").strip()[:40]
     for flag in ("non_compete", "project_wrap_up"):
         form[flag] = "on" if request.form.get(flag) else ""
+    request_id = request.form.get("request_id", "")
+    form["request_id"] = request_id if _REQUEST_ID.fullmatch(request_id) else uuid.uuid4().hex
     try:
         data = CreateAgreement().load(_request_body(form))
     except ma.ValidationError as exc:
         return _form(form, _errors(exc.messages), 422)
     try:
-        created = _contracts().agreements.create(who, to_new_agreement(data))
+        created = _contracts().agreements.create(
+            who, to_new_agreement(data), idempotency_key="console-offer-" + form["request_id"]
+        )
     except OfferSealError as exc:
         errors = exc.extra.get("errors") or [{"field": "form", "message": exc.detail}]
         return _form(form, [(_form_field(e["field"]), e["message"]) for e in errors], exc.status)

@@ -18,13 +18,14 @@ from ...contracts.models import (
     AgreementMilestone,
     AgreementSignal,
     ChainOp,
+    RiskChange,
 )
 from ...evidence.models import Batch, Document
 from ...notify.models import DeliveryAttempt, Touchpoint
 from ...shared.auth import READ_ROLES, Principal
 from ...shared.db import Database
 from ...shared.errors import NotFound
-from ...shared.models import LinkRevocation, OutboxMessage, aware
+from ...shared.models import LinkRevocation, aware
 from . import checkpoints as cp
 
 
@@ -335,23 +336,18 @@ def timeline(db: Database, principal: Principal, agreement_id: str) -> list[dict
             )
         ).scalars():
             add(r.revoked_at, "links.revoked", "contracts", reason=r.reason)
-        # Risk changes: as announced (risk.changed), while the outbox keeps them.
-        for message in session.execute(
-            select(OutboxMessage.body, OutboxMessage.created_at).where(
-                OutboxMessage.routing_key.like("risk.changed.%")
+        for change in session.execute(
+            select(RiskChange).where(RiskChange.agreement_id == a.id)
+        ).scalars():
+            add(
+                change.at,
+                "risk.changed",
+                "contracts",
+                level=change.level,
+                previous=change.previous,
+                score=change.score,
+                reasons="; ".join(change.reasons or []),
             )
-        ):
-            body, created = message
-            payload = (body or {}).get("payload", {})
-            if body.get("tenant") == a.tenant and payload.get("agreement_id") == a.id:
-                add(
-                    created,
-                    "risk.changed",
-                    "contracts",
-                    level=payload.get("level", ""),
-                    previous=payload.get("previous", ""),
-                    reasons="; ".join(payload.get("reasons", [])),
-                )
     events.sort(key=lambda e: e["at"])
     return events
 
