@@ -417,3 +417,30 @@ def test_the_tenants_admin_adds_and_disables_people(console: Console) -> None:
     assert users.list_users(console.db, "globex")[0]["state"] == "invited"
     hr = person(console, "plain.hr@acme.example", "hr", "acme")
     assert hr.get(f"{console.url}/console/people", timeout=10).status_code == 403
+
+
+def test_the_offer_form_refuses_damages_above_the_cap(
+    console: Console, hr: requests.Session
+) -> None:
+    form = hr.get(f"{console.url}/console/offer?lang=en", timeout=10)
+    assert form.status_code == 200
+    refused = hr.post(
+        f"{console.url}/console/offer",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "candidate_ref": "cand-new",
+            "monthly_salary": "30,000",
+            "liquidated_damages": "9000.01",
+            "currency": "CNY",
+            "start_date": (NOW + dt.timedelta(days=40)).date().isoformat(),
+            "offer_expires_at": (NOW + dt.timedelta(days=7)).date().isoformat(),
+        },
+        timeout=10,
+    )
+    assert refused.status_code == 422
+    assert 'href="#liquidated_damages">Above the cap of 9,000.00 CNY' in refused.text
+    assert 'href="#employer_name">Enter the Employer' in refused.text
+    assert 'value="cand-new"' in refused.text  # what was typed stays
+    with console.db.sessions() as session:
+        refs = session.execute(select(Agreement.candidate_ref)).scalars().all()
+    assert "cand-new" not in refs

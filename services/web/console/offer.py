@@ -14,12 +14,13 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, redirect, request
 
-from ...contracts.domain.agreements import damages_cap
+from ...contracts.domain.agreements import damages_cap, within_cap
 from ...contracts.schemas import CreateAgreement, to_new_agreement
 from ...shared.auth import WRITE_ROLES
 from ...shared.errors import OfferSealError
 from ...shared.guards import roles
-from .common import blp, caller, page, settings
+from .. import i18n
+from .common import blp, caller, language, money, page, settings
 from .views import _contracts
 
 MILESTONE_KINDS = (
@@ -139,6 +140,39 @@ def _form(values: dict[str, str], errors: list[tuple[str, str]], status: int = 2
     )
 
 
+REQUIRED = (
+    "candidate_ref",
+    "candidate_address",
+    "employer_name",
+    "position",
+    "currency",
+    "monthly_salary",
+    "liquidated_damages",
+    "start_date",
+    "offer_expires_at",
+)
+
+
+def _form_errors(form: dict[str, str]) -> list[tuple[str, str]]:
+    """What the form says in the person's language before the API's schema looks: empty
+    fields, amounts that are not amounts, and damages above the cap (the same integer rule as
+    the contract)."""
+    t = i18n.translator(language())
+    errors = [
+        (name, t("console.offer.error.required", field=t(f"console.offer.{name}")))
+        for name in REQUIRED
+        if not form.get(name)
+    ]
+    salary, damages = _minor(form["monthly_salary"]), _minor(form["liquidated_damages"])
+    for name, value in (("monthly_salary", salary), ("liquidated_damages", damages)):
+        if form.get(name) and not isinstance(value, int):
+            errors.append((name, t("console.offer.error.amount")))
+    if isinstance(salary, int) and isinstance(damages, int) and not within_cap(damages, salary):
+        cap = money(damages_cap(salary), form.get("currency", ""))
+        errors.append(("liquidated_damages", t("console.offer.cap.over", cap=cap)))
+    return errors
+
+
 def _defaults() -> dict[str, str]:
     return {
         # Sent back as the Idempotency-Key: a form submitted twice offers once.
@@ -168,6 +202,9 @@ def offer_submit() -> Response:
         form[flag] = "on" if request.form.get(flag) else ""
     request_id = request.form.get("request_id", "")
     form["request_id"] = request_id if _REQUEST_ID.fullmatch(request_id) else uuid.uuid4().hex
+    first = _form_errors(form)
+    if first:
+        return _form(form, first, 422)
     try:
         data = CreateAgreement().load(_request_body(form))
     except ma.ValidationError as exc:
