@@ -218,7 +218,8 @@ def test_desktop_journey_in_english(world: dict[str, Any], desktop: Any) -> None
 
     with step(driver, "desktop-6-cancelled"):
         driver.find_element(By.ID, "confirm-action").click()
-        _wait(driver, ".notification--success", timeout=60)
+        notice = _wait(driver, ".notification--success", timeout=60)
+        assert "cancelled on chain" in notice.text
         state = requests.get(
             world["stack"].stack.urls["contracts"] + f"/v1/agreements/{red_id}",
             headers=world["stack"].hr,

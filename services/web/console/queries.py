@@ -341,7 +341,7 @@ def timeline(db: Database, principal: Principal, agreement_id: str) -> list[dict
         ).scalars():
             add(
                 change.at,
-                "risk.changed",
+                "risk.changed" if change.level != change.previous else "risk.assessed",
                 "contracts",
                 level=change.level,
                 previous=change.previous,

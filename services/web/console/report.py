@@ -161,7 +161,7 @@ def column_chart(
     title: str, columns: Sequence[tuple[str, float | None, str]], *, width: int = 560
 ) -> str:
     """Vertical columns of rates 0..1 (None: no outcome that week, drawn as a dash)."""
-    height, bottom, left = 220, 40, 44
+    height, bottom, left = 220, 40, 64
     plot_h = height - bottom - 16
     step = (width - left - 10) / max(len(columns), 1)
     top = max((v for _, v, _ in columns if v is not None), default=0.0) or 1.0

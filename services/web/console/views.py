@@ -161,7 +161,7 @@ READABLE = {
     "previous": "console.risk.",
     "state": "console.amendment_state.",
 }
-DONE = ("start", "withdraw", "revoke", "offered")
+DONE = ("start", "withdraw", "cancel", "revoke", "offered")
 
 
 def _readable(t: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +237,8 @@ def act(agreement_id: str, action: str) -> Response:
             chain_action=chain_action,
             errors=[("action", exc.detail)],
         )
-    return redirect(f"/console/agreements/{agreement_id}?done={action}", 303)  # type: ignore[return-value]
+    done = "cancel" if chain_action == "cancel" else action
+    return redirect(f"/console/agreements/{agreement_id}?done={done}", 303)  # type: ignore[return-value]
 
 
 # ---- the weekly report -----------------------------------------------------------------------
