@@ -233,7 +233,7 @@ def run(
             with db.engine.connect() as conn:
                 conn.execute(sa.text("ANALYZE"))
             seeded = size
-            runs = 20 if size <= 10_000 else 5
+            runs = 20 if size <= 1_000 else 10 if size <= 10_000 else 3
             timing = _timings(lambda: queries.board_rows(db, hr, NOW), runs)
             timing["seeded_s"] = round(time.perf_counter() - began, 1)
             out["board"][str(size)] = timing

@@ -444,3 +444,23 @@ def test_the_offer_form_refuses_damages_above_the_cap(
     with console.db.sessions() as session:
         refs = session.execute(select(Agreement.candidate_ref)).scalars().all()
     assert "cand-new" not in refs
+
+
+def test_the_board_pages_fifty_rows_most_urgent_first(console: Console) -> None:
+    for n in range(54):
+        seed_agreement(console.db, "bulk", f"bulk-{n:02d}", risk_level="blue")
+    seed_agreement(console.db, "bulk", "bulk-red", risk_level="red")
+    key = {"Authorization": f"Bearer {create_key(console.db, 'hr', 'bulk')[1]}"}
+    first = requests.get(f"{console.url}/console/board.json", headers=key, timeout=10).json()
+    assert (first["page"], first["pages"], first["matching"], first["count"]) == (1, 2, 55, 50)
+    assert first["rows"][0]["candidate_ref"] == "bulk-red"
+    second = requests.get(
+        f"{console.url}/console/board.json?page=2", headers=key, timeout=10
+    ).json()
+    assert second["count"] == 5
+    refs = {r["candidate_ref"] for r in first["rows"]} | {
+        r["candidate_ref"] for r in second["rows"]
+    }
+    assert len(refs) == 55
+    page = requests.get(f"{console.url}/console?risk=blue", headers=key, timeout=10)
+    assert 'rel="next" href="/console?risk=blue&amp;page=2"' in page.text

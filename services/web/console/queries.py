@@ -38,14 +38,40 @@ def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.
     principal.require(*READ_ROLES)
     tenant = principal.tenant
     with db.sessions() as session:
-        agreements = session.execute(select(Agreement).where(_active(tenant))).scalars().all()
+        # Plain rows of the columns the board shows (no ORM objects, no agreement text).
+        agreements = session.execute(
+            select(
+                Agreement.id,
+                Agreement.state,
+                Agreement.candidate_ref,
+                Agreement.contact,
+                Agreement.position,
+                Agreement.currency,
+                Agreement.monthly_salary,
+                Agreement.liquidated_damages,
+                Agreement.start_at,
+                Agreement.offer_expires_at,
+                Agreement.arrived_at,
+                Agreement.risk_level,
+                Agreement.risk_score,
+                Agreement.risk_reasons,
+            ).where(_active(tenant))
+        ).all()
         milestones: dict[str, list[cp.Milestone]] = defaultdict(list)
         for m in session.execute(
-            select(AgreementMilestone)
+            select(
+                AgreementMilestone.agreement_id,
+                AgreementMilestone.kind,
+                AgreementMilestone.due_at,
+                AgreementMilestone.confirmed_at,
+                AgreementMilestone.document_id,
+                AgreementMilestone.tx_hash,
+                AgreementMilestone.overdue_notified,
+            )
             .join(Agreement, Agreement.id == AgreementMilestone.agreement_id)
             .where(_active(tenant))
             .order_by(AgreementMilestone.agreement_id, AgreementMilestone.idx)
-        ).scalars():
+        ):
             milestones[m.agreement_id].append(_milestone(m))
         commits = {
             row.agreement_id: (row.finished_at, row.tx_hash)
@@ -64,8 +90,10 @@ def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.
             .subquery()
         )
         for signal in session.execute(
-            select(AgreementSignal).join(latest, latest.c.id == AgreementSignal.id)
-        ).scalars():
+            select(
+                AgreementSignal.agreement_id, AgreementSignal.answer, AgreementSignal.occurred_at
+            ).join(latest, latest.c.id == AgreementSignal.id)
+        ):
             last_reply[signal.agreement_id] = (signal.answer, aware(signal.occurred_at))
         next_due = (
             select(Touchpoint.agreement_id, func.min(Touchpoint.due_at).label("due_at"))
@@ -140,7 +168,7 @@ def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.
     return rows
 
 
-def _zone(a: Agreement) -> dt.tzinfo:
+def _zone(a: Any) -> dt.tzinfo:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -149,7 +177,8 @@ def _zone(a: Agreement) -> dt.tzinfo:
         return dt.UTC
 
 
-def _milestone(m: AgreementMilestone) -> cp.Milestone:
+def _milestone(m: Any) -> cp.Milestone:
+    """A milestone (an ORM object or a row of its columns) as the checkpoints see it."""
     return cp.Milestone(
         kind=m.kind,
         due_at=aware(m.due_at),

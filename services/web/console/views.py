@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, current_app, jsonify, redirect, render_template, request
 
@@ -43,10 +44,35 @@ def _filters() -> cp.Filters:
     )
 
 
-def _board() -> tuple[list[cp.Row], list[cp.Row], cp.Filters]:
+PAGE_SIZE = 50
+
+
+def _page_number(pages: int) -> int:
+    try:
+        asked = int(str(request.args.get("page", "1"))[:6])
+    except ValueError:
+        asked = 1
+    return min(max(asked, 1), max(pages, 1))
+
+
+def _board() -> tuple[list[cp.Row], list[cp.Row], cp.Filters, dict[str, Any]]:
+    """Every active row (for the filters' choices), this page of the chosen ones, the filters,
+    and where this page is (50 rows a page, most urgent first)."""
     everyone = queries.board_rows(db(), caller(), now())
     filters = _filters()
-    return everyone, filters.apply(everyone), filters
+    chosen = filters.apply(everyone)
+    pages = max(1, -(-len(chosen) // PAGE_SIZE))
+    number = _page_number(pages)
+    shown = chosen[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    query = {k: v for k, v in request.args.items() if k not in {"page", "lang"} and v}
+    paging = {
+        "page": number,
+        "pages": pages,
+        "matching": len(chosen),
+        "previous": urlencode({**query, "page": number - 1}) if number > 1 else None,
+        "next": urlencode({**query, "page": number + 1}) if number < pages else None,
+    }
+    return everyone, shown, filters, paging
 
 
 def _rows_html(rows: list[cp.Row]) -> str:
@@ -57,10 +83,11 @@ def _rows_html(rows: list[cp.Row]) -> str:
 @blp.get("")
 @roles(*READ_ROLES)
 def board() -> Response:
-    everyone, rows, filters = _board()
+    everyone, rows, filters, paging = _board()
     return page(
         "console/board.html",
         nav="board",
+        paging=paging,
         rows=rows,
         rows_html=_rows_html(rows),
         filters=filters,
@@ -76,13 +103,16 @@ def board() -> Response:
 def board_json() -> Response:
     """The rows as data and as the table's HTML, with a fingerprint: the page polls this and
     replaces its rows only when the fingerprint changed."""
-    _, rows, _ = _board()
+    _, rows, _, paging = _board()
     data = [_row_json(r) for r in rows]
     fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     response = jsonify(
         {
             "fingerprint": fingerprint,
             "count": len(rows),
+            "matching": paging["matching"],
+            "page": paging["page"],
+            "pages": paging["pages"],
             "rows": data,
             "html": _rows_html(rows),
             "generated_at": now().isoformat(),
