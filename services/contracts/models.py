@@ -104,7 +104,10 @@ class ChainOp(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_chain_ops_state", "state", "id"),)
+    __table_args__ = (
+        Index("ix_chain_ops_state", "state", "id"),
+        Index("ix_chain_ops_agreement", "agreement_id", "id"),  # one agreement's history
+    )
 
 
 class AgreementSignal(Base):

@@ -1,5 +1,6 @@
 """shared: people who sign in to the console (accounts per tenant with a role) and their
-sessions; contracts: the history of each agreement's risk changes
+sessions; contracts: the history of each agreement's risk changes; indexes for reading one
+agreement's chain operations and documents (the console's board and timeline)
 
 Revision ID: 0014
 Revises: 0013
@@ -79,8 +80,13 @@ def upgrade() -> None:
         "ix_agreement_risk_changes_agreement", "agreement_risk_changes", ["agreement_id", "id"]
     )
 
+    op.create_index("ix_chain_ops_agreement", "chain_ops", ["agreement_id", "id"])
+    op.create_index("ix_documents_tenant_agreement", "documents", ["tenant", "agreement_id"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_documents_tenant_agreement", table_name="documents")
+    op.drop_index("ix_chain_ops_agreement", table_name="chain_ops")
     op.drop_index("ix_agreement_risk_changes_agreement", table_name="agreement_risk_changes")
     op.drop_table("agreement_risk_changes")
     op.drop_index("ix_console_sessions_user", table_name="console_sessions")
