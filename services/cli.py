@@ -170,8 +170,11 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def setup_link(settings: Settings, token: str, base_url: str | None = None) -> str:
-    """Where a person opens their one-time set-up link: the web origin (`offerseal up`'s)."""
-    base = (base_url or f"http://{settings.host}:{settings.web_port or 8100}").rstrip("/")
+    """Where a person opens their one-time set-up link: `--base-url`, else the people's origin
+    (OFFERSEAL_WEB_PUBLIC_URL, else this host's web port)."""
+    base = (
+        base_url or settings.web_public_url or f"http://{settings.host}:{settings.web_port or 8100}"
+    ).rstrip("/")
     return f"{base}/console/setup/{token}"
 
 

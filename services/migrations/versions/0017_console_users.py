@@ -2,8 +2,8 @@
 sessions; contracts: the history of each agreement's risk changes; indexes for reading one
 agreement's chain operations and documents (the console's board and timeline)
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-26
 
 Passwords are argon2id hashes; set-up links and session cookies are stored as sha256 only.
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
