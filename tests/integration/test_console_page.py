@@ -194,8 +194,13 @@ def test_desktop_journey_in_english(world: dict[str, Any], desktop: Any) -> None
         _wait(driver, "#board[data-fingerprint]:not([data-fingerprint=''])")
 
     with step(driver, "desktop-3-filtered"):
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        before = driver.find_element(By.ID, "board")
         Select(driver.find_element(By.ID, "risk")).select_by_value("blue")
         driver.find_element(By.ID, "apply-filters").click()
+        WebDriverWait(driver, 30).until(ec.staleness_of(before))  # the filtered page loaded
         _wait(driver, "#board")
         assert "risk=blue" in driver.current_url
         assert _board_refs(driver) == ["cand-blue"]
