@@ -21,6 +21,11 @@ await build({
 import fs from "node:fs";
 import zlib from "node:zlib";
 
-for (const file of ["services/web/static/dist/verify.js", "services/web/static/dist/portal.js", "services/web/static/site.css"]) {
+for (const file of [
+  "services/web/static/dist/verify.js",
+  "services/web/static/dist/portal.js",
+  "services/web/static/dist/console.js",
+  "services/web/static/site.css",
+]) {
   fs.writeFileSync(`${file}.gz`, zlib.gzipSync(fs.readFileSync(file), { level: 9 }));
 }
