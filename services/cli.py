@@ -52,7 +52,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     )
     for name in SERVICES:
         if name == "web":
-            print(f"  {name:<10}{stack.urls[name]}   (verify a proof: {stack.urls[name]}/verify)")
+            print(
+                f"  {name:<10}{stack.urls[name]}   (HR console: {stack.urls[name]}/console; "
+                f"verify a proof: {stack.urls[name]}/verify)"
+            )
         else:
             print(f"  {name:<10}{stack.urls[name]}   (docs: {stack.urls[name]}/docs)")
     print(f"  chain     {redact_url(stack.urls['rpc'])}")
@@ -64,6 +67,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  tsa       {', '.join(redact_url(u) for u in stack.settings.tsa_urls)}")
     if settings.notify_outbox_dir is not None and not settings.smtp_url:
         print(f"  mail      {settings.notify_outbox_dir} (.eml files; set OFFERSEAL_SMTP_URL)")
+    print(
+        "  first person for the console: offerseal users add you@example.com --role admin "
+        f"--tenant {args.tenant}  (prints a one-time link to choose a password)"
+    )
     print(f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown once):")
     print(token, flush=True)
     wait_for_signal(stack.stop)
@@ -159,6 +166,64 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     if set(versions) - {cipher.key_version}:
         return 1
     print("every stored document is under the current master key; earlier keys may be removed")
+    return 0
+
+
+def setup_link(settings: Settings, token: str, base_url: str | None = None) -> str:
+    """Where a person opens their one-time set-up link: `--base-url`, else the people's origin
+    (OFFERSEAL_WEB_PUBLIC_URL, else this host's web port)."""
+    base = (
+        base_url or settings.web_public_url or f"http://{settings.host}:{settings.web_port or 8100}"
+    ).rstrip("/")
+    return f"{base}/console/setup/{token}"
+
+
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.users import SETUP_TTL, add_user
+
+    db = open_database(settings)
+    _, token = add_user(db, args.email, args.role, args.tenant, by="cli")
+    days = SETUP_TTL.days
+    print(
+        f"created {args.role} account {args.email} for tenant {args.tenant}; it chooses its "
+        f"password through this one-time link (valid {days} days, shown once):"
+    )
+    print(setup_link(settings, token, args.base_url))
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.users import list_users
+
+    people = list_users(open_database(settings), args.tenant)
+    if args.json:
+        print(json.dumps(people, indent=2))
+        return 0
+    print(f"{'e-mail':<32} {'tenant':<16} {'role':<6} {'state':<9} last sign-in")
+    for p in people:
+        print(
+            f"{p['email']!s:<32} {p['tenant']!s:<16} {p['role']!s:<6} {p['state']!s:<9} "
+            f"{p['last_login_at'] or 'never'}"
+        )
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.users import disable_user
+
+    if not disable_user(open_database(settings), args.email):
+        print(f"no active account {args.email}", file=sys.stderr)
+        return 1
+    print(f"disabled {args.email}; its sessions have ended")
+    return 0
+
+
+def cmd_users_reset(args: argparse.Namespace, settings: Settings) -> int:
+    from .shared.users import reissue_setup
+
+    token = reissue_setup(open_database(settings), args.email)
+    print(f"new one-time set-up link for {args.email} (the old password works until it is used):")
+    print(setup_link(settings, token, args.base_url))
     return 0
 
 
@@ -348,6 +413,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=500, help="data keys per transaction (default 500)"
     )
     rotate.set_defaults(func=cmd_keys_rotate)
+
+    people = sub.add_parser("users", help="manage the people who sign in to the console")
+    people_sub = people.add_subparsers(dest="users_command", required=True)
+    add = people_sub.add_parser(
+        "add", help="create an account; prints its one-time set-up link (the last line)"
+    )
+    add.add_argument("email")
+    add.add_argument("--role", required=True, choices=["hr", "legal", "admin"])
+    add.add_argument("--tenant", required=True)
+    add.add_argument("--base-url", help="the web origin people reach (default: host and port)")
+    add.set_defaults(func=cmd_users_add)
+    listing_users = people_sub.add_parser("list", help="every account's tenant, role and state")
+    listing_users.add_argument("--tenant")
+    listing_users.add_argument("--json", action="store_true")
+    listing_users.set_defaults(func=cmd_users_list)
+    disable = people_sub.add_parser("disable", help="disable an account and end its sessions")
+    disable.add_argument("email")
+    disable.set_defaults(func=cmd_users_disable)
+    reset = people_sub.add_parser("reset", help="a new one-time set-up link (forgotten password)")
+    reset.add_argument("email")
+    reset.add_argument("--base-url")
+    reset.set_defaults(func=cmd_users_reset)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=cmd_migrate)

@@ -183,7 +183,10 @@ class Stack:
         from .shared.gateway import PathGateway
         from .web.app import create_app
 
-        self.web_app = create_app(self.settings, self.db)
+        contracts = getattr(self, "contracts", None) if "contracts" in self.urls else None
+        self.web_app = create_app(
+            self.settings, self.db, contracts.service if contracts is not None else None
+        )
         services: dict[str, Any] = {
             name: getattr(self, name).app
             for name in ("evidence", "contracts", "notify")

@@ -3,7 +3,11 @@
 import { build } from "esbuild";
 
 await build({
-  entryPoints: { verify: "web/src/verify/main.js", portal: "web/src/portal/main.js" },
+  entryPoints: {
+    verify: "web/src/verify/main.js",
+    portal: "web/src/portal/main.js",
+    console: "web/src/console/main.js",
+  },
   outdir: "services/web/static/dist",
   bundle: true,
   minify: true,
@@ -17,6 +21,11 @@ await build({
 import fs from "node:fs";
 import zlib from "node:zlib";
 
-for (const file of ["services/web/static/dist/verify.js", "services/web/static/dist/portal.js", "services/web/static/site.css"]) {
+for (const file of [
+  "services/web/static/dist/verify.js",
+  "services/web/static/dist/portal.js",
+  "services/web/static/dist/console.js",
+  "services/web/static/site.css",
+]) {
   fs.writeFileSync(`${file}.gz`, zlib.gzipSync(fs.readFileSync(file), { level: 9 }));
 }

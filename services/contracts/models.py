@@ -104,7 +104,10 @@ class ChainOp(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_chain_ops_state", "state", "id"),)
+    __table_args__ = (
+        Index("ix_chain_ops_state", "state", "id"),
+        Index("ix_chain_ops_agreement", "agreement_id", "id"),  # one agreement's history
+    )
 
 
 class AgreementSignal(Base):
@@ -222,3 +225,20 @@ class CandidateEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RiskChange(Base):
+    """Each change of an agreement's traffic light or its reasons, kept as its history (the
+    `risk.changed` message announces the same, but the outbox forgets it after retention)."""
+
+    __tablename__ = "agreement_risk_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    previous: Mapped[str] = mapped_column(String(8))
+    level: Mapped[str] = mapped_column(String(8))
+    score: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_agreement_risk_changes_agreement", "agreement_id", "id"),)

@@ -18,7 +18,7 @@ from ..shared.db import Database
 from ..shared.models import aware
 from .domain import risk as risk_rules
 from .domain.agreements import damages_cap
-from .models import Agreement, AgreementAmendment, AgreementSignal
+from .models import Agreement, AgreementAmendment, AgreementSignal, RiskChange
 from .records import load, milestones_of
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,16 @@ def refresh_risk(session: Session, a: Agreement) -> None:
         assessed.score,
         list(assessed.reasons),
     )
+    if changed:
+        session.add(
+            RiskChange(
+                agreement_id=a.id,
+                previous=previous,
+                level=assessed.level,
+                score=assessed.score,
+                reasons=list(assessed.reasons),
+            )
+        )
     if changed and a.state not in messages.FINAL_STATES:
         enqueue(
             session,

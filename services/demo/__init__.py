@@ -21,6 +21,7 @@ from ..shared.net import free_port
 from ..stack import Stack
 from .agreements import agreement_story
 from .common import say
+from .console import console_story
 from .evidence import (
     await_anchor,
     await_stamp,
@@ -77,7 +78,8 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         evidence_ok = good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"]
         agreements_ok = agreement_story(stack, hr)
         show_mail(stack, settings.data_dir / "demo-mail")
-        ok = evidence_ok and agreements_ok
+        console_ok = console_story(stack, hr) if "web" in stack.urls else True
+        ok = evidence_ok and agreements_ok and console_ok
         say("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:

@@ -63,6 +63,8 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_tenant_sequence", "tenant", "sequence", unique=True),
         Index("ix_documents_tenant_candidate", "tenant", "candidate_ref", "sequence"),
+        # The documents of one agreement (the console's board and timeline).
+        Index("ix_documents_tenant_agreement", "tenant", "agreement_id"),
         # The anchoring worker's query: unbatched documents in intake order.
         Index(
             "ix_documents_unbatched",

@@ -8,6 +8,7 @@ from offerseal.contracts import models as _contracts_models  # noqa: F401  (regi
 from offerseal.evidence import models as _evidence_models  # noqa: F401
 from offerseal.notify import models as _notify_models  # noqa: F401
 from offerseal.shared import models as _shared_models  # noqa: F401
+from offerseal.shared import users as _users  # noqa: F401
 from offerseal.shared.db import Base
 
 config = context.config

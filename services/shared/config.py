@@ -412,6 +412,25 @@ VARIABLES: tuple[Variable, ...] = (
         "Where rate-limit counters live: `memory://` (default, per process) or "
         "`redis://host:6379` (shared by every replica).",
     ),
+    Variable(
+        "OFFERSEAL_SESSION_TTL",
+        "session_ttl",
+        parse_duration,
+        "How long a console session lasts after signing in, however active (`8h`).",
+    ),
+    Variable(
+        "OFFERSEAL_SESSION_IDLE",
+        "session_idle",
+        parse_duration,
+        "A console session unused for this long ends (`30m`).",
+    ),
+    Variable(
+        "OFFERSEAL_LOGIN_RATE_LIMIT",
+        "login_rate_limit",
+        str,
+        "Failed console sign-ins allowed per account and per client address, e.g. "
+        "`5/minute;20/hour`; over it: the sign-in page answers 429 with Retry-After.",
+    ),
     Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
     Variable(
         "OFFERSEAL_FAILPOINT",
@@ -491,6 +510,9 @@ class Settings:
     candidate_uploads: str = "review"
     public_rate_limit: str = "300/minute"
     rate_limit_storage: str = "memory://"
+    session_ttl: float = 8 * 3600.0
+    session_idle: float = 30 * 60.0
+    login_rate_limit: str = "5/minute;20/hour"
     log_level: str = "INFO"
     failpoint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -575,6 +597,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         )
     if settings.web_public_url and not settings.web_public_url.startswith(("http://", "https://")):
         raise ConfigError("OFFERSEAL_WEB_PUBLIC_URL: an http:// or https:// URL")
+    try:
+        parse_many(settings.login_rate_limit)
+    except ValueError:
+        raise ConfigError(
+            "OFFERSEAL_LOGIN_RATE_LIMIT: not a rate limit (e.g. `5/minute;20/hour`)"
+        ) from None
+    if settings.session_ttl < 60 or settings.session_idle < 60:
+        raise ConfigError("OFFERSEAL_SESSION_TTL and OFFERSEAL_SESSION_IDLE: at least 1m")
     if settings.candidate_uploads not in {"review", "auto"}:
         raise ConfigError("OFFERSEAL_CANDIDATE_UPLOADS: `review` or `auto`")
     if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):

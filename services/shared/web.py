@@ -67,6 +67,7 @@ def create_base_app(
         },
     )
     app.extensions["offerseal.db"] = db
+    app.extensions["offerseal.settings"] = settings
     api = Api(app)
     problems.register(app)  # replaces flask-smorest's error payload with problem+json
     guards.install(
@@ -126,17 +127,52 @@ def create_base_app(
     return app, api, registry
 
 
+SESSION_COOKIE = "offerseal_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def principal() -> Principal:
-    """The caller, authenticated from the bearer token (401 problem when missing or wrong)."""
+    """The caller, authenticated from the bearer token, or else from a console session cookie
+    (401 problem when missing or wrong). A request made with the cookie that may change
+    something must repeat the session's CSRF token (header or form field), else 403."""
     cached = g.get("offerseal_principal")
     if cached is None:
         from flask import current_app
 
-        cached = authenticate(
-            current_app.extensions["offerseal.db"], request.headers.get("Authorization")
-        )
+        db = current_app.extensions["offerseal.db"]
+        authorization = request.headers.get("Authorization")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if authorization is None and cookie:
+            cached = _session_principal(db, cookie)
+        else:
+            cached = authenticate(db, authorization)
         g.offerseal_principal = cached
     return cached
+
+
+def _session_principal(db: Database, cookie: str) -> Principal:
+    from flask import current_app
+
+    from .errors import Forbidden, Unauthorized
+    from .users import csrf_matches, resolve_session
+
+    settings: Settings = current_app.extensions.get("offerseal.settings") or Settings()
+    held = resolve_session(db, cookie, settings.session_idle)
+    if held is None:
+        raise Unauthorized("your session has ended; sign in again")
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER)
+        if given is None and request.mimetype in {
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        }:
+            given = request.form.get(CSRF_FIELD)
+        if not csrf_matches(held.csrf_token, given):
+            raise Forbidden(f"missing or wrong CSRF token ({CSRF_HEADER} header or form field)")
+    g.offerseal_session = held
+    return held.principal
 
 
 def health_route(app: Flask, checks: dict[str, Callable[[], Any]]) -> None:

@@ -4,7 +4,7 @@ headers and problem+json, the pages, and static files served publicly. No work a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from flask import Flask, Response, request, send_file
 
@@ -12,13 +12,19 @@ from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.guards import access
 from ..shared.web import create_base_app, health_route, standard_checks
-from . import pages, shortlinks
+from . import console, pages, shortlinks
 
 
-def create_app(settings: Settings, db: Database) -> Flask:
+def create_app(settings: Settings, db: Database, contracts: Any = None) -> Flask:
+    """`contracts`: the contracts service layer when it runs in this process (`offerseal up`);
+    the console's actions go through it with the signed-in person as the caller."""
     app, _api, _registry = create_base_app("web", db, settings=settings)
+    app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
+    if contracts is not None:
+        app.extensions["offerseal.contracts_service"] = contracts
     app.register_blueprint(pages.blp)
     app.register_blueprint(shortlinks.blp)
+    app.register_blueprint(console.blueprint())
     # Styles, images and the bundled scripts (services/web/static/) need no key.
     serve_static = app.view_functions["static"]
 

@@ -4,7 +4,9 @@ declared once below, and an endpoint that is not declared fails the test.
 Policies: READ (hr, legal, admin), WRITE (hr, admin), ADMIN (admin) need a key of the tenant;
 LINK endpoints take a candidate's `?token=` or a key; TOKEN endpoints take a signed token in the
 path whatever else is sent; PUBLIC endpoints need nothing and are rate limited; PROBE endpoints
-(health, metrics, OpenAPI) need nothing.
+(health, metrics, OpenAPI) need nothing. The console's pages (PAGE_READ, PAGE_WRITE) take a key
+or a signed-in person's session like READ and WRITE, and send an anonymous visitor to sign in;
+its public forms (FORM) accept nothing without their CSRF token.
 
 A key of the wrong role is 403 before anything is parsed; another tenant's key on this tenant's
 resource is 404 (no existence leak); a valid caller never gets 401/403 or a 5xx.
@@ -34,10 +36,25 @@ READ, WRITE, ADMIN, LINK, TOKEN, PUBLIC, PROBE = (
     "public",
     "probe",
 )
-ALLOWED = {READ: {"hr", "legal", "admin"}, WRITE: {"hr", "admin"}, ADMIN: {"admin"}}
+# Console pages (HTML): a key or a session of the right role and tenant, like READ and WRITE;
+# without either, the person is sent to sign in (303 to /console/login) instead of a 401.
+PAGE_READ, PAGE_WRITE, PAGE_ADMIN = "page-read", "page-write", "page-admin"
+# Public forms (sign-in, set-password): nothing is accepted without the double-submitted CSRF
+# token (403), or from a set-up link that does not exist (410).
+FORM = "form"
+ALLOWED = {
+    READ: {"hr", "legal", "admin"},
+    WRITE: {"hr", "admin"},
+    ADMIN: {"admin"},
+    PAGE_READ: {"hr", "legal", "admin"},
+    PAGE_WRITE: {"hr", "admin"},
+    PAGE_ADMIN: {"admin"},
+}
+PAGES = {PAGE_READ, PAGE_WRITE, PAGE_ADMIN}
 
 A = "/v1/agreements/<string:agreement_id>"
 AM = A + "/amendments/<string:amendment_id>"
+CA = "/console/agreements/<string:agreement_id>"
 EXPECTED: dict[tuple[str, str, str], str] = {
     # evidence
     ("evidence", "POST", "/v1/documents"): WRITE,
@@ -116,6 +133,25 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("web", "GET", "/portal/<string:agreement_id>/upload"): PUBLIC,
     ("web", "GET", "/portal/<string:agreement_id>/unsubscribe"): PUBLIC,
     ("web", "GET", "/l/<string:code>"): PUBLIC,
+    # web: the HR console
+    ("web", "GET", "/console/login"): PUBLIC,
+    ("web", "POST", "/console/login"): FORM,
+    ("web", "GET", "/console/setup/<string:token>"): PUBLIC,
+    ("web", "POST", "/console/setup/<string:token>"): FORM,
+    ("web", "POST", "/console/logout"): READ,
+    ("web", "GET", "/console"): PAGE_READ,
+    ("web", "GET", "/console/board.json"): READ,
+    ("web", "GET", CA): PAGE_READ,
+    ("web", "GET", CA + "/<string:action>"): PAGE_WRITE,
+    ("web", "POST", CA + "/<string:action>"): WRITE,
+    ("web", "GET", "/console/offer"): PAGE_WRITE,
+    ("web", "POST", "/console/offer"): WRITE,
+    ("web", "GET", "/console/report"): PAGE_READ,
+    ("web", "GET", "/console/report.csv"): READ,
+    ("web", "GET", "/console/people"): PAGE_ADMIN,
+    ("web", "POST", "/console/people"): ADMIN,
+    ("web", "GET", "/console/people/<string:user_id>/disable"): PAGE_ADMIN,
+    ("web", "POST", "/console/people/<string:user_id>/disable"): ADMIN,
 }
 for _service in ("evidence", "contracts", "notify", "web"):
     EXPECTED[(_service, "GET", "/healthz")] = PROBE
@@ -136,6 +172,8 @@ MISSING = {
     "token": "not-a-token",
     "filename": "no-such-file.css",
     "code": "AAAAAAAAAAAA",
+    "action": "revoke",
+    "user_id": "0000000000000000",
 }
 
 
@@ -167,6 +205,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
         )
         assert amended.status_code == 201, amended.text
         touchpoints = _eventually_touchpoints(stack)
+        from offerseal.shared.users import add_user
+
         ids = {
             "agreement_id": agreement["id"],
             "amendment_id": amended.json()["id"],
@@ -178,6 +218,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             "token": "not-a-token",
             "filename": "site.css",
             "code": "AAAAAAAAAAAA",
+            "action": "revoke",
+            "user_id": add_user(stack.db, "matrix@acme.example", "hr", "acme", by="test")[0],
         }
         from offerseal.shared.auth import create_key
 
@@ -221,10 +263,15 @@ def _path(rule: str, values: dict[str, str]) -> str:
 
 
 def _call(
-    world: dict[str, Any], service: str, method: str, path: str, headers: dict[str, str]
+    world: dict[str, Any],
+    service: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    follow: bool = True,
 ) -> requests.Response:
     stack: RunningStack = world["stack"]
-    kwargs: dict[str, Any] = {"headers": headers, "timeout": 60}
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": 60, "allow_redirects": follow}
     if method in {"POST", "PUT"}:
         kwargs["json"] = {}
     return requests.request(method, stack.stack.urls[service] + path, **kwargs)
@@ -259,7 +306,7 @@ def test_every_route_is_declared(world: dict[str, Any]) -> None:
 CELLS = sorted(EXPECTED)
 
 
-ID_PARAMS = ("agreement_id", "amendment_id", "document_id", "touchpoint_id")
+ID_PARAMS = ("agreement_id", "amendment_id", "document_id", "touchpoint_id", "user_id")
 
 
 @pytest.mark.parametrize(("service", "method", "rule"), CELLS)
@@ -289,8 +336,13 @@ def test_cell(world: dict[str, Any], service: str, method: str, rule: str) -> No
         elif "<string:candidate_ref>" in rule and not mutates:
             assert world["ids"]["touchpoint_id"] not in call(own, other).text
 
+    if policy in PAGES:
+        anonymous = _call(world, service, method, own, {}, follow=False)
+        assert anonymous.status_code == 303
+        assert anonymous.headers["Location"].startswith("/console/login?next=")
     if policy in ALLOWED:
-        assert answer(own, {}) == 401
+        if policy not in PAGES:
+            assert answer(own, {}) == 401
         for role in ("hr", "legal", "admin"):
             headers = getattr(stack, role)
             if role not in ALLOWED[policy]:
@@ -300,7 +352,7 @@ def test_cell(world: dict[str, Any], service: str, method: str, rule: str) -> No
                 status = answer(missing if mutates and has_resource else own, headers)
                 assert status not in (401, 403), (role, status)
         another_tenant_learns_nothing(
-            world["other_admin"] if policy == ADMIN else stack.other_tenant
+            world["other_admin"] if policy in (ADMIN, PAGE_ADMIN) else stack.other_tenant
         )
     elif policy == LINK:
         assert answer(own, {}) == 401  # no key and no token
@@ -308,6 +360,8 @@ def test_cell(world: dict[str, Any], service: str, method: str, rule: str) -> No
         status = answer(missing if mutates else own, stack.hr)
         assert status not in (401, 403), status
         another_tenant_learns_nothing(stack.other_tenant)
+    elif policy == FORM:
+        assert answer(own, {}) in (403, 410)  # no CSRF token, or no such set-up link
     elif policy == TOKEN:
         for headers in ({}, stack.hr, stack.other_tenant):
             assert answer(own, headers) == 401

@@ -119,3 +119,5 @@ def test_demo_tells_the_story_and_succeeds() -> None:
     assert any(p.name.endswith("-invitation.eml") for p in emls)
     if shutil.which("chromium"):
         assert all(p.with_suffix(".png").exists() for p in emls)
+    assert "candidate(s) on the board" in result.stdout  # HR's console, signed in
+    assert "/console/agreements/" in result.stdout

@@ -10,7 +10,8 @@ from alembic.migration import MigrationContext
 
 import offerseal.contracts.models
 import offerseal.evidence.models
-import offerseal.notify.models  # noqa: F401  (register every table)
+import offerseal.notify.models
+import offerseal.shared.users  # noqa: F401  (register every table)
 from offerseal.shared.db import Base
 
 

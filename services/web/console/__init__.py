@@ -1,0 +1,14 @@
+"""HR's console on the people's origin (`/console`): sign-in, the nine-checkpoint board, one
+timeline per candidate with its actions, and the weekly report."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+
+def blueprint() -> Blueprint:
+    """The console's blueprint with every view registered on it."""
+    from . import offer, people, signin, views  # noqa: F401  (register the views)
+    from .common import blp
+
+    return blp

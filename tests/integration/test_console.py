@@ -1,0 +1,466 @@
+"""The HR console over real HTTP (waitress, SQLite): people sign in through a one-time link,
+sessions and their cookies, CSRF on every form, the sign-in throttle, session expiry, and the
+same role and tenant checks as the APIs (a person of one tenant never sees or touches another
+tenant's candidates). Agreements are rows written as the contracts service writes them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from offerseal.cli import main as cli_main
+from offerseal.contracts.models import Agreement, AgreementMilestone, AgreementSignal
+from offerseal.shared import users
+from offerseal.shared.auth import create_key
+from offerseal.shared.config import load_settings
+from offerseal.shared.db import Database
+from offerseal.shared.server import HttpServer
+from offerseal.web.app import create_app
+
+PASSWORD = "a long enough passphrase"
+NOW = dt.datetime.now(dt.UTC)
+
+
+def seed_agreement(db: Database, tenant: str, ref: str, **changes: Any) -> str:
+    """An agreement row as the contracts service stores it (with one milestone)."""
+    agreement_id = str(uuid.uuid4())
+    values: dict[str, Any] = {
+        "id": agreement_id,
+        "tenant": tenant,
+        "onchain_id": "0x" + uuid.uuid4().hex * 2,
+        "candidate_ref": ref,
+        "candidate_address": "0x" + "1" * 40,
+        "contact": {"email": f"{ref}@example.com", "timezone": "Asia/Shanghai"},
+        "employer_name": f"{tenant} Ltd",
+        "employer_address": "0x" + "2" * 40,
+        "position": "Firmware Engineer",
+        "currency": "CNY",
+        "monthly_salary": 3_000_000,
+        "liquidated_damages": 900_000,
+        "start_at": NOW + dt.timedelta(days=20),
+        "grace_days": 3,
+        "offer_expires_at": NOW + dt.timedelta(days=3),
+        "language": "zh-CN",
+        "terms_text": "terms",
+        "terms_hash": "0x" + "0" * 64,
+        "state": "committed",
+        "risk_level": "blue",
+        "risk_score": 100,
+        "risk_reasons": ["nothing unusual"],
+        "created_by": "seed",
+    }
+    values.update(changes)
+    with db.transaction() as session:
+        session.add(Agreement(**values))
+        session.flush()
+        session.add(
+            AgreementMilestone(
+                agreement_id=agreement_id,
+                idx=0,
+                kind="resignation_submitted",
+                due_at=NOW - dt.timedelta(days=1),
+            )
+        )
+    return agreement_id
+
+
+@dataclass
+class Console:
+    url: str
+    db: Database
+    acme: str
+    globex: str
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    tmp: Path = tmp_path_factory.mktemp("console")
+    settings = load_settings(
+        {},
+        data_dir=tmp,
+        database_url=f"sqlite:///{tmp / 'console.db'}",
+        login_rate_limit="3/minute",
+        public_rate_limit="100000/minute",
+    )
+    db = Database(settings.effective_database_url)
+    db.migrate()
+    server = HttpServer(create_app(settings, db), "127.0.0.1", 0, 4).start()
+    acme = seed_agreement(db, "acme", "cand-acme", risk_level="red", risk_score=55)
+    with db.transaction() as session:
+        session.add(
+            AgreementSignal(agreement_id=acme, kind="replied", answer="delayed", occurred_at=NOW)
+        )
+    globex = seed_agreement(db, "globex", "cand-globex")
+    try:
+        yield Console(f"http://127.0.0.1:{server.port}", db, acme, globex)
+    finally:
+        server.stop()
+        db.dispose()
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the form carries a CSRF token"
+    return match.group(1)
+
+
+def person(console: Console, email: str, role: str, tenant: str) -> requests.Session:
+    """An account made as `offerseal users add` makes it, its password set through the link
+    it printed, and a browser-like session signed in with it."""
+    _, token = users.add_user(console.db, email, role, tenant, by="test")
+    browser = requests.Session()
+    setup = browser.get(f"{console.url}/console/setup/{token}", timeout=10)
+    assert setup.status_code == 200
+    done = browser.post(
+        f"{console.url}/console/setup/{token}",
+        data={"csrf_token": csrf_of(setup.text), "password": PASSWORD, "confirm": PASSWORD},
+        timeout=10,
+    )
+    assert done.status_code == 200 and "/console/login" in done.url
+    signed_in = browser.post(
+        f"{console.url}/console/login",
+        data={"csrf_token": csrf_of(done.text), "email": email, "password": PASSWORD},
+        timeout=10,
+    )
+    assert signed_in.status_code == 200 and signed_in.url.endswith("/console"), signed_in.text
+    return browser
+
+
+@pytest.fixture(scope="module")
+def hr(console: Console) -> requests.Session:
+    return person(console, "hr@acme.example", "hr", "acme")
+
+
+def test_the_cli_prints_a_one_time_link(
+    console: Console, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OFFERSEAL_DATABASE_URL", console.db.url)
+    monkeypatch.setenv("OFFERSEAL_WEB_PORT", "8100")
+    assert (
+        cli_main(["users", "add", "Admin@Acme.example", "--role", "admin", "--tenant", "acme"]) == 0
+    )
+    link = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"http://127\.0\.0\.1:8100/console/setup/[A-Za-z0-9_-]{43}", link)
+    assert cli_main(["users", "list", "--tenant", "acme"]) == 0
+    listed = capsys.readouterr().out
+    assert "admin@acme.example" in listed and "invited" in listed
+    assert cli_main(["users", "disable", "admin@acme.example"]) == 0
+    assert cli_main(["users", "disable", "admin@acme.example"]) == 1
+    token = link.rsplit("/", 1)[1]
+    assert requests.get(f"{console.url}/console/setup/{token}", timeout=10).status_code == 410
+
+
+def test_cookies_are_httponly_and_samesite_lax(console: Console) -> None:
+    _, token = users.add_user(console.db, "cookie@acme.example", "hr", "acme", by="test")
+    users.set_password(console.db, token, PASSWORD)
+    page = requests.get(f"{console.url}/console/login", timeout=10)
+    answer = requests.post(
+        f"{console.url}/console/login",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "cookie@acme.example",
+            "password": PASSWORD,
+        },
+        cookies=page.cookies,
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303 and answer.headers["Location"] == "/console"
+    cookie = next(c for c in answer.headers["Set-Cookie"].split(", offerseal") if "session=" in c)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_cookies_are_secure_behind_tls(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'tls.db'}")
+    db.migrate()
+    _, token = users.add_user(db, "tls@acme.example", "hr", "acme", by="test")
+    users.set_password(db, token, PASSWORD)
+    client = create_app(load_settings({}, data_dir=tmp_path), db).test_client()
+    page = client.get("/console/login", base_url="https://console.example")
+    answer = client.post(
+        "/console/login",
+        base_url="https://console.example",
+        data={"csrf_token": csrf_of(page.text), "email": "tls@acme.example", "password": PASSWORD},
+    )
+    assert answer.status_code == 303
+    session_cookie = [c for c in answer.headers.getlist("Set-Cookie") if "session=" in c]
+    assert session_cookie and "Secure" in session_cookie[0]
+    assert "Strict-Transport-Security" in answer.headers
+    db.dispose()
+
+
+def test_a_page_without_a_session_sends_the_person_to_sign_in(console: Console) -> None:
+    page = requests.get(f"{console.url}/console?risk=red", allow_redirects=False, timeout=10)
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/console/login?next=%2Fconsole%3Frisk%3Dred"
+    data = requests.get(f"{console.url}/console/board.json", timeout=10)
+    assert data.status_code == 401
+    assert data.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_only_console_paths_are_followed_after_sign_in(console: Console) -> None:
+    _, token = users.add_user(console.db, "next@acme.example", "hr", "acme", by="test")
+    users.set_password(console.db, token, PASSWORD)
+    browser = requests.Session()
+    page = browser.get(f"{console.url}/console/login?next=//evil.example/x", timeout=10)
+    assert 'value="/console"' in page.text
+    answer = browser.post(
+        f"{console.url}/console/login",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "next@acme.example",
+            "password": PASSWORD,
+            "next": "https://evil.example/",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.headers["Location"] == "/console"
+
+
+def test_every_form_needs_its_csrf_token(console: Console, hr: requests.Session) -> None:
+    # sign-in without the double-submitted token
+    fresh = requests.post(
+        f"{console.url}/console/login",
+        data={"email": "hr@acme.example", "password": PASSWORD},
+        timeout=10,
+    )
+    assert fresh.status_code == 403
+    # a signed-in person's unsafe request without the session's token, or with another
+    for data in ({}, {"csrf_token": "forged"}):
+        answer = hr.post(f"{console.url}/console/logout", data=data, timeout=10)
+        assert answer.status_code == 403, data
+        answer = hr.post(
+            f"{console.url}/console/agreements/{console.acme}/revoke",
+            data={**data, "reason": "test"},
+            timeout=10,
+        )
+        assert answer.status_code == 403, data
+    assert hr.get(f"{console.url}/console", timeout=10).status_code == 200  # still signed in
+
+
+def test_failed_sign_ins_are_throttled(console: Console) -> None:
+    _, token = users.add_user(console.db, "slow@acme.example", "hr", "acme", by="test")
+    users.set_password(console.db, token, PASSWORD)
+    browser = requests.Session()
+    csrf = csrf_of(browser.get(f"{console.url}/console/login", timeout=10).text)
+
+    def attempt(password: str) -> requests.Response:
+        return browser.post(
+            f"{console.url}/console/login",
+            data={"csrf_token": csrf, "email": "slow@acme.example", "password": password},
+            allow_redirects=False,
+            timeout=10,
+        )
+
+    for _ in range(3):
+        assert attempt("wrong password, again").status_code == 401
+    refused = attempt(PASSWORD)  # even the right one waits now
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert "Too many failed attempts" in refused.text or "失败次数过多" in refused.text
+
+
+def test_sign_out_and_session_expiry(console: Console) -> None:
+    browser = person(console, "leaver@acme.example", "hr", "acme")
+    board = browser.get(f"{console.url}/console", timeout=10)
+    out = browser.post(
+        f"{console.url}/console/logout", data={"csrf_token": csrf_of(board.text)}, timeout=10
+    )
+    assert out.status_code == 200 and "done=signed_out" in out.url
+    assert (
+        browser.get(f"{console.url}/console", allow_redirects=False, timeout=10).status_code == 303
+    )
+    # idle for longer than OFFERSEAL_SESSION_IDLE (30 min by default)
+    again = person(console, "idle@acme.example", "hr", "acme")
+    with console.db.transaction() as session:
+        idle = select(users.ConsoleUser.id).where(users.ConsoleUser.email == "idle@acme.example")
+        for row in session.execute(
+            select(users.ConsoleSession).where(users.ConsoleSession.user_id.in_(idle))
+        ).scalars():
+            row.last_seen_at = NOW - dt.timedelta(hours=1)
+    assert again.get(f"{console.url}/console", allow_redirects=False, timeout=10).status_code == 303
+
+
+def test_the_board_shows_only_the_callers_tenant(console: Console, hr: requests.Session) -> None:
+    board = hr.get(f"{console.url}/console", timeout=10)
+    assert board.status_code == 200
+    assert "cand-acme" in board.text and "cand-globex" not in board.text
+    data = hr.get(f"{console.url}/console/board.json", timeout=10).json()
+    assert [r["candidate_ref"] for r in data["rows"]] == ["cand-acme"]
+    row = data["rows"][0]
+    assert row["risk"]["level"] == "red" and row["last_answer"] == "delayed"
+    statuses = {c["checkpoint"]: c["status"] for c in row["checkpoints"]}
+    assert statuses["resignation_submitted"] == "overdue"
+    assert statuses["offer_accepted"] == "done"
+    filtered = hr.get(f"{console.url}/console/board.json?risk=blue", timeout=10).json()
+    assert filtered["rows"] == []
+    report = hr.get(f"{console.url}/console/report.csv", timeout=10)
+    assert report.status_code == 200 and "risk,red,1" in report.text
+    assert "risk,blue,0" in report.text  # globex's blue candidate is not counted
+
+
+def test_another_tenants_candidate_answers_like_a_missing_one(
+    console: Console, hr: requests.Session
+) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    csrf = csrf_of(hr.get(f"{console.url}/console", timeout=10).text)
+    for path in ("", "/withdraw", "/start", "/revoke"):
+        theirs = hr.get(f"{console.url}/console/agreements/{console.globex}{path}", timeout=10)
+        nobodys = hr.get(f"{console.url}/console/agreements/{missing}{path}", timeout=10)
+        assert theirs.status_code == nobodys.status_code == 404, path
+        assert "cand-globex" not in theirs.text
+    for action in ("withdraw", "start", "revoke"):
+        theirs = hr.post(
+            f"{console.url}/console/agreements/{console.globex}/{action}",
+            data={"csrf_token": csrf, "reason": "x"},
+            timeout=10,
+        )
+        assert theirs.status_code == 404, action
+    with console.db.sessions() as session:
+        assert session.get(Agreement, console.globex).state == "committed"
+
+
+def test_roles_are_checked_like_the_apis(console: Console) -> None:
+    legal = person(console, "legal@acme.example", "legal", "acme")
+    assert legal.get(f"{console.url}/console", timeout=10).status_code == 200
+    assert legal.get(f"{console.url}/console/report", timeout=10).status_code == 200
+    timeline = legal.get(f"{console.url}/console/agreements/{console.acme}", timeout=10)
+    assert timeline.status_code == 200 and "/withdraw" not in timeline.text
+    csrf = csrf_of(timeline.text)
+    assert legal.get(f"{console.url}/console/offer", timeout=10).status_code == 403
+    assert (
+        legal.get(f"{console.url}/console/agreements/{console.acme}/withdraw", timeout=10)
+    ).status_code == 403
+    refused = legal.post(
+        f"{console.url}/console/agreements/{console.acme}/revoke",
+        data={"csrf_token": csrf, "reason": "x"},
+        timeout=10,
+    )
+    assert refused.status_code == 403
+
+
+def test_an_api_key_reads_the_board_data_too(console: Console) -> None:
+    key = create_key(console.db, "legal", "globex")[1]
+    data = requests.get(
+        f"{console.url}/console/board.json",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert data.status_code == 200
+    assert [r["candidate_ref"] for r in data.json()["rows"]] == ["cand-globex"]
+
+
+def test_the_timeline_and_report_render_in_both_languages(
+    console: Console, hr: requests.Session
+) -> None:
+    for lang, words in (("en", ("Timeline", "Weekly report")), ("zh-CN", ("时间线", "周报"))):
+        timeline = hr.get(
+            f"{console.url}/console/agreements/{console.acme}?lang={lang}", timeout=10
+        )
+        assert timeline.status_code == 200 and words[0] in timeline.text
+        assert f'<html lang="{lang}">' in timeline.text
+        report = hr.get(f"{console.url}/console/report?lang={lang}", timeout=10)
+        assert report.status_code == 200 and words[1] in report.text
+        assert report.text.count("<svg") == 3
+
+
+def test_the_tenants_admin_adds_and_disables_people(console: Console) -> None:
+    admin = person(console, "boss@acme.example", "admin", "acme")
+    page = admin.get(f"{console.url}/console/people", timeout=10)
+    assert page.status_code == 200 and "boss@acme.example" in page.text
+    assert "hr@globex" not in page.text
+    added = admin.post(
+        f"{console.url}/console/people",
+        data={"csrf_token": csrf_of(page.text), "email": "new.hr@acme.example", "role": "hr"},
+        timeout=10,
+    )
+    assert added.status_code == 201
+    link = re.search(r'id="setup-link">([^<]+)<', added.text)
+    assert link and link.group(1).startswith(f"{console.url}/console/setup/")
+    assert requests.get(link.group(1), timeout=10).status_code == 200
+    again = admin.post(
+        f"{console.url}/console/people",
+        data={"csrf_token": csrf_of(page.text), "email": "NEW.hr@acme.example", "role": "hr"},
+        timeout=10,
+    )
+    assert again.status_code == 409
+    newcomer = next(
+        u for u in users.list_users(console.db, "acme") if u["email"] == "new.hr@acme.example"
+    )
+    confirm = admin.get(f"{console.url}/console/people/{newcomer['id']}/disable", timeout=10)
+    assert confirm.status_code == 200
+    done = admin.post(
+        f"{console.url}/console/people/{newcomer['id']}/disable",
+        data={"csrf_token": csrf_of(confirm.text)},
+        timeout=10,
+    )
+    assert done.status_code == 200 and "done=disabled" in done.url
+    assert requests.get(link.group(1), timeout=10).status_code == 410
+    # another tenant's account answers like a missing one; an hr person may not manage people
+    other = users.add_user(console.db, "x@globex.example", "hr", "globex", by="test")[0]
+    assert admin.get(f"{console.url}/console/people/{other}/disable", timeout=10).status_code == 404
+    refused = admin.post(
+        f"{console.url}/console/people/{other}/disable",
+        data={"csrf_token": csrf_of(confirm.text)},
+        timeout=10,
+    )
+    assert refused.status_code == 404
+    assert users.list_users(console.db, "globex")[0]["state"] == "invited"
+    hr = person(console, "plain.hr@acme.example", "hr", "acme")
+    assert hr.get(f"{console.url}/console/people", timeout=10).status_code == 403
+
+
+def test_the_offer_form_refuses_damages_above_the_cap(
+    console: Console, hr: requests.Session
+) -> None:
+    form = hr.get(f"{console.url}/console/offer?lang=en", timeout=10)
+    assert form.status_code == 200
+    refused = hr.post(
+        f"{console.url}/console/offer",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "candidate_ref": "cand-new",
+            "monthly_salary": "30,000",
+            "liquidated_damages": "9000.01",
+            "currency": "CNY",
+            "start_date": (NOW + dt.timedelta(days=40)).date().isoformat(),
+            "offer_expires_at": (NOW + dt.timedelta(days=7)).date().isoformat(),
+        },
+        timeout=10,
+    )
+    assert refused.status_code == 422
+    assert 'href="#liquidated_damages">Above the cap of 9,000.00 CNY' in refused.text
+    assert 'href="#employer_name">Enter the Employer' in refused.text
+    assert 'value="cand-new"' in refused.text  # what was typed stays
+    with console.db.sessions() as session:
+        refs = session.execute(select(Agreement.candidate_ref)).scalars().all()
+    assert "cand-new" not in refs
+
+
+def test_the_board_pages_fifty_rows_most_urgent_first(console: Console) -> None:
+    for n in range(54):
+        seed_agreement(console.db, "bulk", f"bulk-{n:02d}", risk_level="blue")
+    seed_agreement(console.db, "bulk", "bulk-red", risk_level="red")
+    key = {"Authorization": f"Bearer {create_key(console.db, 'hr', 'bulk')[1]}"}
+    first = requests.get(f"{console.url}/console/board.json", headers=key, timeout=10).json()
+    assert (first["page"], first["pages"], first["matching"], first["count"]) == (1, 2, 55, 50)
+    assert first["rows"][0]["candidate_ref"] == "bulk-red"
+    second = requests.get(
+        f"{console.url}/console/board.json?page=2", headers=key, timeout=10
+    ).json()
+    assert second["count"] == 5
+    refs = {r["candidate_ref"] for r in first["rows"]} | {
+        r["candidate_ref"] for r in second["rows"]
+    }
+    assert len(refs) == 55
+    page = requests.get(f"{console.url}/console?risk=blue", headers=key, timeout=10)
+    assert 'rel="next" href="/console?risk=blue&amp;page=2"' in page.text

@@ -1,0 +1,287 @@
+"""The HR console in a real browser (Debian's headless Chromium through Selenium) against a
+real stack on Anvil, at 1280 px in English and at 360 px in Chinese: an account made with the
+`offerseal users add` command sets its password through the printed link, signs in, sees the
+board with a red and a blue candidate (red first), filters it, opens a timeline, cancels an
+offer through its confirmation page (on chain), sees the 30% cap refused as it types an offer,
+and reads the weekly report.
+
+Screenshots of every step go to test-artifacts/console/ (a failing step keeps its own).
+Outside CI the tests skip when Chromium or its driver is absent; under CI=true they fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from offerseal.cli import cmd_users_add
+from tests.conftest import ROOT, RunningStack, make_settings, start_stack
+from tests.integration.test_contracts_service import body
+from tests.integration.test_verify_page import CHROMIUM_FLAGS, _browser_paths
+
+pytestmark = [pytest.mark.chain]
+
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+PASSWORD = "seven horses eat blue hay"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict[str, Any]]:
+    tmp: Path = tmp_path_factory.mktemp("console-page")
+    settings = make_settings(tmp, f"sqlite:///{tmp / 'c.db'}", anvil.url)
+    stack: RunningStack = start_stack(settings)
+    try:
+        contracts = stack.stack.urls["contracts"] + "/v1/agreements"
+        offers = {}
+        for ref, changes in (
+            ("cand-red", {"non_compete": True, "position": "Firmware Lead"}),
+            ("cand-blue", {"position": "Test Engineer"}),
+        ):
+            made = requests.post(
+                contracts, json=body(candidate_ref=ref, **changes), headers=stack.hr, timeout=60
+            )
+            assert made.status_code == 201, made.text
+            offers[ref] = made.json()
+        assert offers["cand-red"]["risk"]["level"] == "red"
+        web = stack.stack.urls["web"]
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            args = argparse.Namespace(
+                email="lin.hr@acme.example", role="admin", tenant="acme", base_url=web
+            )
+            assert cmd_users_add(args, settings) == 0
+        link = printed.getvalue().strip().splitlines()[-1]
+        assert link.startswith(web + "/console/setup/")
+        yield {"web": web, "link": link, "offers": offers, "stack": stack}
+    finally:
+        stack.stack.stop()
+
+
+def _browser(tmp: Path, width: int, height: int, mobile: bool) -> Any:
+    chromium, driver_path = _browser_paths()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp}")
+    options.add_argument(f"--window-size={width},{height}")
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
+    driver.width = width
+    return driver
+
+
+@pytest.fixture
+def desktop(tmp_path: Path) -> Iterator[Any]:
+    driver = _browser(tmp_path / "profile", 1280, 900, False)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[Any]:
+    driver = _browser(tmp_path / "profile", 360, 780, True)
+    yield driver
+    driver.quit()
+
+
+def _screenshot(driver: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": driver.width, "height": height, "scale": 1},
+        },
+    )
+    (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+@contextmanager
+def step(driver: Any, name: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _screenshot(driver, f"{name}-FAILED")
+        raise
+    _screenshot(driver, name)
+
+
+def _wait(driver: Any, css: str, timeout: float = 30.0) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def _type(driver: Any, field: str, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    element = driver.find_element(By.ID, field)
+    element.clear()
+    element.send_keys(text)
+
+
+def _board_refs(driver: Any) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [
+        row.find_element(By.CSS_SELECTOR, "th a").text
+        for row in driver.find_elements(By.CSS_SELECTOR, "#board-rows tr[data-agreement]")
+    ]
+
+
+def _fits(driver: Any) -> None:
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= driver.width, f"the page is {width}px wide at {driver.width}px"
+
+
+def _sign_in(driver: Any, web: str, lang: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{web}/console?lang={lang}")
+    _wait(driver, "#email")
+    assert "/console/login" in driver.current_url
+    _type(driver, "email", "lin.hr@acme.example")
+    _type(driver, "password", PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _wait(driver, "#board")
+
+
+def test_desktop_journey_in_english(world: dict[str, Any], desktop: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver, web = desktop, world["web"]
+    with step(driver, "desktop-1-set-password"):
+        driver.get(world["link"] + "?lang=en")
+        _wait(driver, "#password")
+        assert "lin.hr@acme.example" in driver.find_element(By.TAG_NAME, "main").text
+        _type(driver, "password", PASSWORD)
+        _type(driver, "confirm", PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        _wait(driver, ".notification")
+        assert "password is set" in driver.find_element(By.CSS_SELECTOR, ".notification").text
+
+    with step(driver, "desktop-2-board"):
+        _sign_in(driver, web, "en")
+        assert _board_refs(driver) == ["cand-red", "cand-blue"]  # red first
+        red = driver.find_element(By.CSS_SELECTOR, "#board-rows tr.board__row--red")
+        assert "Red" in red.text and "Firmware Lead" in red.text
+        cells = red.find_elements(By.CSS_SELECTOR, "td.board__cp .cp")
+        assert len(cells) == 9
+        # polled data replaces the rows only when they changed; the script fetched it
+        _wait(driver, "#board[data-fingerprint]:not([data-fingerprint=''])")
+
+    with step(driver, "desktop-3-filtered"):
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        before = driver.find_element(By.ID, "board")
+        Select(driver.find_element(By.ID, "risk")).select_by_value("blue")
+        driver.find_element(By.ID, "apply-filters").click()
+        WebDriverWait(driver, 30).until(ec.staleness_of(before))  # the filtered page loaded
+        _wait(driver, "#board")
+        assert "risk=blue" in driver.current_url
+        assert _board_refs(driver) == ["cand-blue"]
+
+    red_id = world["offers"]["cand-red"]["id"]
+    with step(driver, "desktop-4-timeline"):
+        driver.get(f"{web}/console?q=cand-red")
+        _wait(driver, "#board")
+        driver.find_element(By.LINK_TEXT, "cand-red").click()
+        _wait(driver, ".timeline")
+        assert driver.current_url.endswith(f"/console/agreements/{red_id}")
+        text = driver.find_element(By.TAG_NAME, "main").text
+        assert "Recorded on chain: offer" in text
+        assert "The nine checkpoints" in text
+
+    with step(driver, "desktop-5-confirm-cancel"):
+        driver.find_element(By.LINK_TEXT, "Cancel the offer").click()
+        _wait(driver, "#confirm-action")
+        assert "This cannot be undone." in driver.find_element(By.TAG_NAME, "main").text
+
+    with step(driver, "desktop-6-cancelled"):
+        driver.find_element(By.ID, "confirm-action").click()
+        notice = _wait(driver, ".notification--success", timeout=60)
+        assert "cancelled on chain" in notice.text
+        state = requests.get(
+            world["stack"].stack.urls["contracts"] + f"/v1/agreements/{red_id}",
+            headers=world["stack"].hr,
+            timeout=30,
+        ).json()["state"]
+        assert state == "cancelled"
+        assert "Cancelled" in driver.find_element(By.CSS_SELECTOR, ".summary").text
+
+    with step(driver, "desktop-7-offer-cap"):
+        driver.get(f"{web}/console/offer")
+        _wait(driver, "#monthly_salary")
+        _type(driver, "monthly_salary", "30000")
+        cap = driver.find_element(By.ID, "cap").text
+        assert "9,000.00 CNY" in cap
+        _type(driver, "liquidated_damages", "9000.01")
+        error = _wait(driver, "#cap-error")
+        assert "Above the cap of 9,000.00 CNY" in error.text
+        driver.find_element(By.ID, "offer-submit").click()  # the form keeps it back
+        assert driver.current_url.endswith("/console/offer")
+
+    with step(driver, "desktop-8-report"):
+        driver.get(f"{web}/console/report")
+        _wait(driver, "#active-count")
+        assert driver.find_element(By.ID, "active-count").text == "1"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 3
+
+
+def test_the_api_refuses_what_the_form_refuses(world: dict[str, Any]) -> None:
+    over = requests.post(
+        world["stack"].stack.urls["contracts"] + "/v1/agreements",
+        json=body(candidate_ref="cand-over", monthly_salary=3_000_000, liquidated_damages=900_001),
+        headers=world["stack"].hr,
+        timeout=60,
+    )
+    assert over.status_code == 422
+    assert over.json()["errors"][0]["field"] == "liquidated_damages"
+
+
+def test_phone_journey_in_chinese(world: dict[str, Any], phone: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver, web = phone, world["web"]
+    with step(driver, "phone-1-board"):
+        _sign_in(driver, web, "zh-CN")
+        assert _board_refs(driver) == ["cand-blue"]  # the red one was cancelled
+        assert "从录用到入职的候选人" in driver.find_element(By.TAG_NAME, "h1").text
+        _fits(driver)  # the wide table scrolls inside its own region
+
+    blue_id = world["offers"]["cand-blue"]["id"]
+    with step(driver, "phone-2-timeline"):
+        driver.get(f"{web}/console/agreements/{blue_id}")
+        _wait(driver, ".timeline")
+        assert "时间线" in driver.find_element(By.TAG_NAME, "main").text
+        _fits(driver)
+
+    with step(driver, "phone-3-report"):
+        driver.get(f"{web}/console/report")
+        _wait(driver, "#active-count")
+        assert "周报" in driver.find_element(By.TAG_NAME, "h1").text
+        _fits(driver)
