@@ -8,8 +8,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,35 @@ def test_the_first_page_renders_for_a_person_to_look_at(
             check=True, timeout=60,
         )  # fmt: skip
         assert (ARTIFACTS / f"certificate-{lang}.png").stat().st_size > 10_000
+
+
+def test_the_cli_writes_the_same_certificate(
+    stack: RunningStack, anchored: dict[str, Any], signer_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    settings = stack.settings
+    env = {
+        **os.environ,
+        "OFFERSEAL_DATA_DIR": str(settings.data_dir),
+        "OFFERSEAL_DATABASE_URL": settings.database_url,
+        "OFFERSEAL_CERTIFICATE_KEY": str(signer_files[0]),
+        "OFFERSEAL_CERTIFICATE_CERT": str(signer_files[1]),
+        "OFFERSEAL_LOG_LEVEL": "WARNING",
+    }
+    out = tmp_path / "cert.pdf"
+    done = subprocess.run(
+        [sys.executable, "-m", "offerseal.cli", "certificate", anchored["id"], "--lang", "en",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert str(out) in done.stdout
+    assert signature_status(out.read_bytes(), signer_files[1]).bottom_line
+    assert anchored["bundle"]["anchor"]["tx_hash"] in "".join(text_of(out.read_bytes()).split())
+    missing = subprocess.run(
+        [sys.executable, "-m", "offerseal.cli", "certificate", "no-such-document"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "no document" in missing.stderr
 
 
 def test_one_changed_byte_breaks_the_signature(
