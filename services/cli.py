@@ -362,6 +362,31 @@ def _witness_summary(bundle: object, verdict: Verdict) -> str:
     return "; ".join(parts)
 
 
+def cmd_certificate(args: argparse.Namespace, settings: Settings) -> int:
+    """The signed certificate PDF of an anchored document, issued from the database as the
+    service would (the operator's command, beside `keys`: it needs the service's settings)."""
+    from sqlalchemy import select
+
+    from .evidence.app import build_issuer, build_service
+    from .evidence.models import Document
+    from .shared.auth import Principal
+
+    db = open_database(settings)
+    with db.sessions() as session:
+        tenant = session.execute(
+            select(Document.tenant).where(Document.id == args.document_id)
+        ).scalar_one_or_none()
+    if tenant is None:
+        print(f"no document {args.document_id}", file=sys.stderr)
+        return 1
+    issuer = build_issuer(settings, build_service(settings, db))
+    pdf = issuer.issue(Principal("cli", "admin", tenant), args.document_id, args.lang)
+    out = Path(args.out or f"certificate-{args.document_id}-{args.lang}.pdf")
+    out.write_bytes(pdf)
+    print(f"wrote the {args.lang} evidence certificate of {args.document_id} to {out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run_demo
 
@@ -469,6 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--json", action="store_true", help="machine-readable result")
     verify.set_defaults(func=cmd_verify)
+
+    cert = sub.add_parser(
+        "certificate",
+        help="write the signed evidence certificate (PDF) of an anchored document",
+    )
+    cert.add_argument("document_id")
+    cert.add_argument("--lang", choices=["zh-CN", "en"], default="zh-CN")
+    cert.add_argument("--out", help="the PDF file (default: certificate-ID-LANG.pdf)")
+    cert.set_defaults(func=cmd_certificate)
 
     demo = sub.add_parser("demo", help="run the end-to-end scenario on embedded defaults")
     demo.add_argument("--keep", action="store_true", help="keep the demo's data directory")

@@ -26,6 +26,7 @@ from .evidence import (
     await_anchor,
     await_stamp,
     post_documents,
+    save_certificates,
     show_anchored_at,
     tampered_copy_fails,
     verify_with_cli,
@@ -75,7 +76,12 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             base, stack.urls["rpc"], key_hex, document, proof_path, bundle
         )
 
-        evidence_ok = good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"]
+        certified = save_certificates(
+            base, legal, ids[kind], settings.data_dir / "demo-certificates"
+        )
+        evidence_ok = (
+            good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"] and certified
+        )
         agreements_ok = agreement_story(stack, hr)
         show_mail(stack, settings.data_dir / "demo-mail")
         console_ok = console_story(stack, hr) if "web" in stack.urls else True

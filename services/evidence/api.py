@@ -26,6 +26,7 @@ from ..shared.idempotency import key_from_header
 from ..shared.links import PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.redact import redact_text
 from ..shared.web import principal
+from .certificate import LANGS
 from .domain.documents import KINDS, MAX_HASH_BATCH
 from .domain.hexbytes import is_hex32, to_hex
 from .domain.proofs import (
@@ -35,7 +36,10 @@ from .domain.proofs import (
     Verdict,
     bundle_size_problem,
 )
+from .errors import SchemaNotFound
+from .issuer import CertificateIssuer
 from .provenance import Provenance, SourceInvalid, check_source
+from .published import SCHEMAS, load_schema, schema_name
 from .service import EvidenceService, NewDocument
 
 blp = Blueprint("documents", __name__, url_prefix="/v1", description="Documents and proofs")
@@ -354,6 +358,32 @@ class DocumentProofHistory(MethodView):
         return {"items": service().proofs(principal(), document_id)}
 
 
+class CertificateQuery(ma.Schema):
+    lang = fields.String(
+        load_default="zh-CN",
+        validate=validate.OneOf(LANGS),
+        metadata={"description": "language of the certificate"},
+    )
+
+
+@blp.route("/documents/<string:document_id>/certificate")
+class DocumentCertificate(MethodView):
+    @roles(*READ_ROLES)
+    @blp.arguments(CertificateQuery, location="query")
+    @blp.doc(
+        security=BEARER,
+        summary="The signed evidence certificate (PDF) of an anchored document (409 before)",
+    )
+    def get(self, args: dict[str, Any], document_id: str) -> Response:
+        issuer: CertificateIssuer = current_app.extensions["offerseal.certificates"]
+        pdf = issuer.issue(principal(), document_id, args["lang"])
+        response = current_app.response_class(pdf, mimetype="application/pdf")
+        response.headers["Cache-Control"] = "no-store"
+        name = f"offerseal-certificate-{document_id}-{args['lang']}.pdf"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
 def _parse_proof(raw: str | bytes) -> Any:
     if len(raw) > MAX_BUNDLE_BYTES:
         raise PayloadTooLarge(f"a proof bundle has at most {MAX_BUNDLE_BYTES} bytes")
@@ -449,6 +479,34 @@ class Keys(MethodView):
     @verify_blp.response(200)
     def get(self) -> dict[str, Any]:
         return {"keys": service().public_keys()}
+
+
+@verify_blp.route("/schemas")
+@access("public")
+class Schemas(MethodView):
+    @verify_blp.doc(summary="The published JSON Schemas (draft 2020-12) of the proof bundle")
+    @verify_blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return {
+            "items": [
+                {"name": name, "format": fmt, "url": f"/v1/schemas/{name}.json"}
+                for name, fmt in SCHEMAS.items()
+            ]
+        }
+
+
+@verify_blp.route("/schemas/<string:name>")
+@access("public")
+class SchemaItem(MethodView):
+    @verify_blp.doc(summary="One published JSON Schema, e.g. proof-bundle-2.json")
+    def get(self, name: str) -> Response:
+        found = schema_name(name)
+        if found is None:
+            raise SchemaNotFound(f"no schema {name!r}; published: {', '.join(SCHEMAS)}")
+        body = json.dumps(load_schema(found), indent=2, ensure_ascii=False)
+        response = current_app.response_class(body, mimetype="application/schema+json")
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
 
 
 DOCUMENT_KIND_FOR_MILESTONE = {  # what each staged confirmation asks the candidate for

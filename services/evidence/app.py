@@ -25,7 +25,9 @@ from .crypto import DocumentCipher
 from .domain.proofs import ChainView
 from .domain.receipts import ReceiptSigner
 from .domain.timestamps import load_certificates
+from .issuer import CertificateIssuer
 from .models import Document
+from .pdf_signing import PdfSigningKey
 from .receipt_keys import record_current
 from .service import EvidenceService
 from .stamping import Stamper
@@ -68,6 +70,24 @@ def build_service(settings: Settings, db: Database) -> EvidenceService:
     )
 
 
+def build_issuer(settings: Settings, service: EvidenceService) -> CertificateIssuer:
+    """Signs certificates with OFFERSEAL_CERTIFICATE_KEY/CERT (or the development certificate)
+    and time-stamps the signature with the first configured TSA."""
+    key_pem, cert_pem = secrets.certificate_signing_pem(settings)
+    return CertificateIssuer(
+        service,
+        PdfSigningKey(key_pem, cert_pem),
+        verify_url(settings),
+        settings.tsa_urls[0] if settings.tsa_urls else None,
+    )
+
+
+def verify_url(settings: Settings) -> str:
+    """The public verify page: on the people's origin."""
+    origin = settings.web_public_url or f"http://localhost:{settings.web_port}"
+    return origin.rstrip("/") + "/verify"
+
+
 def create_app(
     settings: Settings,
     db: Database,
@@ -89,6 +109,7 @@ def create_app(
         secrets.link_secret(settings), revocations.checker(db)
     )
     app.extensions["offerseal.chain_view"] = chain_view
+    app.extensions["offerseal.certificates"] = build_issuer(settings, service)
     flask_api.register_blueprint(api.blp)
     flask_api.register_blueprint(api.verify_blp)
 
@@ -155,6 +176,9 @@ class EvidenceNode:
         self.app.config["OFFERSEAL_PORTAL_URL"] = (
             self.portal_url or self.settings.web_public_url
         ).rstrip("/")
+        if self.portal_url:  # certificates point at the verify page on the people's origin
+            issuer: CertificateIssuer = self.app.extensions["offerseal.certificates"]
+            issuer.verify_url = self.portal_url.rstrip("/") + "/verify"
 
     @property
     def ready(self) -> threading.Event:

@@ -35,3 +35,11 @@ class MasterKeyMissing(EvidenceError, TransientError):
     not the client's)."""
 
     title = "Document key not available"
+
+
+class CertificatePending(EvidenceError, Conflict):
+    title = "Certificate not available yet"
+
+
+class SchemaNotFound(EvidenceError, NotFound):
+    title = "Schema not found"

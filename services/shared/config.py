@@ -152,6 +152,21 @@ VARIABLES: tuple[Variable, ...] = (
         "Base64 of a 32-byte Ed25519 seed that signs intake receipts. Unset: generated in the "
         "data directory.",
     ),
+    Variable(
+        "OFFERSEAL_CERTIFICATE_KEY",
+        "certificate_key",
+        str,
+        "Private key (PEM text, or the path of a PEM file) that signs evidence certificate PDFs. "
+        "Unset (with OFFERSEAL_CERTIFICATE_CERT): a self-signed development certificate is "
+        "generated in the data directory.",
+    ),
+    Variable(
+        "OFFERSEAL_CERTIFICATE_CERT",
+        "certificate_cert",
+        str,
+        "Certificate of that key (PEM text or file; its chain may follow it), shown by PDF "
+        "readers as the certificate's signer.",
+    ),
     Variable("OFFERSEAL_HOST", "host", str, "Interface the HTTP servers bind to."),
     Variable("OFFERSEAL_EVIDENCE_PORT", "evidence_port", int, "Port of the evidence service."),
     Variable("OFFERSEAL_CONTRACTS_PORT", "contracts_port", int, "Port of the contracts service."),
@@ -467,6 +482,8 @@ class Settings:
     master_key: str = ""
     master_keys_previous: str = ""
     receipt_key: str = ""
+    certificate_key: str = ""
+    certificate_cert: str = ""
     host: str = "127.0.0.1"
     evidence_port: int = 8101
     contracts_port: int = 8102
@@ -541,6 +558,7 @@ class Settings:
                 "master_key",
                 "master_keys_previous",
                 "receipt_key",
+                "certificate_key",
                 "contracts_signer_key",
                 "link_secret",
                 "dkim_private_key",

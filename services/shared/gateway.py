@@ -13,7 +13,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # Which service owns which API path (every /v1 route of each service's blueprints).
 PREFIXES: dict[str, tuple[str, ...]] = {
     "contracts": ("/v1/agreements", "/v1/employer", "/v1/policy"),
-    "evidence": ("/v1/documents", "/v1/uploads", "/v1/verify", "/v1/keys"),
+    "evidence": ("/v1/documents", "/v1/uploads", "/v1/verify", "/v1/keys", "/v1/schemas"),
     "notify": (
         "/v1/branding",
         "/v1/candidates",

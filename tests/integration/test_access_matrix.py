@@ -64,8 +64,11 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("evidence", "GET", "/v1/documents/<string:document_id>/content"): READ,
     ("evidence", "GET", "/v1/documents/<string:document_id>/proof"): READ,
     ("evidence", "GET", "/v1/documents/<string:document_id>/proofs"): READ,
+    ("evidence", "GET", "/v1/documents/<string:document_id>/certificate"): READ,
     ("evidence", "POST", "/v1/verify"): PUBLIC,
     ("evidence", "GET", "/v1/keys"): PUBLIC,
+    ("evidence", "GET", "/v1/schemas"): PUBLIC,
+    ("evidence", "GET", "/v1/schemas/<string:name>"): PUBLIC,
     ("evidence", "GET", "/v1/uploads/<string:token>"): TOKEN,
     ("evidence", "POST", "/v1/uploads/<string:token>"): TOKEN,
     # contracts
@@ -174,6 +177,7 @@ MISSING = {
     "code": "AAAAAAAAAAAA",
     "action": "revoke",
     "user_id": "0000000000000000",
+    "name": "no-such-schema",
 }
 
 
@@ -220,6 +224,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             "code": "AAAAAAAAAAAA",
             "action": "revoke",
             "user_id": add_user(stack.db, "matrix@acme.example", "hr", "acme", by="test")[0],
+            "name": "proof-bundle-2.json",
         }
         from offerseal.shared.auth import create_key
 

@@ -111,6 +111,10 @@ def test_demo_tells_the_story_and_succeeds() -> None:
     # against its CA.
     assert "stamped the root at" in result.stdout
     assert "PASS  rfc3161_timestamp" in result.stdout
+    # the evidence certificate of the demo document, in both languages, where it says
+    certificates = re.findall(r"(?:zh-CN|en): (\S+\.pdf) \(", result.stdout)
+    assert len(certificates) == 2
+    assert all(Path(p).read_bytes().startswith(b"%PDF") for p in certificates)
     # the candidate's e-mails are left as .eml (with a .png each where Chromium is installed)
     kept = re.search(r"(\d+) e-mails and (\d+) screenshots in (\S+)", result.stdout)
     assert kept is not None and int(kept.group(1)) >= 6

@@ -1,0 +1,393 @@
+# ruff: noqa: RUF001  (Chinese text uses full-width punctuation)
+"""The evidence certificate: a PDF a judge can read, built from a document's description and its
+proof bundle. Pure assembly and layout (reportlab); no framework, no database. Signing the PDF
+is `pdf_signing`'s job.
+
+`certificate_facts` picks what the certificate states out of the description and the bundle
+(testable without a PDF); `render_certificate` lays those facts out in zh-CN or en.
+
+Chinese text needs a CJK font: `cjk_font()` embeds WenQuanYi Micro Hei (Debian's
+fonts-wqy-microhei) when the machine has it, otherwise it uses reportlab's built-in CID font
+STSong-Light, which PDF readers supply themselves (it is not embedded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LANGS = ("zh-CN", "en")
+WQY_PATHS = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/wqy-microhei/wqy-microhei.ttc"),
+)
+CID_FALLBACK = "STSong-Light"
+
+LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
+    "title": ("电子证据存证证书", "Evidence certificate"),
+    "intro": (
+        "本证书说明下列文件在何时由何人提交给 OfferSeal，其哈希值如何被写入区块链并由时间戳机构"
+        "见证，以及任何人如何不依赖 OfferSeal 独立验证。",
+        "This certificate states when and by whom the file below was submitted to OfferSeal, how "
+        "its hash was written to a blockchain and witnessed by time-stamp authorities, and how "
+        "anyone can verify this independently, without trusting OfferSeal.",
+    ),
+    "file": ("一、文件", "1. The file"),
+    "document_id": ("文件编号", "Document id"),
+    "kind": ("文件类型", "Kind"),
+    "filename": ("原始文件名", "Original file name"),
+    "size": ("大小", "Size"),
+    "bytes": ("字节", "bytes"),
+    "sha256": ("SHA-256 哈希值", "SHA-256"),
+    "hash_only": ("仅登记哈希值（未保存文件内容）", "registered by hash only (no bytes stored)"),
+    "receipt": ("二、接收回执（已签名）", "2. Intake receipt (signed)"),
+    "received_at": ("接收时间", "Received at"),
+    "received_by": ("提交方", "Submitted by"),
+    "via_api_key": ("API 密钥", "API key"),
+    "via_link": ("候选人上传链接", "candidate upload link"),
+    "client_address": ("客户端地址", "Client address"),
+    "user_agent": ("客户端程序", "User agent"),
+    "source": ("来源信息", "Source metadata"),
+    "email_dkim": ("电子邮件 DKIM 验证", "E-mail DKIM check"),
+    "receipt_key": ("回执签名公钥", "Receipt signing key"),
+    "receipt_signature": ("回执签名 (Ed25519)", "Receipt signature (Ed25519)"),
+    "chain": ("三、区块链存证", "3. Anchoring on the blockchain"),
+    "leaf": ("默克尔叶子", "Merkle leaf"),
+    "root": ("默克尔根", "Merkle root"),
+    "path": ("默克尔路径", "Merkle path"),
+    "siblings": ("个兄弟节点", "sibling(s)"),
+    "chain_id": ("链 ID", "Chain id"),
+    "registry": ("存证合约地址", "Registry address"),
+    "tx": ("交易哈希", "Transaction"),
+    "block": ("区块高度", "Block number"),
+    "block_hash": ("区块哈希", "Block hash"),
+    "block_time": ("区块时间", "Block time"),
+    "witnesses": ("四、RFC 3161 可信时间戳", "4. RFC 3161 time-stamps"),
+    "tsa": ("时间戳机构", "Time-Stamp Authority"),
+    "tsa_time": ("时间戳时间", "Time"),
+    "tsa_serial": ("序列号", "Serial number"),
+    "no_stamps": (
+        "本证明未包含 RFC 3161 时间戳（仅区块链见证）。",
+        "This proof carries no RFC 3161 time-stamp (the chain is its only witness).",
+    ),
+    "how": ("五、如何独立验证", "5. How to verify independently"),
+    "step_page": (
+        "在浏览器中打开验证页面 {verify_url}（或扫描二维码），放入原始文件和证明包（JSON）。"
+        "所有计算都在浏览器中完成，文件不会离开您的电脑。",
+        "Open the verify page {verify_url} (or scan the QR code) and drop the original file and "
+        "its proof bundle (JSON). Every check runs in the browser; the file never leaves your "
+        "computer.",
+    ),
+    "step_cli": (
+        "或使用命令行：offerseal verify 文件 证明包.json --rpc <任意以太坊 RPC 节点>。",
+        "Or the command line: offerseal verify FILE BUNDLE.json --rpc <any Ethereum RPC endpoint>.",
+    ),
+    "step_rpc": (
+        "可选用任何与 OfferSeal 无关的 RPC 节点查询上述交易和区块，核对默克尔根已写入存证合约。",
+        "Any RPC endpoint unrelated to OfferSeal can look up the transaction and block above and "
+        "confirm the Merkle root is recorded by the registry.",
+    ),
+    "step_tsa": (
+        "RFC 3161 时间戳可用 openssl ts -verify 对照时间戳机构的证书独立验证。",
+        "The RFC 3161 tokens also verify with openssl ts -verify against the TSA's certificate.",
+    ),
+    "step_sig": (
+        "本 PDF 已数字签名；任何 PDF 阅读器均可显示其是否被修改。",
+        "This PDF is digitally signed; any PDF reader shows whether it was altered.",
+    ),
+    "software": ("生成软件", "Produced by"),
+    "issued": ("证书生成时间", "Certificate issued at"),
+    "format": ("证明格式", "Proof format"),
+}
+
+
+def label(key: str, lang: str) -> str:
+    zh, en = LABELS[key]
+    return zh if lang == "zh-CN" else en
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a certificate states, in the order it states it."""
+
+    document_id: str
+    kind: str
+    filename: str | None
+    size: int | None
+    sha256: str
+    received_at: str
+    uploader: dict[str, Any]
+    client_address: str | None
+    user_agent: str | None
+    source: dict[str, str]
+    email: dict[str, Any] | None
+    receipt_key: str
+    receipt_signature: str
+    proof_format: str
+    leaf: str
+    root: str
+    path: tuple[str, ...]
+    chain_id: int
+    registry: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    block_time: str
+    stamps: tuple[dict[str, str], ...]
+
+
+class NotAnchored(ValueError):
+    """The bundle has no anchoring transaction yet."""
+
+
+def _utc(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def certificate_facts(description: dict[str, Any], bundle: dict[str, Any]) -> Facts:
+    """The facts of a certificate from a document's description (`EvidenceService.get`) and its
+    current proof bundle."""
+    anchor = bundle["anchor"]
+    if not anchor.get("tx_hash"):
+        raise NotAnchored("the document's batch has no anchoring transaction yet")
+    receipt = bundle.get("intake_receipt") or {}
+    payload = receipt.get("payload") or {}
+    provenance = description.get("provenance") or payload.get("provenance") or {}
+    stamps = tuple(
+        {
+            "tsa": str(s.get("tsa", "")),
+            "gen_time": str(s.get("gen_time", "")),
+            "serial_number": str(s.get("serial_number", "")),
+        }
+        for s in bundle.get("timestamps") or ()
+    )
+    return Facts(
+        document_id=str(description["id"]),
+        kind=str(description.get("kind") or ""),
+        filename=description.get("filename") or provenance.get("filename"),
+        size=description.get("size"),
+        sha256=str(description["sha256"]),
+        received_at=str(description.get("received_at") or bundle["document"].get("received_at")),
+        uploader=dict(provenance.get("uploader") or {}),
+        client_address=provenance.get("client_address"),
+        user_agent=provenance.get("user_agent"),
+        source={str(k): str(v) for k, v in (provenance.get("source") or {}).items()},
+        email=provenance.get("email") if isinstance(provenance.get("email"), dict) else None,
+        receipt_key=str(receipt.get("public_key", "")),
+        receipt_signature=str(receipt.get("signature", "")),
+        proof_format=str(bundle.get("format", "")),
+        leaf=str(bundle["leaf"]["hash"]),
+        root=str(bundle["merkle"]["root"]),
+        path=tuple(str(p) for p in bundle["merkle"]["proof"]),
+        chain_id=int(anchor["chain_id"]),
+        registry=str(anchor["registry"]),
+        tx_hash=str(anchor["tx_hash"]),
+        block_number=int(anchor["block_number"]),
+        block_hash=str(anchor["block_hash"]),
+        block_time=_utc(int(anchor["block_timestamp"])),
+        stamps=stamps,
+    )
+
+
+def uploader_text(uploader: dict[str, Any], lang: str) -> str:
+    if uploader.get("via") == "api_key":
+        name = uploader.get("key_name") or ""
+        return f"{label('via_api_key', lang)} {name} ({uploader.get('key_id', '')})".strip()
+    if uploader.get("via") == "candidate_link":
+        return (
+            f"{label('via_link', lang)}: {uploader.get('candidate_ref', '')}, "
+            f"{uploader.get('agreement_id', '')} / {uploader.get('milestone', '')}"
+        )
+    return "-"
+
+
+def rows_of(facts: Facts, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The certificate's sections as (heading, [(label, value)]): what `render_certificate` lays
+    out, and what tests can read without a PDF."""
+    size = f"{facts.size:,} {label('bytes', lang)}" if facts.size is not None else "-"
+    file_rows = [
+        (label("document_id", lang), facts.document_id),
+        (label("kind", lang), facts.kind),
+        (label("filename", lang), facts.filename or label("hash_only", lang)),
+        (label("size", lang), size),
+        (label("sha256", lang), facts.sha256),
+    ]
+    receipt_rows = [
+        (label("received_at", lang), facts.received_at),
+        (label("received_by", lang), uploader_text(facts.uploader, lang)),
+        (label("client_address", lang), facts.client_address or "-"),
+        (label("user_agent", lang), facts.user_agent or "-"),
+    ]
+    if facts.source:
+        source = "; ".join(f"{k}={v}" for k, v in sorted(facts.source.items()))
+        receipt_rows.append((label("source", lang), source))
+    if facts.email:
+        dkim = facts.email.get("dkim")
+        dkim_text = str(facts.email.get("from") or "")
+        if isinstance(dkim, dict):
+            dkim_text += f" · {dkim.get('result', '')} {dkim.get('domain') or ''}: "
+            dkim_text += str(dkim.get("detail") or "")
+        receipt_rows.append((label("email_dkim", lang), dkim_text))
+    receipt_rows += [
+        (label("receipt_key", lang), facts.receipt_key),
+        (label("receipt_signature", lang), facts.receipt_signature),
+    ]
+    path_text = "\n".join((f"{len(facts.path)} {label('siblings', lang)}", *facts.path))
+    chain_rows = [
+        (label("format", lang), facts.proof_format),
+        (label("leaf", lang), facts.leaf),
+        (label("path", lang), path_text),
+        (label("root", lang), facts.root),
+        (label("chain_id", lang), str(facts.chain_id)),
+        (label("registry", lang), facts.registry),
+        (label("tx", lang), facts.tx_hash),
+        (label("block", lang), str(facts.block_number)),
+        (label("block_hash", lang), facts.block_hash),
+        (label("block_time", lang), facts.block_time),
+    ]
+    stamp_rows: list[tuple[str, str]] = []
+    for stamp in facts.stamps:
+        stamp_rows += [
+            (label("tsa", lang), stamp["tsa"]),
+            (label("tsa_time", lang), stamp["gen_time"]),
+            (label("tsa_serial", lang), stamp["serial_number"]),
+        ]
+    return [
+        (label("file", lang), file_rows),
+        (label("receipt", lang), receipt_rows),
+        (label("chain", lang), chain_rows),
+        (label("witnesses", lang), stamp_rows),
+    ]
+
+
+_FONT: str | None = None
+
+
+def cjk_font() -> str:
+    """Registers (once) and names the font the certificate is set in."""
+    global _FONT
+    if _FONT is not None:
+        return _FONT
+    from reportlab.pdfbase import pdfmetrics
+
+    for path in WQY_PATHS:
+        if path.exists():
+            from reportlab.pdfbase.ttfonts import TTFont
+
+            pdfmetrics.registerFont(TTFont("WenQuanYiMicroHei", str(path), subfontIndex=0))
+            _FONT = "WenQuanYiMicroHei"
+            return _FONT
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
+    _FONT = CID_FALLBACK
+    return _FONT
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_certificate(
+    facts: Facts,
+    *,
+    lang: str,
+    verify_url: str,
+    software: str,
+    issued_at: dt.datetime,
+) -> bytes:
+    """The unsigned certificate PDF."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)}")
+    from reportlab.graphics.barcode.qr import QrCodeWidget
+    from reportlab.graphics.shapes import Drawing
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    font = cjk_font()
+    base = ParagraphStyle("base", fontName=font, fontSize=8.5, leading=11.5, wordWrap="CJK")
+    key_style = ParagraphStyle("key", parent=base, textColor=colors.HexColor("#505a5f"))
+    mono = ParagraphStyle("mono", parent=base, fontName="Courier", fontSize=7.5, leading=10)
+    title = ParagraphStyle("title", parent=base, fontSize=18, leading=24, spaceAfter=6)
+    heading = ParagraphStyle(
+        "h", parent=base, fontSize=11, leading=15, spaceBefore=6, spaceAfter=2, keepWithNext=1
+    )
+
+    def value_cell(text: str) -> Paragraph:
+        # Hashes, addresses and keys in a fixed-width face; any sentence in the text font.
+        style = mono if text.isascii() and " " not in text.split("\n")[0].strip() else base
+        return Paragraph(_escape(text).replace("\n", "<br/>"), style)
+
+    story: list[Any] = [
+        Paragraph(_escape(label("title", lang)), title),
+        Paragraph(_escape(label("intro", lang)), base),
+        Spacer(1, 4 * mm),
+    ]
+    width = A4[0] - 40 * mm
+    for head, rows in rows_of(facts, lang):
+        story.append(Paragraph(_escape(head), heading))
+        if not rows:
+            story.append(Paragraph(_escape(label("no_stamps", lang)), base))
+            continue
+        table = Table(
+            [[Paragraph(_escape(k), key_style), value_cell(v)] for k, v in rows],
+            colWidths=[38 * mm, width - 38 * mm],
+        )
+        table.setStyle(
+            TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#b1b4b6")),
+                    ("TOPPADDING", (0, 0), (-1, -1), 2),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+                ]
+            )
+        )
+        story.append(table)
+
+    from reportlab.platypus import KeepTogether
+
+    how_head = Paragraph(_escape(label("how", lang)), heading)
+    qr = QrCodeWidget(verify_url)
+    x0, y0, x1, y1 = qr.getBounds()
+    side = 30 * mm
+    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
+    drawing.add(qr)
+    steps = [
+        label("step_page", lang).format(verify_url=verify_url),
+        label("step_cli", lang),
+        label("step_rpc", lang),
+        label("step_tsa", lang),
+        label("step_sig", lang),
+    ]
+    steps_text = "<br/>".join(f"{i}. {_escape(s)}" for i, s in enumerate(steps, 1))
+    how = Table([[Paragraph(steps_text, base), drawing]], colWidths=[width - side - 4 * mm, None])
+    how.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story.append(KeepTogether([how_head, how]))
+    story.append(Spacer(1, 4 * mm))
+    footer = (
+        f"{label('software', lang)}: {software} · "
+        f"{label('issued', lang)}: {issued_at.astimezone(dt.UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}"
+    )
+    story.append(Paragraph(_escape(footer), key_style))
+
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=14 * mm,
+        bottomMargin=14 * mm,
+        title=label("title", lang) + " " + facts.document_id,
+        author="OfferSeal",
+        lang=lang,
+    )
+    doc.build(story)
+    return out.getvalue()
