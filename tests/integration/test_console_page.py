@@ -26,7 +26,7 @@ import requests
 from offerseal.cli import cmd_users_add
 from tests.conftest import ROOT, RunningStack, make_settings, start_stack
 from tests.integration.test_contracts_service import body
-from tests.integration.test_verify_page import CHROMIUM_FLAGS, _browser_paths
+from tests.integration.test_verify_page import start_chromium
 
 pytestmark = [pytest.mark.chain]
 
@@ -67,21 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
 
 
 def _browser(tmp: Path, width: int, height: int, mobile: bool) -> Any:
-    chromium, driver_path = _browser_paths()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp}")
-    options.add_argument(f"--window-size={width},{height}")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
-    )
+    driver = start_chromium(tmp, width, height, mobile=mobile, scale=1)
     driver.width = width
     return driver
 

@@ -122,6 +122,20 @@ def short_links_in(message: Any) -> list[str]:
     return [w for w in words if w.startswith("http")]
 
 
+def live_links_in(message: Any) -> list[str]:
+    """The links a message's short links lead to now; one already used or withdrawn (a
+    check-in answered) leads nowhere and is left out."""
+    found = []
+    for url in short_links_in(message):
+        if "/l/" not in url:
+            found.append(url)
+            continue
+        answer = requests.get(url, allow_redirects=False, timeout=30)
+        if answer.status_code == 303:
+            found.append(str(answer.headers["Location"]))
+    return found
+
+
 def links_in(message: Any) -> list[str]:
     """The signed links behind the message's short links."""
     return [resolve(u) for u in short_links_in(message)]

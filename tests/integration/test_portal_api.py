@@ -24,23 +24,15 @@ from offerseal.shared import chain
 from offerseal.shared.chain import typed_data_digest
 from tests.conftest import RunningStack, api_link
 from tests.integration.test_contracts_service import body
-from tests.integration.test_notify import Mailbox, mailbox, notify_stack, short_links_in, text_of
+from tests.integration.test_notify import (
+    Mailbox,
+    mailbox,
+    notify_stack,
+    text_of,
+)
+from tests.integration.test_notify import live_links_in as links_in
 
 __all__ = ["mailbox"]
-
-
-def links_in(message: Any) -> list[str]:
-    """The links a message's short links lead to now; one already used or withdrawn (a
-    check-in answered) leads nowhere and is left out."""
-    found = []
-    for url in short_links_in(message):
-        if "/l/" not in url:
-            found.append(url)
-            continue
-        answer = requests.get(url, allow_redirects=False, timeout=30)
-        if answer.status_code == 303:
-            found.append(str(answer.headers["Location"]))
-    return found
 
 
 pytestmark = pytest.mark.chain

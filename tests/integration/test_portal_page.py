@@ -21,24 +21,17 @@ from web3 import Web3
 
 from tests.conftest import ROOT, RunningStack, api_link
 from tests.integration.test_contracts_service import body
-from tests.integration.test_notify import Mailbox, mailbox, notify_stack, short_links_in, text_of
-from tests.integration.test_verify_page import CHROMIUM_FLAGS, WIDTH, _browser_paths
+from tests.integration.test_notify import (
+    Mailbox,
+    mailbox,
+    notify_stack,
+    short_links_in,
+    text_of,
+)
+from tests.integration.test_notify import live_links_in as links_in
+from tests.integration.test_verify_page import WIDTH, start_chromium
 
 __all__ = ["mailbox"]
-
-
-def links_in(message: Any) -> list[str]:
-    """The links a message's short links lead to now; one already used or withdrawn (a
-    check-in answered) leads nowhere and is left out."""
-    found = []
-    for url in short_links_in(message):
-        if "/l/" not in url:
-            found.append(url)
-            continue
-        answer = requests.get(url, allow_redirects=False, timeout=30)
-        if answer.status_code == 303:
-            found.append(str(answer.headers["Location"]))
-    return found
 
 
 pytestmark = [pytest.mark.chain]
@@ -51,21 +44,7 @@ WORDS = {
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    chromium, driver_path = _browser_paths()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-portal')}")
-    options.add_argument(f"--window-size={WIDTH},780")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": WIDTH, "height": 780, "deviceScaleFactor": 2, "mobile": True},
-    )
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-portal"), WIDTH, 780)
     yield driver
     driver.quit()
 

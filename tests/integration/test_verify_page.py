@@ -71,8 +71,11 @@ def _browser_paths() -> tuple[str, str]:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def start_chromium(
+    profile: Path, width: int, height: int, *, mobile: bool = True, scale: int = 2
+) -> Any:
+    """Debian's headless Chromium through Selenium, emulating a screen `width` CSS pixels wide
+    (a phone when `mobile`), whatever the headless window's frame takes."""
     chromium, driver_path = _browser_paths()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -81,14 +84,19 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.add_argument(f"--window-size={WIDTH},780")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={width},{height}")
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    # A phone: 360 CSS pixels wide, whatever the headless window's frame takes.
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": WIDTH, "height": 780, "deviceScaleFactor": 2, "mobile": True},
+        {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": mobile},
     )
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"), WIDTH, 780)
     yield driver
     driver.quit()
 
