@@ -5,7 +5,6 @@ and with which keys and ports."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import Any
 
@@ -40,15 +39,21 @@ class Stack:
         self.nodes: list[Any] = []
         self.urls: dict[str, str] = {}
         self.relay: Any = None
+        self._slots: dict[str, tuple[Any, Any]] = {}
         self._stop_relay = threading.Event()
         self._relay_thread: threading.Thread | None = None
 
-    def _port(self, configured: int) -> int:
-        if configured:
-            return configured
-        with socket.socket() as sock:  # 0: any free port (tests, demo)
-            sock.bind((self.settings.host, 0))
-            return int(sock.getsockname()[1])
+    def _reserve(self, name: str, configured: int) -> int:
+        """Bind `name`'s HTTP socket now (0: any free port) and return its port. The socket
+        stays bound until `_serve` hands it its app, so no later `_reserve` can be given the same
+        port between choosing it and serving on it."""
+        from .shared.server import HttpServer, LateApp
+
+        slot = LateApp()
+        server = HttpServer(slot, self.settings.host, configured, self.settings.web_threads)
+        self.servers.append(server)
+        self._slots[name] = (slot, server)
+        return server.port
 
     def start(self) -> Stack:
         from .shared import failpoints, retention
@@ -77,7 +82,7 @@ class Stack:
             )
         self.urls["rpc"] = rpc_url
         # The people's origin is known before the services start: their links point there.
-        self.web_port = self._port(settings.web_port) if "web" in self.services else 0
+        self.web_port = self._reserve("web", settings.web_port) if "web" in self.services else 0
         # Passkeys need a secure context: http://localhost is one, http://127.0.0.1 is not.
         local = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
         if settings.web_public_url:  # a gateway in front (docker-compose.yml), or TLS
@@ -128,21 +133,23 @@ class Stack:
             tsa_ca_file=self.settings.tsa_ca_file or self.dev_tsa.authority.ca_cert,
         )
 
-    def _serve(self, name: str, app: Any, port: int) -> None:
-        from .shared.server import HttpServer
-
-        server = HttpServer(app, self.settings.host, port, self.settings.web_threads).start()
-        self.servers.append(server)
+    def _serve(self, name: str, app: Any) -> None:
+        if name not in self._slots:
+            self._reserve(name, 0)
+        slot, server = self._slots.pop(name)
+        slot.app = app
+        server.start()
         self.urls[name] = f"http://{self.settings.host}:{server.port}"
 
     def _start_evidence(self, rpc_url: str, signer_key: str) -> None:
         from .evidence.app import EvidenceNode
 
+        self._reserve("evidence", self.settings.evidence_port)
         node = EvidenceNode(self.settings, self.db, rpc_url, signer_key, self.portal_url)
         self._start_workers(node)
         self.nodes.append(node)
         self.evidence = node
-        self._serve("evidence", node.app, self._port(self.settings.evidence_port))
+        self._serve("evidence", node.app)
 
     def _start_contracts(self, rpc_url: str, signer_key: str) -> None:
         from .contracts.app import ContractsNode
@@ -152,13 +159,13 @@ class Stack:
             if not self.evidence.anchorer.ready.wait(60):  # it deploys the EvidenceRegistry
                 raise OfferSealError("the evidence service did not connect to the chain in time")
             settings = self._beside_evidence(settings)
-        port = self._port(settings.contracts_port)
+        port = self._reserve("contracts", settings.contracts_port)
         public_url = settings.public_url or f"http://{settings.host}:{port}"
         node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url, self.portal_url)
         self._start_workers(node)
         self.nodes.append(node)
         self.contracts = node
-        self._serve("contracts", node.app, port)
+        self._serve("contracts", node.app)
 
     def _start_notify(self) -> None:
         from .notify.app import NotifyNode
@@ -166,13 +173,13 @@ class Stack:
         settings = self.settings
         if "evidence" in self.urls:
             settings = self._beside_evidence(settings)
-        port = self._port(settings.notify_port)
+        port = self._reserve("notify", settings.notify_port)
         public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
         node = NotifyNode(settings, self.db, public_url, self._web_url())
         self._start_workers(node)
         self.nodes.append(node)
         self.notify = node
-        self._serve("notify", node.app, port)
+        self._serve("notify", node.app)
 
     def _web_url(self) -> str:
         """Where candidates reach the pages for people (the portal; short links resolve there):
@@ -192,7 +199,7 @@ class Stack:
             for name in ("evidence", "contracts", "notify")
             if name in self.urls
         }
-        self._serve("web", PathGateway(self.web_app, services), self.web_port)
+        self._serve("web", PathGateway(self.web_app, services))
 
     def _start_workers(self, node: Any) -> None:
         """Start a node's workers, its consumer on heartbeats, all of them watched by its
@@ -230,4 +237,5 @@ class Stack:
         if self.dev_tsa is not None:
             self.dev_tsa.stop()
         self.servers, self.nodes, self.anvil, self._relay_thread = [], [], None, None
+        self._slots = {}
         self.dev_tsa = None

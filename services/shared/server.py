@@ -14,6 +14,20 @@ from waitress.server import create_server
 log = logging.getLogger(__name__)
 
 
+class LateApp:
+    """A WSGI app whose real app arrives after its socket is bound (the port is reserved while
+    the service behind it is built); until then it answers 503."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"starting\n"]
+        return self.app(environ, start_response)
+
+
 class HttpServer:
     def __init__(self, app: Any, host: str, port: int, threads: int) -> None:
         self.server = create_server(
@@ -41,7 +55,8 @@ class HttpServer:
         # Let in-flight requests finish before the sockets close under them.
         self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
         self.server.close()
-        self.thread.join(5)
+        if self.thread.is_alive():
+            self.thread.join(5)
 
 
 def wait_for_signal(on_stop: Callable[[], None]) -> None:
