@@ -16,6 +16,7 @@ from ..shared import chain, revocations, secrets
 from ..shared.config import ConfigError, Settings
 from ..shared.db import Database
 from ..shared.links import LinkSigner
+from ..shared.pdf import PdfSigningKey
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
 from . import api
@@ -27,7 +28,6 @@ from .domain.receipts import ReceiptSigner
 from .domain.timestamps import load_certificates
 from .issuer import CertificateIssuer
 from .models import Document
-from .pdf_signing import PdfSigningKey
 from .receipt_keys import record_current
 from .service import EvidenceService
 from .stamping import Stamper

@@ -1,12 +1,12 @@
 # ruff: noqa: RUF001  (Chinese text uses full-width punctuation)
 """The evidence certificate: a PDF a judge can read, built from a document's description and its
 proof bundle. Pure assembly and layout (reportlab); no framework, no database. Signing the PDF
-is `pdf_signing`'s job.
+is `shared.pdf`'s job.
 
 `certificate_facts` picks what the certificate states out of the description and the bundle
 (testable without a PDF); `render_certificate` lays those facts out in zh-CN or en.
 
-Chinese text needs a CJK font: `cjk_font()` embeds WenQuanYi Micro Hei (Debian's
+Chinese text needs a CJK font: `shared.pdf.cjk_font()` embeds WenQuanYi Micro Hei (Debian's
 fonts-wqy-microhei) when the machine has it, otherwise it uses reportlab's built-in CID font
 STSong-Light, which PDF readers supply themselves (it is not embedded).
 """
@@ -16,15 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from ..shared.pdf import cjk_font
+
 LANGS = ("zh-CN", "en")
-WQY_PATHS = (
-    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
-    Path("/usr/share/fonts/wqy-microhei/wqy-microhei.ttc"),
-)
-CID_FALLBACK = "STSong-Light"
 
 LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "title": ("电子证据存证证书", "Evidence certificate"),
@@ -261,30 +257,6 @@ def rows_of(facts: Facts, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
         (label("chain", lang), chain_rows),
         (label("witnesses", lang), stamp_rows),
     ]
-
-
-_FONT: str | None = None
-
-
-def cjk_font() -> str:
-    """Registers (once) and names the font the certificate is set in."""
-    global _FONT
-    if _FONT is not None:
-        return _FONT
-    from reportlab.pdfbase import pdfmetrics
-
-    for path in WQY_PATHS:
-        if path.exists():
-            from reportlab.pdfbase.ttfonts import TTFont
-
-            pdfmetrics.registerFont(TTFont("WenQuanYiMicroHei", str(path), subfontIndex=0))
-            _FONT = "WenQuanYiMicroHei"
-            return _FONT
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-
-    pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
-    _FONT = CID_FALLBACK
-    return _FONT
 
 
 def _escape(text: str) -> str:

@@ -1,5 +1,5 @@
 """Issues evidence certificates: the tenant-checked description and proof of a document, laid
-out (`certificate`) and signed (`pdf_signing`). The HTTP route and the CLI call `issue`."""
+out (`certificate`) and signed (`shared.pdf`). The HTTP route and the CLI call `issue`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..shared.auth import READ_ROLES, Principal
 from ..shared.errors import ValidationFailed
+from ..shared.pdf import PdfSigningKey, sign_pdf
 from .certificate import LANGS, NotAnchored, certificate_facts, render_certificate
 from .errors import CertificatePending, ProofPending
-from .pdf_signing import PdfSigningKey, sign_pdf
 from .service import EvidenceService
 
 

@@ -23,10 +23,11 @@ from offerseal.evidence.certificate import (
 )
 from offerseal.evidence.domain.proofs import AnchorFacts, build_bundle
 from offerseal.evidence.domain.receipts import ReceiptSigner
-from offerseal.evidence.pdf_signing import PdfSigningKey, sign_pdf
 from offerseal.evidence.published import SCHEMAS, load_schema, schema_for_bundle, schema_name
+from offerseal.shared import pdf as pdf_module
 from offerseal.shared import secrets
 from offerseal.shared.config import ConfigError, load_settings
+from offerseal.shared.pdf import PdfSigningKey, sign_pdf
 
 SHA = "0x" + "ab" * 32
 TX = "0x" + "11" * 32
@@ -139,13 +140,13 @@ def test_the_pdf_states_the_proof_in_chinese() -> None:
 def test_without_the_wqy_font_chinese_falls_back_to_the_cid_font(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(certificate, "WQY_PATHS", (Path("/nonexistent.ttc"),))
-    monkeypatch.setattr(certificate, "_FONT", None)
-    assert certificate.cjk_font() == certificate.CID_FALLBACK
+    monkeypatch.setattr(pdf_module, "WQY_PATHS", (Path("/nonexistent.ttc"),))
+    monkeypatch.setattr(pdf_module, "_FONT", None)
+    assert pdf_module.cjk_font() == pdf_module.CID_FALLBACK
     pdf = render(certificate_facts(DESCRIPTION, bundle()), "zh-CN")
     assert b"STSong-Light" in pdf
     assert "电子证据存证证书" in text_of(pdf)
-    monkeypatch.setattr(certificate, "_FONT", None)
+    monkeypatch.setattr(pdf_module, "_FONT", None)
 
 
 def test_an_unknown_language_is_refused() -> None:

@@ -1,4 +1,7 @@
-"""Signs an evidence certificate PDF (PAdES baseline: a CAdES detached signature, with an RFC 3161
+"""PDFs a judge reads (the evidence certificate, the dossier's cover): the CJK font they are set
+in, and their signature.
+
+Signs a PDF (PAdES baseline: a CAdES detached signature, with an RFC 3161
 signature time-stamp when a Time-Stamp Authority answers) with pyHanko, so any PDF reader shows
 whether the file was altered after it was issued."""
 
@@ -7,8 +10,38 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+WQY_PATHS = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/wqy-microhei/wqy-microhei.ttc"),
+)
+CID_FALLBACK = "STSong-Light"
+_FONT: str | None = None
+
+
+def cjk_font() -> str:
+    """Registers (once) and names the font the PDFs are set in: WenQuanYi Micro Hei embedded
+    when the machine has it, else reportlab's CID font STSong-Light (not embedded)."""
+    global _FONT
+    if _FONT is not None:
+        return _FONT
+    from reportlab.pdfbase import pdfmetrics
+
+    for path in WQY_PATHS:
+        if path.exists():
+            from reportlab.pdfbase.ttfonts import TTFont
+
+            pdfmetrics.registerFont(TTFont("WenQuanYiMicroHei", str(path), subfontIndex=0))
+            _FONT = "WenQuanYiMicroHei"
+            return _FONT
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
+    _FONT = CID_FALLBACK
+    return _FONT
 
 
 @dataclass(frozen=True)
