@@ -49,6 +49,8 @@ class Stack:
         port between choosing it and serving on it."""
         from .shared.server import HttpServer, LateApp
 
+        if name in self._slots:
+            return int(self._slots[name][1].port)
         slot = LateApp()
         server = HttpServer(slot, self.settings.host, configured, self.settings.web_threads)
         self.servers.append(server)
@@ -159,6 +161,10 @@ class Stack:
             if not self.evidence.anchorer.ready.wait(60):  # it deploys the EvidenceRegistry
                 raise OfferSealError("the evidence service did not connect to the chain in time")
             settings = self._beside_evidence(settings)
+        if "notify" in self.services and not settings.notify_url:
+            # The dossier reads the touchpoint log from the notify service started after it.
+            notify_port = self._reserve("notify", settings.notify_port)
+            settings = settings.with_(notify_url=f"http://{settings.host}:{notify_port}")
         port = self._reserve("contracts", settings.contracts_port)
         public_url = settings.public_url or f"http://{settings.host}:{port}"
         node = ContractsNode(settings, self.db, rpc_url, signer_key, public_url, self.portal_url)

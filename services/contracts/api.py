@@ -3,6 +3,7 @@ shapes the answer. No business rules here."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,8 @@ from ..shared.guards import access, roles
 from ..shared.idempotency import key_from_header
 from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
+from .adapters.evidence import EvidenceArchiveClient
+from .cover import LANGS as COVER_LANGS
 from .domain.agreements import (
     DUE_TIME,
     MILESTONE_KINDS,
@@ -24,7 +27,9 @@ from .domain.agreements import (
     at_local,
 )
 from .domain.dates import DateChange
+from .dossier import DOSSIER_ROLES, Dossiers
 from .enrolment import Visitor
+from .errors import DossierPending
 from .ports import EvidenceSource
 from .records import AMEND_PURPOSE, SIGN_PURPOSE
 from .schemas import (
@@ -546,3 +551,69 @@ class TenantPolicy(MethodView):
     @blp.response(200)
     def put(self, data: dict[str, Any]) -> dict[str, Any]:
         return service().policies.update(principal(), data)
+
+
+class DossierArgs(ma.Schema):
+    lang = ma.fields.String(
+        load_default="zh-CN",
+        validate=ma.validate.OneOf(COVER_LANGS),
+        metadata={"description": "language of the cover report"},
+    )
+    wait = ma.fields.Float(
+        load_default=20.0,
+        validate=ma.validate.Range(min=0, max=60),
+        metadata={"description": "seconds to wait for the manifest's anchoring before 202"},
+    )
+
+
+@blp.route("/agreements/<string:agreement_id>/dossier")
+class AgreementDossier(MethodView):
+    @roles(*DOSSIER_ROLES)
+    @blp.arguments(DossierArgs, location="query")
+    @blp.doc(
+        security=BEARER,
+        summary="The agreement's dossier (ZIP): every file listed in an anchored manifest, a "
+        "signed cover report, the offline verifier",
+        description="202 with Retry-After while the manifest waits for its anchoring; the "
+        "same request gives the ZIP once it is anchored.",
+    )
+    def get(self, args: dict[str, Any], agreement_id: str) -> Response:
+        dossiers: Dossiers = current_app.extensions["offerseal.dossiers"]
+        archive: EvidenceArchiveClient = current_app.extensions["offerseal.archive"]
+        # The evidence and notify services are asked with the caller's own credentials.
+        auth = {
+            name: request.headers[name]
+            for name in ("Authorization", "Cookie")
+            if name in request.headers
+        }
+        try:
+            dossier = dossiers.build(
+                principal(),
+                agreement_id,
+                auth,
+                archive,
+                archive,
+                archive,
+                lang=args["lang"],
+                wait=args["wait"],
+            )
+        except DossierPending as pending:
+            response = current_app.response_class(
+                json.dumps(
+                    {
+                        "status": "anchoring",
+                        "detail": pending.detail,
+                        "manifest_sha256": pending.extra.get("manifest_sha256"),
+                        "manifest_document_id": pending.extra.get("document_id"),
+                    }
+                ),
+                status=202,
+                mimetype="application/json",
+            )
+            response.headers["Retry-After"] = "2"
+            return response
+        response = current_app.response_class(dossier.content, mimetype="application/zip")
+        response.headers["Content-Disposition"] = f'attachment; filename="{dossier.filename}"'
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Manifest-SHA256"] = dossier.manifest_sha256
+        return response

@@ -11,18 +11,22 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from .. import __version__
 from ..shared import chain, revocations, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.deployments import ContractMissing, ensure_deployed, wait_for_registry
 from ..shared.links import LinkSigner
+from ..shared.pdf import PdfSigningKey
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Backoff, Workers, run_every
 from . import api
 from .adapters.chain import IntentAgreementsChain
-from .adapters.evidence import EvidenceClient
+from .adapters.evidence import EvidenceArchiveClient, EvidenceClient
+from .cover import cover_maker
 from .domain.agreements import CONTRACT_MAJOR_VERSION, supported_contract
+from .dossier import Dossiers
 from .policy import Policy
 from .service_layer import ContractsService
 
@@ -36,6 +40,7 @@ def create_app(
     service: ContractsService,
     links: LinkSigner,
     worker_ready: threading.Event | None = None,
+    portal_url: str = "",
 ) -> Flask:
     app, flask_api, _registry = create_base_app("contracts", db, settings=settings)
     app.config["OFFERSEAL_EVIDENCE_URL"] = settings.evidence_base_url
@@ -43,6 +48,10 @@ def create_app(
     app.extensions["offerseal.contracts"] = service
     app.extensions["offerseal.evidence"] = EvidenceClient(app.config["OFFERSEAL_EVIDENCE_URL"])
     app.extensions["offerseal.links"] = links
+    app.extensions["offerseal.archive"] = EvidenceArchiveClient(
+        settings.evidence_base_url, settings.notify_base_url, portal_url
+    )
+    app.extensions["offerseal.dossiers"] = build_dossiers(settings, db, service, links, portal_url)
     flask_api.register_blueprint(api.blp)
 
     def chain_node() -> int:
@@ -53,6 +62,27 @@ def create_app(
     checks["unfinished_transactions"] = service.pending_count
     health_route(app, checks)
     return app
+
+
+def build_dossiers(
+    settings: Settings, db: Database, service: ContractsService, links: LinkSigner, portal_url: str
+) -> Dossiers:
+    """Dossiers with a cover signed by OFFERSEAL_CERTIFICATE_KEY/CERT (or the development
+    certificate), time-stamped by the first configured TSA."""
+    key_pem, cert_pem = secrets.certificate_signing_pem(settings)
+    origin = portal_url or settings.web_public_url or f"http://localhost:{settings.web_port}"
+    return Dossiers(
+        db,
+        service.client,
+        links,
+        service.enrolment,
+        cover_maker(
+            PdfSigningKey(key_pem, cert_pem),
+            f"OfferSeal {__version__}",
+            settings.tsa_urls[0] if settings.tsa_urls else None,
+        ),
+        origin.rstrip("/") + "/verify",
+    )
 
 
 def require_supported(version: str, address: str, chain_id: int) -> None:
@@ -112,7 +142,9 @@ class ContractsNode:
             link_ttl=self.settings.link_ttl,
             policy=Policy(self.settings.auto_breach, self.settings.candidate_uploads),
         )
-        self.app = create_app(self.settings, self.db, self.service, self.links, self.ready)
+        self.app = create_app(
+            self.settings, self.db, self.service, self.links, self.ready, self.portal_url
+        )
         self.consumer = MessageConsumer(
             "contracts",
             self.db,

@@ -41,3 +41,11 @@ class CandidateNotEnrolled(ContractsError, Conflict):
     in the portal before anything can be signed (409)."""
 
     title = "The candidate has not enrolled yet"
+
+
+class DossierPending(ContractsError):
+    """The dossier's manifest is deposited and waits for its anchoring: the API answers 202
+    with Retry-After (the same request gives the dossier once it is anchored)."""
+
+    status = 202
+    title = "The dossier is being anchored"

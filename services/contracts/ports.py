@@ -4,7 +4,7 @@ contract on chain and the evidence service. `adapters/` implement these; tests u
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,6 +84,7 @@ class AgreementsChain(Protocol):
     def agreements_in_events(self, from_block: int, to_block: int) -> set[str]: ...
     def nonce_of(self, address: str) -> int: ...  # the EIP-712 nonce a candidate signs with
     def terms_of(self, onchain_id: str) -> Terms: ...
+    def events_of(self, onchain_id: str) -> list[dict[str, Any]]: ...  # name, args, tx, block
     def milestones_of(self, onchain_id: str) -> list[tuple[int, int]]: ...  # (kind code, due)
     def state_of(self, onchain_id: str) -> str: ...  # a name from STATES
     def arrival_of(self, onchain_id: str) -> tuple[int, bool]: ...  # (arrived at or 0, disputed)
@@ -105,3 +106,36 @@ class EvidenceSource(Protocol):
     ) -> dict[str, Any]:
         """Store a document of the link's agreement; the evidence service's 201 body."""
         ...
+
+
+class EvidenceArchive(Protocol):
+    """The evidence service as the dossier reads it, with the caller's own credentials (`auth`:
+    the headers that carry them), so the evidence service decides what the tenant may see."""
+
+    def documents_of(
+        self, candidate_ref: str, agreement_id: str, auth: Mapping[str, str]
+    ) -> list[dict[str, Any]]: ...  # descriptions, oldest first
+
+    def content(self, document_id: str, auth: Mapping[str, str]) -> bytes: ...
+
+    def proof(self, document_id: str, auth: Mapping[str, str]) -> dict[str, Any] | None:
+        """The proof bundle, or None while the document is not anchored."""
+        ...
+
+    def deposit_record(self, token: str, filename: str, content: bytes) -> dict[str, Any]:
+        """Store a record OfferSeal made (a `record` link); the evidence service's 201 body."""
+        ...
+
+
+class NoticeLog(Protocol):
+    """The notify service's touchpoints of one agreement, with their delivery attempts."""
+
+    def touchpoints(
+        self, candidate_ref: str, agreement_id: str, auth: Mapping[str, str]
+    ) -> list[dict[str, Any]]: ...
+
+
+class PageSource(Protocol):
+    """The people's origin: the saved one-file verifier a dossier carries."""
+
+    def verifier_html(self, lang: str) -> bytes | None: ...  # None: not reachable

@@ -23,11 +23,11 @@ from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..shared.guards import access, check_json_text, max_json_bytes, roles
 from ..shared.idempotency import key_from_header
-from ..shared.links import PURPOSE_UPLOAD, Link, LinkSigner
+from ..shared.links import PURPOSE_RECORD, PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.redact import redact_text
 from ..shared.web import principal
 from .certificate import LANGS
-from .domain.documents import KINDS, MAX_HASH_BATCH
+from .domain.documents import KINDS, MAX_HASH_BATCH, RECORD_KINDS
 from .domain.hexbytes import is_hex32, to_hex
 from .domain.proofs import (
     MAX_BUNDLE_BYTES,
@@ -568,3 +568,36 @@ class CandidateUpload(MethodView):
         )
         body = service().ingest_from_candidate(link, doc, seen())
         return _created(201, body, False, None)
+
+
+@blp.route("/documents/records/<string:token>")
+@access("token")
+class ServiceRecord(MethodView):
+    @blp.doc(
+        summary="Deposit a record OfferSeal made about an agreement (the dossier's manifest)",
+        description="The contracts service's signed `record` link is the authorization; the "
+        "record is stored, receipted and anchored like any document of the agreement.",
+    )
+    @requires_multipart
+    def post(self, token: str) -> Response:
+        signer: LinkSigner = current_app.extensions["offerseal.links"]
+        link = signer.verify(token, PURPOSE_RECORD)
+        kind = RECORD_KINDS.get(link.subject)
+        if kind is None:
+            raise ValidationFailed("token", "this link deposits no known record")
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationFailed("file", "missing the file")
+        content = read_upload(upload)
+        doc = NewDocument(
+            kind=kind,
+            candidate_ref=link.candidate_ref,
+            agreement_id=link.agreement_id,
+            milestone=None,
+            sha256=to_hex(hashlib.sha256(content).digest()),
+            content=content,
+            filename=upload.filename or None,
+            content_type=upload.mimetype or None,
+        )
+        body = service().ingest_record(link, doc, seen())
+        return _created(201, body, False, f"/v1/documents/{body['id']}")

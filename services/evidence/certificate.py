@@ -44,6 +44,7 @@ LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "received_by": ("提交方", "Submitted by"),
     "via_api_key": ("API 密钥", "API key"),
     "via_link": ("候选人上传链接", "candidate upload link"),
+    "via_record": ("OfferSeal 生成的记录", "record made by OfferSeal"),
     "client_address": ("客户端地址", "Client address"),
     "user_agent": ("客户端程序", "User agent"),
     "source": ("来源信息", "Source metadata"),
@@ -196,6 +197,11 @@ def uploader_text(uploader: dict[str, Any], lang: str) -> str:
         return (
             f"{label('via_link', lang)}: {uploader.get('candidate_ref', '')}, "
             f"{uploader.get('agreement_id', '')} / {uploader.get('milestone', '')}"
+        )
+    if uploader.get("via") == "offerseal_record":
+        return (
+            f"{label('via_record', lang)}: {uploader.get('record', '')}, "
+            f"{uploader.get('agreement_id', '')}"
         )
     return "-"
 

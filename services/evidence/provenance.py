@@ -69,6 +69,12 @@ def uploader_by_link(agreement_id: str, milestone: str, candidate_ref: str) -> d
     }
 
 
+def uploader_by_record(agreement_id: str, record: str) -> dict[str, Any]:
+    """A record OfferSeal's contracts service deposits about an agreement (not a person's
+    upload): which record, of which agreement."""
+    return {"via": "offerseal_record", "agreement_id": agreement_id, "record": record}
+
+
 def request_record(uploader: dict[str, Any], seen: Provenance) -> dict[str, Any]:
     """The part of the provenance every document of one request shares."""
     record: dict[str, Any] = {

@@ -46,6 +46,7 @@ from .provenance import (
     request_record,
     uploader_by_key,
     uploader_by_link,
+    uploader_by_record,
 )
 from .receipt_keys import ReceiptKeys, note_signature
 from .sequences import allocate_rows, allocate_tenant_sequences
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANDIDATE_LINK = "candidate-link"  # the uploader named in receipts of candidates' uploads
+OFFERSEAL_RECORD = "offerseal-record"  # ... and of records OfferSeal's services deposit
 MAX_CANDIDATE_UPLOADS = 3  # per stage through the candidate's links (a leaked link is bounded)
 
 
@@ -331,6 +333,26 @@ class EvidenceService:
                 seen=seen or Provenance(),
                 uploader=origin,
                 email=email,
+            )
+            return stored[0][0]
+
+    def ingest_record(
+        self, link: Link, doc: NewDocument, seen: Provenance | None = None
+    ) -> dict[str, Any]:
+        """A record the contracts service made about an agreement (the dossier's manifest),
+        deposited through a `record` link it signed: stored, receipted and anchored like any
+        document; the receipt names the record, not a person."""
+        uploader = Principal(key_id=OFFERSEAL_RECORD, role="service", tenant=link.tenant)
+        origin = uploader_by_record(link.agreement_id, link.subject)
+        with self.db.transaction() as session:
+            stored = self._store(
+                session,
+                uploader,
+                [doc],
+                batch=False,
+                seen=seen or Provenance(),
+                uploader=origin,
+                email=None,
             )
             return stored[0][0]
 

@@ -222,13 +222,24 @@ class Preferences(MethodView):
         return service().candidates.set_preferences(principal(), candidate_ref, changes)
 
 
+class TouchpointsArgs(ma.Schema):
+    attempts = fields.Boolean(load_default=False)  # each one's delivery attempts too
+    agreement_id = fields.String(validate=validate.Length(max=36))
+
+
 @blp.route("/candidates/<string:candidate_ref>/touchpoints")
 class CandidateTouchpoints(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Everything planned, sent or answered for a candidate")
+    @blp.arguments(TouchpointsArgs, location="query")
     @blp.response(200)
-    def get(self, candidate_ref: str) -> dict[str, Any]:
-        return {"items": service().candidates.touchpoints(principal(), candidate_ref)}
+    def get(self, args: dict[str, Any], candidate_ref: str) -> dict[str, Any]:
+        items = service().candidates.touchpoints(
+            principal(), candidate_ref, attempts=args["attempts"]
+        )
+        if args.get("agreement_id"):
+            items = [i for i in items if i["agreement_id"] == args["agreement_id"]]
+        return {"items": items}
 
 
 @blp.route("/touchpoints/<string:touchpoint_id>")

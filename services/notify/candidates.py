@@ -88,7 +88,9 @@ class Candidates:
             c.updated_at = utcnow()
         return self.preferences(principal, candidate_ref)
 
-    def touchpoints(self, principal: Principal, candidate_ref: str) -> list[dict[str, Any]]:
+    def touchpoints(
+        self, principal: Principal, candidate_ref: str, attempts: bool = False
+    ) -> list[dict[str, Any]]:
         principal.require(*READ_ROLES)
         with self.db.sessions() as session:
             rows = (
@@ -103,7 +105,7 @@ class Candidates:
                 .scalars()
                 .all()
             )
-            return [describe(session, tp, attempts=False) for tp in rows]
+            return [describe(session, tp, attempts=attempts) for tp in rows]
 
     def touchpoint(self, principal: Principal, touchpoint_id: str) -> dict[str, Any]:
         principal.require(*READ_ROLES)

@@ -192,6 +192,14 @@ VARIABLES: tuple[Variable, ...] = (
         "Unset: the evidence service started beside it.",
     ),
     Variable(
+        "OFFERSEAL_NOTIFY_URL",
+        "notify_url",
+        str,
+        "The notify service's base URL, where the contracts service reads the touchpoint log "
+        "for an agreement's dossier (proof of notice). Unset: the notify service started "
+        "beside it.",
+    ),
+    Variable(
         "OFFERSEAL_PUBLIC_URL",
         "public_url",
         str,
@@ -465,6 +473,7 @@ _URLS = {
     "rpc_url",
     "webhook_url",
     "evidence_url",
+    "notify_url",
 }
 _URL_LISTS = {"tsa_urls"}
 
@@ -490,6 +499,7 @@ class Settings:
     contracts_signer_key: str = ""
     agreements_address: str = ""
     evidence_url: str = ""
+    notify_url: str = ""
     public_url: str = ""
     link_secret: str = ""
     link_ttl: float = 30 * 86400.0
@@ -543,6 +553,12 @@ class Settings:
         """Where the other services reach the evidence service: OFFERSEAL_EVIDENCE_URL without a
         trailing slash, or the evidence service started beside them on this host."""
         return self.evidence_url.rstrip("/") or f"http://127.0.0.1:{self.evidence_port}"
+
+    @property
+    def notify_base_url(self) -> str:
+        """Where the contracts service reaches the notify service: OFFERSEAL_NOTIFY_URL without
+        a trailing slash, or the notify service started beside it on this host."""
+        return self.notify_url.rstrip("/") or f"http://127.0.0.1:{self.notify_port}"
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

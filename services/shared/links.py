@@ -20,6 +20,9 @@ PURPOSE_AMEND = "amend"  # read and sign an amendment (contracts)
 PURPOSE_UPLOAD = "upload"  # upload a milestone's document (issued by notify, checked by evidence)
 PURPOSE_REPLY = "reply"  # answer a check-in (notify)
 PURPOSE_UNSUBSCRIBE = "unsubscribe"  # stop non-essential mail (notify)
+# Deposit one record OfferSeal itself made about an agreement (the dossier's manifest) as an
+# anchored document (issued by contracts, checked by evidence; the subject names the record).
+PURPOSE_RECORD = "record"
 
 
 class LinkExpired(OfferSealError):

@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from .db import Database
-from .links import Link
+from .links import PURPOSE_RECORD, Link
 from .models import LinkRevocation, utcnow
 
 
@@ -46,6 +46,10 @@ def revoke(
 
 
 def is_revoked(session: Session, link: Link) -> bool:
+    if link.purpose == PURPOSE_RECORD:
+        # OfferSeal's own short-lived credential between its services (the dossier's manifest),
+        # never a candidate's: a dossier is wanted most after the agreement ended.
+        return False
     # a link issued in the same second as a revocation counts as issued before it
     issued = dt.datetime.fromtimestamp(link.issued_at, dt.UTC)
     row = session.execute(

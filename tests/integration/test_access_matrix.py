@@ -36,6 +36,8 @@ READ, WRITE, ADMIN, LINK, TOKEN, PUBLIC, PROBE = (
     "public",
     "probe",
 )
+# The agreement's dossier: legal and admin only (HR asks legal for the package).
+LEGAL = "legal-read"
 # Console pages (HTML): a key or a session of the right role and tenant, like READ and WRITE;
 # without either, the person is sent to sign in (303 to /console/login) instead of a 401.
 PAGE_READ, PAGE_WRITE, PAGE_ADMIN = "page-read", "page-write", "page-admin"
@@ -46,6 +48,7 @@ ALLOWED = {
     READ: {"hr", "legal", "admin"},
     WRITE: {"hr", "admin"},
     ADMIN: {"admin"},
+    LEGAL: {"legal", "admin"},
     PAGE_READ: {"hr", "legal", "admin"},
     PAGE_WRITE: {"hr", "admin"},
     PAGE_ADMIN: {"admin"},
@@ -71,6 +74,7 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("evidence", "GET", "/v1/schemas/<string:name>"): PUBLIC,
     ("evidence", "GET", "/v1/uploads/<string:token>"): TOKEN,
     ("evidence", "POST", "/v1/uploads/<string:token>"): TOKEN,
+    ("evidence", "POST", "/v1/documents/records/<string:token>"): TOKEN,
     # contracts
     ("contracts", "POST", "/v1/agreements"): WRITE,
     ("contracts", "GET", "/v1/agreements"): READ,
@@ -94,6 +98,7 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "POST", A + "/arrival"): LINK,
     ("contracts", "POST", A + "/arrival/dispute"): WRITE,
     ("contracts", "GET", A + "/risk"): READ,
+    ("contracts", "GET", A + "/dossier"): LEGAL,
     ("contracts", "POST", A + "/amendments"): WRITE,
     ("contracts", "GET", A + "/amendments"): READ,
     ("contracts", "GET", AM): LINK,
@@ -357,7 +362,7 @@ def test_cell(world: dict[str, Any], service: str, method: str, rule: str) -> No
                 status = answer(missing if mutates and has_resource else own, headers)
                 assert status not in (401, 403), (role, status)
         another_tenant_learns_nothing(
-            world["other_admin"] if policy in (ADMIN, PAGE_ADMIN) else stack.other_tenant
+            world["other_admin"] if policy in (ADMIN, PAGE_ADMIN, LEGAL) else stack.other_tenant
         )
     elif policy == LINK:
         assert answer(own, {}) == 401  # no key and no token

@@ -64,6 +64,15 @@ def _explain(name: str, args: tuple[Any, ...]) -> str:
     return f"{name}({shown})"
 
 
+def _plain(value: Any) -> Any:
+    """An event argument as JSON: bytes as 0x hex, tuples as lists."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _b32(hex_id: str) -> bytes:
     return bytes.fromhex(hex_id[2:])
 
@@ -221,6 +230,44 @@ class IntentAgreementsChain(chain.ContractClient):
             for entry in logs
             if len(entry["topics"]) > 1 and bytes(entry["topics"][0]) != _OPERATOR_SET
         }
+
+    def events_of(self, onchain_id: str) -> list[dict[str, Any]]:
+        """Every event the contract emitted about this agreement, oldest first: its name, its
+        arguments, the transaction, the block and the block's time."""
+        names: dict[bytes, str] = {}
+        for item in self.abi:
+            if item["type"] == "event":
+                types = ",".join(i["type"] for i in item["inputs"])
+                names[bytes(Web3.keccak(text=f"{item['name']}({types})"))] = item["name"]
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": 0,
+                "toBlock": "latest",
+                "topics": [None, "0x" + _b32(onchain_id).hex()],
+            }
+        )
+        times: dict[int, int] = {}
+        out: list[dict[str, Any]] = []
+        for entry in logs:
+            name = names.get(bytes(entry["topics"][0]))
+            if name is None:
+                continue
+            decoded = getattr(self.contract.events, name)().process_log(entry)
+            block = int(entry["blockNumber"])
+            if block not in times:
+                times[block] = int(self.w3.eth.get_block(block)["timestamp"])
+            out.append(
+                {
+                    "event": name,
+                    "args": {k: _plain(v) for k, v in dict(decoded["args"]).items()},
+                    "transaction": "0x" + bytes(entry["transactionHash"]).hex(),
+                    "block_number": block,
+                    "log_index": int(entry["logIndex"]),
+                    "block_time": dt.datetime.fromtimestamp(times[block], dt.UTC).isoformat(),
+                }
+            )
+        return out
 
     def terms_of(self, onchain_id: str) -> Terms:
         """The terms as the chain holds them."""

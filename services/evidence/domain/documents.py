@@ -14,8 +14,12 @@ KINDS: tuple[str, ...] = (
     "non_compete_agreement",
     "notarized_resignation_letter",
     "signing_record",  # the candidate's evidence of intent, anchored by the contracts service
+    "dossier_manifest",  # the file list of an agreement's dossier (contracts service)
     "other",
 )
+
+# Records OfferSeal's own services deposit through a `record` link: subject -> kind.
+RECORD_KINDS: dict[str, str] = {"dossier_manifest": "dossier_manifest"}
 
 PENDING = "pending"
 ANCHORED = "anchored"
