@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import contextlib
 import json
 import logging
 import sys
@@ -387,6 +388,46 @@ def cmd_certificate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dossier(args: argparse.Namespace, settings: Settings) -> int:
+    """Download an agreement's dossier through the API (a legal or admin key in
+    OFFERSEAL_API_KEY), waiting while its manifest is anchored."""
+    import time
+
+    import requests
+
+    if not settings.api_key:
+        print("set OFFERSEAL_API_KEY to a legal or admin API key", file=sys.stderr)
+        return 2
+    base = (args.api or settings.web_public_url or f"http://localhost:{settings.web_port}").rstrip(
+        "/"
+    )
+    url = f"{base}/v1/agreements/{args.agreement_id}/dossier"
+    headers = {"Authorization": f"Bearer {settings.api_key}"}
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            answer = requests.get(url, headers=headers, params={"lang": args.lang}, timeout=120)
+        except requests.RequestException as exc:
+            print(f"cannot reach {redact_url(base)}: {redact_text(str(exc))}", file=sys.stderr)
+            return 1
+        if answer.status_code != 202 or time.monotonic() > deadline:
+            break
+        time.sleep(float(answer.headers.get("Retry-After", "2")))
+    if answer.status_code != 200:
+        detail = answer.text[:500]
+        with contextlib.suppress(ValueError):
+            detail = answer.json().get("detail", detail)
+        print(f"the API answered {answer.status_code}: {detail}", file=sys.stderr)
+        return 1
+    out = Path(args.out or f"offerseal-dossier-{args.agreement_id}.zip")
+    out.write_bytes(answer.content)
+    print(
+        f"wrote the dossier of {args.agreement_id} to {out} "
+        f"(manifest sha256 {answer.headers.get('X-Manifest-SHA256', '?')})"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .demo import run_demo
 
@@ -503,6 +544,19 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--lang", choices=["zh-CN", "en"], default="zh-CN")
     cert.add_argument("--out", help="the PDF file (default: certificate-ID-LANG.pdf)")
     cert.set_defaults(func=cmd_certificate)
+
+    dossier = sub.add_parser(
+        "dossier",
+        help="download an agreement's dossier (ZIP) through the API; key in OFFERSEAL_API_KEY",
+    )
+    dossier.add_argument("agreement_id")
+    dossier.add_argument("--api", help="the API's base URL (default: the people's origin)")
+    dossier.add_argument("--lang", choices=("zh-CN", "en"), default="zh-CN")
+    dossier.add_argument("--out", help="file to write (default offerseal-dossier-ID.zip)")
+    dossier.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the anchoring"
+    )
+    dossier.set_defaults(func=cmd_dossier)
 
     demo = sub.add_parser("demo", help="run the end-to-end scenario on embedded defaults")
     demo.add_argument("--keep", action="store_true", help="keep the demo's data directory")

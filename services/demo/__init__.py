@@ -27,6 +27,7 @@ from .evidence import (
     await_stamp,
     post_documents,
     save_certificates,
+    save_dossier,
     show_anchored_at,
     tampered_copy_fails,
     verify_with_cli,
@@ -82,10 +83,17 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         evidence_ok = (
             good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"] and certified
         )
-        agreements_ok = agreement_story(stack, hr)
+        agreements_ok, breached_id = agreement_story(stack, hr)
+        dossier_ok = save_dossier(
+            stack.urls.get("web", stack.urls["contracts"]),
+            legal,
+            breached_id,
+            settings.data_dir / "demo-dossier",
+            stack.urls["rpc"],
+        )
         show_mail(stack, settings.data_dir / "demo-mail")
         console_ok = console_story(stack, hr) if "web" in stack.urls else True
-        ok = evidence_ok and agreements_ok and console_ok
+        ok = evidence_ok and agreements_ok and dossier_ok and console_ok
         say("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:

@@ -44,10 +44,11 @@ class Story:
         return body
 
 
-def agreement_story(stack: Stack, hr: dict[str, str]) -> bool:
+def agreement_story(stack: Stack, hr: dict[str, str]) -> tuple[bool, str]:
     """HR offers an intent agreement; the candidate reads and signs it; anchored evidence
     confirms a milestone on chain; the chain clock passes start + grace: the breach is declared
-    with the damages capped at 30% of a month's salary."""
+    with the damages capped at 30% of a month's salary. Returns whether all went as expected,
+    and the breached agreement's id."""
     story = Story(
         base=stack.urls["contracts"],
         rpc_url=stack.urls["rpc"],
@@ -74,7 +75,7 @@ def agreement_story(stack: Stack, hr: dict[str, str]) -> bool:
         and risk.get("level") == "red"
         and amended["state"] == "applied"
         and settled["level"] == "yellow"
-    )
+    ), str(breached["id"])
 
 
 def brand_messages(stack: Stack, hr: dict[str, str]) -> None:

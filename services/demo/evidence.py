@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -186,4 +187,32 @@ def save_certificates(base: str, legal: dict[str, str], doc_id: str, out: Path) 
         path = out / f"certificate-{doc_id}-{lang}.pdf"
         path.write_bytes(response.content)
         print(f"  {lang}: {path.resolve()} ({len(response.content):,} bytes, signed)")
+    return True
+
+
+def save_dossier(base: str, legal: dict[str, str], agreement_id: str, out: Path, rpc: str) -> bool:
+    """The breached agreement's dossier, as the legal team downloads it (waiting while its
+    manifest is anchored), kept where a person can open it."""
+    say("the breached agreement's dossier for the legal team: one ZIP, every file anchored")
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 120
+    while True:
+        response = requests.get(
+            f"{base}/v1/agreements/{agreement_id}/dossier", headers=legal, timeout=120
+        )
+        if response.status_code != 202 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if response.status_code != 200:
+        print(f"  FAILED: the dossier: {response.status_code} {response.text[:300]}")
+        return False
+    path = out / f"offerseal-dossier-{agreement_id}.zip"
+    path.write_bytes(response.content)
+    with zipfile.ZipFile(path) as archive:
+        count = len(archive.namelist())
+    print(
+        f"  {path.resolve()} ({len(response.content):,} bytes, {count} files, manifest sha256 "
+        f"{response.headers.get('X-Manifest-SHA256')}); open verify.html inside it, or: "
+        f"offerseal verify-dossier {path} --rpc {rpc}"
+    )
     return True

@@ -192,6 +192,13 @@ VARIABLES: tuple[Variable, ...] = (
         "Unset: the evidence service started beside it.",
     ),
     Variable(
+        "OFFERSEAL_API_KEY",
+        "api_key",
+        str,
+        "An API key (legal or admin) the command line's API clients call with: `offerseal "
+        "dossier`. Never printed.",
+    ),
+    Variable(
         "OFFERSEAL_NOTIFY_URL",
         "notify_url",
         str,
@@ -500,6 +507,7 @@ class Settings:
     agreements_address: str = ""
     evidence_url: str = ""
     notify_url: str = ""
+    api_key: str = ""
     public_url: str = ""
     link_secret: str = ""
     link_ttl: float = 30 * 86400.0
@@ -578,6 +586,7 @@ class Settings:
                 "contracts_signer_key",
                 "link_secret",
                 "dkim_private_key",
+                "api_key",
             }:
                 value = "(set)" if value else "(unset)"
             elif var.attr in _URLS and value:

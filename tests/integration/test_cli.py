@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,16 @@ def test_demo_tells_the_story_and_succeeds() -> None:
     certificates = re.findall(r"(?:zh-CN|en): (\S+\.pdf) \(", result.stdout)
     assert len(certificates) == 2
     assert all(Path(p).read_bytes().startswith(b"%PDF") for p in certificates)
+    # the breached agreement's dossier, where it says, its manifest listing every other entry
+    [dossier] = re.findall(r"(\S+offerseal-dossier-\S+\.zip) \(", result.stdout)
+    with zipfile.ZipFile(dossier) as archive:
+        listed = {f["path"] for f in json.loads(archive.read("manifest.json"))["files"]}
+        assert set(archive.namelist()) - listed == {
+            "manifest.json",
+            "manifest.proof.json",
+            "cover.pdf",
+        }
+        assert json.loads(archive.read("damages.json"))["within_cap"] is True
     # the candidate's e-mails are left as .eml (with a .png each where Chromium is installed)
     kept = re.search(r"(\d+) e-mails and (\d+) screenshots in (\S+)", result.stdout)
     assert kept is not None and int(kept.group(1)) >= 6

@@ -22,6 +22,7 @@ from offerseal.evidence.domain.proofs import verify_bundle
 from offerseal.shared import chain, secrets
 from tests.conftest import RunningStack, make_settings, start_stack, upload
 from tests.integration.test_certificate import signature_status, text_of
+from tests.integration.test_cli import offerseal
 from tests.integration.test_contracts_service import create, sign_through_link
 
 pytestmark = pytest.mark.chain
@@ -207,3 +208,34 @@ def test_only_legal_and_admin_of_the_tenant_get_the_dossier(
     assert requests.get(url, headers=other_legal, timeout=30).status_code == 404
     bad = requests.get(url, headers=stack.legal, params={"lang": "fr"}, timeout=30)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "lang"
+
+
+def test_the_command_line_downloads_the_dossier_through_the_peoples_origin(
+    stack: RunningStack, breached: dict[str, Any], tmp_path: Path
+) -> None:
+    agreement_id = breached["agreement"]["id"]
+    out = tmp_path / "dossier.zip"
+    key = stack.legal["Authorization"].removeprefix("Bearer ")
+    ran = offerseal(
+        "dossier",
+        agreement_id,
+        "--api",
+        stack.stack.urls["web"],  # the gateway: one origin for people and their tools
+        "--out",
+        str(out),
+        env={"OFFERSEAL_API_KEY": key},
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert str(out) in ran.stdout and key not in ran.stdout + ran.stderr
+    manifest = json.loads(zipfile.ZipFile(out).read("manifest.json"))
+    assert manifest["agreement"]["id"] == agreement_id
+    refused = offerseal(
+        "dossier",
+        agreement_id,
+        "--api",
+        stack.stack.urls["web"],
+        env={"OFFERSEAL_API_KEY": stack.hr["Authorization"].removeprefix("Bearer ")},
+    )
+    assert refused.returncode == 1 and "403" in refused.stderr
+    missing = offerseal("dossier", agreement_id, env={"OFFERSEAL_API_KEY": ""})
+    assert missing.returncode == 2 and "OFFERSEAL_API_KEY" in missing.stderr
