@@ -52,7 +52,13 @@ class Stack:
         if name in self._slots:
             return int(self._slots[name][1].port)
         slot = LateApp()
-        server = HttpServer(slot, self.settings.host, configured, self.settings.web_threads)
+        server = HttpServer(
+            slot,
+            self.settings.host,
+            configured,
+            self.settings.web_threads,
+            trust_forwarded=self.settings.trusted_proxies > 0,
+        )
         self.servers.append(server)
         self._slots[name] = (slot, server)
         return server.port

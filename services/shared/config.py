@@ -358,6 +358,16 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("OFFERSEAL_WEB_THREADS", "web_threads", int, "HTTP worker threads per service."),
     Variable(
+        "OFFERSEAL_TRUSTED_PROXIES",
+        "trusted_proxies",
+        int,
+        "How many reverse proxies (the gateway, a TLS terminator) stand in front of each "
+        "service and append to X-Forwarded-For / set X-Forwarded-Proto: the client's address "
+        "for rate limits, sign-in throttling and provenance is taken from there, and https "
+        "from the proxy makes cookies Secure. 0 (default): those headers are ignored (a client "
+        "could forge them).",
+    ),
+    Variable(
         "OFFERSEAL_BATCH_INTERVAL",
         "batch_interval",
         parse_duration,
@@ -533,6 +543,7 @@ class Settings:
     broker_heartbeat: float = 10.0
     anvil_port: int = 8545
     web_threads: int = 16
+    trusted_proxies: int = 0
     batch_interval: float = 1.0
     batch_max: int = 10_000
     confirmations: int = 1

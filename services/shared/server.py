@@ -29,14 +29,18 @@ class LateApp:
 
 
 class HttpServer:
-    def __init__(self, app: Any, host: str, port: int, threads: int) -> None:
+    def __init__(
+        self, app: Any, host: str, port: int, threads: int, trust_forwarded: bool = False
+    ) -> None:
+        # Behind trusted proxies the app (werkzeug's ProxyFix, OFFERSEAL_TRUSTED_PROXIES)
+        # reads X-Forwarded-*; otherwise waitress drops those headers before the app sees them.
         self.server = create_server(
             app,
             host=host,
             port=port,
             threads=threads,
             ident="offerseal",
-            clear_untrusted_proxy_headers=True,
+            clear_untrusted_proxy_headers=not trust_forwarded,
             channel_timeout=120,
             connection_limit=1000,
         )

@@ -40,6 +40,14 @@ def create_base_app(
     settings = settings or Settings()
     guards.sane_recursion_limit()
     app = Flask(f"offerseal.{name}")
+    if settings.trusted_proxies > 0:
+        # Behind the gateway every client would share its address (one rate-limit budget for
+        # everybody, the proxy's address in every receipt): trust exactly that many hops.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
     app.config.update(
         API_TITLE=f"OfferSeal {name} service",
         API_VERSION=__version__,

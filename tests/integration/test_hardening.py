@@ -171,9 +171,15 @@ def test_anonymous_endpoints_are_rate_limited_per_client(
     process = ServiceProcess(env, tmp_path / "service.log").start()
     try:
         process.wait_http(60)
+        # X-Forwarded-For is not trusted by default: forging it buys no new budget
         statuses = [
-            requests.post(process.base + "/v1/verify", json={"proof": {}}, timeout=30).status_code
-            for _ in range(8)
+            requests.post(
+                process.base + "/v1/verify",
+                json={"proof": {}},
+                headers={"X-Forwarded-For": f"198.51.100.{i}"},
+                timeout=30,
+            ).status_code
+            for i in range(8)
         ]
         # wait_http used one of the five anonymous calls (GET /v1/keys)
         assert statuses == [200] * 4 + [429] * 4, statuses
@@ -186,6 +192,51 @@ def test_anonymous_endpoints_are_rate_limited_per_client(
             process.base + "/v1/documents", headers={"Authorization": f"Bearer {key}"}, timeout=30
         )
         assert ok.status_code == 200, ok.text
+    finally:
+        process.terminate()
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
+    tmp_path: Path, sqlite_url: str, anvil: Any
+) -> None:
+    env = service_env(
+        tmp_path,
+        sqlite_url,
+        anvil.url,
+        OFFERSEAL_PUBLIC_RATE_LIMIT="3/minute",
+        OFFERSEAL_TRUSTED_PROXIES="1",
+    )
+    process = ServiceProcess(env, tmp_path / "service.log").start()
+    try:
+        process.wait_http(60)
+
+        def verify(client: str) -> int:
+            # what the gateway sends: the client's address appended by the one proxy hop
+            return requests.post(
+                process.base + "/v1/verify",
+                json={"proof": {}},
+                headers={"X-Forwarded-For": f"203.0.113.250, {client}"},
+                timeout=30,
+            ).status_code
+
+        assert [verify("198.51.100.7") for _ in range(4)] == [200, 200, 200, 429]
+        assert verify("198.51.100.8") == 200  # another client behind the same gateway
+        # the intake receipt names the client, not the gateway
+        key = create_key(env, "hr", "acme")
+        stored = requests.post(
+            process.base + "/v1/documents",
+            headers={"Authorization": f"Bearer {key}", "X-Forwarded-For": "198.51.100.9"},
+            data={"kind": "other", "candidate_ref": "cand-1"},
+            files={"file": ("a.txt", b"behind the gateway", "text/plain")},
+            timeout=30,
+        )
+        assert stored.status_code == 201, stored.text
+        described = requests.get(
+            process.base + f"/v1/documents/{stored.json()['id']}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ).json()
+        assert described["provenance"]["client_address"] == "198.51.100.9", described
     finally:
         process.terminate()
 
