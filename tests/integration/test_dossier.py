@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
@@ -21,11 +23,12 @@ from offerseal.evidence.adapters.registry import Web3ChainView
 from offerseal.evidence.domain.proofs import verify_bundle
 from offerseal.shared import chain, secrets
 from tests.conftest import RunningStack, make_settings, start_stack, upload
-from tests.integration.test_certificate import signature_status, text_of
+from tests.integration.test_certificate import IN_CI, signature_status, text_of
 from tests.integration.test_cli import offerseal
 from tests.integration.test_contracts_service import create, sign_through_link
 
 pytestmark = pytest.mark.chain
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dossier"
 
 
 @pytest.fixture
@@ -194,6 +197,26 @@ def test_the_dossier_of_a_breached_agreement_holds_everything_under_an_anchored_
     assert len(manifests) == len(shas) <= 2
     zh_cover = zipfile.ZipFile(io.BytesIO(again.content)).read("cover.pdf")
     assert "入职意向协议证据包" in text_of(zh_cover)
+    render_for_people({"zh-CN": zh_cover, "en": cover})
+
+
+def render_for_people(covers: dict[str, bytes]) -> None:
+    """The covers' first pages as PNG in test-artifacts/dossier/ (pdftoppm)."""
+    if shutil.which("pdftoppm") is None:
+        message = "pdftoppm is not installed (apt-get install poppler-utils)"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: this test must run, not skip)")
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for lang, pdf in covers.items():
+        path = ARTIFACTS / f"cover-{lang}.pdf"
+        path.write_bytes(pdf)
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile",
+             str(path), str(ARTIFACTS / f"cover-{lang}")],
+            check=True, timeout=60,
+        )  # fmt: skip
+        assert (ARTIFACTS / f"cover-{lang}.png").stat().st_size > 10_000
 
 
 def test_only_legal_and_admin_of_the_tenant_get_the_dossier(
