@@ -5,11 +5,10 @@ the evidence certificate. Layout only (reportlab); the facts come from `dossier.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Callable
 from typing import Any
 
-from ..shared.pdf import PdfSigningKey, cjk_font, sign_pdf
+from ..shared.pdf import PdfSigningKey, Report, render_report, sign_pdf
 
 LANGS = ("zh-CN", "en")
 
@@ -94,8 +93,9 @@ def _utc(seconds: Any) -> str:
         return "-"
 
 
-def sections(facts: dict[str, Any], lang: str) -> list[tuple[str, list[list[str]]]]:
-    """(heading, rows) of the report; a row is [key, value] or a table row of cells."""
+def sections(facts: dict[str, Any], lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(heading, [(label, value)]) of the report: what `render_cover` lays out, and what tests
+    can read without a PDF."""
     a = facts["agreement"]
     money = facts["damages"]
     yes_no = label("yes" if money["within_cap"] else "no", lang)
@@ -142,7 +142,7 @@ def sections(facts: dict[str, Any], lang: str) -> list[tuple[str, list[list[str]
             + (f"\n→ {tp['answer']}" if tp.get("answer") else ""),
         ]
         for tp in facts["touchpoints"][:MAX_ROWS]
-    ] or [[label("none", lang), ""]]
+    ]
     anchor = facts.get("manifest_anchor") or {}
     manifest_rows = [
         [label("manifest_sha", lang), facts["manifest_sha256"]],
@@ -155,18 +155,15 @@ def sections(facts: dict[str, Any], lang: str) -> list[tuple[str, list[list[str]
         [label("as_of", lang), facts["as_of"]],
         [label("files", lang), "\n".join(path for path, _ in facts["files"])],
     ]
-    return [
+    listed: list[tuple[str, list[list[str]]]] = [
         (label("agreement", lang), agreement_rows),
         (label("money", lang), money_rows),
         (label("chain", lang), chain_rows),
-        (label("milestones", lang), milestone_rows or [[label("none", lang), ""]]),
+        (label("milestones", lang), milestone_rows),
         (label("notices", lang), notice_rows),
         (label("manifest", lang), manifest_rows),
     ]
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return [(head, [(str(k), str(v)) for k, v in rows]) for head, rows in listed]
 
 
 def render_cover(
@@ -175,95 +172,27 @@ def render_cover(
     """The unsigned cover report."""
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {', '.join(LANGS)}")
-    from reportlab.graphics.barcode.qr import QrCodeWidget
-    from reportlab.graphics.shapes import Drawing
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import (
-        KeepTogether,
-        Paragraph,
-        SimpleDocTemplate,
-        Spacer,
-        Table,
-        TableStyle,
-    )
-
-    font = cjk_font()
-    base = ParagraphStyle("base", fontName=font, fontSize=8.5, leading=11.5, wordWrap="CJK")
-    key_style = ParagraphStyle("key", parent=base, textColor=colors.HexColor("#505a5f"))
-    mono = ParagraphStyle("mono", parent=base, fontName="Courier", fontSize=7, leading=9.5)
-    title = ParagraphStyle("title", parent=base, fontSize=18, leading=24, spaceAfter=6)
-    heading = ParagraphStyle(
-        "h", parent=base, fontSize=11, leading=15, spaceBefore=6, spaceAfter=2, keepWithNext=1
-    )
-
-    def cell(text: str) -> Paragraph:
-        first = text.split("\n")[0].strip()
-        style = mono if text.isascii() and " " not in first else base
-        return Paragraph(_escape(text).replace("\n", "<br/>"), style)
-
-    width = A4[0] - 40 * mm
-    story: list[Any] = [
-        Paragraph(_escape(label("title", lang)), title),
-        Paragraph(_escape(label("intro", lang)), base),
-        Spacer(1, 4 * mm),
-    ]
-    for head, rows in sections(facts, lang):
-        story.append(Paragraph(_escape(head), heading))
-        table = Table(
-            [[Paragraph(_escape(k), key_style), cell(v)] for k, v in rows],
-            colWidths=[42 * mm, width - 42 * mm],
-        )
-        table.setStyle(
-            TableStyle(
-                [
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#b1b4b6")),
-                    ("TOPPADDING", (0, 0), (-1, -1), 2),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-                ]
-            )
-        )
-        story.append(table)
     verify_url = str(facts["verify_url"])
-    qr = QrCodeWidget(verify_url)
-    x0, y0, x1, y1 = qr.getBounds()
-    side = 28 * mm
-    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
-    drawing.add(qr)
-    steps = [
-        label("step_page", lang).format(verify_url=verify_url),
-        label("step_cli", lang),
-        label("step_files", lang),
-        label("step_sig", lang),
-    ]
-    text = "<br/>".join(f"{i}. {_escape(s)}" for i, s in enumerate(steps, 1))
-    how = Table([[Paragraph(text, base), drawing]], colWidths=[width - side - 4 * mm, None])
-    how.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story.append(KeepTogether([Paragraph(_escape(label("how", lang)), heading), how]))
-    story.append(Spacer(1, 4 * mm))
     when = issued_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    story.append(
-        Paragraph(
-            _escape(f"{label('software', lang)}: {software} · {label('issued', lang)}: {when}"),
-            key_style,
+    return render_report(
+        Report(
+            lang=lang,
+            title=label("title", lang),
+            intro=label("intro", lang),
+            sections=sections(facts, lang),
+            how_heading=label("how", lang),
+            steps=[
+                label("step_page", lang).format(verify_url=verify_url),
+                label("step_cli", lang),
+                label("step_files", lang),
+                label("step_sig", lang),
+            ],
+            qr_url=verify_url,
+            footer=f"{label('software', lang)}: {software} · {label('issued', lang)}: {when}",
+            document_title=f"{label('title', lang)} {facts['agreement']['id']}",
+            empty_section=label("none", lang),
         )
     )
-    out = io.BytesIO()
-    SimpleDocTemplate(
-        out,
-        pagesize=A4,
-        leftMargin=20 * mm,
-        rightMargin=20 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title=f"{label('title', lang)} {facts['agreement']['id']}",
-        author="OfferSeal",
-        lang=lang,
-    ).build(story)
-    return out.getvalue()
 
 
 def cover_maker(

@@ -14,11 +14,10 @@ STSong-Light, which PDF readers supply themselves (it is not embedded).
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass
 from typing import Any
 
-from ..shared.pdf import cjk_font
+from ..shared.pdf import Report, render_report
 
 LANGS = ("zh-CN", "en")
 
@@ -265,10 +264,6 @@ def rows_of(facts: Facts, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def render_certificate(
     facts: Facts,
     *,
@@ -280,92 +275,24 @@ def render_certificate(
     """The unsigned certificate PDF."""
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {', '.join(LANGS)}")
-    from reportlab.graphics.barcode.qr import QrCodeWidget
-    from reportlab.graphics.shapes import Drawing
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    font = cjk_font()
-    base = ParagraphStyle("base", fontName=font, fontSize=8.5, leading=11.5, wordWrap="CJK")
-    key_style = ParagraphStyle("key", parent=base, textColor=colors.HexColor("#505a5f"))
-    mono = ParagraphStyle("mono", parent=base, fontName="Courier", fontSize=7.5, leading=10)
-    title = ParagraphStyle("title", parent=base, fontSize=18, leading=24, spaceAfter=6)
-    heading = ParagraphStyle(
-        "h", parent=base, fontSize=11, leading=15, spaceBefore=6, spaceAfter=2, keepWithNext=1
-    )
-
-    def value_cell(text: str) -> Paragraph:
-        # Hashes, addresses and keys in a fixed-width face; any sentence in the text font.
-        style = mono if text.isascii() and " " not in text.split("\n")[0].strip() else base
-        return Paragraph(_escape(text).replace("\n", "<br/>"), style)
-
-    story: list[Any] = [
-        Paragraph(_escape(label("title", lang)), title),
-        Paragraph(_escape(label("intro", lang)), base),
-        Spacer(1, 4 * mm),
-    ]
-    width = A4[0] - 40 * mm
-    for head, rows in rows_of(facts, lang):
-        story.append(Paragraph(_escape(head), heading))
-        if not rows:
-            story.append(Paragraph(_escape(label("no_stamps", lang)), base))
-            continue
-        table = Table(
-            [[Paragraph(_escape(k), key_style), value_cell(v)] for k, v in rows],
-            colWidths=[38 * mm, width - 38 * mm],
+    when = issued_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return render_report(
+        Report(
+            lang=lang,
+            title=label("title", lang),
+            intro=label("intro", lang),
+            sections=rows_of(facts, lang),
+            how_heading=label("how", lang),
+            steps=[
+                label("step_page", lang).format(verify_url=verify_url),
+                label("step_cli", lang),
+                label("step_rpc", lang),
+                label("step_tsa", lang),
+                label("step_sig", lang),
+            ],
+            qr_url=verify_url,
+            footer=f"{label('software', lang)}: {software} · {label('issued', lang)}: {when}",
+            document_title=label("title", lang) + " " + facts.document_id,
+            empty_section=label("no_stamps", lang),
         )
-        table.setStyle(
-            TableStyle(
-                [
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#b1b4b6")),
-                    ("TOPPADDING", (0, 0), (-1, -1), 2),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-                ]
-            )
-        )
-        story.append(table)
-
-    from reportlab.platypus import KeepTogether
-
-    how_head = Paragraph(_escape(label("how", lang)), heading)
-    qr = QrCodeWidget(verify_url)
-    x0, y0, x1, y1 = qr.getBounds()
-    side = 30 * mm
-    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
-    drawing.add(qr)
-    steps = [
-        label("step_page", lang).format(verify_url=verify_url),
-        label("step_cli", lang),
-        label("step_rpc", lang),
-        label("step_tsa", lang),
-        label("step_sig", lang),
-    ]
-    steps_text = "<br/>".join(f"{i}. {_escape(s)}" for i, s in enumerate(steps, 1))
-    how = Table([[Paragraph(steps_text, base), drawing]], colWidths=[width - side - 4 * mm, None])
-    how.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story.append(KeepTogether([how_head, how]))
-    story.append(Spacer(1, 4 * mm))
-    footer = (
-        f"{label('software', lang)}: {software} · "
-        f"{label('issued', lang)}: {issued_at.astimezone(dt.UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}"
     )
-    story.append(Paragraph(_escape(footer), key_style))
-
-    out = io.BytesIO()
-    doc = SimpleDocTemplate(
-        out,
-        pagesize=A4,
-        leftMargin=20 * mm,
-        rightMargin=20 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title=label("title", lang) + " " + facts.document_id,
-        author="OfferSeal",
-        lang=lang,
-    )
-    doc.build(story)
-    return out.getvalue()

@@ -11,6 +11,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +93,107 @@ def sign_pdf(
             last_error = exc
             log.warning("certificate signed without a time-stamp: the TSA failed (%s)", exc)
     raise RuntimeError(f"could not sign the certificate: {last_error}")
+
+
+@dataclass(frozen=True)
+class Report:
+    """A one-document report a judge reads: a title, an introduction, sections of (label,
+    value) rows, the steps to verify it beside a QR code, and a footer line."""
+
+    lang: str
+    title: str
+    intro: str
+    sections: list[tuple[str, list[tuple[str, str]]]]
+    how_heading: str
+    steps: list[str]
+    qr_url: str
+    footer: str
+    document_title: str
+    empty_section: str = "-"  # what a section without rows says
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_report(report: Report) -> bytes:
+    """The report as an unsigned A4 PDF, set in the CJK font; hashes, addresses and keys in a
+    fixed-width face."""
+    from reportlab.graphics.barcode.qr import QrCodeWidget
+    from reportlab.graphics.shapes import Drawing
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import (
+        KeepTogether,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+
+    font = cjk_font()
+    base = ParagraphStyle("base", fontName=font, fontSize=8.5, leading=11.5, wordWrap="CJK")
+    key_style = ParagraphStyle("key", parent=base, textColor=colors.HexColor("#505a5f"))
+    mono = ParagraphStyle("mono", parent=base, fontName="Courier", fontSize=7.5, leading=10)
+    title = ParagraphStyle("title", parent=base, fontSize=18, leading=24, spaceAfter=6)
+    heading = ParagraphStyle(
+        "h", parent=base, fontSize=11, leading=15, spaceBefore=6, spaceAfter=2, keepWithNext=1
+    )
+
+    def value_cell(text: str) -> Paragraph:
+        style = mono if text.isascii() and " " not in text.split("\n")[0].strip() else base
+        return Paragraph(_escape(text).replace("\n", "<br/>"), style)
+
+    width = A4[0] - 40 * mm
+    story: list[Any] = [
+        Paragraph(_escape(report.title), title),
+        Paragraph(_escape(report.intro), base),
+        Spacer(1, 4 * mm),
+    ]
+    for head, rows in report.sections:
+        story.append(Paragraph(_escape(head), heading))
+        if not rows:
+            story.append(Paragraph(_escape(report.empty_section), base))
+            continue
+        table = Table(
+            [[Paragraph(_escape(k), key_style), value_cell(v)] for k, v in rows],
+            colWidths=[40 * mm, width - 40 * mm],
+        )
+        table.setStyle(
+            TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#b1b4b6")),
+                    ("TOPPADDING", (0, 0), (-1, -1), 2),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+                ]
+            )
+        )
+        story.append(table)
+    qr = QrCodeWidget(report.qr_url)
+    x0, y0, x1, y1 = qr.getBounds()
+    side = 30 * mm
+    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
+    drawing.add(qr)
+    steps = "<br/>".join(f"{i}. {_escape(s)}" for i, s in enumerate(report.steps, 1))
+    how = Table([[Paragraph(steps, base), drawing]], colWidths=[width - side - 4 * mm, None])
+    how.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story.append(KeepTogether([Paragraph(_escape(report.how_heading), heading), how]))
+    story.append(Spacer(1, 4 * mm))
+    story.append(Paragraph(_escape(report.footer), key_style))
+    out = io.BytesIO()
+    SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=14 * mm,
+        bottomMargin=14 * mm,
+        title=report.document_title,
+        author="OfferSeal",
+        lang=report.lang,
+    ).build(story)
+    return out.getvalue()
