@@ -464,3 +464,38 @@ def test_the_board_pages_fifty_rows_most_urgent_first(console: Console) -> None:
     assert len(refs) == 55
     page = requests.get(f"{console.url}/console?risk=blue", headers=key, timeout=10)
     assert 'rel="next" href="/console?risk=blue&amp;page=2"' in page.text
+
+
+def test_a_change_to_the_facts_shows_on_the_board(console: Console) -> None:
+    """The board reads stored summaries: a check-in answer, a milestone confirmed on chain and
+    a risk change each show on the next read, without anything else asked."""
+    calm = seed_agreement(console.db, "live", "live-calm")
+    moving = seed_agreement(console.db, "live", "live-moving", risk_score=90)
+    key = {"Authorization": f"Bearer {create_key(console.db, 'hr', 'live')[1]}"}
+
+    def rows() -> dict[str, Any]:
+        data = requests.get(f"{console.url}/console/board.json", headers=key, timeout=10).json()
+        return {r["agreement_id"]: r for r in data["rows"]} | {"order": data["rows"]}
+
+    before = rows()
+    assert before[moving]["last_answer"] is None
+    with console.db.transaction() as session:
+        session.add(
+            AgreementSignal(agreement_id=moving, kind="replied", answer="wavering", occurred_at=NOW)
+        )
+    assert rows()[moving]["last_answer"] == "wavering"
+    with console.db.transaction() as session:
+        milestone = session.get(AgreementMilestone, (calm, 0))
+        assert milestone is not None
+        milestone.confirmed_at, milestone.tx_hash = NOW, "0x" + "b" * 64
+    cells = {c["checkpoint"]: c for c in rows()[calm]["checkpoints"]}
+    assert cells["resignation_submitted"]["status"] == "done"
+    assert cells["resignation_submitted"]["evidence"] == "0x" + "b" * 64
+    assert rows()["order"][0]["agreement_id"] == moving  # one overdue cell against none
+    with console.db.transaction() as session:
+        agreement = session.get(Agreement, calm)
+        assert agreement is not None
+        agreement.risk_level, agreement.risk_score = "red", 35
+    after = rows()
+    assert after["order"][0]["agreement_id"] == calm
+    assert after[calm]["risk"] == {"level": "red", "score": 35, "reasons": ["nothing unusual"]}

@@ -18,6 +18,7 @@ from ...shared.auth import READ_ROLES, WRITE_ROLES
 from ...shared.errors import NotFound, OfferSealError, TransientError
 from ...shared.guards import roles
 from .. import i18n
+from . import board as board_data
 from . import checkpoints as cp
 from . import queries
 from . import report as weekly
@@ -47,32 +48,28 @@ def _filters() -> cp.Filters:
 PAGE_SIZE = 50
 
 
-def _page_number(pages: int) -> int:
+def _page_number() -> int:
     try:
-        asked = int(str(request.args.get("page", "1"))[:6])
+        return int(str(request.args.get("page", "1"))[:6])
     except ValueError:
-        asked = 1
-    return min(max(asked, 1), max(pages, 1))
+        return 1
 
 
-def _board() -> tuple[list[cp.Row], list[cp.Row], cp.Filters, dict[str, Any]]:
-    """Every active row (for the filters' choices), this page of the chosen ones, the filters,
-    and where this page is (50 rows a page, most urgent first)."""
-    everyone = queries.board_rows(db(), caller(), now())
+def _board() -> tuple[board_data.Page, cp.Filters, dict[str, Any]]:
+    """This page of the chosen rows (50 a page, most urgent first by default), the filters, and
+    where this page is; the database filters, sorts and pages the stored summaries."""
     filters = _filters()
-    chosen = filters.apply(everyone)
-    pages = max(1, -(-len(chosen) // PAGE_SIZE))
-    number = _page_number(pages)
-    shown = chosen[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    found = board_data.page(db(), caller().tenant, filters, _page_number(), PAGE_SIZE, now())
+    number, pages = found.number, found.pages
     query = {k: v for k, v in request.args.items() if k not in {"page", "lang"} and v}
     paging = {
         "page": number,
         "pages": pages,
-        "matching": len(chosen),
+        "matching": found.matching,
         "previous": urlencode({**query, "page": number - 1}) if number > 1 else None,
         "next": urlencode({**query, "page": number + 1}) if number < pages else None,
     }
-    return everyone, shown, filters, paging
+    return found, filters, paging
 
 
 def _rows_html(rows: list[cp.Row]) -> str:
@@ -83,7 +80,8 @@ def _rows_html(rows: list[cp.Row]) -> str:
 @blp.get("")
 @roles(*READ_ROLES)
 def board() -> Response:
-    everyone, rows, filters, paging = _board()
+    found, filters, paging = _board()
+    rows = found.rows
     return page(
         "console/board.html",
         nav="board",
@@ -91,9 +89,9 @@ def board() -> Response:
         rows=rows,
         rows_html=_rows_html(rows),
         filters=filters,
-        total=len(everyone),
-        positions=sorted({r.position for r in everyone}),
-        weeks=sorted({r.start_week for r in everyone}),
+        total=found.total,
+        positions=found.positions,
+        weeks=found.weeks,
         checkpoints=cp.CHECKPOINTS,
     )
 
@@ -103,7 +101,8 @@ def board() -> Response:
 def board_json() -> Response:
     """The rows as data and as the table's HTML, with a fingerprint: the page polls this and
     replaces its rows only when the fingerprint changed."""
-    _, rows, _, paging = _board()
+    found, _, paging = _board()
+    rows = found.rows
     data = [_row_json(r) for r in rows]
     fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     response = jsonify(
