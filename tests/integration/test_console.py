@@ -480,10 +480,10 @@ def test_a_change_to_the_facts_shows_on_the_board(console: Console) -> None:
     before = rows()
     assert before[moving]["last_answer"] is None
     with console.db.transaction() as session:
-        session.add(
-            AgreementSignal(agreement_id=moving, kind="replied", answer="wavering", occurred_at=NOW)
-        )
-    assert rows()[moving]["last_answer"] == "wavering"
+        signal = AgreementSignal(agreement_id=moving, kind="replied", answer="need_help")
+        session.add(signal)
+        signal.occurred_at = NOW
+    assert rows()[moving]["last_answer"] == "need_help"
     with console.db.transaction() as session:
         milestone = session.get(AgreementMilestone, (calm, 0))
         assert milestone is not None

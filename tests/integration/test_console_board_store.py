@@ -102,9 +102,8 @@ def test_every_change_to_the_facts_shows_on_the_next_read(database: Database) ->
     assert (cell.status, cell.evidence) == (cp.DONE, "0x" + "a" * 64)
 
     # a risk change puts the candidate first
-    assert [r.agreement_id for r in board.page(db, "acme", cp.Filters(), 1, 50, NOW).rows][
-        0
-    ] == aid  # same light and score: the nearer start, then the reference
+    first = board.page(db, "acme", cp.Filters(), 1, 50, NOW).rows[0]
+    assert first.agreement_id == aid  # same light, score and start: the reference
     with db.transaction() as session:
         agreement = session.get(Agreement, other)
         assert agreement is not None
@@ -173,9 +172,7 @@ def test_every_change_to_the_facts_shows_on_the_next_read(database: Database) ->
     # leaving the board: withdrawn
     with db.transaction() as session:
         session.execute(update(Agreement).where(Agreement.id == other).values(state="withdrawn"))
-    assert [r.agreement_id for r in board.page(db, "acme", cp.Filters(), 1, 50, NOW).rows] == [
-        aid
-    ]
+    assert [r.agreement_id for r in board.page(db, "acme", cp.Filters(), 1, 50, NOW).rows] == [aid]
 
 
 def test_time_alone_turns_a_cell_due_soon_then_overdue(database: Database) -> None:

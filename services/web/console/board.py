@@ -31,7 +31,8 @@ from ...shared.models import BoardChange, BoardSummary, aware
 from . import checkpoints as cp
 from .queries import derive_rows
 
-CHUNK = 500
+CHUNK = 500  # agreements derived per round of queries
+DELETE_CHUNK = 5_000
 # pg_advisory_xact_lock's key for rebuilding summaries (any 64-bit constant of our own).
 REBUILD_LOCK = 0x0FFE55EA1B0A4D
 
@@ -210,8 +211,8 @@ def refresh(db: Database, tenant: str | None, now: dt.datetime) -> int:
         # one committed later stays queued for the next read.
         seen, ids = _pending(session, tenant, now)
         rebuild(session, ids, now)
-        for start in range(0, len(seen), CHUNK):
-            done = seen[start : start + CHUNK]
+        for start in range(0, len(seen), DELETE_CHUNK):
+            done = seen[start : start + DELETE_CHUNK]
             session.execute(delete(BoardChange).where(BoardChange.id.in_(done)))
         if tenant is None:
             session.execute(delete(BoardChange))  # changes naming no agreement: nothing to show
