@@ -17,6 +17,7 @@ from ...contracts.domain.agreements import damages_cap
 from ...shared.auth import READ_ROLES, WRITE_ROLES
 from ...shared.errors import NotFound, OfferSealError, TransientError
 from ...shared.guards import roles
+from ...shared.models import aware
 from .. import i18n
 from . import board as board_data
 from . import checkpoints as cp
@@ -24,7 +25,7 @@ from . import queries
 from . import report as weekly
 from .common import blp, caller, db, language, now, page
 
-ACTIONS = ("start", "withdraw", "revoke")
+ACTIONS = ("start", "withdraw", "cancel", "breach", "revoke")
 MAX_QUERY = 200
 
 
@@ -176,6 +177,7 @@ def agreement(agreement_id: str) -> Response:
         events=events,
         done=request.args.get("done") if request.args.get("done") in DONE else None,
         can_act=caller().role in WRITE_ROLES,
+        can_download=caller().role in DOSSIER_ROLES,
         cap=damages_cap(a.monthly_salary),
     )
 
@@ -190,7 +192,16 @@ READABLE = {
     "previous": "console.risk.",
     "state": "console.amendment_state.",
 }
-DONE = ("start", "withdraw", "cancel", "revoke", "offered")
+DONE = (
+    "start",
+    "withdraw",
+    "cancel",
+    "breach",
+    "revoke",
+    "offered",
+    "amend_applied",
+    "amend_proposed",
+)
 
 
 def _readable(t: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +227,42 @@ def _action_name(action: str, state: str) -> str:
     return action
 
 
+# Which actions the console offers in which state; others are refused before the chain is
+# asked. A signed agreement is cancelled only by mutual release, with the candidate's signature
+# (the API takes it); the console withdraws it (the employer's breach) or declares a breach.
+ALLOWED = {
+    "start": ("committed",),
+    "withdraw": ("offered", "committed"),
+    "cancel": ("offered",),
+    "breach": ("committed",),
+    "revoke": ("offered", "committed"),
+}
+DOSSIER_ROLES = ("legal", "admin")
+
+
+def _confirm_page(
+    a: Any, action: str, errors: list[tuple[str, str]], status: int = 200
+) -> Response:
+    """The check page of an action, with what is at stake: for a breach, the damages against
+    the 30% cap and the earliest day the contract accepts it."""
+    cap = damages_cap(a.monthly_salary)
+    start = aware(a.start_at)
+    if a.state not in ALLOWED[action] and not errors:
+        errors = [("action", f"console.error.not_now.{action}")]
+    return page(
+        "console/confirm.html",
+        status=status,
+        a=a,
+        action=action,
+        chain_action=_action_name(action, a.state),
+        errors=errors,
+        blocked=a.state not in ALLOWED[action],
+        cap=cap,
+        share=round(100 * a.liquidated_damages / a.monthly_salary, 1) if a.monthly_salary else 0,
+        breach_from=start + dt.timedelta(days=int(a.grace_days or 0)),
+    )
+
+
 @blp.get("/agreements/<string:agreement_id>/<string:action>")
 @roles(*WRITE_ROLES)
 def confirm(agreement_id: str, action: str) -> Response:
@@ -223,13 +270,7 @@ def confirm(agreement_id: str, action: str) -> Response:
     if action not in ACTIONS:
         raise NotFound(f"no action {action}")
     a, _ = queries.agreement_facts(db(), caller(), agreement_id, now())
-    return page(
-        "console/confirm.html",
-        a=a,
-        action=action,
-        chain_action=_action_name(action, a.state),
-        errors=[],
-    )
+    return _confirm_page(a, action, [])
 
 
 @blp.post("/agreements/<string:agreement_id>/<string:action>")
@@ -241,31 +282,19 @@ def act(agreement_id: str, action: str) -> Response:
     a, _ = queries.agreement_facts(db(), who, agreement_id, now())
     chain_action = _action_name(action, a.state)
     reason = request.form.get("reason", "").strip()[:200]
+    if a.state not in ALLOWED[action]:
+        return _confirm_page(a, action, [], 409)
     try:
         if action == "revoke":
             if not reason:
-                return page(
-                    "console/confirm.html",
-                    status=422,
-                    a=a,
-                    action=action,
-                    chain_action=chain_action,
-                    errors=[("reason", "console.error.reason_missing")],
-                )
+                return _confirm_page(a, action, [("reason", "console.error.reason_missing")], 422)
             _contracts().agreements.revoke_links(who, agreement_id, reason)
         else:
             _contracts().agreements.transition(who, agreement_id, chain_action)
     except NotFound:
         raise
     except OfferSealError as exc:
-        return page(
-            "console/confirm.html",
-            status=exc.status,
-            a=a,
-            action=action,
-            chain_action=chain_action,
-            errors=[("action", exc.detail)],
-        )
+        return _confirm_page(a, action, [("action", exc.detail)], exc.status)
     done = "cancel" if chain_action == "cancel" else action
     return redirect(f"/console/agreements/{agreement_id}?done={done}", 303)  # type: ignore[return-value]
 
