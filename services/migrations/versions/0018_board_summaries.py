@@ -1,6 +1,7 @@
-"""web: the console board's stored summary per agreement (`board_summaries`) and the queue of
-agreements whose summary is out of date (`board_changes`), filled by triggers in the same
-transaction as each change to the facts the board shows
+"""notify: the weekly reports e-mailed (`notify_weekly_reports`); web: the console board's
+stored summary per agreement (`board_summaries`) and the queue of agreements whose summary is
+out of date (`board_changes`), filled by triggers in the same transaction as each change to the
+facts the board shows
 
 Revision ID: 0018
 Revises: 0017
@@ -70,6 +71,16 @@ def upgrade() -> None:
         sa.Column("agreement_id", sa.String(100), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_board_changes"),
     )
+    op.create_table(
+        "notify_weekly_reports",
+        sa.Column("tenant", sa.String(128), nullable=False),
+        sa.Column("week", sa.String(10), nullable=False),
+        sa.Column("recipient", sa.String(320), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("detail", sa.String(500), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant", "week", "recipient", name="pk_notify_weekly_reports"),
+    )
     if op.get_bind().dialect.name == "postgresql":
         _postgresql_triggers()
     else:
@@ -137,6 +148,7 @@ def downgrade() -> None:
         for table in WATCHED:
             for when in ("insert", "update", "delete"):
                 op.execute(f"DROP TRIGGER IF EXISTS board_change_{table}_{when}")
+    op.drop_table("notify_weekly_reports")
     op.drop_table("board_changes")
     for name in ("urgency", "start", "score", "candidate", "next_change"):
         op.drop_index(f"ix_board_summaries_{name}", table_name="board_summaries")
