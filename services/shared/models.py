@@ -168,11 +168,19 @@ class BoardSummary(Base):
 
     __tablename__ = "board_summaries"
     __table_args__ = (
-        Index("ix_board_summaries_urgency", "tenant", "urgency", "start_at", "candidate_ref"),
-        Index("ix_board_summaries_start", "tenant", "start_at", "candidate_ref"),
-        Index("ix_board_summaries_score", "tenant", "risk_score", "candidate_ref"),
-        Index("ix_board_summaries_candidate", "tenant", "candidate_key"),
+        Index(
+            "ix_board_summaries_urgency",
+            "tenant",
+            "urgency",
+            "start_at",
+            "candidate_ref",
+            "agreement_id",
+        ),
+        Index("ix_board_summaries_start", "tenant", "start_at", "candidate_ref", "agreement_id"),
+        Index("ix_board_summaries_score", "tenant", "risk_score", "candidate_ref", "agreement_id"),
+        Index("ix_board_summaries_candidate", "tenant", "candidate_key", "agreement_id"),
         Index("ix_board_summaries_next_change", "tenant", "next_change_at"),
+        Index("ix_board_summaries_choices", "tenant", "position", "start_week"),
     )
 
     agreement_id: Mapped[str] = mapped_column(String(36), primary_key=True)

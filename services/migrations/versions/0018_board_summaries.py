@@ -35,6 +35,18 @@ WATCHED = {
 }
 
 
+# The board's sorts (each ending with the primary key, so that a page is read in index order
+# and never sorted), the due moments, and the filters' choices.
+INDEXES = {
+    "urgency": ["tenant", "urgency", "start_at", "candidate_ref", "agreement_id"],
+    "start": ["tenant", "start_at", "candidate_ref", "agreement_id"],
+    "score": ["tenant", "risk_score", "candidate_ref", "agreement_id"],
+    "candidate": ["tenant", "candidate_key", "agreement_id"],
+    "next_change": ["tenant", "next_change_at"],
+    "choices": ["tenant", "position", "start_week"],
+}
+
+
 def upgrade() -> None:
     op.create_table(
         "board_summaries",
@@ -57,13 +69,7 @@ def upgrade() -> None:
         sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("agreement_id", name="pk_board_summaries"),
     )
-    for name, columns in (
-        ("urgency", ["tenant", "urgency", "start_at", "candidate_ref"]),
-        ("start", ["tenant", "start_at", "candidate_ref"]),
-        ("score", ["tenant", "risk_score", "candidate_ref"]),
-        ("candidate", ["tenant", "candidate_key"]),
-        ("next_change", ["tenant", "next_change_at"]),
-    ):
+    for name, columns in INDEXES.items():
         op.create_index(f"ix_board_summaries_{name}", "board_summaries", columns)
     op.create_table(
         "board_changes",
@@ -150,6 +156,6 @@ def downgrade() -> None:
                 op.execute(f"DROP TRIGGER IF EXISTS board_change_{table}_{when}")
     op.drop_table("notify_weekly_reports")
     op.drop_table("board_changes")
-    for name in ("urgency", "start", "score", "candidate", "next_change"):
+    for name in INDEXES:
         op.drop_index(f"ix_board_summaries_{name}", table_name="board_summaries")
     op.drop_table("board_summaries")

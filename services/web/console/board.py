@@ -280,15 +280,21 @@ def page(
     refresh(db, tenant, now)
     where = _where(tenant, filters)
     with db.sessions() as session:
-        counted = select(func.count()).select_from(BoardSummary)
-        matching = session.execute(counted.where(*where)).scalar_one()
-        mine = BoardSummary.tenant == tenant
-        total = matching if len(where) == 1 else session.execute(counted.where(mine)).scalar_one()
-        positions = sorted(
-            session.execute(select(BoardSummary.position).where(mine).distinct()).scalars()
-        )
-        weeks = sorted(
-            session.execute(select(BoardSummary.start_week).where(mine).distinct()).scalars()
+        # One pass for the filters' choices and the total (a few groups, from one index).
+        groups = session.execute(
+            select(BoardSummary.position, BoardSummary.start_week, func.count())
+            .where(BoardSummary.tenant == tenant)
+            .group_by(BoardSummary.position, BoardSummary.start_week)
+        ).all()
+        total = sum(n for _, _, n in groups)
+        positions = sorted({position for position, _, _ in groups})
+        weeks = sorted({week for _, week, _ in groups})
+        matching = (
+            total
+            if len(where) == 1
+            else session.execute(
+                select(func.count()).select_from(BoardSummary).where(*where)
+            ).scalar_one()
         )
         pages = max(1, -(-matching // size))
         number = min(max(number, 1), pages)
