@@ -564,3 +564,17 @@ def test_the_date_form_checks_what_was_typed(console: Console, hr: requests.Sess
     assert sent.status_code == 503
     other = hr.get(f"{console.url}/console/agreements/{console.globex}/amend", timeout=10)
     assert other.status_code == 404
+
+
+def test_the_board_summaries_are_rebuilt_by_a_command(
+    console: Console,
+    hr: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OFFERSEAL_DATABASE_URL", console.db.url)
+    before = hr.get(f"{console.url}/console/board.json", timeout=10).json()
+    assert cli_main(["console", "rebuild-board"]) == 0
+    assert "rebuilt the board's summaries" in capsys.readouterr().out
+    after = hr.get(f"{console.url}/console/board.json", timeout=10).json()
+    assert after["rows"] == before["rows"]
