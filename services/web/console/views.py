@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, jsonify, redirect, render_template, request
 
 from ...contracts.domain.agreements import damages_cap
+from ...contracts.dossier import DOSSIER_ROLES
 from ...shared.auth import READ_ROLES, WRITE_ROLES
 from ...shared.errors import NotFound, OfferSealError, TransientError
 from ...shared.guards import roles
@@ -237,7 +238,6 @@ ALLOWED = {
     "breach": ("committed",),
     "revoke": ("offered", "committed"),
 }
-DOSSIER_ROLES = ("legal", "admin")
 
 
 def _confirm_page(
