@@ -228,6 +228,16 @@ def cmd_users_reset(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_console_rebuild_board(_args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from .web.console.board import rebuild_all
+
+    count = rebuild_all(open_database(settings), dt.datetime.now(dt.UTC))
+    print(f"rebuilt the board's summaries: {count} agreements between offer and first day")
+    return 0
+
+
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     open_database(settings)
     print("database schema is up to date")
@@ -501,6 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("email")
     reset.add_argument("--base-url")
     reset.set_defaults(func=cmd_users_reset)
+
+    console = sub.add_parser("console", help="the HR console's stored data")
+    console_sub = console.add_subparsers(dest="console_command", required=True)
+    rebuild = console_sub.add_parser(
+        "rebuild-board", help="derive every board summary again from the facts"
+    )
+    rebuild.set_defaults(func=cmd_console_rebuild_board)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=cmd_migrate)

@@ -24,9 +24,11 @@ from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
 from .adapters.signing import signer_from
 from .service import NotifyService
+from .weekly import WeeklyReports, parse_recipients
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0
+REPORT_CHECK_SECONDS = 60.0
 
 
 def channels_from(settings: Settings) -> dict[str, Any]:
@@ -98,6 +100,12 @@ class NotifyNode:
             journal=SentJournal(settings.data_dir / "notify-journal"),
             max_attempts=settings.touchpoint_max_attempts,
         )
+        self.weekly = WeeklyReports(
+            self.db,
+            self.service.channels,
+            console_url=web_url or self.public_url,
+            recipients=parse_recipients(settings.report_recipients),
+        )
         self.app = create_app(self.db, self.service, self.ready, self.settings)
         # Browsers opening an e-mail's reply or unsubscribe link land in the portal there.
         self.app.config["OFFERSEAL_PORTAL_URL"] = web_url
@@ -120,7 +128,7 @@ class NotifyNode:
         )
 
     def _dispatch(self, stop: threading.Event) -> None:
-        last_release = 0.0
+        last_release = last_report = 0.0
         # Rows claimed by a worker that died go back to the queue. SQLite has one worker by
         # design, so at start every claimed row is ours from before a restart; PostgreSQL may
         # have several, so only claims older than the lease are taken back.
@@ -129,7 +137,7 @@ class NotifyNode:
 
         def step() -> bool:
             """One dispatch pass; True when something was sent (look again at once)."""
-            nonlocal last_release, lease, settled
+            nonlocal last_release, last_report, lease, settled
             if not settled:
                 self.service.settle_journal()
                 settled = True
@@ -138,6 +146,9 @@ class NotifyNode:
                 last_release = time.monotonic()
                 lease = LEASE_SECONDS
                 self.ready.set()
+            if time.monotonic() - last_report > REPORT_CHECK_SECONDS:
+                last_report = time.monotonic()
+                self.weekly.send_due()  # last week's report, once, from Monday 08:00 UTC
             return self.service.dispatch_once() != 0
 
         run_every(

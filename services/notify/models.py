@@ -151,3 +151,17 @@ class TenantBranding(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WeeklyReport(Base):
+    """The weekly report e-mailed to one address of a tenant's HR list for one ISO week (sent,
+    or refused for good): each is sent once (`weekly.py`)."""
+
+    __tablename__ = "notify_weekly_reports"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    week: Mapped[str] = mapped_column(String(10), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # sent | failed
+    detail: Mapped[str] = mapped_column(String(500))
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

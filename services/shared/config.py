@@ -459,6 +459,14 @@ VARIABLES: tuple[Variable, ...] = (
         "How long a console session lasts after signing in, however active (`8h`).",
     ),
     Variable(
+        "OFFERSEAL_REPORT_RECIPIENTS",
+        "report_recipients",
+        str,
+        "Who receives a tenant's weekly report by e-mail, per tenant "
+        "(`acme=hr@acme.example ops@acme.example;globex=...`); a tenant not named here: its "
+        "active `hr` and `admin` console accounts.",
+    ),
+    Variable(
         "OFFERSEAL_SESSION_IDLE",
         "session_idle",
         parse_duration,
@@ -558,6 +566,7 @@ class Settings:
     rate_limit_storage: str = "memory://"
     session_ttl: float = 8 * 3600.0
     session_idle: float = 30 * 60.0
+    report_recipients: str = ""
     login_rate_limit: str = "5/minute;20/hour"
     log_level: str = "INFO"
     failpoint: str = ""

@@ -157,3 +157,58 @@ class ShortLink(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BoardSummary(Base):
+    """One agreement on the HR console's board (offered or committed), as the board shows it
+    (`web/console/board.py`), kept so that the database filters, sorts and pages the board
+    instead of deriving every row per request.
+    Rebuilt from the facts when a row of `board_changes` names the agreement, or when
+    `next_change_at` (a checkpoint's due date or the start of its "due soon" window) passes."""
+
+    __tablename__ = "board_summaries"
+    __table_args__ = (
+        Index(
+            "ix_board_summaries_urgency",
+            "tenant",
+            "urgency",
+            "start_at",
+            "candidate_ref",
+            "agreement_id",
+        ),
+        Index("ix_board_summaries_start", "tenant", "start_at", "candidate_ref", "agreement_id"),
+        Index("ix_board_summaries_score", "tenant", "risk_score", "candidate_ref", "agreement_id"),
+        Index("ix_board_summaries_candidate", "tenant", "candidate_key", "agreement_id"),
+        Index("ix_board_summaries_next_change", "tenant", "next_change_at"),
+        Index("ix_board_summaries_choices", "tenant", "position", "start_week"),
+    )
+
+    agreement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(20))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    candidate_key: Mapped[str] = mapped_column(String(200))  # lower-cased, for sorting
+    position: Mapped[str] = mapped_column(String(200))
+    search: Mapped[str] = mapped_column(Text)  # case-folded text the board's search looks in
+    risk_level: Mapped[str] = mapped_column(String(8))
+    risk_score: Mapped[int] = mapped_column(Integer)
+    overdue: Mapped[int] = mapped_column(Integer)
+    due_soon: Mapped[int] = mapped_column(Integer)
+    # Red, yellow, blue; then more overdue, more due soon, lower score (fixed-width digits).
+    urgency: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    start_week: Mapped[str] = mapped_column(String(10))
+    next_change_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the cells and the rest of the row
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BoardChange(Base):
+    """An agreement whose board summary is out of date: written by database triggers in the
+    same transaction as the change to the agreement, its milestones, check-in answers, chain
+    operations, touchpoints or documents (migration 0018), consumed by the board's refresh."""
+
+    __tablename__ = "board_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(String(100))

@@ -152,6 +152,8 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("web", "GET", CA): PAGE_READ,
     ("web", "GET", CA + "/<string:action>"): PAGE_WRITE,
     ("web", "POST", CA + "/<string:action>"): WRITE,
+    ("web", "GET", CA + "/amend"): PAGE_WRITE,
+    ("web", "POST", CA + "/amend"): WRITE,
     ("web", "GET", "/console/offer"): PAGE_WRITE,
     ("web", "POST", "/console/offer"): WRITE,
     ("web", "GET", "/console/report"): PAGE_READ,

@@ -464,3 +464,117 @@ def test_the_board_pages_fifty_rows_most_urgent_first(console: Console) -> None:
     assert len(refs) == 55
     page = requests.get(f"{console.url}/console?risk=blue", headers=key, timeout=10)
     assert 'rel="next" href="/console?risk=blue&amp;page=2"' in page.text
+
+
+def test_a_change_to_the_facts_shows_on_the_board(console: Console) -> None:
+    """The board reads stored summaries: a check-in answer, a milestone confirmed on chain and
+    a risk change each show on the next read, without anything else asked."""
+    calm = seed_agreement(console.db, "live", "live-calm")
+    moving = seed_agreement(console.db, "live", "live-moving", risk_score=90)
+    key = {"Authorization": f"Bearer {create_key(console.db, 'hr', 'live')[1]}"}
+
+    def rows() -> dict[str, Any]:
+        data = requests.get(f"{console.url}/console/board.json", headers=key, timeout=10).json()
+        return {r["agreement_id"]: r for r in data["rows"]} | {"order": data["rows"]}
+
+    before = rows()
+    assert before[moving]["last_answer"] is None
+    with console.db.transaction() as session:
+        signal = AgreementSignal(agreement_id=moving, kind="replied", answer="need_help")
+        session.add(signal)
+        signal.occurred_at = NOW
+    assert rows()[moving]["last_answer"] == "need_help"
+    with console.db.transaction() as session:
+        milestone = session.get(AgreementMilestone, (calm, 0))
+        assert milestone is not None
+        milestone.confirmed_at, milestone.tx_hash = NOW, "0x" + "b" * 64
+    cells = {c["checkpoint"]: c for c in rows()[calm]["checkpoints"]}
+    assert cells["resignation_submitted"]["status"] == "done"
+    assert cells["resignation_submitted"]["evidence"] == "0x" + "b" * 64
+    assert rows()["order"][0]["agreement_id"] == moving  # one overdue cell against none
+    with console.db.transaction() as session:
+        agreement = session.get(Agreement, calm)
+        assert agreement is not None
+        agreement.risk_level, agreement.risk_score = "red", 35
+    after = rows()
+    assert after["order"][0]["agreement_id"] == calm
+    assert after[calm]["risk"] == {"level": "red", "score": 35, "reasons": ["nothing unusual"]}
+
+
+def test_the_dossier_link_is_shown_to_legal_and_admin_only(
+    console: Console, hr: requests.Session
+) -> None:
+    link = f'href="/v1/agreements/{console.acme}/dossier"'
+    page = hr.get(f"{console.url}/console/agreements/{console.acme}", timeout=10)
+    assert page.status_code == 200 and link not in page.text
+    assert "/amend" in page.text and "/breach" in page.text  # hr acts on a signed agreement
+    legal = person(console, "counsel@acme.example", "legal", "acme")
+    page = legal.get(f"{console.url}/console/agreements/{console.acme}?lang=zh-CN", timeout=10)
+    assert link in page.text and "下载证据包" in page.text
+    assert "/amend" not in page.text and "/breach" not in page.text  # legal reads
+    assert legal.get(f"{console.url}/console/agreements/{console.acme}/amend").status_code == 403
+    admin = person(console, "owner@acme.example", "admin", "acme")
+    page = admin.get(f"{console.url}/console/agreements/{console.acme}?lang=en", timeout=10)
+    assert link in page.text and "Download the dossier" in page.text
+
+
+def test_the_breach_page_shows_the_damages_against_the_cap(
+    console: Console, hr: requests.Session
+) -> None:
+    page = hr.get(f"{console.url}/console/agreements/{console.acme}/breach?lang=en", timeout=10)
+    assert page.status_code == 200
+    stake = page.text[page.text.index('id="stake"') :]
+    assert "9,000.00 CNY" in stake  # the damages, and the cap: 30% of 30,000.00 CNY
+    assert "30% of the monthly salary of 30,000.00 CNY" in stake
+    assert "30.0%" in stake and "within the cap" in stake
+    assert 'id="confirm-action"' in page.text
+    # a signed agreement is cancelled only by mutual release: the page says so, no button
+    cancel = hr.get(f"{console.url}/console/agreements/{console.acme}/cancel?lang=en")
+    assert cancel.status_code == 200 and "mutual release" in cancel.text
+    assert 'id="confirm-action"' not in cancel.text
+    refused = hr.post(
+        f"{console.url}/console/agreements/{console.acme}/cancel",
+        data={"csrf_token": csrf_of(cancel.text)},
+        timeout=10,
+    )
+    assert refused.status_code == 409 and "mutual release" in refused.text
+
+
+def test_the_date_form_checks_what_was_typed(console: Console, hr: requests.Session) -> None:
+    url = f"{console.url}/console/agreements/{console.acme}/amend"
+    form = hr.get(url + "?lang=en", timeout=10)
+    assert form.status_code == 200
+    assert 'id="start_date"' in form.text and 'id="due_0"' in form.text
+    csrf = csrf_of(form.text)
+    nothing = hr.post(url, data={"csrf_token": csrf, "reason": "moved"}, timeout=10)
+    assert nothing.status_code == 422
+    assert 'href="#start_date">Change the start date or a milestone' in nothing.text
+    bad = hr.post(
+        url, data={"csrf_token": csrf, "start_date": "2027-02-30", "reason": ""}, timeout=10
+    )
+    assert bad.status_code == 422
+    assert 'href="#start_date">Enter a date like 2027-03-01' in bad.text
+    assert 'href="#reason">Say why the dates change' in bad.text
+    assert hr.post(url, data={"start_date": "2027-03-01"}, timeout=10).status_code == 403
+    # the form is right: the contracts service is not in this process (a web node alone)
+    later = (NOW + dt.timedelta(days=40)).date().isoformat()
+    sent = hr.post(
+        url, data={"csrf_token": csrf, "start_date": later, "reason": "moved"}, timeout=10
+    )
+    assert sent.status_code == 503
+    other = hr.get(f"{console.url}/console/agreements/{console.globex}/amend", timeout=10)
+    assert other.status_code == 404
+
+
+def test_the_board_summaries_are_rebuilt_by_a_command(
+    console: Console,
+    hr: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OFFERSEAL_DATABASE_URL", console.db.url)
+    before = hr.get(f"{console.url}/console/board.json", timeout=10).json()
+    assert cli_main(["console", "rebuild-board"]) == 0
+    assert "rebuilt the board's summaries" in capsys.readouterr().out
+    after = hr.get(f"{console.url}/console/board.json", timeout=10).json()
+    assert after["rows"] == before["rows"]

@@ -3,7 +3,9 @@ real stack on Anvil, at 1280 px in English and at 360 px in Chinese: an account 
 `offerseal users add` command sets its password through the printed link, signs in, sees the
 board with a red and a blue candidate (red first), filters it, opens a timeline, cancels an
 offer through its confirmation page (on chain), sees the 30% cap refused as it types an offer,
-and reads the weekly report.
+and reads the weekly report; then sees a risk change appear on the board without a reload,
+changes an offer's dates, and asks the contract to declare a signed candidate's breach (the
+damages against the cap shown first; refused before the start date plus grace).
 
 Screenshots of every step go to test-artifacts/console/ (a failing step keeps its own).
 Outside CI the tests skip when Chromium or its driver is absent; under CI=true they fail.
@@ -14,7 +16,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import datetime as dt
 import io
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +29,7 @@ import requests
 
 from offerseal.cli import cmd_users_add
 from tests.conftest import ROOT, RunningStack, make_settings, start_stack
-from tests.integration.test_contracts_service import body
+from tests.integration.test_contracts_service import body, sign_through_link
 from tests.integration.test_verify_page import start_chromium
 
 pytestmark = [pytest.mark.chain]
@@ -270,4 +274,128 @@ def test_phone_journey_in_chinese(world: dict[str, Any], phone: Any) -> None:
         driver.get(f"{web}/console/report")
         _wait(driver, "#active-count")
         assert "周报" in driver.find_element(By.TAG_NAME, "h1").text
+        _fits(driver)
+
+
+def _signed_offer(world: dict[str, Any], ref: str) -> str:
+    stack: RunningStack = world["stack"]
+    made = requests.post(
+        stack.stack.urls["contracts"] + "/v1/agreements",
+        json=body(candidate_ref=ref, position="Signal Engineer"),
+        headers=stack.hr,
+        timeout=60,
+    )
+    assert made.status_code == 201, made.text
+    agreement_id = str(made.json()["id"])
+    signed = sign_through_link(stack, agreement_id)
+    assert signed.status_code == 200, signed.text
+    return agreement_id
+
+
+def _state(world: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+    stack: RunningStack = world["stack"]
+    answer = requests.get(
+        stack.stack.urls["contracts"] + f"/v1/agreements/{agreement_id}",
+        headers=stack.hr,
+        timeout=30,
+    )
+    return dict(answer.json())
+
+
+def test_live_board_and_timeline_actions_in_english(world: dict[str, Any], desktop: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from sqlalchemy import update
+
+    from offerseal.contracts.models import Agreement
+
+    driver, web = desktop, world["web"]
+    signed_id = _signed_offer(world, "cand-signed")
+    blue_id = world["offers"]["cand-blue"]["id"]
+    with step(driver, "desktop-9-live-risk"):
+        _sign_in(driver, web, "en")
+        _wait(driver, "#board[data-fingerprint]:not([data-fingerprint=''])")
+        row = f"#board-rows tr[data-agreement='{blue_id}']"
+        assert "board__row--blue" in driver.find_element(By.CSS_SELECTOR, row).get_attribute(
+            "class"
+        )
+        driver.execute_script("window.stillTheSamePage = true")
+        # the contracts service's risk tracking moves the candidate to red
+        with world["stack"].db.transaction() as session:
+            session.execute(
+                update(Agreement)
+                .where(Agreement.id == blue_id)
+                .values(risk_level="red", risk_score=35, risk_reasons=["asked to delay"])
+            )
+        WebDriverWait(driver, 60).until(
+            lambda d: (
+                "board__row--red" in d.find_element(By.CSS_SELECTOR, row).get_attribute("class")
+            )
+        )
+        assert driver.execute_script("return window.stillTheSamePage") is True  # no reload
+        assert _board_refs(driver)[0] == "cand-blue"  # red first
+        assert driver.find_element(By.ID, "board-status").text  # said to screen readers
+
+    with step(driver, "desktop-10-amend"):
+        driver.get(f"{web}/console/agreements/{blue_id}")
+        _wait(driver, ".timeline")
+        driver.find_element(By.ID, "action-amend").click()
+        _wait(driver, "#start_date")
+        current = driver.find_element(By.ID, "start_date").get_attribute("value")
+        later = (dt.date.fromisoformat(current) + dt.timedelta(days=7)).isoformat()
+        driver.execute_script("document.getElementById('start_date').value = arguments[0]", later)
+        _type(driver, "reason", "The team moved the start")
+
+    with step(driver, "desktop-11-amended"):
+        driver.find_element(By.ID, "confirm-action").click()
+        notice = _wait(driver, ".notification--success", timeout=60)
+        assert "new dates are on chain" in notice.text
+        assert "The team moved the start" in driver.find_element(By.CSS_SELECTOR, ".timeline").text
+        deadline = time.monotonic() + 30
+        while _state(world, blue_id)["start_at"][:10] != later:
+            assert time.monotonic() < deadline, _state(world, blue_id)
+            time.sleep(0.3)
+
+    with step(driver, "desktop-12-breach"):
+        driver.get(f"{web}/console/agreements/{signed_id}")
+        _wait(driver, ".timeline")
+        assert (
+            driver.find_element(By.ID, "dossier")
+            .get_attribute("href")
+            .endswith(f"/v1/agreements/{signed_id}/dossier")
+        )  # an admin may download the dossier
+        driver.find_element(By.ID, "action-breach").click()
+        stake = _wait(driver, "#stake")
+        assert "9,000.00 CNY" in stake.text and "30.0%" in stake.text
+        assert "within the cap" in stake.text
+
+    with step(driver, "desktop-13-breach-refused"):
+        driver.find_element(By.ID, "confirm-action").click()
+        _wait(driver, ".error-summary")
+        assert _state(world, signed_id)["state"] == "committed"  # too early: nothing changed
+
+
+def test_actions_at_360px_in_chinese(world: dict[str, Any], phone: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver, web = phone, world["web"]
+    signed_id = _signed_offer(world, "cand-signed-zh")
+    _sign_in(driver, web, "zh-CN")
+    with step(driver, "phone-4-breach"):
+        driver.get(f"{web}/console/agreements/{signed_id}/breach")
+        stake = _wait(driver, "#stake")
+        assert "宣告候选人违约" in driver.find_element(By.TAG_NAME, "h1").text
+        assert "未超上限" in stake.text
+        _fits(driver)
+
+    with step(driver, "phone-5-amend"):
+        driver.get(f"{web}/console/agreements/{signed_id}/amend")
+        _wait(driver, "#start_date")
+        assert "这是一项提议" in driver.find_element(By.TAG_NAME, "main").text
+        _fits(driver)
+
+    with step(driver, "phone-6-timeline-actions"):
+        driver.get(f"{web}/console/agreements/{signed_id}")
+        _wait(driver, ".timeline")
+        assert "下载证据包" in driver.find_element(By.ID, "dossier").text
         _fits(driver)

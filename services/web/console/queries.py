@@ -29,105 +29,116 @@ from ...shared.models import LinkRevocation, aware
 from . import checkpoints as cp
 
 
-def _active(tenant: str) -> Any:
-    return and_(Agreement.tenant == tenant, Agreement.state.in_(cp.ACTIVE_STATES))
-
-
 def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.Row]:
-    """Every candidate of the caller's tenant between offer and first day."""
+    """Every candidate of the caller's tenant between offer and first day, from the stored
+    summaries (`board.py`), brought up to date first."""
+    from . import board
+
     principal.require(*READ_ROLES)
-    tenant = principal.tenant
-    with db.sessions() as session:
-        # Plain rows of the columns the board shows (no ORM objects, no agreement text).
-        agreements = session.execute(
-            select(
-                Agreement.id,
-                Agreement.state,
-                Agreement.candidate_ref,
-                Agreement.contact,
-                Agreement.position,
-                Agreement.currency,
-                Agreement.monthly_salary,
-                Agreement.liquidated_damages,
-                Agreement.start_at,
-                Agreement.offer_expires_at,
-                Agreement.arrived_at,
-                Agreement.risk_level,
-                Agreement.risk_score,
-                Agreement.risk_reasons,
-            ).where(_active(tenant))
-        ).all()
-        milestones: dict[str, list[cp.Milestone]] = defaultdict(list)
-        for m in session.execute(
-            select(
-                AgreementMilestone.agreement_id,
-                AgreementMilestone.kind,
-                AgreementMilestone.due_at,
-                AgreementMilestone.confirmed_at,
-                AgreementMilestone.document_id,
-                AgreementMilestone.tx_hash,
-                AgreementMilestone.overdue_notified,
-            )
-            .join(Agreement, Agreement.id == AgreementMilestone.agreement_id)
-            .where(_active(tenant))
-            .order_by(AgreementMilestone.agreement_id, AgreementMilestone.idx)
-        ):
-            milestones[m.agreement_id].append(_milestone(m))
-        commits = {
-            row.agreement_id: (row.finished_at, row.tx_hash)
-            for row in session.execute(
-                select(ChainOp.agreement_id, ChainOp.finished_at, ChainOp.tx_hash)
-                .join(Agreement, Agreement.id == ChainOp.agreement_id)
-                .where(_active(tenant), ChainOp.op == "commit", ChainOp.state == "mined")
-            )
-        }
-        last_reply: dict[str, tuple[str | None, dt.datetime]] = {}
-        latest = (
-            select(func.max(AgreementSignal.id).label("id"))
-            .join(Agreement, Agreement.id == AgreementSignal.agreement_id)
-            .where(_active(tenant), AgreementSignal.kind == "replied")
-            .group_by(AgreementSignal.agreement_id)
-            .subquery()
+    return board.all_rows(db, principal.tenant, now)
+
+
+def derive_rows(session: Session, condition: Any, now: dt.datetime) -> list[cp.Row]:
+    """The board's rows of the active agreements matching `condition` (a clause on
+    `Agreement`), derived from the facts in a handful of set queries (no query per row)."""
+    active = and_(condition, Agreement.state.in_(cp.ACTIVE_STATES))
+    # Plain rows of the columns the board shows (no ORM objects, no agreement text).
+    agreements = session.execute(
+        select(
+            Agreement.id,
+            Agreement.tenant,
+            Agreement.state,
+            Agreement.candidate_ref,
+            Agreement.contact,
+            Agreement.position,
+            Agreement.currency,
+            Agreement.monthly_salary,
+            Agreement.liquidated_damages,
+            Agreement.start_at,
+            Agreement.offer_expires_at,
+            Agreement.arrived_at,
+            Agreement.risk_level,
+            Agreement.risk_score,
+            Agreement.risk_reasons,
+        ).where(active)
+    ).all()
+    if not agreements:
+        return []
+    milestones: dict[str, list[cp.Milestone]] = defaultdict(list)
+    for m in session.execute(
+        select(
+            AgreementMilestone.agreement_id,
+            AgreementMilestone.kind,
+            AgreementMilestone.due_at,
+            AgreementMilestone.confirmed_at,
+            AgreementMilestone.document_id,
+            AgreementMilestone.tx_hash,
+            AgreementMilestone.overdue_notified,
         )
-        for signal in session.execute(
-            select(
-                AgreementSignal.agreement_id, AgreementSignal.answer, AgreementSignal.occurred_at
-            ).join(latest, latest.c.id == AgreementSignal.id)
-        ):
-            last_reply[signal.agreement_id] = (signal.answer, aware(signal.occurred_at))
-        next_due = (
-            select(Touchpoint.agreement_id, func.min(Touchpoint.due_at).label("due_at"))
-            .where(Touchpoint.tenant == tenant, Touchpoint.state == "planned")
-            .group_by(Touchpoint.agreement_id)
-            .subquery()
+        .join(Agreement, Agreement.id == AgreementMilestone.agreement_id)
+        .where(active)
+        .order_by(AgreementMilestone.agreement_id, AgreementMilestone.idx)
+    ):
+        milestones[m.agreement_id].append(_milestone(m))
+    commits = {
+        row.agreement_id: (row.finished_at, row.tx_hash)
+        for row in session.execute(
+            select(ChainOp.agreement_id, ChainOp.finished_at, ChainOp.tx_hash)
+            .join(Agreement, Agreement.id == ChainOp.agreement_id)
+            .where(active, ChainOp.op == "commit", ChainOp.state == "mined")
         )
-        planned: dict[str, tuple[str, dt.datetime]] = {}
-        for agreement_id, kind, due_at in session.execute(
-            select(Touchpoint.agreement_id, Touchpoint.kind, Touchpoint.due_at).join(
-                next_due,
-                and_(
-                    next_due.c.agreement_id == Touchpoint.agreement_id,
-                    next_due.c.due_at == Touchpoint.due_at,
-                ),
-            )
-        ):
-            planned.setdefault(agreement_id, (kind, aware(due_at)))
-        uploads: dict[str, list[cp.Upload]] = defaultdict(list)
-        for d in session.execute(
-            select(
-                Document.id,
-                Document.agreement_id,
-                Document.kind,
-                Document.milestone,
-                Document.received_at,
-                Document.status,
-            )
-            .join(Agreement, Agreement.id == Document.agreement_id)
-            .where(_active(tenant), Document.tenant == tenant)
-        ):
-            uploads[d.agreement_id].append(
-                cp.Upload(d.id, d.kind, d.milestone, aware(d.received_at), d.status)
-            )
+    }
+    last_reply: dict[str, tuple[str | None, dt.datetime]] = {}
+    latest = (
+        select(func.max(AgreementSignal.id).label("id"))
+        .join(Agreement, Agreement.id == AgreementSignal.agreement_id)
+        .where(active, AgreementSignal.kind == "replied")
+        .group_by(AgreementSignal.agreement_id)
+        .subquery()
+    )
+    for signal in session.execute(
+        select(
+            AgreementSignal.agreement_id, AgreementSignal.answer, AgreementSignal.occurred_at
+        ).join(latest, latest.c.id == AgreementSignal.id)
+    ):
+        last_reply[signal.agreement_id] = (signal.answer, aware(signal.occurred_at))
+    next_due = (
+        select(Touchpoint.agreement_id, func.min(Touchpoint.due_at).label("due_at"))
+        .join(Agreement, Agreement.id == Touchpoint.agreement_id)
+        .where(active, Touchpoint.tenant == Agreement.tenant, Touchpoint.state == "planned")
+        .group_by(Touchpoint.agreement_id)
+        .subquery()
+    )
+    planned: dict[str, tuple[str, dt.datetime]] = {}
+    for agreement_id, kind, due_at in session.execute(
+        select(Touchpoint.agreement_id, Touchpoint.kind, Touchpoint.due_at)
+        .join(
+            next_due,
+            and_(
+                next_due.c.agreement_id == Touchpoint.agreement_id,
+                next_due.c.due_at == Touchpoint.due_at,
+            ),
+        )
+        .where(Touchpoint.state == "planned")
+        .order_by(Touchpoint.id)
+    ):
+        planned.setdefault(agreement_id, (kind, aware(due_at)))
+    uploads: dict[str, list[cp.Upload]] = defaultdict(list)
+    for d in session.execute(
+        select(
+            Document.id,
+            Document.agreement_id,
+            Document.kind,
+            Document.milestone,
+            Document.received_at,
+            Document.status,
+        )
+        .join(Agreement, Agreement.id == Document.agreement_id)
+        .where(active, Document.tenant == Agreement.tenant)
+    ):
+        uploads[d.agreement_id].append(
+            cp.Upload(d.id, d.kind, d.milestone, aware(d.received_at), d.status)
+        )
     rows = []
     for a in agreements:
         committed = commits.get(a.id)
@@ -143,6 +154,7 @@ def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.
         )
         answer = last_reply.get(a.id)
         touch = planned.get(a.id)
+        zone = _zone(a)
         rows.append(
             cp.Row(
                 agreement_id=a.id,
@@ -154,7 +166,7 @@ def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.
                 risk_score=a.risk_score,
                 risk_reasons=tuple(a.risk_reasons or ()),
                 start_at=aware(a.start_at),
-                days_to_start=cp.days_between(now, aware(a.start_at), _zone(a)),
+                days_to_start=cp.days_between(now, aware(a.start_at), zone),
                 currency=a.currency,
                 monthly_salary=a.monthly_salary,
                 liquidated_damages=a.liquidated_damages,
@@ -163,6 +175,7 @@ def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.
                 last_answer_at=answer[1] if answer else None,
                 next_touchpoint=touch[0] if touch else None,
                 next_touchpoint_at=touch[1] if touch else None,
+                extra={"tenant": a.tenant, "zone": str(zone)},
             )
         )
     return rows

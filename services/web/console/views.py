@@ -14,16 +14,19 @@ from urllib.parse import urlencode
 from flask import Response, current_app, jsonify, redirect, render_template, request
 
 from ...contracts.domain.agreements import damages_cap
+from ...contracts.dossier import DOSSIER_ROLES
 from ...shared.auth import READ_ROLES, WRITE_ROLES
 from ...shared.errors import NotFound, OfferSealError, TransientError
 from ...shared.guards import roles
+from ...shared.models import aware
 from .. import i18n
+from . import board as board_data
 from . import checkpoints as cp
 from . import queries
 from . import report as weekly
 from .common import blp, caller, db, language, now, page
 
-ACTIONS = ("start", "withdraw", "revoke")
+ACTIONS = ("start", "withdraw", "cancel", "breach", "revoke")
 MAX_QUERY = 200
 
 
@@ -47,32 +50,28 @@ def _filters() -> cp.Filters:
 PAGE_SIZE = 50
 
 
-def _page_number(pages: int) -> int:
+def _page_number() -> int:
     try:
-        asked = int(str(request.args.get("page", "1"))[:6])
+        return int(str(request.args.get("page", "1"))[:6])
     except ValueError:
-        asked = 1
-    return min(max(asked, 1), max(pages, 1))
+        return 1
 
 
-def _board() -> tuple[list[cp.Row], list[cp.Row], cp.Filters, dict[str, Any]]:
-    """Every active row (for the filters' choices), this page of the chosen ones, the filters,
-    and where this page is (50 rows a page, most urgent first)."""
-    everyone = queries.board_rows(db(), caller(), now())
+def _board() -> tuple[board_data.Page, cp.Filters, dict[str, Any]]:
+    """This page of the chosen rows (50 a page, most urgent first by default), the filters, and
+    where this page is; the database filters, sorts and pages the stored summaries."""
     filters = _filters()
-    chosen = filters.apply(everyone)
-    pages = max(1, -(-len(chosen) // PAGE_SIZE))
-    number = _page_number(pages)
-    shown = chosen[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    found = board_data.page(db(), caller().tenant, filters, _page_number(), PAGE_SIZE, now())
+    number, pages = found.number, found.pages
     query = {k: v for k, v in request.args.items() if k not in {"page", "lang"} and v}
     paging = {
         "page": number,
         "pages": pages,
-        "matching": len(chosen),
+        "matching": found.matching,
         "previous": urlencode({**query, "page": number - 1}) if number > 1 else None,
         "next": urlencode({**query, "page": number + 1}) if number < pages else None,
     }
-    return everyone, shown, filters, paging
+    return found, filters, paging
 
 
 def _rows_html(rows: list[cp.Row]) -> str:
@@ -83,7 +82,8 @@ def _rows_html(rows: list[cp.Row]) -> str:
 @blp.get("")
 @roles(*READ_ROLES)
 def board() -> Response:
-    everyone, rows, filters, paging = _board()
+    found, filters, paging = _board()
+    rows = found.rows
     return page(
         "console/board.html",
         nav="board",
@@ -91,9 +91,9 @@ def board() -> Response:
         rows=rows,
         rows_html=_rows_html(rows),
         filters=filters,
-        total=len(everyone),
-        positions=sorted({r.position for r in everyone}),
-        weeks=sorted({r.start_week for r in everyone}),
+        total=found.total,
+        positions=found.positions,
+        weeks=found.weeks,
         checkpoints=cp.CHECKPOINTS,
     )
 
@@ -103,7 +103,8 @@ def board() -> Response:
 def board_json() -> Response:
     """The rows as data and as the table's HTML, with a fingerprint: the page polls this and
     replaces its rows only when the fingerprint changed."""
-    _, rows, _, paging = _board()
+    found, _, paging = _board()
+    rows = found.rows
     data = [_row_json(r) for r in rows]
     fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     response = jsonify(
@@ -177,6 +178,7 @@ def agreement(agreement_id: str) -> Response:
         events=events,
         done=request.args.get("done") if request.args.get("done") in DONE else None,
         can_act=caller().role in WRITE_ROLES,
+        can_download=caller().role in DOSSIER_ROLES,
         cap=damages_cap(a.monthly_salary),
     )
 
@@ -191,7 +193,16 @@ READABLE = {
     "previous": "console.risk.",
     "state": "console.amendment_state.",
 }
-DONE = ("start", "withdraw", "cancel", "revoke", "offered")
+DONE = (
+    "start",
+    "withdraw",
+    "cancel",
+    "breach",
+    "revoke",
+    "offered",
+    "amend_applied",
+    "amend_proposed",
+)
 
 
 def _readable(t: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +228,41 @@ def _action_name(action: str, state: str) -> str:
     return action
 
 
+# Which actions the console offers in which state; others are refused before the chain is
+# asked. A signed agreement is cancelled only by mutual release, with the candidate's signature
+# (the API takes it); the console withdraws it (the employer's breach) or declares a breach.
+ALLOWED = {
+    "start": ("committed",),
+    "withdraw": ("offered", "committed"),
+    "cancel": ("offered",),
+    "breach": ("committed",),
+    "revoke": ("offered", "committed"),
+}
+
+
+def _confirm_page(
+    a: Any, action: str, errors: list[tuple[str, str]], status: int = 200
+) -> Response:
+    """The check page of an action, with what is at stake: for a breach, the damages against
+    the 30% cap and the earliest day the contract accepts it."""
+    cap = damages_cap(a.monthly_salary)
+    start = aware(a.start_at)
+    if a.state not in ALLOWED[action] and not errors:
+        errors = [("action", f"console.error.not_now.{action}")]
+    return page(
+        "console/confirm.html",
+        status=status,
+        a=a,
+        action=action,
+        chain_action=_action_name(action, a.state),
+        errors=errors,
+        blocked=a.state not in ALLOWED[action],
+        cap=cap,
+        share=round(100 * a.liquidated_damages / a.monthly_salary, 1) if a.monthly_salary else 0,
+        breach_from=start + dt.timedelta(days=int(a.grace_days or 0)),
+    )
+
+
 @blp.get("/agreements/<string:agreement_id>/<string:action>")
 @roles(*WRITE_ROLES)
 def confirm(agreement_id: str, action: str) -> Response:
@@ -224,13 +270,7 @@ def confirm(agreement_id: str, action: str) -> Response:
     if action not in ACTIONS:
         raise NotFound(f"no action {action}")
     a, _ = queries.agreement_facts(db(), caller(), agreement_id, now())
-    return page(
-        "console/confirm.html",
-        a=a,
-        action=action,
-        chain_action=_action_name(action, a.state),
-        errors=[],
-    )
+    return _confirm_page(a, action, [])
 
 
 @blp.post("/agreements/<string:agreement_id>/<string:action>")
@@ -242,31 +282,19 @@ def act(agreement_id: str, action: str) -> Response:
     a, _ = queries.agreement_facts(db(), who, agreement_id, now())
     chain_action = _action_name(action, a.state)
     reason = request.form.get("reason", "").strip()[:200]
+    if a.state not in ALLOWED[action]:
+        return _confirm_page(a, action, [], 409)
     try:
         if action == "revoke":
             if not reason:
-                return page(
-                    "console/confirm.html",
-                    status=422,
-                    a=a,
-                    action=action,
-                    chain_action=chain_action,
-                    errors=[("reason", "console.error.reason_missing")],
-                )
+                return _confirm_page(a, action, [("reason", "console.error.reason_missing")], 422)
             _contracts().agreements.revoke_links(who, agreement_id, reason)
         else:
             _contracts().agreements.transition(who, agreement_id, chain_action)
     except NotFound:
         raise
     except OfferSealError as exc:
-        return page(
-            "console/confirm.html",
-            status=exc.status,
-            a=a,
-            action=action,
-            chain_action=chain_action,
-            errors=[("action", exc.detail)],
-        )
+        return _confirm_page(a, action, [("action", exc.detail)], exc.status)
     done = "cancel" if chain_action == "cancel" else action
     return redirect(f"/console/agreements/{agreement_id}?done={done}", 303)  # type: ignore[return-value]
 
