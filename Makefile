@@ -32,7 +32,7 @@ up: setup ## run the stack on embedded defaults until Ctrl-C
 	$(BIN)/offerseal up
 
 test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
-	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services
 	$(BIN)/pytest -q
 
@@ -43,7 +43,7 @@ chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts
 	$(BIN)/python -m bench.chaos
 
 lint: setup ## ruff and mypy
-	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services
 
 compile: setup ## recompile contracts/ into contracts/build/ (commit the result)

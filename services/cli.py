@@ -20,8 +20,8 @@ from .shared.redact import redact_text, redact_url
 from .stack import SERVICES, Stack, open_database
 
 if TYPE_CHECKING:
-    from .evidence.domain.proofs import Verdict
-    from .evidence.domain.receipts import TrustedKey
+    from offerseal_verify.proofs import Verdict
+    from offerseal_verify.receipts import TrustedKey
 
 log = logging.getLogger("offerseal")
 
@@ -235,7 +235,7 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _trusted_key(text: str) -> dict[str, bytes]:
-    from .evidence.domain.receipts import key_id_of, unb64
+    from offerseal_verify.receipts import key_id_of, unb64
 
     try:
         raw = (
@@ -252,7 +252,7 @@ def _trusted_key(text: str) -> dict[str, bytes]:
 
 def _published_keys(path: str) -> dict[str, TrustedKey]:
     """The keys of a saved `GET /v1/keys` answer, each trusted for the period it signed in."""
-    from .evidence.domain.receipts import TrustedKey, key_id_of, parse_time
+    from offerseal_verify.receipts import TrustedKey, key_id_of, parse_time
 
     try:
         data = json.loads(Path(path).read_text())
@@ -272,7 +272,7 @@ def _published_keys(path: str) -> dict[str, TrustedKey]:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from .evidence.domain.proofs import Check, Verdict, sha256_hex, verify_bundle
+    from offerseal_verify.proofs import Check, Verdict, sha256_hex, verify_bundle
 
     try:
         bundle = json.loads(Path(args.proof).read_text())
@@ -291,7 +291,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         trusted.update(_trusted_key(args.key) if args.key else {})
     tsa_roots = None
     if args.tsa_ca:
-        from .evidence.domain.timestamps import load_certificates
+        from offerseal_verify.timestamps import load_certificates
 
         try:
             tsa_roots = [
