@@ -33,7 +33,7 @@ up: setup ## run the stack on embedded defaults until Ctrl-C
 
 test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
 	$(BIN)/ruff check services tests bench verifier
-	$(BIN)/mypy services
+	$(BIN)/mypy services verifier/offerseal_verify
 	$(BIN)/pytest -q
 
 fuzz: setup ## schemathesis against all three services, with and without keys (long run)
@@ -44,7 +44,7 @@ chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check services tests bench verifier
-	$(BIN)/mypy services
+	$(BIN)/mypy services verifier/offerseal_verify
 
 compile: setup ## recompile contracts/ into contracts/build/ (commit the result)
 	node contracts/compile.mjs

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover
     def keccak(data: bytes) -> bytes:
         return bytes(_pycryptodome_keccak.new(digest_bits=256, data=data).digest())
 
+
 LEAF_ENCODING = ("bytes32", "bytes32")
 
 

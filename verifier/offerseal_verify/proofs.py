@@ -108,10 +108,19 @@ class Check:
     name: str
     ok: bool | None  # None: not performed (offline, or nothing to compare with)
     detail: str
+    parts: tuple[Check, ...] = ()  # the checks this one sums up (a dossier's proof bundles)
 
     def as_dict(self) -> dict[str, Any]:
         status = "skipped" if self.ok is None else ("pass" if self.ok else "fail")
-        return {"name": self.name, "status": status, "ok": self.ok, "detail": self.detail}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "status": status,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+        if self.parts:
+            out["checks"] = [c.as_dict() for c in self.parts]
+        return out
 
 
 @dataclass(frozen=True)
