@@ -485,7 +485,9 @@ class Keys(MethodView):
 @verify_blp.route("/schemas")
 @access("public")
 class Schemas(MethodView):
-    @verify_blp.doc(summary="The published JSON Schemas (draft 2020-12) of the proof bundle")
+    @verify_blp.doc(
+        summary="The published JSON Schemas (draft 2020-12): proof bundle, dossier manifest"
+    )
     @verify_blp.response(200)
     def get(self) -> dict[str, Any]:
         return {

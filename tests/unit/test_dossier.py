@@ -5,10 +5,7 @@ entries or its manifest fails the check that names it; hostile ZIPs are refused,
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,16 +22,14 @@ from offerseal_verify.dossier import (
 from offerseal_verify.hexbytes import to_hex
 from offerseal_verify.proofs import AnchorFacts, AnchorTx, build_bundle
 from offerseal_verify.receipts import ReceiptSigner
+from tests.dossiers import EVIDENCE, EVIDENCE_PROOF, Files, manifest_of, zip_of
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-AGREEMENTS = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
 TX = "0x" + "11" * 32
 BLOCK_HASH = "0x" + "22" * 32
 BLOCK_TIME = 1_764_087_600
 SIGNER = ReceiptSigner.from_seed(b"\x07" * 32)
 TRUSTED = {SIGNER.key_id: SIGNER.public_raw}
-EVIDENCE = "evidence/resignation_accepted/d-2/acceptance.pdf"
-EVIDENCE_PROOF = "evidence/resignation_accepted/d-2/proof.json"
 
 
 @dataclass
@@ -89,7 +84,7 @@ def bundle_for(data: bytes, document_id: str, chain: FakeChain) -> dict[str, Any
     )
 
 
-def listed_files(chain: FakeChain) -> dict[str, tuple[bytes, str | None]]:
+def listed_files(chain: FakeChain) -> Files:
     """path -> (content, the path of its own proof bundle or None), as a producer would list."""
     evidence = b"%PDF-1.7 the old employer's resignation acceptance"
     return {
@@ -99,43 +94,6 @@ def listed_files(chain: FakeChain) -> dict[str, tuple[bytes, str | None]]:
         EVIDENCE: (evidence, EVIDENCE_PROOF),
         EVIDENCE_PROOF: (json.dumps(bundle_for(evidence, "d-2", chain)).encode(), None),
     }
-
-
-def manifest_of(files: dict[str, tuple[bytes, str | None]]) -> dict[str, Any]:
-    entries = []
-    for path in sorted(files):
-        content, proof = files[path]
-        entry: dict[str, Any] = {
-            "path": path,
-            "sha256": hashlib.sha256(content).hexdigest(),
-            "bytes": len(content),
-            "title": f"the file {path}",
-        }
-        if proof:
-            entry["proof"] = proof
-        entries.append(entry)
-    return {
-        "format": DOSSIER_FORMAT,
-        "agreement": {
-            "id": "a-1",
-            "onchain_id": "0x" + "ab" * 32,
-            "chain_id": 31337,
-            "registry": AGREEMENTS,
-            "state": "breached",
-        },
-        "as_of": "2026-11-25T16:30:00Z",
-        "files": entries,
-    }
-
-
-def zip_of(entries: list[tuple[str, bytes]]) -> bytes:
-    out = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zipfile warns of duplicate names, which some tests want
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, data in entries:
-                archive.writestr(zipfile.ZipInfo(name, (2026, 11, 25, 16, 30, 0)), data)
-    return out.getvalue()
 
 
 @dataclass
@@ -419,3 +377,37 @@ def test_a_chain_that_fails_mid_way_fails_the_check_not_the_verifier() -> None:
     result = check(dossier.zip(), Broken(dossier.chain.roots))
     assert "manifest_anchored" in result["failed"]
     assert "endpoint went away" in result["checks"][3]["detail"]
+
+
+def test_the_published_manifest_schema_accepts_a_manifest_and_agrees_with_the_verifier() -> None:
+    """The schema served at /v1/schemas/dossier-manifest-1.json and the verifier's own shape
+    check refuse the same broken manifests (those a schema can express)."""
+    import jsonschema
+
+    from offerseal.evidence.published import SCHEMAS, load_schema, schema_for_bundle
+
+    assert SCHEMAS["dossier-manifest-1"] == DOSSIER_FORMAT
+    schema = load_schema("dossier-manifest-1")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    good = _good_manifest()
+    validator.validate(good)
+    assert schema_for_bundle(good) == "dossier-manifest-1"
+    broken_cases: list[tuple[Callable[[dict[str, Any]], None], list[Any]]] = [
+        (lambda m: m["files"][0].update(sha256="AB" * 32), ["files", 0, "sha256"]),
+        (lambda m: m["files"][0].update(bytes=-1), ["files", 0, "bytes"]),
+        (lambda m: m["files"][0].update(path="../x"), ["files", 0, "path"]),
+        (lambda m: m["files"][0].update(path="a\\b"), ["files", 0, "path"]),
+        (lambda m: m["files"][0].update(path="manifest.json"), ["files", 0, "path"]),
+        (lambda m: m["files"][0].pop("title"), ["files", 0]),
+        (lambda m: m["agreement"].update(registry="0x12"), ["agreement", "registry"]),
+        (lambda m: m["agreement"].update(chain_id="31337"), ["agreement", "chain_id"]),
+        (lambda m: m.update(as_of="2026-11-25T16:30:00+08:00"), ["as_of"]),
+        (lambda m: m.update(format="offerseal-dossier-2"), ["format"]),
+    ]
+    for edit, where in broken_cases:
+        manifest = _good_manifest()
+        edit(manifest)
+        errors = list(validator.iter_errors(manifest))
+        assert [list(e.absolute_path) for e in errors] == [where], manifest
+        assert manifest_problems(manifest), manifest

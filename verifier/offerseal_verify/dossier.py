@@ -55,6 +55,7 @@ _READ_ERRORS = (
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LISTED_PROBLEMS = 5
 
@@ -99,13 +100,13 @@ def _strict_json(data: bytes) -> Any:
 
 
 def _utc_time(text: Any) -> bool:
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not _UTC_TIME.fullmatch(text):
         return False
     try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:  # e.g. month 13
         return False
-    return moment.utcoffset() == dt.timedelta(0)
+    return True
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
