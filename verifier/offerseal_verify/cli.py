@@ -20,6 +20,8 @@ from .rpc import JsonRpcChainView
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
+    Trust = tuple[Mapping[str, bytes | TrustedKey] | None, list[Certificate] | None]
+
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
 
@@ -37,9 +39,6 @@ def connect(
     except (ValueError, ConnectionError, OSError) as exc:
         return None, [Check("chain", False, f"cannot reach {redact(url)}: {exc}")]
     return view, []
-
-
-Trust = tuple[Mapping[str, bytes | TrustedKey] | None, list[Certificate] | None]
 
 
 def _trust(args: argparse.Namespace) -> Trust | None:
