@@ -22,7 +22,6 @@ import re
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
 from .proofs import MAX_BUNDLE_BYTES, ChainView, Check, Verdict, verify_bundle
@@ -182,12 +181,6 @@ def manifest_problems(manifest: Any) -> list[str]:
             if target is not None and (target not in listed or target == entry["path"]):
                 problems.append(f"{entry['path']}: its proof {target} is not another listed file")
     return problems
-
-
-@dataclass(frozen=True)
-class _Entry:
-    info: zipfile.ZipInfo
-    name: str
 
 
 def _stream_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[str, int]:
