@@ -421,6 +421,10 @@ def _verify_dossiers(driver: Any, evidence: dict[str, Any], lang: str, prefix: s
         )
         assert [n.get_attribute("data-check") for n in nested] == CHECKS
         assert {n.get_attribute("data-status") for n in nested} == {"pass"}
+        folded = driver.find_element(
+            By.CSS_SELECTOR, "#checks > li[data-check=manifest_anchored] details"
+        )
+        assert folded.get_attribute("open") is None  # all passed: folded
         _fits_phone(driver)
 
     _reset(driver)

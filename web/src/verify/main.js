@@ -172,7 +172,15 @@ function renderCheck(check) {
   }
   if (check.parts) {
     // A dossier's proof bundle: its own checks, listed under the check that sums them up.
-    item.append(el("ol", { class: "checks checks--nested" }, ...check.parts.map(renderCheck)));
+    // Folded when they all passed, open when one did not.
+    const details = el(
+      "details",
+      { class: "check__parts" },
+      el("summary", {}, t("verify.parts", { count: check.parts.length })),
+      el("ol", { class: "checks checks--nested" }, ...check.parts.map(renderCheck))
+    );
+    details.open = check.ok !== true;
+    item.append(details);
   }
   return item;
 }
