@@ -232,7 +232,7 @@ def test_offerseal_verify_dossier_checks_the_cover_signature_too(made: Made) -> 
     trust = ["--rpc", made.rpc_url, "--keys", str(made.keys), "--tsa-ca", str(made.tsa_ca)]
     ok = offerseal("verify-dossier", str(made.dossier()), *trust)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "(pyHanko)" in ok.stdout and "FAIL" not in ok.stdout
+    assert "(pyHanko), by " in ok.stdout and "FAIL" not in ok.stdout
 
     as_verify = offerseal("verify", str(made.dossier()), *trust, "--json")
     assert as_verify.returncode == 0, as_verify.stdout + as_verify.stderr

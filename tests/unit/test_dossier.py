@@ -5,6 +5,7 @@ entries or its manifest fails the check that names it; hostile ZIPs are refused,
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -411,3 +412,28 @@ def test_the_published_manifest_schema_accepts_a_manifest_and_agrees_with_the_ve
         errors = list(validator.iter_errors(manifest))
         assert [list(e.absolute_path) for e in errors] == [where], manifest
         assert manifest_problems(manifest), manifest
+
+
+def test_pyhanko_checks_a_signed_cover_and_refuses_a_changed_or_unsigned_one(
+    tmp_path: Any,
+) -> None:
+    from reportlab.pdfgen import canvas
+
+    from offerseal.shared import secrets
+    from offerseal.shared.config import load_settings
+    from offerseal.shared.pdf import PdfSigningKey, sign_pdf
+    from offerseal_verify.dossier import pyhanko_cover_check
+
+    out = io.BytesIO()
+    page = canvas.Canvas(out, pageCompression=0)
+    page.drawString(72, 720, "Agreement dossier")
+    page.save()
+    key, cert = secrets.certificate_signing_pem(load_settings({}, data_dir=tmp_path))
+    signed = sign_pdf(out.getvalue(), PdfSigningKey(key, cert), reason="test")
+    ok, detail = pyhanko_cover_check(signed)
+    assert ok is True, detail
+    assert "intact and valid" in detail
+    assert pyhanko_cover_check(out.getvalue())[0] is False  # not signed
+    changed = bytearray(signed)
+    changed[signed.index(b"Agreement dossier")] ^= 0x01  # a byte the signature covers
+    assert pyhanko_cover_check(bytes(changed))[0] is False
