@@ -10,6 +10,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY pyproject.toml README.md ./
 COPY services ./services
+COPY verifier ./verifier
 COPY contracts ./contracts
 COPY scripts ./scripts
 RUN pip install --no-cache-dir -e .

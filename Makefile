@@ -32,8 +32,8 @@ up: setup ## run the stack on embedded defaults until Ctrl-C
 	$(BIN)/offerseal up
 
 test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
-	$(BIN)/ruff check services tests bench
-	$(BIN)/mypy services
+	$(BIN)/ruff check services tests bench verifier
+	$(BIN)/mypy services verifier/offerseal_verify
 	$(BIN)/pytest -q
 
 fuzz: setup ## schemathesis against all three services, with and without keys (long run)
@@ -43,8 +43,8 @@ chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts
 	$(BIN)/python -m bench.chaos
 
 lint: setup ## ruff and mypy
-	$(BIN)/ruff check services tests bench
-	$(BIN)/mypy services
+	$(BIN)/ruff check services tests bench verifier
+	$(BIN)/mypy services verifier/offerseal_verify
 
 compile: setup ## recompile contracts/ into contracts/build/ (commit the result)
 	node contracts/compile.mjs

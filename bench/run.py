@@ -26,11 +26,11 @@ import requests
 import sqlalchemy as sa
 
 from offerseal.evidence.adapters.registry import RegistryClient
-from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2
 from offerseal.shared.net import free_port
+from offerseal_verify import merkle
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"

@@ -4,11 +4,11 @@ store, the verifier or the demo. Run the stack or one service, manage API keys, 
 from __future__ import annotations
 
 import argparse
-import binascii
 import contextlib
 import json
 import logging
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,8 +20,10 @@ from .shared.redact import redact_text, redact_url
 from .stack import SERVICES, Stack, open_database
 
 if TYPE_CHECKING:
-    from .evidence.domain.proofs import Verdict
-    from .evidence.domain.receipts import TrustedKey
+    from cryptography.x509 import Certificate
+
+    from offerseal_verify.proofs import ChainView, Check
+    from offerseal_verify.receipts import TrustedKey
 
 log = logging.getLogger("offerseal")
 
@@ -244,46 +246,52 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _trusted_key(text: str) -> dict[str, bytes]:
-    from .evidence.domain.receipts import key_id_of, unb64
+def _trust(
+    args: argparse.Namespace,
+) -> tuple[dict[str, bytes | TrustedKey] | None, list[Certificate] | None]:
+    """The receipt keys (`--key`, `--keys`) and TSA roots (`--tsa-ca`) the user trusts."""
+    from offerseal_verify import trust
 
     try:
-        raw = (
-            bytes.fromhex(text[2:] if text.startswith("0x") else text)
-            if len(text.removeprefix("0x")) == 64
-            else unb64(text)
-        )
-    except (ValueError, binascii.Error):
-        raw = b""
-    if len(raw) != 32:
-        raise ConfigError("--key must be a 32-byte Ed25519 public key (hex or base64)")
-    return {key_id_of(raw): raw}
+        return trust.trusted_keys(args.key, args.keys), trust.tsa_roots(args.tsa_ca)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def _published_keys(path: str) -> dict[str, TrustedKey]:
-    """The keys of a saved `GET /v1/keys` answer, each trusted for the period it signed in."""
-    from .evidence.domain.receipts import TrustedKey, key_id_of, parse_time
+def _chain_view(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[ChainView | None, list[Check]]:
+    """The chain to ask (None with --offline) and, if it does not answer, the check saying so."""
+    from offerseal_verify.proofs import Check
 
+    if args.offline:
+        return None, []
+    from .evidence.adapters.registry import Web3ChainView
+    from .shared import chain
+
+    rpc = args.rpc or settings.rpc_url or "http://127.0.0.1:8545"
     try:
-        data = json.loads(Path(path).read_text())
-        entries = data["keys"] if isinstance(data, dict) else data
-        keys: dict[str, TrustedKey] = {}
-        for entry in entries:
-            raw = bytes.fromhex(entry["public_key_hex"])
-            if len(raw) != 32 or key_id_of(raw) != entry["key_id"]:
-                raise ValueError(f"key {entry['key_id']} does not match its public key")
-            start, end = entry.get("valid_from"), entry.get("valid_until")
-            keys[entry["key_id"]] = TrustedKey(
-                raw, parse_time(start) if start else None, parse_time(end) if end else None
-            )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--keys {path}: not a saved GET /v1/keys answer ({exc})") from None
-    return keys
+        view = Web3ChainView(chain.connect(rpc))
+        view.chain_id()
+    except Exception as exc:
+        return None, [Check("chain", False, redact_text(f"cannot reach {rpc}: {exc}"))]
+    return view, []
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from .evidence.domain.proofs import Check, Verdict, sha256_hex, verify_bundle
+    from offerseal_verify.proofs import Verdict, sha256_hex, verify_bundle
+    from offerseal_verify.report import print_verdict, witness_summary
 
+    if args.proof is None:
+        if zipfile.is_zipfile(args.document):
+            return cmd_verify_dossier(
+                argparse.Namespace(**vars(args), dossier=args.document), settings
+            )
+        print(
+            "verify needs the document and its proof bundle, or an agreement dossier (.zip)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         bundle = json.loads(Path(args.proof).read_text())
     except (OSError, ValueError) as exc:
@@ -294,38 +302,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         print(f"cannot read document {args.document}: {exc}", file=sys.stderr)
         return 2
-    trusted: dict[str, bytes | TrustedKey] | None = None
-    if args.key or args.keys:
-        trusted = {}
-        trusted.update(_published_keys(args.keys) if args.keys else {})
-        trusted.update(_trusted_key(args.key) if args.key else {})
-    tsa_roots = None
-    if args.tsa_ca:
-        from .evidence.domain.timestamps import load_certificates
-
-        try:
-            tsa_roots = [
-                c for path in args.tsa_ca for c in load_certificates(Path(path).read_bytes())
-            ]
-        except (OSError, ValueError) as exc:
-            print(f"cannot read --tsa-ca: {exc}", file=sys.stderr)
-            return 2
-        if not tsa_roots:
-            print("--tsa-ca: no PEM certificate found", file=sys.stderr)
-            return 2
-    chain_view = None
-    extra: list[Check] = []
-    if not args.offline:
-        from .evidence.adapters.registry import Web3ChainView
-        from .shared import chain
-
-        rpc = args.rpc or settings.rpc_url or "http://127.0.0.1:8545"
-        try:
-            chain_view = Web3ChainView(chain.connect(rpc))
-            chain_view.chain_id()
-        except Exception as exc:
-            chain_view = None
-            extra.append(Check("chain", False, redact_text(f"cannot reach {rpc}: {exc}")))
+    trusted, tsa_roots = _trust(args)
+    chain_view, extra = _chain_view(args, settings)
     verdict = verify_bundle(
         bundle,
         document_sha256=sha256_hex(document),
@@ -334,43 +312,60 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         tsa_roots=tsa_roots,
     )
     verdict = Verdict((*verdict.checks, *extra))
-    if args.json:
-        out = verdict.as_dict()
-        out["offline"] = bool(args.offline)
-        print(json.dumps(out, indent=2))
-    else:
-        for check in verdict.checks:
-            mark = {True: "PASS", False: "FAIL", None: "SKIP"}[check.ok]
-            print(f"{mark}  {check.name:<20} {check.detail}")
-        if args.offline:
-            print("offline: the chain was not consulted; run without --offline for a full check")
-        print(f"witnesses: {_witness_summary(bundle, verdict)}")
-        print("VALID" if verdict.valid else "NOT VALID")
-    if args.offline:
-        return 0 if not verdict.failed else 1
-    return 0 if verdict.valid else 1
+    return print_verdict(
+        verdict,
+        offline=bool(args.offline),
+        as_json=args.json,
+        witnesses=witness_summary(bundle, verdict, redact_url),
+    )
 
 
-def _witness_summary(bundle: object, verdict: Verdict) -> str:
-    """Each witness the bundle carries and whether it held: the chain, each RFC 3161 TSA."""
-    chain_checks = [
-        c
-        for c in verdict.checks
-        if c.name in {"root_anchored", "anchor_transaction", "block_timestamp"}
-    ]
-    states = {True: "PASS", False: "FAIL", None: "SKIP"}
-    chain_ok = None if any(c.ok is None for c in chain_checks) else all(c.ok for c in chain_checks)
-    parts = [f"ethereum {states[chain_ok if chain_checks else False]}"]
-    stamps = [c for c in verdict.checks if c.name == "rfc3161_timestamp"]
-    entries = bundle.get("timestamps") if isinstance(bundle, dict) else None
-    for index, check in enumerate(stamps):
-        tsa = "?"
-        if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
-            tsa = str(entries[index].get("tsa", "?"))
-        parts.append(f"rfc3161 {redact_url(tsa)} {states[check.ok]}")
-    if not stamps:
-        parts.append("rfc3161 none in this bundle")
-    return "; ".join(parts)
+def cmd_verify_dossier(args: argparse.Namespace, settings: Settings) -> int:
+    """An agreement dossier: its ZIP, manifest, every file, the manifest's and each file's proof,
+    the cover PDF's signature (pyHanko)."""
+    from offerseal_verify.dossier import pyhanko_cover_check, verify_dossier
+    from offerseal_verify.proofs import Verdict
+    from offerseal_verify.report import print_verdict
+
+    if not Path(args.dossier).is_file():
+        print(f"cannot read dossier {args.dossier}: no such file", file=sys.stderr)
+        return 2
+    trusted, tsa_roots = _trust(args)
+    chain_view, extra = _chain_view(args, settings)
+    verdict = verify_dossier(
+        args.dossier,
+        trusted_keys=trusted,
+        chain=chain_view,
+        tsa_roots=tsa_roots,
+        cover_check=pyhanko_cover_check,
+    )
+    verdict = Verdict((*verdict.checks, *extra))
+    return print_verdict(verdict, offline=bool(args.offline), as_json=args.json)
+
+
+def _verify_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rpc", help="Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or http://127.0.0.1:8545)"
+    )
+    parser.add_argument(
+        "--key", help="pin the receipt signer's public key (hex or base64, from GET /v1/keys)"
+    )
+    parser.add_argument(
+        "--keys",
+        help="trust every key of a saved GET /v1/keys answer (JSON file), each only for "
+        "receipts dated inside its valid_from/valid_until",
+    )
+    parser.add_argument(
+        "--tsa-ca",
+        action="append",
+        metavar="FILE",
+        help="PEM file of TSA root certificates trusted for the RFC 3161 stamps (repeatable); "
+        "without it the root the bundle names is used, and the result says so",
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="check everything except the chain, and say so"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable result")
 
 
 def cmd_certificate(args: argparse.Namespace, settings: Settings) -> int:
@@ -524,34 +519,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser(
         "verify",
-        help="verify a document against its proof bundle; "
+        help="verify a document against its proof bundle (or an agreement dossier .zip); "
         "needs only the file, the proof and an RPC endpoint",
     )
-    verify.add_argument("document", help="the document file")
-    verify.add_argument("proof", help="the proof bundle (JSON)")
-    verify.add_argument(
-        "--rpc", help="Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or http://127.0.0.1:8545)"
-    )
-    verify.add_argument(
-        "--key", help="pin the receipt signer's public key (hex or base64, from GET /v1/keys)"
-    )
-    verify.add_argument(
-        "--keys",
-        help="trust every key of a saved GET /v1/keys answer (JSON file), each only for "
-        "receipts dated inside its valid_from/valid_until",
-    )
-    verify.add_argument(
-        "--tsa-ca",
-        action="append",
-        metavar="FILE",
-        help="PEM file of TSA root certificates trusted for the RFC 3161 stamps (repeatable); "
-        "without it the root the bundle names is used, and the result says so",
-    )
-    verify.add_argument(
-        "--offline", action="store_true", help="check everything except the chain, and say so"
-    )
-    verify.add_argument("--json", action="store_true", help="machine-readable result")
+    verify.add_argument("document", help="the document file, or an agreement dossier (.zip)")
+    verify.add_argument("proof", nargs="?", help="the proof bundle (JSON); none for a dossier")
+    _verify_options(verify)
     verify.set_defaults(func=cmd_verify)
+
+    dossier = sub.add_parser(
+        "verify-dossier",
+        help="verify an agreement dossier (.zip): every file against the anchored manifest, "
+        "the manifest's and each file's proof, the cover PDF",
+    )
+    dossier.add_argument("dossier", help="the dossier (.zip)")
+    _verify_options(dossier)
+    dossier.set_defaults(func=cmd_verify_dossier)
 
     cert = sub.add_parser(
         "certificate",

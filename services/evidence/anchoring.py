@@ -27,6 +27,9 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select, update
 from web3 import Web3
 
+from offerseal_verify import merkle
+from offerseal_verify.hexbytes import from_hex32, to_hex
+
 from ..shared import chain, failpoints, messages
 from ..shared.broker import enqueue
 from ..shared.db import Database, insert_rows
@@ -42,9 +45,7 @@ from ..shared.locks import ExclusiveLock
 from ..shared.models import aware, utcnow
 from ..shared.workers import Backoff, run_every
 from .adapters.registry import RegistryClient
-from .domain import merkle
 from .domain.documents import ANCHORED, PENDING
-from .domain.hexbytes import from_hex32, to_hex
 from .models import Batch, BatchMember, Document
 from .service import CANDIDATE_LINK
 

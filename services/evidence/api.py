@@ -19,6 +19,15 @@ from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 from marshmallow import fields, validate
 
+from offerseal_verify.hexbytes import is_hex32, to_hex
+from offerseal_verify.proofs import (
+    MAX_BUNDLE_BYTES,
+    ChainView,
+    Check,
+    Verdict,
+    bundle_size_problem,
+)
+
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..shared.guards import access, check_json_text, max_json_bytes, roles
@@ -28,14 +37,6 @@ from ..shared.redact import redact_text
 from ..shared.web import principal
 from .certificate import LANGS
 from .domain.documents import KINDS, MAX_HASH_BATCH, RECORD_KINDS
-from .domain.hexbytes import is_hex32, to_hex
-from .domain.proofs import (
-    MAX_BUNDLE_BYTES,
-    ChainView,
-    Check,
-    Verdict,
-    bundle_size_problem,
-)
 from .errors import SchemaNotFound
 from .issuer import CertificateIssuer
 from .provenance import Provenance, SourceInvalid, check_source
@@ -484,7 +485,9 @@ class Keys(MethodView):
 @verify_blp.route("/schemas")
 @access("public")
 class Schemas(MethodView):
-    @verify_blp.doc(summary="The published JSON Schemas (draft 2020-12) of the proof bundle")
+    @verify_blp.doc(
+        summary="The published JSON Schemas (draft 2020-12): proof bundle, dossier manifest"
+    )
     @verify_blp.response(200)
     def get(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,10 @@ from cryptography import x509
 from flask import Flask
 from sqlalchemy import func, select
 
+from offerseal_verify.proofs import ChainView
+from offerseal_verify.receipts import ReceiptSigner
+from offerseal_verify.timestamps import load_certificates
+
 from ..shared import chain, revocations, secrets
 from ..shared.config import ConfigError, Settings
 from ..shared.db import Database
@@ -23,9 +27,6 @@ from . import api
 from .adapters.registry import Web3ChainView
 from .anchoring import Anchorer
 from .crypto import DocumentCipher
-from .domain.proofs import ChainView
-from .domain.receipts import ReceiptSigner
-from .domain.timestamps import load_certificates
 from .issuer import CertificateIssuer
 from .models import Document
 from .receipt_keys import record_current

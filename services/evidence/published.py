@@ -1,5 +1,6 @@
-"""The published formats: versioned JSON Schemas (draft 2020-12) of the proof bundle, shipped in
-`schemas/` beside this module and served at `GET /v1/schemas/<name>`."""
+"""The published formats: versioned JSON Schemas (draft 2020-12) of the proof bundle and of the
+agreement dossier's manifest, shipped in `schemas/` beside this module and served at
+`GET /v1/schemas/<name>`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ SCHEMA_DIR = Path(__file__).with_name("schemas")
 SCHEMAS = {
     "proof-bundle-1": "offerseal-proof/1",
     "proof-bundle-2": "offerseal-proof/2",
+    "dossier-manifest-1": "offerseal-dossier-1",
 }
 
 
@@ -28,6 +30,6 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 def schema_for_bundle(bundle: Any) -> str | None:
-    """The schema of a bundle's declared format."""
+    """The schema of a bundle's (or a dossier manifest's) declared format."""
     declared = bundle.get("format") if isinstance(bundle, dict) else None
     return next((name for name, fmt in SCHEMAS.items() if fmt == declared), None)

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import case, select, text, update
 from sqlalchemy.orm import Session
 
+from offerseal_verify.receipts import ReceiptSigner, TrustedKey, b64
+
 from ..shared.db import Database
 from ..shared.models import aware, utcnow
-from .domain.receipts import ReceiptSigner, TrustedKey, b64
 from .models import ReceiptKey
 
 log = logging.getLogger(__name__)

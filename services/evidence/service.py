@@ -18,17 +18,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from offerseal_verify import merkle, timestamps
+from offerseal_verify.hexbytes import from_hex32, to_hex
+from offerseal_verify.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
+from offerseal_verify.receipts import ReceiptSigner, TrustedKey
+
 from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.db import Database, insert_rows
 from ..shared.links import Link
 from ..shared.models import ApiKey, aware, utcnow
 from .crypto import DocumentCipher, Sealed, UnknownMasterKey
-from .domain import merkle, timestamps
 from .domain.documents import ANCHORED, PENDING
-from .domain.hexbytes import from_hex32, to_hex
-from .domain.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
-from .domain.receipts import ReceiptSigner, TrustedKey
 from .errors import (
     DocumentNotFound,
     IdempotencyConflict,

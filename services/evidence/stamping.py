@@ -20,11 +20,12 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from offerseal_verify import timestamps
+from offerseal_verify.hexbytes import from_hex32
+
 from ..shared.db import Database
 from ..shared.redact import redact_url
 from ..shared.workers import Backoff, run_every
-from .domain import timestamps
-from .domain.hexbytes import from_hex32
 from .models import Batch, BatchTimestamp
 
 log = logging.getLogger(__name__)

@@ -245,6 +245,15 @@ def test_a_proof_from_this_stack_validates_against_the_published_schema(
 
     listing = requests.get(stack.url("/v1/schemas"), timeout=30)
     assert listing.status_code == 200
+    assert {item["name"] for item in listing.json()["items"]} >= {
+        "proof-bundle-1",
+        "proof-bundle-2",
+        "dossier-manifest-1",
+    }
+    manifest_schema = requests.get(stack.url("/v1/schemas/dossier-manifest-1.json"), timeout=30)
+    assert manifest_schema.status_code == 200
+    jsonschema.Draft202012Validator.check_schema(manifest_schema.json())
+    assert manifest_schema.json()["properties"]["format"] == {"const": "offerseal-dossier-1"}
     served = requests.get(stack.url("/v1/schemas/proof-bundle-2.json"), timeout=30)
     assert served.status_code == 200
     assert served.headers["Content-Type"].startswith("application/schema+json")

@@ -17,9 +17,9 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError
 
 from offerseal.evidence.adapters.registry import RegistryClient
-from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.config import ANVIL_DEV_KEY
+from offerseal_verify import merkle
 
 pytestmark = pytest.mark.chain
 ROOT = Path(__file__).resolve().parents[2]

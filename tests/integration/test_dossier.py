@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from offerseal.evidence.adapters.registry import Web3ChainView
-from offerseal.evidence.domain.proofs import verify_bundle
 from offerseal.shared import chain, secrets
+from offerseal_verify.proofs import verify_bundle
 from tests.conftest import RunningStack, make_settings, start_stack, upload
 from tests.integration.test_certificate import IN_CI, signature_status, text_of
 from tests.integration.test_cli import offerseal

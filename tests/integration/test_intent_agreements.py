@@ -29,9 +29,9 @@ from offerseal.contracts.domain.agreements import (
     within_cap,
 )
 from offerseal.evidence.adapters.registry import RegistryClient
-from offerseal.evidence.domain import merkle
 from offerseal.shared import chain
 from offerseal.shared.config import ANVIL_DEV_KEY
+from offerseal_verify import merkle
 from tests.conftest import free_port
 from tests.signing import ethers_sign
 

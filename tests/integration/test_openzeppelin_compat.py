@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from offerseal.evidence.domain import merkle
-from offerseal.evidence.domain.hexbytes import to_hex
+from offerseal_verify import merkle
+from offerseal_verify.hexbytes import to_hex
 from tests.conftest import RunningStack, upload, wait_for_proof
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from offerseal.evidence.domain.receipts import TrustedKey, parse_time, verify_receipt
 from offerseal.shared import secrets
 from offerseal.shared.auth import create_key
 from offerseal.shared.links import PURPOSE_UPLOAD, Link, LinkSigner
+from offerseal_verify.receipts import TrustedKey, parse_time, verify_receipt
 from tests.conftest import RunningStack, make_settings, start_stack, upload, wait_for_proof
 from tests.unit.test_provenance import MESSAGE, PUBLISHED, signed
 

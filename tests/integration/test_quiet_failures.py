@@ -18,7 +18,6 @@ from web3.providers.rpc import HTTPProvider
 from offerseal.evidence.adapters.registry import RegistryClient
 from offerseal.evidence.anchoring import Anchorer
 from offerseal.evidence.crypto import DocumentCipher
-from offerseal.evidence.domain.receipts import ReceiptSigner
 from offerseal.evidence.models import Batch
 from offerseal.evidence.service import EvidenceService, NewDocument
 from offerseal.shared import chain
@@ -28,6 +27,7 @@ from offerseal.shared.db import Database
 from offerseal.shared.deployments import EVIDENCE_REGISTRY, ChainBehind
 from offerseal.shared.models import ChainDeployment, OutboxMessage
 from offerseal.shared.net import free_port
+from offerseal_verify.receipts import ReceiptSigner
 
 HR = Principal(key_id="k-hr", role="hr", tenant="acme")
 

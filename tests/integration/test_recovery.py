@@ -14,10 +14,10 @@ import requests
 from sqlalchemy import select
 
 from offerseal.evidence.adapters.registry import RegistryClient, Web3ChainView
-from offerseal.evidence.domain.proofs import verify_bundle
 from offerseal.evidence.models import Batch, BatchMember, Document
 from offerseal.shared import chain
 from offerseal.shared.db import Database
+from offerseal_verify.proofs import verify_bundle
 from tests.conftest import free_port
 from tests.procs import ServiceProcess, create_key, service_env
 

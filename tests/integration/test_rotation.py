@@ -20,7 +20,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from offerseal.evidence.crypto import DocumentCipher
-from offerseal.evidence.domain.receipts import ReceiptSigner, verify_receipt
 from offerseal.evidence.errors import MasterKeyMissing
 from offerseal.evidence.models import Document, DocumentBlob, ReceiptKey
 from offerseal.evidence.receipt_keys import record_current
@@ -28,6 +27,7 @@ from offerseal.evidence.rotation import key_versions, rewrap_all
 from offerseal.evidence.service import EvidenceService, NewDocument
 from offerseal.shared.auth import Principal
 from offerseal.shared.db import Database
+from offerseal_verify.receipts import ReceiptSigner, verify_receipt
 from tests.conftest import make_settings, start_stack, upload, wait_for_proof
 from tests.integration.test_cli import offerseal
 

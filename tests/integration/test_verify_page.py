@@ -24,6 +24,8 @@ import requests
 
 from offerseal.shared.dev_tsa import DevTSA, ensure_authority
 from tests.conftest import IN_CI, ROOT, make_settings, start_stack, upload, wait_for_proof
+from tests.dossiers import anchored_dossier, zip_of
+from tests.integration.test_timestamps import stamped_proof
 
 pytestmark = [pytest.mark.chain]
 
@@ -138,6 +140,14 @@ def evidence(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[d
         (files / "stamped-copy-altered.pdf").write_bytes(bytes(tampered))
         (files / "proof.json").write_text(json.dumps(proof, indent=2))
         key = requests.get(stack.url("/v1/keys"), timeout=10).json()["keys"][0]["public_key"]
+        # An agreement dossier whose manifest and evidence file this stack anchored and stamped.
+        entries = anchored_dossier(stack, proof_of=stamped_proof)
+        (files / "dossier.zip").write_bytes(zip_of(list(entries.items())))
+        altered = dict(entries)
+        readme = bytearray(altered["README.txt"])
+        readme[3] ^= 0x01
+        altered["README.txt"] = bytes(readme)
+        (files / "dossier-altered.zip").write_bytes(zip_of(list(altered.items())))
         yield {
             "web": stack.stack.urls["web"],
             "rpc": stack.rpc_url,
@@ -148,6 +158,8 @@ def evidence(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[d
             "dir": files,
             "tsa_root": tsa.authority.ca_cert,
             "other_root": ensure_authority(tmp / "other-tsa", name="Another TSA").ca_cert,
+            "dossier": files / "dossier.zip",
+            "dossier_altered": files / "dossier-altered.zip",
         }
     finally:
         stack.stack.stop()
@@ -372,3 +384,80 @@ def test_the_page_fails_a_stamp_against_another_tsa_root(
         assert failed == {"rfc3161_timestamp"}, result
         assert not result["valid"]
         _fits_phone(driver)
+
+
+DOSSIER_CHECKS = ["zip", "manifest", "files", "manifest_anchored", "file_proof", "cover"]
+
+
+def _fill_dossier(driver: Any, evidence: dict[str, Any], dossier: Path) -> None:
+    """The dossier goes where the document goes, and no proof bundle: it carries its own."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "document").send_keys(str(dossier))
+    rpc = driver.find_element(By.ID, "rpc")
+    rpc.clear()
+    rpc.send_keys(evidence["rpc"])
+    field = driver.find_element(By.ID, "key")
+    field.clear()
+    field.send_keys(evidence["key"])
+    driver.find_element(By.ID, "tsa").send_keys(str(evidence["tsa_root"]))
+
+
+def _verify_dossiers(driver: Any, evidence: dict[str, Any], lang: str, prefix: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    words = WORDS[lang]
+    with step(driver, f"{prefix}-dossier-valid"):
+        _fill_dossier(driver, evidence, evidence["dossier"])
+        _submit_with_keyboard(driver)
+        result = _result(driver)
+        assert list(result["checks"]) == DOSSIER_CHECKS, result
+        assert {c["status"] for c in result["checks"].values()} == {"pass"}, result
+        assert all(c["tag"] == words["pass"] for c in result["checks"].values())
+        assert result["valid"] and result["verdict"].startswith(words["valid"])
+        # Each proof bundle's own checks are listed under the check that sums them up.
+        nested = driver.find_elements(
+            By.CSS_SELECTOR, "#checks > li[data-check=manifest_anchored] ol > li"
+        )
+        assert [n.get_attribute("data-check") for n in nested] == CHECKS
+        assert {n.get_attribute("data-status") for n in nested} == {"pass"}
+        folded = driver.find_element(
+            By.CSS_SELECTOR, "#checks > li[data-check=manifest_anchored] details"
+        )
+        assert folded.get_attribute("open") is None  # all passed: folded
+        _fits_phone(driver)
+
+    _reset(driver)
+    with step(driver, f"{prefix}-dossier-altered"):
+        _fill_dossier(driver, evidence, evidence["dossier_altered"])
+        _submit_with_keyboard(driver)
+        result = _result(driver)
+        failed = {n for n, c in result["checks"].items() if c["status"] == "fail"}
+        assert failed == {"files"}, result
+        assert "README.txt" in result["checks"]["files"]["text"]
+        assert result["checks"]["files"]["tag"] == words["fail"]
+        assert not result["valid"] and result["verdict"].startswith(words["invalid"])
+        _fits_phone(driver)
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_page_verifies_an_agreement_dossier(
+    browser: Any, evidence: dict[str, Any], lang: str
+) -> None:
+    browser.get(f"{evidence['web']}/verify?lang={lang}")
+    _verify_dossiers(browser, evidence, lang, f"page-{lang}")
+    calls = [name for kind, name in _requests_made(browser) if kind in {"fetch", "xmlhttprequest"}]
+    assert calls and {name.rstrip("/") for name in calls} == {evidence["rpc"].rstrip("/")}
+
+
+def test_the_saved_verifier_verifies_an_agreement_dossier_from_disk(
+    browser: Any, evidence: dict[str, Any]
+) -> None:
+    path = evidence["dir"] / "offerseal-verifier-dossier.html"
+    path.write_text(
+        requests.get(f"{evidence['web']}/verify/verifier.html?lang=en", timeout=10).text,
+        encoding="utf-8",
+    )
+    browser.get(path.as_uri())
+    _verify_dossiers(browser, evidence, "en", "saved-en")
+    assert all(name.startswith(("file:", evidence["rpc"])) for _, name in _requests_made(browser))

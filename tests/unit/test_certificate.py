@@ -21,13 +21,13 @@ from offerseal.evidence.certificate import (
     render_certificate,
     rows_of,
 )
-from offerseal.evidence.domain.proofs import AnchorFacts, build_bundle
-from offerseal.evidence.domain.receipts import ReceiptSigner
 from offerseal.evidence.published import SCHEMAS, load_schema, schema_for_bundle, schema_name
 from offerseal.shared import pdf as pdf_module
 from offerseal.shared import secrets
 from offerseal.shared.config import ConfigError, load_settings
 from offerseal.shared.pdf import PdfSigningKey, sign_pdf
+from offerseal_verify.proofs import AnchorFacts, build_bundle
+from offerseal_verify.receipts import ReceiptSigner
 
 SHA = "0x" + "ab" * 32
 TX = "0x" + "11" * 32

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offerseal.evidence.domain import merkle
+from offerseal_verify import merkle
 
 
 def leaves(n: int) -> list[bytes]:

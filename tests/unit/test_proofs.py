@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from offerseal.evidence.domain import merkle
-from offerseal.evidence.domain.hexbytes import to_hex
-from offerseal.evidence.domain.proofs import AnchorFacts, AnchorTx, build_bundle, verify_bundle
-from offerseal.evidence.domain.receipts import ReceiptSigner
+from offerseal_verify import merkle
+from offerseal_verify.hexbytes import to_hex
+from offerseal_verify.proofs import AnchorFacts, AnchorTx, build_bundle, verify_bundle
+from offerseal_verify.receipts import ReceiptSigner
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 TX = "0x" + "11" * 32

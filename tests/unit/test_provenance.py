@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from offerseal.evidence.domain.receipts import ReceiptSigner, key_id_of, verify_receipt
 from offerseal.evidence.provenance import SourceInvalid, check_email, check_source, is_email
+from offerseal_verify.receipts import ReceiptSigner, key_id_of, verify_receipt
 
 DOMAIN = "old-employer.example"
 SELECTOR = "hr2026"

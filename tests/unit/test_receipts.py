@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from offerseal.evidence.domain.canonical import canonical_json
-from offerseal.evidence.domain.receipts import (
+from offerseal_verify.canonical import canonical_json
+from offerseal_verify.receipts import (
     ReceiptSigner,
     TrustedKey,
     parse_time,

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from offerseal.evidence.domain import timestamps
-from offerseal.evidence.domain.proofs import build_bundle, verify_bundle
 from offerseal.shared.dev_tsa import Authority, ensure_authority, reply
+from offerseal_verify import timestamps
+from offerseal_verify.proofs import build_bundle, verify_bundle
 
 from .test_proofs import make_bundle, sha_hex
 
@@ -57,7 +57,7 @@ def stamped_bundle(authority: Authority, stamp_root: bytes | None = None) -> tup
 
 
 def _anchor(section: dict[str, Any]) -> Any:
-    from offerseal.evidence.domain.proofs import AnchorFacts
+    from offerseal_verify.proofs import AnchorFacts
 
     return AnchorFacts(**section)
 

@@ -10,9 +10,10 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from offerseal_verify.hexbytes import to_hex
+from offerseal_verify.proofs import AnchorTx
+
 from ...shared.chain import ContractClient, PreparedTx
-from ..domain.hexbytes import to_hex
-from ..domain.proofs import AnchorTx
 
 log = logging.getLogger(__name__)
 DEFAULT_ADMIN_ROLE = b"\x00" * 32  # OpenZeppelin AccessControl's admin role

@@ -1,19 +1,13 @@
-// The verify page: reads the document and the proof bundle in the browser, runs every check
-// (see checks.js) against the RPC endpoints the user typed, and shows each one as PASS or FAIL
-// with its reason, in the page's language. Nothing is sent anywhere but to those endpoints.
+// The verify page: reads the document and the proof bundle (or an agreement dossier, a ZIP) in
+// the browser, runs every check (see checks.js and dossier.js) against the RPC endpoints the user
+// typed, and shows each one as PASS or FAIL with its reason, in the page's language. Nothing is
+// sent anywhere but to those endpoints.
 
 import catalog from "../../../services/web/messages.json";
-import {
-  chainChecks,
-  isValid,
-  mergeEndpoints,
-  parseTrustedKey,
-  sha256Hex,
-  unreachable,
-  verifyOffline,
-} from "./checks.js";
-import { client, parseEndpoints } from "./rpc.js";
-import { parseCertificates, timestampChecks } from "./timestamps.js";
+import { isValid, parseTrustedKey, sha256Hex } from "./checks.js";
+import { checkBundle, looksLikeZip, verifyDossier } from "./dossier.js";
+import { parseEndpoints } from "./rpc.js";
+import { parseCertificates } from "./timestamps.js";
 
 const MAX_BUNDLE_BYTES = 64 * 1024;
 const LANGUAGES = Object.keys(catalog);
@@ -98,11 +92,14 @@ async function readInputs(form) {
   const documentFile = form.elements.document.files[0];
   const proofFile = form.elements.proof.files[0];
   let bundle = null;
+  let dossier = null; // the ZIP's bytes when the file is an agreement dossier and no proof is given
   let endpoints = [];
   let trusted = null;
   if (!documentFile) errors.push(["document", t("verify.error.document")]);
   if (!proofFile) {
-    errors.push(["proof", t("verify.error.proof")]);
+    const head = documentFile ? new Uint8Array(await documentFile.slice(0, 4).arrayBuffer()) : null;
+    if (head && looksLikeZip(head)) dossier = new Uint8Array(await documentFile.arrayBuffer());
+    else errors.push(["proof", t("verify.error.proof")]);
   } else if (proofFile.size > MAX_BUNDLE_BYTES) {
     errors.push(["proof", t("verify.error.proof_size")]);
   } else {
@@ -132,25 +129,18 @@ async function readInputs(form) {
       errors.push(["tsa", t("verify.error.tsa")]);
     }
   }
-  return { errors, documentFile, bundle, endpoints, trusted, tsaRoots };
+  return { errors, documentFile, bundle, dossier, endpoints, trusted, tsaRoots };
 }
 
-async function runChecks({ documentFile, bundle, endpoints, trusted, tsaRoots }) {
+async function runChecks({ documentFile, bundle, dossier, endpoints, trusted, tsaRoots }) {
+  const options = { endpoints, trusted, tsaRoots };
+  if (dossier) {
+    const result = await verifyDossier(dossier, options);
+    return { dossier: true, sha: result.manifestSha, checks: result.checks, disagree: !!result.disagree };
+  }
   const sha = await sha256Hex(await documentFile.arrayBuffer());
-  const { checks, facts } = verifyOffline(bundle, sha, trusted);
-  if (!facts) return { sha, checks, disagree: false };
-  const stamps = await timestampChecks(bundle, facts.root, tsaRoots);
-  const perEndpoint = await Promise.all(
-    endpoints.map(async (url) => {
-      try {
-        return { url, checks: await chainChecks(client(url), facts) };
-      } catch (error) {
-        return { url, checks: unreachable(url, error) };
-      }
-    })
-  );
-  const merged = mergeEndpoints(perEndpoint);
-  return { sha, checks: checks.concat(merged.checks, stamps), disagree: merged.disagree };
+  const result = await checkBundle(bundle, sha, options);
+  return { dossier: false, sha, checks: result.checks, disagree: result.disagree };
 }
 
 function statusText(ok) {
@@ -180,6 +170,18 @@ function renderCheck(check) {
   } else {
     item.append(el("p", { class: "check__detail" }, t(check.key, check.params)));
   }
+  if (check.parts) {
+    // A dossier's proof bundle: its own checks, listed under the check that sums them up.
+    // Folded when they all passed, open when one did not.
+    const details = el(
+      "details",
+      { class: "check__parts" },
+      el("summary", {}, t("verify.parts", { count: check.parts.length })),
+      el("ol", { class: "checks checks--nested" }, ...check.parts.map(renderCheck))
+    );
+    details.open = check.ok !== true;
+    item.append(details);
+  }
   return item;
 }
 
@@ -192,10 +194,18 @@ function renderResults(result) {
   panel.dataset.valid = String(valid);
   panel.replaceChildren(
     el("h3", { class: "panel__title" }, valid ? t("verify.valid") : t("verify.invalid", { count: failed })),
-    el("p", {}, valid ? t("verify.valid.body") : t("verify.invalid.body"))
+    el(
+      "p",
+      {},
+      valid
+        ? t(result.dossier ? "verify.dossier.valid.body" : "verify.valid.body")
+        : t(result.dossier ? "verify.dossier.invalid.body" : "verify.invalid.body")
+    )
   );
   document.getElementById("disagree").hidden = !result.disagree;
-  document.getElementById("document-sha").textContent = t("verify.document.sha", { sha: result.sha });
+  document.getElementById("document-sha").textContent = result.sha
+    ? t(result.dossier ? "verify.dossier.sha" : "verify.document.sha", { sha: result.sha })
+    : "";
   document.getElementById("checks").replaceChildren(...result.checks.map(renderCheck));
   section.hidden = false;
   section.focus();

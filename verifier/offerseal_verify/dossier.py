@@ -1,0 +1,481 @@
+"""The agreement dossier (`offerseal-dossier-1`, a ZIP) and the checks that verify it.
+
+`manifest.json` lists every file of the dossier with its sha256 and size, and is itself anchored
+by `manifest.proof.json` (a proof bundle): so no file can be changed, added or removed unseen.
+Files that are anchored one by one (evidence, the signing record) name their own proof bundle,
+which is verified too. `cover.pdf`, the signed report, names the manifest's hash and therefore
+stands outside it; its PAdES signature protects it.
+
+Verifying needs the ZIP, the receipt keys and TSA roots one trusts, and a view of the chain.
+Entries are read one at a time and hashed as they stream, so a large dossier needs little memory
+and an entry no manifest lists is never decompressed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, TypeGuard
+
+from .proofs import MAX_BUNDLE_BYTES, ChainView, Check, Verdict, verify_bundle
+from .receipts import TrustedKey
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+
+DOSSIER_FORMAT = "offerseal-dossier-1"
+FORMATS = (DOSSIER_FORMAT,)
+MANIFEST = "manifest.json"
+MANIFEST_PROOF = "manifest.proof.json"
+COVER = "cover.pdf"
+OUTSIDE_MANIFEST = frozenset({MANIFEST, MANIFEST_PROOF, COVER})
+MAX_ENTRIES = 10_000
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+MAX_COVER_BYTES = 64 * 1024 * 1024
+_CHUNK = 1024 * 1024
+# What reading or parsing a damaged or hostile entry raises (bad CRC or deflate data, unknown
+# compression method, JSON nested too deep).
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+    RecursionError,  # JSON nested too deep
+)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_LISTED_PROBLEMS = 5
+
+# What a dossier check of the cover PDF says: ok (None: not checked) and why.
+CoverCheck = Callable[[bytes], tuple[bool | None, str]]
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why an entry name must not be used as a path (extracting it could escape or collide), or
+    None. Names use '/', are relative, and have no empty, '.' or '..' segment."""
+    if not name:
+        return "empty name"
+    if _CONTROL.search(name):
+        return "control character in the name"
+    if "\\" in name:
+        return "backslash in the name (paths use '/')"
+    if name.startswith("/"):
+        return "absolute path"
+    if re.match(r"[A-Za-z]:", name):
+        return "drive letter"
+    segments = name.removesuffix("/").split("/")
+    if any(s in ("", ".", "..") for s in segments):
+        return "empty, '.' or '..' path segment"
+    return None
+
+
+def _strict_json(data: bytes) -> Any:
+    """JSON as the dossier's files hold it: UTF-8, no duplicate keys, no NaN or Infinity."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise ValueError(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+
+
+def _utc_time(text: Any) -> bool:
+    if not isinstance(text, str) or not _UTC_TIME.fullmatch(text):
+        return False
+    try:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:  # e.g. month 13
+        return False
+    return True
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def manifest_problems(manifest: Any) -> list[str]:
+    """What makes `manifest` not a well-formed `offerseal-dossier-1` manifest (empty if none).
+    The published JSON Schema `dossier-manifest-1.json` states the same rules."""
+    if not isinstance(manifest, dict):
+        return ["the manifest is not a JSON object"]
+    if manifest.get("format") not in FORMATS:
+        return [f"format is {manifest.get('format')!r}, expected {DOSSIER_FORMAT!r}"]
+    problems: list[str] = []
+    agreement = manifest.get("agreement")
+    if not isinstance(agreement, dict):
+        problems.append("agreement: an object is required")
+    else:
+        for key in ("id", "state"):
+            if not isinstance(agreement.get(key), str) or not agreement.get(key):
+                problems.append(f"agreement.{key}: a non-empty string is required")
+        if not (
+            isinstance(agreement.get("onchain_id"), str)
+            and _HEX32.fullmatch(agreement["onchain_id"])
+        ):
+            problems.append("agreement.onchain_id: 0x and 64 hex digits are required")
+        chain_id = agreement.get("chain_id")
+        if not (_is_int(chain_id) and chain_id > 0):
+            problems.append("agreement.chain_id: a positive integer is required")
+        if not (
+            isinstance(agreement.get("registry"), str) and _ADDRESS.fullmatch(agreement["registry"])
+        ):
+            problems.append("agreement.registry: 0x and 40 hex digits are required")
+    if not _utc_time(manifest.get("as_of")):
+        problems.append("as_of: an ISO-8601 UTC time is required")
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        problems.append("files: a list is required")
+        return problems
+    if len(files) > MAX_ENTRIES:
+        problems.append(f"files: at most {MAX_ENTRIES} entries")
+        return problems
+    paths: list[str] = []
+    for i, entry in enumerate(files):
+        where = f"files[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: an object is required")
+            continue
+        path = entry.get("path")
+        if not isinstance(path, str) or unsafe_name(path) or path.endswith("/"):
+            problems.append(f"{where}.path: a safe relative file path is required")
+        elif path in OUTSIDE_MANIFEST:
+            problems.append(f"{where}.path: {path} cannot be listed in the manifest")
+        else:
+            paths.append(path)
+        if not (isinstance(entry.get("sha256"), str) and _SHA256.fullmatch(entry["sha256"])):
+            problems.append(f"{where}.sha256: 64 lowercase hex digits are required")
+        size = entry.get("bytes")
+        if not (_is_int(size) and size >= 0):
+            problems.append(f"{where}.bytes: a non-negative integer is required")
+        if not isinstance(entry.get("title"), str):
+            problems.append(f"{where}.title: a string is required")
+        if "proof" in entry and not isinstance(entry["proof"], str):
+            problems.append(f"{where}.proof: a path (string) is required")
+    if len(set(paths)) != len(paths):
+        problems.append("files: paths must be unique")
+    elif paths != sorted(paths):
+        problems.append("files: entries must be sorted by path")
+    if not problems:
+        listed = set(paths)
+        for entry in files:
+            target = entry.get("proof")
+            if target is not None and (target not in listed or target == entry["path"]):
+                problems.append(f"{entry['path']}: its proof {target} is not another listed file")
+    return problems
+
+
+def _stream_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[str, int]:
+    """sha256 and size of an entry, reading at most `limit` + 1 bytes (enough to see it is
+    longer than it should be, never a decompression bomb's whole output)."""
+    digest = hashlib.sha256()
+    size = 0
+    with archive.open(info) as stream:
+        while size <= limit:
+            chunk = stream.read(min(_CHUNK, limit + 1 - size))
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    with archive.open(info) as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{info.filename} is larger than {limit} bytes")
+    return data
+
+
+def _summarise(name: str, what: str, verdict: Verdict) -> Check:
+    """One dossier check from a bundle's verdict: FAIL if any check failed, SKIP if none failed
+    but some were not performed (offline), PASS if every check passed. The bundle's own checks
+    are kept as the check's parts."""
+    failed = [c for c in verdict.checks if c.ok is False]
+    skipped = [c for c in verdict.checks if c.ok is None]
+    if failed:
+        first = failed[0]
+        detail = (
+            f"{what}: {', '.join(c.name for c in failed)} failed ({first.name}: {first.detail})"
+        )
+        return Check(name, False, detail, parts=verdict.checks)
+    if skipped:
+        passed = len(verdict.checks) - len(skipped)
+        detail = f"{what}: {passed} check(s) pass, {len(skipped)} not performed (offline)"
+        return Check(name, None, detail, parts=verdict.checks)
+    block = next((c for c in verdict.checks if c.name == "block_timestamp"), None)
+    tail = f"; {block.detail}" if block else ""
+    detail = f"{what}: all {len(verdict.checks)} checks pass{tail}"
+    return Check(name, True, detail, parts=verdict.checks)
+
+
+def _listed_problems(problems: list[str]) -> str:
+    shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def pyhanko_cover_check(pdf: bytes) -> tuple[bool | None, str]:
+    """Check the cover's PDF signatures with pyHanko when it is installed: each must be intact
+    and cryptographically valid (whose certificate it is, a PDF reader shows)."""
+    try:
+        from pyhanko.pdf_utils.reader import PdfFileReader
+        from pyhanko.sign.validation import validate_pdf_signature
+        from pyhanko_certvalidator import ValidationContext
+    except ImportError:
+        return (
+            True,
+            f"{COVER} present ({len(pdf)} bytes); open it in a PDF reader to check its signature",
+        )
+    try:
+        signatures = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+        if not signatures:
+            return False, f"{COVER} carries no signature"
+        signers = []
+        for signature in signatures:
+            # No trust roots: whether the signer is one to trust is for the reader to judge
+            # (the detail names it); what is checked is that the signature holds.
+            context = ValidationContext(trust_roots=[], allow_fetching=False)
+            status = validate_pdf_signature(signature, context)
+            if not (status.intact and status.valid):
+                return False, f"{COVER}: the signature {signature.field_name} does not hold"
+            signers.append(status.signing_cert.subject.human_friendly)
+    except Exception as exc:  # a damaged PDF makes pyHanko raise many kinds of error
+        return False, f"{COVER} is not a readable signed PDF: {type(exc).__name__}: {exc}"
+    return True, f"{COVER}: signature(s) intact and valid (pyHanko), by {'; '.join(signers)}"
+
+
+def verify_dossier(
+    source: bytes | str | os.PathLike[str] | IO[bytes],
+    *,
+    trusted_keys: Mapping[str, bytes | TrustedKey] | None,
+    chain: ChainView | None,
+    tsa_roots: Sequence[Certificate] | None = None,
+    cover_check: CoverCheck | None = None,
+) -> Verdict:
+    """Every check of a dossier, in the order of the format's description; a forged, damaged or
+    hostile ZIP gives failing checks, never an exception. `cover_check` looks at the cover PDF
+    (None: its presence is the check)."""
+    try:
+        opened = source if not isinstance(source, bytes) else io.BytesIO(source)
+        archive = zipfile.ZipFile(opened)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return Verdict((Check("zip", False, f"not a readable ZIP: {exc}"),))
+    with archive:
+        return _verify_open(archive, trusted_keys, chain, tsa_roots, cover_check)
+
+
+def _zip_check(archive: zipfile.ZipFile) -> tuple[Check, dict[str, zipfile.ZipInfo]]:
+    infos = archive.infolist()
+    if len(infos) > MAX_ENTRIES:
+        return Check("zip", False, f"{len(infos)} entries; at most {MAX_ENTRIES}"), {}
+    problems: list[str] = []
+    entries: dict[str, zipfile.ZipInfo] = {}
+    folded: set[str] = set()
+    for info in infos:
+        name = info.filename
+        why = unsafe_name(name)
+        if why:
+            problems.append(f"{name!r}: {why}")
+            continue
+        if name in entries or name.casefold() in folded:
+            problems.append(f"{name!r} appears twice")
+            continue
+        folded.add(name.casefold())
+        if name.endswith("/"):
+            continue  # a directory entry carries nothing
+        if info.flag_bits & 0x1:
+            problems.append(f"{name!r} is encrypted")
+            continue
+        entries[name] = info
+    if problems:
+        return Check("zip", False, "unsafe entries: " + _listed_problems(problems)), {}
+    return Check("zip", True, f"{len(entries)} file(s), names safe, no duplicates"), entries
+
+
+def _verify_open(
+    archive: zipfile.ZipFile,
+    trusted_keys: Mapping[str, bytes | TrustedKey] | None,
+    chain: ChainView | None,
+    tsa_roots: Sequence[Certificate] | None,
+    cover_check: CoverCheck | None,
+) -> Verdict:
+    zip_check, entries = _zip_check(archive)
+    checks = [zip_check]
+    if not zip_check.ok:
+        return Verdict(tuple(checks))
+
+    # 2. The manifest: exactly the anchored bytes, so it is read as bytes and hashed as such.
+    if MANIFEST not in entries:
+        checks.append(Check("manifest", False, f"no {MANIFEST} in the dossier"))
+        return Verdict(tuple(checks))
+    try:
+        manifest_bytes = _read_small(archive, entries[MANIFEST], MAX_MANIFEST_BYTES)
+        manifest = _strict_json(manifest_bytes)
+    except _READ_ERRORS as exc:
+        checks.append(Check("manifest", False, f"{MANIFEST} is not UTF-8 JSON: {exc}"))
+        return Verdict(tuple(checks))
+    problems = manifest_problems(manifest)
+    if problems:
+        checks.append(Check("manifest", False, _listed_problems(problems)))
+        return Verdict(tuple(checks))
+    agreement = manifest["agreement"]
+    files: list[dict[str, Any]] = manifest["files"]
+    checks.append(
+        Check(
+            "manifest",
+            True,
+            f"{DOSSIER_FORMAT}: agreement {agreement['id']} ({agreement['state']}), "
+            f"as of {manifest['as_of']}, {len(files)} file(s) listed",
+        )
+    )
+
+    # 3. Every listed file present with its sha256 and size; nothing else in the ZIP.
+    actual: dict[str, str] = {}
+    missing: list[str] = []
+    for entry in files:
+        path = entry["path"]
+        info = entries.get(path)
+        if info is None:
+            missing.append(f"{path} is listed but missing")
+            continue
+        try:
+            sha, size = _stream_sha256(archive, info, entry["bytes"])
+        except _READ_ERRORS as exc:
+            missing.append(f"{path} cannot be read: {exc}")
+            continue
+        if size != entry["bytes"]:
+            longer = "more than " if size > entry["bytes"] else ""
+            missing.append(f"{path} has {longer}{size} bytes, the manifest says {entry['bytes']}")
+        elif sha != entry["sha256"]:
+            missing.append(f"{path} has sha256 {sha}, the manifest says {entry['sha256']}")
+        else:
+            actual[path] = sha
+    listed = {entry["path"] for entry in files}
+    unlisted = sorted(set(entries) - listed - OUTSIDE_MANIFEST)
+    missing.extend(f"{name} is in the ZIP but not in the manifest" for name in unlisted)
+    if missing:
+        checks.append(Check("files", False, _listed_problems(missing)))
+    else:
+        checks.append(
+            Check(
+                "files",
+                True,
+                f"{len(files)} listed file(s) present with the manifest's sha256 and size; "
+                "no unlisted entry",
+            )
+        )
+
+    # 4. The manifest's own proof: its hash is anchored.
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    checks.append(
+        _bundle_check(
+            archive,
+            entries.get(MANIFEST_PROOF),
+            "manifest_anchored",
+            MANIFEST_PROOF,
+            f"{MANIFEST} (sha256 0x{manifest_sha})",
+            manifest_sha,
+            trusted_keys,
+            chain,
+            tsa_roots,
+        )
+    )
+
+    # 5. Files anchored one by one: each named bundle proves the file's own sha256.
+    for entry in files:
+        if "proof" not in entry:
+            continue
+        path, target = entry["path"], entry["proof"]
+        if path not in actual or target not in actual:
+            checks.append(
+                Check(
+                    "file_proof",
+                    False,
+                    f"{path}: the file or its proof {target} does not match the manifest",
+                )
+            )
+            continue
+        checks.append(
+            _bundle_check(
+                archive,
+                entries[target],
+                "file_proof",
+                target,
+                path,
+                actual[path],
+                trusted_keys,
+                chain,
+                tsa_roots,
+            )
+        )
+
+    # 6. The cover report.
+    cover = entries.get(COVER)
+    if cover is None:
+        checks.append(Check("cover", False, f"no {COVER} in the dossier"))
+    else:
+        try:
+            pdf = _read_small(archive, cover, MAX_COVER_BYTES)
+        except _READ_ERRORS as exc:
+            checks.append(Check("cover", False, f"{COVER} cannot be read: {exc}"))
+        else:
+            if cover_check is None:
+                ok: bool | None = True
+                detail = (
+                    f"{COVER} present ({len(pdf)} bytes); "
+                    "open it in a PDF reader to check its signature"
+                )
+            else:
+                ok, detail = cover_check(pdf)
+            checks.append(Check("cover", ok, detail))
+    return Verdict(tuple(checks))
+
+
+def _bundle_check(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo | None,
+    name: str,
+    bundle_path: str,
+    what: str,
+    sha256_hex: str,
+    trusted_keys: Mapping[str, bytes | TrustedKey] | None,
+    chain: ChainView | None,
+    tsa_roots: Sequence[Certificate] | None,
+) -> Check:
+    if info is None:
+        return Check(name, False, f"{what}: no {bundle_path} in the dossier")
+    try:
+        bundle = _strict_json(_read_small(archive, info, MAX_BUNDLE_BYTES))
+    except _READ_ERRORS as exc:
+        return Check(name, False, f"{what}: {bundle_path} is not a JSON proof bundle: {exc}")
+    try:
+        verdict = verify_bundle(
+            bundle,
+            document_sha256="0x" + sha256_hex,
+            trusted_keys=trusted_keys,
+            chain=chain,
+            tsa_roots=tsa_roots,
+        )
+    except Exception as exc:  # the chain endpoint failed mid-way: say so, do not crash
+        return Check(name, False, f"{what}: the chain could not be consulted: {exc}")
+    return _summarise(name, f"{what} by {bundle_path}", verdict)

@@ -1,0 +1,285 @@
+// The agreement dossier (offerseal-dossier-1, a ZIP) checked in the browser, as
+// `offerseal-verify dossier` checks it: safe and unique entry names, the manifest's shape, every
+// listed file's sha256 (WebCrypto) and size with nothing unlisted, the manifest's own proof
+// bundle and each file's proof bundle through the same checks as a single proof. The ZIP is
+// opened with fflate and never leaves the browser.
+
+import { unzipSync } from "fflate";
+
+import { chainChecks, isValid, mergeEndpoints, sha256Hex, unreachable, verifyOffline } from "./checks.js";
+import { client } from "./rpc.js";
+import { timestampChecks } from "./timestamps.js";
+
+export const DOSSIER_FORMAT = "offerseal-dossier-1";
+const MANIFEST = "manifest.json";
+const MANIFEST_PROOF = "manifest.proof.json";
+const COVER = "cover.pdf";
+const OUTSIDE_MANIFEST = [MANIFEST, MANIFEST_PROOF, COVER];
+const MAX_ENTRIES = 10000;
+const MAX_TOTAL_BYTES = 1024 * 1024 * 1024;
+const MAX_BUNDLE_BYTES = 64 * 1024;
+const MAX_SHOWN = 5;
+const SHA256 = /^[0-9a-f]{64}$/;
+const HEX32 = /^0x[0-9a-fA-F]{64}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$/;
+
+function check(name, ok, key, params = {}, parts = null) {
+  return parts ? { name, ok, key, params, parts } : { name, ok, key, params };
+}
+
+/** True when the bytes start like a ZIP (a local file header, or an empty archive). */
+export function looksLikeZip(bytes) {
+  return (
+    bytes.length >= 4 &&
+    bytes[0] === 0x50 &&
+    bytes[1] === 0x4b &&
+    ((bytes[2] === 3 && bytes[3] === 4) || (bytes[2] === 5 && bytes[3] === 6))
+  );
+}
+
+/** Why an entry name must not be used as a path, or null (the same rules as the CLI's). */
+export function unsafeName(name) {
+  if (!name) return "empty name";
+  if (/[\u0000-\u001f\u007f]/.test(name)) return "control character";
+  if (name.includes("\\")) return "backslash";
+  if (name.startsWith("/")) return "absolute path";
+  if (/^[A-Za-z]:/.test(name)) return "drive letter";
+  const segments = (name.endsWith("/") ? name.slice(0, -1) : name).split("/");
+  if (segments.some((s) => s === "" || s === "." || s === "..")) return "empty, . or .. segment";
+  return null;
+}
+
+function shown(list) {
+  const head = list.slice(0, MAX_SHOWN).join("; ");
+  return list.length > MAX_SHOWN ? `${head}; +${list.length - MAX_SHOWN}` : head;
+}
+
+/** What makes `manifest` not a well-formed offerseal-dossier-1 manifest (empty if none). */
+export function manifestProblems(manifest) {
+  if (!manifest || typeof manifest !== "object" || Array.isArray(manifest)) {
+    return ["the manifest is not a JSON object"];
+  }
+  if (manifest.format !== DOSSIER_FORMAT) return [`format is ${JSON.stringify(manifest.format)}`];
+  const problems = [];
+  const a = manifest.agreement;
+  if (!a || typeof a !== "object") {
+    problems.push("agreement");
+  } else {
+    for (const key of ["id", "state"]) {
+      if (typeof a[key] !== "string" || !a[key]) problems.push(`agreement.${key}`);
+    }
+    if (typeof a.onchain_id !== "string" || !HEX32.test(a.onchain_id)) problems.push("agreement.onchain_id");
+    if (!Number.isSafeInteger(a.chain_id) || a.chain_id < 1) problems.push("agreement.chain_id");
+    if (typeof a.registry !== "string" || !ADDRESS.test(a.registry)) problems.push("agreement.registry");
+  }
+  if (typeof manifest.as_of !== "string" || !UTC_TIME.test(manifest.as_of)) problems.push("as_of");
+  const files = manifest.files;
+  if (!Array.isArray(files) || files.length > MAX_ENTRIES) {
+    problems.push("files");
+    return problems;
+  }
+  const paths = [];
+  files.forEach((entry, i) => {
+    const where = `files[${i}]`;
+    if (!entry || typeof entry !== "object") {
+      problems.push(where);
+      return;
+    }
+    const path = entry.path;
+    if (typeof path !== "string" || unsafeName(path) || path.endsWith("/") || OUTSIDE_MANIFEST.includes(path)) {
+      problems.push(`${where}.path`);
+    } else {
+      paths.push(path);
+    }
+    if (typeof entry.sha256 !== "string" || !SHA256.test(entry.sha256)) problems.push(`${where}.sha256`);
+    if (!Number.isSafeInteger(entry.bytes) || entry.bytes < 0) problems.push(`${where}.bytes`);
+    if (typeof entry.title !== "string") problems.push(`${where}.title`);
+    if ("proof" in entry && typeof entry.proof !== "string") problems.push(`${where}.proof`);
+  });
+  // Sorted by code point, as the producer sorts (and Python compares strings).
+  const byCodePoint = (x, y) => {
+    const a1 = Array.from(x, (c) => c.codePointAt(0));
+    const b1 = Array.from(y, (c) => c.codePointAt(0));
+    for (let i = 0; i < Math.min(a1.length, b1.length); i++) if (a1[i] !== b1[i]) return a1[i] - b1[i];
+    return a1.length - b1.length;
+  };
+  if (new Set(paths).size !== paths.length) problems.push("files: paths must be unique");
+  else if (paths.some((p, i) => i > 0 && byCodePoint(paths[i - 1], p) > 0)) problems.push("files: not sorted by path");
+  if (!problems.length) {
+    const listed = new Set(paths);
+    for (const entry of files) {
+      if ("proof" in entry && (!listed.has(entry.proof) || entry.proof === entry.path)) {
+        problems.push(`${entry.path}: proof ${entry.proof} is not another listed file`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** Every check of one proof bundle for a sha256: offline checks, stamps, chain at each endpoint. */
+export async function checkBundle(bundle, sha, { endpoints, trusted, tsaRoots }) {
+  const { checks, facts } = verifyOffline(bundle, sha, trusted);
+  if (!facts) return { checks, disagree: false };
+  const stamps = await timestampChecks(bundle, facts.root, tsaRoots);
+  const perEndpoint = await Promise.all(
+    endpoints.map(async (url) => {
+      try {
+        return { url, checks: await chainChecks(client(url), facts) };
+      } catch (error) {
+        return { url, checks: unreachable(url, error) };
+      }
+    })
+  );
+  const merged = mergeEndpoints(perEndpoint);
+  return { checks: checks.concat(merged.checks, stamps), disagree: merged.disagree };
+}
+
+function summarise(name, params, result) {
+  const failed = result.checks.filter((c) => c.ok !== true).map((c) => c.name);
+  return isValid(result.checks)
+    ? check(name, true, "bundle.pass", { ...params, count: result.checks.length }, result.checks)
+    : check(name, false, "bundle.fail", { ...params, failed: failed.join(", ") }, result.checks);
+}
+
+function parseBundle(bytes) {
+  if (bytes.length > MAX_BUNDLE_BYTES) throw new Error("larger than 64 KiB");
+  return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+}
+
+/**
+ * Every check of a dossier, in the CLI's order. Returns {checks, disagree, manifestSha}; a
+ * damaged or hostile ZIP gives failing checks, never an exception.
+ */
+export async function verifyDossier(bytes, options) {
+  const checks = [];
+  // 1. The ZIP's entries: names first (nothing is decompressed), then the files' bytes.
+  const infos = [];
+  try {
+    unzipSync(bytes, {
+      filter(info) {
+        infos.push(info);
+        return false;
+      },
+    });
+  } catch (error) {
+    return { checks: [check("zip", false, "zip.fail", { error: String(error.message || error) })] };
+  }
+  const problems = [];
+  const seen = new Set();
+  const folded = new Set();
+  let total = 0;
+  for (const info of infos) {
+    const why = unsafeName(info.name);
+    if (why) {
+      problems.push(`${JSON.stringify(info.name)}: ${why}`);
+    } else if (seen.has(info.name) || folded.has(info.name.toLowerCase())) {
+      problems.push(`${JSON.stringify(info.name)} twice`);
+    }
+    seen.add(info.name);
+    folded.add(info.name.toLowerCase());
+    total += info.originalSize;
+  }
+  if (infos.length > MAX_ENTRIES) problems.push(`${infos.length} entries`);
+  if (total > MAX_TOTAL_BYTES) problems.push(`${total} bytes uncompressed`);
+  if (problems.length) {
+    return { checks: [check("zip", false, "zip.unsafe", { names: shown(problems) })] };
+  }
+  let files;
+  try {
+    files = unzipSync(bytes, { filter: (info) => !info.name.endsWith("/") });
+  } catch (error) {
+    return { checks: [check("zip", false, "zip.fail", { error: String(error.message || error) })] };
+  }
+  const names = Object.keys(files);
+  checks.push(check("zip", true, "zip.pass", { count: names.length }));
+
+  // 2. The manifest, hashed as the exact bytes that were anchored.
+  if (!(MANIFEST in files)) {
+    checks.push(check("manifest", false, "manifest.missing"));
+    return { checks };
+  }
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(files[MANIFEST]));
+  } catch (error) {
+    checks.push(check("manifest", false, "manifest.json", { error: String(error.message || error) }));
+    return { checks };
+  }
+  const wrong = manifestProblems(manifest);
+  if (wrong.length) {
+    checks.push(check("manifest", false, "manifest.problems", { problems: shown(wrong) }));
+    return { checks };
+  }
+  checks.push(
+    check("manifest", true, "manifest.pass", {
+      format: DOSSIER_FORMAT,
+      id: manifest.agreement.id,
+      state: manifest.agreement.state,
+      as_of: manifest.as_of,
+      count: manifest.files.length,
+    })
+  );
+
+  // 3. Every listed file with its sha256 and size; nothing unlisted.
+  const actual = {};
+  const missing = [];
+  const changed = [];
+  for (const entry of manifest.files) {
+    const data = files[entry.path];
+    if (!data) {
+      missing.push(entry.path);
+      continue;
+    }
+    const sha = (await sha256Hex(data)).slice(2);
+    if (data.length !== entry.bytes || sha !== entry.sha256) changed.push(entry.path);
+    else actual[entry.path] = sha;
+  }
+  const listed = new Set(manifest.files.map((e) => e.path));
+  const unlisted = names.filter((n) => !listed.has(n) && !OUTSIDE_MANIFEST.includes(n)).sort();
+  if (missing.length || changed.length || unlisted.length) {
+    const none = "—";
+    checks.push(
+      check("files", false, "files.fail", {
+        missing: missing.length ? shown(missing) : none,
+        changed: changed.length ? shown(changed) : none,
+        unlisted: unlisted.length ? shown(unlisted) : none,
+      })
+    );
+  } else {
+    checks.push(check("files", true, "files.pass", { count: manifest.files.length }));
+  }
+
+  // 4. The manifest's proof; 5. each file's own proof.
+  let disagree = false;
+  const manifestSha = await sha256Hex(files[MANIFEST]);
+  async function bundleCheck(name, bundlePath, what, sha) {
+    if (!files[bundlePath]) return check(name, false, "bundle.missing", { what, bundle: bundlePath });
+    let bundle;
+    try {
+      bundle = parseBundle(files[bundlePath]);
+    } catch (error) {
+      return check(name, false, "bundle.json", { what, bundle: bundlePath, error: String(error.message || error) });
+    }
+    const result = await checkBundle(bundle, sha, options);
+    disagree = disagree || result.disagree;
+    return summarise(name, { what, bundle: bundlePath }, result);
+  }
+  checks.push(await bundleCheck("manifest_anchored", MANIFEST_PROOF, MANIFEST, manifestSha));
+  for (const entry of manifest.files) {
+    if (!("proof" in entry)) continue;
+    if (!(entry.path in actual) || !(entry.proof in actual)) {
+      checks.push(check("file_proof", false, "file_proof.mismatch", { path: entry.path, proof: entry.proof }));
+      continue;
+    }
+    checks.push(await bundleCheck("file_proof", entry.proof, entry.path, "0x" + actual[entry.path]));
+  }
+
+  // 6. The cover report: present (its signature is for a PDF reader to show).
+  checks.push(
+    files[COVER]
+      ? check("cover", true, "cover.pass", { bytes: files[COVER].length })
+      : check("cover", false, "cover.missing")
+  );
+  return { checks, disagree, manifestSha };
+}
