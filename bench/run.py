@@ -413,7 +413,7 @@ def agreements_through_api(svc: Service, count: int, clients: int) -> dict[str, 
         candidate = chain_mod.account("0x" + keys[i])
         r = requests.post(
             svc.contracts + "/v1/agreements",
-            headers=svc.headers,
+            headers={**svc.headers, "Prefer": "wait=60"},  # the old synchronous answer
             timeout=120,
             json={
                 "candidate_ref": f"c{i}",

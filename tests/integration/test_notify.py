@@ -144,7 +144,7 @@ def links_in(message: Any) -> list[str]:
 def offer(stack: RunningStack, **changes: Any) -> dict[str, Any]:
     r = requests.post(
         stack.stack.urls["contracts"] + "/v1/agreements",
-        headers=stack.hr,
+        headers={**stack.hr, "Prefer": "wait=30"},
         json=body(**changes),
         timeout=60,
     )
@@ -721,7 +721,7 @@ def test_a_killed_worker_neither_loses_nor_doubles_the_invitation(
         r = requests.post(
             contracts + "/v1/agreements",
             json=body(),
-            headers={"Authorization": f"Bearer {key}"},
+            headers={"Authorization": f"Bearer {key}", "Prefer": "wait=30"},
             timeout=60,
         )
         assert r.status_code == 201, r.text
