@@ -5,6 +5,7 @@ and a clear 409 for what cannot be done with an offer not yet on chain."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from offerseal.contracts.models import ChainOp
 from offerseal.contracts.service_layer import ContractsService
 from offerseal.shared import nonces
 from offerseal.shared.db import Database
+from offerseal.shared.links import LinkSigner
 from tests.unit.test_contracts_service_layer import (
     HR,
     FakeChain,
@@ -106,3 +108,63 @@ def test_each_operation_takes_the_next_nonce(
         ]
     assert taken == [("offer", 0), ("offer", 1), ("withdraw", 2)]
     assert second["chain"]["nonce"] == 1
+
+
+class HoldingChain(FakeChain):
+    """A node that keeps what it is sent in its pool until told to mine it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool: dict[str, bytes] = {}
+        self.head = 100
+
+    def send(self, raw: bytes) -> None:
+        self.pool["0x" + hashlib.sha256(raw).hexdigest()] = raw
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        return tx_hash in self.pool or tx_hash in self._mined
+
+    def block_number(self) -> int:
+        return self.head
+
+    def mine(self, tx_hash: str) -> None:
+        FakeChain.send(self, self.pool.pop(tx_hash))
+
+
+def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 's.db'}")
+    database.migrate()
+    node = HoldingChain()
+    service = ContractsService.build(
+        database,
+        node,
+        LinkSigner(b"k" * 32),
+        public_url="https://offers.example/",
+        link_ttl=3600,
+        tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
+    )
+    try:
+        answer = service.agreements.create(HR, new_agreement())
+        original = answer["chain"]["tx"]
+        assert service.confirm() == 0  # first seen at block 100
+        node.head = 101
+        assert service.confirm() == 0  # one block: not stuck yet
+        node.head = 102
+        assert service.confirm() == 0  # two blocks: replaced
+        with database.sessions() as session:
+            [op] = session.execute(select(ChainOp)).scalars()
+            assert op.earlier_hashes == [original] and op.tx_hash != original
+            assert op.nonce == answer["chain"]["nonce"]
+            assert op.tx_fields is not None
+            assert op.tx_fields["maxFeePerGas"] * 10 >= 2 * 11
+            replacement = op.tx_hash
+        assert set(node.pool) == {original, replacement}  # the node decides which one
+        node.mine(replacement)
+        assert service.confirm() == 1
+        current = service.agreements.get(HR, answer["id"])
+        assert current["state"] == "offered" and current["chain"]["tx"] == replacement
+        assert message_types(database).count("agreement.offered") == 1
+    finally:
+        database.dispose()
