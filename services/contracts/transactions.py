@@ -356,12 +356,14 @@ class TransactionPath:
             return
         with self._writer():
             for op in stuck:
-                self._resend_or_replace(op, head)
+                self._resend_or_replace(op, head, next_on_chain=op.nonce == mined_count)
             for nonce in gaps:
                 self._fill(nonce)
                 self._gaps.pop(nonce, None)
 
-    def _resend_or_replace(self, op: Pending, head: int) -> None:
+    def _resend_or_replace(self, op: Pending, head: int, next_on_chain: bool) -> None:
+        """Send again what the node lost; replace the transaction the chain waits for next
+        when the node holds it but does not mine it (a later one only waits behind it)."""
         with self.db.sessions() as session:
             row = session.get(ChainOp, op.id)
             current = _pending(row) if row is not None and row.state == "prepared" else None
@@ -374,6 +376,9 @@ class TransactionPath:
             if self._send(op.id, current.raw, current.tx_hash) is not False:
                 return
             # The node refuses the stored bytes (the base fee rose above their cap): replaced.
+        elif not next_on_chain:
+            self._mark_sent(op.id, head)  # queued behind an earlier nonce: wait for it
+            return
         if current.fields is None:
             return  # stored before fields were kept: it can only be sent again as it is
         fields = nonces.bumped(current.fields, self.chain.suggested_fees())
