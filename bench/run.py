@@ -123,7 +123,7 @@ class Service:
                 urls = [self.base] + ([self.contracts] if "contracts" in services else [])
                 if all(requests.get(u + "/healthz", timeout=1).status_code == 200 for u in urls):
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy starting
                 pass
             time.sleep(0.2)
         raise RuntimeError("service did not become healthy")
