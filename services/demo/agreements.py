@@ -141,7 +141,7 @@ def offer_agreement(story: Story, offer: dict[str, Any]) -> dict[str, Any]:
         f"{pending['chain']['status']} (nonce {pending['chain']['nonce']}, tx "
         f"{pending['chain']['tx']}); Location {response.headers['Location']}"
     )
-    agreement = wait_offered(story, pending["id"])
+    agreement = {**pending, **wait_offered(story, pending["id"])}  # keeps its signing link
     print(
         f"  the chain confirmed it: {agreement['state']},"
         f" risk {agreement['risk']['level']}: {', '.join(agreement['risk']['reasons'])}"
