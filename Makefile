@@ -51,6 +51,7 @@ compile: setup ## recompile contracts/ into contracts/build/ (commit the result)
 
 bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the results
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.chain_bench
 
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal

@@ -121,7 +121,7 @@ def document_load(base: str, key: str, tally: Tally, stop: threading.Event) -> N
     headers = {"Authorization": f"Bearer {key}"}
     while not stop.is_set():
         content = f"chaos {uuid.uuid4()}".encode()
-        idem = {"Idempotency-Key": uuid.uuid4().hex, **headers}
+        idem = {"Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=60", **headers}
         response = _retrying(
             tally,
             stop,
@@ -170,7 +170,7 @@ def agreement_load(base: str, key: str, tally: Tally, stop: threading.Event) -> 
     n = 0
     while not stop.is_set():
         n += 1
-        idem = {"Idempotency-Key": uuid.uuid4().hex, **headers}
+        idem = {"Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=60", **headers}
         offer = _offer_body(n)
         offered = _retrying(
             tally,

@@ -139,7 +139,7 @@ def round_trip(rpc_url: str, count: int = 20) -> dict[str, Any]:
             now = dt.datetime.now(dt.UTC)
             offered = requests.post(
                 web + "/v1/agreements",
-                headers=hr,
+                headers={**hr, "Prefer": "wait=60"},
                 timeout=60,
                 json={
                     "candidate_ref": f"bench-{i}",

@@ -123,7 +123,7 @@ class Service:
                 urls = [self.base] + ([self.contracts] if "contracts" in services else [])
                 if all(requests.get(u + "/healthz", timeout=1).status_code == 200 for u in urls):
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy starting
                 pass
             time.sleep(0.2)
         raise RuntimeError("service did not become healthy")
@@ -413,7 +413,7 @@ def agreements_through_api(svc: Service, count: int, clients: int) -> dict[str, 
         candidate = chain_mod.account("0x" + keys[i])
         r = requests.post(
             svc.contracts + "/v1/agreements",
-            headers=svc.headers,
+            headers={**svc.headers, "Prefer": "wait=60"},  # the old synchronous answer
             timeout=120,
             json={
                 "candidate_ref": f"c{i}",

@@ -76,6 +76,21 @@ def created(body: dict[str, Any], location: str) -> Response:
     return response
 
 
+MAX_PREFER_WAIT = 60  # seconds an offer may hold its request open for its block
+
+
+def preferred_wait(header: str | None) -> float:
+    """`wait=N` from a `Prefer` header (RFC 7240), capped at MAX_PREFER_WAIT; 0 without it."""
+    for preference in (header or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                return float(min(max(int(value.strip().strip('"')), 0), MAX_PREFER_WAIT))
+            except ValueError:
+                return 0.0  # a preference not understood is ignored (RFC 7240)
+    return 0.0
+
+
 def terms_text(text: str, digest: str) -> Response:
     """The exact UTF-8 text a candidate reads, with the sha256 that goes on chain."""
     response = current_app.response_class(
@@ -199,14 +214,26 @@ def required(link: Link | None) -> Link:
 @blp.route("/agreements")
 class Agreements(MethodView):
     @roles(*WRITE_ROLES)
-    @blp.doc(security=BEARER, summary="Offer an intent agreement (recorded on chain)")
+    @blp.doc(
+        security=BEARER,
+        summary="Offer an intent agreement (recorded on chain)",
+        description="Answers at once, once the agreement and its signed transaction are "
+        'committed: `state` is `offering` and `chain` is `{"status": "pending", "tx", '
+        '"nonce"}`; it becomes `offered` (and the invitation goes out) when the transaction '
+        "is mined: poll the Location. `Prefer: wait=N` (RFC 7240, N <= "
+        f"{MAX_PREFER_WAIT} seconds) waits up to N seconds for that before answering.",
+    )
     @blp.arguments(CreateAgreement)
     @blp.response(201)
     def post(self, data: dict[str, Any]) -> Response:
         who = principal()
         key = key_from_header(request.headers.get("Idempotency-Key"))
-        body = service().agreements.create(who, to_new_agreement(data), key)
-        return created(body, f"/v1/agreements/{body['id']}")
+        wait = preferred_wait(request.headers.get("Prefer"))
+        body = service().agreements.create(who, to_new_agreement(data), key, wait=wait)
+        response = created(body, f"/v1/agreements/{body['id']}")
+        if wait:
+            response.headers["Preference-Applied"] = f"wait={wait:g}"
+        return response
 
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The tenant's agreements, filtered by state and risk")

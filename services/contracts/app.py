@@ -141,6 +141,11 @@ class ContractsNode:
             portal_url=self.portal_url,
             link_ttl=self.settings.link_ttl,
             policy=Policy(self.settings.auto_breach, self.settings.candidate_uploads),
+            tx_options={
+                "stuck_blocks": self.settings.tx_stuck_blocks,
+                "stuck_seconds": self.settings.tx_stuck_after,
+                "poll": self.settings.tx_poll_interval,
+            },
         )
         self.app = create_app(
             self.settings, self.db, self.service, self.links, self.ready, self.portal_url
@@ -181,8 +186,23 @@ class ContractsNode:
             backoff=Backoff(0.5, 10.0),
         )
 
+    def _confirm(self, stop: threading.Event) -> None:
+        """The confirmer: records the outcome of each transaction in flight as soon as it is
+        mined (the offers answered before their block), and unsticks the signer's queue."""
+        while not self.ready.wait(0.5):  # recovery first
+            if stop.is_set():
+                return
+        run_every(
+            stop,
+            self.settings.tx_poll_interval,
+            self.service.confirm,
+            name="contracts confirmer",
+            log=log,
+            backoff=Backoff(0.5, 10.0),
+        )
+
     def start_workers(self) -> None:
-        self.workers.start(worker=self._work, consumer=self.consumer.run)
+        self.workers.start(worker=self._work, confirmer=self._confirm, consumer=self.consumer.run)
 
     def stop(self, timeout: float = 15.0) -> None:
         self.workers.stop(timeout)

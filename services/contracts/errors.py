@@ -49,3 +49,17 @@ class DossierPending(ContractsError):
 
     status = 202
     title = "The dossier is being anchored"
+
+
+class StillOffering(ContractsError, Conflict):
+    """The offer's transaction is stored and sent but not in a block yet: nothing else can be
+    done with the agreement until it is (409; `GET /v1/agreements/{id}` says when)."""
+
+    title = "The offer is not on chain yet"
+
+    def __init__(self, agreement_id: str) -> None:
+        super().__init__(
+            f"agreement {agreement_id} is still being offered: its transaction waits for a "
+            f"block. Try again once GET /v1/agreements/{agreement_id} shows the state offered",
+            agreement_id=agreement_id,
+        )

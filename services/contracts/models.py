@@ -103,10 +103,18 @@ class ChainOp(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The unsigned transaction (to re-sign it with the same nonce and a higher fee when it is
+    # stuck), when and at which block its current bytes were last sent, and the hashes of the
+    # attempts it replaced (any of which may be the one mined).
+    tx_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_block: Mapped[int | None] = mapped_column(BigInteger)
+    earlier_hashes: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_chain_ops_state", "state", "id"),
         Index("ix_chain_ops_agreement", "agreement_id", "id"),  # one agreement's history
+        Index("ix_chain_ops_signer_nonce", "signer", "nonce"),
     )
 
 

@@ -17,7 +17,7 @@ from ..shared.broker import enqueue
 from ..shared.links import Link, LinkSigner
 from ..shared.models import aware, iso
 from .errors import AgreementNotFound, CandidateNotEnrolled
-from .models import Agreement, AgreementAmendment, AgreementMilestone
+from .models import Agreement, AgreementAmendment, AgreementMilestone, ChainOp
 
 SIGN_PURPOSE = "sign"
 AMEND_PURPOSE = "amend"
@@ -97,6 +97,24 @@ def describe(session: Session, a: Agreement, contract: str) -> dict[str, Any]:
             for m in milestones
         ],
         "created_at": iso(a.created_at),
+    }
+
+
+def offer_transaction(session: Session, a: Agreement) -> dict[str, Any]:
+    """The offer's transaction: `pending` (stored and sent, not in a block yet: the agreement
+    is `offering`), `confirmed` or `failed`, with its hash and nonce."""
+    op = session.execute(
+        select(ChainOp)
+        .where(ChainOp.agreement_id == a.id, ChainOp.op == "offer")
+        .order_by(ChainOp.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    status = {"prepared": "pending", "mined": "confirmed"}.get(op.state, "failed") if op else None
+    return {
+        "status": status,
+        "tx": op.tx_hash if op else None,
+        "nonce": int(op.nonce) if op else None,
+        "error": op.error if op else None,
     }
 
 

@@ -25,9 +25,9 @@ from .domain.agreements import Terms, employer_binding_typed_data
 from .domain.dates import DateRuleBroken, check_offer_dates
 from .domain.templates import agreement_text, terms_hash
 from .errors import Conflict, TransactionFailed, ValidationFailed
-from .models import Agreement, AgreementMilestone, ChainOp, TenantEmployer
+from .models import Agreement, AgreementMilestone, TenantEmployer
 from .ports import AgreementsChain
-from .records import CandidateLinks, describe, load, reader
+from .records import CandidateLinks, describe, load, offer_transaction, reader
 from .transactions import TransactionPath
 
 BINDING_TTL = 3600  # how long a fresh EmployerBinding may be signed and submitted
@@ -68,10 +68,18 @@ class AgreementService:
     # ---- creation -------------------------------------------------------------------------
 
     def create(
-        self, principal: Principal, new: NewAgreement, idempotency_key: str | None = None
+        self,
+        principal: Principal,
+        new: NewAgreement,
+        idempotency_key: str | None = None,
+        wait: float = 0.0,
     ) -> dict[str, Any]:
-        """Offer `new` on chain. With an Idempotency-Key, a retry with the same body answers
-        as the first request did (no second offer); another body is a 409."""
+        """Offer `new` on chain: the agreement and its signed `offer` transaction are committed
+        and sent, and the answer comes at once with the state `offering` (the confirmer moves
+        it to `offered`, and the invitation goes out, when the transaction is mined). `wait`:
+        seconds to wait for that first (an answer still `offering` when they run out). With an
+        Idempotency-Key, a retry with the same body answers with the same agreement (no
+        second offer); another body is a 409."""
         request_fp = idempotency.fingerprint("agreement", asdict(new))
         if idempotency_key is not None:
             with self.db.sessions() as session:
@@ -173,7 +181,7 @@ class AgreementService:
                 )
 
         try:
-            mined = self.tx.transact(
+            submitted = self.tx.submit(
                 agreement_id, "offer", call, args={"salt": "0x" + salt.hex()}, before=insert
             )
         except IntegrityError:
@@ -186,33 +194,33 @@ class AgreementService:
             if earlier is None:
                 raise
             return self._replay(principal, earlier.response)
-        if not mined.succeeded:
-            raise TransactionFailed("the offer transaction reverted")
-        out = self._answer(principal, agreement_id, mined.tx_hash)
+        if wait > 0:
+            try:
+                mined = self.tx.await_op(submitted.op_id, timeout=wait)
+            except TimeoutError:
+                pass  # answered as offering; the confirmer records it
+            else:
+                if not mined.succeeded:
+                    raise TransactionFailed("the offer transaction reverted")
+        out = self._answer(principal, agreement_id)
         if idempotency_key is not None:
             idempotency.answer(self.db, principal.tenant, idempotency_key, request_fp, out)
         return out
 
-    def _answer(self, principal: Principal, agreement_id: str, tx_hash: str) -> dict[str, Any]:
+    def _answer(self, principal: Principal, agreement_id: str) -> dict[str, Any]:
         out = self.get(principal, agreement_id)
-        out["transaction"] = tx_hash
+        out["transaction"] = out["chain"]["tx"]
         with self.db.sessions() as session:  # for HR systems that deliver the link themselves
             out["signing_link"] = self.links.signing(load(session, principal.tenant, agreement_id))
         return out
 
     def _replay(self, principal: Principal, recorded: dict[str, Any]) -> dict[str, Any]:
-        """The answer to a retried offer: the first answer, or (while the first request is
-        still waiting for its transaction) the agreement as it stands."""
-        if "transaction" in recorded:
+        """The answer to a retried offer: the first answer while the agreement has not moved
+        since, else the same agreement as it stands now (the offer confirmed since)."""
+        now = self._answer(principal, recorded["id"])
+        if recorded.get("state") == now["state"] and recorded.get("chain") == now["chain"]:
             return recorded
-        with self.db.sessions() as session:
-            tx_hash = session.execute(
-                select(ChainOp.tx_hash)
-                .where(ChainOp.agreement_id == recorded["id"], ChainOp.op == "offer")
-                .order_by(ChainOp.id.desc())
-                .limit(1)
-            ).scalar_one_or_none()
-        return self._answer(principal, recorded["id"], tx_hash or "")
+        return now
 
     # ---- the employer on chain ---------------------------------------------------------------
 
@@ -329,7 +337,9 @@ class AgreementService:
         principal.require(*READ_ROLES)
         with self.db.sessions() as session:
             a = load(session, principal.tenant, agreement_id)
-            return describe(session, a, self.chain.address)
+            out = describe(session, a, self.chain.address)
+            out["chain"] = offer_transaction(session, a)
+            return out
 
     def list_agreements(
         self,

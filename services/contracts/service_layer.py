@@ -52,11 +52,20 @@ class ContractsService:
         link_ttl: float,
         portal_url: str = "",
         policy: Policy | None = None,
+        tx_options: dict[str, float] | None = None,
     ) -> ContractsService:
         candidate_links = CandidateLinks(
             links, public_url.rstrip("/"), link_ttl, portal_url.rstrip("/")
         )
-        tx = TransactionPath(db, chain, Outcomes(candidate_links))
+        options = tx_options or {}
+        tx = TransactionPath(
+            db,
+            chain,
+            Outcomes(candidate_links),
+            stuck_blocks=int(options.get("stuck_blocks", 3)),
+            stuck_seconds=options.get("stuck_seconds", 90.0),
+            poll=options.get("poll", 0.1),
+        )
         agreements = AgreementService(db, chain, tx, candidate_links)
         policies = Policies(db, policy or Policy(auto_breach=True, candidate_uploads="review"))
         return cls(
@@ -78,6 +87,9 @@ class ContractsService:
 
     def recover(self) -> int:
         return self.transactions.recover()
+
+    def confirm(self) -> int:
+        return self.transactions.confirm()
 
     def pending_count(self) -> int:
         return self.transactions.pending_count()

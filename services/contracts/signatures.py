@@ -13,7 +13,7 @@ from ..shared.db import Database
 from ..shared.links import Link
 from .domain.agreements import cancellation_typed_data, commitment_typed_data
 from .domain.passkeys import plausible_signature
-from .errors import ChainRefusal, InvalidSignature
+from .errors import ChainRefusal, InvalidSignature, StillOffering
 from .models import Agreement
 from .ports import AgreementsChain
 from .records import bound_candidate, describe, load, reader
@@ -49,6 +49,8 @@ class Signatures:
         tenant = reader(principal, link, agreement_id)
         with self.db.sessions() as session:
             a = load(session, tenant, agreement_id)
+            if a.state == "offering":
+                raise StillOffering(a.id)
             if cancellation_deadline is None:
                 return self._commitment(a)
             return cancellation_typed_data(
@@ -67,6 +69,8 @@ class Signatures:
             principal.require(*WRITE_ROLES)
         with self.db.sessions() as session:
             a = load(session, tenant, agreement_id)
+            if a.state == "offering":
+                raise StillOffering(a.id)
             typed = self._commitment(a)
             onchain_id, candidate = a.onchain_id, bound_candidate(a)
             others = (

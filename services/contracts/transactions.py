@@ -1,10 +1,19 @@
-"""The one path every chain transition takes, and its recovery after a crash.
+"""The one path every chain transition takes, its nonces, and its recovery after a crash.
 
 Simulate the call (a refusal is the contract's own custom error, answered 409, and nothing is
-written); store the signed transaction; send it; wait until it is mined; then record its effect
-with the outbox messages in one database transaction (`Outcomes`). A crash between sending and
-recording is finished by `recover()`: the stored transaction is looked up on chain, never sent
-twice.
+written); take the signer's next nonce and store the signed transaction in one database
+transaction (`nonces.take`: a nonce is consumed exactly when its bytes are committed); send
+it; then, whoever sees it mined first (the request waiting for it, or the confirmer in the
+worker), records its effect with the outbox messages in one database transaction (`Outcomes`),
+exactly once. Many transactions are in flight at once: the signer's lock is held only to take
+the nonce, store and send, never while waiting for a block.
+
+The confirmer (`confirm()`, run by the worker) also keeps the signer's queue moving: a
+transaction not mined after `stuck_blocks` blocks or `stuck_seconds` is sent again from its
+stored bytes when the node lost it, or replaced (same nonce, same call, fees up by 12.5%) when
+the node holds it; a nonce the chain waits for that nothing is stored for (a gap) is filled
+with a no-op self-transfer. A crash anywhere is finished by `recover()` and the confirmer: the
+stored transaction is looked up on chain and sent again, never signed anew with another nonce.
 
 Anyone may commit, expire, declare a breach or record an arrival, so the chain may be ahead of
 the database: after a refusal or a revert the agreement's state is read back from the chain and
@@ -13,25 +22,29 @@ recorded (`Outcomes.converged`), whoever sent the transaction that moved it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+import requests
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..shared import failpoints
+from ..shared import failpoints, nonces
 from ..shared.db import Database
 from ..shared.locks import ExclusiveLock
-from ..shared.models import utcnow
-from .errors import ChainRefusal
+from ..shared.models import aware, utcnow
+from .errors import ChainRefusal, StillOffering
 from .models import Agreement, ChainOp
 from .ports import AgreementsChain, ChainCall, Mined
 
 log = logging.getLogger(__name__)
+RESEND_AFTER = 1.0  # seconds before a transaction whose send failed is sent again
 
 
 class Outcomes(Protocol):
@@ -48,24 +61,98 @@ class Outcomes(Protocol):
     ) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A transaction stored and sent, not yet mined."""
+
+    op_id: int
+    tx_hash: str
+    nonce: int
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the confirmer needs of a prepared operation."""
+
+    id: int
+    agreement_id: str
+    op: str
+    nonce: int
+    tx_hash: str
+    raw: bytes
+    hashes: tuple[str, ...]  # every attempt, the current one last
+    fields: dict[str, Any] | None
+    sent_at: dt.datetime
+    sent_block: int | None
+
+
+def _pending(op: ChainOp) -> Pending:
+    return Pending(
+        id=op.id,
+        agreement_id=op.agreement_id,
+        op=op.op,
+        nonce=int(op.nonce),
+        tx_hash=op.tx_hash,
+        raw=bytes(op.raw_tx),
+        hashes=(*(op.earlier_hashes or []), op.tx_hash),
+        fields=op.tx_fields,
+        sent_at=aware(op.sent_at or op.created_at),
+        sent_block=op.sent_block,
+    )
+
+
 class TransactionPath:
-    def __init__(self, db: Database, chain: AgreementsChain, outcomes: Outcomes) -> None:
+    def __init__(
+        self,
+        db: Database,
+        chain: AgreementsChain,
+        outcomes: Outcomes,
+        *,
+        stuck_blocks: int = 3,
+        stuck_seconds: float = 90.0,
+        wait_timeout: float = 120.0,
+        poll: float = 0.1,
+    ) -> None:
         self.db = db
         self.chain = chain
         self.outcomes = outcomes
+        self.stuck_blocks = stuck_blocks
+        self.stuck_seconds = stuck_seconds
+        self.wait_timeout = wait_timeout
+        self.poll = poll
         self._local_lock = threading.Lock()
+        self._chain_id: int | None = None
+        self._floor = -1  # transactions of the signer the chain has mined, as last seen
+        self._head: int | None = None  # the chain's block number, as last seen
+        self._unsent: dict[int, float] = {}  # operation -> when its send failed (sent again)
+        self._displaced: set[int] = set()  # nonce used on chain, none of ours mined (once)
+        self._gaps: dict[int, tuple[float, int | None]] = {}  # nonce -> first seen (time, head)
+        self._seen_at: dict[int, int] = {}  # operation -> head when first seen waiting
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
-        """One sender per signer key, across threads and processes: nonces never collide."""
+        """One sender per signer key at a time, across threads and processes: it takes the
+        nonce, stores and sends (in nonce order), and never waits for a block."""
         with self._local_lock:
             lock = ExclusiveLock(self.db, f"tx:{self.chain.relayer}")
             while not lock.try_acquire():
-                time.sleep(0.05)
+                time.sleep(0.005)
             try:
                 yield
             finally:
                 lock.release()
+
+    def _chain(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.chain.chain_id()
+        return self._chain_id
+
+    def _mined_floor(self) -> int:
+        if self._floor < 0:
+            self._floor = self.chain.sent_count(self.chain.relayer)
+        return self._floor
+
+    # ---- sending ------------------------------------------------------------------------------
 
     def transact(
         self,
@@ -76,45 +163,278 @@ class TransactionPath:
         before: Callable[[Session], None] | None = None,
     ) -> Mined:
         """Send `call` for the agreement as operation `op` (`args` are kept with it for its
-        outcome); `before` writes in the same transaction that stores the signed bytes. A
-        refusal is raised after the database has caught up with the chain."""
+        outcome) and wait until its outcome is recorded; `before` writes in the same
+        transaction that stores the signed bytes. A refusal is raised after the database has
+        caught up with the chain."""
+        submitted = self.submit(agreement_id, op, call, args, before)
+        mined = self.await_op(submitted.op_id)
+        if not mined.succeeded and op != "offer":
+            self.converge(agreement_id)
+        return mined
+
+    def submit(
+        self,
+        agreement_id: str,
+        op: str,
+        call: ChainCall,
+        args: dict[str, Any] | None = None,
+        before: Callable[[Session], None] | None = None,
+    ) -> Submitted:
+        """Simulate, sign with the next nonce, store and send `call`; returns without waiting
+        for a block (its outcome is recorded by `await_op` or by the confirmer)."""
+        if op != "offer":
+            self._require_on_chain(agreement_id)
         try:
             self.chain.simulate(call)
+            # the chain may have moved since the simulation (another transaction mined)
+            fields = self.chain.unsigned(call)
         except ChainRefusal:
             if op != "offer":
                 self.converge(agreement_id)
             raise
+        relayer = self.chain.relayer
         with self._writer():
-            try:
-                prepared = self.chain.sign_for_later(call)
-            except ChainRefusal:  # the chain moved between the simulation and now
-                if op != "offer":
-                    self.converge(agreement_id)
-                raise
+            chain_id, floor = self._chain(), self._mined_floor()
             with self.db.transaction() as session:
                 if before is not None:
                     before(session)
+                nonce = nonces.take(session, chain_id, relayer, floor)
+                prepared = self.chain.sign(fields, nonce)
                 row = ChainOp(
                     agreement_id=agreement_id,
                     op=op,
                     args=args or {},
-                    signer=self.chain.relayer,
-                    nonce=prepared.nonce,
+                    signer=relayer,
+                    nonce=nonce,
                     tx_hash=prepared.tx_hash,
                     raw_tx=prepared.raw,
+                    tx_fields=fields,
+                    sent_at=utcnow(),
+                    sent_block=self._head,
+                    earlier_hashes=[],
                 )
                 session.add(row)
                 session.flush()
                 op_id = row.id
             failpoints.hit("contracts.before_send")
-            self.chain.send(prepared.raw)
+            self._send(op_id, prepared.raw, prepared.tx_hash)
         failpoints.hit("contracts.after_send")
-        mined = self.chain.wait_mined(prepared.tx_hash)
-        failpoints.hit("contracts.after_receipt")
-        self._finish(op_id, mined)
-        if not mined.succeeded and op != "offer":
-            self.converge(agreement_id)
-        return mined
+        return Submitted(op_id, prepared.tx_hash, nonce)
+
+    def _send(self, op_id: int, raw: bytes, tx_hash: str) -> bool | None:
+        """Send stored bytes; a failure leaves them stored for the confirmer to send again (or
+        to replace), so the caller's answer does not depend on it. True when the node took
+        them, False when it refused them (too low a fee, say), None when it did not answer."""
+        try:
+            self.chain.send(raw)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self._unsent[op_id] = time.time()
+            log.warning("sending %s failed (%s); it is sent again", tx_hash, exc)
+            return None
+        except Exception as exc:  # the node's refusal: the confirmer replaces it
+            self._unsent[op_id] = time.time()
+            log.warning("the node refused %s (%s); it is sent again or replaced", tx_hash, exc)
+            return False
+        self._unsent.pop(op_id, None)
+        return True
+
+    def _require_on_chain(self, agreement_id: str) -> None:
+        with self.db.sessions() as session:
+            agreement = session.get(Agreement, agreement_id)
+            if agreement is not None and agreement.state == "offering":
+                raise StillOffering(agreement_id)
+
+    def await_op(self, op_id: int, timeout: float | None = None) -> Mined:
+        """Wait until the operation is mined (any of its attempts) and its outcome recorded,
+        here or by the confirmer; TimeoutError after `timeout` (default `wait_timeout`)."""
+        deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
+        while True:
+            with self.db.sessions() as session:
+                op = session.get(ChainOp, op_id)
+                assert op is not None
+                state, current = op.state, _pending(op)
+            if state != "prepared":
+                return Mined(current.tx_hash, state == "mined")
+            mined = self._receipt_of(current)
+            if mined is not None:
+                failpoints.hit("contracts.after_receipt")
+                self._finish(op_id, mined)
+                return mined
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"transaction {current.tx_hash} not mined within the wait")
+            time.sleep(self.poll)
+
+    def _receipt_of(self, op: Pending) -> Mined | None:
+        for tx_hash in reversed(op.hashes):  # the latest attempt is the likeliest
+            mined = self.chain.mined(tx_hash)
+            if mined is not None:
+                return mined
+        return None
+
+    # ---- the confirmer ----------------------------------------------------------------------
+
+    def _prepared(self) -> list[Pending]:
+        with self.db.sessions() as session:
+            rows = session.execute(
+                select(ChainOp)
+                .where(ChainOp.state == "prepared", ChainOp.signer == self.chain.relayer)
+                .order_by(ChainOp.nonce, ChainOp.id)
+            ).scalars()
+            return [_pending(op) for op in rows]
+
+    def confirm(self) -> int:
+        """One round of the confirmer: record the outcome of every prepared operation the
+        chain has mined, then send again, replace or fill what holds the queue up. Returns
+        how many outcomes were recorded."""
+        ops = self._prepared()
+        if not ops:
+            self._gaps.clear()
+            return 0
+        head = self.chain.block_number()
+        mined_count = self.chain.sent_count(self.chain.relayer)
+        self._head, self._floor = head, max(self._floor, mined_count)
+        recorded = 0
+        waiting: list[Pending] = []
+        for op in ops:
+            if op.nonce >= mined_count:
+                waiting.append(op)
+                continue
+            mined = self._receipt_of(op)
+            if mined is None:
+                # Its nonce is used but none of its attempts is in a block: taken by another
+                # transaction of this key (seen twice, in case the receipt lagged the count).
+                if op.id in self._displaced:
+                    self._displaced.discard(op.id)
+                    self._abandon(op.id, "its nonce was used by another transaction")
+                else:
+                    self._displaced.add(op.id)
+                continue
+            failpoints.hit("contracts.after_receipt")
+            if self._finish(op.id, mined):
+                recorded += 1
+                if not mined.succeeded and op.op != "offer":
+                    self.converge(op.agreement_id)
+        if waiting:
+            self._unstick(waiting, head, mined_count)
+        return recorded
+
+    def _late(self, since: float, since_block: int | None, head: int) -> bool:
+        return time.time() - since >= self.stuck_seconds or (
+            since_block is not None and head - since_block >= self.stuck_blocks
+        )
+
+    def _unstick(self, waiting: list[Pending], head: int, mined_count: int) -> None:
+        """Send again what the node lost, replace what it holds but does not mine, and fill
+        nonces nothing is stored for (gaps below the last waiting one)."""
+        now = time.time()
+        for op_id in set(self._seen_at) - {op.id for op in waiting}:
+            del self._seen_at[op_id]
+        stuck = [
+            op
+            for op in waiting
+            if time.time() - self._unsent.get(op.id, now) >= RESEND_AFTER
+            or self._late(
+                op.sent_at.timestamp(),
+                op.sent_block
+                if op.sent_block is not None
+                else self._seen_at.setdefault(op.id, head),
+                head,
+            )
+        ]
+        held = {op.nonce for op in waiting}
+        gaps = []
+        for nonce in range(mined_count, max(held)):
+            if nonce in held:
+                continue
+            first = self._gaps.setdefault(nonce, (now, head))
+            if self._late(first[0], first[1], head):
+                gaps.append(nonce)
+        for nonce in list(self._gaps):
+            if nonce < mined_count or nonce in held:
+                del self._gaps[nonce]
+        if not stuck and not gaps:
+            return
+        with self._writer():
+            for op in stuck:
+                self._resend_or_replace(op, head, next_on_chain=op.nonce == mined_count)
+            for nonce in gaps:
+                self._fill(nonce)
+                self._gaps.pop(nonce, None)
+
+    def _resend_or_replace(self, op: Pending, head: int, next_on_chain: bool) -> None:
+        """Send again what the node lost; replace the transaction the chain waits for next
+        when the node holds it but does not mine it (a later one only waits behind it)."""
+        with self.db.sessions() as session:
+            row = session.get(ChainOp, op.id)
+            current = _pending(row) if row is not None and row.state == "prepared" else None
+        if current is None or self._receipt_of(current) is not None:
+            return  # recorded meanwhile, or mined: the next round records it
+        known = any(self.chain.transaction_known(h) for h in current.hashes)
+        if not known:
+            log.info("re-sending the stored transaction of %s %s", op.op, current.tx_hash)
+            self._mark_sent(op.id, head)
+            if self._send(op.id, current.raw, current.tx_hash) is not False:
+                return
+            # The node refuses the stored bytes (the base fee rose above their cap): replaced.
+        elif not next_on_chain:
+            self._mark_sent(op.id, head)  # queued behind an earlier nonce: wait for it
+            return
+        if current.fields is None:
+            return  # stored before fields were kept: it can only be sent again as it is
+        fields = nonces.bumped(current.fields, self.chain.suggested_fees())
+        replacement = self.chain.sign(fields, current.nonce)
+        with self.db.transaction() as session:
+            changed = session.execute(
+                update(ChainOp)
+                .where(ChainOp.id == op.id, ChainOp.state == "prepared")
+                .values(
+                    earlier_hashes=[*current.hashes],
+                    tx_hash=replacement.tx_hash,
+                    raw_tx=replacement.raw,
+                    tx_fields=fields,
+                    sent_at=utcnow(),
+                    sent_block=head,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        if changed != 1:
+            return
+        log.warning(
+            "%s for agreement %s (nonce %d) is stuck: replaced %s by %s (max fee %d, tip %d)",
+            op.op,
+            op.agreement_id,
+            current.nonce,
+            current.tx_hash,
+            replacement.tx_hash,
+            fields["maxFeePerGas"],
+            fields["maxPriorityFeePerGas"],
+        )
+        failpoints.hit("contracts.before_replacement_send")
+        self._send(op.id, replacement.raw, replacement.tx_hash)
+        failpoints.hit("contracts.after_replacement_send")
+
+    def _mark_sent(self, op_id: int, head: int) -> None:
+        with self.db.transaction() as session:
+            session.execute(
+                update(ChainOp)
+                .where(ChainOp.id == op_id, ChainOp.state == "prepared")
+                .values(sent_at=utcnow(), sent_block=head)
+            )
+
+    def _fill(self, nonce: int) -> None:
+        """A nonce the chain waits for with nothing stored for it: a no-op self-transfer with
+        generous fees, so the transactions after it are mined."""
+        fields = nonces.bumped(self.chain.self_transfer(), self.chain.suggested_fees())
+        filler = self.chain.sign(fields, nonce)
+        log.warning(
+            "nonce %d of %s has no stored transaction: filled with a self-transfer %s",
+            nonce,
+            self.chain.relayer,
+            filler.tx_hash,
+        )
+        try:
+            self.chain.send(filler.raw)
+        except Exception as exc:  # tried again next round while the gap stays
+            log.warning("the self-transfer for nonce %d was refused (%s)", nonce, exc)
 
     def converge(self, agreement_id: str) -> bool:
         """Record what the chain holds for the agreement if the database is behind it (see
@@ -139,47 +459,55 @@ class TransactionPath:
             )
         return changed
 
-    def _finish(self, op_id: int, mined: Mined) -> None:
+    def _finish(self, op_id: int, mined: Mined) -> bool:
+        """Record the mined (or reverted) operation and its effect, once: False when it was
+        already recorded (by the confirmer or a request waiting for it)."""
         with self.db.transaction() as session:
-            op = session.get(ChainOp, op_id)
+            changed = session.execute(
+                update(ChainOp)
+                .where(ChainOp.id == op_id, ChainOp.state == "prepared")
+                .values(
+                    state="mined" if mined.succeeded else "failed",
+                    error=None if mined.succeeded else "reverted",
+                    tx_hash=mined.tx_hash,  # a replaced attempt may be the one mined
+                    finished_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if changed != 1:
+                return False
+            op = session.get(ChainOp, op_id, populate_existing=True)
             assert op is not None
-            if op.state != "prepared":
-                return
             agreement = session.get(Agreement, op.agreement_id)
             assert agreement is not None
-            op.finished_at = utcnow()
             if not mined.succeeded:
-                op.state = "failed"
-                op.error = "reverted"
                 self.outcomes.reverted(session, agreement, op)
                 log.error("%s for agreement %s reverted (%s)", op.op, agreement.id, op.tx_hash)
-                return
-            op.state = "mined"
-            self.outcomes.mined(session, agreement, op)
+            else:
+                self.outcomes.mined(session, agreement, op)
+        self._unsent.pop(op_id, None)
+        return True
 
     def recover(self) -> int:
-        """Finish operations a previous process prepared (and maybe sent) but did not record."""
-        with self.db.sessions() as session:
-            ops = (
-                session.execute(
-                    select(ChainOp).where(ChainOp.state == "prepared").order_by(ChainOp.id)
-                )
-                .scalars()
-                .all()
-            )
+        """At start: finish operations a previous process prepared (and maybe sent) but did
+        not record. Mined ones are recorded; stored bytes the node does not know are sent
+        again (never signed anew); the confirmer records the rest as they are mined."""
+        ops = self._prepared()
+        mined_count = self.chain.sent_count(self.chain.relayer) if ops else 0
         for op in ops:
-            mined = self.chain.mined(op.tx_hash)
-            if mined is None and not self.chain.transaction_known(op.tx_hash):
-                if self.chain.sent_count(op.signer) != op.nonce:
-                    self._abandon(op.id, "the transaction was dropped and its nonce reused")
-                    continue
-                log.info("re-sending the stored transaction of %s %s", op.op, op.tx_hash)
-                self.chain.send(op.raw_tx)
             log.info("recovering %s for agreement %s (%s)", op.op, op.agreement_id, op.tx_hash)
-            mined = mined or self.chain.wait_mined(op.tx_hash)
-            self._finish(op.id, mined)
-            if not mined.succeeded and op.op != "offer":
-                self.converge(op.agreement_id)
+            mined = self._receipt_of(op)
+            if mined is not None:
+                if self._finish(op.id, mined) and not mined.succeeded and op.op != "offer":
+                    self.converge(op.agreement_id)
+                continue
+            if any(self.chain.transaction_known(h) for h in op.hashes):
+                continue
+            if op.nonce < mined_count:
+                self._abandon(op.id, "the transaction was dropped and its nonce reused")
+                continue
+            log.info("re-sending the stored transaction of %s %s", op.op, op.tx_hash)
+            self._send(op.id, op.raw, op.tx_hash)
         return len(ops)
 
     def _abandon(self, op_id: int, reason: str) -> None:

@@ -135,11 +135,29 @@ def offer_agreement(story: Story, offer: dict[str, Any]) -> dict[str, Any]:
     )
     response = requests.post(f"{base}/v1/agreements", headers=hr, timeout=60, json=offer)
     response.raise_for_status()
-    agreement: dict[str, Any] = response.json()
+    pending: dict[str, Any] = response.json()
     print(
-        f"  201 agreement {agreement['id']} offered on chain (tx {agreement['transaction']}),"
+        f"  201 at once: agreement {pending['id']} {pending['state']}, its transaction "
+        f"{pending['chain']['status']} (nonce {pending['chain']['nonce']}, tx "
+        f"{pending['chain']['tx']}); Location {response.headers['Location']}"
+    )
+    agreement = {**pending, **wait_offered(story, pending["id"])}  # keeps its signing link
+    print(
+        f"  the chain confirmed it: {agreement['state']},"
         f" risk {agreement['risk']['level']}: {', '.join(agreement['risk']['reasons'])}"
     )
+    return agreement
+
+
+def wait_offered(story: Story, agreement_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """An offer is answered before its block: poll its Location until the chain confirms it."""
+    deadline = time.monotonic() + timeout
+    agreement = story.agreement(agreement_id)
+    while agreement["state"] == "offering" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        agreement = story.agreement(agreement_id)
+    if agreement["state"] != "offered":
+        raise RuntimeError(f"agreement {agreement_id} is {agreement['state']}, not offered")
     return agreement
 
 
@@ -363,6 +381,7 @@ def other_candidate_breaches(story: Story, offer: dict[str, Any]) -> dict[str, A
             "milestones": [],
         },
     ).json()
+    wait_offered(story, second["id"])
     sign_through_link(story.base, second, DEMO_OTHER_KEY).raise_for_status()
     current = story.agreement(second["id"])
 

@@ -232,6 +232,27 @@ VARIABLES: tuple[Variable, ...] = (
         "How often the sweeper declares due breaches and expiries and flags overdue milestones.",
     ),
     Variable(
+        "OFFERSEAL_TX_POLL_INTERVAL",
+        "tx_poll_interval",
+        parse_duration,
+        "How often the contracts service looks for its transactions in new blocks (records "
+        "outcomes, finds stuck ones).",
+    ),
+    Variable(
+        "OFFERSEAL_TX_STUCK_BLOCKS",
+        "tx_stuck_blocks",
+        int,
+        "Blocks after which a contracts transaction still not mined counts as stuck: sent "
+        "again if the node lost it, else replaced (same nonce, fees +12.5%).",
+    ),
+    Variable(
+        "OFFERSEAL_TX_STUCK_AFTER",
+        "tx_stuck_after",
+        parse_duration,
+        "Time after which a contracts transaction still not mined counts as stuck, whatever "
+        "the blocks (a chain that mines nothing, or a node that lost it).",
+    ),
+    Variable(
         "OFFERSEAL_DEFAULT_TIMEZONE",
         "default_timezone",
         str,
@@ -530,6 +551,9 @@ class Settings:
     link_secret: str = ""
     link_ttl: float = 30 * 86400.0
     sweep_interval: float = 30.0
+    tx_poll_interval: float = 0.1
+    tx_stuck_blocks: int = 3
+    tx_stuck_after: float = 90.0
     default_timezone: str = "Asia/Shanghai"
     notify_port: int = 8103
     web_port: int = 8100
@@ -643,6 +667,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             raise ConfigError("OFFERSEAL_REGISTRY_ADMIN: not an address")
     if settings.confirmations < 1:
         raise ConfigError("OFFERSEAL_CONFIRMATIONS must be at least 1")
+    if settings.tx_stuck_blocks < 1:
+        raise ConfigError("OFFERSEAL_TX_STUCK_BLOCKS must be at least 1")
+    if settings.tx_poll_interval <= 0:
+        raise ConfigError("OFFERSEAL_TX_POLL_INTERVAL must be above 0")
     try:
         from limits import parse_many
 

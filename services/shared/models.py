@@ -212,3 +212,15 @@ class BoardChange(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     agreement_id: Mapped[str] = mapped_column(String(100))
+
+
+class SignerNonce(Base):
+    """The next nonce a signer sends with on a chain (see `nonces.py`): taken in the same
+    database transaction that stores the transaction signed with it."""
+
+    __tablename__ = "signer_nonces"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    signer: Mapped[str] = mapped_column(String(42), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -203,7 +203,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
         offered = requests.post(
             contracts + "/v1/agreements",
             json=body(candidate_ref="cand-matrix"),
-            headers=stack.hr,
+            headers={**stack.hr, "Prefer": "wait=30"},
             timeout=60,
         )
         assert offered.status_code == 201, offered.text

@@ -51,7 +51,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             ("cand-blue", {"position": "Test Engineer"}),
         ):
             made = requests.post(
-                contracts, json=body(candidate_ref=ref, **changes), headers=stack.hr, timeout=60
+                contracts,
+                json=body(candidate_ref=ref, **changes),
+                headers={**stack.hr, "Prefer": "wait=30"},
+                timeout=60,
             )
             assert made.status_code == 201, made.text
             offers[ref] = made.json()

@@ -77,7 +77,10 @@ def body(**changes: Any) -> dict[str, Any]:
 
 def create(stack: RunningStack, **changes: Any) -> dict[str, Any]:
     r = requests.post(
-        contracts(stack, "/v1/agreements"), headers=stack.hr, json=body(**changes), timeout=60
+        contracts(stack, "/v1/agreements"),
+        headers={**stack.hr, "Prefer": "wait=30"},
+        json=body(**changes),
+        timeout=60,
     )
     assert r.status_code == 201, r.text
     return dict(r.json())

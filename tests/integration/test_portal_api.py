@@ -81,7 +81,9 @@ def test_a_candidate_without_a_wallet_enrols_a_passkey_and_signs(
     stack, box = portal
     web = stack.stack.urls["web"]
     offered = post(
-        web + "/v1/agreements", headers=stack.hr, json=body(candidate_address=None)
+        web + "/v1/agreements",
+        headers={**stack.hr, "Prefer": "wait=30"},
+        json=body(candidate_address=None),
     )  # the API through the people's origin
     assert offered.status_code == 201, offered.text
     agreement = offered.json()

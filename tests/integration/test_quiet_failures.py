@@ -272,7 +272,7 @@ def test_an_offer_retried_with_its_idempotency_key_is_offered_once(
     try:
         url = contracts(stack, "/v1/agreements")
         offer = body()
-        headers = {**stack.hr, "Idempotency-Key": "offer-cand-042-1"}
+        headers = {**stack.hr, "Idempotency-Key": "offer-cand-042-1", "Prefer": "wait=30"}
         first = requests.post(url, headers=headers, json=offer, timeout=60)
         assert first.status_code == 201, first.text
         again = requests.post(url, headers=headers, json=offer, timeout=60)
@@ -286,7 +286,11 @@ def test_an_offer_retried_with_its_idempotency_key_is_offered_once(
         # Another tenant's identical key is its own.
         theirs = requests.post(
             url,
-            headers={**stack.other_tenant, "Idempotency-Key": "offer-cand-042-1"},
+            headers={
+                **stack.other_tenant,
+                "Idempotency-Key": "offer-cand-042-1",
+                "Prefer": "wait=30",
+            },
             json=offer,
             timeout=60,
         )

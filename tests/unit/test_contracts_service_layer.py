@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
+import json
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -79,7 +79,7 @@ class FakeChain:
         self.lose_receipt = False  # the process "dies" while waiting for the receipt
         self._pending: dict[str, tuple[ChainCall, bytes]] = {}
         self._mined: dict[str, Mined] = {}
-        self._nonce = itertools.count()
+        self._calls: dict[str, ChainCall] = {}
 
     # -- calls
     def agreement_id(self, salt: bytes) -> str:
@@ -132,11 +132,21 @@ class FakeChain:
         if call.function in self.refuse:
             raise self.refuse[call.function]
 
-    def sign_for_later(self, call: ChainCall) -> PreparedTx:
-        nonce = next(self._nonce)
-        raw = f"{call.function}:{nonce}".encode()
+    def unsigned(self, call: ChainCall) -> dict[str, Any]:
+        ref = f"call-{len(self._calls)}"
+        self._calls[ref] = call
+        return {"call": ref, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
+
+    def self_transfer(self) -> dict[str, Any]:
+        return {"call": None, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
+
+    def suggested_fees(self) -> dict[str, int]:
+        return {"maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
+
+    def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx:
+        raw = json.dumps({**fields, "nonce": nonce}, sort_keys=True).encode()
         tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
-        self._pending[tx_hash] = (call, raw)
+        self._pending[tx_hash] = (self._calls[fields["call"]], raw)
         return PreparedTx(raw, tx_hash, nonce)
 
     def send(self, raw: bytes) -> None:
@@ -162,12 +172,9 @@ class FakeChain:
         elif call.function in TRANSITION_STATES:
             self.states[onchain_id] = TRANSITION_STATES[call.function]
 
-    def wait_mined(self, tx_hash: str) -> Mined:
+    def mined(self, tx_hash: str) -> Mined | None:
         if self.lose_receipt:
             raise TimeoutError("the node went away")
-        return self._mined[tx_hash]
-
-    def mined(self, tx_hash: str) -> Mined | None:
         return self._mined.get(tx_hash)
 
     def transaction_known(self, tx_hash: str) -> bool:
@@ -297,7 +304,7 @@ def sign_commitment(contracts: ContractsService, agreement_id: str) -> bytes:
 
 
 def committed(contracts: ContractsService) -> dict[str, Any]:
-    agreement = contracts.agreements.create(HR, new_agreement())
+    agreement = contracts.agreements.create(HR, new_agreement(), wait=5)
     signature = sign_commitment(contracts, agreement["id"])
     return contracts.signatures.submit_signature(HR, None, agreement["id"], signature)
 
@@ -305,7 +312,7 @@ def committed(contracts: ContractsService) -> dict[str, Any]:
 def test_offer_signature_milestone_and_start(
     db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
-    offered = contracts.agreements.create(HR, new_agreement())
+    offered = contracts.agreements.create(HR, new_agreement(), wait=5)
     assert offered["state"] == "offered" and offered["contract"] == CONTRACT
     assert offered["transaction"].startswith("0x")
     assert offered["signing_link"].startswith("https://offers.example/v1/agreements/")
@@ -362,7 +369,7 @@ def test_offer_signature_milestone_and_start(
 def test_a_signature_not_the_candidates_is_refused_and_nothing_is_sent(
     db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
-    offered = contracts.agreements.create(HR, new_agreement())
+    offered = contracts.agreements.create(HR, new_agreement(), wait=5)
     typed = contracts.signatures.typed_data(HR, None, offered["id"])
     forged = fake_signature(OTHER, typed_data_digest(typed))
     with pytest.raises(InvalidSignature, match="wrong signer"):
@@ -374,8 +381,8 @@ def test_a_signature_not_the_candidates_is_refused_and_nothing_is_sent(
 
 
 def test_the_signature_over_another_offer_is_named_as_such(contracts: ContractsService) -> None:
-    first = contracts.agreements.create(HR, new_agreement())
-    second = contracts.agreements.create(HR, new_agreement())
+    first = contracts.agreements.create(HR, new_agreement(), wait=5)
+    second = contracts.agreements.create(HR, new_agreement(), wait=5)
     signature = sign_commitment(contracts, second["id"])
     with pytest.raises(InvalidSignature, match="wrong agreement"):
         contracts.signatures.submit_signature(HR, None, first["id"], signature)
@@ -385,8 +392,8 @@ def test_another_tenants_offer_to_the_same_candidate_is_never_revealed(
     contracts: ContractsService,
 ) -> None:
     globex = Principal(key_id="k-globex", role="hr", tenant="globex")
-    ours = contracts.agreements.create(HR, new_agreement())
-    theirs = contracts.agreements.create(globex, new_agreement())
+    ours = contracts.agreements.create(HR, new_agreement(), wait=5)
+    theirs = contracts.agreements.create(globex, new_agreement(), wait=5)
     signature = fake_signature(
         CANDIDATE, typed_data_digest(contracts.signatures.typed_data(globex, None, theirs["id"]))
     )
@@ -413,7 +420,7 @@ def test_a_refusal_by_the_contract_writes_nothing(
 ) -> None:
     chain.refuse["offer"] = ChainRefusal("DamagesAboveCap", (1, 0), "DamagesAboveCap: too much")
     with pytest.raises(ChainRefusal) as exc:
-        contracts.agreements.create(HR, new_agreement())
+        contracts.agreements.create(HR, new_agreement(), wait=5)
     assert exc.value.error == "DamagesAboveCap"
     with db.sessions() as session:
         assert session.execute(select(Agreement)).first() is None
@@ -425,7 +432,7 @@ def test_a_reverted_offer_fails_the_agreement(
 ) -> None:
     chain.revert.add("offer")
     with pytest.raises(TransactionFailed):
-        contracts.agreements.create(HR, new_agreement())
+        contracts.agreements.create(HR, new_agreement(), wait=5)
     with db.sessions() as session:
         assert [a.state for a in session.execute(select(Agreement)).scalars()] == ["failed"]
     assert ops(db) == [("offer", "failed")] and outbox(db) == []
@@ -433,14 +440,14 @@ def test_a_reverted_offer_fails_the_agreement(
 
 def test_only_hr_and_admins_offer(db: Database, contracts: ContractsService) -> None:
     with pytest.raises(Exception, match="may not do this"):
-        contracts.agreements.create(LEGAL, new_agreement())
+        contracts.agreements.create(LEGAL, new_agreement(), wait=5)
     assert ops(db) == []
 
 
 def test_recovery_records_a_transaction_sent_before_a_crash(
     db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
-    agreement = contracts.agreements.create(HR, new_agreement())
+    agreement = contracts.agreements.create(HR, new_agreement(), wait=5)
     chain.lose_receipt = True
     with pytest.raises(TimeoutError):
         contracts.agreements.transition(HR, agreement["id"], "withdraw")
@@ -456,7 +463,7 @@ def test_recovery_records_a_transaction_sent_before_a_crash(
 def test_amending_an_offered_agreement_applies_on_chain_at_once(
     db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
-    agreement = contracts.agreements.create(HR, new_agreement())
+    agreement = contracts.agreements.create(HR, new_agreement(), wait=5)
     new_start = dt.datetime.fromisoformat(agreement["start_at"]) + 5 * DAY
     amendment = contracts.amendments.amend(HR, agreement["id"], DateChange(new_start, ()))
     assert amendment["state"] == "applied" and amendment["number"] == 1
@@ -526,7 +533,7 @@ def test_the_sweeper_expires_offers_and_flags_overdue_milestones(
     db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
     now = dt.datetime.now(dt.UTC)
-    offered = contracts.agreements.create(HR, new_agreement())
+    offered = contracts.agreements.create(HR, new_agreement(), wait=5)
     signed = committed(contracts)
     chain.now = int((now + 21 * DAY).timestamp())  # past the expiry and the milestone's due
     assert contracts.sweep() == {"breached": 0, "expired": 1, "fulfilled": 0, "overdue": 1}
@@ -638,7 +645,7 @@ def test_after_someone_else_moved_the_agreement_the_database_follows_the_chain(
     db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
     now = dt.datetime.now(dt.UTC)
-    offered = contracts.agreements.create(HR, new_agreement())
+    offered = contracts.agreements.create(HR, new_agreement(), wait=5)
     # A third party called expire() directly: our expire is refused by the chain.
     chain.states[offered["onchain_id"]] = "expired"
     chain.refuse["expire"] = ChainRefusal("InvalidState", (), "the agreement is expired on chain")

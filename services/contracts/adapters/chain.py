@@ -89,6 +89,7 @@ class IntentAgreementsChain(chain.ContractClient):
     def __init__(self, w3: Web3, address: str, signer: LocalAccount) -> None:
         super().__init__(w3, address)
         self.signer = signer
+        self._cached_chain_id: int | None = None
         self._errors: dict[bytes, tuple[str, list[str]]] = {}
         for item in self.abi:
             if item["type"] == "error":
@@ -186,14 +187,46 @@ class IntentAgreementsChain(chain.ContractClient):
         with self._refusals():
             self._fn(call).call({"from": self.relayer})
 
-    def sign_for_later(self, call: ChainCall) -> chain.PreparedTx:
-        """Sign the call with the next nonce; the chain may have moved since `simulate`
-        (another transaction mined): gas estimation then refuses as `simulate` would."""
-        fn = self._fn(call)
+    def unsigned(self, call: ChainCall) -> dict[str, Any]:
+        """The call as an EIP-1559 transaction without its nonce: gas estimated (the chain may
+        have moved since `simulate`: estimation then refuses as `simulate` would) with a fifth
+        more as margin, and the fees the chain suggests now."""
+        data = self._fn(call)._encode_transaction_data()
         with self._refusals():
-            return chain.sign_for_later(
-                self.w3, self.signer, lambda nonce: self.prepare(fn, self.signer, nonce)
-            )
+            gas = self.w3.eth.estimate_gas({"from": self.relayer, "to": self.address, "data": data})
+        return {
+            "type": 2,
+            "chainId": self._chain_id(),
+            "to": self.address,
+            "data": data if isinstance(data, str) else "0x" + bytes(data).hex(),
+            "value": 0,
+            "gas": int(gas * 6 // 5),
+            **self.suggested_fees(),
+        }
+
+    def self_transfer(self) -> dict[str, Any]:
+        """A transaction that does nothing (0 to itself): fills a nonce nothing is stored for."""
+        return {
+            "type": 2,
+            "chainId": self._chain_id(),
+            "to": self.relayer,
+            "data": "0x",
+            "value": 0,
+            "gas": 21_000,
+            **self.suggested_fees(),
+        }
+
+    def suggested_fees(self) -> dict[str, int]:
+        return chain.suggested_fees(self.w3)
+
+    def sign(self, fields: dict[str, Any], nonce: int) -> chain.PreparedTx:
+        signed = self.signer.sign_transaction({**fields, "nonce": nonce})
+        return chain.PreparedTx(bytes(signed.raw_transaction), signed.hash.to_0x_hex(), nonce)
+
+    def _chain_id(self) -> int:
+        if self._cached_chain_id is None:
+            self._cached_chain_id = int(self.w3.eth.chain_id)
+        return self._cached_chain_id
 
     def send(self, raw: bytes) -> None:
         self.send_raw(raw)
@@ -201,9 +234,6 @@ class IntentAgreementsChain(chain.ContractClient):
     @staticmethod
     def _mined(receipt: Any) -> Mined:
         return Mined(receipt["transactionHash"].to_0x_hex(), receipt["status"] == 1)
-
-    def wait_mined(self, tx_hash: str) -> Mined:
-        return self._mined(self.wait(tx_hash))
 
     def mined(self, tx_hash: str) -> Mined | None:
         receipt = self.receipt(tx_hash)
@@ -215,7 +245,7 @@ class IntentAgreementsChain(chain.ContractClient):
     # ---- reading ---------------------------------------------------------------------------
 
     def chain_id(self) -> int:
-        return int(self.w3.eth.chain_id)
+        return self._chain_id()
 
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)

@@ -211,7 +211,10 @@ def offer_submit() -> Response:
         return _form(form, _errors(exc.messages), 422)
     try:
         created = _contracts().agreements.create(
-            who, to_new_agreement(data), idempotency_key="console-offer-" + form["request_id"]
+            who,
+            to_new_agreement(data),
+            idempotency_key="console-offer-" + form["request_id"],
+            wait=30,  # HR's one offer by hand: its page shows it on chain
         )
     except OfferSealError as exc:
         errors = exc.extra.get("errors") or [{"field": "form", "message": exc.detail}]

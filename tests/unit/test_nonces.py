@@ -1,0 +1,170 @@
+"""The nonce manager's pure parts and the asynchronous offer, against the fake chain: nonces
+taken in order with the stored transaction (never twice), fees a node accepts as a
+replacement, an offer answered before its block and confirmed exactly once by the confirmer,
+and a clear 409 for what cannot be done with an offer not yet on chain."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from offerseal.contracts.errors import StillOffering
+from offerseal.contracts.models import ChainOp
+from offerseal.contracts.service_layer import ContractsService
+from offerseal.shared import nonces
+from offerseal.shared.db import Database
+from offerseal.shared.links import LinkSigner
+from tests.unit.test_contracts_service_layer import (
+    HR,
+    FakeChain,
+    chain,  # noqa: F401
+    contracts,  # noqa: F401
+    db,  # noqa: F401  (fixtures)
+    message_types,
+    new_agreement,
+    sign_commitment,
+)
+
+
+def test_nonces_are_taken_in_order_and_given_back_with_a_rollback(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    database.migrate()
+    try:
+        with database.transaction() as session:
+            assert nonces.take(session, 1, "0xA", floor=5) == 5  # the chain had mined five
+            assert nonces.take(session, 1, "0xA", floor=0) == 6
+            assert nonces.take(session, 2, "0xA", floor=0) == 0  # another chain, its own
+        with pytest.raises(RuntimeError), database.transaction() as session:
+            assert nonces.take(session, 1, "0xA", floor=0) == 7
+            raise RuntimeError("the signed transaction was never stored")
+        with database.transaction() as session:
+            assert nonces.take(session, 1, "0xA", floor=0) == 7  # never stored: not consumed
+            assert nonces.take(session, 1, "0xA", floor=20) == 20  # someone else used 8..19
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("tip", "cap", "suggested_tip", "suggested_cap"),
+    [(1, 2, 1, 2), (10**9, 3 * 10**9, 10**9, 2 * 10**9), (7, 9, 50, 400)],
+)
+def test_a_replacement_raises_both_fees_by_at_least_ten_percent(
+    tip: int, cap: int, suggested_tip: int, suggested_cap: int
+) -> None:
+    old = {"maxPriorityFeePerGas": tip, "maxFeePerGas": cap, "gas": 21_000}
+    new = nonces.bumped(old, {"maxPriorityFeePerGas": suggested_tip, "maxFeePerGas": suggested_cap})
+    assert new["maxPriorityFeePerGas"] * 10 >= tip * 11 and new["maxFeePerGas"] * 10 >= cap * 11
+    assert new["maxPriorityFeePerGas"] >= suggested_tip and new["maxFeePerGas"] >= suggested_cap
+    assert new["maxFeePerGas"] >= new["maxPriorityFeePerGas"] and new["gas"] == 21_000
+
+
+def test_an_offer_answers_before_its_block_and_is_confirmed_once(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    held: list[bytes] = []
+    send = chain.send
+    chain.send = held.append  # type: ignore[method-assign]  (sent, not yet in a block)
+    answer = contracts.agreements.create(HR, new_agreement())
+    assert answer["state"] == "offering" and answer["chain"]["status"] == "pending"
+    assert answer["transaction"] == answer["chain"]["tx"] and answer["signing_link"]
+    assert "agreement.offered" not in message_types(db)  # the invitation waits for the chain
+    with pytest.raises(StillOffering) as refused:
+        contracts.signatures.typed_data(HR, None, answer["id"])
+    assert refused.value.status == 409
+    with pytest.raises(StillOffering):
+        contracts.agreements.transition(HR, answer["id"], "withdraw")
+
+    assert contracts.confirm() == 0  # nothing in a block yet
+    chain.send = send  # type: ignore[method-assign]
+    for raw in held:
+        chain.send(raw)
+    assert contracts.confirm() == 1
+    assert contracts.confirm() == 0  # recorded once
+    current = contracts.agreements.get(HR, answer["id"])
+    assert current["state"] == "offered" and current["chain"]["status"] == "confirmed"
+    assert message_types(db).count("agreement.offered") == 1
+    signature = sign_commitment(contracts, answer["id"])
+    assert contracts.signatures.submit_signature(HR, None, answer["id"], signature)["state"] == (
+        "committed"
+    )
+
+
+def test_each_operation_takes_the_next_nonce(
+    db: Database,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    first = contracts.agreements.create(HR, new_agreement(), wait=5)
+    second = contracts.agreements.create(HR, new_agreement(), wait=5)
+    contracts.agreements.transition(HR, first["id"], "withdraw")
+    with db.sessions() as session:
+        taken = [
+            (op.op, op.nonce)
+            for op in session.execute(select(ChainOp).order_by(ChainOp.id)).scalars()
+        ]
+    assert taken == [("offer", 0), ("offer", 1), ("withdraw", 2)]
+    assert second["chain"]["nonce"] == 1
+
+
+class HoldingChain(FakeChain):
+    """A node that keeps what it is sent in its pool until told to mine it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool: dict[str, bytes] = {}
+        self.head = 100
+
+    def send(self, raw: bytes) -> None:
+        self.pool["0x" + hashlib.sha256(raw).hexdigest()] = raw
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        return tx_hash in self.pool or tx_hash in self._mined
+
+    def block_number(self) -> int:
+        return self.head
+
+    def mine(self, tx_hash: str) -> None:
+        FakeChain.send(self, self.pool.pop(tx_hash))
+
+
+def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 's.db'}")
+    database.migrate()
+    node = HoldingChain()
+    service = ContractsService.build(
+        database,
+        node,
+        LinkSigner(b"k" * 32),
+        public_url="https://offers.example/",
+        link_ttl=3600,
+        tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
+    )
+    try:
+        answer = service.agreements.create(HR, new_agreement())
+        original = answer["chain"]["tx"]
+        assert service.confirm() == 0  # first seen at block 100
+        node.head = 101
+        assert service.confirm() == 0  # one block: not stuck yet
+        node.head = 102
+        assert service.confirm() == 0  # two blocks: replaced
+        with database.sessions() as session:
+            [op] = session.execute(select(ChainOp)).scalars()
+            assert op.earlier_hashes == [original] and op.tx_hash != original
+            assert op.nonce == answer["chain"]["nonce"]
+            assert op.tx_fields is not None
+            assert op.tx_fields["maxFeePerGas"] * 10 >= 2 * 11
+            replacement = op.tx_hash
+        assert set(node.pool) == {original, replacement}  # the node decides which one
+        node.mine(replacement)
+        assert service.confirm() == 1
+        current = service.agreements.get(HR, answer["id"])
+        assert current["state"] == "offered" and current["chain"]["tx"] == replacement
+        assert message_types(database).count("agreement.offered") == 1
+    finally:
+        database.dispose()
