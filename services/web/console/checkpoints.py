@@ -45,7 +45,8 @@ DONE, PENDING, DUE_SOON, OVERDUE, NOT_PLANNED = (
     "not_planned",
 )
 DUE_SOON_WITHIN = dt.timedelta(days=3)
-ACTIVE_STATES = ("offered", "committed")
+# "offering": the offer is accepted and waits for its block (the asynchronous offer)
+ACTIVE_STATES = ("offering", "offered", "committed")
 COMMITTED_OR_LATER = frozenset({"committed", "fulfilled", "breached", "employer_breached"})
 RISK_ORDER = {"red": 0, "yellow": 1, "blue": 2}
 
