@@ -88,6 +88,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "`offerseal serve` needs OFFERSEAL_RPC_URL (and OFFERSEAL_SIGNER_KEY); "
             "`offerseal up` starts a local Anvil instead"
         )
+    workers = args.workers if args.workers is not None else settings.workers
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if workers > 1:
+        from .shared import prefork
+
+        for name in args.service:
+            if not getattr(settings, f"{name}_port"):
+                raise ConfigError(f"--workers needs a fixed port for {name} (not 0)")
+        print(
+            f"{', '.join(args.service)}: {workers} worker processes (one runs the background)",
+            flush=True,
+        )
+        return prefork.serve(settings, args.service, workers)
     stack = Stack(settings, tuple(args.service)).start()
     for name in args.service:
         print(f"{name} listening on {stack.urls[name]}", flush=True)
@@ -453,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         choices=list(SERVICES),
         help="one service, or several to run them in one process",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default OFFERSEAL_WORKERS, 1): more than 1 runs the services "
+        "under gunicorn's pre-fork server, one process also running the background workers",
     )
     serve.set_defaults(func=cmd_serve)
 

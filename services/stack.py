@@ -14,24 +14,54 @@ from .shared.errors import OfferSealError
 SERVICES = ("evidence", "contracts", "notify", "web")
 
 
-def open_database(settings: Settings) -> Any:
-    """The database in `settings`, its schema brought up to date."""
+def open_database(settings: Settings, migrate: bool = True) -> Any:
+    """The database in `settings`, its schema brought up to date (unless `migrate` is False: a
+    pre-fork worker, whose server migrated before forking)."""
     from .shared.db import Database
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
-    db.migrate()
+    if migrate:
+        db.migrate()
     return db
+
+
+def service_port(settings: Settings, name: str) -> int:
+    """The configured port of service `name`."""
+    return int(
+        {
+            "evidence": settings.evidence_port,
+            "contracts": settings.contracts_port,
+            "notify": settings.notify_port,
+            "web": settings.web_port,
+        }[name]
+    )
 
 
 class Stack:
     """What `offerseal up` (all services) or `offerseal serve NAME` (one) runs: Anvil unless
     OFFERSEAL_RPC_URL is set, each service with its workers and HTTP server, and one outbox
-    relay for the process. `start()` then `stop()`."""
+    relay for the process. `start()` then `stop()`.
 
-    def __init__(self, settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
+    Under the pre-fork server (`offerseal serve --workers N`, `shared/prefork.py`) each worker
+    process builds its own stack with `http=False` (gunicorn owns the sockets; `apps` holds the
+    WSGI app of each service), and only one of them with `background=True`: the anchoring,
+    chain and notify workers, the consumers and the outbox relay run there and nowhere else.
+    The others only take requests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: tuple[str, ...] = SERVICES,
+        *,
+        http: bool = True,
+        background: bool = True,
+    ) -> None:
         self.settings = settings
         self.services = services
+        self.http = http
+        self.background = background
+        self.apps: dict[str, Any] = {}
         self.anvil: Any = None
         self.dev_tsa: Any = None
         self.db: Any = None
@@ -46,9 +76,12 @@ class Stack:
     def _reserve(self, name: str, configured: int) -> int:
         """Bind `name`'s HTTP socket now (0: any free port) and return its port. The socket
         stays bound until `_serve` hands it its app, so no later `_reserve` can be given the same
-        port between choosing it and serving on it."""
+        port between choosing it and serving on it. Without `http` the socket is someone else's
+        (the pre-fork server bound it): the configured port is the one."""
         from .shared.server import HttpServer, LateApp
 
+        if not self.http:
+            return configured
         if name in self._slots:
             return int(self._slots[name][1].port)
         slot = LateApp()
@@ -71,6 +104,8 @@ class Stack:
         settings = self.settings
         failpoints.arm(settings.failpoint)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.http and not settings.rpc_url:
+            raise ConfigError("worker processes need OFFERSEAL_RPC_URL (no embedded Anvil)")
         rpc_url = settings.rpc_url
         signer_key, contracts_key = settings.signer_key, settings.contracts_signer_key
         if not rpc_url:
@@ -102,7 +137,7 @@ class Stack:
         try:
             if self.anvil is not None and "evidence" in self.services and not settings.tsa_urls:
                 self._start_dev_tsa()
-            self.db = open_database(settings)
+            self.db = open_database(settings, migrate=self.http)
             if "evidence" in self.services:
                 self._start_evidence(rpc_url, signer_key)
             if "contracts" in self.services:
@@ -111,6 +146,8 @@ class Stack:
                 self._start_notify()
             if "web" in self.services:
                 self._start_web()
+            if not self.background:
+                return self
             self.relay = OutboxRelay(
                 self.db,
                 settings.broker_url,
@@ -142,12 +179,19 @@ class Stack:
         )
 
     def _serve(self, name: str, app: Any) -> None:
+        self.apps[name] = app
+        if not self.http:
+            self.urls[name] = f"http://{self.settings.host}:{self._port_of(name)}"
+            return
         if name not in self._slots:
             self._reserve(name, 0)
         slot, server = self._slots.pop(name)
         slot.app = app
         server.start()
         self.urls[name] = f"http://{self.settings.host}:{server.port}"
+
+    def _port_of(self, name: str) -> int:
+        return service_port(self.settings, name)
 
     def _start_evidence(self, rpc_url: str, signer_key: str) -> None:
         from .evidence.app import EvidenceNode
@@ -164,7 +208,9 @@ class Stack:
 
         settings = self.settings
         if "evidence" in self.urls:
-            if not self.evidence.anchorer.ready.wait(60):  # it deploys the EvidenceRegistry
+            # The anchorer deploys the EvidenceRegistry. Without the background, the process
+            # that has it was ready (the registry recorded) before this one forked.
+            if self.background and not self.evidence.anchorer.ready.wait(60):
                 raise OfferSealError("the evidence service did not connect to the chain in time")
             settings = self._beside_evidence(settings)
         if "notify" in self.services and not settings.notify_url:
@@ -218,6 +264,9 @@ class Stack:
         `/healthz`."""
         from .shared.web import watch
 
+        if not self.background:  # another process runs them; this one's checks say so
+            node.ready.set()
+            return
         consumer = getattr(node, "consumer", None)
         if consumer is not None:
             consumer.heartbeat = self.settings.broker_heartbeat

@@ -30,6 +30,7 @@ __all__ = [
     "Document",
     "DocumentBlob",
     "IdempotencyRecord",
+    "IntakeBatch",
 ]
 
 
@@ -59,6 +60,9 @@ class Document(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     # The batch whose proof is current; NULL while pending (first time or after a chain reset).
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    # Hash-only intake: the signed batch receipt stored once; `receipt` then holds only this
+    # document's path into it ({"item_proof": [...]}).
+    intake_batch_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("intake_batches.id"))
 
     __table_args__ = (
         Index("ix_documents_tenant_sequence", "tenant", "sequence", unique=True),
@@ -73,6 +77,17 @@ class Document(Base):
             sqlite_where=text("batch_id IS NULL"),
         ),
     )
+
+
+class IntakeBatch(Base):
+    """The signed receipt of one hash-only intake request, stored once for all its documents."""
+
+    __tablename__ = "intake_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class TenantSequence(Base):

@@ -4,6 +4,7 @@ that its receipts carry (gap-free and increasing within a tenant, saying nothing
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -21,8 +22,7 @@ def allocate_rows(session: Session, count: int) -> list[int]:
         return list(range(start, start + count))
     rows = session.execute(
         text(
-            "SELECT nextval(pg_get_serial_sequence('documents', 'seq')) "
-            "FROM generate_series(1, :n)"
+            "SELECT nextval(pg_get_serial_sequence('documents', 'seq')) FROM generate_series(1, :n)"
         ),
         {"n": count},
     ).scalars()
@@ -46,3 +46,38 @@ def allocate_tenant_sequences(session: Session, tenant: str, count: int) -> list
     )
     last = int(session.execute(statement).scalar_one())
     return list(range(last - count + 1, last + 1))
+
+
+def allocate(
+    session: Session, tenant: str, count: int, key_id: str, signed_at: dt.datetime
+) -> tuple[list[int], list[int]]:
+    """Everything intake numbers and notes before it signs, at once: (internal row numbers, the
+    tenant's receipt sequence numbers), and the receipt key's period stretched to `signed_at`
+    where it does not cover it (`receipt_keys.note_signature`). On PostgreSQL one statement, one
+    round trip; the tenant's counter row is locked from here to the commit, so intake calls this
+    as late as it can."""
+    if session.connection().dialect.name != "postgresql":
+        from .receipt_keys import note_signature
+
+        note_signature(session, key_id, signed_at)
+        return allocate_rows(session, count), allocate_tenant_sequences(session, tenant, count)
+    rows = session.execute(
+        text(
+            "WITH k AS ("
+            " UPDATE receipt_keys SET"
+            "  valid_from = LEAST(valid_from, :at),"
+            "  valid_until = CASE WHEN valid_until < :at THEN :at ELSE valid_until END"
+            " WHERE key_id = :key_id AND (valid_from > :at OR valid_until < :at)),"
+            " t AS ("
+            " INSERT INTO tenant_sequences (tenant, last_sequence) VALUES (:tenant, :n)"
+            " ON CONFLICT (tenant) DO UPDATE"
+            " SET last_sequence = tenant_sequences.last_sequence + :n"
+            " RETURNING last_sequence)"
+            " SELECT nextval(pg_get_serial_sequence('documents', 'seq')),"
+            " (SELECT last_sequence FROM t)"
+            " FROM generate_series(1, :n)"
+        ),
+        {"tenant": tenant, "n": count, "key_id": key_id, "at": signed_at},
+    ).all()
+    last = int(rows[0][1])
+    return [int(r[0]) for r in rows], list(range(last - count + 1, last + 1))

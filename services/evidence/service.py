@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from offerseal_verify import merkle, timestamps
 from offerseal_verify.hexbytes import from_hex32, to_hex
 from offerseal_verify.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
-from offerseal_verify.receipts import ReceiptSigner, TrustedKey
+from offerseal_verify.receipts import ReceiptSigner, TrustedKey, member_receipt
 
 from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
@@ -38,7 +38,7 @@ from .errors import (
     ProofPending,
     UploadLimitReached,
 )
-from .models import Batch, BatchMember, BatchTimestamp, Document, DocumentBlob
+from .models import Batch, BatchMember, BatchTimestamp, Document, DocumentBlob, IntakeBatch
 from .provenance import (
     DnsTxt,
     Provenance,
@@ -49,8 +49,8 @@ from .provenance import (
     uploader_by_link,
     uploader_by_record,
 )
-from .receipt_keys import ReceiptKeys, note_signature
-from .sequences import allocate_rows, allocate_tenant_sequences
+from .receipt_keys import ReceiptKeys
+from .sequences import allocate
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -82,6 +82,26 @@ def _iso(moment: dt.datetime) -> str:
 fingerprint = idempotency.fingerprint
 
 
+def statement_of(
+    document_id: str,
+    sha256: str,
+    size: int | None,
+    kind: str,
+    sequence: int,
+    content_stored: bool,
+) -> dict[str, Any]:
+    """What an intake receipt states about one document (in this order: a batch receipt's
+    statement is rebuilt from the document's columns and must hash the same)."""
+    return {
+        "document_id": document_id,
+        "sha256": sha256,
+        "size": size,
+        "kind": kind,
+        "sequence": sequence,
+        "content_stored": content_stored,
+    }
+
+
 def _provenance_of(receipt: dict[str, Any]) -> dict[str, Any] | None:
     """The provenance a receipt signed (None for receipts issued before it was recorded)."""
     payload = receipt.get("payload") if isinstance(receipt, dict) else None
@@ -103,6 +123,8 @@ class EvidenceService:
         self.cipher = cipher
         self.signer = signer
         self.keys = ReceiptKeys(db, signer)
+        self._key_labels: dict[str, str | None] = {}  # an API key's label never changes
+        self._intake_batches: dict[int, dict[str, Any]] = {}  # signed batch receipts, by id
         # The TSA roots /v1/verify trusts for RFC 3161 stamps (None: each bundle's own).
         self.tsa_roots = list(tsa_roots) if tsa_roots is not None else None
 
@@ -125,12 +147,14 @@ class EvidenceService:
             return None
         return check_email(doc.content, self.dkim_dns)
 
-    @staticmethod
-    def _uploader(session: Session, principal: Principal) -> dict[str, Any]:
-        name = session.execute(
-            select(ApiKey.label).where(ApiKey.key_id == principal.key_id)
-        ).scalar_one_or_none()
-        return uploader_by_key(principal.key_id, name)
+    def _uploader(self, session: Session, principal: Principal) -> dict[str, Any]:
+        if principal.key_id not in self._key_labels:
+            if len(self._key_labels) > 10_000:
+                self._key_labels.clear()
+            self._key_labels[principal.key_id] = session.execute(
+                select(ApiKey.label).where(ApiKey.key_id == principal.key_id)
+            ).scalar_one_or_none()
+        return uploader_by_key(principal.key_id, self._key_labels[principal.key_id])
 
     def _store(
         self,
@@ -150,26 +174,34 @@ class EvidenceService:
         and, for an e-mail, `email` (headers and DKIM result). Returns (answers, batch receipt
         or None)."""
         origin = request_record(uploader or self._uploader(session, principal), seen)
-        now = utcnow()
-        received_at = _iso(now)
-        seqs = allocate_rows(session, len(docs))
-        sequences = allocate_tenant_sequences(session, principal.tenant, len(docs))
-        note_signature(session, self.signer.key_id, now)
         # Randomness for every id and salt in two reads instead of two system calls a document.
         id_bytes, salts = os.urandom(16 * len(docs)), os.urandom(32 * len(docs))
         ids = [
             str(uuid.UUID(bytes=id_bytes[16 * i : 16 * i + 16], version=4))
             for i in range(len(docs))
         ]
+        # What needs no number is done before the numbers are taken: from then on the tenant's
+        # counter row is locked until the commit, and every other upload of the tenant waits.
+        sealed_all = [
+            self.cipher.seal(doc_id, doc.content) if doc.content is not None else None
+            for doc_id, doc in zip(ids, docs, strict=True)
+        ]
+        leaves = [
+            to_hex(merkle.leaf_hash(from_hex32(doc.sha256), salts[32 * i : 32 * i + 32]))
+            for i, doc in enumerate(docs)
+        ]
+        now = utcnow()
+        received_at = _iso(now)
+        seqs, sequences = allocate(session, principal.tenant, len(docs), self.signer.key_id, now)
         statements = [
-            {
-                "document_id": doc_id,
-                "sha256": doc.sha256,
-                "size": len(doc.content) if doc.content is not None else None,
-                "kind": doc.kind,
-                "sequence": sequence,
-                "content_stored": doc.content is not None,
-            }
+            statement_of(
+                doc_id,
+                doc.sha256,
+                len(doc.content) if doc.content is not None else None,
+                doc.kind,
+                sequence,
+                doc.content is not None,
+            )
             for doc_id, sequence, doc in zip(ids, sequences, docs, strict=True)
         ]
         common = {
@@ -178,6 +210,8 @@ class EvidenceService:
             "received_at": received_at,
         }
         batch_receipt: dict[str, Any] | None = None
+        intake_batch_id: int | None = None
+        receipts: list[dict[str, Any]]
         if not batch:
             doc = docs[0]
             provenance = {
@@ -190,13 +224,21 @@ class EvidenceService:
                 provenance["email"] = email
             receipts = [self.signer.sign({**statements[0], **common, "provenance": provenance})]
         else:
-            batch_receipt, receipts = self.signer.sign_batch(
+            # The batch receipt is stored once; each row keeps its path into it, and its whole
+            # receipt is rebuilt when served (`_receipt`).
+            batch_receipt, paths = self.signer.sign_batch_paths(
                 {**common, "provenance": origin}, statements
             )
+            intake_batch_id = session.execute(
+                insert(IntakeBatch)
+                .values(tenant=principal.tenant, receipt=batch_receipt, created_at=now)
+                .returning(IntakeBatch.id)
+            ).scalar_one()
+            receipts = [{"item_proof": path} for path in paths]
         rows: list[dict[str, Any]] = []
         blobs: list[dict[str, Any]] = []
-        for i, (doc_id, seq, sequence, doc, receipt) in enumerate(
-            zip(ids, seqs, sequences, docs, receipts, strict=True)
+        for i, (doc_id, seq, sequence, doc, receipt, sealed, leaf) in enumerate(
+            zip(ids, seqs, sequences, docs, receipts, sealed_all, leaves, strict=True)
         ):
             salt = salts[32 * i : 32 * i + 32]
             rows.append(
@@ -211,7 +253,7 @@ class EvidenceService:
                     "milestone": doc.milestone,
                     "sha256": doc.sha256,
                     "salt": to_hex(salt),
-                    "leaf": to_hex(merkle.leaf_hash(from_hex32(doc.sha256), salt)),
+                    "leaf": leaf,
                     "size": len(doc.content) if doc.content is not None else None,
                     "content_type": doc.content_type,
                     "filename": doc.filename,
@@ -221,10 +263,10 @@ class EvidenceService:
                     "receipt": receipt,
                     "status": PENDING,
                     "batch_id": None,
+                    "intake_batch_id": intake_batch_id,
                 }
             )
-            if doc.content is not None:
-                sealed = self.cipher.seal(doc_id, doc.content)
+            if sealed is not None:
                 blobs.append(
                     {
                         "document_seq": seq,
@@ -234,9 +276,16 @@ class EvidenceService:
                         "ciphertext": sealed.ciphertext,
                     }
                 )
-        insert_rows(session, Document, rows)
-        if blobs:
-            session.execute(insert(DocumentBlob), blobs)
+        if len(rows) == 1 and len(blobs) == 1 and session.connection().dialect.name == "postgresql":
+            # One upload: the row and its bytes in one statement (one round trip).
+            documents: Any = Document.__table__  # Core: no ORM bulk machinery for one row
+            document_blobs: Any = DocumentBlob.__table__
+            row = insert(documents).values(**rows[0]).cte("document")
+            session.execute(insert(document_blobs).values(**blobs[0]).add_cte(row))
+        else:
+            insert_rows(session, Document, rows)
+            if blobs:
+                session.execute(insert(DocumentBlob), blobs)
         if batch_receipt is None:
             answers = [
                 {
@@ -388,7 +437,9 @@ class EvidenceService:
             raise DocumentNotFound(f"no document {document_id}")
         return doc
 
-    def _describe(self, doc: Document, batch: Batch | None) -> dict[str, Any]:
+    def _describe(
+        self, doc: Document, batch: Batch | None, receipt: dict[str, Any]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": doc.id,
             "sha256": doc.sha256,
@@ -402,8 +453,8 @@ class EvidenceService:
             "has_content": doc.has_content,
             "status": doc.status,
             "received_at": _iso(doc.received_at),
-            "intake_receipt": doc.receipt,
-            "provenance": _provenance_of(doc.receipt),
+            "intake_receipt": receipt,
+            "provenance": _provenance_of(receipt),
             "anchor": None,
         }
         if batch is not None and batch.state == "anchored":
@@ -427,7 +478,26 @@ class EvidenceService:
         with self.db.sessions() as session:
             doc = self._load(session, principal, document_id)
             batch = session.get(Batch, doc.batch_id) if doc.batch_id else None
-            return self._describe(doc, batch)
+            return self._describe(doc, batch, self._receipt(session, doc))
+
+    def _receipt(self, session: Session, doc: Document) -> dict[str, Any]:
+        """The document's intake receipt as it was signed. Hash-only intake stored the batch
+        receipt once and the document's path into it: the receipt is rebuilt from the two and
+        the document's statement (its columns)."""
+        if doc.intake_batch_id is None:
+            return doc.receipt
+        batch = self._intake_batches.get(doc.intake_batch_id)
+        if batch is None:
+            batch = session.execute(
+                select(IntakeBatch.receipt).where(IntakeBatch.id == doc.intake_batch_id)
+            ).scalar_one()
+            if len(self._intake_batches) > 1000:
+                self._intake_batches.clear()
+            self._intake_batches[doc.intake_batch_id] = batch  # signed: never changes
+        item = statement_of(
+            doc.id, doc.sha256, doc.size, doc.kind, int(doc.sequence), bool(doc.has_content)
+        )
+        return member_receipt(batch, item, list(doc.receipt["item_proof"]))
 
     def list_documents(
         self, principal: Principal, candidate_ref: str | None, after: int, limit: int
@@ -453,7 +523,10 @@ class EvidenceService:
                 else {}
             )
             page = docs[:limit]
-            items = [self._describe(d, batches.get(d.batch_id or -1)) for d in page]
+            items = [
+                self._describe(d, batches.get(d.batch_id or -1), self._receipt(session, d))
+                for d in page
+            ]
             cursor = page[-1].sequence if len(docs) > limit else None
             return items, cursor
 
@@ -494,7 +567,9 @@ class EvidenceService:
             ).all()
             out = []
             for batch, proof in rows:
-                bundle = self._bundle(doc, batch, proof, self._stamps(session, batch.id))
+                bundle = self._bundle(
+                    doc, batch, proof, self._stamps(session, batch.id), self._receipt(session, doc)
+                )
                 out.append(
                     {
                         "state": batch.state,
@@ -517,7 +592,13 @@ class EvidenceService:
                 )
             member = session.get(BatchMember, (batch.id, doc.seq))
             assert member is not None
-            return self._bundle(doc, batch, member.proof, self._stamps(session, batch.id))
+            return self._bundle(
+                doc,
+                batch,
+                member.proof,
+                self._stamps(session, batch.id),
+                self._receipt(session, doc),
+            )
 
     @staticmethod
     def _stamps(session: Session, batch_id: int) -> list[dict[str, Any]]:
@@ -542,7 +623,12 @@ class EvidenceService:
         ]
 
     def _bundle(
-        self, doc: Document, batch: Batch, proof: list[str], stamps: list[dict[str, Any]]
+        self,
+        doc: Document,
+        batch: Batch,
+        proof: list[str],
+        stamps: list[dict[str, Any]],
+        receipt: dict[str, Any],
     ) -> dict[str, Any]:
         return build_bundle(
             document={
@@ -557,7 +643,7 @@ class EvidenceService:
             anchor=self._anchor_facts(batch)
             if batch.tx_hash and batch.block_hash
             else AnchorFacts(batch.chain_id, batch.registry_address, batch.tx_hash or "", 0, "", 0),
-            receipt=doc.receipt,
+            receipt=receipt,
             timestamps=stamps,
         )
 

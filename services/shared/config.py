@@ -389,6 +389,14 @@ VARIABLES: tuple[Variable, ...] = (
         "could forge them).",
     ),
     Variable(
+        "OFFERSEAL_WORKERS",
+        "workers",
+        int,
+        "Worker processes of `offerseal serve` (gunicorn, pre-fork; `--workers` overrides): 1 "
+        "runs everything in one process; more take requests on every core while exactly one of "
+        "them also runs the background workers (anchoring, outbox relay, consumers).",
+    ),
+    Variable(
         "OFFERSEAL_BATCH_INTERVAL",
         "batch_interval",
         parse_duration,
@@ -576,6 +584,7 @@ class Settings:
     anvil_port: int = 8545
     web_threads: int = 16
     trusted_proxies: int = 0
+    workers: int = 1
     batch_interval: float = 1.0
     batch_max: int = 10_000
     confirmations: int = 1
@@ -654,6 +663,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             raise ConfigError(f"{var.env}: {exc}") from None
     values.update(overrides)
     settings = Settings(**values)
+    if settings.workers < 1:
+        raise ConfigError("OFFERSEAL_WORKERS must be at least 1")
     if settings.batch_max < 1:
         raise ConfigError("OFFERSEAL_BATCH_MAX must be at least 1")
     if settings.touchpoint_max_attempts < 1:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 import requests
 from sqlalchemy import text
 
+from offerseal.evidence.domain.receipts import verify_receipt
 from tests.conftest import RunningStack, upload, wait_for_proof
 
 pytestmark = pytest.mark.chain
@@ -129,6 +132,60 @@ def test_hash_only_batch_intake(evidence: RunningStack) -> None:
         evidence.url("/v1/verify"), timeout=10, json={"proof": bundle, "sha256": last["sha256"]}
     ).json()
     assert verdict["valid"], verdict
+
+    # The batch receipt is stored once; each row keeps only its path into it. What is served
+    # is the receipt as signed: the batch receipt, the statement, the path, in that order.
+    with evidence.db.sessions() as session:
+        stored = session.execute(
+            text("SELECT receipt, intake_batch_id FROM documents WHERE id = :id"),
+            {"id": last["id"]},
+        ).one()
+        batches = session.execute(text("SELECT count(*) FROM intake_batches")).scalar()
+    path = stored[0] if isinstance(stored[0], dict) else json.loads(stored[0])
+    assert set(path) == {"item_proof"} and stored[1] is not None and batches == 1
+    expected = dict(
+        body["intake_receipt"],
+        item={
+            "document_id": last["id"],
+            "sha256": last["sha256"],
+            "size": None,
+            "kind": "salary_statement",
+            "sequence": last["sequence"],
+            "content_stored": False,
+        },
+        item_proof=path["item_proof"],
+    )
+    served = requests.get(
+        evidence.url(f"/v1/documents/{last['id']}"), headers=evidence.hr, timeout=10
+    ).json()["intake_receipt"]
+    assert served == expected == receipt
+    assert json.dumps(served, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    ok, _detail, statement = verify_receipt(served, None)
+    assert ok and statement["document_id"] == last["id"]
+    # ... and the command line verifies the bundle with the document's bytes.
+    folder = evidence.settings.data_dir / "verify-hash-only"
+    folder.mkdir()
+    (folder / "doc").write_bytes(b"499")
+    (folder / "proof.json").write_text(json.dumps(bundle))
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "offerseal.cli",
+            "verify",
+            str(folder / "doc"),
+            str(folder / "proof.json"),
+            "--rpc",
+            evidence.rpc_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert json.loads(cli.stdout)["valid"]
+
     content = requests.get(
         evidence.url(f"/v1/documents/{body['items'][0]['id']}/content"),
         headers=evidence.hr,

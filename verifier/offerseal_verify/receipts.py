@@ -110,12 +110,12 @@ class ReceiptSigner:
         """A receipt for one document: the statement itself is signed."""
         return self._envelope(dict(payload, format=RECEIPT_FORMAT, key_id=self.key_id))
 
-    def sign_batch(
+    def sign_batch_paths(
         self, common: dict[str, Any], items: list[dict[str, Any]]
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], list[list[str]]]:
         """One signature for many documents (hash-only intake): the signed payload carries the
-        Merkle root of every document's statement; each document's receipt adds its statement
-        and the path to that root. Returns (batch receipt, per-document receipts)."""
+        Merkle root of every document's statement. Returns (batch receipt, each statement's
+        path to that root); `member_receipt` makes a document's receipt of the two."""
         leaves = [item_leaf(item) for item in items]
         tree = MerkleTree.build(leaves)
         body = dict(
@@ -125,12 +125,23 @@ class ReceiptSigner:
             count=len(items),
             items_root="0x" + tree.root.hex(),
         )
-        batch = self._envelope(body)
-        receipts = [
-            dict(batch, item=item, item_proof=["0x" + p.hex() for p in tree.proof(leaf)])
-            for item, leaf in zip(items, leaves, strict=True)
+        return self._envelope(body), [["0x" + p.hex() for p in tree.proof(leaf)] for leaf in leaves]
+
+    def sign_batch(
+        self, common: dict[str, Any], items: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """As `sign_batch_paths`, with each document's whole receipt: (batch receipt,
+        per-document receipts)."""
+        batch, paths = self.sign_batch_paths(common, items)
+        return batch, [
+            member_receipt(batch, item, path) for item, path in zip(items, paths, strict=True)
         ]
-        return batch, receipts
+
+
+def member_receipt(batch: dict[str, Any], item: dict[str, Any], path: list[str]) -> dict[str, Any]:
+    """One document's receipt in a signed batch: the batch receipt, the document's statement
+    and its path to the batch's `items_root` (the same bytes however often it is rebuilt)."""
+    return dict(batch, item=item, item_proof=path)
 
 
 def verify_receipt(
