@@ -212,7 +212,18 @@ def save_dossier(base: str, legal: dict[str, str], agreement_id: str, out: Path,
         count = len(archive.namelist())
     print(
         f"  {path.resolve()} ({len(response.content):,} bytes, {count} files, manifest sha256 "
-        f"{response.headers.get('X-Manifest-SHA256')}); open verify.html inside it, or: "
-        f"offerseal verify-dossier {path} --rpc {rpc}"
+        f"{response.headers.get('X-Manifest-SHA256')}); open verify.html inside it"
     )
+    say("the legal team verifies the dossier offline: only the ZIP and an RPC endpoint")
+    checked = subprocess.run(
+        [sys.executable, "-m", "offerseal.cli", "verify-dossier", str(path), "--rpc", rpc],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    verdict = checked.stdout.strip().splitlines()
+    print("\n".join(f"  {line}" for line in verdict[-12:]))
+    if checked.returncode != 0:
+        print(f"  FAILED: offerseal verify-dossier {path} --rpc {rpc}: {checked.stderr[-500:]}")
+        return False
     return True
