@@ -285,7 +285,7 @@ def _signed_offer(world: dict[str, Any], ref: str) -> str:
     made = requests.post(
         stack.stack.urls["contracts"] + "/v1/agreements",
         json=body(candidate_ref=ref, position="Signal Engineer"),
-        headers=stack.hr,
+        headers={**stack.hr, "Prefer": "wait=30"},
         timeout=60,
     )
     assert made.status_code == 201, made.text
