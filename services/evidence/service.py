@@ -51,7 +51,7 @@ from .provenance import (
     uploader_by_record,
 )
 from .receipt_keys import ReceiptKeys
-from .sequences import allocate
+from .sequences import allocate_for
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -237,9 +237,14 @@ class EvidenceService:
         by_tenant: dict[str, list[int]] = {}
         for i, intake in enumerate(intakes):
             by_tenant.setdefault(intake.principal.tenant, []).append(i)
+        taken = allocate_for(
+            session,
+            {t: sum(len(intakes[i].docs) for i in members) for t, members in by_tenant.items()},
+            self.signer.key_id,
+            now,
+        )
         for tenant, members in by_tenant.items():
-            total = sum(len(intakes[i].docs) for i in members)
-            seqs, sequences = allocate(session, tenant, total, self.signer.key_id, now)
+            seqs, sequences = taken[tenant]
             at = 0
             for i in members:
                 n = len(intakes[i].docs)

@@ -66,6 +66,7 @@ class GroupCommit:
         self._pid = 0  # the process whose committer thread runs (pre-fork: one per worker)
         self.groups = 0  # transactions committed, and the pieces in them (for tests and benches)
         self.pieces = 0
+        self.fallbacks = 0  # groups that failed and were run again piece by piece
 
     def run(self, work: Callable[[Session], T]) -> T:
         """`work(session)` inside a transaction shared with other waiting work; returns its
@@ -128,6 +129,7 @@ class GroupCommit:
                         written = write_all(session, [group[i].item for i in members])
                         results.update(zip(members, written, strict=True))
             except Exception:  # each piece is run again alone and answers for itself
+                self.fallbacks += 1
                 log.debug("a group of %s failed; running each alone", len(group))
             else:
                 self.groups += 1

@@ -85,7 +85,7 @@ def test_waiting_work_shares_one_transaction_and_returns_after_its_commit(db: Da
     assert results == list(range(11))
     assert committed(db) == set(range(11))
     assert all(seen_committed.values()) and len(seen_committed) == 10
-    assert (group.groups, group.pieces) == (2, 11)  # the first alone, then ten in one
+    assert (group.groups, group.pieces, group.fallbacks) == (2, 11, 0)  # the first alone, then ten
 
 
 def test_one_failing_piece_fails_alone_and_the_others_commit(db: Database) -> None:
