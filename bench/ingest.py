@@ -407,8 +407,16 @@ def markdown(r: dict[str, Any]) -> str:
     http_rows = r["http"]
     best = max(http_rows, key=lambda row: row["evidence"]["docs_per_s"])
     hashes = max(r["hashes"], key=lambda row: row["hashes_per_s"])
-    ab, sb = r["at_best"], r["service_batched"]
-    naive = ab["naive_pipelined"]
+    baselines = r.get("baselines") or [{k: r[k] for k in ("at_best", "service_batched") if k in r}]
+
+    def ratio(b: dict[str, Any], key: str) -> float:
+        return round(b[key]["docs_per_s"] / b["at_best"]["naive_pipelined"]["docs_per_s"], 1)
+
+    def full(b: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = b.get("service_batched_when_full", b["service_batched"])
+        return found
+
+    best_baseline = max(baselines, key=lambda b: ratio(b, "service_batched_when_full"))
     lines = [
         START,
         f"## Intake throughput: worker processes, the ceiling, honest baselines ({r['date'][:10]})",
@@ -451,23 +459,47 @@ def markdown(r: dict[str, Any]) -> str:
         f"| hash-only batch ingest ({hashes['workers']} worker processes) | "
         f"{hashes['hashes_per_s']} hashes/s | >= 20,000 hashes/s | "
         f"{mark(hashes['hashes_per_s'] >= 20000)} |",
-        f"| batched (through the service) vs naive at its best (pipelined nonces), anchoring "
-        f"{ab['documents']} documents | {sb['docs_per_s']} vs {naive['docs_per_s']} docs/s = "
-        f"**{round(sb['docs_per_s'] / naive['docs_per_s'], 1)}x** | >= 20x | "
-        f"{mark(sb['docs_per_s'] / naive['docs_per_s'] >= 20)} |",
+        *[
+            f"| batched at its best (through the service, the batch closed when the backlog "
+            f"fills it) vs naive at its best (pipelined nonces), anchoring "
+            f"{b['at_best']['documents']} documents | {full(b)['docs_per_s']} vs "
+            f"{b['at_best']['naive_pipelined']['docs_per_s']} docs/s = "
+            f"**{ratio(b, 'service_batched_when_full')}x** | >= 20x | "
+            f"{mark(ratio(b, 'service_batched_when_full') >= 20)} |"
+            for b in baselines
+        ],
         "",
-        f"The naive design at its best: {ab['documents']} anchor transactions signed with "
-        f"consecutive nonces ({naive['sign_s']} s), all sent without waiting "
-        f"({naive['send_s']} s), then every receipt awaited without a polling delay: "
-        f"{naive['seconds']} s, **{naive['docs_per_s']} docs/s**, {naive['gas_per_doc']} gas "
-        "per document. The batched service (hash-only intake of the same number, "
-        f"`OFFERSEAL_BATCH_INTERVAL=1s`, until every document is anchored): {sb['seconds']} s, "
-        f"{sb['docs_per_s']} docs/s, {sb['gas_per_doc']} gas per document; the chain part alone "
-        f"(one tree, every proof, one transaction and its receipt) takes "
-        f"{ab['batched_chain_only']['seconds']} s. The earlier naive figure, 7.1 docs/s "
-        "(one transaction per document through the service with `OFFERSEAL_BATCH_MAX=1`, each "
-        "receipt polled; 104.8x), is kept below as measured on 2026-11-25: it was slowed by "
-        "receipt polling, not by the design.",
+        "Anchoring a backlog, the naive design at its best: one anchor transaction per "
+        "document, signed with consecutive nonces, all sent without waiting, then every receipt "
+        "awaited without a polling delay (chain work only, no service or database). The "
+        "batched design through the service: hash-only intake of the same number of documents, "
+        "until every one is anchored, with `OFFERSEAL_BATCH_MAX` equal to the backlog (the batch "
+        "closes as soon as the backlog fills it) and, for comparison, closed by "
+        "`OFFERSEAL_BATCH_INTERVAL=1s`. Anvil mines at once here and has no block limit that "
+        "binds; on a real chain the naive design is also bounded by gas per block (about 48,000 "
+        "gas per document).",
+        "",
+        "| documents | naive: sign / send / all receipts | naive docs/s, gas per document | "
+        "batched when full | batched by its 1 s interval | gas per document (batched) |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {b['at_best']['documents']} | {b['at_best']['naive_pipelined']['sign_s']} / "
+            f"{b['at_best']['naive_pipelined']['send_s']} / "
+            f"{b['at_best']['naive_pipelined']['seconds']} s | "
+            f"{b['at_best']['naive_pipelined']['docs_per_s']}, "
+            f"{b['at_best']['naive_pipelined']['gas_per_doc']} | "
+            f"{full(b)['seconds']} s, {full(b)['docs_per_s']} docs/s "
+            f"(**{ratio(b, 'service_batched_when_full')}x**) | "
+            f"{b['service_batched']['seconds']} s, {b['service_batched']['docs_per_s']} docs/s "
+            f"({ratio(b, 'service_batched')}x) | {full(b)['gas_per_doc']} |"
+            for b in baselines
+        ],
+        "",
+        f"The best ratio, {ratio(best_baseline, 'service_batched_when_full')}x, is at "
+        f"{best_baseline['at_best']['documents']} documents. The earlier naive figure, 7.1 "
+        "docs/s (one transaction per document through the service with `OFFERSEAL_BATCH_MAX=1`, "
+        "each receipt polled; 104.8x), measured on 2026-11-25, was slowed by receipt polling, "
+        "not by the design.",
         "",
         END,
     ]

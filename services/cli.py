@@ -12,18 +12,11 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .shared.config import ConfigError, Settings, load_settings
 from .shared.errors import OfferSealError
 from .shared.redact import redact_text, redact_url
 from .stack import SERVICES, Stack, open_database
-
-if TYPE_CHECKING:
-    from cryptography.x509 import Certificate
-
-    from offerseal_verify.proofs import ChainView, Check
-    from offerseal_verify.receipts import TrustedKey
 
 log = logging.getLogger("offerseal")
 
@@ -260,41 +253,14 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _trust(
-    args: argparse.Namespace,
-) -> tuple[dict[str, bytes | TrustedKey] | None, list[Certificate] | None]:
-    """The receipt keys (`--key`, `--keys`) and TSA roots (`--tsa-ca`) the user trusts."""
-    from offerseal_verify import trust
-
-    try:
-        return trust.trusted_keys(args.key, args.keys), trust.tsa_roots(args.tsa_ca)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _chain_view(
-    args: argparse.Namespace, settings: Settings
-) -> tuple[ChainView | None, list[Check]]:
-    """The chain to ask (None with --offline) and, if it does not answer, the check saying so."""
-    from offerseal_verify.proofs import Check
-
-    if args.offline:
-        return None, []
-    from .evidence.adapters.registry import Web3ChainView
-    from .shared import chain
-
-    rpc = args.rpc or settings.rpc_url or "http://127.0.0.1:8545"
-    try:
-        view = Web3ChainView(chain.connect(rpc))
-        view.chain_id()
-    except Exception as exc:
-        return None, [Check("chain", False, redact_text(f"cannot reach {rpc}: {exc}"))]
-    return view, []
+def _rpc_from_settings(args: argparse.Namespace, settings: Settings) -> argparse.Namespace:
+    """The verifier's arguments with the chain to ask: --rpc, else OFFERSEAL_RPC_URL."""
+    return argparse.Namespace(**{**vars(args), "rpc": args.rpc or settings.rpc_url or None})
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from offerseal_verify.proofs import Verdict, sha256_hex, verify_bundle
-    from offerseal_verify.report import print_verdict, witness_summary
+    """`offerseal-verify proof` (or `dossier` for a .zip), with the chain of the settings."""
+    from offerseal_verify import cli as verifier
 
     if args.proof is None:
         if zipfile.is_zipfile(args.document):
@@ -306,80 +272,23 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        bundle = json.loads(Path(args.proof).read_text())
-    except (OSError, ValueError) as exc:
-        print(f"cannot read proof {args.proof}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        document = Path(args.document).read_bytes()
-    except OSError as exc:
-        print(f"cannot read document {args.document}: {exc}", file=sys.stderr)
-        return 2
-    trusted, tsa_roots = _trust(args)
-    chain_view, extra = _chain_view(args, settings)
-    verdict = verify_bundle(
-        bundle,
-        document_sha256=sha256_hex(document),
-        trusted_keys=trusted,
-        chain=chain_view,
-        tsa_roots=tsa_roots,
-    )
-    verdict = Verdict((*verdict.checks, *extra))
-    return print_verdict(
-        verdict,
-        offline=bool(args.offline),
-        as_json=args.json,
-        witnesses=witness_summary(bundle, verdict, redact_url),
-    )
+    return verifier.cmd_proof(_rpc_from_settings(args, settings))
 
 
 def cmd_verify_dossier(args: argparse.Namespace, settings: Settings) -> int:
     """An agreement dossier: its ZIP, manifest, every file, the manifest's and each file's proof,
-    the cover PDF's signature (pyHanko)."""
-    from offerseal_verify.dossier import pyhanko_cover_check, verify_dossier
-    from offerseal_verify.proofs import Verdict
-    from offerseal_verify.report import print_verdict
+    the cover PDF's signature (pyHanko): `offerseal-verify dossier`."""
+    from offerseal_verify import cli as verifier
 
-    if not Path(args.dossier).is_file():
-        print(f"cannot read dossier {args.dossier}: no such file", file=sys.stderr)
-        return 2
-    trusted, tsa_roots = _trust(args)
-    chain_view, extra = _chain_view(args, settings)
-    verdict = verify_dossier(
-        args.dossier,
-        trusted_keys=trusted,
-        chain=chain_view,
-        tsa_roots=tsa_roots,
-        cover_check=pyhanko_cover_check,
-    )
-    verdict = Verdict((*verdict.checks, *extra))
-    return print_verdict(verdict, offline=bool(args.offline), as_json=args.json)
+    return verifier.cmd_dossier(_rpc_from_settings(args, settings))
 
 
 def _verify_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rpc", help="Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or http://127.0.0.1:8545)"
+    from offerseal_verify import cli as verifier
+
+    verifier.add_trust_options(
+        parser, "Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or http://127.0.0.1:8545)"
     )
-    parser.add_argument(
-        "--key", help="pin the receipt signer's public key (hex or base64, from GET /v1/keys)"
-    )
-    parser.add_argument(
-        "--keys",
-        help="trust every key of a saved GET /v1/keys answer (JSON file), each only for "
-        "receipts dated inside its valid_from/valid_until",
-    )
-    parser.add_argument(
-        "--tsa-ca",
-        action="append",
-        metavar="FILE",
-        help="PEM file of TSA root certificates trusted for the RFC 3161 stamps (repeatable); "
-        "without it the root the bundle names is used, and the result says so",
-    )
-    parser.add_argument(
-        "--offline", action="store_true", help="check everything except the chain, and say so"
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable result")
 
 
 def cmd_certificate(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,7 @@ from offerseal_verify.timestamps import load_certificates
 from ..shared import chain, revocations, secrets
 from ..shared.config import ConfigError, Settings
 from ..shared.db import Database
+from ..shared.group_commit import GroupCommit
 from ..shared.links import LinkSigner
 from ..shared.pdf import PdfSigningKey
 from ..shared.web import create_base_app, health_route, standard_checks
@@ -68,6 +69,7 @@ def build_service(settings: Settings, db: Database) -> EvidenceService:
         signer,
         tsa_roots(settings),
         dkim_dns=settings.extra.get("dkim_dns"),  # tests only; otherwise real DNS
+        group=GroupCommit(db, name="evidence-intake"),
     )
 
 

@@ -81,3 +81,25 @@ def allocate(
     ).all()
     last = int(rows[0][1])
     return [int(r[0]) for r in rows], list(range(last - count + 1, last + 1))
+
+
+def allocate_for(
+    session: Session, counts: dict[str, int], key_id: str, signed_at: dt.datetime
+) -> dict[str, tuple[list[int], list[int]]]:
+    """`allocate` for several tenants in one transaction (group commit): each tenant's
+    (internal row numbers, receipt sequence numbers). On SQLite the row numbers come from one
+    max+1 for all of them: the rows are inserted only after every number is taken."""
+    if session.connection().dialect.name == "postgresql":
+        return {
+            tenant: allocate(session, tenant, n, key_id, signed_at) for tenant, n in counts.items()
+        }
+    from .receipt_keys import note_signature
+
+    note_signature(session, key_id, signed_at)
+    rows = allocate_rows(session, sum(counts.values()))
+    out: dict[str, tuple[list[int], list[int]]] = {}
+    at = 0
+    for tenant, n in counts.items():
+        out[tenant] = (rows[at : at + n], allocate_tenant_sequences(session, tenant, n))
+        at += n
+    return out

@@ -26,6 +26,7 @@ from offerseal_verify.receipts import ReceiptSigner, TrustedKey, member_receipt
 from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.db import Database, insert_rows
+from ..shared.group_commit import GroupCommit
 from ..shared.links import Link
 from ..shared.models import ApiKey, aware, utcnow
 from .crypto import DocumentCipher, Sealed, UnknownMasterKey
@@ -50,7 +51,7 @@ from .provenance import (
     uploader_by_record,
 )
 from .receipt_keys import ReceiptKeys
-from .sequences import allocate
+from .sequences import allocate_for
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -72,6 +73,22 @@ class NewDocument:
     content: bytes | None = None
     filename: str | None = None
     content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class _Intake:
+    """One request's documents, prepared outside the transaction (`EvidenceService._prepare`)."""
+
+    principal: Principal
+    docs: Sequence[NewDocument]
+    batch: bool
+    seen: Provenance
+    uploader: dict[str, Any] | None
+    email: dict[str, Any] | None
+    ids: list[str]
+    salts: bytes
+    sealed: list[Sealed | None]
+    leaves: list[str]
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -117,8 +134,12 @@ class EvidenceService:
         signer: ReceiptSigner,
         tsa_roots: Sequence[Certificate] | None = None,
         dkim_dns: DnsTxt | None = None,
+        group: GroupCommit | None = None,
     ) -> None:
         self.db = db
+        # Uploads through the API share transactions with those arriving at the same time
+        # (None: each its own transaction).
+        self.group = group
         self.dkim_dns = dkim_dns  # None: real DNS (dnspython); tests give their own records
         self.cipher = cipher
         self.signer = signer
@@ -130,15 +151,9 @@ class EvidenceService:
 
     # ---- intake -------------------------------------------------------------------------
 
-    def _store_hashes(
-        self,
-        session: Session,
-        principal: Principal,
-        docs: Sequence[NewDocument],
-        seen: Provenance,
-    ) -> dict[str, Any]:
-        answers, batch_receipt = self._store(session, principal, docs, batch=True, seen=seen)
-        return {"count": len(docs), "intake_receipt": batch_receipt, "items": answers}
+    def _store_hashes(self, session: Session, intake: _Intake) -> dict[str, Any]:
+        answers, batch_receipt = self._write(session, [intake])[0]
+        return {"count": len(intake.docs), "intake_receipt": batch_receipt, "items": answers}
 
     def email_facts(self, doc: NewDocument) -> dict[str, Any] | None:
         """For an e-mail with its bytes: its identifying headers and DKIM result (a DNS lookup,
@@ -156,6 +171,35 @@ class EvidenceService:
             ).scalar_one_or_none()
         return uploader_by_key(principal.key_id, self._key_labels[principal.key_id])
 
+    def _prepare(
+        self,
+        principal: Principal,
+        docs: Sequence[NewDocument],
+        *,
+        batch: bool,
+        seen: Provenance,
+        uploader: dict[str, Any] | None = None,
+        email: dict[str, Any] | None = None,
+    ) -> _Intake:
+        """What needs no number, done before any transaction: from the numbers on the
+        tenant's counter row is locked until the commit, and every other upload of the tenant
+        waits. Randomness for every id and salt in two reads instead of two system calls a
+        document."""
+        id_bytes, salts = os.urandom(16 * len(docs)), os.urandom(32 * len(docs))
+        ids = [
+            str(uuid.UUID(bytes=id_bytes[16 * i : 16 * i + 16], version=4))
+            for i in range(len(docs))
+        ]
+        sealed = [
+            self.cipher.seal(doc_id, doc.content) if doc.content is not None else None
+            for doc_id, doc in zip(ids, docs, strict=True)
+        ]
+        leaves = [
+            to_hex(merkle.leaf_hash(from_hex32(doc.sha256), salts[32 * i : 32 * i + 32]))
+            for i, doc in enumerate(docs)
+        ]
+        return _Intake(principal, docs, batch, seen, uploader, email, ids, salts, sealed, leaves)
+
     def _store(
         self,
         session: Session,
@@ -167,115 +211,168 @@ class EvidenceService:
         uploader: dict[str, Any] | None = None,
         email: dict[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """Insert documents with their receipts. One document: its own signed receipt. Several
-        (hash-only intake): one signed batch receipt proving every document's statement.
-        Either way the receipt signs the provenance: who sent it (`uploader`, by default the
-        API key and its name), from where, and for one document its file name, declared kind
-        and, for an e-mail, `email` (headers and DKIM result). Returns (answers, batch receipt
-        or None)."""
-        origin = request_record(uploader or self._uploader(session, principal), seen)
-        # Randomness for every id and salt in two reads instead of two system calls a document.
-        id_bytes, salts = os.urandom(16 * len(docs)), os.urandom(32 * len(docs))
-        ids = [
-            str(uuid.UUID(bytes=id_bytes[16 * i : 16 * i + 16], version=4))
-            for i in range(len(docs))
-        ]
-        # What needs no number is done before the numbers are taken: from then on the tenant's
-        # counter row is locked until the commit, and every other upload of the tenant waits.
-        sealed_all = [
-            self.cipher.seal(doc_id, doc.content) if doc.content is not None else None
-            for doc_id, doc in zip(ids, docs, strict=True)
-        ]
-        leaves = [
-            to_hex(merkle.leaf_hash(from_hex32(doc.sha256), salts[32 * i : 32 * i + 32]))
-            for i, doc in enumerate(docs)
-        ]
+        """One request's documents in the caller's transaction (`_prepare`, then `_write`)."""
+        intake = self._prepare(
+            principal, docs, batch=batch, seen=seen, uploader=uploader, email=email
+        )
+        return self._write(session, [intake])[0]
+
+    def _write_uploads(self, session: Session, intakes: list[_Intake]) -> list[dict[str, Any]]:
+        """Single uploads arriving together (group commit): each one's answer."""
+        return [answers[0] for answers, _ in self._write(session, intakes)]
+
+    def _write(
+        self, session: Session, intakes: Sequence[_Intake]
+    ) -> list[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+        """Insert the documents of prepared requests with their receipts, in one transaction:
+        each tenant's numbers taken once for all of them, the rows in one statement. One
+        document: its own signed receipt. Several (hash-only intake): one signed batch receipt
+        proving every document's statement. Either way the receipt signs the provenance: who
+        sent it (`uploader`, by default the API key and its name), from where, and for one
+        document its file name, declared kind and, for an e-mail, `email` (headers and DKIM
+        result). Returns each request's (answers, batch receipt or None)."""
         now = utcnow()
         received_at = _iso(now)
-        seqs, sequences = allocate(session, principal.tenant, len(docs), self.signer.key_id, now)
-        statements = [
-            statement_of(
-                doc_id,
-                doc.sha256,
-                len(doc.content) if doc.content is not None else None,
-                doc.kind,
-                sequence,
-                doc.content is not None,
-            )
-            for doc_id, sequence, doc in zip(ids, sequences, docs, strict=True)
-        ]
-        common = {
-            "tenant": principal.tenant,
-            "api_key_id": principal.key_id,
-            "received_at": received_at,
-        }
-        batch_receipt: dict[str, Any] | None = None
-        intake_batch_id: int | None = None
-        receipts: list[dict[str, Any]]
-        if not batch:
-            doc = docs[0]
-            provenance = {
-                **origin,
-                "file_name": doc.filename,
-                "content_type": doc.content_type,
-                "declared_kind": doc.kind,
-            }
-            if email is not None:
-                provenance["email"] = email
-            receipts = [self.signer.sign({**statements[0], **common, "provenance": provenance})]
-        else:
-            # The batch receipt is stored once; each row keeps its path into it, and its whole
-            # receipt is rebuilt when served (`_receipt`).
-            batch_receipt, paths = self.signer.sign_batch_paths(
-                {**common, "provenance": origin}, statements
-            )
-            intake_batch_id = session.execute(
-                insert(IntakeBatch)
-                .values(tenant=principal.tenant, receipt=batch_receipt, created_at=now)
-                .returning(IntakeBatch.id)
-            ).scalar_one()
-            receipts = [{"item_proof": path} for path in paths]
+        numbers: dict[int, tuple[list[int], list[int]]] = {}
+        by_tenant: dict[str, list[int]] = {}
+        for i, intake in enumerate(intakes):
+            by_tenant.setdefault(intake.principal.tenant, []).append(i)
+        taken = allocate_for(
+            session,
+            {t: sum(len(intakes[i].docs) for i in members) for t, members in by_tenant.items()},
+            self.signer.key_id,
+            now,
+        )
+        for tenant, members in by_tenant.items():
+            seqs, sequences = taken[tenant]
+            at = 0
+            for i in members:
+                n = len(intakes[i].docs)
+                numbers[i] = (seqs[at : at + n], sequences[at : at + n])
+                at += n
         rows: list[dict[str, Any]] = []
         blobs: list[dict[str, Any]] = []
-        for i, (doc_id, seq, sequence, doc, receipt, sealed, leaf) in enumerate(
-            zip(ids, seqs, sequences, docs, receipts, sealed_all, leaves, strict=True)
-        ):
-            salt = salts[32 * i : 32 * i + 32]
-            rows.append(
-                {
-                    "seq": seq,
-                    "id": doc_id,
-                    "tenant": principal.tenant,
-                    "sequence": sequence,
-                    "kind": doc.kind,
-                    "candidate_ref": doc.candidate_ref,
-                    "agreement_id": doc.agreement_id,
-                    "milestone": doc.milestone,
-                    "sha256": doc.sha256,
-                    "salt": to_hex(salt),
-                    "leaf": leaf,
-                    "size": len(doc.content) if doc.content is not None else None,
-                    "content_type": doc.content_type,
-                    "filename": doc.filename,
-                    "has_content": doc.content is not None,
-                    "api_key_id": principal.key_id,
-                    "received_at": now,
-                    "receipt": receipt,
-                    "status": PENDING,
-                    "batch_id": None,
-                    "intake_batch_id": intake_batch_id,
-                }
+        out: list[tuple[list[dict[str, Any]], dict[str, Any] | None]] = []
+        for i, intake in enumerate(intakes):
+            principal, docs = intake.principal, intake.docs
+            seqs, sequences = numbers[i]
+            origin = request_record(
+                intake.uploader or self._uploader(session, principal), intake.seen
             )
-            if sealed is not None:
-                blobs.append(
+            statements = [
+                statement_of(
+                    doc_id,
+                    doc.sha256,
+                    len(doc.content) if doc.content is not None else None,
+                    doc.kind,
+                    sequence,
+                    doc.content is not None,
+                )
+                for doc_id, sequence, doc in zip(intake.ids, sequences, docs, strict=True)
+            ]
+            common = {
+                "tenant": principal.tenant,
+                "api_key_id": principal.key_id,
+                "received_at": received_at,
+            }
+            batch_receipt: dict[str, Any] | None = None
+            intake_batch_id: int | None = None
+            receipts: list[dict[str, Any]]
+            if not intake.batch:
+                doc = docs[0]
+                provenance = {
+                    **origin,
+                    "file_name": doc.filename,
+                    "content_type": doc.content_type,
+                    "declared_kind": doc.kind,
+                }
+                if intake.email is not None:
+                    provenance["email"] = intake.email
+                receipts = [self.signer.sign({**statements[0], **common, "provenance": provenance})]
+            else:
+                # The batch receipt is stored once; each row keeps its path into it, and its
+                # whole receipt is rebuilt when served (`_receipt`).
+                batch_receipt, paths = self.signer.sign_batch_paths(
+                    {**common, "provenance": origin}, statements
+                )
+                intake_batch_id = session.execute(
+                    insert(IntakeBatch)
+                    .values(tenant=principal.tenant, receipt=batch_receipt, created_at=now)
+                    .returning(IntakeBatch.id)
+                ).scalar_one()
+                receipts = [{"item_proof": path} for path in paths]
+            mine: list[dict[str, Any]] = []
+            for j, (doc_id, seq, sequence, doc, receipt, sealed, leaf) in enumerate(
+                zip(
+                    intake.ids,
+                    seqs,
+                    sequences,
+                    docs,
+                    receipts,
+                    intake.sealed,
+                    intake.leaves,
+                    strict=True,
+                )
+            ):
+                mine.append(
                     {
-                        "document_seq": seq,
-                        "key_version": sealed.key_version,
-                        "wrapped_key": sealed.wrapped_key,
-                        "nonce": sealed.nonce,
-                        "ciphertext": sealed.ciphertext,
+                        "seq": seq,
+                        "id": doc_id,
+                        "tenant": principal.tenant,
+                        "sequence": sequence,
+                        "kind": doc.kind,
+                        "candidate_ref": doc.candidate_ref,
+                        "agreement_id": doc.agreement_id,
+                        "milestone": doc.milestone,
+                        "sha256": doc.sha256,
+                        "salt": to_hex(intake.salts[32 * j : 32 * j + 32]),
+                        "leaf": leaf,
+                        "size": len(doc.content) if doc.content is not None else None,
+                        "content_type": doc.content_type,
+                        "filename": doc.filename,
+                        "has_content": doc.content is not None,
+                        "api_key_id": principal.key_id,
+                        "received_at": now,
+                        "receipt": receipt,
+                        "status": PENDING,
+                        "batch_id": None,
+                        "intake_batch_id": intake_batch_id,
                     }
                 )
+                if sealed is not None:
+                    blobs.append(
+                        {
+                            "document_seq": seq,
+                            "key_version": sealed.key_version,
+                            "wrapped_key": sealed.wrapped_key,
+                            "nonce": sealed.nonce,
+                            "ciphertext": sealed.ciphertext,
+                        }
+                    )
+            rows.extend(mine)
+            if batch_receipt is None:
+                answers = [
+                    {
+                        "id": mine[0]["id"],
+                        "sha256": mine[0]["sha256"],
+                        "kind": mine[0]["kind"],
+                        "status": PENDING,
+                        "received_at": received_at,
+                        "intake_receipt": receipts[0],
+                    }
+                ]
+            else:  # each document's own receipt (with its path) is served by GET .../{id}
+                answers = [
+                    {
+                        "id": r["id"],
+                        "sha256": r["sha256"],
+                        "kind": r["kind"],
+                        "sequence": r["sequence"],
+                        "status": PENDING,
+                    }
+                    for r in mine
+                ]
+            out.append((answers, batch_receipt))
         if len(rows) == 1 and len(blobs) == 1 and session.connection().dialect.name == "postgresql":
             # One upload: the row and its bytes in one statement (one round trip).
             documents: Any = Document.__table__  # Core: no ORM bulk machinery for one row
@@ -286,36 +383,20 @@ class EvidenceService:
             insert_rows(session, Document, rows)
             if blobs:
                 session.execute(insert(DocumentBlob), blobs)
-        if batch_receipt is None:
-            answers = [
-                {
-                    "id": rows[0]["id"],
-                    "sha256": rows[0]["sha256"],
-                    "kind": rows[0]["kind"],
-                    "status": PENDING,
-                    "received_at": received_at,
-                    "intake_receipt": receipts[0],
-                }
-            ]
-        else:  # each document's own receipt (with its path) is served by GET /v1/documents/{id}
-            answers = [
-                {
-                    "id": r["id"],
-                    "sha256": r["sha256"],
-                    "kind": r["kind"],
-                    "sequence": r["sequence"],
-                    "status": PENDING,
-                }
-                for r in rows
-            ]
-        return answers, batch_receipt
+        return out
 
     def _idempotent(
         self, principal: Principal, key: str | None, request_fp: str, work: Any
     ) -> tuple[int, dict[str, Any], bool]:
         """Run `work(session)` once per Idempotency-Key. Returns (status, body, replayed)."""
         return idempotency.once(
-            self.db, principal.tenant, key, request_fp, work, conflict=IdempotencyConflict
+            self.db,
+            principal.tenant,
+            key,
+            request_fp,
+            work,
+            conflict=IdempotencyConflict,
+            group=self.group,
         )
 
     def ingest(
@@ -338,11 +419,15 @@ class EvidenceService:
             doc.filename,
             *([dict(seen.source)] if seen.source else []),
         )
+        intake = self._prepare(principal, [doc], batch=False, seen=seen, email=email)
+        if idempotency_key is None and self.group is not None:
+            # Written together with the uploads that arrive at the same time (group commit).
+            return 201, self.group.run_combined("upload", intake, self._write_uploads), False
         return self._idempotent(
             principal,
             idempotency_key,
             request_fp,
-            lambda s: self._store(s, principal, [doc], batch=False, seen=seen, email=email)[0][0],
+            lambda s: self._write(s, [intake])[0][0][0],
         )
 
     def ingest_from_candidate(
@@ -420,11 +505,12 @@ class EvidenceService:
             [(d.kind, d.candidate_ref, d.agreement_id, d.milestone, d.sha256) for d in docs],
             *([dict(seen.source)] if seen.source else []),
         )
+        intake = self._prepare(principal, docs, batch=True, seen=seen)
         return self._idempotent(
             principal,
             idempotency_key,
             request_fp,
-            lambda s: self._store_hashes(s, principal, docs, seen),
+            lambda s: self._store_hashes(s, intake),
         )
 
     # ---- reads --------------------------------------------------------------------------

@@ -7,16 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .db import Database
 from .errors import Conflict, ValidationFailed
+from .group_commit import GroupCommit
 from .models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 200
+T = TypeVar("T")
 
 
 class IdempotencyConflict(Conflict):
@@ -62,9 +64,7 @@ def remember(
     session.flush()
 
 
-def answer(
-    db: Database, tenant: str, key: str, request_fp: str, response: dict[str, Any]
-) -> None:
+def answer(db: Database, tenant: str, key: str, request_fp: str, response: dict[str, Any]) -> None:
     """Replace the recorded answer (once the work a record claimed has finished)."""
     with db.transaction() as session:
         record = session.get(IdempotencyRecord, (tenant, key))
@@ -79,19 +79,30 @@ def once(
     request_fp: str,
     work: Callable[[Session], dict[str, Any]],
     conflict: type[Exception] = IdempotencyConflict,
+    group: GroupCommit | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
-    """Run `work(session)` once per key, in one transaction with the record of its answer.
-    Returns (status, body, replayed)."""
+    """Run `work(session)` once per key, in one transaction with the record of its answer
+    (with `group`, a transaction shared with other requests: `group_commit.py`). Returns
+    (status, body, replayed)."""
+
+    def alone(piece: Callable[[Session], T]) -> T:
+        with db.transaction() as session:
+            return piece(session)
+
+    run = group.run if group is not None else alone
     if key is None:
-        with db.transaction() as session:
-            return 201, work(session), False
+        return 201, run(work), False
+
+    def keyed(session: Session) -> tuple[int, dict[str, Any], bool]:
+        existing = lookup(session, tenant, key, request_fp, conflict)
+        if existing is not None:
+            return existing.status_code, existing.response, True
+        body = work(session)
+        remember(session, tenant, key, request_fp, 201, body)
+        return 201, body, False
+
     try:
-        with db.transaction() as session:
-            existing = lookup(session, tenant, key, request_fp, conflict)
-            if existing is None:
-                body = work(session)
-                remember(session, tenant, key, request_fp, 201, body)
-                return 201, body, False
+        return run(keyed)
     except IntegrityError:
         # A concurrent request with the same key committed first; answer as it did.
         with db.sessions() as session:
