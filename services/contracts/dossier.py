@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..shared.auth import Principal
 from ..shared.db import Database
@@ -35,6 +36,13 @@ log = logging.getLogger(__name__)
 
 DOSSIER_ROLES = ("legal", "admin")  # legal reads everything; HR asks legal for the package
 MANIFEST_KIND = "dossier_manifest"
+
+
+def _rows(session: Session, model: Any, agreement_id: str, order: Any) -> Any:
+    """The rows of `model` about one agreement, in `order`."""
+    return session.execute(
+        select(model).where(model.agreement_id == agreement_id).order_by(order)
+    ).scalars()
 
 
 @dataclass(frozen=True)
@@ -190,11 +198,7 @@ class Dossiers:
             terms_text = a.terms_text
             amendments = [
                 describe_amendment(row)
-                for row in session.execute(
-                    select(AgreementAmendment)
-                    .where(AgreementAmendment.agreement_id == a.id)
-                    .order_by(AgreementAmendment.number)
-                ).scalars()
+                for row in _rows(session, AgreementAmendment, a.id, AgreementAmendment.number)
             ]
             ops = [
                 {
@@ -207,9 +211,7 @@ class Dossiers:
                     "prepared_at": iso(op.created_at),
                     "finished_at": iso(op.finished_at),
                 }
-                for op in session.execute(
-                    select(ChainOp).where(ChainOp.agreement_id == a.id).order_by(ChainOp.id)
-                ).scalars()
+                for op in _rows(session, ChainOp, a.id, ChainOp.id)
             ]
             signals = [
                 {
@@ -219,11 +221,7 @@ class Dossiers:
                     "delay_hours": s.delay_hours,
                     "occurred_at": iso(s.occurred_at),
                 }
-                for s in session.execute(
-                    select(AgreementSignal)
-                    .where(AgreementSignal.agreement_id == a.id)
-                    .order_by(AgreementSignal.id)
-                ).scalars()
+                for s in _rows(session, AgreementSignal, a.id, AgreementSignal.id)
             ]
             risk = [
                 {
@@ -233,11 +231,7 @@ class Dossiers:
                     "reasons": r.reasons,
                     "at": iso(r.at),
                 }
-                for r in session.execute(
-                    select(RiskChange)
-                    .where(RiskChange.agreement_id == a.id)
-                    .order_by(RiskChange.id)
-                ).scalars()
+                for r in _rows(session, RiskChange, a.id, RiskChange.id)
             ]
             candidate_ref = a.candidate_ref
             updated = iso(a.updated_at)
