@@ -70,7 +70,8 @@ class AgreementsChain(Protocol):
 
     # -- sending
     def simulate(self, call: ChainCall) -> None: ...  # raises ChainRefusal
-    # the call as a transaction without its nonce (JSON-storable fields); raises ChainRefusal
+    # the call as a transaction without its nonce (JSON-storable fields), its gas estimated
+    # on the chain as it is now: raises ChainRefusal as `simulate` would
     def unsigned(self, call: ChainCall) -> dict[str, Any]: ...
     def self_transfer(self) -> dict[str, Any]: ...  # a no-op transaction to fill a nonce
     def suggested_fees(self) -> dict[str, int]: ...  # maxFeePerGas, maxPriorityFeePerGas now

@@ -133,6 +133,7 @@ class FakeChain:
             raise self.refuse[call.function]
 
     def unsigned(self, call: ChainCall) -> dict[str, Any]:
+        self.simulate(call)  # the estimate runs the call: it refuses as the simulation does
         ref = f"call-{len(self._calls)}"
         self._calls[ref] = call
         return {"call": ref, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}

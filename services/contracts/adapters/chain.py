@@ -6,6 +6,8 @@ and whether a signature is an address's own (ECDSA or ERC-1271)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -77,6 +79,8 @@ def _b32(hex_id: str) -> bytes:
     return bytes.fromhex(hex_id[2:])
 
 
+FEES_TTL = 1.0  # seconds the suggested fees of new transactions are reused
+
 # The one event whose first indexed topic is not an agreement id.
 _OPERATOR_SET = bytes(Web3.keccak(text="OperatorSet(address,address,bool)"))
 
@@ -90,6 +94,8 @@ class IntentAgreementsChain(chain.ContractClient):
         super().__init__(w3, address)
         self.signer = signer
         self._cached_chain_id: int | None = None
+        self._fees: tuple[float, dict[str, int]] | None = None  # (when read, fees)
+        self._fees_lock = threading.Lock()
         self._errors: dict[bytes, tuple[str, list[str]]] = {}
         for item in self.abi:
             if item["type"] == "error":
@@ -188,9 +194,10 @@ class IntentAgreementsChain(chain.ContractClient):
             self._fn(call).call({"from": self.relayer})
 
     def unsigned(self, call: ChainCall) -> dict[str, Any]:
-        """The call as an EIP-1559 transaction without its nonce: gas estimated (the chain may
-        have moved since `simulate`: estimation then refuses as `simulate` would) with a fifth
-        more as margin, and the fees the chain suggests now."""
+        """The call as an EIP-1559 transaction without its nonce: gas estimated with a fifth
+        more as margin (the estimate runs the call on the chain as it is now: a refusal comes
+        back as `simulate` would raise it, so it is the simulation too), and the chain's
+        suggested fees, read once per `FEES_TTL`."""
         data = self._fn(call)._encode_transaction_data()
         with self._refusals():
             gas = self.w3.eth.estimate_gas({"from": self.relayer, "to": self.address, "data": data})
@@ -201,8 +208,21 @@ class IntentAgreementsChain(chain.ContractClient):
             "data": data if isinstance(data, str) else "0x" + bytes(data).hex(),
             "value": 0,
             "gas": int(gas * 6 // 5),
-            **self.suggested_fees(),
+            **self._recent_fees(),
         }
+
+    def _recent_fees(self) -> dict[str, int]:
+        """`suggested_fees()`, kept for FEES_TTL: a fee cap of twice the base fee outlasts
+        the six full blocks it takes the base fee to double, and a transaction whose cap the
+        base fee overtakes anyway is replaced by the confirmer with fresh fees."""
+        now = time.monotonic()
+        with self._fees_lock:
+            if self._fees is not None and now - self._fees[0] < FEES_TTL:
+                return dict(self._fees[1])
+        fees = self.suggested_fees()
+        with self._fees_lock:
+            self._fees = (now, fees)
+        return dict(fees)
 
     def self_transfer(self) -> dict[str, Any]:
         """A transaction that does nothing (0 to itself): fills a nonce nothing is stored for."""
@@ -220,8 +240,7 @@ class IntentAgreementsChain(chain.ContractClient):
         return chain.suggested_fees(self.w3)
 
     def sign(self, fields: dict[str, Any], nonce: int) -> chain.PreparedTx:
-        signed = self.signer.sign_transaction({**fields, "nonce": nonce})
-        return chain.PreparedTx(bytes(signed.raw_transaction), signed.hash.to_0x_hex(), nonce)
+        return chain.sign_eip1559(self.signer, fields, nonce)
 
     def _chain_id(self) -> int:
         if self._cached_chain_id is None:
