@@ -36,6 +36,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..shared import failpoints, nonces
+from ..shared.chain import PreparedTx
 from ..shared.db import Database
 from ..shared.locks import ExclusiveLock
 from ..shared.models import aware, utcnow
@@ -45,6 +46,7 @@ from .ports import AgreementsChain, ChainCall, Mined
 
 log = logging.getLogger(__name__)
 RESEND_AFTER = 1.0  # seconds before a transaction whose send failed is sent again
+MAX_BATCH = 64  # submissions stored in one database transaction and sent together
 
 
 class Outcomes(Protocol):
@@ -68,6 +70,20 @@ class Submitted:
     op_id: int
     tx_hash: str
     nonce: int
+
+
+@dataclass(eq=False)
+class _Job:
+    """A submission waiting for the signer's lock; whoever holds it stores and sends it."""
+
+    agreement_id: str
+    op: str
+    args: dict[str, Any]
+    fields: dict[str, Any]
+    before: Callable[[Session], None] | None
+    done: bool = False
+    submitted: Submitted | None = None
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,8 @@ class TransactionPath:
         self.wait_timeout = wait_timeout
         self.poll = poll
         self._local_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []  # submissions waiting for the signer's lock
         self._chain_id: int | None = None
         self._floor = -1  # transactions of the signer the chain has mined, as last seen
         self._head: int | None = None  # the chain's block number, as last seen
@@ -133,14 +151,19 @@ class TransactionPath:
     def _writer(self) -> Iterator[None]:
         """One sender per signer key at a time, across threads and processes: it takes the
         nonce, stores and sends (in nonce order), and never waits for a block."""
-        with self._local_lock:
-            lock = ExclusiveLock(self.db, f"tx:{self.chain.relayer}")
-            while not lock.try_acquire():
-                time.sleep(0.005)
-            try:
-                yield
-            finally:
-                lock.release()
+        with self._local_lock, self._exclusive():
+            yield
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The signer's lock across processes (the caller holds `_local_lock`)."""
+        lock = ExclusiveLock(self.db, f"tx:{self.chain.relayer}")
+        while not lock.try_acquire():
+            time.sleep(0.005)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _chain(self) -> int:
         if self._chain_id is None:
@@ -180,46 +203,97 @@ class TransactionPath:
         args: dict[str, Any] | None = None,
         before: Callable[[Session], None] | None = None,
     ) -> Submitted:
-        """Simulate, sign with the next nonce, store and send `call`; returns without waiting
-        for a block (its outcome is recorded by `await_op` or by the confirmer)."""
+        """Simulate (estimate), sign with the next nonce, store and send `call`; returns
+        without waiting for a block (its outcome is recorded by `await_op` or by the confirmer)."""
         if op != "offer":
             self._require_on_chain(agreement_id)
         try:
-            self.chain.simulate(call)
-            # the chain may have moved since the simulation (another transaction mined)
+            # gas estimated on the chain as it is now: the simulation (a refusal is raised)
             fields = self.chain.unsigned(call)
         except ChainRefusal:
             if op != "offer":
                 self.converge(agreement_id)
             raise
+        job = _Job(agreement_id, op, args or {}, fields, before)
+        with self._queue_lock:
+            self._queue.append(job)
+        try:
+            # Whoever holds the lock stores and sends every submission waiting for it: one
+            # database transaction and one lock for all the requests that arrived meanwhile.
+            with self._local_lock:
+                if not job.done:
+                    with self._exclusive():
+                        while not job.done:
+                            with self._queue_lock:
+                                batch = self._queue[:MAX_BATCH]
+                                del self._queue[:MAX_BATCH]
+                            assert batch, "a submission left the queue without an answer"
+                            self._store_and_send(batch)
+        except BaseException:
+            with self._queue_lock:  # not stored (the lock could not be taken): withdrawn
+                self._queue[:] = [j for j in self._queue if j is not job]
+            raise
+        if job.error is not None:
+            raise job.error
+        assert job.submitted is not None
+        failpoints.hit("contracts.after_send")
+        return job.submitted
+
+    def _store_and_send(self, batch: list[_Job]) -> None:
+        """Under the signer's lock: the batch's writes (`before`), its nonces and its signed
+        transactions committed in one database transaction, then sent in nonce order. When
+        the transaction fails (one submission's `before` conflicts, say) each submission is
+        stored on its own, and only the ones that fail get their error."""
+        try:
+            stored = self._store(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+            stored = []
+            for job in batch:
+                try:
+                    stored += self._store([job])
+                except Exception as one:
+                    job.error, job.done = one, True
+        if not stored:
+            return
+        failpoints.hit("contracts.before_send")
+        for job, prepared, op_id in stored:
+            self._send(op_id, prepared.raw, prepared.tx_hash)
+            job.submitted, job.done = Submitted(op_id, prepared.tx_hash, prepared.nonce), True
+
+    def _store(self, batch: list[_Job]) -> list[tuple[_Job, PreparedTx, int]]:
+        """One database transaction: each submission's `before`, then consecutive nonces and
+        the transactions signed with them (a nonce is consumed exactly when its signed bytes
+        are committed)."""
         relayer = self.chain.relayer
-        with self._writer():
-            chain_id, floor = self._chain(), self._mined_floor()
-            with self.db.transaction() as session:
-                if before is not None:
-                    before(session)
-                nonce = nonces.take(session, chain_id, relayer, floor)
-                prepared = self.chain.sign(fields, nonce)
+        chain_id, floor = self._chain(), self._mined_floor()
+        with self.db.transaction() as session:
+            for job in batch:
+                if job.before is not None:
+                    job.before(session)
+            first = nonces.take(session, chain_id, relayer, floor, count=len(batch))
+            rows = []
+            for i, job in enumerate(batch):
+                prepared = self.chain.sign(job.fields, first + i)
                 row = ChainOp(
-                    agreement_id=agreement_id,
-                    op=op,
-                    args=args or {},
+                    agreement_id=job.agreement_id,
+                    op=job.op,
+                    args=job.args,
                     signer=relayer,
-                    nonce=nonce,
+                    nonce=prepared.nonce,
                     tx_hash=prepared.tx_hash,
                     raw_tx=prepared.raw,
-                    tx_fields=fields,
+                    tx_fields=job.fields,
                     sent_at=utcnow(),
                     sent_block=self._head,
                     earlier_hashes=[],
                 )
                 session.add(row)
-                session.flush()
-                op_id = row.id
-            failpoints.hit("contracts.before_send")
-            self._send(op_id, prepared.raw, prepared.tx_hash)
-        failpoints.hit("contracts.after_send")
-        return Submitted(op_id, prepared.tx_hash, nonce)
+                rows.append((job, prepared, row))
+            session.flush()
+            return [(job, prepared, row.id) for job, prepared, row in rows]
 
     def _send(self, op_id: int, raw: bytes, tx_hash: str) -> bool | None:
         """Send stored bytes; a failure leaves them stored for the confirmer to send again (or
