@@ -367,13 +367,12 @@ class TransactionPath:
         head = self.chain.block_number()
         mined_count = self.chain.sent_count(self.chain.relayer)
         self._head, self._floor = head, max(self._floor, mined_count)
-        recorded = 0
-        waiting: list[Pending] = []
-        for op in ops:
-            if op.nonce >= mined_count:
-                waiting.append(op)
-                continue
-            mined = self._receipt_of(op)
+        waiting = [op for op in ops if op.nonce >= mined_count]
+        used = [op for op in ops if op.nonce < mined_count]
+        receipts = self.chain.mined_many([h for op in used for h in op.hashes]) if used else {}
+        done: list[tuple[Pending, Mined]] = []
+        for op in used:
+            mined = next((receipts[h] for h in reversed(op.hashes) if h in receipts), None)
             if mined is None:
                 # Its nonce is used but none of its attempts is in a block: taken by another
                 # transaction of this key (seen twice, in case the receipt lagged the count).
@@ -383,14 +382,34 @@ class TransactionPath:
                 else:
                     self._displaced.add(op.id)
                 continue
+            done.append((op, mined))
+        if done:
             failpoints.hit("contracts.after_receipt")
-            if self._finish(op.id, mined):
-                recorded += 1
-                if not mined.succeeded and op.op != "offer":
-                    self.converge(op.agreement_id)
+        recorded = self._finish_many(done)
+        for op, mined in recorded:
+            if not mined.succeeded and op.op != "offer":
+                self.converge(op.agreement_id)
         if waiting:
             self._unstick(waiting, head, mined_count)
-        return recorded
+        return len(recorded)
+
+    def _finish_many(self, done: list[tuple[Pending, Mined]]) -> list[tuple[Pending, Mined]]:
+        """`_finish` for each, in one database transaction (each outcome with its messages
+        all the same); when that fails, each in its own. Returns those recorded here."""
+        if len(done) > 1:
+            try:
+                recorded = []
+                with self.db.transaction() as session:
+                    for op, mined in done:
+                        if self._record(session, op.id, mined):
+                            recorded.append((op, mined))
+            except Exception as exc:
+                log.warning("recording %d outcomes at once failed (%s): one by one", len(done), exc)
+            else:
+                for op, _ in recorded:
+                    self._unsent.pop(op.id, None)
+                return recorded
+        return [(op, mined) for op, mined in done if self._finish(op.id, mined)]
 
     def _late(self, since: float, since_block: int | None, head: int) -> bool:
         return time.time() - since >= self.stuck_seconds or (
@@ -537,29 +556,35 @@ class TransactionPath:
         """Record the mined (or reverted) operation and its effect, once: False when it was
         already recorded (by the confirmer or a request waiting for it)."""
         with self.db.transaction() as session:
-            changed = session.execute(
-                update(ChainOp)
-                .where(ChainOp.id == op_id, ChainOp.state == "prepared")
-                .values(
-                    state="mined" if mined.succeeded else "failed",
-                    error=None if mined.succeeded else "reverted",
-                    tx_hash=mined.tx_hash,  # a replaced attempt may be the one mined
-                    finished_at=utcnow(),
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if changed != 1:
+            if not self._record(session, op_id, mined):
                 return False
-            op = session.get(ChainOp, op_id, populate_existing=True)
-            assert op is not None
-            agreement = session.get(Agreement, op.agreement_id)
-            assert agreement is not None
-            if not mined.succeeded:
-                self.outcomes.reverted(session, agreement, op)
-                log.error("%s for agreement %s reverted (%s)", op.op, agreement.id, op.tx_hash)
-            else:
-                self.outcomes.mined(session, agreement, op)
         self._unsent.pop(op_id, None)
+        return True
+
+    def _record(self, session: Session, op_id: int, mined: Mined) -> bool:
+        """`_finish` within the caller's database transaction."""
+        changed = session.execute(
+            update(ChainOp)
+            .where(ChainOp.id == op_id, ChainOp.state == "prepared")
+            .values(
+                state="mined" if mined.succeeded else "failed",
+                error=None if mined.succeeded else "reverted",
+                tx_hash=mined.tx_hash,  # a replaced attempt may be the one mined
+                finished_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if changed != 1:
+            return False
+        op = session.get(ChainOp, op_id, populate_existing=True)
+        assert op is not None
+        agreement = session.get(Agreement, op.agreement_id)
+        assert agreement is not None
+        if not mined.succeeded:
+            self.outcomes.reverted(session, agreement, op)
+            log.error("%s for agreement %s reverted (%s)", op.op, agreement.id, op.tx_hash)
+        else:
+            self.outcomes.mined(session, agreement, op)
         return True
 
     def recover(self) -> int:

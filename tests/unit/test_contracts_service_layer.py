@@ -181,6 +181,10 @@ class FakeChain:
     def transaction_known(self, tx_hash: str) -> bool:
         return tx_hash in self._mined
 
+    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]:
+        found = {h: self.mined(h) for h in tx_hashes}
+        return {h: m for h, m in found.items() if m is not None}
+
     def sent_count(self, address: str) -> int:
         return len(self._mined)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 from eth_abi import decode, encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -19,6 +20,7 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from ...shared import chain
+from ...shared.chain import ChainUnavailable
 from ..domain.agreements import MILESTONE_KINDS, STATES, Terms
 from ..errors import ChainRefusal
 from ..ports import ChainCall, Mined
@@ -80,6 +82,8 @@ def _b32(hex_id: str) -> bytes:
 
 
 FEES_TTL = 1.0  # seconds the suggested fees of new transactions are reused
+RECEIPTS_PER_BATCH = 200  # receipts asked in one JSON-RPC batch
+RPC_TIMEOUT = 10.0  # seconds, as chain.connect's
 
 # The one event whose first indexed topic is not an agreement id.
 _OPERATOR_SET = bytes(Web3.keccak(text="OperatorSet(address,address,bool)"))
@@ -96,6 +100,7 @@ class IntentAgreementsChain(chain.ContractClient):
         self._cached_chain_id: int | None = None
         self._fees: tuple[float, dict[str, int]] | None = None  # (when read, fees)
         self._fees_lock = threading.Lock()
+        self._sessions = threading.local()  # an HTTP session per thread for batched calls
         self._errors: dict[bytes, tuple[str, list[str]]] = {}
         for item in self.abi:
             if item["type"] == "error":
@@ -257,6 +262,49 @@ class IntentAgreementsChain(chain.ContractClient):
     def mined(self, tx_hash: str) -> Mined | None:
         receipt = self.receipt(tx_hash)
         return None if receipt is None else self._mined(receipt)
+
+    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]:
+        """The receipts of `tx_hashes` in JSON-RPC batches of RECEIPTS_PER_BATCH (one round
+        trip, none of web3's formatting): those in a block, by hash. Raises when the node
+        answers any of them with an error, so a missing receipt always means not mined."""
+        out: dict[str, Mined] = {}
+        hashes = list(dict.fromkeys(tx_hashes))
+        for start in range(0, len(hashes), RECEIPTS_PER_BATCH):
+            chunk = hashes[start : start + RECEIPTS_PER_BATCH]
+            answer = self._rpc_session().post(
+                str(self.w3.provider.endpoint_uri),  # type: ignore[attr-defined]
+                json=[
+                    {
+                        "jsonrpc": "2.0",
+                        "id": i,
+                        "method": "eth_getTransactionReceipt",
+                        "params": [h],
+                    }
+                    for i, h in enumerate(chunk)
+                ],
+                timeout=RPC_TIMEOUT,
+            )
+            answer.raise_for_status()
+            replies = answer.json()
+            if not isinstance(replies, list) or len(replies) != len(chunk):
+                raise ChainUnavailable(
+                    f"the node answered a batch of receipts with {replies!r:.200}"
+                )
+            for reply in replies:
+                if "error" in reply or not isinstance(reply.get("id"), int):
+                    raise ChainUnavailable(f"the node refused a receipt: {reply!r:.200}")
+                receipt = reply.get("result")
+                if receipt is not None:
+                    out[chunk[reply["id"]]] = Mined(
+                        str(receipt["transactionHash"]), int(receipt["status"], 16) == 1
+                    )
+        return out
+
+    def _rpc_session(self) -> requests.Session:
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = requests.Session()
+        return session
 
     def sent_count(self, address: str) -> int:
         return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "latest"))
