@@ -47,6 +47,7 @@ from .ports import AgreementsChain, ChainCall, Mined
 log = logging.getLogger(__name__)
 RESEND_AFTER = 1.0  # seconds before a transaction whose send failed is sent again
 MAX_BATCH = 64  # submissions stored in one database transaction and sent together
+REREAD = 1.0  # seconds between reads of an operation a request waits for (receipts: `poll`)
 
 
 class Outcomes(Protocol):
@@ -322,13 +323,18 @@ class TransactionPath:
         """Wait until the operation is mined (any of its attempts) and its outcome recorded,
         here or by the confirmer; TimeoutError after `timeout` (default `wait_timeout`)."""
         deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
+        read_at = -REREAD
         while True:
-            with self.db.sessions() as session:
-                op = session.get(ChainOp, op_id)
-                assert op is not None
-                state, current = op.state, _pending(op)
-            if state != "prepared":
-                return Mined(current.tx_hash, state == "mined")
+            if time.monotonic() - read_at >= REREAD:
+                # the receipt is asked every `poll`; the operation read again every REREAD (the
+                # confirmer may have recorded it, or replaced its transaction by another)
+                with self.db.sessions() as session:
+                    op = session.get(ChainOp, op_id)
+                    assert op is not None
+                    state, current = op.state, _pending(op)
+                read_at = time.monotonic()
+                if state != "prepared":
+                    return Mined(current.tx_hash, state == "mined")
             mined = self._receipt_of(current)
             if mined is not None:
                 failpoints.hit("contracts.after_receipt")
