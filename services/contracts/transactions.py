@@ -401,7 +401,8 @@ class TransactionPath:
 
     def _finish_many(self, done: list[tuple[Pending, Mined]]) -> list[tuple[Pending, Mined]]:
         """`_finish` for each, in one database transaction (each outcome with its messages
-        all the same); when that fails, each in its own. Returns those recorded here."""
+        all the same); when that fails, each in its own (the first failure raised after the
+        others are recorded). Returns those recorded here."""
         if len(done) > 1:
             try:
                 recorded = []
@@ -415,7 +416,16 @@ class TransactionPath:
                 for op, _ in recorded:
                     self._unsent.pop(op.id, None)
                 return recorded
-        return [(op, mined) for op, mined in done if self._finish(op.id, mined)]
+        recorded, failure = [], None
+        for op, mined in done:  # one failing outcome does not hold the others up
+            try:
+                if self._finish(op.id, mined):
+                    recorded.append((op, mined))
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure  # the confirmer backs off; the rest were recorded
+        return recorded
 
     def _late(self, since: float, since_block: int | None, head: int) -> bool:
         return time.time() - since >= self.stuck_seconds or (

@@ -152,6 +152,41 @@ def test_offers_arriving_together_are_stored_in_one_transaction_in_nonce_order(
     assert contracts.confirm() == 3
 
 
+def test_outcomes_mined_together_are_recorded_together_or_one_by_one(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    held: list[bytes] = []
+    send = chain.send
+    chain.send = held.append  # type: ignore[method-assign]  (sent, not yet in a block)
+    answers = [contracts.agreements.create(HR, new_agreement()) for _ in range(4)]
+    chain.send = send  # type: ignore[method-assign]
+    for raw in held[:2]:
+        chain.send(raw)
+    assert contracts.confirm() == 2  # two in one transaction
+    for raw in held[2:]:
+        chain.send(raw)
+    outcomes = contracts.transactions.outcomes
+    mined = outcomes.mined
+    broken = answers[2]["id"]
+
+    def failing(session: Session, agreement: Any, op: ChainOp) -> None:
+        if agreement.id == broken:
+            raise RuntimeError("this outcome cannot be recorded now")
+        mined(session, agreement, op)
+
+    outcomes.mined = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        contracts.confirm()  # the batch fails: one by one, the failure raised at the end
+    states = {a["id"]: contracts.agreements.get(HR, a["id"])["state"] for a in answers}
+    assert states[broken] == "offering" and states[answers[3]["id"]] == "offered"
+    outcomes.mined = mined  # type: ignore[method-assign]
+    assert contracts.confirm() == 1
+    assert {contracts.agreements.get(HR, a["id"])["state"] for a in answers} == {"offered"}
+    assert message_types(db).count("agreement.offered") == 4
+
+
 def test_consecutive_nonces_are_taken_at_once(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'n.db'}")
     database.migrate()
