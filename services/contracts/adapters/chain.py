@@ -10,14 +10,16 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import requests
 from eth_abi import decode, encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.types import RPCResponse
 
 from ...shared import chain
 from ...shared.chain import ChainUnavailable
@@ -203,18 +205,37 @@ class IntentAgreementsChain(chain.ContractClient):
         more as margin (the estimate runs the call on the chain as it is now: a refusal comes
         back as `simulate` would raise it, so it is the simulation too), and the chain's
         suggested fees, read once per `FEES_TTL`."""
-        data = self._fn(call)._encode_transaction_data()
-        with self._refusals():
-            gas = self.w3.eth.estimate_gas({"from": self.relayer, "to": self.address, "data": data})
+        encoded = self._fn(call)._encode_transaction_data()
+        data = encoded if isinstance(encoded, str) else "0x" + bytes(encoded).hex()
+        reply = self._rpc(
+            "eth_estimateGas", [{"from": self.relayer, "to": self.address, "data": data}]
+        )
+        if "error" in reply:
+            with self._refusals():  # a revert as web3 raises it, then as our refusal
+                raise_contract_logic_error_on_revert(cast(RPCResponse, reply))
+            raise Web3RPCError(str(reply["error"]), rpc_response=cast(RPCResponse, reply))
+        gas = int(reply["result"], 16)
         return {
             "type": 2,
             "chainId": self._chain_id(),
             "to": self.address,
-            "data": data if isinstance(data, str) else "0x" + bytes(data).hex(),
+            "data": data,
             "value": 0,
             "gas": int(gas * 6 // 5),
             **self._recent_fees(),
         }
+
+    def _rpc(self, method: str, params: list[Any]) -> dict[str, Any]:
+        """One JSON-RPC call without web3's middleware and formatters (the calls every
+        transaction makes: a tenth of the time); its reply as the node sent it."""
+        answer = self._rpc_session().post(
+            str(self.w3.provider.endpoint_uri),  # type: ignore[attr-defined]
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+            timeout=RPC_TIMEOUT,
+        )
+        answer.raise_for_status()
+        reply: dict[str, Any] = answer.json()
+        return reply
 
     def _recent_fees(self) -> dict[str, int]:
         """`suggested_fees()`, kept for FEES_TTL: a fee cap of twice the base fee outlasts
@@ -253,7 +274,9 @@ class IntentAgreementsChain(chain.ContractClient):
         return self._cached_chain_id
 
     def send(self, raw: bytes) -> None:
-        self.send_raw(raw)
+        reply = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
+        if "error" in reply:  # the node's refusal (fee too low, nonce used, ...)
+            raise Web3RPCError(str(reply["error"]), rpc_response=cast(RPCResponse, reply))
 
     @staticmethod
     def _mined(receipt: Any) -> Mined:
