@@ -105,7 +105,7 @@ class RpcCounter:
 
         def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             if self.active and threading.get_ident() == self.thread:
-                self.counts["SQL " + statement.split(None, 1)[0].upper()] += 1
+                self.counts["SQL " + " ".join(statement.split())[:90]] += 1
 
         sa.event.listen(engine, "before_cursor_execute", before)
 
