@@ -11,7 +11,8 @@ process on PostgreSQL and RabbitMQ:
 - an uploaded document's 201 to its proof being served.
 
 Writes bench/out/chain.json and its own dated section of bench/RESULTS.md (between markers, the
-rest of the file kept). Run alone: `.venv/bin/python -m bench.chain_bench [--quick]`.
+rest of the file kept). Run alone: `.venv/bin/python -m bench.chain_bench [--quick]
+[--block-times instant,2,12] [--parts offers,sync,signatures,proof]`.
 """
 
 from __future__ import annotations
@@ -168,7 +169,12 @@ def signatures(svc: Service, count: int, block_time: float) -> dict[str, Any]:
     }
 
 
-def run_one(block_time: float | None, scale: float) -> dict[str, Any]:
+PARTS = ("offers", "sync", "signatures", "proof")
+
+
+def run_one(
+    block_time: float | None, scale: float, parts: tuple[str, ...] = PARTS
+) -> dict[str, Any]:
     label = "instant" if block_time is None else f"{block_time:g}s"
     extra = () if block_time is None else ("--block-time", f"{block_time:g}")
     anvil = AnvilProcess(free_port(), extra_args=extra)
@@ -179,21 +185,26 @@ def run_one(block_time: float | None, scale: float) -> dict[str, Any]:
     try:
         svc = Service(anvil.url, db.url, workdir, services=("evidence", "contracts"))
         try:
-            n = max(16, int(400 * scale))
-            print(f"[{label}] {n} offers, {CLIENTS} clients, answered at once ...", flush=True)
-            out["offers_async"] = offers(svc, db.url, n, prefer_wait=False)
-            sync_n = max(16, int((400 if block_time is None else 64) * scale))
-            print(
-                f"[{label}] {sync_n} offers, waiting for each block (Prefer: wait) ...", flush=True
-            )
-            out["offers_sync"] = offers(svc, db.url, sync_n, prefer_wait=True)
-            sig_n = max(8, int(40 * scale))
-            print(f"[{label}] {sig_n} signatures to committed ...", flush=True)
-            out["signatures"] = signatures(svc, sig_n, block_time or 0.0)
-            docs = max(10, int(60 * scale))
-            rate = 10.0 if block_time is None or block_time <= 2 else 2.0
-            print(f"[{label}] {docs} documents, 201 to proof ...", flush=True)
-            out["time_to_proof"] = time_to_proof(svc, docs, rate=rate)
+            if "offers" in parts:
+                n = max(16, int(400 * scale))
+                print(f"[{label}] {n} offers, {CLIENTS} clients, answered at once ...", flush=True)
+                out["offers_async"] = offers(svc, db.url, n, prefer_wait=False)
+            if "sync" in parts:
+                sync_n = max(16, int((400 if block_time is None else 64) * scale))
+                print(
+                    f"[{label}] {sync_n} offers, waiting for each block (Prefer: wait) ...",
+                    flush=True,
+                )
+                out["offers_sync"] = offers(svc, db.url, sync_n, prefer_wait=True)
+            if "signatures" in parts:
+                sig_n = max(8, int(40 * scale))
+                print(f"[{label}] {sig_n} signatures to committed ...", flush=True)
+                out["signatures"] = signatures(svc, sig_n, block_time or 0.0)
+            if "proof" in parts:
+                docs = max(10, int(60 * scale))
+                rate = 10.0 if block_time is None or block_time <= 2 else 2.0
+                print(f"[{label}] {docs} documents, 201 to proof ...", flush=True)
+                out["time_to_proof"] = time_to_proof(svc, docs, rate=rate)
         finally:
             svc.stop()
     finally:
@@ -273,7 +284,17 @@ def main() -> int:
     parser.add_argument(
         "--block-times", default="instant,2,12", help="comma-separated: instant and/or seconds"
     )
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help="comma-separated, of " + ", ".join(PARTS) + " (a run of some parts is printed and "
+        "kept in bench/out/chain.json only, not written to bench/RESULTS.md)",
+    )
     args = parser.parse_args()
+    parts = tuple(p for p in args.parts.split(",") if p)
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     scale = 0.25 if args.quick else 1.0
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -285,10 +306,11 @@ def main() -> int:
         block_time = None if item == "instant" else float(item)
         # The 12 s run is shorter: each block holds everything sent in 12 s.
         run_scale = scale * (0.5 if block_time is not None and block_time > 2 else 1.0)
-        results["runs"].append(run_one(block_time, run_scale))
+        results["runs"].append(run_one(block_time, run_scale, parts))
         print(json.dumps(results["runs"][-1], indent=2), flush=True)
     (OUT / "chain.json").write_text(json.dumps(results, indent=2))
-    write_section(results)
+    if set(parts) == set(PARTS):
+        write_section(results)
     return 0
 
 

@@ -70,13 +70,16 @@ class AgreementsChain(Protocol):
 
     # -- sending
     def simulate(self, call: ChainCall) -> None: ...  # raises ChainRefusal
-    # the call as a transaction without its nonce (JSON-storable fields); raises ChainRefusal
+    # the call as a transaction without its nonce (JSON-storable fields), its gas estimated
+    # on the chain as it is now: raises ChainRefusal as `simulate` would
     def unsigned(self, call: ChainCall) -> dict[str, Any]: ...
     def self_transfer(self) -> dict[str, Any]: ...  # a no-op transaction to fill a nonce
     def suggested_fees(self) -> dict[str, int]: ...  # maxFeePerGas, maxPriorityFeePerGas now
     def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx: ...
     def send(self, raw: bytes) -> None: ...
     def mined(self, tx_hash: str) -> Mined | None: ...  # its receipt, if it is in a block
+    # `mined` of each, asked together: those in a block (raises when the node fails any)
+    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]: ...
     def transaction_known(self, tx_hash: str) -> bool: ...
     def sent_count(self, address: str) -> int: ...  # transactions mined from `address`
 

@@ -208,10 +208,13 @@ class AgreementService:
         return out
 
     def _answer(self, principal: Principal, agreement_id: str) -> dict[str, Any]:
-        out = self.get(principal, agreement_id)
-        out["transaction"] = out["chain"]["tx"]
-        with self.db.sessions() as session:  # for HR systems that deliver the link themselves
-            out["signing_link"] = self.links.signing(load(session, principal.tenant, agreement_id))
+        principal.require(*READ_ROLES)
+        with self.db.sessions() as session:
+            a = load(session, principal.tenant, agreement_id)
+            out = describe(session, a, self.chain.address)
+            out["chain"] = offer_transaction(session, a)
+            out["transaction"] = out["chain"]["tx"]
+            out["signing_link"] = self.links.signing(a)  # for HR systems that deliver it
         return out
 
     def _replay(self, principal: Principal, recorded: dict[str, Any]) -> dict[str, Any]:

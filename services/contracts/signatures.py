@@ -87,7 +87,6 @@ class Signatures:
                 .scalars()
                 .all()
             )
-            other_digests = [typed_data_digest(self._commitment(o)) for o in others]
             state = a.state
         if state != "offered":
             raise ChainRefusal("InvalidState", (), f"the agreement is {state}, not offered")
@@ -99,6 +98,8 @@ class Signatures:
                 "signature", "malformed: expected 65 bytes (r, s, v) or a passkey assertion"
             )
         if not self.chain.signed_by(candidate, digest, signature):
+            # Only now the candidate's other offers (three reads of the chain each).
+            other_digests = (typed_data_digest(self._commitment(o)) for o in others)
             if any(self.chain.signed_by(candidate, d, signature) for d in other_digests):
                 raise InvalidSignature(
                     "signature",

@@ -36,6 +36,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..shared import failpoints, nonces
+from ..shared.chain import PreparedTx
 from ..shared.db import Database
 from ..shared.locks import ExclusiveLock
 from ..shared.models import aware, utcnow
@@ -45,6 +46,8 @@ from .ports import AgreementsChain, ChainCall, Mined
 
 log = logging.getLogger(__name__)
 RESEND_AFTER = 1.0  # seconds before a transaction whose send failed is sent again
+MAX_BATCH = 64  # submissions stored in one database transaction and sent together
+REREAD = 1.0  # seconds between reads of an operation a request waits for (receipts: `poll`)
 
 
 class Outcomes(Protocol):
@@ -68,6 +71,20 @@ class Submitted:
     op_id: int
     tx_hash: str
     nonce: int
+
+
+@dataclass(eq=False)
+class _Job:
+    """A submission waiting for the signer's lock; whoever holds it stores and sends it."""
+
+    agreement_id: str
+    op: str
+    args: dict[str, Any]
+    fields: dict[str, Any]
+    before: Callable[[Session], None] | None
+    done: bool = False
+    submitted: Submitted | None = None
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,8 @@ class TransactionPath:
         self.wait_timeout = wait_timeout
         self.poll = poll
         self._local_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []  # submissions waiting for the signer's lock
         self._chain_id: int | None = None
         self._floor = -1  # transactions of the signer the chain has mined, as last seen
         self._head: int | None = None  # the chain's block number, as last seen
@@ -133,14 +152,19 @@ class TransactionPath:
     def _writer(self) -> Iterator[None]:
         """One sender per signer key at a time, across threads and processes: it takes the
         nonce, stores and sends (in nonce order), and never waits for a block."""
-        with self._local_lock:
-            lock = ExclusiveLock(self.db, f"tx:{self.chain.relayer}")
-            while not lock.try_acquire():
-                time.sleep(0.005)
-            try:
-                yield
-            finally:
-                lock.release()
+        with self._local_lock, self._exclusive():
+            yield
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The signer's lock across processes (the caller holds `_local_lock`)."""
+        lock = ExclusiveLock(self.db, f"tx:{self.chain.relayer}")
+        while not lock.try_acquire():
+            time.sleep(0.005)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _chain(self) -> int:
         if self._chain_id is None:
@@ -180,46 +204,97 @@ class TransactionPath:
         args: dict[str, Any] | None = None,
         before: Callable[[Session], None] | None = None,
     ) -> Submitted:
-        """Simulate, sign with the next nonce, store and send `call`; returns without waiting
-        for a block (its outcome is recorded by `await_op` or by the confirmer)."""
+        """Simulate (estimate), sign with the next nonce, store and send `call`; returns
+        without waiting for a block (its outcome is recorded by `await_op` or by the confirmer)."""
         if op != "offer":
             self._require_on_chain(agreement_id)
         try:
-            self.chain.simulate(call)
-            # the chain may have moved since the simulation (another transaction mined)
+            # gas estimated on the chain as it is now: the simulation (a refusal is raised)
             fields = self.chain.unsigned(call)
         except ChainRefusal:
             if op != "offer":
                 self.converge(agreement_id)
             raise
+        job = _Job(agreement_id, op, args or {}, fields, before)
+        with self._queue_lock:
+            self._queue.append(job)
+        try:
+            # Whoever holds the lock stores and sends every submission waiting for it: one
+            # database transaction and one lock for all the requests that arrived meanwhile.
+            with self._local_lock:
+                if not job.done:
+                    with self._exclusive():
+                        while not job.done:
+                            with self._queue_lock:
+                                batch = self._queue[:MAX_BATCH]
+                                del self._queue[:MAX_BATCH]
+                            assert batch, "a submission left the queue without an answer"
+                            self._store_and_send(batch)
+        except BaseException:
+            with self._queue_lock:  # not stored (the lock could not be taken): withdrawn
+                self._queue[:] = [j for j in self._queue if j is not job]
+            raise
+        if job.error is not None:
+            raise job.error
+        assert job.submitted is not None
+        failpoints.hit("contracts.after_send")
+        return job.submitted
+
+    def _store_and_send(self, batch: list[_Job]) -> None:
+        """Under the signer's lock: the batch's writes (`before`), its nonces and its signed
+        transactions committed in one database transaction, then sent in nonce order. When
+        the transaction fails (one submission's `before` conflicts, say) each submission is
+        stored on its own, and only the ones that fail get their error."""
+        try:
+            stored = self._store(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+            stored = []
+            for job in batch:
+                try:
+                    stored += self._store([job])
+                except Exception as one:
+                    job.error, job.done = one, True
+        if not stored:
+            return
+        failpoints.hit("contracts.before_send")
+        for job, prepared, op_id in stored:
+            self._send(op_id, prepared.raw, prepared.tx_hash)
+            job.submitted, job.done = Submitted(op_id, prepared.tx_hash, prepared.nonce), True
+
+    def _store(self, batch: list[_Job]) -> list[tuple[_Job, PreparedTx, int]]:
+        """One database transaction: each submission's `before`, then consecutive nonces and
+        the transactions signed with them (a nonce is consumed exactly when its signed bytes
+        are committed)."""
         relayer = self.chain.relayer
-        with self._writer():
-            chain_id, floor = self._chain(), self._mined_floor()
-            with self.db.transaction() as session:
-                if before is not None:
-                    before(session)
-                nonce = nonces.take(session, chain_id, relayer, floor)
-                prepared = self.chain.sign(fields, nonce)
+        chain_id, floor = self._chain(), self._mined_floor()
+        with self.db.transaction() as session:
+            for job in batch:
+                if job.before is not None:
+                    job.before(session)
+            first = nonces.take(session, chain_id, relayer, floor, count=len(batch))
+            rows = []
+            for i, job in enumerate(batch):
+                prepared = self.chain.sign(job.fields, first + i)
                 row = ChainOp(
-                    agreement_id=agreement_id,
-                    op=op,
-                    args=args or {},
+                    agreement_id=job.agreement_id,
+                    op=job.op,
+                    args=job.args,
                     signer=relayer,
-                    nonce=nonce,
+                    nonce=prepared.nonce,
                     tx_hash=prepared.tx_hash,
                     raw_tx=prepared.raw,
-                    tx_fields=fields,
+                    tx_fields=job.fields,
                     sent_at=utcnow(),
                     sent_block=self._head,
                     earlier_hashes=[],
                 )
                 session.add(row)
-                session.flush()
-                op_id = row.id
-            failpoints.hit("contracts.before_send")
-            self._send(op_id, prepared.raw, prepared.tx_hash)
-        failpoints.hit("contracts.after_send")
-        return Submitted(op_id, prepared.tx_hash, nonce)
+                rows.append((job, prepared, row))
+            session.flush()
+            return [(job, prepared, row.id) for job, prepared, row in rows]
 
     def _send(self, op_id: int, raw: bytes, tx_hash: str) -> bool | None:
         """Send stored bytes; a failure leaves them stored for the confirmer to send again (or
@@ -248,13 +323,18 @@ class TransactionPath:
         """Wait until the operation is mined (any of its attempts) and its outcome recorded,
         here or by the confirmer; TimeoutError after `timeout` (default `wait_timeout`)."""
         deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
+        read_at = -REREAD
         while True:
-            with self.db.sessions() as session:
-                op = session.get(ChainOp, op_id)
-                assert op is not None
-                state, current = op.state, _pending(op)
-            if state != "prepared":
-                return Mined(current.tx_hash, state == "mined")
+            if time.monotonic() - read_at >= REREAD:
+                # the receipt is asked every `poll`; the operation read again every REREAD (the
+                # confirmer may have recorded it, or replaced its transaction by another)
+                with self.db.sessions() as session:
+                    op = session.get(ChainOp, op_id)
+                    assert op is not None
+                    state, current = op.state, _pending(op)
+                read_at = time.monotonic()
+                if state != "prepared":
+                    return Mined(current.tx_hash, state == "mined")
             mined = self._receipt_of(current)
             if mined is not None:
                 failpoints.hit("contracts.after_receipt")
@@ -293,13 +373,12 @@ class TransactionPath:
         head = self.chain.block_number()
         mined_count = self.chain.sent_count(self.chain.relayer)
         self._head, self._floor = head, max(self._floor, mined_count)
-        recorded = 0
-        waiting: list[Pending] = []
-        for op in ops:
-            if op.nonce >= mined_count:
-                waiting.append(op)
-                continue
-            mined = self._receipt_of(op)
+        waiting = [op for op in ops if op.nonce >= mined_count]
+        used = [op for op in ops if op.nonce < mined_count]
+        receipts = self.chain.mined_many([h for op in used for h in op.hashes]) if used else {}
+        done: list[tuple[Pending, Mined]] = []
+        for op in used:
+            mined = next((receipts[h] for h in reversed(op.hashes) if h in receipts), None)
             if mined is None:
                 # Its nonce is used but none of its attempts is in a block: taken by another
                 # transaction of this key (seen twice, in case the receipt lagged the count).
@@ -309,13 +388,43 @@ class TransactionPath:
                 else:
                     self._displaced.add(op.id)
                 continue
+            done.append((op, mined))
+        if done:
             failpoints.hit("contracts.after_receipt")
-            if self._finish(op.id, mined):
-                recorded += 1
-                if not mined.succeeded and op.op != "offer":
-                    self.converge(op.agreement_id)
+        recorded = self._finish_many(done)
+        for op, mined in recorded:
+            if not mined.succeeded and op.op != "offer":
+                self.converge(op.agreement_id)
         if waiting:
             self._unstick(waiting, head, mined_count)
+        return len(recorded)
+
+    def _finish_many(self, done: list[tuple[Pending, Mined]]) -> list[tuple[Pending, Mined]]:
+        """`_finish` for each, in one database transaction (each outcome with its messages
+        all the same); when that fails, each in its own (the first failure raised after the
+        others are recorded). Returns those recorded here."""
+        if len(done) > 1:
+            try:
+                recorded = []
+                with self.db.transaction() as session:
+                    for op, mined in done:
+                        if self._record(session, op.id, mined):
+                            recorded.append((op, mined))
+            except Exception as exc:
+                log.warning("recording %d outcomes at once failed (%s): one by one", len(done), exc)
+            else:
+                for op, _ in recorded:
+                    self._unsent.pop(op.id, None)
+                return recorded
+        recorded, failure = [], None
+        for op, mined in done:  # one failing outcome does not hold the others up
+            try:
+                if self._finish(op.id, mined):
+                    recorded.append((op, mined))
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure  # the confirmer backs off; the rest were recorded
         return recorded
 
     def _late(self, since: float, since_block: int | None, head: int) -> bool:
@@ -463,29 +572,35 @@ class TransactionPath:
         """Record the mined (or reverted) operation and its effect, once: False when it was
         already recorded (by the confirmer or a request waiting for it)."""
         with self.db.transaction() as session:
-            changed = session.execute(
-                update(ChainOp)
-                .where(ChainOp.id == op_id, ChainOp.state == "prepared")
-                .values(
-                    state="mined" if mined.succeeded else "failed",
-                    error=None if mined.succeeded else "reverted",
-                    tx_hash=mined.tx_hash,  # a replaced attempt may be the one mined
-                    finished_at=utcnow(),
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if changed != 1:
+            if not self._record(session, op_id, mined):
                 return False
-            op = session.get(ChainOp, op_id, populate_existing=True)
-            assert op is not None
-            agreement = session.get(Agreement, op.agreement_id)
-            assert agreement is not None
-            if not mined.succeeded:
-                self.outcomes.reverted(session, agreement, op)
-                log.error("%s for agreement %s reverted (%s)", op.op, agreement.id, op.tx_hash)
-            else:
-                self.outcomes.mined(session, agreement, op)
         self._unsent.pop(op_id, None)
+        return True
+
+    def _record(self, session: Session, op_id: int, mined: Mined) -> bool:
+        """`_finish` within the caller's database transaction."""
+        changed = session.execute(
+            update(ChainOp)
+            .where(ChainOp.id == op_id, ChainOp.state == "prepared")
+            .values(
+                state="mined" if mined.succeeded else "failed",
+                error=None if mined.succeeded else "reverted",
+                tx_hash=mined.tx_hash,  # a replaced attempt may be the one mined
+                finished_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if changed != 1:
+            return False
+        op = session.get(ChainOp, op_id, populate_existing=True)
+        assert op is not None
+        agreement = session.get(Agreement, op.agreement_id)
+        assert agreement is not None
+        if not mined.succeeded:
+            self.outcomes.reverted(session, agreement, op)
+            log.error("%s for agreement %s reverted (%s)", op.op, agreement.id, op.tx_hash)
+        else:
+            self.outcomes.mined(session, agreement, op)
         return True
 
     def recover(self) -> int:

@@ -13,10 +13,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+import rlp
+from coincurve import PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
+from web3.types import RPCEndpoint
 
 from .errors import TransientError
 from .guards import sane_recursion_limit
@@ -41,7 +45,15 @@ def artifact(name: str) -> dict[str, Any]:
 
 
 def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
-    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    """A client of the node at `rpc_url`. The chain id is asked once: web3 checks it before
+    every call, estimate and send that carries one, a round trip each otherwise."""
+    provider = Web3.HTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": timeout},
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
+    return Web3(provider)
 
 
 def wait_for_rpc(rpc_url: str, timeout: float = 30.0) -> Web3:
@@ -107,6 +119,63 @@ class PreparedTx:
     raw: bytes
     tx_hash: str
     nonce: int
+
+
+# The fields of an EIP-1559 transaction `sign_eip1559` signs itself; anything else (an access
+# list, another type) goes through eth-account.
+_EIP1559_FIELDS = frozenset(
+    {"type", "chainId", "to", "data", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas"}
+)
+
+
+def _quantity(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _hex_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    text = str(value)
+    return bytes.fromhex(text[2:] if text.startswith(("0x", "0X")) else text)
+
+
+def sign_eip1559(signer: LocalAccount, fields: dict[str, Any], nonce: int) -> PreparedTx:
+    """`fields` (an EIP-1559 transaction without its nonce) signed with `nonce`: the same bytes
+    as `signer.sign_transaction`, RLP-encoded and signed by libsecp256k1 (coincurve) directly,
+    without eth-account's validation and normalisation (tenfold faster: it runs under the
+    signer's lock). Fields it does not know go through eth-account."""
+    if (
+        set(fields) - _EIP1559_FIELDS
+        or _quantity(fields.get("type", 2)) != 2
+        or not fields.get("to")
+    ):
+        signed = signer.sign_transaction({**fields, "nonce": nonce})
+        return PreparedTx(bytes(signed.raw_transaction), signed.hash.to_0x_hex(), nonce)
+    body = [
+        _quantity(fields["chainId"]),
+        nonce,
+        _quantity(fields["maxPriorityFeePerGas"]),
+        _quantity(fields["maxFeePerGas"]),
+        _quantity(fields["gas"]),
+        _hex_bytes(fields["to"]),
+        _quantity(fields.get("value", 0)),
+        _hex_bytes(fields.get("data", b"")),
+        [],  # access list
+    ]
+    digest = keccak(b"\x02" + rlp.encode(body))
+    signature = _private_key(bytes(signer.key)).sign_recoverable(digest, hasher=None)
+    r, s, v = (
+        int.from_bytes(signature[:32], "big"),
+        int.from_bytes(signature[32:64], "big"),
+        signature[64],
+    )
+    raw = b"\x02" + rlp.encode([*body, v, r, s])
+    return PreparedTx(raw, "0x" + keccak(raw).hex(), nonce)
+
+
+@cache
+def _private_key(secret: bytes) -> PrivateKey:
+    return PrivateKey(secret)
 
 
 class ContractClient:

@@ -20,15 +20,16 @@ from .models import SignerNonce, utcnow
 BUMP_NUMERATOR, BUMP_DENOMINATOR = 9, 8
 
 
-def take(session: Session, chain_id: int, signer: str, floor: int) -> int:
+def take(session: Session, chain_id: int, signer: str, floor: int, count: int = 1) -> int:
     """The signer's next nonce on the chain, never below `floor` (the count of its
-    transactions the chain has mined: nonces someone else used with this key are skipped)."""
+    transactions the chain has mined: nonces someone else used with this key are skipped).
+    With `count`, that many consecutive nonces from the one returned."""
     row = session.get(SignerNonce, (chain_id, signer), with_for_update=True)
     if row is None:
         row = SignerNonce(chain_id=chain_id, signer=signer, next_nonce=floor)
         session.add(row)
     nonce = max(int(row.next_nonce), floor)
-    row.next_nonce = nonce + 1
+    row.next_nonce = nonce + count
     row.updated_at = utcnow()
     session.flush()
     return nonce

@@ -133,6 +133,7 @@ class FakeChain:
             raise self.refuse[call.function]
 
     def unsigned(self, call: ChainCall) -> dict[str, Any]:
+        self.simulate(call)  # the estimate runs the call: it refuses as the simulation does
         ref = f"call-{len(self._calls)}"
         self._calls[ref] = call
         return {"call": ref, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
@@ -179,6 +180,10 @@ class FakeChain:
 
     def transaction_known(self, tx_hash: str) -> bool:
         return tx_hash in self._mined
+
+    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]:
+        found = {h: self.mined(h) for h in tx_hashes}
+        return {h: m for h, m in found.items() if m is not None}
 
     def sent_count(self, address: str) -> int:
         return len(self._mined)

@@ -6,13 +6,18 @@ and a clear 409 for what cannot be done with an offer not yet on chain."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from offerseal.contracts.errors import StillOffering
 from offerseal.contracts.models import ChainOp
+from offerseal.contracts.ports import ChainCall
 from offerseal.contracts.service_layer import ContractsService
 from offerseal.shared import nonces
 from offerseal.shared.db import Database
@@ -92,6 +97,105 @@ def test_an_offer_answers_before_its_block_and_is_confirmed_once(
     assert contracts.signatures.submit_signature(HR, None, answer["id"], signature)["state"] == (
         "committed"
     )
+
+
+def test_offers_arriving_together_are_stored_in_one_transaction_in_nonce_order(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    """Submissions waiting for the signer's lock are stored and sent by whoever holds it next:
+    consecutive nonces, sent in nonce order, each answered with its own; one whose writes fail
+    gets its error and takes no nonce, the others are stored all the same."""
+    tx = contracts.transactions
+    sent: list[bytes] = []
+    send = chain.send
+
+    def record(raw: bytes) -> None:
+        sent.append(raw)
+        send(raw)
+
+    chain.send = record  # type: ignore[method-assign]
+
+    def broken(session: Session) -> None:
+        raise ValueError("this submission's own writes fail")
+
+    results: dict[int, Any] = {}
+
+    def offer(i: int) -> None:
+        try:
+            if i == 2:
+                tx.submit("no-such-agreement", "offer", ChainCall("offer", ()), before=broken)
+            else:
+                results[i] = contracts.agreements.create(HR, new_agreement())
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=offer, args=(i,)) for i in range(4)]
+    with tx._local_lock:  # the lock is busy: all four wait in the queue
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(tx._queue) < 4:
+            assert time.monotonic() < deadline, "the submissions did not queue up"
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(10)
+    assert isinstance(results[2], ValueError)
+    answers = [results[i] for i in (0, 1, 3)]
+    assert sorted(a["chain"]["nonce"] for a in answers) == [0, 1, 2]
+    with db.sessions() as session:
+        stored = list(session.execute(select(ChainOp).order_by(ChainOp.nonce)).scalars())
+    assert [op.nonce for op in stored] == [0, 1, 2]
+    assert [bytes(op.raw_tx) for op in stored] == sent  # sent in nonce order
+    assert tx._queue == []
+    assert contracts.confirm() == 3
+
+
+def test_outcomes_mined_together_are_recorded_together_or_one_by_one(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    held: list[bytes] = []
+    send = chain.send
+    chain.send = held.append  # type: ignore[method-assign]  (sent, not yet in a block)
+    answers = [contracts.agreements.create(HR, new_agreement()) for _ in range(4)]
+    chain.send = send  # type: ignore[method-assign]
+    for raw in held[:2]:
+        chain.send(raw)
+    assert contracts.confirm() == 2  # two in one transaction
+    for raw in held[2:]:
+        chain.send(raw)
+    outcomes = contracts.transactions.outcomes
+    mined = outcomes.mined
+    broken = answers[2]["id"]
+
+    def failing(session: Session, agreement: Any, op: ChainOp) -> None:
+        if agreement.id == broken:
+            raise RuntimeError("this outcome cannot be recorded now")
+        mined(session, agreement, op)
+
+    outcomes.mined = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        contracts.confirm()  # the batch fails: one by one, the failure raised at the end
+    states = {a["id"]: contracts.agreements.get(HR, a["id"])["state"] for a in answers}
+    assert states[broken] == "offering" and states[answers[3]["id"]] == "offered"
+    outcomes.mined = mined  # type: ignore[method-assign]
+    assert contracts.confirm() == 1
+    assert {contracts.agreements.get(HR, a["id"])["state"] for a in answers} == {"offered"}
+    assert message_types(db).count("agreement.offered") == 4
+
+
+def test_consecutive_nonces_are_taken_at_once(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    database.migrate()
+    try:
+        with database.transaction() as session:
+            assert nonces.take(session, 1, "0xA", floor=3, count=5) == 3  # 3..7
+            assert nonces.take(session, 1, "0xA", floor=0) == 8
+    finally:
+        database.dispose()
 
 
 def test_each_operation_takes_the_next_nonce(
