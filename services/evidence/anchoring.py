@@ -79,6 +79,8 @@ class _Flight:
     sent_block: int | None  # the chain's head when it was sent (seen at the next look)
     receipt: Any | None = None  # mined, waiting for its confirmations
     checked_at: float = 0.0  # monotonic, of the last look at the pool and the nonce
+    looked_at: int | None = None  # the head when its receipt was last asked for, and when
+    asked_at: float = 0.0
 
 
 class Anchorer:
@@ -338,7 +340,11 @@ class Anchorer:
         done = 0
         due: list[_Flight] = []
         for flight in sorted(self._in_flight.values(), key=lambda f: f.nonce):
-            receipt = flight.receipt or registry.receipt(flight.tx_hash)
+            receipt = flight.receipt
+            if receipt is None and (flight.looked_at != head or now - flight.asked_at >= 0.5):
+                # Asked for once per block (and twice a second, should the index lag the head).
+                receipt = registry.receipt(flight.tx_hash)
+                flight.looked_at, flight.asked_at = head, now
             if receipt is None:
                 if flight.sent_block is None:
                     flight.sent_block = head
@@ -456,6 +462,7 @@ class Anchorer:
     def _took(self, flight: _Flight, nonce: int, tx_hash: str, raw: bytes) -> None:
         flight.nonce, flight.tx_hash, flight.raw = nonce, tx_hash, raw
         flight.sent_at, flight.sent_block, flight.receipt = time.monotonic(), None, None
+        flight.looked_at = None
 
     def _release(self, batch_id: int, reason: str) -> None:
         log.error("batch %s failed: %s; its documents go back to the queue", batch_id, reason)
@@ -789,7 +796,7 @@ class Anchorer:
 
         run_every(
             stop,
-            min(0.1, self.batch_interval),
+            min(0.05, self.batch_interval),
             step,
             name="anchoring",
             log=log,
