@@ -123,6 +123,7 @@ def test_the_loop_cuts_while_earlier_batches_wait_and_bounds_them(
     db = Database(database_url)
     db.migrate()
     stop = threading.Event()
+    worker: threading.Thread | None = None
     try:
         w3 = chain.connect(anvil.url)
         anchorer = Anchorer(
@@ -157,6 +158,8 @@ def test_the_loop_cuts_while_earlier_batches_wait_and_bounds_them(
         assert docs == ["anchored"] * 4
     finally:
         stop.set()
+        if worker is not None:
+            worker.join(30)  # it releases its lock before the database goes
         db.dispose()
         anvil.stop()
 
