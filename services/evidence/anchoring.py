@@ -1,18 +1,27 @@
 """The anchoring worker: batches pending leaves into one Merkle tree, anchors the root with one
 transaction, and stores every proof. Crash-safe by construction:
 
-1. *prepare*: in one transaction the tree, every proof and the **signed** transaction (nonce,
-   raw bytes, hash) are stored and the documents are bound to the batch;
-2. *send* the stored raw transaction; 3. wait for the receipt and confirmations;
+1. *prepare*: in one transaction the tree, every proof and the **signed** transaction (raw
+   bytes, hash, and its nonce, taken from the signer's durable nonce manager `nonces.take` in
+   that same transaction) are stored and the documents are bound to the batch;
+2. *send* the stored raw transaction; 3. its receipt and confirmations arrive;
 4. *finalize*: in one transaction the batch becomes `anchored`, the documents too, and
    `evidence.anchored` messages go into the outbox.
 
-After a crash anywhere, `recover()` finishes prepared batches: it asks the chain whether the
-root is anchored, whether the stored transaction is known, and re-sends the same signed bytes
-(or re-signs only when its nonce was consumed without anchoring). So every accepted document is
-anchored exactly once. `reconcile()` notices roots the chain no longer holds (reset or reorg),
-marks those batches superseded and puts their documents back in the queue; an RPC that fails or
-lags behind is never taken for a chain that lost them.
+Batches are pipelined: a new one is cut and sent every batch interval (or at `batch_max`
+pending) while earlier ones wait for their block, with consecutive nonces, up to
+`max_in_flight` unmined; each step of the loop looks at their receipts and finalizes each one
+as the chain mines it, in any order. A transaction the node lost is sent again from its stored
+bytes; the one the chain waits for is replaced (same nonce, fees up 12.5%) when it is stuck.
+
+After a crash anywhere, `recover()` takes over prepared batches: it asks the chain whether the
+root is anchored, whether the stored transaction is known, and re-sends the same signed bytes,
+in nonce order (a later batch's nonce is legitimately above the chain's count); it re-signs
+only when the nonce was consumed by something else without anchoring, or when the chain forgot
+its past (another genesis block: the nonce counter goes back to the chain's count). So every
+accepted document is anchored exactly once. `reconcile()` notices roots the chain no longer
+holds (reset or reorg), marks those batches superseded and puts their documents back in the
+queue; an RPC that fails or lags behind is never taken for a chain that lost them.
 """
 
 from __future__ import annotations
@@ -20,9 +29,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select, update
 from web3 import Web3
@@ -30,7 +43,7 @@ from web3 import Web3
 from offerseal_verify import merkle
 from offerseal_verify.hexbytes import from_hex32, to_hex
 
-from ..shared import chain, failpoints, messages
+from ..shared import chain, failpoints, messages, nonces
 from ..shared.broker import enqueue
 from ..shared.db import Database, insert_rows
 from ..shared.deployments import (
@@ -50,6 +63,24 @@ from .models import Batch, BatchMember, Document
 from .service import CANDIDATE_LINK
 
 log = logging.getLogger(__name__)
+CHECK_EVERY = 1.0  # seconds between deeper looks (pool, nonce) at a batch not mined yet
+
+
+@dataclass
+class _Flight:
+    """A prepared batch whose transaction is sent and not finalized yet."""
+
+    batch_id: int
+    root: bytes
+    nonce: int
+    tx_hash: str
+    raw: bytes
+    sent_at: float  # monotonic, of the current attempt
+    sent_block: int | None  # the chain's head when it was sent (seen at the next look)
+    receipt: Any | None = None  # mined, waiting for its confirmations
+    checked_at: float = 0.0  # monotonic, of the last look at the pool and the nonce
+    looked_at: int | None = None  # the head when its receipt was last asked for, and when
+    asked_at: float = 0.0
 
 
 class Anchorer:
@@ -67,6 +98,9 @@ class Anchorer:
         registry_admin: str = "",
         auto_deploy: bool = True,
         data_dir: Path | None = None,
+        max_in_flight: int = 8,
+        stuck_blocks: int = 3,
+        stuck_seconds: float = 90.0,
     ) -> None:
         self.db = db
         self.w3 = w3
@@ -81,12 +115,18 @@ class Anchorer:
         self.data_dir = data_dir
         self.chain_id = 0
         self.registry: RegistryClient | None = None
+        self.max_in_flight = max(1, max_in_flight)
+        self.stuck_blocks = stuck_blocks
+        self.stuck_seconds = stuck_seconds
         self.ready = threading.Event()
+        self._in_flight: dict[int, _Flight] = {}
+        self._forgotten = False  # the chain forgot its past: prepared batches are signed anew
 
     # ---- set-up ---------------------------------------------------------------------------
 
     def connect(self) -> None:
         self.chain_id = int(self.w3.eth.chain_id)
+        before = recorded(self.db, self.chain_id, EVIDENCE_REGISTRY)
         address = ensure_registry(
             self.db,
             self.w3,
@@ -113,6 +153,26 @@ class Anchorer:
                 self.signer.address,
             )
         self.registry = registry
+        if (
+            before is not None
+            and before.genesis_hash is not None
+            and before.genesis_hash != genesis_hash(self.w3)
+        ):
+            self._chain_forgot()
+
+    def _chain_forgot(self) -> None:
+        """Another genesis block: nothing this key sent before is on the chain, so its nonce
+        counter goes back to the chain's count and prepared batches are signed anew."""
+        count = int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
+        with self._sending(), self.db.transaction() as session:
+            nonces.rewind(session, self.chain_id, self.signer.address, count)
+        log.warning(
+            "the chain has another genesis block (reset): nonces of %s start again at %s",
+            self.signer.address,
+            count,
+        )
+        self._forgotten = True
+        self._in_flight.clear()
 
     def _registry(self) -> RegistryClient:
         assert self.registry is not None, "connect() first"
@@ -130,8 +190,11 @@ class Anchorer:
             )
 
     def prepare(self) -> int | None:
-        """Build the next tree and store it with its signed transaction. Returns the batch id."""
+        """Build the next tree and store it with its transaction, signed with the signer's next
+        nonce (taken in the same database transaction). Returns the batch id. The caller holds
+        the signer's sending lock (`_sending`) until the transaction is sent."""
         registry = self._registry()
+        floor = self._floor()
         with self.db.transaction() as session:
             rows = session.execute(
                 select(Document.seq, Document.leaf)
@@ -143,10 +206,8 @@ class Anchorer:
                 return None
             leaves = [from_hex32(leaf) for _, leaf in rows]
             tree = merkle.MerkleTree.build(leaves)
-            prepared = chain.sign_for_later(
-                self.w3, self.signer, lambda n: registry.prepare_anchor(self.signer, tree.root, n)
-            )
-            nonce = prepared.nonce
+            nonce = nonces.take(session, self.chain_id, self.signer.address, floor)
+            prepared = registry.prepare_anchor(self.signer, tree.root, nonce)
             batch = Batch(
                 root=to_hex(tree.root),
                 leaf_count=len(rows),
@@ -180,61 +241,228 @@ class Anchorer:
             )
             batch_id = batch.id
         log.info(
-            "batch %s prepared: %s leaves, root %s, tx %s",
+            "batch %s prepared: %s leaves, root %s, nonce %s, tx %s",
             batch_id,
             len(rows),
             to_hex(tree.root),
+            nonce,
             prepared.tx_hash,
         )
         return batch_id
 
-    def complete(self, batch_id: int) -> None:
-        """Send (or re-send) a prepared batch's transaction and finalize it once mined."""
-        registry = self._registry()
+    @contextmanager
+    def _sending(self) -> Iterator[None]:
+        """The signer's sending lock, shared with every user of the nonce manager (the contracts
+        service's writer takes the same one): nonces are taken, stored and sent in order even
+        when both services are given one key."""
+        lock = ExclusiveLock(self.db, f"tx:{self.signer.address}")
+        while not lock.try_acquire():
+            time.sleep(0.005)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _mined_count(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self.signer.address, "latest"))
+
+    def _floor(self) -> int:
+        """The lowest nonce a new transaction may take: above every one the chain has mined and
+        every batch in flight (prepared before the nonce manager kept this signer's count)."""
+        return max([self._mined_count()] + [f.nonce + 1 for f in self._in_flight.values()])
+
+    def _load(self, batch_id: int) -> _Flight:
         with self.db.sessions() as session:
             batch = session.get(Batch, batch_id)
             assert batch is not None and batch.tx_hash and batch.raw_tx is not None
-            root = from_hex32(batch.root)
-            tx_hash, raw, nonce = batch.tx_hash, batch.raw_tx, int(batch.nonce or 0)
-        receipt = registry.receipt(tx_hash)
-        if (
-            receipt is None
-            and registry.anchored_at(root) == 0
-            and not registry.transaction_known(tx_hash)
-        ):
-            latest_nonce = self.w3.eth.get_transaction_count(self.signer.address, "latest")
-            if latest_nonce != nonce:
-                # Our nonce was consumed by something else, or the chain forgot the past
-                # (reset): sign again with the next free nonce, stored before sending.
-                tx_hash, raw = self._resign(batch_id, root)
-            failpoints.hit("anchor.before_send")
-            registry.send_raw(raw)
-            failpoints.hit("anchor.after_send")
-        receipt = receipt or registry.wait(tx_hash, timeout=120)
-        self._await_confirmations(int(receipt["blockNumber"]))
-        failpoints.hit("anchor.after_receipt")
-        if receipt["status"] != 1:
-            receipt = registry.receipt_of_anchor(root)
-            if receipt is None:
-                self._release(batch_id, f"anchor transaction {tx_hash} reverted")
-                return
-        self.finalize(batch_id, receipt)
+            return _Flight(
+                batch_id=batch_id,
+                root=from_hex32(batch.root),
+                nonce=int(batch.nonce or 0),
+                tx_hash=batch.tx_hash,
+                raw=bytes(batch.raw_tx),
+                sent_at=time.monotonic(),
+                sent_block=None,  # the head at the next look
+            )
 
-    def _resign(self, batch_id: int, root: bytes) -> tuple[str, bytes]:
-        nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
-        prepared = self._registry().prepare_anchor(self.signer, root, nonce)
+    def cut(self) -> int | None:
+        """Prepare the next batch and send its transaction, whatever is still in flight.
+        Returns its id (None when nothing waits)."""
+        with self._sending():
+            batch_id = self.prepare()
+            if batch_id is None:
+                return None
+            flight = self._load(batch_id)
+            failpoints.hit("anchor.before_send")
+            self._send(flight)
+            failpoints.hit("anchor.after_send")
+        self._in_flight[batch_id] = flight
+        return batch_id
+
+    def _send(self, flight: _Flight) -> bool:
+        """Send the stored bytes. A node that does not answer raises (the loop reconnects and
+        recovers); a refusal (already known, fees too low) is left for `watch` to look at:
+        False."""
+        try:
+            self._registry().send_raw(flight.raw)
+        except (requests.ConnectionError, requests.Timeout):
+            raise
+        except Exception as exc:
+            log.warning("the node refused %s of batch %s: %s", flight.tx_hash, flight.batch_id, exc)
+            return False
+        return True
+
+    def complete(self, batch_id: int, timeout: float = 120.0) -> None:
+        """Send (or re-send) a prepared batch's transaction and wait until it is finalized."""
+        if batch_id not in self._in_flight:
+            self._in_flight[batch_id] = self._recover_one(batch_id, self._mined_count())
+        deadline = time.monotonic() + timeout
+        while batch_id in self._in_flight:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"batch {batch_id} not anchored within {timeout} s")
+            if not self.watch():
+                time.sleep(0.05)
+
+    # ---- in flight -------------------------------------------------------------------------
+
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def watch(self) -> int:
+        """One look at every batch in flight: finalize the mined and confirmed ones (in any
+        order the chain mined them); send again, replace or re-sign the ones that hold up.
+        Returns how many were finalized or released."""
+        if not self._in_flight:
+            return 0
+        registry = self._registry()
+        head = int(self.w3.eth.block_number)
+        now = time.monotonic()
+        done = 0
+        due: list[_Flight] = []
+        for flight in sorted(self._in_flight.values(), key=lambda f: f.nonce):
+            receipt = flight.receipt
+            if receipt is None and (flight.looked_at != head or now - flight.asked_at >= 0.5):
+                # Asked for once per block (and twice a second, should the index lag the head).
+                receipt = registry.receipt(flight.tx_hash)
+                flight.looked_at, flight.asked_at = head, now
+            if receipt is None:
+                if flight.sent_block is None:
+                    flight.sent_block = head
+                if now - flight.checked_at >= CHECK_EVERY:
+                    due.append(flight)
+                continue
+            flight.receipt = receipt
+            if head < int(receipt["blockNumber"]) + self.confirmations - 1:
+                continue
+            if self.confirmations > 1:
+                # Confirmed: make sure the block that holds it is still the chain's.
+                again = registry.receipt(to_hex(bytes(receipt["transactionHash"])))
+                if again is None or again["blockHash"] != receipt["blockHash"]:
+                    flight.receipt = None
+                    continue
+            failpoints.hit("anchor.after_receipt")
+            self._settle(flight, receipt)
+            del self._in_flight[flight.batch_id]
+            done += 1
+        if due:
+            self._unstick(due, head, now)
+        return done
+
+    def _settle(self, flight: _Flight, receipt: Any) -> None:
+        if receipt["status"] != 1:
+            # Reverted: an earlier attempt (a replaced or re-signed transaction) may have
+            # anchored the root already.
+            receipt = self._registry().receipt_of_anchor(flight.root)
+            if receipt is None:
+                self._release(flight.batch_id, f"anchor transaction {flight.tx_hash} reverted")
+                return
+        self.finalize(flight.batch_id, receipt)
+
+    def _unstick(self, due: list[_Flight], head: int, now: float) -> None:
+        """For unmined batches: an earlier attempt mined is recognised; bytes the node lost
+        are sent again; a nonce consumed by another transaction of this key is signed again
+        with a new one; the transaction the chain waits for next is replaced with higher fees
+        when it is stuck (not mined after `stuck_blocks` blocks or `stuck_seconds`)."""
+        registry = self._registry()
+        mined = self._mined_count()
+        for flight in due:
+            flight.checked_at = now
+            if registry.anchored_at(flight.root) != 0:
+                flight.receipt = registry.receipt_of_anchor(flight.root)
+                continue
+            if not registry.transaction_known(flight.tx_hash):
+                if flight.nonce < mined:
+                    self._resign(flight, "its nonce was used by another transaction")
+                    continue
+                log.info("re-sending the stored transaction of batch %s", flight.batch_id)
+                with self._sending():
+                    sent = self._send(flight)
+                if sent or flight.nonce != mined:
+                    continue
+                # The node refuses the stored bytes of the nonce it waits for (the base fee
+                # rose above their cap): replaced below.
+            elif flight.nonce != mined or not (
+                now - flight.sent_at >= self.stuck_seconds
+                or (flight.sent_block is not None and head - flight.sent_block >= self.stuck_blocks)
+            ):
+                continue
+            self._replace(flight)
+
+    def _replace(self, flight: _Flight) -> None:
+        """The same anchor with the same nonce and fees up by 12.5%, stored before it is sent."""
+        registry = self._registry()
+        fees = nonces.bumped(chain.fees_of(flight.raw), chain.suggested_fees(self.w3))
+        with self._sending():
+            prepared = registry.prepare_anchor(self.signer, flight.root, flight.nonce, fees)
+            self._store_attempt(flight, prepared.nonce, prepared.tx_hash, prepared.raw)
+            log.warning(
+                "the anchor of batch %s (nonce %s) is stuck: replaced by %s (max fee %s)",
+                flight.batch_id,
+                flight.nonce,
+                prepared.tx_hash,
+                fees["maxFeePerGas"],
+            )
+            self._send(flight)
+
+    def _resign(self, flight: _Flight, reason: str) -> None:
+        """Sign the batch's anchor again with the signer's next nonce (taken and stored in one
+        database transaction), then send it."""
+        registry = self._registry()
+        with self._sending():
+            floor = self._floor()
+            with self.db.transaction() as session:
+                nonce = nonces.take(session, self.chain_id, self.signer.address, floor)
+                prepared = registry.prepare_anchor(self.signer, flight.root, nonce)
+                session.execute(
+                    update(Batch)
+                    .where(Batch.id == flight.batch_id)
+                    .values(nonce=nonce, tx_hash=prepared.tx_hash, raw_tx=prepared.raw)
+                )
+            self._took(flight, nonce, prepared.tx_hash, prepared.raw)
+            log.info(
+                "batch %s re-signed with nonce %s (%s): %s",
+                flight.batch_id,
+                nonce,
+                reason,
+                prepared.tx_hash,
+            )
+            failpoints.hit("anchor.before_send")
+            self._send(flight)
+            failpoints.hit("anchor.after_send")
+
+    def _store_attempt(self, flight: _Flight, nonce: int, tx_hash: str, raw: bytes) -> None:
         with self.db.transaction() as session:
             session.execute(
                 update(Batch)
-                .where(Batch.id == batch_id)
-                .values(nonce=nonce, tx_hash=prepared.tx_hash, raw_tx=prepared.raw)
+                .where(Batch.id == flight.batch_id)
+                .values(nonce=nonce, tx_hash=tx_hash, raw_tx=raw)
             )
-        log.info("batch %s re-signed with nonce %s: %s", batch_id, nonce, prepared.tx_hash)
-        return prepared.tx_hash, prepared.raw
+        self._took(flight, nonce, tx_hash, raw)
 
-    def _await_confirmations(self, block_number: int) -> None:
-        while self.w3.eth.block_number < block_number + self.confirmations - 1:
-            time.sleep(0.25)
+    def _took(self, flight: _Flight, nonce: int, tx_hash: str, raw: bytes) -> None:
+        flight.nonce, flight.tx_hash, flight.raw = nonce, tx_hash, raw
+        flight.sent_at, flight.sent_block, flight.receipt = time.monotonic(), None, None
+        flight.looked_at = None
 
     def _release(self, batch_id: int, reason: str) -> None:
         log.error("batch %s failed: %s; its documents go back to the queue", batch_id, reason)
@@ -344,15 +572,22 @@ class Anchorer:
     # ---- recovery and reconciliation ------------------------------------------------------
 
     def recover(self) -> None:
-        """Finish every batch a previous process prepared but did not finalize."""
+        """Take over every batch a previous process (or this one, before a failure) prepared
+        but did not finalize: mined ones are finalized once confirmed; stored bytes the node
+        does not know are sent again, in nonce order; a batch is signed again only when its
+        nonce was consumed by another transaction or the chain forgot its past (reset)."""
+        self._in_flight.clear()
         with self.db.sessions() as session:
             ids = (
                 session.execute(
-                    select(Batch.id).where(Batch.state == "prepared").order_by(Batch.id)
+                    select(Batch.id)
+                    .where(Batch.state == "prepared")
+                    .order_by(Batch.nonce, Batch.id)
                 )
                 .scalars()
                 .all()
             )
+        mined = self._mined_count() if ids else 0
         for batch_id in ids:
             log.info("recovering batch %s", batch_id)
             with self.db.sessions() as session:
@@ -362,7 +597,30 @@ class Anchorer:
             if stale:  # prepared against a registry that is gone: build it again
                 self._release(batch_id, "prepared for a registry that no longer exists")
                 continue
-            self.complete(batch_id)
+            self._in_flight[batch_id] = self._recover_one(batch_id, mined)
+        self._forgotten = False
+
+    def _recover_one(self, batch_id: int, mined: int) -> _Flight:
+        registry = self._registry()
+        flight = self._load(batch_id)
+        flight.receipt = registry.receipt(flight.tx_hash)
+        if flight.receipt is not None:
+            return flight
+        if registry.anchored_at(flight.root) != 0:  # an earlier attempt anchored it
+            flight.receipt = registry.receipt_of_anchor(flight.root)
+            return flight
+        if registry.transaction_known(flight.tx_hash):
+            return flight  # waiting in the node's pool
+        if flight.nonce < mined or self._forgotten:
+            reason = "the chain forgot it" if self._forgotten else "its nonce was used"
+            self._resign(flight, reason)
+            return flight
+        log.info("re-sending the stored transaction of batch %s", batch_id)
+        with self._sending():
+            failpoints.hit("anchor.before_send")
+            self._send(flight)
+            failpoints.hit("anchor.after_send")
+        return flight
 
     def reconcile(self) -> int:
         """Supersede anchored batches whose root the chain no longer holds. Returns how many.
@@ -478,7 +736,8 @@ class Anchorer:
     # ---- the loop -------------------------------------------------------------------------
 
     def run_once(self) -> int | None:
-        batch_id = self.prepare()
+        """Cut one batch and wait until it is anchored (tests and tools; the loop does not wait)."""
+        batch_id = self.cut()
         if batch_id is not None:
             self.complete(batch_id)
         return batch_id
@@ -502,7 +761,8 @@ class Anchorer:
         last_batch = last_reconcile = time.monotonic()
 
         def step() -> bool:
-            """One look at the queue; True when a batch was anchored (look again at once)."""
+            """One look at the batches in flight and at the queue; True when something moved
+            (look again at once)."""
             nonlocal connected, last_batch, last_reconcile
             if not connected:
                 self.connect()
@@ -512,16 +772,22 @@ class Anchorer:
             now = time.monotonic()
             if now - last_reconcile >= self.reconcile_interval:
                 self.reconcile()
+                if self._forgotten:
+                    self.recover()
                 last_reconcile = now
+            finished = self.watch()
+            if finished:
+                backoff.reset()
+            if len(self._in_flight) >= self.max_in_flight:
+                return finished > 0  # the chain holds enough of ours: wait for it
             pending = self.pending_count()
             if pending and (pending >= self.batch_max or now - last_batch >= self.batch_interval):
-                self.run_once()
+                self.cut()
                 last_batch = time.monotonic()
-                backoff.reset()
                 return True
             if not pending:
                 last_batch = now
-            return False
+            return finished > 0
 
         def paused(_exc: BaseException) -> None:
             nonlocal connected
@@ -530,7 +796,7 @@ class Anchorer:
 
         run_every(
             stop,
-            min(0.1, self.batch_interval),
+            min(0.05, self.batch_interval),
             step,
             name="anchoring",
             log=log,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,7 +16,9 @@ import rlp
 from coincurve import PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
 from eth_hash.auto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import RPCEndpoint
@@ -194,10 +195,16 @@ class ContractClient:
         return self.contract.functions
 
     def prepare(
-        self, fn: Any, signer: LocalAccount, nonce: int, gas: int | None = None
+        self,
+        fn: Any,
+        signer: LocalAccount,
+        nonce: int,
+        gas: int | None = None,
+        fees: dict[str, int] | None = None,
     ) -> PreparedTx:
-        """`fn` signed with an explicit nonce, ready to store before it is sent."""
-        params: Any = {"from": signer.address, "nonce": nonce, **suggested_fees(self.w3)}
+        """`fn` signed with an explicit nonce (and the chain's suggested fees unless `fees` are
+        given: a replacement's), ready to store before it is sent."""
+        params: Any = {"from": signer.address, "nonce": nonce, **(fees or suggested_fees(self.w3))}
         if gas is not None:
             params["gas"] = gas
         tx: Any = fn.build_transaction(params)
@@ -236,8 +243,10 @@ def sign_typed_data(private_key: str, typed_data: dict[str, Any]) -> bytes:
     return bytes(signed.signature)
 
 
-def sign_for_later(w3: Web3, signer: LocalAccount, sign: Callable[[int], PreparedTx]) -> PreparedTx:
-    """A transaction signed with the signer's next nonce (pending ones counted), for the caller to
-    store before sending it: after a crash the stored bytes are looked up or sent again, never
-    signed anew. `sign` signs with the nonce it is given (e.g. `ContractClient.prepare`)."""
-    return sign(w3.eth.get_transaction_count(signer.address, "pending"))
+def fees_of(raw: bytes) -> dict[str, int]:
+    """The EIP-1559 fees a stored signed transaction was signed with."""
+    fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+    return {
+        "maxFeePerGas": int(fields["maxFeePerGas"]),
+        "maxPriorityFeePerGas": int(fields["maxPriorityFeePerGas"]),
+    }

@@ -514,7 +514,8 @@ VARIABLES: tuple[Variable, ...] = (
         "failpoint",
         str,
         "Test only: name of a point where the process kills itself with SIGKILL "
-        "(e.g. `anchor.after_send`), to prove crash recovery with real processes.",
+        "(e.g. `anchor.after_send`; `anchor.after_send#3` at its third pass), to prove crash "
+        "recovery with real processes.",
     ),
 )
 

@@ -51,3 +51,13 @@ def bumped(fields: dict[str, Any], suggested: dict[str, int]) -> dict[str, Any]:
     tip = max(_up(int(fields["maxPriorityFeePerGas"])), int(suggested["maxPriorityFeePerGas"]))
     cap = max(_up(int(fields["maxFeePerGas"])), int(suggested["maxFeePerGas"]), tip)
     return {**fields, "maxPriorityFeePerGas": tip, "maxFeePerGas": cap}
+
+
+def rewind(session: Session, chain_id: int, signer: str, to: int) -> None:
+    """Only for a chain that forgot its past (reset: another genesis block): the signer's next
+    nonce becomes the chain's count again, since the nonces above it were never mined there."""
+    row = session.get(SignerNonce, (chain_id, signer), with_for_update=True)
+    if row is not None and int(row.next_nonce) > to:
+        row.next_nonce = to
+        row.updated_at = utcnow()
+        session.flush()

@@ -38,9 +38,11 @@ class RegistryClient(ContractClient):
     def is_admin(self, account: str) -> bool:
         return bool(self.functions.hasRole(DEFAULT_ADMIN_ROLE, account).call())
 
-    def prepare_anchor(self, signer: LocalAccount, root: bytes, nonce: int) -> PreparedTx:
+    def prepare_anchor(
+        self, signer: LocalAccount, root: bytes, nonce: int, fees: dict[str, int] | None = None
+    ) -> PreparedTx:
         # A fixed gas limit: no estimate round trip, and the stored bytes stay valid to resend.
-        return self.prepare(self.functions.anchor(root), signer, nonce, gas=120_000)
+        return self.prepare(self.functions.anchor(root), signer, nonce, gas=120_000, fees=fees)
 
     def receipt_of_anchor(self, root: bytes) -> Any | None:
         """The receipt of whichever transaction anchored `root` on this registry, if any."""

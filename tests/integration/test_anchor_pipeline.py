@@ -1,0 +1,215 @@
+"""The anchoring worker keeps several batches in flight: it cuts and sends a batch every batch
+interval while earlier ones wait for their block, with consecutive durable nonces, and finalizes
+each as it is mined. A crash with several batches in flight anchors each exactly once."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from offerseal.evidence.anchoring import Anchorer
+from offerseal.evidence.crypto import DocumentCipher
+from offerseal.evidence.models import Batch, BatchMember, Document
+from offerseal.evidence.service import EvidenceService, NewDocument
+from offerseal.shared import chain, nonces
+from offerseal.shared.auth import Principal
+from offerseal.shared.config import ANVIL_DEV_KEY
+from offerseal.shared.db import Database
+from offerseal.shared.models import OutboxMessage
+from offerseal_verify.receipts import ReceiptSigner
+from tests.conftest import free_port
+from tests.integration.test_recovery import assert_anchored_exactly_once, post, proofs
+from tests.procs import ServiceProcess, create_key, service_env
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+HR = Principal(key_id="k-hr", role="hr", tenant="acme")
+
+
+def _ingest(db: Database, count: int = 1) -> None:
+    service = EvidenceService(
+        db, DocumentCipher(os.urandom(32)), ReceiptSigner.from_seed(b"s" * 32)
+    )
+    service.ingest_hashes(
+        HR,
+        [
+            NewDocument(kind="other", candidate_ref="c-1", sha256="0x" + os.urandom(32).hex())
+            for _ in range(count)
+        ],
+    )
+
+
+def _wait(condition: Any, timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_batches_in_flight_share_a_block_and_are_all_finalized(
+    database_url: str, tmp_path: Path
+) -> None:
+    from offerseal.shared.anvil import AnvilProcess
+
+    anvil = AnvilProcess(free_port(), extra_args=("--block-time", "3"))
+    db = Database(database_url)
+    db.migrate()
+    try:
+        w3 = chain.connect(anvil.url)
+        signer = chain.account(ANVIL_DEV_KEY)
+        anchorer = Anchorer(
+            db,
+            w3,
+            signer,
+            batch_interval=0.1,
+            batch_max=100,
+            confirmations=1,
+            reconcile_interval=60,
+            data_dir=tmp_path,
+        )
+        anchorer.connect()
+        anchorer.recover()
+        mined_before = w3.eth.get_transaction_count(signer.address, "latest")
+        ids = []
+        for i in range(3):
+            _ingest(db, count=i + 1)
+            batch_id = anchorer.cut()  # sent at once, without waiting for the earlier ones
+            assert batch_id is not None
+            ids.append(batch_id)
+        assert anchorer.in_flight() == 3
+        with db.sessions() as session:
+            batches = [session.get(Batch, i) for i in ids]
+            assert [b.nonce for b in batches if b is not None] == [
+                mined_before,
+                mined_before + 1,
+                mined_before + 2,
+            ]  # consecutive nonces, kept by the nonce manager
+            assert nonces.peek(session, 31337, signer.address) == mined_before + 3
+        _wait(lambda: anchorer.watch() >= 0 and anchorer.in_flight() == 0, what="the blocks")
+        with db.sessions() as session:
+            batches = session.execute(select(Batch).order_by(Batch.id)).scalars().all()
+            assert [b.state for b in batches] == ["anchored"] * 3
+            blocks = [b.block_number for b in batches]
+            # Three sends within a moment, blocks every 3 s: at least two share a block.
+            assert len(set(blocks)) < 3, blocks
+            docs = session.execute(select(Document)).scalars().all()
+            assert len(docs) == 6 and all(d.status == "anchored" for d in docs)
+            members = session.execute(select(BatchMember.batch_id)).scalars().all()
+            assert sorted(members) == sorted([ids[0]] + [ids[1]] * 2 + [ids[2]] * 3)
+            keys = session.execute(select(OutboxMessage.routing_key)).scalars().all()
+            assert sum("batch_anchored" in k for k in keys) == 3  # one per batch (one tenant)
+        registry = anchorer._registry()
+        for b in batches:
+            assert registry.anchored_at(bytes.fromhex(b.root[2:])) > 0
+    finally:
+        db.dispose()
+        anvil.stop()
+
+
+def test_the_loop_cuts_while_earlier_batches_wait_and_bounds_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The worker's loop: with blocks every 4 s it sends a batch per interval, never more than
+    `max_in_flight` unmined, and each is finalized once its block comes."""
+    from offerseal.shared.anvil import AnvilProcess
+
+    anvil = AnvilProcess(free_port(), extra_args=("--block-time", "4"))
+    db = Database(database_url)
+    db.migrate()
+    stop = threading.Event()
+    worker: threading.Thread | None = None
+    try:
+        w3 = chain.connect(anvil.url)
+        anchorer = Anchorer(
+            db,
+            w3,
+            chain.account(ANVIL_DEV_KEY),
+            batch_interval=0.05,
+            batch_max=100,
+            confirmations=1,
+            reconcile_interval=60,
+            data_dir=tmp_path,
+            max_in_flight=2,
+        )
+        worker = threading.Thread(target=anchorer.run, args=(stop,), daemon=True)
+        worker.start()
+        assert anchorer.ready.wait(30)
+        high = 0
+        for _ in range(4):
+            _ingest(db)
+            _wait(lambda: anchorer.pending_count() == 0 or anchorer.in_flight() >= 2, 10, "a cut")
+            high = max(high, anchorer.in_flight())
+        assert high == 2  # two sent while the first waited for its block, then no more
+        _wait(
+            lambda: anchorer.pending_count() == 0 and anchorer.in_flight() == 0,
+            60,
+            "every batch anchored",
+        )
+        with db.sessions() as session:
+            states = session.execute(select(Batch.state)).scalars().all()
+            docs = session.execute(select(Document.status)).scalars().all()
+        assert states and set(states) == {"anchored"}
+        assert docs == ["anchored"] * 4
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(30)  # it releases its lock before the database goes
+        db.dispose()
+        anvil.stop()
+
+
+@pytest.mark.parametrize("failpoint", ["anchor.before_send#4", "anchor.after_send#3"])
+def test_sigkill_with_several_batches_in_flight_anchors_each_once(
+    tmp_path: Path, database_url: str, fresh_anvil: Any, failpoint: str
+) -> None:
+    """Blocks stop while documents come: the worker keeps cutting and sending batches; it dies
+    with several of them in flight. Restarted (and blocks going again), each batch is anchored
+    exactly once with its documents, from the stored bytes and nonces."""
+    env = service_env(tmp_path, database_url, fresh_anvil.url)
+    key = create_key(env)
+    service = ServiceProcess(env, tmp_path / "service.log").start(failpoint)
+    w3 = chain.connect(fresh_anvil.url)
+    db = Database(database_url)
+
+    def batches() -> list[Batch]:
+        with db.sessions() as session:
+            return list(session.execute(select(Batch).order_by(Batch.id)).scalars().all())
+
+    try:
+        service.wait_http()
+        contents: dict[str, bytes] = {}
+        data = b"first " + os.urandom(16)
+        contents[post(service.base, key, data)] = data
+        _wait(lambda: [b.state for b in batches()] == ["anchored"], what="the first batch")
+        w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+        mined = w3.eth.get_transaction_count(w3.eth.account.from_key(ANVIL_DEV_KEY).address)
+        want = int(failpoint.rsplit("#", 1)[1])  # batches in all: the first and those in flight
+        for i in range(want - 1):
+            data = f"document {i} ".encode() + os.urandom(16)
+            contents[post(service.base, key, data)] = data
+            if i < want - 2:  # the last one's batch kills the process
+                _wait(lambda n=i: len(batches()) >= n + 2, what="a batch in flight")
+        assert service.wait_exit(60) == -9, "the failpoint should have killed the process"
+        stored = batches()
+        assert len(stored) == want and [b.state for b in stored[1:]] == ["prepared"] * (want - 1)
+        assert [b.nonce for b in stored[1:]] == list(range(mined, mined + want - 1))
+        assert w3.eth.get_transaction_count(stored[0].signer, "latest") == mined  # none mined
+
+        w3.provider.make_request("evm_setIntervalMining", [1])  # type: ignore[arg-type]
+        service.start()  # no failpoint: recovery
+        service.wait_http()
+        bundles = proofs(service.base, key, list(contents))
+        assert "recovering batch" in (tmp_path / "service.log").read_text()
+        after = batches()
+        assert [b.state for b in after] == ["anchored"] * want
+        assert [b.nonce for b in after[1:]] == list(range(mined, mined + want - 1))  # no re-sign
+    finally:
+        service.kill()
+        db.dispose()
+    assert_anchored_exactly_once(database_url, fresh_anvil.url, contents, bundles)
