@@ -146,16 +146,22 @@ def test_the_loop_cuts_while_earlier_batches_wait_and_bounds_them(
             _wait(lambda: anchorer.pending_count() == 0 or anchorer.in_flight() >= 2, 10, "a cut")
             high = max(high, anchorer.in_flight())
         assert high == 2  # two sent while the first waited for its block, then no more
+
+        def stored() -> tuple[list[str], list[str]]:
+            with db.sessions() as session:
+                states = list(session.execute(select(Batch.state)).scalars())
+                docs = list(session.execute(select(Document.status)).scalars())
+            return states, docs
+
+        # Watched in the database: a batch is committed as prepared a moment before the
+        # worker counts it in flight, so "nothing pending, nothing in flight" can be seen
+        # in between.
         _wait(
-            lambda: anchorer.pending_count() == 0 and anchorer.in_flight() == 0,
+            lambda: stored()[1] == ["anchored"] * 4 and set(stored()[0]) == {"anchored"},
             60,
             "every batch anchored",
         )
-        with db.sessions() as session:
-            states = session.execute(select(Batch.state)).scalars().all()
-            docs = session.execute(select(Document.status)).scalars().all()
-        assert states and set(states) == {"anchored"}
-        assert docs == ["anchored"] * 4
+        _wait(lambda: anchorer.in_flight() == 0, 30, "nothing left in flight")
     finally:
         stop.set()
         if worker is not None:
