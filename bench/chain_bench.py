@@ -173,7 +173,7 @@ PARTS = ("offers", "sync", "signatures", "proof")
 
 
 def run_one(
-    block_time: float | None, scale: float, parts: tuple[str, ...] = PARTS
+    block_time: float | None, scale: float, parts: tuple[str, ...] = PARTS, workers: int = 1
 ) -> dict[str, Any]:
     label = "instant" if block_time is None else f"{block_time:g}s"
     extra = () if block_time is None else ("--block-time", f"{block_time:g}")
@@ -181,9 +181,11 @@ def run_one(
     db = PgDatabase()
     workdir = OUT / f"chain-{label}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True)
-    out: dict[str, Any] = {"block_time": label}
+    out: dict[str, Any] = {"block_time": label, "workers": workers}
     try:
-        svc = Service(anvil.url, db.url, workdir, services=("evidence", "contracts"))
+        svc = Service(
+            anvil.url, db.url, workdir, services=("evidence", "contracts"), workers=workers
+        )
         try:
             if "offers" in parts:
                 n = max(16, int(400 * scale))
@@ -295,6 +297,9 @@ def main() -> int:
         help="comma-separated, of " + ", ".join(PARTS) + " (a run of some parts is printed and "
         "kept in bench/out/chain.json only, not written to bench/RESULTS.md)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes of the services (serve --workers)"
+    )
     args = parser.parse_args()
     parts = tuple(p for p in args.parts.split(",") if p)
     unknown = set(parts) - set(PARTS)
@@ -311,7 +316,7 @@ def main() -> int:
         block_time = None if item == "instant" else float(item)
         # The 12 s run is shorter: each block holds everything sent in 12 s.
         run_scale = scale * (0.5 if block_time is not None and block_time > 2 else 1.0)
-        results["runs"].append(run_one(block_time, run_scale, parts))
+        results["runs"].append(run_one(block_time, run_scale, parts, args.workers))
         print(json.dumps(results["runs"][-1], indent=2), flush=True)
     (OUT / "chain.json").write_text(json.dumps(results, indent=2))
     if set(parts) == set(PARTS):
