@@ -88,7 +88,10 @@ def allocate_for(
 ) -> dict[str, tuple[list[int], list[int]]]:
     """`allocate` for several tenants in one transaction (group commit): each tenant's
     (internal row numbers, receipt sequence numbers). On SQLite the row numbers come from one
-    max+1 for all of them: the rows are inserted only after every number is taken."""
+    max+1 for all of them: the rows are inserted only after every number is taken. The
+    tenants' counter rows are locked in one order (sorted), so that two groups in two processes
+    never wait for each other's rows."""
+    counts = dict(sorted(counts.items()))
     if session.connection().dialect.name == "postgresql":
         return {
             tenant: allocate(session, tenant, n, key_id, signed_at) for tenant, n in counts.items()

@@ -128,7 +128,7 @@ class GroupCommit:
                         assert write_all is not None
                         written = write_all(session, [group[i].item for i in members])
                         results.update(zip(members, written, strict=True))
-            except Exception:  # each piece is run again alone and answers for itself
+            except BaseException:  # each piece is run again alone and answers for itself
                 self.fallbacks += 1
                 log.debug("a group of %s failed; running each alone", len(group))
             else:

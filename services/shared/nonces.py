@@ -24,7 +24,8 @@ def take(session: Session, chain_id: int, signer: str, floor: int, count: int = 
     """The signer's next nonce on the chain, never below `floor` (the count of its
     transactions the chain has mined: nonces someone else used with this key are skipped).
     With `count`, that many consecutive nonces from the one returned."""
-    row = session.get(SignerNonce, (chain_id, signer), with_for_update=True)
+    # populate_existing: a row this session loaded before the lock is read again under it.
+    row = session.get(SignerNonce, (chain_id, signer), with_for_update=True, populate_existing=True)
     if row is None:
         row = SignerNonce(chain_id=chain_id, signer=signer, next_nonce=floor)
         session.add(row)
@@ -56,7 +57,7 @@ def bumped(fields: dict[str, Any], suggested: dict[str, int]) -> dict[str, Any]:
 def rewind(session: Session, chain_id: int, signer: str, to: int) -> None:
     """Only for a chain that forgot its past (reset: another genesis block): the signer's next
     nonce becomes the chain's count again, since the nonces above it were never mined there."""
-    row = session.get(SignerNonce, (chain_id, signer), with_for_update=True)
+    row = session.get(SignerNonce, (chain_id, signer), with_for_update=True, populate_existing=True)
     if row is not None and int(row.next_nonce) > to:
         row.next_nonce = to
         row.updated_at = utcnow()

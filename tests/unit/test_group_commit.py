@@ -145,3 +145,29 @@ def test_a_failed_commit_answers_each_piece_alone(db: Database) -> None:
                 outcomes.append("duplicate")
     assert outcomes[0] == 0 and sorted(map(str, outcomes[1:])) == ["7", "duplicate"]
     assert committed(db) == {0, 7}
+
+
+def test_a_piece_that_raises_a_base_exception_fails_alone(db: Database) -> None:
+    """Not only Exception: a piece raising SystemExit in a group still leaves the others to
+    commit and is the only one answered with it."""
+
+    def exits(session: Session) -> int:
+        insert(99)(session)
+        raise SystemExit("piece 99 stops")
+
+    group = GroupCommit(db)
+    with ThreadPoolExecutor(8) as pool:
+        futures = blocked_group(
+            db,
+            group,
+            pool,
+            [lambda: group.run(insert(1)), lambda: group.run(exits), lambda: group.run(insert(2))],
+        )
+        outcomes: list[Any] = []
+        for f in futures:
+            try:
+                outcomes.append(f.result(30))
+            except SystemExit as exc:
+                outcomes.append(str(exc))
+    assert outcomes == [0, 1, "piece 99 stops", 2]
+    assert committed(db) == {0, 1, 2}
