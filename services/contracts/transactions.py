@@ -391,18 +391,23 @@ class TransactionPath:
             done.append((op, mined))
         if done:
             failpoints.hit("contracts.after_receipt")
-        recorded = self._finish_many(done)
+        recorded, failure = self._finish_many(done)
         for op, mined in recorded:
             if not mined.succeeded and op.op != "offer":
                 self.converge(op.agreement_id)
         if waiting:
             self._unstick(waiting, head, mined_count)
+        if failure is not None:
+            raise failure  # the confirmer backs off; the rest were recorded and moved on
         return len(recorded)
 
-    def _finish_many(self, done: list[tuple[Pending, Mined]]) -> list[tuple[Pending, Mined]]:
+    def _finish_many(
+        self, done: list[tuple[Pending, Mined]]
+    ) -> tuple[list[tuple[Pending, Mined]], Exception | None]:
         """`_finish` for each, in one database transaction (each outcome with its messages
-        all the same); when that fails, each in its own (the first failure raised after the
-        others are recorded). Returns those recorded here."""
+        all the same); when that fails, each in its own, so that one outcome that cannot be
+        recorded holds up neither the others nor the queue behind them. Returns those recorded
+        here and the first failure."""
         if len(done) > 1:
             try:
                 recorded = []
@@ -415,7 +420,7 @@ class TransactionPath:
             else:
                 for op, _ in recorded:
                     self._unsent.pop(op.id, None)
-                return recorded
+                return recorded, None
         recorded, failure = [], None
         for op, mined in done:  # one failing outcome does not hold the others up
             try:
@@ -423,9 +428,7 @@ class TransactionPath:
                     recorded.append((op, mined))
             except Exception as exc:
                 failure = failure or exc
-        if failure is not None:
-            raise failure  # the confirmer backs off; the rest were recorded
-        return recorded
+        return recorded, failure
 
     def _late(self, since: float, since_block: int | None, head: int) -> bool:
         return time.time() - since >= self.stuck_seconds or (
