@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session
 from ..shared import failpoints, nonces
 from ..shared.chain import PreparedTx
 from ..shared.db import Database
-from ..shared.locks import ExclusiveLock
 from ..shared.models import aware, utcnow
 from .errors import ChainRefusal, StillOffering
 from .models import Agreement, ChainOp
@@ -155,16 +154,9 @@ class TransactionPath:
         with self._local_lock, self._exclusive():
             yield
 
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self) -> AbstractContextManager[None]:
         """The signer's lock across processes (the caller holds `_local_lock`)."""
-        lock = ExclusiveLock(self.db, f"tx:{self.chain.relayer}")
-        while not lock.try_acquire():
-            time.sleep(0.005)
-        try:
-            yield
-        finally:
-            lock.release()
+        return nonces.sending(self.db, self.chain.relayer)
 
     def _chain(self) -> int:
         if self._chain_id is None:

@@ -29,8 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,18 +249,9 @@ class Anchorer:
         )
         return batch_id
 
-    @contextmanager
-    def _sending(self) -> Iterator[None]:
-        """The signer's sending lock, shared with every user of the nonce manager (the contracts
-        service's writer takes the same one): nonces are taken, stored and sent in order even
-        when both services are given one key."""
-        lock = ExclusiveLock(self.db, f"tx:{self.signer.address}")
-        while not lock.try_acquire():
-            time.sleep(0.005)
-        try:
-            yield
-        finally:
-            lock.release()
+    def _sending(self) -> AbstractContextManager[None]:
+        """The signer's sending lock, shared with the contracts service (`nonces.sending`)."""
+        return nonces.sending(self.db, self.signer.address)
 
     def _mined_count(self) -> int:
         return int(self.w3.eth.get_transaction_count(self.signer.address, "latest"))

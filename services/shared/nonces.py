@@ -10,14 +10,33 @@ their pool only if both its tip and its fee cap are at least 10% higher (we add 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .db import Database
+from .locks import ExclusiveLock
 from .models import SignerNonce, utcnow
 
 # Replacement bump: nodes require >= 10% on both maxPriorityFeePerGas and maxFeePerGas.
 BUMP_NUMERATOR, BUMP_DENOMINATOR = 9, 8
+
+
+@contextmanager
+def sending(db: Database, signer: str) -> Iterator[None]:
+    """The signer's lock across processes, held around take + store + send by every user of
+    this nonce manager (the contracts service's writer and the evidence anchorer), so that
+    nonces are sent in order even when both are given one key."""
+    lock = ExclusiveLock(db, f"tx:{signer}")
+    while not lock.try_acquire():
+        time.sleep(0.005)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def take(session: Session, chain_id: int, signer: str, floor: int, count: int = 1) -> int:
