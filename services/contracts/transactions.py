@@ -304,8 +304,12 @@ class TransactionPath:
                 try:
                     units.append(_Unit(group, self.chain.unsigned(bundle)))
                     continue
-                except Exception as exc:
+                except ChainRefusal as exc:
                     log.info("%d calls refused together (%s): each on its own", len(group), exc)
+                except Exception as exc:  # the node did not answer: nor would it for each
+                    for job in group:
+                        _fail(job, exc)
+                    continue
             units += self._singles(group)
         return units
 

@@ -420,3 +420,32 @@ def test_a_stuck_multicall_is_replaced_once_for_all_its_offers(tmp_path: Path) -
         assert message_types(database).count("agreement.offered") == 3
     finally:
         database.dispose()
+
+
+def test_offers_waiting_together_while_the_node_is_down_each_get_its_error_once(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    """When the node does not answer the simulation of a multicall, every offer in it gets
+    that error at once (not one more unanswered call each under the signer's lock), and
+    nothing is stored."""
+    asked: list[ChainCall] = []
+    unsigned = chain.unsigned
+
+    def down(call: ChainCall) -> dict[str, Any]:
+        asked.append(call)
+        raise ConnectionError("the node went away")
+
+    chain.unsigned = down  # type: ignore[method-assign]
+    results = queued_together(
+        contracts.transactions,
+        [lambda: contracts.agreements.create(HR, new_agreement()) for _ in range(3)],
+    )
+    assert all(isinstance(results[i], ConnectionError) for i in range(3))
+    assert [c.function for c in asked] == ["multicall"]
+    with db.sessions() as session:
+        assert session.execute(select(func.count()).select_from(ChainOp)).scalar() == 0
+        assert session.execute(select(func.count()).select_from(Agreement)).scalar() == 0
+    chain.unsigned = unsigned  # type: ignore[method-assign]
+    assert contracts.agreements.create(HR, new_agreement())["chain"]["nonce"] == 0
