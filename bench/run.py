@@ -340,6 +340,7 @@ def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
 
     registry_gas: list[int] = []
     naive_gas: list[int] = []
+    offer_gas: list[int] = []
     single = chain.artifact("SingleIntentAgreement")
     for i in range(count):
         salt = hashlib.sha256(f"bench-{i}".encode()).digest()
@@ -365,6 +366,7 @@ def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
             )
         )
         registry_gas.append(offered + committed)
+        offer_gas.append(offered)
 
         factory = w3.eth.contract(abi=single["abi"], bytecode=single["bytecode"])
         deployed = chain.send_signed(
@@ -395,9 +397,29 @@ def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
         )
         naive_gas.append(int(deployed["gasUsed"]) + committed_single)
     mean = lambda xs: round(sum(xs) / len(xs))  # noqa: E731
+    # The same offers sent as one multicall (what the contracts service sends when offers wait
+    # for the signer together), by the size of the multicall.
+    bundled: dict[int, int] = {}
+    for size in (4, 16):
+        calls = [
+            bytes.fromhex(
+                agreements.functions.offer(
+                    hashlib.sha256(f"bench-multicall-{size}-{i}".encode()).digest(),
+                    terms.as_tuple(),
+                    milestones,
+                )._encode_transaction_data()[2:]
+            )
+            for i in range(size)
+        ]
+        used = send(
+            agreements.functions.multicall(calls).build_transaction({"from": employer.address})
+        )
+        bundled[size] = round(used / size)
     return {
         "agreements": count,
         "milestones": len(milestones),
+        "offer_gas": mean(offer_gas),
+        "offer_gas_in_multicall": bundled,
         "registry_offer_commit_gas": mean(registry_gas),
         "per_agreement_contract_gas": mean(naive_gas),
         "ratio": round(mean(naive_gas) / mean(registry_gas), 2),
@@ -760,6 +782,16 @@ def write_markdown(r: dict[str, Any]) -> None:
         f"({mark(ag['registry_offer_commit_gas'] <= 250_000)}) |",
         f"| one contract per agreement | {ag['per_agreement_contract_gas']:,} | |",
         f"| ratio | **{ag['ratio']}x** cheaper | >= 3x ({mark(ag['ratio'] >= 3)}) |",
+        "",
+        "Offers sent together as one `multicall` (what the contracts service sends when several "
+        "offers wait for the signer at once; all or none take effect): gas per offer "
+        f"{ag['offer_gas']:,} alone, "
+        + ", ".join(
+            f"{gas:,} in a multicall of {size} "
+            f"({round(100 * (1 - gas / ag['offer_gas']), 1)}% less)"
+            for size, gas in ag["offer_gas_in_multicall"].items()
+        )
+        + ".",
         "",
         f"Through the API (`offerseal serve evidence contracts`, PostgreSQL, {aa['clients']} "
         "clients), each agreement offered (one transaction), its typed data fetched through the "

@@ -5,14 +5,18 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {WebAuthn} from "@openzeppelin/contracts/utils/cryptography/WebAuthn.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 import {IEvidenceRegistry} from "./IEvidenceRegistry.sol";
 import {IIntentAgreements} from "./IIntentAgreements.sol";
 
 /**
  * @title IntentAgreements
  * @notice One registry for every intent agreement, keyed by `bytes32` (see {IIntentAgreements}).
+ * @dev {Multicall-multicall} lets a relayer send several calls (offers, say) in one transaction:
+ * each runs as if sent alone by the same `msg.sender`, and the whole transaction reverts when one
+ * of them does. Nothing here is payable, so a batch cannot reuse `msg.value`.
  */
-contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
+contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
     uint256 public constant MAX_MILESTONES = 8;
     /// @notice Damages may not exceed CAP_BPS / 10_000 of one month's salary (30%).
     uint256 public constant CAP_BPS = 3_000;
@@ -455,7 +459,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces {
 
     /// @inheritdoc IIntentAgreements
     function version() external pure returns (string memory) {
-        return "2.1.0";
+        return "2.2.0";
     }
 
     function _commitmentDigest(bytes32 agreementId, Record storage terms, uint256 nonce)

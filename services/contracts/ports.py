@@ -73,6 +73,9 @@ class AgreementsChain(Protocol):
     # the call as a transaction without its nonce (JSON-storable fields), its gas estimated
     # on the chain as it is now: raises ChainRefusal as `simulate` would
     def unsigned(self, call: ChainCall) -> dict[str, Any]: ...
+    # several calls as one transaction (`multicall`: all or none take effect); None when the
+    # deployed contract cannot (before 2.2)
+    def bundle(self, calls: Sequence[ChainCall]) -> ChainCall | None: ...
     def self_transfer(self) -> dict[str, Any]: ...  # a no-op transaction to fill a nonce
     def suggested_fees(self) -> dict[str, int]: ...  # maxFeePerGas, maxPriorityFeePerGas now
     def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx: ...

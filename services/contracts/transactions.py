@@ -8,6 +8,12 @@ worker), records its effect with the outbox messages in one database transaction
 exactly once. Many transactions are in flight at once: the signer's lock is held only to take
 the nonce, store and send, never while waiting for a block.
 
+Offers that wait for the signer's lock together go out as one `multicall` transaction (up to
+BUNDLE_MAX): simulated together by the lock's holder, and each on its own when together they
+are refused, so that only the refused offer gets the refusal. Each offer keeps its own
+operation row; the rows share the transaction's nonce, hash and bytes, are sent, resent and
+replaced together, and each records its own outcome.
+
 The confirmer (`confirm()`, run by the worker) also keeps the signer's queue moving: a
 transaction not mined after `stuck_blocks` blocks or `stuck_seconds` is sent again from its
 stored bytes when the node lost it, or replaced (same nonce, same call, fees up by 12.5%) when
@@ -46,6 +52,8 @@ from .ports import AgreementsChain, ChainCall, Mined
 log = logging.getLogger(__name__)
 RESEND_AFTER = 1.0  # seconds before a transaction whose send failed is sent again
 MAX_BATCH = 64  # submissions stored in one database transaction and sent together
+BUNDLED = frozenset({"offer"})  # operations sent as one multicall when several wait together
+BUNDLE_MAX = 16  # calls in one multicall transaction (about 250,000 gas each with the margin)
 REREAD = 1.0  # seconds between reads of an operation a request waits for (receipts: `poll`)
 
 
@@ -79,11 +87,24 @@ class _Job:
     agreement_id: str
     op: str
     args: dict[str, Any]
-    fields: dict[str, Any]
+    fields: dict[str, Any] | None  # None: simulated when sent, with the others that wait
     before: Callable[[Session], None] | None
+    call: ChainCall | None = None
     done: bool = False
     submitted: Submitted | None = None
     error: BaseException | None = None
+
+
+@dataclass(eq=False)
+class _Unit:
+    """One transaction to send: one submission, or several as one multicall."""
+
+    jobs: list[_Job]
+    fields: dict[str, Any]
+
+
+def _fail(job: _Job, error: BaseException) -> None:
+    job.error, job.done = error, True
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,7 @@ class TransactionPath:
         self._local_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []  # submissions waiting for the signer's lock
+        self._bundles: bool | None = None  # whether the contract takes a multicall (read once)
         self._chain_id: int | None = None
         self._floor = -1  # transactions of the signer the chain has mined, as last seen
         self._head: int | None = None  # the chain's block number, as last seen
@@ -200,14 +222,16 @@ class TransactionPath:
         without waiting for a block (its outcome is recorded by `await_op` or by the confirmer)."""
         if op != "offer":
             self._require_on_chain(agreement_id)
-        try:
-            # gas estimated on the chain as it is now: the simulation (a refusal is raised)
-            fields = self.chain.unsigned(call)
-        except ChainRefusal:
-            if op != "offer":
-                self.converge(agreement_id)
-            raise
-        job = _Job(agreement_id, op, args or {}, fields, before)
+        fields = None
+        if not self._bundled(op, call):
+            try:
+                # gas estimated on the chain as it is now: the simulation (a refusal is raised)
+                fields = self.chain.unsigned(call)
+            except ChainRefusal:
+                if op != "offer":
+                    self.converge(agreement_id)
+                raise
+        job = _Job(agreement_id, op, args or {}, fields, before, call)
         with self._queue_lock:
             self._queue.append(job)
         try:
@@ -232,77 +256,143 @@ class TransactionPath:
         failpoints.hit("contracts.after_send")
         return job.submitted
 
+    def _bundled(self, op: str, call: ChainCall) -> bool:
+        """Whether `op` waits to be simulated and sent with the others of its kind."""
+        if op not in BUNDLED:
+            return False
+        if self._bundles is None:
+            self._bundles = self.chain.bundle([call]) is not None
+        return self._bundles
+
     def _store_and_send(self, batch: list[_Job]) -> None:
         """Under the signer's lock: the batch's writes (`before`), its nonces and its signed
         transactions committed in one database transaction, then sent in nonce order. When
-        the transaction fails (one submission's `before` conflicts, say) each submission is
-        stored on its own, and only the ones that fail get their error."""
+        the transaction fails (one submission's `before` conflicts, say) each transaction is
+        stored on its own (a multicall's submissions each alone), and only the submissions
+        that fail get their error. Every submission of the batch is done when this returns."""
+        units = self._units(batch)
         try:
-            stored = self._store(batch)
+            stored = self._store(units) if units else []
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error, batch[0].done = exc, True
+            if len(units) == 1 and len(units[0].jobs) == 1:
+                _fail(units[0].jobs[0], exc)
                 return
-            stored = []
-            for job in batch:
-                try:
-                    stored += self._store([job])
-                except Exception as one:
-                    job.error, job.done = one, True
-        if not stored:
-            return
-        failpoints.hit("contracts.before_send")
-        for job, prepared, op_id in stored:
-            self._send(op_id, prepared.raw, prepared.tx_hash)
-            job.submitted, job.done = Submitted(op_id, prepared.tx_hash, prepared.nonce), True
+            stored = self._store_each(units)
+        if stored:
+            failpoints.hit("contracts.before_send")
+            if any(len(unit.jobs) > 1 for unit, _, _ in stored):
+                failpoints.hit("contracts.before_multicall_send")
+        for unit, prepared, op_ids in stored:
+            self._send(op_ids, prepared.raw, prepared.tx_hash)
+            for job, op_id in zip(unit.jobs, op_ids, strict=True):
+                job.submitted = Submitted(op_id, prepared.tx_hash, prepared.nonce)
+                job.done = True
+        for job in batch:
+            if not job.done:  # cannot happen: every path above answers each submission
+                _fail(job, RuntimeError("the submission was neither stored nor refused"))
 
-    def _store(self, batch: list[_Job]) -> list[tuple[_Job, PreparedTx, int]]:
+    def _units(self, batch: list[_Job]) -> list[_Unit]:
+        """The batch as transactions: submissions estimated already each alone; the others
+        (offers) by BUNDLE_MAX as one multicall simulated together, or each alone when the
+        contract refuses them together (so that only the refused one gets the refusal)."""
+        units = [_Unit([job], job.fields) for job in batch if job.fields is not None]
+        waiting = [job for job in batch if job.fields is None]
+        for start in range(0, len(waiting), BUNDLE_MAX):
+            group = waiting[start : start + BUNDLE_MAX]
+            bundle = self.chain.bundle([self._call(j) for j in group]) if len(group) > 1 else None
+            if bundle is not None:
+                try:
+                    units.append(_Unit(group, self.chain.unsigned(bundle)))
+                    continue
+                except ChainRefusal as exc:
+                    log.info("%d calls refused together (%s): each on its own", len(group), exc)
+                except Exception as exc:  # the node did not answer: nor would it for each
+                    for job in group:
+                        _fail(job, exc)
+                    continue
+            units += self._singles(group)
+        return units
+
+    def _singles(self, jobs: list[_Job]) -> list[_Unit]:
+        """Each submission simulated and estimated on its own; a refusal is its answer."""
+        units = []
+        for job in jobs:
+            try:
+                units.append(_Unit([job], self.chain.unsigned(self._call(job))))
+            except Exception as exc:
+                _fail(job, exc)
+        return units
+
+    @staticmethod
+    def _call(job: _Job) -> ChainCall:
+        assert job.call is not None
+        return job.call
+
+    def _store_each(self, units: list[_Unit]) -> list[tuple[_Unit, PreparedTx, list[int]]]:
+        stored = []
+        for unit in units:
+            try:
+                stored += self._store([unit])
+            except Exception as exc:
+                if len(unit.jobs) == 1:
+                    _fail(unit.jobs[0], exc)
+                else:  # which of the multicall's submissions failed: each alone
+                    stored += self._store_each(self._singles(unit.jobs))
+        return stored
+
+    def _store(self, units: list[_Unit]) -> list[tuple[_Unit, PreparedTx, list[int]]]:
         """One database transaction: each submission's `before`, then consecutive nonces and
-        the transactions signed with them (a nonce is consumed exactly when its signed bytes
-        are committed)."""
+        the transactions signed with them, one operation row per submission (a nonce is
+        consumed exactly when its signed bytes are committed)."""
         relayer = self.chain.relayer
         chain_id, floor = self._chain(), self._mined_floor()
         with self.db.transaction() as session:
-            for job in batch:
-                if job.before is not None:
-                    job.before(session)
-            first = nonces.take(session, chain_id, relayer, floor, count=len(batch))
-            rows = []
-            for i, job in enumerate(batch):
-                prepared = self.chain.sign(job.fields, first + i)
-                row = ChainOp(
-                    agreement_id=job.agreement_id,
-                    op=job.op,
-                    args=job.args,
-                    signer=relayer,
-                    nonce=prepared.nonce,
-                    tx_hash=prepared.tx_hash,
-                    raw_tx=prepared.raw,
-                    tx_fields=job.fields,
-                    sent_at=utcnow(),
-                    sent_block=self._head,
-                    earlier_hashes=[],
-                )
-                session.add(row)
-                rows.append((job, prepared, row))
+            for unit in units:
+                for job in unit.jobs:
+                    if job.before is not None:
+                        job.before(session)
+            first = nonces.take(session, chain_id, relayer, floor, count=len(units))
+            out = []
+            for i, unit in enumerate(units):
+                prepared = self.chain.sign(unit.fields, first + i)
+                rows = [
+                    ChainOp(
+                        agreement_id=job.agreement_id,
+                        op=job.op,
+                        args=job.args,
+                        signer=relayer,
+                        nonce=prepared.nonce,
+                        tx_hash=prepared.tx_hash,
+                        raw_tx=prepared.raw,
+                        tx_fields=unit.fields,
+                        sent_at=utcnow(),
+                        sent_block=self._head,
+                        earlier_hashes=[],
+                    )
+                    for job in unit.jobs
+                ]
+                session.add_all(rows)
+                out.append((unit, prepared, rows))
             session.flush()
-            return [(job, prepared, row.id) for job, prepared, row in rows]
+            return [(unit, prepared, [row.id for row in rows]) for unit, prepared, rows in out]
 
-    def _send(self, op_id: int, raw: bytes, tx_hash: str) -> bool | None:
-        """Send stored bytes; a failure leaves them stored for the confirmer to send again (or
-        to replace), so the caller's answer does not depend on it. True when the node took
-        them, False when it refused them (too low a fee, say), None when it did not answer."""
+    def _send(self, op_ids: list[int], raw: bytes, tx_hash: str) -> bool | None:
+        """Send stored bytes (of the operations `op_ids`: one, or a multicall's); a failure
+        leaves them stored for the confirmer to send again (or to replace), so the caller's
+        answer does not depend on it. True when the node took them, False when it refused
+        them (too low a fee, say), None when it did not answer."""
         try:
             self.chain.send(raw)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            self._unsent[op_id] = time.time()
+            self._unsent.update(dict.fromkeys(op_ids, time.time()))
             log.warning("sending %s failed (%s); it is sent again", tx_hash, exc)
             return None
         except Exception as exc:  # the node's refusal: the confirmer replaces it
-            self._unsent[op_id] = time.time()
+            self._unsent.update(dict.fromkeys(op_ids, time.time()))
             log.warning("the node refused %s (%s); it is sent again or replaced", tx_hash, exc)
             return False
-        self._unsent.pop(op_id, None)
+        for op_id in op_ids:
+            self._unsent.pop(op_id, None)
         return True
 
     def _require_on_chain(self, agreement_id: str) -> None:
@@ -445,6 +535,8 @@ class TransactionPath:
                 head,
             )
         ]
+        # a multicall's operations share one transaction: sent again or replaced once
+        stuck = list({(op.nonce, op.tx_hash): op for op in stuck}.values())
         held = {op.nonce for op in waiting}
         gaps = []
         for nonce in range(mined_count, max(held)):
@@ -471,17 +563,18 @@ class TransactionPath:
         with self.db.sessions() as session:
             row = session.get(ChainOp, op.id)
             current = _pending(row) if row is not None and row.state == "prepared" else None
+            ids = self._sharing(session, current) if current is not None else []
         if current is None or self._receipt_of(current) is not None:
             return  # recorded meanwhile, or mined: the next round records it
         known = any(self.chain.transaction_known(h) for h in current.hashes)
         if not known:
             log.info("re-sending the stored transaction of %s %s", op.op, current.tx_hash)
-            self._mark_sent(op.id, head)
-            if self._send(op.id, current.raw, current.tx_hash) is not False:
+            self._mark_sent(ids, head)
+            if self._send(ids, current.raw, current.tx_hash) is not False:
                 return
             # The node refuses the stored bytes (the base fee rose above their cap): replaced.
         elif not next_on_chain:
-            self._mark_sent(op.id, head)  # queued behind an earlier nonce: wait for it
+            self._mark_sent(ids, head)  # queued behind an earlier nonce: wait for it
             return
         if current.fields is None:
             return  # stored before fields were kept: it can only be sent again as it is
@@ -490,7 +583,7 @@ class TransactionPath:
         with self.db.transaction() as session:
             changed = session.execute(
                 update(ChainOp)
-                .where(ChainOp.id == op.id, ChainOp.state == "prepared")
+                .where(ChainOp.id.in_(ids), ChainOp.state == "prepared")
                 .values(
                     earlier_hashes=[*current.hashes],
                     tx_hash=replacement.tx_hash,
@@ -500,7 +593,7 @@ class TransactionPath:
                     sent_block=head,
                 )
             ).rowcount  # type: ignore[attr-defined]
-        if changed != 1:
+        if changed < 1:
             return
         log.warning(
             "%s for agreement %s (nonce %d) is stuck: replaced %s by %s (max fee %d, tip %d)",
@@ -513,14 +606,27 @@ class TransactionPath:
             fields["maxPriorityFeePerGas"],
         )
         failpoints.hit("contracts.before_replacement_send")
-        self._send(op.id, replacement.raw, replacement.tx_hash)
+        self._send(ids, replacement.raw, replacement.tx_hash)
         failpoints.hit("contracts.after_replacement_send")
 
-    def _mark_sent(self, op_id: int, head: int) -> None:
+    def _sharing(self, session: Session, current: Pending) -> list[int]:
+        """The prepared operations sent in `current`'s transaction (several for a multicall)."""
+        return list(
+            session.execute(
+                select(ChainOp.id).where(
+                    ChainOp.signer == self.chain.relayer,
+                    ChainOp.nonce == current.nonce,
+                    ChainOp.tx_hash == current.tx_hash,
+                    ChainOp.state == "prepared",
+                )
+            ).scalars()
+        ) or [current.id]
+
+    def _mark_sent(self, op_ids: list[int], head: int) -> None:
         with self.db.transaction() as session:
             session.execute(
                 update(ChainOp)
-                .where(ChainOp.id == op_id, ChainOp.state == "prepared")
+                .where(ChainOp.id.in_(op_ids), ChainOp.state == "prepared")
                 .values(sent_at=utcnow(), sent_block=head)
             )
 
@@ -604,6 +710,7 @@ class TransactionPath:
         again (never signed anew); the confirmer records the rest as they are mined."""
         ops = self._prepared()
         mined_count = self.chain.sent_count(self.chain.relayer) if ops else 0
+        resent: set[str] = set()  # a multicall's operations share one transaction
         for op in ops:
             log.info("recovering %s for agreement %s (%s)", op.op, op.agreement_id, op.tx_hash)
             mined = self._receipt_of(op)
@@ -616,8 +723,11 @@ class TransactionPath:
             if op.nonce < mined_count:
                 self._abandon(op.id, "the transaction was dropped and its nonce reused")
                 continue
+            if op.tx_hash in resent:
+                continue
+            resent.add(op.tx_hash)
             log.info("re-sending the stored transaction of %s %s", op.op, op.tx_hash)
-            self._send(op.id, op.raw, op.tx_hash)
+            self._send([o.id for o in ops if o.tx_hash == op.tx_hash], op.raw, op.tx_hash)
         return len(ops)
 
     def _abandon(self, op_id: int, reason: str) -> None:

@@ -12,7 +12,10 @@ Batches are pipelined: a new one is cut and sent every batch interval (or at `ba
 pending) while earlier ones wait for their block, with consecutive nonces, up to
 `max_in_flight` unmined; each step of the loop looks at their receipts and finalizes each one
 as the chain mines it, in any order. A transaction the node lost is sent again from its stored
-bytes; the one the chain waits for is replaced (same nonce, fees up 12.5%) when it is stuck.
+bytes; the one the chain waits for is replaced (same nonce, fees up 12.5%) when it is stuck;
+a nonce below the batches in flight that the chain waits for with nothing sent for it (a batch
+prepared for a registry that is gone, a database restored from a backup) is filled with a no-op
+self-transfer once that lasts as long as a stuck transaction, so the batches above it are mined.
 
 After a crash anywhere, `recover()` takes over prepared batches: it asks the chain whether the
 root is anchored, whether the stored transaction is known, and re-sends the same signed bytes,
@@ -120,6 +123,8 @@ class Anchorer:
         self.ready = threading.Event()
         self._in_flight: dict[int, _Flight] = {}
         self._forgotten = False  # the chain forgot its past: prepared batches are signed anew
+        self._gap_since: tuple[float, int] | None = None  # (monotonic, head) a gap was seen
+        self._gap_checked = 0.0  # monotonic, of the last look for a gap
 
     # ---- set-up ---------------------------------------------------------------------------
 
@@ -356,6 +361,8 @@ class Anchorer:
             done += 1
         if due:
             self._unstick(due, head, now)
+        if self._in_flight:
+            self._fill_gap(head, now)
         return done
 
     def _settle(self, flight: _Flight, receipt: Any) -> None:
@@ -397,6 +404,55 @@ class Anchorer:
             ):
                 continue
             self._replace(flight)
+
+    def _fill_gap(self, head: int, now: float) -> None:
+        """When the chain waits for a nonce below every batch in flight, and the node holds no
+        transaction for it, for as long as makes a transaction stuck: fill it with a no-op
+        self-transfer. Looked at under the signer's lock, where whoever took a nonce (this
+        worker or the contracts service sharing the key) has sent it: only the first nonce
+        the node lacks is filled at a time, never one another transaction may hold."""
+        if now - self._gap_checked < CHECK_EVERY:
+            return
+        self._gap_checked = now
+        lowest = min(f.nonce for f in self._in_flight.values())
+        mined = self._mined_count()
+        if lowest <= mined:
+            self._gap_since = None
+            return
+        if self._gap_since is None:
+            self._gap_since = (now, head)
+            return
+        since, since_head = self._gap_since
+        if now - since < self.stuck_seconds and head - since_head < self.stuck_blocks:
+            return
+        with self._sending():
+            missing = int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
+            if missing >= lowest:
+                return  # the node holds a transaction for every nonce below ours
+            fees: dict[str, Any] = dict(chain.suggested_fees(self.w3))
+            fields: dict[str, Any] = {
+                "type": 2,
+                "chainId": self.chain_id,
+                "to": self.signer.address,
+                "data": "0x",
+                "value": 0,
+                "gas": 21_000,
+            }
+            fields.update(nonces.bumped(fees, fees))
+            filler = chain.sign_eip1559(self.signer, fields, missing)
+            log.warning(
+                "nonce %d of %s has no transaction (the batches above it wait): filled with a "
+                "self-transfer %s",
+                missing,
+                self.signer.address,
+                filler.tx_hash,
+            )
+            try:
+                self._registry().send_raw(filler.raw)
+            except (requests.ConnectionError, requests.Timeout):
+                raise
+            except Exception as exc:  # tried again at the next look while the gap stays
+                log.warning("the self-transfer for nonce %d was refused (%s)", missing, exc)
 
     def _replace(self, flight: _Flight) -> None:
         """The same anchor with the same nonce and fees up by 12.5%, stored before it is sent."""

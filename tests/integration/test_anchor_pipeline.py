@@ -219,3 +219,65 @@ def test_sigkill_with_several_batches_in_flight_anchors_each_once(
         service.kill()
         db.dispose()
     assert_anchored_exactly_once(database_url, fresh_anvil.url, contents, bundles)
+
+
+def test_a_nonce_nothing_was_sent_for_is_filled_and_the_batches_above_it_anchored(
+    database_url: str, tmp_path: Path, fresh_anvil: Any
+) -> None:
+    """A nonce taken with nothing sent for it (a batch prepared for a registry that is gone,
+    or a database restored from a backup): the batches above it wait in the node's pool until
+    the gap has lasted as long as a stuck transaction; then it is filled with a no-op
+    self-transfer and they are anchored, with the nonces they were stored with."""
+    db = Database(database_url)
+    db.migrate()
+    w3 = chain.connect(fresh_anvil.url)
+    signer = chain.account(ANVIL_DEV_KEY)
+    try:
+        anchorer = Anchorer(
+            db,
+            w3,
+            signer,
+            batch_interval=0.1,
+            batch_max=100,
+            confirmations=1,
+            reconcile_interval=60,
+            data_dir=tmp_path,
+            stuck_blocks=2,
+            stuck_seconds=3600,
+        )
+        anchorer.connect()
+        anchorer.recover()
+        gap = w3.eth.get_transaction_count(signer.address, "latest")
+        with db.transaction() as session:  # the nonce `gap` is taken, nothing stored for it
+            nonces.take(session, 31337, signer.address, gap)
+        ids = []
+        for _ in range(2):
+            _ingest(db)
+            batch_id = anchorer.cut()
+            assert batch_id is not None
+            ids.append(batch_id)
+        with db.sessions() as session:
+            assert [session.get(Batch, i).nonce for i in ids] == [gap + 1, gap + 2]  # type: ignore[union-attr]
+        anchorer.watch()
+        assert w3.eth.get_transaction_count(signer.address, "latest") == gap  # they wait
+
+        def anchored() -> bool:
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]  (blocks pass)
+            anchorer.watch()
+            return anchorer.in_flight() == 0
+
+        _wait(anchored, what="the gap filled and the batches anchored")
+        with db.sessions() as session:
+            batches = [session.get(Batch, i) for i in ids]
+            assert [b.state for b in batches if b is not None] == ["anchored"] * 2
+            assert [b.nonce for b in batches if b is not None] == [gap + 1, gap + 2]
+        filler = next(
+            tx
+            for n in range(w3.eth.block_number + 1)
+            for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]
+            if tx["nonce"] == gap and tx["from"] == signer.address  # type: ignore[index]
+        )
+        assert filler["to"] == signer.address and filler["value"] == 0  # type: ignore[index]
+        assert filler["input"] in (b"", "0x")  # type: ignore[index]
+    finally:
+        db.dispose()

@@ -77,6 +77,8 @@ class FakeChain:
         self.refuse: dict[str, ChainRefusal] = {}  # contract function -> its custom error
         self.revert: set[str] = set()  # contract functions whose transaction reverts
         self.lose_receipt = False  # the process "dies" while waiting for the receipt
+        self.poor: set[int] = set()  # monthly salaries whose offers the contract refuses
+        self.bundles: list[int] = []  # how many calls each multicall sent held
         self._pending: dict[str, tuple[ChainCall, bytes]] = {}
         self._mined: dict[str, Mined] = {}
         self._calls: dict[str, ChainCall] = {}
@@ -129,8 +131,20 @@ class FakeChain:
 
     # -- sending
     def simulate(self, call: ChainCall) -> None:
-        if call.function in self.refuse:
-            raise self.refuse[call.function]
+        for one in self._inner(call):
+            if one.function in self.refuse:
+                raise self.refuse[one.function]
+            if one.function == "offer" and one.args and one.args[1].monthly_salary in self.poor:
+                raise ChainRefusal("DamagesAboveCap", (), "refused for this offer only")
+
+    multicall = True  # a 2.2 contract: several calls in one transaction
+
+    def bundle(self, calls: Sequence[ChainCall]) -> ChainCall | None:
+        return ChainCall("multicall", (tuple(calls),)) if self.multicall else None
+
+    @staticmethod
+    def _inner(call: ChainCall) -> tuple[ChainCall, ...]:
+        return call.args[0] if call.function == "multicall" else (call,)
 
     def unsigned(self, call: ChainCall) -> dict[str, Any]:
         self.simulate(call)  # the estimate runs the call: it refuses as the simulation does
@@ -153,10 +167,14 @@ class FakeChain:
     def send(self, raw: bytes) -> None:
         tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
         call, _ = self._pending.pop(tx_hash)
-        self.sent.append(call)
-        ok = call.function not in self.revert
+        inner = self._inner(call)
+        if call.function == "multicall":
+            self.bundles.append(len(inner))
+        self.sent.extend(inner)
+        ok = all(one.function not in self.revert for one in inner)  # all or none
         if ok:
-            self._execute(call)
+            for one in inner:
+                self._execute(one)
         self._mined[tx_hash] = Mined(tx_hash, ok)
 
     def _execute(self, call: ChainCall) -> None:
@@ -214,7 +232,7 @@ class FakeChain:
         return self.arrivals.get(onchain_id, (0, False))
 
     def version(self) -> str:
-        return "2.1.0"
+        return "2.2.0" if self.multicall else "2.1.0"
 
     operators: set[str] = set()  # addresses that appointed the relayer (per test instance)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from offerseal.contracts.errors import StillOffering
-from offerseal.contracts.models import ChainOp
+from offerseal.contracts.errors import ChainRefusal, StillOffering
+from offerseal.contracts.models import Agreement, ChainOp
 from offerseal.contracts.ports import ChainCall
 from offerseal.contracts.service_layer import ContractsService
 from offerseal.shared import nonces
@@ -99,14 +99,121 @@ def test_an_offer_answers_before_its_block_and_is_confirmed_once(
     )
 
 
-def test_offers_arriving_together_are_stored_in_one_transaction_in_nonce_order(
+def queued_together(tx: Any, jobs: list[Any]) -> dict[int, Any]:
+    """Run `jobs` (callables) in threads while the signer's lock is busy, so that all of them
+    wait in its queue and whoever takes the lock next stores and sends them together; each
+    job's answer or error by its index."""
+    results: dict[int, Any] = {}
+
+    def run(i: int) -> None:
+        try:
+            results[i] = jobs[i]()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    with tx._local_lock:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(tx._queue) < len(jobs):
+            assert time.monotonic() < deadline, "the submissions did not queue up"
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(10)
+    assert tx._queue == []
+    return results
+
+
+def test_offers_waiting_together_go_out_as_one_multicall(
     db: Database,  # noqa: F811
     chain: FakeChain,  # noqa: F811
     contracts: ContractsService,  # noqa: F811
 ) -> None:
+    """Offers that wait for the signer's lock together are simulated together and sent as one
+    multicall transaction: one nonce, one hash, an operation row for each offer; each offer's
+    outcome and message recorded when it is mined."""
+    results = queued_together(
+        contracts.transactions,
+        [lambda: contracts.agreements.create(HR, new_agreement()) for _ in range(4)],
+    )
+    answers = [results[i] for i in range(4)]
+    assert chain.bundles == [4]
+    assert {(a["chain"]["nonce"], a["chain"]["tx"]) for a in answers} == {
+        (0, answers[0]["chain"]["tx"])
+    }
+    with db.sessions() as session:
+        stored = list(session.execute(select(ChainOp)).scalars())
+    assert sorted(op.agreement_id for op in stored) == sorted(a["id"] for a in answers)
+    assert contracts.confirm() == 4
+    assert contracts.confirm() == 0
+    assert {contracts.agreements.get(HR, a["id"])["state"] for a in answers} == {"offered"}
+    assert message_types(db).count("agreement.offered") == 4
+    # the next offer, alone, is a transaction of its own with the next nonce
+    alone = contracts.agreements.create(HR, new_agreement())
+    assert alone["chain"]["nonce"] == 1 and chain.bundles == [4]
+
+
+def test_an_offer_refused_among_others_is_refused_alone(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    """Offers the contract refuses together are simulated each on its own: only the refused
+    one gets the refusal (and writes nothing); the others are sent."""
+    chain.poor = {1_000_000}
+    salaries = [3_000_000, 1_000_000, 3_000_000]
+    results = queued_together(
+        contracts.transactions,
+        [
+            lambda s=s: contracts.agreements.create(
+                HR, new_agreement(monthly_salary=s, liquidated_damages=s * 3 // 10)
+            )
+            for s in salaries
+        ],
+    )
+    assert isinstance(results[1], ChainRefusal)
+    answers = [results[0], results[2]]
+    assert sorted(a["chain"]["nonce"] for a in answers) == [0, 1]
+    assert chain.bundles == []
+    with db.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Agreement)).scalar() == 2
+    assert contracts.confirm() == 2
+    assert {contracts.agreements.get(HR, a["id"])["state"] for a in answers} == {"offered"}
+
+
+def test_a_reverted_multicall_fails_each_of_its_offers(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    """A multicall is all or nothing: when its transaction reverts on chain (simulated fine,
+    the chain changed before its block), every offer in it is recorded failed, none offered."""
+    chain.revert = {"offer"}
+    results = queued_together(
+        contracts.transactions,
+        [lambda: contracts.agreements.create(HR, new_agreement()) for _ in range(3)],
+    )
+    assert chain.bundles == [3]
+    assert contracts.confirm() == 3
+    states = {contracts.agreements.get(HR, results[i]["id"])["state"] for i in range(3)}
+    assert states == {"failed"}
+    assert message_types(db).count("agreement.offered") == 0
+
+
+@pytest.mark.parametrize("multicall", [True, False], ids=["2.2", "2.1"])
+def test_offers_arriving_together_are_stored_in_one_transaction_in_nonce_order(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+    multicall: bool,
+) -> None:
     """Submissions waiting for the signer's lock are stored and sent by whoever holds it next:
     consecutive nonces, sent in nonce order, each answered with its own; one whose writes fail
-    gets its error and takes no nonce, the others are stored all the same."""
+    gets its error and takes no nonce, the others are stored all the same (each in its own
+    transaction, with a contract that has multicall: the multicall they were to share could
+    not be stored)."""
+    chain.multicall = multicall
     tx = contracts.transactions
     sent: list[bytes] = []
     send = chain.send
@@ -272,3 +379,73 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
         assert message_types(database).count("agreement.offered") == 1
     finally:
         database.dispose()
+
+
+def test_a_stuck_multicall_is_replaced_once_for_all_its_offers(tmp_path: Path) -> None:
+    """The offers of one multicall share its transaction: when it is stuck it is replaced once
+    (one new hash, the same nonce, every offer's row moved to it), and when the replacement
+    is mined each offer is recorded once."""
+    database = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    database.migrate()
+    node = HoldingChain()
+    service = ContractsService.build(
+        database,
+        node,
+        LinkSigner(b"k" * 32),
+        public_url="https://offers.example/",
+        link_ttl=3600,
+        tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
+    )
+    try:
+        results = queued_together(
+            service.transactions,
+            [lambda: service.agreements.create(HR, new_agreement()) for _ in range(3)],
+        )
+        original = results[0]["chain"]["tx"]
+        assert len(node.pool) == 1
+        assert service.confirm() == 0  # first seen at block 100
+        node.head = 102
+        assert service.confirm() == 0  # two blocks: replaced, once
+        with database.sessions() as session:
+            ops = list(session.execute(select(ChainOp)).scalars())
+        assert len(ops) == 3 and {op.nonce for op in ops} == {0}
+        assert {tuple(op.earlier_hashes) for op in ops} == {(original,)}
+        [replacement] = {op.tx_hash for op in ops}
+        assert set(node.pool) == {original, replacement}
+        node.mine(replacement)
+        assert service.confirm() == 3
+        assert service.confirm() == 0
+        states = {service.agreements.get(HR, results[i]["id"])["state"] for i in range(3)}
+        assert states == {"offered"}
+        assert message_types(database).count("agreement.offered") == 3
+    finally:
+        database.dispose()
+
+
+def test_offers_waiting_together_while_the_node_is_down_each_get_its_error_once(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+) -> None:
+    """When the node does not answer the simulation of a multicall, every offer in it gets
+    that error at once (not one more unanswered call each under the signer's lock), and
+    nothing is stored."""
+    asked: list[ChainCall] = []
+    unsigned = chain.unsigned
+
+    def down(call: ChainCall) -> dict[str, Any]:
+        asked.append(call)
+        raise ConnectionError("the node went away")
+
+    chain.unsigned = down  # type: ignore[method-assign]
+    results = queued_together(
+        contracts.transactions,
+        [lambda: contracts.agreements.create(HR, new_agreement()) for _ in range(3)],
+    )
+    assert all(isinstance(results[i], ConnectionError) for i in range(3))
+    assert [c.function for c in asked] == ["multicall"]
+    with db.sessions() as session:
+        assert session.execute(select(func.count()).select_from(ChainOp)).scalar() == 0
+        assert session.execute(select(func.count()).select_from(Agreement)).scalar() == 0
+    chain.unsigned = unsigned  # type: ignore[method-assign]
+    assert contracts.agreements.create(HR, new_agreement())["chain"]["nonce"] == 0

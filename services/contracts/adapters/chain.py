@@ -23,7 +23,7 @@ from web3.types import RPCResponse
 
 from ...shared import chain
 from ...shared.chain import ChainUnavailable
-from ..domain.agreements import MILESTONE_KINDS, STATES, Terms
+from ..domain.agreements import MILESTONE_KINDS, STATES, Terms, bundles_calls
 from ..errors import ChainRefusal
 from ..ports import ChainCall, Mined
 
@@ -104,6 +104,7 @@ class IntentAgreementsChain(chain.ContractClient):
         self._fees_lock = threading.Lock()
         self._sessions = threading.local()  # an HTTP session per thread for batched calls
         self._errors: dict[bytes, tuple[str, list[str]]] = {}
+        self._multicall: bool | None = None  # whether the deployment has `multicall` (read once)
         for item in self.abi:
             if item["type"] == "error":
                 types = [i["type"] for i in item["inputs"]]
@@ -184,6 +185,20 @@ class IntentAgreementsChain(chain.ContractClient):
     def _fn(self, call: ChainCall) -> Any:
         return getattr(self.functions, call.function)(*call.args)
 
+    def _data(self, call: ChainCall) -> str:
+        """The call's calldata, 0x hex."""
+        encoded = self._fn(call)._encode_transaction_data()
+        return encoded if isinstance(encoded, str) else "0x" + bytes(encoded).hex()
+
+    def bundle(self, calls: Sequence[ChainCall]) -> ChainCall | None:
+        """The calls as one `multicall` (each runs as if the relayer sent it alone; the whole
+        transaction reverts when one does); None when the deployment has no `multicall`."""
+        if self._multicall is None:
+            self._multicall = bundles_calls(self.version())
+        if not self._multicall:
+            return None
+        return ChainCall("multicall", ([bytes.fromhex(self._data(c)[2:]) for c in calls],))
+
     @contextmanager
     def _refusals(self) -> Iterator[None]:
         """A revert (in a call or in gas estimation) as ChainRefusal with the custom error."""
@@ -205,8 +220,7 @@ class IntentAgreementsChain(chain.ContractClient):
         more as margin (the estimate runs the call on the chain as it is now: a refusal comes
         back as `simulate` would raise it, so it is the simulation too), and the chain's
         suggested fees, read once per `FEES_TTL`."""
-        encoded = self._fn(call)._encode_transaction_data()
-        data = encoded if isinstance(encoded, str) else "0x" + bytes(encoded).hex()
+        data = self._data(call)
         reply = self._rpc(
             "eth_estimateGas", [{"from": self.relayer, "to": self.address, "data": data}]
         )

@@ -41,6 +41,7 @@ DOMAIN_NAME = "OfferSeal IntentAgreements"
 DOMAIN_VERSION = "2"  # IntentAgreements 2.x; its major version
 CONTRACT_MAJOR_VERSION = 2  # the IntentAgreements this service speaks to
 CONTRACT_MIN_MINOR = 1  # 2.1: candidates bound after the offer, passkey signatures
+BUNDLES_MINOR = 2  # 2.2: `multicall`, several offers in one transaction
 ARRIVAL_LEAD = 12 * 3600  # the contract accepts an arrival from the start date minus this
 DISPUTE_WINDOW = 7 * 86400  # the contract's window to dispute an arrival
 CAP_BPS = 3_000  # 30% of one month's salary, in basis points
@@ -253,15 +254,26 @@ def at_local(value: dt.date | dt.datetime, tz: ZoneInfo, default: dt.time) -> dt
     return dt.datetime.combine(value, default, tzinfo=tz)
 
 
+def _version(version: str) -> tuple[int, int] | None:
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0]
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+
+
+def bundles_calls(version: str) -> bool:
+    """Whether an IntentAgreements deployment of `version` has `multicall` (since 2.2): several
+    offers sent as one transaction."""
+    parsed = _version(version)
+    return parsed is not None and parsed[0] == CONTRACT_MAJOR_VERSION and parsed[1] >= BUNDLES_MINOR
+
+
 def supported_contract(version: str) -> bool:
     """Whether an IntentAgreements deployment of `version` speaks this service's interface
     (ids from a salt, the full `Commitment`, leaves computed on chain, arrivals; since 2.1
     candidates bound after the offer and passkey signatures)."""
-    major, _, rest = version.partition(".")
-    minor = rest.partition(".")[0]
+    parsed = _version(version)
     return (
-        major.isdigit()
-        and minor.isdigit()
-        and int(major) == CONTRACT_MAJOR_VERSION
-        and int(minor) >= CONTRACT_MIN_MINOR
+        parsed is not None
+        and parsed[0] == CONTRACT_MAJOR_VERSION
+        and parsed[1] >= CONTRACT_MIN_MINOR
     )
