@@ -582,6 +582,21 @@ def throughput(rpc_url: str, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def hashes_only(rpc_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Only the hash-only intake figure of `throughput` (same load, same services)."""
+    from bench import ingest
+
+    workers = tuple(int(w) for w in args.workers.split(","))
+    print(f"hash-only intake of {args.hashes}, workers {workers} ...", flush=True)
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "hashes": ingest.hash_ingest(
+            rpc_url, OUT, args.hashes, 10_000, workers, Service, PgDatabase, wait_anchored
+        ),
+    }
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -622,16 +637,31 @@ def main() -> int:
         choices=["ingest"],
         help="run only these figures (ingest: bench/ingest.py; its RESULTS.md section only)",
     )
+    parser.add_argument(
+        "--parts",
+        choices=["hashes"],
+        help="with --only ingest: only this part (hashes: hash-only intake); printed and "
+        "written to bench/out/ingest-<part>.json, RESULTS.md left as it is",
+    )
     args = parser.parse_args()
+    if args.parts and args.only != "ingest":
+        parser.error("--parts needs --only ingest")
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only == "ingest":
         from bench import ingest
 
         anvil = AnvilProcess(free_port())
         try:
-            found = throughput(anvil.url, args)
+            if args.parts == "hashes":
+                found = hashes_only(anvil.url, args)
+            else:
+                found = throughput(anvil.url, args)
         finally:
             anvil.stop()
+        if args.parts:
+            (OUT / f"ingest-{args.parts}.json").write_text(json.dumps(found, indent=2))
+            print(json.dumps(found, indent=2))
+            return 0
         (OUT / "ingest.json").write_text(json.dumps(found, indent=2))
         ingest.write_section(found)
         print(json.dumps(found, indent=2))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import urllib.parse
 from collections.abc import Callable
 from functools import wraps
@@ -187,12 +188,57 @@ def check_hash_item(item: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
     return out, errors
 
 
+_HEX32S = re.compile(r"(?:0x[0-9a-fA-F]{64})*")
+
+
+def _strings_within(values: list[Any], longest: int) -> bool:
+    """Whether every value is a string of 1 to `longest` characters (none: True)."""
+    return not values or (
+        set(map(type, values)) == {str}
+        and min(map(len, values)) >= 1
+        and max(map(len, values)) <= longest
+    )
+
+
+def hash_items_valid(items: list[Any]) -> bool:
+    """Whether every item passes `check_hash_item` unchanged (each one a dict of the known
+    fields only, every value valid), decided column by column without a loop in Python over
+    the items' fields: a 10,000-item batch in a few milliseconds. False sends the batch through
+    `check_hash_item`, item by item, for the exact errors."""
+    if set(map(type, items)) != {dict} or not set().union(*items) <= _ITEM_FIELDS:
+        return False
+    kinds = [item.get("kind") for item in items]
+    sha256s = [item.get("sha256") for item in items]
+    try:
+        if not set(kinds) <= _KIND_SET:
+            return False
+    except TypeError:  # an unhashable value (a list, an object): not a kind
+        return False
+    if set(map(type, sha256s)) != {str} or set(map(len, sha256s)) != {66}:
+        return False
+    if not _HEX32S.fullmatch("".join(sha256s)):
+        return False
+    return (
+        _strings_within([item.get("candidate_ref") for item in items], _LENGTHS["candidate_ref"])
+        and _strings_within(
+            [item["agreement_id"] for item in items if "agreement_id" in item],
+            _LENGTHS["agreement_id"],
+        )
+        and _strings_within(
+            [item["milestone"] for item in items if "milestone" in item], _LENGTHS["milestone"]
+        )
+    )
+
+
 class HashItems(fields.List):
-    """The items of a hash batch, validated with `check_hash_item` (documented as HashItem)."""
+    """The items of a hash batch, validated with `check_hash_item` (documented as HashItem);
+    a batch that `hash_items_valid` passes is taken as it is."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, list):
             raise self.make_error("invalid")
+        if value and hash_items_valid(value):
+            return value
         loaded, errors = [], {}
         for index, item in enumerate(value):
             out, problems = check_hash_item(item)
@@ -300,12 +346,12 @@ class DocumentHashes(MethodView):
     def post(self, batch: dict[str, Any]) -> Response:
         who = principal()
         docs = [
-            NewDocument(
-                kind=i["kind"],
-                candidate_ref=i["candidate_ref"],
-                agreement_id=i.get("agreement_id"),
-                milestone=i.get("milestone"),
-                sha256=i["sha256"].lower(),
+            NewDocument(  # positional: kind, candidate_ref, sha256, agreement_id, milestone
+                i["kind"],
+                i["candidate_ref"],
+                i["sha256"].lower(),
+                i.get("agreement_id"),
+                i.get("milestone"),
             )
             for i in batch["items"]
         ]

@@ -103,8 +103,14 @@ def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     (strings are skipped, so brackets inside them do not count)."""
     if data.count(b"[") + data.count(b"{") <= limit:
         return False
+    if b"\\" not in data and data.count(b'"') % 2 == 0:
+        # No escapes: every string is what lies between a quote and the next one, so the text
+        # outside strings is every other piece between quotes (as the regex finds it, faster).
+        outside = b"".join(data.split(b'"')[::2])
+    else:
+        outside = _STRING.sub(b"", data)
     depth = 0
-    for byte in _STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+    for byte in outside.translate(None, _NOT_BRACKETS):
         if byte in (0x5B, 0x7B):  # [ {
             depth += 1
             if depth > limit:

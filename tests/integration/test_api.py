@@ -194,6 +194,73 @@ def test_hash_only_batch_intake(evidence: RunningStack) -> None:
     assert content.status_code == 404 and content.headers["Content-Type"] == PROBLEM
 
 
+def test_hash_only_batch_keeps_odd_text_and_every_stored_path_verifies(
+    evidence: RunningStack,
+) -> None:
+    """The rows are written as COPY text: tabs, line breaks, backslashes and `\\N` in the
+    client's fields come back as sent, and every document's receipt (the batch receipt, its
+    statement and its stored path) verifies."""
+    refs = ["tab\there", "line\nbreak", "back\\slash", "crlf\r\n", "é ü 中", "\\N", "plain"]
+    items = [
+        {
+            "sha256": "0x" + hashlib.sha256(f"odd {i}".encode()).hexdigest(),
+            "kind": "other",
+            "candidate_ref": refs[i % len(refs)],
+            **({"agreement_id": "agr\t1", "milestone": "m\\1"} if i % 2 else {}),
+        }
+        for i in range(60)
+    ]
+    response = requests.post(
+        evidence.url("/v1/documents/hashes"), headers=evidence.hr, json={"items": items}, timeout=60
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    for item, answer in zip(items, body["items"], strict=True):
+        doc = requests.get(
+            evidence.url(f"/v1/documents/{answer['id']}"), headers=evidence.hr, timeout=10
+        ).json()
+        assert doc["candidate_ref"] == item["candidate_ref"]
+        assert doc["agreement_id"] == item.get("agreement_id")
+        assert doc["milestone"] == item.get("milestone")
+        assert doc["sha256"] == item["sha256"] and doc["has_content"] is False
+        receipt = doc["intake_receipt"]
+        assert receipt["signature"] == body["intake_receipt"]["signature"]
+        ok, detail, statement = verify_receipt(receipt, None)
+        assert ok, detail
+        assert statement == {
+            "document_id": answer["id"],
+            "sha256": item["sha256"],
+            "size": None,
+            "kind": "other",
+            "sequence": answer["sequence"],
+            "content_stored": False,
+        }
+
+
+def test_a_large_batch_with_one_bad_item_names_that_item(evidence_sqlite: RunningStack) -> None:
+    items = [
+        {"sha256": "0x" + f"{i:064x}", "kind": "other", "candidate_ref": f"c{i}"}
+        for i in range(5000)
+    ]
+    for index, bad, field in (
+        (1717, {"sha256": "0x" + "g" * 64}, "items.1717.sha256"),
+        (4999, {"candidate_ref": ""}, "items.4999.candidate_ref"),
+        (3, {"kind": "passport"}, "items.3.kind"),
+        (42, {"colour": "red"}, "items.42.colour"),
+    ):
+        batch = [dict(item) for item in items]
+        batch[index].update(bad)
+        response = requests.post(
+            evidence_sqlite.url("/v1/documents/hashes"),
+            headers=evidence_sqlite.hr,
+            json={"items": batch},
+            timeout=60,
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["Content-Type"] == PROBLEM
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
 def test_list_is_paginated_and_filtered_by_candidate(evidence: RunningStack) -> None:
     for i in range(5):
         upload(evidence, f"doc {i}".encode(), candidate_ref="cand-a" if i % 2 == 0 else "cand-b")

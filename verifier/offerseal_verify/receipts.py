@@ -117,15 +117,23 @@ class ReceiptSigner:
         Merkle root of every document's statement. Returns (batch receipt, each statement's
         path to that root); `member_receipt` makes a document's receipt of the two."""
         leaves = [item_leaf(item) for item in items]
+        batch, tree = self.sign_batch_tree(common, leaves)
+        return batch, [["0x" + p.hex() for p in tree.proof(leaf)] for leaf in leaves]
+
+    def sign_batch_tree(
+        self, common: dict[str, Any], leaves: list[bytes]
+    ) -> tuple[dict[str, Any], MerkleTree]:
+        """`sign_batch_paths` from the statements' leaves (`item_leaf` of each, computed by
+        the caller): (batch receipt, the tree of the leaves, which gives their paths)."""
         tree = MerkleTree.build(leaves)
         body = dict(
             common,
             format=BATCH_FORMAT,
             key_id=self.key_id,
-            count=len(items),
+            count=len(leaves),
             items_root="0x" + tree.root.hex(),
         )
-        return self._envelope(body), [["0x" + p.hex() for p in tree.proof(leaf)] for leaf in leaves]
+        return self._envelope(body), tree
 
     def sign_batch(
         self, common: dict[str, Any], items: list[dict[str, Any]]
