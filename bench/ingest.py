@@ -5,7 +5,8 @@ design (one transaction per document) at its best: signed with consecutive nonce
 without waiting, then every receipt awaited without a polling delay.
 
 Part of `make bench`; alone: `.venv/bin/python -m bench.run --only ingest` (it writes its
-section at the top of bench/RESULTS.md and bench/out/ingest.json).
+section at the top of bench/RESULTS.md and bench/out/ingest.json). Only some of its figures,
+printed and not written: `--parts http` (or `hashes`, `anchoring`, comma-separated).
 """
 
 from __future__ import annotations

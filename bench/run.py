@@ -42,6 +42,9 @@ PG_ADMIN = os.environ.get(
 AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+INGEST_PARTS = ("http", "hashes", "anchoring")  # bench/ingest.py's figures, `--parts`
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -556,14 +559,19 @@ def throughput(rpc_url: str, args: argparse.Namespace) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
     }
-    print(f"HTTP ingest vs the ceiling, workers {workers} ...", flush=True)
-    out["http"] = ingest.http_ingest(
-        rpc_url, OUT, args.docs, workers, 16, Service, PgDatabase, wait_anchored
-    )
-    print(f"hash-only intake of {args.hashes}, workers {workers} ...", flush=True)
-    out["hashes"] = ingest.hash_ingest(
-        rpc_url, OUT, args.hashes, 10_000, workers, Service, PgDatabase, wait_anchored
-    )
+    parts = set(args.parts.split(",") if args.parts else INGEST_PARTS)
+    if "http" in parts:
+        print(f"HTTP ingest vs the ceiling, workers {workers} ...", flush=True)
+        out["http"] = ingest.http_ingest(
+            rpc_url, OUT, args.docs, workers, 16, Service, PgDatabase, wait_anchored
+        )
+    if "hashes" in parts:
+        print(f"hash-only intake of {args.hashes}, workers {workers} ...", flush=True)
+        out["hashes"] = ingest.hash_ingest(
+            rpc_url, OUT, args.hashes, 10_000, workers, Service, PgDatabase, wait_anchored
+        )
+    if "anchoring" not in parts:
+        return out
     print(f"anchoring {args.naive}: the naive design at its best ...", flush=True)
     # A backlog of `--naive` documents (a backlog of 10,000 made Anvil itself the bottleneck of
     # the naive run: minutes at full CPU and 8 GB, so it is not measured).
@@ -580,21 +588,6 @@ def throughput(rpc_url: str, args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     return out
-
-
-def hashes_only(rpc_url: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Only the hash-only intake figure of `throughput` (same load, same services)."""
-    from bench import ingest
-
-    workers = tuple(int(w) for w in args.workers.split(","))
-    print(f"hash-only intake of {args.hashes}, workers {workers} ...", flush=True)
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "hashes": ingest.hash_ingest(
-            rpc_url, OUT, args.hashes, 10_000, workers, Service, PgDatabase, wait_anchored
-        ),
-    }
 
 
 def machine() -> str:
@@ -639,27 +632,28 @@ def main() -> int:
     )
     parser.add_argument(
         "--parts",
-        choices=["hashes"],
-        help="with --only ingest: only this part (hashes: hash-only intake); printed and "
-        "written to bench/out/ingest-<part>.json, RESULTS.md left as it is",
+        help="with --only ingest: only these of its figures (comma-separated: http, hashes, "
+        "anchoring); printed and written to bench/out/ingest-<parts>.json, RESULTS.md left as "
+        "it is",
     )
     args = parser.parse_args()
     if args.parts and args.only != "ingest":
         parser.error("--parts needs --only ingest")
+    unknown = set((args.parts or "http").split(",")) - set(INGEST_PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))}")
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only == "ingest":
         from bench import ingest
 
         anvil = AnvilProcess(free_port())
         try:
-            if args.parts == "hashes":
-                found = hashes_only(anvil.url, args)
-            else:
-                found = throughput(anvil.url, args)
+            found = throughput(anvil.url, args)
         finally:
             anvil.stop()
         if args.parts:
-            (OUT / f"ingest-{args.parts}.json").write_text(json.dumps(found, indent=2))
+            name = "-".join(args.parts.split(","))
+            (OUT / f"ingest-{name}.json").write_text(json.dumps(found, indent=2))
             print(json.dumps(found, indent=2))
             return 0
         (OUT / "ingest.json").write_text(json.dumps(found, indent=2))

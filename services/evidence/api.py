@@ -19,6 +19,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 from marshmallow import fields, validate
+from webargs.flaskparser import abort
 
 from offerseal_verify.hexbytes import is_hex32, to_hex
 from offerseal_verify.proofs import (
@@ -286,17 +287,93 @@ def _created(status: int, body: dict[str, Any], replayed: bool, location: str | 
     return response
 
 
+class FlatForm:
+    """`schema().load(form)` for a schema of plain fields, without webargs' and marshmallow's
+    per-request machinery (a new schema object per request, a deep copy of its fields, the
+    processing hooks): the same fields, the same rules (the fields' own validators) and the
+    same messages, on the hot upload route. The schema stays what the API document shows; a
+    schema this cannot follow exactly is refused when the module is imported."""
+
+    PLAIN = (fields.String, Upload)
+
+    def __init__(self, schema: type[ma.Schema], location: str) -> None:
+        loaded = schema()
+        if loaded.unknown != ma.EXCLUDE or any(loaded._hooks.values()):
+            raise TypeError(f"{schema.__name__}: only unknown=EXCLUDE and no hooks")
+        self.schema = loaded
+        self.location = location
+        self.rules: list[tuple[str, bool, str, tuple[Callable[[Any], Any], ...]]] = []
+        for name, field in loaded.load_fields.items():
+            if type(field) not in self.PLAIN or field.data_key is not None:
+                raise TypeError(f"{schema.__name__}.{name}: not a plain String or Upload")
+            if field.load_default is not ma.missing:
+                raise TypeError(f"{schema.__name__}.{name}: a default is not followed")
+            required = str(field.error_messages["required"])
+            self.rules.append((name, field.required, required, tuple(field.validators)))
+        self.strings = frozenset(
+            name for name, field in loaded.load_fields.items() if type(field) is fields.String
+        )
+
+    def load(self, data: Any) -> dict[str, Any]:
+        """The loaded values, or the 422 webargs gives, naming each field (`data`: a MultiDict,
+        first value of each name)."""
+        out: dict[str, Any] = {}
+        errors: dict[str, list[str]] = {}
+        for name, required, missing, validators in self.rules:
+            value = data.get(name)
+            if value is None:
+                if required:
+                    errors[name] = [missing]
+                continue
+            if name in self.strings and not isinstance(value, str):
+                errors[name] = ["Not a valid string."]
+                continue
+            problems: list[str] = []
+            for validator in validators:
+                try:
+                    validator(value)
+                except ma.ValidationError as exc:
+                    problems.extend(cast(list[str], exc.messages))
+            if problems:
+                errors[name] = problems
+            else:
+                out[name] = value
+        if errors:
+            messages = {self.location: errors}
+            abort(422, exc=ma.ValidationError(messages), messages=messages, schema=self.schema)
+        return out
+
+
+def documented_arguments(
+    schema: type[ma.Schema], location: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`blp.arguments(schema, location=...)` for the API document only: the view loads the
+    input itself (`FlatForm`)."""
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        documented = blp.arguments(schema, location=location)(func)
+        func._apidoc = documented._apidoc  # type: ignore[attr-defined]
+        return func
+
+    return decorator
+
+
+UPLOAD_FORM = FlatForm(DocumentForm, "form")
+UPLOAD_FILE = FlatForm(DocumentFile, "files")
+
+
 @blp.route("/documents")
 class Documents(MethodView):
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Upload a document (multipart)")
     @requires_multipart
-    @blp.arguments(DocumentForm, location="form")
-    @blp.arguments(DocumentFile, location="files")
+    @documented_arguments(DocumentForm, location="form")
+    @documented_arguments(DocumentFile, location="files")
     @blp.response(201)
-    def post(self, form: dict[str, Any], files: dict[str, Any]) -> Response:
+    def post(self) -> Response:
         who = principal()
-        upload = files["file"]
+        form = UPLOAD_FORM.load(request.form)
+        upload = UPLOAD_FILE.load(request.files)["file"]
         content = read_upload(upload)
         doc = NewDocument(
             kind=form["kind"],

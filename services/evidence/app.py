@@ -21,6 +21,7 @@ from ..shared.config import ConfigError, Settings
 from ..shared.db import Database
 from ..shared.group_commit import GroupCommit
 from ..shared.links import LinkSigner
+from ..shared.multipart import FastFormRequest
 from ..shared.pdf import PdfSigningKey
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
@@ -106,6 +107,7 @@ def create_app(
         settings=settings,
         max_content_length=settings.max_document_bytes + 64 * 1024,
     )
+    app.request_class = FastFormRequest  # uploads: multipart without per-request regexes
     app.config["OFFERSEAL_MAX_DOCUMENT_BYTES"] = settings.max_document_bytes
     app.extensions["offerseal.evidence"] = service
     app.extensions["offerseal.links"] = LinkSigner(

@@ -7,6 +7,7 @@ Every write is one database transaction; when it returns, the document is commit
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from offerseal_verify import merkle, timestamps
@@ -26,7 +27,7 @@ from offerseal_verify.receipts import ReceiptSigner, TrustedKey, member_receipt
 
 from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
-from ..shared.db import Database, copy_text, insert_rows
+from ..shared.db import COPY_FROM, Database, copy_text, insert_rows
 from ..shared.group_commit import GroupCommit
 from ..shared.links import Link
 from ..shared.models import ApiKey, aware, utcnow
@@ -133,6 +134,26 @@ def sha256_bytes(values: Sequence[str]) -> bytes:
 def copy_value(value: str | None) -> str:
     """A value as COPY's text format writes it."""
     return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+
+
+_DOCUMENTS: Any = Document.__table__
+_BLOBS: Any = DocumentBlob.__table__
+# Built once (SQLAlchemy compiles each once and caches it): the rows of documents and of their
+# bytes as Core statements for executemany of plain dicts.
+_INSERT_DOCUMENTS = insert(_DOCUMENTS)
+_INSERT_BLOBS = insert(_BLOBS)
+
+
+@functools.cache
+def _one_upload(row: tuple[str, ...], blob: tuple[str, ...]) -> Any:
+    """A document's row and its bytes in one statement, every value a bound parameter (one
+    statement per set of columns, built once)."""
+    document = insert(_DOCUMENTS).values({k: bindparam(k, type_=_DOCUMENTS.c[k].type) for k in row})
+    return (
+        insert(_BLOBS)
+        .values({k: bindparam(k, type_=_BLOBS.c[k].type) for k in blob})
+        .add_cte(document.cte("document"))
+    )
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -605,16 +626,20 @@ class EvidenceService:
                     for r in mine
                 ]
             out.append((answers, batch_receipt))
-        if len(rows) == 1 and len(blobs) == 1 and session.connection().dialect.name == "postgresql":
+        postgres = session.connection().dialect.name == "postgresql"
+        if len(rows) == 1 and len(blobs) == 1 and postgres:
             # One upload: the row and its bytes in one statement (one round trip).
-            documents: Any = Document.__table__  # Core: no ORM bulk machinery for one row
-            document_blobs: Any = DocumentBlob.__table__
-            row = insert(documents).values(**rows[0]).cte("document")
-            session.execute(insert(document_blobs).values(**blobs[0]).add_cte(row))
+            statement = _one_upload(tuple(rows[0]), tuple(blobs[0]))
+            session.execute(statement, {**rows[0], **blobs[0]})
+        elif len(rows) < COPY_FROM:
+            # Uploads written together: Core executemany of the dicts, no ORM bulk machinery.
+            session.execute(_INSERT_DOCUMENTS, rows)
+            if blobs:
+                session.execute(_INSERT_BLOBS, blobs)
         else:
             insert_rows(session, Document, rows)
             if blobs:
-                session.execute(insert(DocumentBlob), blobs)
+                session.execute(_INSERT_BLOBS, blobs)
         return out
 
     def _idempotent(
