@@ -160,6 +160,17 @@ def check_json_text(data: bytes | str, field: str = "body") -> None:
             raise ValidationFailed(name or field, NUL_MESSAGE)
 
 
+def check_form_no_nul(req: Request) -> None:
+    """422 naming the form field when a field's text or a file's name holds a NUL (the form is
+    parsed here, as the view would parse it: bounded by MAX_CONTENT_LENGTH, files streamed)."""
+    for name, value in req.form.items(multi=True):
+        if "\x00" in value or "\x00" in name:
+            raise ValidationFailed(name.replace("\x00", "") or "form", NUL_MESSAGE)
+    for name, upload in req.files.items(multi=True):
+        if upload.filename and "\x00" in upload.filename:
+            raise ValidationFailed(name or "file", NUL_MESSAGE)
+
+
 def check_no_nul(req: Request) -> None:
     """422 naming the parameter when the path or the query string holds a NUL (%00)."""
     if "\x00" in req.path:
@@ -236,7 +247,10 @@ def install(app: Flask, limiter: RateLimiter, authenticate: Callable[[], Princip
             if kind in {"link", "token"}:
                 _require_issued_link(app)
         check_no_nul(request)
-        if request.method in {"GET", "HEAD", "OPTIONS"} or _is_form(request):
+        if _is_form(request):
+            check_form_no_nul(request)
+            return None
+        if request.method in {"GET", "HEAD", "OPTIONS"}:
             return None  # multipart bodies are bounded by MAX_CONTENT_LENGTH and streamed
         limit = _view_attr(app, MAX_BYTES_ATTR) or MAX_JSON_BYTES
         if request.content_length is not None and request.content_length > limit:
