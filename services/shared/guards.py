@@ -14,6 +14,7 @@ the `limits` library, in memory or in Redis so that replicas share one budget.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -120,11 +121,64 @@ def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+NUL_MESSAGE = "must not contain the character U+0000 (NUL)"
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path (dotted, list indexes as numbers) of the first key or string holding a NUL."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items: Any = ()
+    if isinstance(value, dict):
+        for key in value:
+            if "\x00" in key:
+                return f"{path}.{key}".lstrip(".").replace("\x00", "\\u0000")
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        found = _nul_at(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def check_json_text(data: bytes | str, field: str = "body") -> None:
-    """422 naming `field` when JSON text nests deeper than MAX_JSON_DEPTH."""
+    """422 naming `field` when JSON text nests deeper than MAX_JSON_DEPTH, and naming the
+    member when a string holds a NUL (no database stores one in text: PostgreSQL refuses it)."""
     raw = data.encode() if isinstance(data, str) else data
     if json_too_deep(raw):
         raise ValidationFailed(field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    if b"\\u0000" in raw:  # the only way JSON text carries a NUL (or a backslash before u0000)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return  # not JSON: the endpoint's own parsing answers that
+        at = _nul_at(parsed, "")
+        if at is not None:
+            name = at if field == "body" else f"{field}.{at}".rstrip(".")
+            raise ValidationFailed(name or field, NUL_MESSAGE)
+
+
+def check_form_no_nul(req: Request) -> None:
+    """422 naming the form field when a field's text or a file's name holds a NUL (the form is
+    parsed here, as the view would parse it: bounded by MAX_CONTENT_LENGTH, files streamed)."""
+    for name, value in req.form.items(multi=True):
+        if "\x00" in value or "\x00" in name:
+            raise ValidationFailed(name.replace("\x00", "") or "form", NUL_MESSAGE)
+    for name, upload in req.files.items(multi=True):
+        if upload.filename and "\x00" in upload.filename:
+            raise ValidationFailed(name or "file", NUL_MESSAGE)
+
+
+def check_no_nul(req: Request) -> None:
+    """422 naming the parameter when the path or the query string holds a NUL (%00)."""
+    if "\x00" in req.path:
+        raise ValidationFailed("path", NUL_MESSAGE)
+    if b"%00" in req.query_string:
+        for name, value in req.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                raise ValidationFailed(name.replace("\x00", "") or "query", NUL_MESSAGE)
 
 
 class RateLimiter:
@@ -192,7 +246,11 @@ def install(app: Flask, limiter: RateLimiter, authenticate: Callable[[], Princip
             limiter.hit(request.remote_addr or "unknown")
             if kind in {"link", "token"}:
                 _require_issued_link(app)
-        if request.method in {"GET", "HEAD", "OPTIONS"} or _is_form(request):
+        check_no_nul(request)
+        if _is_form(request):
+            check_form_no_nul(request)
+            return None
+        if request.method in {"GET", "HEAD", "OPTIONS"}:
             return None  # multipart bodies are bounded by MAX_CONTENT_LENGTH and streamed
         limit = _view_attr(app, MAX_BYTES_ATTR) or MAX_JSON_BYTES
         if request.content_length is not None and request.content_length > limit:

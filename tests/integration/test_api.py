@@ -430,3 +430,37 @@ def test_keys_health_metrics_and_openapi(evidence_sqlite: RunningStack) -> None:
     items = spec["components"]["schemas"]["HashBatch"]["properties"]["items"]
     assert items["type"] == "array" and items["items"]["$ref"].endswith("/HashItem")
     assert requests.get(stack.url("/docs"), timeout=10).status_code == 200
+
+
+def test_a_nul_anywhere_is_a_422_naming_where(evidence: RunningStack) -> None:
+    """No database keeps a NUL in text (PostgreSQL refuses it): a NUL in a JSON member, a form
+    field, a file's name, a query parameter or the path is refused naming it, and nothing is
+    stored."""
+    sha = "0x" + hashlib.sha256(b"nul").hexdigest()
+    answers = {
+        "items.0.candidate_ref": requests.post(
+            evidence.url("/v1/documents/hashes"),
+            headers=evidence.hr,
+            json={"items": [{"sha256": sha, "kind": "other", "candidate_ref": "a\u0000b"}]},
+            timeout=30,
+        ),
+        "candidate_ref": upload(evidence, b"nul form", candidate_ref="a\x00b"),
+        "file": requests.post(
+            evidence.url("/v1/documents"),
+            headers=evidence.hr,
+            data={"kind": "other", "candidate_ref": "c-1"},
+            files={"file": ("a\x00.pdf", b"nul name", "application/pdf")},
+            timeout=30,
+        ),
+        "candidate_ref ": requests.get(
+            evidence.url("/v1/documents?candidate_ref=a%00b"), headers=evidence.hr, timeout=30
+        ),
+        "path": requests.get(evidence.url("/v1/documents/a%00b"), headers=evidence.hr, timeout=30),
+    }
+    for field, answer in answers.items():
+        assert answer.status_code == 422, (field, answer.status_code, answer.text)
+        assert answer.headers["Content-Type"] == PROBLEM
+        assert answer.json()["errors"][0]["field"] == field.strip()
+        assert "NUL" in answer.json()["errors"][0]["message"]
+    listed = requests.get(evidence.url("/v1/documents"), headers=evidence.hr, timeout=30).json()
+    assert listed["items"] == []

@@ -68,3 +68,17 @@ def test_an_unreachable_shared_store_does_not_refuse_everyone() -> None:
     limiter = guards.RateLimiter("unit", "1/minute", f"redis://127.0.0.1:{free_port()}")
     limiter.hit("10.0.0.1")
     limiter.hit("10.0.0.1")  # no store, no limit (and a warning), rather than 500s for all
+
+
+def test_a_nul_in_json_is_refused_naming_the_member() -> None:
+    for body, field in (
+        (b'{"candidate_ref": "a\\u0000b"}', "candidate_ref"),
+        (b'{"items": [{"sha256": "0x"}, {"kind": "x\\u0000"}]}', "items.1.kind"),
+        (b'{"contact": {"e\\u0000mail": "x"}}', "contact.e\\u0000mail"),
+    ):
+        with pytest.raises(ValidationFailed) as info:
+            guards.check_json_text(body)
+        assert info.value.extra["errors"][0]["field"] == field
+        assert "NUL" in info.value.extra["errors"][0]["message"]
+    guards.check_json_text(b'{"note": "a backslash before u0000: \\\\u0000"}')  # no NUL
+    guards.check_json_text(b'{"broken": "\\u0000"')  # not JSON: the endpoint answers that
