@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
 from werkzeug.test import EnvironBuilder
 
 from bench.ingest import hash_bodies
@@ -48,6 +49,22 @@ def report(profiler: cProfile.Profile, title: str, per: int, top: int) -> None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(top)
         print(out.getvalue())
+
+
+def time_statements(engine: Any) -> dict[str, float]:
+    """Each statement's wall time from here on, summed by its first 90 characters."""
+    totals: dict[str, float] = {}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        conn.info["started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def after(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        key = " ".join(statement.split())[:90]
+        totals[key] = totals.get(key, 0.0) + time.perf_counter() - conn.info.pop("started")
+
+    return totals
 
 
 def main() -> int:
@@ -148,6 +165,7 @@ def main() -> int:
             anchorer = stack.evidence.anchorer
             anchorer.connect()
             anchorer.recover()
+            statements = time_statements(anchorer.db.engine)
             anchored = cProfile.Profile()
             started = time.perf_counter()
             anchored.enable()
@@ -163,6 +181,9 @@ def main() -> int:
             if args.out:
                 anchored.dump_stats(args.out.with_suffix(".anchoring" + args.out.suffix))
             report(anchored, "anchoring batch", batches, args.top)
+            print("== anchoring batch: wall time of each statement (ms a batch)")
+            for sql, seconds in sorted(statements.items(), key=lambda kv: -kv[1])[:8]:
+                print(f"  {seconds / batches * 1000:8.1f}  {sql}")
         stack.stop()
     finally:
         db.drop()

@@ -66,6 +66,7 @@ from .adapters.registry import RegistryClient
 from .domain.documents import ANCHORED, PENDING
 from .models import Batch, BatchMember, Document
 from .service import CANDIDATE_LINK
+from .trees import JSON_NULL, leaves_of, path_hex, tree_of
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 1.0  # seconds between deeper looks (pool, nonce) at a batch not mined yet
@@ -233,34 +234,23 @@ class Anchorer:
                 nonce=nonce,
                 tx_hash=prepared.tx_hash,
                 raw_tx=prepared.raw,
+                leaves=leaves_of(leaves),  # each member's proof is rebuilt from them
             )
             session.add(batch)
             session.flush()
             seqs = [int(seq) for seq, _ in rows]
             if session.connection().dialect.name == "postgresql":
-                # Each proof's JSON written once from the tree's nodes (`proofs_json`), the rows
-                # as COPY text: no list of hex strings and no JSON encoder run a document.
                 copy_text(
                     session,
                     "batch_members",
                     ("batch_id", "document_seq", "proof"),
-                    "".join(
-                        f"{batch.id}\t{seq}\t{proof}\n"
-                        for seq, proof in zip(seqs, tree.proofs_json(leaves), strict=True)
-                    ),
+                    "".join(f"{batch.id}\t{seq}\t{JSON_NULL}\n" for seq in seqs),
                 )
             else:
                 insert_rows(
                     session,
                     BatchMember,
-                    [
-                        {
-                            "batch_id": batch.id,
-                            "document_seq": seq,
-                            "proof": [to_hex(p) for p in tree.proof(leaf)],
-                        }
-                        for seq, leaf in zip(seqs, leaves, strict=True)
-                    ],
+                    [{"batch_id": batch.id, "document_seq": seq, "proof": None} for seq in seqs],
                 )
             session.execute(
                 update(Document).where(seq_among(session, seqs)).values(batch_id=batch.id),
@@ -635,7 +625,7 @@ class Anchorer:
                             "values": [m.sha256, m.salt],  # the leaf's values
                             "via_candidate_link": m.api_key_id == CANDIDATE_LINK,
                             "root": batch.root,
-                            "proof": m.proof,
+                            "proof": proof,
                             "chain_id": batch.chain_id,
                             "registry": batch.registry_address,
                             "tx_hash": batch.tx_hash,
@@ -644,7 +634,7 @@ class Anchorer:
                             "batch_id": batch.id,
                         },
                     )
-                    for m in members
+                    for m, proof in zip(members, self._paths(batch, members), strict=True)
                 ],
             )
         log.info(
@@ -654,6 +644,21 @@ class Anchorer:
             receipt["gasUsed"],
             batch.leaf_count,
         )
+
+    @staticmethod
+    def _paths(batch: Batch, members: Sequence[Any]) -> list[list[str]]:
+        """The members' proofs: as stored (batches prepared before revision 0022), or rebuilt
+        from the batch's stored leaves (the tree built only if some member needs it)."""
+        tree = None
+        paths = []
+        for m in members:
+            if m.proof is not None:
+                paths.append(list(m.proof))
+                continue
+            if tree is None:
+                tree = tree_of(batch.leaves)
+            paths.append(path_hex(tree, from_hex32(m.leaf)))
+        return paths
 
     # ---- recovery and reconciliation ------------------------------------------------------
 

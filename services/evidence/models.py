@@ -56,12 +56,15 @@ class Document(Base):
     has_content: Mapped[bool] = mapped_column(Boolean, default=False)
     api_key_id: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    receipt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The signed receipt; JSON null (None) for hash-only intake since revision 0022: rebuilt
+    # from the intake batch's receipt and stored leaves when served.
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=False)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     # The batch whose proof is current; NULL while pending (first time or after a chain reset).
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
-    # Hash-only intake: the signed batch receipt stored once; `receipt` then holds only this
-    # document's path into it ({"item_proof": [...]}).
+    # Hash-only intake: the signed batch receipt and its statements' leaves stored once;
+    # `receipt` is JSON null (before revision 0022 it held this document's path,
+    # {"item_proof": [...]}).
     intake_batch_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("intake_batches.id"))
 
     __table_args__ = (
@@ -90,6 +93,9 @@ class IntakeBatch(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(128))
     receipt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The statements' leaves in tree order, 32 bytes each: every document's path is rebuilt
+    # from them (NULL for batches stored before revision 0022, whose rows keep their paths).
+    leaves: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -150,6 +156,10 @@ class Batch(Base):
     block_hash: Mapped[str | None] = mapped_column(String(66))
     block_timestamp: Mapped[int | None] = mapped_column(BigInteger)
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    # The tree's leaves in tree order, 32 bytes each: each member's proof is rebuilt from them
+    # (NULL for batches prepared before revision 0022, whose members keep their proofs).
+    # Deferred: loaded only when a proof is rebuilt, not with every batch.
+    leaves: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     anchored_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -164,7 +174,8 @@ class BatchMember(Base):
 
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
     document_seq: Mapped[int] = mapped_column(ForeignKey("documents.seq"), primary_key=True)
-    proof: Mapped[list[str]] = mapped_column(JSON)
+    # JSON null (None) since revision 0022: rebuilt from `batches.leaves` when served.
+    proof: Mapped[list[str] | None] = mapped_column(JSON, nullable=False)
 
     __table_args__ = (Index("ix_batch_members_document", "document_seq"),)
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from offerseal_verify import merkle, timestamps
 from offerseal_verify.hexbytes import from_hex32, to_hex
 from offerseal_verify.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
-from offerseal_verify.receipts import ReceiptSigner, TrustedKey, member_receipt
+from offerseal_verify.receipts import ReceiptSigner, TrustedKey, item_leaf, member_receipt
 
 from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
@@ -54,6 +54,7 @@ from .provenance import (
 )
 from .receipt_keys import ReceiptKeys
 from .sequences import allocate_for
+from .trees import JSON_NULL, TreeCache, leaves_of, path_hex
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -231,6 +232,7 @@ class EvidenceService:
         self.keys = ReceiptKeys(db, signer)
         self._key_labels: dict[str, str | None] = {}  # an API key's label never changes
         self._intake_batches: dict[int, dict[str, Any]] = {}  # signed batch receipts, by id
+        self.trees = TreeCache()  # intake batches' and anchored batches' trees, rebuilt
         # The TSA roots /v1/verify trusts for RFC 3161 stamps (None: each bundle's own).
         self.tsa_roots = list(tsa_roots) if tsa_roots is not None else None
 
@@ -258,16 +260,21 @@ class EvidenceService:
             "api_key_id": principal.key_id,
             "received_at": received_at,
         }
-        # The batch receipt is stored once; each row keeps its path into it, and its whole
-        # receipt is rebuilt when served (`_receipt`).
+        # The batch receipt and its statements' leaves are stored once; a row's receipt is
+        # JSON null, rebuilt with its path when served (`_receipt`).
         leaves = hash_only_statement_leaves(intake.ids, sha256s, kinds, sequences)
-        batch_receipt, tree = self.signer.sign_batch_tree({**common, "provenance": origin}, leaves)
+        batch_receipt, _tree = self.signer.sign_batch_tree({**common, "provenance": origin}, leaves)
         intake_batch_id = session.execute(
             insert(IntakeBatch)
-            .values(tenant=principal.tenant, receipt=batch_receipt, created_at=now)
+            .values(
+                tenant=principal.tenant,
+                receipt=batch_receipt,
+                leaves=leaves_of(leaves),
+                created_at=now,
+            )
             .returning(IntakeBatch.id)
         ).scalar_one()
-        receipts = ['{"item_proof": ' + path + "}" for path in tree.proofs_json(leaves)]
+        receipts = [JSON_NULL] * count
         salts = intake.salts.hex()
         salt_hex = ["0x" + salts[i : i + 64] for i in range(0, len(salts), 64)]
         if session.connection().dialect.name == "postgresql":
@@ -298,7 +305,7 @@ class EvidenceService:
                         "has_content": False,
                         "api_key_id": principal.key_id,
                         "received_at": now,
-                        "receipt": json.loads(receipt),
+                        "receipt": None,
                         "status": PENDING,
                         "intake_batch_id": intake_batch_id,
                     }
@@ -832,19 +839,29 @@ class EvidenceService:
         receipt once and the document's path into it: the receipt is rebuilt from the two and
         the document's statement (its columns)."""
         if doc.intake_batch_id is None:
+            assert doc.receipt is not None
             return doc.receipt
-        batch = self._intake_batches.get(doc.intake_batch_id)
+        intake_batch_id = doc.intake_batch_id
+        batch = self._intake_batches.get(intake_batch_id)
         if batch is None:
             batch = session.execute(
-                select(IntakeBatch.receipt).where(IntakeBatch.id == doc.intake_batch_id)
+                select(IntakeBatch.receipt).where(IntakeBatch.id == intake_batch_id)
             ).scalar_one()
             if len(self._intake_batches) > 1000:
                 self._intake_batches.clear()
-            self._intake_batches[doc.intake_batch_id] = batch  # signed: never changes
+            self._intake_batches[intake_batch_id] = batch  # signed: never changes
         item = statement_of(
             doc.id, doc.sha256, doc.size, doc.kind, int(doc.sequence), bool(doc.has_content)
         )
-        return member_receipt(batch, item, list(doc.receipt["item_proof"]))
+        if doc.receipt is not None:  # stored before revision 0022, with its path
+            return member_receipt(batch, item, list(doc.receipt["item_proof"]))
+        tree = self.trees.get(
+            ("intake", intake_batch_id),
+            lambda: session.execute(
+                select(IntakeBatch.leaves).where(IntakeBatch.id == intake_batch_id)
+            ).scalar_one(),
+        )
+        return member_receipt(batch, item, path_hex(tree, item_leaf(item)))
 
     def list_documents(
         self, principal: Principal, candidate_ref: str | None, after: int, limit: int
@@ -915,7 +932,11 @@ class EvidenceService:
             out = []
             for batch, proof in rows:
                 bundle = self._bundle(
-                    doc, batch, proof, self._stamps(session, batch.id), self._receipt(session, doc)
+                    doc,
+                    batch,
+                    self._member_path(session, batch.id, doc, proof),
+                    self._stamps(session, batch.id),
+                    self._receipt(session, doc),
                 )
                 out.append(
                     {
@@ -942,10 +963,23 @@ class EvidenceService:
             return self._bundle(
                 doc,
                 batch,
-                member.proof,
+                self._member_path(session, batch.id, doc, member.proof),
                 self._stamps(session, batch.id),
                 self._receipt(session, doc),
             )
+
+    def _member_path(
+        self, session: Session, batch_id: int, doc: Document, stored: list[str] | None
+    ) -> list[str]:
+        """A document's proof in an anchored batch: as its member row stored it (batches
+        prepared before revision 0022), or rebuilt from the batch's stored leaves."""
+        if stored is not None:
+            return stored
+        tree = self.trees.get(
+            ("batch", batch_id),
+            lambda: session.execute(select(Batch.leaves).where(Batch.id == batch_id)).scalar_one(),
+        )
+        return path_hex(tree, from_hex32(doc.leaf))
 
     @staticmethod
     def _stamps(session: Session, batch_id: int) -> list[dict[str, Any]]:

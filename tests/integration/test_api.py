@@ -8,12 +8,16 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import text
+from sqlalchemy import select, text, update
 
 from offerseal.evidence.domain.receipts import verify_receipt
+from offerseal.evidence.models import BatchMember, Document
+from offerseal_verify.merkle import MerkleTree
+from offerseal_verify.receipts import item_leaf
 from tests.conftest import RunningStack, upload, wait_for_proof
 
 pytestmark = pytest.mark.chain
@@ -133,35 +137,67 @@ def test_hash_only_batch_intake(evidence: RunningStack) -> None:
     ).json()
     assert verdict["valid"], verdict
 
-    # The batch receipt is stored once; each row keeps only its path into it. What is served
-    # is the receipt as signed: the batch receipt, the statement, the path, in that order.
+    # The batch receipt and its statements' leaves are stored once; a row keeps no path
+    # (JSON null). What is served is the receipt as signed: the batch receipt, the statement,
+    # the path, in that order; the path is the one a tree of every statement in the request
+    # gives, built here from the answers alone.
     with evidence.db.sessions() as session:
         stored = session.execute(
             text("SELECT receipt, intake_batch_id FROM documents WHERE id = :id"),
             {"id": last["id"]},
         ).one()
         batches = session.execute(text("SELECT count(*) FROM intake_batches")).scalar()
-    path = stored[0] if isinstance(stored[0], dict) else json.loads(stored[0])
-    assert set(path) == {"item_proof"} and stored[1] is not None and batches == 1
-    expected = dict(
-        body["intake_receipt"],
-        item={
-            "document_id": last["id"],
-            "sha256": last["sha256"],
+        leaves = session.execute(
+            text("SELECT leaves FROM intake_batches WHERE id = :id"), {"id": stored[1]}
+        ).scalar_one()
+        member_proof = session.execute(
+            text(
+                "SELECT m.proof FROM batch_members m JOIN documents d ON d.seq = m.document_seq"
+                " WHERE d.id = :id"
+            ),
+            {"id": last["id"]},
+        ).scalar_one()
+    assert stored[0] in (None, "null") and member_proof in (None, "null")
+    assert stored[1] is not None and batches == 1 and len(leaves) == 500 * 32
+
+    def statement(answer: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "document_id": answer["id"],
+            "sha256": answer["sha256"],
             "size": None,
             "kind": "salary_statement",
-            "sequence": last["sequence"],
+            "sequence": answer["sequence"],
             "content_stored": False,
-        },
-        item_proof=path["item_proof"],
-    )
+        }
+
+    tree = MerkleTree.build([item_leaf(statement(a)) for a in body["items"]])
+    path = ["0x" + p.hex() for p in tree.proof(item_leaf(statement(last)))]
+    expected = dict(body["intake_receipt"], item=statement(last), item_proof=path)
     served = requests.get(
         evidence.url(f"/v1/documents/{last['id']}"), headers=evidence.hr, timeout=10
     ).json()["intake_receipt"]
     assert served == expected == receipt
     assert json.dumps(served, sort_keys=True) == json.dumps(expected, sort_keys=True)
-    ok, _detail, statement = verify_receipt(served, None)
-    assert ok and statement["document_id"] == last["id"]
+    ok, _detail, checked = verify_receipt(served, None)
+    assert ok and checked["document_id"] == last["id"]
+    # A row stored before the trees were (its own path, its member's proof) is served from it.
+    with evidence.db.sessions() as session:
+        seq = session.execute(select(Document.seq).where(Document.id == last["id"])).scalar_one()
+
+    def store_paths(receipt: dict[str, Any] | None, proof: list[str] | None) -> None:
+        with evidence.db.transaction() as session:
+            session.execute(update(Document).where(Document.seq == seq).values(receipt=receipt))
+            session.execute(
+                update(BatchMember).where(BatchMember.document_seq == seq).values(proof=proof)
+            )
+
+    store_paths({"item_proof": ["0x" + "11" * 32]}, ["0x" + "22" * 32])
+    old = requests.get(
+        evidence.url(f"/v1/documents/{last['id']}/proof"), headers=evidence.hr, timeout=10
+    ).json()
+    assert old["intake_receipt"]["item_proof"] == ["0x" + "11" * 32]
+    assert old["merkle"]["proof"] == ["0x" + "22" * 32]
+    store_paths(None, None)  # as it was, for what follows
     # ... and the command line verifies the bundle with the document's bytes.
     folder = evidence.settings.data_dir / "verify-hash-only"
     folder.mkdir()
