@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from .. import __version__
-from ..shared import chain, revocations, secrets
+from ..shared import chain, guards, revocations, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database
@@ -27,6 +27,7 @@ from .adapters.evidence import EvidenceArchiveClient, EvidenceClient
 from .cover import cover_maker
 from .domain.agreements import CONTRACT_MAJOR_VERSION, supported_contract
 from .dossier import Dossiers
+from .errors import AgreementNotFound
 from .policy import Policy
 from .service_layer import ContractsService
 
@@ -53,6 +54,7 @@ def create_app(
     )
     app.extensions["offerseal.dossiers"] = build_dossiers(settings, db, service, links, portal_url)
     flask_api.register_blueprint(api.blp)
+    guards.not_found_as(app, {"agreement_id": AgreementNotFound, "amendment_id": AgreementNotFound})
 
     def chain_node() -> int:
         return service.client.block_number()

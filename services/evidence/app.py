@@ -16,7 +16,7 @@ from offerseal_verify.proofs import ChainView
 from offerseal_verify.receipts import ReceiptSigner
 from offerseal_verify.timestamps import load_certificates
 
-from ..shared import chain, revocations, secrets
+from ..shared import chain, guards, revocations, secrets
 from ..shared.config import ConfigError, Settings
 from ..shared.db import Database
 from ..shared.group_commit import GroupCommit
@@ -29,6 +29,7 @@ from . import api
 from .adapters.registry import Web3ChainView
 from .anchoring import Anchorer
 from .crypto import DocumentCipher
+from .errors import DocumentNotFound, SchemaNotFound
 from .issuer import CertificateIssuer
 from .models import Document
 from .receipt_keys import record_current
@@ -117,6 +118,7 @@ def create_app(
     app.extensions["offerseal.certificates"] = build_issuer(settings, service)
     flask_api.register_blueprint(api.blp)
     flask_api.register_blueprint(api.verify_blp)
+    guards.not_found_as(app, {"document_id": DocumentNotFound, "name": SchemaNotFound})
 
     def pending() -> int:
         with db.sessions() as session:

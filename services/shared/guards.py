@@ -10,6 +10,9 @@ any byte of the body is read, so an unauthenticated caller cannot make a service
 A link must be one we issued (its MAC holds) before the body is read. Anonymous calls (public,
 token, and link calls without a key) are rate limited per client address with
 the `limits` library, in memory or in Redis so that replicas share one budget.
+A path parameter holding a NUL names nothing (no id, code or name holds one; PostgreSQL refuses
+it in text): the route answers 404 as for any unknown id, unless its view is a page for people
+marked `own_path` (it answers any value with its own page, checking it before any lookup).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import Flask, Request, Response, request
@@ -29,7 +32,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from .auth import Principal
-from .errors import PayloadTooLarge, TooManyRequests, Unauthorized, ValidationFailed
+from .errors import NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, ValidationFailed
 
 # Python's own default. web3 pulls in py_ecc, which raises the limit to 100,000 at import time;
 # deeply nested input then overflows the C stack (SIGSEGV) instead of raising RecursionError.
@@ -40,6 +43,8 @@ MAX_JSON_DEPTH = 32  # our documents nest 4 levels at most
 ACCESS_ATTR = "offerseal_access"
 ROLES_ATTR = "offerseal_roles"
 MAX_BYTES_ATTR = "offerseal_max_json_bytes"
+OWN_PATH_ATTR = "offerseal_own_path"
+NOT_FOUND_EXT = "offerseal.not_found"  # path parameter -> the error its unknown values raise
 PROBE_BLUEPRINTS = frozenset({"api-docs"})  # flask-smorest's OpenAPI document and docs page
 
 T = TypeVar("T")
@@ -93,6 +98,20 @@ def max_json_bytes(limit: int) -> Callable[[T], T]:
         return view
 
     return mark
+
+
+def own_path(view: T) -> T:
+    """Mark a page for people that answers any value of its path parameters itself, with its
+    own page (checked before any lookup): a NUL in its path is left to it, so a candidate's
+    `/l/%00` still gets the friendly page an unknown code gets."""
+    setattr(view, OWN_PATH_ATTR, True)
+    return view
+
+
+def not_found_as(app: Flask, errors: Mapping[str, type[NotFound]]) -> None:
+    """The error each path parameter's unknown values raise (e.g. `document_id` ->
+    DocumentNotFound), so a NUL in it gets the same problem document; NotFound otherwise."""
+    app.extensions.setdefault(NOT_FOUND_EXT, {}).update(errors)
 
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -171,9 +190,18 @@ def check_form_no_nul(req: Request) -> None:
             raise ValidationFailed(name or "file", NUL_MESSAGE)
 
 
+def check_path_no_nul(app: Flask, req: Request) -> None:
+    """404, as for an unknown id, when a path parameter holds a NUL (%00): no id, code or name
+    holds one, so it names nothing (and PostgreSQL would refuse it in a query's text)."""
+    for name, value in (req.view_args or {}).items():
+        if isinstance(value, str) and "\x00" in value:
+            error = app.extensions.get(NOT_FOUND_EXT, {}).get(name, NotFound)
+            raise error(f"{name}: nothing is named with a NUL (U+0000)")
+
+
 def check_no_nul(req: Request) -> None:
-    """422 naming the parameter when the query string holds a NUL (%00). (A path is each
-    view's to answer: a person's short link with %00 is its own friendly 404 page.)"""
+    """422 naming the parameter when the query string holds a NUL (%00). (A NUL in the path
+    names nothing: `check_path_no_nul`.)"""
     if b"%00" in req.query_string:
         for name, value in req.args.items(multi=True):
             if "\x00" in name or "\x00" in value:
@@ -245,6 +273,8 @@ def install(app: Flask, limiter: RateLimiter, authenticate: Callable[[], Princip
             limiter.hit(request.remote_addr or "unknown")
             if kind in {"link", "token"}:
                 _require_issued_link(app)
+        if not _view_attr(app, OWN_PATH_ATTR):
+            check_path_no_nul(app, request)
         check_no_nul(request)
         if _is_form(request):
             check_form_no_nul(request)

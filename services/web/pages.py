@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, redirect, render_template, request
 from markupsafe import Markup
 
-from ..shared.guards import access
+from ..shared.guards import access, own_path
 from ..shared.web import CONTENT_SECURITY_POLICY
 from . import i18n, standalone
 
@@ -100,6 +100,7 @@ def _portal(
 
 @blp.get("/portal/<string:agreement_id>")
 @access("public")
+@own_path
 def portal(agreement_id: str) -> Response:
     """The candidate's portal: read, enrol, sign, follow the progress, arrive. The page holds
     no data; its script calls the agreement's APIs on this origin with the link's token."""
@@ -108,6 +109,7 @@ def portal(agreement_id: str) -> Response:
 
 @blp.get("/portal/<string:agreement_id>/amendments/<string:amendment_id>")
 @access("public")
+@own_path
 def portal_amendment(agreement_id: str, amendment_id: str) -> Response:
     """The portal at one amendment waiting for the candidate's signature."""
     return _portal(
@@ -124,7 +126,7 @@ def _action(action: str) -> None:
         return _portal(agreement_id, None, "", mode=action)
 
     view.__name__ = f"portal_{action}"
-    blp.get(f"/portal/<string:agreement_id>/{action}")(access("public")(view))
+    blp.get(f"/portal/<string:agreement_id>/{action}")(access("public")(own_path(view)))
 
 
 for _name in ("reply", "upload", "unsubscribe"):

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, redirect
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..shared import shortlinks
-from ..shared.guards import access
+from ..shared.guards import access, own_path
 from .pages import _language, _page
 
 blp = Blueprint("shortlinks", __name__)
@@ -18,6 +18,7 @@ STATUS = {"unknown": 404, "expired": 410, "revoked": 410}
 
 @blp.get("/l/<string:code>")
 @access("public")
+@own_path
 def follow(code: str) -> BaseResponse:
     db = current_app.extensions["offerseal.db"]
     with db.sessions() as session:

@@ -82,3 +82,41 @@ def test_a_nul_in_json_is_refused_naming_the_member() -> None:
         assert "NUL" in info.value.extra["errors"][0]["message"]
     guards.check_json_text(b'{"note": "a backslash before u0000: \\\\u0000"}')  # no NUL
     guards.check_json_text(b'{"broken": "\\u0000"')  # not JSON: the endpoint answers that
+
+
+def test_a_nul_in_a_path_parameter_is_the_route_s_not_found() -> None:
+    from flask import Flask, request
+
+    from offerseal.shared import problems
+    from offerseal.shared.auth import Principal
+    from offerseal.shared.errors import NotFound, Unauthorized
+
+    class ThingNotFound(NotFound):
+        title = "Thing not found"
+
+    def authenticate() -> Principal:
+        if "Authorization" not in request.headers:
+            raise Unauthorized("an API key is required")
+        return Principal("k", "hr", "acme")
+
+    app = Flask("nul")
+    problems.register(app)
+    guards.install(app, guards.RateLimiter("nul", "100/minute", "memory://"), authenticate)
+    guards.not_found_as(app, {"thing_id": ThingNotFound})
+    app.add_url_rule("/things/<thing_id>", "thing", lambda thing_id: "a thing")
+    app.add_url_rule("/other/<other_id>", "other", lambda other_id: "another")
+    page = guards.own_path(guards.access("public")(lambda code: f"my own page for {code!r}"))
+    app.add_url_rule("/l/<code>", "page", page)
+    client = app.test_client()
+    key = {"Authorization": "Bearer x"}
+
+    thing = client.get("/things/a%00b", headers=key)
+    assert thing.status_code == 404 and thing.mimetype == problems.PROBLEM_TYPE
+    assert thing.json is not None and thing.json["title"] == "Thing not found"
+    assert "thing_id" in thing.json["detail"]
+    other = client.get("/other/%00", headers=key)
+    assert other.status_code == 404 and other.json is not None
+    assert other.json["title"] == "Not found"
+    assert client.get("/things/a%00b").status_code == 401  # the key first, as for any id
+    assert client.get("/things/ab", headers=key).text == "a thing"
+    assert client.get("/l/%00").text == "my own page for '\\x00'"  # a page answers itself

@@ -15,7 +15,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from ...shared import users
 from ...shared.errors import OfferSealError, TooManyRequests
-from ...shared.guards import access
+from ...shared.guards import access, own_path
 from ...shared.users import csrf_matches
 from ...shared.web import CSRF_FIELD, SESSION_COOKIE
 from .common import (
@@ -172,6 +172,7 @@ def logout() -> Response:
 
 @blp.get("/setup/<string:token>")
 @access("public")
+@own_path
 def setup(token: str) -> Response:
     account = users.setup_account(db(), token)
     csrf = login_csrf()
@@ -190,6 +191,7 @@ def setup(token: str) -> Response:
 
 @blp.post("/setup/<string:token>")
 @access("public")
+@own_path
 def setup_submit(token: str) -> Response:
     csrf = login_csrf()
     account = users.setup_account(db(), token)
