@@ -242,7 +242,10 @@ def wait_quiet(db: sa.Engine, tally: Tally, timeout: float) -> bool:
     while time.monotonic() < deadline:
         with db.connect() as conn:
             pending_docs = conn.execute(
-                sa.text("SELECT count(*) FROM documents WHERE status <> 'anchored'")
+                sa.text(  # a document is anchored when the batch of its current proof is
+                    "SELECT count(*) FROM documents d LEFT JOIN batches b ON b.id = d.batch_id"
+                    " WHERE b.state IS NULL OR b.state <> 'anchored'"
+                )
             ).scalar_one()
             unsent = conn.execute(
                 sa.text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
@@ -274,7 +277,11 @@ def check(
     with db.connect() as conn:
         for doc_id, sha in tally.documents.items():
             row = conn.execute(
-                sa.text("SELECT seq, sha256, status FROM documents WHERE id = :i"), {"i": doc_id}
+                sa.text(
+                    "SELECT d.seq, d.sha256, b.state AS status FROM documents d"
+                    " LEFT JOIN batches b ON b.id = d.batch_id WHERE d.id = :i"
+                ),
+                {"i": doc_id},
             ).one_or_none()
             if row is None or row.status != "anchored":
                 lost.append(doc_id)

@@ -157,7 +157,6 @@ def _document(
         "api_key_id": "bench",
         "received_at": NOW - 5 * DAY,
         "receipt": {},
-        "status": "pending",
         "has_content": False,
     }
 

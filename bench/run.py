@@ -259,7 +259,9 @@ def wait_anchored(svc: Service, db_url: str, expected: int, timeout: float = 600
         while time.perf_counter() - started < timeout:
             with engine.connect() as conn:
                 done = conn.execute(
-                    sa.text("SELECT count(*) FROM documents WHERE status = 'anchored'")
+                    sa.text(  # a document is anchored when its batch is
+                        "SELECT coalesce(sum(leaf_count), 0) FROM batches WHERE state = 'anchored'"
+                    )
                 ).scalar()
             if done is not None and done >= expected:
                 return time.perf_counter() - started

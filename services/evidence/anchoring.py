@@ -63,7 +63,6 @@ from ..shared.locks import ExclusiveLock
 from ..shared.models import aware, utcnow
 from ..shared.workers import Backoff, run_every
 from .adapters.registry import RegistryClient
-from .domain.documents import ANCHORED, PENDING
 from .models import Batch, BatchMember, Document
 from .service import CANDIDATE_LINK
 from .trees import JSON_NULL, leaves_of, path_hex, tree_of
@@ -528,9 +527,7 @@ class Anchorer:
         with self.db.transaction() as session:
             session.execute(update(Batch).where(Batch.id == batch_id).values(state="failed"))
             session.execute(
-                update(Document)
-                .where(Document.batch_id == batch_id)
-                .values(batch_id=None, status=PENDING)
+                update(Document).where(Document.batch_id == batch_id).values(batch_id=None)
             )
 
     def finalize(self, batch_id: int, receipt: Any) -> None:
@@ -556,12 +553,6 @@ class Anchorer:
                 )
                 .scalars()
                 .all(),
-            )
-            session.execute(
-                update(Document)
-                .where(Document.batch_id == batch_id, members_seq)
-                .values(status=ANCHORED),
-                execution_options={"synchronize_session": False},
             )
             members = session.execute(
                 select(
@@ -800,9 +791,7 @@ class Anchorer:
                 select(Document.id, Document.tenant).where(Document.batch_id == batch_id)
             ).all()
             session.execute(
-                update(Document)
-                .where(Document.batch_id == batch_id)
-                .values(batch_id=None, status=PENDING)
+                update(Document).where(Document.batch_id == batch_id).values(batch_id=None)
             )
             by_tenant: dict[str, list[str]] = {}
             for doc_id, tenant in docs:

@@ -59,7 +59,8 @@ class Document(Base):
     # The signed receipt; JSON null (None) for hash-only intake since revision 0022: rebuilt
     # from the intake batch's receipt and stored leaves when served.
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # A document's status is its batch's (`status_of`): no column, so anchoring a batch
+    # does not touch its documents' rows a second time (revision 0022 dropped `status`).
     # The batch whose proof is current; NULL while pending (first time or after a chain reset).
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
     # Hash-only intake: the signed batch receipt and its statements' leaves stored once;

@@ -32,7 +32,7 @@ from ..shared.group_commit import GroupCommit
 from ..shared.links import Link
 from ..shared.models import ApiKey, aware, utcnow
 from .crypto import DocumentCipher, Sealed, UnknownMasterKey
-from .domain.documents import ANCHORED, PENDING
+from .domain.documents import ANCHORED, PENDING, status_of
 from .errors import (
     DocumentNotFound,
     IdempotencyConflict,
@@ -306,7 +306,6 @@ class EvidenceService:
                         "api_key_id": principal.key_id,
                         "received_at": now,
                         "receipt": None,
-                        "status": PENDING,
                         "intake_batch_id": intake_batch_id,
                     }
                     for (
@@ -361,7 +360,7 @@ class EvidenceService:
         tenant, key = copy_value(principal.tenant), copy_value(principal.key_id)
         kind_text = {kind: copy_value(kind) for kind in set(kinds)}
         tail = f"\tf\t{key}\t{now.isoformat()}\t"
-        end = f"\t{PENDING}\t{intake_batch_id}\n"
+        end = f"\t{intake_batch_id}\n"
         lines = [
             f"{int(seq)}\t{doc_id}\t{tenant}\t{int(sequence)}\t{kind_text[kind]}\t"
             f"{copy_value(ref)}\t{copy_value(agreement)}\t{copy_value(milestone)}\t{sha256}\t"
@@ -412,7 +411,6 @@ class EvidenceService:
                 "api_key_id",
                 "received_at",
                 "receipt",
-                "status",
                 "intake_batch_id",
             ),
             "".join(lines),
@@ -594,7 +592,6 @@ class EvidenceService:
                         "api_key_id": principal.key_id,
                         "received_at": now,
                         "receipt": receipt,
-                        "status": PENDING,
                         "batch_id": None,
                         "intake_batch_id": intake_batch_id,
                     }
@@ -805,7 +802,7 @@ class EvidenceService:
             "content_type": doc.content_type,
             "filename": doc.filename,
             "has_content": doc.has_content,
-            "status": doc.status,
+            "status": status_of(batch.state if batch else None),
             "received_at": _iso(doc.received_at),
             "intake_receipt": receipt,
             "provenance": _provenance_of(receipt),
@@ -952,7 +949,7 @@ class EvidenceService:
         with self.db.sessions() as session:
             doc = self._load(session, principal, document_id)
             batch = session.get(Batch, doc.batch_id) if doc.batch_id else None
-            if doc.status != ANCHORED or batch is None or batch.state != "anchored":
+            if batch is None or status_of(batch.state) != ANCHORED:
                 raise ProofPending(
                     "the document is accepted and waiting for its batch to be anchored; "
                     "retry after a few seconds",

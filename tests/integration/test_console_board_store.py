@@ -147,7 +147,6 @@ def test_every_change_to_the_facts_shows_on_the_next_read(database: Database) ->
                 api_key_id="candidate-link",
                 received_at=NOW,
                 receipt={},
-                status="pending",
                 has_content=False,
             )
         )

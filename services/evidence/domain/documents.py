@@ -24,4 +24,11 @@ RECORD_KINDS: dict[str, str] = {"dossier_manifest": "dossier_manifest"}
 PENDING = "pending"
 ANCHORED = "anchored"
 
+
+def status_of(batch_state: str | None) -> str:
+    """A document's status from the state of the batch that holds its current proof (None:
+    in no batch yet, or back in the queue): anchored only once that batch is."""
+    return ANCHORED if batch_state == "anchored" else PENDING
+
+
 MAX_HASH_BATCH = 10_000

@@ -20,6 +20,7 @@ from ...contracts.models import (
     ChainOp,
     RiskChange,
 )
+from ...evidence.domain.documents import ANCHORED, status_of
 from ...evidence.models import Batch, Document
 from ...notify.models import DeliveryAttempt, Touchpoint
 from ...shared.auth import READ_ROLES, Principal
@@ -131,13 +132,14 @@ def derive_rows(session: Session, condition: Any, now: dt.datetime) -> list[cp.R
             Document.kind,
             Document.milestone,
             Document.received_at,
-            Document.status,
+            Batch.state,
         )
         .join(Agreement, Agreement.id == Document.agreement_id)
+        .outerjoin(Batch, Batch.id == Document.batch_id)
         .where(active, Document.tenant == Agreement.tenant)
     ):
         uploads[d.agreement_id].append(
-            cp.Upload(d.id, d.kind, d.milestone, aware(d.received_at), d.status)
+            cp.Upload(d.id, d.kind, d.milestone, aware(d.received_at), status_of(d.state))
         )
     rows = []
     for a in agreements:
@@ -228,10 +230,12 @@ def agreement_facts(
             )
         ).first()
         uploads = tuple(
-            cp.Upload(d.id, d.kind, d.milestone, aware(d.received_at), d.status)
-            for d in session.execute(
-                select(Document).where(Document.tenant == a.tenant, Document.agreement_id == a.id)
-            ).scalars()
+            cp.Upload(d.id, d.kind, d.milestone, aware(d.received_at), status_of(state))
+            for d, state in session.execute(
+                select(Document, Batch.state)
+                .outerjoin(Batch, Batch.id == Document.batch_id)
+                .where(Document.tenant == a.tenant, Document.agreement_id == a.id)
+            ).all()
         )
         fulfilled = session.execute(
             select(ChainOp.finished_at).where(
@@ -333,7 +337,7 @@ def timeline(db: Database, principal: Principal, agreement_id: str) -> list[dict
                 document=doc.id,
                 uploader=doc.api_key_id,
             )
-            if batch is not None and doc.status == "anchored":
+            if batch is not None and status_of(batch.state) == ANCHORED:
                 add(
                     batch.anchored_at,
                     "document.anchored",
