@@ -80,9 +80,6 @@ class Document(Base):
             postgresql_where=text("batch_id IS NULL"),
             sqlite_where=text("batch_id IS NULL"),
         ),
-        # Pages half full at intake: the anchorer's two updates of a row stay on its page, the
-        # second one without touching an index (migration 0021).
-        {"postgresql_with": {"fillfactor": 50}},
     )
 
 
