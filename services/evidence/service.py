@@ -205,6 +205,21 @@ def hash_only_statement_leaves(
     ]
 
 
+# The columns of a hash-only row that differ from row to row, in the order they are zipped.
+_HASH_ONLY_COLUMNS = (
+    "seq",
+    "id",
+    "sequence",
+    "kind",
+    "candidate_ref",
+    "agreement_id",
+    "milestone",
+    "sha256",
+    "salt",
+    "leaf",
+)
+
+
 def _provenance_of(receipt: dict[str, Any]) -> dict[str, Any] | None:
     """The provenance a receipt signed (None for receipts issued before it was recorded)."""
     payload = receipt.get("payload") if isinstance(receipt, dict) else None
@@ -274,67 +289,38 @@ class EvidenceService:
             )
             .returning(IntakeBatch.id)
         ).scalar_one()
-        receipts = [JSON_NULL] * count
         salts = intake.salts.hex()
         salt_hex = ["0x" + salts[i : i + 64] for i in range(0, len(salts), 64)]
-        if session.connection().dialect.name == "postgresql":
-            self._copy_hash_only(
-                session,
-                intake,
-                now,
-                intake_batch_id,
-                (seqs, sequences, kinds, refs, agreements, milestones, sha256s, salt_hex, receipts),
+        rows = list(
+            zip(
+                seqs,
+                intake.ids,
+                sequences,
+                kinds,
+                refs,
+                agreements,
+                milestones,
+                sha256s,
+                salt_hex,
+                intake.leaves,
+                strict=True,
             )
+        )
+        same = {  # every row's, after the columns of `_HASH_ONLY_COLUMNS`
+            "tenant": principal.tenant,
+            "has_content": False,
+            "api_key_id": principal.key_id,
+            "received_at": now,
+            "receipt": None,  # JSON null: rebuilt when served
+            "intake_batch_id": intake_batch_id,
+        }
+        if session.connection().dialect.name == "postgresql":
+            self._copy_hash_only(session, rows, same)
         else:
             insert_rows(
                 session,
                 Document,
-                [
-                    {
-                        "seq": seq,
-                        "id": doc_id,
-                        "tenant": principal.tenant,
-                        "sequence": sequence,
-                        "kind": kind,
-                        "candidate_ref": ref,
-                        "agreement_id": agreement,
-                        "milestone": milestone,
-                        "sha256": sha256,
-                        "salt": salt,
-                        "leaf": leaf,
-                        "has_content": False,
-                        "api_key_id": principal.key_id,
-                        "received_at": now,
-                        "receipt": None,
-                        "intake_batch_id": intake_batch_id,
-                    }
-                    for (
-                        seq,
-                        doc_id,
-                        sequence,
-                        kind,
-                        ref,
-                        agreement,
-                        milestone,
-                        sha256,
-                        salt,
-                        leaf,
-                        receipt,
-                    ) in zip(
-                        seqs,
-                        intake.ids,
-                        sequences,
-                        kinds,
-                        refs,
-                        agreements,
-                        milestones,
-                        sha256s,
-                        salt_hex,
-                        intake.leaves,
-                        receipts,
-                        strict=True,
-                    )
-                ],
+                [{**dict(zip(_HASH_ONLY_COLUMNS, row, strict=True)), **same} for row in rows],
             )
         # Each document's own receipt (with its path) is served by GET .../{id}.
         answers = [
@@ -347,74 +333,22 @@ class EvidenceService:
 
     @staticmethod
     def _copy_hash_only(
-        session: Session,
-        intake: _Intake,
-        now: dt.datetime,
-        intake_batch_id: int,
-        columns: tuple[list[Any], ...],
+        session: Session, rows: list[tuple[Any, ...]], same: dict[str, Any]
     ) -> None:
-        """The rows of documents registered by hash only, as one COPY in text format written
-        here (no row objects, no per-value adapters); the columns not named are NULL."""
-        seqs, sequences, kinds, refs, agreements, milestones, sha256s, salts, receipts = columns
-        principal = intake.principal
-        tenant, key = copy_value(principal.tenant), copy_value(principal.key_id)
-        kind_text = {kind: copy_value(kind) for kind in set(kinds)}
-        tail = f"\tf\t{key}\t{now.isoformat()}\t"
-        end = f"\t{intake_batch_id}\n"
-        lines = [
-            f"{int(seq)}\t{doc_id}\t{tenant}\t{int(sequence)}\t{kind_text[kind]}\t"
-            f"{copy_value(ref)}\t{copy_value(agreement)}\t{copy_value(milestone)}\t{sha256}\t"
-            f"{salt}\t{leaf}{tail}{receipt}{end}"
-            for (
-                seq,
-                doc_id,
-                sequence,
-                kind,
-                ref,
-                agreement,
-                milestone,
-                sha256,
-                salt,
-                leaf,
-                receipt,
-            ) in zip(
-                seqs,
-                intake.ids,
-                sequences,
-                kinds,
-                refs,
-                agreements,
-                milestones,
-                sha256s,
-                salts,
-                intake.leaves,
-                receipts,
-                strict=True,
-            )
-        ]
-        copy_text(
-            session,
-            "documents",
-            (
-                "seq",
-                "id",
-                "tenant",
-                "sequence",
-                "kind",
-                "candidate_ref",
-                "agreement_id",
-                "milestone",
-                "sha256",
-                "salt",
-                "leaf",
-                "has_content",
-                "api_key_id",
-                "received_at",
-                "receipt",
-                "intake_batch_id",
-            ),
-            "".join(lines),
+        """The rows of documents registered by hash only (`_HASH_ONLY_COLUMNS`, then `same`'s),
+        as one COPY in text format written here (no row objects, no per-value adapters); the
+        columns not named are NULL. Ids, hashes and leaves are hex or uuid text as they are."""
+        kind_text = {kind: copy_value(kind) for kind in {row[3] for row in rows}}
+        tail = (  # `same`'s values in its order
+            f"\t{copy_value(same['tenant'])}\tf\t{copy_value(same['api_key_id'])}"
+            f"\t{same['received_at'].isoformat()}\t{JSON_NULL}\t{int(same['intake_batch_id'])}\n"
         )
+        lines = [
+            f"{int(seq)}\t{doc_id}\t{int(sequence)}\t{kind_text[kind]}\t{copy_value(ref)}\t"
+            f"{copy_value(agreement)}\t{copy_value(milestone)}\t{sha256}\t{salt}\t{leaf}{tail}"
+            for seq, doc_id, sequence, kind, ref, agreement, milestone, sha256, salt, leaf in rows
+        ]
+        copy_text(session, "documents", (*_HASH_ONLY_COLUMNS, *same), "".join(lines))
 
     def email_facts(self, doc: NewDocument) -> dict[str, Any] | None:
         """For an e-mail with its bytes: its identifying headers and DKIM result (a DNS lookup,
