@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..shared.errors import Conflict, NotFound, OfferSealError, ValidationFailed
+from ..shared.errors import Conflict, NotFound, OfferSealError, TransientError, ValidationFailed
 
 
 class ContractsError(OfferSealError):
@@ -34,6 +34,13 @@ class ChainRefusal(ContractsError, Conflict):
 class TransactionFailed(ContractsError):
     status = 502
     title = "Transaction failed on chain"
+
+
+class SenderStopped(ContractsError, TransientError):
+    """The thread storing and sending the submissions waiting for the signer's lock stopped
+    (interrupted) before this one was answered: 503, try again."""
+
+    title = "The transaction sender stopped"
 
 
 class CandidateNotEnrolled(ContractsError, Conflict):

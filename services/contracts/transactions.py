@@ -45,7 +45,7 @@ from ..shared import failpoints, nonces
 from ..shared.chain import PreparedTx
 from ..shared.db import Database
 from ..shared.models import aware, utcnow
-from .errors import ChainRefusal, StillOffering
+from .errors import ChainRefusal, SenderStopped, StillOffering
 from .models import Agreement, ChainOp
 from .ports import AgreementsChain, ChainCall, Mined
 
@@ -105,6 +105,21 @@ class _Unit:
 
 def _fail(job: _Job, error: BaseException) -> None:
     job.error, job.done = error, True
+
+
+def _fail_unanswered(batch: list[_Job], error: BaseException) -> None:
+    """`error` escaped the holder of the signer's lock while it stored and sent `batch`: each
+    submission of it not answered yet gets it (one that is no Exception, an interrupt, as a
+    503 raised from it: it is not raised in another request's thread). One stored already is
+    sent and recorded by the confirmer like any other. Those still queued are taken by the
+    next holder."""
+    answer = error
+    if not isinstance(error, Exception):
+        answer = SenderStopped(f"interrupted ({type(error).__name__}) before answering it")
+        answer.__cause__ = error
+    for job in batch:
+        if not job.done:
+            _fail(job, answer)
 
 
 @dataclass(frozen=True)
@@ -245,7 +260,13 @@ class TransactionPath:
                                 batch = self._queue[:MAX_BATCH]
                                 del self._queue[:MAX_BATCH]
                             assert batch, "a submission left the queue without an answer"
-                            self._store_and_send(batch)
+                            try:
+                                self._store_and_send(batch)
+                            except BaseException as exc:
+                                # the submissions this holder took wait for it under the
+                                # lock: each gets an answer before the lock is released
+                                _fail_unanswered(batch, exc)
+                                raise
         except BaseException:
             with self._queue_lock:  # not stored (the lock could not be taken): withdrawn
                 self._queue[:] = [j for j in self._queue if j is not job]

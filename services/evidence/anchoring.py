@@ -441,16 +441,10 @@ class Anchorer:
             missing = int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
             if missing >= lowest:
                 return  # the node holds a transaction for every nonce below ours
-            fees: dict[str, Any] = dict(chain.suggested_fees(self.w3))
-            fields: dict[str, Any] = {
-                "type": 2,
-                "chainId": self.chain_id,
-                "to": self.signer.address,
-                "data": "0x",
-                "value": 0,
-                "gas": 21_000,
-            }
-            fields.update(nonces.bumped(fees, fees))
+            fees = chain.suggested_fees(self.w3)
+            fields = nonces.bumped(
+                chain.self_transfer_fields(self.chain_id, self.signer.address, fees), fees
+            )
             filler = chain.sign_eip1559(self.signer, fields, missing)
             log.warning(
                 "nonce %d of %s has no transaction (the batches above it wait): filled with a "

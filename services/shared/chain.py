@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -127,6 +128,22 @@ class PreparedTx:
 _EIP1559_FIELDS = frozenset(
     {"type", "chainId", "to", "data", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas"}
 )
+
+
+def self_transfer_fields(chain_id: int, address: str, fees: Mapping[str, int]) -> dict[str, Any]:
+    """A transaction (without its nonce) that does nothing: 0 from `address` to itself, with
+    `fees` (`maxFeePerGas`, `maxPriorityFeePerGas`). It fills a nonce nothing else is sent for,
+    so the transactions above it can be mined."""
+    return {
+        "type": 2,
+        "chainId": chain_id,
+        "to": address,
+        "data": "0x",
+        "value": 0,
+        "gas": 21_000,
+        "maxFeePerGas": int(fees["maxFeePerGas"]),
+        "maxPriorityFeePerGas": int(fees["maxPriorityFeePerGas"]),
+    }
 
 
 def _quantity(value: Any) -> int:

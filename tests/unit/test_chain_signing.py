@@ -58,6 +58,8 @@ def test_a_self_transfer_and_unknown_fields_are_signed_too() -> None:
         "maxFeePerGas": 3 * 10**9,
         "maxPriorityFeePerGas": 10**9,
     }
+    fees = {"maxFeePerGas": 3 * 10**9, "maxPriorityFeePerGas": 10**9}
+    assert chain.self_transfer_fields(31337, SIGNER.address, fees) == transfer
     prepared = chain.sign_eip1559(SIGNER, transfer, 7)
     assert (prepared.raw, prepared.tx_hash) == eth_account(transfer, 7)
     listed = {**transfer, "accessList": [{"address": CONTRACT, "storageKeys": ["0x" + "00" * 32]}]}

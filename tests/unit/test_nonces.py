@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from offerseal.contracts.errors import ChainRefusal, StillOffering
+from offerseal.contracts.errors import ChainRefusal, SenderStopped, StillOffering
 from offerseal.contracts.models import Agreement, ChainOp
 from offerseal.contracts.ports import ChainCall
 from offerseal.contracts.service_layer import ContractsService
@@ -108,7 +108,7 @@ def queued_together(tx: Any, jobs: list[Any]) -> dict[int, Any]:
     def run(i: int) -> None:
         try:
             results[i] = jobs[i]()
-        except Exception as exc:
+        except BaseException as exc:  # the answer of the lock's holder may be any
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
@@ -448,4 +448,47 @@ def test_offers_waiting_together_while_the_node_is_down_each_get_its_error_once(
         assert session.execute(select(func.count()).select_from(ChainOp)).scalar() == 0
         assert session.execute(select(func.count()).select_from(Agreement)).scalar() == 0
     chain.unsigned = unsigned  # type: ignore[method-assign]
+    assert contracts.agreements.create(HR, new_agreement())["chain"]["nonce"] == 0
+
+
+class _Stop(BaseException):
+    """What escapes `except Exception`: an interrupt, a thread's exit."""
+
+
+@pytest.mark.parametrize("escaping", [RuntimeError("the encoder broke"), _Stop()])
+def test_offers_taken_by_a_holder_that_dies_each_get_an_answer_and_the_lock_is_free(
+    db: Database,  # noqa: F811
+    chain: FakeChain,  # noqa: F811
+    contracts: ContractsService,  # noqa: F811
+    escaping: BaseException,
+) -> None:
+    """An error that escapes the lock's holder while it stores and sends the offers it took
+    from the queue (here: building their multicall) answers each of them, none is left
+    waiting, and the signer's lock is free for the next submission. The holder's own request
+    gets the error; the others get it too, or a 503 when it is no Exception (an interrupt is
+    not raised in another request's thread)."""
+    bundle = chain.bundle
+
+    def broken(calls: Any) -> ChainCall | None:
+        if len(calls) > 1:  # the offers' multicall, built by the holder; not the probe
+            raise escaping
+        return bundle(calls)
+
+    chain.bundle = broken  # type: ignore[method-assign]
+    results = queued_together(
+        contracts.transactions,
+        [lambda: contracts.agreements.create(HR, new_agreement()) for _ in range(3)],
+    )
+    assert sorted(results) == [0, 1, 2], "a submission was left without an answer"
+    if isinstance(escaping, Exception):
+        assert all(results[i] is escaping for i in range(3))
+    else:
+        assert sum(results[i] is escaping for i in range(3)) == 1  # the holder's
+        others = [results[i] for i in range(3) if results[i] is not escaping]
+        assert all(isinstance(e, SenderStopped) and e.status == 503 for e in others)
+        assert all(e.__cause__ is escaping for e in others)
+    with db.sessions() as session:
+        assert session.execute(select(func.count()).select_from(ChainOp)).scalar() == 0
+    chain.bundle = bundle  # type: ignore[method-assign]
+    assert not contracts.transactions._local_lock.locked()
     assert contracts.agreements.create(HR, new_agreement())["chain"]["nonce"] == 0

@@ -266,15 +266,7 @@ class IntentAgreementsChain(chain.ContractClient):
 
     def self_transfer(self) -> dict[str, Any]:
         """A transaction that does nothing (0 to itself): fills a nonce nothing is stored for."""
-        return {
-            "type": 2,
-            "chainId": self._chain_id(),
-            "to": self.relayer,
-            "data": "0x",
-            "value": 0,
-            "gas": 21_000,
-            **self.suggested_fees(),
-        }
+        return chain.self_transfer_fields(self._chain_id(), self.relayer, self.suggested_fees())
 
     def suggested_fees(self) -> dict[str, int]:
         return chain.suggested_fees(self.w3)
