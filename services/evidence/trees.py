@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from offerseal_verify.hexbytes import to_hex
 from offerseal_verify.merkle import MerkleTree
 
 LEAF_BYTES = 32
@@ -27,7 +28,7 @@ def tree_of(stored: bytes | None) -> MerkleTree:
 
 def path_hex(tree: MerkleTree, leaf: bytes) -> list[str]:
     """A leaf's path to the root as the rows used to store it (`0x` hex, leaf to root)."""
-    return ["0x" + node.hex() for node in tree.proof(leaf)]
+    return [to_hex(node) for node in tree.proof(leaf)]
 
 
 class TreeCache:

@@ -1,6 +1,6 @@
 """Hash-only intake's column-wise shortcuts give exactly what the per-item code gives: the
-batch check, the ids, the statements' leaves, the paths' JSON, the sha256 parsing and the JSON
-depth guard."""
+batch check, the ids, the statements' leaves, the paths rebuilt from stored leaves, the sha256
+parsing and the JSON depth guard."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from offerseal.evidence.service import (
     statement_of,
     uuid4_strings,
 )
+from offerseal.evidence.trees import leaves_of, path_hex, tree_of
 from offerseal.shared.guards import _NOT_BRACKETS, _STRING, json_too_deep
 from offerseal_verify import merkle
 from offerseal_verify.hexbytes import from_hex32
@@ -86,14 +87,20 @@ def test_statement_leaves_equal_the_canonical_json_of_each_statement() -> None:
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7, 64, 1000])
-def test_proofs_json_equals_each_proof_and_verifies(count: int) -> None:
+def test_a_tree_rebuilt_from_its_stored_leaves_gives_each_leaf_its_proof(count: int) -> None:
     leaves = [os.urandom(32) for _ in range(count)]
     tree = merkle.MerkleTree.build(leaves)
-    texts = tree.proofs_json(leaves)
-    for leaf, text in zip(leaves, texts, strict=True):
-        path = ["0x" + p.hex() for p in tree.proof(leaf)]
-        assert text == json.dumps(path)
-        assert merkle.verify(tree.root, leaf, [from_hex32(p) for p in json.loads(text)])
+    stored = leaves_of(leaves)
+    assert len(stored) == 32 * count
+    rebuilt = tree_of(stored)
+    assert rebuilt.root == tree.root
+    for leaf in leaves:
+        path = path_hex(rebuilt, leaf)
+        assert path == ["0x" + p.hex() for p in tree.proof(leaf)]
+        assert merkle.verify(tree.root, leaf, [from_hex32(p) for p in path])
+    for bad in (b"", stored[:-1], None):
+        with pytest.raises(ValueError):
+            tree_of(bad)
 
 
 def test_a_batch_receipt_from_the_tree_verifies_for_every_member() -> None:
@@ -106,15 +113,14 @@ def test_a_batch_receipt_from_the_tree_verifies_for_every_member() -> None:
     ]
     leaves = hash_only_statement_leaves(ids, sha256s, ["other"] * 50, range(1, 51))
     common = {"tenant": "t", "api_key_id": "k", "received_at": "2026-11-26T12:00:00.000000Z"}
-    batch, tree = signer.sign_batch_tree(common, leaves)
+    batch, _tree = signer.sign_batch_tree(common, leaves)
     old_batch, old_paths = signer.sign_batch_paths(common, statements)
     assert batch == old_batch  # Ed25519 signatures are deterministic
-    for statement, text, old in zip(statements, tree.proofs_json(leaves), old_paths, strict=True):
-        stored = json.loads('{"item_proof": ' + text + "}")
-        assert stored["item_proof"] == old
-        ok, _detail, proven = verify_receipt(
-            member_receipt(batch, statement, stored["item_proof"]), None
-        )
+    rebuilt = tree_of(leaves_of(leaves))  # as served: from the leaves stored once
+    for statement, old in zip(statements, old_paths, strict=True):
+        path = path_hex(rebuilt, item_leaf(statement))
+        assert path == old
+        ok, _detail, proven = verify_receipt(member_receipt(batch, statement, path), None)
         assert ok and proven == statement
 
 

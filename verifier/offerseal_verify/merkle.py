@@ -91,19 +91,6 @@ class MerkleTree:
     def root(self) -> bytes:
         return self.nodes[0]
 
-    def proofs_json(self, leaves: Sequence[bytes]) -> list[str]:
-        """Each leaf's proof as JSON text, exactly as `json.dumps([to_hex(p) for p in
-        proof(leaf)])` writes it: every node's hex is made once, and each node's path shares
-        the text of its parent's (a tree of 10,000 leaves has 20,000 nodes, not 140,000
-        path entries to convert)."""
-        quoted = ['"0x' + node.hex() + '"' for node in self.nodes]
-        tails = [""] * len(quoted)  # tails[i]: the entries of node i's path, in order
-        for i in range(1, len(quoted)):  # a parent comes before its children
-            sibling = quoted[i + 1 if i % 2 == 1 else i - 1]
-            parent = (i - 1) // 2
-            tails[i] = sibling + ", " + tails[parent] if parent else sibling
-        return ["[" + tails[self.positions[leaf]] + "]" for leaf in leaves]
-
     def proof(self, leaf: bytes) -> list[bytes]:
         index = self.positions[leaf]
         path: list[bytes] = []
