@@ -76,6 +76,8 @@ interface IIntentAgreements {
     error DisputeWindowClosed(bytes32 agreementId, uint64 closedAt);
     error DisputeWindowOpen(bytes32 agreementId, uint64 closesAt);
     error CandidateNotBound(bytes32 agreementId);
+    error MissingCeremony(bytes32 agreementId);
+    error RebindingPending(bytes32 agreementId, uint64 committableAt);
 
     event OperatorSet(address indexed employer, address indexed operator, bool approved);
     event Offered(
@@ -86,7 +88,9 @@ interface IIntentAgreements {
         uint64 startDate,
         uint128 liquidatedDamages
     );
-    event Committed(bytes32 indexed agreementId, address indexed candidate, uint256 nonce);
+    event Committed(
+        bytes32 indexed agreementId, address indexed candidate, uint256 nonce, bytes32 ceremonyHash
+    );
     event MilestoneConfirmed(
         bytes32 indexed agreementId,
         uint256 index,
@@ -103,7 +107,11 @@ interface IIntentAgreements {
     event ArrivalRecorded(bytes32 indexed agreementId, address indexed candidate, uint256 nonce);
     event ArrivalDisputed(bytes32 indexed agreementId, address indexed disputedBy);
     event FulfilledByArrival(bytes32 indexed agreementId);
-    event CandidateBound(bytes32 indexed agreementId, address indexed candidate);
+    /// @notice `candidate` is now the agreement's signer; `previous` is the one it replaces
+    /// (zero for the first binding).
+    event CandidateBound(
+        bytes32 indexed agreementId, address indexed candidate, address indexed previous
+    );
 
     /**
      * @notice Lets `operator` act for the caller (as employer) in {offer} and employer-only calls.
@@ -133,6 +141,10 @@ interface IIntentAgreements {
      * @notice Names the candidate of an offer made without one (or replaces the one named while
      * the offer is still unsigned: a candidate who lost their passkey enrols again). Callable by
      * the employer or its operator, only while Offered; once committed the candidate is fixed.
+     * @dev Every binding emits {CandidateBound} with the signer it replaces. A replacement (a
+     * previous signer that was not zero) opens a {REBIND_DELAY} during which {commit} reverts
+     * with {RebindingPending}: a rebinding is public before anything can be signed under it, so
+     * the candidate, told of it, can object before a commitment is made in their name.
      * @param agreementId The agreement.
      * @param candidate An Ethereum account, or {passkeyAddress} of the candidate's passkey.
      */
@@ -147,10 +159,17 @@ interface IIntentAgreements {
      * Plain keys, ERC-1271 wallets and passkeys are accepted: a passkey signature is
      * `abi.encode(qx, qy, WebAuthn.WebAuthnAuth)` whose challenge is the digest, signed with user
      * verification, from the key whose {passkeyAddress} is the candidate.
+     * The `Commitment` also covers `ceremonyHash`: the keccak256 of the canonical record of how
+     * the candidate came to sign (text opened and read, consent, the one-time code's channel and
+     * destination hash, the credential). It is stored ({ceremonyOf}) and emitted, so the
+     * candidate's own signature vouches for the record of the ceremony.
+     * Reverts with {MissingCeremony} for a zero `ceremonyHash` and with {RebindingPending}
+     * within {REBIND_DELAY} of a rebinding.
      * @param agreementId The agreement.
+     * @param ceremonyHash The hash of the signing ceremony's record.
      * @param signature The candidate's signature over {commitmentDigest}.
      */
-    function commit(bytes32 agreementId, bytes calldata signature) external;
+    function commit(bytes32 agreementId, bytes32 ceremonyHash, bytes calldata signature) external;
 
     /**
      * @notice Records anchored evidence for a milestone of a committed agreement. Callable by
@@ -285,7 +304,19 @@ interface IIntentAgreements {
 
     /// @notice The EIP-712 digest the candidate signs to commit, with their current nonce.
     /// @param agreementId The agreement.
-    function commitmentDigest(bytes32 agreementId) external view returns (bytes32);
+    /// @param ceremonyHash The hash of the signing ceremony's record.
+    function commitmentDigest(bytes32 agreementId, bytes32 ceremonyHash)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice The ceremony hash the candidate's commitment covered (zero before {commit}).
+    /// @param agreementId The agreement.
+    function ceremonyOf(bytes32 agreementId) external view returns (bytes32);
+
+    /// @notice When a rebinding of the agreement's signer was made (zero: never rebound).
+    /// @param agreementId The agreement.
+    function reboundAt(bytes32 agreementId) external view returns (uint64);
 
     /// @notice The EIP-712 digest of a `Cancellation` with the candidate's current nonce.
     /// @param agreementId The agreement.

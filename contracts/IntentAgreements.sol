@@ -27,11 +27,15 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
     /// @notice How long after an arrival the employer may dispute it; afterwards anyone may
     /// call {fulfilByArrival}.
     uint64 public constant DISPUTE_WINDOW = 7 days;
+    /// @notice How long after a rebinding of the signer no commitment is accepted: long enough
+    /// for the candidate, told on every channel, to object before anyone signs in their name.
+    uint64 public constant REBIND_DELAY = 1 days;
 
     bytes32 public constant COMMITMENT_TYPEHASH = keccak256(
         "Commitment(bytes32 agreementId,address candidate,address employer,bytes32 termsHash,"
         "uint64 startDate,uint32 graceSeconds,uint8[] milestoneKinds,uint64[] milestoneDues,"
-        "uint128 monthlySalary,uint128 liquidatedDamages,uint256 nonce,uint64 deadline)"
+        "uint128 monthlySalary,uint128 liquidatedDamages,bytes32 ceremonyHash,uint256 nonce,"
+        "uint64 deadline)"
     );
     bytes32 public constant ARRIVAL_TYPEHASH =
         keccak256("Arrival(bytes32 agreementId,uint256 nonce,uint64 deadline)");
@@ -73,6 +77,9 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
     }
 
     mapping(bytes32 agreementId => Arrival) private _arrivals;
+    /// @dev The ceremony hash each commitment covered, and when a signer was last replaced.
+    mapping(bytes32 agreementId => bytes32 ceremonyHash) private _ceremonies;
+    mapping(bytes32 agreementId => uint64 timestamp) private _reboundAt;
 
     /// @param registry The EvidenceRegistry that anchors milestone evidence.
     constructor(IEvidenceRegistry registry) EIP712("OfferSeal IntentAgreements", "2") {
@@ -146,8 +153,10 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
         _requireState(agreementId, record.state, State.Offered);
         _checkEmployer(agreementId, record.employer);
         if (candidate == address(0)) revert InvalidTerms(agreementId);
+        address previous = record.candidate;
+        if (previous != address(0)) _reboundAt[agreementId] = uint64(block.timestamp);
         record.candidate = candidate;
-        emit CandidateBound(agreementId, candidate);
+        emit CandidateBound(agreementId, candidate, previous);
     }
 
     /// @notice The identity of a passkey: the address derived from its P-256 public key, as an
@@ -174,7 +183,9 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
     }
 
     /// @inheritdoc IIntentAgreements
-    function commit(bytes32 agreementId, bytes calldata signature) external {
+    function commit(bytes32 agreementId, bytes32 ceremonyHash, bytes calldata signature)
+        external
+    {
         Record storage record = _records[agreementId];
         _requireState(agreementId, record.state, State.Offered);
         if (block.timestamp > record.offerExpiresAt) {
@@ -182,13 +193,29 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
         }
         address candidate = record.candidate;
         if (candidate == address(0)) revert CandidateNotBound(agreementId);
+        if (ceremonyHash == bytes32(0)) revert MissingCeremony(agreementId);
+        uint64 rebound = _reboundAt[agreementId];
+        if (rebound != 0 && block.timestamp < rebound + REBIND_DELAY) {
+            revert RebindingPending(agreementId, rebound + REBIND_DELAY);
+        }
         uint256 nonce = _useNonce(candidate);
-        bytes32 digest = _commitmentDigest(agreementId, record, nonce);
+        bytes32 digest = _commitmentDigest(agreementId, record, ceremonyHash, nonce);
         if (!_isCandidateSignature(candidate, digest, signature)) {
             revert InvalidSignature(agreementId, candidate);
         }
         record.state = State.Committed;
-        emit Committed(agreementId, candidate, nonce);
+        _ceremonies[agreementId] = ceremonyHash;
+        emit Committed(agreementId, candidate, nonce, ceremonyHash);
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function ceremonyOf(bytes32 agreementId) external view returns (bytes32) {
+        return _ceremonies[agreementId];
+    }
+
+    /// @inheritdoc IIntentAgreements
+    function reboundAt(bytes32 agreementId) external view returns (uint64) {
+        return _reboundAt[agreementId];
     }
 
     /// @inheritdoc IIntentAgreements
@@ -425,9 +452,13 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
     }
 
     /// @inheritdoc IIntentAgreements
-    function commitmentDigest(bytes32 agreementId) external view returns (bytes32) {
+    function commitmentDigest(bytes32 agreementId, bytes32 ceremonyHash)
+        external
+        view
+        returns (bytes32)
+    {
         Record storage record = _records[agreementId];
-        return _commitmentDigest(agreementId, record, nonces(record.candidate));
+        return _commitmentDigest(agreementId, record, ceremonyHash, nonces(record.candidate));
     }
 
     /// @inheritdoc IIntentAgreements
@@ -459,14 +490,15 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
 
     /// @inheritdoc IIntentAgreements
     function version() external pure returns (string memory) {
-        return "2.2.0";
+        return "2.3.0";
     }
 
-    function _commitmentDigest(bytes32 agreementId, Record storage terms, uint256 nonce)
-        private
-        view
-        returns (bytes32)
-    {
+    function _commitmentDigest(
+        bytes32 agreementId,
+        Record storage terms,
+        bytes32 ceremonyHash,
+        uint256 nonce
+    ) private view returns (bytes32) {
         (bytes32 kindsHash, bytes32 duesHash) = _milestoneHashes(agreementId, terms.milestoneCount);
         // Two abi.encode halves concatenated are the same 32-byte words as one (all static).
         return _hashTypedDataV4(
@@ -486,6 +518,7 @@ contract IntentAgreements is IIntentAgreements, EIP712, Nonces, Multicall {
                         duesHash,
                         terms.monthlySalary,
                         terms.liquidatedDamages,
+                        ceremonyHash,
                         nonce,
                         terms.offerExpiresAt
                     )

@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, after_this_request, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -28,7 +28,7 @@ from .domain.agreements import (
 )
 from .domain.dates import DateChange
 from .dossier import DOSSIER_ROLES, Dossiers
-from .enrolment import Visitor
+from .enrolment import ENROL_WITHIN, SESSION_COOKIE, SESSION_TTL, Visitor
 from .errors import DossierPending
 from .ports import EvidenceSource
 from .records import AMEND_PURPOSE, SIGN_PURPOSE
@@ -113,6 +113,29 @@ def visitor() -> Visitor:
     return Visitor(request.remote_addr, request.headers.get("User-Agent"))
 
 
+def enrolment_session() -> str | None:
+    """The enrolment session this browser holds (the cookie set when it proved the code)."""
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def keep_enrolment_session(agreement_id: str, secret: str) -> None:
+    """The proof of the code belongs to this browser: an HttpOnly, SameSite=Strict cookie for
+    this agreement's API paths only, never readable by scripts or sent cross-site."""
+
+    @after_this_request
+    def _set(response: Response) -> Response:
+        response.set_cookie(
+            SESSION_COOKIE,
+            secret,
+            max_age=int(SESSION_TTL.total_seconds()),
+            path=f"/v1/agreements/{agreement_id}/",
+            httponly=True,
+            samesite="Strict",
+            secure=request.is_secure,
+        )
+        return response
+
+
 def signed_bytes(data: dict[str, Any], link: Link | None, agreement_id: str, what: str) -> bytes:
     """The signature as the contract takes it: hex bytes as given, or the candidate's passkey
     assertion encoded for the contract (only through the candidate's own link)."""
@@ -132,7 +155,7 @@ class EnrolmentStatus(MethodView):
     @blp.response(200)
     def get(self, agreement_id: str) -> dict[str, Any]:
         who, link = caller()
-        return service().enrolment.status(who, link, agreement_id)
+        return service().enrolment.status(who, link, agreement_id, enrolment_session())
 
 
 @blp.route("/agreements/<string:agreement_id>/enrolment/code")
@@ -151,14 +174,21 @@ class EnrolmentCode(MethodView):
 @blp.route("/agreements/<string:agreement_id>/enrolment/verify")
 @access("link")
 class EnrolmentVerify(MethodView):
-    @blp.doc(summary="Check the one-time code (expires in 10 minutes, 5 attempts)")
+    @blp.doc(
+        summary="Check the one-time code (expires in 10 minutes, 5 attempts)",
+        description="A right code opens an enrolment session held by this browser only (an "
+        "HttpOnly, SameSite=Strict cookie): binding a signer needs it, within "
+        f"{int(ENROL_WITHIN.total_seconds() // 60)} minutes, once per code.",
+    )
     @blp.arguments(CodeIn)
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         _, link = caller()
-        return service().enrolment.verify_code(
+        proven = service().enrolment.verify_code(
             required(link), agreement_id, data["code"], visitor()
         )
+        keep_enrolment_session(agreement_id, proven.session)
+        return proven.answer
 
 
 @blp.route("/agreements/<string:agreement_id>/enrolment/signer")
@@ -166,14 +196,18 @@ class EnrolmentVerify(MethodView):
 class EnrolmentSigner(MethodView):
     @blp.doc(
         summary="Bind the candidate's passkey (P-256 public key) or wallet to the offer",
-        description="After a verified code; relayed to bindCandidate(). A passkey's identity "
-        "on chain is IntentAgreements.passkeyAddress(x, y).",
+        description="Only from the browser that proved a code (its enrolment session cookie; "
+        "403 otherwise), once per code: a replacement needs a fresh code, is announced to the "
+        "candidate, and delays any commitment by a day on chain. Relayed to bindCandidate(); a "
+        "passkey's identity on chain is IntentAgreements.passkeyAddress(x, y).",
     )
     @blp.arguments(SignerIn)
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         _, link = caller()
-        return service().enrolment.enrol(required(link), agreement_id, data, visitor())
+        return service().enrolment.enrol(
+            required(link), agreement_id, data, visitor(), enrolment_session()
+        )
 
 
 @blp.route("/agreements/<string:agreement_id>/enrolment/events")
@@ -185,7 +219,8 @@ class EnrolmentEvents(MethodView):
     def post(self, data: dict[str, Any], agreement_id: str) -> None:
         _, link = caller()
         service().enrolment.record(
-            required(link), agreement_id, data["kind"], data["seconds"], visitor()
+            required(link), agreement_id, data["kind"], data["seconds"], visitor(),
+            enrolment_session(),
         )
 
 
@@ -201,7 +236,22 @@ class SigningRecord(MethodView):
         who, link = caller()
         if link is not None:  # anchored at the signature; tried again if evidence was down
             service().enrolment.anchor_signing_record(link, agreement_id, evidence())
-        return service().enrolment.signing_record(who, link, agreement_id)
+        return service().enrolment.signing_record(who, link, agreement_id, enrolment_session())
+
+
+@blp.route("/agreements/<string:agreement_id>/ceremony")
+@access("link")
+class CeremonyView(MethodView):
+    @blp.doc(
+        security=BEARER,
+        summary="The signing ceremony the candidate's Commitment covers, and its hash",
+        description="`ceremony_hash` is keccak256 of the ceremony's canonical JSON; it is the "
+        "Commitment's `ceremonyHash`, stored on chain by commit() (`ceremonyOf`).",
+    )
+    @blp.response(200)
+    def get(self, agreement_id: str) -> dict[str, Any]:
+        who, link = caller()
+        return service().signatures.ceremony(who, link, agreement_id)
 
 
 def required(link: Link | None) -> Link:

@@ -160,6 +160,8 @@ class ContractsNode:
                 "evidence.anchored": self.service.on_evidence_anchored,
                 "touchpoint.replied": self.service.on_touchpoint,
                 "touchpoint.missed": self.service.on_touchpoint,
+                "touchpoint.sent": self.service.enrolment.on_delivery,
+                "touchpoint.failed": self.service.enrolment.on_delivery,
             },
         )
 

@@ -13,22 +13,30 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..shared import messages
 from ..shared.auth import Principal
 from ..shared.broker import enqueue
 from ..shared.db import Database
-from ..shared.errors import Conflict, OfferSealError, TooManyRequests, ValidationFailed
+from ..shared.errors import (
+    Conflict,
+    Forbidden,
+    OfferSealError,
+    TooManyRequests,
+    ValidationFailed,
+)
 from ..shared.links import PURPOSE_UPLOAD, Link, LinkExpired, LinkSigner
 from ..shared.models import aware, iso, utcnow
 from .domain import passkeys
 from .domain.agreements import ARRIVAL_LEAD
-from .errors import ContractsError
+from .domain.ceremony import Ceremony, JournalEntry, bounded_seconds, build_ceremony
+from .errors import AgreementNotFound, ContractsError
 from .models import (
     Agreement,
     AgreementAmendment,
@@ -46,8 +54,13 @@ SIGNING_RECORD = "signing_record"  # the evidence document's subject (not a mile
 CODE_TTL = dt.timedelta(minutes=10)
 CODE_ATTEMPTS = 5  # wrong codes before the code is spent
 CODES_PER_HOUR = 5  # codes sent per agreement per hour
-ENROL_WITHIN = dt.timedelta(minutes=30)  # a verified code allows enrolling this long
+CODES_PER_AGREEMENT = 10  # codes over the offer's whole life: 50 guesses of 10**6 at the most
+CODE_RESEND_AFTER = dt.timedelta(minutes=1)  # a new code never cancels one just sent
+ENROL_WITHIN = dt.timedelta(minutes=30)  # a verified code allows binding a signer this long
+SESSION_TTL = dt.timedelta(hours=12)  # the browser that proved the code is known this long
+SESSION_COOKIE = "offerseal_enrolment"
 EVENT_KINDS = frozenset({"text_opened", "text_read", "consent"})
+CEREMONY_SIGNED = "ceremony_signed"  # the journal's last word: the record is frozen after it
 
 
 class CodeRefused(ContractsError, ValidationFailed):
@@ -60,6 +73,26 @@ class CodeExpired(ContractsError, LinkExpired):
 
 class PortalConflict(ContractsError, Conflict):
     title = "Not possible now"
+
+
+class NotProven(ContractsError, Forbidden):
+    """A signer is bound only from the browser that proved the one-time code (its enrolment
+    session cookie); the link alone never decides who signs."""
+
+    title = "Prove your contact in this browser"
+
+
+class RecordFrozen(ContractsError, Conflict):
+    title = "The signing record is closed"
+
+
+@dataclass(frozen=True)
+class Proven:
+    """A verified code: the answer, and the enrolment session's secret for the browser that
+    proved it (an HttpOnly cookie; only its keyed hash is stored)."""
+
+    answer: dict[str, Any]
+    session: str
 
 
 def mask_email(email: str) -> str:
@@ -113,40 +146,98 @@ class Enrolment:
             )
         )
 
-    def record(self, link: Link, agreement_id: str, kind: str, seconds: int, who: Visitor) -> None:
-        """The candidate opened the text, read it to the end (and for how long), or ticked the
-        consent."""
+    @staticmethod
+    def _require_open(session: Session, a: Agreement) -> None:
+        """Nothing joins or changes the ceremony once the candidate signed it."""
+        frozen = session.execute(
+            select(CandidateEvent.id).where(
+                CandidateEvent.agreement_id == a.id, CandidateEvent.kind == CEREMONY_SIGNED
+            )
+        ).first()
+        if frozen is not None or a.state not in ("offering", "offered"):
+            raise RecordFrozen("the agreement is signed: its signing record no longer changes")
+
+    def record(
+        self,
+        link: Link,
+        agreement_id: str,
+        kind: str,
+        seconds: int,
+        who: Visitor,
+        session_secret: str | None = None,
+    ) -> None:
+        """The candidate opened the text, read it to the end (and for how long, as their
+        browser counted it: bounded and labelled so), or ticked the consent. Only events from
+        the browser that proved the code (its enrolment session) enter the ceremony; a bare
+        link holder's are kept, marked unproven. Refused once the ceremony is signed."""
         if kind not in EVENT_KINDS:
             raise ValidationFailed("kind", f"one of {', '.join(sorted(EVENT_KINDS))}")
         with self.db.transaction() as session:
-            load(session, reader(None, link, agreement_id), agreement_id)
-            self._event(session, agreement_id, kind, {"seconds": seconds}, who)
+            a = load(session, reader(None, link, agreement_id), agreement_id)
+            self._require_open(session, a)
+            proven = self._session_code(session, a.id, session_secret)
+            detail: dict[str, Any] = {
+                "seconds": bounded_seconds(seconds),
+                "seconds_reported_by": "browser",
+                "session": proven.id if proven is not None else None,
+            }
+            self._event(session, agreement_id, kind, detail, who)
 
     # ---- one-time codes ------------------------------------------------------------------
+
+    @staticmethod
+    def _lock(session: Session, agreement_id: str) -> None:
+        """Codes of one agreement are counted and issued one request at a time (a row lock on
+        PostgreSQL; SQLite's write transactions are serial already)."""
+        session.execute(
+            select(Agreement.id).where(Agreement.id == agreement_id).with_for_update()
+        ).first()
 
     def request_code(
         self, link: Link, agreement_id: str, channel: str, who: Visitor
     ) -> dict[str, Any]:
+        """Send a code to the contact written in the offer (never to an address kept
+        elsewhere for the candidate reference), within the limits: 5 an hour, 10 over the
+        offer's life, and not within a minute of the last one (which it would cancel)."""
         now = utcnow()
         code = f"{secrets.randbelow(10**6):06d}"
         with self.db.transaction() as session:
             a = load(session, reader(None, link, agreement_id), agreement_id)
             if a.state != "offered":
                 raise PortalConflict(f"the agreement is {a.state}: there is nothing to enrol for")
-            destination = self._destination(a, channel)
-            recent = session.execute(
-                select(CandidateCode.id).where(
-                    CandidateCode.agreement_id == a.id,
-                    CandidateCode.created_at > now - dt.timedelta(hours=1),
+            self._lock(session, a.id)
+            self._require_open(session, a)
+            to, masked = self._destination(a, channel)
+            sent = session.execute(
+                select(CandidateCode.created_at)
+                .where(CandidateCode.agreement_id == a.id)
+                .order_by(CandidateCode.created_at)
+            ).scalars()
+            times = [aware(t) for t in sent]
+            if len(times) >= CODES_PER_AGREEMENT:
+                raise TooManyRequests(
+                    f"{CODES_PER_AGREEMENT} codes were sent for this offer, the most it allows: "
+                    "ask the HR team to send you a new invitation"
                 )
-            ).all()
-            if len(recent) >= CODES_PER_HOUR:
-                raise TooManyRequests("too many codes asked for in the last hour; try later")
+            hour = [t for t in times if t > now - dt.timedelta(hours=1)]
+            wait = dt.timedelta(0)
+            if len(hour) >= CODES_PER_HOUR:
+                wait = hour[0] + dt.timedelta(hours=1) - now
+            elif times and times[-1] > now - CODE_RESEND_AFTER:
+                wait = times[-1] + CODE_RESEND_AFTER - now
+            if wait > dt.timedelta(0):
+                retry = max(1, int(wait.total_seconds() + 0.999))
+                raise TooManyRequests(
+                    f"a new code can be sent in {retry} seconds; the last one stays valid",
+                    next_code_at=iso(now + dt.timedelta(seconds=retry)),
+                    headers={"Retry-After": str(retry)},
+                )
             row = CandidateCode(
                 id=str(uuid.uuid4()),
                 agreement_id=a.id,
                 channel=channel,
-                destination=destination,
+                destination=masked,
+                destination_hash=self.destination_hash(to),
                 code_hash=self.links.keyed_hash(f"{a.id}:{code}"),
                 attempts=0,
                 created_at=now,
@@ -163,6 +254,8 @@ class Enrolment:
                             "agreement_id": a.id,
                             "candidate_ref": a.candidate_ref,
                             "channel": channel,
+                            "destination": to,
+                            "code_id": row.id,
                             "code": code,
                             "expires_at": row.expires_at,
                         },
@@ -170,63 +263,166 @@ class Enrolment:
                 ],
             )
             self._event(
-                session, a.id, "code_sent", {"channel": channel, "destination": destination}, who
+                session,
+                a.id,
+                "code_sent",
+                {
+                    "channel": channel,
+                    "destination": masked,
+                    "destination_hash": row.destination_hash,
+                    "code_id": row.id,
+                },
+                who,
             )
             return {
                 "channel": channel,
-                "destination": destination,
+                "destination": masked,
                 "expires_at": iso(row.expires_at),
+                "next_code_at": iso(now + CODE_RESEND_AFTER),
             }
 
+    def destination_hash(self, contact: str) -> str:
+        """A keyed hash of a contact (lower-cased e-mail, or the phone's digits): the record
+        can show that two codes went to the same place without showing the place."""
+        normal = contact.strip().lower()
+        if "@" not in normal:
+            normal = "+" + "".join(c for c in normal if c.isdigit())
+        return self.links.keyed_hash(f"contact:{normal}")
+
     @staticmethod
-    def _destination(a: Agreement, channel: str) -> str:
+    def _destination(a: Agreement, channel: str) -> tuple[str, str]:
+        """The offer's own contact for the channel, and how the page shows it."""
         contact = a.contact or {}
         if channel == "email" and contact.get("email"):
-            return mask_email(str(contact["email"]))
+            return str(contact["email"]), mask_email(str(contact["email"]))
         if channel == "sms" and contact.get("phone"):
-            return mask_phone(str(contact["phone"]))
+            return str(contact["phone"]), mask_phone(str(contact["phone"]))
         raise ValidationFailed("channel", f"HR gave no {channel} contact for this offer")
 
-    def verify_code(self, link: Link, agreement_id: str, code: str, who: Visitor) -> dict[str, Any]:
+    def verify_code(self, link: Link, agreement_id: str, code: str, who: Visitor) -> Proven:
+        """Check the code against every live code of the offer (a newer code does not void
+        the one being typed). A right code opens an enrolment session that only this browser
+        holds: binding a signer needs it."""
         now = utcnow()
         with self.db.transaction() as session:
             a = load(session, reader(None, link, agreement_id), agreement_id)
-            row = session.execute(
-                select(CandidateCode)
-                .where(CandidateCode.agreement_id == a.id)
-                .order_by(CandidateCode.created_at.desc())
-                .limit(1)
-                .with_for_update()
-            ).scalar_one_or_none()
-            if row is None:
-                raise PortalConflict("ask for a code first")
-            if row.verified_at is not None:
-                raise PortalConflict("this code was already used; ask for a new one if needed")
-            if aware(row.expires_at) < now or row.attempts >= CODE_ATTEMPTS:
+            self._lock(session, a.id)
+            self._require_open(session, a)
+            rows = (
+                session.execute(
+                    select(CandidateCode)
+                    .where(CandidateCode.agreement_id == a.id, CandidateCode.verified_at.is_(None))
+                    .order_by(CandidateCode.created_at.desc())
+                )
+                .scalars()
+                .all()
+            )
+            live = [r for r in rows if aware(r.expires_at) >= now and r.attempts < CODE_ATTEMPTS]
+            if not live:
+                if not rows and not self._any_code(session, a.id):
+                    raise PortalConflict("ask for a code first")
                 raise CodeExpired("this code has expired or was tried too often; ask for a new one")
-            row.attempts += 1
-            if not secrets.compare_digest(row.code_hash, self.links.keyed_hash(f"{a.id}:{code}")):
-                left = CODE_ATTEMPTS - row.attempts
+            wanted = self.links.keyed_hash(f"{a.id}:{code}")
+            match = next((r for r in live if secrets.compare_digest(r.code_hash, wanted)), None)
+            if match is None:
+                for r in live:
+                    r.attempts += 1
+                left = max(CODE_ATTEMPTS - r.attempts for r in live)
                 self._event(session, a.id, "code_failed", {"attempts_left": left}, who)
                 session.commit()
                 raise CodeRefused("code", f"wrong code; {left} attempts left")
-            row.verified_at = now
+            secret = secrets.token_urlsafe(32)
+            match.verified_at = now
+            match.session_hash = self.links.keyed_hash(f"session:{secret}")
+            for r in live:  # the other live codes are spent: one proof, one session
+                if r is not match:
+                    r.expires_at = now
             self._event(
                 session,
                 a.id,
                 "code_verified",
-                {"channel": row.channel, "destination": row.destination},
+                {
+                    "channel": match.channel,
+                    "destination": match.destination,
+                    "destination_hash": match.destination_hash,
+                    "code_id": match.id,
+                    "session": match.id,
+                },
                 who,
             )
-            return {"verified": True, "channel": row.channel, "destination": row.destination}
+            answer = {"verified": True, "channel": match.channel, "destination": match.destination}
+            return Proven(answer, secret)
+
+    @staticmethod
+    def _any_code(session: Session, agreement_id: str) -> bool:
+        return (
+            session.execute(
+                select(func.count(CandidateCode.id)).where(
+                    CandidateCode.agreement_id == agreement_id
+                )
+            ).scalar_one()
+            > 0
+        )
+
+    def _session_code(
+        self, session: Session, agreement_id: str, secret: str | None
+    ) -> CandidateCode | None:
+        """The verified code whose enrolment session this browser holds (None: a bare link)."""
+        if not secret:
+            return None
+        row = session.execute(
+            select(CandidateCode).where(
+                CandidateCode.agreement_id == agreement_id,
+                CandidateCode.session_hash == self.links.keyed_hash(f"session:{secret}"),
+            )
+        ).scalar_one_or_none()
+        if row is None or row.verified_at is None:
+            return None
+        if aware(row.verified_at) < utcnow() - SESSION_TTL:
+            return None
+        return row
+
+    def on_delivery(self, session: Session, message: messages.Message) -> None:
+        """Consumer: notify's answer for a one-time code (sent with its Message-ID and the
+        server's answer, or failed), kept in the journal as the code's delivery evidence."""
+        p = message.payload
+        if p.get("kind") != "code" or not p.get("reference"):
+            return
+        code = session.get(CandidateCode, p["reference"])
+        if code is None or code.agreement_id != p["agreement_id"]:
+            return
+        agreement = session.get(Agreement, code.agreement_id)
+        if agreement is None or agreement.tenant != message.tenant:
+            return
+        self._event(
+            session,
+            code.agreement_id,
+            "code_delivered" if message.type is messages.TOUCHPOINT_SENT else "code_undelivered",
+            {
+                "code_id": code.id,
+                "channel": p.get("channel"),
+                "message_id": p.get("message_id"),
+                "answer": p.get("detail"),
+            },
+            Visitor(None, None),
+        )
 
     # ---- binding a signer ----------------------------------------------------------------
 
     def enrol(
-        self, link: Link, agreement_id: str, signer: dict[str, Any], who: Visitor
+        self,
+        link: Link,
+        agreement_id: str,
+        signer: dict[str, Any],
+        who: Visitor,
+        session_secret: str | None = None,
     ) -> dict[str, Any]:
         """Bind a passkey (`public_key`: SubjectPublicKeyInfo, base64url) or a wallet
-        (`address`) as the candidate, after a verified code; relayed to bindCandidate()."""
+        (`address`) as the candidate; relayed to bindCandidate(). Only from the browser that
+        proved a code (its enrolment session), within 30 minutes of the proof, and once per
+        proof: replacing a bound signer needs a fresh code. Every binding is announced to the
+        candidate on each contact of the offer, and a replacement delays any commitment on
+        chain (IntentAgreements.REBIND_DELAY)."""
         if signer["kind"] == "passkey":
             try:
                 key = passkeys.public_key_from_spki(
@@ -238,22 +434,34 @@ class Enrolment:
             x, y = key.hex()["x"], key.hex()["y"]
         else:
             key, address, x, y = None, signer["address"], None, None
-        with self.db.sessions() as session:
+        now = utcnow()
+        with self.db.transaction() as session:
             a = load(session, reader(None, link, agreement_id), agreement_id)
             if a.state != "offered":
                 raise PortalConflict(f"the agreement is {a.state}: its signer cannot change")
-            code = session.execute(
-                select(CandidateCode)
-                .where(
-                    CandidateCode.agreement_id == a.id,
-                    CandidateCode.verified_at.is_not(None),
+            self._lock(session, a.id)
+            self._require_open(session, a)
+            code = self._session_code(session, a.id, session_secret)
+            if code is None:
+                raise NotProven(
+                    "prove your contact with a one-time code in this browser first: the link "
+                    "alone does not allow binding a signer"
                 )
-                .order_by(CandidateCode.verified_at.desc())
-                .limit(1)
+            if code.used_at is not None:
+                raise PortalConflict(
+                    "this code already bound a signer; ask for a new code to change it"
+                )
+            if aware(code.verified_at) < now - ENROL_WITHIN:  # type: ignore[arg-type]
+                raise PortalConflict("the code was proved too long ago; ask for a new one")
+            code.used_at = now  # claimed: one proof binds one signer
+            current = session.execute(
+                select(CandidateSigner.address).where(
+                    CandidateSigner.agreement_id == a.id, CandidateSigner.active.is_(True)
+                )
             ).scalar_one_or_none()
-            if code is None or aware(code.verified_at) < utcnow() - ENROL_WITHIN:  # type: ignore[arg-type]
-                raise PortalConflict("prove your contact with a one-time code first")
+            replaces = current or a.candidate_address
             code_id, onchain_id = code.id, a.onchain_id
+            announce = self._announcement(a, signer["kind"], replaces, now)
         signer_id = str(uuid.uuid4())
 
         def before(session: Session) -> None:
@@ -286,22 +494,57 @@ class Enrolment:
                     "credential_id": signer.get("credential_id"),
                     "public_key": {"x": x, "y": y} if x else None,
                     "code_id": code_id,
+                    "session": code_id,
+                    "replaces": replaces,
                 },
                 who,
             )
+            enqueue(session, [announce])
 
-        self.tx.transact(
-            agreement_id,
-            "bind_candidate",
-            self.chain.bind_candidate(onchain_id, address),
-            {"address": address, "signer_id": signer_id},
-            before=before,
-        )
+        try:
+            self.tx.transact(
+                agreement_id,
+                "bind_candidate",
+                self.chain.bind_candidate(onchain_id, address),
+                {"address": address, "signer_id": signer_id},
+                before=before,
+            )
+        except OfferSealError:
+            # Refused before anything was sent: the proof may bind again.
+            with self.db.transaction() as session:
+                if session.get(CandidateSigner, signer_id) is None:
+                    session.execute(
+                        update(CandidateCode)
+                        .where(CandidateCode.id == code_id)
+                        .values(used_at=None)
+                    )
+            raise
         return {
             "kind": signer["kind"],
             "address": address,
             "credential_id": signer.get("credential_id"),
+            "replaced": replaces is not None,
         }
+
+    @staticmethod
+    def _announcement(
+        a: Agreement, kind: str, replaces: str | None, at: dt.datetime
+    ) -> dict[str, Any]:
+        """The candidate hears of every binding, on every contact the offer names."""
+        contact = a.contact or {}
+        return messages.build(
+            messages.CANDIDATE_SIGNER_BOUND,
+            a.tenant,
+            {
+                "agreement_id": a.id,
+                "candidate_ref": a.candidate_ref,
+                "kind": kind,
+                "replaced": replaces is not None,
+                "bound_at": at,
+                "email": contact.get("email"),
+                "phone": contact.get("phone"),
+            },
+        )
 
     def signer(self, agreement_id: str) -> CandidateSigner | None:
         with self.db.sessions() as session:
@@ -381,10 +624,11 @@ class Enrolment:
         (intake receipt, Merkle proof, anchored root), once per agreement; the document's id.
         The evidence service being down never fails the signature: the next request of the
         record tries again."""
+        reader(None, link, agreement_id)
         done = self._anchored_record(agreement_id)
         if done is not None:
             return done
-        record = self.signing_record(None, link, agreement_id)
+        record = self._record(agreement_id)
         if record["state"] == "offered":
             return None
         token = self.links.issue(
@@ -432,7 +676,7 @@ class Enrolment:
             rows = session.execute(
                 select(CandidateEvent)
                 .where(CandidateEvent.agreement_id == agreement_id)
-                .order_by(CandidateEvent.created_at)
+                .order_by(CandidateEvent.created_at, CandidateEvent.id)
             ).scalars()
             return [
                 {
@@ -446,10 +690,16 @@ class Enrolment:
             ]
 
     def status(
-        self, principal: Principal | None, link: Link | None, agreement_id: str
+        self,
+        principal: Principal | None,
+        link: Link | None,
+        agreement_id: str,
+        session_secret: str | None = None,
     ) -> dict[str, Any]:
         """What the candidate's portal shows: their agreement (without HR's risk view), the
-        transactions, amendments waiting for them, and their enrolment (HR may look too)."""
+        transactions, amendments waiting for them, and, to HR or the browser that proved the
+        code only, their enrolment (code proven, the bound signer). A bare link shows what the
+        candidate must read, not how far the enrolment got."""
         with self.db.sessions() as session:
             a = load(session, reader(principal, link, agreement_id), agreement_id)
             view = describe(session, a, self.chain.address)
@@ -475,15 +725,15 @@ class Enrolment:
                     )
                 ).scalars()
             ]
-            verified = session.execute(
-                select(CandidateCode.id).where(
-                    CandidateCode.agreement_id == a.id,
-                    CandidateCode.verified_at.is_not(None),
-                    CandidateCode.verified_at > utcnow() - ENROL_WITHIN,
-                )
-            ).first()
+            proven = self._session_code(session, a.id, session_secret)
+            trusted = principal is not None or proven is not None or a.state != "offered"
             contact = a.contact or {}
             channels = [c for c, k in (("email", "email"), ("sms", "phone")) if contact.get(k)]
+            can_bind = (
+                proven is not None
+                and proven.used_at is None
+                and aware(proven.verified_at) > utcnow() - ENROL_WITHIN  # type: ignore[arg-type]
+            )
         start = aware(a.start_at)
         return {
             "agreement": view,
@@ -494,9 +744,10 @@ class Enrolment:
             "arrival_open": view["state"] == "committed"
             and self.chain.chain_time() >= int(start.timestamp()) - ARRIVAL_LEAD,
             "chain_id": self.chain.chain_id(),
-            "code_verified": verified is not None,
+            "code_verified": proven is not None,
+            "can_bind": can_bind,
             "channels": channels,
-            "signer": self.signer_view(agreement_id),
+            "signer": self.signer_view(agreement_id) if trusted else None,
         }
 
     def signer_view(self, agreement_id: str) -> dict[str, Any] | None:
@@ -510,14 +761,115 @@ class Enrolment:
             "bound": signer.tx_hash is not None,
         }
 
+    # ---- the ceremony the candidate's signature covers ------------------------------------
+
+    def ceremony(self, agreement_id: str) -> Ceremony:
+        """The ceremony as it stands now: what the candidate's commitment will cover."""
+        with self.db.sessions() as session:
+            a = session.get(Agreement, agreement_id)
+            if a is None:
+                raise AgreementNotFound(f"no agreement {agreement_id}")
+            signer = session.execute(
+                select(CandidateSigner).where(
+                    CandidateSigner.agreement_id == a.id, CandidateSigner.active.is_(True)
+                )
+            ).scalar_one_or_none()
+            journal = [
+                JournalEntry(e.kind, str(iso(e.created_at)), dict(e.detail or {}))
+                for e in session.execute(
+                    select(CandidateEvent)
+                    .where(CandidateEvent.agreement_id == a.id)
+                    .order_by(CandidateEvent.created_at, CandidateEvent.id)
+                ).scalars()
+            ]
+            code = session.get(CandidateCode, signer.code_id) if signer is not None else None
+            bound = next(
+                (
+                    e
+                    for e in reversed(journal)
+                    if e.kind == "signer_bound"
+                    and signer is not None
+                    and e.detail.get("code_id") == signer.code_id
+                ),
+                None,
+            )
+            signer_part: dict[str, Any] = {
+                "kind": signer.kind if signer is not None else "address",
+                "address": (signer.address if signer is not None else a.candidate_address or "")
+                .lower(),
+                "credential_id": signer.credential_id if signer is not None else None,
+                "public_key": (
+                    {"x": signer.public_key_x, "y": signer.public_key_y}
+                    if signer is not None and signer.public_key_x
+                    else None
+                ),
+                "bound_at": iso(signer.created_at) if signer is not None else None,
+                "replaces": (bound.detail.get("replaces") or None) if bound else None,
+            }
+            code_part = (
+                {
+                    "id": code.id,
+                    "channel": code.channel,
+                    "destination": code.destination,
+                    "destination_hash": code.destination_hash,
+                    "sent_at": iso(code.created_at),
+                    "verified_at": iso(code.verified_at) if code.verified_at else None,
+                }
+                if code is not None
+                else None
+            )
+            return build_ceremony(
+                onchain_id=a.onchain_id or "",
+                chain_id=self.chain.chain_id(),
+                registry=self.chain.address,
+                terms_hash=a.terms_hash,
+                journal=journal,
+                code=code_part,
+                signer=signer_part,
+            )
+
+    def freeze(self, agreement_id: str, ceremony: Ceremony) -> Callable[[Session], None]:
+        """What the signature's transaction also writes: the ceremony as signed, after which
+        the journal takes nothing that could change it."""
+
+        def write(session: Session) -> None:
+            self._event(
+                session,
+                agreement_id,
+                CEREMONY_SIGNED,
+                {"ceremony": ceremony.record, "ceremony_hash": ceremony.hash},
+                Visitor(None, None),
+            )
+
+        return write
+
     def signing_record(
-        self, principal: Principal | None, link: Link | None, agreement_id: str
+        self,
+        principal: Principal | None,
+        link: Link | None,
+        agreement_id: str,
+        session_secret: str | None = None,
     ) -> dict[str, Any]:
         """What e-signature platforms call the evidence of intent: the terms hash, when the
         text was opened and for how long, the consent, the code check, the passkey (credential
-        id, public key, flags), the addresses and browsers, the signature and its transaction."""
+        id, public key, flags), the addresses and browsers, the signature and its transaction;
+        and the ceremony as the candidate's signature covered it (`ceremony`, whose keccak256
+        is `ceremony_hash`, stored on chain by commit()). Through the link alone it is shown
+        only once signed: before that, to the browser that proved the code."""
         with self.db.sessions() as session:
             a = load(session, reader(principal, link, agreement_id), agreement_id)
+            if (
+                principal is None
+                and a.state == "offered"
+                and self._session_code(session, a.id, session_secret) is None
+            ):
+                raise NotProven("the signing record is shown to the browser that proved the code")
+        return self._record(agreement_id)
+
+    def _record(self, agreement_id: str) -> dict[str, Any]:
+        with self.db.sessions() as session:
+            a = session.get(Agreement, agreement_id)
+            assert a is not None
             head = {
                 "agreement_id": a.id,
                 "onchain_id": a.onchain_id,
@@ -528,7 +880,12 @@ class Enrolment:
                 "state": a.state,
             }
         events = [e for e in self.events(agreement_id) if e["kind"] != "record_anchored"]
-        record = {"format": "offerseal-signing-record/1", **head, "events": events}
+        record: dict[str, Any] = {"format": "offerseal-signing-record/2", **head}
+        signed = next((e for e in events if e["kind"] == CEREMONY_SIGNED), None)
+        if signed is not None:
+            record["ceremony"] = signed["detail"]["ceremony"]
+            record["ceremony_hash"] = signed["detail"]["ceremony_hash"]
+        record["events"] = [e for e in events if e["kind"] != CEREMONY_SIGNED]
         anchored = self._anchored_record(agreement_id)
         if anchored is not None:  # the evidence document holding the record as it was then
             record["evidence_document_id"] = anchored

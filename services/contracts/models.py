@@ -195,11 +195,17 @@ class CandidateCode(Base):
     agreement_id: Mapped[str] = mapped_column(String(36), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     destination: Mapped[str] = mapped_column(String(80))  # masked: z***@example.com
+    # keyed hash of the offer's contact it went to (the record shows it, not the contact)
+    destination_hash: Mapped[str | None] = mapped_column(String(64))
     code_hash: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # the enrolment session the proof opened (keyed hash of the browser's cookie), and when
+    # the proof bound a signer: one proof binds once
+    session_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CandidateSigner(Base):

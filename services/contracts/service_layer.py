@@ -21,7 +21,7 @@ from .ports import AgreementsChain
 from .records import CandidateLinks
 from .risk_tracking import RiskTracking
 from .service import AgreementService
-from .signatures import Signatures
+from .signatures import Ceremonies, Signatures
 from .sweeper import Sweeper
 from .transactions import TransactionPath
 
@@ -67,12 +67,15 @@ class ContractsService:
             poll=options.get("poll", 0.1),
         )
         agreements = AgreementService(db, chain, tx, candidate_links)
+        enrolment = Enrolment(db, chain, tx, links, candidate_links)
         policies = Policies(db, policy or Policy(auto_breach=True, candidate_uploads="review"))
         return cls(
             client=chain,
             transactions=tx,
             agreements=agreements,
-            signatures=Signatures(db, chain, tx),
+            signatures=Signatures(
+                db, chain, tx, Ceremonies(enrolment.ceremony, enrolment.freeze)
+            ),
             milestones=Milestones(db, chain, tx, policies),
             amendments=Amendments(db, chain, tx, candidate_links),
             arrivals=Arrivals(db, chain, tx),
@@ -80,7 +83,7 @@ class ContractsService:
             sweeper=Sweeper(db, chain, agreements.transition, policies),
             policies=policies,
             follower=ChainFollower(db, chain, tx),
-            enrolment=Enrolment(db, chain, tx, links, candidate_links),
+            enrolment=enrolment,
         )
 
     # ---- for the worker, the consumer and the health check (delegation only) ----------------

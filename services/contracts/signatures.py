@@ -1,8 +1,11 @@
-"""The candidate's signature: what they sign (the EIP-712 `Commitment`, or a `Cancellation`),
-whether a submitted signature is theirs over this agreement, and relaying it to `commit()`."""
+"""The candidate's signature: what they sign (the EIP-712 `Commitment`, which covers the hash
+of the signing ceremony's record, or a `Cancellation`), whether a submitted signature is theirs
+over this agreement, and relaying it to `commit()` with the ceremony frozen in the same
+transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -12,6 +15,7 @@ from ..shared.chain import typed_data_digest
 from ..shared.db import Database
 from ..shared.links import Link
 from .domain.agreements import cancellation_typed_data, commitment_typed_data
+from .domain.ceremony import Ceremony
 from .domain.passkeys import plausible_signature
 from .errors import ChainRefusal, InvalidSignature, StillOffering
 from .models import Agreement
@@ -20,13 +24,28 @@ from .records import bound_candidate, describe, load, reader
 from .transactions import TransactionPath
 
 
+class Ceremonies:
+    """Where the ceremony comes from (the portal's journal) and how it is frozen once signed."""
+
+    def __init__(
+        self,
+        current: Callable[[str], Ceremony],
+        freeze: Callable[[str, Ceremony], Callable[[Any], None]],
+    ) -> None:
+        self.current = current
+        self.freeze = freeze
+
+
 class Signatures:
-    def __init__(self, db: Database, chain: AgreementsChain, tx: TransactionPath) -> None:
+    def __init__(
+        self, db: Database, chain: AgreementsChain, tx: TransactionPath, ceremonies: Ceremonies
+    ) -> None:
         self.db = db
         self.chain = chain
         self.tx = tx
+        self.ceremonies = ceremonies
 
-    def _commitment(self, a: Agreement) -> dict[str, Any]:
+    def _commitment(self, a: Agreement, ceremony: Ceremony) -> dict[str, Any]:
         # The terms as the chain holds them: what the candidate signs must match the
         # contract's own digest, whatever our database says.
         return commitment_typed_data(
@@ -36,7 +55,21 @@ class Signatures:
             terms=self.chain.terms_of(a.onchain_id),
             milestones=self.chain.milestones_of(a.onchain_id),
             nonce=self.chain.nonce_of(bound_candidate(a)),
+            ceremony_hash=ceremony.hash,
         )
+
+    def ceremony(
+        self, principal: Principal | None, link: Link | None, agreement_id: str
+    ) -> dict[str, Any]:
+        """The ceremony the Commitment covers now, and its hash (what the portal shows before
+        the candidate signs)."""
+        tenant = reader(principal, link, agreement_id)
+        with self.db.sessions() as session:
+            a = load(session, tenant, agreement_id)
+            if a.state == "offering":
+                raise StillOffering(a.id)
+        ceremony = self.ceremonies.current(agreement_id)
+        return {"ceremony": ceremony.record, "ceremony_hash": ceremony.hash}
 
     def typed_data(
         self,
@@ -47,12 +80,16 @@ class Signatures:
     ) -> dict[str, Any]:
         """The Commitment to sign; or, with a deadline, the Cancellation (mutual release)."""
         tenant = reader(principal, link, agreement_id)
+        # Read before the session below opens: on SQLite a session's first statement takes the
+        # write lock, which a second connection would wait for.
+        ceremony = self.ceremonies.current(agreement_id) if cancellation_deadline is None else None
         with self.db.sessions() as session:
             a = load(session, tenant, agreement_id)
             if a.state == "offering":
                 raise StillOffering(a.id)
-            if cancellation_deadline is None:
-                return self._commitment(a)
+            if ceremony is not None:
+                bound_candidate(a)
+                return self._commitment(a, ceremony)
             return cancellation_typed_data(
                 chain_id=self.chain.chain_id(),
                 registry=self.chain.address,
@@ -67,11 +104,12 @@ class Signatures:
         tenant = reader(principal, link, agreement_id)
         if principal is not None:
             principal.require(*WRITE_ROLES)
+        ceremony = self.ceremonies.current(agreement_id)  # before the session (see typed_data)
         with self.db.sessions() as session:
             a = load(session, tenant, agreement_id)
             if a.state == "offering":
                 raise StillOffering(a.id)
-            typed = self._commitment(a)
+            typed = self._commitment(a, ceremony)
             onchain_id, candidate = a.onchain_id, bound_candidate(a)
             others = (
                 session.execute(
@@ -99,7 +137,10 @@ class Signatures:
             )
         if not self.chain.signed_by(candidate, digest, signature):
             # Only now the candidate's other offers (three reads of the chain each).
-            other_digests = (typed_data_digest(self._commitment(o)) for o in others)
+            other_digests = (
+                typed_data_digest(self._commitment(o, self.ceremonies.current(o.id)))
+                for o in others
+            )  # read after the session closed
             if any(self.chain.signed_by(candidate, d, signature) for d in other_digests):
                 raise InvalidSignature(
                     "signature",
@@ -107,8 +148,15 @@ class Signatures:
                 )
             raise InvalidSignature(
                 "signature",
-                "wrong signer: not the candidate's signature over this agreement's commitment",
+                "wrong signer, or the signing record changed since the commitment was read: "
+                "not the candidate's signature over this agreement's commitment as it stands "
+                "now (read it again and sign)",
             )
-        self.tx.transact(agreement_id, "commit", self.chain.commit(onchain_id, signature))
+        self.tx.transact(
+            agreement_id,
+            "commit",
+            self.chain.commit(onchain_id, ceremony.hash, signature),
+            before=self.ceremonies.freeze(agreement_id, ceremony),
+        )
         with self.db.sessions() as session:
             return describe(session, load(session, tenant, agreement_id), self.chain.address)

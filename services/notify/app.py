@@ -123,6 +123,7 @@ class NotifyNode:
                 messages.AGREEMENT_AMENDMENT_PROPOSED.name: planning.on_amendment_proposed,
                 messages.AGREEMENT_AMENDED.name: planning.on_amended,
                 messages.CANDIDATE_CODE_REQUESTED.name: planning.on_code_requested,
+                messages.CANDIDATE_SIGNER_BOUND.name: planning.on_signer_bound,
                 "milestone.confirmed": planning.on_milestone_confirmed,
             },
         )

@@ -242,10 +242,15 @@ class Dispatcher:
         tz = zone(candidate.timezone, self.planner.default_timezone)
         now = utcnow()
         allowed = schedule.QuietHours.parse(candidate.quiet_hours).next_allowed(now, tz)
-        if allowed > now and tp.kind != schedule.CODE:  # the candidate is waiting for a code
+        if allowed > now and tp.kind not in schedule.AT_ONCE:  # a code is awaited
             self._defer(touchpoint_id, allowed)
             return "deferred"
-        channel_name = self._channel_for(candidate, (tp.data or {}).get("channel"))
+        data = tp.data or {}
+        channel_name = (
+            self._addressed_channel(data)
+            if tp.kind in schedule.ADDRESSED
+            else self._channel_for(candidate, data.get("channel"))
+        )
         if channel_name is None:
             reason = (
                 "no delivery channel is configured (OFFERSEAL_SMTP_URL, OFFERSEAL_WEBHOOK_URL "
@@ -276,6 +281,15 @@ class Dispatcher:
                 touchpoint=tp,
             )
         )
+
+    def _addressed_channel(self, data: dict[str, Any]) -> str | None:
+        """A touchpoint addressed by its sender (a code, a signer announcement) goes to the
+        contact it carries: by e-mail, or by SMS through the webhook (the SMS gateway)."""
+        if not data.get("to"):
+            return None
+        if data.get("channel") == "sms":
+            return "webhook" if "webhook" in self.channels else None
+        return "email" if "email" in self.channels else None
 
     def _channel_for(self, candidate: NotifyCandidate, asked: str | None = None) -> str | None:
         if asked == "sms":  # a code asked for by SMS goes to the webhook (the SMS gateway)
@@ -391,13 +405,15 @@ class Dispatcher:
                     "kind": tp.kind,
                     "channel": o.channel,
                     "detail": o.detail,
+                    "message_id": o.message_id if sent else None,
+                    "reference": (tp.data or {}).get("code_id"),
                 }
-                if tp.kind == schedule.CODE and o.state in ("sent", "failed", "skipped"):
-                    # A one-time code is kept only until it is delivered (or cannot be).
+                if tp.kind in schedule.ADDRESSED and o.state in ("sent", "failed", "skipped"):
+                    # A one-time code, and the contact it went to, are kept only until it is
+                    # delivered (or cannot be).
+                    kept = {k: v for k, v in (tp.data or {}).items() if k not in ("code", "to")}
                     session.execute(
-                        update(Touchpoint)
-                        .where(Touchpoint.id == o.touchpoint_id)
-                        .values(data={k: v for k, v in (tp.data or {}).items() if k != "code"})
+                        update(Touchpoint).where(Touchpoint.id == o.touchpoint_id).values(data=kept)
                     )
                 if sent:
                     envelopes.append(messages.build(messages.TOUCHPOINT_SENT, tp.tenant, payload))

@@ -110,6 +110,8 @@ class Composer:
         if due:
             data["due_at"] = format_moment(due, timezone, language)
             data["due_short"] = format_moment(due, timezone, language, short=True)
+        if data.get("bound_at"):
+            data["bound_at"] = format_moment(data["bound_at"], timezone, language)
         start = data.get("start_at", "")
         if start:
             data["start_at"] = format_moment(start, timezone, language)
@@ -125,6 +127,10 @@ class Composer:
     ) -> Outgoing:
         full: dict[str, tuple[str, Link]] = {}  # purpose key -> (signed URL, its link)
         data = {k: str(v) for k, v in (tp.data or {}).items()}
+        # Addressed by the sender: the offer's own contact, never the reference's stored one.
+        to = data.pop("to", None) if tp.kind in schedule.ADDRESSED else None
+        to_email = (to if data.get("channel") != "sms" else None) if to else candidate.email
+        phone = (to if data.get("channel") == "sms" else None) if to else candidate.phone
         data.setdefault("employer", followed.employer_name)
         data.setdefault("position", followed.position)
         language = candidate.language or followed.language
@@ -167,7 +173,7 @@ class Composer:
         return Outgoing(
             touchpoint_id=tp.id,
             message_id=f"<{tp.id}@{self.mail_domain}>",
-            to_email=candidate.email,
+            to_email=to_email,
             rendered=rendered,
             essential=tp.essential,
             # the header a mail client calls for one-click opt-out (RFC 8058): the full link
@@ -179,7 +185,7 @@ class Composer:
                 "kind": tp.kind,
                 "agreement_id": tp.agreement_id,
                 "candidate_ref": tp.candidate_ref,
-                "phone": candidate.phone,
+                "phone": phone,
                 "language": candidate.language,
                 "subject": rendered.subject,
                 "text": rendered.text,

@@ -206,12 +206,39 @@ class Planner:
                     message.occurred_at,
                     {
                         "code": p["code"],
+                        "code_id": p["code_id"],
                         "channel": p["channel"],
+                        "to": p["destination"],
                         "expires_at": p["expires_at"].isoformat(),
                     },
                 )
             ],
         )
+
+    def on_signer_bound(self, session: Session, message: messages.Message) -> None:
+        """A key was bound to sign for the candidate: they hear of it at once on every contact
+        the offer names, so a binding they did not make cannot pass unnoticed."""
+        p = message.payload
+        followed = self._followed(session, message)
+        if followed is None:
+            return
+        occurrence = int(message.occurred_at.timestamp() * 1000) % 2_000_000_000
+        base = {
+            "signer_kind": p["kind"],
+            "replaced": "yes" if p["replaced"] else "",
+            "bound_at": p["bound_at"].isoformat(),
+        }
+        planned = [
+            schedule.Planned(
+                schedule.SIGNER_BOUND,
+                occurrence + i,
+                message.occurred_at,
+                {**base, "channel": channel, "to": str(p[field])},
+            )
+            for i, (channel, field) in enumerate((("email", "email"), ("sms", "phone")))
+            if p.get(field)
+        ]
+        self.plan(session, followed, planned)
 
     def on_amendment_proposed(self, session: Session, message: messages.Message) -> None:
         """New dates await the candidate's signature: an essential message with the link."""

@@ -132,8 +132,25 @@ class CandidateCodeRequestedV1(ma.Schema):
     agreement_id = fields.String(required=True)
     candidate_ref = fields.String(required=True)
     channel = fields.String(required=True, validate=validate.OneOf(["email", "sms"]))
+    # The offer's own contact for the channel: the code goes there and nowhere else (not to an
+    # address notify keeps for the candidate reference, which another offer may have changed).
+    destination = fields.String(required=True, validate=validate.Length(min=3, max=320))
+    code_id = fields.String(required=True)
     code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
     expires_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
+class CandidateSignerBoundV1(ma.Schema):
+    """A passkey or wallet was bound as the candidate's signer (`replaced`: another was bound
+    before): notify tells the candidate at once on every contact the offer names."""
+
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["passkey", "wallet"]))
+    replaced = fields.Boolean(required=True)
+    bound_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    email = fields.String(load_default=None, allow_none=True)
+    phone = fields.String(load_default=None, allow_none=True)
 
 
 class AgreementStateChangedV1(ma.Schema):
@@ -241,6 +258,10 @@ class TouchpointDeliveredV1(ma.Schema):
     kind = fields.String(required=True)
     channel = fields.String(load_default=None, allow_none=True)
     detail = fields.String(load_default=None, allow_none=True)
+    # Added compatibly (both optional): the e-mail's Message-ID, and the sender's reference
+    # (a one-time code's id), so the signing record can show the code's delivery evidence.
+    message_id = fields.String(load_default=None, allow_none=True)
+    reference = fields.String(load_default=None, allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -273,8 +294,12 @@ AGREEMENT_AMENDMENT_PROPOSED = MessageType(
     "agreement.amendment_proposed", 1, AgreementAmendmentProposedV1, "contracts"
 )
 AGREEMENT_AMENDED = MessageType("agreement.amended", 1, AgreementAmendedV1, "contracts")
+# v2: the code carries the offer's own contact (v1 went to notify's address for the reference).
 CANDIDATE_CODE_REQUESTED = MessageType(
-    "candidate.code_requested", 1, CandidateCodeRequestedV1, "contracts"
+    "candidate.code_requested", 2, CandidateCodeRequestedV1, "contracts"
+)
+CANDIDATE_SIGNER_BOUND = MessageType(
+    "candidate.signer_bound", 1, CandidateSignerBoundV1, "contracts"
 )
 MILESTONE_CONFIRMED = MessageType("milestone.confirmed", 1, MilestoneEventV1, "contracts")
 MILESTONE_OVERDUE = MessageType("milestone.overdue", 1, MilestoneEventV1, "contracts")
@@ -295,6 +320,7 @@ REGISTRY: dict[tuple[str, int], MessageType] = {
         AGREEMENT_AMENDMENT_PROPOSED,
         AGREEMENT_AMENDED,
         CANDIDATE_CODE_REQUESTED,
+        CANDIDATE_SIGNER_BOUND,
         MILESTONE_CONFIRMED,
         MILESTONE_OVERDUE,
         RISK_CHANGED,

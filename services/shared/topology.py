@@ -15,8 +15,19 @@ dead_letter_queue = Queue(
 
 # Which routing keys each service consumes (the evidence service consumes nothing).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "contracts": ("evidence.anchored.v1", "touchpoint.replied.v1", "touchpoint.missed.v1"),
-    "notify": ("agreement.#", "milestone.confirmed.v1", "candidate.code_requested.v1"),
+    "contracts": (
+        "evidence.anchored.v1",
+        "touchpoint.replied.v1",
+        "touchpoint.missed.v1",
+        "touchpoint.sent.v1",
+        "touchpoint.failed.v1",
+    ),
+    "notify": (
+        "agreement.#",
+        "milestone.confirmed.v1",
+        "candidate.code_requested.v2",
+        "candidate.signer_bound.v1",
+    ),
 }
 
 

@@ -48,6 +48,7 @@ def test_commitment_payload_is_what_wallets_take() -> None:
         terms=TERMS,
         milestones=[(2, 1_900_000_000), (5, 1_900_500_000)],
         nonce=7,
+        ceremony_hash="0x" + "66" * 32,
     )
     assert set(typed) == {"types", "primaryType", "domain", "message"}
     assert typed["primaryType"] == "Commitment"
@@ -71,6 +72,9 @@ def test_commitment_payload_is_what_wallets_take() -> None:
     assert message["milestoneDues"] == [1_900_000_000, 1_900_500_000]
     # Amounts above 2**53 travel as decimal strings so JavaScript wallets keep every digit.
     assert message["monthlySalary"] == str(2**100) and message["nonce"] == "7"
+    # The candidate's signature covers the record of how they signed (IntentAgreements 2.3.0).
+    assert message["ceremonyHash"] == "0x" + "66" * 32
+    assert {"name": "ceremonyHash", "type": "bytes32"} in typed["types"]["Commitment"]
     json.dumps(typed)  # plain JSON
 
 

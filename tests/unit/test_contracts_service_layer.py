@@ -93,8 +93,8 @@ class FakeChain:
         schedule = tuple((MILESTONE_KINDS[k], int(d.timestamp())) for k, d in milestones)
         return ChainCall("offer", (salt, terms, schedule))
 
-    def commit(self, onchain_id: str, signature: bytes) -> ChainCall:
-        return ChainCall("commit", (onchain_id, signature))
+    def commit(self, onchain_id: str, ceremony_hash: str, signature: bytes) -> ChainCall:
+        return ChainCall("commit", (onchain_id, ceremony_hash, signature))
 
     def confirm_milestone(
         self, onchain_id: str, index: int, root: str, values: Sequence[str], proof: Sequence[str]
@@ -351,7 +351,12 @@ def test_offer_signature_milestone_and_start(
     signature = sign_commitment(contracts, offered["id"])
     signed = contracts.signatures.submit_signature(HR, None, offered["id"], signature)
     assert signed["state"] == "committed"
-    assert chain.sent[-1] == ChainCall("commit", (offered["onchain_id"], signature))
+    # The commitment covers the ceremony's hash, frozen in the signing record with it.
+    record = contracts.enrolment.signing_record(HR, None, offered["id"])
+    assert record["ceremony"]["agreement"]["onchain_id"] == offered["onchain_id"]
+    assert chain.sent[-1] == ChainCall(
+        "commit", (offered["onchain_id"], record["ceremony_hash"], signature)
+    )
     assert chain.state_of(offered["onchain_id"]) == "committed"
 
     evidence = FakeEvidence()

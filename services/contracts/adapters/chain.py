@@ -142,8 +142,8 @@ class IntentAgreementsChain(chain.ContractClient):
     def bind_candidate(self, onchain_id: str, address: str) -> ChainCall:
         return ChainCall("bindCandidate", (_b32(onchain_id), Web3.to_checksum_address(address)))
 
-    def commit(self, onchain_id: str, signature: bytes) -> ChainCall:
-        return ChainCall("commit", (_b32(onchain_id), signature))
+    def commit(self, onchain_id: str, ceremony_hash: str, signature: bytes) -> ChainCall:
+        return ChainCall("commit", (_b32(onchain_id), _b32(ceremony_hash), signature))
 
     def confirm_milestone(
         self, onchain_id: str, index: int, root: str, values: Sequence[str], proof: Sequence[str]

@@ -64,9 +64,13 @@ COMMITMENT = [
     {"name": "milestoneDues", "type": "uint64[]"},
     {"name": "monthlySalary", "type": "uint128"},
     {"name": "liquidatedDamages", "type": "uint128"},
+    {"name": "ceremonyHash", "type": "bytes32"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint64"},
 ]
+# The naive one-contract-per-agreement design of bench/ signs the Commitment as it was before
+# the ceremony hash (IntentAgreements 2.2.0).
+COMMITMENT_WITHOUT_CEREMONY = [f for f in COMMITMENT if f["name"] != "ceremonyHash"]
 ARRIVAL = [
     {"name": "agreementId", "type": "bytes32"},
     {"name": "nonce", "type": "uint256"},
@@ -139,11 +143,17 @@ def commitment_typed_data(
     terms: Terms,
     milestones: Sequence[tuple[int, int]],
     nonce: int,
+    ceremony_hash: str | None,
 ) -> dict[str, Any]:
     """The `Commitment` a candidate signs: the terms and every milestone as `(kind code, due)`
-    in index order, as the chain holds them; the deadline is the offer's expiry."""
-    return {
-        "types": {"EIP712Domain": EIP712_DOMAIN, "Commitment": COMMITMENT},
+    in index order, as the chain holds them, and the hash of the signing ceremony's record
+    (`ceremony_hash`; None only for bench/'s contract, which predates it); the deadline is the
+    offer's expiry."""
+    typed: dict[str, Any] = {
+        "types": {
+            "EIP712Domain": EIP712_DOMAIN,
+            "Commitment": COMMITMENT if ceremony_hash else COMMITMENT_WITHOUT_CEREMONY,
+        },
         "primaryType": "Commitment",
         "domain": _domain(chain_id, registry),
         "message": {
@@ -162,6 +172,9 @@ def commitment_typed_data(
             "deadline": terms.offer_expires_at,
         },
     }
+    if ceremony_hash:
+        typed["message"]["ceremonyHash"] = ceremony_hash
+    return typed
 
 
 EMPLOYER_BINDING = [

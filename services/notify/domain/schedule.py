@@ -16,7 +16,13 @@ WELCOME_PACKAGE = "welcome_package"
 CLOSING = "closing"
 AMENDMENT = "amendment"  # new dates to read and sign
 CODE = "code"  # a one-time code the candidate is waiting for: sent at once, even in quiet hours
+SIGNER_BOUND = "signer_bound"  # "a key was bound to sign for you": at once, on every contact
 NON_ESSENTIAL = frozenset({WEEKLY_UPDATE, WELCOME_PACKAGE})
+# Sent at once, quiet hours or not.
+AT_ONCE = frozenset({CODE, SIGNER_BOUND})
+# Addressed by their sender to a contact written in the offer (`to` in the touchpoint's data),
+# never to the address notify keeps for the candidate reference.
+ADDRESSED = frozenset({CODE, SIGNER_BOUND})
 KINDS = (
     INVITATION,
     MILESTONE_REQUEST,
@@ -26,6 +32,7 @@ KINDS = (
     CLOSING,
     AMENDMENT,
     CODE,
+    SIGNER_BOUND,
 )
 
 MILESTONE_LEAD = dt.timedelta(days=2)  # ask for a stage's document two days before it is due

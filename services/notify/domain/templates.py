@@ -20,6 +20,7 @@ from .schedule import (
     CODE,
     INVITATION,
     MILESTONE_REQUEST,
+    SIGNER_BOUND,
     WEEKLY_UPDATE,
     WELCOME_PACKAGE,
 )
@@ -77,6 +78,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     CLOSING: ("outcome", "state"),
     AMENDMENT: ("sign_link", "start_at", "reason"),
     CODE: ("code",),
+    SIGNER_BOUND: ("bound_at",),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     INVITATION: ("sign_link",),
@@ -87,6 +89,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     CLOSING: ("outcome",),
     AMENDMENT: ("sign_link",),
     CODE: ("code",),
+    SIGNER_BOUND: (),
 }
 SUBJECT_MAX, TEXT_MAX = 200, 10_000
 SAMPLE = {
@@ -370,6 +373,16 @@ SMS_TEXTS[CODE] = {
         "Your code is {code}. Valid for 10 minutes. Not you? Ignore this.",
     ],
 }
+SMS_TEXTS[SIGNER_BOUND] = {
+    "zh-CN": [
+        "【{employer}】您的入职意向书已设置签署密钥。如非本人操作，请立即联系人事。",
+        "您的入职意向书已设置签署密钥。如非本人操作，请立即联系人事。",
+    ],
+    "en": [
+        "{employer}: a signing key was set for your agreement. Not you? Contact HR now.",
+        "A signing key was set for your agreement. Not you? Contact HR now.",
+    ],
+}
 CLOSING_SMS = {
     "zh-CN": ["【{employer}】{outcome}{link}", "{outcome}{link}", "入职意向书状态已更新。{link}"],
     "en": ["{employer}: {outcome} {link}", "{outcome} {link}", "Your agreement changed. {link}"],
@@ -520,6 +533,35 @@ def compose(
             if zh
             else f"You asked for this code on the page of your agreement with {employer}. "
             "It is valid for 10 minutes. If you did not ask for it, ignore this message."
+        ]
+    elif kind == SIGNER_BOUND:
+        replaced = bool(data.get("replaced"))
+        what = (
+            ("通行密钥" if zh else "passkey")
+            if data.get("signer_kind") == "passkey"
+            else ("钱包" if zh else "wallet")
+        )
+        if zh:
+            subject = "您的签署密钥已更换" if replaced else "您的签署密钥已设置"
+        else:
+            subject = "Your signing key was changed" if replaced else "Your signing key was set"
+        heading = subject
+        when = data.get("bound_at", "")
+        paragraphs = [
+            f"{when}，一个{what}被设置为您与{employer}的入职意向书的签署密钥。"
+            + ("它替换了之前的密钥；更换后 24 小时内无法用它签署。" if replaced else "")
+            + "如果不是您本人操作，请立即联系{employer}人事，不要签署任何内容。".replace(
+                "{employer}", employer
+            )
+            if zh
+            else f"At {when} a {what} was set as the key that signs your intent agreement with "
+            f"{employer}."
+            + (
+                " It replaces the key set before; nothing can be signed with it for 24 hours."
+                if replaced
+                else ""
+            )
+            + f" If this was not you, contact {employer}'s HR team now and do not sign anything."
         ]
     elif kind == CLOSING:
         subject = "入职意向书状态通知" if zh else "About your intent agreement"
