@@ -209,11 +209,15 @@ def candidate_signs(story: Story, agreement: dict[str, Any], passkey: SoftwarePa
         path, _, query = api.partition("?")
         return f"{path}{suffix}?{query}"
 
-    terms = requests.get(at("/terms"), timeout=30)
+    # The candidate's browser: the proof of the code lives in its cookie (HttpOnly,
+    # SameSite=Strict), and only this browser can bind a signer with it.
+    browser = requests.Session()
+    terms = browser.get(at("/terms"), timeout=30)
     summary = next(line for line in terms.text.splitlines() if line.startswith("3. In plain"))
     print(f"  {summary}")
     print(f"  sha256 of the text = {terms.headers['X-Terms-SHA256']} (the hash on chain)")
-    sent = requests.post(at("/enrolment/code"), json={"channel": "email"}, timeout=30)
+    browser.post(at("/enrolment/events"), json={"kind": "text_opened", "seconds": 0}, timeout=30)
+    sent = browser.post(at("/enrolment/code"), json={"channel": "email"}, timeout=30)
     sent.raise_for_status()
     mail = wait_for_mail(story.mail, "Your code")
     code = next(
@@ -221,9 +225,15 @@ def candidate_signs(story: Story, agreement: dict[str, Any], passkey: SoftwarePa
         for w in mail.get_body(preferencelist=("plain",)).get_content().split()
         if w.strip(".").isdigit() and len(w.strip(".")) == 6
     )
-    requests.post(at("/enrolment/verify"), json={"code": code}, timeout=30).raise_for_status()
-    print(f"  code sent to {sent.json()['destination']} and confirmed")
-    bound = requests.post(
+    browser.post(at("/enrolment/verify"), json={"code": code}, timeout=30).raise_for_status()
+    print(f"  code sent to {sent.json()['destination']} and confirmed in this browser")
+    stranger = requests.post(  # the same link without the browser's proof binds nothing
+        at("/enrolment/signer"),
+        json={"kind": "wallet", "address": "0x5a5A5a5a5A5a5a5a5a5A5a5A5A5a5a5A5A5A5A5A"},
+        timeout=30,
+    )
+    print(f"  someone else holding the link tries to bind a key: {stranger.status_code}")
+    bound = browser.post(
         at("/enrolment/signer"),
         json={
             "kind": "passkey",
@@ -234,9 +244,14 @@ def candidate_signs(story: Story, agreement: dict[str, Any], passkey: SoftwarePa
     )
     bound.raise_for_status()
     print(f"  passkey bound on chain: the candidate is {bound.json()['address']}")
-    typed = requests.get(link, headers={"Accept": "application/json"}, timeout=30).json()
+    for kind, seconds in (("text_read", 95), ("consent", 0)):
+        browser.post(at("/enrolment/events"), json={"kind": kind, "seconds": seconds}, timeout=30)
+    ceremony = browser.get(at("/ceremony"), timeout=30).json()
+    typed = browser.get(link, headers={"Accept": "application/json"}, timeout=30).json()
+    assert typed["message"]["ceremonyHash"] == ceremony["ceremony_hash"]
+    print(f"  the commitment covers the ceremony's record: {ceremony['ceremony_hash']}")
     assertion = passkey.sign(typed_data_digest(typed)).as_json(passkey.credential_id)
-    signed = requests.post(at("/signature"), json={"passkey": assertion}, timeout=60)
+    signed = browser.post(at("/signature"), json={"passkey": assertion}, timeout=60)
     signed.raise_for_status()
     print(f"  WebAuthn assertion verified by the contract (P-256): state {signed.json()['state']}")
 
