@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..shared import messages
@@ -319,8 +319,16 @@ class Enrolment:
             )
             live = [r for r in rows if aware(r.expires_at) >= now and r.attempts < CODE_ATTEMPTS]
             if not live:
-                if not rows and not self._any_code(session, a.id):
+                latest = session.execute(
+                    select(CandidateCode.verified_at)
+                    .where(CandidateCode.agreement_id == a.id)
+                    .order_by(CandidateCode.created_at.desc())
+                    .limit(1)
+                ).first()
+                if latest is None:
                     raise PortalConflict("ask for a code first")
+                if latest.verified_at is not None:
+                    raise PortalConflict("this code was already used; ask for a new one if needed")
                 raise CodeExpired("this code has expired or was tried too often; ask for a new one")
             wanted = self.links.keyed_hash(f"{a.id}:{code}")
             match = next((r for r in live if secrets.compare_digest(r.code_hash, wanted)), None)
@@ -352,17 +360,6 @@ class Enrolment:
             )
             answer = {"verified": True, "channel": match.channel, "destination": match.destination}
             return Proven(answer, secret)
-
-    @staticmethod
-    def _any_code(session: Session, agreement_id: str) -> bool:
-        return (
-            session.execute(
-                select(func.count(CandidateCode.id)).where(
-                    CandidateCode.agreement_id == agreement_id
-                )
-            ).scalar_one()
-            > 0
-        )
 
     def _session_code(
         self, session: Session, agreement_id: str, secret: str | None

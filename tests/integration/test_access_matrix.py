@@ -88,6 +88,7 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "POST", A + "/enrolment/signer"): LINK,
     ("contracts", "POST", A + "/enrolment/events"): LINK,
     ("contracts", "GET", A + "/signing-record"): LINK,
+    ("contracts", "GET", A + "/ceremony"): LINK,
     ("contracts", "POST", A + "/milestones/<string:kind>/evidence"): WRITE,
     ("contracts", "POST", A + "/start"): WRITE,
     ("contracts", "POST", A + "/breach"): WRITE,

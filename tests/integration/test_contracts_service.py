@@ -665,8 +665,9 @@ def test_a_commitment_sent_from_the_candidates_own_wallet_is_followed(
     typed = requests.get(signing_link(stack, agreement["id"]), timeout=30).json()
     signature = bytes.fromhex(ethers_sign(CANDIDATE_KEY, typed)[2:])
     candidate = chain.account(CANDIDATE_KEY)
+    ceremony = bytes.fromhex(typed["message"]["ceremonyHash"][2:])
     tx = client.functions.commit(
-        bytes.fromhex(agreement["onchain_id"][2:]), signature
+        bytes.fromhex(agreement["onchain_id"][2:]), ceremony, signature
     ).build_transaction(
         {"from": candidate.address, "nonce": w3.eth.get_transaction_count(candidate.address)}
     )

@@ -144,6 +144,11 @@ def agreement_id_of(sender: str, salt: bytes) -> bytes:
     return bytes(Web3.keccak(encode(["address", "bytes32"], [sender, salt])))
 
 
+# The hash of a signing ceremony's record (the portal's record; any non-zero value on chain).
+CEREMONY = "0x" + "c3" * 32
+CEREMONY_B = bytes.fromhex(CEREMONY[2:])
+
+
 def typed(
     net: Chain,
     agreement_id: bytes,
@@ -152,6 +157,7 @@ def typed(
     nonce: int | None = None,
     chain_id: int = 31337,
     registry: str | None = None,
+    ceremony_hash: str = CEREMONY,
 ) -> dict[str, Any]:
     if nonce is None:
         nonce = net.agreements.functions.nonces(terms.candidate).call()
@@ -163,6 +169,7 @@ def typed(
         terms=terms,
         milestones=milestones,
         nonce=nonce,
+        ceremony_hash=ceremony_hash,
     )
 
 
@@ -251,7 +258,9 @@ def test_python_digest_equals_the_contracts(net: Chain) -> None:
     terms = make_terms(net)
     agreement_id = offer(net, terms)
     digest = chain.typed_data_digest(typed(net, agreement_id, terms))
-    assert digest == bytes(net.agreements.functions.commitmentDigest(agreement_id).call())
+    assert digest == bytes(
+        net.agreements.functions.commitmentDigest(agreement_id, CEREMONY_B).call()
+    )
     deadline = net.now + 3600
     cancel = cancellation_typed_data(
         chain_id=31337,
@@ -272,7 +281,9 @@ def test_an_ethers_signature_over_the_typed_data_commits(net: Chain) -> None:
     signature = sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
     nonce = net.agreements.functions.nonces(terms.candidate).call()
     # Relayed by someone else: the candidate needs no ether.
-    receipt = net.send(net.agreements.functions.commit(agreement_id, signature), STRANGER_KEY)
+    receipt = net.send(
+        net.agreements.functions.commit(agreement_id, CEREMONY_B, signature), STRANGER_KEY
+    )
     assert state(net, agreement_id) == "Committed"
     event = net.agreements.events.Committed().process_receipt(receipt)[0]
     assert event["args"]["nonce"] == nonce
@@ -282,7 +293,10 @@ def test_an_ethers_signature_over_the_typed_data_commits(net: Chain) -> None:
 def test_signatures_do_not_replay(net: Chain) -> None:
     terms = make_terms(net)
     first, second = offer(net, terms), offer(net, terms)
-    commit = net.agreements.functions.commit
+
+    def commit(agreement: bytes, signature: bytes) -> Any:
+        return net.agreements.functions.commit(agreement, CEREMONY_B, signature)
+
     sender = net.stranger.address
     # Another agreement with identical terms.
     for_first = sign(CANDIDATE_KEY, typed(net, first, terms))
@@ -311,10 +325,10 @@ def test_a_smart_wallet_candidate_signs_with_erc1271(net: Chain) -> None:
     wallet = chain.deploy(net.w3, net.employer, "SmartWalletMock", owner.address)
     terms = make_terms(net, candidate=wallet)
     agreement_id = offer(net, terms)
-    digest = bytes(net.agreements.functions.commitmentDigest(agreement_id).call())
+    digest = bytes(net.agreements.functions.commitmentDigest(agreement_id, CEREMONY_B).call())
     assert digest == chain.typed_data_digest(typed(net, agreement_id, terms))
     signature = bytes(owner.unsafe_sign_hash(digest).signature)
-    net.send(net.agreements.functions.commit(agreement_id, signature), STRANGER_KEY)
+    net.send(net.agreements.functions.commit(agreement_id, CEREMONY_B, signature), STRANGER_KEY)
     assert state(net, agreement_id) == "Committed"
 
 
@@ -324,7 +338,10 @@ def test_commit_after_the_offer_expired_is_refused_and_the_offer_expires(net: Ch
     signature = sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
     assert revert_of(net.agreements.functions.expire(agreement_id))[0] == "OfferStillOpen"
     net.travel(8 * 86400)
-    assert revert_of(net.agreements.functions.commit(agreement_id, signature))[0] == "OfferExpired"
+    assert (
+        revert_of(net.agreements.functions.commit(agreement_id, CEREMONY_B, signature))[0]
+        == "OfferExpired"
+    )
     net.send(net.agreements.functions.expire(agreement_id), STRANGER_KEY)  # anyone
     assert state(net, agreement_id) == "Expired"
 
@@ -337,7 +354,7 @@ def committed(net: Chain, **changes: Any) -> tuple[bytes, Terms]:
     agreement_id = offer(net, terms)
     net.send(
         net.agreements.functions.commit(
-            agreement_id, sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
+            agreement_id, CEREMONY_B, sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
         ),
         STRANGER_KEY,
     )
@@ -511,11 +528,15 @@ def test_an_offered_agreement_is_amended_by_the_employer_alone(net: Chain) -> No
     assert [m[1] for m in fns.milestonesOf(agreement_id).call()] == [later - 86400] * 3
     # The commitment covers the new terms: a signature over the old ones no longer commits.
     stale = sign(CANDIDATE_KEY, old_typed)
-    assert revert_of(fns.commit(agreement_id, stale), sender=net.stranger.address)[0] == (
-        "InvalidSignature"
-    )
+    assert revert_of(fns.commit(agreement_id, CEREMONY_B, stale), sender=net.stranger.address)[
+        0
+    ] == ("InvalidSignature")
     new_terms = replace(terms, terms_hash=amendment[0], start_date=later)
-    net.send(fns.commit(agreement_id, sign(CANDIDATE_KEY, typed(net, agreement_id, new_terms))))
+    net.send(
+        fns.commit(
+            agreement_id, CEREMONY_B, sign(CANDIDATE_KEY, typed(net, agreement_id, new_terms))
+        )
+    )
     assert state(net, agreement_id) == "Committed"
 
 
@@ -632,7 +653,7 @@ def test_illegal_transitions_name_the_state(net: Chain) -> None:
     fns = net.agreements.functions
     unknown = new_id()
     for call in (
-        fns.commit(unknown, b""),
+        fns.commit(unknown, CEREMONY_B, b""),
         fns.confirmStart(unknown),
         fns.declareBreach(unknown),
         fns.withdrawOffer(unknown),
@@ -659,8 +680,8 @@ def test_nothing_personal_reaches_the_chain(net: Chain) -> None:
 # ---- version 2: ids, the whole commitment, arrival -----------------------------------------
 
 
-def test_version_is_2_2(net: Chain) -> None:
-    assert net.agreements.functions.version().call() == "2.2.0"
+def test_version_is_2_3(net: Chain) -> None:
+    assert net.agreements.functions.version().call() == "2.3.0"
 
 
 def offer_data(net: Chain, salt: bytes, terms: Terms) -> bytes:
@@ -724,18 +745,20 @@ def test_the_commitment_covers_milestones_and_grace(net: Chain) -> None:
     signed = sign(CANDIDATE_KEY, typed(net, agreement_id, terms))
     # A signature over another grace period does not commit.
     other_grace = sign(CANDIDATE_KEY, typed(net, agreement_id, replace(terms, grace_seconds=0)))
-    assert revert_of(fns.commit(agreement_id, other_grace), sender=net.stranger.address)[0] == (
-        "InvalidSignature"
-    )
+    assert revert_of(
+        fns.commit(agreement_id, CEREMONY_B, other_grace), sender=net.stranger.address
+    )[0] == ("InvalidSignature")
     # While offered the employer moves only a milestone (same text hash, same start): the
     # pending signature no longer commits, in version 1 it did.
     dues = [m[1] for m in fns.milestonesOf(agreement_id).call()]
     moved = (terms.terms_hash, terms.start_date, [dues[0] - 86400, *dues[1:]])
     net.send(fns.amend(agreement_id, moved, 0, b""))
-    assert revert_of(fns.commit(agreement_id, signed), sender=net.stranger.address)[0] == (
-        "InvalidSignature"
+    assert revert_of(fns.commit(agreement_id, CEREMONY_B, signed), sender=net.stranger.address)[
+        0
+    ] == ("InvalidSignature")
+    net.send(
+        fns.commit(agreement_id, CEREMONY_B, sign(CANDIDATE_KEY, typed(net, agreement_id, terms)))
     )
-    net.send(fns.commit(agreement_id, sign(CANDIDATE_KEY, typed(net, agreement_id, terms))))
     assert state(net, agreement_id) == "Committed"
 
 

@@ -20,6 +20,7 @@ from offerseal.contracts.domain.passkeys import (
 from offerseal.demo.passkey import Assertion, SoftwarePasskey
 from offerseal.shared.chain import typed_data_digest
 from tests.integration.test_intent_agreements import (
+    CEREMONY_B,
     STRANGER_KEY,
     Chain,
     make_terms,
@@ -74,7 +75,7 @@ def test_an_unbound_offer_is_bound_once_and_committed_with_a_passkey(net: Chain)
     agreement_id = offer(net, terms)
     assert state(net, agreement_id) == "Offered"
     fn = net.agreements.functions
-    assert revert_of(fn.commit(agreement_id, b"\x01" * 65))[0] == "CandidateNotBound"
+    assert revert_of(fn.commit(agreement_id, CEREMONY_B, b"\x01" * 65))[0] == "CandidateNotBound"
     stranger = net.stranger.address
     assert revert_of(fn.bindCandidate(agreement_id, passkey.public_key.address), sender=stranger)[
         0
@@ -84,9 +85,11 @@ def test_an_unbound_offer_is_bound_once_and_committed_with_a_passkey(net: Chain)
     assert event.args.candidate == passkey.public_key.address
     typed_data = typed(net, agreement_id, replace(terms, candidate=passkey.public_key.address))
     digest = typed_data_digest(typed_data)
-    assert digest == fn.commitmentDigest(agreement_id).call()
+    assert digest == fn.commitmentDigest(agreement_id, CEREMONY_B).call()
     signature = encoded(passkey, passkey.sign(digest))
-    receipt = net.send(fn.commit(agreement_id, signature), STRANGER_KEY)  # anyone may relay
+    receipt = net.send(
+        fn.commit(agreement_id, CEREMONY_B, signature), STRANGER_KEY
+    )  # anyone may relay
     assert state(net, agreement_id) == "Committed"
     assert receipt["gasUsed"] < 150_000
     # Once committed, the candidate is fixed.
@@ -155,13 +158,15 @@ def test_the_contract_refuses_every_assertion_the_candidate_did_not_make(net: Ch
     second_id, second_typed = bound_offer(net, passkey)
     assert typed_data_digest(second_typed) != digest
     fn = net.agreements.functions
-    assert revert_of(fn.commit(second_id, encoded(passkey, good)))[0] == "InvalidSignature"
+    assert (
+        revert_of(fn.commit(second_id, CEREMONY_B, encoded(passkey, good)))[0] == "InvalidSignature"
+    )
     assert state(net, second_id) == "Offered"
 
     # Garbage that is neither ECDSA nor a decodable assertion.
-    assert revert_of(fn.commit(agreement_id, b"\x00" * 64))[0] == "InvalidSignature"
+    assert revert_of(fn.commit(agreement_id, CEREMONY_B, b"\x00" * 64))[0] == "InvalidSignature"
     # And the genuine assertion still commits.
-    net.send(fn.commit(agreement_id, encoded(passkey, good)))
+    net.send(fn.commit(agreement_id, CEREMONY_B, encoded(passkey, good)))
     assert state(net, agreement_id) == "Committed"
 
 
@@ -171,7 +176,11 @@ def test_the_passkey_signs_a_cancellation_too(net: Chain) -> None:
     passkey = SoftwarePasskey()
     agreement_id, typed_data = bound_offer(net, passkey)
     fn = net.agreements.functions
-    net.send(fn.commit(agreement_id, encoded(passkey, passkey.sign(typed_data_digest(typed_data)))))
+    net.send(
+        fn.commit(
+            agreement_id, CEREMONY_B, encoded(passkey, passkey.sign(typed_data_digest(typed_data)))
+        )
+    )
     deadline = net.now + 3600
     release = cancellation_typed_data(
         chain_id=31337,

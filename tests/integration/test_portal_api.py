@@ -111,8 +111,10 @@ def test_a_candidate_without_a_wallet_enrols_a_passkey_and_signs(
         "credential_id": b64url(passkey.credential_id),
         "public_key": b64url(passkey.spki()),
     }
-    refused = post(api_link(link, "/enrolment/signer"), json=enrol)
-    assert refused.status_code == 409 and "one-time code" in refused.json()["detail"]
+    # The candidate's browser: it alone will hold the proof of the code (a cookie).
+    browser = requests.Session()
+    refused = browser.post(api_link(link, "/enrolment/signer"), json=enrol, timeout=60)
+    assert refused.status_code == 403 and "one-time code" in refused.json()["detail"]
 
     # The code, from the e-mail; a wrong one is counted.
     seen = len(box.messages)
@@ -138,12 +140,12 @@ def test_a_candidate_without_a_wallet_enrols_a_passkey_and_signs(
     assert wrong.status_code == 422 and field_of(wrong) == "code"
     assert "4 attempts left" in wrong.json()["detail"]
     assert post(api_link(link, "/enrolment/verify"), json={"code": "12"}).status_code == 422
-    ok = post(api_link(link, "/enrolment/verify"), json={"code": code})
+    ok = browser.post(api_link(link, "/enrolment/verify"), json={"code": code}, timeout=60)
     assert ok.status_code == 200 and ok.json()["verified"] is True
     again = post(api_link(link, "/enrolment/verify"), json={"code": code})
     assert again.status_code == 409  # a used code
 
-    bound = post(api_link(link, "/enrolment/signer"), json=enrol)
+    bound = browser.post(api_link(link, "/enrolment/signer"), json=enrol, timeout=60)
     assert bound.status_code == 200, bound.text
     assert bound.json()["address"] == passkey.public_key.address
     terms = stack.stack.contracts.service.client.terms_of(agreement["onchain_id"])

@@ -9,6 +9,8 @@ import { TypedDataEncoder } from "ethers/hash";
 import { AbiCoder } from "ethers/abi";
 import { keccak256 } from "ethers/crypto";
 import { getAddress } from "ethers/address";
+import { toUtf8Bytes } from "ethers/utils";
+import { canonicalJson } from "../verify/canonical.js";
 
 const catalog = {};
 for (const language of Object.keys(base)) {
@@ -41,10 +43,11 @@ function t(key, params = {}) {
 // ---- talking to the APIs --------------------------------------------------------------------
 
 class Problem extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     super(body.detail || body.title || String(status));
     this.status = status;
     this.body = body;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -52,7 +55,8 @@ async function api(path, options = {}) {
   const url = path.startsWith("/v1/")
     ? path + (options.withToken ? `?token=${encodeURIComponent(token)}` : "")
     : `/v1/agreements/${agreementId}${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
-  const init = { method: options.method || "GET", headers: { Accept: "application/json" } };
+  // The enrolment session is an HttpOnly cookie of this origin: sent, never read, by this script.
+  const init = { method: options.method || "GET", headers: { Accept: "application/json" }, credentials: "same-origin" };
   if (options.form !== undefined) {
     init.body = options.form;
   } else if (options.body !== undefined) {
@@ -68,7 +72,7 @@ async function api(path, options = {}) {
   const type = response.headers.get("Content-Type") || "";
   if (!response.ok) {
     const body = type.includes("json") ? await response.json().catch(() => ({})) : {};
-    throw new Problem(response.status, body);
+    throw new Problem(response.status, body, response.headers.get("Retry-After"));
   }
   if (response.status === 204) return null;
   return type.includes("json") ? response.json() : response.text();
@@ -90,11 +94,23 @@ function explain(error) {
     const left = /(\d+) attempts left/.exec(body.detail || "");
     return t("portal.error.code_wrong", { left: left ? left[1] : "?" });
   }
-  if (status === 429) return t("portal.error.too_many");
+  if (status === 429 && /most it allows/.test(body.detail || "")) return t("portal.error.no_more_codes");
+  if (status === 429) {
+    const seconds = Number((error.retryAfter || "60"));
+    return t("portal.error.too_many", { wait: seconds >= 120 ? `${Math.ceil(seconds / 60)} min` : `${seconds} s` });
+  }
+  if (status === 403) return t("portal.error.not_proven");
+  if (status === 409 && body.error === "RebindingPending") {
+    const until = /,\s*(\d+)\)/.exec(body.detail || "");
+    return t("portal.error.rebinding", { when: until ? new Date(Number(until[1]) * 1000).toLocaleString(lang) : "" });
+  }
+  if (status === 409 && /already bound a signer/.test(body.detail || "")) return t("portal.error.key_bound");
   if (status === 409 && /already used/.test(body.detail || "")) return t("portal.error.code_used");
   if (status === 409 && /is (committed|fulfilled|breached|cancelled|expired|employer_breached)/.test(body.detail || ""))
     return t("portal.error.ended");
   if (status === 409 && body.error === "InvalidState") return t("portal.error.ended");
+  if (status === 422 && field === "signature" && /signing record changed/.test(body.detail || ""))
+    return t("portal.error.record_changed");
   if (status === 422 && field === "signature") return t("portal.error.signature");
   if (status >= 500) return t("portal.error.server");
   return t("portal.error.generic");
@@ -141,6 +157,11 @@ function passkeyAddress(spki) {
   if (point[0] !== 4) throw new Error("not an uncompressed P-256 point");
   const encoded = AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [point.slice(1, 33), point.slice(33)]);
   return getAddress("0x" + keccak256(encoded).slice(-40));
+}
+
+/** keccak256 of the ceremony's canonical JSON: the Commitment's ceremonyHash, computed here. */
+function ceremonyHashOf(ceremony) {
+  return keccak256(toUtf8Bytes(canonicalJson(ceremony)));
 }
 
 /** The EIP-712 digest of a typed-data payload, computed here. */
@@ -375,6 +396,30 @@ async function signTyped(typed, signer) {
   return { passkey: await assert(digest, signer.credential_id) };
 }
 
+/** The ceremony the signature will cover, from the server, checked and shown; its hash. */
+async function showCeremony() {
+  const answer = await api("/ceremony");
+  const c = answer.ceremony;
+  const computed = ceremonyHashOf(c);
+  if (computed !== answer.ceremony_hash) throw new Problem(422, { field: "signature" });
+  const list = $("ceremony");
+  list.replaceChildren();
+  const when = (iso) => (iso ? new Date(iso).toLocaleString(lang) : t("portal.ceremony.none"));
+  row(list, t("portal.ceremony.read"), c.text.read_at
+    ? t("portal.ceremony.read_value", { when: when(c.text.read_at), seconds: c.text.read_seconds_reported_by_browser })
+    : t("portal.ceremony.none"));
+  row(list, t("portal.ceremony.consent"), when(c.consent.given_at));
+  if (c.code) {
+    row(list, t("portal.ceremony.code"), t("portal.ceremony.code_value", {
+      destination: c.code.destination, channel: c.code.channel, when: when(c.code.verified_at),
+    }));
+  }
+  row(list, t("portal.ceremony.key"), t("portal.ceremony.key_value", { kind: c.signer.kind, address: c.signer.address }));
+  $("ceremony-hash").textContent = computed;
+  $("ceremony-section").hidden = false;
+  return computed;
+}
+
 // ---- the journeys ---------------------------------------------------------------------------
 
 async function signingJourney(status) {
@@ -444,7 +489,10 @@ async function signingJourney(status) {
       }
       await api("/enrolment/verify", { method: "POST", body: { code } });
       codeStep();
-      $("key-create").focus();
+      // This browser now holds the proof: it may see (and bind) the signer.
+      const proven = await api("/enrolment");
+      if (proven.signer) keyDone(proven.signer);
+      else $("key-create").focus();
     }),
   );
   if (status.code_verified || signer) codeStep();
@@ -473,15 +521,28 @@ async function signingJourney(status) {
   );
   if (signer) keyDone(signer);
 
-  // 3. consent once the whole text was opened, then sign
+  // 3. consent once the whole text was opened; then the record of the ceremony, which the
+  // signature covers too, shown before anything is signed (check your answers)
+  let readSeconds = null;
+  let shown = null; // the ceremony on screen, and its hash computed here
   watchReading((seconds) => {
+    readSeconds = seconds;
     consent.disabled = false;
     $("consent-hint").textContent = t("portal.consent.ready");
     api("/enrolment/events", { method: "POST", body: { kind: "text_read", seconds } }).catch(() => {});
   });
   consent.addEventListener("change", () => {
-    $("sign").disabled = !consent.checked;
-    if (consent.checked) api("/enrolment/events", { method: "POST", body: { kind: "consent", seconds: 0 } }).catch(() => {});
+    $("sign").disabled = true;
+    $("ceremony-section").hidden = true;
+    shown = null;
+    if (!consent.checked) return;
+    busy($("sign"), async () => {
+      // Recorded again from this browser, which proved the code: these enter the ceremony.
+      if (readSeconds !== null) await api("/enrolment/events", { method: "POST", body: { kind: "text_read", seconds: readSeconds } });
+      await api("/enrolment/events", { method: "POST", body: { kind: "consent", seconds: 0 } });
+      shown = await showCeremony();
+      $("sign").disabled = !consent.checked;
+    });
   });
   $("sign").addEventListener("click", () =>
     busy($("sign"), async () => {
@@ -493,6 +554,11 @@ async function signingJourney(status) {
       // Fetched again now that the signer is bound: the candidate is part of what is signed.
       const fresh = await api("/typed-data");
       if (fresh.message.termsHash !== hash) throw new Problem(422, { field: "signature" });
+      // The ceremony hash signed is the one of the record shown, recomputed here.
+      if (!shown || fresh.message.ceremonyHash !== shown) {
+        shown = await showCeremony();
+        throw new Problem(422, { field: "signature", detail: "the signing record changed" });
+      }
       showSummary(fresh, agreement);
       const signed = await signTyped(fresh, signer);
       await api("/signature", { method: "POST", body: signed });
