@@ -87,7 +87,8 @@ class Signatures:
             a = load(session, tenant, agreement_id)
             if a.state == "offering":
                 raise StillOffering(a.id)
-            if ceremony is not None:
+            if cancellation_deadline is None:
+                assert ceremony is not None
                 bound_candidate(a)
                 return self._commitment(a, ceremony)
             return cancellation_typed_data(
