@@ -24,6 +24,8 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
+from .ceremony import check_record
+from .hexbytes import from_hex32
 from .proofs import MAX_BUNDLE_BYTES, ChainView, Check, Verdict, verify_bundle
 from .receipts import TrustedKey
 
@@ -35,6 +37,7 @@ FORMATS = (DOSSIER_FORMAT,)
 MANIFEST = "manifest.json"
 MANIFEST_PROOF = "manifest.proof.json"
 COVER = "cover.pdf"
+SIGNING_RECORD = "signatures/signing-record.json"
 OUTSIDE_MANIFEST = frozenset({MANIFEST, MANIFEST_PROOF, COVER})
 MAX_ENTRIES = 10_000
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
@@ -429,7 +432,13 @@ def _verify_open(
             )
         )
 
-    # 6. The cover report.
+    # 6. The ceremony: the signing record's ceremony hashes to what the chain says the
+    # candidate's commitment covered.
+    record_path = SIGNING_RECORD
+    if record_path in actual:
+        checks.append(_ceremony_check(archive, entries[record_path], agreement, chain))
+
+    # 7. The cover report.
     cover = entries.get(COVER)
     if cover is None:
         checks.append(Check("cover", False, f"no {COVER} in the dossier"))
@@ -449,6 +458,39 @@ def _verify_open(
                 ok, detail = cover_check(pdf)
             checks.append(Check("cover", ok, detail))
     return Verdict(tuple(checks))
+
+
+def _ceremony_check(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    agreement: dict[str, Any],
+    chain: ChainView | None,
+) -> Check:
+    """The signing record's ceremony against IntentAgreements.ceremonyOf() on chain."""
+    try:
+        record = _strict_json(_read_small(archive, info, MAX_MANIFEST_BYTES))
+    except _READ_ERRORS as exc:
+        return Check("ceremony", False, f"{SIGNING_RECORD} is not UTF-8 JSON: {exc}")
+    if not isinstance(record, dict) or "ceremony" not in record:
+        if isinstance(record, dict) and record.get("state") == "offered":
+            return Check("ceremony", True, "not signed yet: no ceremony to check")
+        return Check(
+            "ceremony",
+            None,
+            "the signing record holds no ceremony (signed before IntentAgreements 2.3.0)",
+        )
+    onchain = None
+    reader = getattr(chain, "ceremony_of", None)
+    if reader is not None:
+        onchain = reader(agreement["registry"], from_hex32(agreement["onchain_id"]))
+        if onchain is None:
+            return Check(
+                "ceremony",
+                False,
+                f"the contract at {agreement['registry']} does not answer ceremonyOf()",
+            )
+    ok, detail = check_record(record, onchain)
+    return Check("ceremony", None if ok and onchain is None else ok, detail)
 
 
 def _bundle_check(

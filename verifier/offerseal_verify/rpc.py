@@ -15,6 +15,7 @@ from .merkle import keccak
 from .proofs import AnchorTx
 
 ANCHORED_AT_SELECTOR = keccak(b"anchoredAt(bytes32)")[:4]
+CEREMONY_OF_SELECTOR = keccak(b"ceremonyOf(bytes32)")[:4]
 ANCHORED_TOPIC = to_hex(keccak(b"Anchored(bytes32,uint64,address)"))
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 TIMEOUT_SECONDS = 10.0
@@ -76,6 +77,20 @@ class JsonRpcChainView:
             return int(str(answer), 16) if answer and answer != "0x" else 0
         except (RpcRefused, ValueError):
             return 0  # no contract there, or not a registry
+
+    def ceremony_of(self, agreements: str, onchain_id: bytes) -> str | None:
+        """IntentAgreements.ceremonyOf(id): the ceremony hash the candidate's commitment
+        covered (`0x` and 64 hex digits; all zeros before the commitment), or None when the
+        contract does not answer it (no contract there, or one older than 2.3.0)."""
+        try:
+            answer = self.call(
+                "eth_call",
+                [{"to": agreements, "data": to_hex(CEREMONY_OF_SELECTOR + onchain_id)}, "latest"],
+            )
+        except RpcRefused:
+            return None
+        text = str(answer or "")
+        return text.lower() if len(text) == 66 else None
 
     def block(self, number: int) -> tuple[str, int] | None:
         try:

@@ -5,6 +5,9 @@
 // opened with fflate and never leaves the browser.
 
 import { unzipSync } from "fflate";
+import { keccak_256 } from "@noble/hashes/sha3.js";
+
+import { canonicalJson } from "./canonical.js";
 
 import { chainChecks, isValid, mergeEndpoints, sha256Hex, unreachable, verifyOffline } from "./checks.js";
 import { client } from "./rpc.js";
@@ -14,6 +17,9 @@ export const DOSSIER_FORMAT = "offerseal-dossier-1";
 const MANIFEST = "manifest.json";
 const MANIFEST_PROOF = "manifest.proof.json";
 const COVER = "cover.pdf";
+const SIGNING_RECORD = "signatures/signing-record.json";
+// IntentAgreements.ceremonyOf(bytes32): keccak256("ceremonyOf(bytes32)")[:4]
+const CEREMONY_OF = "0x" + hexOf(keccak_256(new TextEncoder().encode("ceremonyOf(bytes32)"))).slice(0, 8);
 const OUTSIDE_MANIFEST = [MANIFEST, MANIFEST_PROOF, COVER];
 const MAX_ENTRIES = 10000;
 const MAX_TOTAL_BYTES = 1024 * 1024 * 1024;
@@ -23,6 +29,53 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$/;
+
+function hexOf(bytes) {
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The signing record's ceremony, recomputed here, against ceremonyOf() at every endpoint. */
+async function ceremonyCheck(bytes, agreement, endpoints) {
+  let record;
+  try {
+    record = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    return check("ceremony", false, "ceremony.fail", { detail: `${SIGNING_RECORD}: ${error.message || error}` });
+  }
+  if (!record || typeof record !== "object" || !("ceremony" in record)) {
+    return record && record.state === "offered"
+      ? check("ceremony", true, "ceremony.unsigned")
+      : check("ceremony", null, "ceremony.absent");
+  }
+  let hash;
+  try {
+    hash = "0x" + hexOf(keccak_256(new TextEncoder().encode(canonicalJson(record.ceremony))));
+  } catch (error) {
+    return check("ceremony", false, "ceremony.fail", { detail: String(error.message || error) });
+  }
+  if (record.ceremony_hash && String(record.ceremony_hash).toLowerCase() !== hash) {
+    return check("ceremony", false, "ceremony.fail", {
+      detail: `the record states ${record.ceremony_hash}, its ceremony hashes to ${hash}`,
+    });
+  }
+  const answers = [];
+  for (const url of endpoints || []) {
+    try {
+      const data = CEREMONY_OF + agreement.onchain_id.slice(2);
+      answers.push(String(await client(url)("eth_call", [{ to: agreement.registry, data }, "latest"])).toLowerCase());
+    } catch {
+      // an endpoint that does not answer is not a verdict
+    }
+  }
+  if (!answers.length) return check("ceremony", null, "ceremony.offline", { hash });
+  const wrong = answers.find((a) => a !== hash);
+  if (wrong !== undefined) {
+    return check("ceremony", false, "ceremony.fail", {
+      detail: `the chain holds ceremony hash ${wrong}, the record hashes to ${hash}: not the record the candidate signed`,
+    });
+  }
+  return check("ceremony", true, "ceremony.pass", { hash });
+}
 
 function check(name, ok, key, params = {}, parts = null) {
   return parts ? { name, ok, key, params, parts } : { name, ok, key, params };
@@ -275,7 +328,12 @@ export async function verifyDossier(bytes, options) {
     checks.push(await bundleCheck("file_proof", entry.proof, entry.path, "0x" + actual[entry.path]));
   }
 
-  // 6. The cover report: present (its signature is for a PDF reader to show).
+  // 6. The ceremony the candidate's signature covered, against the chain.
+  if (SIGNING_RECORD in actual) {
+    checks.push(await ceremonyCheck(files[SIGNING_RECORD], manifest.agreement, options.endpoints));
+  }
+
+  // 7. The cover report: present (its signature is for a PDF reader to show).
   checks.push(
     files[COVER]
       ? check("cover", true, "cover.pass", { bytes: files[COVER].length })
