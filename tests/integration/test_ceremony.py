@@ -32,11 +32,15 @@ from web3 import Web3
 
 from offerseal.contracts.domain.passkeys import b64url
 from offerseal.demo.passkey import SoftwarePasskey
+from offerseal.evidence.adapters.registry import Web3ChainView
+from offerseal.shared import chain
 from offerseal.shared.chain import typed_data_digest
 from offerseal.shared.net import free_port
 from offerseal_verify.ceremony import ceremony_hash, check_record
+from offerseal_verify.dossier import verify_dossier
 from tests.conftest import PG_ADMIN_URL, RunningStack, _pg_admin, require_server
 from tests.integration.test_contracts_service import body
+from tests.integration.test_dossier import dossier
 from tests.integration.test_notify import Mailbox, notify_stack, text_of
 
 pytestmark = pytest.mark.chain
@@ -368,6 +372,15 @@ def test_the_signature_covers_the_ceremony_and_the_record_is_then_frozen(rig: Ri
     assert ok, why
     tampered = {**record, "ceremony": {**ceremony, "consent": {"given_at": None}}}
     assert check_record(tampered, onchain)[0] is False
+
+    # The dossier carries the record; a legal team checks its ceremony against the chain.
+    answer = dossier(rig.stack, agreement["id"], rig.stack.legal, lang="en")
+    assert answer.status_code == 200, answer.text
+    view = Web3ChainView(chain.connect(rig.rpc_url))
+    verdict = verify_dossier(answer.content, trusted_keys=None, chain=view)
+    [checked] = [c for c in verdict.checks if c.name == "ceremony"]
+    assert checked.ok is True, checked.detail
+    assert before["ceremony_hash"] in checked.detail
 
     # Frozen: nothing joins the ceremony after the signature.
     late = candidate.post("/enrolment/events", {"kind": "consent", "seconds": 0})

@@ -87,6 +87,19 @@ class Web3ChainView:
             log.info("anchoredAt failed on %s: %s", registry, exc)
             return 0
 
+    def ceremony_of(self, agreements: str, onchain_id: bytes) -> str | None:
+        """IntentAgreements.ceremonyOf(id) at `agreements` (None: no such function there)."""
+        from offerseal_verify.rpc import CEREMONY_OF_SELECTOR
+
+        try:
+            answer = self.w3.eth.call(
+                {"to": agreements, "data": CEREMONY_OF_SELECTOR + onchain_id}
+            )
+        except Exception as exc:  # no contract there, or one without ceremonyOf
+            log.info("ceremonyOf failed on %s: %s", agreements, exc)
+            return None
+        return "0x" + bytes(answer).hex() if len(answer) == 32 else None
+
     def block(self, number: int) -> tuple[str, int] | None:
         try:
             block = self.w3.eth.get_block(number)
