@@ -363,12 +363,13 @@ def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
             terms=terms,
             milestones=[(k, due) for k, due, _ in milestones],
             nonce=nonce,
+            ceremony_hash="0x" + "ce" * 32,  # the registry stores it: the naive design has none
         )
         signature = chain.sign_typed_data(candidate_key, typed)
         committed = send(
-            agreements.functions.commit(agreement_id, signature).build_transaction(
-                {"from": employer.address}
-            )
+            agreements.functions.commit(
+                agreement_id, bytes.fromhex("ce" * 32), signature
+            ).build_transaction({"from": employer.address})
         )
         registry_gas.append(offered + committed)
         offer_gas.append(offered)
@@ -394,6 +395,7 @@ def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
             terms=terms,
             milestones=[(k, due) for k, due, _ in milestones],
             nonce=0,
+            ceremony_hash=None,
         )
         committed_single = send(
             contract.functions.commit(

@@ -238,8 +238,16 @@ def test_a_candidate_signs_from_a_phone_with_a_passkey(
             journey.visible("key-ok")
             assert not driver.find_element(By.ID, "error-summary").is_displayed()
 
-        with journey.step("signed"):
+        with journey.step("ceremony"):
+            # Before signing: the record the signature also covers, its fingerprint computed
+            # by the page itself.
             journey.read_to_the_end()
+            journey.visible("ceremony-section")
+            fingerprint = driver.find_element(By.ID, "ceremony-hash").text
+            assert re.fullmatch(r"0x[0-9a-f]{64}", fingerprint), fingerprint
+            journey.fits_phone()
+
+        with journey.step("signed"):
             journey.click("sign")
             done = journey.visible("done")
             assert WORDS[language]["signed"] in done.text
@@ -268,6 +276,8 @@ def test_a_candidate_signs_from_a_phone_with_a_passkey(
             "signed",
         ):
             assert expected in kinds, kinds
+        assert record["ceremony_hash"] == fingerprint  # what the page showed is what was signed
+        assert record["ceremony"]["consent"]["given_at"] and record["ceremony"]["text"]["read_at"]
         assertion = next(e for e in record["events"] if e["kind"] == "passkey_assertion")
         assert assertion["detail"]["flags"]["user_verified"] is True
         assert "Chrome" in (assertion["user_agent"] or "")
