@@ -31,9 +31,10 @@ demo: setup ## run the end-to-end scenario on embedded defaults (SQLite, in-proc
 up: setup ## run the stack on embedded defaults until Ctrl-C
 	$(BIN)/offerseal up
 
-test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
+test: setup ## ruff, mypy, import boundaries, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
 	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services verifier/offerseal_verify
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 fuzz: setup ## schemathesis against all three services, with and without keys (long run)
@@ -42,9 +43,10 @@ fuzz: setup ## schemathesis against all three services, with and without keys (l
 chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts), then the invariant checker; writes bench/CHAOS.md
 	$(BIN)/python -m bench.chaos
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy and the import boundaries (import-linter; contracts in pyproject.toml)
 	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services verifier/offerseal_verify
+	$(BIN)/lint-imports
 
 compile: setup ## recompile contracts/ into contracts/build/ (commit the result)
 	node contracts/compile.mjs

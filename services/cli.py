@@ -16,7 +16,7 @@ from pathlib import Path
 from .shared.config import ConfigError, Settings, load_settings
 from .shared.errors import OfferSealError
 from .shared.redact import redact_text, redact_url
-from .stack import SERVICES, Stack, open_database
+from .stack import SERVICES, Stack, open_database, serve_prefork
 
 log = logging.getLogger("offerseal")
 
@@ -85,8 +85,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
     if workers > 1:
-        from .shared import prefork
-
         for name in args.service:
             if not getattr(settings, f"{name}_port"):
                 raise ConfigError(f"--workers needs a fixed port for {name} (not 0)")
@@ -94,7 +92,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             f"{', '.join(args.service)}: {workers} worker processes (one runs the background)",
             flush=True,
         )
-        return prefork.serve(settings, args.service, workers)
+        return serve_prefork(settings, args.service, workers)
     stack = Stack(settings, tuple(args.service)).start()
     for name in args.service:
         print(f"{name} listening on {stack.urls[name]}", flush=True)
