@@ -48,6 +48,9 @@ lint: setup ## ruff, mypy and the import boundaries (import-linter; contracts in
 	$(BIN)/mypy services verifier/offerseal_verify
 	$(BIN)/lint-imports
 
+docs: setup ## regenerate docs/configuration.md from the settings table (services/shared/variables.py)
+	$(BIN)/offerseal config docs docs/configuration.md
+
 compile: setup ## recompile contracts/ into contracts/build/ (commit the result)
 	node contracts/compile.mjs
 
@@ -58,4 +61,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test fuzz chaos lint compile bench clean
+.PHONY: help setup demo up test fuzz chaos lint docs compile bench clean

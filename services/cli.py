@@ -245,6 +245,24 @@ def cmd_console_rebuild_board(_args: argparse.Namespace, settings: Settings) -> 
     return 0
 
 
+def cmd_config_docs(args: argparse.Namespace, _settings: Settings) -> int:
+    from pathlib import Path
+
+    from .shared.config_docs import configuration_page
+
+    page, target = configuration_page(), Path(args.path)
+    if args.check:
+        if target.exists() and target.read_text(encoding="utf-8") == page:
+            print(f"{target} is up to date")
+            return 0
+        print(f"{target} is stale: run `offerseal config docs` (make docs)", file=sys.stderr)
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     open_database(settings)
     print("database schema is up to date")
@@ -441,6 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild-board", help="derive every board summary again from the facts"
     )
     rebuild.set_defaults(func=cmd_console_rebuild_board)
+
+    config = sub.add_parser("config", help="the settings (OFFERSEAL_* variables)")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_docs = config_sub.add_parser(
+        "docs", help="write docs/configuration.md from the settings table"
+    )
+    config_docs.add_argument("path", nargs="?", default="docs/configuration.md")
+    config_docs.add_argument(
+        "--check", action="store_true", help="only check that the page is up to date (exit 1)"
+    )
+    config_docs.set_defaults(func=cmd_config_docs)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=cmd_migrate)
