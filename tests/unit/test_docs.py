@@ -93,3 +93,15 @@ def test_the_configuration_page_is_generated_from_the_settings_table() -> None:
     assert page == configuration_page(), "docs/configuration.md is stale: run `make docs`"
     for variable in VARIABLES:
         assert f"`{variable.env}`" in page
+
+
+def test_the_command_writes_the_page_and_check_fails_while_it_is_stale(tmp_path: Path) -> None:
+    from offerseal.cli import main
+
+    page = tmp_path / "configuration.md"
+    assert main(["config", "docs", "--check", str(page)]) == 1  # missing
+    assert main(["config", "docs", str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == configuration_page()
+    assert main(["config", "docs", "--check", str(page)]) == 0
+    page.write_text(configuration_page().replace("OFFERSEAL_WORKERS", "OFFERSEAL_X"))
+    assert main(["config", "docs", "--check", str(page)]) == 1
