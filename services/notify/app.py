@@ -114,6 +114,8 @@ class NotifyNode:
             if self.weekly_report is not None
             else None
         )
+        if self.weekly is None:
+            log.warning("no weekly report composer given: HR's Monday report is not e-mailed")
         self.app = create_app(self.db, self.service, self.ready, self.settings)
         # Browsers opening an e-mail's reply or unsubscribe link land in the portal there.
         self.app.config["OFFERSEAL_PORTAL_URL"] = web_url
