@@ -31,9 +31,10 @@ demo: setup ## run the end-to-end scenario on embedded defaults (SQLite, in-proc
 up: setup ## run the stack on embedded defaults until Ctrl-C
 	$(BIN)/offerseal up
 
-test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
+test: setup ## ruff, mypy, import boundaries, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
 	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services verifier/offerseal_verify
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 fuzz: setup ## schemathesis against all three services, with and without keys (long run)
@@ -42,9 +43,13 @@ fuzz: setup ## schemathesis against all three services, with and without keys (l
 chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts), then the invariant checker; writes bench/CHAOS.md
 	$(BIN)/python -m bench.chaos
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy and the import boundaries (import-linter; contracts in pyproject.toml)
 	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services verifier/offerseal_verify
+	$(BIN)/lint-imports
+
+docs: setup ## regenerate docs/configuration.md from the settings table (services/shared/variables.py)
+	$(BIN)/offerseal config docs docs/configuration.md
 
 compile: setup ## recompile contracts/ into contracts/build/ (commit the result)
 	node contracts/compile.mjs
@@ -56,4 +61,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test fuzz chaos lint compile bench clean
+.PHONY: help setup demo up test fuzz chaos lint docs compile bench clean

@@ -33,7 +33,8 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from bench.run import OUT, PgDatabase, Service, machine, pct, time_to_proof
+from bench.figures import machine, pct
+from bench.run import OUT, PgDatabase, Service, time_to_proof
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.net import free_port

@@ -26,17 +26,13 @@ from typing import Any
 
 import requests
 
+from bench.figures import pct
 from offerseal.shared.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 START = "<!-- throughput:start -->"
 END = "<!-- throughput:end -->"
 DOC_BYTES = 10_240
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def multipart(content: bytes) -> tuple[bytes, str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.figures import pct
 from offerseal.notify import dispatch as notify_dispatch
 from offerseal.notify.adapters.channels import Outgoing, SmtpChannel, WebhookChannel
 from offerseal.notify.adapters.journal import SentJournal
@@ -62,11 +63,6 @@ class Hook(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
 """
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def _insert(conn: Any, count: int, due_sql: str, agreement: str, prefix: str) -> None:
@@ -166,7 +162,7 @@ def run(pg_admin_url: str, planned: int = 1_000_000) -> dict[str, Any]:
                         )
                     ).all()
                 samples.append((time.perf_counter() - started) * 1000)
-            return round(_pct(samples, 50), 3)
+            return round(pct(samples, 50), 3)
 
         # Claim time with 10,000 planned for later, then with 1,000,000: it must not grow.
         with db.engine.begin() as conn:
@@ -253,8 +249,8 @@ def run(pg_admin_url: str, planned: int = 1_000_000) -> dict[str, Any]:
                 )
             ]
         out["lateness_sent"] = len(lateness)
-        out["lateness_p50_s"] = round(_pct(lateness, 50), 3)
-        out["lateness_p95_s"] = round(_pct(lateness, 95), 3)
+        out["lateness_p50_s"] = round(pct(lateness, 50), 3)
+        out["lateness_p95_s"] = round(pct(lateness, 95), 3)
     finally:
         for receiver in receivers:
             receiver.terminate()

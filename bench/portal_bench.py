@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from bench.run import pct
+from bench.figures import machine, pct
 from offerseal.contracts.domain.agreements import Terms, commitment_typed_data
 from offerseal.contracts.domain.passkeys import b64url, encode_signature
 from offerseal.demo.passkey import SoftwarePasskey
@@ -261,8 +261,6 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def run(rpc_url: str) -> dict[str, Any]:
-    from bench.run import machine
-
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),

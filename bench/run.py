@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from bench.figures import machine, pct
 from offerseal.evidence.adapters.registry import RegistryClient
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
@@ -43,11 +43,6 @@ AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/
 
 
 INGEST_PARTS = ("http", "hashes", "anchoring")  # bench/ingest.py's figures, `--parts`
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class PgDatabase:
@@ -592,19 +587,6 @@ def throughput(rpc_url: str, args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     return out
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.platform()}"
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from .shared.config import ConfigError, Settings, load_settings
 from .shared.errors import OfferSealError
 from .shared.redact import redact_text, redact_url
-from .stack import SERVICES, Stack, open_database
+from .stack import SERVICES, Stack, open_database, serve_prefork
 
 log = logging.getLogger("offerseal")
 
@@ -85,8 +85,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
     if workers > 1:
-        from .shared import prefork
-
         for name in args.service:
             if not getattr(settings, f"{name}_port"):
                 raise ConfigError(f"--workers needs a fixed port for {name} (not 0)")
@@ -94,7 +92,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             f"{', '.join(args.service)}: {workers} worker processes (one runs the background)",
             flush=True,
         )
-        return prefork.serve(settings, args.service, workers)
+        return serve_prefork(settings, args.service, workers)
     stack = Stack(settings, tuple(args.service)).start()
     for name in args.service:
         print(f"{name} listening on {stack.urls[name]}", flush=True)
@@ -244,6 +242,24 @@ def cmd_console_rebuild_board(_args: argparse.Namespace, settings: Settings) -> 
 
     count = rebuild_all(open_database(settings), dt.datetime.now(dt.UTC))
     print(f"rebuilt the board's summaries: {count} agreements between offer and first day")
+    return 0
+
+
+def cmd_config_docs(args: argparse.Namespace, _settings: Settings) -> int:
+    from pathlib import Path
+
+    from .shared.config_docs import configuration_page
+
+    page, target = configuration_page(), Path(args.path)
+    if args.check:
+        if target.exists() and target.read_text(encoding="utf-8") == page:
+            print(f"{target} is up to date")
+            return 0
+        print(f"{target} is stale: run `offerseal config docs` (make docs)", file=sys.stderr)
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    print(f"wrote {target}")
     return 0
 
 
@@ -443,6 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild-board", help="derive every board summary again from the facts"
     )
     rebuild.set_defaults(func=cmd_console_rebuild_board)
+
+    config = sub.add_parser("config", help="the settings (OFFERSEAL_* variables)")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_docs = config_sub.add_parser(
+        "docs", help="write docs/configuration.md from the settings table"
+    )
+    config_docs.add_argument("path", nargs="?", default="docs/configuration.md")
+    config_docs.add_argument(
+        "--check", action="store_true", help="only check that the page is up to date (exit 1)"
+    )
+    config_docs.set_defaults(func=cmd_config_docs)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=cmd_migrate)

@@ -5,7 +5,9 @@ and with which keys and ports."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from .shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, ConfigError, Settings
@@ -227,13 +229,21 @@ class Stack:
 
     def _start_notify(self) -> None:
         from .notify.app import NotifyNode
+        from .web.console.report_mail import WeeklyMail
 
         settings = self.settings
         if "evidence" in self.urls:
             settings = self._beside_evidence(settings)
         port = self._reserve("notify", settings.notify_port)
         public_url = settings.notify_public_url or f"http://{settings.host}:{port}"
-        node = NotifyNode(settings, self.db, public_url, self._web_url())
+        db = self.db
+        node = NotifyNode(
+            settings,
+            db,
+            public_url,
+            self._web_url(),
+            weekly_report=lambda console_url: WeeklyMail(db, console_url),
+        )
         self._start_workers(node)
         self.nodes.append(node)
         self.notify = node
@@ -300,3 +310,22 @@ class Stack:
         self.servers, self.nodes, self.anvil, self._relay_thread = [], [], None, None
         self._slots = {}
         self.dev_tsa = None
+
+
+def serve_prefork(settings: Settings, services: Iterable[str], workers: int) -> int:
+    """`offerseal serve --workers N`: migrate once, then run gunicorn's arbiter over the services
+    (`shared/prefork.py`) until SIGTERM or SIGINT; each worker builds its own `Stack`."""
+    from .shared.prefork import PreforkServer
+
+    services = tuple(services)
+    db = open_database(settings)
+    db.dispose()  # nothing of it crosses the fork
+    server = PreforkServer(
+        settings,
+        {name: service_port(settings, name) for name in services},
+        workers,
+        lambda background: Stack(settings, services, http=False, background=background),
+    )
+    with contextlib.suppress(SystemExit):
+        server.run()
+    return 0

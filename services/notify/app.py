@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
 from .adapters.signing import signer_from
 from .service import NotifyService
-from .weekly import WeeklyReports, parse_recipients
+from .weekly import ComposeReport, WeeklyReports, parse_recipients
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0
@@ -67,6 +68,9 @@ class NotifyNode:
     db: Database
     public_url: str
     web_url: str = ""  # the people's origin, where short links resolve
+    # The weekly report's e-mail, composed by the console (`web/console/report_mail.py`; the
+    # stack hands it in): (console URL) -> composer. None: no weekly report from this node.
+    weekly_report: Callable[[str], ComposeReport] | None = None
 
     def __post_init__(self) -> None:
         self.workers = Workers("notify")
@@ -100,12 +104,18 @@ class NotifyNode:
             journal=SentJournal(settings.data_dir / "notify-journal"),
             max_attempts=settings.touchpoint_max_attempts,
         )
-        self.weekly = WeeklyReports(
-            self.db,
-            self.service.channels,
-            console_url=web_url or self.public_url,
-            recipients=parse_recipients(settings.report_recipients),
+        self.weekly = (
+            WeeklyReports(
+                self.db,
+                self.service.channels,
+                compose=self.weekly_report(web_url or self.public_url),
+                recipients=parse_recipients(settings.report_recipients),
+            )
+            if self.weekly_report is not None
+            else None
         )
+        if self.weekly is None:
+            log.warning("no weekly report composer given: HR's Monday report is not e-mailed")
         self.app = create_app(self.db, self.service, self.ready, self.settings)
         # Browsers opening an e-mail's reply or unsubscribe link land in the portal there.
         self.app.config["OFFERSEAL_PORTAL_URL"] = web_url
@@ -147,7 +157,7 @@ class NotifyNode:
                 last_release = time.monotonic()
                 lease = LEASE_SECONDS
                 self.ready.set()
-            if time.monotonic() - last_report > REPORT_CHECK_SECONDS:
+            if self.weekly and time.monotonic() - last_report > REPORT_CHECK_SECONDS:
                 last_report = time.monotonic()
                 self.weekly.send_due()  # last week's report, once, from Monday 08:00 UTC
             return self.service.dispatch_once() != 0

@@ -13,11 +13,11 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 from markupsafe import Markup, escape
 
+from .domain.overrides import Override
 from .domain.templates import (
     DEFAULT_ACCENT,
     Brand,
     Content,
-    Override,
     Rendered,
     compose,
 )

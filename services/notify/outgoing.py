@@ -24,7 +24,8 @@ from ..shared.links import (
 from ..shared.shortlinks import Shortener, Wanted
 from .adapters.channels import Outgoing
 from .domain import schedule
-from .domain.templates import Brand, Override, format_moment
+from .domain.overrides import Override
+from .domain.templates import Brand, format_moment
 from .layout import render
 from .models import (
     FollowedAgreement,

@@ -14,8 +14,9 @@ from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
 from ..shared.db import Database
 from ..shared.errors import ValidationFailed
 from ..shared.models import iso, utcnow
-from .domain import templates
-from .domain.templates import Brand, Override, TemplateError
+from .domain import overrides
+from .domain.overrides import Override, TemplateError
+from .domain.templates import Brand
 from .errors import TemplateNotFound
 from .layout import contrast, render
 from .models import TenantBranding, TenantTemplate
@@ -34,28 +35,28 @@ def _template_out(kind: str, language: str, row: TenantTemplate | None) -> dict[
             for a in messages.CHECKIN_ANSWERS
         },
     }
-    preview = render(kind, language, dict(templates.SAMPLE), sample_links, override)
+    preview = render(kind, language, dict(overrides.SAMPLE), sample_links, override)
     return {
         "kind": kind,
         "language": language,
         "source": "tenant" if row else "default",
         "subject": row.subject if row else None,
         "text": row.text if row else None,
-        "placeholders": sorted(templates.COMMON_FIELDS + templates.FIELDS[kind]),
-        "required": list(templates.REQUIRED[kind]),
+        "placeholders": sorted(overrides.COMMON_FIELDS + overrides.FIELDS[kind]),
+        "required": list(overrides.REQUIRED[kind]),
         "updated_at": iso(row.updated_at) if row else None,
         "preview": {"subject": preview.subject, "text": preview.text},
     }
 
 
 def _check_kind(kind: str, language: str) -> None:
-    if kind not in templates.FIELDS:
+    if kind not in overrides.FIELDS:
         raise TemplateNotFound(
-            f"no touchpoint kind {kind!r} (one of {', '.join(templates.FIELDS)})"
+            f"no touchpoint kind {kind!r} (one of {', '.join(overrides.FIELDS)})"
         )
-    if language not in templates.LANGUAGES:
+    if language not in overrides.LANGUAGES:
         raise TemplateNotFound(
-            f"no language {language!r} (one of {', '.join(templates.LANGUAGES)})"
+            f"no language {language!r} (one of {', '.join(overrides.LANGUAGES)})"
         )
 
 
@@ -74,8 +75,8 @@ class TenantTemplates:
             }
             return [
                 _template_out(kind, language, rows.get((kind, language)))
-                for kind in templates.FIELDS
-                for language in templates.LANGUAGES
+                for kind in overrides.FIELDS
+                for language in overrides.LANGUAGES
             ]
 
     def get_template(self, principal: Principal, kind: str, language: str) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class TenantTemplates:
         principal.require(*WRITE_ROLES)
         _check_kind(kind, language)
         try:
-            templates.validate(kind, language, Override(subject, text))
+            overrides.validate(kind, language, Override(subject, text))
         except TemplateError as exc:
             raise ValidationFailed(exc.field, str(exc)) from None
         with self.db.transaction() as session:

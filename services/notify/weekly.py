@@ -13,13 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from html import escape
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from ..shared.auth import Principal
 from ..shared.db import Database
 from ..shared.models import utcnow
 from ..shared.users import ConsoleUser
@@ -29,7 +27,6 @@ from .models import WeeklyReport
 
 log = logging.getLogger(__name__)
 SEND_WEEKDAY, SEND_HOUR = 0, 8  # Monday 08:00 UTC
-LANGUAGES = ("zh-CN", "en")
 
 
 def parse_recipients(text: str) -> dict[str, list[str]]:
@@ -44,11 +41,24 @@ def parse_recipients(text: str) -> dict[str, list[str]]:
 
 
 def week_due(now: dt.datetime) -> str:
-    """The ISO week whose report is due at `now`: the week before, from Monday 08:00 UTC."""
-    from ..web.console.report import week_of
-
+    """The ISO week (`YYYY-Www`, as the report page names it) whose report is due at `now`: the
+    week before, from Monday 08:00 UTC."""
     since = now.astimezone(dt.UTC) - dt.timedelta(hours=SEND_HOUR)
-    return week_of(since - dt.timedelta(weeks=1))
+    year, week, _ = (since - dt.timedelta(weeks=1)).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+class ReportMail(Protocol):
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+
+
+# (tenant, week, now) -> the e-mail of that tenant's report for that week, in every language.
+ComposeReport = Callable[[str, str, dt.datetime], ReportMail]
 
 
 class WeeklyReports:
@@ -57,12 +67,12 @@ class WeeklyReports:
         db: Database,
         channels: dict[str, Any],
         *,
-        console_url: str,
+        compose: ComposeReport,
         recipients: dict[str, list[str]] | None = None,
     ) -> None:
         self.db = db
         self.channels = channels
-        self.console_url = console_url.rstrip("/")
+        self.compose = compose
         self.configured = recipients or {}
 
     def recipients(self) -> dict[str, list[str]]:
@@ -101,7 +111,8 @@ class WeeklyReports:
             waiting = [a for a in addresses if a not in done]
             if not waiting:
                 continue
-            rendered = self.render(tenant, week, now)
+            mail = self.compose(tenant, week, now)
+            rendered = Rendered(subject=mail.subject, text=mail.text, html=mail.html)
             for address in waiting:
                 sent += self._send(channel, tenant, week, address, rendered)
         return sent
@@ -136,103 +147,3 @@ class WeeklyReports:
                 )
             )
         return 1 if state == "sent" else 0
-
-    def render(self, tenant: str, week: str, now: dt.datetime) -> Rendered:
-        """The report's figures, as the page shows them, in zh-CN then English."""
-        from ..web import i18n
-        from ..web.console import queries
-        from ..web.console import report as weekly
-
-        reader = Principal(key_id="weekly-report", role="legal", tenant=tenant)
-        inputs = queries.report_inputs(self.db, reader)
-        board = queries.board_rows(self.db, reader, now)
-        r = weekly.build(week, inputs["agreements"], inputs["submitted"], inputs["answers"], board)
-        link = f"{self.console_url}/console/report?week={week}"
-        texts, htmls = [], []
-        for language in LANGUAGES:
-            t = i18n.translator(language)
-            sections = _sections(r, t, weekly.percent)
-            texts.append(_text(t, tenant, week, sections, link))
-            htmls.append(_html(t, tenant, week, sections, link, language))
-        subject = " / ".join(
-            i18n.translator(lang)("console.weekly.subject", week=week, tenant=tenant)
-            for lang in LANGUAGES
-        )
-        return Rendered(
-            subject=subject,
-            text="\n\n-----\n\n".join(texts),
-            html="<!doctype html><html><body>" + "<hr>".join(htmls) + "</body></html>",
-        )
-
-
-Section = tuple[str, Sequence[tuple[str, str]]]
-
-
-def _sections(r: Any, t: Callable[..., str], percent: Callable[[Any], str]) -> list[Section]:
-    return [
-        (
-            t("console.report.title"),
-            [
-                (t("console.report.active"), str(r.active)),
-                (
-                    t("console.report.rate_week", outcomes=r.rate.outcomes),
-                    percent(r.rate.rate),
-                ),
-                (t("console.report.rate_before"), percent(r.previous_rate)),
-            ],
-        ),
-        (
-            t("console.report.by_risk"),
-            [(t(f"console.risk.{level}"), str(n)) for level, n in r.by_risk.items()],
-        ),
-        (
-            t("console.report.funnel"),
-            [(t(f"console.funnel.{stage}"), str(n)) for stage, n in r.funnel.items()],
-        ),
-        (
-            t("console.report.rates"),
-            [(w.week, f"{percent(w.rate)} ({w.outcomes})") for w in r.rates],
-        ),
-        (
-            t("console.report.answers"),
-            [(t(f"console.answer.{a}"), str(n)) for a, n in r.answers.items()],
-        ),
-        (
-            t("console.report.overdue"),
-            [(t(f"console.cp.{c}"), str(n)) for c, n in r.overdue.items() if n]
-            or [(t("console.none"), "0")],
-        ),
-    ]
-
-
-def _text(t: Callable[..., str], tenant: str, week: str, sections: list[Section], link: str) -> str:
-    lines = [t("console.weekly.heading", week=week, tenant=tenant), ""]
-    for title, rows in sections:
-        lines.append(title)
-        lines += [f"  {name}: {value}" for name, value in rows]
-        lines.append("")
-    lines.append(t("console.weekly.link", link=link))
-    return "\n".join(lines)
-
-
-def _html(
-    t: Callable[..., str],
-    tenant: str,
-    week: str,
-    sections: list[Section],
-    link: str,
-    language: str,
-) -> str:
-    parts = [
-        f'<div lang="{language}">',
-        f"<h1>{escape(t('console.weekly.heading', week=week, tenant=tenant))}</h1>",
-    ]
-    for title, rows in sections:
-        parts.append(f"<h2>{escape(title)}</h2><table>")
-        parts += [
-            f"<tr><th align='left'>{escape(name)}</th><td>{escape(value)}</td></tr>"
-            for name, value in rows
-        ]
-        parts.append("</table>")
-    parts.append(f'<p><a href="{escape(link)}">{escape(t("console.weekly.open"))}</a></p></div>')
-    return "".join(parts)

@@ -16,15 +16,14 @@ fork (database pools, broker connections, web3 providers, threads).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gunicorn.app.base import BaseApplication
 
@@ -110,14 +109,35 @@ class GunicornApp(BaseApplication):
         return self.loader()
 
 
+class WorkerStack(Protocol):
+    """What each worker process runs: the services' apps (`apps`, by name; `web_app`, the pages
+    behind the gateway), started after the fork. `stack.Stack` is one."""
+
+    apps: dict[str, Any]
+    web_app: Any
+
+    def start(self) -> WorkerStack: ...
+    def wait_ready(self, timeout: float = 60.0) -> None: ...
+    def stop(self) -> None: ...
+
+
 class PreforkServer(GunicornApp):
-    """The services under gunicorn's arbiter; `run()` returns when it stops."""
+    """The services under gunicorn's arbiter; `run()` returns when it stops. `ports` names each
+    service's port; `build(background)` makes a worker's stack after the fork (with the
+    background workers only in the process that has that role). The caller (`stack.py`, the
+    floor that knows the services) supplies both, so this module knows none of them."""
 
-    def __init__(self, settings: Settings, services: Iterable[str], workers: int) -> None:
-        from ..stack import service_port
-
+    def __init__(
+        self,
+        settings: Settings,
+        ports: Mapping[str, int],
+        workers: int,
+        build: Callable[[bool], WorkerStack],
+    ) -> None:
         self.settings = settings
-        self.services = tuple(services)
+        self.ports = dict(ports)
+        self.services = tuple(ports)
+        self.build = build
         self.state_dir = Path(tempfile.mkdtemp(prefix="offerseal-prefork-"))
         self.ready_file = self.state_dir / "background-ready"
         self.background_worker: Any = None  # in the arbiter: the worker that has the role
@@ -125,7 +145,7 @@ class PreforkServer(GunicornApp):
         self.stack: Any = None
         s = settings
         options = server_options(
-            [f"{s.host}:{service_port(s, name)}" for name in self.services],
+            [f"{s.host}:{port}" for port in self.ports.values()],
             workers,
             s.web_threads,
             s.log_level,
@@ -142,9 +162,7 @@ class PreforkServer(GunicornApp):
 
     def load(self) -> Any:
         """In a worker, after the fork: its own stack, the background only if it has the role."""
-        from ..stack import Stack, service_port
-
-        stack = Stack(self.settings, self.services, http=False, background=self.is_background)
+        stack = self.build(self.is_background)
         self.stack = stack.start()
         role = "background" if self.is_background else "requests"
         for name, app in stack.apps.items():
@@ -157,7 +175,7 @@ class PreforkServer(GunicornApp):
             stack.wait_ready(BOOT_SECONDS)
             self.ready_file.write_text(str(os.getpid()))
             log.info("background process %s ready (anchoring, relay, consumers)", os.getpid())
-        return ByPort({service_port(self.settings, name): app for name, app in stack.apps.items()})
+        return ByPort({self.ports[name]: app for name, app in stack.apps.items()})
 
     def _describe(self, app: Any, role: str) -> None:
         """`/healthz` names this process and its role; a request-only process is healthy only
@@ -207,16 +225,3 @@ class PreforkServer(GunicornApp):
 
     def _on_exit(self, server: Any) -> None:
         shutil.rmtree(self.state_dir, ignore_errors=True)
-
-
-def serve(settings: Settings, services: Iterable[str], workers: int) -> int:
-    """Migrate once, then run the arbiter until SIGTERM or SIGINT."""
-    from ..stack import open_database
-
-    services = tuple(services)
-    db = open_database(settings)
-    db.dispose()  # nothing of it crosses the fork
-    server = PreforkServer(settings, services, workers)
-    with contextlib.suppress(SystemExit):
-        server.run()
-    return 0

@@ -23,6 +23,7 @@ from offerseal.shared.config import load_settings
 from offerseal.shared.db import Database
 from offerseal.shared.server import HttpServer
 from offerseal.web.app import create_app
+from offerseal.web.console.report_mail import WeeklyMail
 from tests.conftest import free_port
 from tests.integration.test_console import seed_agreement
 from tests.integration.test_notify import Mailbox
@@ -76,7 +77,7 @@ def test_the_hr_list_receives_last_weeks_report_once(
         reports = WeeklyReports(
             db,
             {"email": channel},
-            console_url=console,
+            compose=WeeklyMail(db, console),
             recipients=parse_recipients("globex=ops@globex.example, hr@globex.example"),
         )
         now = dt.datetime.now(dt.UTC)

@@ -10,12 +10,10 @@ import re
 import pytest
 
 from offerseal.notify.domain import schedule
+from offerseal.notify.domain.overrides import FIELDS, LANGUAGES, Override
 from offerseal.notify.domain.templates import (
-    FIELDS,
-    LANGUAGES,
     SMS_MAX,
     Brand,
-    Override,
     compose,
     format_moment,
     utf16_length,

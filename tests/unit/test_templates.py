@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from offerseal.notify.domain.templates import (
+from offerseal.notify.domain.overrides import (
     FIELDS,
     LANGUAGES,
     Override,

@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from ...contracts.models import Agreement
+from ...shared.auth import READ_ROLES, Principal
 from ...shared.db import Database, is_sqlite
 from ...shared.models import BoardChange, BoardSummary, aware
 from . import checkpoints as cp
@@ -308,6 +309,13 @@ def page(
         ).scalars()
         rows = [row_of(s, now) for s in found]
     return Page(rows, matching, total, positions, weeks, number, pages)
+
+
+def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.Row]:
+    """Every candidate of the caller's tenant between offer and first day, from the stored
+    summaries, brought up to date first."""
+    principal.require(*READ_ROLES)
+    return all_rows(db, principal.tenant, now)
 
 
 def all_rows(db: Database, tenant: str, now: dt.datetime) -> list[cp.Row]:

@@ -30,15 +30,6 @@ from ...shared.models import LinkRevocation, aware
 from . import checkpoints as cp
 
 
-def board_rows(db: Database, principal: Principal, now: dt.datetime) -> list[cp.Row]:
-    """Every candidate of the caller's tenant between offer and first day, from the stored
-    summaries (`board.py`), brought up to date first."""
-    from . import board
-
-    principal.require(*READ_ROLES)
-    return board.all_rows(db, principal.tenant, now)
-
-
 def derive_rows(session: Session, condition: Any, now: dt.datetime) -> list[cp.Row]:
     """The board's rows of the active agreements matching `condition` (a clause on
     `Agreement`), derived from the facts in a handful of set queries (no query per row)."""

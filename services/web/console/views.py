@@ -309,7 +309,7 @@ def _report() -> weekly.Report:
     except ValueError:
         week = weekly.week_of(now())
     inputs = queries.report_inputs(db(), caller())
-    board_rows = queries.board_rows(db(), caller(), now())
+    board_rows = board_data.board_rows(db(), caller(), now())
     return weekly.build(
         week, inputs["agreements"], inputs["submitted"], inputs["answers"], board_rows
     )
