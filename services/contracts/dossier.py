@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DOSSIER_ROLES = ("legal", "admin")  # legal reads everything; HR asks legal for the package
 MANIFEST_KIND = "dossier_manifest"
+PROOF_NAME = "proof.json"  # an evidence document's proof bundle, beside it in its folder
 
 
 def _rows(session: Session, model: Any, agreement_id: str, order: Any) -> Any:
@@ -343,7 +344,7 @@ class Dossiers:
             bundle = archive.proof(str(doc["id"]), auth) if doc.get("anchor") else None
             proof_path = None
             if bundle is not None:
-                proof_path = f"{folder}/proof.json"
+                proof_path = f"{folder}/{PROOF_NAME}"
                 files.append(
                     d.json_file(
                         proof_path,
@@ -353,8 +354,9 @@ class Dossiers:
                 )
             if doc.get("has_content"):
                 name = d.safe_name(doc.get("filename") or "", f"document-{doc['id']}")
-                if name == "proof.json":
-                    name = "document-proof.json"
+                # The folder's proof.json is reserved, whatever case or form the upload's
+                # name takes (PROOF.json would be the same file once extracted).
+                name = d.distinct_name(name, {d.path_key(PROOF_NAME)})
                 content = archive.content(str(doc["id"]), auth)
                 files.append(
                     d.DossierFile(
