@@ -27,7 +27,7 @@ from ..shared.models import iso
 from .amendments import describe_amendment
 from .domain import dossier as d
 from .enrolment import Enrolment
-from .errors import DossierPending
+from .errors import DossierNotFound, DossierPending
 from .models import AgreementAmendment, AgreementSignal, ChainOp, RiskChange
 from .ports import AgreementsChain, EvidenceArchive, NoticeLog, PageSource
 from .records import describe, load
@@ -102,9 +102,12 @@ class Dossiers:
         pages: PageSource,
         lang: str = "zh-CN",
         wait: float = 20.0,
+        create: bool = True,
     ) -> Dossier:
         """The dossier as of now; raises `DossierPending` when its manifest is not anchored
-        within `wait` seconds (asking again gives the same manifest while nothing changed)."""
+        within `wait` seconds (asking again gives the same manifest while nothing changed).
+        Without `create` nothing is deposited or anchored: the dossier of the agreement as it
+        stands must have been created before, else `DossierNotFound`."""
         principal.require(*DOSSIER_ROLES)
         facts, times, candidate_ref = self._facts(principal, agreement_id)
         documents = archive.documents_of(candidate_ref, agreement_id, auth)
@@ -141,7 +144,10 @@ class Dossiers:
                         f"The verify page ({page_lang}): checks this dossier offline",
                     )
                 )
-        times += [doc.get("received_at") for doc in documents]
+        # The dossier's own earlier manifests are not facts of the agreement: counting their
+        # times would make every request's manifest newer than the last, so a new one each time
+        # (and a GET would never find the one a POST made).
+        times += [doc.get("received_at") for doc in documents if doc["kind"] != MANIFEST_KIND]
         for tp in touchpoints:
             times += [tp.get("sent_at"), tp.get("answered_at")]
         as_of = d.latest(times)
@@ -158,6 +164,13 @@ class Dossiers:
             (str(m["id"]) for m in manifests if str(m["sha256"]).lower().removeprefix("0x") == sha),
             None,
         )
+        if document_id is None and not create:
+            raise DossierNotFound(
+                f"no dossier of agreement {agreement_id} as it stands now (it changed since the "
+                f"last one, or none was made): create it with POST "
+                f"/v1/agreements/{agreement_id}/dossier",
+                manifest_sha256=sha,
+            )
         if document_id is None:
             document_id = self._deposit(principal, agreement_id, candidate_ref, manifest, archive)
         bundle = self._await_proof(document_id, auth, archive, wait)

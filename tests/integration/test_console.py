@@ -501,16 +501,20 @@ def test_a_change_to_the_facts_shows_on_the_board(console: Console) -> None:
     assert after[calm]["risk"] == {"level": "red", "score": 35, "reasons": ["nothing unusual"]}
 
 
-def test_the_dossier_link_is_shown_to_legal_and_admin_only(
+def test_the_dossier_button_is_shown_to_legal_and_admin_only(
     console: Console, hr: requests.Session
 ) -> None:
-    link = f'href="/v1/agreements/{console.acme}/dossier"'
+    # A form that POSTs with the session's CSRF token: making a dossier deposits and anchors
+    # its manifest, which a link (a GET anyone's page can trigger) must never do.
+    link = f'<form method="post" action="/v1/agreements/{console.acme}/dossier"'
     page = hr.get(f"{console.url}/console/agreements/{console.acme}", timeout=10)
     assert page.status_code == 200 and link not in page.text
     assert "/amend" in page.text and "/breach" in page.text  # hr acts on a signed agreement
     legal = person(console, "counsel@acme.example", "legal", "acme")
     page = legal.get(f"{console.url}/console/agreements/{console.acme}?lang=zh-CN", timeout=10)
     assert link in page.text and "下载证据包" in page.text
+    form = page.text[page.text.index(link) : page.text.index("</form>", page.text.index(link))]
+    assert f'name="csrf_token" value="{csrf_of(page.text)}"' in form
     assert "/amend" not in page.text and "/breach" not in page.text  # legal reads
     assert legal.get(f"{console.url}/console/agreements/{console.acme}/amend").status_code == 403
     admin = person(console, "owner@acme.example", "admin", "acme")
