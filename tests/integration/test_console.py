@@ -23,6 +23,7 @@ from offerseal.shared import users
 from offerseal.shared.auth import create_key
 from offerseal.shared.config import load_settings
 from offerseal.shared.db import Database
+from offerseal.shared.net import free_port
 from offerseal.shared.server import HttpServer
 from offerseal.web.app import create_app
 
@@ -93,7 +94,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     )
     db = Database(settings.effective_database_url)
     db.migrate()
-    server = HttpServer(create_app(settings, db), "127.0.0.1", 0, 4).start()
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"  # as configured (OFFERSEAL_WEB_PUBLIC_URL)
+    server = HttpServer(create_app(settings, db, public_origin=origin), "127.0.0.1", port, 4)
+    server.start()
     acme = seed_agreement(db, "acme", "cand-acme", risk_level="red", risk_score=55)
     with db.transaction() as session:
         session.add(
@@ -387,6 +391,20 @@ def test_the_tenants_admin_adds_and_disables_people(console: Console) -> None:
     link = re.search(r'id="setup-link">([^<]+)<', added.text)
     assert link and link.group(1).startswith(f"{console.url}/console/setup/")
     assert requests.get(link.group(1), timeout=10).status_code == 200
+    # A forged Host header does not reach the link the admin hands on: it names the configured
+    # origin (it was built from the Host header, so an attacker's site could receive the token).
+    cookies = "; ".join(f"{c.name}={c.value}" for c in admin.cookies)  # requests would match
+    forged = requests.post(  # them against the forged Host and send none
+        f"{console.url}/console/people",
+        data={"csrf_token": csrf_of(page.text), "email": "other.hr@acme.example", "role": "hr"},
+        headers={"Host": "attacker.example", "X-Forwarded-Host": "attacker.example"}
+        | {"Cookie": cookies},
+        timeout=10,
+    )
+    assert forged.status_code == 201, forged.text
+    shown = re.search(r'id="setup-link">([^<]+)<', forged.text)
+    assert shown and shown.group(1).startswith(f"{console.url}/console/setup/"), shown
+    assert "attacker" not in forged.text
     again = admin.post(
         f"{console.url}/console/people",
         data={"csrf_token": csrf_of(page.text), "email": "NEW.hr@acme.example", "role": "hr"},
