@@ -33,18 +33,30 @@ def _setup_logging(settings: Settings) -> None:
         handler.addFilter(RedactingFilter())
 
 
+BOOTSTRAP_LABEL = "bootstrap (offerseal up)"
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from .shared.auth import create_key
+    from .shared.auth import create_key, list_keys
     from .shared.server import wait_for_signal
 
     if not (settings.smtp_url or settings.webhook_url or settings.notify_outbox_dir):
         # Embedded defaults: candidates' messages land as .eml files to look at.
         settings = replace(settings, notify_outbox_dir=settings.data_dir / "mail")
     stack = Stack(settings).start()
-    _, token = create_key(stack.db, "admin", args.tenant, "bootstrap (offerseal up)")
+    # One bootstrap key per tenant, minted at the first start and shown that once: minting one
+    # at every start would leave a trail of never-expiring admin keys in the database.
+    existing = [
+        k
+        for k in list_keys(stack.db, args.tenant)
+        if k["label"] == BOOTSTRAP_LABEL and k["role"] == "admin" and k["active"]
+    ]
+    token = None if existing else create_key(stack.db, "admin", args.tenant, BOOTSTRAP_LABEL)[1]
+    # The URLs' passwords never reach the terminal (or the log that keeps it).
     print(
         f"OfferSeal is up ({'embedded Anvil' if stack.anvil else 'external chain'}, "
-        f"broker {settings.broker_url}, database {settings.effective_database_url})"
+        f"broker {redact_url(settings.broker_url)}, "
+        f"database {redact_url(settings.effective_database_url)})"
     )
     for name in SERVICES:
         if name == "web":
@@ -67,8 +79,21 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         "  first person for the console: offerseal users add you@example.com --role admin "
         f"--tenant {args.tenant}  (prints a one-time link to choose a password)"
     )
-    print(f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown once):")
-    print(token, flush=True)
+    if token is None:
+        key = existing[0]
+        print(
+            f"Ctrl-C stops everything. The bootstrap admin key of tenant {args.tenant!r} exists "
+            f"(key id {key['key_id']}, made {key['created_at']}) and was shown at the first start "
+            f"only. Another: offerseal keys create --role admin --tenant {args.tenant}; "
+            f"retire this one: offerseal keys revoke {key['key_id']}",
+            flush=True,
+        )
+    else:
+        print(
+            f"Ctrl-C stops everything. Bootstrap admin key for tenant {args.tenant!r} (shown "
+            "this once; later starts do not make another):"
+        )
+        print(token, flush=True)
     wait_for_signal(stack.stop)
     return 0
 
@@ -305,6 +330,7 @@ def _verify_options(parser: argparse.ArgumentParser) -> None:
     verifier.add_trust_options(
         parser, "Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or http://127.0.0.1:8545)"
     )
+    verifier.add_budget_option(parser)
 
 
 def cmd_certificate(args: argparse.Namespace, settings: Settings) -> int:
@@ -333,7 +359,7 @@ def cmd_certificate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dossier(args: argparse.Namespace, settings: Settings) -> int:
-    """Download an agreement's dossier through the API (a legal or admin key in
+    """Make and download an agreement's dossier through the API (a legal or admin key in
     OFFERSEAL_API_KEY), waiting while its manifest is anchored."""
     import time
 
@@ -350,7 +376,9 @@ def cmd_dossier(args: argparse.Namespace, settings: Settings) -> int:
     deadline = time.monotonic() + args.timeout
     while True:
         try:
-            answer = requests.get(url, headers=headers, params={"lang": args.lang}, timeout=120)
+            # POST makes the dossier (or finds the one made for the same facts); a GET would
+            # only fetch one made before.
+            answer = requests.post(url, headers=headers, params={"lang": args.lang}, timeout=120)
         except requests.RequestException as exc:
             print(f"cannot reach {redact_url(base)}: {redact_text(str(exc))}", file=sys.stderr)
             return 1
@@ -504,7 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dossier = sub.add_parser(
         "dossier",
-        help="download an agreement's dossier (ZIP) through the API; key in OFFERSEAL_API_KEY",
+        help="make and download an agreement's dossier (ZIP) through the API (POST); key in "
+        "OFFERSEAL_API_KEY",
     )
     dossier.add_argument("agreement_id")
     dossier.add_argument("--api", help="the API's base URL (default: the people's origin)")
@@ -533,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args, settings)
         return code
     except (ConfigError, OfferSealError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)  # e.g. an RPC URL's key
         return 2
 
 

@@ -260,7 +260,10 @@ class Stack:
 
         contracts = getattr(self, "contracts", None) if "contracts" in self.urls else None
         self.web_app = create_app(
-            self.settings, self.db, contracts.service if contracts is not None else None
+            self.settings,
+            self.db,
+            contracts.service if contracts is not None else None,
+            public_origin=self._web_url(),
         )
         services: dict[str, Any] = {
             name: getattr(self, name).app

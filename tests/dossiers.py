@@ -7,9 +7,12 @@ import hashlib
 import io
 import json
 import os
+import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -89,3 +92,86 @@ def anchored_dossier(
     }
     entries.update({path: content for path, (content, _) in files.items()})
     return entries
+
+
+# ---- ZIPs written byte by byte (what zipfile will not write: overlapping entries, sizes
+# declared apart from the bytes) --------------------------------------------------------------
+
+_LOCAL = struct.Struct("<4s5H3L2H")
+_CENTRAL = struct.Struct("<4s6H3L5H2L")
+_END = struct.Struct("<4s4H2LH")
+STORED, DEFLATED = 0, 8
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    name: str
+    stored: bytes  # the bytes as they sit in the ZIP (deflated or not)
+    size: int  # the uncompressed size the headers declare
+    crc: int
+    method: int = STORED
+
+
+def raw_entry(name: str, content: bytes) -> RawEntry:
+    return RawEntry(name, content, len(content), zlib.crc32(content))
+
+
+def deflated_zeros(size: int) -> tuple[bytes, int]:
+    """Raw deflate data of `size` zero bytes (about size/1000 bytes) and their CRC-32."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = b"\x00" * (1024 * 1024)
+    parts, crc, left = [], 0, size
+    while left:
+        piece = chunk[: min(left, len(chunk))]
+        parts.append(packer.compress(piece))
+        crc = zlib.crc32(piece, crc)
+        left -= len(piece)
+    parts.append(packer.flush())
+    return b"".join(parts), crc
+
+
+def local_record(entry: RawEntry) -> bytes:
+    name = entry.name.encode()
+    header = _LOCAL.pack(
+        b"PK\x03\x04", 20, 0x800, entry.method, 0, 0x21,
+        entry.crc, len(entry.stored), entry.size, len(name), 0,
+    )  # fmt: skip
+    return header + name + entry.stored
+
+
+def raw_zip(body: bytes, directory: list[tuple[RawEntry, int]]) -> bytes:
+    """`body` (local records) and a central directory naming each entry at its offset."""
+    central = b""
+    for entry, offset in directory:
+        name = entry.name.encode()
+        central += _CENTRAL.pack(
+            b"PK\x01\x02", 20, 20, 0x800, entry.method, 0, 0x21,
+            entry.crc, len(entry.stored), entry.size, len(name), 0, 0, 0, 0, 0, offset,
+        ) + name  # fmt: skip
+    end = _END.pack(b"PK\x05\x06", 0, 0, len(directory), len(directory), len(central), len(body), 0)
+    return body + central + end
+
+
+def plain_zip(entries: list[RawEntry]) -> bytes:
+    body, directory = b"", []
+    for entry in entries:
+        directory.append((entry, len(body)))
+        body += local_record(entry)
+    return raw_zip(body, directory)
+
+
+def overlapping_zip(entries: list[RawEntry], wrapper: str) -> bytes:
+    """A ZIP of `entries` plus an entry `wrapper` whose stored bytes are the last entry's whole
+    local record (header, name, data): the two entries share those bytes."""
+    *first, last = entries
+    body, directory = b"", []
+    for entry in first:
+        directory.append((entry, len(body)))
+        body += local_record(entry)
+    inner = local_record(last)
+    outer = raw_entry(wrapper, inner)
+    directory.append((outer, len(body)))
+    body += local_record(outer)[: -len(inner)]
+    directory.append((last, len(body)))
+    body += inner
+    return raw_zip(body, directory)

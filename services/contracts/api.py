@@ -649,48 +649,67 @@ class AgreementDossier(MethodView):
     @blp.arguments(DossierArgs, location="query")
     @blp.doc(
         security=BEARER,
-        summary="The agreement's dossier (ZIP): every file listed in an anchored manifest, a "
-        "signed cover report, the offline verifier",
-        description="202 with Retry-After while the manifest waits for its anchoring; the "
-        "same request gives the ZIP once it is anchored.",
+        summary="The agreement's dossier (ZIP) made before by POST, as the agreement stands",
+        description="Never creates or anchors anything: 404 when no dossier was made for the "
+        "agreement as it stands now (POST makes one); 202 with Retry-After while its manifest "
+        "waits for its anchoring.",
     )
     def get(self, args: dict[str, Any], agreement_id: str) -> Response:
-        dossiers: Dossiers = current_app.extensions["offerseal.dossiers"]
-        archive: EvidenceArchiveClient = current_app.extensions["offerseal.archive"]
-        # The evidence and notify services are asked with the caller's own credentials.
-        auth = {
-            name: request.headers[name]
-            for name in ("Authorization", "Cookie")
-            if name in request.headers
-        }
-        try:
-            dossier = dossiers.build(
-                principal(),
-                agreement_id,
-                auth,
-                archive,
-                archive,
-                archive,
-                lang=args["lang"],
-                wait=args["wait"],
-            )
-        except DossierPending as pending:
-            response = current_app.response_class(
-                json.dumps(
-                    {
-                        "status": "anchoring",
-                        "detail": pending.detail,
-                        "manifest_sha256": pending.extra.get("manifest_sha256"),
-                        "manifest_document_id": pending.extra.get("document_id"),
-                    }
-                ),
-                status=202,
-                mimetype="application/json",
-            )
-            response.headers["Retry-After"] = "2"
-            return response
-        response = current_app.response_class(dossier.content, mimetype="application/zip")
-        response.headers["Content-Disposition"] = f'attachment; filename="{dossier.filename}"'
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Manifest-SHA256"] = dossier.manifest_sha256
+        return _dossier(args, agreement_id, create=False)
+
+    @roles(*DOSSIER_ROLES)
+    @blp.arguments(DossierArgs, location="query")
+    @blp.doc(
+        security=BEARER,
+        summary="Make the agreement's dossier (ZIP): every file listed in a manifest anchored "
+        "on chain, a signed cover report, the offline verifier",
+        description="Deposits the manifest for anchoring unless the same manifest already is "
+        "(asking again while nothing changed makes nothing new). 202 with Retry-After while it "
+        "waits for its anchoring; the same request, or a GET, gives the ZIP once it is "
+        "anchored. With the console's session cookie the CSRF token is required.",
+    )
+    def post(self, args: dict[str, Any], agreement_id: str) -> Response:
+        return _dossier(args, agreement_id, create=True)
+
+
+def _dossier(args: dict[str, Any], agreement_id: str, *, create: bool) -> Response:
+    dossiers: Dossiers = current_app.extensions["offerseal.dossiers"]
+    archive: EvidenceArchiveClient = current_app.extensions["offerseal.archive"]
+    # The evidence and notify services are asked with the caller's own credentials.
+    auth = {
+        name: request.headers[name]
+        for name in ("Authorization", "Cookie")
+        if name in request.headers
+    }
+    try:
+        dossier = dossiers.build(
+            principal(),
+            agreement_id,
+            auth,
+            archive,
+            archive,
+            archive,
+            lang=args["lang"],
+            wait=args["wait"],
+            create=create,
+        )
+    except DossierPending as pending:
+        response = current_app.response_class(
+            json.dumps(
+                {
+                    "status": "anchoring",
+                    "detail": pending.detail,
+                    "manifest_sha256": pending.extra.get("manifest_sha256"),
+                    "manifest_document_id": pending.extra.get("document_id"),
+                }
+            ),
+            status=202,
+            mimetype="application/json",
+        )
+        response.headers["Retry-After"] = "2"
         return response
+    response = current_app.response_class(dossier.content, mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="{dossier.filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Manifest-SHA256"] = dossier.manifest_sha256
+    return response

@@ -27,7 +27,7 @@ from ..shared.models import iso
 from .amendments import describe_amendment
 from .domain import dossier as d
 from .enrolment import Enrolment
-from .errors import DossierPending
+from .errors import DossierNotFound, DossierPending
 from .models import AgreementAmendment, AgreementSignal, ChainOp, RiskChange
 from .ports import AgreementsChain, EvidenceArchive, NoticeLog, PageSource
 from .records import describe, load
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DOSSIER_ROLES = ("legal", "admin")  # legal reads everything; HR asks legal for the package
 MANIFEST_KIND = "dossier_manifest"
+PROOF_NAME = "proof.json"  # an evidence document's proof bundle, beside it in its folder
 
 
 def _rows(session: Session, model: Any, agreement_id: str, order: Any) -> Any:
@@ -101,9 +102,12 @@ class Dossiers:
         pages: PageSource,
         lang: str = "zh-CN",
         wait: float = 20.0,
+        create: bool = True,
     ) -> Dossier:
         """The dossier as of now; raises `DossierPending` when its manifest is not anchored
-        within `wait` seconds (asking again gives the same manifest while nothing changed)."""
+        within `wait` seconds (asking again gives the same manifest while nothing changed).
+        Without `create` nothing is deposited or anchored: the dossier of the agreement as it
+        stands must have been created before, else `DossierNotFound`."""
         principal.require(*DOSSIER_ROLES)
         facts, times, candidate_ref = self._facts(principal, agreement_id)
         documents = archive.documents_of(candidate_ref, agreement_id, auth)
@@ -140,7 +144,10 @@ class Dossiers:
                         f"The verify page ({page_lang}): checks this dossier offline",
                     )
                 )
-        times += [doc.get("received_at") for doc in documents]
+        # The dossier's own earlier manifests are not facts of the agreement: counting their
+        # times would make every request's manifest newer than the last, so a new one each time
+        # (and a GET would never find the one a POST made).
+        times += [doc.get("received_at") for doc in documents if doc["kind"] != MANIFEST_KIND]
         for tp in touchpoints:
             times += [tp.get("sent_at"), tp.get("answered_at")]
         as_of = d.latest(times)
@@ -157,6 +164,13 @@ class Dossiers:
             (str(m["id"]) for m in manifests if str(m["sha256"]).lower().removeprefix("0x") == sha),
             None,
         )
+        if document_id is None and not create:
+            raise DossierNotFound(
+                f"no dossier of agreement {agreement_id} as it stands now (it changed since the "
+                f"last one, or none was made): create it with POST "
+                f"/v1/agreements/{agreement_id}/dossier",
+                manifest_sha256=sha,
+            )
         if document_id is None:
             document_id = self._deposit(principal, agreement_id, candidate_ref, manifest, archive)
         bundle = self._await_proof(document_id, auth, archive, wait)
@@ -343,7 +357,7 @@ class Dossiers:
             bundle = archive.proof(str(doc["id"]), auth) if doc.get("anchor") else None
             proof_path = None
             if bundle is not None:
-                proof_path = f"{folder}/proof.json"
+                proof_path = f"{folder}/{PROOF_NAME}"
                 files.append(
                     d.json_file(
                         proof_path,
@@ -353,8 +367,9 @@ class Dossiers:
                 )
             if doc.get("has_content"):
                 name = d.safe_name(doc.get("filename") or "", f"document-{doc['id']}")
-                if name == "proof.json":
-                    name = "document-proof.json"
+                # The folder's proof.json is reserved, whatever case or form the upload's
+                # name takes (PROOF.json would be the same file once extracted).
+                name = d.distinct_name(name, {d.path_key(PROOF_NAME)})
                 content = archive.content(str(doc["id"]), auth)
                 files.append(
                     d.DossierFile(

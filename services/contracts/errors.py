@@ -58,6 +58,13 @@ class DossierPending(ContractsError):
     title = "The dossier is being anchored"
 
 
+class DossierNotFound(ContractsError, NotFound):
+    """No dossier was created for the agreement as it stands (its manifest is not deposited):
+    `POST .../dossier` creates one; a GET never does (404)."""
+
+    title = "No dossier yet"
+
+
 class StillOffering(ContractsError, Conflict):
     """The offer's transaction is stored and sent but not in a block yet: nothing else can be
     done with the agreement until it is (409; `GET /v1/agreements/{id}` says when)."""

@@ -197,7 +197,7 @@ def save_dossier(base: str, legal: dict[str, str], agreement_id: str, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + 120
     while True:
-        response = requests.get(
+        response = requests.post(  # makes it, or finds the one made for the same facts
             f"{base}/v1/agreements/{agreement_id}/dossier", headers=legal, timeout=120
         )
         if response.status_code != 202 or time.monotonic() > deadline:

@@ -26,6 +26,7 @@ from web3.types import RPCEndpoint
 
 from .errors import TransientError
 from .guards import sane_recursion_limit
+from .redact import redact_text
 
 sane_recursion_limit()  # importing web3 (py_ecc) raised it to 100,000
 
@@ -67,7 +68,9 @@ def wait_for_rpc(rpc_url: str, timeout: float = 30.0) -> Web3:
             return w3
         except Exception as exc:
             if time.monotonic() > deadline:
-                raise ChainUnavailable(f"no Ethereum node answers at {rpc_url}: {exc}") from None
+                raise ChainUnavailable(
+                    redact_text(f"no Ethereum node answers at {rpc_url}: {exc}")
+                ) from None
             time.sleep(0.1)
 
 

@@ -40,9 +40,11 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, MASK if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*"
-        )
+        query = urlencode([(k, MASK if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*")
+    if (netloc, path, query) == (parts.netloc, parts.path, parts.query):
+        # Nothing secret: the URL as given (urlunsplit would turn `sqlite:////tmp/x.db` into
+        # `sqlite://tmp/x.db` and `memory://` into `memory:`), without its fragment.
+        return url.partition("#")[0]
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 

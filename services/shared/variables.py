@@ -376,10 +376,12 @@ VARIABLES: tuple[Variable, ...] = (
         "trusted_proxies",
         int,
         "How many reverse proxies (the gateway, a TLS terminator) stand in front of each "
-        "service and append to X-Forwarded-For / set X-Forwarded-Proto: the client's address "
+        "service and append to X-Forwarded-For and X-Forwarded-Proto: the client's address "
         "for rate limits, sign-in throttling and provenance is taken from there, and https "
-        "from the proxy makes cookies Secure. 0 (default): those headers are ignored (a client "
-        "could forge them).",
+        "from the outermost trusted proxy makes cookies Secure and sends HSTS. 1: the gateway "
+        "alone; 2: a TLS terminator in front of the gateway (deploy/gateway.conf appends its "
+        "scheme to the terminator's). Never more than really stand in front (a client could "
+        "forge the headers). 0 (default): those headers are ignored.",
     ),
     Variable(
         "OFFERSEAL_WORKERS",

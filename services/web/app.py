@@ -15,11 +15,19 @@ from ..shared.web import create_base_app, health_route, standard_checks
 from . import console, pages, shortlinks
 
 
-def create_app(settings: Settings, db: Database, contracts: Any = None) -> Flask:
+def create_app(
+    settings: Settings, db: Database, contracts: Any = None, public_origin: str = ""
+) -> Flask:
     """`contracts`: the contracts service layer when it runs in this process (`offerseal up`);
-    the console's actions go through it with the signed-in person as the caller."""
+    the console's actions go through it with the signed-in person as the caller.
+    `public_origin`: where people reach these pages (the stack's portal URL), which links made
+    here name; unset, OFFERSEAL_WEB_PUBLIC_URL, else http://localhost:<web port>. Never the
+    request's Host header, which whoever sends the request chooses."""
     app, _api, _registry = create_base_app("web", db, settings=settings)
     app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
+    app.config["OFFERSEAL_PUBLIC_ORIGIN"] = (
+        public_origin or settings.web_public_url or f"http://localhost:{settings.web_port}"
+    ).rstrip("/")
     if contracts is not None:
         app.extensions["offerseal.contracts_service"] = contracts
     app.register_blueprint(pages.blp)

@@ -100,6 +100,7 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "POST", A + "/arrival/dispute"): WRITE,
     ("contracts", "GET", A + "/risk"): READ,
     ("contracts", "GET", A + "/dossier"): LEGAL,
+    ("contracts", "POST", A + "/dossier"): LEGAL,
     ("contracts", "POST", A + "/amendments"): WRITE,
     ("contracts", "GET", A + "/amendments"): READ,
     ("contracts", "GET", AM): LINK,

@@ -23,6 +23,7 @@ from offerseal.shared import users
 from offerseal.shared.auth import create_key
 from offerseal.shared.config import load_settings
 from offerseal.shared.db import Database
+from offerseal.shared.net import free_port
 from offerseal.shared.server import HttpServer
 from offerseal.web.app import create_app
 
@@ -93,7 +94,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     )
     db = Database(settings.effective_database_url)
     db.migrate()
-    server = HttpServer(create_app(settings, db), "127.0.0.1", 0, 4).start()
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"  # as configured (OFFERSEAL_WEB_PUBLIC_URL)
+    server = HttpServer(create_app(settings, db, public_origin=origin), "127.0.0.1", port, 4)
+    server.start()
     acme = seed_agreement(db, "acme", "cand-acme", risk_level="red", risk_score=55)
     with db.transaction() as session:
         session.add(
@@ -387,6 +391,20 @@ def test_the_tenants_admin_adds_and_disables_people(console: Console) -> None:
     link = re.search(r'id="setup-link">([^<]+)<', added.text)
     assert link and link.group(1).startswith(f"{console.url}/console/setup/")
     assert requests.get(link.group(1), timeout=10).status_code == 200
+    # A forged Host header does not reach the link the admin hands on: it names the configured
+    # origin (it was built from the Host header, so an attacker's site could receive the token).
+    cookies = "; ".join(f"{c.name}={c.value}" for c in admin.cookies)  # requests would match
+    forged = requests.post(  # them against the forged Host and send none
+        f"{console.url}/console/people",
+        data={"csrf_token": csrf_of(page.text), "email": "other.hr@acme.example", "role": "hr"},
+        headers={"Host": "attacker.example", "X-Forwarded-Host": "attacker.example"}
+        | {"Cookie": cookies},
+        timeout=10,
+    )
+    assert forged.status_code == 201, forged.text
+    shown = re.search(r'id="setup-link">([^<]+)<', forged.text)
+    assert shown and shown.group(1).startswith(f"{console.url}/console/setup/"), shown
+    assert "attacker" not in forged.text
     again = admin.post(
         f"{console.url}/console/people",
         data={"csrf_token": csrf_of(page.text), "email": "NEW.hr@acme.example", "role": "hr"},
@@ -501,16 +519,20 @@ def test_a_change_to_the_facts_shows_on_the_board(console: Console) -> None:
     assert after[calm]["risk"] == {"level": "red", "score": 35, "reasons": ["nothing unusual"]}
 
 
-def test_the_dossier_link_is_shown_to_legal_and_admin_only(
+def test_the_dossier_button_is_shown_to_legal_and_admin_only(
     console: Console, hr: requests.Session
 ) -> None:
-    link = f'href="/v1/agreements/{console.acme}/dossier"'
+    # A form that POSTs with the session's CSRF token: making a dossier deposits and anchors
+    # its manifest, which a link (a GET anyone's page can trigger) must never do.
+    link = f'<form method="post" action="/v1/agreements/{console.acme}/dossier"'
     page = hr.get(f"{console.url}/console/agreements/{console.acme}", timeout=10)
     assert page.status_code == 200 and link not in page.text
     assert "/amend" in page.text and "/breach" in page.text  # hr acts on a signed agreement
     legal = person(console, "counsel@acme.example", "legal", "acme")
     page = legal.get(f"{console.url}/console/agreements/{console.acme}?lang=zh-CN", timeout=10)
     assert link in page.text and "下载证据包" in page.text
+    form = page.text[page.text.index(link) : page.text.index("</form>", page.text.index(link))]
+    assert f'name="csrf_token" value="{csrf_of(page.text)}"' in form
     assert "/amend" not in page.text and "/breach" not in page.text  # legal reads
     assert legal.get(f"{console.url}/console/agreements/{console.acme}/amend").status_code == 403
     admin = person(console, "owner@acme.example", "admin", "acme")

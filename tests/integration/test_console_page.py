@@ -362,11 +362,9 @@ def test_live_board_and_timeline_actions_in_english(world: dict[str, Any], deskt
     with step(driver, "desktop-12-breach"):
         driver.get(f"{web}/console/agreements/{signed_id}")
         _wait(driver, ".timeline")
-        assert (
-            driver.find_element(By.ID, "dossier")
-            .get_attribute("href")
-            .endswith(f"/v1/agreements/{signed_id}/dossier")
-        )  # an admin may download the dossier
+        form = driver.find_element(By.ID, "dossier").find_element(By.XPATH, "./ancestor::form")
+        assert form.get_attribute("method") == "post"  # an admin may make the dossier
+        assert form.get_attribute("action").endswith(f"/v1/agreements/{signed_id}/dossier")
         driver.find_element(By.ID, "action-breach").click()
         stake = _wait(driver, "#stake")
         assert "9,000.00 CNY" in stake.text and "30.0%" in stake.text

@@ -63,11 +63,11 @@ def until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
 def dossier(
     stack: RunningStack, agreement_id: str, headers: dict[str, str], **params: Any
 ) -> requests.Response:
-    """The dossier, asking again while its manifest is being anchored (202)."""
+    """The dossier made by POST, asking again while its manifest is being anchored (202)."""
     url = contracts(stack, f"/v1/agreements/{agreement_id}/dossier")
 
     def ask() -> requests.Response | None:
-        answer = requests.get(url, headers=headers, params=params, timeout=120)
+        answer = requests.post(url, headers=headers, params=params, timeout=120)
         return None if answer.status_code == 202 else answer
 
     answer: requests.Response = until(ask, "the dossier's anchoring")
@@ -262,3 +262,77 @@ def test_the_command_line_downloads_the_dossier_through_the_peoples_origin(
     assert refused.returncode == 1 and "403" in refused.stderr
     missing = offerseal("dossier", agreement_id, env={"OFFERSEAL_API_KEY": ""})
     assert missing.returncode == 2 and "OFFERSEAL_API_KEY" in missing.stderr
+
+
+def signed_in(stack: RunningStack, email: str, role: str) -> requests.Session:
+    """A person of the tenant signed in to the console on the people's origin (a browser with
+    its session cookie), as tests/integration/test_console.py signs people in."""
+    from offerseal.shared import users
+    from tests.integration.test_console import PASSWORD, csrf_of
+
+    web = stack.stack.urls["web"]
+    _, token = users.add_user(stack.db, email, role, "acme", by="test")
+    browser = requests.Session()
+    setup = browser.get(f"{web}/console/setup/{token}", timeout=30)
+    done = browser.post(
+        f"{web}/console/setup/{token}",
+        data={"csrf_token": csrf_of(setup.text), "password": PASSWORD, "confirm": PASSWORD},
+        timeout=30,
+    )
+    answer = browser.post(
+        f"{web}/console/login",
+        data={"csrf_token": csrf_of(done.text), "email": email, "password": PASSWORD},
+        timeout=30,
+    )
+    assert answer.status_code == 200 and answer.url.endswith("/console"), answer.text
+    return browser
+
+
+def manifests_of(stack: RunningStack) -> list[dict[str, Any]]:
+    documents = requests.get(
+        stack.url("/v1/documents"),
+        headers=stack.legal,
+        params={"candidate_ref": "cand-042"},
+        timeout=30,
+    ).json()["items"]
+    return [d for d in documents if d["kind"] == "dossier_manifest"]
+
+
+def test_a_get_never_makes_a_dossier_and_a_post_with_the_cookie_needs_its_csrf_token(
+    stack: RunningStack,
+) -> None:
+    """A page on another site can make a signed-in person's browser GET any URL (a link, an
+    image): that must not deposit and anchor a manifest. Making one is a POST, which with the
+    console's cookie needs the session's CSRF token."""
+    from tests.integration.test_console import csrf_of
+
+    agreement = create(stack)
+    assert sign_through_link(stack, agreement["id"]).status_code == 200
+    legal = signed_in(stack, "counsel@acme.example", "legal")
+    url = stack.stack.urls["web"] + f"/v1/agreements/{agreement['id']}/dossier"
+    cross_site = {"Origin": "https://attacker.example", "Sec-Fetch-Site": "cross-site"}
+
+    fetched = legal.get(url, headers=cross_site, params={"wait": 0}, timeout=60)
+    assert fetched.status_code == 404, fetched.text
+    assert fetched.headers["Content-Type"].startswith("application/problem+json")
+    assert "POST" in fetched.json()["detail"]
+    assert requests.get(url, headers=stack.legal, timeout=60).status_code == 404  # a key alike
+    forged = legal.post(url, headers=cross_site, params={"wait": 0}, timeout=60)
+    assert forged.status_code == 403, forged.text  # no CSRF token: nothing is made
+    assert manifests_of(stack) == []
+
+    page = legal.get(stack.stack.urls["web"] + f"/console/agreements/{agreement['id']}")
+    token = {"X-CSRF-Token": csrf_of(page.text)}
+
+    def made_then_fetched() -> requests.Response | None:
+        # A fact may change between the two (a message sent): then make it again.
+        made = legal.post(url, headers=token, timeout=120)
+        if made.status_code != 200:
+            return None
+        again = legal.get(url, timeout=120)
+        return again if again.status_code == 200 else None
+
+    answer: requests.Response = until(made_then_fetched, "a dossier made, then fetched", 120)
+    assert answer.headers["Content-Type"] == "application/zip"
+    shas = {m["sha256"].removeprefix("0x") for m in manifests_of(stack)}
+    assert answer.headers["X-Manifest-SHA256"] in shas

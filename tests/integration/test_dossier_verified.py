@@ -7,23 +7,28 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import requests
 
 from offerseal.evidence.adapters.registry import Web3ChainView
 from offerseal.evidence.published import load_schema
 from offerseal.shared import chain
 from offerseal_verify.dossier import pyhanko_cover_check, verify_dossier
-from tests.conftest import RunningStack
+from tests.conftest import RunningStack, wait_for_proof
 from tests.dossiers import zip_of
 from tests.integration.test_cli import offerseal
+from tests.integration.test_contracts_service import create, sign_through_link
 from tests.integration.test_dossier import breached, dossier, stack
+from tests.integration.test_standalone_verifier import verifier_venv
 
 pytestmark = pytest.mark.chain
-__all__ = ["breached", "stack"]  # the producer's fixtures, used here
+__all__ = ["breached", "stack", "verifier_venv"]  # fixtures of other modules, used here
 
 
 @pytest.fixture
@@ -65,3 +70,50 @@ def test_the_produced_dossier_verifies_whole_and_a_changed_byte_fails(
         # Offline: the file check needs no chain.
         failed = verify_dossier(zip_of(list(changed.items())), trusted_keys=None, chain=None).failed
         assert "files" in failed, entry["path"]
+
+
+def test_an_upload_named_like_the_proof_bundle_leaves_the_dossier_valid(
+    stack: RunningStack, verifier_venv: Path
+) -> None:
+    """A candidate's or HR's file called PROOF.json lands in its folder beside the dossier's own
+    proof.json: one file once extracted on Windows or macOS, so both verifiers refused the
+    dossier for ever ("appears twice"). The upload now steps aside (document-PROOF.json)."""
+    agreement = create(stack)
+    assert sign_through_link(stack, agreement["id"]).status_code == 200
+    stored = requests.post(
+        stack.url("/v1/documents"),
+        headers=stack.hr,
+        data={
+            "kind": "resignation_application",
+            "candidate_ref": "cand-042",
+            "agreement_id": agreement["id"],
+            "milestone": "resignation_submitted",
+        },
+        files={"file": ("PROOF.json", b'{"stamped": "resignation application"}', "text/plain")},
+        timeout=30,
+    )
+    assert stored.status_code == 201, stored.text
+    document_id = stored.json()["id"]
+    wait_for_proof(stack, document_id)
+    answer = dossier(stack, agreement["id"], stack.legal)
+    assert answer.status_code == 200, answer.text
+    names = zipfile.ZipFile(io.BytesIO(answer.content)).namelist()
+    folder = f"evidence/resignation_submitted/{document_id}/"
+    assert {folder + "proof.json", folder + "document-PROOF.json"} <= set(names), names
+
+    view = Web3ChainView(chain.connect(stack.rpc_url))
+    verdict = verify_dossier(answer.content, trusted_keys=None, chain=view)
+    assert verdict.valid, verdict.as_dict()
+    saved = stack.settings.data_dir / "dossier.zip"
+    saved.write_bytes(answer.content)
+    command = offerseal("verify-dossier", str(saved), "--rpc", stack.rpc_url, "--json")
+    assert command.returncode == 0, command.stdout + command.stderr
+    standalone_verifier = verifier_venv / "bin" / "offerseal-verify"
+    standalone = subprocess.run(
+        [standalone_verifier, "dossier", saved, "--rpc", stack.rpc_url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert standalone.returncode == 0, standalone.stdout + standalone.stderr
+    assert json.loads(standalone.stdout)["valid"] is True

@@ -9,6 +9,7 @@ import yaml
 
 from offerseal.cli import build_parser
 from offerseal.shared.config import VARIABLES
+from tests.gateway_conf import forwarded_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +35,28 @@ def test_compose_sets_only_known_variables_and_runs_known_commands() -> None:
 def test_ci_script_calls_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_the_gateway_passes_on_the_tls_terminators_scheme_and_appends_its_own() -> None:
+    """Two hops, terminator -> gateway -> service: the service (ProxyFix, trusting
+    OFFERSEAL_TRUSTED_PROXIES=2 hops) reads the terminator's https, so cookies are Secure and
+    HSTS is sent. The gateway used to overwrite X-Forwarded-Proto with its own http."""
+    behind_tls = forwarded_headers(
+        {
+            "Host": "offers.example.com",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "198.51.100.7",
+        },
+        peer="10.0.0.2",
+    )
+    assert behind_tls["X-Forwarded-Proto"] == "https, http"
+    assert behind_tls["X-Forwarded-For"] == "198.51.100.7, 10.0.0.2"
+    assert behind_tls["Host"] == "offers.example.com"
+    alone = forwarded_headers({"Host": "localhost:8080"}, peer="198.51.100.7")
+    assert alone["X-Forwarded-Proto"] == "http"  # one hop: the gateway's own scheme
+    assert alone["X-Forwarded-For"] == "198.51.100.7"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    # 1 by default (the gateway alone); 2 is the operator's choice with a terminator in front
+    assert (
+        compose["x-offerseal-env"]["OFFERSEAL_TRUSTED_PROXIES"] == "${OFFERSEAL_TRUSTED_PROXIES:-1}"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,20 @@ from offerseal_verify.dossier import (
 from offerseal_verify.hexbytes import to_hex
 from offerseal_verify.proofs import AnchorFacts, AnchorTx, build_bundle
 from offerseal_verify.receipts import ReceiptSigner
-from tests.dossiers import EVIDENCE, EVIDENCE_PROOF, Files, manifest_of, zip_of
+from tests.dossiers import (
+    DEFLATED,
+    EVIDENCE,
+    EVIDENCE_PROOF,
+    Files,
+    RawEntry,
+    deflated_zeros,
+    local_record,
+    manifest_of,
+    overlapping_zip,
+    plain_zip,
+    raw_entry,
+    zip_of,
+)
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 TX = "0x" + "11" * 32
@@ -437,3 +451,94 @@ def test_pyhanko_checks_a_signed_cover_and_refuses_a_changed_or_unsigned_one(
     changed = bytearray(signed)
     changed[signed.index(b"Agreement dossier")] ^= 0x01  # a byte the signature covers
     assert pyhanko_cover_check(bytes(changed))[0] is False
+
+
+# ---- names that are one file once extracted, overlapping entries, the byte budget -----------
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [
+        "evidence/resignation_accepted/d-2/PROOF.json",  # case
+        "README.TXT",
+        "agreement/text.zh-CN.txt",  # exactly the same name
+        "agreement/caf\u00e9.txt",  # NFC beside NFD below
+    ],
+)
+def test_names_that_extract_to_one_file_are_refused(duplicate: str) -> None:
+    dossier = make_dossier()
+    entries = [*dossier.entries.items(), ("agreement/cafe\u0301.txt", b"nfd"), (duplicate, b"2")]
+    result = check(zip_of(entries), dossier.chain)
+    assert result["failed"] == ["zip"] and "twice" in result["checks"][0]["detail"], result
+
+
+def test_overlapping_entries_are_refused_before_any_is_read() -> None:
+    """Two entries sharing stored bytes (how one kernel is counted many times in a zip bomb):
+    each reads as a well-formed entry, so Python 3.11.7's zipfile and the old verifier took
+    the dossier as valid."""
+    readme = "README.txt"
+    chain = FakeChain()
+    files = listed_files(chain)
+    inner = local_record(raw_entry(readme, files[readme][0]))
+    files["agreement/wrapper.bin"] = (inner, None)  # listed with its true hash and size
+    manifest = json.dumps(manifest_of(files), indent=2).encode()
+    outside = {
+        "manifest.json": manifest,
+        "manifest.proof.json": json.dumps(bundle_for(manifest, "d-manifest", chain)).encode(),
+        "cover.pdf": b"%PDF-1.7 signed cover report",
+    }
+    listed = [(p, c) for p, (c, _) in files.items() if p not in (readme, "agreement/wrapper.bin")]
+    entries = [raw_entry(p, c) for p, c in [*outside.items(), *listed]]
+    data = overlapping_zip([*entries, raw_entry(readme, files[readme][0])], "agreement/wrapper.bin")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # zipfile itself reads both
+        assert archive.read("agreement/wrapper.bin") == inner
+        assert archive.read(readme) == files[readme][0]
+    result = check(data, chain)
+    assert result["failed"] == ["zip"], result
+    detail = result["checks"][0]["detail"]
+    assert "'README.txt' overlaps 'agreement/wrapper.bin'" in detail, detail
+
+
+def test_a_zip_bomb_by_declared_sizes_is_refused_before_reading() -> None:
+    """17 entries of 64 MiB of zeros each (64 KB deflated), listed with their true hashes: a
+    genuine-looking dossier that made the old verifier decompress and hash 1.06 GiB."""
+    kernel, crc = deflated_zeros(64 * 1024 * 1024)
+    sha = hashlib.sha256(b"\x00" * (64 * 1024 * 1024)).hexdigest()
+    bulk = [f"agreement/bulk-{i:02d}.bin" for i in range(17)]
+
+    def add_bulk(manifest: dict[str, Any]) -> None:
+        for path in bulk:
+            manifest["files"].append(
+                {"path": path, "sha256": sha, "bytes": 64 * 1024 * 1024, "title": "bulk"}
+            )
+        manifest["files"].sort(key=lambda entry: entry["path"])
+
+    dossier = make_dossier(add_bulk)
+    entries = [raw_entry(name, content) for name, content in dossier.entries.items()]
+    entries += [RawEntry(path, kernel, 64 * 1024 * 1024, crc, DEFLATED) for path in bulk]
+    reads: list[str] = []
+    original = zipfile.ZipFile.open
+
+    def counting_open(self: zipfile.ZipFile, name: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(getattr(name, "filename", name))
+        return original(self, name, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zipfile.ZipFile, "open", counting_open)
+        result = check(plain_zip(entries), dossier.chain)
+    assert result["failed"] == ["zip"], result
+    assert "bytes uncompressed; at most 1073741824" in result["checks"][0]["detail"]
+    assert reads == []
+
+
+def test_every_byte_read_counts_against_the_budget() -> None:
+    """Within the directory's declared total, reading is still bounded: the manifest, each
+    listed file, each proof bundle read again for its check, and the cover."""
+    dossier = make_dossier()
+    data = dossier.zip()
+    everything = sum(len(content) for content in dossier.entries.values())
+    assert check(data, dossier.chain, max_bytes=everything + 2 * 64 * 1024)["valid"]
+    result = check(data, dossier.chain, max_bytes=everything)  # no room for the re-reads
+    assert not result["valid"] and result["failed"], result
+    small = check(data, dossier.chain, max_bytes=len(dossier.entries["manifest.json"]) + 10)
+    assert small["failed"] == ["zip"]

@@ -99,3 +99,31 @@ def test_as_of_is_the_newest_fact() -> None:
         "2026-11-03T00:00:00+00:00"
     )
     assert d.latest([]) == "1970-01-01T00:00:00+00:00"
+
+
+def test_names_that_extract_to_one_file_cannot_both_be_in_a_dossier() -> None:
+    """Windows and macOS fold case and (macOS) Unicode forms: PROOF.json beside proof.json is
+    one file once extracted, and the verifiers refuse the pair."""
+    when = dt.datetime(2026, 11, 26, 8, 30, tzinfo=dt.UTC)
+    for twin in ("evidence/x/1/PROOF.json", "evidence/x/1/ｐｒｏｏｆ.json"):
+        with pytest.raises(d.DossierInvalid):
+            d.manifest_bytes(
+                HEAD, "2026-11-26T00:00:00+00:00", [*files(), d.DossierFile(twin, b"x", "up")]
+            )
+        with pytest.raises(d.DossierInvalid):
+            d.zip_bytes([("evidence/x/1/proof.json", b"1"), (twin, b"2")], when)
+    with pytest.raises(d.DossierInvalid):
+        d.manifest_bytes(
+            HEAD, "2026-11-26T00:00:00+00:00", [*files(), d.DossierFile("COVER.pdf", b"x", "x")]
+        )
+
+
+def test_an_uploads_name_steps_aside_from_a_name_already_taken() -> None:
+    taken = {d.path_key("proof.json")}
+    assert d.distinct_name("letter.pdf", taken) == "letter.pdf"
+    assert d.distinct_name("PROOF.json", taken) == "document-PROOF.json"
+    assert d.distinct_name("Proof.JSON", taken | {d.path_key("document-proof.json")}) == (
+        "document-2-Proof.JSON"
+    )
+    # an upload's name arrives in NFC whatever form its sender's system used
+    assert d.safe_name("cafe\u0301.pdf", "f") == "caf\u00e9.pdf"

@@ -28,6 +28,8 @@ def test_the_secret_is_gone_and_the_host_stays(url: str, secret: str) -> None:
 
 def test_plain_urls_are_unchanged() -> None:
     assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert redact_url("sqlite:////var/lib/offerseal/x.db") == "sqlite:////var/lib/offerseal/x.db"
+    assert redact_url("memory://") == "memory://"
     assert redact_url("https://example.com/v1/verify?limit=5") == (
         "https://example.com/v1/verify?limit=5"
     )
@@ -53,3 +55,12 @@ def test_a_quoted_path_with_a_token_is_redacted() -> None:
     text = "Max retries exceeded with url: /hook?access_token=s3cr3t&x=1 (Caused by ...)"
     redacted = redact_text(text)
     assert "s3cr3t" not in redacted and "x=1" in redacted
+
+
+def test_database_and_broker_urls_keep_their_user_and_lose_their_password() -> None:
+    assert redact_url("postgresql+psycopg://offerseal:s3cret@db:5432/offerseal") == (
+        "postgresql+psycopg://offerseal:***@db:5432/offerseal"
+    )
+    assert (
+        redact_url("amqp://guest:guest-pw@127.0.0.1:5672//") == "amqp://guest:***@127.0.0.1:5672//"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__, trust
-from .dossier import pyhanko_cover_check, verify_dossier
+from .dossier import MAX_TOTAL_BYTES, pyhanko_cover_check, verify_dossier
 from .proofs import ChainView, Check, Verdict, sha256_hex, verify_bundle
 from .receipts import TrustedKey
 from .report import hide_secrets, print_verdict, witness_summary
@@ -96,9 +96,21 @@ def cmd_dossier(args: argparse.Namespace) -> int:
         chain=chain,
         tsa_roots=roots,
         cover_check=pyhanko_cover_check,
+        max_bytes=getattr(args, "max_bytes", None) or MAX_TOTAL_BYTES,
     )
     verdict = Verdict((*verdict.checks, *extra))
     return print_verdict(verdict, offline=args.offline, as_json=args.json)
+
+
+def add_budget_option(parser: argparse.ArgumentParser) -> None:
+    """The dossier commands' bound on the bytes a verification decompresses."""
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        metavar="N",
+        help=f"decompress at most N bytes of the dossier in all (default {MAX_TOTAL_BYTES}, "
+        "1 GiB); a larger ZIP is refused unread",
+    )
 
 
 def add_trust_options(parser: argparse.ArgumentParser, rpc_help: str) -> None:
@@ -139,6 +151,7 @@ def parser() -> argparse.ArgumentParser:
     dossier = sub.add_parser("dossier", help="verify an agreement dossier (ZIP)")
     dossier.add_argument("dossier", help="the dossier (.zip)")
     add_trust_options(dossier, rpc_help)
+    add_budget_option(dossier)
     dossier.set_defaults(func=cmd_dossier)
     return top
 

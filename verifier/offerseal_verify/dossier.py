@@ -8,7 +8,10 @@ stands outside it; its PAdES signature protects it.
 
 Verifying needs the ZIP, the receipt keys and TSA roots one trusts, and a view of the chain.
 Entries are read one at a time and hashed as they stream, so a large dossier needs little memory
-and an entry no manifest lists is never decompressed.
+and an entry no manifest lists is never decompressed. A hostile ZIP costs a bounded amount: the
+sizes its directory declares must add up to at most `MAX_TOTAL_BYTES`, every byte read (an
+entry read twice counts twice) is taken from that budget, and entries whose stored bytes overlap
+(one compressed kernel shared by many entries: a zip bomb) are refused before any is read.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
+import struct
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +48,10 @@ OUTSIDE_MANIFEST = frozenset({MANIFEST, MANIFEST_PROOF, COVER})
 MAX_ENTRIES = 10_000
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MAX_COVER_BYTES = 64 * 1024 * 1024
+# Every byte a verification decompresses, whatever the manifest declares (the verify page has
+# the same bound): a real dossier is a few megabytes, its uploads at most 25 MB each.
+MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a ZIP local file header, before its name
 _CHUNK = 1024 * 1024
 # What reading or parsing a damaged or hostile entry raises (bad CRC or deflate data, unknown
 # compression method, JSON nested too deep).
@@ -82,6 +92,33 @@ def unsafe_name(name: str) -> str | None:
     if any(s in ("", ".", "..") for s in segments):
         return "empty, '.' or '..' path segment"
     return None
+
+
+def name_key(name: str) -> str:
+    """The key under which two entry names are the same file once extracted: file systems of
+    Windows and macOS ignore case, and macOS the Unicode normalisation form."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+class BudgetExceeded(ValueError):
+    """Reading the dossier would decompress more than its byte budget."""
+
+
+class _Budget:
+    """The bytes a verification may still decompress."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
+
+    def room(self, wanted: int) -> int:
+        """How much of `wanted` may still be read (never negative: read(-1) reads all)."""
+        return max(0, min(wanted, self.left))
+
+    def take(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise BudgetExceeded(f"reading the dossier takes more than {self.total} bytes")
 
 
 def _strict_json(data: bytes) -> Any:
@@ -186,24 +223,30 @@ def manifest_problems(manifest: Any) -> list[str]:
     return problems
 
 
-def _stream_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[str, int]:
+def _stream_sha256(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, budget: _Budget
+) -> tuple[str, int]:
     """sha256 and size of an entry, reading at most `limit` + 1 bytes (enough to see it is
     longer than it should be, never a decompression bomb's whole output)."""
     digest = hashlib.sha256()
     size = 0
     with archive.open(info) as stream:
         while size <= limit:
-            chunk = stream.read(min(_CHUNK, limit + 1 - size))
+            chunk = stream.read(min(_CHUNK, limit + 1 - size, budget.room(_CHUNK) + 1))
             if not chunk:
                 break
+            budget.take(len(chunk))
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
 
 
-def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+def _read_small(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, budget: _Budget
+) -> bytes:
     with archive.open(info) as stream:
-        data = stream.read(limit + 1)
+        data = stream.read(budget.room(limit) + 1)
+    budget.take(len(data))
     if len(data) > limit:
         raise ValueError(f"{info.filename} is larger than {limit} bytes")
     return data
@@ -274,20 +317,50 @@ def verify_dossier(
     chain: ChainView | None,
     tsa_roots: Sequence[Certificate] | None = None,
     cover_check: CoverCheck | None = None,
+    max_bytes: int = MAX_TOTAL_BYTES,
 ) -> Verdict:
     """Every check of a dossier, in the order of the format's description; a forged, damaged or
     hostile ZIP gives failing checks, never an exception. `cover_check` looks at the cover PDF
-    (None: its presence is the check)."""
+    (None: its presence is the check). At most `max_bytes` are decompressed in all."""
     try:
         opened = source if not isinstance(source, bytes) else io.BytesIO(source)
         archive = zipfile.ZipFile(opened)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         return Verdict((Check("zip", False, f"not a readable ZIP: {exc}"),))
     with archive:
-        return _verify_open(archive, trusted_keys, chain, tsa_roots, cover_check)
+        return _verify_open(archive, trusted_keys, chain, tsa_roots, cover_check, max_bytes)
 
 
-def _zip_check(archive: zipfile.ZipFile) -> tuple[Check, dict[str, zipfile.ZipInfo]]:
+def _overlapping(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> list[str]:
+    """Entries whose stored bytes (local header, name, extra field, data) overlap another's or
+    the central directory: the way one compressed kernel is made to count many times. Python
+    3.11.7's zipfile does not check this (3.12.2 and 3.11.8 do, partly)."""
+    fp = archive.fp
+    if fp is None:
+        return ["the ZIP is closed"]
+    spans: list[tuple[int, int, str]] = []
+    problems: list[str] = []
+    for info in infos:
+        fp.seek(info.header_offset)
+        header = fp.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            problems.append(f"{info.filename!r} has no local header where the directory says")
+            continue
+        *_, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+        end = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+        spans.append((info.header_offset, end + info.compress_size, info.filename))
+    spans.sort()
+    for (_, end, name), (start, _, following) in itertools.pairwise(spans):
+        if start < end:
+            problems.append(f"{following!r} overlaps {name!r}")
+    if spans and max(end for _, end, _ in spans) > archive.start_dir:
+        problems.append("an entry overlaps the central directory")
+    return problems
+
+
+def _zip_check(
+    archive: zipfile.ZipFile, max_bytes: int
+) -> tuple[Check, dict[str, zipfile.ZipInfo]]:
     infos = archive.infolist()
     if len(infos) > MAX_ENTRIES:
         return Check("zip", False, f"{len(infos)} entries; at most {MAX_ENTRIES}"), {}
@@ -300,19 +373,28 @@ def _zip_check(archive: zipfile.ZipFile) -> tuple[Check, dict[str, zipfile.ZipIn
         if why:
             problems.append(f"{name!r}: {why}")
             continue
-        if name in entries or name.casefold() in folded:
-            problems.append(f"{name!r} appears twice")
+        key = name_key(name)
+        if name in entries or key in folded:
+            problems.append(f"{name!r} appears twice (ignoring case and Unicode form)")
             continue
-        folded.add(name.casefold())
+        folded.add(key)
         if name.endswith("/"):
             continue  # a directory entry carries nothing
         if info.flag_bits & 0x1:
             problems.append(f"{name!r} is encrypted")
             continue
         entries[name] = info
+    declared = sum(info.file_size for info in infos)
+    if declared > max_bytes:
+        problems.append(f"{declared} bytes uncompressed; at most {max_bytes}")
+    if not problems:
+        problems = _overlapping(archive, infos)
     if problems:
         return Check("zip", False, "unsafe entries: " + _listed_problems(problems)), {}
-    return Check("zip", True, f"{len(entries)} file(s), names safe, no duplicates"), entries
+    return (
+        Check("zip", True, f"{len(entries)} file(s), names safe, no duplicates, no overlaps"),
+        entries,
+    )
 
 
 def _verify_open(
@@ -321,18 +403,20 @@ def _verify_open(
     chain: ChainView | None,
     tsa_roots: Sequence[Certificate] | None,
     cover_check: CoverCheck | None,
+    max_bytes: int,
 ) -> Verdict:
-    zip_check, entries = _zip_check(archive)
+    zip_check, entries = _zip_check(archive, max_bytes)
     checks = [zip_check]
     if not zip_check.ok:
         return Verdict(tuple(checks))
+    budget = _Budget(max_bytes)
 
     # 2. The manifest: exactly the anchored bytes, so it is read as bytes and hashed as such.
     if MANIFEST not in entries:
         checks.append(Check("manifest", False, f"no {MANIFEST} in the dossier"))
         return Verdict(tuple(checks))
     try:
-        manifest_bytes = _read_small(archive, entries[MANIFEST], MAX_MANIFEST_BYTES)
+        manifest_bytes = _read_small(archive, entries[MANIFEST], MAX_MANIFEST_BYTES, budget)
         manifest = _strict_json(manifest_bytes)
     except _READ_ERRORS as exc:
         checks.append(Check("manifest", False, f"{MANIFEST} is not UTF-8 JSON: {exc}"))
@@ -355,6 +439,11 @@ def _verify_open(
     # 3. Every listed file present with its sha256 and size; nothing else in the ZIP.
     actual: dict[str, str] = {}
     missing: list[str] = []
+    declared = sum(entry["bytes"] for entry in files)
+    if declared > budget.left:
+        detail = f"the manifest lists {declared} bytes; at most {budget.left} are read"
+        checks.append(Check("files", False, detail))
+        return Verdict(tuple(checks))
     for entry in files:
         path = entry["path"]
         info = entries.get(path)
@@ -362,7 +451,10 @@ def _verify_open(
             missing.append(f"{path} is listed but missing")
             continue
         try:
-            sha, size = _stream_sha256(archive, info, entry["bytes"])
+            sha, size = _stream_sha256(archive, info, entry["bytes"], budget)
+        except BudgetExceeded as exc:
+            checks.append(Check("files", False, f"{path}: {exc}"))
+            return Verdict(tuple(checks))
         except _READ_ERRORS as exc:
             missing.append(f"{path} cannot be read: {exc}")
             continue
@@ -401,6 +493,7 @@ def _verify_open(
             trusted_keys,
             chain,
             tsa_roots,
+            budget,
         )
     )
 
@@ -429,6 +522,7 @@ def _verify_open(
                 trusted_keys,
                 chain,
                 tsa_roots,
+                budget,
             )
         )
 
@@ -444,7 +538,7 @@ def _verify_open(
         checks.append(Check("cover", False, f"no {COVER} in the dossier"))
     else:
         try:
-            pdf = _read_small(archive, cover, MAX_COVER_BYTES)
+            pdf = _read_small(archive, cover, MAX_COVER_BYTES, budget)
         except _READ_ERRORS as exc:
             checks.append(Check("cover", False, f"{COVER} cannot be read: {exc}"))
         else:
@@ -503,11 +597,12 @@ def _bundle_check(
     trusted_keys: Mapping[str, bytes | TrustedKey] | None,
     chain: ChainView | None,
     tsa_roots: Sequence[Certificate] | None,
+    budget: _Budget,
 ) -> Check:
     if info is None:
         return Check(name, False, f"{what}: no {bundle_path} in the dossier")
     try:
-        bundle = _strict_json(_read_small(archive, info, MAX_BUNDLE_BYTES))
+        bundle = _strict_json(_read_small(archive, info, MAX_BUNDLE_BYTES, budget))
     except _READ_ERRORS as exc:
         return Check(name, False, f"{what}: {bundle_path} is not a JSON proof bundle: {exc}")
     try:

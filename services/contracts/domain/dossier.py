@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,8 +48,36 @@ class DossierFile:
 
 def safe_name(name: str, fallback: str) -> str:
     """A file name from the outside world (an upload's), usable as one ZIP path part."""
+    name = unicodedata.normalize("NFC", name)
     cleaned = re.sub(r"[^\w.\-+@ ()\u4e00-\u9fff]", "_", name.strip())[:120].strip(". ")
     return cleaned if cleaned and _SAFE_PART.match(cleaned) else fallback
+
+
+def path_key(path: str) -> str:
+    """Two entry names with the same key are one file once extracted (Windows and macOS ignore
+    case, macOS the Unicode form; the verifiers refuse such pairs): compatibility forms and
+    case folded away, stricter than any verifier's own comparison."""
+    nfkc = unicodedata.normalize("NFKC", path)
+    return unicodedata.normalize("NFKC", nfkc.casefold())
+
+
+def distinct_name(name: str, taken: set[str]) -> str:
+    """`name`, or `document-<name>` (then `document-2-<name>`, ...) when its key is taken, so
+    an upload called `PROOF.json` does not collide with its folder's `proof.json`."""
+    candidate, n = name, 1
+    while path_key(candidate) in taken:
+        candidate = f"document-{name}" if n == 1 else f"document-{n}-{name}"
+        n += 1
+    return candidate
+
+
+def _check_distinct(paths: Sequence[str]) -> None:
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = path_key(path)
+        if key in seen:
+            raise DossierInvalid(f"two entries of a dossier are one file: {seen[key]!r}, {path!r}")
+        seen[key] = path
 
 
 def check_path(path: str) -> None:
@@ -62,8 +91,7 @@ def check_path(path: str) -> None:
 def manifest_bytes(agreement: Mapping[str, Any], as_of: str, files: Sequence[DossierFile]) -> bytes:
     """The manifest's exact bytes (the ones anchored): sorted keys, files sorted by path."""
     paths = [f.path for f in files]
-    if len(set(paths)) != len(paths):
-        raise DossierInvalid("two files of the dossier have the same path")
+    _check_distinct([*OUTSIDE_MANIFEST, *paths])
     for f in files:
         check_path(f.path)
         if f.path in OUTSIDE_MANIFEST:
@@ -151,6 +179,7 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]], when: dt.datetime) -> bytes:
     """A ZIP of `entries` in the given order, every entry dated `when` (UTC), deflated."""
     stamp = when.astimezone(dt.UTC)
     date_time = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, 0)
+    _check_distinct([path for path, _ in entries])
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         seen: set[str] = set()

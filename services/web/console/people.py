@@ -4,7 +4,7 @@ disabled), a new account with its one-time set-up link shown once, and disabling
 
 from __future__ import annotations
 
-from flask import Response, redirect, request
+from flask import Response, current_app, redirect, request
 
 from ...shared import users
 from ...shared.auth import ROLES
@@ -48,7 +48,10 @@ def people_add() -> Response:
             "role": "console.people.error.role",
         }.get(field, "console.people.error.taken")
         return _people(status=exc.status, errors=[(field, key)], values=values)
-    link = request.url_root.rstrip("/") + f"/console/setup/{token}"
+    # From the configured origin, never the request's Host header: a forged Host would
+    # otherwise put an attacker's site in the link the admin hands to a new colleague.
+    origin = current_app.config["OFFERSEAL_PUBLIC_ORIGIN"]
+    link = f"{origin}/console/setup/{token}"
     return _people(status=201, link=link, added=users.normalise_email(email))
 
 
