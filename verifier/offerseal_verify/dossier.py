@@ -530,7 +530,9 @@ def _verify_open(
     # candidate's commitment covered.
     record_path = SIGNING_RECORD
     if record_path in actual:
-        checks.append(_ceremony_check(archive, entries[record_path], agreement, chain))
+        checks.append(
+            _ceremony_check(archive, entries[record_path], agreement, chain, budget)
+        )
 
     # 7. The cover report.
     cover = entries.get(COVER)
@@ -559,10 +561,11 @@ def _ceremony_check(
     info: zipfile.ZipInfo,
     agreement: dict[str, Any],
     chain: ChainView | None,
+    budget: _Budget,
 ) -> Check:
     """The signing record's ceremony against IntentAgreements.ceremonyOf() on chain."""
     try:
-        record = _strict_json(_read_small(archive, info, MAX_MANIFEST_BYTES))
+        record = _strict_json(_read_small(archive, info, MAX_MANIFEST_BYTES, budget))
     except _READ_ERRORS as exc:
         return Check("ceremony", False, f"{SIGNING_RECORD} is not UTF-8 JSON: {exc}")
     if not isinstance(record, dict) or "ceremony" not in record:
