@@ -39,16 +39,18 @@ def stack(tmp_path: Path, sqlite_url: str, anvil: Any) -> Iterator[dict[str, Any
         OFFERSEAL_PUBLIC_RATE_LIMIT="1000/minute",
     )
     process = ServiceProcess(env, tmp_path / "service.log").start()
-    process.wait_http(60)
-    urls = {
-        "evidence": f"http://127.0.0.1:{env['OFFERSEAL_EVIDENCE_PORT']}",
-        "contracts": f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}",
-        "notify": f"http://127.0.0.1:{env['OFFERSEAL_NOTIFY_PORT']}",
-    }
-    for base in urls.values():
-        _wait_healthy(base)
-    yield {"process": process, "urls": urls, "env": env, "log": tmp_path / "service.log"}
-    process.terminate()
+    try:  # a process that did not come up is stopped too, not left running
+        process.wait_http(60)
+        urls = {
+            "evidence": f"http://127.0.0.1:{env['OFFERSEAL_EVIDENCE_PORT']}",
+            "contracts": f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}",
+            "notify": f"http://127.0.0.1:{env['OFFERSEAL_NOTIFY_PORT']}",
+        }
+        for base in urls.values():
+            _wait_healthy(base)
+        yield {"process": process, "urls": urls, "env": env, "log": tmp_path / "service.log"}
+    finally:
+        process.terminate()
 
 
 def _wait_healthy(base: str, timeout: float = 60.0) -> None:
@@ -59,7 +61,7 @@ def _wait_healthy(base: str, timeout: float = 60.0) -> None:
         try:
             if requests.get(base + "/healthz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     raise AssertionError(f"{base} did not become healthy")
