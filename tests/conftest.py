@@ -76,7 +76,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if _uses_rabbitmq(item):
             item.add_marker(pytest.mark.xdist_group("rabbitmq"))
-        elif _module_scoped(item):
+        elif _module_scoped(item) and item.get_closest_marker("spread") is None:
             module = getattr(item, "module", None)
             item.add_marker(pytest.mark.xdist_group(module.__name__ if module else item.nodeid))
 
@@ -189,10 +189,44 @@ def database(database_url: str) -> Iterator[Any]:
 # ---- broker -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def amqp_url() -> str:
+@pytest.fixture(scope="session")
+def _amqp_session_url() -> Iterator[str]:
+    """The broker for this test process: on the machine's own RabbitMQ (OFFERSEAL_TEST_AMQP
+    unset, rabbitmqctl at hand) a virtual host of its own, deleted afterwards. The queue and
+    exchange names are fixed (offerseal.events, offerseal.<service>): on a shared broker another
+    test run's stacks would take this run's messages, and this run theirs."""
+    import subprocess
+
     require_server("RabbitMQ", "127.0.0.1", 5672)
-    return AMQP_URL
+    ctl = shutil.which("rabbitmqctl")
+    if "OFFERSEAL_TEST_AMQP" in os.environ or ctl is None:
+        yield AMQP_URL
+        return
+    vhost = f"offerseal-test-{uuid.uuid4().hex[:12]}"
+
+    def rabbitmqctl(*args: str) -> bool:
+        try:
+            done = subprocess.run([ctl, "-q", *args], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+
+    user = AMQP_URL.split("://", 1)[1].split(":", 1)[0]
+    if not (
+        rabbitmqctl("add_vhost", vhost)
+        and rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    ):
+        yield AMQP_URL  # not allowed to manage the broker: share its default virtual host
+        return
+    try:
+        yield "/".join(AMQP_URL.split("/")[:3]) + "/" + vhost  # amqp://user:pass@host:port/vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def amqp_url(_amqp_session_url: str) -> str:
+    return _amqp_session_url
 
 
 @pytest.fixture(params=["memory", "rabbitmq"])
