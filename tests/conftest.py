@@ -349,6 +349,18 @@ def evidence_sqlite(tmp_path: Path, sqlite_url: str, anvil: Any) -> Iterator[Run
     running.stack.stop()
 
 
+@pytest.fixture(scope="module")
+def module_evidence_sqlite(
+    tmp_path_factory: pytest.TempPathFactory, anvil: Any
+) -> Iterator[RunningStack]:
+    """`evidence_sqlite` kept for the whole module: for tests that only read, or are refused,
+    or write under a tenant or candidate_ref of their own (see tests/README.md)."""
+    tmp = tmp_path_factory.mktemp("module-stack")
+    running = start_stack(make_settings(tmp, f"sqlite:///{tmp / 'offerseal.db'}", anvil.url))
+    yield running
+    running.stack.stop()
+
+
 def wait_for_proof(stack: RunningStack, doc_id: str, timeout: float = 30.0) -> dict[str, Any]:
     import time
 
