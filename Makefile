@@ -31,11 +31,28 @@ demo: setup ## run the end-to-end scenario on embedded defaults (SQLite, in-proc
 up: setup ## run the stack on embedded defaults until Ctrl-C
 	$(BIN)/offerseal up
 
+# The suite mostly waits (servers, chains, timers): it runs on more pytest-xdist workers than
+# cores. `--dist loadgroup` (pyproject.toml) keeps the tests that share RabbitMQ's fixed queue
+# names, or a module's one stack or browser, on one worker (tests/conftest.py). TEST_WORKERS=0
+# runs in one process.
+TEST_WORKERS ?= 8
+
 test: setup ## ruff, mypy, import boundaries, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
 	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services verifier/offerseal_verify
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
+
+# The integration tests for daily work: one stack per module or none, no process killed, no
+# browser (tests/README.md). The rest runs in `make test`.
+FAST_INTEGRATION := $(addprefix tests/integration/,$(addsuffix .py,\
+	test_access_matrix test_broker test_console test_console_board_store test_contract \
+	test_dossier_verified test_intent_agreements test_mail_as_seen test_migrations \
+	test_nul_in_path test_openzeppelin_compat test_passkey_signatures test_portal_api \
+	test_provenance test_short_links test_timestamps test_weekly_report_mail))
+
+test-fast: setup ## unit tests and the quick integration tests, for daily work (under 2 minutes)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow" tests/unit $(FAST_INTEGRATION)
 
 fuzz: setup ## schemathesis against all three services, with and without keys (long run)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/integration/test_fuzz.py
@@ -61,4 +78,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test fuzz chaos lint docs compile bench clean
+.PHONY: help setup demo up test test-fast fuzz chaos lint docs compile bench clean

@@ -5,7 +5,12 @@ Outside CI a test whose server is unreachable is skipped with the reason; under 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import shutil
+import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +38,48 @@ def require_server(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{message} (CI=true: integration tests must run, not skip)")
     pytest.skip(message)
+
+
+# ---- parallel runs (pytest-xdist, `--dist loadgroup`) ----------------------------------------
+
+
+def _uses_rabbitmq(item: pytest.Item) -> bool:
+    """RabbitMQ's queue and exchange names are fixed (offerseal.events, offerseal.<service>):
+    two stacks on one broker at once would take each other's messages."""
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return (
+        item.get_closest_marker("rabbitmq") is not None
+        or "amqp_url" in getattr(item, "fixturenames", ())
+        or params.get("broker_url") == "rabbitmq"
+    )
+
+
+def _module_scoped(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture set up once per module (or class): such tests stay on
+    one worker, so the fixture (a stack, a browser) is set up once, not once per worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        definition.scope in ("module", "class", "package")
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for `--dist loadgroup` (the Makefile's `test` runs several workers): tests that
+    share a fixed resource run one after another on one worker; everything else spreads."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if _uses_rabbitmq(item):
+            item.add_marker(pytest.mark.xdist_group("rabbitmq"))
+        elif _module_scoped(item) and item.get_closest_marker("spread") is None:
+            module = getattr(item, "module", None)
+            item.add_marker(pytest.mark.xdist_group(module.__name__ if module else item.nodeid))
 
 
 # ---- chain --------------------------------------------------------------------------------
@@ -65,8 +112,9 @@ def _pg_admin() -> Any:
     return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextlib.contextmanager
+def new_postgres_database() -> Iterator[str]:
+    """The URL of an empty PostgreSQL database of its own, dropped afterwards."""
     import sqlalchemy as sa
 
     require_server("PostgreSQL", "127.0.0.1", 5432)
@@ -74,16 +122,36 @@ def postgres_url() -> Iterator[str]:
     admin = _pg_admin()
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with new_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'offerseal.db'}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`database_url` for a module-scoped fixture (one stack for a module's tests, each on its
+    own tenant or candidate_ref): an empty database on each engine, kept for the module."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'offerseal.db'}"
+        return
+    with new_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -92,10 +160,48 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(name))
 
 
+_schema_lock = threading.Lock()
+_sqlite_schema: Path | None = None
+
+
+def migrated_sqlite_schema() -> Path:
+    """A SQLite file at the newest revision, migrated once per test process (each xdist worker
+    has its own): copying it (a few ms) replaces 22 Alembic revisions (0.6 s) per database."""
+    global _sqlite_schema
+    with _schema_lock:
+        if _sqlite_schema is None:
+            from offerseal.shared.db import Database
+
+            folder = Path(tempfile.mkdtemp(prefix="offerseal-schema-"))
+            atexit.register(shutil.rmtree, folder, True)
+            path = folder / "schema.db"
+            db = Database(f"sqlite:///{path}")
+            db.migrate()
+            db.dispose()
+            assert not path.with_name(path.name + "-wal").exists(), "schema copy left a WAL file"
+            _sqlite_schema = path
+        return _sqlite_schema
+
+
+def prefill_sqlite(url: str) -> None:
+    """Give a SQLite database that does not exist yet the migrated schema by copying it: what
+    `Database.migrate()` would build, cheaper. Anything else (PostgreSQL, an existing file, an
+    in-memory database) is left alone."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url:
+        return
+    path = Path(url.removeprefix(prefix))
+    if not path.name or path.name == ":memory:" or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_sqlite_schema(), path)
+
+
 @pytest.fixture
 def database(database_url: str) -> Iterator[Any]:
     from offerseal.shared.db import Database
 
+    prefill_sqlite(database_url)
     db = Database(database_url)
     db.migrate()
     yield db
@@ -105,10 +211,44 @@ def database(database_url: str) -> Iterator[Any]:
 # ---- broker -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def amqp_url() -> str:
+@pytest.fixture(scope="session")
+def _amqp_session_url() -> Iterator[str]:
+    """The broker for this test process: on the machine's own RabbitMQ (OFFERSEAL_TEST_AMQP
+    unset, rabbitmqctl at hand) a virtual host of its own, deleted afterwards. The queue and
+    exchange names are fixed (offerseal.events, offerseal.<service>): on a shared broker another
+    test run's stacks would take this run's messages, and this run theirs."""
+    import subprocess
+
     require_server("RabbitMQ", "127.0.0.1", 5672)
-    return AMQP_URL
+    ctl = shutil.which("rabbitmqctl")
+    if "OFFERSEAL_TEST_AMQP" in os.environ or ctl is None:
+        yield AMQP_URL
+        return
+    vhost = f"offerseal-test-{uuid.uuid4().hex[:12]}"
+
+    def rabbitmqctl(*args: str) -> bool:
+        try:
+            done = subprocess.run([ctl, "-q", *args], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+
+    user = AMQP_URL.split("://", 1)[1].split(":", 1)[0]
+    if not (
+        rabbitmqctl("add_vhost", vhost)
+        and rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    ):
+        yield AMQP_URL  # not allowed to manage the broker: share its default virtual host
+        return
+    try:
+        yield "/".join(AMQP_URL.split("/")[:3]) + "/" + vhost  # amqp://user:pass@host:port/vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def amqp_url(_amqp_session_url: str) -> str:
+    return _amqp_session_url
 
 
 @pytest.fixture(params=["memory", "rabbitmq"])
@@ -174,6 +314,8 @@ def start_stack(settings: Settings) -> RunningStack:
         for queue in Channel.queues.values():
             with queue.mutex:
                 queue.queue.clear()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prefill_sqlite(settings.effective_database_url)
     stack = Stack(settings).start()
     stack.wait_ready()
     db = stack.db
@@ -203,6 +345,18 @@ def evidence(tmp_path: Path, database_url: str, anvil: Any) -> Iterator[RunningS
 @pytest.fixture
 def evidence_sqlite(tmp_path: Path, sqlite_url: str, anvil: Any) -> Iterator[RunningStack]:
     running = start_stack(make_settings(tmp_path, sqlite_url, anvil.url))
+    yield running
+    running.stack.stop()
+
+
+@pytest.fixture(scope="module")
+def module_evidence_sqlite(
+    tmp_path_factory: pytest.TempPathFactory, anvil: Any
+) -> Iterator[RunningStack]:
+    """`evidence_sqlite` kept for the whole module: for tests that only read, or are refused,
+    or write under a tenant or candidate_ref of their own (see tests/README.md)."""
+    tmp = tmp_path_factory.mktemp("module-stack")
+    running = start_stack(make_settings(tmp, f"sqlite:///{tmp / 'offerseal.db'}", anvil.url))
     yield running
     running.stack.stop()
 

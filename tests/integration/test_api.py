@@ -339,7 +339,9 @@ def test_roles_and_tenants(evidence: RunningStack) -> None:
 
 
 @pytest.mark.parametrize("case", ["no_file", "empty_file", "bad_kind", "no_candidate"])
-def test_bad_uploads_are_422_naming_the_field(evidence_sqlite: RunningStack, case: str) -> None:
+def test_bad_uploads_are_422_naming_the_field(
+    module_evidence_sqlite: RunningStack, case: str
+) -> None:
     data = {"kind": "resignation_application", "candidate_ref": "c"}
     files: dict[str, tuple[str, bytes]] | None = {"file": ("a.pdf", b"x")}
     field = {
@@ -360,8 +362,8 @@ def test_bad_uploads_are_422_naming_the_field(evidence_sqlite: RunningStack, cas
     if files is None:  # still multipart, just without the file part
         files = {"other": ("x.txt", b"y")}
     response = requests.post(
-        evidence_sqlite.url("/v1/documents"),
-        headers=evidence_sqlite.hr,
+        module_evidence_sqlite.url("/v1/documents"),
+        headers=module_evidence_sqlite.hr,
         data=data,
         files=files,
         timeout=10,
@@ -373,8 +375,8 @@ def test_bad_uploads_are_422_naming_the_field(evidence_sqlite: RunningStack, cas
     assert field in [e["field"] for e in problem["errors"]]
 
 
-def test_malformed_hash_and_broken_json(evidence_sqlite: RunningStack) -> None:
-    stack = evidence_sqlite
+def test_malformed_hash_and_broken_json(module_evidence_sqlite: RunningStack) -> None:
+    stack = module_evidence_sqlite
     bad = requests.post(
         stack.url("/v1/documents/hashes"),
         headers=stack.hr,
@@ -406,19 +408,21 @@ def test_malformed_hash_and_broken_json(evidence_sqlite: RunningStack) -> None:
     assert broken_proof.json()["errors"][0]["field"] == "proof"
 
 
-def test_wrong_content_type_is_415(evidence_sqlite: RunningStack) -> None:
+def test_wrong_content_type_is_415(module_evidence_sqlite: RunningStack) -> None:
     response = requests.post(
-        evidence_sqlite.url("/v1/documents"),
-        headers=evidence_sqlite.hr,
+        module_evidence_sqlite.url("/v1/documents"),
+        headers=module_evidence_sqlite.hr,
         json={"kind": "other"},
         timeout=10,
     )
     assert response.status_code == 415 and response.headers["Content-Type"] == PROBLEM
 
 
-def test_unknown_id_is_404(evidence_sqlite: RunningStack) -> None:
+def test_unknown_id_is_404(module_evidence_sqlite: RunningStack) -> None:
     response = requests.get(
-        evidence_sqlite.url("/v1/documents/nope"), headers=evidence_sqlite.hr, timeout=10
+        module_evidence_sqlite.url("/v1/documents/nope"),
+        headers=module_evidence_sqlite.hr,
+        timeout=10,
     )
     assert response.status_code == 404 and response.json()["title"] == "Document not found"
 

@@ -39,6 +39,17 @@ def stack(tmp_path: Path, database_url: str, fresh_anvil: Any) -> Iterator[Runni
     running.stack.stop()
 
 
+@pytest.fixture(scope="module")
+def refusing_stack(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str, anvil: Any
+) -> Iterator[RunningStack]:
+    """One stack per database for the tests that are only refused: they change nothing."""
+    tmp = tmp_path_factory.mktemp("refusals")
+    running = start_stack(make_settings(tmp, module_database_url, anvil.url))
+    yield running
+    running.stack.stop()
+
+
 def contracts(stack: RunningStack, path: str) -> str:
     return stack.stack.urls["contracts"] + path
 
@@ -285,8 +296,9 @@ def test_withdraw_and_cancel(stack: RunningStack) -> None:
     ],
 )
 def test_bad_agreements_are_422_and_change_nothing(
-    stack: RunningStack, changes: dict[str, Any], field: str
+    refusing_stack: RunningStack, changes: dict[str, Any], field: str
 ) -> None:
+    stack = refusing_stack
     r = requests.post(
         contracts(stack, "/v1/agreements"), headers=stack.hr, json=body(**changes), timeout=30
     )

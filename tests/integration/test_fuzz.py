@@ -16,7 +16,7 @@ import requests
 
 from tests.conftest import RunningStack, make_settings, start_stack
 
-pytestmark = [pytest.mark.chain, pytest.mark.slow]
+pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.spread]  # long, independent runs
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 
 

@@ -39,16 +39,18 @@ def stack(tmp_path: Path, sqlite_url: str, anvil: Any) -> Iterator[dict[str, Any
         OFFERSEAL_PUBLIC_RATE_LIMIT="1000/minute",
     )
     process = ServiceProcess(env, tmp_path / "service.log").start()
-    process.wait_http(60)
-    urls = {
-        "evidence": f"http://127.0.0.1:{env['OFFERSEAL_EVIDENCE_PORT']}",
-        "contracts": f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}",
-        "notify": f"http://127.0.0.1:{env['OFFERSEAL_NOTIFY_PORT']}",
-    }
-    for base in urls.values():
-        _wait_healthy(base)
-    yield {"process": process, "urls": urls, "env": env, "log": tmp_path / "service.log"}
-    process.terminate()
+    try:  # a process that did not come up is stopped too, not left running
+        process.wait_http(60)
+        urls = {
+            "evidence": f"http://127.0.0.1:{env['OFFERSEAL_EVIDENCE_PORT']}",
+            "contracts": f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}",
+            "notify": f"http://127.0.0.1:{env['OFFERSEAL_NOTIFY_PORT']}",
+        }
+        for base in urls.values():
+            _wait_healthy(base)
+        yield {"process": process, "urls": urls, "env": env, "log": tmp_path / "service.log"}
+    finally:
+        process.terminate()
 
 
 def _wait_healthy(base: str, timeout: float = 60.0) -> None:
@@ -59,7 +61,7 @@ def _wait_healthy(base: str, timeout: float = 60.0) -> None:
         try:
             if requests.get(base + "/healthz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     raise AssertionError(f"{base} did not become healthy")
@@ -279,9 +281,13 @@ def test_stored_files_are_downloads_never_pages(evidence_sqlite: Any) -> None:
     assert content.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_every_answer_carries_the_security_headers(evidence_sqlite: Any) -> None:
-    for path, headers in [("/v1/keys", {}), ("/v1/documents", evidence_sqlite.hr), ("/nope", {})]:
-        response = requests.get(evidence_sqlite.url(path), headers=headers, timeout=30)
+def test_every_answer_carries_the_security_headers(module_evidence_sqlite: Any) -> None:
+    for path, headers in [
+        ("/v1/keys", {}),
+        ("/v1/documents", module_evidence_sqlite.hr),
+        ("/nope", {}),
+    ]:
+        response = requests.get(module_evidence_sqlite.url(path), headers=headers, timeout=30)
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "no-referrer"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
@@ -296,12 +302,12 @@ def test_made_up_methods_do_not_grow_the_metrics(evidence_sqlite: Any) -> None:
     assert 'method="other"' in metrics
 
 
-def test_a_json_array_as_a_reply_is_422_not_500(evidence_sqlite: Any) -> None:
+def test_a_json_array_as_a_reply_is_422_not_500(module_evidence_sqlite: Any) -> None:
     import time
 
     from offerseal.shared.links import PURPOSE_REPLY, Link
 
-    stack = evidence_sqlite
+    stack = module_evidence_sqlite
     signer = stack.stack.notify.service.replies.links
     token = signer.issue(
         Link("acme", "ag-1", "cand-1", PURPOSE_REPLY, int(time.time()) + 600, "tp-1")
@@ -357,11 +363,11 @@ def test_keys_are_listed_revoked_and_expire_from_the_command_line(
     assert offerseal("keys", "revoke", key_id).returncode == 1
 
 
-def test_a_cursor_beyond_any_row_number_is_422_not_500(evidence_sqlite: Any) -> None:
+def test_a_cursor_beyond_any_row_number_is_422_not_500(module_evidence_sqlite: Any) -> None:
     response = requests.get(
-        evidence_sqlite.url("/v1/documents"),
+        module_evidence_sqlite.url("/v1/documents"),
         params={"after": str(2**120)},
-        headers=evidence_sqlite.hr,
+        headers=module_evidence_sqlite.hr,
         timeout=30,
     )
     assert response.status_code == 422, response.text
@@ -569,12 +575,14 @@ def test_by_default_a_candidate_upload_waits_for_hr_before_the_chain(
         stack.stack.stop()
 
 
-def test_a_form_body_is_bounded_on_services_that_take_no_uploads(evidence_sqlite: Any) -> None:
+def test_a_form_body_is_bounded_on_services_that_take_no_uploads(
+    module_evidence_sqlite: Any,
+) -> None:
     import time
 
     from offerseal.shared.links import PURPOSE_REPLY, Link
 
-    stack = evidence_sqlite
+    stack = module_evidence_sqlite
     token = stack.stack.notify.service.replies.links.issue(
         Link("acme", "ag-1", "cand-1", PURPOSE_REPLY, int(time.time()) + 600, "tp-1")
     )

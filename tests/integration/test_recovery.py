@@ -102,7 +102,9 @@ def assert_anchored_exactly_once(
 def test_sigkill_during_anchoring_loses_and_doubles_nothing(
     tmp_path: Path, database_url: str, fresh_anvil: Any, failpoint: str
 ) -> None:
-    env = service_env(tmp_path, database_url, fresh_anvil.url)
+    # A batch window the five uploads fit in on a busy machine: the failpoint kills the process
+    # at the first anchoring, and an upload after that would find it gone.
+    env = service_env(tmp_path, database_url, fresh_anvil.url, OFFERSEAL_BATCH_INTERVAL="2s")
     key = create_key(env)
     service = ServiceProcess(env, tmp_path / "service.log").start(failpoint)
     try:
