@@ -190,7 +190,7 @@ class InboxPreferences(MethodView):
 
 
 class PreferencesIn(ma.Schema):
-    channels = fields.List(fields.String(validate=validate.OneOf(["email", "webhook"])))
+    channels = fields.List(fields.String(validate=validate.OneOf(["email", "sms", "webhook"])))
     language = fields.String(validate=validate.OneOf(["zh-CN", "en"]))
     timezone = fields.String()
     quiet_hours = fields.String()

@@ -27,7 +27,7 @@ from ..shared.models import utcnow
 from ..shared.redact import redact_text
 from .adapters.journal import Accepted, SentJournal
 from .domain import schedule
-from .errors import Rejected, RetryLater
+from .errors import Postponed, Rejected, RetryLater
 from .models import DeliveryAttempt, FollowedAgreement, NotifyCandidate, Touchpoint
 from .outgoing import Brands, Composer, Overrides, brands_of, overrides_of
 from .planning import Planner, zone
@@ -84,7 +84,7 @@ class Dispatcher:
     ) -> None:
         self.db = db
         self.max_attempts = max_attempts  # then failed, as a bounce is
-        self.channels = channels  # "email" and/or "webhook"
+        self.channels = channels  # "email", "webhook" and/or "sms"
         self.composer = composer
         self.planner = planner
         self.journal = journal
@@ -245,7 +245,7 @@ class Dispatcher:
         if allowed > now and tp.kind != schedule.CODE:  # the candidate is waiting for a code
             self._defer(touchpoint_id, allowed)
             return "deferred"
-        channel_name = self._channel_for(candidate, (tp.data or {}).get("channel"))
+        channel_name = self._channel_for(candidate, (tp.data or {}).get("channel"), tp)
         if channel_name is None:
             reason = (
                 "no delivery channel is configured (OFFERSEAL_SMTP_URL, OFFERSEAL_WEBHOOK_URL "
@@ -258,6 +258,8 @@ class Dispatcher:
         failpoints.hit("notify.before_send")
         try:  # what a server answered may quote its URL: no credential is ever stored
             detail = redact_text(self.channels[channel_name].send(outgoing))
+        except Postponed as exc:  # a provider's limit: moved, not a failed attempt
+            return self._postpone(tp, exc.until, redact_text(str(exc)), channel_name)
         except RetryLater as exc:
             return self._reschedule(touchpoint_id, redact_text(str(exc)), channel_name)
         except Rejected as exc:
@@ -277,14 +279,28 @@ class Dispatcher:
             )
         )
 
-    def _channel_for(self, candidate: NotifyCandidate, asked: str | None = None) -> str | None:
-        if asked == "sms":  # a code asked for by SMS goes to the webhook (the SMS gateway)
-            return "webhook" if "webhook" in self.channels and candidate.phone else None
+    def _sms_reaches(self, tp: Touchpoint | None, phone: str | None) -> bool:
+        channel = self.channels.get("sms")
+        if channel is None or not phone or tp is None:
+            return False
+        return bool(channel.can_send(tp.tenant, tp.kind))
+
+    def _channel_for(
+        self, candidate: NotifyCandidate, asked: str | None = None, tp: Touchpoint | None = None
+    ) -> str | None:
+        if asked == "sms":  # a code asked for by SMS: the SMS provider, else the webhook gateway
+            phone = (tp.data or {}).get("phone") if tp is not None else None
+            phone = phone or candidate.phone
+            if self._sms_reaches(tp, phone):
+                return "sms"
+            return "webhook" if "webhook" in self.channels and phone else None
         if asked == "email":
             return "email" if candidate.email and "email" in self.channels else None
         for name in candidate.channels or ["email", "webhook"]:
             if name == "email" and candidate.email and "email" in self.channels:
                 return "email"
+            if name == "sms" and self._sms_reaches(tp, candidate.phone):
+                return "sms"
             if name == "webhook" and "webhook" in self.channels:
                 return "webhook"
         return None
@@ -328,6 +344,29 @@ class Dispatcher:
             tp.due_at = utcnow() + schedule.retry_delay(tp.attempts)
             self._attempt(session, tp, channel, "retry", detail)
         return "retry"
+
+    def _postpone(
+        self, tp: Touchpoint, until: dt.datetime, detail: str, channel: str | None
+    ) -> str:
+        """A provider's limit (ours, before sending, or its throttled answer): the touchpoint
+        is moved to when it may go, without counting as an attempt. A one-time code that could
+        only go after it expires fails instead, saying when the next code may be asked."""
+        expires = (tp.data or {}).get("expires_at")
+        if tp.kind == schedule.CODE and expires and until > dt.datetime.fromisoformat(expires):
+            return self._finish(
+                Outcome(
+                    tp.id,
+                    "failed",
+                    channel,
+                    f"{detail}; the next code can be sent at {until.isoformat()}",
+                )
+            )
+        with self.db.transaction() as session:
+            row = session.get(Touchpoint, tp.id)
+            assert row is not None
+            row.state, row.due_at, row.detail = "planned", until, detail
+            self._attempt(session, row, channel, "moved", f"{detail}; moved to {until.isoformat()}")
+        return "moved"
 
     def _defer(self, touchpoint_id: str, until: dt.datetime) -> None:
         """Quiet hours: wait until they end. The next check-in is planned from the moment this

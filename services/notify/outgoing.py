@@ -24,7 +24,7 @@ from ..shared.links import (
 from ..shared.shortlinks import Shortener, Wanted
 from .adapters.channels import Outgoing
 from .domain import schedule
-from .domain.templates import Brand, Override, format_moment
+from .domain.templates import Brand, Override, format_moment, sms_link, sms_values
 from .layout import render
 from .models import (
     FollowedAgreement,
@@ -164,6 +164,8 @@ class Composer:
             (brands or {}).get(tp.tenant),
         )
         brand = (brands or {}).get(tp.tenant) or Brand()
+        # a one-time code goes to the contact its message names (the offer's), if it names one
+        phone = (data.get("phone") if tp.kind == schedule.CODE else None) or candidate.phone
         return Outgoing(
             touchpoint_id=tp.id,
             message_id=f"<{tp.id}@{self.mail_domain}>",
@@ -174,12 +176,19 @@ class Composer:
             unsubscribe_url=unsubscribe_full,
             employer=brand.display_name or data.get("employer", ""),
             reply_to=brand.reply_to,
+            tenant=tp.tenant,
+            phone=phone,
+            sms_params=sms_values(
+                language,
+                {**data, "employer": brand.display_name or data.get("employer", "")},
+                sms_link(tp.kind, links),
+            ),
             payload={
                 "touchpoint_id": tp.id,
                 "kind": tp.kind,
                 "agreement_id": tp.agreement_id,
                 "candidate_ref": tp.candidate_ref,
-                "phone": candidate.phone,
+                "phone": phone,
                 "language": candidate.language,
                 "subject": rendered.subject,
                 "text": rendered.text,

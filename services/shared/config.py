@@ -329,6 +329,65 @@ VARIABLES: tuple[Variable, ...] = (
         "HMAC-SHA256 key for webhook signatures. Unset: generated in the data directory.",
     ),
     Variable(
+        "OFFERSEAL_SMS_PROVIDER",
+        "sms_provider",
+        str,
+        "SMS channel through a provider's official SDK: `aliyun` (Dysmsapi) or `tencent` "
+        "(Tencent Cloud SMS). Unset: no SMS channel (the webhook may still feed a gateway).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_ACCESS_KEY_ID",
+        "sms_access_key_id",
+        str,
+        "The SMS provider's key id: Aliyun AccessKey ID or Tencent SecretId.",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_ACCESS_KEY_SECRET",
+        "sms_access_key_secret",
+        str,
+        "The SMS provider's key secret: Aliyun AccessKey Secret or Tencent SecretKey. Never "
+        "logged.",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_ENDPOINT",
+        "sms_endpoint",
+        str,
+        "The provider's API host (`dysmsapi.aliyuncs.com`, `sms.tencentcloudapi.com`, the "
+        "defaults); `http://host:port` for a local stand-in.",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_SDK_APP_ID",
+        "sms_sdk_app_id",
+        str,
+        "Tencent only: the SMS application's SdkAppId (`1400006666`).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_REGION",
+        "sms_region",
+        str,
+        "Tencent only: the API region (`ap-guangzhou`).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_SIGN_NAME",
+        "sms_sign_name",
+        str,
+        "The approved sign name used when a tenant set none (`PUT /v1/sms`).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_TEMPLATES",
+        "sms_templates",
+        str,
+        "Approved template ids per message kind, used when a tenant set none: "
+        "`code=SMS_1,checkin=SMS_2,...` (kinds: invitation, checkin, milestone_request, "
+        "amendment, weekly_update, welcome_package, closing, code).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_REPORT_INTERVAL",
+        "sms_report_interval",
+        parse_duration,
+        "How often notify pulls SMS delivery reports from the provider.",
+    ),
+    Variable(
         "OFFERSEAL_NOTIFY_OUTBOX_DIR",
         "notify_outbox_dir",
         Path,
@@ -576,6 +635,15 @@ class Settings:
     webhook_url: str = ""
     webhook_secret: str = ""
     notify_outbox_dir: Path | None = None
+    sms_provider: str = ""
+    sms_access_key_id: str = ""
+    sms_access_key_secret: str = ""
+    sms_endpoint: str = ""
+    sms_sdk_app_id: str = ""
+    sms_region: str = "ap-guangzhou"
+    sms_sign_name: str = ""
+    sms_templates: str = ""
+    sms_report_interval: float = 60.0
     checkin_interval: float = 48 * 3600.0
     quiet_hours: str = "21:00-09:00"
     dispatch_interval: float = 0.5
@@ -632,6 +700,7 @@ class Settings:
             value = getattr(self, var.attr)
             if var.attr in {
                 "webhook_secret",
+                "sms_access_key_secret",
                 "signer_key",
                 "master_key",
                 "master_keys_previous",
@@ -712,4 +781,34 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise ConfigError("OFFERSEAL_CANDIDATE_UPLOADS: `review` or `auto`")
     if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):
         raise ConfigError("OFFERSEAL_RATE_LIMIT_STORAGE: use memory:// or redis://host:port")
+    _check_sms(settings)
     return settings
+
+
+def parse_sms_templates(text: str) -> dict[str, str]:
+    """`code=SMS_1,checkin=SMS_2` as {kind: template id}."""
+    out = {}
+    for part in parse_list(text):
+        kind, sep, template = part.partition("=")
+        if not sep or not kind or not template:
+            raise ValueError(f"{part!r} is not kind=template-id")
+        out[kind.strip()] = template.strip()
+    return out
+
+
+def _check_sms(settings: Settings) -> None:
+    if not settings.sms_provider:
+        return
+    if settings.sms_provider not in {"aliyun", "tencent"}:
+        raise ConfigError("OFFERSEAL_SMS_PROVIDER: `aliyun` or `tencent`")
+    if not (settings.sms_access_key_id and settings.sms_access_key_secret):
+        raise ConfigError(
+            "OFFERSEAL_SMS_PROVIDER needs OFFERSEAL_SMS_ACCESS_KEY_ID and "
+            "OFFERSEAL_SMS_ACCESS_KEY_SECRET"
+        )
+    if settings.sms_provider == "tencent" and not settings.sms_sdk_app_id:
+        raise ConfigError("OFFERSEAL_SMS_PROVIDER=tencent needs OFFERSEAL_SMS_SDK_APP_ID")
+    try:
+        parse_sms_templates(settings.sms_templates)
+    except ValueError as exc:
+        raise ConfigError(f"OFFERSEAL_SMS_TEMPLATES: {exc}") from None
