@@ -315,3 +315,32 @@ class Branding(MethodView):
     @blp.response(200)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         return service().branding.put(principal(), body)
+
+
+class SmsSettingsIn(ma.Schema):
+    sign_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=12))
+    templates = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=32)),
+        values=fields.String(validate=validate.Length(max=64)),
+        load_default=dict,
+    )
+
+
+@blp.route("/sms")
+class SmsSettings(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="The tenant's approved SMS sign name and template ids, and the parameters each "
+        "kind's template receives",
+    )
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().sms.get(principal())
+
+    @roles(*WRITE_ROLES)
+    @blp.doc(security=BEARER, summary="Set them (null or left out: the deployment's default)")
+    @blp.arguments(SmsSettingsIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        return service().sms.put(principal(), body)

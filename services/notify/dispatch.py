@@ -295,8 +295,9 @@ class Dispatcher:
                 return "sms"
             return "webhook" if "webhook" in self.channels and phone else None
         if asked == "email":
-            return "email" if candidate.email and "email" in self.channels else None
-        for name in candidate.channels or ["email", "webhook"]:
+            email = ((tp.data or {}).get("email") if tp is not None else None) or candidate.email
+            return "email" if email and "email" in self.channels else None
+        for name in candidate.channels or ["email", "sms", "webhook"]:
             if name == "email" and candidate.email and "email" in self.channels:
                 return "email"
             if name == "sms" and self._sms_reaches(tp, candidate.phone):

@@ -169,7 +169,7 @@ class Composer:
         return Outgoing(
             touchpoint_id=tp.id,
             message_id=f"<{tp.id}@{self.mail_domain}>",
-            to_email=candidate.email,
+            to_email=(data.get("email") if tp.kind == schedule.CODE else None) or candidate.email,
             rendered=rendered,
             essential=tp.essential,
             # the header a mail client calls for one-click opt-out (RFC 8058): the full link

@@ -91,7 +91,7 @@ class Planner:
                 timezone=contact.get("timezone") or self.default_timezone,
                 language=contact.get("language") or p["language"],
                 quiet_hours=str(self.default_quiet),
-                channels=["email", "webhook"],
+                channels=["email", "sms", "webhook"],
                 opted_out=False,
             )
             session.add(candidate)
@@ -208,6 +208,8 @@ class Planner:
                         "code": p["code"],
                         "channel": p["channel"],
                         "expires_at": p["expires_at"].isoformat(),
+                        # the offer's contact, when the message names it: the code goes there
+                        **{k: str(p[k]) for k in ("phone", "email") if p.get(k)},
                     },
                 )
             ],

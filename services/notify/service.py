@@ -25,7 +25,7 @@ from .inbox import Inbox
 from .outgoing import Composer
 from .planning import Planner
 from .replies import Replies
-from .tenant_templates import TenantBrandings, TenantTemplates
+from .tenant_templates import TenantBrandings, TenantSmsSettings, TenantTemplates
 
 
 class NotifyService:
@@ -68,6 +68,13 @@ class NotifyService:
         self.candidates = Candidates(db)
         self.templates = TenantTemplates(db)
         self.branding = TenantBrandings(db)
+        self.sms = TenantSmsSettings(db, self._sms_defaults)
+
+    def _sms_defaults(self) -> tuple[str, str, dict[str, str]]:
+        channel = self.channels.get("sms")
+        if channel is None:
+            return "", "", {}
+        return channel.provider.name, channel.defaults.sign_name, dict(channel.defaults.templates)
 
     # ---- what the dispatcher's worker loop and the health check use ------------------------
 

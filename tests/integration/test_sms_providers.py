@@ -278,3 +278,34 @@ def test_a_code_goes_by_sms_to_the_phone_its_message_names_and_the_next_waits(
     tp = row(db, "code-2")
     assert tp.state == "planned" and "SMS limit" in (tp.detail or "")
     assert len(stub.sends()) == 1
+
+
+def test_a_tenant_sets_its_own_sign_name_and_templates(
+    sqlite_url: str, provider: tuple[str, Stub]
+) -> None:
+    """`PUT /v1/sms`'s service: the tenant's template for a kind is used, the deployment's
+    default for the others; bad values are refused naming the field."""
+    from offerseal.shared.auth import Principal
+    from offerseal.shared.errors import ValidationFailed
+
+    name, stub = provider
+    db, service, _ = setup(sqlite_url, name, stub)
+    hr = Principal("key-1", "hr", "acme")
+    shown = service.sms.put(hr, {"sign_name": "艾克米", "templates": {"checkin": "SMS_OWN"}})
+    assert shown["provider"] == name and shown["templates"] == {"checkin": "SMS_OWN"}
+    assert shown["defaults"]["templates"] == TEMPLATES
+    assert shown["parameters"]["checkin"] == ["employer", "link"]
+    for bad, field in (
+        ({"sign_name": "x"}, "sign_name"),
+        ({"templates": {"nonsense": "SMS_1"}}, "templates.nonsense"),
+        ({"templates": {"code": "SMS 1; drop"}}, "templates.code"),
+    ):
+        with pytest.raises(ValidationFailed) as refused:
+            service.sms.put(hr, bad)
+        assert field in str(refused.value.extra) + str(refused.value)
+    due(db, "tp-1", schedule.CHECKIN)
+    service.dispatch_once()
+    [sent] = stub.wait_sends(1)
+    assert "SMS_OWN" in json.dumps(sent.params) and "艾克米" in json.dumps(
+        sent.params, ensure_ascii=False
+    )
