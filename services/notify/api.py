@@ -344,3 +344,46 @@ class SmsSettings(MethodView):
     @blp.response(200)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         return service().sms.put(principal(), body)
+
+
+class RobotIn(ma.Schema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class AlertsIn(ma.Schema):
+    dingtalk = fields.Nested(RobotIn, load_default=None, allow_none=True)
+    wecom = fields.Nested(RobotIn, load_default=None, allow_none=True)
+    feishu = fields.Nested(RobotIn, load_default=None, allow_none=True)
+    language = fields.String(load_default="zh-CN", validate=validate.OneOf(["zh-CN", "en"]))
+
+
+@blp.route("/alerts")
+class Alerts(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="The tenant's chat robots for HR alerts (URLs masked, secrets never shown)",
+    )
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().alerts.get(principal())
+
+    @roles(*WRITE_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="Set the DingTalk, WeCom and Feishu robots (a platform left out is removed)",
+    )
+    @blp.arguments(AlertsIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        return service().alerts.put(principal(), body)
+
+
+@blp.route("/alerts/test")
+class AlertsTest(MethodView):
+    @roles(*WRITE_ROLES)
+    @blp.doc(security=BEARER, summary="Post a test message to each robot now")
+    @blp.response(200)
+    def post(self) -> dict[str, Any]:
+        return service().alerts.test(principal())

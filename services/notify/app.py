@@ -24,6 +24,7 @@ from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
 from .adapters.signing import signer_from
 from .adapters.sms import AliyunSms, Provider, TencentSms
+from .alerts import HookSealer
 from .service import NotifyService
 from .sms import SmsChannel
 from .weekly import WeeklyReports, parse_recipients
@@ -135,6 +136,11 @@ class NotifyNode:
             link_ttl=settings.link_ttl,
             journal=SentJournal(settings.data_dir / "notify-journal"),
             max_attempts=settings.touchpoint_max_attempts,
+            alert_sealer=HookSealer(
+                secrets.master_key(settings), secrets.previous_master_keys(settings)
+            ),
+            console_url=web_url or self.public_url,
+            robot_hosts=settings.chat_robot_hosts,
         )
         self.weekly = WeeklyReports(
             self.db,
@@ -159,6 +165,8 @@ class NotifyNode:
                 messages.AGREEMENT_AMENDMENT_PROPOSED.name: planning.on_amendment_proposed,
                 messages.AGREEMENT_AMENDED.name: planning.on_amended,
                 messages.CANDIDATE_CODE_REQUESTED.name: planning.on_code_requested,
+                messages.RISK_CHANGED.name: planning.on_risk_changed,
+                messages.MILESTONE_OVERDUE.name: planning.on_milestone_overdue,
                 "milestone.confirmed": planning.on_milestone_confirmed,
             },
         )
@@ -185,6 +193,7 @@ class NotifyNode:
             if time.monotonic() - last_report > REPORT_CHECK_SECONDS:
                 last_report = time.monotonic()
                 self.weekly.send_due()  # last week's report, once, from Monday 08:00 UTC
+            self.service.alerts.send_due()  # HR alerts waiting for the tenants' chat robots
             sms = self.service.channels.get("sms")
             if sms is not None and time.monotonic() - last_sms_reports > (
                 self.settings.sms_report_interval

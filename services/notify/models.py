@@ -218,3 +218,62 @@ class TenantSms(Base):
     templates: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AlertHooks(Base):
+    """A tenant's chat robots for HR alerts (DingTalk, WeCom, Feishu): their webhook URLs and
+    signing secrets sealed with the master key (`sealed`), never shown again in clear."""
+
+    __tablename__ = "notify_alert_hooks"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    platforms: Mapped[list[str]] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(8))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HrAlert(Base):
+    """Something HR should act on (a risk turned red, a check-in missed, ...), waiting for the
+    tenant's robots: `pending` lists the platforms it has not reached yet."""
+
+    __tablename__ = "notify_alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    agreement_id: Mapped[str] = mapped_column(String(36))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    position: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    pending: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done
+
+    __table_args__ = (
+        Index(
+            "ix_notify_alerts_pending",
+            "tenant",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
+
+
+class AlertPost(Base):
+    """One message posted to a robot (several alerts merged): what the platform answered."""
+
+    __tablename__ = "notify_alert_posts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))  # accepted|throttled|refused|unavailable
+    code: Mapped[str] = mapped_column(String(32))
+    alerts: Mapped[list[int]] = mapped_column(JSON)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_notify_alert_posts_robot", "tenant", "platform", "at"),)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
@@ -20,7 +21,7 @@ from ..shared.broker import enqueue
 from ..shared.links import PURPOSE_UPLOAD
 from ..shared.messages import FINAL_STATES
 from ..shared.models import aware, utcnow
-from .domain import schedule
+from .domain import alerts, schedule
 from .models import FollowedAgreement, NotifyCandidate, Touchpoint
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,32 @@ class Planner:
         self.checkin_interval = dt.timedelta(seconds=checkin_interval)
         self.default_quiet = schedule.QuietHours.parse(quiet_hours)
         self.default_timezone = default_timezone
+        # raises HR alerts in the consumer's transaction (set by the service when it has one)
+        self.alerts: Callable[[Session, str, str, str, str], None] | None = None
+
+    def _alert(
+        self, session: Session, tenant: str, kind: str, agreement_id: str, detail: str
+    ) -> None:
+        if self.alerts is not None:
+            self.alerts(session, tenant, kind, agreement_id, detail)
+
+    def on_risk_changed(self, session: Session, message: messages.Message) -> None:
+        """A risk that turns red is an HR alert (the chat robots)."""
+        p = message.payload
+        if p["level"] == "red" and p.get("previous") != "red":
+            followed = self._followed(session, message)
+            if followed is not None:
+                detail = "; ".join(p.get("reasons") or [])
+                self._alert(session, message.tenant, alerts.RISK_RED, followed.agreement_id, detail)
+
+    def on_milestone_overdue(self, session: Session, message: messages.Message) -> None:
+        p = message.payload
+        followed = self._followed(session, message)
+        if followed is not None:
+            detail = f"#{int(p['index']) + 1} {p['kind']}, {aware(p['due_at']).date().isoformat()}"
+            self._alert(
+                session, message.tenant, alerts.MILESTONE_OVERDUE, followed.agreement_id, detail
+            )
 
     def plan(
         self, session: Session, followed: FollowedAgreement, items: list[schedule.Planned]
@@ -365,6 +392,8 @@ class Planner:
         )
         for missed in previous:
             missed.missed = True
+            sent = aware(missed.sent_at or utcnow()).date().isoformat()
+            self._alert(session, missed.tenant, alerts.CHECKIN_MISSED, missed.agreement_id, sent)
             enqueue(
                 session,
                 [

@@ -388,6 +388,13 @@ VARIABLES: tuple[Variable, ...] = (
         "How often notify pulls SMS delivery reports from the provider.",
     ),
     Variable(
+        "OFFERSEAL_CHAT_ROBOT_HOSTS",
+        "chat_robot_hosts",
+        parse_list,
+        "Extra hosts (`host:port`) a tenant's chat-robot webhook may point to, besides "
+        "DingTalk's, WeCom's and Feishu's own (`PUT /v1/alerts`); for local stand-ins only.",
+    ),
+    Variable(
         "OFFERSEAL_NOTIFY_OUTBOX_DIR",
         "notify_outbox_dir",
         Path,
@@ -644,6 +651,7 @@ class Settings:
     sms_sign_name: str = ""
     sms_templates: str = ""
     sms_report_interval: float = 60.0
+    chat_robot_hosts: tuple[str, ...] = ()
     checkin_interval: float = 48 * 3600.0
     quiet_hours: str = "21:00-09:00"
     dispatch_interval: float = 0.5

@@ -16,7 +16,14 @@ dead_letter_queue = Queue(
 # Which routing keys each service consumes (the evidence service consumes nothing).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "contracts": ("evidence.anchored.v1", "touchpoint.replied.v1", "touchpoint.missed.v1"),
-    "notify": ("agreement.#", "milestone.confirmed.v1", "candidate.code_requested.v1"),
+    "notify": (
+        "agreement.#",
+        "milestone.confirmed.v1",
+        "candidate.code_requested.v1",
+        # HR alerts in the team's chat
+        "risk.changed.v1",
+        "milestone.overdue.v1",
+    ),
 }
 
 

@@ -130,6 +130,9 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("notify", "PUT", "/v1/branding"): WRITE,
     ("notify", "GET", "/v1/sms"): READ,
     ("notify", "PUT", "/v1/sms"): WRITE,
+    ("notify", "GET", "/v1/alerts"): READ,
+    ("notify", "PUT", "/v1/alerts"): WRITE,
+    ("notify", "POST", "/v1/alerts/test"): WRITE,
     # web: the pages for people
     ("web", "GET", "/verify"): PUBLIC,
     ("web", "GET", "/verify/verifier.html"): PUBLIC,
