@@ -387,3 +387,26 @@ class AlertsTest(MethodView):
     @blp.response(200)
     def post(self) -> dict[str, Any]:
         return service().alerts.test(principal())
+
+
+class CalendarIn(ma.Schema):
+    calendar = fields.String(required=True, validate=validate.OneOf(["none", "cn"]))
+
+
+@blp.route("/calendar")
+class CalendarView(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(security=BEARER, summary="The tenant's holiday calendar (`none` or `cn`)")
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().calendars.get(principal())
+
+    @roles(*WRITE_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="Use mainland China's public holidays and adjusted working days (`cn`) or not",
+    )
+    @blp.arguments(CalendarIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        return service().calendars.put(principal(), body["calendar"])

@@ -26,7 +26,9 @@ from ..shared.db import Database, is_sqlite
 from ..shared.models import utcnow
 from ..shared.redact import redact_text
 from .adapters.journal import Accepted, SentJournal
-from .domain import schedule
+from .calendars import calendar_of, calendars_of
+from .domain import schedule, workdays
+from .domain.workdays import Calendar
 from .errors import Postponed, Rejected, RetryLater
 from .models import DeliveryAttempt, FollowedAgreement, NotifyCandidate, Touchpoint
 from .outgoing import Brands, Composer, Overrides, brands_of, overrides_of
@@ -35,6 +37,9 @@ from .planning import Planner, zone
 log = logging.getLogger(__name__)
 # Outcomes committed per transaction while dispatching (the sent journal covers the gap).
 GROUP = 50
+# What waits out a public holiday when the tenant uses a holiday calendar: the messages that
+# only keep the candidate company, not those they must act on by a date.
+HOLIDAY_FREE = frozenset({schedule.CHECKIN, schedule.WEEKLY_UPDATE, schedule.WELCOME_PACKAGE})
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ class Dispatcher:
             }
             overrides = overrides_of(session, {r.tenant for r in rows})
             brands = brands_of(session, {r.tenant for r in rows})
+            calendars = calendars_of(session, {r.tenant for r in rows})
         for tp in rows:
             try:
                 self._deliver(
@@ -203,6 +209,7 @@ class Dispatcher:
                     agreements.get(tp.agreement_id),
                     overrides,
                     brands,
+                    calendars.get(tp.tenant),
                 )
             except Exception:
                 log.exception("delivering touchpoint %s failed; it will be retried", tp.id)
@@ -220,6 +227,7 @@ class Dispatcher:
                     session.get(FollowedAgreement, tp.agreement_id),
                     overrides_of(session, {tp.tenant}),
                     brands_of(session, {tp.tenant}),
+                    calendar_of(session, tp.tenant),
                 )
             finally:
                 self._flush()
@@ -231,6 +239,7 @@ class Dispatcher:
         followed: FollowedAgreement | None,
         overrides: Overrides,
         brands: Brands | None = None,
+        calendar: Calendar | None = None,
     ) -> str:
         touchpoint_id = tp.id
         if candidate is None or followed is None:
@@ -241,10 +250,16 @@ class Dispatcher:
             return self._finish(Outcome(touchpoint_id, "skipped", None, "candidate opted out"))
         tz = zone(candidate.timezone, self.planner.default_timezone)
         now = utcnow()
-        allowed = schedule.QuietHours.parse(candidate.quiet_hours).next_allowed(now, tz)
+        quiet = schedule.QuietHours.parse(candidate.quiet_hours)
+        allowed = quiet.next_allowed(now, tz)
         if allowed > now and tp.kind != schedule.CODE:  # the candidate is waiting for a code
             self._defer(touchpoint_id, allowed)
             return "deferred"
+        if calendar is not None and tp.kind in HOLIDAY_FREE:
+            after = workdays.after_holidays(now, tz, calendar, quiet.end)
+            if after > now:  # a public holiday in the candidate's time zone: the day after
+                self._defer(touchpoint_id, after, "public holiday")
+                return "deferred"
         channel_name = self._channel_for(candidate, (tp.data or {}).get("channel"), tp)
         if channel_name is None:
             reason = (
@@ -369,14 +384,15 @@ class Dispatcher:
             self._attempt(session, row, channel, "moved", f"{detail}; moved to {until.isoformat()}")
         return "moved"
 
-    def _defer(self, touchpoint_id: str, until: dt.datetime) -> None:
-        """Quiet hours: wait until they end. The next check-in is planned from the moment this
-        one really goes out, so the rhythm is kept from the deferred time."""
+    def _defer(self, touchpoint_id: str, until: dt.datetime, why: str = "quiet hours") -> None:
+        """Quiet hours (or a public holiday): wait until they end. The next check-in is planned
+        from the moment this one really goes out, so the rhythm is kept from the deferred
+        time."""
         with self.db.transaction() as session:
             tp = session.get(Touchpoint, touchpoint_id)
             assert tp is not None
             tp.state, tp.due_at = "planned", until
-            self._attempt(session, tp, None, "deferred", f"quiet hours until {until.isoformat()}")
+            self._attempt(session, tp, None, "deferred", f"{why} until {until.isoformat()}")
 
     def _finish(self, outcome: Outcome) -> str:
         """Record an outcome: committed with the next GROUP (one transaction instead of one

@@ -277,3 +277,16 @@ class AlertPost(Base):
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_notify_alert_posts_robot", "tenant", "platform", "at"),)
+
+
+class TenantCalendar(Base):
+    """A tenant's holiday calendar (`cn`: mainland China's public holidays and adjusted working
+    days): check-ins wait out holidays, document requests count working days, the weekly report
+    waits for the week's first working day. No row: plain calendar days."""
+
+    __tablename__ = "notify_calendars"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    calendar: Mapped[str] = mapped_column(String(8))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -21,7 +21,8 @@ from ..shared.broker import enqueue
 from ..shared.links import PURPOSE_UPLOAD
 from ..shared.messages import FINAL_STATES
 from ..shared.models import aware, utcnow
-from .domain import alerts, schedule
+from .calendars import calendar_of
+from .domain import alerts, schedule, workdays
 from .models import FollowedAgreement, NotifyCandidate, Touchpoint
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class Planner:
                         (m["kind"], dt.datetime.fromisoformat(m["due_at"]))
                         for m in followed.milestones
                     ],
+                    request=self._request_at(session, followed),
                 ),
             )
         elif p["state"] in FINAL_STATES:
@@ -328,6 +330,7 @@ class Planner:
                 )
                 for t in rows.values()
             ],
+            request=self._request_at(session, followed),
         )
         reason = f"dates amended ({p['number']})"
         for key, (due, data) in plan.moves.items():
@@ -336,6 +339,14 @@ class Planner:
         for key in plan.cancels:
             rows[key].state, rows[key].detail = "cancelled", reason
         self.plan(session, followed, plan.adds)
+
+    def _request_at(self, session: Session, followed: FollowedAgreement) -> schedule.RequestAt:
+        """Document requests count working days when the tenant uses a holiday calendar."""
+        calendar = calendar_of(session, followed.tenant)
+        if calendar is None:
+            return schedule.request_at
+        tz = zone(self._timezone_of(session, followed), self.default_timezone)
+        return workdays.request_at_on(calendar, tz, lambda kind: schedule.lead_for(kind).days)
 
     def _timezone_of(self, session: Session, followed: FollowedAgreement) -> str:
         candidate = session.get(NotifyCandidate, (followed.tenant, followed.candidate_ref))

@@ -21,6 +21,7 @@ from ..shared.links import LinkSigner
 from ..shared.shortlinks import Shortener
 from .adapters.journal import SentJournal
 from .alerts import AlertService, HookSealer
+from .calendars import TenantCalendars
 from .candidates import Candidates
 from .dispatch import Dispatcher, Outcome
 from .inbox import Inbox
@@ -83,6 +84,7 @@ class NotifyService:
             extra_hosts=robot_hosts,
         )
         self.planning.alerts = self.alerts.raise_alert
+        self.calendars = TenantCalendars(db)
 
     def _sms_defaults(self) -> tuple[str, str, dict[str, str]]:
         channel = self.channels.get("sms")

@@ -133,6 +133,8 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("notify", "GET", "/v1/alerts"): READ,
     ("notify", "PUT", "/v1/alerts"): WRITE,
     ("notify", "POST", "/v1/alerts/test"): WRITE,
+    ("notify", "GET", "/v1/calendar"): READ,
+    ("notify", "PUT", "/v1/calendar"): WRITE,
     # web: the pages for people
     ("web", "GET", "/verify"): PUBLIC,
     ("web", "GET", "/verify/verifier.html"): PUBLIC,

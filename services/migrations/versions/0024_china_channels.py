@@ -10,7 +10,8 @@ answer and, later, its delivery report: the proof that a candidate was notified.
 rows are what the providers' per-number limits count. `notify_sms_settings` holds a tenant's
 approved sign name and template ids. `notify_alert_hooks` keeps a tenant's chat robots (sealed
 with the master key), `notify_alerts` the alerts waiting for them and `notify_alert_posts`
-what each robot answered.
+what each robot answered. `notify_calendars` is a tenant's switch to mainland China's holiday
+calendar.
 """
 
 from __future__ import annotations
@@ -112,8 +113,17 @@ def upgrade() -> None:
         "ix_notify_alert_posts_robot", "notify_alert_posts", ["tenant", "platform", "at"]
     )
 
+    op.create_table(
+        "notify_calendars",
+        sa.Column("tenant", sa.String(128), primary_key=True),
+        sa.Column("calendar", sa.String(8), nullable=False),
+        sa.Column("updated_by", sa.String(32), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("notify_calendars")
     op.drop_index("ix_notify_alert_posts_robot", table_name="notify_alert_posts")
     op.drop_table("notify_alert_posts")
     op.drop_index("ix_notify_alerts_pending", table_name="notify_alerts")
