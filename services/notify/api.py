@@ -155,7 +155,13 @@ class Unsubscribe(MethodView):
 
 
 class InboxPreferencesIn(ma.Schema):
-    opted_out = fields.Boolean(required=True)
+    opted_out = fields.Boolean(load_default=None)
+    # e-mail, SMS or both for reminders
+    reminders = fields.List(
+        fields.String(validate=validate.OneOf(["email", "sms"])),
+        load_default=None,
+        validate=validate.Length(min=1, max=2),
+    )
 
 
 def _portal_token() -> str:
@@ -182,11 +188,21 @@ class InboxView(MethodView):
 @blp.route("/inbox/preferences")
 @access("link")
 class InboxPreferences(MethodView):
-    @blp.doc(summary="The candidate stops or resumes non-essential mail (portal)")
+    @blp.doc(
+        summary="The candidate stops or resumes non-essential mail, and picks e-mail, SMS or "
+        "both for reminders (portal)"
+    )
     @blp.arguments(InboxPreferencesIn)
     @blp.response(200)
     def put(self, data: dict[str, Any]) -> dict[str, Any]:
-        return service().inbox.set_opted_out(_portal_token(), data["opted_out"])
+        if data.get("opted_out") is None and data.get("reminders") is None:
+            raise ValidationFailed("opted_out", "`opted_out` and/or `reminders` is required")
+        out: dict[str, Any] = {}
+        if data.get("reminders") is not None:
+            out.update(service().inbox.set_reminders(_portal_token(), data["reminders"]))
+        if data.get("opted_out") is not None:
+            out.update(service().inbox.set_opted_out(_portal_token(), data["opted_out"]))
+        return out
 
 
 class PreferencesIn(ma.Schema):

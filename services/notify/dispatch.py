@@ -283,6 +283,8 @@ class Dispatcher:
         if self.journal is not None:
             self.journal.record(Accepted(touchpoint_id, outgoing.message_id, channel_name, detail))
         failpoints.hit("notify.after_send")
+        if self._wants_copy(candidate, tp, channel_name):
+            self._send_copy(tp, outgoing)
         return self._finish(
             Outcome(
                 touchpoint_id,
@@ -312,14 +314,47 @@ class Dispatcher:
         if asked == "email":
             email = ((tp.data or {}).get("email") if tp is not None else None) or candidate.email
             return "email" if email and "email" in self.channels else None
-        for name in candidate.channels or ["email", "sms", "webhook"]:
+        for name in candidate.channels or ["email", "webhook"]:
             if name == "email" and candidate.email and "email" in self.channels:
                 return "email"
             if name == "sms" and self._sms_reaches(tp, candidate.phone):
                 return "sms"
+            if name == "webhook" and not candidate.email and self._sms_reaches(tp, candidate.phone):
+                return "sms"  # no e-mail address: the SMS provider before the tenant's gateway
             if name == "webhook" and "webhook" in self.channels:
                 return "webhook"
+        if "sms" in (candidate.channels or []) and candidate.email and "email" in self.channels:
+            return "email"  # SMS was chosen but cannot carry this message (no template)
         return None
+
+    def _wants_copy(self, candidate: NotifyCandidate, tp: Touchpoint, sent_on: str) -> bool:
+        """The candidate asked for reminders by e-mail and SMS: what e-mail carried goes by SMS
+        too (a code goes only where it was asked for)."""
+        chosen = candidate.channels or []
+        return (
+            sent_on == "email"
+            and tp.kind != schedule.CODE
+            and "email" in chosen
+            and "sms" in chosen
+            and self._sms_reaches(tp, candidate.phone)
+        )
+
+    def _send_copy(self, tp: Touchpoint, outgoing: Any) -> None:
+        """Best effort, recorded as its own attempt: the touchpoint's outcome is the e-mail's.
+        A copy the SMS limits would refuse now is not sent (the e-mail went)."""
+        try:
+            outcome, detail = "sent", redact_text(self.channels["sms"].send(outgoing))
+        except Postponed as exc:
+            outcome, detail = "skipped", redact_text(f"copy not sent: {exc}")
+        except (RetryLater, Rejected) as exc:
+            outcome, detail = "failed", redact_text(f"copy: {exc}")
+        except Exception:
+            log.exception("the SMS copy of touchpoint %s failed", tp.id)
+            outcome, detail = "failed", "copy: internal error"
+        with self.db.transaction() as session:
+            row = session.get(Touchpoint, tp.id)
+            if row is not None:
+                self._attempt(session, row, "sms", outcome, detail)
 
     # ---- recording outcomes ---------------------------------------------------------------
 

@@ -119,7 +119,7 @@ class Planner:
                 timezone=contact.get("timezone") or self.default_timezone,
                 language=contact.get("language") or p["language"],
                 quiet_hours=str(self.default_quiet),
-                channels=["email", "sms", "webhook"],
+                channels=["email", "webhook"],
                 opted_out=False,
             )
             session.add(candidate)

@@ -309,3 +309,63 @@ def test_a_tenant_sets_its_own_sign_name_and_templates(
     assert "SMS_OWN" in json.dumps(sent.params) and "艾克米" in json.dumps(
         sent.params, ensure_ascii=False
     )
+
+
+class RecordingMail:
+    name = "email"
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, out: Any) -> str:
+        self.sent.append(out)
+        return "e-mail recorded"
+
+
+def test_the_candidate_picks_email_sms_or_both_for_reminders(
+    sqlite_url: str, provider: tuple[str, Stub]
+) -> None:
+    """Through the portal's preferences: both sends the check-in by e-mail and an SMS copy
+    (its own attempt); SMS alone sends it by SMS, and what SMS cannot carry (no approved
+    template) goes by e-mail instead."""
+    from offerseal.shared.errors import ValidationFailed
+    from offerseal.shared.links import PURPOSE_SIGN, Link
+
+    name, stub = provider
+    db, service, _ = setup(sqlite_url, name, stub)
+    mail = RecordingMail()
+    service.dispatcher.channels["email"] = mail
+    with db.transaction() as session:
+        candidate = session.get(NotifyCandidate, ("acme", "cand-1"))
+        assert candidate is not None
+        candidate.email = "cand@example.com"
+    signer = service.replies.links
+    token = signer.issue(
+        Link("acme", "ag-1", "cand-1", PURPOSE_SIGN, int(dt.datetime.now().timestamp()) + 600)
+    )
+    assert service.inbox.set_reminders(token, ["sms", "email"]) == {"reminders": ["email", "sms"]}
+    assert service.inbox.view(token)["reminders"] == ["email", "sms"]
+    with pytest.raises(ValidationFailed):
+        service.inbox.set_reminders(token, [])
+    due(db, "tp-both", schedule.CHECKIN)
+    service.dispatch_once()
+    stub.wait_sends(1)
+    assert [o.touchpoint_id for o in mail.sent] == ["tp-both"]
+    tp = row(db, "tp-both")
+    assert (tp.state, tp.channel) == ("sent", "email")
+    with db.sessions() as session:
+        attempts = {
+            (a.channel, a.outcome)
+            for a in session.execute(
+                select(DeliveryAttempt).where(DeliveryAttempt.touchpoint_id == "tp-both")
+            ).scalars()
+        }
+    assert attempts == {("sms", "sent"), ("email", "sent")}
+    # SMS only: by SMS; a kind without an approved template (weekly update) by e-mail
+    service.inbox.set_reminders(token, ["sms"])
+    due(db, "tp-sms", schedule.CHECKIN)
+    due(db, "tp-weekly", schedule.WEEKLY_UPDATE)
+    service.dispatch_once()
+    stub.wait_sends(2)
+    assert row(db, "tp-sms").channel == "sms"
+    assert row(db, "tp-weekly").channel == "email"
