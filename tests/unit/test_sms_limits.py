@@ -126,3 +126,15 @@ def test_numbers_become_e164(raw: str, number: str) -> None:
 def test_invalid_numbers_are_refused(raw: str) -> None:
     with pytest.raises(InvalidPhone):
         e164(raw)
+
+
+def test_next_code_possible_at() -> None:
+    from offerseal.notify.domain.sms import next_code_at
+
+    assert next_code_at(ALIYUN, [], NOON) == NOON
+    assert next_code_at(ALIYUN, [NOON - dt.timedelta(seconds=15)], NOON) == NOON + dt.timedelta(
+        seconds=45
+    )
+    five = [NOON - dt.timedelta(minutes=m) for m in (50, 40, 30, 20, 2)]
+    assert next_code_at(ALIYUN, five, NOON) == NOON + dt.timedelta(minutes=10)
+    assert next_code_at(TENCENT, [NOON - dt.timedelta(seconds=1)], NOON) == NOON

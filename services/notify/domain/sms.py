@@ -153,3 +153,14 @@ def next_allowed(
         if not moved:
             break
     return Verdict(moment, why)
+
+
+def next_code_at(provider: str, earlier: Iterable[dt.datetime], now: dt.datetime) -> dt.datetime:
+    """When the next one-time code to one number may be sent, given when the earlier codes to
+    it were (for a page saying "next code possible at"); `now` when at once. Tencent limits the
+    same content only, and a new code is new content."""
+    history = [Sent(at, "-", "", schedule.CODE, f"code-{i}") for i, at in enumerate(earlier)]
+    verdict = next_allowed(
+        provider, history, now=now, phone="-", kind=schedule.CODE, template="", digest="new"
+    )
+    return verdict.at
