@@ -181,7 +181,13 @@ class AlertService:
         )
         title, text = rules.render([alert], language)
         results = {}
+        now = self.clock()
         for platform, robot in robots.items():
+            with self.db.sessions() as session:
+                may = self._may_post(session, principal.tenant, platform, now)
+            if not may:  # at the platform's limit (or throttled): not posted now
+                results[platform] = {"outcome": "waiting", "code": ""}
+                continue
             answer = self._post(principal.tenant, platform, robot, title, text, [])
             results[platform] = {"outcome": answer.outcome, "code": answer.code}
         return results

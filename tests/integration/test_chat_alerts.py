@@ -236,3 +236,12 @@ def test_bursts_stay_within_the_platforms_limits_by_merging(
         assert all(f"cand-{i}\n" in text or f"cand-{i}" in text for i in range(25))
     assert len(robots.texts("dingtalk")) == 21  # the five that waited, merged into one
     assert "5 条提醒" in robots.texts("dingtalk")[-1]
+
+
+def test_test_messages_respect_the_limits_too(sqlite_url: str, robots: Robots) -> None:
+    _, service, _ = setup(sqlite_url, robots)
+    urls = robots.urls()
+    service.alerts.put(HR, {"feishu": {"url": urls["feishu"], "secret": FEISHU_SECRET}})
+    outcomes = [service.alerts.test(HR)["feishu"]["outcome"] for _ in range(6)]
+    assert outcomes == ["accepted"] * 5 + ["waiting"]  # Feishu: 5 a second
+    assert len(robots.texts("feishu")) == 5
