@@ -169,6 +169,13 @@ def test_a_checkin_reaches_the_provider_signed_and_its_answer_and_report_are_kep
     [proof] = sends(db, "tp-1")
     assert proof.report_status == "delivered" and proof.report_at is not None
     assert proof.report is not None and proof.report["SerialNo" if name == "tencent" else "OutId"]
+    # what HR's timeline and the legal dossier read (notices/touchpoints.json)
+    from offerseal.shared.auth import Principal
+
+    shown = service.candidates.touchpoint(Principal("k", "legal", "acme"), "tp-1")
+    [sms] = shown["sms"]
+    assert sms["answer"] == sent.answer and sms["report_status"] == "delivered"
+    assert sms["phone"] == PHONE and sms["provider"] == name
 
 
 def test_a_throttled_answer_moves_the_touchpoint_and_it_is_sent_later(
