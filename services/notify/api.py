@@ -155,7 +155,13 @@ class Unsubscribe(MethodView):
 
 
 class InboxPreferencesIn(ma.Schema):
-    opted_out = fields.Boolean(required=True)
+    opted_out = fields.Boolean(load_default=None)
+    # e-mail, SMS or both for reminders
+    reminders = fields.List(
+        fields.String(validate=validate.OneOf(["email", "sms"])),
+        load_default=None,
+        validate=validate.Length(min=1, max=2),
+    )
 
 
 def _portal_token() -> str:
@@ -182,15 +188,25 @@ class InboxView(MethodView):
 @blp.route("/inbox/preferences")
 @access("link")
 class InboxPreferences(MethodView):
-    @blp.doc(summary="The candidate stops or resumes non-essential mail (portal)")
+    @blp.doc(
+        summary="The candidate stops or resumes non-essential mail, and picks e-mail, SMS or "
+        "both for reminders (portal)"
+    )
     @blp.arguments(InboxPreferencesIn)
     @blp.response(200)
     def put(self, data: dict[str, Any]) -> dict[str, Any]:
-        return service().inbox.set_opted_out(_portal_token(), data["opted_out"])
+        if data.get("opted_out") is None and data.get("reminders") is None:
+            raise ValidationFailed("opted_out", "`opted_out` and/or `reminders` is required")
+        out: dict[str, Any] = {}
+        if data.get("reminders") is not None:
+            out.update(service().inbox.set_reminders(_portal_token(), data["reminders"]))
+        if data.get("opted_out") is not None:
+            out.update(service().inbox.set_opted_out(_portal_token(), data["opted_out"]))
+        return out
 
 
 class PreferencesIn(ma.Schema):
-    channels = fields.List(fields.String(validate=validate.OneOf(["email", "webhook"])))
+    channels = fields.List(fields.String(validate=validate.OneOf(["email", "sms", "webhook"])))
     language = fields.String(validate=validate.OneOf(["zh-CN", "en"]))
     timezone = fields.String()
     quiet_hours = fields.String()
@@ -315,3 +331,98 @@ class Branding(MethodView):
     @blp.response(200)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         return service().branding.put(principal(), body)
+
+
+class SmsSettingsIn(ma.Schema):
+    sign_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=12))
+    templates = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=32)),
+        values=fields.String(validate=validate.Length(max=64)),
+        load_default=dict,
+    )
+
+
+@blp.route("/sms")
+class SmsSettings(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="The tenant's approved SMS sign name and template ids, and the parameters each "
+        "kind's template receives",
+    )
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().sms.get(principal())
+
+    @roles(*WRITE_ROLES)
+    @blp.doc(security=BEARER, summary="Set them (null or left out: the deployment's default)")
+    @blp.arguments(SmsSettingsIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        return service().sms.put(principal(), body)
+
+
+class RobotIn(ma.Schema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class AlertsIn(ma.Schema):
+    dingtalk = fields.Nested(RobotIn, load_default=None, allow_none=True)
+    wecom = fields.Nested(RobotIn, load_default=None, allow_none=True)
+    feishu = fields.Nested(RobotIn, load_default=None, allow_none=True)
+    language = fields.String(load_default="zh-CN", validate=validate.OneOf(["zh-CN", "en"]))
+
+
+@blp.route("/alerts")
+class Alerts(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="The tenant's chat robots for HR alerts (URLs masked, secrets never shown)",
+    )
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().alerts.get(principal())
+
+    @roles(*WRITE_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="Set the DingTalk, WeCom and Feishu robots (a platform left out is removed)",
+    )
+    @blp.arguments(AlertsIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        return service().alerts.put(principal(), body)
+
+
+@blp.route("/alerts/test")
+class AlertsTest(MethodView):
+    @roles(*WRITE_ROLES)
+    @blp.doc(security=BEARER, summary="Post a test message to each robot now")
+    @blp.response(200)
+    def post(self) -> dict[str, Any]:
+        return service().alerts.test(principal())
+
+
+class CalendarIn(ma.Schema):
+    calendar = fields.String(required=True, validate=validate.OneOf(["none", "cn"]))
+
+
+@blp.route("/calendar")
+class CalendarView(MethodView):
+    @roles(*READ_ROLES)
+    @blp.doc(security=BEARER, summary="The tenant's holiday calendar (`none` or `cn`)")
+    @blp.response(200)
+    def get(self) -> dict[str, Any]:
+        return service().calendars.get(principal())
+
+    @roles(*WRITE_ROLES)
+    @blp.doc(
+        security=BEARER,
+        summary="Use mainland China's public holidays and adjusted working days (`cn`) or not",
+    )
+    @blp.arguments(CalendarIn)
+    @blp.response(200)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        return service().calendars.put(principal(), body["calendar"])

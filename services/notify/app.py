@@ -14,7 +14,7 @@ from flask import Flask
 
 from ..shared import messages, revocations, secrets
 from ..shared.broker import MessageConsumer
-from ..shared.config import Settings
+from ..shared.config import Settings, parse_sms_templates
 from ..shared.db import Database, is_sqlite
 from ..shared.links import LinkSigner
 from ..shared.shortlinks import Shortener
@@ -24,7 +24,10 @@ from . import api
 from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
 from .adapters.signing import signer_from
+from .adapters.sms import AliyunSms, Provider, TencentSms
+from .alerts import HookSealer
 from .service import NotifyService
+from .sms import SmsChannel
 from .weekly import ComposeReport, WeeklyReports, parse_recipients
 
 log = logging.getLogger(__name__)
@@ -32,8 +35,42 @@ LEASE_SECONDS = 120.0
 REPORT_CHECK_SECONDS = 60.0
 
 
-def channels_from(settings: Settings) -> dict[str, Any]:
+def sms_provider_from(settings: Settings) -> Provider | None:
+    """The configured SMS provider's SDK client; `http://host:port` as the endpoint reaches a
+    local stand-in (tests, demos)."""
+    if not settings.sms_provider:
+        return None
+    endpoint, protocol = settings.sms_endpoint, "https"
+    if "://" in endpoint:
+        protocol, endpoint = endpoint.split("://", 1)
+        endpoint = endpoint.rstrip("/")
+    if settings.sms_provider == "aliyun":
+        return AliyunSms(
+            settings.sms_access_key_id,
+            settings.sms_access_key_secret,
+            endpoint=endpoint or "dysmsapi.aliyuncs.com",
+            protocol=protocol,
+        )
+    return TencentSms(
+        settings.sms_access_key_id,
+        settings.sms_access_key_secret,
+        settings.sms_sdk_app_id,
+        region=settings.sms_region,
+        endpoint=endpoint or "sms.tencentcloudapi.com",
+        protocol=protocol,
+    )
+
+
+def channels_from(settings: Settings, db: Database | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    provider = sms_provider_from(settings)
+    if provider is not None and db is not None:
+        out["sms"] = SmsChannel(
+            db,
+            provider,
+            sign_name=settings.sms_sign_name,
+            templates=parse_sms_templates(settings.sms_templates),
+        )
     signer = signer_from(settings)
     if signer is None and (settings.smtp_url or settings.notify_outbox_dir is not None):
         log.info("e-mail is not DKIM-signed (OFFERSEAL_DKIM_SELECTOR and _PRIVATE_KEY unset)")
@@ -92,7 +129,7 @@ class NotifyNode:
         self.service = NotifyService(
             self.db,
             links,
-            channels_from(settings),
+            channels_from(settings, self.db),
             shortener=Shortener(self.db, web_url, links) if web_url else None,
             public_url=self.public_url,
             evidence_url=settings.evidence_base_url,
@@ -103,6 +140,11 @@ class NotifyNode:
             link_ttl=settings.link_ttl,
             journal=SentJournal(settings.data_dir / "notify-journal"),
             max_attempts=settings.touchpoint_max_attempts,
+            alert_sealer=HookSealer(
+                secrets.master_key(settings), secrets.previous_master_keys(settings)
+            ),
+            console_url=web_url or self.public_url,
+            robot_hosts=settings.chat_robot_hosts,
         )
         self.weekly = (
             WeeklyReports(
@@ -134,12 +176,14 @@ class NotifyNode:
                 messages.AGREEMENT_AMENDED.name: planning.on_amended,
                 messages.CANDIDATE_CODE_REQUESTED.name: planning.on_code_requested,
                 messages.CANDIDATE_SIGNER_BOUND.name: planning.on_signer_bound,
+                messages.RISK_CHANGED.name: planning.on_risk_changed,
+                messages.MILESTONE_OVERDUE.name: planning.on_milestone_overdue,
                 "milestone.confirmed": planning.on_milestone_confirmed,
             },
         )
 
     def _dispatch(self, stop: threading.Event) -> None:
-        last_release = last_report = 0.0
+        last_release = last_report = last_sms_reports = 0.0
         # Rows claimed by a worker that died go back to the queue. SQLite has one worker by
         # design, so at start every claimed row is ours from before a restart; PostgreSQL may
         # have several, so only claims older than the lease are taken back.
@@ -148,7 +192,7 @@ class NotifyNode:
 
         def step() -> bool:
             """One dispatch pass; True when something was sent (look again at once)."""
-            nonlocal last_release, last_report, lease, settled
+            nonlocal last_release, last_report, last_sms_reports, lease, settled
             if not settled:
                 self.service.settle_journal()
                 settled = True
@@ -160,6 +204,16 @@ class NotifyNode:
             if self.weekly and time.monotonic() - last_report > REPORT_CHECK_SECONDS:
                 last_report = time.monotonic()
                 self.weekly.send_due()  # last week's report, once, from Monday 08:00 UTC
+            self.service.alerts.send_due()  # HR alerts waiting for the tenants' chat robots
+            sms = self.service.channels.get("sms")
+            if sms is not None and time.monotonic() - last_sms_reports > (
+                self.settings.sms_report_interval
+            ):
+                last_sms_reports = time.monotonic()
+                try:
+                    sms.pull_reports()
+                except Exception as exc:  # the provider is unreachable: next round
+                    log.warning("pulling SMS delivery reports failed: %s", type(exc).__name__)
             return self.service.dispatch_once() != 0
 
         run_every(

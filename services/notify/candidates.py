@@ -14,7 +14,7 @@ from ..shared.errors import ValidationFailed
 from ..shared.models import iso, utcnow
 from .domain import schedule
 from .errors import CandidateNotFound, TouchpointNotFound
-from .models import DeliveryAttempt, NotifyCandidate, Touchpoint
+from .models import DeliveryAttempt, NotifyCandidate, SmsSend, Touchpoint
 
 
 def describe(session: Session, tp: Touchpoint, attempts: bool) -> dict[str, Any]:
@@ -45,6 +45,28 @@ def describe(session: Session, tp: Touchpoint, attempts: bool) -> dict[str, Any]
         out["attempts"] = [
             {"at": iso(a.at), "channel": a.channel, "outcome": a.outcome, "detail": a.detail}
             for a in rows
+        ]
+        # proof of notice by SMS: each provider's whole answer and its delivery report
+        out["sms"] = [
+            {
+                "at": iso(m.at),
+                "provider": m.provider,
+                "phone": m.phone,
+                "sign_name": m.sign_name,
+                "template": m.template,
+                "outcome": m.outcome,
+                "code": m.code,
+                "request_id": m.request_id,
+                "message_ref": m.message_ref,
+                "answer": m.answer,
+                "report_status": m.report_status,
+                "report_code": m.report_code,
+                "report_at": iso(m.report_at),
+                "report": m.report,
+            }
+            for m in session.execute(
+                select(SmsSend).where(SmsSend.touchpoint_id == tp.id).order_by(SmsSend.id)
+            ).scalars()
         ]
     return out
 

@@ -26,8 +26,10 @@ from ..shared.db import Database, is_sqlite
 from ..shared.models import utcnow
 from ..shared.redact import redact_text
 from .adapters.journal import Accepted, SentJournal
-from .domain import schedule
-from .errors import Rejected, RetryLater
+from .calendars import calendar_of, calendars_of
+from .domain import schedule, workdays
+from .domain.workdays import Calendar
+from .errors import Postponed, Rejected, RetryLater
 from .models import DeliveryAttempt, FollowedAgreement, NotifyCandidate, Touchpoint
 from .outgoing import Brands, Composer, Overrides, brands_of, overrides_of
 from .planning import Planner, zone
@@ -35,6 +37,9 @@ from .planning import Planner, zone
 log = logging.getLogger(__name__)
 # Outcomes committed per transaction while dispatching (the sent journal covers the gap).
 GROUP = 50
+# What waits out a public holiday when the tenant uses a holiday calendar: the messages that
+# only keep the candidate company, not those they must act on by a date.
+HOLIDAY_FREE = frozenset({schedule.CHECKIN, schedule.WEEKLY_UPDATE, schedule.WELCOME_PACKAGE})
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class Dispatcher:
     ) -> None:
         self.db = db
         self.max_attempts = max_attempts  # then failed, as a bounce is
-        self.channels = channels  # "email" and/or "webhook"
+        self.channels = channels  # "email", "webhook" and/or "sms"
         self.composer = composer
         self.planner = planner
         self.journal = journal
@@ -195,6 +200,7 @@ class Dispatcher:
             }
             overrides = overrides_of(session, {r.tenant for r in rows})
             brands = brands_of(session, {r.tenant for r in rows})
+            calendars = calendars_of(session, {r.tenant for r in rows})
         for tp in rows:
             try:
                 self._deliver(
@@ -203,6 +209,7 @@ class Dispatcher:
                     agreements.get(tp.agreement_id),
                     overrides,
                     brands,
+                    calendars.get(tp.tenant),
                 )
             except Exception:
                 log.exception("delivering touchpoint %s failed; it will be retried", tp.id)
@@ -220,6 +227,7 @@ class Dispatcher:
                     session.get(FollowedAgreement, tp.agreement_id),
                     overrides_of(session, {tp.tenant}),
                     brands_of(session, {tp.tenant}),
+                    calendar_of(session, tp.tenant),
                 )
             finally:
                 self._flush()
@@ -231,6 +239,7 @@ class Dispatcher:
         followed: FollowedAgreement | None,
         overrides: Overrides,
         brands: Brands | None = None,
+        calendar: Calendar | None = None,
     ) -> str:
         touchpoint_id = tp.id
         if candidate is None or followed is None:
@@ -241,15 +250,21 @@ class Dispatcher:
             return self._finish(Outcome(touchpoint_id, "skipped", None, "candidate opted out"))
         tz = zone(candidate.timezone, self.planner.default_timezone)
         now = utcnow()
-        allowed = schedule.QuietHours.parse(candidate.quiet_hours).next_allowed(now, tz)
+        quiet = schedule.QuietHours.parse(candidate.quiet_hours)
+        allowed = quiet.next_allowed(now, tz)
         if allowed > now and tp.kind not in schedule.AT_ONCE:  # a code is awaited
             self._defer(touchpoint_id, allowed)
             return "deferred"
+        if calendar is not None and tp.kind in HOLIDAY_FREE:
+            after = workdays.after_holidays(now, tz, calendar, quiet.end)
+            if after > now:  # a public holiday in the candidate's time zone: the day after
+                self._defer(touchpoint_id, after, "public holiday")
+                return "deferred"
         data = tp.data or {}
         channel_name = (
-            self._addressed_channel(data)
+            self._addressed_channel(data, tp)
             if tp.kind in schedule.ADDRESSED
-            else self._channel_for(candidate, data.get("channel"))
+            else self._channel_for(candidate, data.get("channel"), tp)
         )
         if channel_name is None:
             reason = (
@@ -263,6 +278,8 @@ class Dispatcher:
         failpoints.hit("notify.before_send")
         try:  # what a server answered may quote its URL: no credential is ever stored
             detail = redact_text(self.channels[channel_name].send(outgoing))
+        except Postponed as exc:  # a provider's limit: moved, not a failed attempt
+            return self._postpone(tp, exc.until, redact_text(str(exc)), channel_name)
         except RetryLater as exc:
             return self._reschedule(touchpoint_id, redact_text(str(exc)), channel_name)
         except Rejected as exc:
@@ -271,6 +288,8 @@ class Dispatcher:
         if self.journal is not None:
             self.journal.record(Accepted(touchpoint_id, outgoing.message_id, channel_name, detail))
         failpoints.hit("notify.after_send")
+        if self._wants_copy(candidate, tp, channel_name):
+            self._send_copy(tp, outgoing)
         return self._finish(
             Outcome(
                 touchpoint_id,
@@ -282,26 +301,77 @@ class Dispatcher:
             )
         )
 
-    def _addressed_channel(self, data: dict[str, Any]) -> str | None:
+    def _addressed_channel(self, data: dict[str, Any], tp: Touchpoint) -> str | None:
         """A touchpoint addressed by its sender (a code, a signer announcement) goes to the
-        contact it carries: by e-mail, or by SMS through the webhook (the SMS gateway)."""
+        contact it carries: by e-mail, or by SMS through the SMS provider, else the webhook
+        (a tenant's own SMS gateway)."""
         if not data.get("to"):
             return None
         if data.get("channel") == "sms":
+            if self._sms_reaches(tp, str(data["to"])):
+                return "sms"
             return "webhook" if "webhook" in self.channels else None
         return "email" if "email" in self.channels else None
 
-    def _channel_for(self, candidate: NotifyCandidate, asked: str | None = None) -> str | None:
-        if asked == "sms":  # a code asked for by SMS goes to the webhook (the SMS gateway)
-            return "webhook" if "webhook" in self.channels and candidate.phone else None
+    def _sms_reaches(self, tp: Touchpoint | None, phone: str | None) -> bool:
+        channel = self.channels.get("sms")
+        if channel is None or not phone or tp is None:
+            return False
+        return bool(channel.can_send(tp.tenant, tp.kind))
+
+    def _channel_for(
+        self, candidate: NotifyCandidate, asked: str | None = None, tp: Touchpoint | None = None
+    ) -> str | None:
+        if asked == "sms":  # a code asked for by SMS: the SMS provider, else the webhook gateway
+            phone = (tp.data or {}).get("phone") if tp is not None else None
+            phone = phone or candidate.phone
+            if self._sms_reaches(tp, phone):
+                return "sms"
+            return "webhook" if "webhook" in self.channels and phone else None
         if asked == "email":
-            return "email" if candidate.email and "email" in self.channels else None
+            email = ((tp.data or {}).get("email") if tp is not None else None) or candidate.email
+            return "email" if email and "email" in self.channels else None
         for name in candidate.channels or ["email", "webhook"]:
             if name == "email" and candidate.email and "email" in self.channels:
                 return "email"
+            if name == "sms" and self._sms_reaches(tp, candidate.phone):
+                return "sms"
+            if name == "webhook" and not candidate.email and self._sms_reaches(tp, candidate.phone):
+                return "sms"  # no e-mail address: the SMS provider before the tenant's gateway
             if name == "webhook" and "webhook" in self.channels:
                 return "webhook"
+        if "sms" in (candidate.channels or []) and candidate.email and "email" in self.channels:
+            return "email"  # SMS was chosen but cannot carry this message (no template)
         return None
+
+    def _wants_copy(self, candidate: NotifyCandidate, tp: Touchpoint, sent_on: str) -> bool:
+        """The candidate asked for reminders by e-mail and SMS: what e-mail carried goes by SMS
+        too (a code goes only where it was asked for)."""
+        chosen = candidate.channels or []
+        return (
+            sent_on == "email"
+            and tp.kind != schedule.CODE
+            and "email" in chosen
+            and "sms" in chosen
+            and self._sms_reaches(tp, candidate.phone)
+        )
+
+    def _send_copy(self, tp: Touchpoint, outgoing: Any) -> None:
+        """Best effort, recorded as its own attempt: the touchpoint's outcome is the e-mail's.
+        A copy the SMS limits would refuse now is not sent (the e-mail went)."""
+        try:
+            outcome, detail = "sent", redact_text(self.channels["sms"].send(outgoing))
+        except Postponed as exc:
+            outcome, detail = "skipped", redact_text(f"copy not sent: {exc}")
+        except (RetryLater, Rejected) as exc:
+            outcome, detail = "failed", redact_text(f"copy: {exc}")
+        except Exception:
+            log.exception("the SMS copy of touchpoint %s failed", tp.id)
+            outcome, detail = "failed", "copy: internal error"
+        with self.db.transaction() as session:
+            row = session.get(Touchpoint, tp.id)
+            if row is not None:
+                self._attempt(session, row, "sms", outcome, detail)
 
     # ---- recording outcomes ---------------------------------------------------------------
 
@@ -343,14 +413,38 @@ class Dispatcher:
             self._attempt(session, tp, channel, "retry", detail)
         return "retry"
 
-    def _defer(self, touchpoint_id: str, until: dt.datetime) -> None:
-        """Quiet hours: wait until they end. The next check-in is planned from the moment this
-        one really goes out, so the rhythm is kept from the deferred time."""
+    def _postpone(
+        self, tp: Touchpoint, until: dt.datetime, detail: str, channel: str | None
+    ) -> str:
+        """A provider's limit (ours, before sending, or its throttled answer): the touchpoint
+        is moved to when it may go, without counting as an attempt. A one-time code that could
+        only go after it expires fails instead, saying when the next code may be asked."""
+        expires = (tp.data or {}).get("expires_at")
+        if tp.kind == schedule.CODE and expires and until > dt.datetime.fromisoformat(expires):
+            return self._finish(
+                Outcome(
+                    tp.id,
+                    "failed",
+                    channel,
+                    f"{detail}; the next code can be sent at {until.isoformat()}",
+                )
+            )
+        with self.db.transaction() as session:
+            row = session.get(Touchpoint, tp.id)
+            assert row is not None
+            row.state, row.due_at, row.detail = "planned", until, detail
+            self._attempt(session, row, channel, "moved", f"{detail}; moved to {until.isoformat()}")
+        return "moved"
+
+    def _defer(self, touchpoint_id: str, until: dt.datetime, why: str = "quiet hours") -> None:
+        """Quiet hours (or a public holiday): wait until they end. The next check-in is planned
+        from the moment this one really goes out, so the rhythm is kept from the deferred
+        time."""
         with self.db.transaction() as session:
             tp = session.get(Touchpoint, touchpoint_id)
             assert tp is not None
             tp.state, tp.due_at = "planned", until
-            self._attempt(session, tp, None, "deferred", f"quiet hours until {until.isoformat()}")
+            self._attempt(session, tp, None, "deferred", f"{why} until {until.isoformat()}")
 
     def _finish(self, outcome: Outcome) -> str:
         """Record an outcome: committed with the next GROUP (one transaction instead of one

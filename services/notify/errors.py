@@ -6,6 +6,8 @@ backs off and tries again) or `Rejected` (permanent: the touchpoint failed).
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ..shared.errors import NotFound, OfferSealError, TransientError
 from ..shared.links import LinkExpired
 
@@ -40,3 +42,12 @@ class RetryLater(DeliveryError, TransientError):
 
 class Rejected(DeliveryError):
     """The channel refused the message for good (5xx, no address)."""
+
+
+class Postponed(RetryLater):
+    """Not now: sending would exceed a provider's limit (or the provider said so). The
+    touchpoint is moved to `until`; this is not a failed attempt."""
+
+    def __init__(self, until: dt.datetime, detail: str) -> None:
+        super().__init__(detail)
+        self.until = until

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..shared.db import Database
+from ..shared.errors import ValidationFailed
 from ..shared.links import PURPOSE_REPLY, PURPOSE_SIGN, PURPOSE_UPLOAD, LinkSigner
 from ..shared.models import iso
 from .domain import schedule
@@ -80,6 +81,7 @@ class Inbox:
                 "checkin": checkin,
                 "uploads": uploads,
                 "opted_out": bool(candidate.opted_out) if candidate else False,
+                "reminders": reminders_of(candidate),
             }
 
     def set_opted_out(self, token: str, opted_out: bool) -> dict[str, Any]:
@@ -90,3 +92,29 @@ class Inbox:
             if candidate is not None:
                 candidate.opted_out = opted_out
         return {"opted_out": opted_out}
+
+    def set_reminders(self, token: str, reminders: list[str]) -> dict[str, Any]:
+        """The candidate picks e-mail, SMS or both for their reminders (check-ins, requests,
+        updates). A one-time code still goes to the contact written in the offer."""
+        link = self.links.verify(token, PURPOSE_SIGN)
+        chosen = [c for c in REMINDER_CHANNELS if c in reminders]
+        if not chosen:
+            raise ValidationFailed("reminders", "e-mail, SMS or both")
+        with self.db.transaction() as session:
+            candidate = session.get(NotifyCandidate, (link.tenant, link.candidate_ref))
+            if candidate is not None:
+                if "sms" in chosen and not candidate.phone:
+                    raise ValidationFailed("reminders", "no phone number is known for SMS")
+                # the webhook (a tenant's own gateway) stays last, as before
+                candidate.channels = [*chosen, "webhook"]
+        return {"reminders": chosen}
+
+
+REMINDER_CHANNELS = ("email", "sms")
+
+
+def reminders_of(candidate: NotifyCandidate | None) -> list[str]:
+    if candidate is None:
+        return ["email"]
+    chosen = [c for c in (candidate.channels or ["email"]) if c in REMINDER_CHANNELS]
+    return chosen or ["email"]

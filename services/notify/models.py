@@ -107,7 +107,7 @@ class DeliveryAttempt(Base):
     touchpoint_id: Mapped[str] = mapped_column(ForeignKey("touchpoints.id"))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     channel: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(16))  # sent | retry | failed | skipped | deferred
+    outcome: Mapped[str] = mapped_column(String(16))  # sent|retry|failed|skipped|deferred|moved
     detail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_touchpoint_attempts_touchpoint", "touchpoint_id", "id"),)
@@ -165,3 +165,128 @@ class WeeklyReport(Base):
     state: Mapped[str] = mapped_column(String(16))  # sent | failed
     detail: Mapped[str] = mapped_column(String(500))
     sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SmsSend(Base):
+    """One SMS handed to a provider (Aliyun, Tencent): its whole answer, kept as proof of
+    notice, and the delivery report once the provider has one. Accepted rows are also what the
+    providers' per-number limits count (`domain/sms.py`)."""
+
+    __tablename__ = "notify_sms_sends"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    touchpoint_id: Mapped[str] = mapped_column(String(36))
+    tenant: Mapped[str] = mapped_column(String(128))
+    provider: Mapped[str] = mapped_column(String(16))
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    sign_name: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))  # template and parameters
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))  # accepted|throttled|invalid|unavailable
+    code: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str] = mapped_column(String(100))
+    message_ref: Mapped[str] = mapped_column(String(100))  # BizId / SerialNo
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report_status: Mapped[str | None] = mapped_column(String(16))  # delivered | failed
+    report_code: Mapped[str | None] = mapped_column(String(100))
+    report_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_notify_sms_sends_phone", "phone", "at"),
+        Index("ix_notify_sms_sends_touchpoint", "touchpoint_id", "id"),
+        Index(
+            "ix_notify_sms_sends_waiting",
+            "provider",
+            "at",
+            postgresql_where=text("outcome = 'accepted' AND report_status IS NULL"),
+            sqlite_where=text("outcome = 'accepted' AND report_status IS NULL"),
+        ),
+    )
+
+
+class TenantSms(Base):
+    """A tenant's approved SMS sign name and one approved template id per message kind (the
+    deployment's defaults apply where it set none)."""
+
+    __tablename__ = "notify_sms_settings"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sign_name: Mapped[str | None] = mapped_column(String(64))
+    templates: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AlertHooks(Base):
+    """A tenant's chat robots for HR alerts (DingTalk, WeCom, Feishu): their webhook URLs and
+    signing secrets sealed with the master key (`sealed`), never shown again in clear."""
+
+    __tablename__ = "notify_alert_hooks"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    platforms: Mapped[list[str]] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(8))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HrAlert(Base):
+    """Something HR should act on (a risk turned red, a check-in missed, ...), waiting for the
+    tenant's robots: `pending` lists the platforms it has not reached yet."""
+
+    __tablename__ = "notify_alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    agreement_id: Mapped[str] = mapped_column(String(36))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    position: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    pending: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done
+
+    __table_args__ = (
+        Index(
+            "ix_notify_alerts_pending",
+            "tenant",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
+
+
+class AlertPost(Base):
+    """One message posted to a robot (several alerts merged): what the platform answered."""
+
+    __tablename__ = "notify_alert_posts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))  # accepted|throttled|refused|unavailable
+    code: Mapped[str] = mapped_column(String(32))
+    alerts: Mapped[list[int]] = mapped_column(JSON)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_notify_alert_posts_robot", "tenant", "platform", "at"),)
+
+
+class TenantCalendar(Base):
+    """A tenant's holiday calendar (`cn`: mainland China's public holidays and adjusted working
+    days): check-ins wait out holidays, document requests count working days, the weekly report
+    waits for the week's first working day. No row: plain calendar days."""
+
+    __tablename__ = "notify_calendars"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    calendar: Mapped[str] = mapped_column(String(8))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -25,7 +25,7 @@ from ..shared.shortlinks import Shortener, Wanted
 from .adapters.channels import Outgoing
 from .domain import schedule
 from .domain.overrides import Override
-from .domain.templates import Brand, format_moment
+from .domain.templates import Brand, format_moment, sms_link, sms_values
 from .layout import render
 from .models import (
     FollowedAgreement,
@@ -181,6 +181,13 @@ class Composer:
             unsubscribe_url=unsubscribe_full,
             employer=brand.display_name or data.get("employer", ""),
             reply_to=brand.reply_to,
+            tenant=tp.tenant,
+            phone=phone,
+            sms_params=sms_values(
+                language,
+                {**data, "employer": brand.display_name or data.get("employer", "")},
+                sms_link(tp.kind, links),
+            ),
             payload={
                 "touchpoint_id": tp.id,
                 "kind": tp.kind,

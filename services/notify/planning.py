@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
@@ -20,7 +21,8 @@ from ..shared.broker import enqueue
 from ..shared.links import PURPOSE_UPLOAD
 from ..shared.messages import FINAL_STATES
 from ..shared.models import aware, utcnow
-from .domain import schedule
+from .calendars import calendar_of
+from .domain import alerts, schedule, workdays
 from .models import FollowedAgreement, NotifyCandidate, Touchpoint
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,32 @@ class Planner:
         self.checkin_interval = dt.timedelta(seconds=checkin_interval)
         self.default_quiet = schedule.QuietHours.parse(quiet_hours)
         self.default_timezone = default_timezone
+        # raises HR alerts in the consumer's transaction (set by the service when it has one)
+        self.alerts: Callable[[Session, str, str, str, str], None] | None = None
+
+    def _alert(
+        self, session: Session, tenant: str, kind: str, agreement_id: str, detail: str
+    ) -> None:
+        if self.alerts is not None:
+            self.alerts(session, tenant, kind, agreement_id, detail)
+
+    def on_risk_changed(self, session: Session, message: messages.Message) -> None:
+        """A risk that turns red is an HR alert (the chat robots)."""
+        p = message.payload
+        if p["level"] == "red" and p.get("previous") != "red":
+            followed = self._followed(session, message)
+            if followed is not None:
+                detail = "; ".join(p.get("reasons") or [])
+                self._alert(session, message.tenant, alerts.RISK_RED, followed.agreement_id, detail)
+
+    def on_milestone_overdue(self, session: Session, message: messages.Message) -> None:
+        p = message.payload
+        followed = self._followed(session, message)
+        if followed is not None:
+            detail = f"#{int(p['index']) + 1} {p['kind']}, {aware(p['due_at']).date().isoformat()}"
+            self._alert(
+                session, message.tenant, alerts.MILESTONE_OVERDUE, followed.agreement_id, detail
+            )
 
     def plan(
         self, session: Session, followed: FollowedAgreement, items: list[schedule.Planned]
@@ -163,6 +191,7 @@ class Planner:
                         (m["kind"], dt.datetime.fromisoformat(m["due_at"]))
                         for m in followed.milestones
                     ],
+                    request=self._request_at(session, followed),
                 ),
             )
         elif p["state"] in FINAL_STATES:
@@ -326,6 +355,7 @@ class Planner:
                 )
                 for t in rows.values()
             ],
+            request=self._request_at(session, followed),
         )
         reason = f"dates amended ({p['number']})"
         for key, (due, data) in plan.moves.items():
@@ -334,6 +364,14 @@ class Planner:
         for key in plan.cancels:
             rows[key].state, rows[key].detail = "cancelled", reason
         self.plan(session, followed, plan.adds)
+
+    def _request_at(self, session: Session, followed: FollowedAgreement) -> schedule.RequestAt:
+        """Document requests count working days when the tenant uses a holiday calendar."""
+        calendar = calendar_of(session, followed.tenant)
+        if calendar is None:
+            return schedule.request_at
+        tz = zone(self._timezone_of(session, followed), self.default_timezone)
+        return workdays.request_at_on(calendar, tz, lambda kind: schedule.lead_for(kind).days)
 
     def _timezone_of(self, session: Session, followed: FollowedAgreement) -> str:
         candidate = session.get(NotifyCandidate, (followed.tenant, followed.candidate_ref))
@@ -390,6 +428,8 @@ class Planner:
         )
         for missed in previous:
             missed.missed = True
+            sent = aware(missed.sent_at or utcnow()).date().isoformat()
+            self._alert(session, missed.tenant, alerts.CHECKIN_MISSED, missed.agreement_id, sent)
             enqueue(
                 session,
                 [

@@ -11,6 +11,7 @@ HTTP.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,13 +20,15 @@ from ..shared.db import Database
 from ..shared.links import LinkSigner
 from ..shared.shortlinks import Shortener
 from .adapters.journal import SentJournal
+from .alerts import AlertService, HookSealer
+from .calendars import TenantCalendars
 from .candidates import Candidates
 from .dispatch import Dispatcher, Outcome
 from .inbox import Inbox
 from .outgoing import Composer
 from .planning import Planner
 from .replies import Replies
-from .tenant_templates import TenantBrandings, TenantTemplates
+from .tenant_templates import TenantBrandings, TenantSmsSettings, TenantTemplates
 
 
 class NotifyService:
@@ -45,6 +48,9 @@ class NotifyService:
         journal: SentJournal | None = None,
         max_attempts: int = Settings.touchpoint_max_attempts,
         shortener: Shortener | None = None,
+        alert_sealer: HookSealer | None = None,
+        console_url: str = "",
+        robot_hosts: tuple[str, ...] = (),
     ) -> None:
         self.planning = Planner(
             checkin_interval=checkin_interval,
@@ -68,6 +74,23 @@ class NotifyService:
         self.candidates = Candidates(db)
         self.templates = TenantTemplates(db)
         self.branding = TenantBrandings(db)
+        self.sms = TenantSmsSettings(db, self._sms_defaults)
+        # HR alerts in the team's chat; without the master key's sealer (service-layer tests)
+        # a key of this process's own seals the robots
+        self.alerts = AlertService(
+            db,
+            alert_sealer or HookSealer(os.urandom(32)),
+            console_url=console_url,
+            extra_hosts=robot_hosts,
+        )
+        self.planning.alerts = self.alerts.raise_alert
+        self.calendars = TenantCalendars(db)
+
+    def _sms_defaults(self) -> tuple[str, str, dict[str, str]]:
+        channel = self.channels.get("sms")
+        if channel is None:
+            return "", "", {}
+        return channel.provider.name, channel.defaults.sign_name, dict(channel.defaults.templates)
 
     # ---- what the dispatcher's worker loop and the health check use ------------------------
 

@@ -5,6 +5,7 @@ name, logo and accent colour of its messages, and the HR address replies go to).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -15,11 +16,12 @@ from ..shared.db import Database
 from ..shared.errors import ValidationFailed
 from ..shared.models import iso, utcnow
 from .domain import overrides
+from .domain import sms as sms_rules
 from .domain.overrides import Override, TemplateError
 from .domain.templates import Brand
 from .errors import TemplateNotFound
 from .layout import contrast, render
-from .models import TenantBranding, TenantTemplate
+from .models import TenantBranding, TenantSms, TenantTemplate
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -185,3 +187,59 @@ class TenantBrandings:
         if row is None:
             return Brand()
         return Brand(row.display_name, row.logo_url, row.accent_colour, row.reply_to)
+
+
+SIGN_NAME = re.compile(r"^[\w\u4e00-\u9fff]{2,12}$")  # the providers' sign-name rule
+TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_sms(changes: dict[str, Any]) -> None:
+    """422 naming the field: a sign name of 2-12 letters, digits or Chinese characters; template
+    ids only for the kinds SMS carries."""
+    sign = changes.get("sign_name")
+    if sign is not None and not SIGN_NAME.match(sign):
+        raise ValidationFailed("sign_name", "2 to 12 letters, digits or Chinese characters")
+    for kind, template in (changes.get("templates") or {}).items():
+        if kind not in sms_rules.TEMPLATE_PARAMS:
+            raise ValidationFailed(
+                f"templates.{kind}"[:60], f"one of {', '.join(sms_rules.TEMPLATE_PARAMS)}"
+            )
+        if not isinstance(template, str) or not TEMPLATE_ID.match(template):
+            raise ValidationFailed(f"templates.{kind}", "an approved template id (SMS_123, 1110)")
+
+
+class TenantSmsSettings:
+    """A tenant's approved SMS sign name and template ids (`PUT /v1/sms`); where it set none,
+    the deployment's (OFFERSEAL_SMS_SIGN_NAME, OFFERSEAL_SMS_TEMPLATES) apply."""
+
+    def __init__(self, db: Database, defaults: Callable[[], tuple[str, str, dict[str, str]]]):
+        self.db = db
+        self.defaults = defaults  # (provider, sign name, templates); provider "" when none
+
+    def get(self, principal: Principal) -> dict[str, Any]:
+        principal.require(*READ_ROLES)
+        provider, sign_name, templates_ = self.defaults()
+        with self.db.sessions() as session:
+            row = session.get(TenantSms, principal.tenant)
+        return {
+            "provider": provider or None,
+            "sign_name": row.sign_name if row else None,
+            "templates": dict(row.templates or {}) if row else {},
+            "defaults": {"sign_name": sign_name or None, "templates": templates_},
+            "parameters": {k: list(v) for k, v in sms_rules.TEMPLATE_PARAMS.items()},
+            "updated_at": iso(row.updated_at) if row else None,
+        }
+
+    def put(self, principal: Principal, changes: dict[str, Any]) -> dict[str, Any]:
+        """Replaces the tenant's settings (left out or null: the deployment's default)."""
+        principal.require(*WRITE_ROLES)
+        check_sms(changes)
+        with self.db.transaction() as session:
+            row = session.get(TenantSms, principal.tenant)
+            if row is None:
+                row = TenantSms(tenant=principal.tenant)
+                session.add(row)
+            row.sign_name = changes.get("sign_name")
+            row.templates = dict(changes.get("templates") or {})
+            row.updated_by, row.updated_at = principal.key_id, utcnow()
+        return self.get(principal)

@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -22,11 +23,14 @@ from ..shared.db import Database
 from ..shared.models import utcnow
 from ..shared.users import ConsoleUser
 from .adapters.channels import Outgoing, Rejected, RetryLater
+from .calendars import calendars_of
 from .domain.templates import Rendered
+from .domain.workdays import first_working_day_of_week
 from .models import WeeklyReport
 
 log = logging.getLogger(__name__)
 SEND_WEEKDAY, SEND_HOUR = 0, 8  # Monday 08:00 UTC
+CALENDAR_ZONE = ZoneInfo("Asia/Shanghai")  # whose public holidays a holiday calendar knows
 
 
 def parse_recipients(text: str) -> dict[str, list[str]]:
@@ -99,7 +103,14 @@ class WeeklyReports:
         now = now or utcnow()
         week = week_due(now)
         sent = 0
-        for tenant, addresses in sorted(self.recipients().items()):
+        lists = self.recipients()
+        with self.db.sessions() as session:
+            calendars = calendars_of(session, lists)
+        today = now.astimezone(CALENDAR_ZONE).date()
+        for tenant, addresses in sorted(lists.items()):
+            calendar = calendars.get(tenant)
+            if calendar is not None and today < first_working_day_of_week(today, calendar):
+                continue  # a holiday Monday: the report waits for the week's first working day
             with self.db.sessions() as session:
                 done = set(
                     session.execute(

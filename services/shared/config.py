@@ -103,6 +103,16 @@ class Settings:
     webhook_url: str = ""
     webhook_secret: str = ""
     notify_outbox_dir: Path | None = None
+    sms_provider: str = ""
+    sms_access_key_id: str = ""
+    sms_access_key_secret: str = ""
+    sms_endpoint: str = ""
+    sms_sdk_app_id: str = ""
+    sms_region: str = "ap-guangzhou"
+    sms_sign_name: str = ""
+    sms_templates: str = ""
+    sms_report_interval: float = 60.0
+    chat_robot_hosts: tuple[str, ...] = ()
     checkin_interval: float = 48 * 3600.0
     quiet_hours: str = "21:00-09:00"
     dispatch_interval: float = 0.5
@@ -159,6 +169,7 @@ class Settings:
             value = getattr(self, var.attr)
             if var.attr in {
                 "webhook_secret",
+                "sms_access_key_secret",
                 "signer_key",
                 "master_key",
                 "master_keys_previous",
@@ -239,4 +250,34 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise ConfigError("OFFERSEAL_CANDIDATE_UPLOADS: `review` or `auto`")
     if not settings.rate_limit_storage.startswith(("memory://", "redis://", "rediss://")):
         raise ConfigError("OFFERSEAL_RATE_LIMIT_STORAGE: use memory:// or redis://host:port")
+    _check_sms(settings)
     return settings
+
+
+def parse_sms_templates(text: str) -> dict[str, str]:
+    """`code=SMS_1,checkin=SMS_2` as {kind: template id}."""
+    out = {}
+    for part in parse_list(text):
+        kind, sep, template = part.partition("=")
+        if not sep or not kind or not template:
+            raise ValueError(f"{part!r} is not kind=template-id")
+        out[kind.strip()] = template.strip()
+    return out
+
+
+def _check_sms(settings: Settings) -> None:
+    if not settings.sms_provider:
+        return
+    if settings.sms_provider not in {"aliyun", "tencent"}:
+        raise ConfigError("OFFERSEAL_SMS_PROVIDER: `aliyun` or `tencent`")
+    if not (settings.sms_access_key_id and settings.sms_access_key_secret):
+        raise ConfigError(
+            "OFFERSEAL_SMS_PROVIDER needs OFFERSEAL_SMS_ACCESS_KEY_ID and "
+            "OFFERSEAL_SMS_ACCESS_KEY_SECRET"
+        )
+    if settings.sms_provider == "tencent" and not settings.sms_sdk_app_id:
+        raise ConfigError("OFFERSEAL_SMS_PROVIDER=tencent needs OFFERSEAL_SMS_SDK_APP_ID")
+    try:
+        parse_sms_templates(settings.sms_templates)
+    except ValueError as exc:
+        raise ConfigError(f"OFFERSEAL_SMS_TEMPLATES: {exc}") from None

@@ -15,10 +15,13 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "contracts": ("/v1/agreements", "/v1/employer", "/v1/policy"),
     "evidence": ("/v1/documents", "/v1/uploads", "/v1/verify", "/v1/keys", "/v1/schemas"),
     "notify": (
+        "/v1/alerts",
         "/v1/branding",
+        "/v1/calendar",
         "/v1/candidates",
         "/v1/inbox",
         "/v1/replies",
+        "/v1/sms",
         "/v1/templates",
         "/v1/touchpoints",
         "/v1/unsubscribe",

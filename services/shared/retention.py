@@ -7,7 +7,10 @@ Deleted once older than the retention age:
 - outbox rows already published (`sent_at`);
 - handled-message ids (the broker redelivers within minutes, never after days);
 - idempotency records (a key reused later is a new request);
-- delivery attempts that only said "try again later" or "quiet hours" (`retry`, `deferred`);
+- delivery attempts that only said "try again later", "quiet hours" or "a provider's limit"
+  (`retry`, `deferred`, `moved`);
+- HR alerts already posted to the tenant's chat robots, and the robots' answers to each post
+  (the SMS providers' answers, `notify_sms_sends`, stay: proof of notice);
 - used reply tokens, once every link they came from has expired too (link TTL);
 - short links, once expired for longer than the retention age (they answer 410 until then).
 
@@ -33,7 +36,10 @@ _attempts = table("touchpoint_attempts", column("at"), column("outcome"))
 _used_tokens = table("notify_used_tokens", column("used_at"))
 _short_links = table("short_links", column("expires_at"))
 
-TRANSIENT_ATTEMPTS = ("retry", "deferred")
+_alerts = table("notify_alerts", column("created_at"), column("state"))
+_alert_posts = table("notify_alert_posts", column("at"))
+
+TRANSIENT_ATTEMPTS = ("retry", "deferred", "moved")
 
 
 def sweep(
@@ -54,6 +60,10 @@ def sweep(
         ),
         "notify_used_tokens": delete(_used_tokens).where(_used_tokens.c.used_at < token_cutoff),
         "short_links": delete(_short_links).where(_short_links.c.expires_at < cutoff),
+        "notify_alerts": delete(_alerts).where(
+            and_(_alerts.c.state == "done", _alerts.c.created_at < cutoff)
+        ),
+        "notify_alert_posts": delete(_alert_posts).where(_alert_posts.c.at < cutoff),
     }
     deleted: dict[str, int] = {}
     for name, statement in statements.items():

@@ -27,6 +27,9 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "milestone.confirmed.v1",
         "candidate.code_requested.v2",
         "candidate.signer_bound.v1",
+        # HR alerts in the team's chat
+        "risk.changed.v1",
+        "milestone.overdue.v1",
     ),
 }
 

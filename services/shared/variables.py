@@ -504,6 +504,72 @@ VARIABLES: tuple[Variable, ...] = (
         "Failed console sign-ins allowed per account and per client address, e.g. "
         "`5/minute;20/hour`; over it: the sign-in page answers 429 with Retry-After.",
     ),
+    Variable(
+        "OFFERSEAL_SMS_PROVIDER",
+        "sms_provider",
+        str,
+        "SMS channel through a provider's official SDK: `aliyun` (Dysmsapi) or `tencent` "
+        "(Tencent Cloud SMS). Unset: no SMS channel (the webhook may still feed a gateway).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_ACCESS_KEY_ID",
+        "sms_access_key_id",
+        str,
+        "The SMS provider's key id: Aliyun AccessKey ID or Tencent SecretId.",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_ACCESS_KEY_SECRET",
+        "sms_access_key_secret",
+        str,
+        "The SMS provider's key secret: Aliyun AccessKey Secret or Tencent SecretKey. Never "
+        "logged.",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_ENDPOINT",
+        "sms_endpoint",
+        str,
+        "The provider's API host (`dysmsapi.aliyuncs.com`, `sms.tencentcloudapi.com`, the "
+        "defaults); `http://host:port` for a local stand-in.",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_SDK_APP_ID",
+        "sms_sdk_app_id",
+        str,
+        "Tencent only: the SMS application's SdkAppId (`1400006666`).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_REGION",
+        "sms_region",
+        str,
+        "Tencent only: the API region (`ap-guangzhou`).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_SIGN_NAME",
+        "sms_sign_name",
+        str,
+        "The approved sign name used when a tenant set none (`PUT /v1/sms`).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_TEMPLATES",
+        "sms_templates",
+        str,
+        "Approved template ids per message kind, used when a tenant set none: "
+        "`code=SMS_1,checkin=SMS_2,...` (kinds: invitation, checkin, milestone_request, "
+        "amendment, weekly_update, welcome_package, closing, code).",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_REPORT_INTERVAL",
+        "sms_report_interval",
+        parse_duration,
+        "How often notify pulls SMS delivery reports from the provider.",
+    ),
+    Variable(
+        "OFFERSEAL_CHAT_ROBOT_HOSTS",
+        "chat_robot_hosts",
+        parse_list,
+        "Extra hosts (`host:port`) a tenant's chat-robot webhook may point to, besides "
+        "DingTalk's, WeCom's and Feishu's own (`PUT /v1/alerts`); for local stand-ins only.",
+    ),
     Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
     Variable(
         "OFFERSEAL_FAILPOINT",

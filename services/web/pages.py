@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from ..shared.guards import access, own_path
 from ..shared.web import CONTENT_SECURITY_POLICY
-from . import i18n, standalone
+from . import i18n, inapp, standalone
 
 blp = Blueprint("pages", __name__)
 
@@ -91,9 +91,13 @@ def _portal(
             agreement_id=agreement_id,
             amendment_id=amendment_id,
             mode=mode,
+            # in-app browsers (WeChat, ...): a guide before the candidate starts
+            inapp=inapp.detect(request.headers.get("User-Agent", "")),
+            page_url=request.url,
+            qr=inapp.qr_svg(request.url),
         )
     )
-    response.headers["Vary"] = "Accept, Accept-Language"
+    response.headers["Vary"] = "Accept, Accept-Language, User-Agent"
     response.headers["Cache-Control"] = "no-store"
     return response
 

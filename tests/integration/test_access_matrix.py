@@ -130,6 +130,13 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("notify", "DELETE", "/v1/templates/<string:kind>/<string:language>"): WRITE,
     ("notify", "GET", "/v1/branding"): READ,
     ("notify", "PUT", "/v1/branding"): WRITE,
+    ("notify", "GET", "/v1/sms"): READ,
+    ("notify", "PUT", "/v1/sms"): WRITE,
+    ("notify", "GET", "/v1/alerts"): READ,
+    ("notify", "PUT", "/v1/alerts"): WRITE,
+    ("notify", "POST", "/v1/alerts/test"): WRITE,
+    ("notify", "GET", "/v1/calendar"): READ,
+    ("notify", "PUT", "/v1/calendar"): WRITE,
     # web: the pages for people
     ("web", "GET", "/verify"): PUBLIC,
     ("web", "GET", "/verify/verifier.html"): PUBLIC,

@@ -577,6 +577,8 @@ def test_retention_deletes_old_operational_rows_and_keeps_evidence(database: Dat
         "touchpoint_attempts": 2,
         "notify_used_tokens": 1,
         "short_links": 0,
+        "notify_alerts": 0,
+        "notify_alert_posts": 0,
     }
     with database.sessions() as session:
         outbox = session.execute(select(OutboxMessage.message_id).order_by(OutboxMessage.id))

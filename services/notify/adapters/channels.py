@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 from pathlib import Path
@@ -41,6 +41,10 @@ class Outgoing:
     payload: dict[str, Any]  # what a webhook receives
     employer: str = ""  # the sender shows it: "<employer> via OfferSeal"
     reply_to: str | None = None  # the tenant's HR address, when it set one
+    tenant: str = ""
+    phone: str | None = None  # where an SMS goes (a one-time code: the offer's contact)
+    # what an approved SMS template receives (`domain/sms.py` TEMPLATE_PARAMS)
+    sms_params: dict[str, str] = field(default_factory=dict)
 
 
 CRLF = "\r\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -46,6 +47,15 @@ def lead_for(kind: str) -> dt.timedelta:
     return LEADS.get(kind, MILESTONE_LEAD)
 
 
+# When a milestone's document request goes out: its lead in calendar days by default; a tenant
+# with a holiday calendar counts working days instead (`workdays.working_days_before`).
+RequestAt = Callable[[str, dt.datetime], dt.datetime]
+
+
+def request_at(kind: str, due: dt.datetime) -> dt.datetime:
+    return due - lead_for(kind)
+
+
 WELCOME_LEAD = dt.timedelta(days=3)
 WEEK = dt.timedelta(days=7)
 
@@ -68,6 +78,7 @@ def plan_after_commitment(
     start_at: dt.datetime,
     checkin_interval: dt.timedelta,
     milestones: list[tuple[str, dt.datetime]],
+    request: RequestAt = request_at,
 ) -> list[Planned]:
     """The first check-in, a document request before each milestone, weekly updates and the
     welcome package. Later check-ins are planned one at a time as each goes out
@@ -81,7 +92,7 @@ def plan_after_commitment(
             Planned(
                 MILESTONE_REQUEST,
                 i,
-                max(committed_at, due - lead_for(kind)),
+                max(committed_at, request(kind, due)),
                 {"milestone": kind, "due_at": due.isoformat()},
             )
         )
@@ -129,6 +140,7 @@ def replan(
     milestones: list[tuple[str, dt.datetime]],
     checkin_interval: dt.timedelta,
     existing: list[Existing],
+    request: RequestAt = request_at,
 ) -> Replan:
     """New dates for a committed agreement: what is still planned moves with them (document
     requests, the welcome package), weekly updates and check-ins end before the new start and
@@ -141,7 +153,7 @@ def replan(
         row = planned.get((MILESTONE_REQUEST, i))
         if row is not None:
             moves[(MILESTONE_REQUEST, i)] = (
-                max(now, due - lead_for(kind)),
+                max(now, request(kind, due)),
                 {"milestone": kind, "due_at": due.isoformat()},
             )
     welcome = planned.get((WELCOME_PACKAGE, 1))

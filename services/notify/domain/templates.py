@@ -294,8 +294,10 @@ CLOSING_SMS = {
 }
 
 
-def _sms(kind: str, lang: str, data: dict[str, str], link: str) -> str:
-    values = {
+def sms_values(lang: str, data: dict[str, str], link: str) -> dict[str, str]:
+    """The values an SMS text carries; an approved provider template receives them as its
+    parameters (`domain/sms.py`)."""
+    return {
         "employer": data.get("employer", ""),
         "by": data.get("due_short", ""),
         "start": data.get("start_short", ""),
@@ -303,6 +305,18 @@ def _sms(kind: str, lang: str, data: dict[str, str], link: str) -> str:
         "outcome": CLOSINGS[lang].get(data.get("state", ""), ""),
         "code": data.get("code", ""),
     }
+
+
+def sms_link(kind: str, links: dict[str, str]) -> str:
+    """The one link an SMS carries: the check-in's reply page, or the message's action."""
+    for key in ("reply", "sign", "upload"):
+        if links.get(key):
+            return links[key]
+    return ""
+
+
+def _sms(kind: str, lang: str, data: dict[str, str], link: str) -> str:
+    values = sms_values(lang, data, link)
     variants = CLOSING_SMS[lang] if kind == CLOSING else SMS_TEXTS[kind][lang]
     return " ".join(_fit(variants, values).split())
 

@@ -1,0 +1,247 @@
+"""HR alerts in the team's chat against a local DingTalk/WeCom/Feishu stand-in that checks each
+platform's documented signature: robots set (sealed, masked), a test message, alerts raised by
+the agreements' events and merged into one message per robot, a throttled robot left alone and
+then sent what waited, and the platforms' rate limits kept by merging."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from offerseal.notify.domain import alerts as rules
+from offerseal.notify.models import AlertHooks, AlertPost, FollowedAgreement, HrAlert
+from offerseal.notify.service import NotifyService
+from offerseal.shared import messages
+from offerseal.shared.auth import Principal
+from offerseal.shared.db import Database
+from offerseal.shared.errors import Forbidden, ValidationFailed
+from offerseal.shared.links import LinkSigner
+from tests.chat_robots import DING_SECRET, FEISHU_SECRET, TOKEN, WECOM_KEY, Robots, serve
+
+HR = Principal("key-hr", "hr", "acme")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def robots() -> Iterator[Robots]:
+    with serve() as stub:
+        yield stub
+
+
+def setup(sqlite_url: str, robots: Robots) -> tuple[Database, NotifyService, Clock]:
+    db = Database(sqlite_url)
+    db.migrate()
+    service = NotifyService(
+        db,
+        LinkSigner(b"k" * 32),
+        {},
+        public_url="http://127.0.0.1:1",
+        evidence_url="http://127.0.0.1:1",
+        checkin_interval=3600,
+        quiet_hours="00:00-00:00",
+        default_timezone="Asia/Shanghai",
+        mail_domain="offerseal.local",
+        console_url="https://offerseal.example",
+        robot_hosts=(robots.netloc,),
+    )
+    clock = Clock()
+    service.alerts.clock = clock
+    with db.transaction() as session:
+        for i in range(30):
+            session.add(
+                FollowedAgreement(
+                    agreement_id=f"ag-{i}",
+                    tenant="acme",
+                    candidate_ref=f"cand-{i}",
+                    language="zh-CN",
+                    employer_name="示例科技",
+                    position="高级工程师",
+                    start_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+                    milestones=[],
+                    state="committed",
+                )
+            )
+    return db, service, clock
+
+
+def set_all(service: NotifyService, robots: Robots, language: str = "zh-CN") -> dict[str, Any]:
+    urls = robots.urls()
+    return service.alerts.put(
+        HR,
+        {
+            "dingtalk": {"url": urls["dingtalk"], "secret": DING_SECRET},
+            "wecom": {"url": urls["wecom"]},
+            "feishu": {"url": urls["feishu"], "secret": FEISHU_SECRET},
+            "language": language,
+        },
+    )
+
+
+def risk_red(db: Database, service: NotifyService, agreement: str) -> None:
+    envelope = messages.build(
+        messages.RISK_CHANGED,
+        "acme",
+        {
+            "agreement_id": agreement,
+            "candidate_ref": agreement.replace("ag", "cand"),
+            "level": "red",
+            "previous": "yellow",
+            "reasons": ["non-compete applies"],
+            "response": "backup plan",
+            "score": 20,
+        },
+    )
+    with db.transaction() as session:
+        service.planning.on_risk_changed(session, messages.parse(envelope))
+
+
+def test_robots_are_set_sealed_and_shown_masked(sqlite_url: str, robots: Robots) -> None:
+    db, service, _ = setup(sqlite_url, robots)
+    shown = set_all(service, robots)
+    assert set(shown) >= {"dingtalk", "wecom", "feishu"}
+    text = repr(shown)
+    for secret in (DING_SECRET, FEISHU_SECRET, TOKEN, WECOM_KEY):
+        assert secret not in text
+    assert shown["dingtalk"]["signed"] and not shown["wecom"]["signed"]
+    with db.sessions() as session:
+        row = session.get(AlertHooks, "acme")
+        assert row is not None
+        for secret in (DING_SECRET, FEISHU_SECRET, TOKEN, WECOM_KEY):
+            assert secret not in row.sealed  # stored encrypted
+    # another tenant sees nothing of it
+    assert set(service.alerts.get(Principal("k2", "hr", "other"))) == {"language", "updated_at"}
+    with pytest.raises(Forbidden):
+        service.alerts.put(Principal("k3", "legal", "acme"), {})
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"dingtalk": {"url": "https://evil.example/robot/send", "secret": "x" * 10}},
+            "dingtalk.url",
+        ),
+        ({"wecom": {"url": "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}}, "wecom.url"),
+        ({"feishu": {"url": "https://open.feishu.cn/open-apis/bot/v2/hook/x"}}, "feishu.secret"),
+        (
+            {"wecom": {"url": "https://qyapi.weixin.qq.com/x?key=k", "secret": "s" * 9}},
+            "wecom.secret",
+        ),
+    ],
+)
+def test_a_robot_outside_the_platforms_or_without_its_secret_is_refused(
+    sqlite_url: str, robots: Robots, body: dict[str, Any], field: str
+) -> None:
+    _, service, _ = setup(sqlite_url, robots)
+    with pytest.raises(ValidationFailed) as refused:
+        service.alerts.put(HR, body)
+    assert field in repr(refused.value.extra) + str(refused.value)
+
+
+def test_the_test_message_reaches_each_robot_signed(sqlite_url: str, robots: Robots) -> None:
+    _, service, _ = setup(sqlite_url, robots)
+    set_all(service, robots, language="en")
+    results = service.alerts.test(HR)
+    assert {p: r["outcome"] for p, r in results.items()} == {
+        "dingtalk": "accepted",
+        "wecom": "accepted",
+        "feishu": "accepted",
+    }
+    assert robots.bad == {"dingtalk": 0, "wecom": 0, "feishu": 0}
+    assert "Test message" in robots.texts("dingtalk")[0]
+
+
+def test_a_wrong_secret_is_refused_by_the_platform_and_recorded(
+    sqlite_url: str, robots: Robots
+) -> None:
+    db, service, _ = setup(sqlite_url, robots)
+    urls = robots.urls()
+    service.alerts.put(HR, {"dingtalk": {"url": urls["dingtalk"], "secret": "SECwrong-secret"}})
+    assert service.alerts.test(HR)["dingtalk"] == {"outcome": "refused", "code": "310000"}
+    assert robots.bad["dingtalk"] == 1
+    with db.sessions() as session:
+        post = session.execute(select(AlertPost)).scalars().one()
+    assert post.outcome == "refused" and post.answer["errmsg"] == "sign not match"
+
+
+def test_alerts_are_merged_into_one_message_per_robot_in_the_tenant_s_language(
+    sqlite_url: str, robots: Robots
+) -> None:
+    db, service, _ = setup(sqlite_url, robots)
+    set_all(service, robots)
+    for i in range(3):
+        risk_red(db, service, f"ag-{i}")
+    assert service.alerts.send_due() == 9  # three alerts, three robots
+    for platform in rules.PLATFORMS:
+        [text] = robots.texts(platform)
+        assert "风险转为红色" in text and "启动备选方案" in text and "高级工程师" in text
+        assert all(f"cand-{i}" in text for i in range(3))
+        assert "https://offerseal.example/console/agreements/ag-0" in text
+    assert robots.bad == {"dingtalk": 0, "wecom": 0, "feishu": 0}
+    with db.sessions() as session:
+        assert {a.state for a in session.execute(select(HrAlert)).scalars()} == {"done"}
+    assert service.alerts.send_due() == 0  # nothing twice
+
+
+def test_a_throttled_robot_is_left_alone_then_gets_what_waited(
+    sqlite_url: str, robots: Robots
+) -> None:
+    db, service, clock = setup(sqlite_url, robots)
+    set_all(service, robots)
+    robots.script["dingtalk"].append("throttled")
+    risk_red(db, service, "ag-1")
+    service.alerts.send_due()
+    assert robots.texts("dingtalk") == [] and len(robots.texts("wecom")) == 1
+    risk_red(db, service, "ag-2")
+    clock.now += dt.timedelta(minutes=5)  # DingTalk throttles for 10 minutes: still waiting
+    service.alerts.send_due()
+    assert robots.texts("dingtalk") == []
+    clock.now += dt.timedelta(minutes=6)
+    service.alerts.send_due()
+    [merged] = robots.texts("dingtalk")
+    assert "cand-1" in merged and "cand-2" in merged
+    with db.sessions() as session:
+        assert {a.state for a in session.execute(select(HrAlert)).scalars()} == {"done"}
+
+
+def test_bursts_stay_within_the_platforms_limits_by_merging(
+    sqlite_url: str, robots: Robots
+) -> None:
+    """25 alerts a second apart: DingTalk and WeCom get at most 20 posts in the minute, Feishu
+    at most 5 a second; every alert still arrives once the minute has passed."""
+    db, service, clock = setup(sqlite_url, robots)
+    set_all(service, robots)
+    start = clock.now
+    for i in range(25):
+        clock.now = start + dt.timedelta(seconds=i * 2)
+        risk_red(db, service, f"ag-{i}")
+        service.alerts.send_due()
+    assert len(robots.texts("dingtalk")) == 20 and len(robots.texts("wecom")) == 20
+    assert len(robots.texts("feishu")) == 25
+    clock.now = start + dt.timedelta(seconds=61)
+    service.alerts.send_due()
+    for platform in rules.PLATFORMS:
+        text = "\n".join(robots.texts(platform))
+        assert all(f"cand-{i}\n" in text or f"cand-{i}" in text for i in range(25))
+    assert len(robots.texts("dingtalk")) == 21  # the five that waited, merged into one
+    assert "5 条提醒" in robots.texts("dingtalk")[-1]
+
+
+def test_test_messages_respect_the_limits_too(sqlite_url: str, robots: Robots) -> None:
+    _, service, _ = setup(sqlite_url, robots)
+    urls = robots.urls()
+    service.alerts.put(HR, {"feishu": {"url": urls["feishu"], "secret": FEISHU_SECRET}})
+    outcomes = [service.alerts.test(HR)["feishu"]["outcome"] for _ in range(6)]
+    assert outcomes == ["accepted"] * 5 + ["waiting"]  # Feishu: 5 a second
+    assert len(robots.texts("feishu")) == 5
