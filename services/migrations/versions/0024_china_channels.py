@@ -2,7 +2,7 @@
 report, a tenant's approved sign name and templates); HR alerts in DingTalk, WeCom and Feishu
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-07
 
 `notify_sms_sends` keeps every message handed to an SMS provider with the provider's whole
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
