@@ -44,7 +44,7 @@ def test_upload_anchor_proof_and_verify(evidence: RunningStack) -> None:
         assert pending.headers["Content-Type"] == PROBLEM
 
     bundle = wait_for_proof(evidence, body["id"])
-    assert bundle["format"] == "offerseal-proof/2"
+    assert bundle["format"] == "offerseal-proof/3"
     assert bundle["anchor"]["chain_id"] == 31337
     meta = requests.get(
         evidence.url(f"/v1/documents/{body['id']}"), headers=evidence.legal, timeout=10
