@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import jsonschema
+import pytest
 
 from offerseal.evidence.published import load_schema, schema_for_bundle
 from offerseal.evidence.service import sm3_of, statement_of
@@ -22,7 +23,7 @@ from offerseal_verify.proofs import AnchorFacts, build_bundle, verify_bundle
 from offerseal_verify.receipts import ReceiptSigner
 from offerseal_verify.report import witness_summary
 from offerseal_verify.sm3 import sm3_hex
-from tests.conftest import ROOT
+from tests.conftest import IN_CI, ROOT
 from tests.unit.test_proofs import BLOCK_HASH, REGISTRY, TX, FakeChain
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -164,3 +165,113 @@ def test_new_bundles_match_the_published_schema_of_format_3() -> None:
     bad = copy.deepcopy(with_sm3)
     bad["document"]["sm3"] = "0xnothex"
     assert [list(e.absolute_path) for e in validator.iter_errors(bad)] == [["document", "sm3"]]
+
+
+def btoe_entry(root: bytes, **changes: Any) -> dict[str, Any]:
+    """A deposit entry as the BTOE adapter stores it (what the provider answered)."""
+    digest = deposited_digest("sm3", root)
+    entry: dict[str, Any] = {
+        "type": "tencent-btoe",
+        "subject": "merkle_root",
+        "hash_algorithm": "sm3",
+        "hash": digest,
+        "evidence_id": "ev-1",
+        "tx_hash": "0x" + "aa" * 32,
+        "evidence_time": "2026-12-01 16:00:03",
+        "block_height": 800,
+        "certificate": None,
+        "request": {"Action": "CreateHashDepositNoCert", "EvidenceHash": digest, "HashType": 0},
+        "response": {
+            "EvidenceId": "ev-1",
+            "EvidenceTxHash": "0x" + "aa" * 32,
+            "EvidenceTime": "2026-12-01 16:00:03",
+            "BlockchainHeight": 800,
+        },
+        "deposited_at": "2026-12-01T08:00:03Z",
+    }
+    entry.update(changes)
+    return entry
+
+
+def with_deposit(bundle: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(bundle)
+    out["witnesses"].append("tencent-btoe")
+    out["deposits"] = [entry]
+    return out
+
+
+def test_a_deposit_of_the_roots_sm3_is_reported_as_present_and_needing_the_provider() -> None:
+    bundle, chain, signer = make()
+    root = bytes.fromhex(bundle["merkle"]["root"][2:])
+    good = with_deposit(bundle, btoe_entry(root))
+    verdict = check(good, chain, signer)
+    assert verdict.valid, verdict.as_dict()
+    detail = [c.detail for c in verdict.checks if c.name == "judicial_deposit"][0]
+    assert "present, checked against the provider's answer" in detail
+    assert "on-line confirmation needs the provider" in detail
+    assert "tencent-btoe PASS" in witness_summary(good, verdict)
+    for forged in (
+        btoe_entry(root, hash=deposited_digest("sm3", b"\x00" * 32)),  # another root's digest
+        btoe_entry(root, evidence_id="ev-2"),  # an id the provider did not answer
+    ):
+        assert check(with_deposit(bundle, forged), chain, signer).failed == ["judicial_deposit"]
+    unlisted = copy.deepcopy(good)
+    unlisted["witnesses"].remove("tencent-btoe")
+    assert check(unlisted, chain, signer).failed == ["judicial_deposit"]
+
+
+def test_the_verify_pages_checks_agree_on_sm3_and_deposits() -> None:
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        if IN_CI:
+            pytest.fail("node is needed to run the verify page's checks")
+        pytest.skip("node is not installed")
+    bundle, _chain, _signer = make()
+    root = bytes.fromhex(bundle["merkle"]["root"][2:])
+    forged = copy.deepcopy(bundle)
+    forged["document"]["sm3"] = sm3_hex(b"x")
+    cases = [
+        (with_deposit(bundle, btoe_entry(root)), DOCUMENT),
+        (with_deposit(bundle, btoe_entry(root, evidence_id="ev-2")), DOCUMENT),
+        (bundle, DOCUMENT + b"!"),
+        (forged, b"x"),
+    ]
+    given = [
+        {
+            "bundle": b,
+            "sha": to_hex(hashlib.sha256(d).digest()),
+            "sm3": sm3_hex(d),
+        }
+        for b, d in cases
+    ]
+    script = (
+        "import { verifyOffline, depositChecks } from './web/src/verify/checks.js';"
+        "let text = '';"
+        "process.stdin.on('data', (c) => (text += c));"
+        "process.stdin.on('end', () => {"
+        "  const out = JSON.parse(text).map(({ bundle, sha, sm3 }) => {"
+        "    const { checks, facts } = verifyOffline(bundle, sha, null, sm3);"
+        "    return checks.concat(depositChecks(bundle, facts.root))"
+        "      .filter((c) => c.ok === false).map((c) => c.name);"
+        "  });"
+        "  process.stdout.write(JSON.stringify(out));"
+        "});"
+    )
+    answer = subprocess.run(
+        [node, "--no-warnings", "--input-type=module", "-e", script],
+        input=json.dumps(given),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(answer.stdout) == [
+        [],
+        ["judicial_deposit"],
+        ["document_hash", "document_sm3"],
+        ["document_hash", "receipt_signature"],
+    ]
