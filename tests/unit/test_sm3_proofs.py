@@ -206,7 +206,7 @@ def test_a_deposit_of_the_roots_sm3_is_reported_as_present_and_needing_the_provi
     good = with_deposit(bundle, btoe_entry(root))
     verdict = check(good, chain, signer)
     assert verdict.valid, verdict.as_dict()
-    detail = [c.detail for c in verdict.checks if c.name == "judicial_deposit"][0]
+    detail = next(c.detail for c in verdict.checks if c.name == "judicial_deposit")
     assert "present, checked against the provider's answer" in detail
     assert "on-line confirmation needs the provider" in detail
     assert "tencent-btoe PASS" in witness_summary(good, verdict)
