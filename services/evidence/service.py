@@ -42,7 +42,15 @@ from .errors import (
     ProofPending,
     UploadLimitReached,
 )
-from .models import Batch, BatchMember, BatchTimestamp, Document, DocumentBlob, IntakeBatch
+from .models import (
+    Batch,
+    BatchDeposit,
+    BatchMember,
+    BatchTimestamp,
+    Document,
+    DocumentBlob,
+    IntakeBatch,
+)
 from .provenance import (
     DnsTxt,
     Provenance,
@@ -897,6 +905,7 @@ class EvidenceService:
                     self._member_path(session, batch.id, doc, proof),
                     self._stamps(session, batch.id),
                     self._receipt(session, doc),
+                    self._deposits(session, batch.id),
                 )
                 out.append(
                     {
@@ -926,6 +935,7 @@ class EvidenceService:
                 self._member_path(session, batch.id, doc, member.proof),
                 self._stamps(session, batch.id),
                 self._receipt(session, doc),
+                self._deposits(session, batch.id),
             )
 
     def _member_path(
@@ -962,6 +972,16 @@ class EvidenceService:
             )
             for row in rows
         ]
+
+    @staticmethod
+    def _deposits(session: Session, batch_id: int) -> list[dict[str, Any]]:
+        """The batch root's judicial-chain deposits as bundle entries, by witness."""
+        rows = session.execute(
+            select(BatchDeposit.entry)
+            .where(BatchDeposit.batch_id == batch_id)
+            .order_by(BatchDeposit.witness)
+        ).scalars()
+        return [dict(entry) for entry in rows]
 
     def _bundle(
         self,

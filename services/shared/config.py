@@ -439,6 +439,39 @@ VARIABLES: tuple[Variable, ...] = (
         "names (and the check says so).",
     ),
     Variable(
+        "OFFERSEAL_BTOE_SECRET_ID",
+        "btoe_secret_id",
+        str,
+        "Tencent Cloud API SecretId for the judicial-chain witness (BTOE): with "
+        "OFFERSEAL_BTOE_SECRET_KEY, every anchored root's digest is deposited with Tencent Cloud "
+        "BTOE (CreateHashDepositNoCert) and the answer stored in the proof bundles. Unset: off "
+        "(the default). One account for every tenant.",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_SECRET_KEY",
+        "btoe_secret_key",
+        str,
+        "Tencent Cloud API SecretKey for BTOE (a secret: never logged or returned).",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_REGION",
+        "btoe_region",
+        str,
+        "Tencent Cloud region of the BTOE calls.",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_ENDPOINT",
+        "btoe_endpoint",
+        str,
+        "BTOE API endpoint URL (https://btoe.tencentcloudapi.com; tests give a local server).",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_HASH",
+        "btoe_hash",
+        str,
+        "Digest of the root deposited with BTOE: `sm3` (HashType 0, the default) or `sha256`.",
+    ),
+    Variable(
         "OFFERSEAL_OUTBOX_INTERVAL",
         "outbox_interval",
         parse_duration,
@@ -593,6 +626,11 @@ class Settings:
     outbox_interval: float = 0.2
     tsa_urls: tuple[str, ...] = ()
     tsa_ca_file: Path | None = None
+    btoe_secret_id: str = ""
+    btoe_secret_key: str = ""
+    btoe_region: str = "ap-guangzhou"
+    btoe_endpoint: str = "https://btoe.tencentcloudapi.com"
+    btoe_hash: str = "sm3"
     max_document_bytes: int = 25 * 1024 * 1024
     auto_breach: bool = True
     candidate_uploads: str = "review"
@@ -641,6 +679,7 @@ class Settings:
                 "link_secret",
                 "dkim_private_key",
                 "api_key",
+                "btoe_secret_key",
             }:
                 value = "(set)" if value else "(unset)"
             elif var.attr in _URLS and value:
@@ -694,6 +733,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for url in settings.tsa_urls:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"OFFERSEAL_TSA_URLS: {redact_url(url)} is not an http(s) URL")
+    if bool(settings.btoe_secret_id) != bool(settings.btoe_secret_key):
+        raise ConfigError(
+            "OFFERSEAL_BTOE_SECRET_ID and OFFERSEAL_BTOE_SECRET_KEY are set together (or neither)"
+        )
+    if settings.btoe_hash not in {"sm3", "sha256"}:
+        raise ConfigError("OFFERSEAL_BTOE_HASH: `sm3` or `sha256`")
+    if not settings.btoe_endpoint.startswith(("http://", "https://")):
+        raise ConfigError("OFFERSEAL_BTOE_ENDPOINT: an http:// or https:// URL")
     if bool(settings.dkim_selector) != bool(settings.dkim_private_key):
         raise ConfigError(
             "OFFERSEAL_DKIM_SELECTOR and OFFERSEAL_DKIM_PRIVATE_KEY are set together (or neither)"
