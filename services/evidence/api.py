@@ -29,6 +29,7 @@ from offerseal_verify.proofs import (
     Verdict,
     bundle_size_problem,
 )
+from offerseal_verify.sm3 import Sm3
 
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -525,20 +526,20 @@ def _bounded(bundle: Any) -> Any:
     return bundle
 
 
-def _verify(bundle: Any, sha: str | None) -> Verdict:
+def _verify(bundle: Any, sha: str | None, sm3: str | None = None) -> Verdict:
     factory: Callable[[], ChainView] = current_app.extensions["offerseal.chain_view"]
     try:
         chain = factory()
         chain.chain_id()
     except Exception as exc:
-        verdict = service().verify(bundle, sha, None)
+        verdict = service().verify(bundle, sha, None, sm3)
         return Verdict(
             (
                 *verdict.checks,
                 Check("chain", False, redact_text(f"the chain could not be reached: {exc}")),
             )
         )
-    return service().verify(bundle, sha, chain)
+    return service().verify(bundle, sha, chain, sm3)
 
 
 @verify_blp.route("/verify")
@@ -553,6 +554,7 @@ class Verify(MethodView):
     @verify_blp.response(200)
     def post(self) -> dict[str, Any]:
         sha: str | None = None
+        sm3: str | None = None  # only from the file's bytes: checked where the bundle has one
         if request.mimetype == "multipart/form-data":
             upload = request.files.get("file")
             proof_file = request.files.get("proof")
@@ -563,10 +565,11 @@ class Verify(MethodView):
                 raise ValidationFailed("proof", "missing the proof bundle (JSON)")
             bundle = _parse_proof(proof_text)
             if upload is not None:
-                digest = hashlib.sha256()
+                digest, digest_sm3 = hashlib.sha256(), Sm3()
                 for chunk in iter(lambda: upload.stream.read(1 << 20), b""):
                     digest.update(chunk)
-                sha = to_hex(digest.digest())
+                    digest_sm3.update(chunk)
+                sha, sm3 = to_hex(digest.digest()), to_hex(digest_sm3.digest())
             given = request.form.get("sha256")
             if given is not None:
                 if not is_hex32(given):
@@ -587,7 +590,7 @@ class Verify(MethodView):
             sha = parsed.get("sha256", "").lower() or None
         else:
             raise UnsupportedMediaType("send multipart/form-data or application/json")
-        return _verify(_bounded(bundle), sha).as_dict()
+        return _verify(_bounded(bundle), sha, sm3).as_dict()
 
 
 def raise_bad_json() -> None:

@@ -35,6 +35,7 @@ from .models import Document
 from .receipt_keys import record_current
 from .service import EvidenceService
 from .stamping import Stamper
+from .witnesses import Depositor, Witness
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,24 @@ def build_service(settings: Settings, db: Database) -> EvidenceService:
         dkim_dns=settings.extra.get("dkim_dns"),  # tests only; otherwise real DNS
         group=GroupCommit(db, name="evidence-intake"),
     )
+
+
+def configured_witnesses(settings: Settings) -> list[Witness]:
+    """The judicial-chain witnesses the settings turn on (none by default). The SDK loads only
+    when one is configured."""
+    if not settings.btoe_secret_id:
+        return []
+    from .adapters.btoe import BtoeWitness
+
+    return [
+        BtoeWitness(
+            settings.btoe_secret_id,
+            settings.btoe_secret_key,
+            region=settings.btoe_region,
+            endpoint=settings.btoe_endpoint,
+            hash_algorithm=settings.btoe_hash,
+        )
+    ]
 
 
 def build_issuer(settings: Settings, service: EvidenceService) -> CertificateIssuer:
@@ -172,6 +191,14 @@ class EvidenceNode:
             if self.settings.tsa_urls
             else None
         )
+        witnesses = configured_witnesses(self.settings)
+        self.depositor = (
+            Depositor(
+                self.db, witnesses, interval=max(0.2, min(self.settings.batch_interval, 1.0))
+            )
+            if witnesses
+            else None
+        )
         rpc_url = self.rpc_url
         self.app = create_app(
             self.settings,
@@ -192,10 +219,12 @@ class EvidenceNode:
         return self.anchorer.ready
 
     def start_workers(self) -> None:
+        workers: dict[str, Callable[[threading.Event], None]] = {"anchorer": self.anchorer.run}
         if self.stamper is not None:
-            self.workers.start(anchorer=self.anchorer.run, stamper=self.stamper.run)
-        else:
-            self.workers.start(anchorer=self.anchorer.run)
+            workers["stamper"] = self.stamper.run
+        if self.depositor is not None:
+            workers["depositor"] = self.depositor.run
+        self.workers.start(**workers)
 
     def stop(self, timeout: float = 15.0) -> None:
         self.workers.stop(timeout)

@@ -37,6 +37,11 @@ LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "size": ("大小", "Size"),
     "bytes": ("字节", "bytes"),
     "sha256": ("SHA-256 哈希值", "SHA-256"),
+    "sm3": ("SM3 哈希值 (GB/T 32905)", "SM3 (GB/T 32905)"),
+    "sm3_absent": (
+        "无（仅登记哈希值时 OfferSeal 未收到文件内容，无法计算 SM3）",
+        "none (registered by hash only: OfferSeal never had the bytes to compute it)",
+    ),
     "hash_only": ("仅登记哈希值（未保存文件内容）", "registered by hash only (no bytes stored)"),
     "receipt": ("二、接收回执（已签名）", "2. Intake receipt (signed)"),
     "received_at": ("接收时间", "Received at"),
@@ -69,7 +74,26 @@ LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
         "本证明未包含 RFC 3161 时间戳（仅区块链见证）。",
         "This proof carries no RFC 3161 time-stamp (the chain is its only witness).",
     ),
-    "how": ("五、如何独立验证", "5. How to verify independently"),
+    "judicial": ("五、司法区块链存证", "5. Judicial blockchain deposits"),
+    "judicial_provider": ("存证平台", "Platform"),
+    "judicial_hash": ("存证哈希值", "Deposited digest"),
+    "judicial_id": ("存证编码", "Evidence id"),
+    "judicial_tx": ("区块链交易哈希", "Transaction"),
+    "judicial_time": ("上链时间", "Recorded at"),
+    "judicial_height": ("区块高度", "Block height"),
+    "judicial_note": ("说明", "Note"),
+    "judicial_note_text": (
+        "存证内容为上述默克尔根的 {algorithm} 哈希值；本证书记录的是平台的应答，"
+        "其在线核验须向该平台查询（腾讯云 BTOE：VerifyEvidenceHash / GetDepositInfo）。",
+        "The deposit is the {algorithm} digest of the Merkle root above; this certificate records "
+        "the platform's answer, and its on-line confirmation needs the platform (Tencent Cloud "
+        "BTOE: VerifyEvidenceHash / GetDepositInfo).",
+    ),
+    "no_deposits": (
+        "本证明未包含司法区块链存证（该见证未启用或尚未完成）。",
+        "This proof carries no judicial-chain deposit (the witness is off, or not done yet).",
+    ),
+    "how": ("六、如何独立验证", "6. How to verify independently"),
     "step_page": (
         "在浏览器中打开验证页面 {verify_url}（或扫描二维码），放入原始文件和证明包（JSON）。"
         "所有计算都在浏览器中完成，文件不会离开您的电脑。",
@@ -114,6 +138,7 @@ class Facts:
     filename: str | None
     size: int | None
     sha256: str
+    sm3: str | None
     received_at: str
     uploader: dict[str, Any]
     client_address: str | None
@@ -133,6 +158,10 @@ class Facts:
     block_hash: str
     block_time: str
     stamps: tuple[dict[str, str], ...]
+    deposits: tuple[dict[str, str], ...] = ()
+
+
+PROVIDERS = {"tencent-btoe": ("腾讯云 BTOE", "Tencent Cloud BTOE")}
 
 
 class NotAnchored(ValueError):
@@ -160,12 +189,29 @@ def certificate_facts(description: dict[str, Any], bundle: dict[str, Any]) -> Fa
         }
         for s in bundle.get("timestamps") or ()
     )
+    deposits = tuple(
+        {
+            "type": str(d.get("type", "")),
+            "hash_algorithm": str(d.get("hash_algorithm", "")),
+            "hash": str(d.get("hash", "")),
+            "evidence_id": str(d.get("evidence_id", "")),
+            "tx_hash": str(d.get("tx_hash") or "-"),
+            "evidence_time": str(d.get("evidence_time") or "-"),
+            "block_height": str(
+                d.get("block_height") if d.get("block_height") is not None else "-"
+            ),
+        }
+        for d in bundle.get("deposits") or ()
+        if isinstance(d, dict)
+    )
+    document = bundle.get("document") or {}
     return Facts(
         document_id=str(description["id"]),
         kind=str(description.get("kind") or ""),
         filename=description.get("filename") or provenance.get("filename"),
         size=description.get("size"),
         sha256=str(description["sha256"]),
+        sm3=description.get("sm3") or document.get("sm3"),
         received_at=str(description.get("received_at") or bundle["document"].get("received_at")),
         uploader=dict(provenance.get("uploader") or {}),
         client_address=provenance.get("client_address"),
@@ -185,6 +231,7 @@ def certificate_facts(description: dict[str, Any], bundle: dict[str, Any]) -> Fa
         block_hash=str(anchor["block_hash"]),
         block_time=_utc(int(anchor["block_timestamp"])),
         stamps=stamps,
+        deposits=deposits,
     )
 
 
@@ -215,6 +262,7 @@ def rows_of(facts: Facts, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
         (label("filename", lang), facts.filename or label("hash_only", lang)),
         (label("size", lang), size),
         (label("sha256", lang), facts.sha256),
+        (label("sm3", lang), facts.sm3 or label("sm3_absent", lang)),
     ]
     receipt_rows = [
         (label("received_at", lang), facts.received_at),
@@ -256,11 +304,30 @@ def rows_of(facts: Facts, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
             (label("tsa_time", lang), stamp["gen_time"]),
             (label("tsa_serial", lang), stamp["serial_number"]),
         ]
+    deposit_rows: list[tuple[str, str]] = []
+    for deposit in facts.deposits:
+        names = PROVIDERS.get(deposit["type"], (deposit["type"], deposit["type"]))
+        algorithm = deposit["hash_algorithm"].upper()
+        deposit_rows += [
+            (label("judicial_provider", lang), names[0] if lang == "zh-CN" else names[1]),
+            (label("judicial_hash", lang), f"{algorithm} {deposit['hash']}"),
+            (label("judicial_id", lang), deposit["evidence_id"]),
+            (label("judicial_tx", lang), deposit["tx_hash"]),
+            (label("judicial_time", lang), deposit["evidence_time"]),
+            (label("judicial_height", lang), deposit["block_height"]),
+            (
+                label("judicial_note", lang),
+                label("judicial_note_text", lang).format(algorithm=algorithm),
+            ),
+        ]
+    if not deposit_rows:
+        deposit_rows = [(label("judicial_note", lang), label("no_deposits", lang))]
     return [
         (label("file", lang), file_rows),
         (label("receipt", lang), receipt_rows),
         (label("chain", lang), chain_rows),
         (label("witnesses", lang), stamp_rows),
+        (label("judicial", lang), deposit_rows),
     ]
 
 

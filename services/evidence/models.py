@@ -25,6 +25,7 @@ from ..shared.models import BigId, IdempotencyRecord, utcnow
 
 __all__ = [
     "Batch",
+    "BatchDeposit",
     "BatchMember",
     "BatchTimestamp",
     "Document",
@@ -192,3 +193,15 @@ class BatchTimestamp(Base):
     policy: Mapped[str] = mapped_column(String(200))
     certificates: Mapped[list[str]] = mapped_column(JSON)
     stamped_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BatchDeposit(Base):
+    """A judicial-chain deposit of a batch's root by one witness (the third kind): the bundle
+    entry as the adapter made it from the provider's answer (`deposits.verify_deposit` reads it)."""
+
+    __tablename__ = "batch_deposits"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    witness: Mapped[str] = mapped_column(String(40), primary_key=True)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deposited_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -13,6 +13,7 @@ SCHEMA_DIR = Path(__file__).with_name("schemas")
 SCHEMAS = {
     "proof-bundle-1": "offerseal-proof/1",
     "proof-bundle-2": "offerseal-proof/2",
+    "proof-bundle-3": "offerseal-proof/3",
     "dossier-manifest-1": "offerseal-dossier-1",
 }
 

@@ -24,6 +24,7 @@ from offerseal_verify import merkle, timestamps
 from offerseal_verify.hexbytes import from_hex32, to_hex
 from offerseal_verify.proofs import AnchorFacts, ChainView, Verdict, build_bundle, verify_bundle
 from offerseal_verify.receipts import ReceiptSigner, TrustedKey, item_leaf, member_receipt
+from offerseal_verify.sm3 import sm3_hex
 
 from ..shared import idempotency
 from ..shared.auth import READ_ROLES, WRITE_ROLES, Principal
@@ -41,7 +42,15 @@ from .errors import (
     ProofPending,
     UploadLimitReached,
 )
-from .models import Batch, BatchMember, BatchTimestamp, Document, DocumentBlob, IntakeBatch
+from .models import (
+    Batch,
+    BatchDeposit,
+    BatchMember,
+    BatchTimestamp,
+    Document,
+    DocumentBlob,
+    IntakeBatch,
+)
 from .provenance import (
     DnsTxt,
     Provenance,
@@ -94,6 +103,7 @@ class _Intake:
     salts: bytes
     sealed: list[Sealed | None]
     leaves: list[str]
+    sm3s: list[str | None]  # SM3 of each document's bytes (None: registered by hash only)
 
 
 _VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
@@ -172,10 +182,13 @@ def statement_of(
     kind: str,
     sequence: int,
     content_stored: bool,
+    sm3: str | None = None,
 ) -> dict[str, Any]:
     """What an intake receipt states about one document (in this order: a batch receipt's
-    statement is rebuilt from the document's columns and must hash the same)."""
-    return {
+    statement is rebuilt from the document's columns and must hash the same). `sm3`, the SM3
+    of the document's bytes, is stated by the receipt of a document uploaded with its bytes on
+    its own; a batch's statements carry none (hash-only intake never has the bytes)."""
+    out: dict[str, Any] = {
         "document_id": document_id,
         "sha256": sha256,
         "size": size,
@@ -183,6 +196,19 @@ def statement_of(
         "sequence": sequence,
         "content_stored": content_stored,
     }
+    if sm3 is not None:
+        out["sm3"] = sm3
+    return out
+
+
+def sm3_of(receipt: dict[str, Any] | None) -> str | None:
+    """The document's SM3 as its intake receipt signed it (None: a batch receipt, or a receipt
+    issued before SM3 was recorded)."""
+    if not isinstance(receipt, dict) or "item" in receipt:
+        return None
+    payload = receipt.get("payload")
+    found = payload.get("sm3") if isinstance(payload, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def hash_only_statement_leaves(
@@ -390,7 +416,13 @@ class EvidenceService:
             "0x" + leaf.hex()
             for leaf in merkle.leaf_hashes(sha256_bytes([doc.sha256 for doc in docs]), salts)
         ]
-        return _Intake(principal, docs, batch, seen, uploader, email, ids, salts, sealed, leaves)
+        # SM3 from the plaintext, now: the bytes are stored encrypted.
+        sm3s = [
+            sm3_hex(doc.content) if doc.content is not None and not batch else None for doc in docs
+        ]
+        return _Intake(
+            principal, docs, batch, seen, uploader, email, ids, salts, sealed, leaves, sm3s
+        )
 
     def _store(
         self,
@@ -459,8 +491,11 @@ class EvidenceService:
                     doc.kind,
                     sequence,
                     doc.content is not None,
+                    sm3,
                 )
-                for doc_id, sequence, doc in zip(intake.ids, sequences, docs, strict=True)
+                for doc_id, sequence, doc, sm3 in zip(
+                    intake.ids, sequences, docs, intake.sm3s, strict=True
+                )
             ]
             common = {
                 "tenant": principal.tenant,
@@ -546,6 +581,7 @@ class EvidenceService:
                     {
                         "id": mine[0]["id"],
                         "sha256": mine[0]["sha256"],
+                        "sm3": intake.sm3s[0],
                         "kind": mine[0]["kind"],
                         "status": PENDING,
                         "received_at": received_at,
@@ -728,6 +764,7 @@ class EvidenceService:
         out: dict[str, Any] = {
             "id": doc.id,
             "sha256": doc.sha256,
+            "sm3": sm3_of(receipt),
             "kind": doc.kind,
             "candidate_ref": doc.candidate_ref,
             "agreement_id": doc.agreement_id,
@@ -868,6 +905,7 @@ class EvidenceService:
                     self._member_path(session, batch.id, doc, proof),
                     self._stamps(session, batch.id),
                     self._receipt(session, doc),
+                    self._deposits(session, batch.id),
                 )
                 out.append(
                     {
@@ -897,6 +935,7 @@ class EvidenceService:
                 self._member_path(session, batch.id, doc, member.proof),
                 self._stamps(session, batch.id),
                 self._receipt(session, doc),
+                self._deposits(session, batch.id),
             )
 
     def _member_path(
@@ -934,6 +973,16 @@ class EvidenceService:
             for row in rows
         ]
 
+    @staticmethod
+    def _deposits(session: Session, batch_id: int) -> list[dict[str, Any]]:
+        """The batch root's judicial-chain deposits as bundle entries, by witness."""
+        rows = session.execute(
+            select(BatchDeposit.entry)
+            .where(BatchDeposit.batch_id == batch_id)
+            .order_by(BatchDeposit.witness)
+        ).scalars()
+        return [dict(entry) for entry in rows]
+
     def _bundle(
         self,
         doc: Document,
@@ -941,14 +990,19 @@ class EvidenceService:
         proof: list[str],
         stamps: list[dict[str, Any]],
         receipt: dict[str, Any],
+        deposits: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        document = {
+            "id": doc.id,
+            "sha256": doc.sha256,
+            "kind": doc.kind,
+            "received_at": _iso(doc.received_at),
+        }
+        sm3 = sm3_of(receipt)
+        if sm3 is not None:
+            document["sm3"] = sm3
         return build_bundle(
-            document={
-                "id": doc.id,
-                "sha256": doc.sha256,
-                "kind": doc.kind,
-                "received_at": _iso(doc.received_at),
-            },
+            document=document,
             salt=from_hex32(doc.salt),
             proof=[from_hex32(p) for p in proof],
             root=from_hex32(batch.root),
@@ -957,6 +1011,7 @@ class EvidenceService:
             else AnchorFacts(batch.chain_id, batch.registry_address, batch.tx_hash or "", 0, "", 0),
             receipt=receipt,
             timestamps=stamps,
+            deposits=deposits or [],
         )
 
     # ---- verification (no key needed) ---------------------------------------------------
@@ -968,10 +1023,17 @@ class EvidenceService:
     def public_keys(self) -> list[dict[str, Any]]:
         return self.keys.published()
 
-    def verify(self, bundle: Any, document_sha256: str | None, chain: ChainView | None) -> Verdict:
+    def verify(
+        self,
+        bundle: Any,
+        document_sha256: str | None,
+        chain: ChainView | None,
+        document_sm3: str | None = None,
+    ) -> Verdict:
         return verify_bundle(
             bundle,
             document_sha256=document_sha256,
+            document_sm3=document_sm3,
             trusted_keys=self.trusted_keys(),
             chain=chain,
             tsa_roots=self.tsa_roots,

@@ -130,6 +130,11 @@ class Settings:
     outbox_interval: float = 0.2
     tsa_urls: tuple[str, ...] = ()
     tsa_ca_file: Path | None = None
+    btoe_secret_id: str = ""
+    btoe_secret_key: str = ""
+    btoe_region: str = "ap-guangzhou"
+    btoe_endpoint: str = "https://btoe.tencentcloudapi.com"
+    btoe_hash: str = "sm3"
     max_document_bytes: int = 25 * 1024 * 1024
     auto_breach: bool = True
     candidate_uploads: str = "review"
@@ -179,6 +184,7 @@ class Settings:
                 "link_secret",
                 "dkim_private_key",
                 "api_key",
+                "btoe_secret_key",
             }:
                 value = "(set)" if value else "(unset)"
             elif var.attr in _URLS and value:
@@ -232,6 +238,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for url in settings.tsa_urls:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"OFFERSEAL_TSA_URLS: {redact_url(url)} is not an http(s) URL")
+    if bool(settings.btoe_secret_id) != bool(settings.btoe_secret_key):
+        raise ConfigError(
+            "OFFERSEAL_BTOE_SECRET_ID and OFFERSEAL_BTOE_SECRET_KEY are set together (or neither)"
+        )
+    if settings.btoe_hash not in {"sm3", "sha256"}:
+        raise ConfigError("OFFERSEAL_BTOE_HASH: `sm3` or `sha256`")
+    if not settings.btoe_endpoint.startswith(("http://", "https://")):
+        raise ConfigError("OFFERSEAL_BTOE_ENDPOINT: an http:// or https:// URL")
     if bool(settings.dkim_selector) != bool(settings.dkim_private_key):
         raise ConfigError(
             "OFFERSEAL_DKIM_SELECTOR and OFFERSEAL_DKIM_PRIVATE_KEY are set together (or neither)"

@@ -435,6 +435,39 @@ VARIABLES: tuple[Variable, ...] = (
         "names (and the check says so).",
     ),
     Variable(
+        "OFFERSEAL_BTOE_SECRET_ID",
+        "btoe_secret_id",
+        str,
+        "Tencent Cloud API SecretId for the judicial-chain witness (BTOE): with "
+        "OFFERSEAL_BTOE_SECRET_KEY, every anchored root's digest is deposited with Tencent Cloud "
+        "BTOE (CreateHashDepositNoCert) and the answer stored in the proof bundles. Unset: off "
+        "(the default). One account for every tenant.",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_SECRET_KEY",
+        "btoe_secret_key",
+        str,
+        "Tencent Cloud API SecretKey for BTOE (a secret: never logged or returned).",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_REGION",
+        "btoe_region",
+        str,
+        "Tencent Cloud region of the BTOE calls.",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_ENDPOINT",
+        "btoe_endpoint",
+        str,
+        "BTOE API endpoint URL (https://btoe.tencentcloudapi.com; tests give a local server).",
+    ),
+    Variable(
+        "OFFERSEAL_BTOE_HASH",
+        "btoe_hash",
+        str,
+        "Digest of the root deposited with BTOE: `sm3` (HashType 0, the default) or `sha256`.",
+    ),
+    Variable(
         "OFFERSEAL_OUTBOX_INTERVAL",
         "outbox_interval",
         parse_duration,

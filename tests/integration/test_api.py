@@ -36,6 +36,9 @@ def test_upload_anchor_proof_and_verify(evidence: RunningStack) -> None:
     receipt = body["intake_receipt"]["payload"]
     assert receipt["document_id"] == body["id"] and receipt["size"] == len(content)
     assert receipt["tenant"] == "acme" and receipt["sequence"] >= 1
+    # SM3 (GB/T 32905) of the plaintext, taken at intake (the bytes are stored encrypted).
+    sm3 = "0x" + hashlib.new("sm3", content).hexdigest()
+    assert receipt["sm3"] == sm3 and body["sm3"] == sm3
 
     pending = requests.get(
         evidence.url(f"/v1/documents/{body['id']}/proof"), headers=evidence.hr, timeout=10
@@ -44,13 +47,14 @@ def test_upload_anchor_proof_and_verify(evidence: RunningStack) -> None:
         assert pending.headers["Content-Type"] == PROBLEM
 
     bundle = wait_for_proof(evidence, body["id"])
-    assert bundle["format"] == "offerseal-proof/2"
+    assert bundle["format"] == "offerseal-proof/3"
+    assert bundle["document"]["sm3"] == sm3
     assert bundle["anchor"]["chain_id"] == 31337
     meta = requests.get(
         evidence.url(f"/v1/documents/{body['id']}"), headers=evidence.legal, timeout=10
     ).json()
     assert meta["status"] == "anchored" and meta["anchor"]["tx_hash"] == bundle["anchor"]["tx_hash"]
-    assert meta["agreement_id"] == "ag-7"
+    assert meta["agreement_id"] == "ag-7" and meta["sm3"] == sm3
 
     # /v1/verify needs no key: the genuine file passes, a one-byte change fails by name.
     ok = requests.post(
@@ -60,6 +64,7 @@ def test_upload_anchor_proof_and_verify(evidence: RunningStack) -> None:
         timeout=10,
     ).json()
     assert ok["valid"], ok
+    assert {c["name"]: c["status"] for c in ok["checks"]}["document_sm3"] == "pass"
     tampered = bytearray(content)
     tampered[-1] ^= 1
     bad = requests.post(
@@ -68,7 +73,7 @@ def test_upload_anchor_proof_and_verify(evidence: RunningStack) -> None:
         data={"proof": json.dumps(bundle)},
         timeout=10,
     ).json()
-    assert bad["valid"] is False and bad["failed"] == ["document_hash"]
+    assert bad["valid"] is False and bad["failed"] == ["document_hash", "document_sm3"]
     as_json = requests.post(
         evidence.url("/v1/verify"), timeout=10, json={"proof": bundle, "sha256": body["sha256"]}
     ).json()
@@ -132,6 +137,8 @@ def test_hash_only_batch_intake(evidence: RunningStack) -> None:
     receipt = bundle["intake_receipt"]
     assert receipt["signature"] == body["intake_receipt"]["signature"]
     assert receipt["item"]["sha256"] == last["sha256"] and receipt["item"]["size"] is None
+    # Registered by hash only: OfferSeal never had the bytes, so there is no SM3 to state.
+    assert "sm3" not in receipt["item"] and "sm3" not in bundle["document"]
     verdict = requests.post(
         evidence.url("/v1/verify"), timeout=10, json={"proof": bundle, "sha256": last["sha256"]}
     ).json()

@@ -93,7 +93,7 @@ def test_a_bundle_carries_a_token_every_verifier_accepts(
     content = b"resignation acceptance " + os.urandom(16)
     doc_id = upload(stamped, content).json()["id"]
     bundle = stamped_proof(stamped, doc_id)
-    assert bundle["format"] == "offerseal-proof/2"
+    assert bundle["format"] == "offerseal-proof/3"
     assert bundle["witnesses"] == ["ethereum", "rfc3161"]
     [entry] = bundle["timestamps"]
     assert entry["tsa"] == tsa.url and entry["hash_algorithm"] == "sha256"

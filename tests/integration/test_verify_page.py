@@ -34,6 +34,7 @@ WIDTH = 360
 CHECKS = [
     "format",
     "document_hash",
+    "document_sm3",
     "receipt_signature",
     "leaf",
     "merkle_path",

@@ -79,7 +79,7 @@ def test_the_facts_come_from_the_description_and_the_bundle() -> None:
     assert facts.sha256 == SHA and facts.tx_hash == TX and facts.registry == REGISTRY
     assert facts.filename == "离职证明.pdf" and facts.size == 20480
     assert facts.block_number == 12 and facts.block_time == "2025-11-26 02:00:00 UTC"
-    assert len(facts.path) == 2 and facts.proof_format == "offerseal-proof/2"
+    assert len(facts.path) == 2 and facts.proof_format == "offerseal-proof/3"
     assert facts.stamps == ({"tsa": "http://tsa.test/", "gen_time": "2026-11-26T02:00:01Z",
                              "serial_number": "4242"},)  # fmt: skip
     assert facts.uploader["key_name"] == "hr-portal" and facts.client_address == "203.0.113.7"
@@ -103,14 +103,37 @@ def test_every_section_is_labelled_in_both_languages(lang: str, expected: list[s
     for item in expected:
         assert item in text
     assert "ats" in text and "old-employer.example" in text and "203.0.113.7" in text
-    assert len(sections) == 4
+    assert len(sections) == 5
 
 
 def test_without_a_stamp_the_section_says_so() -> None:
     sections = rows_of(certificate_facts(DESCRIPTION, bundle(stamps=False)), "en")
-    assert sections[-1][1] == []
+    assert sections[3][1] == []
     pdf = render(certificate_facts(DESCRIPTION, bundle(stamps=False)), "en")
     assert "carries no RFC 3161 time-stamp" in text_of(pdf)
+
+
+def test_the_sm3_and_each_judicial_deposit_are_stated() -> None:
+    sm3 = "0x" + "cd" * 32
+    good = bundle()
+    good["document"]["sm3"] = sm3
+    good["deposits"] = [
+        {"type": "tencent-btoe", "hash_algorithm": "sm3", "hash": "ef" * 32,
+         "evidence_id": "ev-42", "tx_hash": "0x" + "99" * 32,
+         "evidence_time": "2026-11-26 10:00:02", "block_height": 800}
+    ]  # fmt: skip
+    facts = certificate_facts(DESCRIPTION, good)
+    assert facts.sm3 == sm3
+    zh = dict(rows_of(facts, "zh-CN")[0][1])
+    assert zh["SM3 哈希值 (GB/T 32905)"] == sm3
+    deposit = dict(rows_of(facts, "zh-CN")[4][1])
+    assert deposit["存证平台"] == "腾讯云 BTOE" and deposit["存证编码"] == "ev-42"
+    assert deposit["存证哈希值"] == "SM3 " + "ef" * 32
+    text = "".join(text_of(render(facts, "zh-CN")).split())
+    assert "ev-42" in text and "司法区块链存证" in text and sm3 in text
+    bare = rows_of(certificate_facts(DESCRIPTION, bundle()), "en")
+    assert "registered by hash only" in dict(bare[0][1])["SM3 (GB/T 32905)"]
+    assert "no judicial-chain deposit" in dict(bare[4][1])["Note"]
 
 
 def render(facts: certificate.Facts, lang: str) -> bytes:
@@ -224,8 +247,8 @@ def test_the_published_schemas_are_valid_and_accept_a_built_bundle() -> None:
     for name in SCHEMAS:
         jsonschema.Draft202012Validator.check_schema(load_schema(name))
     good = bundle()
-    assert schema_for_bundle(good) == "proof-bundle-2"
-    validator = jsonschema.Draft202012Validator(load_schema("proof-bundle-2"))
+    assert schema_for_bundle(good) == "proof-bundle-3"
+    validator = jsonschema.Draft202012Validator(load_schema("proof-bundle-3"))
     validator.validate(good)
     validator.validate(bundle(stamps=False))
     for path, value in ((("document", "sha256"), "0xnothex"), (("anchor", "chain_id"), "1")):

@@ -542,3 +542,36 @@ def test_every_byte_read_counts_against_the_budget() -> None:
     assert not result["valid"] and result["failed"], result
     small = check(data, dossier.chain, max_bytes=len(dossier.entries["manifest.json"]) + 10)
     assert small["failed"] == ["zip"]
+
+VECTOR_ABC = "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"  # GB/T 32905
+
+
+def test_the_manifest_lists_each_files_sm3_and_the_verifier_checks_it() -> None:
+    from offerseal.contracts.domain.dossier import DossierFile, manifest_bytes
+    from offerseal_verify.sm3 import sm3
+
+    made = json.loads(
+        manifest_bytes({"id": "a-1"}, "2026-12-01T00:00:00Z", [DossierFile("a.txt", b"abc", "x")])
+    )
+    assert made["files"][0]["sm3"] == VECTOR_ABC
+    plain = make_dossier().entries  # the same bytes every time (deterministic signatures)
+
+    def with_sm3(manifest: dict[str, Any]) -> None:
+        for entry in manifest["files"]:
+            entry["sm3"] = sm3(plain[entry["path"]]).hex()
+
+    dossier = make_dossier(with_sm3)
+    result = check(dossier.zip(), dossier.chain)
+    assert result["valid"], result
+    assert "(5 with its sm3 too)" in result["checks"][2]["detail"]
+
+    def wrong_sm3(manifest: dict[str, Any]) -> None:
+        with_sm3(manifest)
+        manifest["files"][0]["sm3"] = "00" * 32
+
+    bad = make_dossier(wrong_sm3)  # a producer that lied about one SM3 (and anchored the lie)
+    result = check(bad.zip(), bad.chain)
+    assert result["failed"] == ["files"] and "has sm3" in result["checks"][2]["detail"]
+    manifest = manifest_of({"a": (b"", None)})
+    manifest["files"][0]["sm3"] = "0X"
+    assert manifest_problems(manifest) == ["files[0].sm3: 64 lowercase hex digits are required"]

@@ -107,9 +107,9 @@ def test_a_genuine_bundle_passes_every_check() -> None:
 
 def test_bundle_has_the_documented_shape() -> None:
     bundle, _, _ = make_bundle()
-    assert bundle["format"] == "offerseal-proof/2"
+    assert bundle["format"] == "offerseal-proof/3"
     assert bundle["witnesses"] == ["ethereum"]
-    assert bundle["timestamps"] == []
+    assert bundle["timestamps"] == [] and bundle["deposits"] == []
     assert bundle["leaf"]["encoding"] == ["bytes32", "bytes32"]
     assert bundle["leaf"]["values"][0] == bundle["document"]["sha256"]
     assert set(bundle["anchor"]) == {

@@ -78,7 +78,7 @@ def stamp_check(verdict: Any) -> Any:
 
 def test_a_stamped_bundle_names_its_witnesses_and_verifies(authority: Authority) -> None:
     bundle, chain, signer = stamped_bundle(authority)
-    assert bundle["format"] == "offerseal-proof/2"
+    assert bundle["format"] == "offerseal-proof/3"
     assert bundle["witnesses"] == ["ethereum", "rfc3161"]
     entry = bundle["timestamps"][0]
     assert entry["hash_algorithm"] == "sha256" and entry["certificates"]

@@ -16,6 +16,7 @@ from .proofs import ChainView, Check, Verdict, sha256_hex, verify_bundle
 from .receipts import TrustedKey
 from .report import hide_secrets, print_verdict, witness_summary
 from .rpc import JsonRpcChainView
+from .sm3 import sm3_hex
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -71,6 +72,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
         trusted_keys=keys,
         chain=chain,
         tsa_roots=roots,
+        document_sm3=sm3_hex(document),
     )
     verdict = Verdict((*verdict.checks, *extra))
     return print_verdict(

@@ -34,6 +34,8 @@ from .ceremony import check_record
 from .hexbytes import from_hex32
 from .proofs import MAX_BUNDLE_BYTES, ChainView, Check, Verdict, verify_bundle
 from .receipts import TrustedKey
+from .sm3 import Sm3
+from .sm3 import sm3 as sm3_digest
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -203,6 +205,10 @@ def manifest_problems(manifest: Any) -> list[str]:
             paths.append(path)
         if not (isinstance(entry.get("sha256"), str) and _SHA256.fullmatch(entry["sha256"])):
             problems.append(f"{where}.sha256: 64 lowercase hex digits are required")
+        if "sm3" in entry and not (
+            isinstance(entry["sm3"], str) and _SHA256.fullmatch(entry["sm3"])
+        ):
+            problems.append(f"{where}.sm3: 64 lowercase hex digits are required")
         size = entry.get("bytes")
         if not (_is_int(size) and size >= 0):
             problems.append(f"{where}.bytes: a non-negative integer is required")
@@ -223,12 +229,12 @@ def manifest_problems(manifest: Any) -> list[str]:
     return problems
 
 
-def _stream_sha256(
+def _stream_digests(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, budget: _Budget
-) -> tuple[str, int]:
-    """sha256 and size of an entry, reading at most `limit` + 1 bytes (enough to see it is
+) -> tuple[str, str, int]:
+    """sha256, SM3 and size of an entry, reading at most `limit` + 1 bytes (enough to see it is
     longer than it should be, never a decompression bomb's whole output)."""
-    digest = hashlib.sha256()
+    digest, digest_sm3 = hashlib.sha256(), Sm3()
     size = 0
     with archive.open(info) as stream:
         while size <= limit:
@@ -237,8 +243,9 @@ def _stream_sha256(
                 break
             budget.take(len(chunk))
             digest.update(chunk)
+            digest_sm3.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
+    return digest.hexdigest(), digest_sm3.digest().hex(), size
 
 
 def _read_small(
@@ -436,8 +443,10 @@ def _verify_open(
         )
     )
 
-    # 3. Every listed file present with its sha256 and size; nothing else in the ZIP.
+    # 3. Every listed file present with its sha256 (and SM3, where listed) and size; nothing
+    # else in the ZIP.
     actual: dict[str, str] = {}
+    actual_sm3: dict[str, str] = {}
     missing: list[str] = []
     declared = sum(entry["bytes"] for entry in files)
     if declared > budget.left:
@@ -451,7 +460,7 @@ def _verify_open(
             missing.append(f"{path} is listed but missing")
             continue
         try:
-            sha, size = _stream_sha256(archive, info, entry["bytes"], budget)
+            sha, sm3, size = _stream_digests(archive, info, entry["bytes"], budget)
         except BudgetExceeded as exc:
             checks.append(Check("files", False, f"{path}: {exc}"))
             return Verdict(tuple(checks))
@@ -463,8 +472,11 @@ def _verify_open(
             missing.append(f"{path} has {longer}{size} bytes, the manifest says {entry['bytes']}")
         elif sha != entry["sha256"]:
             missing.append(f"{path} has sha256 {sha}, the manifest says {entry['sha256']}")
+        elif "sm3" in entry and sm3 != entry["sm3"]:
+            missing.append(f"{path} has sm3 {sm3}, the manifest says {entry['sm3']}")
         else:
             actual[path] = sha
+            actual_sm3[path] = sm3
     listed = {entry["path"] for entry in files}
     unlisted = sorted(set(entries) - listed - OUTSIDE_MANIFEST)
     missing.extend(f"{name} is in the ZIP but not in the manifest" for name in unlisted)
@@ -475,8 +487,8 @@ def _verify_open(
             Check(
                 "files",
                 True,
-                f"{len(files)} listed file(s) present with the manifest's sha256 and size; "
-                "no unlisted entry",
+                f"{len(files)} listed file(s) present with the manifest's sha256 and size "
+                f"({sum('sm3' in e for e in files)} with its sm3 too); no unlisted entry",
             )
         )
 
@@ -494,6 +506,7 @@ def _verify_open(
             chain,
             tsa_roots,
             budget,
+            sm3_digest(manifest_bytes).hex(),
         )
     )
 
@@ -523,6 +536,7 @@ def _verify_open(
                 chain,
                 tsa_roots,
                 budget,
+                actual_sm3[path],
             )
         )
 
@@ -601,6 +615,7 @@ def _bundle_check(
     chain: ChainView | None,
     tsa_roots: Sequence[Certificate] | None,
     budget: _Budget,
+    sm3_hex: str | None = None,
 ) -> Check:
     if info is None:
         return Check(name, False, f"{what}: no {bundle_path} in the dossier")
@@ -612,6 +627,7 @@ def _bundle_check(
         verdict = verify_bundle(
             bundle,
             document_sha256="0x" + sha256_hex,
+            document_sm3="0x" + sm3_hex if sm3_hex is not None else None,
             trusted_keys=trusted_keys,
             chain=chain,
             tsa_roots=tsa_roots,

@@ -2,7 +2,9 @@
 
 `offerseal-proof/2` adds the witnesses beside the chain: `witnesses` lists what the bundle
 carries (`ethereum`, and `rfc3161` once a Time-Stamp Authority stamped the root) and
-`timestamps` holds the RFC 3161 tokens. `offerseal-proof/1` bundles (the chain only) still verify.
+`timestamps` holds the RFC 3161 tokens. `offerseal-proof/3` adds the document's SM3 digest
+(`document.sm3`, when its bytes were received; the intake receipt signs it) and judicial-chain
+deposits of the root (`deposits`, witness `tencent-btoe`). Bundles of formats 1 and 2 still verify.
 
 Verification needs only the document (or its sha256), the bundle, the receipt signer's public key,
 the TSA roots one trusts and, for the chain checks, any view of the chain (`ChainView`): not the
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import merkle
+from .deposits import MAX_DEPOSITS, verify_deposit
 from .hexbytes import from_hex32, is_hex32, to_hex
 from .receipts import TrustedKey, verify_receipt
 
@@ -24,8 +27,9 @@ if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
 PROOF_FORMAT_V1 = "offerseal-proof/1"
-PROOF_FORMAT = "offerseal-proof/2"
-FORMATS = (PROOF_FORMAT, PROOF_FORMAT_V1)
+PROOF_FORMAT_V2 = "offerseal-proof/2"
+PROOF_FORMAT = "offerseal-proof/3"
+FORMATS = (PROOF_FORMAT, PROOF_FORMAT_V2, PROOF_FORMAT_V1)
 CHAIN_WITNESS = "ethereum"
 MAX_TIMESTAMPS = 8
 # A tree of 10,000 leaves (the largest batch) needs 14 siblings; 2**32 leaves would need 32.
@@ -82,11 +86,17 @@ def build_bundle(
     anchor: AnchorFacts,
     receipt: dict[str, Any],
     timestamps: Sequence[dict[str, Any]] = (),
+    deposits: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """A bundle; `timestamps` are RFC 3161 entries (`timestamps.bundle_entry`) of the root."""
+    """A bundle; `timestamps` are RFC 3161 entries (`timestamps.bundle_entry`) of the root,
+    `deposits` judicial-chain entries (`deposits.verify_deposit` reads them). `document` may
+    carry `sm3` (documents whose bytes were received)."""
     sha = from_hex32(document["sha256"])
     leaf = merkle.leaf_hash(sha, salt)
     witnesses = [CHAIN_WITNESS] + (["rfc3161"] if timestamps else [])
+    for entry in deposits:
+        if entry["type"] not in witnesses:
+            witnesses.append(str(entry["type"]))
     return {
         "format": PROOF_FORMAT,
         "witnesses": witnesses,
@@ -100,6 +110,7 @@ def build_bundle(
         "anchor": asdict(anchor),
         "intake_receipt": receipt,
         "timestamps": list(timestamps),
+        "deposits": list(deposits),
     }
 
 
@@ -148,6 +159,14 @@ def sha256_hex(data: bytes) -> str:
     return to_hex(hashlib.sha256(data).digest())
 
 
+def claimed_sm3(bundle: Any) -> str | None:
+    """The SM3 digest a bundle states for its document (None: format 1 or 2, or a document
+    registered by hash only, whose bytes OfferSeal never had)."""
+    document = bundle.get("document") if isinstance(bundle, dict) else None
+    value = document.get("sm3") if isinstance(document, dict) else None
+    return str(value).lower() if value is not None else None
+
+
 def verify_bundle(
     bundle: Any,
     *,
@@ -155,10 +174,12 @@ def verify_bundle(
     trusted_keys: Mapping[str, bytes | TrustedKey] | None,
     chain: ChainView | None,
     tsa_roots: Sequence[Certificate] | None = None,
+    document_sm3: str | None = None,
 ) -> Verdict:
     """Run every check; a forged or mismatched bundle gives failing checks, never an exception.
     `tsa_roots`: the TSA root certificates trusted for RFC 3161 stamps (None: the roots the
-    bundle names, and the checks say so)."""
+    bundle names, and the checks say so). `document_sm3`: the SM3 of the document's bytes, when
+    they are given: checked against the bundle's `document.sm3` where it has one."""
     checks: list[Check] = []
     if not isinstance(bundle, dict) or bundle.get("format") not in FORMATS:
         return Verdict((Check("format", False, f"not an {' or '.join(FORMATS)} bundle"),))
@@ -175,7 +196,10 @@ def verify_bundle(
         receipt = bundle["intake_receipt"]
         if len(leaf_values) != 2 or not all(is_hex32(v) for v in leaf_values):
             raise ValueError("leaf.values must be two 32-byte hex values")
-        stamps, witnesses = _witness_sections(bundle, version)
+        stamps, deposits, witnesses = _witness_sections(bundle, version)
+        sm3_claim = claimed_sm3(bundle)
+        if sm3_claim is not None and not is_hex32(sm3_claim):
+            raise ValueError("document.sm3 must be a 32-byte hex value")
     except (KeyError, TypeError, ValueError) as exc:
         checks.append(Check("structure", False, f"malformed bundle: {exc}"))
         return Verdict(tuple(checks))
@@ -186,13 +210,20 @@ def verify_bundle(
         ok = document_sha256.lower() == claimed
         detail = f"sha256 {document_sha256.lower()}" + ("" if ok else f", bundle says {claimed}")
         checks.append(Check("document_hash", ok, detail))
+    if document_sm3 is not None and sm3_claim is not None:
+        ok = document_sm3.lower() == sm3_claim
+        detail = f"sm3 {document_sm3.lower()}" + ("" if ok else f", bundle says {sm3_claim}")
+        checks.append(Check("document_sm3", ok, detail))
 
     ok, detail, statement = verify_receipt(receipt, trusted_keys)
     if ok:
+        signed_sm3 = statement.get("sm3")
         if str(statement.get("sha256", "")).lower() != claimed:
             ok, detail = False, "receipt is for another sha256"
         elif statement.get("document_id") != bundle["document"].get("id"):
             ok, detail = False, "receipt is for another document id"
+        elif sm3_claim is not None and str(signed_sm3 or "").lower() != sm3_claim:
+            ok, detail = False, "receipt does not sign the bundle's sm3"
     checks.append(Check("receipt_signature", ok, detail))
 
     recomputed = merkle.leaf_hash(from_hex32(leaf_values[0]), from_hex32(leaf_values[1]))
@@ -218,18 +249,45 @@ def verify_bundle(
     )
     checks.extend(_chain_checks(chain, anchor, root))
     checks.extend(_timestamp_checks(stamps, witnesses, root, tsa_roots))
+    checks.extend(_deposit_checks(deposits, witnesses, root))
     return Verdict(tuple(checks))
 
 
-def _witness_sections(bundle: dict[str, Any], version: str) -> tuple[list[Any], list[str]]:
+def _witness_sections(
+    bundle: dict[str, Any], version: str
+) -> tuple[list[Any], list[Any], list[str]]:
+    """(RFC 3161 stamps, judicial-chain deposits, witnesses) as the bundle's format has them."""
     if version == PROOF_FORMAT_V1:
-        return [], [CHAIN_WITNESS]
+        return [], [], [CHAIN_WITNESS]
     stamps, witnesses = bundle["timestamps"], bundle["witnesses"]
-    if not isinstance(stamps, list) or not isinstance(witnesses, list):
-        raise ValueError("timestamps and witnesses must be lists")
+    deposits = bundle["deposits"] if version == PROOF_FORMAT else []
+    if not all(isinstance(x, list) for x in (stamps, witnesses, deposits)):
+        raise ValueError("timestamps, deposits and witnesses must be lists")
     if len(stamps) > MAX_TIMESTAMPS:
         raise ValueError(f"at most {MAX_TIMESTAMPS} time-stamps")
-    return stamps, [str(w) for w in witnesses]
+    if len(deposits) > MAX_DEPOSITS:
+        raise ValueError(f"at most {MAX_DEPOSITS} deposits")
+    return stamps, deposits, [str(w) for w in witnesses]
+
+
+def _deposit_checks(deposits: list[Any], witnesses: list[str], root: bytes) -> list[Check]:
+    """One check per judicial-chain deposit; every deposit witness listed has an entry and
+    every entry's type is listed."""
+    listed = {w for w in witnesses if w not in (CHAIN_WITNESS, "rfc3161")}
+    present = {str(e.get("type")) for e in deposits if isinstance(e, dict)}
+    if listed != present:
+        return [
+            Check(
+                "judicial_deposit",
+                False,
+                f"witnesses list {sorted(listed)} but the deposits are of {sorted(present)}",
+            )
+        ]
+    out = []
+    for entry in deposits:
+        ok, detail = verify_deposit(entry, root)
+        out.append(Check("judicial_deposit", ok, detail))
+    return out
 
 
 def _timestamp_checks(

@@ -8,7 +8,8 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from .proofs import Check, Verdict
+from .deposits import PROVIDER_NAMES
+from .proofs import Check, Verdict, claimed_sm3
 
 MARKS = {True: "PASS", False: "FAIL", None: "SKIP"}
 CHAIN_CHECKS = ("root_anchored", "anchor_transaction", "block_timestamp")
@@ -41,7 +42,9 @@ def check_lines(checks: tuple[Check, ...], indent: str = "") -> list[str]:
 def witness_summary(
     bundle: object, verdict: Verdict, redact: Callable[[str], str] = lambda url: url
 ) -> str:
-    """Each witness the bundle carries and whether it held: the chain, each RFC 3161 TSA."""
+    """Each witness the bundle carries and whether it held: the chain, each RFC 3161 TSA, each
+    judicial-chain deposit (checked off line only: the provider alone confirms it on line); and
+    whether the bundle states the document's SM3."""
     chain_checks = [c for c in verdict.checks if c.name in CHAIN_CHECKS]
     chain_ok = None if any(c.ok is None for c in chain_checks) else all(c.ok for c in chain_checks)
     parts = [f"ethereum {MARKS[chain_ok if chain_checks else False]}"]
@@ -54,6 +57,25 @@ def witness_summary(
         parts.append(f"rfc3161 {redact(tsa)} {MARKS[check.ok]}")
     if not stamps:
         parts.append("rfc3161 none in this bundle")
+    deposits = [c for c in verdict.checks if c.name == "judicial_deposit"]
+    entries = bundle.get("deposits") if isinstance(bundle, dict) else None
+    for index, check in enumerate(deposits):
+        kind = "?"
+        if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
+            kind = str(entries[index].get("type", "?"))
+        parts.append(
+            f"{kind} {MARKS[check.ok]}"
+            + (
+                f" (present, checked against the provider's answer; on-line confirmation "
+                f"needs {PROVIDER_NAMES.get(kind, 'the provider')})"
+                if check.ok
+                else ""
+            )
+        )
+    if not deposits:
+        parts.append("judicial chain none in this bundle")
+    if claimed_sm3(bundle) is None:
+        parts.append("sm3 not in this bundle (registered by hash only, or an older format)")
     return "; ".join(parts)
 
 

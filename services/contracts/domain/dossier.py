@@ -1,6 +1,6 @@
 # ruff: noqa: RUF001  (Chinese text uses full-width punctuation)
 """The agreement dossier's rules, without I/O: which files it holds and what each is, the
-manifest that lists every one of them by sha256 (its own hash is anchored, so nothing can be
+manifest that lists every one of them by sha256 and SM3 (its own hash is anchored, so nothing can be
 added or removed unseen), the damages against the 30% cap, and the ZIP itself.
 
 Format `offerseal-dossier-1`: `manifest.json` lists every entry of the ZIP except itself,
@@ -19,6 +19,8 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from offerseal_verify.sm3 import sm3
 
 FORMAT = "offerseal-dossier-1"
 MANIFEST = "manifest.json"
@@ -44,6 +46,11 @@ class DossierFile:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def sm3(self) -> str:
+        """SM3 (GB/T 32905) of the bytes, the digest Chinese evidence platforms compare."""
+        return sm3(self.content).hex()
 
 
 def safe_name(name: str, fallback: str) -> str:
@@ -106,6 +113,7 @@ def manifest_bytes(agreement: Mapping[str, Any], as_of: str, files: Sequence[Dos
             {
                 "path": f.path,
                 "sha256": f.sha256,
+                "sm3": f.sm3,
                 "bytes": len(f.content),
                 "title": f.title,
                 **({"proof": f.proof} if f.proof else {}),

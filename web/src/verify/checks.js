@@ -1,5 +1,6 @@
-// The checks of an offerseal-proof/1 or /2 bundle (the chain witness; RFC 3161 stamps are checked
-// by the command line against the TSA roots one trusts), the same as the `offerseal verify` command runs,
+// The checks of an offerseal-proof/1, /2 or /3 bundle (the chain witness, the document's SM3 where
+// the bundle states it, judicial-chain deposits checked off line; RFC 3161 stamps are in
+// timestamps.js), the same as the `offerseal verify` command runs,
 // computed in the browser: nothing here trusts OfferSeal's servers. Each check is
 // {name, ok: true | false | null, key, params}; `key` names the message that explains it.
 
@@ -10,8 +11,9 @@ import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
 import { keccak256, standardLeafHash } from "@openzeppelin/merkle-tree/dist/hashes.js";
 
 import { canonicalJson } from "./canonical.js";
+import { sm3 } from "./sm3.js";
 
-export const PROOF_FORMATS = ["offerseal-proof/2", "offerseal-proof/1"];
+export const PROOF_FORMATS = ["offerseal-proof/3", "offerseal-proof/2", "offerseal-proof/1"];
 export const PROOF_FORMAT = PROOF_FORMATS[0];
 export const MAX_PROOF_LENGTH = 32;
 const RECEIPT_FORMATS = ["offerseal-intake-receipt/2", "offerseal-intake-receipt/1"];
@@ -107,7 +109,7 @@ function verifyReceipt(receipt, trusted) {
  * The checks that need no chain: format, document_hash, receipt_signature, leaf, merkle_path.
  * Returns {checks, facts}; `facts` (root, anchor) is null when the bundle is unusable.
  */
-export function verifyOffline(bundle, documentSha256, trusted) {
+export function verifyOffline(bundle, documentSha256, trusted, documentSm3 = null) {
   const checks = [];
   if (!bundle || typeof bundle !== "object" || !PROOF_FORMATS.includes(bundle.format)) {
     return {
@@ -116,9 +118,13 @@ export function verifyOffline(bundle, documentSha256, trusted) {
     };
   }
   checks.push(check("format", true, "format.pass", { format: bundle.format }));
-  let claimed, values, leafHash, root, path, anchor, receipt;
+  let claimed, claimedSm3, values, leafHash, root, path, anchor, receipt;
   try {
     claimed = String(bundle.document.sha256).toLowerCase();
+    claimedSm3 = bundle.document.sm3 == null ? null : String(bundle.document.sm3).toLowerCase();
+    if (claimedSm3 !== null && !HEX32.test(claimedSm3)) {
+      throw new Error("document.sm3 must be a 32-byte hex value");
+    }
     values = bundle.leaf.values.map((v) => String(v).toLowerCase());
     leafHash = String(bundle.leaf.hash).toLowerCase();
     root = String(bundle.merkle.root).toLowerCase();
@@ -146,6 +152,14 @@ export function verifyOffline(bundle, documentSha256, trusted) {
       ? check("document_hash", true, "document_hash.pass", { actual })
       : check("document_hash", false, "document_hash.fail", { actual, claimed })
   );
+  if (documentSm3 && claimedSm3 !== null) {
+    const sm3Actual = documentSm3.toLowerCase();
+    checks.push(
+      sm3Actual === claimedSm3
+        ? check("document_sm3", true, "document_sm3.pass", { actual: sm3Actual })
+        : check("document_sm3", false, "document_sm3.fail", { actual: sm3Actual, claimed: claimedSm3 })
+    );
+  }
 
   const r = verifyReceipt(receipt, trusted);
   let receiptCheck = check("receipt_signature", r.ok, r.key, r.params || {});
@@ -153,6 +167,8 @@ export function verifyOffline(bundle, documentSha256, trusted) {
     receiptCheck = check("receipt_signature", false, "receipt.other_sha256");
   } else if (r.ok && r.statement.document_id !== (bundle.document || {}).id) {
     receiptCheck = check("receipt_signature", false, "receipt.other_document");
+  } else if (r.ok && claimedSm3 !== null && String(r.statement.sm3 || "").toLowerCase() !== claimedSm3) {
+    receiptCheck = check("receipt_signature", false, "receipt.other_sm3");
   }
   checks.push(receiptCheck);
 
@@ -167,6 +183,49 @@ export function verifyOffline(bundle, documentSha256, trusted) {
     })
   );
   return { checks, facts: { root, anchor } };
+}
+
+const DEPOSIT_TYPES = ["tencent-btoe"];
+const BTOE_HASH_TYPES = { sm3: 0, sha256: 1 };
+const DEPOSIT_DIGESTS = { sm3: (bytes) => sm3(bytes), sha256: (bytes) => nobleSha256(bytes) };
+
+function depositCheck(entry, root) {
+  if (!entry || typeof entry !== "object") return check("judicial_deposit", false, "deposit.malformed");
+  const type = String(entry.type);
+  const algorithm = String(entry.hash_algorithm);
+  if (!DEPOSIT_TYPES.includes(type)) return check("judicial_deposit", false, "deposit.type", { type });
+  if (entry.subject !== "merkle_root" || !DEPOSIT_DIGESTS[algorithm]) {
+    return check("judicial_deposit", false, "deposit.subject", { type });
+  }
+  const digest = toHex(DEPOSIT_DIGESTS[algorithm](fromHex(root))).slice(2);
+  const request = entry.request || {};
+  const response = entry.response || {};
+  const ok =
+    String(entry.hash || "").toLowerCase() === digest &&
+    String(request.EvidenceHash || "").toLowerCase() === digest &&
+    request.HashType === BTOE_HASH_TYPES[algorithm] &&
+    !!entry.evidence_id &&
+    entry.evidence_id === response.EvidenceId &&
+    entry.tx_hash === response.EvidenceTxHash &&
+    entry.evidence_time === response.EvidenceTime;
+  const params = { id: String(entry.evidence_id), tx: String(entry.tx_hash), time: String(entry.evidence_time), algorithm };
+  return check("judicial_deposit", ok, ok ? "deposit.pass" : "deposit.fail", params);
+}
+
+/**
+ * Judicial-chain deposits (format 3), checked off line: each entry holds the digest of this root
+ * and the ids of the provider's answer. Only the provider can confirm on line that it recorded
+ * it; the messages say so.
+ */
+export function depositChecks(bundle, root) {
+  if (bundle.format !== PROOF_FORMATS[0]) return [];
+  const deposits = Array.isArray(bundle.deposits) ? bundle.deposits : [];
+  const listed = (bundle.witnesses || []).filter((w) => w !== "ethereum" && w !== "rfc3161").sort();
+  const present = [...new Set(deposits.map((d) => String((d || {}).type)))].sort();
+  if (JSON.stringify(listed) !== JSON.stringify(present)) {
+    return [check("judicial_deposit", false, "deposit.witnesses")];
+  }
+  return deposits.map((entry) => depositCheck(entry, root));
 }
 
 export const ANCHORED_AT_SELECTOR = keccak256(utf8.encode("anchoredAt(bytes32)")).slice(0, 10);

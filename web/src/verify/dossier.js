@@ -9,7 +9,16 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 
 import { canonicalJson } from "./canonical.js";
 
-import { chainChecks, isValid, mergeEndpoints, sha256Hex, unreachable, verifyOffline } from "./checks.js";
+import {
+  chainChecks,
+  depositChecks,
+  isValid,
+  mergeEndpoints,
+  sha256Hex,
+  unreachable,
+  verifyOffline,
+} from "./checks.js";
+import { sm3Hex } from "./sm3.js";
 import { client } from "./rpc.js";
 import { timestampChecks } from "./timestamps.js";
 
@@ -146,6 +155,7 @@ export function manifestProblems(manifest) {
       paths.push(path);
     }
     if (typeof entry.sha256 !== "string" || !SHA256.test(entry.sha256)) problems.push(`${where}.sha256`);
+    if ("sm3" in entry && (typeof entry.sm3 !== "string" || !SHA256.test(entry.sm3))) problems.push(`${where}.sm3`);
     if (!Number.isSafeInteger(entry.bytes) || entry.bytes < 0) problems.push(`${where}.bytes`);
     if (typeof entry.title !== "string") problems.push(`${where}.title`);
     if ("proof" in entry && typeof entry.proof !== "string") problems.push(`${where}.proof`);
@@ -171,10 +181,12 @@ export function manifestProblems(manifest) {
 }
 
 /** Every check of one proof bundle for a sha256: offline checks, stamps, chain at each endpoint. */
-export async function checkBundle(bundle, sha, { endpoints, trusted, tsaRoots }) {
-  const { checks, facts } = verifyOffline(bundle, sha, trusted);
+export async function checkBundle(bundle, sha, { endpoints, trusted, tsaRoots }, sm3 = null) {
+  const { checks, facts } = verifyOffline(bundle, sha, trusted, sm3);
   if (!facts) return { checks, disagree: false };
-  const stamps = await timestampChecks(bundle, facts.root, tsaRoots);
+  const stamps = (await timestampChecks(bundle, facts.root, tsaRoots)).concat(
+    depositChecks(bundle, facts.root)
+  );
   const perEndpoint = await Promise.all(
     endpoints.map(async (url) => {
       try {
@@ -276,6 +288,7 @@ export async function verifyDossier(bytes, options) {
 
   // 3. Every listed file with its sha256 and size; nothing unlisted.
   const actual = {};
+  const actualSm3 = {};
   const missing = [];
   const changed = [];
   for (const entry of manifest.files) {
@@ -285,8 +298,13 @@ export async function verifyDossier(bytes, options) {
       continue;
     }
     const sha = (await sha256Hex(data)).slice(2);
+    const sm3 = sm3Hex(data).slice(2);
     if (data.length !== entry.bytes || sha !== entry.sha256) changed.push(entry.path);
-    else actual[entry.path] = sha;
+    else if (entry.sm3 !== undefined && sm3 !== entry.sm3) changed.push(entry.path);
+    else {
+      actual[entry.path] = sha;
+      actualSm3[entry.path] = sm3;
+    }
   }
   const listed = new Set(manifest.files.map((e) => e.path));
   const unlisted = names.filter((n) => !listed.has(n) && !OUTSIDE_MANIFEST.includes(n)).sort();
@@ -306,7 +324,7 @@ export async function verifyDossier(bytes, options) {
   // 4. The manifest's proof; 5. each file's own proof.
   let disagree = false;
   const manifestSha = await sha256Hex(files[MANIFEST]);
-  async function bundleCheck(name, bundlePath, what, sha) {
+  async function bundleCheck(name, bundlePath, what, sha, sm3) {
     if (!files[bundlePath]) return check(name, false, "bundle.missing", { what, bundle: bundlePath });
     let bundle;
     try {
@@ -314,18 +332,28 @@ export async function verifyDossier(bytes, options) {
     } catch (error) {
       return check(name, false, "bundle.json", { what, bundle: bundlePath, error: String(error.message || error) });
     }
-    const result = await checkBundle(bundle, sha, options);
+    const result = await checkBundle(bundle, sha, options, sm3);
     disagree = disagree || result.disagree;
     return summarise(name, { what, bundle: bundlePath }, result);
   }
-  checks.push(await bundleCheck("manifest_anchored", MANIFEST_PROOF, MANIFEST, manifestSha));
+  checks.push(
+    await bundleCheck("manifest_anchored", MANIFEST_PROOF, MANIFEST, manifestSha, sm3Hex(files[MANIFEST]))
+  );
   for (const entry of manifest.files) {
     if (!("proof" in entry)) continue;
     if (!(entry.path in actual) || !(entry.proof in actual)) {
       checks.push(check("file_proof", false, "file_proof.mismatch", { path: entry.path, proof: entry.proof }));
       continue;
     }
-    checks.push(await bundleCheck("file_proof", entry.proof, entry.path, "0x" + actual[entry.path]));
+    checks.push(
+      await bundleCheck(
+        "file_proof",
+        entry.proof,
+        entry.path,
+        "0x" + actual[entry.path],
+        "0x" + actualSm3[entry.path]
+      )
+    );
   }
 
   // 6. The ceremony the candidate's signature covered, against the chain.

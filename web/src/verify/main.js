@@ -6,6 +6,7 @@
 import catalog from "../../../services/web/messages.json";
 import { isValid, parseTrustedKey, sha256Hex } from "./checks.js";
 import { checkBundle, looksLikeZip, verifyDossier } from "./dossier.js";
+import { sm3Hex } from "./sm3.js";
 import { parseEndpoints } from "./rpc.js";
 import { parseCertificates } from "./timestamps.js";
 
@@ -138,9 +139,11 @@ async function runChecks({ documentFile, bundle, dossier, endpoints, trusted, ts
     const result = await verifyDossier(dossier, options);
     return { dossier: true, sha: result.manifestSha, checks: result.checks, disagree: !!result.disagree };
   }
-  const sha = await sha256Hex(await documentFile.arrayBuffer());
-  const result = await checkBundle(bundle, sha, options);
-  return { dossier: false, sha, checks: result.checks, disagree: result.disagree };
+  const bytes = await documentFile.arrayBuffer();
+  const sha = await sha256Hex(bytes);
+  const sm3 = sm3Hex(bytes);
+  const result = await checkBundle(bundle, sha, options, sm3);
+  return { dossier: false, sha, sm3, checks: result.checks, disagree: result.disagree };
 }
 
 function statusText(ok) {
@@ -205,6 +208,9 @@ function renderResults(result) {
   document.getElementById("disagree").hidden = !result.disagree;
   document.getElementById("document-sha").textContent = result.sha
     ? t(result.dossier ? "verify.dossier.sha" : "verify.document.sha", { sha: result.sha })
+    : "";
+  document.getElementById("document-sm3").textContent = result.sm3
+    ? t("verify.document.sm3", { sm3: result.sm3 })
     : "";
   document.getElementById("checks").replaceChildren(...result.checks.map(renderCheck));
   section.hidden = false;
