@@ -21,6 +21,7 @@ from offerseal.shared.auth import Principal
 from offerseal.shared.db import Database
 from offerseal.shared.errors import ValidationFailed
 from offerseal.shared.links import LinkSigner
+from offerseal.web.console.report_mail import WeeklyMail
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -126,7 +127,7 @@ def test_the_weekly_report_skips_a_holiday_monday(sqlite_url: str) -> None:
     reports = WeeklyReports(
         db,
         {"email": channel},
-        console_url="https://offerseal.example",
+        compose=WeeklyMail(db, "https://offerseal.example"),
         recipients={"acme": ["hr@acme.example"], "globex": ["hr@globex.example"]},
     )
 

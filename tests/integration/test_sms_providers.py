@@ -263,7 +263,7 @@ def test_a_code_goes_by_sms_to_the_phone_its_message_names_and_the_next_waits(
     db, service, channel = setup(sqlite_url, name, stub, phone=None)
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)).isoformat()
     offer_phone = "+86 139 0013 9000"
-    data = {"code": "428913", "channel": "sms", "phone": offer_phone, "expires_at": expires}
+    data = {"code": "428913", "channel": "sms", "to": offer_phone, "expires_at": expires}
     due(db, "code-1", schedule.CODE, data)
     service.dispatch_once()
     [sent] = stub.wait_sends(1)
