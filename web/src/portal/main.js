@@ -411,10 +411,10 @@ async function showCeremony() {
   row(list, t("portal.ceremony.consent"), when(c.consent.given_at));
   if (c.code) {
     row(list, t("portal.ceremony.code"), t("portal.ceremony.code_value", {
-      destination: c.code.destination, channel: c.code.channel, when: when(c.code.verified_at),
+      destination: c.code.destination, channel: t(`portal.ceremony.channel.${c.code.channel}`), when: when(c.code.verified_at),
     }));
   }
-  row(list, t("portal.ceremony.key"), t("portal.ceremony.key_value", { kind: c.signer.kind, address: c.signer.address }));
+  row(list, t("portal.ceremony.key"), t("portal.ceremony.key_value", { kind: t(`portal.ceremony.kind.${c.signer.kind}`), address: c.signer.address }));
   $("ceremony-hash").textContent = computed;
   $("ceremony-section").hidden = false;
   return computed;
