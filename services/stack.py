@@ -258,13 +258,11 @@ class Stack:
         from .shared.gateway import PathGateway
         from .web.app import create_app
 
-        contracts = getattr(self, "contracts", None) if "contracts" in self.urls else None
-        self.web_app = create_app(
-            self.settings,
-            self.db,
-            contracts.service if contracts is not None else None,
-            public_origin=self._web_url(),
-        )
+        # The console acts through the contracts API: the one beside it, else the configured one.
+        settings = self.settings
+        if "contracts" in self.urls and not settings.contracts_url:
+            settings = settings.with_(contracts_url=self.urls["contracts"])
+        self.web_app = create_app(settings, self.db, public_origin=self._web_url())
         services: dict[str, Any] = {
             name: getattr(self, name).app
             for name in ("evidence", "contracts", "notify")

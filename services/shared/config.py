@@ -81,6 +81,7 @@ class Settings:
     contracts_signer_key: str = ""
     agreements_address: str = ""
     evidence_url: str = ""
+    contracts_url: str = ""
     notify_url: str = ""
     api_key: str = ""
     public_url: str = ""
@@ -157,6 +158,12 @@ class Settings:
         """Where the other services reach the evidence service: OFFERSEAL_EVIDENCE_URL without a
         trailing slash, or the evidence service started beside them on this host."""
         return self.evidence_url.rstrip("/") or f"http://127.0.0.1:{self.evidence_port}"
+
+    @property
+    def contracts_base_url(self) -> str:
+        """Where the console reaches the contracts service: OFFERSEAL_CONTRACTS_URL without a
+        trailing slash, or the contracts service started beside it on this host."""
+        return self.contracts_url.rstrip("/") or f"http://127.0.0.1:{self.contracts_port}"
 
     @property
     def notify_base_url(self) -> str:

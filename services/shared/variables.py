@@ -181,6 +181,14 @@ VARIABLES: tuple[Variable, ...] = (
         "Unset: the evidence service started beside it.",
     ),
     Variable(
+        "OFFERSEAL_CONTRACTS_URL",
+        "contracts_url",
+        str,
+        "The contracts service's base URL, where the console (the web node) sends HR's actions "
+        "on agreements (offer, dates, start, withdraw, cancel, breach, links) with the person's "
+        "session. Unset: the contracts service started beside it.",
+    ),
+    Variable(
         "OFFERSEAL_API_KEY",
         "api_key",
         str,

@@ -4,7 +4,7 @@ headers and problem+json, the pages, and static files served publicly. No work a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from flask import Flask, Response, request, send_file
 
@@ -15,11 +15,9 @@ from ..shared.web import create_base_app, health_route, standard_checks
 from . import console, pages, shortlinks
 
 
-def create_app(
-    settings: Settings, db: Database, contracts: Any = None, public_origin: str = ""
-) -> Flask:
-    """`contracts`: the contracts service layer when it runs in this process (`offerseal up`);
-    the console's actions go through it with the signed-in person as the caller.
+def create_app(settings: Settings, db: Database, public_origin: str = "") -> Flask:
+    """The console's actions go to the contracts service's HTTP API
+    (`settings.contracts_base_url`), with the signed-in person's session as the caller.
     `public_origin`: where people reach these pages (the stack's portal URL), which links made
     here name; unset, OFFERSEAL_WEB_PUBLIC_URL, else http://localhost:<web port>. Never the
     request's Host header, which whoever sends the request chooses."""
@@ -28,8 +26,6 @@ def create_app(
     app.config["OFFERSEAL_PUBLIC_ORIGIN"] = (
         public_origin or settings.web_public_url or f"http://localhost:{settings.web_port}"
     ).rstrip("/")
-    if contracts is not None:
-        app.extensions["offerseal.contracts_service"] = contracts
     app.register_blueprint(pages.blp)
     app.register_blueprint(shortlinks.blp)
     app.register_blueprint(console.blueprint())

@@ -14,7 +14,6 @@ from flask import Response, redirect, request
 from sqlalchemy import select
 
 from ...contracts.domain.agreements import DUE_TIME, START_TIME, at_local
-from ...contracts.domain.dates import DateChange
 from ...contracts.models import Agreement, AgreementMilestone
 from ...shared.auth import WRITE_ROLES
 from ...shared.errors import NotFound, OfferSealError
@@ -22,7 +21,7 @@ from ...shared.guards import roles
 from ...shared.models import aware
 from . import queries
 from .common import blp, caller, db, page
-from .views import _contracts
+from .contracts_client import contracts_client
 
 AMENDABLE = ("offered", "committed")
 
@@ -93,7 +92,6 @@ def amend_form(agreement_id: str) -> Response:
 @blp.post("/agreements/<string:agreement_id>/amend")
 @roles(*WRITE_ROLES)
 def amend(agreement_id: str) -> Response:
-    who = caller()
     a, milestones = _load(agreement_id)
     if a.state not in AMENDABLE:
         raise NotFound(f"the agreement is {a.state}: its dates cannot change")
@@ -130,10 +128,13 @@ def amend(agreement_id: str) -> Response:
     if errors:
         return _form(a, milestones, values, errors, 422)
     try:
-        result = _contracts().amendments.amend(
-            who,
+        result = contracts_client().amend(
             agreement_id,
-            DateChange(start_at=start_at, milestones=tuple(changed), reason=values["reason"]),
+            {
+                "start_date": start_at.isoformat() if start_at else None,
+                "milestones": [{"index": i, "due": due.isoformat()} for i, due in changed],
+                "reason": values["reason"],
+            },
         )
     except NotFound:
         raise

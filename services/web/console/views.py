@@ -11,12 +11,12 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, current_app, jsonify, redirect, render_template, request
+from flask import Response, jsonify, redirect, render_template, request
 
 from ...contracts.domain.agreements import damages_cap
 from ...contracts.dossier import DOSSIER_ROLES
 from ...shared.auth import READ_ROLES, WRITE_ROLES
-from ...shared.errors import NotFound, OfferSealError, TransientError
+from ...shared.errors import NotFound, OfferSealError
 from ...shared.guards import roles
 from ...shared.models import aware
 from .. import i18n
@@ -25,6 +25,7 @@ from . import checkpoints as cp
 from . import queries
 from . import report as weekly
 from .common import blp, caller, db, language, now, page
+from .contracts_client import contracts_client
 
 ACTIONS = ("start", "withdraw", "cancel", "breach", "revoke")
 MAX_QUERY = 200
@@ -213,15 +214,6 @@ def _readable(t: Any, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _contracts() -> Any:
-    service = current_app.extensions.get("offerseal.contracts_service")
-    if service is None:
-        raise TransientError(
-            "the contracts service does not run in this process; use its API for this action"
-        )
-    return service
-
-
 def _action_name(action: str, state: str) -> str:
     if action == "withdraw" and state == "offered":
         return "cancel"  # before the candidate signed, the employer cancels alone
@@ -288,9 +280,9 @@ def act(agreement_id: str, action: str) -> Response:
         if action == "revoke":
             if not reason:
                 return _confirm_page(a, action, [("reason", "console.error.reason_missing")], 422)
-            _contracts().agreements.revoke_links(who, agreement_id, reason)
+            contracts_client().revoke_links(agreement_id, reason)
         else:
-            _contracts().agreements.transition(who, agreement_id, chain_action)
+            contracts_client().transition(agreement_id, chain_action)
     except NotFound:
         raise
     except OfferSealError as exc:
