@@ -397,7 +397,30 @@ def cmd_dossier(args: argparse.Namespace, settings: Settings) -> int:
         f"wrote the dossier of {args.agreement_id} to {out} "
         f"(manifest sha256 {answer.headers.get('X-Manifest-SHA256', '?')})"
     )
+    if args.for_ == "notary":
+        cover = write_notary_cover(answer.content, out, f"{base}/verify")
+        print(f"wrote the notary's cover (zh-CN) to {cover}")
     return 0
+
+
+def write_notary_cover(dossier: bytes, out: Path, verify_url: str) -> Path:
+    """The one-page Chinese cover a notary office reads for a 离职进程公证, made from the
+    dossier itself, beside it (DOSSIER.notary-cover.pdf); not inside the ZIP, which stays as
+    anchored."""
+    import datetime as dt
+
+    from . import __version__
+    from .contracts.notary import notary_facts, render_notary_cover
+
+    pdf = render_notary_cover(
+        notary_facts(dossier),
+        verify_url=verify_url,
+        software=f"OfferSeal {__version__}",
+        issued_at=dt.datetime.now(dt.UTC),
+    )
+    path = out.with_name(out.stem + ".notary-cover.pdf")
+    path.write_bytes(pdf)
+    return path
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -541,6 +564,14 @@ def build_parser() -> argparse.ArgumentParser:
     dossier.add_argument("--out", help="file to write (default offerseal-dossier-ID.zip)")
     dossier.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the anchoring"
+    )
+    dossier.add_argument(
+        "--for",
+        dest="for_",
+        choices=("notary",),
+        help="notary: also write a one-page Chinese cover for a notary office "
+        "(DOSSIER.notary-cover.pdf: parties, documents with SM3 and SHA-256, witnesses, "
+        "chain of custody)",
     )
     dossier.set_defaults(func=cmd_dossier)
 

@@ -248,13 +248,14 @@ def test_a_proof_from_this_stack_validates_against_the_published_schema(
     assert {item["name"] for item in listing.json()["items"]} >= {
         "proof-bundle-1",
         "proof-bundle-2",
+        "proof-bundle-3",
         "dossier-manifest-1",
     }
     manifest_schema = requests.get(stack.url("/v1/schemas/dossier-manifest-1.json"), timeout=30)
     assert manifest_schema.status_code == 200
     jsonschema.Draft202012Validator.check_schema(manifest_schema.json())
     assert manifest_schema.json()["properties"]["format"] == {"const": "offerseal-dossier-1"}
-    served = requests.get(stack.url("/v1/schemas/proof-bundle-2.json"), timeout=30)
+    served = requests.get(stack.url("/v1/schemas/proof-bundle-3.json"), timeout=30)
     assert served.status_code == 200
     assert served.headers["Content-Type"].startswith("application/schema+json")
     schema = served.json()
@@ -262,6 +263,7 @@ def test_a_proof_from_this_stack_validates_against_the_published_schema(
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate(anchored["bundle"])
     assert anchored["bundle"]["timestamps"], "a bundle with its RFC 3161 witness"
+    assert anchored["bundle"]["document"]["sm3"], "uploaded with its bytes: its SM3 is stated"
 
     # A hash-only document's bundle carries a batch receipt (item and its path): valid too.
     sha = "0x" + hashlib.sha256(b"registered by hash").hexdigest()
@@ -274,6 +276,7 @@ def test_a_proof_from_this_stack_validates_against_the_published_schema(
     assert posted.status_code == 201, posted.text
     hash_only = wait_for_proof(stack, posted.json()["items"][0]["id"])
     validator.validate(hash_only)
+    assert "sm3" not in hash_only["document"]  # no bytes, no SM3 (the schema allows that)
 
     broken = copy.deepcopy(anchored["bundle"])
     broken["merkle"]["root"] = "0x1234"
@@ -283,7 +286,12 @@ def test_a_proof_from_this_stack_validates_against_the_published_schema(
     assert not validator.is_valid(broken)
 
     old = requests.get(stack.url("/v1/schemas/proof-bundle-1"), timeout=30).json()
-    v1 = {k: v for k, v in anchored["bundle"].items() if k not in ("witnesses", "timestamps")}
+    v1 = {
+        k: v
+        for k, v in anchored["bundle"].items()
+        if k not in ("witnesses", "timestamps", "deposits")
+    }
+    v1["document"] = {k: v for k, v in v1["document"].items() if k != "sm3"}
     jsonschema.Draft202012Validator(old).validate(dict(v1, format="offerseal-proof/1"))
     assert not jsonschema.Draft202012Validator(old).is_valid(anchored["bundle"])
     assert requests.get(stack.url("/v1/schemas/nope"), timeout=30).status_code == 404

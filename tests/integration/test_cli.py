@@ -61,7 +61,8 @@ def test_verify_passes_for_the_document_and_fails_for_a_changed_byte(
     bad = offerseal("verify", str(tampered), str(proof), "--rpc", evidence_sqlite.rpc_url, "--json")
     assert bad.returncode == 1
     result: dict[str, Any] = json.loads(bad.stdout)
-    assert result["valid"] is False and result["failed"] == ["document_hash"]
+    # The file's sha256 and its SM3 (stated by the bundle, signed by the receipt) both differ.
+    assert result["valid"] is False and result["failed"] == ["document_hash", "document_sm3"]
 
 
 def test_verify_offline_and_unreachable_chain(proof_files: tuple[Path, Path, str]) -> None:

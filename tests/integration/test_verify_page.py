@@ -281,7 +281,12 @@ def _verify_both(driver: Any, evidence: dict[str, Any], lang: str, prefix: str) 
         result = _result(driver)
         assert result["checks"]["document_hash"]["status"] == "fail", result
         assert result["checks"]["document_hash"]["tag"] == words["fail"]
-        others = {n: c["status"] for n, c in result["checks"].items() if n != "document_hash"}
+        assert result["checks"]["document_sm3"]["status"] == "fail", result
+        others = {
+            n: c["status"]
+            for n, c in result["checks"].items()
+            if n not in ("document_hash", "document_sm3")
+        }
         assert set(others.values()) == {"pass"}, others  # only the file differs
         assert not result["valid"] and result["verdict"].startswith(words["invalid"])
         _fits_phone(driver)

@@ -1,4 +1,4 @@
-// The second witness in the browser: each RFC 3161 stamp of an offerseal-proof/2 bundle, checked
+// The second witness in the browser: each RFC 3161 stamp of an offerseal-proof/2 or /3 bundle, checked
 // with PKI.js over WebCrypto as `offerseal verify --tsa-ca` checks it: a granted response whose
 // imprint is sha256 of the Merkle root, a CMS signature that verifies, a signing certificate for
 // time-stamping only (critical extendedKeyUsage) that chains, at the stamped time, to a root the
@@ -114,10 +114,10 @@ async function verifyEntry(entry, rootHex, trustedRoots) {
   });
 }
 
-/** One check per stamp of a format 2 bundle (none for format 1); a bundle that lists the
+/** One check per stamp of a format 2 or 3 bundle (none for format 1); a bundle that lists the
  * rfc3161 witness without a stamp, or a stamp without listing it, fails. */
 export async function timestampChecks(bundle, rootHex, trustedRoots) {
-  if (!bundle || bundle.format !== "offerseal-proof/2") return [];
+  if (!bundle || !["offerseal-proof/2", "offerseal-proof/3"].includes(bundle.format)) return [];
   const stamps = Array.isArray(bundle.timestamps) ? bundle.timestamps.slice(0, MAX_STAMPS) : [];
   const listed = Array.isArray(bundle.witnesses) && bundle.witnesses.includes("rfc3161");
   if (listed !== stamps.length > 0) {
