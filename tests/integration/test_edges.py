@@ -1,7 +1,7 @@
 """The edges of a deployment, against a real `offerseal up` process: what it prints (never a
 password; the bootstrap admin key once, not at every start), and the scheme it believes behind
 a TLS terminator and the gateway (deploy/gateway.conf, two trusted hops): Secure cookies and
-HSTS. Set-up links against a forged Host header: tests/integration/test_console.py."""
+HSTS; and set-up links that name the configured origin whatever Host header is sent."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from tests.gateway_conf import forwarded_headers
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 PASSWORD = "pg-s3cret-Passw0rd"  # PostgreSQL trusts local connections: it is never asked for
 READY = "Ctrl-C stops everything."
+ORIGIN = "https://offers.example.com"  # the configured people's origin
 
 
 @dataclass
@@ -76,6 +77,7 @@ def env(tmp_path: Path, postgres_url: str, fresh_anvil: Any) -> dict[str, str]:
         "OFFERSEAL_NOTIFY_PORT": str(free_port()),
         # terminator -> gateway -> this process (deploy/gateway.conf)
         "OFFERSEAL_TRUSTED_PROXIES": "2",
+        "OFFERSEAL_WEB_PUBLIC_URL": ORIGIN,
         "OFFERSEAL_LOG_LEVEL": "WARNING",
     }
 
@@ -157,3 +159,51 @@ def test_behind_a_tls_terminator_and_the_gateway_cookies_are_secure_and_hsts_is_
     )
     assert "Strict-Transport-Security" not in plain.headers
     assert "Secure" not in plain.headers["Set-Cookie"]
+
+
+def test_a_set_up_link_names_the_configured_origin_whatever_the_host_header(
+    up: Up, env: dict[str, str]
+) -> None:
+    """The admin adds a colleague and hands on the one-time link the console shows. It was built
+    from the request's Host header: a forged one put another site, which would receive the
+    set-up token, in the link."""
+    from tests.integration.test_console import PASSWORD, csrf_of
+
+    up.wait_ready()
+    command = ["users", "add", "boss@acme.example", "--role", "admin", "--tenant", "acme"]
+    added = subprocess.run(
+        [sys.executable, "-m", "offerseal.cli", *command],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    link = added.stdout.strip().splitlines()[-1]
+    assert link.startswith(f"{ORIGIN}/console/setup/"), added.stdout
+    setup = up.web + link.removeprefix(ORIGIN)
+    admin = requests.Session()
+    page = admin.get(setup, timeout=30)
+    done = admin.post(
+        setup,
+        data={"csrf_token": csrf_of(page.text), "password": PASSWORD, "confirm": PASSWORD},
+        timeout=30,
+    )
+    signed_in = admin.post(
+        up.web + "/console/login",
+        data={"csrf_token": csrf_of(done.text), "email": "boss@acme.example", "password": PASSWORD},
+        timeout=30,
+    )
+    assert signed_in.status_code == 200 and signed_in.url.endswith("/console"), signed_in.text
+    people = admin.get(up.web + "/console/people", timeout=30)
+    cookies = "; ".join(f"{c.name}={c.value}" for c in admin.cookies)
+    forged = requests.post(
+        up.web + "/console/people",
+        data={"csrf_token": csrf_of(people.text), "email": "new.hr@acme.example", "role": "hr"},
+        headers={"Host": "attacker.example", "X-Forwarded-Host": "attacker.example"}
+        | {"X-Forwarded-For": "198.51.100.7, 10.0.0.2", "Cookie": cookies},
+        timeout=30,
+    )
+    assert forged.status_code == 201, forged.text
+    assert f'id="setup-link">{ORIGIN}/console/setup/' in forged.text
+    assert "attacker.example" not in forged.text

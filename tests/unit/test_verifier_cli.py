@@ -76,3 +76,20 @@ def test_an_unreachable_endpoint_is_a_failing_check(
     assert "chain" in result["failed"]
     chain = next(c for c in result["checks"] if c["name"] == "chain")
     assert "secret" not in chain["detail"] and "abcdefghijklmnopqrstu" not in chain["detail"]
+
+
+def test_max_bytes_bounds_what_a_dossier_may_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--max-bytes` (both `offerseal-verify dossier` and `offerseal verify-dossier`): a dossier
+    whose directory declares more is refused unread, exit status 1."""
+    path = tmp_path / "dossier.zip"
+    path.write_bytes(make_dossier().zip())
+    assert main(["dossier", str(path), "--offline", "--max-bytes", "100", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] == ["zip"] and "at most 100" in result["checks"][0]["detail"]
+
+    from offerseal.cli import main as offerseal
+
+    assert offerseal(["verify-dossier", str(path), "--offline", "--max-bytes", "100"]) == 1
+    assert "at most 100" in capsys.readouterr().out
