@@ -35,7 +35,7 @@ up: setup ## run the stack on embedded defaults until Ctrl-C
 # cores. `--dist loadgroup` (pyproject.toml) keeps the tests that share RabbitMQ's fixed queue
 # names, or a module's one stack or browser, on one worker (tests/conftest.py). TEST_WORKERS=0
 # runs in one process.
-TEST_WORKERS ?= 8
+TEST_WORKERS ?= 6
 
 test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
 	$(BIN)/ruff check services tests bench verifier

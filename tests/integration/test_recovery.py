@@ -346,7 +346,7 @@ def _wait_contracts(base: str, timeout: float = 30.0) -> None:
         try:
             if requests.get(base + "/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
             pass
         time.sleep(0.1)
     raise AssertionError("contracts service not healthy")
