@@ -32,9 +32,9 @@ up: setup ## run the stack on embedded defaults until Ctrl-C
 	$(BIN)/offerseal up
 
 # The suite mostly waits (servers, chains, timers): it runs on more pytest-xdist workers than
-# cores. `--dist loadgroup` (pyproject.toml) keeps the tests that share RabbitMQ's fixed queue
-# names, or a module's one stack or browser, on one worker (tests/conftest.py). TEST_WORKERS=0
-# runs in one process.
+# cores. tests/conftest.py schedules such runs with `--dist loadgroup`: the tests that share a
+# module's one stack or browser (or RabbitMQ, where no virtual host of their own can be made)
+# run on one worker. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 6
 
 test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
