@@ -45,10 +45,9 @@ test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ fo
 # The integration tests for daily work: one stack per module or none, no process killed, no
 # browser (tests/README.md). The rest runs in `make test`.
 FAST_INTEGRATION := $(addprefix tests/integration/,$(addsuffix .py,\
-	test_access_matrix test_broker test_console test_console_board_store test_contract \
-	test_dossier_verified test_intent_agreements test_mail_as_seen test_migrations \
-	test_nul_in_path test_openzeppelin_compat test_passkey_signatures test_portal_api \
-	test_provenance test_short_links test_timestamps test_weekly_report_mail))
+	test_access_matrix test_broker test_console test_console_board_store \
+	test_dossier_verified test_intent_agreements test_migrations test_nul_in_path \
+	test_openzeppelin_compat test_passkey_signatures test_provenance test_short_links))
 
 test-fast: setup ## unit tests and the quick integration tests, for daily work (under 2 minutes)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow" tests/unit $(FAST_INTEGRATION)
