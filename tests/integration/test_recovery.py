@@ -200,6 +200,9 @@ def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -
         ).json()
         assert [p["state"] for p in history["items"]] == ["superseded", "anchored"]
         assert history["items"][0]["superseded_at"]
+    except BaseException:
+        anvil.stop()  # a failure here leaves no Anvil running for the rest of the run
+        raise
     finally:
         service.kill()
     try:
