@@ -21,7 +21,8 @@ import pytest
 import requests
 
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, Settings, load_settings
-from offerseal.shared.net import free_port, listening
+from offerseal.shared.net import free_port as ephemeral_port
+from offerseal.shared.net import listening
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -29,6 +30,38 @@ PG_ADMIN_URL = os.environ.get(
     "OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 AMQP_URL = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port() -> int:
+    """A port nothing listens on, for a process started later (Anvil, `offerseal serve`),
+    taken below the kernel's ephemeral range. `offerseal.shared.net.free_port()` asks the kernel
+    for an ephemeral port and lets it go: with several workers (and other runs) binding port 0
+    all the time, one of them could be given the same port before our process binds it, and a
+    test would talk to someone else's server. Ports below the range are never handed out that
+    way."""
+    import random
+    import socket
+
+    pick = random.SystemRandom()
+    high = _ephemeral_low() - 1
+    low = max(1024, high - 12000)
+    for _ in range(200):
+        port = pick.randint(low, high)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if not listening("127.0.0.1", port):
+            return port
+    return ephemeral_port()
 
 
 def require_server(name: str, host: str, port: int) -> None:
@@ -68,18 +101,56 @@ def _module_scoped(item: pytest.Item) -> bool:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """`-n N` alone schedules with `--dist load`, which ignores the groups below: whenever tests
+    are spread over workers, the controller schedules with `loadgroup` and each worker names
+    each test's group (what `--dist loadgroup` does; not in addopts, so a plain `pytest` runs
+    without pytest-xdist installed)."""
+    if hasattr(config, "workerinput"):
+        config.option.loadgroup = True
+    elif getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
+def _rabbitmq_isolated() -> bool:
+    """Whether each test process gets a RabbitMQ virtual host of its own (`amqp_url`)."""
+    return "OFFERSEAL_TEST_AMQP" not in os.environ and shutil.which("rabbitmqctl") is not None
+
+
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for `--dist loadgroup` (the Makefile's `test` runs several workers): tests that
     share a fixed resource run one after another on one worker; everything else spreads."""
+    isolated = _rabbitmq_isolated()
     for item in items:
         if item.get_closest_marker("xdist_group") is not None:
             continue
-        if _uses_rabbitmq(item):
+        if _uses_rabbitmq(item) and not isolated:
             item.add_marker(pytest.mark.xdist_group("rabbitmq"))
         elif _module_scoped(item) and item.get_closest_marker("spread") is None:
             module = getattr(item, "module", None)
             item.add_marker(pytest.mark.xdist_group(module.__name__ if module else item.nodeid))
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        _name_groups(items)
+
+
+def _name_groups(items: list[pytest.Item]) -> None:
+    """Append `@group` to each grouped test's id, as pytest-xdist's worker does: the controller
+    schedules by that suffix. pytest-xdist 3.8 sets `item._nodeid`, which pytest 9 no longer
+    reads (the id is `item._id`, a NodeId), so without this every group would be ignored."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9: pytest-xdist's own suffix works
+        return
+    for item in items:
+        names = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        if names and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
 
 
 # ---- chain --------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def step(driver: Any, name: str) -> Iterator[None]:
     _screenshot(driver, name)
 
 
-def _wait(driver: Any, css: str, timeout: float = 30.0) -> Any:
+def _wait(driver: Any, css: str, timeout: float = 60.0) -> Any:  # a busy CI machine
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait

@@ -64,7 +64,7 @@ def wait_healthy(base: str, timeout: float = 60.0) -> None:
             if answer.status_code == 200:
                 return
             last = answer.text
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.Timeout) as exc:  # not up yet, or busy
             last = str(exc)
         time.sleep(0.1)
     raise AssertionError(f"contracts service not healthy: {last}")

@@ -715,7 +715,7 @@ def test_a_killed_worker_neither_loses_nor_doubles_the_invitation(
             try:
                 if requests.get(contracts + "/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
                 pass
             time.sleep(0.1)
         r = requests.post(

@@ -58,7 +58,7 @@ class Prefork:
                 raise AssertionError(f"server exited:\n{self.log.read_text()[-3000:]}")
             try:
                 r = requests.get(self.base + "/healthz", timeout=5)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
                 time.sleep(0.1)
                 continue
             if r.status_code == 200:

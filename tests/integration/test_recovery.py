@@ -200,6 +200,9 @@ def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -
         ).json()
         assert [p["state"] for p in history["items"]] == ["superseded", "anchored"]
         assert history["items"][0]["superseded_at"]
+    except BaseException:
+        anvil.stop()  # a failure here leaves no Anvil running for the rest of the run
+        raise
     finally:
         service.kill()
     try:
@@ -346,7 +349,7 @@ def _wait_contracts(base: str, timeout: float = 30.0) -> None:
         try:
             if requests.get(base + "/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
             pass
         time.sleep(0.1)
     raise AssertionError("contracts service not healthy")

@@ -226,7 +226,7 @@ def _submit_with_keyboard(driver: Any) -> None:
     driver.find_element(By.CSS_SELECTOR, "#verify-form button[type=submit]").send_keys(Keys.ENTER)
 
 
-def _result(driver: Any, timeout: float = 30.0) -> dict[str, Any]:
+def _result(driver: Any, timeout: float = 60.0) -> dict[str, Any]:
     """The verdict and every check's status and text, once the page has shown them."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
