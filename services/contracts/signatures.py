@@ -13,7 +13,7 @@ from ..shared.db import Database
 from ..shared.links import Link
 from .domain.agreements import cancellation_typed_data, commitment_typed_data
 from .domain.passkeys import plausible_signature
-from .errors import ChainRefusal, InvalidSignature, StillOffering
+from .errors import ChainRefusal, InvalidSignature, StillOffering, TransactionFailed
 from .models import Agreement
 from .ports import AgreementsChain
 from .records import bound_candidate, describe, load, reader
@@ -109,6 +109,13 @@ class Signatures:
                 "signature",
                 "wrong signer: not the candidate's signature over this agreement's commitment",
             )
-        self.tx.transact(agreement_id, "commit", self.chain.commit(onchain_id, signature))
+        mined = self.tx.transact(agreement_id, "commit", self.chain.commit(onchain_id, signature))
         with self.db.sessions() as session:
-            return describe(session, load(session, tenant, agreement_id), self.chain.address)
+            answer = describe(session, load(session, tenant, agreement_id), self.chain.address)
+        if not mined.succeeded and answer["state"] != "committed":
+            # Simulated fine, reverted in its block: the chain moved in between (another
+            # commitment of this candidate used the nonce this one was signed with).
+            raise TransactionFailed(
+                "the commit transaction reverted: fetch the commitment again and sign it anew"
+            )
+        return answer
