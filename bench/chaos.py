@@ -60,6 +60,16 @@ PG_ADMIN = os.environ.get(
 )
 AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 CANDIDATE_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+
+
+def candidate_key(client: int) -> str:
+    """Each agreement client offers to its own candidate (one candidate signing several
+    offers at once races on the candidate's nonce: a real case, but not this load's)."""
+    if client == 0:
+        return CANDIDATE_KEY
+    return "0x" + hashlib.sha256(f"offerseal chaos candidate {client}".encode()).hexdigest()
+
+
 ALL_FAULTS = ("kill9", "rabbitmq", "postgres", "anvil")
 LOCAL_FAULTS = ("kill9", "anvil")  # touch nothing outside this run
 
@@ -187,11 +197,11 @@ def proof_poller(base: str, key: str, tally: Tally, stop: threading.Event) -> No
         stop.wait(0.2)
 
 
-def _offer_body(n: int) -> dict[str, Any]:
+def _offer_body(n: int, candidate: str = CANDIDATE_KEY) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     return {
         "candidate_ref": f"chaos-{n}",
-        "candidate_address": chain.account(CANDIDATE_KEY).address,
+        "candidate_address": chain.account(candidate).address,
         "candidate_contact": {"email": f"chaos{n}@example.com", "language": "en"},
         "employer_name": "Chaos Robotics",
         "position": "Engineer",
@@ -238,7 +248,7 @@ def agreement_load(
     while not stop.is_set():
         n += 1
         idem = {"Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=60", **headers}
-        offer = _offer_body(client * 1_000_000 + n)
+        offer = _offer_body(client * 1_000_000 + n, candidate_key(client))
         offered = _retrying(
             tally,
             stop,
@@ -268,7 +278,7 @@ def agreement_load(
             typed = requests.get(lk, timeout=30)
             if typed.status_code != 200:
                 return typed
-            signature = "0x" + chain.sign_typed_data(CANDIDATE_KEY, typed.json()).hex()
+            signature = "0x" + chain.sign_typed_data(candidate_key(client), typed.json()).hex()
             return requests.post(
                 base + f"/v1/agreements/{a['id']}/signature",
                 params={"token": t},
