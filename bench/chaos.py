@@ -774,6 +774,7 @@ BAD = (
 )
 
 
+FINDINGS = "<!-- findings: kept by make chaos -->"
 TARGET_SECONDS = 5.0  # each path back within 5 s of a fault's end (Anvil: plus one block)
 
 
@@ -876,7 +877,12 @@ def write_results(result: dict[str, Any], note: str = "") -> None:
         lines += ["", "Violations, first ones:", ""] + [f"- {d}" for d in result["details"]]
     if note:
         lines += ["", note.rstrip(), ""]
-    (ROOT / "bench" / "CHAOS.md").write_text("\n".join(lines) + "\n")
+    target = ROOT / "bench" / "CHAOS.md"
+    # the written reading below the marker (findings, what was fixed) outlives each run
+    kept = target.read_text().partition(FINDINGS)[2] if target.exists() else ""
+    if kept:
+        lines += ["", FINDINGS + kept.rstrip("\n")]
+    target.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
