@@ -42,6 +42,9 @@ fuzz: setup ## schemathesis against all three services, with and without keys (l
 chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts), then the invariant checker; writes bench/CHAOS.md
 	$(BIN)/python -m bench.chaos
 
+soak: setup ## mixed load without faults for SOAK_SECONDS (default 1800): RSS, fds, connections, channels, p95; writes bench/SOAK.md
+	$(BIN)/python -m bench.soak --seconds $${SOAK_SECONDS:-1800} --interval $${SOAK_INTERVAL:-300}
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services verifier/offerseal_verify
@@ -56,4 +59,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test fuzz chaos lint compile bench clean
+.PHONY: help setup demo up test fuzz chaos soak lint compile bench clean

@@ -41,6 +41,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,29 @@ class Tally:
     slow: list[tuple[float, float, float, float, int]] = field(default_factory=list)
     health: list[tuple[float, bool]] = field(default_factory=list)  # (when, every /healthz 200)
 
-    def success(self, path: str, at: float | None = None) -> None:
+    # path -> (when, seconds the successful request took)
+    latency: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def success(
+        self, path: str, at: float | None = None, response: requests.Response | None = None
+    ) -> None:
+        when = time.time() if at is None else at
         with self.lock:
-            self.events.setdefault(path, []).append(time.time() if at is None else at)
+            self.events.setdefault(path, []).append(when)
+            if response is not None:
+                took = response.elapsed.total_seconds()
+                self.latency.setdefault(path, []).append((when, took))
+
+
+@dataclass
+class Observed:
+    """What `run(observe=...)` is shown: the service process, its database, the servers."""
+
+    service: Service
+    database_url: str
+    servers: dict[str, Any]
+    tally: Tally
+    database_name: str
 
 
 SLOW = 4.0  # seconds: an agreement (offer to signature) slower than this is listed
@@ -175,7 +196,7 @@ def document_load(base: str, key: str, tally: Tally, stop: threading.Event) -> N
                 doc_id = response.json()["id"]
                 tally.documents[doc_id] = "0x" + hashlib.sha256(content).hexdigest()
                 tally.accepted_at[doc_id] = now
-            tally.success("intake", now)
+            tally.success("intake", now, response)
         time.sleep(0.05)
 
 
@@ -197,7 +218,7 @@ def proof_poller(base: str, key: str, tally: Tally, stop: threading.Event) -> No
             now = time.time()
             with tally.lock:
                 tally.proved_at[doc_id] = now
-            tally.success("anchoring", now)
+            tally.success("anchoring", now, r)
         stop.wait(0.2)
 
 
@@ -299,7 +320,7 @@ def agreement_load(
                 with tally.lock:
                     tally.offers_failed.add(agreement["id"])
             continue  # stopped, or the offer failed: no signature to wait for
-        tally.success("offer")
+        tally.success("offer", response=offered)
         link = agreement["signing_link"]
         token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
 
@@ -332,7 +353,7 @@ def agreement_load(
                 tally.signed.add(agreement["id"])
                 if signed.status_code != 200:
                     tally.sign_refusals[signed.text[:160]] += 1
-            tally.success("signature")
+            tally.success("signature", response=signed)
 
 
 def inject(
@@ -565,10 +586,14 @@ def run(
     quiet_seconds: float = 0.0,
     clients: int = 4,
     private_servers: bool | None = None,
+    observe: Callable[[Observed], None] | None = None,
+    observe_every: float = 60.0,
 ) -> dict[str, Any]:
     """Load for `quiet_seconds` without faults, then `seconds` with a fault every `every`
-    seconds; `clients` agreement clients. `private_servers` (default: when PostgreSQL or
-    RabbitMQ is among the faults) starts servers of our own for the run."""
+    seconds (no faults: `seconds` of load alone); `clients` agreement clients.
+    `private_servers` (default: when PostgreSQL or RabbitMQ is among the faults) starts
+    servers of our own for the run. `observe` is called at the start, every `observe_every`
+    seconds and at the end of the load (`make soak`)."""
     from aiosmtpd.controller import Controller
 
     class Box:
@@ -682,7 +707,16 @@ def run(
         started_wall = time.time()
         started = time.monotonic()
         rng = random.Random(20261125)
-        while time.monotonic() - started < seconds:
+        watched = Observed(service, url, servers, tally, name)
+        if observe is not None:
+            observe(watched)
+            next_look = time.monotonic() + observe_every
+        while not faults and time.monotonic() - started < seconds:
+            time.sleep(1.0)
+            if observe is not None and time.monotonic() >= next_look:
+                observe(watched)
+                next_look += observe_every
+        while faults and time.monotonic() - started < seconds:
             time.sleep(every)
             fault = rng.choice(faults)
             began = time.time()
@@ -690,7 +724,10 @@ def run(
             tally.windows.append((fault, began, time.time()))
             tally.faults[fault] += 1
         # the last fault's recovery is measured before the load stops
-        time.sleep(min(every, 10))
+        if faults:
+            time.sleep(min(every, 10))
+        if observe is not None:
+            observe(watched)
         ended_wall = time.time()
         stop.set()
         for thread in loads:
@@ -744,6 +781,7 @@ def run(
         result["rates"] = rates
         result["recovery"] = recovery(tally, ended_wall)
         result["slow_agreements"] = sorted(tally.slow)
+        result["latency"] = {path: list(v) for path, v in tally.latency.items()}
         return result
     finally:
         stop.set()
@@ -809,7 +847,7 @@ def write_results(result: dict[str, Any], note: str = "") -> None:
     summary = {
         k: v
         for k, v in result.items()
-        if k not in ("rates", "recovery", "details", "slow_agreements")
+        if k not in ("rates", "recovery", "details", "slow_agreements", "latency")
     }
     lines = [
         "# Chaos run",
