@@ -36,8 +36,8 @@ test: setup ## ruff, mypy, then the whole test suite (PostgreSQL and RabbitMQ fo
 	$(BIN)/mypy services verifier/offerseal_verify
 	$(BIN)/pytest -q
 
-fuzz: setup ## schemathesis against all three services, with and without keys (long run)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/integration/test_fuzz.py
+fuzz: setup ## schemathesis against all three services, with and without keys; hostile multipart bodies; the console's forms signed in (long run)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/integration/test_fuzz.py tests/integration/test_console_fuzz.py tests/integration/test_hostile_multipart.py
 
 chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts), then the invariant checker; writes bench/CHAOS.md
 	$(BIN)/python -m bench.chaos
