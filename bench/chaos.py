@@ -364,7 +364,7 @@ def agreement_load(
             with tally.lock:
                 tally.signed.add(agreement["id"])
                 if signed.status_code != 200:
-                    tally.sign_refusals[signed.text[:160]] += 1
+                    tally.sign_refusals[str(signed.json().get("detail"))[:160]] += 1
             tally.success("signature", response=signed)
 
 
