@@ -90,9 +90,9 @@ def write(samples: list[dict[str, Any]], result: dict[str, Any], interval: float
         "",
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} "
         f"({os.cpu_count()} cores), `make soak`: {result['fault_seconds']:g} s of documents, "
-        f"after a warm-up of {result['quiet_seconds']:g} s, "
         f"offers and signatures ({result['agreement_clients']} agreement clients) without "
-        "faults on one `offerseal serve` process, private PostgreSQL and RabbitMQ, Anvil.",
+        "faults on one `offerseal serve` process, private PostgreSQL and RabbitMQ, Anvil; "
+        f"the start is sampled after a warm-up of {result['quiet_seconds']:g} s.",
         "",
         "| what | start | end | change |",
         "|---|---|---|---|",
