@@ -53,11 +53,14 @@ FAST_INTEGRATION := $(addprefix tests/integration/,$(addsuffix .py,\
 test-fast: setup ## unit tests and the quick integration tests, for daily work (under 2 minutes)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow" tests/unit $(FAST_INTEGRATION)
 
-fuzz: setup ## schemathesis against all three services, with and without keys (long run)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/integration/test_fuzz.py
+fuzz: setup ## schemathesis against all three services, with and without keys; hostile multipart bodies; the console's forms signed in (long run)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/integration/test_fuzz.py tests/integration/test_console_fuzz.py tests/integration/test_hostile_multipart.py
 
 chaos: setup ## faults under load (SIGKILL, RabbitMQ, PostgreSQL, Anvil restarts), then the invariant checker; writes bench/CHAOS.md
 	$(BIN)/python -m bench.chaos
+
+soak: setup ## mixed load without faults for SOAK_SECONDS (default 1800): RSS, fds, connections, channels, p95; writes bench/SOAK.md
+	$(BIN)/python -m bench.soak --seconds $${SOAK_SECONDS:-1800} --interval $${SOAK_INTERVAL:-300}
 
 lint: setup ## ruff, mypy and the import boundaries (import-linter; contracts in pyproject.toml)
 	$(BIN)/ruff check services tests bench verifier
@@ -77,4 +80,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test test-fast fuzz chaos lint docs compile bench clean
+.PHONY: help setup demo up test test-fast fuzz chaos soak lint docs compile bench clean

@@ -20,7 +20,7 @@ from ..shared.deployments import ContractMissing, ensure_deployed, wait_for_regi
 from ..shared.links import LinkSigner
 from ..shared.pdf import PdfSigningKey
 from ..shared.web import create_base_app, health_route, standard_checks
-from ..shared.workers import Backoff, Workers, run_every
+from ..shared.workers import Workers, reconnect_backoff, run_every
 from . import api
 from .adapters.chain import IntentAgreementsChain
 from .adapters.evidence import EvidenceArchiveClient, EvidenceClient
@@ -187,7 +187,7 @@ class ContractsNode:
             step,
             name="contracts worker",
             log=log,
-            backoff=Backoff(0.5, 10.0),
+            backoff=reconnect_backoff(),
         )
 
     def _confirm(self, stop: threading.Event) -> None:
@@ -202,7 +202,7 @@ class ContractsNode:
             self.service.confirm,
             name="contracts confirmer",
             log=log,
-            backoff=Backoff(0.5, 10.0),
+            backoff=reconnect_backoff(),
         )
 
     def start_workers(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ..shared import messages
@@ -839,6 +839,20 @@ class Enrolment:
             )
 
         return write
+
+    def thaw(self, agreement_id: str) -> None:
+        """The commitment's transaction reverted in its block: nothing was signed on chain,
+        so the ceremony written with it is taken back and the record is open again."""
+        with self.db.transaction() as session:
+            a = session.get(Agreement, agreement_id)
+            if a is None or a.state != "offered":
+                return
+            session.execute(
+                delete(CandidateEvent).where(
+                    CandidateEvent.agreement_id == agreement_id,
+                    CandidateEvent.kind == CEREMONY_SIGNED,
+                )
+            )
 
     def signing_record(
         self,

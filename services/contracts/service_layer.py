@@ -74,7 +74,7 @@ class ContractsService:
             transactions=tx,
             agreements=agreements,
             signatures=Signatures(
-                db, chain, tx, Ceremonies(enrolment.ceremony, enrolment.freeze)
+                db, chain, tx, Ceremonies(enrolment.ceremony, enrolment.freeze, enrolment.thaw)
             ),
             milestones=Milestones(db, chain, tx, policies),
             amendments=Amendments(db, chain, tx, candidate_links),

@@ -17,7 +17,7 @@ from ..shared.links import Link
 from .domain.agreements import cancellation_typed_data, commitment_typed_data
 from .domain.ceremony import Ceremony
 from .domain.passkeys import plausible_signature
-from .errors import ChainRefusal, InvalidSignature, StillOffering
+from .errors import ChainRefusal, InvalidSignature, StillOffering, TransactionFailed
 from .models import Agreement
 from .ports import AgreementsChain
 from .records import bound_candidate, describe, load, reader
@@ -31,9 +31,11 @@ class Ceremonies:
         self,
         current: Callable[[str], Ceremony],
         freeze: Callable[[str, Ceremony], Callable[[Any], None]],
+        thaw: Callable[[str], None],
     ) -> None:
         self.current = current
         self.freeze = freeze
+        self.thaw = thaw
 
 
 class Signatures:
@@ -153,11 +155,20 @@ class Signatures:
                 "not the candidate's signature over this agreement's commitment as it stands "
                 "now (read it again and sign)",
             )
-        self.tx.transact(
+        mined = self.tx.transact(
             agreement_id,
             "commit",
             self.chain.commit(onchain_id, ceremony.hash, signature),
             before=self.ceremonies.freeze(agreement_id, ceremony),
         )
         with self.db.sessions() as session:
-            return describe(session, load(session, tenant, agreement_id), self.chain.address)
+            answer = describe(session, load(session, tenant, agreement_id), self.chain.address)
+        if not mined.succeeded and answer["state"] != "committed":
+            # Simulated fine, reverted in its block: the chain moved in between (another
+            # commitment of this candidate used the nonce this one was signed with). Nothing
+            # was signed on chain: the ceremony is open again.
+            self.ceremonies.thaw(agreement_id)
+            raise TransactionFailed(
+                "the commit transaction reverted: fetch the commitment again and sign it anew"
+            )
+        return answer

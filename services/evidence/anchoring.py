@@ -61,7 +61,7 @@ from ..shared.deployments import (
 )
 from ..shared.locks import ExclusiveLock
 from ..shared.models import aware, utcnow
-from ..shared.workers import Backoff, run_every
+from ..shared.workers import reconnect_backoff, run_every
 from .adapters.registry import RegistryClient
 from .models import Batch, BatchMember, Document
 from .service import CANDIDATE_LINK
@@ -830,7 +830,7 @@ class Anchorer:
     def _loop(self, stop: threading.Event) -> None:
         # Any failure (chain, database) reconnects and recovers before the next batch; the
         # backoff starts again only once a batch has been anchored.
-        backoff = Backoff(0.5, 10.0)
+        backoff = reconnect_backoff()
         connected = False
         last_batch = last_reconcile = time.monotonic()
 

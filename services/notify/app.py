@@ -19,7 +19,7 @@ from ..shared.db import Database, is_sqlite
 from ..shared.links import LinkSigner
 from ..shared.shortlinks import Shortener
 from ..shared.web import create_base_app, health_route, standard_checks
-from ..shared.workers import Backoff, Workers, run_every
+from ..shared.workers import Workers, reconnect_backoff, run_every
 from . import api
 from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
@@ -222,7 +222,7 @@ class NotifyNode:
             step,
             name="dispatcher",
             log=log,
-            backoff=Backoff(0.5, 10.0),
+            backoff=reconnect_backoff(),
         )
 
     def start_workers(self) -> None:

@@ -29,7 +29,7 @@ from . import messages, topology
 from .db import Database, is_sqlite
 from .errors import TransientError
 from .models import HandledMessage, OutboxMessage, utcnow
-from .workers import Backoff, run_every
+from .workers import Backoff, reconnect_backoff, run_every
 
 log = logging.getLogger(__name__)
 
@@ -201,14 +201,14 @@ class OutboxRelay:
     def run(self, stop: threading.Event) -> None:
         # A full batch means more rows wait: publish again at once. Broker down: the rows stay
         # unsent and the relay retries with a fresh connection, backing off from twice its
-        # interval (at least 0.5 s) up to 10 s.
+        # interval (at least 0.5 s) up to RECONNECT_CAP (2 s).
         run_every(
             stop,
             self.interval,
             self._step,
             name="outbox relay",
             log=log,
-            backoff=Backoff(min(max(self.interval * 2, 0.5), 10.0), 10.0),
+            backoff=reconnect_backoff(max(self.interval * 2, 0.5)),
             expected=TRANSIENT_BROKER_ERRORS,
             on_error=lambda _exc: self._reset(),
         )
@@ -344,7 +344,7 @@ class MessageConsumer:
         """Consume until `stop`; broker down or silent: reconnect with backoff (reset once
         consuming). Anything unexpected is logged and the consumer starts again."""
         self._stop = stop
-        backoff = Backoff(0.5, 10.0)
+        backoff = reconnect_backoff()
 
         def lost(_exc: BaseException) -> None:
             self.connected.clear()

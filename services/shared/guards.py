@@ -183,8 +183,9 @@ def check_form_no_nul(req: Request) -> None:
     """422 naming the form field when a field's text or a file's name holds a NUL (the form is
     parsed here, as the view would parse it: bounded by MAX_CONTENT_LENGTH, files streamed)."""
     for name, value in req.form.items(multi=True):
-        if "\x00" in value or "\x00" in name:
-            raise ValidationFailed(name.replace("\x00", "") or "form", NUL_MESSAGE)
+        # a part whose Content-Disposition names none has the name None (werkzeug's parser)
+        if "\x00" in value or (name is not None and "\x00" in name):
+            raise ValidationFailed((name or "").replace("\x00", "") or "form", NUL_MESSAGE)
     for name, upload in req.files.items(multi=True):
         if upload.filename and "\x00" in upload.filename:
             raise ValidationFailed(name or "file", NUL_MESSAGE)

@@ -10,10 +10,12 @@ tokens are stored; a disabled account's sessions die with it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +40,20 @@ _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 # argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes).
 _hasher = PasswordHasher()
-# Verified against when an e-mail is unknown, so that the answer takes as long as for a real one.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when an e-mail is unknown, so that the answer takes as long as for a
+    real one. Made at the first sign-in, not at import: an argon2 hash costs every process
+    start (and a restart after a crash) about half a second of CPU."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def prepare_sign_in() -> None:
+    """Make the dummy hash in the background, so that the first sign-in with an unknown
+    e-mail takes no longer than the others (called by the app that serves the console)."""
+    threading.Thread(target=_dummy_hash, name="dummy-hash", daemon=True).start()
 
 
 class ConsoleUser(Base):
@@ -191,7 +205,7 @@ def verify_password(db: Database, email: str, password: str) -> ConsoleUser | No
         user = session.execute(
             select(ConsoleUser).where(ConsoleUser.email == normalise_email(email))
         ).scalar_one_or_none()
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         ok: bool = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

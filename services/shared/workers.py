@@ -8,6 +8,11 @@ import logging
 import threading
 from collections.abc import Callable
 
+# The longest wait between tries while a dependency (database, broker, chain) is away: a worker
+# notices its return within this, so each path is back within seconds of the end of an outage
+# (make chaos). A try costs one failed connection, cheap enough to repeat every 2 s.
+RECONNECT_CAP = 2.0
+
 
 class Backoff:
     """Waits after failures: `first`, then twice the last one up to `cap`; `reset()` after
@@ -26,6 +31,12 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.first
+
+
+def reconnect_backoff(first: float = 0.5) -> Backoff:
+    """The backoff of a worker loop whose failures are a dependency away: from `first` (at
+    most RECONNECT_CAP), doubling up to RECONNECT_CAP."""
+    return Backoff(min(first, RECONNECT_CAP), RECONNECT_CAP)
 
 
 def run_every(

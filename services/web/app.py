@@ -8,6 +8,7 @@ from typing import cast
 
 from flask import Flask, Response, request, send_file
 
+from ..shared import users
 from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.guards import access
@@ -29,6 +30,7 @@ def create_app(settings: Settings, db: Database, public_origin: str = "") -> Fla
     app.register_blueprint(pages.blp)
     app.register_blueprint(shortlinks.blp)
     app.register_blueprint(console.blueprint())
+    users.prepare_sign_in()
     # Styles, images and the bundled scripts (services/web/static/) need no key.
     serve_static = app.view_functions["static"]
 

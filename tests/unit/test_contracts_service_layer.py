@@ -712,3 +712,18 @@ def test_a_1x_deployment_is_refused_with_what_to_do() -> None:
     with pytest.raises(ContractMissing) as refused:
         require_supported("1.1.0", CONTRACT, 31337)
     assert "OFFERSEAL_AGREEMENTS_ADDRESS" in str(refused.value) and "1.1.0" in str(refused.value)
+
+
+def test_a_signature_whose_commit_reverts_is_not_answered_as_accepted(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    # Two offers to one candidate signed at once: both commitments carry the candidate's
+    # nonce, both simulate, the second reverts in its block. Its signature must not look
+    # accepted (make chaos saw 200s for agreements left offered).
+    offered = contracts.agreements.create(HR, new_agreement(), wait=5)
+    signature = sign_commitment(contracts, offered["id"])
+    chain.revert.add("commit")
+    with pytest.raises(TransactionFailed, match="sign it anew"):
+        contracts.signatures.submit_signature(HR, None, offered["id"], signature)
+    assert contracts.agreements.get(HR, offered["id"])["state"] == "offered"
+    assert ops(db)[-1] == ("commit", "failed")

@@ -138,3 +138,57 @@ def test_setting_stop_ends_a_long_wait_promptly(failing: bool) -> None:
     stop.set()
     worker.join(10)
     assert not worker.is_alive()
+
+
+class _Clock:
+    """A stop event whose waits advance a fake clock (no real sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.stopped = False
+
+    def is_set(self) -> bool:
+        return self.stopped
+
+    def set(self) -> None:
+        self.stopped = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.now += timeout or 0.0
+        return self.stopped
+
+
+OUTAGE = 9.0  # seconds the dependency is away (a RabbitMQ restart here takes 7-10 s)
+
+
+def _back_after_outage(clock: _Clock) -> Callable[..., object]:
+    """A step that fails while the dependency is away; its first success stops the loop."""
+
+    def step(*_args: object) -> bool:
+        if clock.now < OUTAGE:
+            raise ConnectionError("the dependency is away")
+        clock.set()
+        return False
+
+    return step
+
+
+def test_the_outbox_relay_publishes_again_within_seconds_of_the_brokers_return() -> None:
+    from offerseal.shared.broker import OutboxRelay
+
+    clock = _Clock()
+    relay = OutboxRelay(None, "memory://", interval=0.2)  # type: ignore[arg-type]
+    relay._step = _back_after_outage(clock)  # type: ignore[method-assign]
+    relay.run(clock)  # type: ignore[arg-type]
+    # Backing off to 10 s, the relay tried at 7.5 s and next at 15.5 s: 6.5 s late.
+    assert clock.now - OUTAGE <= 2.0
+
+
+def test_a_consumer_reconnects_within_seconds_of_the_brokers_return() -> None:
+    from offerseal.shared.broker import MessageConsumer
+
+    clock = _Clock()
+    consumer = MessageConsumer("notify", None, "memory://", {})  # type: ignore[arg-type]
+    consumer._consume = _back_after_outage(clock)  # type: ignore[method-assign]
+    consumer.run(clock)  # type: ignore[arg-type]
+    assert clock.now - OUTAGE <= 2.0

@@ -1,0 +1,29 @@
+"""A process restarted after a crash serves again as soon as it can: importing the services
+does no expensive work (make chaos measured a SIGKILL's recovery as the restart's time)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_importing_the_stack_computes_no_password_hash() -> None:
+    # argon2id with the library's defaults costs 64 MiB and about half a second of CPU, paid
+    # by every process start while only the console's sign-in needs the dummy hash.
+    probe = (
+        "import argon2\n"
+        "def refuse(*a, **k):\n"
+        "    raise SystemExit('an argon2 hash was computed at import')\n"
+        "argon2.PasswordHasher.hash = refuse\n"
+        "import offerseal.shared.users, offerseal.stack, offerseal.evidence.app\n"
+        "import offerseal.contracts.app, offerseal.notify.app, offerseal.web.app\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_dummy_hash_is_made_once_and_verifies_nothing() -> None:
+    from offerseal.shared import users
+
+    first = users._dummy_hash()
+    assert first is users._dummy_hash() and first.startswith("$argon2id$")
