@@ -19,6 +19,7 @@ from ..shared.idempotency import key_from_header
 from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
 from .adapters.evidence import EvidenceArchiveClient
+from .contact_proof import ENROL_WITHIN, SESSION_COOKIE, SESSION_TTL
 from .cover import LANGS as COVER_LANGS
 from .domain.agreements import (
     DUE_TIME,
@@ -28,8 +29,8 @@ from .domain.agreements import (
 )
 from .domain.dates import DateChange
 from .dossier import DOSSIER_ROLES, Dossiers
-from .enrolment import ENROL_WITHIN, SESSION_COOKIE, SESSION_TTL, Visitor
 from .errors import DossierPending
+from .journal import Visitor
 from .ports import EvidenceSource
 from .records import AMEND_PURPOSE, SIGN_PURPOSE
 from .schemas import (
@@ -166,7 +167,7 @@ class EnrolmentCode(MethodView):
     @blp.response(202)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         _, link = caller()
-        return service().enrolment.request_code(
+        return service().contact_proof.request_code(
             required(link), agreement_id, data["channel"], visitor()
         )
 
@@ -184,7 +185,7 @@ class EnrolmentVerify(MethodView):
     @blp.response(200)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         _, link = caller()
-        proven = service().enrolment.verify_code(
+        proven = service().contact_proof.verify_code(
             required(link), agreement_id, data["code"], visitor()
         )
         keep_enrolment_session(agreement_id, proven.session)
@@ -219,7 +220,11 @@ class EnrolmentEvents(MethodView):
     def post(self, data: dict[str, Any], agreement_id: str) -> None:
         _, link = caller()
         service().enrolment.record(
-            required(link), agreement_id, data["kind"], data["seconds"], visitor(),
+            required(link),
+            agreement_id,
+            data["kind"],
+            data["seconds"],
+            visitor(),
             enrolment_session(),
         )
 
@@ -235,8 +240,10 @@ class SigningRecord(MethodView):
     def get(self, agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         if link is not None:  # anchored at the signature; tried again if evidence was down
-            service().enrolment.anchor_signing_record(link, agreement_id, evidence())
-        return service().enrolment.signing_record(who, link, agreement_id, enrolment_session())
+            service().signing_records.anchor_signing_record(link, agreement_id, evidence())
+        return service().signing_records.signing_record(
+            who, link, agreement_id, enrolment_session()
+        )
 
 
 @blp.route("/agreements/<string:agreement_id>/ceremony")
@@ -354,7 +361,7 @@ class Signature(MethodView):
         if link is not None:
             enrolment = service().enrolment
             enrolment.signed(agreement_id, "commitment", answer.get("transaction"), visitor())
-            answer["signing_record_document"] = enrolment.anchor_signing_record(
+            answer["signing_record_document"] = service().signing_records.anchor_signing_record(
                 link, agreement_id, evidence()
             )
         return answer

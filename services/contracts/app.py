@@ -77,7 +77,7 @@ def build_dossiers(
         db,
         service.client,
         links,
-        service.enrolment,
+        service.signing_records,
         cover_maker(
             PdfSigningKey(key_pem, cert_pem),
             f"OfferSeal {__version__}",
@@ -160,8 +160,8 @@ class ContractsNode:
                 "evidence.anchored": self.service.on_evidence_anchored,
                 "touchpoint.replied": self.service.on_touchpoint,
                 "touchpoint.missed": self.service.on_touchpoint,
-                "touchpoint.sent": self.service.enrolment.on_delivery,
-                "touchpoint.failed": self.service.enrolment.on_delivery,
+                "touchpoint.sent": self.service.contact_proof.on_delivery,
+                "touchpoint.failed": self.service.contact_proof.on_delivery,
             },
         )
 

@@ -26,11 +26,11 @@ from ..shared.links import PURPOSE_RECORD, Link, LinkSigner
 from ..shared.models import iso
 from .amendments import describe_amendment
 from .domain import dossier as d
-from .enrolment import Enrolment
 from .errors import DossierNotFound, DossierPending
 from .models import AgreementAmendment, AgreementSignal, ChainOp, RiskChange
 from .ports import AgreementsChain, EvidenceArchive, NoticeLog, PageSource
 from .records import describe, load
+from .signing_records import SigningRecords
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Dossiers:
         db: Database,
         chain: AgreementsChain,
         links: LinkSigner,
-        enrolment: Enrolment,
+        records: SigningRecords,
         cover: CoverMaker,
         verify_url: str,
         clock: Callable[[], float] = time.monotonic,
@@ -86,7 +86,7 @@ class Dossiers:
         self.db = db
         self.chain = chain
         self.links = links
-        self.enrolment = enrolment
+        self.records = records
         self.cover = cover
         self.verify_url = verify_url
         self.clock = clock
@@ -265,7 +265,7 @@ class Dossiers:
             "risk_changes": risk,
             "events": events,
             "chain": chain,
-            "signing_record": self.enrolment.signing_record(principal, None, agreement_id),
+            "signing_record": self.records.signing_record(principal, None, agreement_id),
             "damages": d.damages_statement(
                 currency=agreement["currency"],
                 monthly_salary=agreement["monthly_salary"],

@@ -12,6 +12,7 @@ from ..shared.db import Database
 from ..shared.links import LinkSigner
 from .amendments import Amendments
 from .arrivals import Arrivals
+from .contact_proof import ContactProof
 from .enrolment import Enrolment
 from .follower import ChainFollower
 from .milestones import Milestones
@@ -22,6 +23,7 @@ from .records import CandidateLinks
 from .risk_tracking import RiskTracking
 from .service import AgreementService
 from .signatures import Ceremonies, Signatures
+from .signing_records import SigningRecords
 from .sweeper import Sweeper
 from .transactions import TransactionPath
 
@@ -40,6 +42,8 @@ class ContractsService:
     policies: Policies
     follower: ChainFollower
     enrolment: Enrolment
+    contact_proof: ContactProof
+    signing_records: SigningRecords
 
     @classmethod
     def build(
@@ -67,14 +71,19 @@ class ContractsService:
             poll=options.get("poll", 0.1),
         )
         agreements = AgreementService(db, chain, tx, candidate_links)
-        enrolment = Enrolment(db, chain, tx, links, candidate_links)
+        contact_proof = ContactProof(db, links)
+        enrolment = Enrolment(db, chain, tx, links, candidate_links, contact_proof)
+        signing_records = SigningRecords(db, chain, links, contact_proof)
         policies = Policies(db, policy or Policy(auto_breach=True, candidate_uploads="review"))
         return cls(
             client=chain,
             transactions=tx,
             agreements=agreements,
             signatures=Signatures(
-                db, chain, tx, Ceremonies(enrolment.ceremony, enrolment.freeze, enrolment.thaw)
+                db,
+                chain,
+                tx,
+                Ceremonies(signing_records.ceremony, signing_records.freeze, signing_records.thaw),
             ),
             milestones=Milestones(db, chain, tx, policies),
             amendments=Amendments(db, chain, tx, candidate_links),
@@ -84,6 +93,8 @@ class ContractsService:
             policies=policies,
             follower=ChainFollower(db, chain, tx),
             enrolment=enrolment,
+            contact_proof=contact_proof,
+            signing_records=signing_records,
         )
 
     # ---- for the worker, the consumer and the health check (delegation only) ----------------

@@ -352,7 +352,7 @@ def test_offer_signature_milestone_and_start(
     signed = contracts.signatures.submit_signature(HR, None, offered["id"], signature)
     assert signed["state"] == "committed"
     # The commitment covers the ceremony's hash, frozen in the signing record with it.
-    record = contracts.enrolment.signing_record(HR, None, offered["id"])
+    record = contracts.signing_records.signing_record(HR, None, offered["id"])
     assert record["ceremony"]["agreement"]["onchain_id"] == offered["onchain_id"]
     assert chain.sent[-1] == ChainCall(
         "commit", (offered["onchain_id"], record["ceremony_hash"], signature)
