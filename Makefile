@@ -50,7 +50,7 @@ FAST_INTEGRATION := $(addprefix tests/integration/,$(addsuffix .py,\
 	test_dossier_verified test_intent_agreements test_migrations test_nul_in_path \
 	test_openzeppelin_compat test_passkey_signatures test_provenance test_short_links))
 
-test-fast: setup ## unit tests and the quick integration tests, for daily work (under 2 minutes)
+test-fast: setup ## unit tests and the quick integration tests, for daily work
 	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow" tests/unit $(FAST_INTEGRATION)
 
 fuzz: setup ## schemathesis against all three services, with and without keys; hostile multipart bodies; the console's forms signed in (long run)

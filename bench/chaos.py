@@ -874,7 +874,8 @@ def write_results(result: dict[str, Any], note: str = "") -> None:
         "## Recovery: seconds from a fault's end to each path's next success (p50 / max)",
         "",
         "intake: a document answered 201; offer: an offer answered 201 and on chain; "
-        "signature: a signature answered 200 (Committed); email: an e-mail delivered; "
+        "signature: a signature answered 200 (or refused as already committed by an earlier "
+        "attempt); email: an e-mail delivered; "
         "anchoring: the proof served of a document accepted after the fault's end. A fault "
         "ends when the process was started again (SIGKILL), the server answers again "
         "(PostgreSQL, RabbitMQ) or Anvil answers again from its saved state.",
