@@ -28,7 +28,7 @@ from tests.procs import ServiceProcess, create_key, service_env
 pytestmark = [pytest.mark.chain, pytest.mark.postgres, pytest.mark.slow]
 
 
-def _wait_ok(url: str, timeout: float = 60.0) -> None:
+def _wait_ok(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -65,7 +65,7 @@ def test_the_console_changes_a_start_date_with_web_and_contracts_in_separate_pro
     web: subprocess.Popen[bytes] | None = None
     web_log = (tmp_path / "web.log").open("ab")
     try:
-        services.wait_http()  # it migrated the database; the web node starts on it
+        services.wait_http(180)  # it migrates the database first; the web node starts on it
         _wait_ok(contracts + "/healthz")
         web = subprocess.Popen(
             [sys.executable, "-m", "offerseal.cli", "serve", "web"],
