@@ -37,11 +37,11 @@ from werkzeug.test import EnvironBuilder
 
 from bench.chain_bench import offer_body
 from bench.run import AMQP, PgDatabase
-from offerseal.contracts.adapters.chain import IntentAgreementsChain
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, load_settings
 from offerseal.shared.net import free_port
+from offerseal.shared.transactions.onchain import Web3SigningChain
 from offerseal.stack import Stack, open_database
 
 # Where each function's own time is counted: the first group whose marker is in its file path
@@ -100,14 +100,14 @@ class RpcCounter:
             return original(provider, method, params)
 
         HTTPProvider._make_request = make_request  # type: ignore[method-assign]
-        plain = IntentAgreementsChain._rpc  # the calls made without web3
+        plain = Web3SigningChain.rpc  # the calls made without web3
 
         def rpc(client: Any, method: str, params: list[Any]) -> Any:
             if counter.active and threading.get_ident() == counter.thread:
                 counter.counts[method] += 1
             return plain(client, method, params)
 
-        IntentAgreementsChain._rpc = rpc  # type: ignore[method-assign]
+        Web3SigningChain.rpc = rpc  # type: ignore[method-assign]
 
     def watch_sql(self, engine: Any) -> None:
         """Counts the SQL statements of the measuring thread too (by their first word)."""

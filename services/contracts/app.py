@@ -19,6 +19,7 @@ from ..shared.db import Database
 from ..shared.deployments import ContractMissing, ensure_deployed, wait_for_registry
 from ..shared.links import LinkSigner
 from ..shared.pdf import PdfSigningKey
+from ..shared.transactions.onchain import Web3SigningChain
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers, reconnect_backoff, run_every
 from . import api
@@ -73,9 +74,10 @@ def build_dossiers(
     certificate), time-stamped by the first configured TSA."""
     key_pem, cert_pem = secrets.certificate_signing_pem(settings)
     origin = portal_url or settings.web_public_url or f"http://localhost:{settings.web_port}"
+    assert service.history is not None, "the service is built with the contract's history"
     return Dossiers(
         db,
-        service.client,
+        service.history,
         links,
         service.signing_records,
         cover_maker(
@@ -132,13 +134,16 @@ class ContractsNode:
             auto_deploy=self.settings.auto_deploy,
             data_dir=self.settings.data_dir,
         )
-        client = IntentAgreementsChain(w3, address, signer)
+        signing = Web3SigningChain(w3, signer)
+        client = IntentAgreementsChain(w3, address, signing)
         require_supported(client.version(), address, int(w3.eth.chain_id))
         self.links = LinkSigner(secrets.link_secret(self.settings), revocations.checker(self.db))
         self.service = ContractsService.build(
             self.db,
             client,
             self.links,
+            signing=signing,
+            history=client,
             public_url=self.public_url,
             portal_url=self.portal_url,
             link_ttl=self.settings.link_ttl,

@@ -28,7 +28,7 @@ from .amendments import describe_amendment
 from .domain import dossier as d
 from .errors import DossierNotFound, DossierPending
 from .models import AgreementAmendment, AgreementSignal, ChainOp, RiskChange
-from .ports import AgreementsChain, EvidenceArchive, NoticeLog, PageSource
+from .ports import AgreementHistory, EvidenceArchive, NoticeLog, PageSource
 from .records import describe, load
 from .signing_records import SigningRecords
 
@@ -75,7 +75,7 @@ class Dossiers:
     def __init__(
         self,
         db: Database,
-        chain: AgreementsChain,
+        chain: AgreementHistory,
         links: LinkSigner,
         records: SigningRecords,
         cover: CoverMaker,

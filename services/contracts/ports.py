@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..shared.chain import PreparedTx
+from ..shared.transactions import Mined
 from .domain.agreements import Terms
+
+__all__ = ["AgreementHistory", "AgreementsChain", "ChainCall", "Mined"]
 
 
 @dataclass(frozen=True)
@@ -21,16 +23,11 @@ class ChainCall:
     args: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class Mined:
-    """A transaction in a block: whether it succeeded or reverted."""
-
-    tx_hash: str
-    succeeded: bool
-
-
 class AgreementsChain(Protocol):
-    """The IntentAgreements contract, sent to by one relayer key."""
+    """The IntentAgreements contract, sent to by one relayer key: what each operation calls,
+    and what the chain holds of an agreement. Signing, sending and receipts are the relayer's
+    transaction path's (`shared/transactions.SigningChain`); the agreement's history, the
+    dossier's (`AgreementHistory`)."""
 
     @property
     def address(self) -> str: ...  # the contract
@@ -68,23 +65,13 @@ class AgreementsChain(Protocol):
         self, onchain_id: str, action: str, deadline: int = 0, signature: bytes = b""
     ) -> ChainCall: ...  # start, breach, withdraw, cancel, expire, dispute_arrival, fulfil_...
 
-    # -- sending
-    def simulate(self, call: ChainCall) -> None: ...  # raises ChainRefusal
+    # -- making the transaction
     # the call as a transaction without its nonce (JSON-storable fields), its gas estimated
-    # on the chain as it is now: raises ChainRefusal as `simulate` would
+    # on the chain as it is now: raises ChainRefusal when the contract refuses the call
     def unsigned(self, call: ChainCall) -> dict[str, Any]: ...
     # several calls as one transaction (`multicall`: all or none take effect); None when the
     # deployed contract cannot (before 2.2)
     def bundle(self, calls: Sequence[ChainCall]) -> ChainCall | None: ...
-    def self_transfer(self) -> dict[str, Any]: ...  # a no-op transaction to fill a nonce
-    def suggested_fees(self) -> dict[str, int]: ...  # maxFeePerGas, maxPriorityFeePerGas now
-    def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx: ...
-    def send(self, raw: bytes) -> None: ...
-    def mined(self, tx_hash: str) -> Mined | None: ...  # its receipt, if it is in a block
-    # `mined` of each, asked together: those in a block (raises when the node fails any)
-    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]: ...
-    def transaction_known(self, tx_hash: str) -> bool: ...
-    def sent_count(self, address: str) -> int: ...  # transactions mined from `address`
 
     # -- reading
     def chain_id(self) -> int: ...
@@ -93,14 +80,24 @@ class AgreementsChain(Protocol):
     def agreements_in_events(self, from_block: int, to_block: int) -> set[str]: ...
     def nonce_of(self, address: str) -> int: ...  # the EIP-712 nonce a candidate signs with
     def terms_of(self, onchain_id: str) -> Terms: ...
-    def events_of(self, onchain_id: str) -> list[dict[str, Any]]: ...  # name, args, tx, block
     def milestones_of(self, onchain_id: str) -> list[tuple[int, int]]: ...  # (kind code, due)
     def state_of(self, onchain_id: str) -> str: ...  # a name from STATES
     def arrival_of(self, onchain_id: str) -> tuple[int, bool]: ...  # (arrived at or 0, disputed)
-    def version(self) -> str: ...
     def operator_approved(self, employer: str) -> bool: ...  # may the relayer act for it?
     def is_contract(self, address: str) -> bool: ...
     def signed_by(self, address: str, digest: bytes, signature: bytes) -> bool: ...
+
+
+class AgreementHistory(Protocol):
+    """What the chain recorded of an agreement, as its dossier tells it."""
+
+    @property
+    def address(self) -> str: ...  # the contract
+
+    def chain_id(self) -> int: ...
+    def version(self) -> str: ...  # the contract's
+    def events_of(self, onchain_id: str) -> list[dict[str, Any]]: ...  # name, args, tx, block
+    def state_of(self, onchain_id: str) -> str: ...  # a name from STATES
 
 
 class EvidenceSource(Protocol):

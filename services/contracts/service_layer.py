@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..shared import messages
 from ..shared.db import Database
 from ..shared.links import LinkSigner
+from ..shared.transactions import SigningChain
 from .amendments import Amendments
 from .arrivals import Arrivals
 from .contact_proof import ContactProof
@@ -18,7 +19,7 @@ from .follower import ChainFollower
 from .milestones import Milestones
 from .outcomes import Outcomes
 from .policy import Policies, Policy
-from .ports import AgreementsChain
+from .ports import AgreementHistory, AgreementsChain
 from .records import CandidateLinks
 from .risk_tracking import RiskTracking
 from .service import AgreementService
@@ -32,6 +33,7 @@ from .transactions import TransactionPath
 class ContractsService:
     client: AgreementsChain
     transactions: TransactionPath
+    history: AgreementHistory | None  # the dossier's view (None: no dossiers here)
     agreements: AgreementService
     signatures: Signatures
     milestones: Milestones
@@ -52,6 +54,8 @@ class ContractsService:
         chain: AgreementsChain,
         links: LinkSigner,
         *,
+        signing: SigningChain,
+        history: AgreementHistory | None = None,
         public_url: str,
         link_ttl: float,
         portal_url: str = "",
@@ -65,6 +69,7 @@ class ContractsService:
         tx = TransactionPath(
             db,
             chain,
+            signing,
             Outcomes(candidate_links),
             stuck_blocks=int(options.get("stuck_blocks", 3)),
             stuck_seconds=options.get("stuck_seconds", 90.0),
@@ -78,6 +83,7 @@ class ContractsService:
         return cls(
             client=chain,
             transactions=tx,
+            history=history,
             agreements=agreements,
             signatures=Signatures(
                 db,

@@ -28,29 +28,28 @@ recorded (`Outcomes.converged`), whoever sent the transaction that moved it.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from ..shared import failpoints, nonces
+from ..shared import failpoints
 from ..shared.chain import PreparedTx
 from ..shared.db import Database
-from ..shared.models import aware, utcnow
+from ..shared.models import utcnow
+from ..shared.transactions import SignerPath, SigningChain
+from ..shared.transactions.book import DbNonceBook
 from .errors import ChainRefusal, SenderStopped, StillOffering
 from .models import Agreement, ChainOp
+from .operations import Operations, Pending, pending_of
 from .ports import AgreementsChain, ChainCall, Mined
 
 log = logging.getLogger(__name__)
-RESEND_AFTER = 1.0  # seconds before a transaction whose send failed is sent again
 MAX_BATCH = 64  # submissions stored in one database transaction and sent together
 BUNDLED = frozenset({"offer"})  # operations sent as one multicall when several wait together
 BUNDLE_MAX = 16  # calls in one multicall transaction (about 250,000 gas each with the margin)
@@ -122,42 +121,12 @@ def _fail_unanswered(batch: list[_Job], error: BaseException) -> None:
             _fail(job, answer)
 
 
-@dataclass(frozen=True)
-class Pending:
-    """What the confirmer needs of a prepared operation."""
-
-    id: int
-    agreement_id: str
-    op: str
-    nonce: int
-    tx_hash: str
-    raw: bytes
-    hashes: tuple[str, ...]  # every attempt, the current one last
-    fields: dict[str, Any] | None
-    sent_at: dt.datetime
-    sent_block: int | None
-
-
-def _pending(op: ChainOp) -> Pending:
-    return Pending(
-        id=op.id,
-        agreement_id=op.agreement_id,
-        op=op.op,
-        nonce=int(op.nonce),
-        tx_hash=op.tx_hash,
-        raw=bytes(op.raw_tx),
-        hashes=(*(op.earlier_hashes or []), op.tx_hash),
-        fields=op.tx_fields,
-        sent_at=aware(op.sent_at or op.created_at),
-        sent_block=op.sent_block,
-    )
-
-
 class TransactionPath:
     def __init__(
         self,
         db: Database,
         chain: AgreementsChain,
+        signing: SigningChain,
         outcomes: Outcomes,
         *,
         stuck_blocks: int = 3,
@@ -168,42 +137,19 @@ class TransactionPath:
         self.db = db
         self.chain = chain
         self.outcomes = outcomes
-        self.stuck_blocks = stuck_blocks
-        self.stuck_seconds = stuck_seconds
         self.wait_timeout = wait_timeout
         self.poll = poll
-        self._local_lock = threading.Lock()
+        self.path = SignerPath(
+            signing,
+            DbNonceBook(db, signing.signer),
+            stuck_blocks=stuck_blocks,
+            stuck_seconds=stuck_seconds,
+        )
+        self.operations = Operations(db, signing.signer)
+        self._local_lock = self.path.local()
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []  # submissions waiting for the signer's lock
         self._bundles: bool | None = None  # whether the contract takes a multicall (read once)
-        self._chain_id: int | None = None
-        self._floor = -1  # transactions of the signer the chain has mined, as last seen
-        self._head: int | None = None  # the chain's block number, as last seen
-        self._unsent: dict[int, float] = {}  # operation -> when its send failed (sent again)
-        self._displaced: set[int] = set()  # nonce used on chain, none of ours mined (once)
-        self._gaps: dict[int, tuple[float, int | None]] = {}  # nonce -> first seen (time, head)
-        self._seen_at: dict[int, int] = {}  # operation -> head when first seen waiting
-
-    @contextmanager
-    def _writer(self) -> Iterator[None]:
-        """One sender per signer key at a time, across threads and processes: it takes the
-        nonce, stores and sends (in nonce order), and never waits for a block."""
-        with self._local_lock, self._exclusive():
-            yield
-
-    def _exclusive(self) -> AbstractContextManager[None]:
-        """The signer's lock across processes (the caller holds `_local_lock`)."""
-        return nonces.sending(self.db, self.chain.relayer)
-
-    def _chain(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = self.chain.chain_id()
-        return self._chain_id
-
-    def _mined_floor(self) -> int:
-        if self._floor < 0:
-            self._floor = self.chain.sent_count(self.chain.relayer)
-        return self._floor
 
     # ---- sending ------------------------------------------------------------------------------
 
@@ -254,7 +200,7 @@ class TransactionPath:
             # database transaction and one lock for all the requests that arrived meanwhile.
             with self._local_lock:
                 if not job.done:
-                    with self._exclusive():
+                    with self.path.sending():
                         while not job.done:
                             with self._queue_lock:
                                 batch = self._queue[:MAX_BATCH]
@@ -304,7 +250,7 @@ class TransactionPath:
             if any(len(unit.jobs) > 1 for unit, _, _ in stored):
                 failpoints.hit("contracts.before_multicall_send")
         for unit, prepared, op_ids in stored:
-            self._send(op_ids, prepared.raw, prepared.tx_hash)
+            self.path.send(prepared.raw, prepared.tx_hash, op_ids)
             for job, op_id in zip(unit.jobs, op_ids, strict=True):
                 job.submitted = Submitted(op_id, prepared.tx_hash, prepared.nonce)
                 job.done = True
@@ -365,17 +311,15 @@ class TransactionPath:
         """One database transaction: each submission's `before`, then consecutive nonces and
         the transactions signed with them, one operation row per submission (a nonce is
         consumed exactly when its signed bytes are committed)."""
-        relayer = self.chain.relayer
-        chain_id, floor = self._chain(), self._mined_floor()
+        relayer, floor = self.path.signer, self.path.mined_floor()
         with self.db.transaction() as session:
             for unit in units:
                 for job in unit.jobs:
                     if job.before is not None:
                         job.before(session)
-            first = nonces.take(session, chain_id, relayer, floor, count=len(units))
+            signed = self.path.sign_new(session, [unit.fields for unit in units], floor)
             out = []
-            for i, unit in enumerate(units):
-                prepared = self.chain.sign(unit.fields, first + i)
+            for unit, prepared in zip(units, signed, strict=True):
                 rows = [
                     ChainOp(
                         agreement_id=job.agreement_id,
@@ -387,7 +331,7 @@ class TransactionPath:
                         raw_tx=prepared.raw,
                         tx_fields=unit.fields,
                         sent_at=utcnow(),
-                        sent_block=self._head,
+                        sent_block=self.path.head,
                         earlier_hashes=[],
                     )
                     for job in unit.jobs
@@ -396,25 +340,6 @@ class TransactionPath:
                 out.append((unit, prepared, rows))
             session.flush()
             return [(unit, prepared, [row.id for row in rows]) for unit, prepared, rows in out]
-
-    def _send(self, op_ids: list[int], raw: bytes, tx_hash: str) -> bool | None:
-        """Send stored bytes (of the operations `op_ids`: one, or a multicall's); a failure
-        leaves them stored for the confirmer to send again (or to replace), so the caller's
-        answer does not depend on it. True when the node took them, False when it refused
-        them (too low a fee, say), None when it did not answer."""
-        try:
-            self.chain.send(raw)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            self._unsent.update(dict.fromkeys(op_ids, time.time()))
-            log.warning("sending %s failed (%s); it is sent again", tx_hash, exc)
-            return None
-        except Exception as exc:  # the node's refusal: the confirmer replaces it
-            self._unsent.update(dict.fromkeys(op_ids, time.time()))
-            log.warning("the node refused %s (%s); it is sent again or replaced", tx_hash, exc)
-            return False
-        for op_id in op_ids:
-            self._unsent.pop(op_id, None)
-        return True
 
     def _require_on_chain(self, agreement_id: str) -> None:
         with self.db.sessions() as session:
@@ -434,11 +359,11 @@ class TransactionPath:
                 with self.db.sessions() as session:
                     op = session.get(ChainOp, op_id)
                     assert op is not None
-                    state, current = op.state, _pending(op)
+                    state, current = op.state, pending_of(op)
                 read_at = time.monotonic()
                 if state != "prepared":
                     return Mined(current.tx_hash, state == "mined")
-            mined = self._receipt_of(current)
+            mined = self.path.receipt_of(current)
             if mined is not None:
                 failpoints.hit("contracts.after_receipt")
                 self._finish(op_id, mined)
@@ -447,51 +372,24 @@ class TransactionPath:
                 raise TimeoutError(f"transaction {current.tx_hash} not mined within the wait")
             time.sleep(self.poll)
 
-    def _receipt_of(self, op: Pending) -> Mined | None:
-        for tx_hash in reversed(op.hashes):  # the latest attempt is the likeliest
-            mined = self.chain.mined(tx_hash)
-            if mined is not None:
-                return mined
-        return None
-
     # ---- the confirmer ----------------------------------------------------------------------
-
-    def _prepared(self) -> list[Pending]:
-        with self.db.sessions() as session:
-            rows = session.execute(
-                select(ChainOp)
-                .where(ChainOp.state == "prepared", ChainOp.signer == self.chain.relayer)
-                .order_by(ChainOp.nonce, ChainOp.id)
-            ).scalars()
-            return [_pending(op) for op in rows]
 
     def confirm(self) -> int:
         """One round of the confirmer: record the outcome of every prepared operation the
         chain has mined, then send again, replace or fill what holds the queue up. Returns
         how many outcomes were recorded."""
-        ops = self._prepared()
+        ops = self.operations.prepared()
         if not ops:
-            self._gaps.clear()
+            self.path.forget_gaps()
             return 0
-        head = self.chain.block_number()
-        mined_count = self.chain.sent_count(self.chain.relayer)
-        self._head, self._floor = head, max(self._floor, mined_count)
+        head = self.path.chain.block_number()
+        mined_count = self.path.chain.sent_count(self.path.signer)
+        self.path.observe(head, mined_count)
         waiting = [op for op in ops if op.nonce >= mined_count]
-        used = [op for op in ops if op.nonce < mined_count]
-        receipts = self.chain.mined_many([h for op in used for h in op.hashes]) if used else {}
-        done: list[tuple[Pending, Mined]] = []
-        for op in used:
-            mined = next((receipts[h] for h in reversed(op.hashes) if h in receipts), None)
-            if mined is None:
-                # Its nonce is used but none of its attempts is in a block: taken by another
-                # transaction of this key (seen twice, in case the receipt lagged the count).
-                if op.id in self._displaced:
-                    self._displaced.discard(op.id)
-                    self._abandon(op.id, "its nonce was used by another transaction")
-                else:
-                    self._displaced.add(op.id)
-                continue
-            done.append((op, mined))
+        settled, displaced = self.path.sort([op for op in ops if op.nonce < mined_count])
+        for op in displaced:
+            self.operations.abandon(op.key, "its nonce was used by another transaction")
+        done = [(cast(Pending, op), found) for op, found in settled]
         if done:
             failpoints.hit("contracts.after_receipt")
         recorded, failure = self._finish_many(done)
@@ -499,7 +397,7 @@ class TransactionPath:
             if not mined.succeeded and op.op != "offer":
                 self.converge(op.agreement_id)
         if waiting:
-            self._unstick(waiting, head, mined_count)
+            self.path.unstick(waiting, self.operations, head, mined_count)
         if failure is not None:
             raise failure  # the confirmer backs off; the rest were recorded and moved on
         return len(recorded)
@@ -522,7 +420,7 @@ class TransactionPath:
                 log.warning("recording %d outcomes at once failed (%s): one by one", len(done), exc)
             else:
                 for op, _ in recorded:
-                    self._unsent.pop(op.id, None)
+                    self.path.settled(op.id)
                 return recorded, None
         recorded, failure = [], None
         for op, mined in done:  # one failing outcome does not hold the others up
@@ -532,140 +430,6 @@ class TransactionPath:
             except Exception as exc:
                 failure = failure or exc
         return recorded, failure
-
-    def _late(self, since: float, since_block: int | None, head: int) -> bool:
-        return time.time() - since >= self.stuck_seconds or (
-            since_block is not None and head - since_block >= self.stuck_blocks
-        )
-
-    def _unstick(self, waiting: list[Pending], head: int, mined_count: int) -> None:
-        """Send again what the node lost, replace what it holds but does not mine, and fill
-        nonces nothing is stored for (gaps below the last waiting one)."""
-        now = time.time()
-        for op_id in set(self._seen_at) - {op.id for op in waiting}:
-            del self._seen_at[op_id]
-        stuck = [
-            op
-            for op in waiting
-            if time.time() - self._unsent.get(op.id, now) >= RESEND_AFTER
-            or self._late(
-                op.sent_at.timestamp(),
-                op.sent_block
-                if op.sent_block is not None
-                else self._seen_at.setdefault(op.id, head),
-                head,
-            )
-        ]
-        # a multicall's operations share one transaction: sent again or replaced once
-        stuck = list({(op.nonce, op.tx_hash): op for op in stuck}.values())
-        held = {op.nonce for op in waiting}
-        gaps = []
-        for nonce in range(mined_count, max(held)):
-            if nonce in held:
-                continue
-            first = self._gaps.setdefault(nonce, (now, head))
-            if self._late(first[0], first[1], head):
-                gaps.append(nonce)
-        for nonce in list(self._gaps):
-            if nonce < mined_count or nonce in held:
-                del self._gaps[nonce]
-        if not stuck and not gaps:
-            return
-        with self._writer():
-            for op in stuck:
-                self._resend_or_replace(op, head, next_on_chain=op.nonce == mined_count)
-            for nonce in gaps:
-                self._fill(nonce)
-                self._gaps.pop(nonce, None)
-
-    def _resend_or_replace(self, op: Pending, head: int, next_on_chain: bool) -> None:
-        """Send again what the node lost; replace the transaction the chain waits for next
-        when the node holds it but does not mine it (a later one only waits behind it)."""
-        with self.db.sessions() as session:
-            row = session.get(ChainOp, op.id)
-            current = _pending(row) if row is not None and row.state == "prepared" else None
-            ids = self._sharing(session, current) if current is not None else []
-        if current is None or self._receipt_of(current) is not None:
-            return  # recorded meanwhile, or mined: the next round records it
-        known = any(self.chain.transaction_known(h) for h in current.hashes)
-        if not known:
-            log.info("re-sending the stored transaction of %s %s", op.op, current.tx_hash)
-            self._mark_sent(ids, head)
-            if self._send(ids, current.raw, current.tx_hash) is not False:
-                return
-            # The node refuses the stored bytes (the base fee rose above their cap): replaced.
-        elif not next_on_chain:
-            self._mark_sent(ids, head)  # queued behind an earlier nonce: wait for it
-            return
-        if current.fields is None:
-            return  # stored before fields were kept: it can only be sent again as it is
-        fields = nonces.bumped(current.fields, self.chain.suggested_fees())
-        replacement = self.chain.sign(fields, current.nonce)
-        with self.db.transaction() as session:
-            changed = session.execute(
-                update(ChainOp)
-                .where(ChainOp.id.in_(ids), ChainOp.state == "prepared")
-                .values(
-                    earlier_hashes=[*current.hashes],
-                    tx_hash=replacement.tx_hash,
-                    raw_tx=replacement.raw,
-                    tx_fields=fields,
-                    sent_at=utcnow(),
-                    sent_block=head,
-                )
-            ).rowcount  # type: ignore[attr-defined]
-        if changed < 1:
-            return
-        log.warning(
-            "%s for agreement %s (nonce %d) is stuck: replaced %s by %s (max fee %d, tip %d)",
-            op.op,
-            op.agreement_id,
-            current.nonce,
-            current.tx_hash,
-            replacement.tx_hash,
-            fields["maxFeePerGas"],
-            fields["maxPriorityFeePerGas"],
-        )
-        failpoints.hit("contracts.before_replacement_send")
-        self._send(ids, replacement.raw, replacement.tx_hash)
-        failpoints.hit("contracts.after_replacement_send")
-
-    def _sharing(self, session: Session, current: Pending) -> list[int]:
-        """The prepared operations sent in `current`'s transaction (several for a multicall)."""
-        return list(
-            session.execute(
-                select(ChainOp.id).where(
-                    ChainOp.signer == self.chain.relayer,
-                    ChainOp.nonce == current.nonce,
-                    ChainOp.tx_hash == current.tx_hash,
-                    ChainOp.state == "prepared",
-                )
-            ).scalars()
-        ) or [current.id]
-
-    def _mark_sent(self, op_ids: list[int], head: int) -> None:
-        with self.db.transaction() as session:
-            session.execute(
-                update(ChainOp)
-                .where(ChainOp.id.in_(op_ids), ChainOp.state == "prepared")
-                .values(sent_at=utcnow(), sent_block=head)
-            )
-
-    def _fill(self, nonce: int) -> None:
-        """A nonce the chain waits for with nothing stored for it: a no-op self-transfer with
-        generous fees, so the transactions after it are mined."""
-        fields = nonces.bumped(self.chain.self_transfer(), self.chain.suggested_fees())
-        filler = self.chain.sign(fields, nonce)
-        log.warning(
-            "nonce %d of %s has no stored transaction: filled with a self-transfer %s",
-            nonce,
-            self.chain.relayer,
-            filler.tx_hash,
-        )
-        try:
-            self.chain.send(filler.raw)
-        except Exception as exc:  # tried again next round while the gap stays
-            log.warning("the self-transfer for nonce %d was refused (%s)", nonce, exc)
 
     def converge(self, agreement_id: str) -> bool:
         """Record what the chain holds for the agreement if the database is behind it (see
@@ -696,7 +460,7 @@ class TransactionPath:
         with self.db.transaction() as session:
             if not self._record(session, op_id, mined):
                 return False
-        self._unsent.pop(op_id, None)
+        self.path.settled(op_id)
         return True
 
     def _record(self, session: Session, op_id: int, mined: Mined) -> bool:
@@ -729,43 +493,28 @@ class TransactionPath:
         """At start: finish operations a previous process prepared (and maybe sent) but did
         not record. Mined ones are recorded; stored bytes the node does not know are sent
         again (never signed anew); the confirmer records the rest as they are mined."""
-        ops = self._prepared()
-        mined_count = self.chain.sent_count(self.chain.relayer) if ops else 0
+        ops = self.operations.prepared()
+        mined_count = self.path.chain.sent_count(self.path.signer) if ops else 0
         resent: set[str] = set()  # a multicall's operations share one transaction
         for op in ops:
             log.info("recovering %s for agreement %s (%s)", op.op, op.agreement_id, op.tx_hash)
-            mined = self._receipt_of(op)
+            mined = self.path.receipt_of(op)
             if mined is not None:
                 if self._finish(op.id, mined) and not mined.succeeded and op.op != "offer":
                     self.converge(op.agreement_id)
                 continue
-            if any(self.chain.transaction_known(h) for h in op.hashes):
+            if self.path.known(op):
                 continue
             if op.nonce < mined_count:
-                self._abandon(op.id, "the transaction was dropped and its nonce reused")
+                self.operations.abandon(op.id, "the transaction was dropped and its nonce reused")
                 continue
             if op.tx_hash in resent:
                 continue
             resent.add(op.tx_hash)
             log.info("re-sending the stored transaction of %s %s", op.op, op.tx_hash)
-            self._send([o.id for o in ops if o.tx_hash == op.tx_hash], op.raw, op.tx_hash)
+            self.path.send(op.raw, op.tx_hash, [o.id for o in ops if o.tx_hash == op.tx_hash])
         return len(ops)
-
-    def _abandon(self, op_id: int, reason: str) -> None:
-        with self.db.transaction() as session:
-            op = session.get(ChainOp, op_id)
-            assert op is not None
-            op.state, op.error, op.finished_at = "failed", reason, utcnow()
-            agreement = session.get(Agreement, op.agreement_id)
-            if agreement is not None and op.op == "offer":
-                agreement.state = "failed"
 
     def pending_count(self) -> int:
         """Operations prepared (perhaps sent) whose outcome is not recorded yet."""
-        with self.db.sessions() as session:
-            return int(
-                session.execute(
-                    select(func.count()).select_from(ChainOp).where(ChainOp.state == "prepared")
-                ).scalar()
-                or 0
-            )
+        return self.operations.count()

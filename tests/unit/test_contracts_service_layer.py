@@ -129,7 +129,7 @@ class FakeChain:
         }[action]
         return ChainCall(name, (onchain_id, deadline, signature))
 
-    # -- sending
+    # -- the transaction
     def simulate(self, call: ChainCall) -> None:
         for one in self._inner(call):
             if one.function in self.refuse:
@@ -152,31 +152,6 @@ class FakeChain:
         self._calls[ref] = call
         return {"call": ref, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
 
-    def self_transfer(self) -> dict[str, Any]:
-        return {"call": None, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
-
-    def suggested_fees(self) -> dict[str, int]:
-        return {"maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
-
-    def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx:
-        raw = json.dumps({**fields, "nonce": nonce}, sort_keys=True).encode()
-        tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
-        self._pending[tx_hash] = (self._calls[fields["call"]], raw)
-        return PreparedTx(raw, tx_hash, nonce)
-
-    def send(self, raw: bytes) -> None:
-        tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
-        call, _ = self._pending.pop(tx_hash)
-        inner = self._inner(call)
-        if call.function == "multicall":
-            self.bundles.append(len(inner))
-        self.sent.extend(inner)
-        ok = all(one.function not in self.revert for one in inner)  # all or none
-        if ok:
-            for one in inner:
-                self._execute(one)
-        self._mined[tx_hash] = Mined(tx_hash, ok)
-
     def _execute(self, call: ChainCall) -> None:
         onchain_id = call.args[0]
         if call.function == "offer":
@@ -190,21 +165,6 @@ class FakeChain:
             self.arrivals[onchain_id] = (self.arrivals[onchain_id][0], True)
         elif call.function in TRANSITION_STATES:
             self.states[onchain_id] = TRANSITION_STATES[call.function]
-
-    def mined(self, tx_hash: str) -> Mined | None:
-        if self.lose_receipt:
-            raise TimeoutError("the node went away")
-        return self._mined.get(tx_hash)
-
-    def transaction_known(self, tx_hash: str) -> bool:
-        return tx_hash in self._mined
-
-    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]:
-        found = {h: self.mined(h) for h in tx_hashes}
-        return {h: m for h, m in found.items() if m is not None}
-
-    def sent_count(self, address: str) -> int:
-        return len(self._mined)
 
     # -- reading
     def chain_id(self) -> int:
@@ -246,6 +206,62 @@ class FakeChain:
         return signature == fake_signature(address, digest)
 
 
+class FakeNode:
+    """The relayer's key on the fake chain: signs, sends (mined at once) and finds receipts."""
+
+    signer = RELAYER
+
+    def __init__(self, chain: FakeChain) -> None:
+        self.chain = chain
+
+    def chain_id(self) -> int:
+        return self.chain.chain_id()
+
+    def block_number(self) -> int:
+        return self.chain.block_number()
+
+    def self_transfer(self) -> dict[str, Any]:
+        return {"call": None, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
+
+    def suggested_fees(self) -> dict[str, int]:
+        return {"maxFeePerGas": 2, "maxPriorityFeePerGas": 1}
+
+    def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx:
+        raw = json.dumps({**fields, "nonce": nonce}, sort_keys=True).encode()
+        tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
+        self.chain._pending[tx_hash] = (self.chain._calls[fields["call"]], raw)
+        return PreparedTx(raw, tx_hash, nonce)
+
+    def send(self, raw: bytes) -> None:
+        chain = self.chain
+        tx_hash = "0x" + hashlib.sha256(raw).hexdigest()
+        call, _ = chain._pending.pop(tx_hash)
+        inner = chain._inner(call)
+        if call.function == "multicall":
+            chain.bundles.append(len(inner))
+        chain.sent.extend(inner)
+        ok = all(one.function not in chain.revert for one in inner)  # all or none
+        if ok:
+            for one in inner:
+                chain._execute(one)
+        chain._mined[tx_hash] = Mined(tx_hash, ok)
+
+    def mined(self, tx_hash: str) -> Mined | None:
+        if self.chain.lose_receipt:
+            raise TimeoutError("the node went away")
+        return self.chain._mined.get(tx_hash)
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        return tx_hash in self.chain._mined
+
+    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]:
+        found = {h: self.mined(h) for h in tx_hashes}
+        return {h: m for h, m in found.items() if m is not None}
+
+    def sent_count(self, address: str, pending: bool = False) -> int:
+        return len(self.chain._mined)
+
+
 class FakeEvidence:
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
@@ -275,9 +291,19 @@ def chain() -> FakeChain:
 
 
 @pytest.fixture
-def contracts(db: Database, chain: FakeChain) -> ContractsService:
+def node(chain: FakeChain) -> FakeNode:
+    return FakeNode(chain)
+
+
+@pytest.fixture
+def contracts(db: Database, chain: FakeChain, node: FakeNode) -> ContractsService:
     return ContractsService.build(
-        db, chain, LinkSigner(b"k" * 32), public_url="https://offers.example/", link_ttl=3600
+        db,
+        chain,
+        LinkSigner(b"k" * 32),
+        signing=node,
+        public_url="https://offers.example/",
+        link_ttl=3600,
     )
 
 

@@ -25,11 +25,13 @@ from offerseal.shared.links import LinkSigner
 from tests.unit.test_contracts_service_layer import (
     HR,
     FakeChain,
+    FakeNode,
     chain,  # noqa: F401
     contracts,  # noqa: F401
     db,  # noqa: F401  (fixtures)
     message_types,
     new_agreement,
+    node,  # noqa: F401
     sign_commitment,
 )
 
@@ -69,11 +71,12 @@ def test_a_replacement_raises_both_fees_by_at_least_ten_percent(
 def test_an_offer_answers_before_its_block_and_is_confirmed_once(
     db: Database,  # noqa: F811
     chain: FakeChain,  # noqa: F811
+    node: FakeNode,  # noqa: F811
     contracts: ContractsService,  # noqa: F811
 ) -> None:
     held: list[bytes] = []
-    send = chain.send
-    chain.send = held.append  # type: ignore[method-assign]  (sent, not yet in a block)
+    send = node.send
+    node.send = held.append  # type: ignore[method-assign]  (sent, not yet in a block)
     answer = contracts.agreements.create(HR, new_agreement())
     assert answer["state"] == "offering" and answer["chain"]["status"] == "pending"
     assert answer["transaction"] == answer["chain"]["tx"] and answer["signing_link"]
@@ -85,9 +88,9 @@ def test_an_offer_answers_before_its_block_and_is_confirmed_once(
         contracts.agreements.transition(HR, answer["id"], "withdraw")
 
     assert contracts.confirm() == 0  # nothing in a block yet
-    chain.send = send  # type: ignore[method-assign]
+    node.send = send  # type: ignore[method-assign]
     for raw in held:
-        chain.send(raw)
+        node.send(raw)
     assert contracts.confirm() == 1
     assert contracts.confirm() == 0  # recorded once
     current = contracts.agreements.get(HR, answer["id"])
@@ -205,6 +208,7 @@ def test_a_reverted_multicall_fails_each_of_its_offers(
 def test_offers_arriving_together_are_stored_in_one_transaction_in_nonce_order(
     db: Database,  # noqa: F811
     chain: FakeChain,  # noqa: F811
+    node: FakeNode,  # noqa: F811
     contracts: ContractsService,  # noqa: F811
     multicall: bool,
 ) -> None:
@@ -216,13 +220,13 @@ def test_offers_arriving_together_are_stored_in_one_transaction_in_nonce_order(
     chain.multicall = multicall
     tx = contracts.transactions
     sent: list[bytes] = []
-    send = chain.send
+    send = node.send
 
     def record(raw: bytes) -> None:
         sent.append(raw)
         send(raw)
 
-    chain.send = record  # type: ignore[method-assign]
+    node.send = record  # type: ignore[method-assign]
 
     def broken(session: Session) -> None:
         raise ValueError("this submission's own writes fail")
@@ -262,18 +266,19 @@ def test_offers_arriving_together_are_stored_in_one_transaction_in_nonce_order(
 def test_outcomes_mined_together_are_recorded_together_or_one_by_one(
     db: Database,  # noqa: F811
     chain: FakeChain,  # noqa: F811
+    node: FakeNode,  # noqa: F811
     contracts: ContractsService,  # noqa: F811
 ) -> None:
     held: list[bytes] = []
-    send = chain.send
-    chain.send = held.append  # type: ignore[method-assign]  (sent, not yet in a block)
+    send = node.send
+    node.send = held.append  # type: ignore[method-assign]  (sent, not yet in a block)
     answers = [contracts.agreements.create(HR, new_agreement()) for _ in range(4)]
-    chain.send = send  # type: ignore[method-assign]
+    node.send = send  # type: ignore[method-assign]
     for raw in held[:2]:
-        chain.send(raw)
+        node.send(raw)
     assert contracts.confirm() == 2  # two in one transaction
     for raw in held[2:]:
-        chain.send(raw)
+        node.send(raw)
     outcomes = contracts.transactions.outcomes
     mined = outcomes.mined
     broken = answers[2]["id"]
@@ -321,11 +326,11 @@ def test_each_operation_takes_the_next_nonce(
     assert second["chain"]["nonce"] == 1
 
 
-class HoldingChain(FakeChain):
+class HoldingNode(FakeNode):
     """A node that keeps what it is sent in its pool until told to mine it."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(FakeChain())
         self.pool: dict[str, bytes] = {}
         self.head = 100
 
@@ -333,13 +338,13 @@ class HoldingChain(FakeChain):
         self.pool["0x" + hashlib.sha256(raw).hexdigest()] = raw
 
     def transaction_known(self, tx_hash: str) -> bool:
-        return tx_hash in self.pool or tx_hash in self._mined
+        return tx_hash in self.pool or tx_hash in self.chain._mined
 
     def block_number(self) -> int:
         return self.head
 
     def mine(self, tx_hash: str) -> None:
-        FakeChain.send(self, self.pool.pop(tx_hash))
+        FakeNode.send(self, self.pool.pop(tx_hash))
 
 
 def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
@@ -347,11 +352,12 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
 ) -> None:
     database = Database(f"sqlite:///{tmp_path / 's.db'}")
     database.migrate()
-    node = HoldingChain()
+    holding = HoldingNode()
     service = ContractsService.build(
         database,
-        node,
+        holding.chain,
         LinkSigner(b"k" * 32),
+        signing=holding,
         public_url="https://offers.example/",
         link_ttl=3600,
         tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
@@ -360,9 +366,9 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
         answer = service.agreements.create(HR, new_agreement())
         original = answer["chain"]["tx"]
         assert service.confirm() == 0  # first seen at block 100
-        node.head = 101
+        holding.head = 101
         assert service.confirm() == 0  # one block: not stuck yet
-        node.head = 102
+        holding.head = 102
         assert service.confirm() == 0  # two blocks: replaced
         with database.sessions() as session:
             [op] = session.execute(select(ChainOp)).scalars()
@@ -371,8 +377,8 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
             assert op.tx_fields is not None
             assert op.tx_fields["maxFeePerGas"] * 10 >= 2 * 11
             replacement = op.tx_hash
-        assert set(node.pool) == {original, replacement}  # the node decides which one
-        node.mine(replacement)
+        assert set(holding.pool) == {original, replacement}  # the holding decides which one
+        holding.mine(replacement)
         assert service.confirm() == 1
         current = service.agreements.get(HR, answer["id"])
         assert current["state"] == "offered" and current["chain"]["tx"] == replacement
@@ -387,11 +393,12 @@ def test_a_stuck_multicall_is_replaced_once_for_all_its_offers(tmp_path: Path) -
     is mined each offer is recorded once."""
     database = Database(f"sqlite:///{tmp_path / 'm.db'}")
     database.migrate()
-    node = HoldingChain()
+    holding = HoldingNode()
     service = ContractsService.build(
         database,
-        node,
+        holding.chain,
         LinkSigner(b"k" * 32),
+        signing=holding,
         public_url="https://offers.example/",
         link_ttl=3600,
         tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
@@ -402,17 +409,17 @@ def test_a_stuck_multicall_is_replaced_once_for_all_its_offers(tmp_path: Path) -
             [lambda: service.agreements.create(HR, new_agreement()) for _ in range(3)],
         )
         original = results[0]["chain"]["tx"]
-        assert len(node.pool) == 1
+        assert len(holding.pool) == 1
         assert service.confirm() == 0  # first seen at block 100
-        node.head = 102
+        holding.head = 102
         assert service.confirm() == 0  # two blocks: replaced, once
         with database.sessions() as session:
             ops = list(session.execute(select(ChainOp)).scalars())
         assert len(ops) == 3 and {op.nonce for op in ops} == {0}
         assert {tuple(op.earlier_hashes) for op in ops} == {(original,)}
         [replacement] = {op.tx_hash for op in ops}
-        assert set(node.pool) == {original, replacement}
-        node.mine(replacement)
+        assert set(holding.pool) == {original, replacement}
+        holding.mine(replacement)
         assert service.confirm() == 3
         assert service.confirm() == 0
         states = {service.agreements.get(HR, results[i]["id"])["state"] for i in range(3)}

@@ -1,7 +1,8 @@
 """The IntentAgreements contract over web3: builds the call for each thing the service layer
-does (offer, commit, confirm a milestone, amend, transition), simulates it (a refusal comes back
-as the contract's custom error), signs it for later, sends it, and reads state, terms, nonces
-and whether a signature is an address's own (ECDSA or ERC-1271)."""
+does (offer, commit, confirm a milestone, amend, transition), makes it a transaction with its
+gas estimated (a refusal comes back as the contract's custom error), and reads state, terms,
+nonces and whether a signature is an address's own (ECDSA or ERC-1271). Signing and sending are
+the relayer's transaction path's (`shared/transactions/onchain.py`)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-import requests
 from eth_abi import decode, encode
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.types import RPCResponse
 
 from ...shared import chain
-from ...shared.chain import ChainUnavailable
+from ...shared.transactions.onchain import Web3SigningChain
 from ..domain.agreements import MILESTONE_KINDS, STATES, Terms, bundles_calls
 from ..errors import ChainRefusal
-from ..ports import ChainCall, Mined
+from ..ports import ChainCall
 
 # The contract function of each transition an agreement can take.
 TRANSITION_FUNCTIONS = {
@@ -84,8 +83,6 @@ def _b32(hex_id: str) -> bytes:
 
 
 FEES_TTL = 1.0  # seconds the suggested fees of new transactions are reused
-RECEIPTS_PER_BATCH = 200  # receipts asked in one JSON-RPC batch
-RPC_TIMEOUT = 10.0  # seconds, as chain.connect's
 
 # The one event whose first indexed topic is not an agreement id.
 _OPERATOR_SET = bytes(Web3.keccak(text="OperatorSet(address,address,bool)"))
@@ -96,13 +93,11 @@ class IntentAgreementsChain(chain.ContractClient):
 
     artifact_name = "IntentAgreements"
 
-    def __init__(self, w3: Web3, address: str, signer: LocalAccount) -> None:
+    def __init__(self, w3: Web3, address: str, signing: Web3SigningChain) -> None:
         super().__init__(w3, address)
-        self.signer = signer
-        self._cached_chain_id: int | None = None
+        self.signing = signing  # the relayer's key on this chain
         self._fees: tuple[float, dict[str, int]] | None = None  # (when read, fees)
         self._fees_lock = threading.Lock()
-        self._sessions = threading.local()  # an HTTP session per thread for batched calls
         self._errors: dict[bytes, tuple[str, list[str]]] = {}
         self._multicall: bool | None = None  # whether the deployment has `multicall` (read once)
         for item in self.abi:
@@ -125,7 +120,7 @@ class IntentAgreementsChain(chain.ContractClient):
 
     @property
     def relayer(self) -> str:
-        return str(self.signer.address)
+        return self.signing.signer
 
     # ---- the calls the service layer makes ---------------------------------------------------
 
@@ -210,18 +205,13 @@ class IntentAgreementsChain(chain.ContractClient):
         except ContractLogicError as exc:
             raise ChainRefusal("Reverted", (), str(exc)) from None
 
-    def simulate(self, call: ChainCall) -> None:
-        """Run the call without a transaction; raises ChainRefusal with the custom error."""
-        with self._refusals():
-            self._fn(call).call({"from": self.relayer})
-
     def unsigned(self, call: ChainCall) -> dict[str, Any]:
         """The call as an EIP-1559 transaction without its nonce: gas estimated with a fifth
         more as margin (the estimate runs the call on the chain as it is now: a refusal comes
-        back as `simulate` would raise it, so it is the simulation too), and the chain's
+        back as the contract's custom error, so it is the simulation too), and the chain's
         suggested fees, read once per `FEES_TTL`."""
         data = self._data(call)
-        reply = self._rpc(
+        reply = self.signing.rpc(
             "eth_estimateGas", [{"from": self.relayer, "to": self.address, "data": data}]
         )
         if "error" in reply:
@@ -231,25 +221,13 @@ class IntentAgreementsChain(chain.ContractClient):
         gas = int(reply["result"], 16)
         return {
             "type": 2,
-            "chainId": self._chain_id(),
+            "chainId": self.signing.chain_id(),
             "to": self.address,
             "data": data,
             "value": 0,
             "gas": int(gas * 6 // 5),
             **self._recent_fees(),
         }
-
-    def _rpc(self, method: str, params: list[Any]) -> dict[str, Any]:
-        """One JSON-RPC call without web3's middleware and formatters (the calls every
-        transaction makes: a tenth of the time); its reply as the node sent it."""
-        answer = self._rpc_session().post(
-            str(self.w3.provider.endpoint_uri),  # type: ignore[attr-defined]
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-            timeout=RPC_TIMEOUT,
-        )
-        answer.raise_for_status()
-        reply: dict[str, Any] = answer.json()
-        return reply
 
     def _recent_fees(self) -> dict[str, int]:
         """`suggested_fees()`, kept for FEES_TTL: a fee cap of twice the base fee outlasts
@@ -259,89 +237,15 @@ class IntentAgreementsChain(chain.ContractClient):
         with self._fees_lock:
             if self._fees is not None and now - self._fees[0] < FEES_TTL:
                 return dict(self._fees[1])
-        fees = self.suggested_fees()
+        fees = self.signing.suggested_fees()
         with self._fees_lock:
             self._fees = (now, fees)
         return dict(fees)
 
-    def self_transfer(self) -> dict[str, Any]:
-        """A transaction that does nothing (0 to itself): fills a nonce nothing is stored for."""
-        return chain.self_transfer_fields(self._chain_id(), self.relayer, self.suggested_fees())
-
-    def suggested_fees(self) -> dict[str, int]:
-        return chain.suggested_fees(self.w3)
-
-    def sign(self, fields: dict[str, Any], nonce: int) -> chain.PreparedTx:
-        return chain.sign_eip1559(self.signer, fields, nonce)
-
-    def _chain_id(self) -> int:
-        if self._cached_chain_id is None:
-            self._cached_chain_id = int(self.w3.eth.chain_id)
-        return self._cached_chain_id
-
-    def send(self, raw: bytes) -> None:
-        reply = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
-        if "error" in reply:  # the node's refusal (fee too low, nonce used, ...)
-            raise Web3RPCError(str(reply["error"]), rpc_response=cast(RPCResponse, reply))
-
-    @staticmethod
-    def _mined(receipt: Any) -> Mined:
-        return Mined(receipt["transactionHash"].to_0x_hex(), receipt["status"] == 1)
-
-    def mined(self, tx_hash: str) -> Mined | None:
-        receipt = self.receipt(tx_hash)
-        return None if receipt is None else self._mined(receipt)
-
-    def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]:
-        """The receipts of `tx_hashes` in JSON-RPC batches of RECEIPTS_PER_BATCH (one round
-        trip, none of web3's formatting): those in a block, by hash. Raises when the node
-        answers any of them with an error, so a missing receipt always means not mined."""
-        out: dict[str, Mined] = {}
-        hashes = list(dict.fromkeys(tx_hashes))
-        for start in range(0, len(hashes), RECEIPTS_PER_BATCH):
-            chunk = hashes[start : start + RECEIPTS_PER_BATCH]
-            answer = self._rpc_session().post(
-                str(self.w3.provider.endpoint_uri),  # type: ignore[attr-defined]
-                json=[
-                    {
-                        "jsonrpc": "2.0",
-                        "id": i,
-                        "method": "eth_getTransactionReceipt",
-                        "params": [h],
-                    }
-                    for i, h in enumerate(chunk)
-                ],
-                timeout=RPC_TIMEOUT,
-            )
-            answer.raise_for_status()
-            replies = answer.json()
-            if not isinstance(replies, list) or len(replies) != len(chunk):
-                raise ChainUnavailable(
-                    f"the node answered a batch of receipts with {replies!r:.200}"
-                )
-            for reply in replies:
-                if "error" in reply or not isinstance(reply.get("id"), int):
-                    raise ChainUnavailable(f"the node refused a receipt: {reply!r:.200}")
-                receipt = reply.get("result")
-                if receipt is not None:
-                    out[chunk[reply["id"]]] = Mined(
-                        str(receipt["transactionHash"]), int(receipt["status"], 16) == 1
-                    )
-        return out
-
-    def _rpc_session(self) -> requests.Session:
-        session = getattr(self._sessions, "session", None)
-        if session is None:
-            session = self._sessions.session = requests.Session()
-        return session
-
-    def sent_count(self, address: str) -> int:
-        return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "latest"))
-
     # ---- reading ---------------------------------------------------------------------------
 
     def chain_id(self) -> int:
-        return self._chain_id()
+        return self.signing.chain_id()
 
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)
