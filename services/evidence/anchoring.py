@@ -1,12 +1,15 @@
 """The anchoring worker: batches pending leaves into one Merkle tree, anchors the root with one
-transaction, and stores every proof. Crash-safe by construction:
+transaction, and stores every proof. Signing, sending, sending again, replacing and filling
+nonce gaps are the signer's transaction path's (`shared/transactions`, shared in its kind with
+the contracts service's relayer); this module decides what is batched, what a batch's
+transaction is, and when a batch is finalized or superseded. Crash-safe by construction:
 
 1. *prepare*: in one transaction the tree, every proof and the **signed** transaction (raw
-   bytes, hash, and its nonce, taken from the signer's durable nonce manager `nonces.take` in
-   that same transaction) are stored and the documents are bound to the batch;
+   bytes, hash, and its nonce, taken from the signer's durable nonces in that same
+   transaction) are stored and the documents are bound to the batch;
 2. *send* the stored raw transaction; 3. its receipt and confirmations arrive;
-4. *finalize*: in one transaction the batch becomes `anchored`, the documents too, and
-   `evidence.anchored` messages go into the outbox.
+4. *finalize* (`finalizing.py`): in one transaction the batch becomes `anchored`, the
+   documents too, and `evidence.anchored` messages go into the outbox.
 
 Batches are pipelined: a new one is cut and sent every batch interval (or at `batch_max`
 pending) while earlier ones wait for their block, with consecutive nonces, up to
@@ -22,9 +25,9 @@ root is anchored, whether the stored transaction is known, and re-sends the same
 in nonce order (a later batch's nonce is legitimately above the chain's count); it re-signs
 only when the nonce was consumed by something else without anchoring, or when the chain forgot
 its past (another genesis block: the nonce counter goes back to the chain's count). So every
-accepted document is anchored exactly once. `reconcile()` notices roots the chain no longer
-holds (reset or reorg), marks those batches superseded and puts their documents back in the
-queue; an RPC that fails or lags behind is never taken for a chain that lost them.
+accepted document is anchored exactly once. `reconcile()` (`reconciling.py`) notices roots the
+chain no longer holds (reset or reorg), marks those batches superseded and puts their documents
+back in the queue; an RPC that fails or lags behind is never taken for a chain that lost them.
 """
 
 from __future__ import annotations
@@ -32,24 +35,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
 from web3 import Web3
 
 from offerseal_verify import merkle
 from offerseal_verify.hexbytes import from_hex32, to_hex
 
-from ..shared import chain, failpoints, messages, nonces
-from ..shared.broker import enqueue
+from ..shared import chain, failpoints
 from ..shared.db import Database, copy_text, insert_rows
 from ..shared.deployments import (
     DEV_CHAIN_ID,
@@ -60,40 +57,19 @@ from ..shared.deployments import (
     recorded,
 )
 from ..shared.locks import ExclusiveLock
-from ..shared.models import aware, utcnow
+from ..shared.transactions import SignerPath, SigningChain
+from ..shared.transactions.book import DbNonceBook
+from ..shared.transactions.onchain import Web3SigningChain
 from ..shared.workers import reconnect_backoff, run_every
 from .adapters.registry import RegistryClient
+from .finalizing import finalize, seq_among
+from .in_flight import Batches, Flight, attempt_of
 from .models import Batch, BatchMember, Document
-from .service import CANDIDATE_LINK
-from .trees import JSON_NULL, leaves_of, path_hex, tree_of
+from .reconciling import Reconciliation
+from .trees import JSON_NULL, leaves_of
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 1.0  # seconds between deeper looks (pool, nonce) at a batch not mined yet
-
-
-@dataclass
-class _Flight:
-    """A prepared batch whose transaction is sent and not finalized yet."""
-
-    batch_id: int
-    root: bytes
-    nonce: int
-    tx_hash: str
-    raw: bytes
-    sent_at: float  # monotonic, of the current attempt
-    sent_block: int | None  # the chain's head when it was sent (seen at the next look)
-    receipt: Any | None = None  # mined, waiting for its confirmations
-    checked_at: float = 0.0  # monotonic, of the last look at the pool and the nonce
-    looked_at: int | None = None  # the head when its receipt was last asked for, and when
-    asked_at: float = 0.0
-
-
-def seq_among(session: Session, seqs: Sequence[int]) -> ColumnElement[bool]:
-    """`Document.seq IN seqs`; on PostgreSQL as `= ANY(array)`, one parameter (an IN list of
-    10,000 takes longer to compile and to plan than the update takes)."""
-    if session.connection().dialect.name == "postgresql":
-        return Document.seq == any_(bindparam("seqs", list(seqs), type_=ARRAY(BigInteger)))
-    return Document.seq.in_(seqs)
 
 
 class Anchorer:
@@ -114,6 +90,7 @@ class Anchorer:
         max_in_flight: int = 8,
         stuck_blocks: int = 3,
         stuck_seconds: float = 90.0,
+        signing: SigningChain | None = None,
     ) -> None:
         self.db = db
         self.w3 = w3
@@ -132,7 +109,16 @@ class Anchorer:
         self.stuck_blocks = stuck_blocks
         self.stuck_seconds = stuck_seconds
         self.ready = threading.Event()
-        self._in_flight: dict[int, _Flight] = {}
+        # the signer's transaction path, shared in its kind with the contracts service's
+        self.path = SignerPath(
+            signing or Web3SigningChain(w3, signer),
+            DbNonceBook(db, signer.address),
+            stuck_blocks=stuck_blocks,
+            stuck_seconds=stuck_seconds,
+            failpoint="anchor",
+        )
+        self._in_flight: dict[int, Flight] = {}
+        self._batches = Batches(db, self._in_flight, self.path.chain.fields_of)
         self._forgotten = False  # the chain forgot its past: prepared batches are signed anew
         self._gap_since: tuple[float, int] | None = None  # (monotonic, head) a gap was seen
         self._gap_checked = 0.0  # monotonic, of the last look for a gap
@@ -178,9 +164,8 @@ class Anchorer:
     def _chain_forgot(self) -> None:
         """Another genesis block: nothing this key sent before is on the chain, so its nonce
         counter goes back to the chain's count and prepared batches are signed anew."""
-        count = int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
-        with self._sending(), self.db.transaction() as session:
-            nonces.rewind(session, self.chain_id, self.signer.address, count)
+        count = self.path.chain.sent_count(self.signer.address, pending=True)
+        self.path.rewind(count)
         log.warning(
             "the chain has another genesis block (reset): nonces of %s start again at %s",
             self.signer.address,
@@ -221,8 +206,11 @@ class Anchorer:
                 return None
             leaves = [from_hex32(leaf) for _, leaf in rows]
             tree = merkle.MerkleTree.build(leaves)
-            nonce = nonces.take(session, self.chain_id, self.signer.address, floor)
-            prepared = registry.prepare_anchor(self.signer, tree.root, nonce)
+            fields = registry.anchor_fields(
+                tree.root, self.chain_id, self.path.chain.suggested_fees()
+            )
+            (prepared,) = self.path.sign_new(session, [fields], floor)
+            nonce = prepared.nonce
             batch = Batch(
                 root=to_hex(tree.root),
                 leaf_count=len(rows),
@@ -268,21 +256,21 @@ class Anchorer:
 
     def _sending(self) -> AbstractContextManager[None]:
         """The signer's sending lock, shared with the contracts service (`nonces.sending`)."""
-        return nonces.sending(self.db, self.signer.address)
+        return self.path.sending()
 
     def _mined_count(self) -> int:
-        return int(self.w3.eth.get_transaction_count(self.signer.address, "latest"))
+        return self.path.chain.sent_count(self.signer.address)
 
     def _floor(self) -> int:
         """The lowest nonce a new transaction may take: above every one the chain has mined and
         every batch in flight (prepared before the nonce manager kept this signer's count)."""
         return max([self._mined_count()] + [f.nonce + 1 for f in self._in_flight.values()])
 
-    def _load(self, batch_id: int) -> _Flight:
+    def _load(self, batch_id: int) -> Flight:
         with self.db.sessions() as session:
             batch = session.get(Batch, batch_id)
             assert batch is not None and batch.tx_hash and batch.raw_tx is not None
-            return _Flight(
+            return Flight(
                 batch_id=batch_id,
                 root=from_hex32(batch.root),
                 nonce=int(batch.nonce or 0),
@@ -306,18 +294,11 @@ class Anchorer:
         self._in_flight[batch_id] = flight
         return batch_id
 
-    def _send(self, flight: _Flight) -> bool:
+    def _send(self, flight: Flight) -> bool:
         """Send the stored bytes. A node that does not answer raises (the loop reconnects and
         recovers); a refusal (already known, fees too low) is left for `watch` to look at:
         False."""
-        try:
-            self._registry().send_raw(flight.raw)
-        except (requests.ConnectionError, requests.Timeout):
-            raise
-        except Exception as exc:
-            log.warning("the node refused %s of batch %s: %s", flight.tx_hash, flight.batch_id, exc)
-            return False
-        return True
+        return self.path.send(flight.raw, flight.tx_hash, quiet=False) is True
 
     def complete(self, batch_id: int, timeout: float = 120.0) -> None:
         """Send (or re-send) a prepared batch's transaction and wait until it is finalized."""
@@ -342,10 +323,10 @@ class Anchorer:
         if not self._in_flight:
             return 0
         registry = self._registry()
-        head = int(self.w3.eth.block_number)
+        head = self.path.chain.block_number()
         now = time.monotonic()
         done = 0
-        due: list[_Flight] = []
+        due: list[Flight] = []
         for flight in sorted(self._in_flight.values(), key=lambda f: f.nonce):
             receipt = flight.receipt
             if receipt is None and (flight.looked_at != head or now - flight.asked_at >= 0.5):
@@ -377,7 +358,7 @@ class Anchorer:
             self._fill_gap(head, now)
         return done
 
-    def _settle(self, flight: _Flight, receipt: Any) -> None:
+    def _settle(self, flight: Flight, receipt: Any) -> None:
         if receipt["status"] != 1:
             # Reverted: an earlier attempt (a replaced or re-signed transaction) may have
             # anchored the root already.
@@ -387,11 +368,12 @@ class Anchorer:
                 return
         self.finalize(flight.batch_id, receipt)
 
-    def _unstick(self, due: list[_Flight], head: int, now: float) -> None:
-        """For unmined batches: an earlier attempt mined is recognised; bytes the node lost
-        are sent again; a nonce consumed by another transaction of this key is signed again
-        with a new one; the transaction the chain waits for next is replaced with higher fees
-        when it is stuck (not mined after `stuck_blocks` blocks or `stuck_seconds`)."""
+    def _unstick(self, due: list[Flight], head: int, now: float) -> None:
+        """For unmined batches: an earlier attempt mined is recognised; a nonce consumed by
+        another transaction of this key is signed again with a new one; the rest is the
+        signer's path's: bytes the node lost are sent again, and the transaction the chain
+        waits for next is replaced with higher fees when it is stuck (not mined after
+        `stuck_blocks` blocks or `stuck_seconds`) or when the node refuses its bytes."""
         registry = self._registry()
         mined = self._mined_count()
         for flight in due:
@@ -399,23 +381,22 @@ class Anchorer:
             if registry.anchored_at(flight.root) != 0:
                 flight.receipt = registry.receipt_of_anchor(flight.root)
                 continue
-            if not registry.transaction_known(flight.tx_hash):
-                if flight.nonce < mined:
-                    self._resign(flight, "its nonce was used by another transaction")
-                    continue
-                log.info("re-sending the stored transaction of batch %s", flight.batch_id)
-                with self._sending():
-                    sent = self._send(flight)
-                if sent or flight.nonce != mined:
-                    continue
-                # The node refuses the stored bytes of the nonce it waits for (the base fee
-                # rose above their cap): replaced below.
-            elif flight.nonce != mined or not (
-                now - flight.sent_at >= self.stuck_seconds
-                or (flight.sent_block is not None and head - flight.sent_block >= self.stuck_blocks)
-            ):
+            known = self.path.chain.transaction_known(flight.tx_hash)
+            if not known and flight.nonce < mined:
+                self._resign(flight, "its nonce was used by another transaction")
                 continue
-            self._replace(flight)
+            late = now - flight.sent_at >= self.stuck_seconds or (
+                flight.sent_block is not None and head - flight.sent_block >= self.stuck_blocks
+            )
+            if known and (flight.nonce != mined or not late):
+                continue
+            with self._sending():
+                self.path.resend_or_replace(
+                    attempt_of(flight, self.path.chain.fields_of),
+                    self._batches,
+                    head,
+                    next_on_chain=flight.nonce == mined,
+                )
 
     def _fill_gap(self, head: int, now: float) -> None:
         """When the chain waits for a nonce below every batch in flight, and the node holds no
@@ -438,83 +419,37 @@ class Anchorer:
         if now - since < self.stuck_seconds and head - since_head < self.stuck_blocks:
             return
         with self._sending():
-            missing = int(self.w3.eth.get_transaction_count(self.signer.address, "pending"))
-            if missing >= lowest:
-                return  # the node holds a transaction for every nonce below ours
-            fees = chain.suggested_fees(self.w3)
-            fields = nonces.bumped(
-                chain.self_transfer_fields(self.chain_id, self.signer.address, fees), fees
-            )
-            filler = chain.sign_eip1559(self.signer, fields, missing)
-            log.warning(
-                "nonce %d of %s has no transaction (the batches above it wait): filled with a "
-                "self-transfer %s",
-                missing,
-                self.signer.address,
-                filler.tx_hash,
-            )
-            try:
-                self._registry().send_raw(filler.raw)
-            except (requests.ConnectionError, requests.Timeout):
-                raise
-            except Exception as exc:  # tried again at the next look while the gap stays
-                log.warning("the self-transfer for nonce %d was refused (%s)", missing, exc)
+            missing = self.path.chain.sent_count(self.signer.address, pending=True)
+            if missing < lowest:  # else the node holds a transaction for every nonce below ours
+                self.path.fill(missing)
 
-    def _replace(self, flight: _Flight) -> None:
-        """The same anchor with the same nonce and fees up by 12.5%, stored before it is sent."""
-        registry = self._registry()
-        fees = nonces.bumped(chain.fees_of(flight.raw), chain.suggested_fees(self.w3))
-        with self._sending():
-            prepared = registry.prepare_anchor(self.signer, flight.root, flight.nonce, fees)
-            self._store_attempt(flight, prepared.nonce, prepared.tx_hash, prepared.raw)
-            log.warning(
-                "the anchor of batch %s (nonce %s) is stuck: replaced by %s (max fee %s)",
-                flight.batch_id,
-                flight.nonce,
-                prepared.tx_hash,
-                fees["maxFeePerGas"],
-            )
-            self._send(flight)
-
-    def _resign(self, flight: _Flight, reason: str) -> None:
+    def _resign(self, flight: Flight, reason: str) -> None:
         """Sign the batch's anchor again with the signer's next nonce (taken and stored in one
         database transaction), then send it."""
         registry = self._registry()
         with self._sending():
             floor = self._floor()
+            fields = registry.anchor_fields(
+                flight.root, self.chain_id, self.path.chain.suggested_fees()
+            )
             with self.db.transaction() as session:
-                nonce = nonces.take(session, self.chain_id, self.signer.address, floor)
-                prepared = registry.prepare_anchor(self.signer, flight.root, nonce)
+                (prepared,) = self.path.sign_new(session, [fields], floor)
                 session.execute(
                     update(Batch)
                     .where(Batch.id == flight.batch_id)
-                    .values(nonce=nonce, tx_hash=prepared.tx_hash, raw_tx=prepared.raw)
+                    .values(nonce=prepared.nonce, tx_hash=prepared.tx_hash, raw_tx=prepared.raw)
                 )
-            self._took(flight, nonce, prepared.tx_hash, prepared.raw)
+            flight.took(prepared)
             log.info(
                 "batch %s re-signed with nonce %s (%s): %s",
                 flight.batch_id,
-                nonce,
+                prepared.nonce,
                 reason,
                 prepared.tx_hash,
             )
             failpoints.hit("anchor.before_send")
             self._send(flight)
             failpoints.hit("anchor.after_send")
-
-    def _store_attempt(self, flight: _Flight, nonce: int, tx_hash: str, raw: bytes) -> None:
-        with self.db.transaction() as session:
-            session.execute(
-                update(Batch)
-                .where(Batch.id == flight.batch_id)
-                .values(nonce=nonce, tx_hash=tx_hash, raw_tx=raw)
-            )
-        self._took(flight, nonce, tx_hash, raw)
-
-    def _took(self, flight: _Flight, nonce: int, tx_hash: str, raw: bytes) -> None:
-        flight.nonce, flight.tx_hash, flight.raw = nonce, tx_hash, raw
-        flight.sent_at, flight.sent_block, flight.receipt = time.monotonic(), None, None
-        flight.looked_at = None
 
     def _release(self, batch_id: int, reason: str) -> None:
         log.error("batch %s failed: %s; its documents go back to the queue", batch_id, reason)
@@ -526,124 +461,7 @@ class Anchorer:
 
     def finalize(self, batch_id: int, receipt: Any) -> None:
         block = self.w3.eth.get_block(receipt["blockNumber"])
-        with self.db.transaction() as session:
-            batch = session.get(Batch, batch_id)
-            assert batch is not None
-            if batch.state == "anchored":
-                return
-            batch.state = "anchored"
-            batch.tx_hash = receipt["transactionHash"].to_0x_hex()
-            batch.block_number = int(receipt["blockNumber"])
-            batch.block_hash = receipt["blockHash"].to_0x_hex()
-            batch.block_timestamp = int(block["timestamp"])
-            batch.gas_used = int(receipt["gasUsed"])
-            batch.anchored_at = utcnow()
-            # The batch's documents found by its members (by primary key), not by `batch_id`
-            # (no index: a scan of every document ever taken in, twice a batch).
-            members_seq = seq_among(
-                session,
-                session.execute(
-                    select(BatchMember.document_seq).where(BatchMember.batch_id == batch_id)
-                )
-                .scalars()
-                .all(),
-            )
-            members = session.execute(
-                select(
-                    Document.id,
-                    Document.tenant,
-                    Document.kind,
-                    Document.candidate_ref,
-                    Document.agreement_id,
-                    Document.milestone,
-                    Document.leaf,
-                    Document.sha256,
-                    Document.salt,
-                    Document.api_key_id,
-                    BatchMember.proof,
-                )
-                .join(BatchMember, BatchMember.document_seq == Document.seq)
-                .where(
-                    BatchMember.batch_id == batch_id,
-                    members_seq,
-                    Document.agreement_id.is_not(None),
-                )
-            ).all()
-            per_tenant = session.execute(
-                select(Document.tenant, func.count())
-                .where(Document.batch_id == batch_id, members_seq)
-                .group_by(Document.tenant)
-            ).all()
-            anchor_facts = {
-                "batch_id": batch.id,
-                "root": batch.root,
-                "chain_id": batch.chain_id,
-                "registry": batch.registry_address,
-                "tx_hash": batch.tx_hash,
-                "block_number": batch.block_number,
-                "block_timestamp": batch.block_timestamp,
-            }
-            # One message per tenant and batch; a message per document only where a consumer
-            # acts on it (documents tied to an agreement milestone). Thousands of per-document
-            # messages nobody reads would only slow the relay and the broker.
-            enqueue(
-                session,
-                [
-                    messages.build(
-                        messages.EVIDENCE_BATCH_ANCHORED,
-                        tenant,
-                        {**anchor_facts, "documents": int(count)},
-                    )
-                    for tenant, count in per_tenant
-                ]
-                + [
-                    messages.build(
-                        messages.EVIDENCE_ANCHORED,
-                        m.tenant,
-                        {
-                            "document_id": m.id,
-                            "kind": m.kind,
-                            "candidate_ref": m.candidate_ref,
-                            "agreement_id": m.agreement_id,
-                            "milestone": m.milestone,
-                            "leaf": m.leaf,
-                            "values": [m.sha256, m.salt],  # the leaf's values
-                            "via_candidate_link": m.api_key_id == CANDIDATE_LINK,
-                            "root": batch.root,
-                            "proof": proof,
-                            "chain_id": batch.chain_id,
-                            "registry": batch.registry_address,
-                            "tx_hash": batch.tx_hash,
-                            "block_number": batch.block_number,
-                            "block_timestamp": batch.block_timestamp,
-                            "batch_id": batch.id,
-                        },
-                    )
-                    for m, proof in zip(members, self._paths(batch, members), strict=True)
-                ],
-            )
-        log.info(
-            "batch %s anchored in block %s (%s gas for %s leaves)",
-            batch_id,
-            receipt["blockNumber"],
-            receipt["gasUsed"],
-            batch.leaf_count,
-        )
-
-    @staticmethod
-    def _paths(batch: Batch, members: Sequence[Any]) -> list[list[str]]:
-        """The members' proofs: as stored (batches prepared before revision 0022), or rebuilt
-        from the batch's stored leaves (the tree built only if some member needs it)."""
-        tree = None
-        paths = []
-        for m in members:
-            if m.proof is not None:
-                paths.append(list(m.proof))
-                continue
-            if tree is None:
-                tree = tree_of(batch.leaves)
-            paths.append(path_hex(tree, from_hex32(m.leaf)))
-        return paths
+        finalize(self.db, batch_id, receipt, int(block["timestamp"]))
 
     # ---- recovery and reconciliation ------------------------------------------------------
 
@@ -676,7 +494,7 @@ class Anchorer:
             self._in_flight[batch_id] = self._recover_one(batch_id, mined)
         self._forgotten = False
 
-    def _recover_one(self, batch_id: int, mined: int) -> _Flight:
+    def _recover_one(self, batch_id: int, mined: int) -> Flight:
         registry = self._registry()
         flight = self._load(batch_id)
         flight.receipt = registry.receipt(flight.tx_hash)
@@ -685,7 +503,7 @@ class Anchorer:
         if registry.anchored_at(flight.root) != 0:  # an earlier attempt anchored it
             flight.receipt = registry.receipt_of_anchor(flight.root)
             return flight
-        if registry.transaction_known(flight.tx_hash):
+        if self.path.chain.transaction_known(flight.tx_hash):
             return flight  # waiting in the node's pool
         if flight.nonce < mined or self._forgotten:
             reason = "the chain forgot it" if self._forgotten else "its nonce was used"
@@ -699,113 +517,15 @@ class Anchorer:
         return flight
 
     def reconcile(self) -> int:
-        """Supersede anchored batches whose root the chain no longer holds. Returns how many.
-
-        Only a chain that answers counts: an RPC failure raises (nothing is superseded), and a
-        node whose head is below an anchor's block is taken as behind, not as reset, unless it
-        answers with another genesis block (another history)."""
+        """Supersede anchored batches whose root the chain no longer holds (`reconciling.py`).
+        Returns how many."""
         registry = self._registry()
         if not chain.has_code(self.w3, registry.address):
             # Redeploys only on a chain with another genesis (reset); a node that is merely
             # behind raises ChainBehind and nothing changes.
             self.connect()
             registry = self._registry()
-        with self.db.sessions() as session:
-            latest = session.execute(
-                select(Batch)
-                .where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
-                .order_by(Batch.id.desc())
-                .limit(1)
-            ).scalar_one_or_none()
-        if latest is None or not self._root_gone(latest):
-            return 0
-        # The newest root is gone: check them all (newest first; older ones may survive a reorg).
-        with self.db.sessions() as session:
-            batches = (
-                session.execute(
-                    select(Batch)
-                    .where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
-                    .order_by(Batch.id.desc())
-                )
-                .scalars()
-                .all()
-            )
-        gone = [b for b in batches if self._root_gone(b)]
-        for batch in gone:
-            self._supersede(batch.id)
-        log.warning(
-            "chain no longer holds %s anchored root(s): superseded, re-anchoring", len(gone)
-        )
-        return len(gone)
-
-    def _root_gone(self, batch: Batch) -> bool:
-        """True only when the chain answered and lacks the batch's anchor: the registry was
-        redeployed after a reset, the node has another genesis, or its head is at or past the
-        anchor block while the root or that block is not there. Any RPC failure raises."""
-        registry = self._registry()
-        if batch.registry_address != registry.address:
-            return True  # the registry was redeployed (only on a reset chain)
-        deployment = recorded(self.db, self.chain_id, EVIDENCE_REGISTRY)
-        if (
-            deployment is not None
-            and deployment.address == registry.address
-            and batch.anchored_at is not None
-            and aware(batch.anchored_at) < aware(deployment.deployed_at)
-        ):
-            # Anchored on an earlier deployment at the same address (same signer and nonce on
-            # a reset chain): that registry and its roots are gone.
-            return True
-        anchor_block = int(batch.block_number or 0)
-        if int(self.w3.eth.block_number) < anchor_block:
-            if self._other_history():
-                return True
-            log.warning(
-                "the chain node's head is below block %s of batch %s: behind, not reset; waiting",
-                anchor_block,
-                batch.id,
-            )
-            return False
-        if registry.anchored_at(from_hex32(batch.root)) == 0:
-            return True
-        block = self.w3.eth.get_block(anchor_block)
-        return bool(block["hash"].to_0x_hex() != batch.block_hash)
-
-    def _other_history(self) -> bool:
-        deployment = recorded(self.db, self.chain_id, EVIDENCE_REGISTRY)
-        known = deployment.genesis_hash if deployment is not None else None
-        return known is not None and known != genesis_hash(self.w3)
-
-    def _supersede(self, batch_id: int) -> None:
-        with self.db.transaction() as session:
-            batch = session.get(Batch, batch_id)
-            assert batch is not None
-            batch.state = "superseded"
-            batch.superseded_at = utcnow()
-            docs = session.execute(
-                select(Document.id, Document.tenant).where(Document.batch_id == batch_id)
-            ).all()
-            session.execute(
-                update(Document).where(Document.batch_id == batch_id).values(batch_id=None)
-            )
-            by_tenant: dict[str, list[str]] = {}
-            for doc_id, tenant in docs:
-                by_tenant.setdefault(tenant, []).append(doc_id)
-            enqueue(
-                session,
-                [
-                    messages.build(
-                        messages.EVIDENCE_SUPERSEDED,
-                        tenant,
-                        {
-                            "root": batch.root,
-                            "batch_id": batch.id,
-                            "chain_id": batch.chain_id,
-                            "document_ids": ids,
-                        },
-                    )
-                    for tenant, ids in by_tenant.items()
-                ],
-            )
+        return Reconciliation(self.db, self.w3, registry, self.chain_id).run()
 
     # ---- the loop -------------------------------------------------------------------------
 

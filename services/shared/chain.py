@@ -234,13 +234,6 @@ class ContractClient:
     def send_raw(self, raw: bytes) -> None:
         self.w3.eth.send_raw_transaction(raw)
 
-    def transaction_known(self, tx_hash: str) -> bool:
-        try:
-            self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-            return True
-        except TransactionNotFound:
-            return False
-
     def receipt(self, tx_hash: str) -> Any | None:
         try:
             return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
@@ -267,6 +260,24 @@ def fees_of(raw: bytes) -> dict[str, int]:
     """The EIP-1559 fees a stored signed transaction was signed with."""
     fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
     return {
+        "maxFeePerGas": int(fields["maxFeePerGas"]),
+        "maxPriorityFeePerGas": int(fields["maxPriorityFeePerGas"]),
+    }
+
+
+def fields_of(raw: bytes) -> dict[str, Any]:
+    """The EIP-1559 fields (without the nonce) a stored signed transaction was signed from:
+    signed again with its nonce and other fees, it is its replacement."""
+    fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+    to = fields.get("to") or b""
+    data = fields.get("data") or b""
+    return {
+        "type": 2,
+        "chainId": int(fields["chainId"]),
+        "to": Web3.to_checksum_address(to if isinstance(to, str) else "0x" + bytes(to).hex()),
+        "data": data if isinstance(data, str) else "0x" + bytes(data).hex(),
+        "value": int(fields.get("value", 0)),
+        "gas": int(fields["gas"]),
         "maxFeePerGas": int(fields["maxFeePerGas"]),
         "maxPriorityFeePerGas": int(fields["maxPriorityFeePerGas"]),
     }

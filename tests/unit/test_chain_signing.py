@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offerseal.shared import chain
+from offerseal.shared.config import ANVIL_DEV_KEY
 
 SIGNER = chain.account("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -65,3 +66,22 @@ def test_a_self_transfer_and_unknown_fields_are_signed_too() -> None:
     listed = {**transfer, "accessList": [{"address": CONTRACT, "storageKeys": ["0x" + "00" * 32]}]}
     prepared = chain.sign_eip1559(SIGNER, listed, 8)  # left to eth-account
     assert (prepared.raw, prepared.tx_hash) == eth_account(listed, 8)
+
+
+def test_the_fields_read_back_from_signed_bytes_sign_the_same_transaction() -> None:
+    """A stored transaction's fields, read from its bytes (the anchorer keeps no others),
+    signed again with its nonce give the same bytes: with other fees, its replacement."""
+    signer = chain.account(ANVIL_DEV_KEY)
+    fields = {
+        "type": 2,
+        "chainId": 31337,
+        "to": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "data": "0xabcdef01",
+        "value": 0,
+        "gas": 120_000,
+        "maxFeePerGas": 3_000_000_000,
+        "maxPriorityFeePerGas": 1_000_000_000,
+    }
+    signed = chain.sign_eip1559(signer, fields, 7)
+    assert chain.fields_of(signed.raw) == fields
+    assert chain.sign_eip1559(signer, chain.fields_of(signed.raw), 7) == signed

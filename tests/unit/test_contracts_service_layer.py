@@ -232,6 +232,9 @@ class FakeNode:
         self.chain._pending[tx_hash] = (self.chain._calls[fields["call"]], raw)
         return PreparedTx(raw, tx_hash, nonce)
 
+    def fields_of(self, raw: bytes) -> dict[str, Any]:
+        return {k: v for k, v in json.loads(raw).items() if k != "nonce"}
+
     def send(self, raw: bytes) -> None:
         chain = self.chain
         tx_hash = "0x" + hashlib.sha256(raw).hexdigest()

@@ -58,6 +58,9 @@ class FakeSigningChain:
         raw = json.dumps({**fields, "nonce": nonce}, sort_keys=True).encode()
         return PreparedTx(raw, "0x" + hashlib.sha256(raw).hexdigest(), nonce)
 
+    def fields_of(self, raw: bytes) -> dict[str, Any]:
+        return {k: v for k, v in json.loads(raw).items() if k != "nonce"}
+
     def send(self, raw: bytes) -> None:
         if self.away:
             raise requests.ConnectionError("the node went away")

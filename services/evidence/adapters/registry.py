@@ -44,6 +44,21 @@ class RegistryClient(ContractClient):
         # A fixed gas limit: no estimate round trip, and the stored bytes stay valid to resend.
         return self.prepare(self.functions.anchor(root), signer, nonce, gas=120_000, fees=fees)
 
+    def anchor_fields(self, root: bytes, chain_id: int, fees: dict[str, int]) -> dict[str, Any]:
+        """`anchor(root)` as an EIP-1559 transaction without its nonce, for the signer's
+        transaction path to sign (the fixed gas limit of `prepare_anchor`)."""
+        data = self.functions.anchor(root)._encode_transaction_data()
+        return {
+            "type": 2,
+            "chainId": chain_id,
+            "to": self.address,
+            "data": data if isinstance(data, str) else "0x" + bytes(data).hex(),
+            "value": 0,
+            "gas": 120_000,
+            "maxFeePerGas": int(fees["maxFeePerGas"]),
+            "maxPriorityFeePerGas": int(fees["maxPriorityFeePerGas"]),
+        }
+
     def receipt_of_anchor(self, root: bytes) -> Any | None:
         """The receipt of whichever transaction anchored `root` on this registry, if any."""
         logs = self.w3.eth.get_logs(
@@ -92,9 +107,7 @@ class Web3ChainView:
         from offerseal_verify.rpc import CEREMONY_OF_SELECTOR
 
         try:
-            answer = self.w3.eth.call(
-                {"to": agreements, "data": CEREMONY_OF_SELECTOR + onchain_id}
-            )
+            answer = self.w3.eth.call({"to": agreements, "data": CEREMONY_OF_SELECTOR + onchain_id})
         except Exception as exc:  # no contract there, or one without ceremonyOf
             log.info("ceremonyOf failed on %s: %s", agreements, exc)
             return None

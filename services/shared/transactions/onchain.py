@@ -75,6 +75,9 @@ class Web3SigningChain:
     def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx:
         return chain.sign_eip1559(self.account, fields, nonce)
 
+    def fields_of(self, raw: bytes) -> dict[str, Any]:
+        return chain.fields_of(raw)
+
     def send(self, raw: bytes) -> None:
         reply = self.rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
         if "error" in reply:  # the node's refusal (fee too low, nonce used, ...)

@@ -51,6 +51,9 @@ class SigningChain(Protocol):
     def suggested_fees(self) -> dict[str, int]: ...  # maxFeePerGas, maxPriorityFeePerGas now
     def self_transfer(self) -> dict[str, Any]: ...  # a no-op transaction to fill a nonce
     def sign(self, fields: dict[str, Any], nonce: int) -> PreparedTx: ...
+    # the fields (without the nonce) signed bytes were signed from: `sign` them again with
+    # other fees and the same nonce, and they are the transaction's replacement
+    def fields_of(self, raw: bytes) -> dict[str, Any]: ...
     def send(self, raw: bytes) -> None: ...  # raises on a refusal or when the node is away
     def mined(self, tx_hash: str) -> Mined | None: ...  # its receipt, if it is in a block
     # `mined` of each, asked together: those in a block (raises when the node fails any)
