@@ -72,7 +72,7 @@ class SignerPath:
         with self._local, self.book.sending():
             yield
 
-    def local(self) -> AbstractContextManager[Any]:
+    def local(self) -> threading.Lock:
         """The lock of this process's threads alone (held with `sending()`: `writer()`)."""
         return self._local
 
