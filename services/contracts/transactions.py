@@ -1,4 +1,7 @@
-"""The one path every chain transition takes, its nonces, and its recovery after a crash.
+"""The one path every chain transition takes, and its recovery after a crash. Nonces, sending,
+sending again, replacing and filling gaps are the relayer's transaction path's
+(`shared/transactions.SignerPath`, which the evidence anchorer's key uses too); this module says
+what each operation is, stores it (`operations.py`) and records what it did.
 
 Simulate the call (a refusal is the contract's own custom error, answered 409, and nothing is
 written); take the signer's next nonce and store the signed transaction in one database
@@ -14,7 +17,8 @@ are refused, so that only the refused offer gets the refusal. Each offer keeps i
 operation row; the rows share the transaction's nonce, hash and bytes, are sent, resent and
 replaced together, and each records its own outcome.
 
-The confirmer (`confirm()`, run by the worker) also keeps the signer's queue moving: a
+The confirmer (`confirm()`, run by the worker) also keeps the signer's queue moving (through
+`SignerPath.unstick`): a
 transaction not mined after `stuck_blocks` blocks or `stuck_seconds` is sent again from its
 stored bytes when the node lost it, or replaced (same nonce, same call, fees up by 12.5%) when
 the node holds it; a nonce the chain waits for that nothing is stored for (a gap) is filled
