@@ -82,6 +82,14 @@ def anchorer(db: Database, node: FakeSigningChain) -> Anchorer:
     return worker
 
 
+def cut_one(db: Database, anchorer: Anchorer) -> int:
+    """One document taken in, and its batch cut (stored and sent)."""
+    take_in(db, "0x" + "ab" * 32)
+    batch_id = anchorer.cut()
+    assert batch_id is not None
+    return batch_id
+
+
 def take_in(db: Database, sha: str) -> None:
     service = EvidenceService(
         db, DocumentCipher(os.urandom(32)), ReceiptSigner.from_seed(b"s" * 32)
@@ -107,9 +115,7 @@ def test_a_batch_is_stored_with_its_signed_transaction_then_sent(
     db: Database, node: FakeSigningChain, anchorer: Anchorer
 ) -> None:
     node.count = 3  # the key sent three transactions before
-    take_in(db, "0x" + "ab" * 32)
-    batch_id = anchorer.cut()
-    assert batch_id is not None
+    batch_id = cut_one(db, anchorer)
     row = batch(db, batch_id)
     assert row.state == "prepared" and row.nonce == 3
     assert node.sent == [bytes(row.raw_tx)] and row.tx_hash in node.pool
@@ -118,9 +124,7 @@ def test_a_batch_is_stored_with_its_signed_transaction_then_sent(
 def test_a_transaction_the_node_lost_is_sent_again_from_its_stored_bytes(
     db: Database, node: FakeSigningChain, anchorer: Anchorer
 ) -> None:
-    take_in(db, "0x" + "ab" * 32)
-    batch_id = anchorer.cut()
-    assert batch_id is not None
+    batch_id = cut_one(db, anchorer)
     node.pool.clear()  # the node restarted
     due(anchorer, batch_id)
     anchorer.watch()
@@ -131,9 +135,7 @@ def test_a_transaction_the_node_lost_is_sent_again_from_its_stored_bytes(
 def test_a_stuck_anchor_is_replaced_with_the_same_nonce_and_higher_fees(
     db: Database, node: FakeSigningChain, anchorer: Anchorer
 ) -> None:
-    take_in(db, "0x" + "ab" * 32)
-    batch_id = anchorer.cut()
-    assert batch_id is not None
+    batch_id = cut_one(db, anchorer)
     before = batch(db, batch_id)
     due(anchorer, batch_id, age=10)
     anchorer.watch()
@@ -152,9 +154,7 @@ def test_a_stuck_anchor_is_replaced_with_the_same_nonce_and_higher_fees(
 def test_a_nonce_another_transaction_took_is_signed_again_with_the_next(
     db: Database, node: FakeSigningChain, anchorer: Anchorer
 ) -> None:
-    take_in(db, "0x" + "ab" * 32)
-    batch_id = anchorer.cut()
-    assert batch_id is not None
+    batch_id = cut_one(db, anchorer)
     node.pool.clear()
     node.count = 1  # nonce 0 went to a transaction this worker never stored
     due(anchorer, batch_id)
