@@ -63,8 +63,8 @@ from ..shared.locks import ExclusiveLock
 from ..shared.models import aware, utcnow
 from ..shared.workers import reconnect_backoff, run_every
 from .adapters.registry import RegistryClient
+from .domain.documents import CANDIDATE_LINK
 from .models import Batch, BatchMember, Document
-from .service import CANDIDATE_LINK
 from .trees import JSON_NULL, leaves_of, path_hex, tree_of
 
 log = logging.getLogger(__name__)
