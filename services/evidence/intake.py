@@ -263,112 +263,18 @@ class Intake:
 
     def write(self, writes: IntakeWrites, intakes: Sequence[Prepared]) -> list[Written]:
         """Insert the documents of prepared requests with their receipts, in one transaction:
-        each tenant's numbers taken once for all of them, the rows in one statement. One
-        document: its own signed receipt. Several (hash-only intake): one signed batch receipt
-        proving every document's statement. Either way the receipt signs the provenance: who
-        sent it (`uploader`, by default the API key and its name), from where, and for one
-        document its file name, declared kind and, for an e-mail, `email` (headers and DKIM
-        result). Returns each request's (answers, batch receipt or None)."""
+        each tenant's numbers taken once for all of them, the rows in one statement. Returns
+        each request's (answers, batch receipt or None)."""
         now = self.clock()
-        received_at = receipt_time(now)
         numbers = self._numbers(writes, intakes, now)
         rows: list[dict[str, Any]] = []
         blobs: list[dict[str, Any]] = []
         out: list[Written] = []
         for intake, (seqs, sequences) in zip(intakes, numbers, strict=True):
-            principal, docs = intake.principal, intake.docs
-            origin = request_record(
-                intake.uploader or self._uploader(writes, principal), intake.seen
-            )
-            statements = [
-                statement_of(
-                    doc_id,
-                    doc.sha256,
-                    len(doc.content) if doc.content is not None else None,
-                    doc.kind,
-                    sequence,
-                    doc.content is not None,
-                    sm3,
-                )
-                for doc_id, sequence, doc, sm3 in zip(
-                    intake.ids, sequences, docs, intake.sm3s, strict=True
-                )
-            ]
-            common = {
-                "tenant": principal.tenant,
-                "api_key_id": principal.key_id,
-                "received_at": received_at,
-            }
-            batch_receipt: dict[str, Any] | None = None
-            intake_batch_id: int | None = None
-            receipts: list[dict[str, Any]]
-            if not intake.batch:
-                doc = docs[0]
-                provenance = {
-                    **origin,
-                    "file_name": doc.filename,
-                    "content_type": doc.content_type,
-                    "declared_kind": doc.kind,
-                }
-                if intake.email is not None:
-                    provenance["email"] = intake.email
-                receipts = [self.signer.sign({**statements[0], **common, "provenance": provenance})]
-            else:
-                # The batch receipt is stored once; each row keeps its path into it, and its
-                # whole receipt is rebuilt when served (`reads.ReceiptBook`).
-                batch_receipt, paths = self.signer.sign_batch_paths(
-                    {**common, "provenance": origin}, statements
-                )
-                intake_batch_id = writes.add_intake_batch(principal.tenant, batch_receipt, now)
-                receipts = [{"item_proof": path} for path in paths]
-            mine: list[dict[str, Any]] = []
-            for j, (doc_id, seq, sequence, doc, receipt, sealed, leaf) in enumerate(
-                zip(
-                    intake.ids,
-                    seqs,
-                    sequences,
-                    docs,
-                    receipts,
-                    intake.sealed,
-                    intake.leaves,
-                    strict=True,
-                )
-            ):
-                mine.append(
-                    {
-                        "seq": seq,
-                        "id": doc_id,
-                        "tenant": principal.tenant,
-                        "sequence": sequence,
-                        "kind": doc.kind,
-                        "candidate_ref": doc.candidate_ref,
-                        "agreement_id": doc.agreement_id,
-                        "milestone": doc.milestone,
-                        "sha256": doc.sha256,
-                        "salt": to_hex(intake.salts[32 * j : 32 * j + 32]),
-                        "leaf": leaf,
-                        "size": len(doc.content) if doc.content is not None else None,
-                        "content_type": doc.content_type,
-                        "filename": doc.filename,
-                        "has_content": doc.content is not None,
-                        "api_key_id": principal.key_id,
-                        "received_at": now,
-                        "receipt": receipt,
-                        "batch_id": None,
-                        "intake_batch_id": intake_batch_id,
-                    }
-                )
-                if sealed is not None:
-                    blobs.append(
-                        {
-                            "document_seq": seq,
-                            "key_version": sealed.key_version,
-                            "wrapped_key": sealed.wrapped_key,
-                            "nonce": sealed.nonce,
-                            "ciphertext": sealed.ciphertext,
-                        }
-                    )
+            receipts, batch_receipt, intake_batch_id = self._sign(writes, intake, sequences, now)
+            mine = _rows(intake, seqs, sequences, receipts, intake_batch_id, now)
             rows.extend(mine)
+            blobs.extend(_blobs(intake, seqs))
             if batch_receipt is None:
                 answers = [
                     {
@@ -377,7 +283,7 @@ class Intake:
                         "sm3": intake.sm3s[0],
                         "kind": mine[0]["kind"],
                         "status": PENDING,
-                        "received_at": received_at,
+                        "received_at": receipt_time(now),
                         "intake_receipt": receipts[0],
                     }
                 ]
@@ -395,6 +301,58 @@ class Intake:
             out.append((answers, batch_receipt))
         writes.add_documents(rows, blobs)
         return out
+
+    def _sign(
+        self, writes: IntakeWrites, intake: Prepared, sequences: list[int], now: dt.datetime
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int | None]:
+        """One request's receipts: (each row's receipt, the batch receipt, its id). One
+        document: its own signed receipt. Several (hash-only intake): one signed batch receipt
+        proving every document's statement, stored once; each row keeps its path into it, and
+        its whole receipt is rebuilt when served (`reads.ReceiptBook`). Either way the receipt
+        signs the provenance: who sent it (`uploader`, by default the API key and its name),
+        from where, and for one document its file name, declared kind and, for an e-mail,
+        `email` (headers and DKIM result)."""
+        principal, docs = intake.principal, intake.docs
+        origin = request_record(intake.uploader or self._uploader(writes, principal), intake.seen)
+        statements = [
+            statement_of(
+                doc_id,
+                doc.sha256,
+                len(doc.content) if doc.content is not None else None,
+                doc.kind,
+                sequence,
+                doc.content is not None,
+                sm3,
+            )
+            for doc_id, sequence, doc, sm3 in zip(
+                intake.ids, sequences, docs, intake.sm3s, strict=True
+            )
+        ]
+        common = {
+            "tenant": principal.tenant,
+            "api_key_id": principal.key_id,
+            "received_at": receipt_time(now),
+        }
+        if not intake.batch:
+            doc = docs[0]
+            provenance = {
+                **origin,
+                "file_name": doc.filename,
+                "content_type": doc.content_type,
+                "declared_kind": doc.kind,
+            }
+            if intake.email is not None:
+                provenance["email"] = intake.email
+            return (
+                [self.signer.sign({**statements[0], **common, "provenance": provenance})],
+                None,
+                None,
+            )
+        batch_receipt, paths = self.signer.sign_batch_paths(
+            {**common, "provenance": origin}, statements
+        )
+        intake_batch_id = writes.add_intake_batch(principal.tenant, batch_receipt, now)
+        return [{"item_proof": path} for path in paths], batch_receipt, intake_batch_id
 
     def _store_hashes(self, writes: IntakeWrites, intake: Prepared) -> dict[str, Any]:
         """One hash-only request's documents (`write` with one batch receipt), written column
@@ -458,3 +416,57 @@ class Intake:
             )
         ]
         return {"count": count, "intake_receipt": batch_receipt, "items": answers}
+
+
+def _rows(
+    intake: Prepared,
+    seqs: list[int],
+    sequences: list[int],
+    receipts: list[dict[str, Any]],
+    intake_batch_id: int | None,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The documents' rows of one request, every column by name."""
+    principal = intake.principal
+    return [
+        {
+            "seq": seq,
+            "id": doc_id,
+            "tenant": principal.tenant,
+            "sequence": sequence,
+            "kind": doc.kind,
+            "candidate_ref": doc.candidate_ref,
+            "agreement_id": doc.agreement_id,
+            "milestone": doc.milestone,
+            "sha256": doc.sha256,
+            "salt": to_hex(intake.salts[32 * j : 32 * j + 32]),
+            "leaf": leaf,
+            "size": len(doc.content) if doc.content is not None else None,
+            "content_type": doc.content_type,
+            "filename": doc.filename,
+            "has_content": doc.content is not None,
+            "api_key_id": principal.key_id,
+            "received_at": now,
+            "receipt": receipt,
+            "batch_id": None,
+            "intake_batch_id": intake_batch_id,
+        }
+        for j, (doc_id, seq, sequence, doc, receipt, leaf) in enumerate(
+            zip(intake.ids, seqs, sequences, intake.docs, receipts, intake.leaves, strict=True)
+        )
+    ]
+
+
+def _blobs(intake: Prepared, seqs: list[int]) -> list[dict[str, Any]]:
+    """The encrypted bytes of the request's documents that have them."""
+    return [
+        {
+            "document_seq": seq,
+            "key_version": sealed.key_version,
+            "wrapped_key": sealed.wrapped_key,
+            "nonce": sealed.nonce,
+            "ciphertext": sealed.ciphertext,
+        }
+        for seq, sealed in zip(seqs, intake.sealed, strict=True)
+        if sealed is not None
+    ]
