@@ -320,9 +320,9 @@ def anchoring_at_best(rpc_url: str, count: int) -> dict[str, Any]:
     each (the naive design) with consecutive nonces, all signed, all sent, then every receipt
     awaited without a polling delay; against one tree of all of them in one transaction."""
     from offerseal.evidence.adapters.registry import RegistryClient
-    from offerseal.evidence.domain import merkle
     from offerseal.shared import chain
     from offerseal.shared.config import ANVIL_DEV_KEY
+    from offerseal_verify import merkle
 
     w3 = chain.connect(rpc_url, timeout=60)
     signer = chain.account(ANVIL_DEV_KEY)

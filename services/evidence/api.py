@@ -39,12 +39,12 @@ from ..shared.links import PURPOSE_RECORD, PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.redact import redact_text
 from ..shared.web import principal
 from .certificate import LANGS
-from .domain.documents import KINDS, MAX_HASH_BATCH, RECORD_KINDS
+from .domain.documents import KINDS, MAX_HASH_BATCH, RECORD_KINDS, NewDocument
 from .errors import SchemaNotFound
 from .issuer import CertificateIssuer
 from .provenance import Provenance, SourceInvalid, check_source
 from .published import SCHEMAS, load_schema, schema_name
-from .service import EvidenceService, NewDocument
+from .service import EvidenceService
 
 blp = Blueprint("documents", __name__, url_prefix="/v1", description="Documents and proofs")
 verify_blp = Blueprint(

@@ -18,7 +18,7 @@ from ..shared.broker import enqueue
 from ..shared.db import Database
 from ..shared.models import utcnow
 from .models import Batch, BatchMember, Document
-from .service import CANDIDATE_LINK
+from .domain.documents import CANDIDATE_LINK
 from .trees import path_hex, tree_of
 
 log = logging.getLogger("offerseal.evidence.anchoring")

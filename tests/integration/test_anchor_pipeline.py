@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from offerseal.evidence.anchoring import Anchorer
 from offerseal.evidence.crypto import DocumentCipher
-from offerseal.evidence.domain.documents import status_of
+from offerseal.evidence.domain.documents import NewDocument, status_of
 from offerseal.evidence.models import Batch, BatchMember, Document
-from offerseal.evidence.service import EvidenceService, NewDocument
+from offerseal.evidence.service import EvidenceService
 from offerseal.shared import chain, nonces
 from offerseal.shared.auth import Principal
 from offerseal.shared.config import ANVIL_DEV_KEY

@@ -14,10 +14,9 @@ import pytest
 import requests
 from sqlalchemy import select, text, update
 
-from offerseal.evidence.domain.receipts import verify_receipt
 from offerseal.evidence.models import BatchMember, Document
 from offerseal_verify.merkle import MerkleTree
-from offerseal_verify.receipts import item_leaf
+from offerseal_verify.receipts import item_leaf, verify_receipt
 from tests.conftest import RunningStack, upload, wait_for_proof
 
 pytestmark = pytest.mark.chain

@@ -414,7 +414,7 @@ def test_a_leaked_upload_link_is_bounded_and_dies_with_its_milestone(
                 link, files={"file": (f"{n}.pdf", f"%PDF {n}".encode())}, timeout=30
             )
 
-        from offerseal.evidence.service import MAX_CANDIDATE_UPLOADS
+        from offerseal.evidence.domain.documents import MAX_CANDIDATE_UPLOADS
 
         first = post(0)
         assert first.status_code == 201, first.text

@@ -18,8 +18,9 @@ from web3.providers.rpc import HTTPProvider
 from offerseal.evidence.adapters.registry import RegistryClient
 from offerseal.evidence.anchoring import Anchorer
 from offerseal.evidence.crypto import DocumentCipher
+from offerseal.evidence.domain.documents import NewDocument
 from offerseal.evidence.models import Batch
-from offerseal.evidence.service import EvidenceService, NewDocument
+from offerseal.evidence.service import EvidenceService
 from offerseal.shared import chain
 from offerseal.shared.auth import Principal
 from offerseal.shared.config import ANVIL_DEV_KEY

@@ -20,11 +20,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from offerseal.evidence.crypto import DocumentCipher
+from offerseal.evidence.domain.documents import NewDocument
 from offerseal.evidence.errors import MasterKeyMissing
 from offerseal.evidence.models import Document, DocumentBlob, ReceiptKey
 from offerseal.evidence.receipt_keys import record_current
 from offerseal.evidence.rotation import key_versions, rewrap_all
-from offerseal.evidence.service import EvidenceService, NewDocument
+from offerseal.evidence.service import EvidenceService
 from offerseal.shared.auth import Principal
 from offerseal.shared.db import Database
 from offerseal.shared.group_commit import GroupCommit

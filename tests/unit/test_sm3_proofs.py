@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from offerseal.evidence.domain.statements import sm3_of, statement_of
 from offerseal.evidence.published import load_schema, schema_for_bundle
-from offerseal.evidence.service import sm3_of, statement_of
 from offerseal_verify import merkle
 from offerseal_verify.deposits import deposited_digest
 from offerseal_verify.hexbytes import to_hex
