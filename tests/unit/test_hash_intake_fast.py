@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from offerseal.evidence.api import check_hash_item, hash_items_valid
+from offerseal.evidence.arguments import check_hash_item, hash_items_valid
 from offerseal.evidence.domain.documents import KINDS
 from offerseal.evidence.service import (
     copy_value,
