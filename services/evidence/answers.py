@@ -80,7 +80,7 @@ class ProofBundle(Verbatim):
     intake_receipt = Object()
     timestamps = fields.List(Object())
     deposits = fields.List(Object())
-    witnesses = fields.List(Object())
+    witnesses = fields.List(Str(), metadata={"description": "ethereum, rfc3161, tencent-btoe"})
 
 
 class ProofHistoryItem(Answer):
