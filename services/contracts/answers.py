@@ -168,7 +168,7 @@ class RiskView(Answer):
     reasons = fields.List(Str())
     response = _opt()
     stability_score = Number()
-    score_factors = fields.List(fields.Raw())
+    score_factors = fields.List(Str())
     exposure = Object()
 
 

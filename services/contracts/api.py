@@ -18,27 +18,18 @@ from ..shared.errors import NotFound, ValidationFailed
 from ..shared.guards import access, roles
 from ..shared.idempotency import key_from_header
 from ..shared.web import principal
-from . import portal_api  # noqa: F401 - the candidate's routes, on the same blueprint
-from .adapters.evidence import EvidenceArchiveClient
-from .answers import (
-    AgreementPage,
-    AgreementView,
-    AmendmentList,
-    AmendmentView,
-    DossierAnchoring,
-    EmployerView,
-    LinksRevoked,
-    PolicyView,
-    RiskView,
-    SignedAgreement,
-    TypedPayload,
+from . import (
+    answers,
+    portal_api,  # noqa: F401 - the candidate's routes, on the same blueprint
 )
+from .adapters.evidence import EvidenceArchiveClient
 from .domain.agreements import DUE_TIME, MILESTONE_KINDS, START_TIME, at_local
 from .domain.dates import DateChange
 from .dossier import DOSSIER_ROLES, Dossiers
 from .edge import (
     BEARER,
     MAX_PREFER_WAIT,
+    STATUSES,
     blp,
     caller,
     created,
@@ -50,7 +41,9 @@ from .edge import (
     visitor,
 )
 from .errors import DossierPending
+from .policy import PolicyView
 from .records import AMEND_PURPOSE
+from .risk_tracking import RiskView
 from .schemas import (
     AmendmentIn,
     ArrivalArgs,
@@ -68,8 +61,9 @@ from .schemas import (
     TypedDataArgs,
     to_new_agreement,
 )
+from .service import EmployerAddress, LinksRevoked
 
-__all__ = ["blp"]
+__all__ = ["STATUSES", "blp"]
 
 
 @blp.route("/agreements")
@@ -85,7 +79,7 @@ class Agreements(MethodView):
         f"{MAX_PREFER_WAIT} seconds) waits up to N seconds for that before answering.",
     )
     @blp.arguments(CreateAgreement)
-    @blp.response(201, AgreementView)
+    @blp.response(201, answers.AgreementView)
     def post(self, data: dict[str, Any]) -> Response:
         who = principal()
         key = key_from_header(request.headers.get("Idempotency-Key"))
@@ -99,7 +93,7 @@ class Agreements(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The tenant's agreements, filtered by state and risk")
     @blp.arguments(ListArgs, location="query")
-    @blp.response(200, AgreementPage)
+    @blp.response(200, answers.AgreementPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         items, cursor = service().agreements.list_agreements(
             principal(), args.get("state"), args.get("risk"), args.get("after"), args["limit"]
@@ -117,7 +111,7 @@ class Agreements(MethodView):
 class AgreementItem(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="An agreement, its milestones and its risk")
-    @blp.response(200, AgreementView)
+    @blp.response(200, answers.AgreementView)
     def get(self, agreement_id: str) -> dict[str, Any]:
         return service().agreements.get(principal(), agreement_id)
 
@@ -142,7 +136,7 @@ class TypedData(MethodView):
         "`Cancellation` a committed candidate signs for a mutual release.",
     )
     @blp.arguments(TypedDataArgs, location="query")
-    @blp.response(200, TypedPayload)
+    @blp.response(200, answers.TypedPayload)
     def get(self, args: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         deadline = None
@@ -158,7 +152,7 @@ class TypedData(MethodView):
 class Signature(MethodView):
     @blp.doc(security=BEARER, summary="Submit the candidate's signature; relayed to commit()")
     @blp.arguments(SignatureIn)
-    @blp.response(200, SignedAgreement)
+    @blp.response(200, answers.SignedAgreement)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         signature = signed_bytes(data, link, agreement_id, "commitment")
@@ -182,7 +176,7 @@ class ArrivalTypedData(MethodView):
         "and this deadline to `POST .../arrival`.",
     )
     @blp.arguments(ArrivalArgs, location="query")
-    @blp.response(200, TypedPayload)
+    @blp.response(200, answers.TypedPayload)
     def get(self, args: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         return service().arrivals.typed_data(who, link, agreement_id, args["deadline"])
@@ -199,7 +193,7 @@ class Arrival(MethodView):
         "agreement is fulfilled.",
     )
     @blp.arguments(ArrivalIn)
-    @blp.response(200, AgreementView)
+    @blp.response(200, answers.AgreementView)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         signature = signed_bytes(data, link, agreement_id, "arrival")
@@ -216,7 +210,7 @@ class ArrivalDispute(MethodView):
         security=BEARER,
         summary="The employer disputes the candidate's arrival (within the dispute window)",
     )
-    @blp.response(200, AgreementView)
+    @blp.response(200, answers.AgreementView)
     def post(self, agreement_id: str) -> dict[str, Any]:
         return service().arrivals.dispute(principal(), agreement_id)
 
@@ -226,7 +220,7 @@ class MilestoneEvidence(MethodView):
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Confirm a milestone on chain with an anchored document")
     @blp.arguments(EvidenceIn)
-    @blp.response(200, AgreementView)
+    @blp.response(200, answers.AgreementView)
     def post(self, data: dict[str, Any], agreement_id: str, kind: str) -> dict[str, Any]:
         who = principal()
         if kind not in MILESTONE_KINDS:
@@ -245,7 +239,7 @@ def _transition(action: str) -> type[MethodView]:
     class Transition(MethodView):
         @roles(*WRITE_ROLES)
         @blp.doc(security=BEARER, summary=f"{action}: the contract decides by its own clock")
-        @blp.response(200, AgreementView)
+        @blp.response(200, answers.AgreementView)
         def post(self, agreement_id: str) -> dict[str, Any]:
             deadline, signature = 0, b""
             if action == "cancel" and request.get_data():
@@ -273,8 +267,8 @@ for _action in ("start", "breach", "withdraw", "cancel", "expire"):
 class AgreementRisk(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Traffic light, reasons, response, stability, exposure")
-    @blp.response(200, RiskView)
-    def get(self, agreement_id: str) -> dict[str, Any]:
+    @blp.response(200, answers.RiskView)
+    def get(self, agreement_id: str) -> RiskView:
         return service().risk.risk(principal(), agreement_id)
 
 
@@ -289,7 +283,7 @@ class Amendments(MethodView):
         "the EIP-712 `Amendment`, and nothing changes until that signature is relayed.",
     )
     @blp.arguments(AmendmentIn)
-    @blp.response(201, AmendmentView)
+    @blp.response(201, answers.AmendmentView)
     def post(self, data: dict[str, Any], agreement_id: str) -> Response:
         who = principal()
         tz = ZoneInfo(service().agreements.timezone_of(who, agreement_id))
@@ -305,7 +299,7 @@ class Amendments(MethodView):
 
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Every amendment of the agreement and its state")
-    @blp.response(200, AmendmentList)
+    @blp.response(200, answers.AmendmentList)
     def get(self, agreement_id: str) -> dict[str, Any]:
         return {"items": service().amendments.amendments(principal(), agreement_id)}
 
@@ -314,7 +308,7 @@ class Amendments(MethodView):
 @access("link")
 class AmendmentItem(MethodView):
     @blp.doc(security=BEARER, summary="One amendment (an API key or the candidate's link)")
-    @blp.response(200, AmendmentView)
+    @blp.response(200, answers.AmendmentView)
     def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
         answer = service().amendments.amendment(who, agreement_id, amendment_id, link)
@@ -339,7 +333,7 @@ class AmendmentTerms(MethodView):
 @access("link")
 class AmendmentTypedData(MethodView):
     @blp.doc(security=BEARER, summary="The EIP-712 `Amendment` to sign (eth_signTypedData_v4)")
-    @blp.response(200, TypedPayload)
+    @blp.response(200, answers.TypedPayload)
     def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
         return service().amendments.amendment_typed_data(who, link, agreement_id, amendment_id)
@@ -350,7 +344,7 @@ class AmendmentTypedData(MethodView):
 class AmendmentSignature(MethodView):
     @blp.doc(security=BEARER, summary="The candidate's signature; relayed to amend()")
     @blp.arguments(SignatureIn)
-    @blp.response(200, AmendmentView)
+    @blp.response(200, answers.AmendmentView)
     def post(self, data: dict[str, Any], agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
         signature = signed_bytes(data, link, agreement_id, f"amendment {amendment_id}")
@@ -366,8 +360,8 @@ class AmendmentSignature(MethodView):
 class Employer(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The employer address new agreements are offered from")
-    @blp.response(200, EmployerView)
-    def get(self) -> dict[str, Any]:
+    @blp.response(200, answers.EmployerView)
+    def get(self) -> EmployerAddress:
         return service().agreements.employer(principal())
 
     @roles("admin")
@@ -380,8 +374,8 @@ class Employer(MethodView):
         'tenant holds is 409. `{"address": null}` goes back to the relayer.',
     )
     @blp.arguments(EmployerIn)
-    @blp.response(200, EmployerView)
-    def put(self, data: dict[str, Any]) -> dict[str, Any]:
+    @blp.response(200, answers.EmployerView)
+    def put(self, data: dict[str, Any]) -> EmployerAddress:
         signature = data["signature"]
         return service().agreements.set_employer(
             principal(),
@@ -401,7 +395,7 @@ class EmployerBinding(MethodView):
         "wallet) and send the signature and the deadline with `PUT /v1/employer`.",
     )
     @blp.arguments(BindingArgs, location="query")
-    @blp.response(200, TypedPayload)
+    @blp.response(200, answers.TypedPayload)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         return service().agreements.employer_binding(principal(), args["address"], args["deadline"])
 
@@ -416,8 +410,8 @@ class RevokeLinks(MethodView):
         "410; links sent afterwards (a corrected invitation) work.",
     )
     @blp.arguments(RevokeIn)
-    @blp.response(200, LinksRevoked)
-    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+    @blp.response(200, answers.LinksRevoked)
+    def post(self, data: dict[str, Any], agreement_id: str) -> LinksRevoked:
         return service().agreements.revoke_links(principal(), agreement_id, data["reason"])
 
 
@@ -425,8 +419,8 @@ class RevokeLinks(MethodView):
 class TenantPolicy(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The tenant's choices: automatic breach, candidate uploads")
-    @blp.response(200, PolicyView)
-    def get(self) -> dict[str, Any]:
+    @blp.response(200, answers.PolicyView)
+    def get(self) -> PolicyView:
         return service().policies.describe(principal())
 
     @roles("admin")
@@ -438,8 +432,8 @@ class TenantPolicy(MethodView):
         "with POST .../milestones/{kind}/evidence) or `auto` (the anchored upload confirms it).",
     )
     @blp.arguments(PolicyIn)
-    @blp.response(200, PolicyView)
-    def put(self, data: dict[str, Any]) -> dict[str, Any]:
+    @blp.response(200, answers.PolicyView)
+    def put(self, data: dict[str, Any]) -> PolicyView:
         return service().policies.update(principal(), data)
 
 
@@ -455,7 +449,7 @@ class AgreementDossier(MethodView):
         "waits for its anchoring.",
     )
     @blp.response(200, BINARY, content_type="application/zip")
-    @blp.alt_response(202, schema=DossierAnchoring, success=True)
+    @blp.alt_response(202, schema=answers.DossierAnchoring, success=True)
     def get(self, args: dict[str, Any], agreement_id: str) -> Response:
         return _dossier(args, agreement_id, create=False)
 
@@ -471,7 +465,7 @@ class AgreementDossier(MethodView):
         "anchored. With the console's session cookie the CSRF token is required.",
     )
     @blp.response(200, BINARY, content_type="application/zip")
-    @blp.alt_response(202, schema=DossierAnchoring, success=True)
+    @blp.alt_response(202, schema=answers.DossierAnchoring, success=True)
     def post(self, args: dict[str, Any], agreement_id: str) -> Response:
         return _dossier(args, agreement_id, create=True)
 

@@ -13,6 +13,7 @@ from ..shared.errors import ValidationFailed
 from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
 from .contact_proof import SESSION_COOKIE, SESSION_TTL
+from .errors import TransactionFailed
 from .journal import Visitor
 from .ports import EvidenceSource
 from .records import SIGN_PURPOSE
@@ -20,6 +21,9 @@ from .service_layer import ContractsService
 
 blp = Blueprint("agreements", __name__, url_prefix="/v1", description="Intent agreements")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+# The contracts service's own errors' statuses, on top of `problems.STATUSES` (a refusal by the
+# contract is a Conflict, 409; a transaction that reverted in its block is the chain's failure).
+STATUSES: dict[type[Exception], int] = {TransactionFailed: 502}
 
 
 def service() -> ContractsService:

@@ -8,15 +8,8 @@ from typing import Any
 from flask.views import MethodView
 
 from ..shared.guards import access
-from .answers import (
-    CeremonyAnswer,
-    CodeSent,
-    CodeVerified,
-    EnrolmentView,
-    SignerBound,
-    SigningRecordView,
-)
-from .contact_proof import ENROL_WITHIN
+from . import answers
+from .contact_proof import ENROL_WITHIN, CodeSent, CodeVerified
 from .edge import (
     BEARER,
     blp,
@@ -29,13 +22,14 @@ from .edge import (
     visitor,
 )
 from .schemas import CodeIn, CodeRequestIn, PortalEventIn, SignerIn
+from .signatures import CeremonyShown
 
 
 @blp.route("/agreements/<string:agreement_id>/enrolment")
 @access("link")
 class EnrolmentStatus(MethodView):
     @blp.doc(summary="The candidate's enrolment: code verified, channels, the bound signer")
-    @blp.response(200, EnrolmentView)
+    @blp.response(200, answers.EnrolmentView)
     def get(self, agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         return service().enrolment.status(who, link, agreement_id, enrolment_session())
@@ -46,8 +40,8 @@ class EnrolmentStatus(MethodView):
 class EnrolmentCode(MethodView):
     @blp.doc(summary="Send a one-time code to the contact HR gave (e-mail, or SMS)")
     @blp.arguments(CodeRequestIn)
-    @blp.response(202, CodeSent)
-    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+    @blp.response(202, answers.CodeSent)
+    def post(self, data: dict[str, Any], agreement_id: str) -> CodeSent:
         _, link = caller()
         return service().contact_proof.request_code(
             required(link), agreement_id, data["channel"], visitor()
@@ -64,8 +58,8 @@ class EnrolmentVerify(MethodView):
         f"{int(ENROL_WITHIN.total_seconds() // 60)} minutes, once per code.",
     )
     @blp.arguments(CodeIn)
-    @blp.response(200, CodeVerified)
-    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+    @blp.response(200, answers.CodeVerified)
+    def post(self, data: dict[str, Any], agreement_id: str) -> CodeVerified:
         _, link = caller()
         proven = service().contact_proof.verify_code(
             required(link), agreement_id, data["code"], visitor()
@@ -85,7 +79,7 @@ class EnrolmentSigner(MethodView):
         "passkey's identity on chain is IntentAgreements.passkeyAddress(x, y).",
     )
     @blp.arguments(SignerIn)
-    @blp.response(200, SignerBound)
+    @blp.response(200, answers.SignerBound)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         _, link = caller()
         return service().enrolment.enrol(
@@ -118,7 +112,7 @@ class SigningRecord(MethodView):
         summary="The candidate's signing record (evidence of intent), as JSON",
         description="The candidate's link, or an API key of the tenant (hr, legal, admin).",
     )
-    @blp.response(200, SigningRecordView)
+    @blp.response(200, answers.SigningRecordView)
     def get(self, agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         if link is not None:  # anchored at the signature; tried again if evidence was down
@@ -137,7 +131,7 @@ class CeremonyView(MethodView):
         description="`ceremony_hash` is keccak256 of the ceremony's canonical JSON; it is the "
         "Commitment's `ceremonyHash`, stored on chain by commit() (`ceremonyOf`).",
     )
-    @blp.response(200, CeremonyAnswer)
-    def get(self, agreement_id: str) -> dict[str, Any]:
+    @blp.response(200, answers.CeremonyAnswer)
+    def get(self, agreement_id: str) -> CeremonyShown:
         who, link = caller()
         return service().signatures.ceremony(who, link, agreement_id)

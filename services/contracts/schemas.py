@@ -299,4 +299,3 @@ class DossierArgs(ma.Schema):
         validate=validate.Range(min=0, max=60),
         metadata={"description": "seconds to wait for the manifest's anchoring before 202"},
     )
-

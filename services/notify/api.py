@@ -19,6 +19,7 @@ from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import OfferSealError, ValidationFailed
 from ..shared.guards import access, roles
 from ..shared.links import PURPOSE_UNSUBSCRIBE
+from ..shared.problems import status_of
 from ..shared.web import principal
 from . import answers
 from .domain.templates import ANSWERS
@@ -59,7 +60,7 @@ def to_portal(agreement_id: str, action: str, token: str, **extra: str) -> Respo
 
 
 def error_page(exc: OfferSealError) -> Response:
-    return page(exc.title, f"<p>{html.escape(exc.detail)}</p>", exc.status)
+    return page(exc.title, f"<p>{html.escape(exc.detail)}</p>", status_of(exc))
 
 
 class ReplyIn(ma.Schema):
