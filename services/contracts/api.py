@@ -12,7 +12,7 @@ import marshmallow as ma
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from ..shared.answers import BINARY, TEXT
+from ..shared.answers import BINARY, TEXT, problems
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import NotFound, ValidationFailed
 from ..shared.guards import access, roles
@@ -80,6 +80,7 @@ class Agreements(MethodView):
     )
     @blp.arguments(CreateAgreement)
     @blp.response(201, answers.AgreementView)
+    @problems(blp, 409)
     def post(self, data: dict[str, Any]) -> Response:
         who = principal()
         key = key_from_header(request.headers.get("Idempotency-Key"))
@@ -112,6 +113,7 @@ class AgreementItem(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="An agreement, its milestones and its risk")
     @blp.response(200, answers.AgreementView)
+    @problems(blp, 404)
     def get(self, agreement_id: str) -> dict[str, Any]:
         return service().agreements.get(principal(), agreement_id)
 
@@ -153,6 +155,7 @@ class Signature(MethodView):
     @blp.doc(security=BEARER, summary="Submit the candidate's signature; relayed to commit()")
     @blp.arguments(SignatureIn)
     @blp.response(200, answers.SignedAgreement)
+    @problems(blp, 409, 422, 502)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         signature = signed_bytes(data, link, agreement_id, "commitment")
@@ -194,6 +197,7 @@ class Arrival(MethodView):
     )
     @blp.arguments(ArrivalIn)
     @blp.response(200, answers.AgreementView)
+    @problems(blp, 409, 422)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         signature = signed_bytes(data, link, agreement_id, "arrival")
@@ -240,6 +244,7 @@ def _transition(action: str) -> type[MethodView]:
         @roles(*WRITE_ROLES)
         @blp.doc(security=BEARER, summary=f"{action}: the contract decides by its own clock")
         @blp.response(200, answers.AgreementView)
+        @problems(blp, 409, 502)
         def post(self, agreement_id: str) -> dict[str, Any]:
             deadline, signature = 0, b""
             if action == "cancel" and request.get_data():

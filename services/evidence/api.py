@@ -21,7 +21,7 @@ from offerseal_verify.hexbytes import is_hex32, to_hex
 from offerseal_verify.proofs import MAX_BUNDLE_BYTES, ChainView, Check, Verdict, bundle_size_problem
 from offerseal_verify.sm3 import Sm3
 
-from ..shared.answers import BINARY, TEXT
+from ..shared.answers import BINARY, TEXT, problems
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..shared.guards import access, check_json_text, max_json_bytes, roles
@@ -166,6 +166,7 @@ class Documents(MethodView):
     @documented_arguments(DocumentForm, location="form")
     @documented_arguments(DocumentFile, location="files")
     @blp.response(201, Accepted)
+    @problems(blp, 409, 413, 415)
     def post(self) -> Response:
         who = principal()
         form = UPLOAD_FORM.load(request.form)
@@ -239,6 +240,7 @@ class DocumentItem(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="A document's metadata and status")
     @blp.response(200, DocumentView)
+    @problems(blp, 404)
     def get(self, document_id: str) -> dict[str, Any]:
         return service().get(principal(), document_id)
 
@@ -266,6 +268,7 @@ class DocumentProof(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The self-contained proof bundle (409 while pending)")
     @blp.response(200, ProofBundle)
+    @problems(blp, 404, 409)
     def get(self, document_id: str) -> dict[str, Any]:
         return service().proof(principal(), document_id)
 
@@ -288,6 +291,7 @@ class DocumentCertificate(MethodView):
         summary="The signed evidence certificate (PDF) of an anchored document (409 before)",
     )
     @blp.response(200, BINARY, content_type="application/pdf")
+    @problems(blp, 404, 409)
     def get(self, args: dict[str, Any], document_id: str) -> Response:
         issuer: CertificateIssuer = current_app.extensions["offerseal.certificates"]
         pdf = issuer.issue(principal(), document_id, args["lang"])

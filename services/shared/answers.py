@@ -6,6 +6,7 @@ Schema)` dumps them with these schemas, so the document and the wire are the sam
 from __future__ import annotations
 
 import dataclasses
+import http
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -90,3 +91,15 @@ class Verbatim(ma.Schema):
 
     def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         return obj
+
+
+def problems(blp: Any, *statuses: int) -> Any:
+    """Document the problem+json errors a route is known to answer (each status's registered
+    response: the shared `Problem`), beyond the `default` every operation has."""
+
+    def decorator(func: Any) -> Any:
+        for status in statuses:
+            func = blp.alt_response(status, response=http.HTTPStatus(status).name)(func)
+        return func
+
+    return decorator

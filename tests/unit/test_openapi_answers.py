@@ -93,3 +93,10 @@ def test_an_answer_with_a_field_its_schema_does_not_declare_warns() -> None:
         assert Small().dump({"a": 1}) == {"a": 1}
         with pytest.raises(UndeclaredField, match="does not declare b"):
             Small().dump({"a": 1, "b": 2})
+
+
+def test_known_errors_are_documented_per_route() -> None:
+    proof = document("evidence")["paths"]["/v1/documents/{document_id}/proof"]["get"]
+    assert {"404", "409"} <= set(proof["responses"])  # unknown, or not anchored yet
+    start = document("contracts")["paths"]["/v1/agreements/{agreement_id}/start"]["post"]
+    assert {"409", "502"} <= set(start["responses"])  # refused by the contract, reverted
