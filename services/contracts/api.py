@@ -1,5 +1,6 @@
-"""HTTP entry point of the contracts service: parses input, calls the service layer's parts,
-shapes the answer. No business rules here."""
+"""HTTP entry point of the contracts service: HR's routes (offer, read, transitions,
+amendments, employer, policy, dossier); the candidate's are in `portal_api.py`. Parses input,
+calls the service layer's parts; the answers are dumped by the schemas of `answers.py`."""
 
 from __future__ import annotations
 
@@ -8,264 +9,61 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import Response, after_this_request, current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from ..shared.answers import BINARY, TEXT, problems
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import NotFound, ValidationFailed
 from ..shared.guards import access, roles
 from ..shared.idempotency import key_from_header
-from ..shared.links import Link, LinkSigner
 from ..shared.web import principal
-from .adapters.evidence import EvidenceArchiveClient
-from .contact_proof import ENROL_WITHIN, SESSION_COOKIE, SESSION_TTL
-from .cover import LANGS as COVER_LANGS
-from .domain.agreements import (
-    DUE_TIME,
-    MILESTONE_KINDS,
-    START_TIME,
-    at_local,
+from . import (
+    answers,
+    portal_api,  # noqa: F401 - the candidate's routes, on the same blueprint
 )
+from .adapters.evidence import EvidenceArchiveClient
+from .domain.agreements import DUE_TIME, MILESTONE_KINDS, START_TIME, at_local
 from .domain.dates import DateChange
 from .dossier import DOSSIER_ROLES, Dossiers
+from .edge import (
+    BEARER,
+    MAX_PREFER_WAIT,
+    STATUSES,
+    blp,
+    caller,
+    created,
+    evidence,
+    preferred_wait,
+    service,
+    signed_bytes,
+    terms_text,
+    visitor,
+)
 from .errors import DossierPending
-from .journal import Visitor
-from .ports import EvidenceSource
-from .records import AMEND_PURPOSE, SIGN_PURPOSE
+from .policy import PolicyView
+from .records import AMEND_PURPOSE
+from .risk_tracking import RiskView
 from .schemas import (
     AmendmentIn,
     ArrivalArgs,
     ArrivalIn,
     BindingArgs,
     CancelIn,
-    CodeIn,
-    CodeRequestIn,
     CreateAgreement,
+    DossierArgs,
     EmployerIn,
     EvidenceIn,
     ListArgs,
     PolicyIn,
-    PortalEventIn,
     RevokeIn,
     SignatureIn,
-    SignerIn,
     TypedDataArgs,
     to_new_agreement,
 )
-from .service_layer import ContractsService
+from .service import EmployerAddress, LinksRevoked
 
-blp = Blueprint("agreements", __name__, url_prefix="/v1", description="Intent agreements")
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-
-
-def service() -> ContractsService:
-    svc: ContractsService = current_app.extensions["offerseal.contracts"]
-    return svc
-
-
-def evidence() -> EvidenceSource:
-    client: EvidenceSource = current_app.extensions["offerseal.evidence"]
-    return client
-
-
-def created(body: dict[str, Any], location: str) -> Response:
-    response = current_app.response_class(
-        current_app.json.dumps(body), status=201, mimetype="application/json"
-    )
-    response.headers["Location"] = location
-    return response
-
-
-MAX_PREFER_WAIT = 60  # seconds an offer may hold its request open for its block
-
-
-def preferred_wait(header: str | None) -> float:
-    """`wait=N` from a `Prefer` header (RFC 7240), capped at MAX_PREFER_WAIT; 0 without it."""
-    for preference in (header or "").split(","):
-        name, _, value = preference.strip().partition("=")
-        if name.strip().lower() == "wait":
-            try:
-                return float(min(max(int(value.strip().strip('"')), 0), MAX_PREFER_WAIT))
-            except ValueError:
-                return 0.0  # a preference not understood is ignored (RFC 7240)
-    return 0.0
-
-
-def terms_text(text: str, digest: str) -> Response:
-    """The exact UTF-8 text a candidate reads, with the sha256 that goes on chain."""
-    response = current_app.response_class(
-        text.encode("utf-8"), mimetype="text/plain; charset=utf-8"
-    )
-    response.headers["X-Terms-SHA256"] = digest
-    return response
-
-
-def caller(purpose: str = SIGN_PURPOSE) -> tuple[Any, Link | None]:
-    """An API key, or a candidate's link token (`?token=`), which opens one agreement."""
-    token = request.args.get("token")
-    if token:
-        signer: LinkSigner = current_app.extensions["offerseal.links"]
-        return None, signer.verify(token, purpose)
-    return principal(), None
-
-
-def visitor() -> Visitor:
-    return Visitor(request.remote_addr, request.headers.get("User-Agent"))
-
-
-def enrolment_session() -> str | None:
-    """The enrolment session this browser holds (the cookie set when it proved the code)."""
-    return request.cookies.get(SESSION_COOKIE) or None
-
-
-def keep_enrolment_session(agreement_id: str, secret: str) -> None:
-    """The proof of the code belongs to this browser: an HttpOnly, SameSite=Strict cookie for
-    this agreement's API paths only, never readable by scripts or sent cross-site."""
-
-    @after_this_request
-    def _set(response: Response) -> Response:
-        response.set_cookie(
-            SESSION_COOKIE,
-            secret,
-            max_age=int(SESSION_TTL.total_seconds()),
-            path=f"/v1/agreements/{agreement_id}/",
-            httponly=True,
-            samesite="Strict",
-            secure=request.is_secure,
-        )
-        return response
-
-
-def signed_bytes(data: dict[str, Any], link: Link | None, agreement_id: str, what: str) -> bytes:
-    """The signature as the contract takes it: hex bytes as given, or the candidate's passkey
-    assertion encoded for the contract (only through the candidate's own link)."""
-    if data.get("passkey") is None:
-        return bytes.fromhex(data["signature"][2:])
-    if link is None:
-        raise ValidationFailed("passkey", "a passkey signs through the candidate's own link")
-    return service().enrolment.passkey_signature(
-        link, agreement_id, what, data["passkey"], visitor()
-    )
-
-
-@blp.route("/agreements/<string:agreement_id>/enrolment")
-@access("link")
-class EnrolmentStatus(MethodView):
-    @blp.doc(summary="The candidate's enrolment: code verified, channels, the bound signer")
-    @blp.response(200)
-    def get(self, agreement_id: str) -> dict[str, Any]:
-        who, link = caller()
-        return service().enrolment.status(who, link, agreement_id, enrolment_session())
-
-
-@blp.route("/agreements/<string:agreement_id>/enrolment/code")
-@access("link")
-class EnrolmentCode(MethodView):
-    @blp.doc(summary="Send a one-time code to the contact HR gave (e-mail, or SMS)")
-    @blp.arguments(CodeRequestIn)
-    @blp.response(202)
-    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
-        _, link = caller()
-        return service().contact_proof.request_code(
-            required(link), agreement_id, data["channel"], visitor()
-        )
-
-
-@blp.route("/agreements/<string:agreement_id>/enrolment/verify")
-@access("link")
-class EnrolmentVerify(MethodView):
-    @blp.doc(
-        summary="Check the one-time code (expires in 10 minutes, 5 attempts)",
-        description="A right code opens an enrolment session held by this browser only (an "
-        "HttpOnly, SameSite=Strict cookie): binding a signer needs it, within "
-        f"{int(ENROL_WITHIN.total_seconds() // 60)} minutes, once per code.",
-    )
-    @blp.arguments(CodeIn)
-    @blp.response(200)
-    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
-        _, link = caller()
-        proven = service().contact_proof.verify_code(
-            required(link), agreement_id, data["code"], visitor()
-        )
-        keep_enrolment_session(agreement_id, proven.session)
-        return proven.answer
-
-
-@blp.route("/agreements/<string:agreement_id>/enrolment/signer")
-@access("link")
-class EnrolmentSigner(MethodView):
-    @blp.doc(
-        summary="Bind the candidate's passkey (P-256 public key) or wallet to the offer",
-        description="Only from the browser that proved a code (its enrolment session cookie; "
-        "403 otherwise), once per code: a replacement needs a fresh code, is announced to the "
-        "candidate, and delays any commitment by a day on chain. Relayed to bindCandidate(); a "
-        "passkey's identity on chain is IntentAgreements.passkeyAddress(x, y).",
-    )
-    @blp.arguments(SignerIn)
-    @blp.response(200)
-    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
-        _, link = caller()
-        return service().enrolment.enrol(
-            required(link), agreement_id, data, visitor(), enrolment_session()
-        )
-
-
-@blp.route("/agreements/<string:agreement_id>/enrolment/events")
-@access("link")
-class EnrolmentEvents(MethodView):
-    @blp.doc(summary="Record that the candidate opened or read the text, or ticked the consent")
-    @blp.arguments(PortalEventIn)
-    @blp.response(204)
-    def post(self, data: dict[str, Any], agreement_id: str) -> None:
-        _, link = caller()
-        service().enrolment.record(
-            required(link),
-            agreement_id,
-            data["kind"],
-            data["seconds"],
-            visitor(),
-            enrolment_session(),
-        )
-
-
-@blp.route("/agreements/<string:agreement_id>/signing-record")
-@access("link")
-class SigningRecord(MethodView):
-    @blp.doc(
-        summary="The candidate's signing record (evidence of intent), as JSON",
-        description="The candidate's link, or an API key of the tenant (hr, legal, admin).",
-    )
-    @blp.response(200)
-    def get(self, agreement_id: str) -> dict[str, Any]:
-        who, link = caller()
-        if link is not None:  # anchored at the signature; tried again if evidence was down
-            service().signing_records.anchor_signing_record(link, agreement_id, evidence())
-        return service().signing_records.signing_record(
-            who, link, agreement_id, enrolment_session()
-        )
-
-
-@blp.route("/agreements/<string:agreement_id>/ceremony")
-@access("link")
-class CeremonyView(MethodView):
-    @blp.doc(
-        security=BEARER,
-        summary="The signing ceremony the candidate's Commitment covers, and its hash",
-        description="`ceremony_hash` is keccak256 of the ceremony's canonical JSON; it is the "
-        "Commitment's `ceremonyHash`, stored on chain by commit() (`ceremonyOf`).",
-    )
-    @blp.response(200)
-    def get(self, agreement_id: str) -> dict[str, Any]:
-        who, link = caller()
-        return service().signatures.ceremony(who, link, agreement_id)
-
-
-def required(link: Link | None) -> Link:
-    """The candidate's portal answers the candidate's own link only."""
-    if link is None:
-        raise ValidationFailed("token", "the candidate's link is required")
-    return link
+__all__ = ["STATUSES", "blp"]
 
 
 @blp.route("/agreements")
@@ -281,7 +79,8 @@ class Agreements(MethodView):
         f"{MAX_PREFER_WAIT} seconds) waits up to N seconds for that before answering.",
     )
     @blp.arguments(CreateAgreement)
-    @blp.response(201)
+    @blp.response(201, answers.AgreementView)
+    @problems(blp, 409)
     def post(self, data: dict[str, Any]) -> Response:
         who = principal()
         key = key_from_header(request.headers.get("Idempotency-Key"))
@@ -295,7 +94,7 @@ class Agreements(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The tenant's agreements, filtered by state and risk")
     @blp.arguments(ListArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, answers.AgreementPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         items, cursor = service().agreements.list_agreements(
             principal(), args.get("state"), args.get("risk"), args.get("after"), args["limit"]
@@ -313,7 +112,8 @@ class Agreements(MethodView):
 class AgreementItem(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="An agreement, its milestones and its risk")
-    @blp.response(200)
+    @blp.response(200, answers.AgreementView)
+    @problems(blp, 404)
     def get(self, agreement_id: str) -> dict[str, Any]:
         return service().agreements.get(principal(), agreement_id)
 
@@ -322,6 +122,7 @@ class AgreementItem(MethodView):
 @access("link")
 class AgreementTerms(MethodView):
     @blp.doc(security=BEARER, summary="The exact text whose sha256 is on chain (text/plain)")
+    @blp.response(200, TEXT, content_type="text/plain")
     def get(self, agreement_id: str) -> Response:
         who, link = caller()
         return terms_text(*service().agreements.terms(who, link, agreement_id))
@@ -337,7 +138,7 @@ class TypedData(MethodView):
         "`Cancellation` a committed candidate signs for a mutual release.",
     )
     @blp.arguments(TypedDataArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, answers.TypedPayload)
     def get(self, args: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         deadline = None
@@ -353,7 +154,8 @@ class TypedData(MethodView):
 class Signature(MethodView):
     @blp.doc(security=BEARER, summary="Submit the candidate's signature; relayed to commit()")
     @blp.arguments(SignatureIn)
-    @blp.response(200)
+    @blp.response(200, answers.SignedAgreement)
+    @problems(blp, 409, 422, 502)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         signature = signed_bytes(data, link, agreement_id, "commitment")
@@ -377,7 +179,7 @@ class ArrivalTypedData(MethodView):
         "and this deadline to `POST .../arrival`.",
     )
     @blp.arguments(ArrivalArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, answers.TypedPayload)
     def get(self, args: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         return service().arrivals.typed_data(who, link, agreement_id, args["deadline"])
@@ -394,7 +196,8 @@ class Arrival(MethodView):
         "agreement is fulfilled.",
     )
     @blp.arguments(ArrivalIn)
-    @blp.response(200)
+    @blp.response(200, answers.AgreementView)
+    @problems(blp, 409, 422)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         who, link = caller()
         signature = signed_bytes(data, link, agreement_id, "arrival")
@@ -411,7 +214,7 @@ class ArrivalDispute(MethodView):
         security=BEARER,
         summary="The employer disputes the candidate's arrival (within the dispute window)",
     )
-    @blp.response(200)
+    @blp.response(200, answers.AgreementView)
     def post(self, agreement_id: str) -> dict[str, Any]:
         return service().arrivals.dispute(principal(), agreement_id)
 
@@ -421,7 +224,7 @@ class MilestoneEvidence(MethodView):
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Confirm a milestone on chain with an anchored document")
     @blp.arguments(EvidenceIn)
-    @blp.response(200)
+    @blp.response(200, answers.AgreementView)
     def post(self, data: dict[str, Any], agreement_id: str, kind: str) -> dict[str, Any]:
         who = principal()
         if kind not in MILESTONE_KINDS:
@@ -440,7 +243,8 @@ def _transition(action: str) -> type[MethodView]:
     class Transition(MethodView):
         @roles(*WRITE_ROLES)
         @blp.doc(security=BEARER, summary=f"{action}: the contract decides by its own clock")
-        @blp.response(200)
+        @blp.response(200, answers.AgreementView)
+        @problems(blp, 409, 502)
         def post(self, agreement_id: str) -> dict[str, Any]:
             deadline, signature = 0, b""
             if action == "cancel" and request.get_data():
@@ -468,8 +272,8 @@ for _action in ("start", "breach", "withdraw", "cancel", "expire"):
 class AgreementRisk(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Traffic light, reasons, response, stability, exposure")
-    @blp.response(200)
-    def get(self, agreement_id: str) -> dict[str, Any]:
+    @blp.response(200, answers.RiskView)
+    def get(self, agreement_id: str) -> RiskView:
         return service().risk.risk(principal(), agreement_id)
 
 
@@ -484,7 +288,7 @@ class Amendments(MethodView):
         "the EIP-712 `Amendment`, and nothing changes until that signature is relayed.",
     )
     @blp.arguments(AmendmentIn)
-    @blp.response(201)
+    @blp.response(201, answers.AmendmentView)
     def post(self, data: dict[str, Any], agreement_id: str) -> Response:
         who = principal()
         tz = ZoneInfo(service().agreements.timezone_of(who, agreement_id))
@@ -500,7 +304,7 @@ class Amendments(MethodView):
 
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Every amendment of the agreement and its state")
-    @blp.response(200)
+    @blp.response(200, answers.AmendmentList)
     def get(self, agreement_id: str) -> dict[str, Any]:
         return {"items": service().amendments.amendments(principal(), agreement_id)}
 
@@ -509,7 +313,7 @@ class Amendments(MethodView):
 @access("link")
 class AmendmentItem(MethodView):
     @blp.doc(security=BEARER, summary="One amendment (an API key or the candidate's link)")
-    @blp.response(200)
+    @blp.response(200, answers.AmendmentView)
     def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
         answer = service().amendments.amendment(who, agreement_id, amendment_id, link)
@@ -522,6 +326,7 @@ class AmendmentItem(MethodView):
 @access("link")
 class AmendmentTerms(MethodView):
     @blp.doc(security=BEARER, summary="The re-issued text whose sha256 the amendment carries")
+    @blp.response(200, TEXT, content_type="text/plain")
     def get(self, agreement_id: str, amendment_id: str) -> Response:
         who, link = caller(AMEND_PURPOSE)
         return terms_text(
@@ -533,7 +338,7 @@ class AmendmentTerms(MethodView):
 @access("link")
 class AmendmentTypedData(MethodView):
     @blp.doc(security=BEARER, summary="The EIP-712 `Amendment` to sign (eth_signTypedData_v4)")
-    @blp.response(200)
+    @blp.response(200, answers.TypedPayload)
     def get(self, agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
         return service().amendments.amendment_typed_data(who, link, agreement_id, amendment_id)
@@ -544,7 +349,7 @@ class AmendmentTypedData(MethodView):
 class AmendmentSignature(MethodView):
     @blp.doc(security=BEARER, summary="The candidate's signature; relayed to amend()")
     @blp.arguments(SignatureIn)
-    @blp.response(200)
+    @blp.response(200, answers.AmendmentView)
     def post(self, data: dict[str, Any], agreement_id: str, amendment_id: str) -> dict[str, Any]:
         who, link = caller(AMEND_PURPOSE)
         signature = signed_bytes(data, link, agreement_id, f"amendment {amendment_id}")
@@ -560,8 +365,8 @@ class AmendmentSignature(MethodView):
 class Employer(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The employer address new agreements are offered from")
-    @blp.response(200)
-    def get(self) -> dict[str, Any]:
+    @blp.response(200, answers.EmployerView)
+    def get(self) -> EmployerAddress:
         return service().agreements.employer(principal())
 
     @roles("admin")
@@ -574,8 +379,8 @@ class Employer(MethodView):
         'tenant holds is 409. `{"address": null}` goes back to the relayer.',
     )
     @blp.arguments(EmployerIn)
-    @blp.response(200)
-    def put(self, data: dict[str, Any]) -> dict[str, Any]:
+    @blp.response(200, answers.EmployerView)
+    def put(self, data: dict[str, Any]) -> EmployerAddress:
         signature = data["signature"]
         return service().agreements.set_employer(
             principal(),
@@ -595,7 +400,7 @@ class EmployerBinding(MethodView):
         "wallet) and send the signature and the deadline with `PUT /v1/employer`.",
     )
     @blp.arguments(BindingArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, answers.TypedPayload)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         return service().agreements.employer_binding(principal(), args["address"], args["deadline"])
 
@@ -610,8 +415,8 @@ class RevokeLinks(MethodView):
         "410; links sent afterwards (a corrected invitation) work.",
     )
     @blp.arguments(RevokeIn)
-    @blp.response(200)
-    def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
+    @blp.response(200, answers.LinksRevoked)
+    def post(self, data: dict[str, Any], agreement_id: str) -> LinksRevoked:
         return service().agreements.revoke_links(principal(), agreement_id, data["reason"])
 
 
@@ -619,8 +424,8 @@ class RevokeLinks(MethodView):
 class TenantPolicy(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The tenant's choices: automatic breach, candidate uploads")
-    @blp.response(200)
-    def get(self) -> dict[str, Any]:
+    @blp.response(200, answers.PolicyView)
+    def get(self) -> PolicyView:
         return service().policies.describe(principal())
 
     @roles("admin")
@@ -632,22 +437,9 @@ class TenantPolicy(MethodView):
         "with POST .../milestones/{kind}/evidence) or `auto` (the anchored upload confirms it).",
     )
     @blp.arguments(PolicyIn)
-    @blp.response(200)
-    def put(self, data: dict[str, Any]) -> dict[str, Any]:
+    @blp.response(200, answers.PolicyView)
+    def put(self, data: dict[str, Any]) -> PolicyView:
         return service().policies.update(principal(), data)
-
-
-class DossierArgs(ma.Schema):
-    lang = ma.fields.String(
-        load_default="zh-CN",
-        validate=ma.validate.OneOf(COVER_LANGS),
-        metadata={"description": "language of the cover report"},
-    )
-    wait = ma.fields.Float(
-        load_default=20.0,
-        validate=ma.validate.Range(min=0, max=60),
-        metadata={"description": "seconds to wait for the manifest's anchoring before 202"},
-    )
 
 
 @blp.route("/agreements/<string:agreement_id>/dossier")
@@ -661,6 +453,8 @@ class AgreementDossier(MethodView):
         "agreement as it stands now (POST makes one); 202 with Retry-After while its manifest "
         "waits for its anchoring.",
     )
+    @blp.response(200, BINARY, content_type="application/zip")
+    @blp.alt_response(202, schema=answers.DossierAnchoring, success=True)
     def get(self, args: dict[str, Any], agreement_id: str) -> Response:
         return _dossier(args, agreement_id, create=False)
 
@@ -675,6 +469,8 @@ class AgreementDossier(MethodView):
         "waits for its anchoring; the same request, or a GET, gives the ZIP once it is "
         "anchored. With the console's session cookie the CSRF token is required.",
     )
+    @blp.response(200, BINARY, content_type="application/zip")
+    @blp.alt_response(202, schema=answers.DossierAnchoring, success=True)
     def post(self, args: dict[str, Any], agreement_id: str) -> Response:
         return _dossier(args, agreement_id, create=True)
 

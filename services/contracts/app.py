@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from .. import __version__
-from ..shared import chain, guards, revocations, secrets
+from ..shared import chain, guards, problems, revocations, secrets
 from ..shared.broker import MessageConsumer
 from ..shared.config import Settings
 from ..shared.db import Database
@@ -45,6 +45,7 @@ def create_app(
     portal_url: str = "",
 ) -> Flask:
     app, flask_api, _registry = create_base_app("contracts", db, settings=settings)
+    problems.map_statuses(app, api.STATUSES)
     app.config["OFFERSEAL_EVIDENCE_URL"] = settings.evidence_base_url
     app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
     app.extensions["offerseal.contracts"] = service

@@ -10,7 +10,6 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -66,12 +65,27 @@ class NotProven(ContractsError, Forbidden):
 
 
 @dataclass(frozen=True)
+class CodeVerified:
+    verified: bool
+    channel: str
+    destination: str  # masked
+
+
+@dataclass(frozen=True)
 class Proven:
     """A verified code: the answer, and the enrolment session's secret for the browser that
     proved it (an HttpOnly cookie; only its keyed hash is stored)."""
 
-    answer: dict[str, Any]
+    answer: CodeVerified
     session: str
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    channel: str
+    destination: str  # masked
+    expires_at: str
+    next_code_at: str
 
 
 def mask_email(email: str) -> str:
@@ -91,9 +105,7 @@ class ContactProof:
 
     # ---- one-time codes ------------------------------------------------------------------
 
-    def request_code(
-        self, link: Link, agreement_id: str, channel: str, who: Visitor
-    ) -> dict[str, Any]:
+    def request_code(self, link: Link, agreement_id: str, channel: str, who: Visitor) -> CodeSent:
         """Send a code to the contact written in the offer (never to an address kept
         elsewhere for the candidate reference), within the limits: 5 an hour, 10 over the
         offer's life, and not within a minute of the last one (which it would cancel)."""
@@ -172,12 +184,12 @@ class ContactProof:
                 },
                 who,
             )
-            return {
-                "channel": channel,
-                "destination": masked,
-                "expires_at": iso(row.expires_at),
-                "next_code_at": iso(now + CODE_RESEND_AFTER),
-            }
+            return CodeSent(
+                channel=channel,
+                destination=masked,
+                expires_at=str(iso(row.expires_at)),
+                next_code_at=str(iso(now + CODE_RESEND_AFTER)),
+            )
 
     def destination_hash(self, contact: str) -> str:
         """A keyed hash of a contact (lower-cased e-mail, or the phone's digits): the record
@@ -256,7 +268,7 @@ class ContactProof:
                 },
                 who,
             )
-            answer = {"verified": True, "channel": match.channel, "destination": match.destination}
+            answer = CodeVerified(True, match.channel, match.destination)
             return Proven(answer, secret)
 
     def session_code(

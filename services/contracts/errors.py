@@ -32,7 +32,6 @@ class ChainRefusal(ContractsError, Conflict):
 
 
 class TransactionFailed(ContractsError):
-    status = 502
     title = "Transaction failed on chain"
 
 
@@ -54,7 +53,6 @@ class DossierPending(ContractsError):
     """The dossier's manifest is deposited and waits for its anchoring: the API answers 202
     with Retry-After (the same request gives the dossier once it is anchored)."""
 
-    status = 202
     title = "The dossier is being anchored"
 
 

@@ -32,6 +32,16 @@ class Policy:
             raise ValueError(f"candidate_uploads must be one of {UPLOAD_MODES}")
 
 
+@dataclass(frozen=True)
+class PolicyView:
+    """A tenant's policy as it applies, the deployment's defaults, and when it was changed."""
+
+    auto_breach: bool
+    candidate_uploads: str
+    defaults: Policy
+    updated_at: str | None
+
+
 class Policies:
     def __init__(self, db: Database, defaults: Policy) -> None:
         self.db = db
@@ -46,22 +56,19 @@ class Policies:
             candidate_uploads=row.candidate_uploads or self.defaults.candidate_uploads,
         )
 
-    def describe(self, principal: Principal) -> dict[str, Any]:
+    def describe(self, principal: Principal) -> PolicyView:
         principal.require(*READ_ROLES)
         with self.db.sessions() as session:
             row = session.get(TenantPolicy, principal.tenant)
             policy = self.of(session, principal.tenant)
-        return {
-            "auto_breach": policy.auto_breach,
-            "candidate_uploads": policy.candidate_uploads,
-            "defaults": {
-                "auto_breach": self.defaults.auto_breach,
-                "candidate_uploads": self.defaults.candidate_uploads,
-            },
-            "updated_at": iso(row.updated_at) if row is not None else None,
-        }
+        return PolicyView(
+            auto_breach=policy.auto_breach,
+            candidate_uploads=policy.candidate_uploads,
+            defaults=self.defaults,
+            updated_at=iso(row.updated_at) if row is not None else None,
+        )
 
-    def update(self, principal: Principal, changes: dict[str, Any]) -> dict[str, Any]:
+    def update(self, principal: Principal, changes: dict[str, Any]) -> PolicyView:
         """Set the given fields (null: back to the default); others keep their value."""
         principal.require("admin")
         mode = changes.get("candidate_uploads")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -110,24 +111,38 @@ def refresh_risk(session: Session, a: Agreement) -> None:
         )
 
 
+@dataclass(frozen=True)
+class RiskView:
+    """HR's view of an agreement's risk: the traffic light with its reasons and response, the
+    stability score with its factors, and what a breach would cost."""
+
+    agreement_id: str
+    level: str
+    reasons: list[str]
+    response: str
+    stability_score: int
+    score_factors: list[str]
+    exposure: dict[str, Any]
+
+
 class RiskTracking:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def risk(self, principal: Principal, agreement_id: str) -> dict[str, Any]:
+    def risk(self, principal: Principal, agreement_id: str) -> RiskView:
         principal.require(*READ_ROLES)
         with self.db.sessions() as session:
             a = load(session, principal.tenant, agreement_id)
             assessed = risk_rules.assess(signals(session, a))
             declarable = aware(a.start_at) + dt.timedelta(days=a.grace_days)
-            return {
-                "agreement_id": a.id,
-                "level": assessed.level,
-                "reasons": list(assessed.reasons),
-                "response": assessed.response,
-                "stability_score": assessed.score,
-                "score_factors": list(assessed.score_factors),
-                "exposure": {
+            return RiskView(
+                agreement_id=a.id,
+                level=assessed.level,
+                reasons=list(assessed.reasons),
+                response=assessed.response,
+                stability_score=assessed.score,
+                score_factors=list(assessed.score_factors),
+                exposure={
                     **risk_rules.exposure(
                         liquidated_damages=a.liquidated_damages,
                         monthly_salary=a.monthly_salary,
@@ -136,7 +151,7 @@ class RiskTracking:
                     ),
                     "currency": a.currency,
                 },
-            }
+            )
 
     def on_touchpoint(self, session: Session, message: messages.Message) -> None:
         """Consumer: the candidate answered or missed a check-in; risk follows."""

@@ -13,6 +13,7 @@ from eth_utils import is_checksum_address
 from flask import current_app
 from marshmallow import fields, validate, validates_schema
 
+from .cover import LANGS as COVER_LANGS
 from .domain.agreements import (
     DUE_TIME,
     MILESTONE_KINDS,
@@ -285,3 +286,16 @@ class RevokeIn(ma.Schema):
 class PolicyIn(ma.Schema):
     auto_breach = fields.Boolean(allow_none=True)
     candidate_uploads = fields.String(allow_none=True, validate=validate.OneOf(["review", "auto"]))
+
+
+class DossierArgs(ma.Schema):
+    lang = fields.String(
+        load_default="zh-CN",
+        validate=validate.OneOf(COVER_LANGS),
+        metadata={"description": "language of the cover report"},
+    )
+    wait = fields.Float(
+        load_default=20.0,
+        validate=validate.Range(min=0, max=60),
+        metadata={"description": "seconds to wait for the manifest's anchoring before 202"},
+    )

@@ -37,6 +37,25 @@ ZERO_ADDRESS = "0x" + "00" * 20  # an offer whose candidate enrols later
 
 
 @dataclass(frozen=True)
+class EmployerAddress:
+    """Who signs as employer in the tenant's new agreements."""
+
+    address: str
+    source: str  # "relayer" (ours) or "tenant" (the company's own address)
+    relayer: str
+    contract: str
+    operator_approved: bool  # whether the chain lets the relayer act for the address
+
+
+@dataclass(frozen=True)
+class LinksRevoked:
+    agreement_id: str
+    candidate_ref: str
+    revoked_at: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class NewAgreement:
     candidate_ref: str
     candidate_address: str | None  # None: bound when the candidate enrols
@@ -235,17 +254,17 @@ class AgreementService:
     def _operator_approved(self, employer: str) -> bool:
         return employer == self.chain.relayer or self.chain.operator_approved(employer)
 
-    def employer(self, principal: Principal) -> dict[str, Any]:
+    def employer(self, principal: Principal) -> EmployerAddress:
         """Who signs as employer in new agreements, and whether the chain lets us act for it."""
         principal.require(*READ_ROLES)
         address = self._employer_of(principal.tenant)
-        return {
-            "address": address,
-            "source": "relayer" if address == self.chain.relayer else "tenant",
-            "relayer": self.chain.relayer,
-            "contract": self.chain.address,
-            "operator_approved": self._operator_approved(address),
-        }
+        return EmployerAddress(
+            address=address,
+            source="relayer" if address == self.chain.relayer else "tenant",
+            relayer=self.chain.relayer,
+            contract=self.chain.address,
+            operator_approved=self._operator_approved(address),
+        )
 
     def employer_binding(
         self, principal: Principal, address: str, deadline: int | None = None
@@ -269,7 +288,7 @@ class AgreementService:
         address: str | None,
         signature: bytes | None = None,
         deadline: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> EmployerAddress:
         """The tenant's own address as employer. Three things must hold, checked before
         anything is stored: the address signed an `EmployerBinding` naming this tenant and the
         relayer (ECDSA, or ERC-1271 for a contract wallet), it appointed the relayer as its
@@ -385,7 +404,7 @@ class AgreementService:
 
     # ---- links ----------------------------------------------------------------------------
 
-    def revoke_links(self, principal: Principal, agreement_id: str, reason: str) -> dict[str, Any]:
+    def revoke_links(self, principal: Principal, agreement_id: str, reason: str) -> LinksRevoked:
         """Withdraw every link sent so far for this agreement and its candidate (e.g. mailed to
         a wrong address); links issued afterwards work. Recorded with who and why."""
         principal.require(*WRITE_ROLES)
@@ -399,12 +418,7 @@ class AgreementService:
                 reason=reason,
                 by=principal.key_id,
             )
-        return {
-            "agreement_id": agreement_id,
-            "candidate_ref": agreement.candidate_ref,
-            "revoked_at": iso(utcnow()),
-            "reason": reason,
-        }
+        return LinksRevoked(agreement_id, agreement.candidate_ref, str(iso(utcnow())), reason)
 
     # ---- transitions ----------------------------------------------------------------------
 

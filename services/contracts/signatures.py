@@ -6,6 +6,7 @@ transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +23,14 @@ from .models import Agreement
 from .ports import AgreementsChain
 from .records import bound_candidate, describe, load, reader
 from .transactions import TransactionPath
+
+
+@dataclass(frozen=True)
+class CeremonyShown:
+    """The signing ceremony the Commitment covers now, and its keccak256 (`ceremonyHash`)."""
+
+    ceremony: dict[str, Any]
+    ceremony_hash: str
 
 
 class Ceremonies:
@@ -62,7 +71,7 @@ class Signatures:
 
     def ceremony(
         self, principal: Principal | None, link: Link | None, agreement_id: str
-    ) -> dict[str, Any]:
+    ) -> CeremonyShown:
         """The ceremony the Commitment covers now, and its hash (what the portal shows before
         the candidate signs)."""
         tenant = reader(principal, link, agreement_id)
@@ -71,7 +80,7 @@ class Signatures:
             if a.state == "offering":
                 raise StillOffering(a.id)
         ceremony = self.ceremonies.current(agreement_id)
-        return {"ceremony": ceremony.record, "ceremony_hash": ceremony.hash}
+        return CeremonyShown(ceremony.record, ceremony.hash)
 
     def typed_data(
         self,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import re
 import urllib.parse
 from collections.abc import Callable
 from functools import wraps
@@ -17,20 +16,12 @@ import marshmallow as ma
 from flask import Response, current_app, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from flask_smorest.fields import Upload
-from marshmallow import fields, validate
-from webargs.flaskparser import abort
 
 from offerseal_verify.hexbytes import is_hex32, to_hex
-from offerseal_verify.proofs import (
-    MAX_BUNDLE_BYTES,
-    ChainView,
-    Check,
-    Verdict,
-    bundle_size_problem,
-)
+from offerseal_verify.proofs import MAX_BUNDLE_BYTES, ChainView, Check, Verdict, bundle_size_problem
 from offerseal_verify.sm3 import Sm3
 
+from ..shared.answers import BINARY, TEXT, problems
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..shared.guards import access, check_json_text, max_json_bytes, roles
@@ -38,8 +29,28 @@ from ..shared.idempotency import key_from_header
 from ..shared.links import PURPOSE_RECORD, PURPOSE_UPLOAD, Link, LinkSigner
 from ..shared.redact import redact_text
 from ..shared.web import principal
-from .certificate import LANGS
-from .domain.documents import KINDS, MAX_HASH_BATCH, RECORD_KINDS, NewDocument
+from .answers import (
+    Accepted,
+    DocumentPage,
+    DocumentView,
+    HashBatchAccepted,
+    ProofBundle,
+    ProofHistory,
+    PublicKeys,
+    PublishedSchemas,
+    VerdictView,
+)
+from .arguments import (
+    UPLOAD_FILE,
+    UPLOAD_FORM,
+    CertificateQuery,
+    DocumentFile,
+    DocumentForm,
+    HashBatch,
+    ListArgs,
+    VerifyJson,
+)
+from .domain.documents import RECORD_KINDS, NewDocument
 from .errors import SchemaNotFound
 from .issuer import CertificateIssuer
 from .provenance import Provenance, SourceInvalid, check_source
@@ -58,7 +69,6 @@ verify_blp = Blueprint(
 INERT_TYPES = frozenset(
     {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
 )
-HEX32 = validate.Regexp(r"^0x[0-9a-fA-F]{64}\Z", error="expected 0x followed by 64 hex digits")
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -123,160 +133,6 @@ def seen(source: Any = None) -> Provenance:
     )
 
 
-class DocumentFields(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    candidate_ref = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    agreement_id = fields.String(validate=validate.Length(min=1, max=100))
-    milestone = fields.String(validate=validate.Length(min=1, max=60))
-
-
-class DocumentForm(DocumentFields):
-    source = fields.String(
-        metadata={
-            "description": "optional JSON object of strings saying where the document comes "
-            'from, e.g. {"system": "Moka HR", "record": "R-2291"}; signed into the receipt'
-        }
-    )
-
-
-class DocumentFile(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    file = Upload(required=True)
-
-
-class HashItem(DocumentFields):
-    class Meta:
-        unknown = ma.RAISE
-
-    sha256 = fields.String(required=True, validate=HEX32)
-
-
-_KIND_SET = frozenset(KINDS)
-_LENGTHS = {"candidate_ref": 200, "agreement_id": 100, "milestone": 60}
-_ITEM_FIELDS = frozenset({"kind", "candidate_ref", "agreement_id", "milestone", "sha256"})
-
-
-def check_hash_item(item: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """`HashItem().load(item)` without marshmallow's per-field machinery (which costs ~60 us an
-    item, a third of a 10,000-item request): same rules, same messages (a test compares)."""
-    if not isinstance(item, dict):
-        return {}, {"_schema": ["Invalid input type."]}
-    errors: dict[str, list[str]] = {}
-    for name in item.keys() - _ITEM_FIELDS:
-        errors[name] = ["Unknown field."]
-    for name in ("kind", "candidate_ref", "sha256"):
-        if name not in item:
-            errors[name] = ["Missing data for required field."]
-    out: dict[str, Any] = {}
-    for name in _ITEM_FIELDS & item.keys():
-        value = item[name]
-        if value is None:
-            errors[name] = ["Field may not be null."]
-        elif not isinstance(value, str):
-            errors[name] = ["Not a valid string."]
-        elif name == "kind" and value not in _KIND_SET:
-            errors[name] = [f"Must be one of: {', '.join(KINDS)}."]
-        elif name == "sha256" and not is_hex32(value):
-            errors[name] = ["expected 0x followed by 64 hex digits"]
-        elif name in _LENGTHS and not 1 <= len(value) <= _LENGTHS[name]:
-            errors[name] = [f"Length must be between 1 and {_LENGTHS[name]}."]
-        else:
-            out[name] = value
-    return out, errors
-
-
-_HEX32S = re.compile(r"(?:0x[0-9a-fA-F]{64})*")
-
-
-def _strings_within(values: list[Any], longest: int) -> bool:
-    """Whether every value is a string of 1 to `longest` characters (none: True)."""
-    return not values or (
-        set(map(type, values)) == {str}
-        and min(map(len, values)) >= 1
-        and max(map(len, values)) <= longest
-    )
-
-
-def hash_items_valid(items: list[Any]) -> bool:
-    """Whether every item passes `check_hash_item` unchanged (each one a dict of the known
-    fields only, every value valid), decided column by column without a loop in Python over
-    the items' fields: a 10,000-item batch in a few milliseconds. False sends the batch through
-    `check_hash_item`, item by item, for the exact errors."""
-    if set(map(type, items)) != {dict} or not set().union(*items) <= _ITEM_FIELDS:
-        return False
-    kinds = [item.get("kind") for item in items]
-    sha256s = [item.get("sha256") for item in items]
-    try:
-        if not set(kinds) <= _KIND_SET:
-            return False
-    except TypeError:  # an unhashable value (a list, an object): not a kind
-        return False
-    if set(map(type, sha256s)) != {str} or set(map(len, sha256s)) != {66}:
-        return False
-    if not _HEX32S.fullmatch("".join(sha256s)):
-        return False
-    return (
-        _strings_within([item.get("candidate_ref") for item in items], _LENGTHS["candidate_ref"])
-        and _strings_within(
-            [item["agreement_id"] for item in items if "agreement_id" in item],
-            _LENGTHS["agreement_id"],
-        )
-        and _strings_within(
-            [item["milestone"] for item in items if "milestone" in item], _LENGTHS["milestone"]
-        )
-    )
-
-
-class HashItems(fields.List):
-    """The items of a hash batch, validated with `check_hash_item` (documented as HashItem);
-    a batch that `hash_items_valid` passes is taken as it is."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, list):
-            raise self.make_error("invalid")
-        if value and hash_items_valid(value):
-            return value
-        loaded, errors = [], {}
-        for index, item in enumerate(value):
-            out, problems = check_hash_item(item)
-            if problems:
-                errors[index] = problems
-            loaded.append(out)
-        if errors:
-            raise ma.ValidationError(errors, valid_data=loaded)
-        return loaded
-
-
-class HashBatch(ma.Schema):
-    items = HashItems(
-        fields.Nested(HashItem), required=True, validate=validate.Length(min=1, max=MAX_HASH_BATCH)
-    )
-    source = fields.Dict(
-        keys=fields.String(),
-        values=fields.String(),
-        metadata={"description": "optional: where the documents come from (signed)"},
-    )
-
-
-class ListArgs(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    candidate_ref = fields.String(validate=validate.Length(min=1, max=200))
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**63 - 1))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-
-
-class VerifyJson(ma.Schema):
-    proof = fields.Raw(required=True)
-    sha256 = fields.String(validate=HEX32)
-
-
 def _created(status: int, body: dict[str, Any], replayed: bool, location: str | None) -> Response:
     response = current_app.response_class(
         json.dumps(body), status=status, mimetype="application/json"
@@ -286,63 +142,6 @@ def _created(status: int, body: dict[str, Any], replayed: bool, location: str | 
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
-
-
-class FlatForm:
-    """`schema().load(form)` for a schema of plain fields, without webargs' and marshmallow's
-    per-request machinery (a new schema object per request, a deep copy of its fields, the
-    processing hooks): the same fields, the same rules (the fields' own validators) and the
-    same messages, on the hot upload route. The schema stays what the API document shows; a
-    schema this cannot follow exactly is refused when the module is imported."""
-
-    PLAIN = (fields.String, Upload)
-
-    def __init__(self, schema: type[ma.Schema], location: str) -> None:
-        loaded = schema()
-        if loaded.unknown != ma.EXCLUDE or any(loaded._hooks.values()):
-            raise TypeError(f"{schema.__name__}: only unknown=EXCLUDE and no hooks")
-        self.schema = loaded
-        self.location = location
-        self.rules: list[tuple[str, bool, str, tuple[Callable[[Any], Any], ...]]] = []
-        for name, field in loaded.load_fields.items():
-            if type(field) not in self.PLAIN or field.data_key is not None:
-                raise TypeError(f"{schema.__name__}.{name}: not a plain String or Upload")
-            if field.load_default is not ma.missing:
-                raise TypeError(f"{schema.__name__}.{name}: a default is not followed")
-            required = str(field.error_messages["required"])
-            self.rules.append((name, field.required, required, tuple(field.validators)))
-        self.strings = frozenset(
-            name for name, field in loaded.load_fields.items() if type(field) is fields.String
-        )
-
-    def load(self, data: Any) -> dict[str, Any]:
-        """The loaded values, or the 422 webargs gives, naming each field (`data`: a MultiDict,
-        first value of each name)."""
-        out: dict[str, Any] = {}
-        errors: dict[str, list[str]] = {}
-        for name, required, missing, validators in self.rules:
-            value = data.get(name)
-            if value is None:
-                if required:
-                    errors[name] = [missing]
-                continue
-            if name in self.strings and not isinstance(value, str):
-                errors[name] = ["Not a valid string."]
-                continue
-            problems: list[str] = []
-            for validator in validators:
-                try:
-                    validator(value)
-                except ma.ValidationError as exc:
-                    problems.extend(cast(list[str], exc.messages))
-            if problems:
-                errors[name] = problems
-            else:
-                out[name] = value
-        if errors:
-            messages = {self.location: errors}
-            abort(422, exc=ma.ValidationError(messages), messages=messages, schema=self.schema)
-        return out
 
 
 def documented_arguments(
@@ -359,10 +158,6 @@ def documented_arguments(
     return decorator
 
 
-UPLOAD_FORM = FlatForm(DocumentForm, "form")
-UPLOAD_FILE = FlatForm(DocumentFile, "files")
-
-
 @blp.route("/documents")
 class Documents(MethodView):
     @roles(*WRITE_ROLES)
@@ -370,7 +165,8 @@ class Documents(MethodView):
     @requires_multipart
     @documented_arguments(DocumentForm, location="form")
     @documented_arguments(DocumentFile, location="files")
-    @blp.response(201)
+    @blp.response(201, Accepted)
+    @problems(blp, 409, 413, 415)
     def post(self) -> Response:
         who = principal()
         form = UPLOAD_FORM.load(request.form)
@@ -394,7 +190,7 @@ class Documents(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="List the tenant's documents, oldest first")
     @blp.arguments(ListArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, DocumentPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         items, cursor = service().list_documents(
             principal(), args.get("candidate_ref"), args["after"], args["limit"]
@@ -420,7 +216,7 @@ class DocumentHashes(MethodView):
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Register up to 10,000 documents by sha256 only")
     @blp.arguments(HashBatch)
-    @blp.response(201)
+    @blp.response(201, HashBatchAccepted)
     def post(self, batch: dict[str, Any]) -> Response:
         who = principal()
         docs = [
@@ -443,7 +239,8 @@ class DocumentHashes(MethodView):
 class DocumentItem(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="A document's metadata and status")
-    @blp.response(200)
+    @blp.response(200, DocumentView)
+    @problems(blp, 404)
     def get(self, document_id: str) -> dict[str, Any]:
         return service().get(principal(), document_id)
 
@@ -452,6 +249,7 @@ class DocumentItem(MethodView):
 class DocumentContent(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The decrypted document bytes")
+    @blp.response(200, BINARY, content_type="application/octet-stream")
     def get(self, document_id: str) -> Response:
         data, mimetype, filename = service().content(principal(), document_id)
         # Stored bytes are always a download, never a page: an uploader's `text/html` (or a
@@ -469,7 +267,8 @@ class DocumentContent(MethodView):
 class DocumentProof(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The self-contained proof bundle (409 while pending)")
-    @blp.response(200)
+    @blp.response(200, ProofBundle)
+    @problems(blp, 404, 409)
     def get(self, document_id: str) -> dict[str, Any]:
         return service().proof(principal(), document_id)
 
@@ -478,17 +277,9 @@ class DocumentProof(MethodView):
 class DocumentProofHistory(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Every proof the document had, superseded ones included")
-    @blp.response(200)
+    @blp.response(200, ProofHistory)
     def get(self, document_id: str) -> dict[str, Any]:
         return {"items": service().proofs(principal(), document_id)}
-
-
-class CertificateQuery(ma.Schema):
-    lang = fields.String(
-        load_default="zh-CN",
-        validate=validate.OneOf(LANGS),
-        metadata={"description": "language of the certificate"},
-    )
 
 
 @blp.route("/documents/<string:document_id>/certificate")
@@ -499,6 +290,8 @@ class DocumentCertificate(MethodView):
         security=BEARER,
         summary="The signed evidence certificate (PDF) of an anchored document (409 before)",
     )
+    @blp.response(200, BINARY, content_type="application/pdf")
+    @problems(blp, 404, 409)
     def get(self, args: dict[str, Any], document_id: str) -> Response:
         issuer: CertificateIssuer = current_app.extensions["offerseal.certificates"]
         pdf = issuer.issue(principal(), document_id, args["lang"])
@@ -551,7 +344,7 @@ class Verify(MethodView):
         "file) or JSON `{proof, sha256}`. Always 200 with `valid` and "
         "every check; a forged proof is `valid: false`.",
     )
-    @verify_blp.response(200)
+    @verify_blp.response(200, VerdictView)
     def post(self) -> dict[str, Any]:
         sha: str | None = None
         sm3: str | None = None  # only from the file's bytes: checked where the bundle has one
@@ -603,7 +396,7 @@ def raise_bad_json() -> None:
 @access("public")
 class Keys(MethodView):
     @verify_blp.doc(summary="Public keys that sign intake receipts")
-    @verify_blp.response(200)
+    @verify_blp.response(200, PublicKeys)
     def get(self) -> dict[str, Any]:
         return {"keys": service().public_keys()}
 
@@ -614,7 +407,7 @@ class Schemas(MethodView):
     @verify_blp.doc(
         summary="The published JSON Schemas (draft 2020-12): proof bundle, dossier manifest"
     )
-    @verify_blp.response(200)
+    @verify_blp.response(200, PublishedSchemas)
     def get(self) -> dict[str, Any]:
         return {
             "items": [
@@ -628,6 +421,7 @@ class Schemas(MethodView):
 @access("public")
 class SchemaItem(MethodView):
     @verify_blp.doc(summary="One published JSON Schema, e.g. proof-bundle-2.json")
+    @verify_blp.response(200, {"type": "object"}, content_type="application/schema+json")
     def get(self, name: str) -> Response:
         found = schema_name(name)
         if found is None:
@@ -659,6 +453,8 @@ def _candidate_link(token: str) -> Link:
 @access("token")
 class CandidateUpload(MethodView):
     @blp.doc(summary="The candidate's upload page for one staged confirmation (signed link)")
+    @blp.response(200, TEXT, content_type="text/html")
+    @blp.alt_response(303, description="a browser goes to the portal", success=True)
     def get(self, token: str) -> Response:
         link = _candidate_link(token)
         portal = str(current_app.config.get("OFFERSEAL_PORTAL_URL") or "")
@@ -679,6 +475,7 @@ class CandidateUpload(MethodView):
 
     @blp.doc(summary="Upload through the link: stored, receipted and anchored like any document")
     @requires_multipart
+    @blp.response(201, Accepted)
     def post(self, token: str) -> Response:
         link = _candidate_link(token)
         upload = request.files.get("file")
@@ -708,6 +505,7 @@ class ServiceRecord(MethodView):
         "record is stored, receipted and anchored like any document of the agreement.",
     )
     @requires_multipart
+    @blp.response(201, Accepted)
     def post(self, token: str) -> Response:
         signer: LinkSigner = current_app.extensions["offerseal.links"]
         link = signer.verify(token, PURPOSE_RECORD)

@@ -17,8 +17,8 @@ from ..shared import messages
 from ..shared.broker import enqueue
 from ..shared.db import Database
 from ..shared.models import utcnow
-from .models import Batch, BatchMember, Document
 from .domain.documents import CANDIDATE_LINK
+from .models import Batch, BatchMember, Document
 from .trees import path_hex, tree_of
 
 log = logging.getLogger("offerseal.evidence.anchoring")

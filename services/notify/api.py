@@ -14,11 +14,14 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from ..shared import messages
+from ..shared.answers import TEXT
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import OfferSealError, ValidationFailed
 from ..shared.guards import access, roles
 from ..shared.links import PURPOSE_UNSUBSCRIBE
+from ..shared.problems import status_of
 from ..shared.web import principal
+from . import answers
 from .domain.templates import ANSWERS
 from .service import NotifyService
 
@@ -57,7 +60,7 @@ def to_portal(agreement_id: str, action: str, token: str, **extra: str) -> Respo
 
 
 def error_page(exc: OfferSealError) -> Response:
-    return page(exc.title, f"<p>{html.escape(exc.detail)}</p>", exc.status)
+    return page(exc.title, f"<p>{html.escape(exc.detail)}</p>", status_of(exc))
 
 
 class ReplyIn(ma.Schema):
@@ -69,6 +72,9 @@ class ReplyIn(ma.Schema):
 @access("token")
 class Replies(MethodView):
     @blp.doc(summary="The check-in page (answers are one click away; nothing changes on GET)")
+    @blp.response(200, answers.CheckinPage)
+    @blp.alt_response(200, schema=TEXT, content_type="text/html", success=True)
+    @blp.alt_response(303, description="a browser goes to the portal", success=True)
     def get(self, token: str) -> Any:
         try:
             link, tp = service().replies.open_reply(token)
@@ -97,6 +103,8 @@ class Replies(MethodView):
         )
 
     @blp.doc(summary="Record the answer (form or JSON); a link works once")
+    @blp.response(200, answers.Replied)
+    @blp.alt_response(200, schema=TEXT, content_type="text/html", success=True)
     def post(self, token: str) -> Any:
         as_html = request.mimetype != "application/json"
         raw = request.form.to_dict() if as_html else (request.get_json(silent=True) or {})
@@ -126,6 +134,8 @@ class Replies(MethodView):
 @access("token")
 class Unsubscribe(MethodView):
     @blp.doc(summary="Unsubscribe page (non-essential mail only)")
+    @blp.response(200, TEXT, content_type="text/html")
+    @blp.alt_response(303, description="a browser goes to the portal", success=True)
     def get(self, token: str) -> Response:
         try:
             link = service().replies.links.verify(token, PURPOSE_UNSUBSCRIBE)
@@ -142,6 +152,8 @@ class Unsubscribe(MethodView):
         )
 
     @blp.doc(summary="RFC 8058 one-click unsubscribe")
+    @blp.response(200, answers.Unsubscribed)
+    @blp.alt_response(200, schema=TEXT, content_type="text/html", success=True)
     def post(self, token: str) -> Any:
         try:
             result = service().replies.unsubscribe(token)
@@ -180,7 +192,7 @@ class InboxView(MethodView):
         "a reply link for the check-in waiting for an answer, an upload link per document "
         "asked for, and whether non-essential mail is stopped.",
     )
-    @blp.response(200)
+    @blp.response(200, answers.Inbox)
     def get(self) -> dict[str, Any]:
         return service().inbox.view(_portal_token())
 
@@ -193,7 +205,7 @@ class InboxPreferences(MethodView):
         "both for reminders (portal)"
     )
     @blp.arguments(InboxPreferencesIn)
-    @blp.response(200)
+    @blp.response(200, answers.InboxPreferences)
     def put(self, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("opted_out") is None and data.get("reminders") is None:
             raise ValidationFailed("opted_out", "`opted_out` and/or `reminders` is required")
@@ -219,14 +231,14 @@ class PreferencesIn(ma.Schema):
 class Preferences(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="A candidate's channels, language, quiet hours, opt-out")
-    @blp.response(200)
+    @blp.response(200, answers.Preferences)
     def get(self, candidate_ref: str) -> dict[str, Any]:
         return service().candidates.preferences(principal(), candidate_ref)
 
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Change them")
     @blp.arguments(PreferencesIn)
-    @blp.response(200)
+    @blp.response(200, answers.Preferences)
     def put(self, changes: dict[str, Any], candidate_ref: str) -> dict[str, Any]:
         if "timezone" in changes:
             try:
@@ -248,7 +260,7 @@ class CandidateTouchpoints(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Everything planned, sent or answered for a candidate")
     @blp.arguments(TouchpointsArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, answers.TouchpointList)
     def get(self, args: dict[str, Any], candidate_ref: str) -> dict[str, Any]:
         items = service().candidates.touchpoints(
             principal(), candidate_ref, attempts=args["attempts"]
@@ -262,7 +274,7 @@ class CandidateTouchpoints(MethodView):
 class TouchpointItem(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="One touchpoint with its delivery attempts")
-    @blp.response(200)
+    @blp.response(200, answers.TouchpointView)
     def get(self, touchpoint_id: str) -> dict[str, Any]:
         return service().candidates.touchpoint(principal(), touchpoint_id)
 
@@ -276,7 +288,7 @@ class TemplateIn(ma.Schema):
 class Templates(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="Every kind and language: the tenant's text or the default")
-    @blp.response(200)
+    @blp.response(200, answers.TemplateList)
     def get(self) -> dict[str, Any]:
         return {"items": service().templates.list_templates(principal())}
 
@@ -285,14 +297,14 @@ class Templates(MethodView):
 class TemplateItem(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="One template, its placeholders and a preview")
-    @blp.response(200)
+    @blp.response(200, answers.TemplateView)
     def get(self, kind: str, language: str) -> dict[str, Any]:
         return service().templates.get_template(principal(), kind, language)
 
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Use the tenant's own subject and text ({placeholders})")
     @blp.arguments(TemplateIn)
-    @blp.response(200)
+    @blp.response(200, answers.TemplateView)
     def put(self, body: dict[str, Any], kind: str, language: str) -> dict[str, Any]:
         return service().templates.put_template(
             principal(), kind, language, body["subject"], body["text"]
@@ -318,7 +330,7 @@ class BrandingIn(ma.Schema):
 class Branding(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="How the tenant's messages look, and where replies go")
-    @blp.response(200)
+    @blp.response(200, answers.BrandingView)
     def get(self) -> dict[str, Any]:
         return service().branding.get(principal())
 
@@ -328,7 +340,7 @@ class Branding(MethodView):
         summary="Set the display name, logo (https), accent colour (#RRGGBB) and Reply-To",
     )
     @blp.arguments(BrandingIn)
-    @blp.response(200)
+    @blp.response(200, answers.BrandingView)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         return service().branding.put(principal(), body)
 
@@ -350,14 +362,14 @@ class SmsSettings(MethodView):
         summary="The tenant's approved SMS sign name and template ids, and the parameters each "
         "kind's template receives",
     )
-    @blp.response(200)
+    @blp.response(200, answers.SmsView)
     def get(self) -> dict[str, Any]:
         return service().sms.get(principal())
 
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Set them (null or left out: the deployment's default)")
     @blp.arguments(SmsSettingsIn)
-    @blp.response(200)
+    @blp.response(200, answers.SmsView)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         return service().sms.put(principal(), body)
 
@@ -381,7 +393,7 @@ class Alerts(MethodView):
         security=BEARER,
         summary="The tenant's chat robots for HR alerts (URLs masked, secrets never shown)",
     )
-    @blp.response(200)
+    @blp.response(200, answers.AlertsView)
     def get(self) -> dict[str, Any]:
         return service().alerts.get(principal())
 
@@ -391,7 +403,7 @@ class Alerts(MethodView):
         summary="Set the DingTalk, WeCom and Feishu robots (a platform left out is removed)",
     )
     @blp.arguments(AlertsIn)
-    @blp.response(200)
+    @blp.response(200, answers.AlertsView)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         return service().alerts.put(principal(), body)
 
@@ -400,7 +412,7 @@ class Alerts(MethodView):
 class AlertsTest(MethodView):
     @roles(*WRITE_ROLES)
     @blp.doc(security=BEARER, summary="Post a test message to each robot now")
-    @blp.response(200)
+    @blp.response(200, answers.AlertsTested)
     def post(self) -> dict[str, Any]:
         return service().alerts.test(principal())
 
@@ -413,7 +425,7 @@ class CalendarIn(ma.Schema):
 class CalendarView(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(security=BEARER, summary="The tenant's holiday calendar (`none` or `cn`)")
-    @blp.response(200)
+    @blp.response(200, answers.CalendarView)
     def get(self) -> dict[str, Any]:
         return service().calendars.get(principal())
 
@@ -423,6 +435,6 @@ class CalendarView(MethodView):
         summary="Use mainland China's public holidays and adjusted working days (`cn`) or not",
     )
     @blp.arguments(CalendarIn)
-    @blp.response(200)
+    @blp.response(200, answers.CalendarView)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         return service().calendars.put(principal(), body["calendar"])

@@ -26,7 +26,6 @@ PURPOSE_RECORD = "record"
 
 
 class LinkExpired(OfferSealError):
-    status = 410
     title = "Link expired"
 
 
@@ -52,7 +51,6 @@ class Link:
 
 
 class LinkRevoked(OfferSealError):
-    status = 410
     title = "Link withdrawn"
 
 

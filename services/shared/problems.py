@@ -1,17 +1,65 @@
-"""RFC 9457 problem documents for every error a service answers, mapped in one place."""
+"""RFC 9457 problem documents for every error a service answers, and the one table from error
+class to HTTP status (the errors themselves know nothing of HTTP)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, has_app_context, json, request
 from werkzeug.exceptions import HTTPException
 
-from .errors import OfferSealError
+from .errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    OfferSealError,
+    PayloadTooLarge,
+    TooManyRequests,
+    TransientError,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from .links import LinkExpired, LinkRevoked
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "application/problem+json"
+
+# Error class -> status; a subclass answers its nearest listed ancestor's (500 if none). A
+# service adds its own classes with `map_statuses` (contracts: TransactionFailed -> 502).
+STATUSES: dict[type[Exception], int] = {
+    ValidationFailed: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    LinkExpired: 410,
+    LinkRevoked: 410,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    TooManyRequests: 429,
+    TransientError: 503,
+}
+APP_STATUSES = "offerseal.statuses"
+
+
+def map_statuses(app: Flask, statuses: dict[type[Exception], int]) -> None:
+    """The app's own error classes and their statuses, on top of `STATUSES`."""
+    app.extensions[APP_STATUSES] = {**app.extensions.get(APP_STATUSES, STATUSES), **statuses}
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status an error answers: from the app's table (in a request) or `STATUSES`.
+    An error relaying another service's HTTP answer (`http_status`) keeps that status."""
+    relayed = getattr(exc, "http_status", None)
+    if isinstance(relayed, int):
+        return relayed
+    table = current_app.extensions.get(APP_STATUSES, STATUSES) if has_app_context() else STATUSES
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]
+    return 500
 
 
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response:
@@ -63,11 +111,12 @@ def _validation_errors(data: dict[str, Any]) -> list[dict[str, str]]:
 def register(app: Flask) -> None:
     @app.errorhandler(OfferSealError)
     def _offerseal_error(exc: OfferSealError) -> Response:
-        if exc.status >= 500:
+        status = status_of(exc)
+        if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.detail)
         extra = dict(exc.extra)
         headers = extra.pop("headers", None)
-        response = problem(exc.status, exc.title, exc.detail, **extra)
+        response = problem(status, exc.title, exc.detail, **extra)
         if headers:
             response.headers.update(headers)
         return response

@@ -3,6 +3,7 @@ errors, bearer authentication, `/healthz` and Prometheus `/metrics`."""
 
 from __future__ import annotations
 
+import http
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -10,11 +11,13 @@ from typing import Any, Protocol
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .. import __version__
 from . import guards, problems
+from .answers import Problem
 from .auth import Principal, authenticate
 from .config import Settings
 from .db import Database
@@ -30,13 +33,31 @@ CONTENT_SECURITY_POLICY = (
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class OfferSealApi(Api):
+    """flask-smorest's Api whose documented errors are what `problems.py` answers: RFC 9457
+    `application/problem+json` (flask-smorest's own error schema is never sent)."""
+
+    ERROR_SCHEMA = Problem
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not 100 <= status < 200 and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, problems.PROBLEM_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default: dict[str, Any] = {"description": "An error", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, problems.PROBLEM_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
+
+
 def create_base_app(
     name: str,
     db: Database,
     *,
     settings: Settings | None = None,
     max_content_length: int | None = None,
-) -> tuple[Flask, Api, CollectorRegistry]:
+) -> tuple[Flask, OfferSealApi, CollectorRegistry]:
     settings = settings or Settings()
     guards.sane_recursion_limit()
     app = Flask(f"offerseal.{name}")
@@ -76,7 +97,7 @@ def create_base_app(
     )
     app.extensions["offerseal.db"] = db
     app.extensions["offerseal.settings"] = settings
-    api = Api(app)
+    api = OfferSealApi(app)
     problems.register(app)  # replaces flask-smorest's error payload with problem+json
     guards.install(
         app,

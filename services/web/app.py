@@ -8,12 +8,13 @@ from typing import cast
 
 from flask import Flask, Response, request, send_file
 
-from ..shared import users
+from ..shared import problems, users
 from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.guards import access
 from ..shared.web import create_base_app, health_route, standard_checks
 from . import console, pages, shortlinks
+from .errors import AssetsMissing
 
 
 def create_app(settings: Settings, db: Database, public_origin: str = "") -> Flask:
@@ -23,6 +24,7 @@ def create_app(settings: Settings, db: Database, public_origin: str = "") -> Fla
     here name; unset, OFFERSEAL_WEB_PUBLIC_URL, else http://localhost:<web port>. Never the
     request's Host header, which whoever sends the request chooses."""
     app, _api, _registry = create_base_app("web", db, settings=settings)
+    problems.map_statuses(app, {AssetsMissing: 503})  # an operator's fix, not the client's
     app.config["OFFERSEAL_DEFAULT_TIMEZONE"] = settings.default_timezone
     app.config["OFFERSEAL_PUBLIC_ORIGIN"] = (
         public_origin or settings.web_public_url or f"http://localhost:{settings.web_port}"

@@ -12,5 +12,4 @@ class WebError(OfferSealError):
 class AssetsMissing(WebError):
     """The pages' scripts are not built (`npm run build`, part of `make setup`)."""
 
-    status = 503
     title = "Page assets not built"

@@ -27,7 +27,7 @@ from offerseal.contracts.errors import (
 )
 from offerseal.contracts.models import Agreement, AgreementAmendment, ChainOp
 from offerseal.contracts.ports import ChainCall, Mined
-from offerseal.contracts.service import NewAgreement
+from offerseal.contracts.service import EmployerAddress, NewAgreement
 from offerseal.contracts.service_layer import ContractsService
 from offerseal.shared.auth import Principal
 from offerseal.shared.chain import PreparedTx, typed_data_digest
@@ -607,13 +607,13 @@ def test_employer_is_the_relayer_until_the_chain_approves_another(
 ) -> None:
     admin = Principal(key_id="k-admin", role="admin", tenant="acme")
     employer = contracts.agreements.employer(admin)
-    assert employer == {
-        "address": RELAYER,
-        "source": "relayer",
-        "relayer": RELAYER,
-        "contract": CONTRACT,
-        "operator_approved": True,
-    }
+    assert employer == EmployerAddress(
+        address=RELAYER,
+        source="relayer",
+        relayer=RELAYER,
+        contract=CONTRACT,
+        operator_approved=True,
+    )
     agreements = contracts.agreements
     with pytest.raises(ValidationFailed, match="EmployerBinding"):
         agreements.set_employer(admin, OTHER)  # no proof that acme controls the address
@@ -637,14 +637,14 @@ def test_employer_is_the_relayer_until_the_chain_approves_another(
     chain = agreements.chain
     chain.operators = {OTHER}  # type: ignore[attr-defined]
     bound = agreements.set_employer(admin, OTHER, fake_signature(OTHER, digest), deadline)
-    assert bound["address"] == OTHER and bound["source"] == "tenant"
+    assert bound.address == OTHER and bound.source == "tenant"
 
     # globex cannot take acme's address, even with a binding the address signed for globex
     globex = Principal(key_id="k-globex", role="admin", tenant="globex")
     theirs = typed_data_digest(agreements.employer_binding(globex, OTHER, deadline))
     with pytest.raises(Conflict, match="another tenant"):
         agreements.set_employer(globex, OTHER, fake_signature(OTHER, theirs), deadline)
-    assert agreements.employer(globex)["address"] == RELAYER
+    assert agreements.employer(globex).address == RELAYER
     # a binding acme's address signed cannot be replayed by globex either
     with pytest.raises(ValidationFailed, match="signature"):
         agreements.set_employer(globex, OTHER, fake_signature(OTHER, digest), deadline)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from offerseal.evidence.adapters.storage import copy_value
-from offerseal.evidence.api import check_hash_item, hash_items_valid
+from offerseal.evidence.arguments import check_hash_item, hash_items_valid
 from offerseal.evidence.domain.documents import KINDS
 from offerseal.evidence.domain.statements import (
     hash_only_statement_leaves,

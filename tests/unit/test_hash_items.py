@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 import pytest
 
-from offerseal.evidence.api import HashBatch, HashItem, check_hash_item
+from offerseal.evidence.arguments import HashBatch, HashItem, check_hash_item
 
 GOOD = "0x" + "ab" * 32
 CASES: list[Any] = [

@@ -25,15 +25,16 @@ def policies(tmp_path: Path) -> Policies:
 
 
 def test_defaults_until_a_tenant_chooses(policies: Policies) -> None:
-    assert policies.describe(HR)["candidate_uploads"] == "review"
+    assert policies.describe(HR).candidate_uploads == "review"
     changed = policies.update(ADMIN, {"candidate_uploads": "auto", "auto_breach": False})
-    assert changed["candidate_uploads"] == "auto" and changed["auto_breach"] is False
-    assert policies.describe(OTHER)["candidate_uploads"] == "review"  # another tenant
+    assert changed.candidate_uploads == "auto" and changed.auto_breach is False
+    assert changed.defaults == Policy(True, "review") and changed.updated_at is not None
+    assert policies.describe(OTHER).candidate_uploads == "review"  # another tenant
     with policies.db.sessions() as session:
         assert policies.of(session, "acme") == Policy(False, "auto")
         assert policies.of(session, "globex") == Policy(True, "review")
     back = policies.update(ADMIN, {"auto_breach": None})
-    assert back["auto_breach"] is True and back["candidate_uploads"] == "auto"
+    assert back.auto_breach is True and back.candidate_uploads == "auto"
 
 
 def test_only_an_admin_changes_and_only_known_modes(policies: Policies) -> None:

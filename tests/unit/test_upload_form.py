@@ -13,7 +13,13 @@ from marshmallow import fields, validate
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import HTTPException
 
-from offerseal.evidence.api import UPLOAD_FILE, UPLOAD_FORM, DocumentFile, DocumentForm, FlatForm
+from offerseal.evidence.arguments import (
+    UPLOAD_FILE,
+    UPLOAD_FORM,
+    DocumentFile,
+    DocumentForm,
+    FlatForm,
+)
 
 GOOD = {"kind": "resignation_application", "candidate_ref": "c1"}
 CASES: list[dict[str, Any]] = [

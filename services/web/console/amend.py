@@ -19,6 +19,7 @@ from ...shared.auth import WRITE_ROLES
 from ...shared.errors import NotFound, OfferSealError
 from ...shared.guards import roles
 from ...shared.models import aware
+from ...shared.problems import status_of
 from . import queries
 from .common import blp, caller, db, page
 from .contracts_client import contracts_client
@@ -149,6 +150,6 @@ def amend(agreement_id: str) -> Response:
                 position = int(name.split(".")[1])
                 if 0 <= position < len(changed):
                     field = f"due_{changed[position][0]}"
-        return _form(a, milestones, values, [(field, message)], exc.status)
+        return _form(a, milestones, values, [(field, message)], status_of(exc))
     done = "amend_applied" if result.get("state") in {"pending", "applied"} else "amend_proposed"
     return redirect(f"/console/agreements/{agreement_id}?done={done}", 303)  # type: ignore[return-value]

@@ -20,11 +20,12 @@ TIMEOUT = 90.0  # an offer waits up to 30 s for its block; a transition for its 
 
 
 class ContractsRefused(OfferSealError):
-    """What the contracts API answered with a problem document (status as it said)."""
+    """What the contracts API answered with a problem document: the console answers with the
+    same status (`http_status`, which `problems.status_of` keeps)."""
 
     def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
         super().__init__(detail or title, **extra)
-        self.status = status
+        self.http_status = status
         self.title = title
 
 

@@ -19,6 +19,7 @@ from ...contracts.schemas import CreateAgreement
 from ...shared.auth import WRITE_ROLES
 from ...shared.errors import OfferSealError
 from ...shared.guards import roles
+from ...shared.problems import status_of
 from .. import i18n
 from .common import blp, language, money, page, settings
 from .contracts_client import contracts_client
@@ -213,5 +214,6 @@ def offer_submit() -> Response:
         created = contracts_client().create(body, form["request_id"])
     except OfferSealError as exc:
         errors = exc.extra.get("errors") or [{"field": "form", "message": exc.detail}]
-        return _form(form, [(_form_field(e["field"]), e["message"]) for e in errors], exc.status)
+        shown = [(_form_field(e["field"]), e["message"]) for e in errors]
+        return _form(form, shown, status_of(exc))
     return redirect(f"/console/agreements/{created['id']}?done=offered", 303)  # type: ignore[return-value]

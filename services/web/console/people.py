@@ -10,6 +10,7 @@ from ...shared import users
 from ...shared.auth import ROLES
 from ...shared.errors import OfferSealError
 from ...shared.guards import roles
+from ...shared.problems import status_of
 from .common import blp, caller, db, page
 
 
@@ -47,7 +48,7 @@ def people_add() -> Response:
             "email": "console.people.error.email",
             "role": "console.people.error.role",
         }.get(field, "console.people.error.taken")
-        return _people(status=exc.status, errors=[(field, key)], values=values)
+        return _people(status=status_of(exc), errors=[(field, key)], values=values)
     # From the configured origin, never the request's Host header: a forged Host would
     # otherwise put an attacker's site in the link the admin hands to a new colleague.
     origin = current_app.config["OFFERSEAL_PUBLIC_ORIGIN"]

@@ -16,6 +16,7 @@ from limits.strategies import MovingWindowRateLimiter
 from ...shared import users
 from ...shared.errors import OfferSealError, TooManyRequests
 from ...shared.guards import access, own_path
+from ...shared.problems import status_of
 from ...shared.users import csrf_matches
 from ...shared.web import CSRF_FIELD, SESSION_COOKIE
 from .common import (
@@ -225,6 +226,6 @@ def setup_submit(token: str) -> Response:
             if len(password) < users.MIN_PASSWORD
             else ("console.error.password_long")
         )
-        return again([(field, key)], exc.status)
+        return again([(field, key)], status_of(exc))
     response = redirect("/console/login?done=password_set", 303)
     return response  # type: ignore[return-value]

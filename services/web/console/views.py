@@ -19,6 +19,7 @@ from ...shared.auth import READ_ROLES, WRITE_ROLES
 from ...shared.errors import NotFound, OfferSealError
 from ...shared.guards import roles
 from ...shared.models import aware
+from ...shared.problems import status_of
 from .. import i18n
 from . import board as board_data
 from . import checkpoints as cp
@@ -286,7 +287,7 @@ def act(agreement_id: str, action: str) -> Response:
     except NotFound:
         raise
     except OfferSealError as exc:
-        return _confirm_page(a, action, [("action", exc.detail)], exc.status)
+        return _confirm_page(a, action, [("action", exc.detail)], status_of(exc))
     done = "cancel" if chain_action == "cancel" else action
     return redirect(f"/console/agreements/{agreement_id}?done={done}", 303)  # type: ignore[return-value]
 
