@@ -705,11 +705,13 @@ class EvidenceService:
     def ingest_record(
         self, link: Link, doc: NewDocument, seen: Provenance | None = None
     ) -> dict[str, Any]:
-        """A record the contracts service made about an agreement (the dossier's manifest),
-        deposited through a `record` link it signed: stored, receipted and anchored like any
-        document; the receipt names the record, not a person."""
+        """A record OfferSeal made about an agreement (the dossier's manifest, a former
+        employer's confirmation and its e-mail), deposited through a `record` link it signed:
+        stored, receipted and anchored like any document; the receipt names the record, not a
+        person."""
         uploader = Principal(key_id=OFFERSEAL_RECORD, role="service", tenant=link.tenant)
         origin = uploader_by_record(link.agreement_id, link.subject)
+        email = self.email_facts(doc)  # a former employer's reply: its DKIM result, signed
         with self.db.transaction() as session:
             stored = self._store(
                 session,
@@ -718,7 +720,7 @@ class EvidenceService:
                 batch=False,
                 seen=seen or Provenance(),
                 uploader=origin,
-                email=None,
+                email=email,
             )
             return stored[0][0]
 

@@ -19,6 +19,8 @@ PREFIXES: dict[str, tuple[str, ...]] = {
         "/v1/branding",
         "/v1/calendar",
         "/v1/candidates",
+        "/v1/confirm",
+        "/v1/employer-confirmations",
         "/v1/inbox",
         "/v1/replies",
         "/v1/sms",
