@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 from offerseal.shared import secrets
 from offerseal.shared.links import PURPOSE_SIGN, Link, LinkSigner
 from tests.conftest import (
+    ROOT,
     RunningStack,
     free_port,
     make_settings,
@@ -35,6 +36,7 @@ from tests.unit.test_provenance import MESSAGE, PUBLISHED, signed
 pytestmark = pytest.mark.chain
 DOMAIN = "old-employer.example"  # the domain test_provenance's DKIM key signs for
 PROBLEM = "application/problem+json"
+ARTIFACTS = ROOT / "test-artifacts" / "confirmation"
 
 
 @pytest.fixture(scope="module")
@@ -332,3 +334,60 @@ def test_the_answer_is_on_the_console_timeline_and_in_the_dossier(
     names = zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
     folder = f"evidence/employer_confirmation/{record}/"
     assert any(n.startswith(folder) and n.endswith("proof.json") for n in names), names
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.integration.test_verify_page import WIDTH, start_chromium
+
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-confirm"), WIDTH, 780)
+    yield driver
+    driver.quit()
+
+
+def test_the_candidate_authorises_in_the_portal_reading_what_is_shared(
+    world: tuple[RunningStack, Mailbox], browser: Any
+) -> None:
+    """In Chromium, in English: the section shows the statement the service keeps, a domain
+    that is no domain is refused beside its field, a good one is authorised and can be
+    withdrawn; HR's request follows the authorisation."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.integration.test_contracts_service import create
+
+    stack, _ = world
+    agreement = create(stack, candidate_ref="cand-portal-consent", language="en")
+    token = portal_token(stack, agreement["id"], "cand-portal-consent")
+    browser.get(at(stack, f"/portal/{agreement['id']}?token={token}&lang=en"))
+    wait = WebDriverWait(browser, 30)
+    section = wait.until(ec.visibility_of_element_located((By.ID, "employer-section")))
+    field = browser.find_element(By.ID, "employer-domain")
+    field.send_keys("not a domain")
+    statement = browser.find_element(By.ID, "employer-statement").text
+    assert "SHA-256" in statement and "SM3" in statement and "not a domain" in statement
+    browser.find_element(By.ID, "employer-consent").click()
+    error = wait.until(ec.visibility_of_element_located((By.ID, "employer-domain-error")))
+    assert "domain" in error.text
+    field.clear()
+    field.send_keys(DOMAIN)
+    browser.find_element(By.ID, "employer-consent").click()
+    wait.until(lambda _: DOMAIN in browser.find_element(By.ID, "employer-consents").text)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.execute_script("arguments[0].scrollIntoView()", section)
+    browser.save_screenshot(str(ARTIFACTS / "portal-consent-en.png"))
+
+    kept = requests.get(
+        at(stack, "/v1/inbox/employer-consents"), params={"token": token}, timeout=30
+    ).json()
+    [given] = kept["consents"]
+    assert given["employer_domain"] == DOMAIN and DOMAIN in given["statement"]
+    assert "SHA-256 and SM3" in given["statement"]
+
+    browser.find_element(By.CSS_SELECTOR, "#employer-consents button").click()
+    wait.until(lambda _: "withdrawn" in browser.find_element(By.ID, "employer-consents").text)
+    kept = requests.get(
+        at(stack, "/v1/inbox/employer-consents"), params={"token": token}, timeout=30
+    ).json()
+    assert kept["consents"][0]["withdrawn_at"]
