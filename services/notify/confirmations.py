@@ -284,10 +284,12 @@ class EmployerConfirmations:
         channel = self.channels.get("email")
         if channel is None:
             raise TransientError("no e-mail channel is configured")
+        # The token is readable by whoever holds it (the former employer): it names no
+        # candidate, only the request.
         link = Link(
             tenant,
             facts["agreement_id"],
-            facts["candidate_ref"],
+            "",
             PURPOSE_CONFIRM,
             int(time.time()) + LINK_TTL,
             facts["id"],

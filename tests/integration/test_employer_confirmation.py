@@ -194,6 +194,9 @@ def test_the_former_employer_confirms_through_the_link_and_it_is_anchored(
     [short] = [u for u in re.findall(r"https?://\S+", text) if "/l/" in u][:1]
     target = resolve(short)
     assert "/v1/confirm/" in target
+    # the token is readable by the former employer: it names the request, not the candidate
+    carried = LinkSigner(secrets.link_secret(stack.settings)).read(target.rsplit("/", 1)[1])
+    assert carried.candidate_ref == "" and carried.subject == request["id"]
 
     # Mail scanners and people fetch the page: it shows the fingerprints, records nothing.
     for _ in range(2):
