@@ -64,6 +64,7 @@ from .provenance import (
 from .receipt_keys import ReceiptKeys
 from .sequences import allocate_for
 from .trees import JSON_NULL, TreeCache, leaves_of, path_hex
+from .witness_accounts import deposit_key
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -907,7 +908,7 @@ class EvidenceService:
                     self._member_path(session, batch.id, doc, proof),
                     self._stamps(session, batch.id),
                     self._receipt(session, doc),
-                    self._deposits(session, batch.id),
+                    self._deposits(session, batch.id, doc.tenant),
                 )
                 out.append(
                     {
@@ -937,7 +938,7 @@ class EvidenceService:
                 self._member_path(session, batch.id, doc, member.proof),
                 self._stamps(session, batch.id),
                 self._receipt(session, doc),
-                self._deposits(session, batch.id),
+                self._deposits(session, batch.id, doc.tenant),
             )
 
     def _member_path(
@@ -976,14 +977,22 @@ class EvidenceService:
         ]
 
     @staticmethod
-    def _deposits(session: Session, batch_id: int) -> list[dict[str, Any]]:
-        """The batch root's judicial-chain deposits as bundle entries, by witness."""
+    def _deposits(session: Session, batch_id: int, tenant: str) -> list[dict[str, Any]]:
+        """The batch root's judicial-chain deposits as bundle entries, by witness: made with the
+        tenant's own account where it has one (witness_accounts.py), else the deployment's;
+        never another tenant's."""
         rows = session.execute(
-            select(BatchDeposit.entry)
+            select(BatchDeposit.witness, BatchDeposit.entry)
             .where(BatchDeposit.batch_id == batch_id)
             .order_by(BatchDeposit.witness)
-        ).scalars()
-        return [dict(entry) for entry in rows]
+        ).all()
+        own: dict[str, Any] = {}
+        for witness, entry in rows:
+            platform, mine, _ = witness.partition("@")
+            if mine and witness == deposit_key(platform, tenant):
+                own[platform] = entry
+        shared = {w: e for w, e in rows if "@" not in w and w not in own}
+        return [dict(entry) for _, entry in sorted({**shared, **own}.items())]
 
     def _bundle(
         self,

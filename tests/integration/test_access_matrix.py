@@ -113,6 +113,9 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "POST", A + "/links/revoke"): WRITE,
     ("contracts", "GET", "/v1/policy"): READ,
     ("contracts", "PUT", "/v1/policy"): ADMIN,
+    ("evidence", "GET", "/v1/witnesses/<string:witness>"): READ,
+    ("evidence", "PUT", "/v1/witnesses/<string:witness>"): ADMIN,
+    ("evidence", "DELETE", "/v1/witnesses/<string:witness>"): ADMIN,
     # notify
     ("notify", "GET", "/v1/replies/<string:token>"): TOKEN,
     ("notify", "POST", "/v1/replies/<string:token>"): TOKEN,
@@ -204,6 +207,7 @@ MISSING = {
     "name": "no-such-schema",
     "request_id": "00000000-0000-4000-8000-000000000004",
     "consent_id": "00000000-0000-4000-8000-000000000005",
+    "witness": "btoe",
 }
 
 
@@ -253,6 +257,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             "name": "proof-bundle-2.json",
             "request_id": MISSING["request_id"],
             "consent_id": MISSING["consent_id"],
+            "witness": "btoe",
         }
         from offerseal.shared.auth import create_key
 

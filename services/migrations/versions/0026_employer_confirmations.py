@@ -1,4 +1,4 @@
-"""notify: the issuing employer confirms a document (the candidate's consent, HR's request)
+"""notify: the issuing employer confirms a document; evidence: tenants' own witness accounts
 
 Revision ID: 0026
 Revises: 0025
@@ -6,6 +6,7 @@ Create Date: 2026-12-07
 
 The candidate authorises, in the portal, a request to the former employer's domain; HR's request
 carries the document's fingerprints, and the answer (once) is anchored as an attestation.
+A tenant may set its own judicial-chain account (BTOE), sealed under the master key.
 """
 
 from __future__ import annotations
@@ -80,6 +81,24 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "evidence_witness_accounts",
+        sa.Column("tenant", sa.String(128), nullable=False),
+        sa.Column("witness", sa.String(40), nullable=False),
+        sa.Column("key_version", sa.String(32), nullable=False),
+        sa.Column("wrapped_key", sa.LargeBinary(), nullable=False),
+        sa.Column("nonce", sa.LargeBinary(), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.Column("secret_id_hint", sa.String(16), nullable=False),
+        sa.Column("region", sa.String(40), nullable=False),
+        sa.Column("hash_algorithm", sa.String(8), nullable=False),
+        sa.Column("updated_by", sa.String(32), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant", "witness", name=op.f("pk_evidence_witness_accounts")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("evidence_witness_accounts")
     op.drop_table("notify_employer_confirmations")
     op.drop_table("notify_employer_consents")
