@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from ..shared.models import iso, utcnow
 from .crypto import DocumentCipher, Sealed
 from .models import WitnessAccount
 
+log = logging.getLogger(__name__)
 WITNESSES = (BTOE,)
 _SECRET_ID = re.compile(r"^[A-Za-z0-9]{8,128}$")
 _SECRET_KEY = re.compile(r"^[\x21-\x7e]{8,128}$")
@@ -134,10 +136,19 @@ class WitnessAccounts:
             rows = list(session.execute(select(WitnessAccount)).scalars())
         out: list[Account] = []
         for row in rows:
-            plain = self.cipher.open(
-                _sealed_id(row.tenant, row.witness),
-                Sealed(row.key_version, row.wrapped_key, row.nonce, row.ciphertext),
-            )
+            try:
+                plain = self.cipher.open(
+                    _sealed_id(row.tenant, row.witness),
+                    Sealed(row.key_version, row.wrapped_key, row.nonce, row.ciphertext),
+                )
+            except Exception as exc:  # another master key, or moved onto another tenant
+                log.error(
+                    "the %s account of tenant %s does not open (%s): its batches wait",
+                    row.witness,
+                    row.tenant,
+                    type(exc).__name__,
+                )
+                continue
             secret = json.loads(plain)
             out.append(
                 Account(
