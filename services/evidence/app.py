@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from flask import Flask
@@ -25,7 +26,7 @@ from ..shared.multipart import FastFormRequest
 from ..shared.pdf import PdfSigningKey
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers
-from . import api
+from . import api, witness_api
 from .adapters.registry import Web3ChainView
 from .anchoring import Anchorer
 from .crypto import DocumentCipher
@@ -35,7 +36,8 @@ from .models import Document
 from .receipt_keys import record_current
 from .service import EvidenceService
 from .stamping import Stamper
-from .witnesses import Depositor, Witness
+from .witness_accounts import WitnessAccounts, deposit_key
+from .witnesses import Depositor, TenantWitness, Witness
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,49 @@ def configured_witnesses(settings: Settings) -> list[Witness]:
     ]
 
 
+def witness_accounts(settings: Settings, db: Database) -> WitnessAccounts:
+    """Tenants' own witness accounts; the deployment's (OFFERSEAL_BTOE_*) is the fallback."""
+
+    def deployment(witness: str) -> dict[str, Any] | None:
+        if not settings.btoe_secret_id:
+            return None
+        return {
+            "secret_id": settings.btoe_secret_id[:4] + "…",
+            "region": settings.btoe_region,
+            "hash": settings.btoe_hash,
+        }
+
+    return WitnessAccounts(db, build_cipher(settings), deployment)
+
+
+def tenant_witnesses(settings: Settings, db: Database) -> Callable[[], list[TenantWitness]]:
+    """The depositor's reader of tenants' own accounts (the SDK loads only when one exists)."""
+    accounts = witness_accounts(settings, db)
+
+    def read() -> list[TenantWitness]:
+        found = accounts.accounts()
+        if not found:
+            return []
+        from .adapters.btoe import BtoeWitness
+
+        return [
+            TenantWitness(
+                deposit_key(a.witness, a.tenant),
+                a.tenant,
+                BtoeWitness(
+                    a.secret_id,
+                    a.secret_key,
+                    region=a.region,
+                    endpoint=settings.btoe_endpoint,
+                    hash_algorithm=a.hash_algorithm,
+                ),
+            )
+            for a in found
+        ]
+
+    return read
+
+
 def build_issuer(settings: Settings, service: EvidenceService) -> CertificateIssuer:
     """Signs certificates with OFFERSEAL_CERTIFICATE_KEY/CERT (or the development certificate)
     and time-stamps the signature with the first configured TSA."""
@@ -135,8 +180,10 @@ def create_app(
     )
     app.extensions["offerseal.chain_view"] = chain_view
     app.extensions["offerseal.certificates"] = build_issuer(settings, service)
+    app.extensions["offerseal.witness_accounts"] = witness_accounts(settings, db)
     flask_api.register_blueprint(api.blp)
     flask_api.register_blueprint(api.verify_blp)
+    flask_api.register_blueprint(witness_api.blp)
     guards.not_found_as(app, {"document_id": DocumentNotFound, "name": SchemaNotFound})
 
     def pending() -> int:
@@ -191,13 +238,14 @@ class EvidenceNode:
             if self.settings.tsa_urls
             else None
         )
-        witnesses = configured_witnesses(self.settings)
-        self.depositor = (
-            Depositor(
-                self.db, witnesses, interval=max(0.2, min(self.settings.batch_interval, 1.0))
-            )
-            if witnesses
-            else None
+        # Always running: a tenant may set its own account at any time (an idle depositor
+        # reads the accounts every few seconds and nothing else).
+        self.depositor: Depositor | None = Depositor(
+            self.db,
+            configured_witnesses(self.settings),
+            interval=max(0.2, min(self.settings.batch_interval, 1.0)),
+            tenant_witnesses=tenant_witnesses(self.settings, self.db),
+            refresh=max(2.0, min(10 * self.settings.batch_interval, 10.0)),
         )
         rpc_url = self.rpc_url
         self.app = create_app(

@@ -174,13 +174,15 @@ class Intake:
     def ingest_record(
         self, link: Link, doc: NewDocument, seen: Provenance | None = None
     ) -> dict[str, Any]:
-        """A record the contracts service made about an agreement (the dossier's manifest),
-        deposited through a `record` link it signed: stored, receipted and anchored like any
-        document; the receipt names the record, not a person."""
+        """A record OfferSeal made about an agreement (the dossier's manifest, a former
+        employer's confirmation and its e-mail), deposited through a `record` link it signed:
+        stored, receipted and anchored like any document; the receipt names the record, not a
+        person."""
         uploader = Principal(key_id=OFFERSEAL_RECORD, role="service", tenant=link.tenant)
         origin = uploader_by_record(link.agreement_id, link.subject)
+        email = self.email_facts(doc)  # a former employer's reply: its DKIM result, signed
         intake = self.prepare(
-            uploader, [doc], batch=False, seen=seen or Provenance(), uploader=origin
+            uploader, [doc], batch=False, seen=seen or Provenance(), uploader=origin, email=email
         )
         with self.storage.transaction() as writes:
             return self.write(writes, [intake])[0][0][0]

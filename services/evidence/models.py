@@ -205,3 +205,23 @@ class BatchDeposit(Base):
     witness: Mapped[str] = mapped_column(String(40), primary_key=True)
     entry: Mapped[dict[str, Any]] = mapped_column(JSON)
     deposited_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WitnessAccount(Base):
+    """A tenant's own account with a judicial-chain witness (its credentials sealed under the
+    master key, the tenant and witness bound in): the tenant's batches are deposited with it,
+    instead of the deployment's account (OFFERSEAL_BTOE_*)."""
+
+    __tablename__ = "evidence_witness_accounts"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    witness: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_version: Mapped[str] = mapped_column(String(32))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_id_hint: Mapped[str] = mapped_column(String(16))  # its first characters, to show
+    region: Mapped[str] = mapped_column(String(40))
+    hash_algorithm: Mapped[str] = mapped_column(String(8))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -98,7 +98,8 @@ class EvidenceReads(Protocol):
         ...
 
     def stamps(self, batch_id: int) -> list[tuple[str, Stamp]]: ...  # (TSA, stamp), by TSA
-    def deposits(self, batch_id: int) -> list[dict[str, Any]]: ...  # bundle entries, by witness
+    # the tenant's bundle entries, by witness (its own account's deposit, else the deployment's)
+    def deposits(self, batch_id: int, tenant: str) -> list[dict[str, Any]]: ...
     def sealed(self, document_seq: int) -> Sealed | None: ...  # None: registered by hash only
 
 

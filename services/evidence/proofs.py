@@ -69,7 +69,7 @@ class Proofs:
             self._path(reads, batch.id, doc, stored),
             [timestamps.bundle_entry(tsa, stamp) for tsa, stamp in reads.stamps(batch.id)],
             self.receipts.of(reads, doc),
-            reads.deposits(batch.id),
+            reads.deposits(batch.id, doc.tenant),
         )
 
     def _path(

@@ -25,7 +25,7 @@ from offerseal_verify.hexbytes import from_hex32
 
 from ..shared.db import Database
 from ..shared.workers import Backoff, run_every
-from .models import Batch, BatchDeposit
+from .models import Batch, BatchDeposit, Document
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,16 @@ class _WitnessState:
     next_try: float = 0.0
 
 
+@dataclass(frozen=True)
+class TenantWitness:
+    """A witness reached with one tenant's own account: it deposits only the batches holding
+    that tenant's documents, stored under `key` (witness_accounts.deposit_key)."""
+
+    key: str
+    tenant: str
+    witness: Witness
+
+
 class Depositor:
     def __init__(
         self,
@@ -79,52 +89,85 @@ class Depositor:
         *,
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        tenant_witnesses: Callable[[], Sequence[TenantWitness]] | None = None,
+        refresh: float = 10.0,
     ) -> None:
         self.db = db
         self.witnesses = tuple(witnesses)
         self.interval = interval
         self.clock = clock
         self.state = {w.name: _WitnessState() for w in self.witnesses}
+        # Tenants' own accounts (set through the API at any time): read again every `refresh`
+        # seconds.
+        self.tenant_witnesses = tenant_witnesses
+        self.refresh = refresh
+        self._tenants: tuple[TenantWitness, ...] = ()
+        self._read_at: float | None = None
 
-    def due(self, witness: str, limit: int = BATCHES_PER_STEP) -> list[AnchoredRoot]:
-        """Anchored batches (oldest first) that `witness` has not deposited."""
+    def due(
+        self, witness: str, limit: int = BATCHES_PER_STEP, tenant: str | None = None
+    ) -> list[AnchoredRoot]:
+        """Anchored batches (oldest first) that `witness` has not deposited; with `tenant`,
+        only batches holding one of that tenant's documents."""
         done = select(BatchDeposit.batch_id).where(BatchDeposit.witness == witness)
+        query = select(Batch.id, Batch.root, Batch.chain_id, Batch.tx_hash).where(
+            Batch.state == "anchored", Batch.id.not_in(done)
+        )
+        if tenant is not None:
+            query = query.where(
+                select(Document.seq)
+                .where(Document.batch_id == Batch.id, Document.tenant == tenant)
+                .exists()
+            )
         with self.db.sessions() as session:
-            rows = session.execute(
-                select(Batch.id, Batch.root, Batch.chain_id, Batch.tx_hash)
-                .where(Batch.state == "anchored", Batch.id.not_in(done))
-                .order_by(Batch.id)
-                .limit(limit)
-            ).all()
+            rows = session.execute(query.order_by(Batch.id).limit(limit)).all()
         return [
             AnchoredRoot(int(batch_id), from_hex32(root), int(chain_id), str(tx_hash or ""))
             for batch_id, root, chain_id, tx_hash in rows
         ]
 
-    def deposit(self, witness: Witness, anchored: AnchoredRoot) -> dict[str, Any]:
-        """Ask `witness` to deposit the root, check its entry as a verifier will, store it."""
+    def deposit(
+        self, witness: Witness, anchored: AnchoredRoot, key: str | None = None
+    ) -> dict[str, Any]:
+        """Ask `witness` to deposit the root, check its entry as a verifier will, store it
+        (under `key`, for a tenant's own account)."""
         entry = witness.deposit(anchored)
         ok, detail = verify_deposit(entry, anchored.root)
         if not ok:  # the platform's answer does not hold the root: never store it
             raise WitnessRefused(f"the answer does not prove the deposit: {detail}")
+        name = key or witness.name
         try:
             with self.db.transaction() as session:
-                row = BatchDeposit(batch_id=anchored.batch_id, witness=witness.name, entry=entry)
-                session.add(row)
+                session.add(BatchDeposit(batch_id=anchored.batch_id, witness=name, entry=entry))
         except IntegrityError:
-            log.info("batch %s was deposited by %s meanwhile", anchored.batch_id, witness.name)
+            log.info("batch %s was deposited by %s meanwhile", anchored.batch_id, name)
         return entry
+
+    def _rounds(self) -> list[tuple[str, Witness, str | None]]:
+        """(stored name, witness, tenant or None) for the deployment's witnesses and the
+        tenants' own accounts."""
+        if self.tenant_witnesses is not None and (
+            self._read_at is None or self.clock() - self._read_at >= self.refresh
+        ):
+            self._read_at = self.clock()
+            try:
+                self._tenants = tuple(self.tenant_witnesses())
+            except Exception as exc:  # an unreadable account must not stop the others
+                log.error("tenants' witness accounts could not be read: %s", type(exc).__name__)
+        rounds: list[tuple[str, Witness, str | None]] = [(w.name, w, None) for w in self.witnesses]
+        rounds += [(t.key, t.witness, t.tenant) for t in self._tenants]
+        return rounds
 
     def run_once(self) -> int:
         """One round over the witnesses not waiting out a failure. Returns deposits stored."""
         stored = 0
-        for witness in self.witnesses:
-            state = self.state[witness.name]
+        for name, witness, tenant in self._rounds():
+            state = self.state.setdefault(name, _WitnessState())
             if self.clock() < state.next_try:
                 continue
-            for anchored in self.due(witness.name):
+            for anchored in self.due(name, tenant=tenant):
                 try:
-                    self.deposit(witness, anchored)
+                    self.deposit(witness, anchored, name if tenant is not None else None)
                 except (WitnessUnavailable, WitnessRefused) as exc:
                     delay = state.backoff.next()
                     state.next_try = self.clock() + delay
@@ -134,7 +177,7 @@ class Depositor:
                         "deposit of batch %s with %s failed (%s); that witness is tried again "
                         "in %.0fs, anchoring and the other witnesses go on",
                         anchored.batch_id,
-                        witness.name,
+                        name,
                         exc,
                         delay,
                     )

@@ -20,7 +20,7 @@ from ..shared.links import LinkSigner
 from ..shared.shortlinks import Shortener
 from ..shared.web import create_base_app, health_route, standard_checks
 from ..shared.workers import Workers, reconnect_backoff, run_every
-from . import api
+from . import api, confirmations_api
 from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
 from .adapters.signing import signer_from
@@ -93,6 +93,7 @@ def create_app(
     app.extensions["offerseal.notify"] = service
     app.extensions["offerseal.links"] = service.replies.links
     flask_api.register_blueprint(api.blp)
+    flask_api.register_blueprint(confirmations_api.blp)
     checks = standard_checks(db, ready, "dispatcher")
     checks["channels"] = lambda: sorted(service.channels) or "none configured"
     health_route(app, checks)

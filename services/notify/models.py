@@ -290,3 +290,65 @@ class TenantCalendar(Base):
     calendar: Mapped[str] = mapped_column(String(8))
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EmployerConsent(Base):
+    """The candidate's authorisation, given in the portal, for HR to ask the former employer
+    at `employer_domain` to confirm a certificate it issued; `statement` is the text the
+    candidate read (what is shared, with whom, why)."""
+
+    __tablename__ = "notify_employer_consents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    agreement_id: Mapped[str] = mapped_column(String(36))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    employer_domain: Mapped[str] = mapped_column(String(253))
+    statement: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    given_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_notify_employer_consents_scope", "tenant", "agreement_id", "employer_domain"),
+    )
+
+
+class EmployerConfirmation(Base):
+    """HR's request to the former employer to confirm one document, and its answer (given once,
+    through the link or by e-mail). One per document and employer domain."""
+
+    __tablename__ = "notify_employer_confirmations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    agreement_id: Mapped[str] = mapped_column(String(36))
+    candidate_ref: Mapped[str] = mapped_column(String(200))
+    document_id: Mapped[str] = mapped_column(String(36))
+    document_kind: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(66))
+    sm3: Mapped[str] = mapped_column(String(66))
+    employer_domain: Mapped[str] = mapped_column(String(253))
+    employer_email: Mapped[str] = mapped_column(String(320))
+    consent_id: Mapped[str] = mapped_column(String(36))
+    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16))  # sending|sent|answered
+    answer: Mapped[str | None] = mapped_column(String(16))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_via: Mapped[str | None] = mapped_column(String(8))
+    reply: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the e-mail reply and its DKIM
+    attestation_document_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (
+        Index(
+            "ux_notify_employer_confirmations_once",
+            "tenant",
+            "document_id",
+            "employer_domain",
+            unique=True,
+        ),
+        Index("ix_notify_employer_confirmations_agreement", "agreement_id"),
+        Index("ix_notify_employer_confirmations_recent", "tenant", "requested_at"),
+    )

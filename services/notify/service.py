@@ -6,7 +6,8 @@ HTTP.
   (`outgoing.py` writes what they say, with their signed links);
 - `replies.py`: the candidate's check-in answers and opt-out, through signed links;
 - `candidates.py`: HR's view of a candidate's preferences and touchpoints;
-- `tenant_templates.py`: a tenant's own touchpoint texts and branding.
+- `tenant_templates.py`: a tenant's own touchpoint texts and branding;
+- `confirmations.py`: the former employer confirms a certificate, with the candidate's consent.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from ..shared.config import Settings
 from ..shared.db import Database
 from ..shared.links import LinkSigner
 from ..shared.shortlinks import Shortener
+from .adapters.evidence import EvidenceDocuments
 from .adapters.journal import SentJournal
 from .alerts import AlertService, HookSealer
 from .calendars import TenantCalendars
 from .candidates import Candidates
+from .confirmations import Documents, EmployerConfirmations
 from .dispatch import Dispatcher, Outcome
 from .inbox import Inbox
 from .outgoing import Composer
@@ -51,6 +54,7 @@ class NotifyService:
         alert_sealer: HookSealer | None = None,
         console_url: str = "",
         robot_hosts: tuple[str, ...] = (),
+        documents: Documents | None = None,
     ) -> None:
         self.planning = Planner(
             checkin_interval=checkin_interval,
@@ -85,6 +89,15 @@ class NotifyService:
         )
         self.planning.alerts = self.alerts.raise_alert
         self.calendars = TenantCalendars(db)
+        self.confirmations = EmployerConfirmations(
+            db,
+            links,
+            channels,
+            documents if documents is not None else EvidenceDocuments(evidence_url),
+            public_url=console_url or public_url,
+            mail_domain=mail_domain,
+            shortener=shortener,
+        )
 
     def _sms_defaults(self) -> tuple[str, str, dict[str, str]]:
         channel = self.channels.get("sms")

@@ -13,12 +13,21 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # Which service owns which API path (every /v1 route of each service's blueprints).
 PREFIXES: dict[str, tuple[str, ...]] = {
     "contracts": ("/v1/agreements", "/v1/employer", "/v1/policy"),
-    "evidence": ("/v1/documents", "/v1/uploads", "/v1/verify", "/v1/keys", "/v1/schemas"),
+    "evidence": (
+        "/v1/documents",
+        "/v1/uploads",
+        "/v1/verify",
+        "/v1/keys",
+        "/v1/schemas",
+        "/v1/witnesses",
+    ),
     "notify": (
         "/v1/alerts",
         "/v1/branding",
         "/v1/calendar",
         "/v1/candidates",
+        "/v1/confirm",
+        "/v1/employer-confirmations",
         "/v1/inbox",
         "/v1/replies",
         "/v1/sms",

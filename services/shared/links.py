@@ -23,6 +23,9 @@ PURPOSE_UNSUBSCRIBE = "unsubscribe"  # stop non-essential mail (notify)
 # Deposit one record OfferSeal itself made about an agreement (the dossier's manifest) as an
 # anchored document (issued by contracts, checked by evidence; the subject names the record).
 PURPOSE_RECORD = "record"
+# A former employer's HR confirms (or not) a certificate it is said to have issued (notify);
+# the subject is the request. A bearer secret sent to that employer only.
+PURPOSE_CONFIRM = "confirm"
 
 
 class LinkExpired(OfferSealError):

@@ -113,6 +113,9 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("contracts", "POST", A + "/links/revoke"): WRITE,
     ("contracts", "GET", "/v1/policy"): READ,
     ("contracts", "PUT", "/v1/policy"): ADMIN,
+    ("evidence", "GET", "/v1/witnesses/<string:witness>"): READ,
+    ("evidence", "PUT", "/v1/witnesses/<string:witness>"): ADMIN,
+    ("evidence", "DELETE", "/v1/witnesses/<string:witness>"): ADMIN,
     # notify
     ("notify", "GET", "/v1/replies/<string:token>"): TOKEN,
     ("notify", "POST", "/v1/replies/<string:token>"): TOKEN,
@@ -124,6 +127,14 @@ EXPECTED: dict[tuple[str, str, str], str] = {
     ("notify", "GET", "/v1/touchpoints/<string:touchpoint_id>"): READ,
     ("notify", "GET", "/v1/inbox"): LINK,
     ("notify", "PUT", "/v1/inbox/preferences"): LINK,
+    ("notify", "GET", "/v1/inbox/employer-consents"): LINK,
+    ("notify", "POST", "/v1/inbox/employer-consents"): LINK,
+    ("notify", "DELETE", "/v1/inbox/employer-consents/<string:consent_id>"): LINK,
+    ("notify", "POST", "/v1/employer-confirmations"): WRITE,
+    ("notify", "GET", "/v1/employer-confirmations/<string:request_id>"): READ,
+    ("notify", "POST", "/v1/employer-confirmations/<string:request_id>/email-reply"): WRITE,
+    ("notify", "GET", "/v1/confirm/<string:token>"): TOKEN,
+    ("notify", "POST", "/v1/confirm/<string:token>"): TOKEN,
     ("notify", "GET", "/v1/templates"): READ,
     ("notify", "GET", "/v1/templates/<string:kind>/<string:language>"): READ,
     ("notify", "PUT", "/v1/templates/<string:kind>/<string:language>"): WRITE,
@@ -194,6 +205,9 @@ MISSING = {
     "action": "revoke",
     "user_id": "0000000000000000",
     "name": "no-such-schema",
+    "request_id": "00000000-0000-4000-8000-000000000004",
+    "consent_id": "00000000-0000-4000-8000-000000000005",
+    "witness": "btoe",
 }
 
 
@@ -241,6 +255,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             "action": "revoke",
             "user_id": add_user(stack.db, "matrix@acme.example", "hr", "acme", by="test")[0],
             "name": "proof-bundle-2.json",
+            "request_id": MISSING["request_id"],
+            "consent_id": MISSING["consent_id"],
+            "witness": "btoe",
         }
         from offerseal.shared.auth import create_key
 

@@ -195,3 +195,79 @@ def wait_for_deposit(stack: Any, doc_id: str, timeout: float = 30.0) -> dict[str
         if bundle.get("deposits") or time.monotonic() > deadline:
             return bundle
         time.sleep(0.2)
+
+
+TENANT_ID = "AKIDacmeown0000000000000000000000000"
+TENANT_KEY = "acme-own-secret-key-" + "q" * 12
+
+
+def test_a_tenants_own_account_deposits_its_batches_and_is_never_returned(
+    tmp_path: Path,
+    sqlite_url: str,
+    anvil: Any,
+    btoe: BtoeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No deployment account: acme's admin sets acme's own through the API (sealed, shown by
+    its first characters); acme's documents get a deposit signed with acme's SecretId, another
+    tenant's none; HR may not set it; bad input names the field."""
+    import time
+
+    import requests
+
+    from offerseal.evidence.models import WitnessAccount
+
+    caplog.set_level(logging.DEBUG)
+    btoe.state.accounts[TENANT_ID] = TENANT_KEY
+    settings = make_settings(tmp_path, sqlite_url, anvil.url, btoe_endpoint=btoe.url)
+    stack = start_stack(settings)
+    try:
+        url = stack.url("/v1/witnesses/btoe")
+        assert requests.get(url, headers=stack.hr, timeout=10).json()["source"] == "none"
+        body = {"secret_id": TENANT_ID, "secret_key": TENANT_KEY, "region": "ap-shanghai"}
+        assert requests.put(url, headers=stack.hr, json=body, timeout=10).status_code == 403
+        bad = requests.put(url, headers=stack.admin, json={**body, "secret_id": "x y"}, timeout=10)
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "secret_id"
+        bad = requests.put(url, headers=stack.admin, json={**body, "region": "../x"}, timeout=10)
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "region"
+        set_ = requests.put(url, headers=stack.admin, json=body, timeout=10)
+        assert set_.status_code == 200, set_.text
+        shown = requests.get(url, headers=stack.hr, timeout=10)
+        for answer in (set_, shown):
+            assert answer.json()["source"] == "tenant" and answer.json()["secret_id"] == "AKID…"
+            assert TENANT_KEY not in answer.text and TENANT_ID not in answer.text
+        other = requests.get(url, headers=stack.other_tenant, timeout=10).json()
+        assert other["source"] == "none"
+        with stack.stack.db.sessions() as session:
+            row = session.get(WitnessAccount, ("acme", "tencent-btoe"))
+            assert row is not None
+            assert TENANT_KEY.encode() not in row.ciphertext
+            assert TENANT_ID.encode() not in row.ciphertext
+
+        mine = upload(stack, b"acme certificate " + os.urandom(8)).json()["id"]
+        theirs = upload(
+            stack, b"globex certificate " + os.urandom(8), headers=stack.other_tenant
+        ).json()["id"]
+        bundle = wait_for_deposit(stack, mine)
+        (entry,) = bundle["deposits"]
+        assert entry["request"]["Region"] == "ap-shanghai"
+        signed_by = [
+            d["headers"]["authorization"]
+            for d in btoe.state.deposits
+            if d["answer"]["EvidenceId"] == entry["evidence_id"]
+        ]
+        assert len(signed_by) == 1 and f"Credential={TENANT_ID}/" in signed_by[0]
+        deadline = time.monotonic() + 30
+        while True:
+            answer = requests.get(
+                stack.url(f"/v1/documents/{theirs}/proof"), headers=stack.other_tenant, timeout=10
+            )
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert answer.status_code == 200 and answer.json().get("deposits", []) == []
+        assert TENANT_KEY not in caplog.text
+        removed = requests.delete(url, headers=stack.admin, timeout=10)
+        assert removed.status_code == 200 and removed.json()["source"] == "none"
+    finally:
+        stack.stack.stop()

@@ -467,3 +467,40 @@ def test_the_saved_verifier_verifies_an_agreement_dossier_from_disk(
     browser.get(path.as_uri())
     _verify_dossiers(browser, evidence, "en", "saved-en")
     assert all(name.startswith(("file:", evidence["rpc"])) for _, name in _requests_made(browser))
+
+
+def test_the_page_refuses_what_the_cli_refuses_in_a_dossiers_zip(
+    browser: Any, evidence: dict[str, Any]
+) -> None:
+    """The page checks a dossier's names and layout as `offerseal-verify dossier` does: two
+    names that are one file once extracted (Unicode form, case) and entries that share stored
+    bytes (a zip bomb's kernel) fail the zip check, before anything is read."""
+    import zipfile
+
+    from offerseal_verify.dossier import verify_dossier
+    from tests.dossiers import overlapping_zip, raw_entry
+
+    with zipfile.ZipFile(evidence["dossier"]) as archive:
+        entries = [(name, archive.read(name)) for name in archive.namelist()]
+    cases = {
+        "nfc-nfd": zip_of(
+            [*entries, ("agreement/caf\u00e9.txt", b"1"), ("agreement/cafe\u0301.txt", b"2")]
+        ),
+        "case": zip_of([*entries, ("readme.TXT", b"2")]),
+        "overlap": overlapping_zip([raw_entry(n, c) for n, c in entries], "agreement/wrapper.bin"),
+    }
+    for name, data in cases.items():
+        # the CLI's verdict on the same bytes
+        cli = verify_dossier(data, trusted_keys=None, chain=None)
+        assert [c.name for c in cli.checks if c.ok is False] == ["zip"], (name, cli)
+        path = evidence["dir"] / f"dossier-{name}.zip"
+        path.write_bytes(data)
+        browser.get(f"{evidence['web']}/verify?lang=en")
+        with step(browser, f"page-en-dossier-{name}"):
+            _fill_dossier(browser, evidence, path)
+            _submit_with_keyboard(browser)
+            result = _result(browser)
+            assert list(result["checks"]) == ["zip"], (name, result)
+            assert result["checks"]["zip"]["status"] == "fail" and not result["valid"]
+            text = result["checks"]["zip"]["text"]
+            assert ("overlaps" if name == "overlap" else "twice") in text, (name, text)

@@ -189,7 +189,7 @@ class FakeReads:
     def stamps(self, batch_id: int) -> list[tuple[str, Stamp]]:
         return self.state.stamps.get(batch_id, [])
 
-    def deposits(self, batch_id: int) -> list[dict[str, Any]]:
+    def deposits(self, batch_id: int, tenant: str) -> list[dict[str, Any]]:
         return self.state.deposits.get(batch_id, [])
 
     def sealed(self, document_seq: int) -> Sealed | None:

@@ -22,7 +22,7 @@ from ...shared.group_commit import GroupCommit
 from ...shared.models import ApiKey, aware
 from ..crypto import Sealed
 from ..domain.documents import CANDIDATE_LINK
-from ..domain.records import StoredBatch, StoredDocument
+from ..domain.records import StoredBatch, StoredDocument, deposits_seen_by
 from ..errors import IdempotencyConflict
 from ..models import (
     Batch,
@@ -283,13 +283,13 @@ class SqlReads:
             for row in rows
         ]
 
-    def deposits(self, batch_id: int) -> list[dict[str, Any]]:
+    def deposits(self, batch_id: int, tenant: str) -> list[dict[str, Any]]:
         rows = self.session.execute(
-            select(BatchDeposit.entry)
+            select(BatchDeposit.witness, BatchDeposit.entry)
             .where(BatchDeposit.batch_id == batch_id)
             .order_by(BatchDeposit.witness)
-        ).scalars()
-        return [dict(entry) for entry in rows]
+        ).all()
+        return deposits_seen_by([(witness, dict(entry)) for witness, entry in rows], tenant)
 
     def sealed(self, document_seq: int) -> Sealed | None:
         blob = self.session.get(DocumentBlob, document_seq)

@@ -17,11 +17,17 @@ KINDS: tuple[str, ...] = (
     "notarized_resignation_letter",
     "signing_record",  # the candidate's evidence of intent, anchored by the contracts service
     "dossier_manifest",  # the file list of an agreement's dossier (contracts service)
+    "employer_confirmation",  # the former employer's answer about a certificate (notify)
+    "employer_reply_email",  # that answer as the employer's own e-mail, when it came so
     "other",
 )
 
 # Records OfferSeal's own services deposit through a `record` link: subject -> kind.
-RECORD_KINDS: dict[str, str] = {"dossier_manifest": "dossier_manifest"}
+RECORD_KINDS: dict[str, str] = {
+    "dossier_manifest": "dossier_manifest",
+    "employer_confirmation": "employer_confirmation",
+    "employer_reply_email": "employer_reply_email",
+}
 
 PENDING = "pending"
 ANCHORED = "anchored"

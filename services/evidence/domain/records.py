@@ -4,6 +4,7 @@ is said about them: a document's description, the facts of its anchor, its proof
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -127,3 +128,24 @@ def bundle(
         timestamps=stamps,
         deposits=deposits or [],
     )
+
+
+def deposit_key(witness: str, tenant: str) -> str:
+    """How a deposit made with a tenant's own account is stored (`batch_deposits.witness`):
+    the witness and a digest of the tenant (40 characters at most, whatever the tenant id)."""
+    return f"{witness}@{hashlib.sha256(tenant.encode()).hexdigest()[:16]}"
+
+
+def deposits_seen_by(
+    rows: Sequence[tuple[str, dict[str, Any]]], tenant: str
+) -> list[dict[str, Any]]:
+    """A batch root's judicial-chain deposits as the tenant's bundle entries, by witness: made
+    with the tenant's own account where it has one, else the deployment's; never another
+    tenant's."""
+    own: dict[str, dict[str, Any]] = {}
+    for witness, entry in rows:
+        platform, mine, _ = witness.partition("@")
+        if mine and witness == deposit_key(platform, tenant):
+            own[platform] = entry
+    shared = {w: e for w, e in rows if "@" not in w and w not in own}
+    return [dict(entry) for _, entry in sorted({**shared, **own}.items())]

@@ -22,7 +22,7 @@ from ...contracts.models import (
 )
 from ...evidence.domain.documents import ANCHORED, status_of
 from ...evidence.models import Batch, Document
-from ...notify.models import DeliveryAttempt, Touchpoint
+from ...notify.models import DeliveryAttempt, EmployerConfirmation, Touchpoint
 from ...shared.auth import READ_ROLES, Principal
 from ...shared.db import Database
 from ...shared.errors import NotFound
@@ -367,6 +367,27 @@ def timeline(db: Database, principal: Principal, agreement_id: str) -> list[dict
                 )
             elif t.state == "planned":
                 add(t.due_at, "message.planned", "notify", message_kind=t.kind)
+        for c in session.execute(
+            select(EmployerConfirmation).where(
+                EmployerConfirmation.tenant == a.tenant, EmployerConfirmation.agreement_id == a.id
+            )
+        ).scalars():
+            add(
+                c.requested_at,
+                "confirmation.requested",
+                "notify",
+                document_kind=c.document_kind,
+                employer=c.employer_email,
+            )
+            add(
+                c.answered_at,
+                f"confirmation.{c.answer}",
+                "employer",
+                employer=c.employer_domain,
+                via=c.answered_via or "",
+                dkim=((c.reply or {}).get("dkim") or {}).get("result", "-"),
+                document=c.attestation_document_id or "",
+            )
         for r in session.execute(
             select(LinkRevocation).where(
                 LinkRevocation.tenant == a.tenant, LinkRevocation.agreement_id == a.id

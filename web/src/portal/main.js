@@ -53,7 +53,7 @@ class Problem extends Error {
 
 async function api(path, options = {}) {
   const url = path.startsWith("/v1/")
-    ? path + (options.withToken ? `?token=${encodeURIComponent(token)}` : "")
+    ? path + (options.withToken ? `${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : "")
     : `/v1/agreements/${agreementId}${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
   // The enrolment session is an HttpOnly cookie of this origin: sent, never read, by this script.
   const init = { method: options.method || "GET", headers: { Accept: "application/json" }, credentials: "same-origin" };
@@ -605,6 +605,80 @@ async function inboxJourney() {
   if (inbox.uploads.length) inboxUploads(inbox.uploads);
 }
 
+// The candidate's authorisation for the former employer's confirmation (PIPL): the text shown is
+// the one the service keeps with the authorisation; it can be withdrawn before a request goes.
+async function employerConsents() {
+  let view;
+  try {
+    view = await api(`/v1/inbox/employer-consents?lang=${encodeURIComponent(lang)}`, { withToken: true });
+  } catch {
+    return;
+  }
+  const input = $("employer-domain");
+  const statement = () => view.statement.replaceAll("{employer_domain}", input.value.trim() || "…");
+  $("employer-statement").textContent = statement();
+  input.addEventListener("input", () => ($("employer-statement").textContent = statement()));
+  const list = $("employer-consents");
+  const render = () => {
+    list.replaceChildren();
+    for (const consent of view.consents) {
+      const item = document.createElement("li");
+      item.className = "check";
+      const text = document.createElement("span");
+      text.textContent = consent.withdrawn_at
+        ? t("portal.employer.withdrawn", { domain: consent.employer_domain, date: when(consent.withdrawn_at) })
+        : t("portal.employer.given", { domain: consent.employer_domain, date: when(consent.given_at) });
+      item.append(text);
+      if (!consent.withdrawn_at) {
+        const withdraw = document.createElement("button");
+        withdraw.type = "button";
+        withdraw.className = "button button--secondary";
+        withdraw.textContent = t("portal.employer.withdraw");
+        withdraw.addEventListener("click", () =>
+          busy(withdraw, async () => {
+            const done = await api(`/v1/inbox/employer-consents/${encodeURIComponent(consent.id)}`, { withToken: true, method: "DELETE" });
+            consent.withdrawn_at = done.withdrawn_at;
+            render();
+          }),
+        );
+        item.append(" ", withdraw);
+      }
+      list.append(item);
+    }
+    for (const sent of view.requests) {
+      const item = document.createElement("li");
+      item.className = "check";
+      item.textContent = t("portal.employer.sent", { domain: sent.employer_domain, date: when(sent.requested_at) });
+      list.append(item);
+    }
+  };
+  render();
+  $("employer-consent").addEventListener("click", () =>
+    busy($("employer-consent"), async () => {
+      $("employer-domain-error").hidden = true;
+      try {
+        const given = await api("/v1/inbox/employer-consents", {
+          withToken: true,
+          method: "POST",
+          body: { employer_domain: input.value.trim(), lang },
+        });
+        view.consents.push(given);
+        input.value = "";
+        $("employer-statement").textContent = statement();
+        render();
+      } catch (error) {
+        if (error.status === 422) {
+          $("employer-domain-error").textContent = error.body.errors?.[0]?.message || error.message;
+          $("employer-domain-error").hidden = false;
+          return;
+        }
+        throw error;
+      }
+    }),
+  );
+  $("employer-section").hidden = false;
+}
+
 function inboxCheckin(checkin, preselected) {
   $("checkin").hidden = false;
   $("progress-section").hidden = false;
@@ -770,6 +844,7 @@ async function main() {
     await signingJourney(status);
     await arrivalJourney();
     await inboxJourney();
+    await employerConsents();
   } catch (error) {
     $("lead").textContent = "";
     showError(error);

@@ -1,5 +1,6 @@
 // The agreement dossier (offerseal-dossier-1, a ZIP) checked in the browser, as
-// `offerseal-verify dossier` checks it: safe and unique entry names, the manifest's shape, every
+// `offerseal-verify dossier` checks it: safe entry names, unique once extracted (case and Unicode
+// form folded), no entries sharing stored bytes, nothing encrypted, the manifest's shape, every
 // listed file's sha256 (WebCrypto) and size with nothing unlisted, the manifest's own proof
 // bundle and each file's proof bundle through the same checks as a single proof. The ZIP is
 // opened with fflate and never leaves the browser.
@@ -110,6 +111,65 @@ export function unsafeName(name) {
   const segments = (name.endsWith("/") ? name.slice(0, -1) : name).split("/");
   if (segments.some((s) => s === "" || s === "." || s === "..")) return "empty, . or .. segment";
   return null;
+}
+
+/**
+ * The key under which two entry names are one file once extracted (the CLI's name_key): file
+ * systems of Windows and macOS ignore case, and macOS the Unicode normalisation form. Upper then
+ * lower case folds as Python's casefold does for what matters here ("ß" and "SS" too).
+ */
+export function nameKey(name) {
+  return name.normalize("NFC").toUpperCase().toLowerCase().normalize("NFC");
+}
+
+/**
+ * What the ZIP's own layout hides (the CLI's _overlapping and its encrypted-entry check),
+ * read from the central directory and the local headers, before anything is decompressed:
+ * entries whose stored bytes overlap another's or the central directory (one compressed kernel
+ * counted many times: a zip bomb), and encrypted entries.
+ */
+export function zipLayoutProblems(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let end = -1;
+  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
+    if (view.getUint32(i, true) === 0x06054b50) {
+      end = i;
+      break;
+    }
+  }
+  if (end < 0) return ["no end of central directory"];
+  const count = view.getUint16(end + 10, true);
+  const directory = view.getUint32(end + 16, true);
+  const problems = [];
+  const spans = [];
+  let p = directory;
+  for (let k = 0; k < count; k++) {
+    if (p + 46 > bytes.length || view.getUint32(p, true) !== 0x02014b50) {
+      problems.push("the central directory is damaged");
+      break;
+    }
+    const flags = view.getUint16(p + 8, true);
+    const stored = view.getUint32(p + 20, true);
+    const nameLength = view.getUint16(p + 28, true);
+    const extraLength = view.getUint16(p + 30, true);
+    const commentLength = view.getUint16(p + 32, true);
+    const offset = view.getUint32(p + 42, true);
+    const name = JSON.stringify(new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLength)));
+    p += 46 + nameLength + extraLength + commentLength;
+    if (flags & 0x1) problems.push(`${name} is encrypted`);
+    if (offset + 30 > bytes.length || view.getUint32(offset, true) !== 0x04034b50) {
+      problems.push(`${name} has no local header where the directory says`);
+      continue;
+    }
+    const headerEnd = offset + 30 + view.getUint16(offset + 26, true) + view.getUint16(offset + 28, true);
+    spans.push([offset, headerEnd + stored, name]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i][0] < spans[i - 1][1]) problems.push(`${spans[i][2]} overlaps ${spans[i - 1][2]}`);
+  }
+  if (spans.some((span) => span[1] > directory)) problems.push("an entry overlaps the central directory");
+  return problems;
 }
 
 function shown(list) {
@@ -230,23 +290,22 @@ export async function verifyDossier(bytes, options) {
   } catch (error) {
     return { checks: [check("zip", false, "zip.fail", { error: String(error.message || error) })] };
   }
-  const problems = [];
-  const seen = new Set();
+  let problems = [];
   const folded = new Set();
   let total = 0;
   for (const info of infos) {
     const why = unsafeName(info.name);
     if (why) {
       problems.push(`${JSON.stringify(info.name)}: ${why}`);
-    } else if (seen.has(info.name) || folded.has(info.name.toLowerCase())) {
-      problems.push(`${JSON.stringify(info.name)} twice`);
+    } else if (folded.has(nameKey(info.name))) {
+      problems.push(`${JSON.stringify(info.name)} appears twice (ignoring case and Unicode form)`);
     }
-    seen.add(info.name);
-    folded.add(info.name.toLowerCase());
+    folded.add(nameKey(info.name));
     total += info.originalSize;
   }
   if (infos.length > MAX_ENTRIES) problems.push(`${infos.length} entries`);
   if (total > MAX_TOTAL_BYTES) problems.push(`${total} bytes uncompressed`);
+  if (!problems.length) problems = zipLayoutProblems(bytes);
   if (problems.length) {
     return { checks: [check("zip", false, "zip.unsafe", { names: shown(problems) })] };
   }
