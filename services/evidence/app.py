@@ -30,13 +30,14 @@ from . import api, witness_api
 from .adapters.registry import Web3ChainView
 from .anchoring import Anchorer
 from .crypto import DocumentCipher
+from .domain.records import deposit_key
 from .errors import DocumentNotFound, SchemaNotFound
 from .issuer import CertificateIssuer
 from .models import Document
 from .receipt_keys import record_current
 from .service import EvidenceService
 from .stamping import Stamper
-from .witness_accounts import WitnessAccounts, deposit_key
+from .witness_accounts import WitnessAccounts
 from .witnesses import Depositor, TenantWitness, Witness
 
 log = logging.getLogger(__name__)

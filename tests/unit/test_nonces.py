@@ -22,6 +22,7 @@ from offerseal.contracts.service_layer import ContractsService
 from offerseal.shared import nonces
 from offerseal.shared.db import Database
 from offerseal.shared.links import LinkSigner
+from offerseal.shared.problems import status_of
 from tests.unit.test_contracts_service_layer import (
     HR,
     FakeChain,
@@ -83,7 +84,7 @@ def test_an_offer_answers_before_its_block_and_is_confirmed_once(
     assert "agreement.offered" not in message_types(db)  # the invitation waits for the chain
     with pytest.raises(StillOffering) as refused:
         contracts.signatures.typed_data(HR, None, answer["id"])
-    assert refused.value.status == 409
+    assert status_of(refused.value) == 409
     with pytest.raises(StillOffering):
         contracts.agreements.transition(HR, answer["id"], "withdraw")
 
@@ -492,7 +493,7 @@ def test_offers_taken_by_a_holder_that_dies_each_get_an_answer_and_the_lock_is_f
     else:
         assert sum(results[i] is escaping for i in range(3)) == 1  # the holder's
         others = [results[i] for i in range(3) if results[i] is not escaping]
-        assert all(isinstance(e, SenderStopped) and e.status == 503 for e in others)
+        assert all(isinstance(e, SenderStopped) and status_of(e) == 503 for e in others)
         assert all(e.__cause__ is escaping for e in others)
     with db.sessions() as session:
         assert session.execute(select(func.count()).select_from(ChainOp)).scalar() == 0

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from offerseal.evidence.adapters.storage import SqlReads
 from offerseal.evidence.crypto import DocumentCipher
+from offerseal.evidence.domain.records import deposit_key
 from offerseal.evidence.models import Batch, BatchDeposit, WitnessAccount
-from offerseal.evidence.service import EvidenceService
-from offerseal.evidence.witness_accounts import WitnessAccounts, deposit_key
+from offerseal.evidence.witness_accounts import WitnessAccounts
 from offerseal.shared.auth import Principal
 from offerseal.shared.db import Database
 from offerseal.shared.errors import Forbidden, ValidationFailed
@@ -51,8 +52,9 @@ def test_a_tenant_sees_its_own_deposit_else_the_deployments(db: Database) -> Non
             )
     assert len(deposit_key(BTOE, "t" * 128)) <= 40
     with db.sessions() as session:
+        reads = SqlReads(session)
         shown = {
-            tenant: [e["evidence_id"] for e in EvidenceService._deposits(session, batch_id, tenant)]
+            tenant: [e["evidence_id"] for e in reads.deposits(batch_id, tenant)]
             for tenant in ("acme", "initech", "globex")
         }
     assert shown == {"acme": ["acme"], "initech": ["initech"], "globex": ["deployment"]}

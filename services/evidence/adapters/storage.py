@@ -167,6 +167,7 @@ def stored_document(row: Document) -> StoredDocument:
     return StoredDocument(
         seq=row.seq,
         id=row.id,
+        tenant=row.tenant,
         sequence=int(row.sequence),
         kind=row.kind,
         candidate_ref=row.candidate_ref,

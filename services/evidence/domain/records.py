@@ -22,6 +22,7 @@ class StoredDocument:
 
     seq: int  # the internal row number
     id: str
+    tenant: str
     sequence: int  # the tenant's receipt sequence
     kind: str
     candidate_ref: str
