@@ -1,7 +1,7 @@
 """HR alerts in the team's chat: a tenant's robots (`PUT /v1/alerts`, secrets sealed, never
 shown again), alerts raised as events happen (a risk turned red, a check-in missed, a milestone
-overdue), and the worker step that posts what is waiting, merged into one markdown message per
-robot, within each platform's rate limits.
+overdue, a breach coming due, an arrival disputed), and the worker step that posts what is
+waiting, merged into one markdown message per robot, within each platform's rate limits.
 """
 
 from __future__ import annotations
@@ -200,12 +200,15 @@ class AlertService:
         tenant: str,
         kind: str,
         agreement_id: str,
-        detail: str = "",
+        detail: str | Callable[[str], str] = "",
     ) -> None:
-        """Queue an alert, in the caller's transaction, for every robot the tenant set."""
+        """Queue an alert, in the caller's transaction, for every robot the tenant set;
+        `detail` may be written in the tenant's alert language (a function of it)."""
         hooks = session.get(AlertHooks, tenant)
         if hooks is None or not hooks.platforms:
             return
+        if callable(detail):
+            detail = detail(hooks.language)
         followed = session.get(FollowedAgreement, agreement_id)
         session.add(
             HrAlert(

@@ -174,6 +174,8 @@ class NotifyNode:
                 },
                 messages.AGREEMENT_AMENDMENT_PROPOSED.name: planning.on_amendment_proposed,
                 messages.AGREEMENT_AMENDED.name: planning.on_amended,
+                messages.AGREEMENT_BREACH_DUE.name: planning.on_breach_due,
+                messages.AGREEMENT_ARRIVAL_DISPUTED.name: planning.on_arrival_disputed,
                 messages.CANDIDATE_CODE_REQUESTED.name: planning.on_code_requested,
                 messages.CANDIDATE_SIGNER_BOUND.name: planning.on_signer_bound,
                 messages.RISK_CHANGED.name: planning.on_risk_changed,

@@ -138,6 +138,7 @@ class Settings:
     btoe_hash: str = "sm3"
     max_document_bytes: int = 25 * 1024 * 1024
     auto_breach: bool = True
+    breach_alert_lead: float = 2 * 86400.0
     candidate_uploads: str = "review"
     public_rate_limit: str = "300/minute"
     rate_limit_storage: str = "memory://"

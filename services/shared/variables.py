@@ -496,6 +496,13 @@ VARIABLES: tuple[Variable, ...] = (
         "candidate's recorded arrival stands).",
     ),
     Variable(
+        "OFFERSEAL_BREACH_ALERT_LEAD",
+        "breach_alert_lead",
+        parse_duration,
+        "How long before a breach becomes declarable (start plus grace, no arrival standing) "
+        "HR is alerted in its chat (`agreement.breach_due`; once per breach date).",
+    ),
+    Variable(
         "OFFERSEAL_CANDIDATE_UPLOADS",
         "candidate_uploads",
         str,
