@@ -44,12 +44,15 @@ class HookSealer:
     """AES-256-GCM under a key derived (HKDF) from the master key; the tenant is bound in as
     associated data, so one tenant's sealed robots cannot be moved onto another's."""
 
-    def __init__(self, master_key: bytes, previous: Sequence[bytes] = ()) -> None:
-        self._keys = [AESGCM(self._derive(k)) for k in (master_key, *previous)]
+    def __init__(
+        self, master_key: bytes, previous: Sequence[bytes] = (), info: bytes = b"offerseal-alerts"
+    ) -> None:
+        # `info` keeps each use's key apart (the robots; a tenant's SMS account)
+        self._keys = [AESGCM(self._derive(k, info)) for k in (master_key, *previous)]
 
     @staticmethod
-    def _derive(master: bytes) -> bytes:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"offerseal-alerts")
+    def _derive(master: bytes, info: bytes) -> bytes:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info)
         return hkdf.derive(master)
 
     def seal(self, tenant: str, value: dict[str, Any]) -> str:
@@ -67,7 +70,7 @@ class HookSealer:
                 return opened
             except Exception:  # InvalidTag: another key
                 continue
-        raise ValueError("the alert robots were sealed under a master key not configured")
+        raise ValueError("sealed under a master key not configured")
 
 
 def mask(url: str) -> str:

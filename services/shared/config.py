@@ -114,6 +114,7 @@ class Settings:
     sms_templates: str = ""
     sms_report_interval: float = 60.0
     chat_robot_hosts: tuple[str, ...] = ()
+    sms_endpoint_hosts: tuple[str, ...] = ()
     checkin_interval: float = 48 * 3600.0
     quiet_hours: str = "21:00-09:00"
     dispatch_interval: float = 0.5

@@ -618,6 +618,13 @@ VARIABLES: tuple[Variable, ...] = (
         "Extra hosts (`host:port`) a tenant's chat-robot webhook may point to, besides "
         "DingTalk's, WeCom's and Feishu's own (`PUT /v1/alerts`); for local stand-ins only.",
     ),
+    Variable(
+        "OFFERSEAL_SMS_ENDPOINT_HOSTS",
+        "sms_endpoint_hosts",
+        parse_list,
+        "Extra endpoints (`http://host:port`) a tenant's own SMS account may name, besides "
+        "Aliyun's and Tencent Cloud's own API hosts (`PUT /v1/sms`); for local stand-ins only.",
+    ),
     Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
     Variable(
         "OFFERSEAL_FAILPOINT",

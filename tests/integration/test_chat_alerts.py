@@ -306,6 +306,27 @@ def test_a_breach_coming_due_and_a_disputed_arrival_reach_the_robots_through_rab
             timeout=30,
         )
         assert r.status_code == 200, r.text
+        # notify's HTTP API for a tenant's own SMS account: refused by field, secret never shown
+        sms_url = running.stack.urls["notify"] + "/v1/sms"
+        account = {
+            "provider": "aliyun",
+            "access_key_id": "LTAI5tExampleKey",
+            "access_key_secret": "an-own-secret-0123456789abcdef",
+        }
+        r = requests.put(
+            sms_url,
+            headers=running.hr,
+            json={"account": {**account, "endpoint": "http://169.254.169.254"}},
+            timeout=30,
+        )
+        assert r.status_code == 422 and r.headers["Content-Type"] == "application/problem+json"
+        assert "account.endpoint" in r.text and account["access_key_secret"] not in r.text
+        r = requests.put(sms_url, headers=running.hr, json={"account": account}, timeout=30)
+        assert r.status_code == 200 and r.json()["account"]["access_key_secret"] == "set"
+        assert account["access_key_secret"] not in r.text
+        assert account["access_key_secret"] not in requests.get(
+            sms_url, headers=running.hr, timeout=30
+        ).text
         absent = create(running, candidate_ref="cand-absent", position="Firmware Lead")
         disputed = create(running, candidate_ref="cand-disputed")
         for a in (absent, disputed):
