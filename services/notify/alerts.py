@@ -121,15 +121,25 @@ class AlertService:
         return url
 
     def put(self, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        """Replaces the robots: a platform left out (or null) is removed. A platform given
+        without `url` keeps its stored robot (its secret too, unless a new one is given), as
+        neither can be read back to send again."""
         principal.require(*WRITE_ROLES)
+        with self.db.sessions() as session:
+            stored, _ = self._robots(session, principal.tenant)
         robots: dict[str, dict[str, str]] = {}
         for platform in rules.PLATFORMS:
             given = body.get(platform)
             if given is None:
                 continue
-            robot = {"url": self._check_url(platform, given.get("url"))}
-            secret = given.get("secret")
+            url, secret = given.get("url"), given.get("secret")
+            kept = stored.get(platform)
+            if url is None and kept is None:
+                raise ValidationFailed(f"{platform}.url", "the robot's webhook URL")
+            robot = {"url": kept["url"] if url is None and kept else self._check_url(platform, url)}
             if platform in SIGNED:
+                if secret is None and url is None and kept is not None:
+                    secret = kept.get("secret")
                 if not isinstance(secret, str) or not 8 <= len(secret) <= 200:
                     raise ValidationFailed(
                         f"{platform}.secret", "the robot's signing secret (加签 / 签名校验)"

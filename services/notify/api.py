@@ -383,7 +383,8 @@ class SmsSettings(MethodView):
 
 
 class RobotIn(ma.Schema):
-    url = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    # left out: the stored robot's URL is kept (and its secret, unless one is given)
+    url = fields.String(load_default=None, validate=validate.Length(min=1, max=500))
     secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
 

@@ -166,6 +166,26 @@ def test_the_test_message_reaches_each_robot_signed(sqlite_url: str, robots: Rob
     assert "Test message" in robots.texts("dingtalk")[0]
 
 
+def test_a_robot_given_without_its_url_is_kept_and_its_secret_too_unless_replaced(
+    sqlite_url: str, robots: Robots
+) -> None:
+    """Neither a URL nor a secret can be read back: a platform given without `url` keeps its
+    stored robot (its secret too, unless a new one is given); one never set needs its URL."""
+    _, service, _ = setup(sqlite_url, robots)
+    with pytest.raises(ValidationFailed, match=r"dingtalk\.url"):
+        service.alerts.put(HR, {"dingtalk": {"secret": DING_SECRET}})
+    set_all(service, robots)
+    shown = service.alerts.put(
+        HR, {"dingtalk": {}, "wecom": {}, "feishu": {"secret": "another-feishu-secret"}}
+    )
+    assert set(shown) >= {"dingtalk", "wecom", "feishu"}
+    results = service.alerts.test(HR)
+    assert results["dingtalk"]["outcome"] == "accepted"  # its secret kept
+    assert results["wecom"]["outcome"] == "accepted"
+    assert results["feishu"]["outcome"] == "refused"  # the new secret is not the robot's
+    assert robots.bad["dingtalk"] == 0
+
+
 def test_a_wrong_secret_is_refused_by_the_platform_and_recorded(
     sqlite_url: str, robots: Robots
 ) -> None:
