@@ -77,8 +77,9 @@ def mask(url: str) -> str:
     """The URL with its credential (DingTalk's access_token, WeCom's key, Feishu's hook id)
     cut to its first four characters."""
     parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.urlencode(
-        [(k, v[:4] + "…" if v else v) for k, v in urllib.parse.parse_qsl(parts.query)]
+    query = "&".join(  # the ellipsis as written: `access_token=dt-a…`
+        f"{urllib.parse.quote(k)}={urllib.parse.quote(v[:4]) + '…' if v else ''}"
+        for k, v in urllib.parse.parse_qsl(parts.query)
     )
     path = parts.path
     if "/hook/" in path:

@@ -200,8 +200,8 @@ VARIABLES: tuple[Variable, ...] = (
         "notify_url",
         str,
         "The notify service's base URL, where the contracts service reads the touchpoint log "
-        "for an agreement's dossier (proof of notice). Unset: the notify service started "
-        "beside it.",
+        "for an agreement's dossier (proof of notice), and the console sets the chat-alert "
+        "robots (`/console/alerts`). Unset: the notify service started beside it.",
     ),
     Variable(
         "OFFERSEAL_PUBLIC_URL",

@@ -118,6 +118,7 @@ def test_robots_are_set_sealed_and_shown_masked(sqlite_url: str, robots: Robots)
     for secret in (DING_SECRET, FEISHU_SECRET, TOKEN, WECOM_KEY):
         assert secret not in text
     assert shown["dingtalk"]["signed"] and not shown["wecom"]["signed"]
+    assert shown["dingtalk"]["url"].endswith("access_token=" + TOKEN[:4] + "…")
     with db.sessions() as session:
         row = session.get(AlertHooks, "acme")
         assert row is not None

@@ -1,7 +1,8 @@
-"""The console's actions on agreements, through the contracts service's HTTP API (as contracts
-reaches evidence): the web node needs no contracts service in its process, so the console works
-as docker-compose runs it (`offerseal serve web` alone). The person's console session travels
-with each call (its cookie and its CSRF token): the contracts API checks the role and tenant
+"""The console's actions through the services' HTTP APIs (as contracts reaches evidence): on
+agreements through contracts' (`ContractsClient`), on the tenant's chat-robot alerts through
+notify's (`NotifyClient`). The web node needs neither service in its process, so the console
+works as docker-compose runs it (`offerseal serve web` alone). The person's console session
+travels with each call (its cookie and its CSRF token): each API checks the role and tenant
 itself, exactly as for any other caller. A problem document comes back as the same error the
 service would have raised (status, detail, the fields named)."""
 
@@ -19,8 +20,8 @@ from ...shared.web import CSRF_HEADER, SESSION_COOKIE
 TIMEOUT = 90.0  # an offer waits up to 30 s for its block; a transition for its own
 
 
-class ContractsRefused(OfferSealError):
-    """What the contracts API answered with a problem document (status as it said)."""
+class ServiceRefused(OfferSealError):
+    """What a service's API answered with a problem document (status as it said)."""
 
     def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
         super().__init__(detail or title, **extra)
@@ -28,33 +29,17 @@ class ContractsRefused(OfferSealError):
         self.title = title
 
 
-class ContractsClient:
+ContractsRefused = ServiceRefused
+
+
+class ServiceClient:
+    """One service's HTTP API, called with the person's console session."""
+
+    service = "a service"
+
     def __init__(self, base: str, session: requests.Session | None = None) -> None:
         self.base = base.rstrip("/")
         self.http = session or requests.Session()
-
-    # ---- what the console does ------------------------------------------------------------
-
-    def create(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
-        return self._call(
-            "POST",
-            "/v1/agreements",
-            body,
-            {"Idempotency-Key": "console-offer-" + request_id, "Prefer": "wait=30"},
-        )
-
-    def transition(self, agreement_id: str, action: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/agreements/{agreement_id}/{action}", None)
-
-    def revoke_links(self, agreement_id: str, reason: str) -> dict[str, Any]:
-        return self._call(
-            "POST", f"/v1/agreements/{agreement_id}/links/revoke", {"reason": reason}
-        )
-
-    def amend(self, agreement_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", f"/v1/agreements/{agreement_id}/amendments", body)
-
-    # ---- the call -------------------------------------------------------------------------
 
     def _call(
         self,
@@ -79,7 +64,7 @@ class ContractsClient:
             )
         except requests.RequestException as exc:
             raise TransientError(
-                f"the contracts service did not answer ({type(exc).__name__}); try again"
+                f"the {self.service} service did not answer ({type(exc).__name__}); try again"
             ) from None
         if answer.status_code < 400:
             return dict(answer.json()) if answer.content else {}
@@ -93,9 +78,32 @@ class ContractsClient:
         if answer.status_code >= 502:
             raise TransientError(detail)
         extra = {k: v for k, v in problem.items() if k in ("errors", "error")}
-        raise ContractsRefused(
+        raise ServiceRefused(
             answer.status_code, str(problem.get("title") or "Refused"), detail, **extra
         )
+
+
+class ContractsClient(ServiceClient):
+    service = "contracts"
+
+    # ---- what the console does ------------------------------------------------------------
+
+    def create(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            "/v1/agreements",
+            body,
+            {"Idempotency-Key": "console-offer-" + request_id, "Prefer": "wait=30"},
+        )
+
+    def transition(self, agreement_id: str, action: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/agreements/{agreement_id}/{action}", None)
+
+    def revoke_links(self, agreement_id: str, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/agreements/{agreement_id}/links/revoke", {"reason": reason})
+
+    def amend(self, agreement_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/v1/agreements/{agreement_id}/amendments", body)
 
 
 def contracts_client() -> ContractsClient:
@@ -105,4 +113,27 @@ def contracts_client() -> ContractsClient:
         settings: Settings = current_app.extensions["offerseal.settings"]
         client = ContractsClient(settings.contracts_base_url)
         current_app.extensions["offerseal.contracts_client"] = client
+    return client
+
+
+class NotifyClient(ServiceClient):
+    service = "notify"
+
+    def alerts(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/alerts", None)
+
+    def set_alerts(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", "/v1/alerts", body)
+
+    def test_alerts(self) -> dict[str, Any]:
+        return self._call("POST", "/v1/alerts/test", None)
+
+
+def notify_client() -> NotifyClient:
+    """The app's client, made once with the configured notify URL."""
+    client = current_app.extensions.get("offerseal.notify_client")
+    if client is None:
+        settings: Settings = current_app.extensions["offerseal.settings"]
+        client = NotifyClient(settings.notify_base_url)
+        current_app.extensions["offerseal.notify_client"] = client
     return client
