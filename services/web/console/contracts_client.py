@@ -52,6 +52,8 @@ class ServiceClient:
         held = g.get("offerseal_session")
         if held is not None:
             sent[CSRF_HEADER] = held.csrf_token
+        elif request.headers.get("Authorization"):  # a key calling the page: the same key
+            sent["Authorization"] = str(request.headers["Authorization"])
         cookies = {SESSION_COOKIE: request.cookies.get(SESSION_COOKIE, "")}
         try:
             answer = self.http.request(
