@@ -201,7 +201,11 @@ class SmsChannel:
         approved per account), else the deployment's, the tenant's choices over its defaults."""
         with self.db.sessions() as session:
             row = session.get(TenantSms, tenant)
-        own = self.accounts.provider(tenant, row) if self.accounts is not None else None
+        try:
+            own = self.accounts.provider(tenant, row) if self.accounts is not None else None
+        except ValueError as exc:  # sealed under a master key no longer configured
+            log.warning("a tenant's own SMS account cannot be opened: %s", exc)
+            return None, SmsSettings("", {})  # not the deployment's account in its name
         if own is not None and row is not None:
             return own, SmsSettings(row.sign_name or "", dict(row.templates or {}))
         if row is None:
@@ -358,11 +362,7 @@ class SmsChannel:
             return 0
         by_account: dict[int, tuple[Provider, list[Any]]] = {}
         for row in waiting:
-            try:
-                provider = self.provider_for(row.tenant)
-            except ValueError as exc:  # sealed under a key no longer configured
-                log.warning("SMS reports of a tenant cannot be pulled: %s", exc)
-                continue
+            provider = self.provider_for(row.tenant)
             if provider is None or provider.name != row.provider:
                 continue  # the account changed since: its reports are not ours to pull
             by_account.setdefault(id(provider), (provider, []))[1].append(row)

@@ -457,6 +457,12 @@ def test_a_tenant_brings_its_own_account_sealed_and_never_shown(
         # invitation there, so SMS cannot carry it (the deployment's SMS_INVITE is not its).
         assert channel.can_send("acme", "checkin") and not channel.can_send("acme", "invitation")
 
+        # Sealed under a master key no longer configured: no SMS in its name, and no crash.
+        real = channel.accounts
+        channel.accounts = SmsAccounts(HookSealer(b"x" * 32, info=SmsAccounts.INFO))
+        assert not channel.can_send("acme", "checkin")
+        channel.accounts = real
+
         # Removed: the deployment's account (and its templates under the tenant's) again.
         removed = service.sms.put(hr, {"sign_name": "艾克米", "account": None})
         assert removed["account"] is None and removed["provider"] == name
