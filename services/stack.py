@@ -258,10 +258,13 @@ class Stack:
         from .shared.gateway import PathGateway
         from .web.app import create_app
 
-        # The console acts through the contracts API: the one beside it, else the configured one.
+        # The console acts through the contracts and notify APIs: the ones beside it, else the
+        # configured ones.
         settings = self.settings
         if "contracts" in self.urls and not settings.contracts_url:
             settings = settings.with_(contracts_url=self.urls["contracts"])
+        if "notify" in self.urls and not settings.notify_url:
+            settings = settings.with_(notify_url=self.urls["notify"])
         self.web_app = create_app(settings, self.db, public_origin=self._web_url())
         services: dict[str, Any] = {
             name: getattr(self, name).app

@@ -149,6 +149,7 @@ class ContractsNode:
             portal_url=self.portal_url,
             link_ttl=self.settings.link_ttl,
             policy=Policy(self.settings.auto_breach, self.settings.candidate_uploads),
+            breach_alert_lead=self.settings.breach_alert_lead,
             tx_options={
                 "stuck_blocks": self.settings.tx_stuck_blocks,
                 "stuck_seconds": self.settings.tx_stuck_after,

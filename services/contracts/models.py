@@ -54,6 +54,8 @@ class Agreement(Base):
     # The candidate's signed arrival on chain, and the employer's dispute of it.
     arrived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     arrival_disputed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The breach date (start plus grace) an `agreement.breach_due` was announced for: once each.
+    breach_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     risk_level: Mapped[str] = mapped_column(String(8), default="blue")
     risk_score: Mapped[int] = mapped_column(Integer, default=100)
     risk_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)

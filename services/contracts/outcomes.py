@@ -99,7 +99,9 @@ class Outcomes:
                 dt.datetime.fromtimestamp(int(at), dt.UTC) if at else utcnow()
             )
         elif op.op == "dispute_arrival":
-            agreement.arrival_disputed_at = agreement.arrival_disputed_at or utcnow()
+            if agreement.arrival_disputed_at is None:
+                agreement.arrival_disputed_at = utcnow()
+                self._disputed(session, agreement)
         elif op.op == "bind_candidate":
             agreement.candidate_address = op.args["address"]
             signer = session.get(CandidateSigner, op.args["signer_id"])
@@ -127,6 +129,7 @@ class Outcomes:
             changed = True
         if disputed and agreement.arrival_disputed_at is None:
             agreement.arrival_disputed_at = utcnow()
+            self._disputed(session, agreement)
             changed = True
         if (
             agreement.state in ("offered", "committed")
@@ -139,6 +142,28 @@ class Outcomes:
             agreement.updated_at = utcnow()
             refresh_risk(session, agreement)
         return changed
+
+    @staticmethod
+    def _disputed(session: Session, agreement: Agreement) -> None:
+        """The employer's dispute of the arrival is on chain: HR is told in its chat."""
+        assert agreement.arrival_disputed_at is not None
+        enqueue(
+            session,
+            [
+                messages.build(
+                    messages.AGREEMENT_ARRIVAL_DISPUTED,
+                    agreement.tenant,
+                    {
+                        "agreement_id": agreement.id,
+                        "candidate_ref": agreement.candidate_ref,
+                        "arrived_at": aware(agreement.arrived_at) if agreement.arrived_at else None,
+                        "disputed_at": aware(agreement.arrival_disputed_at),
+                        "declarable_at": aware(agreement.start_at)
+                        + dt.timedelta(days=agreement.grace_days),
+                    },
+                )
+            ],
+        )
 
     @staticmethod
     def _transitioned(

@@ -61,6 +61,7 @@ class ContractsService:
         portal_url: str = "",
         policy: Policy | None = None,
         tx_options: dict[str, float] | None = None,
+        breach_alert_lead: float = 2 * 86400.0,
     ) -> ContractsService:
         candidate_links = CandidateLinks(
             links, public_url.rstrip("/"), link_ttl, portal_url.rstrip("/")
@@ -95,7 +96,7 @@ class ContractsService:
             amendments=Amendments(db, chain, tx, candidate_links),
             arrivals=Arrivals(db, chain, tx),
             risk=RiskTracking(db),
-            sweeper=Sweeper(db, chain, agreements.transition, policies),
+            sweeper=Sweeper(db, chain, agreements.transition, policies, breach_alert_lead),
             policies=policies,
             follower=ChainFollower(db, chain, tx),
             enrolment=enrolment,

@@ -1,8 +1,9 @@
 """The sweeper: declares due breaches and expiries (the chain's clock decides), fulfils
-agreements whose candidate's arrival stood undisputed for the dispute window, and flags overdue
-milestones, so nobody has to remember. A candidate whose arrival is recorded and not disputed is
-never declared in breach; a refusal makes the database follow the chain (see transactions.py),
-so an agreement someone else moved is not tried again."""
+agreements whose candidate's arrival stood undisputed for the dispute window, flags overdue
+milestones and announces a breach coming due (`agreement.breach_due`, once per breach date, so
+HR is told in its chat before it falls due), so nobody has to remember. A candidate whose
+arrival is recorded and not disputed is never declared in breach; a refusal makes the database
+follow the chain (see transactions.py), so an agreement someone else moved is not tried again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..shared import messages
+from ..shared.broker import enqueue
 from ..shared.db import Database
 from ..shared.models import aware
 from .domain.agreements import DISPUTE_WINDOW
@@ -37,17 +39,19 @@ class Sweeper:
         chain: AgreementsChain,
         transition: Transition,
         policies: Policies | None = None,
+        breach_alert_lead: float = 2 * 86400.0,
     ) -> None:
         self.db = db
         self.chain = chain
         self.transition = transition
         self.policies = policies
+        self.breach_alert_lead = dt.timedelta(seconds=breach_alert_lead)
 
     def sweep(self) -> dict[str, int]:
         """Declare due breaches and expiries and flag overdue milestones; counts of each."""
         now = self.chain.chain_time()
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
-        done = {"breached": 0, "expired": 0, "fulfilled": 0, "overdue": 0}
+        done = {"breached": 0, "expired": 0, "fulfilled": 0, "overdue": 0, "breach_due": 0}
         window = dt.timedelta(seconds=DISPUTE_WINDOW)
         with self.db.sessions() as session:
             committed = list(
@@ -70,6 +74,7 @@ class Sweeper:
                 ).scalars()
                 if aware(a.offer_expires_at) < moment
             ]
+        done["breach_due"] = self._announce_breach_due(moment)
         for agreement_id, tenant in due_breach:
             self._sweep_one(agreement_id, tenant, "breach", done, "breached")
         for agreement_id, tenant in due_expiry:
@@ -95,6 +100,43 @@ class Sweeper:
                 refresh_risk(session, agreement)
                 done["overdue"] += 1
         return done
+
+    def _announce_breach_due(self, moment: dt.datetime) -> int:
+        """`agreement.breach_due` for each committed agreement without a standing arrival whose
+        breach becomes declarable within the lead (or already is), once per breach date."""
+        announced = 0
+        with self.db.transaction() as session:
+            for a in session.execute(
+                select(Agreement).where(Agreement.state == "committed")
+            ).scalars():
+                if a.arrived_at is not None and a.arrival_disputed_at is None:
+                    continue  # an undisputed arrival: no breach can be declared
+                declarable = aware(a.start_at) + dt.timedelta(days=a.grace_days)
+                if declarable - self.breach_alert_lead > moment:
+                    continue
+                if a.breach_due_at is not None and aware(a.breach_due_at) == declarable:
+                    continue
+                a.breach_due_at = declarable
+                automatic = self.policies is None or self.policies.of(session, a.tenant).auto_breach
+                enqueue(
+                    session,
+                    [
+                        messages.build(
+                            messages.AGREEMENT_BREACH_DUE,
+                            a.tenant,
+                            {
+                                "agreement_id": a.id,
+                                "candidate_ref": a.candidate_ref,
+                                "declarable_at": declarable,
+                                "automatic": automatic,
+                                "liquidated_damages": a.liquidated_damages,
+                                "currency": a.currency,
+                            },
+                        )
+                    ],
+                )
+                announced += 1
+        return announced
 
     def _sweep_one(
         self, agreement_id: str, tenant: str, action: str, done: dict[str, int], key: str

@@ -33,18 +33,28 @@ from .evidence import (
     verify_with_cli,
     verify_with_openzeppelin,
 )
+from .sms import KEY_ID, SECRET, reminders_by_sms_too, show_sms, sms_settings
+from .sms_standin import Stub
+from .sms_standin import serve as sms_standin
 
 
 def run_demo(settings: Settings, keep: bool = False) -> int:
-    from ..shared.auth import create_key
-
     logging.getLogger("offerseal").setLevel(logging.WARNING)  # the story, not the logs
     workdir = Path(tempfile.mkdtemp(prefix="offerseal-demo-"))
     say(
         "starting Anvil and the evidence, contracts and notify services (SQLite, in-process "
-        "broker, e-mail written to a folder)"
+        "broker, e-mail written to a folder, SMS to a local stand-in of Aliyun's API)"
     )
-    stack = Stack(demo_settings(settings, workdir)).start()
+    with sms_standin("aliyun", key_id=KEY_ID, secret=SECRET) as sms:
+        return _run(
+            settings, sms_settings(demo_settings(settings, workdir), sms), workdir, keep, sms
+        )
+
+
+def _run(settings: Settings, configured: Settings, workdir: Path, keep: bool, sms: Stub) -> int:
+    from ..shared.auth import create_key
+
+    stack = Stack(configured).start()
     try:
         stack.wait_ready()
         base = stack.urls["evidence"]
@@ -83,7 +93,9 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
         evidence_ok = (
             good.returncode == 0 and bad.returncode == 1 and not api_answer["valid"] and certified
         )
-        agreements_ok, breached_id = agreement_story(stack, hr)
+        agreements_ok, breached_id = agreement_story(
+            stack, hr, lambda ref: reminders_by_sms_too(stack.urls["notify"], hr, ref)
+        )
         dossier_ok = save_dossier(
             stack.urls.get("web", stack.urls["contracts"]),
             legal,
@@ -92,8 +104,9 @@ def run_demo(settings: Settings, keep: bool = False) -> int:
             stack.urls["rpc"],
         )
         show_mail(stack, settings.data_dir / "demo-mail")
+        sms_ok = show_sms(sms, settings.data_dir / "demo-sms")
         console_ok = console_story(stack, hr) if "web" in stack.urls else True
-        ok = evidence_ok and agreements_ok and dossier_ok and console_ok
+        ok = evidence_ok and agreements_ok and dossier_ok and console_ok and sms_ok
         say("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ class Story:
         return body
 
 
-def agreement_story(stack: Stack, hr: dict[str, str]) -> tuple[bool, str]:
+def agreement_story(
+    stack: Stack, hr: dict[str, str], offered: Callable[[str], None] = lambda ref: None
+) -> tuple[bool, str]:
     """HR offers an intent agreement; the candidate reads and signs it; anchored evidence
     confirms a milestone on chain; the chain clock passes start + grace: the breach is declared
     with the damages capped at 30% of a month's salary. Returns whether all went as expected,
@@ -59,6 +62,7 @@ def agreement_story(stack: Stack, hr: dict[str, str]) -> tuple[bool, str]:
     brand_messages(stack, hr)
     offer = offer_terms(story)
     agreement = offer_agreement(story, offer)
+    offered(offer["candidate_ref"])
     show_invitation(story)
     passkey = SoftwarePasskey(origin=stack.urls.get("web", story.base))
     candidate_signs(story, agreement, passkey)
@@ -99,7 +103,11 @@ def offer_terms(story: Story) -> dict[str, Any]:
     now = story.now
     return {
         "candidate_ref": "cand-042",
-        "candidate_contact": {"email": "cand042@example.com", "timezone": "Asia/Shanghai"},
+        "candidate_contact": {
+            "email": "cand042@example.com",
+            "phone": "+8613800138000",
+            "timezone": "Asia/Shanghai",
+        },
         "employer_name": "Acme Robotics",
         "position": "Senior Firmware Engineer",
         "currency": "CNY",

@@ -1,7 +1,7 @@
 """HR alerts in the team's chat: a tenant's robots (`PUT /v1/alerts`, secrets sealed, never
 shown again), alerts raised as events happen (a risk turned red, a check-in missed, a milestone
-overdue), and the worker step that posts what is waiting, merged into one markdown message per
-robot, within each platform's rate limits.
+overdue, a breach coming due, an arrival disputed), and the worker step that posts what is
+waiting, merged into one markdown message per robot, within each platform's rate limits.
 """
 
 from __future__ import annotations
@@ -44,12 +44,15 @@ class HookSealer:
     """AES-256-GCM under a key derived (HKDF) from the master key; the tenant is bound in as
     associated data, so one tenant's sealed robots cannot be moved onto another's."""
 
-    def __init__(self, master_key: bytes, previous: Sequence[bytes] = ()) -> None:
-        self._keys = [AESGCM(self._derive(k)) for k in (master_key, *previous)]
+    def __init__(
+        self, master_key: bytes, previous: Sequence[bytes] = (), info: bytes = b"offerseal-alerts"
+    ) -> None:
+        # `info` keeps each use's key apart (the robots; a tenant's SMS account)
+        self._keys = [AESGCM(self._derive(k, info)) for k in (master_key, *previous)]
 
     @staticmethod
-    def _derive(master: bytes) -> bytes:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"offerseal-alerts")
+    def _derive(master: bytes, info: bytes) -> bytes:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info)
         return hkdf.derive(master)
 
     def seal(self, tenant: str, value: dict[str, Any]) -> str:
@@ -67,15 +70,16 @@ class HookSealer:
                 return opened
             except Exception:  # InvalidTag: another key
                 continue
-        raise ValueError("the alert robots were sealed under a master key not configured")
+        raise ValueError("sealed under a master key not configured")
 
 
 def mask(url: str) -> str:
     """The URL with its credential (DingTalk's access_token, WeCom's key, Feishu's hook id)
     cut to its first four characters."""
     parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.urlencode(
-        [(k, v[:4] + "…" if v else v) for k, v in urllib.parse.parse_qsl(parts.query)]
+    query = "&".join(  # the ellipsis as written: `access_token=dt-a…`
+        f"{urllib.parse.quote(k)}={urllib.parse.quote(v[:4]) + '…' if v else ''}"
+        for k, v in urllib.parse.parse_qsl(parts.query)
     )
     path = parts.path
     if "/hook/" in path:
@@ -118,15 +122,25 @@ class AlertService:
         return url
 
     def put(self, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        """Replaces the robots: a platform left out (or null) is removed. A platform given
+        without `url` keeps its stored robot (its secret too, unless a new one is given), as
+        neither can be read back to send again."""
         principal.require(*WRITE_ROLES)
+        with self.db.sessions() as session:
+            stored, _ = self._robots(session, principal.tenant)
         robots: dict[str, dict[str, str]] = {}
         for platform in rules.PLATFORMS:
             given = body.get(platform)
             if given is None:
                 continue
-            robot = {"url": self._check_url(platform, given.get("url"))}
-            secret = given.get("secret")
+            url, secret = given.get("url"), given.get("secret")
+            kept = stored.get(platform)
+            if url is None and kept is None:
+                raise ValidationFailed(f"{platform}.url", "the robot's webhook URL")
+            robot = {"url": kept["url"] if url is None and kept else self._check_url(platform, url)}
             if platform in SIGNED:
+                if secret is None and url is None and kept is not None:
+                    secret = kept.get("secret")
                 if not isinstance(secret, str) or not 8 <= len(secret) <= 200:
                     raise ValidationFailed(
                         f"{platform}.secret", "the robot's signing secret (加签 / 签名校验)"
@@ -200,12 +214,15 @@ class AlertService:
         tenant: str,
         kind: str,
         agreement_id: str,
-        detail: str = "",
+        detail: str | Callable[[str], str] = "",
     ) -> None:
-        """Queue an alert, in the caller's transaction, for every robot the tenant set."""
+        """Queue an alert, in the caller's transaction, for every robot the tenant set;
+        `detail` may be written in the tenant's alert language (a function of it)."""
         hooks = session.get(AlertHooks, tenant)
         if hooks is None or not hooks.platforms:
             return
+        if callable(detail):
+            detail = detail(hooks.language)
         followed = session.get(FollowedAgreement, agreement_id)
         session.add(
             HrAlert(

@@ -345,7 +345,22 @@ class Branding(MethodView):
         return service().branding.put(principal(), body)
 
 
+class SmsAccountIn(ma.Schema):
+    """A tenant's own SMS account; checked further (formats, hosts) by the service."""
+
+    provider = fields.String(required=True, validate=validate.OneOf(["aliyun", "tencent"]))
+    access_key_id = fields.String(required=True, validate=validate.Length(max=128))
+    access_key_secret = fields.String(
+        required=True, load_only=True, validate=validate.Length(max=200)
+    )
+    sdk_app_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=12))
+    region = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    endpoint = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
 class SmsSettingsIn(ma.Schema):
+    # left out: the tenant's own account is kept as it is; null: removed (the deployment's)
+    account = fields.Nested(SmsAccountIn, allow_none=True)
     sign_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=12))
     templates = fields.Dict(
         keys=fields.String(validate=validate.Length(max=32)),
@@ -359,7 +374,8 @@ class SmsSettings(MethodView):
     @roles(*READ_ROLES)
     @blp.doc(
         security=BEARER,
-        summary="The tenant's approved SMS sign name and template ids, and the parameters each "
+        summary="The tenant's approved SMS sign name and template ids, its own account if it "
+        "set one (the key id cut short, the secret never shown), and the parameters each "
         "kind's template receives",
     )
     @blp.response(200, answers.SmsView)
@@ -367,7 +383,11 @@ class SmsSettings(MethodView):
         return service().sms.get(principal())
 
     @roles(*WRITE_ROLES)
-    @blp.doc(security=BEARER, summary="Set them (null or left out: the deployment's default)")
+    @blp.doc(
+        security=BEARER,
+        summary="Set them (null or left out: the deployment's default); `account` sets the "
+        "tenant's own provider and credentials (sealed; left out: kept; null: removed)",
+    )
     @blp.arguments(SmsSettingsIn)
     @blp.response(200, answers.SmsView)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -375,7 +395,8 @@ class SmsSettings(MethodView):
 
 
 class RobotIn(ma.Schema):
-    url = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    # left out: the stored robot's URL is kept (and its secret, unless one is given)
+    url = fields.String(load_default=None, validate=validate.Length(min=1, max=500))
     secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
 

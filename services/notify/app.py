@@ -24,10 +24,10 @@ from . import api, confirmations_api
 from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
 from .adapters.signing import signer_from
-from .adapters.sms import AliyunSms, Provider, TencentSms
+from .adapters.sms import Provider, make_provider
 from .alerts import HookSealer
 from .service import NotifyService
-from .sms import SmsChannel
+from .sms import SmsAccounts, SmsChannel
 from .weekly import ComposeReport, WeeklyReports, parse_recipients
 
 log = logging.getLogger(__name__)
@@ -36,40 +36,37 @@ REPORT_CHECK_SECONDS = 60.0
 
 
 def sms_provider_from(settings: Settings) -> Provider | None:
-    """The configured SMS provider's SDK client; `http://host:port` as the endpoint reaches a
-    local stand-in (tests, demos)."""
+    """The deployment's SMS account's SDK client (used for every tenant without its own);
+    `http://host:port` as the endpoint reaches a local stand-in (tests, demos)."""
     if not settings.sms_provider:
         return None
-    endpoint, protocol = settings.sms_endpoint, "https"
-    if "://" in endpoint:
-        protocol, endpoint = endpoint.split("://", 1)
-        endpoint = endpoint.rstrip("/")
-    if settings.sms_provider == "aliyun":
-        return AliyunSms(
-            settings.sms_access_key_id,
-            settings.sms_access_key_secret,
-            endpoint=endpoint or "dysmsapi.aliyuncs.com",
-            protocol=protocol,
-        )
-    return TencentSms(
+    return make_provider(
+        settings.sms_provider,
         settings.sms_access_key_id,
         settings.sms_access_key_secret,
-        settings.sms_sdk_app_id,
+        sdk_app_id=settings.sms_sdk_app_id,
         region=settings.sms_region,
-        endpoint=endpoint or "sms.tencentcloudapi.com",
-        protocol=protocol,
+        endpoint=settings.sms_endpoint,
     )
 
 
 def channels_from(settings: Settings, db: Database | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    provider = sms_provider_from(settings)
-    if provider is not None and db is not None:
+    if db is not None:
+        # SMS through the deployment's account, or through a tenant's own (`PUT /v1/sms`)
         out["sms"] = SmsChannel(
             db,
-            provider,
+            sms_provider_from(settings),
             sign_name=settings.sms_sign_name,
             templates=parse_sms_templates(settings.sms_templates),
+            accounts=SmsAccounts(
+                HookSealer(
+                    secrets.master_key(settings),
+                    secrets.previous_master_keys(settings),
+                    info=SmsAccounts.INFO,
+                ),
+                endpoints=settings.sms_endpoint_hosts,
+            ),
         )
     signer = signer_from(settings)
     if signer is None and (settings.smtp_url or settings.notify_outbox_dir is not None):
@@ -175,6 +172,8 @@ class NotifyNode:
                 },
                 messages.AGREEMENT_AMENDMENT_PROPOSED.name: planning.on_amendment_proposed,
                 messages.AGREEMENT_AMENDED.name: planning.on_amended,
+                messages.AGREEMENT_BREACH_DUE.name: planning.on_breach_due,
+                messages.AGREEMENT_ARRIVAL_DISPUTED.name: planning.on_arrival_disputed,
                 messages.CANDIDATE_CODE_REQUESTED.name: planning.on_code_requested,
                 messages.CANDIDATE_SIGNER_BOUND.name: planning.on_signer_bound,
                 messages.RISK_CHANGED.name: planning.on_risk_changed,

@@ -216,6 +216,10 @@ class TenantSms(Base):
     tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
     sign_name: Mapped[str | None] = mapped_column(String(64))
     templates: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # The tenant's own account (`aliyun` or `tencent`) and its credentials sealed with the master
+    # key; None: the deployment's account (OFFERSEAL_SMS_*).
+    provider: Mapped[str | None] = mapped_column(String(16))
+    sealed: Mapped[str | None] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

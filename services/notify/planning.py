@@ -50,10 +50,15 @@ class Planner:
         self.default_quiet = schedule.QuietHours.parse(quiet_hours)
         self.default_timezone = default_timezone
         # raises HR alerts in the consumer's transaction (set by the service when it has one)
-        self.alerts: Callable[[Session, str, str, str, str], None] | None = None
+        self.alerts: Callable[..., None] | None = None
 
     def _alert(
-        self, session: Session, tenant: str, kind: str, agreement_id: str, detail: str
+        self,
+        session: Session,
+        tenant: str,
+        kind: str,
+        agreement_id: str,
+        detail: str | Callable[[str], str],
     ) -> None:
         if self.alerts is not None:
             self.alerts(session, tenant, kind, agreement_id, detail)
@@ -75,6 +80,43 @@ class Planner:
             self._alert(
                 session, message.tenant, alerts.MILESTONE_OVERDUE, followed.agreement_id, detail
             )
+
+    def on_breach_due(self, session: Session, message: messages.Message) -> None:
+        """A breach becomes declarable soon and the candidate has not arrived: HR is alerted."""
+        p = message.payload
+        followed = self._followed(session, message)
+        if followed is None:
+            return
+
+        def detail(language: str) -> str:
+            return alerts.detail(
+                alerts.BREACH_DUE,
+                language,
+                at=p["declarable_at"],
+                automatic=p["automatic"],
+                damages=p["liquidated_damages"],
+                currency=p["currency"],
+            )
+
+        self._alert(session, message.tenant, alerts.BREACH_DUE, followed.agreement_id, detail)
+
+    def on_arrival_disputed(self, session: Session, message: messages.Message) -> None:
+        """The employer disputed the candidate's arrival on chain: HR is alerted."""
+        p = message.payload
+        followed = self._followed(session, message)
+        if followed is None:
+            return
+
+        def detail(language: str) -> str:
+            return alerts.detail(
+                alerts.ARRIVAL_DISPUTED,
+                language,
+                at=p["declarable_at"],
+                arrived=p.get("arrived_at"),
+                disputed=p["disputed_at"],
+            )
+
+        self._alert(session, message.tenant, alerts.ARRIVAL_DISPUTED, followed.agreement_id, detail)
 
     def plan(
         self, session: Session, followed: FollowedAgreement, items: list[schedule.Planned]

@@ -31,6 +31,7 @@ from .inbox import Inbox
 from .outgoing import Composer
 from .planning import Planner
 from .replies import Replies
+from .sms import SmsAccounts
 from .tenant_templates import TenantBrandings, TenantSmsSettings, TenantTemplates
 
 
@@ -78,7 +79,7 @@ class NotifyService:
         self.candidates = Candidates(db)
         self.templates = TenantTemplates(db)
         self.branding = TenantBrandings(db)
-        self.sms = TenantSmsSettings(db, self._sms_defaults)
+        self.sms = TenantSmsSettings(db, self._sms_defaults, self._sms_accounts)
         # HR alerts in the team's chat; without the master key's sealer (service-layer tests)
         # a key of this process's own seals the robots
         self.alerts = AlertService(
@@ -103,7 +104,12 @@ class NotifyService:
         channel = self.channels.get("sms")
         if channel is None:
             return "", "", {}
-        return channel.provider.name, channel.defaults.sign_name, dict(channel.defaults.templates)
+        provider = channel.provider.name if channel.provider is not None else ""
+        return provider, channel.defaults.sign_name, dict(channel.defaults.templates)
+
+    def _sms_accounts(self) -> SmsAccounts | None:
+        channel = self.channels.get("sms")
+        return getattr(channel, "accounts", None)
 
     # ---- what the dispatcher's worker loop and the health check use ------------------------
 

@@ -22,6 +22,7 @@ from .domain.templates import Brand
 from .errors import TemplateNotFound
 from .layout import contrast, render
 from .models import TenantBranding, TenantSms, TenantTemplate
+from .sms import SmsAccounts
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -209,31 +210,60 @@ def check_sms(changes: dict[str, Any]) -> None:
 
 
 class TenantSmsSettings:
-    """A tenant's approved SMS sign name and template ids (`PUT /v1/sms`); where it set none,
-    the deployment's (OFFERSEAL_SMS_SIGN_NAME, OFFERSEAL_SMS_TEMPLATES) apply."""
+    """A tenant's SMS settings (`PUT /v1/sms`): its approved sign name and template ids, and
+    optionally its own account (provider and credentials, sealed, never returned). Without an
+    account of its own the deployment's applies (OFFERSEAL_SMS_*), with its sign name and
+    templates where the tenant set none; with its own, only the tenant's approvals count."""
 
-    def __init__(self, db: Database, defaults: Callable[[], tuple[str, str, dict[str, str]]]):
+    def __init__(
+        self,
+        db: Database,
+        defaults: Callable[[], tuple[str, str, dict[str, str]]],
+        accounts: Callable[[], SmsAccounts | None] = lambda: None,
+    ):
         self.db = db
         self.defaults = defaults  # (provider, sign name, templates); provider "" when none
+        self.accounts = accounts
 
     def get(self, principal: Principal) -> dict[str, Any]:
         principal.require(*READ_ROLES)
         provider, sign_name, templates_ = self.defaults()
         with self.db.sessions() as session:
             row = session.get(TenantSms, principal.tenant)
+        accounts = self.accounts()
+        account = (
+            accounts.shown(principal.tenant, row.provider, row.sealed)
+            if accounts is not None and row is not None
+            else None
+        )
         return {
-            "provider": provider or None,
+            "provider": (account or {}).get("provider") or provider or None,
+            "account": account,
             "sign_name": row.sign_name if row else None,
             "templates": dict(row.templates or {}) if row else {},
-            "defaults": {"sign_name": sign_name or None, "templates": templates_},
+            "defaults": {
+                "provider": provider or None,
+                "sign_name": sign_name or None,
+                "templates": templates_,
+            },
             "parameters": {k: list(v) for k, v in sms_rules.TEMPLATE_PARAMS.items()},
             "updated_at": iso(row.updated_at) if row else None,
         }
 
     def put(self, principal: Principal, changes: dict[str, Any]) -> dict[str, Any]:
-        """Replaces the tenant's settings (left out or null: the deployment's default)."""
+        """Replaces the sign name and templates (left out or null: the deployment's default).
+        `account`: left out keeps the tenant's own account as it is (its secret cannot be read
+        back to send again); null removes it (the deployment's applies again)."""
         principal.require(*WRITE_ROLES)
         check_sms(changes)
+        sealed, provider = None, ""
+        account = changes.get("account")
+        if account is not None:
+            accounts = self.accounts()
+            if accounts is None:
+                raise ValidationFailed("account", "this deployment has no SMS channel")
+            checked = accounts.check(account)
+            sealed, provider = accounts.seal(principal.tenant, checked), checked["provider"]
         with self.db.transaction() as session:
             row = session.get(TenantSms, principal.tenant)
             if row is None:
@@ -241,5 +271,9 @@ class TenantSmsSettings:
                 session.add(row)
             row.sign_name = changes.get("sign_name")
             row.templates = dict(changes.get("templates") or {})
+            if sealed is not None:
+                row.provider, row.sealed = provider, sealed
+            elif "account" in changes:  # null: back to the deployment's account
+                row.provider, row.sealed = None, None
             row.updated_by, row.updated_at = principal.key_id, utcnow()
         return self.get(principal)

@@ -114,6 +114,7 @@ class Settings:
     sms_templates: str = ""
     sms_report_interval: float = 60.0
     chat_robot_hosts: tuple[str, ...] = ()
+    sms_endpoint_hosts: tuple[str, ...] = ()
     checkin_interval: float = 48 * 3600.0
     quiet_hours: str = "21:00-09:00"
     dispatch_interval: float = 0.5
@@ -138,6 +139,7 @@ class Settings:
     btoe_hash: str = "sm3"
     max_document_bytes: int = 25 * 1024 * 1024
     auto_breach: bool = True
+    breach_alert_lead: float = 2 * 86400.0
     candidate_uploads: str = "review"
     public_rate_limit: str = "300/minute"
     rate_limit_storage: str = "memory://"

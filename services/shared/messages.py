@@ -166,6 +166,30 @@ class AgreementStateChangedV1(ma.Schema):
     start_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
 
 
+class AgreementBreachDueV1(ma.Schema):
+    """A committed agreement's candidate has no arrival standing (none recorded, or disputed)
+    and a breach becomes declarable at `declarable_at` (start plus grace), soon or already:
+    HR is told once, before it falls due. `automatic`: the sweeper will declare it itself."""
+
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    declarable_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    automatic = fields.Boolean(required=True)
+    liquidated_damages = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+class AgreementArrivalDisputedV1(ma.Schema):
+    """The employer disputed the candidate's recorded arrival on chain: a breach becomes
+    declarable again from `declarable_at` (start plus grace)."""
+
+    agreement_id = fields.String(required=True)
+    candidate_ref = fields.String(required=True)
+    arrived_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=dt.UTC)
+    disputed_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+    declarable_at = fields.AwareDateTime(required=True, default_timezone=dt.UTC)
+
+
 class MilestoneAtSchema(ma.Schema):
     index = fields.Integer(required=True)
     kind = fields.String(required=True)
@@ -294,6 +318,10 @@ AGREEMENT_AMENDMENT_PROPOSED = MessageType(
     "agreement.amendment_proposed", 1, AgreementAmendmentProposedV1, "contracts"
 )
 AGREEMENT_AMENDED = MessageType("agreement.amended", 1, AgreementAmendedV1, "contracts")
+AGREEMENT_BREACH_DUE = MessageType("agreement.breach_due", 1, AgreementBreachDueV1, "contracts")
+AGREEMENT_ARRIVAL_DISPUTED = MessageType(
+    "agreement.arrival_disputed", 1, AgreementArrivalDisputedV1, "contracts"
+)
 # v2: the code carries the offer's own contact (v1 went to notify's address for the reference).
 CANDIDATE_CODE_REQUESTED = MessageType(
     "candidate.code_requested", 2, CandidateCodeRequestedV1, "contracts"
@@ -319,6 +347,8 @@ REGISTRY: dict[tuple[str, int], MessageType] = {
         *AGREEMENT_STATES.values(),
         AGREEMENT_AMENDMENT_PROPOSED,
         AGREEMENT_AMENDED,
+        AGREEMENT_BREACH_DUE,
+        AGREEMENT_ARRIVAL_DISPUTED,
         CANDIDATE_CODE_REQUESTED,
         CANDIDATE_SIGNER_BOUND,
         MILESTONE_CONFIRMED,

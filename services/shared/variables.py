@@ -200,8 +200,8 @@ VARIABLES: tuple[Variable, ...] = (
         "notify_url",
         str,
         "The notify service's base URL, where the contracts service reads the touchpoint log "
-        "for an agreement's dossier (proof of notice). Unset: the notify service started "
-        "beside it.",
+        "for an agreement's dossier (proof of notice), and the console sets the chat-alert "
+        "robots (`/console/alerts`). Unset: the notify service started beside it.",
     ),
     Variable(
         "OFFERSEAL_PUBLIC_URL",
@@ -496,6 +496,13 @@ VARIABLES: tuple[Variable, ...] = (
         "candidate's recorded arrival stands).",
     ),
     Variable(
+        "OFFERSEAL_BREACH_ALERT_LEAD",
+        "breach_alert_lead",
+        parse_duration,
+        "How long before a breach becomes declarable (start plus grace, no arrival standing) "
+        "HR is alerted in its chat (`agreement.breach_due`; once per breach date).",
+    ),
+    Variable(
         "OFFERSEAL_CANDIDATE_UPLOADS",
         "candidate_uploads",
         str,
@@ -610,6 +617,13 @@ VARIABLES: tuple[Variable, ...] = (
         parse_list,
         "Extra hosts (`host:port`) a tenant's chat-robot webhook may point to, besides "
         "DingTalk's, WeCom's and Feishu's own (`PUT /v1/alerts`); for local stand-ins only.",
+    ),
+    Variable(
+        "OFFERSEAL_SMS_ENDPOINT_HOSTS",
+        "sms_endpoint_hosts",
+        parse_list,
+        "Extra endpoints (`http://host:port`) a tenant's own SMS account may name, besides "
+        "Aliyun's and Tencent Cloud's own API hosts (`PUT /v1/sms`); for local stand-ins only.",
     ),
     Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
     Variable(

@@ -6,10 +6,13 @@ then sent what waited, and the platforms' rate limits kept by merging."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from offerseal.notify.domain import alerts as rules
@@ -21,6 +24,7 @@ from offerseal.shared.db import Database
 from offerseal.shared.errors import Forbidden, ValidationFailed
 from offerseal.shared.links import LinkSigner
 from tests.chat_robots import DING_SECRET, FEISHU_SECRET, TOKEN, WECOM_KEY, Robots, serve
+from tests.conftest import make_settings, start_stack
 
 HR = Principal("key-hr", "hr", "acme")
 
@@ -114,6 +118,7 @@ def test_robots_are_set_sealed_and_shown_masked(sqlite_url: str, robots: Robots)
     for secret in (DING_SECRET, FEISHU_SECRET, TOKEN, WECOM_KEY):
         assert secret not in text
     assert shown["dingtalk"]["signed"] and not shown["wecom"]["signed"]
+    assert shown["dingtalk"]["url"].endswith("access_token=" + TOKEN[:4] + "…")
     with db.sessions() as session:
         row = session.get(AlertHooks, "acme")
         assert row is not None
@@ -160,6 +165,26 @@ def test_the_test_message_reaches_each_robot_signed(sqlite_url: str, robots: Rob
     }
     assert robots.bad == {"dingtalk": 0, "wecom": 0, "feishu": 0}
     assert "Test message" in robots.texts("dingtalk")[0]
+
+
+def test_a_robot_given_without_its_url_is_kept_and_its_secret_too_unless_replaced(
+    sqlite_url: str, robots: Robots
+) -> None:
+    """Neither a URL nor a secret can be read back: a platform given without `url` keeps its
+    stored robot (its secret too, unless a new one is given); one never set needs its URL."""
+    _, service, _ = setup(sqlite_url, robots)
+    with pytest.raises(ValidationFailed, match=r"dingtalk\.url"):
+        service.alerts.put(HR, {"dingtalk": {"secret": DING_SECRET}})
+    set_all(service, robots)
+    shown = service.alerts.put(
+        HR, {"dingtalk": {}, "wecom": {}, "feishu": {"secret": "another-feishu-secret"}}
+    )
+    assert set(shown) >= {"dingtalk", "wecom", "feishu"}
+    results = service.alerts.test(HR)
+    assert results["dingtalk"]["outcome"] == "accepted"  # its secret kept
+    assert results["wecom"]["outcome"] == "accepted"
+    assert results["feishu"]["outcome"] == "refused"  # the new secret is not the robot's
+    assert robots.bad["dingtalk"] == 0
 
 
 def test_a_wrong_secret_is_refused_by_the_platform_and_recorded(
@@ -245,3 +270,130 @@ def test_test_messages_respect_the_limits_too(sqlite_url: str, robots: Robots) -
     outcomes = [service.alerts.test(HR)["feishu"]["outcome"] for _ in range(6)]
     assert outcomes == ["accepted"] * 5 + ["waiting"]  # Feishu: 5 a second
     assert len(robots.texts("feishu")) == 5
+
+
+# ---- through the real broker: contracts decides, notify posts -----------------------------
+
+
+def _wait_for(predicate: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.chain
+def test_a_breach_coming_due_and_a_disputed_arrival_reach_the_robots_through_rabbitmq(
+    tmp_path: Path, sqlite_url: str, fresh_anvil: Any, amqp_url: str, robots: Robots
+) -> None:
+    """Contracts' sweeper and its dispute publish `agreement.breach_due` and
+    `agreement.arrival_disputed` over RabbitMQ; notify's consumer raises the alerts and its
+    worker posts them, signed, in the tenant's language, with the candidate, the position,
+    what to do and the console's timeline."""
+    from tests.integration.test_contracts_service import (
+        CANDIDATE_KEY,
+        body,
+        contracts,
+        create,
+        sign_through_link,
+        travel,
+    )
+    from tests.signing import ethers_sign
+
+    running = start_stack(
+        make_settings(
+            tmp_path,
+            sqlite_url,
+            fresh_anvil.url,
+            broker_url=amqp_url,
+            chat_robot_hosts=(robots.netloc,),
+            breach_alert_lead=4 * 86400,  # start plus three days of grace, less four
+            dispatch_interval=0.2,
+        )
+    )
+    try:
+        urls = robots.urls()
+        r = requests.put(
+            running.stack.urls["notify"] + "/v1/alerts",
+            headers=running.hr,
+            json={
+                "dingtalk": {"url": urls["dingtalk"], "secret": DING_SECRET},
+                "feishu": {"url": urls["feishu"], "secret": FEISHU_SECRET},
+                "language": "en",
+            },
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        # notify's HTTP API for a tenant's own SMS account: refused by field, secret never shown
+        sms_url = running.stack.urls["notify"] + "/v1/sms"
+        account = {
+            "provider": "aliyun",
+            "access_key_id": "LTAI5tExampleKey",
+            "access_key_secret": "an-own-secret-0123456789abcdef",
+        }
+        r = requests.put(
+            sms_url,
+            headers=running.hr,
+            json={"account": {**account, "endpoint": "http://169.254.169.254"}},
+            timeout=30,
+        )
+        assert r.status_code == 422 and r.headers["Content-Type"] == "application/problem+json"
+        assert "account.endpoint" in r.text and account["access_key_secret"] not in r.text
+        r = requests.put(sms_url, headers=running.hr, json={"account": account}, timeout=30)
+        assert r.status_code == 200 and r.json()["account"]["access_key_secret"] == "set"
+        assert account["access_key_secret"] not in r.text
+        assert account["access_key_secret"] not in requests.get(
+            sms_url, headers=running.hr, timeout=30
+        ).text
+        absent = create(running, candidate_ref="cand-absent", position="Firmware Lead")
+        disputed = create(running, candidate_ref="cand-disputed")
+        for a in (absent, disputed):
+            assert sign_through_link(running, a["id"]).status_code == 200
+        assert body()["position"] == "Senior Firmware Engineer"
+        travel(running, 40 * 86400)  # the start date has come; nobody arrived yet
+
+        def posted(platform: str, *needles: str) -> list[str]:
+            return [t for t in robots.texts(platform) if all(n in t for n in needles)]
+
+        due = _wait_for(lambda: posted("dingtalk", "Breach coming due", "cand-absent"))
+        assert "Firmware Lead" in due[0] and "agree with legal" in due[0]
+        assert f"/console/agreements/{absent['id']}" in due[0]
+        assert "Declarable from" in due[0] and "9,000.00 CNY" in due[0]
+        assert _wait_for(lambda: posted("feishu", "Breach coming due", "cand-absent"))
+
+        typed = requests.get(
+            contracts(running, f"/v1/agreements/{disputed['id']}/arrival/typed-data"),
+            headers=running.hr,
+            timeout=30,
+        ).json()
+        r = requests.post(
+            contracts(running, f"/v1/agreements/{disputed['id']}/arrival"),
+            headers=running.hr,
+            json={
+                "signature": ethers_sign(CANDIDATE_KEY, typed),
+                "deadline": typed["message"]["deadline"],
+            },
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        r = requests.post(
+            contracts(running, f"/v1/agreements/{disputed['id']}/arrival/dispute"),
+            headers=running.hr,
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        text = _wait_for(lambda: posted("dingtalk", "Arrival disputed", "cand-disputed"))[0]
+        assert "Check whether the candidate started" in text
+        assert f"/console/agreements/{disputed['id']}" in text
+        assert _wait_for(lambda: posted("feishu", "Arrival disputed", "cand-disputed"))
+        # the disputed candidate's breach date was announced once, before the arrival
+        assert len(posted("dingtalk", "Breach coming due", "cand-disputed")) <= 1
+        assert robots.bad == {"dingtalk": 0, "wecom": 0, "feishu": 0}  # every post signed
+        with running.db.sessions() as session:
+            rows = session.execute(select(HrAlert.kind, HrAlert.state)).all()
+        assert ("arrival_disputed", "done") in rows and ("breach_due", "done") in rows
+    finally:
+        running.stack.stop()

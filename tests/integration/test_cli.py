@@ -135,5 +135,9 @@ def test_demo_tells_the_story_and_succeeds() -> None:
     assert any(p.name.endswith("-invitation.eml") for p in emls)
     if shutil.which("chromium"):
         assert all(p.with_suffix(".png").exists() for p in emls)
+    # SMS through the Aliyun SDK to the local stand-in, every request's signature checked
+    sms = re.search(r"(\d+) SMS accepted by the stand-in, (\d+) with a bad sig", result.stdout)
+    assert sms is not None and int(sms.group(1)) >= 1 and sms.group(2) == "0"
+    assert "LOCAL STAND-IN of Aliyun's SMS API" in result.stdout
     assert "candidate(s) on the board" in result.stdout  # HR's console, signed in
     assert "/console/agreements/" in result.stdout

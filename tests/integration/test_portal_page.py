@@ -68,16 +68,30 @@ class Journey:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.n = 0
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, from_element: str = "") -> None:
+        """The whole page, or from an element's top to the page's end (the README's crops)."""
         import base64
 
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        top = 0
+        if from_element:
+            top = max(
+                0,
+                int(
+                    self.driver.execute_script(
+                        "return document.getElementById(arguments[0]).getBoundingClientRect()"
+                        ".top + window.scrollY",
+                        from_element,
+                    )
+                )
+                - 16,  # a margin above the section's heading
+            )
         data = self.driver.execute_cdp_cmd(
             "Page.captureScreenshot",
             {
                 "format": "png",
                 "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1},
+                "clip": {"x": 0, "y": top, "width": WIDTH, "height": height - top, "scale": 1},
             },
         )
         (self.folder / f"{name}.png").write_bytes(base64.b64decode(data["data"]))
@@ -245,7 +259,12 @@ def test_a_candidate_signs_from_a_phone_with_a_passkey(
             journey.visible("ceremony-section")
             fingerprint = driver.find_element(By.ID, "ceremony-hash").text
             assert re.fullmatch(r"0x[0-9a-f]{64}", fingerprint), fingerprint
+            record = driver.find_element(By.ID, "ceremony").text
+            if language == "zh-CN":  # the key's kind and the code's channel in Chinese too
+                assert "通行密钥" in record and "邮箱" in record, record
+                assert not re.search(r"passkey|email|[(]e-mail[)]", record), record
             journey.fits_phone()
+            journey.shot(f"ceremony-section-{language}", from_element="ceremony-section")
 
         with journey.step("signed"):
             journey.click("sign")

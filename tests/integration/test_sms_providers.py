@@ -376,3 +376,98 @@ def test_the_candidate_picks_email_sms_or_both_for_reminders(
     stub.wait_sends(2)
     assert row(db, "tp-sms").channel == "sms"
     assert row(db, "tp-weekly").channel == "email"
+
+
+OWN_KEY_ID, OWN_SECRET = "LTAI-tenant-own", "tenant-own-secret-0123456789abcd"
+
+
+def test_a_tenant_brings_its_own_account_sealed_and_never_shown(
+    sqlite_url: str, provider: tuple[str, Stub]
+) -> None:
+    """`PUT /v1/sms` with `account`: the tenant's own provider credentials are checked, sealed
+    (the secret is in no answer and not in the database in clear), and its messages and
+    delivery reports go through its account with its own approvals, signed with its key; with
+    the account removed the deployment's applies again. Bad values are refused by field."""
+    from offerseal.notify.alerts import HookSealer
+    from offerseal.notify.sms import SmsAccounts
+    from offerseal.shared.auth import Principal
+    from offerseal.shared.errors import ValidationFailed
+
+    name, deployment = provider
+    with serve(name, key_id=OWN_KEY_ID, secret=OWN_SECRET) as own:
+        db, service, channel = setup(sqlite_url, name, deployment)
+        channel.accounts = SmsAccounts(
+            HookSealer(b"m" * 32, info=SmsAccounts.INFO), endpoints=(own.url,)
+        )
+        hr = Principal("key-1", "hr", "acme")
+        account: dict[str, Any] = {
+            "provider": name,
+            "access_key_id": OWN_KEY_ID,
+            "access_key_secret": OWN_SECRET,
+            "endpoint": own.url,
+        }
+        if name == "tencent":
+            account["sdk_app_id"] = "1400009999"
+        for bad, field in (
+            ({**account, "provider": "twilio"}, "account.provider"),
+            ({**account, "access_key_secret": "short"}, "account.access_key_secret"),
+            ({**account, "endpoint": "http://evil.example:8080"}, "account.endpoint"),
+            (
+                {**account, "endpoint": "https://dysmsapi.aliyuncs.com.evil.example"},
+                "account.endpoint",
+            ),
+            (
+                {k: v for k, v in account.items() if k != "sdk_app_id"}
+                if name == "tencent"
+                else {**account, "sdk_app_id": "1400009999"},
+                "account.sdk_app_id",
+            ),
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                service.sms.put(hr, {"sign_name": "艾克米", "account": bad})
+            assert str(refused.value).startswith(field + ":"), (bad, str(refused.value))
+        shown = service.sms.put(
+            hr, {"sign_name": "艾克米", "templates": {"checkin": "SMS_OWN"}, "account": account}
+        )
+        assert shown["account"]["access_key_secret"] == "set"
+        assert shown["account"]["access_key_id"] == "LTAI…" and shown["provider"] == name
+        assert OWN_SECRET not in json.dumps(shown) and OWN_KEY_ID not in json.dumps(shown)
+        assert OWN_SECRET not in json.dumps(service.sms.get(hr))
+        with db.sessions() as session:
+            stored = session.get(TenantSms, "acme")
+            assert stored is not None and stored.sealed and OWN_SECRET not in stored.sealed
+        # A PUT that leaves the account out keeps it (its secret cannot be read back).
+        service.sms.put(hr, {"sign_name": "艾克米", "templates": {"checkin": "SMS_OWN"}})
+        assert service.sms.get(hr)["account"]["access_key_secret"] == "set"
+
+        due(db, "tp-own", schedule.CHECKIN)
+        service.dispatch_once()
+        [sent] = own.wait_sends(1)
+        assert own.bad_signatures == 0 and deployment.sends() == []
+        params = json.dumps(sent.params, ensure_ascii=False)
+        assert "SMS_OWN" in params and "艾克米" in params
+        if name == "tencent":
+            assert sent.params["SmsSdkAppId"] == "1400009999"
+        assert row(db, "tp-own").channel == "sms"
+        [proof] = sends(db, "tp-own")
+        own.delivered.add(proof.message_ref)
+        assert channel.pull_reports() == 1  # asked of the tenant's account
+        assert sends(db, "tp-own")[0].report_status == "delivered"
+        # The tenant's own account carries only its own approvals: no template for the
+        # invitation there, so SMS cannot carry it (the deployment's SMS_INVITE is not its).
+        assert channel.can_send("acme", "checkin") and not channel.can_send("acme", "invitation")
+
+        # Sealed under a master key no longer configured: no SMS in its name, and no crash.
+        real = channel.accounts
+        channel.accounts = SmsAccounts(HookSealer(b"x" * 32, info=SmsAccounts.INFO))
+        assert not channel.can_send("acme", "checkin")
+        channel.accounts = real
+
+        # Removed: the deployment's account (and its templates under the tenant's) again.
+        removed = service.sms.put(hr, {"sign_name": "艾克米", "account": None})
+        assert removed["account"] is None and removed["provider"] == name
+        due(db, "tp-deployment", schedule.CHECKIN)
+        service.dispatch_once()
+        [back] = deployment.wait_sends(1)
+        assert "SMS_CHECKIN" in json.dumps(back.params) and len(own.sends()) == 1
+        assert deployment.bad_signatures == 0

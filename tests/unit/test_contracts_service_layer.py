@@ -593,13 +593,21 @@ def test_the_sweeper_expires_offers_and_flags_overdue_milestones(
     offered = contracts.agreements.create(HR, new_agreement(), wait=5)
     signed = committed(contracts)
     chain.now = int((now + 21 * DAY).timestamp())  # past the expiry and the milestone's due
-    assert contracts.sweep() == {"breached": 0, "expired": 1, "fulfilled": 0, "overdue": 1}
+    assert contracts.sweep() == {
+        "breached": 0,
+        "expired": 1,
+        "fulfilled": 0,
+        "overdue": 1,
+        "breach_due": 0,
+    }
     assert contracts.agreements.get(HR, offered["id"])["state"] == "expired"
     after = contracts.agreements.get(HR, signed["id"])
     assert after["state"] == "committed" and after["milestones"][0]["overdue"] is True
     assert after["risk"]["level"] != "blue"
     assert "milestone.overdue" in message_types(db) and "agreement.expired" in message_types(db)
-    assert contracts.sweep() == {"breached": 0, "expired": 0, "fulfilled": 0, "overdue": 0}
+    assert contracts.sweep() == dict.fromkeys(
+        ("breached", "expired", "fulfilled", "overdue", "breach_due"), 0
+    )
 
 
 def test_employer_is_the_relayer_until_the_chain_approves_another(
@@ -683,7 +691,7 @@ def test_an_arrived_candidate_is_fulfilled_by_the_sweeper_never_breached(
 
 
 def test_a_disputed_arrival_is_breached_by_the_sweeper(
-    chain: FakeChain, contracts: ContractsService
+    db: Database, chain: FakeChain, contracts: ContractsService
 ) -> None:
     agreement = committed(contracts)
     start = int(dt.datetime.fromisoformat(agreement["start_at"]).timestamp())
@@ -693,9 +701,50 @@ def test_a_disputed_arrival_is_breached_by_the_sweeper(
         contracts.arrivals.dispute(LEGAL, agreement["id"])
     disputed = contracts.arrivals.dispute(HR, agreement["id"])
     assert disputed["arrival"]["disputed_at"] and chain.sent[-1].function == "disputeArrival"
+    [disputed_message] = [m for m in outbox(db) if m["type"] == "agreement.arrival_disputed"]
+    assert disputed_message["payload"]["agreement_id"] == agreement["id"]
+    declarable = dt.datetime.fromisoformat(disputed_message["payload"]["declarable_at"])
+    assert declarable == dt.datetime.fromisoformat(agreement["start_at"]) + 3 * DAY
     chain.now = start + 4 * 86400
     assert contracts.sweep()["breached"] == 1
     assert contracts.agreements.get(HR, agreement["id"])["state"] == "breached"
+
+
+def test_a_breach_coming_due_is_announced_once_per_breach_date(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    """Within the lead (two days by default) before start plus grace, with no arrival standing,
+    `agreement.breach_due` is published once; an amendment moving the start makes it due anew;
+    a recorded, undisputed arrival never is."""
+    agreement, arrived = committed(contracts), committed(contracts)
+    start = int(dt.datetime.fromisoformat(agreement["start_at"]).timestamp())
+    declarable = start + 3 * 86400  # grace of three days
+
+    def due() -> list[dict[str, Any]]:
+        return [m["payload"] for m in outbox(db) if m["type"] == "agreement.breach_due"]
+
+    chain.now = declarable - 2 * 86400 - 60  # not yet within the lead
+    assert contracts.sweep()["breach_due"] == 0
+    chain.now = start
+    contracts.arrivals.submit(HR, None, arrived["id"], *sign_arrival(contracts, arrived["id"]))
+    chain.now = declarable - 2 * 86400 + 60
+    assert contracts.sweep()["breach_due"] == 1
+    assert contracts.sweep()["breach_due"] == 0  # once
+    [payload] = due()
+    assert payload["agreement_id"] == agreement["id"] and payload["automatic"] is True
+    assert dt.datetime.fromisoformat(payload["declarable_at"]) == (
+        dt.datetime.fromisoformat(agreement["start_at"]) + 3 * DAY
+    )
+    assert payload["liquidated_damages"] == agreement["liquidated_damages"]
+    # An amendment moved the start by a week: the new breach date is announced when near.
+    with db.transaction() as session:
+        row = session.get(Agreement, agreement["id"])
+        assert row is not None
+        row.start_at = row.start_at + 7 * DAY
+    assert contracts.sweep()["breach_due"] == 0
+    chain.now = declarable + 7 * 86400 - 2 * 86400 + 60
+    assert contracts.sweep()["breach_due"] == 1
+    assert [p["agreement_id"] for p in due()] == [agreement["id"]] * 2
 
 
 def test_after_someone_else_moved_the_agreement_the_database_follows_the_chain(
@@ -713,7 +762,9 @@ def test_after_someone_else_moved_the_agreement_the_database_follows_the_chain(
     expired = [m for m in outbox(db) if m["type"] == "agreement.expired"]
     assert expired and expired[0]["payload"]["tx_hash"] is None
     sent = len(chain.sent)
-    assert contracts.sweep() == {"breached": 0, "expired": 0, "fulfilled": 0, "overdue": 0}
+    assert contracts.sweep() == dict.fromkeys(
+        ("breached", "expired", "fulfilled", "overdue", "breach_due"), 0
+    )
     assert len(chain.sent) == sent  # nothing tried again
 
     # A committed agreement whose arrival was relayed by someone else: the refused breach

@@ -382,3 +382,34 @@ def _tencent_failure(
     if code.startswith(TENCENT_INVALID_PREFIXES):
         return Answer("invalid", **common)
     return Answer("unavailable", **common)
+
+
+def make_provider(
+    name: str,
+    key_id: str,
+    secret: str,
+    *,
+    sdk_app_id: str = "",
+    region: str = "",
+    endpoint: str = "",
+) -> Provider:
+    """The SDK client for an account (`aliyun` or `tencent`); `endpoint` is the API host, or
+    `http://host:port` for a local stand-in (tests, demos)."""
+    protocol = "https"
+    if "://" in endpoint:
+        protocol, endpoint = endpoint.split("://", 1)
+        endpoint = endpoint.rstrip("/")
+    if name == rules.ALIYUN:
+        return AliyunSms(
+            key_id, secret, endpoint=endpoint or "dysmsapi.aliyuncs.com", protocol=protocol
+        )
+    if name == rules.TENCENT:
+        return TencentSms(
+            key_id,
+            secret,
+            sdk_app_id,
+            region=region or "ap-guangzhou",
+            endpoint=endpoint or "sms.tencentcloudapi.com",
+            protocol=protocol,
+        )
+    raise ValueError(f"unknown SMS provider {name!r}")

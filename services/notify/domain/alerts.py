@@ -53,12 +53,26 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         ),
     },
     BREACH_DUE: {
-        "zh-CN": ("违约即将到期", "请在到期前与候选人确认，并告知法务。"),
-        "en": ("Breach coming due", "Confirm with the candidate before it falls due; tell legal."),
+        "zh-CN": (
+            "即将可宣告违约",
+            "候选人尚未到岗。请在此之前联系候选人确认到岗安排，并与法务商定是否宣告违约。",
+        ),
+        "en": (
+            "Breach coming due",
+            "The candidate has not arrived. Call them before then about their first day, "
+            "and agree with legal whether to declare the breach.",
+        ),
     },
     ARRIVAL_DISPUTED: {
-        "zh-CN": ("候选人对到岗记录有异议", "请核实到岗情况，并与候选人沟通。"),
-        "en": ("Arrival disputed", "Check the arrival record and talk to the candidate."),
+        "zh-CN": (
+            "到岗记录已被提出异议",
+            "请核实候选人是否到岗，保留证据并通知法务；可宣告违约前请与候选人沟通。",
+        ),
+        "en": (
+            "Arrival disputed",
+            "Check whether the candidate started, keep the evidence and tell legal; talk to "
+            "the candidate before a breach can be declared.",
+        ),
     },
     TEST: {
         "zh-CN": ("测试消息", "OfferSeal 已能向本群发送提醒。"),
@@ -87,6 +101,57 @@ LABELS = {
 }
 
 
+# What an alert's facts say, in the tenant's language (times in Beijing time).
+DETAILS: dict[str, dict[str, str]] = {
+    BREACH_DUE: {
+        "zh-CN": "可宣告违约时间：{at}（北京时间）；违约金 {amount}；{how}",
+        "en": "Declarable from {at}, Beijing time; damages {amount}; {how}",
+    },
+    ARRIVAL_DISPUTED: {
+        "zh-CN": "到岗记录 {arrived}，异议提出 {disputed}；可宣告违约时间：{at}（北京时间）",
+        "en": "Arrival recorded {arrived}, disputed {disputed}; breach declarable from {at}, "
+        "Beijing time",
+    },
+}
+HOW = {
+    "zh-CN": {True: "到期后系统将自动宣告", False: "由 HR 决定是否宣告"},
+    "en": {True: "OfferSeal declares it by itself then", False: "HR decides whether to declare it"},
+}
+BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+
+
+def _moment(value: dt.datetime | None) -> str:
+    return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _amount(minor: int, currency: str) -> str:
+    return f"{minor / 100:,.2f} {currency}"
+
+
+def detail(
+    kind: str,
+    language: str,
+    *,
+    at: dt.datetime | None = None,
+    arrived: dt.datetime | None = None,
+    disputed: dt.datetime | None = None,
+    automatic: bool = True,
+    damages: int = 0,
+    currency: str = "",
+) -> str:
+    """The line of facts an alert of `kind` carries (a breach's date, the damages, who
+    declares it; an arrival's and its dispute's times)."""
+    lang = language if language in LABELS else "zh-CN"
+    template = DETAILS.get(kind, {}).get(lang, "")
+    return template.format(
+        at=_moment(at),
+        arrived=_moment(arrived),
+        disputed=_moment(disputed),
+        amount=_amount(damages, currency),
+        how=HOW[lang][automatic],
+    )
+
+
 @dataclass(frozen=True)
 class Alert:
     kind: str
@@ -101,7 +166,7 @@ def _clean(text: str) -> str:
     text = " ".join(str(text).split())
     for char in "*_`[]()#>|<~":
         text = text.replace(char, " ")
-    return " ".join(text.split())[:120]
+    return " ".join(text.split())[:160]
 
 
 def render(alerts: Sequence[Alert], language: str) -> tuple[str, str]:

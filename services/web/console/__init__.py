@@ -8,7 +8,7 @@ from flask import Blueprint
 
 def blueprint() -> Blueprint:
     """The console's blueprint with every view registered on it."""
-    from . import amend, offer, people, signin, views  # noqa: F401  (register the views)
+    from . import alerts, amend, offer, people, signin, views  # noqa: F401  (register views)
     from .common import blp
 
     return blp
