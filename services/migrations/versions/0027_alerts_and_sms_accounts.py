@@ -1,7 +1,7 @@
 """contracts and notify: the breach-due alert sent once per start date, a tenant's own SMS account
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-07
 
 `agreements.breach_due_at` records the breach date an `agreement.breach_due` message was sent for
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
