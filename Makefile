@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml package.json package-lock.json
 
 # The pages' scripts (web/src/) bundled by esbuild into services/web/static/dist/.
 WEB_DIST := services/web/static/dist/verify.js
-WEB_SRC  := $(shell find web/src -name '*.js') web/build.mjs services/web/static/site.css services/web/messages.json $(wildcard services/web/messages/*.json)
+WEB_SRC  := $(shell find web/src -name '*.js') web/build.mjs services/web/static/site.css $(wildcard services/shared/catalogue/*.json)
 
 $(WEB_DIST): $(STAMP) $(WEB_SRC)
 	npm run build
