@@ -28,9 +28,6 @@ ALLOWED: dict[str, str] = {
     # Documentation of a setting naming the platform's own Chinese term.
     "services/notify/alerts.py": "a setting's description",
     # Moving to the catalogue, one commit each:
-    "services/contracts/cover.py": "moving",
-    "services/contracts/notary.py": "moving",
-    "services/evidence/certificate.py": "moving",
     "services/notify/domain/alerts.py": "moving",
     "services/notify/domain/templates.py": "moving",
     "services/notify/layout.py": "moving",
