@@ -19,7 +19,7 @@ from ..shared.errors import OfferSealError, ValidationFailed
 from ..shared.guards import access, roles
 from ..shared.links import PURPOSE_UNSUBSCRIBE
 from ..shared.web import principal
-from .domain.templates import ANSWERS
+from .domain.templates import answers
 from .service import NotifyService
 
 blp = Blueprint("notify", __name__, url_prefix="/v1", description="Candidate touchpoints")
@@ -87,7 +87,7 @@ class Replies(MethodView):
         options = "".join(
             f'<p><label><input type="radio" name="answer" value="{key}"'
             f"{' checked' if key == chosen else ''}> {html.escape(label)}</label></p>"
-            for key, label in ANSWERS["en"].items()
+            for key, label in answers("en").items()
         )
         return page(
             "How is your resignation going?",

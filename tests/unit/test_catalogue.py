@@ -27,10 +27,6 @@ ALLOWED: dict[str, str] = {
     "services/notify/adapters/sms.py": "a provider's error text, matched",
     # Documentation of a setting naming the platform's own Chinese term.
     "services/notify/alerts.py": "a setting's description",
-    # Moving to the catalogue, one commit each:
-    "services/notify/domain/alerts.py": "moving",
-    "services/notify/domain/templates.py": "moving",
-    "services/notify/layout.py": "moving",
 }
 
 

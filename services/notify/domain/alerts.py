@@ -2,6 +2,8 @@
 in the tenant's language, several merged into one markdown message, and the robots' documented
 rate limits (standard library only).
 
+What each alert says, and the message's labels, are the catalogue's `notify.alert.*`.
+
 Alerts are merged rather than dropped: whatever is waiting when a robot may post again goes out
 as one message (DingTalk and WeCom advise exactly this for bursts).
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from ...shared import i18n
 
 DINGTALK, WECOM, FEISHU = "dingtalk", "wecom", "feishu"
 PLATFORMS = (DINGTALK, WECOM, FEISHU)
@@ -35,58 +39,6 @@ THROTTLED_PAUSE = {DINGTALK: 600.0, WECOM: 60.0, FEISHU: 60.0}
 MAX_BYTES = 3800
 MAX_LISTED = 10
 
-TEXTS: dict[str, dict[str, tuple[str, str]]] = {
-    # kind -> language -> (what happened, what to do)
-    RISK_RED: {
-        "zh-CN": ("风险转为红色", "启动备选方案，并请法务介入。"),
-        "en": ("Risk turned red", "Start the backup plan and involve the legal team."),
-    },
-    CHECKIN_MISSED: {
-        "zh-CN": ("候选人未回复进展确认", "请今天电话联系候选人，了解离职进展。"),
-        "en": ("Check-in not answered", "Call the candidate today about the resignation."),
-    },
-    MILESTONE_OVERDUE: {
-        "zh-CN": ("离职节点已逾期", "请联系候选人补交材料，或与其商定新的日期。"),
-        "en": (
-            "Milestone overdue",
-            "Ask the candidate for the document, or agree a new date with them.",
-        ),
-    },
-    BREACH_DUE: {
-        "zh-CN": ("违约即将到期", "请在到期前与候选人确认，并告知法务。"),
-        "en": ("Breach coming due", "Confirm with the candidate before it falls due; tell legal."),
-    },
-    ARRIVAL_DISPUTED: {
-        "zh-CN": ("候选人对到岗记录有异议", "请核实到岗情况，并与候选人沟通。"),
-        "en": ("Arrival disputed", "Check the arrival record and talk to the candidate."),
-    },
-    TEST: {
-        "zh-CN": ("测试消息", "OfferSeal 已能向本群发送提醒。"),
-        "en": ("Test message", "OfferSeal can post alerts to this group."),
-    },
-}
-LABELS = {
-    "zh-CN": {
-        "title": "OfferSeal 提醒",
-        "candidate": "候选人",
-        "position": "职位",
-        "todo": "建议",
-        "timeline": "查看时间线",
-        "more": "另有 {n} 条提醒，请在控制台查看。",
-        "count": "{n} 条提醒",
-    },
-    "en": {
-        "title": "OfferSeal alert",
-        "candidate": "Candidate",
-        "position": "Position",
-        "todo": "To do",
-        "timeline": "Open the timeline",
-        "more": "{n} more alerts: see the console.",
-        "count": "{n} alerts",
-    },
-}
-
-
 @dataclass(frozen=True)
 class Alert:
     kind: str
@@ -106,18 +58,19 @@ def _clean(text: str) -> str:
 
 def render(alerts: Sequence[Alert], language: str) -> tuple[str, str]:
     """(title, markdown) of one message carrying the alerts, newest last."""
-    lang = language if language in LABELS else "zh-CN"
-    labels = LABELS[lang]
+    lang = language if language in i18n.LANGUAGES else "zh-CN"
+    labels = i18n.lookup(lang, "notify.alert.")
     title = (
         labels["title"]
         if len(alerts) == 1
-        else f"{labels['title']} · " + labels["count"].format(n=len(alerts))
+        else f"{labels['title']} · " + i18n.text(lang, "notify.alert.count", n=len(alerts))
     )
     parts = [f"### {title}"]
     listed = list(alerts)[-MAX_LISTED:]
     hidden = len(alerts) - len(listed)
     for alert in listed:
-        happened, todo = TEXTS.get(alert.kind, TEXTS[TEST])[lang]
+        kind = alert.kind if alert.kind in KINDS else TEST
+        happened, todo = labels[f"kind.{kind}.happened"], labels[f"kind.{kind}.todo"]
         block = [f"**{happened}**"]
         if alert.candidate_ref:
             block.append(f"- {labels['candidate']}: {_clean(alert.candidate_ref)}")
@@ -134,7 +87,7 @@ def render(alerts: Sequence[Alert], language: str) -> tuple[str, str]:
             continue
         parts.append("\n".join(block))
     if hidden:
-        parts.append(labels["more"].format(n=hidden))
+        parts.append(i18n.text(lang, "notify.alert.more", n=hidden))
     return title, "\n\n".join(parts)
 
 
