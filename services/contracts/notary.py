@@ -26,21 +26,6 @@ from ..shared import i18n
 from ..shared.pdf import Report, render_report
 
 LANG = "zh-CN"
-KINDS = (
-    "offer_letter",
-    "intent_agreement",
-    "resignation_application",
-    "resignation_acceptance",
-    "handover_progress",
-    "social_insurance_stop",
-    "employment_certificate",
-    "salary_statement",
-    "non_compete_agreement",
-    "notarized_resignation_letter",
-    "signing_record",
-    "other",
-)
-UPLOADERS = ("api_key", "candidate_link", "offerseal_record")
 CHECKS = 5  # the notary's checks: pdf.notary.check.1 ... .5
 MAX_DOCUMENTS = 6  # one page; the dossier's manifest lists every file
 
@@ -73,8 +58,14 @@ def _t(key: str, /, **params: object) -> str:
     return i18n.text(LANG, f"pdf.notary.{key}", **params)
 
 
+def _named(key: str, otherwise: str) -> str:
+    """The catalogue's text `key` when it has one (a document kind, an uploader), else
+    `otherwise`."""
+    return i18n.texts(LANG).get(f"pdf.notary.{key}", otherwise)
+
+
 def kind_name(kind: str) -> str:
-    return _t(f"kind.{kind}") if kind in KINDS else kind
+    return _named(f"kind.{kind}", kind)
 
 
 def _json(archive: zipfile.ZipFile, name: str) -> Any:
@@ -129,7 +120,7 @@ def _uploader(described: dict[str, Any]) -> str:
     via = str(uploader.get("via"))
     if via == "api_key":
         return _t("uploader.api_key", name=uploader.get("key_name") or uploader.get("key_id") or "")
-    return _t(f"uploader.{via}") if via in UPLOADERS else "-"
+    return _named(f"uploader.{via}", "-")
 
 
 def notary_facts(dossier: bytes) -> NotaryFacts:
