@@ -100,3 +100,15 @@ def test_no_module_keeps_its_own_chinese_table() -> None:
     unexplained = {path: lines for path, lines in found.items() if path not in ALLOWED}
     assert unexplained == {}, "move these texts to services/shared/catalogue/"
     assert sorted(set(ALLOWED) - set(found)) == [], "an allowance no longer needed"
+
+
+@pytest.mark.parametrize(
+    ("bundle", "areas"), [("verify", {"site", "verify"}), ("portal", {"site", "verify", "portal"})]
+)
+def test_each_page_script_bundles_its_part_of_the_catalogue(bundle: str, areas: set[str]) -> None:
+    """`web/build.mjs` (run by `make setup`) hands a script the site's texts and its area's,
+    never the PDFs', the messages' or another area's."""
+    script = (ROOT / "services/web/static/dist" / f"{bundle}.js").read_text(encoding="utf-8")
+    namespaces = {"site", "verify", "portal", "console", "inapp", "pdf", "notify"}
+    found = set(re.findall(r'"(' + "|".join(namespaces) + r')\.[a-z_.]+"', script))
+    assert found == areas
