@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml package.json package-lock.json
 
 # The pages' scripts (web/src/) bundled by esbuild into services/web/static/dist/.
 WEB_DIST := services/web/static/dist/verify.js
-WEB_SRC  := $(shell find web/src -name '*.js') web/build.mjs services/web/static/site.css services/web/messages.json $(wildcard services/web/messages/*.json)
+WEB_SRC  := $(shell find web/src -name '*.js') web/build.mjs services/web/static/site.css $(wildcard services/shared/catalogue/*.json)
 
 $(WEB_DIST): $(STAMP) $(WEB_SRC)
 	npm run build
@@ -67,6 +67,9 @@ lint: setup ## ruff, mypy and the import boundaries (import-linter; contracts in
 	$(BIN)/mypy services verifier/offerseal_verify
 	$(BIN)/lint-imports
 
+catalogue: ## sort the texts' catalogue (services/shared/catalogue/); fold in a merged branch's services/web/messages*.json
+	python3 scripts/catalogue.py
+
 docs: setup ## regenerate docs/configuration.md from the settings table (services/shared/variables.py)
 	$(BIN)/offerseal config docs docs/configuration.md
 
@@ -80,4 +83,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test test-fast fuzz chaos soak lint docs compile bench clean
+.PHONY: help setup demo up test test-fast fuzz chaos soak lint catalogue docs compile bench clean

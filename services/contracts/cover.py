@@ -1,6 +1,6 @@
-# ruff: noqa: RUF001  (Chinese text uses full-width punctuation)
 """The dossier's cover report: a PDF a judge reads first, in zh-CN or en, signed (PAdES) like
-the evidence certificate. Layout only (reportlab); the facts come from `dossier.Dossiers`."""
+the evidence certificate. Layout only (reportlab); the facts come from `dossier.Dossiers`, the
+words from the catalogue (`pdf.cover.*`)."""
 
 from __future__ import annotations
 
@@ -8,78 +8,17 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from ..shared import i18n
 from ..shared.pdf import PdfSigningKey, Report, render_report, sign_pdf
 
-LANGS = ("zh-CN", "en")
-
-LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
-    "title": ("入职意向协议证据包", "Agreement dossier"),
-    "intro": (
-        "本报告概述证据包内容。包内每个文件都列在 manifest.json 中（含 SHA-256 哈希值），该清单的"
-        "哈希值已写入区块链，任何文件被修改、增加或删除都可被发现。本报告本身已数字签名。",
-        "This report summarises the dossier. Every file in it is listed in manifest.json with its "
-        "SHA-256; the manifest's own hash is anchored on a blockchain, so any file changed, added "
-        "or removed is detected. This report itself is digitally signed.",
-    ),
-    "agreement": ("一、协议", "1. The agreement"),
-    "id": ("协议编号", "Agreement id"),
-    "onchain_id": ("链上编号", "On-chain id"),
-    "employer": ("用人单位", "Employer"),
-    "position": ("岗位", "Position"),
-    "candidate": ("候选人编号", "Candidate reference"),
-    "candidate_address": ("候选人签名地址", "Candidate's signing address"),
-    "start": ("约定入职日期", "Agreed start date"),
-    "state": ("状态（本系统 / 链上）", "State (OfferSeal / on chain)"),
-    "terms_hash": ("协议文本哈希", "Terms hash (sha256 of the text)"),
-    "money": ("二、违约金与上限", "2. Damages against the cap"),
-    "salary": ("月薪", "Monthly salary"),
-    "damages": ("约定违约金", "Liquidated damages"),
-    "cap": ("上限（月薪的 30%）", "Cap (30% of the monthly salary)"),
-    "within": ("是否在上限之内", "Within the cap"),
-    "yes": ("是", "yes"),
-    "no": ("否", "no"),
-    "chain": ("三、链上记录", "3. On the chain"),
-    "contract": ("合约地址 / 版本", "Contract / version"),
-    "chain_id": ("链 ID", "Chain id"),
-    "milestones": ("四、阶段确认", "4. Staged confirmations"),
-    "notices": ("五、通知记录（送达证明）", "5. Notices (proof of notice)"),
-    "none": ("无", "none"),
-    "manifest": ("六、文件清单及其存证", "6. The file list and its anchoring"),
-    "manifest_sha": ("清单 SHA-256", "Manifest SHA-256"),
-    "manifest_doc": ("清单存证文件编号", "Manifest evidence document"),
-    "tx": ("交易哈希", "Transaction"),
-    "block": ("区块 / 时间", "Block / time"),
-    "as_of": ("证据截至", "Facts as of"),
-    "files": ("文件", "Files"),
-    "how": ("七、如何独立验证", "7. How to verify independently"),
-    "step_page": (
-        "在浏览器中打开包内的 verify.html（或 {verify_url}），放入本证据包 ZIP，填写任意以太坊 RPC"
-        " 节点；所有检查在浏览器中完成。",
-        "Open verify.html from the dossier (or {verify_url}) in a browser, drop this dossier's "
-        "ZIP and give any Ethereum RPC endpoint; every check runs in the browser.",
-    ),
-    "step_cli": (
-        "或使用命令行：offerseal verify-dossier 证据包.zip --rpc <RPC 节点>。",
-        "Or the command line: offerseal verify-dossier DOSSIER.zip --rpc <RPC endpoint>.",
-    ),
-    "step_files": (
-        "每个证据文件旁的 proof.json 也可单独用 offerseal verify 验证。",
-        "Each evidence file's proof.json beside it also verifies alone with offerseal verify.",
-    ),
-    "step_sig": (
-        "本 PDF 已数字签名；任何 PDF 阅读器均可显示其是否被修改。",
-        "This PDF is digitally signed; any PDF reader shows whether it was altered.",
-    ),
-    "software": ("生成软件", "Produced by"),
-    "issued": ("生成时间", "Issued at"),
-}
+LANGS = i18n.LANGUAGES
 
 MAX_ROWS = 60  # rows of a table on the cover; the files hold everything
 
 
-def label(key: str, lang: str) -> str:
-    zh, en = LABELS[key]
-    return zh if lang == "zh-CN" else en
+def label(key: str, lang: str, **params: object) -> str:
+    """The cover's text `key` (catalogue `pdf.cover.*`); any language but zh-CN reads English."""
+    return i18n.text("zh-CN" if lang == "zh-CN" else "en", f"pdf.cover.{key}", **params)
 
 
 def _money(minor: int, currency: str) -> str:
@@ -182,7 +121,7 @@ def render_cover(
             sections=sections(facts, lang),
             how_heading=label("how", lang),
             steps=[
-                label("step_page", lang).format(verify_url=verify_url),
+                label("step_page", lang, verify_url=verify_url),
                 label("step_cli", lang),
                 label("step_files", lang),
                 label("step_sig", lang),

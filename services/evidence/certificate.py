@@ -1,10 +1,10 @@
-# ruff: noqa: RUF001  (Chinese text uses full-width punctuation)
 """The evidence certificate: a PDF a judge can read, built from a document's description and its
 proof bundle. Pure assembly and layout (reportlab); no framework, no database. Signing the PDF
 is `shared.pdf`'s job.
 
 `certificate_facts` picks what the certificate states out of the description and the bundle
-(testable without a PDF); `render_certificate` lays those facts out in zh-CN or en.
+(testable without a PDF); `render_certificate` lays those facts out in zh-CN or en, in the
+catalogue's words (`pdf.certificate.*`).
 
 Chinese text needs a CJK font: `shared.pdf.cjk_font()` embeds WenQuanYi Micro Hei (Debian's
 fonts-wqy-microhei) when the machine has it, otherwise it uses reportlab's built-in CID font
@@ -17,116 +17,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from ..shared import i18n
 from ..shared.pdf import Report, render_report
 
-LANGS = ("zh-CN", "en")
+LANGS = i18n.LANGUAGES
 
-LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
-    "title": ("电子证据存证证书", "Evidence certificate"),
-    "intro": (
-        "本证书说明下列文件在何时由何人提交给 OfferSeal，其哈希值如何被写入区块链并由时间戳机构"
-        "见证，以及任何人如何不依赖 OfferSeal 独立验证。",
-        "This certificate states when and by whom the file below was submitted to OfferSeal, how "
-        "its hash was written to a blockchain and witnessed by time-stamp authorities, and how "
-        "anyone can verify this independently, without trusting OfferSeal.",
-    ),
-    "file": ("一、文件", "1. The file"),
-    "document_id": ("文件编号", "Document id"),
-    "kind": ("文件类型", "Kind"),
-    "filename": ("原始文件名", "Original file name"),
-    "size": ("大小", "Size"),
-    "bytes": ("字节", "bytes"),
-    "sha256": ("SHA-256 哈希值", "SHA-256"),
-    "sm3": ("SM3 哈希值 (GB/T 32905)", "SM3 (GB/T 32905)"),
-    "sm3_absent": (
-        "无（仅登记哈希值时 OfferSeal 未收到文件内容，无法计算 SM3）",
-        "none (registered by hash only: OfferSeal never had the bytes to compute it)",
-    ),
-    "hash_only": ("仅登记哈希值（未保存文件内容）", "registered by hash only (no bytes stored)"),
-    "receipt": ("二、接收回执（已签名）", "2. Intake receipt (signed)"),
-    "received_at": ("接收时间", "Received at"),
-    "received_by": ("提交方", "Submitted by"),
-    "via_api_key": ("API 密钥", "API key"),
-    "via_link": ("候选人上传链接", "candidate upload link"),
-    "via_record": ("OfferSeal 生成的记录", "record made by OfferSeal"),
-    "client_address": ("客户端地址", "Client address"),
-    "user_agent": ("客户端程序", "User agent"),
-    "source": ("来源信息", "Source metadata"),
-    "email_dkim": ("电子邮件 DKIM 验证", "E-mail DKIM check"),
-    "receipt_key": ("回执签名公钥", "Receipt signing key"),
-    "receipt_signature": ("回执签名 (Ed25519)", "Receipt signature (Ed25519)"),
-    "chain": ("三、区块链存证", "3. Anchoring on the blockchain"),
-    "leaf": ("默克尔叶子", "Merkle leaf"),
-    "root": ("默克尔根", "Merkle root"),
-    "path": ("默克尔路径", "Merkle path"),
-    "siblings": ("个兄弟节点", "sibling(s)"),
-    "chain_id": ("链 ID", "Chain id"),
-    "registry": ("存证合约地址", "Registry address"),
-    "tx": ("交易哈希", "Transaction"),
-    "block": ("区块高度", "Block number"),
-    "block_hash": ("区块哈希", "Block hash"),
-    "block_time": ("区块时间", "Block time"),
-    "witnesses": ("四、RFC 3161 可信时间戳", "4. RFC 3161 time-stamps"),
-    "tsa": ("时间戳机构", "Time-Stamp Authority"),
-    "tsa_time": ("时间戳时间", "Time"),
-    "tsa_serial": ("序列号", "Serial number"),
-    "no_stamps": (
-        "本证明未包含 RFC 3161 时间戳（仅区块链见证）。",
-        "This proof carries no RFC 3161 time-stamp (the chain is its only witness).",
-    ),
-    "judicial": ("五、司法区块链存证", "5. Judicial blockchain deposits"),
-    "judicial_provider": ("存证平台", "Platform"),
-    "judicial_hash": ("存证哈希值", "Deposited digest"),
-    "judicial_id": ("存证编码", "Evidence id"),
-    "judicial_tx": ("区块链交易哈希", "Transaction"),
-    "judicial_time": ("上链时间", "Recorded at"),
-    "judicial_height": ("区块高度", "Block height"),
-    "judicial_note": ("说明", "Note"),
-    "judicial_note_text": (
-        "存证内容为上述默克尔根的 {algorithm} 哈希值；本证书记录的是平台的应答，"
-        "其在线核验须向该平台查询（腾讯云 BTOE：VerifyEvidenceHash / GetDepositInfo）。",
-        "The deposit is the {algorithm} digest of the Merkle root above; this certificate records "
-        "the platform's answer, and its on-line confirmation needs the platform (Tencent Cloud "
-        "BTOE: VerifyEvidenceHash / GetDepositInfo).",
-    ),
-    "no_deposits": (
-        "本证明未包含司法区块链存证（该见证未启用或尚未完成）。",
-        "This proof carries no judicial-chain deposit (the witness is off, or not done yet).",
-    ),
-    "how": ("六、如何独立验证", "6. How to verify independently"),
-    "step_page": (
-        "在浏览器中打开验证页面 {verify_url}（或扫描二维码），放入原始文件和证明包（JSON）。"
-        "所有计算都在浏览器中完成，文件不会离开您的电脑。",
-        "Open the verify page {verify_url} (or scan the QR code) and drop the original file and "
-        "its proof bundle (JSON). Every check runs in the browser; the file never leaves your "
-        "computer.",
-    ),
-    "step_cli": (
-        "或使用命令行：offerseal verify 文件 证明包.json --rpc <任意以太坊 RPC 节点>。",
-        "Or the command line: offerseal verify FILE BUNDLE.json --rpc <any Ethereum RPC endpoint>.",
-    ),
-    "step_rpc": (
-        "可选用任何与 OfferSeal 无关的 RPC 节点查询上述交易和区块，核对默克尔根已写入存证合约。",
-        "Any RPC endpoint unrelated to OfferSeal can look up the transaction and block above and "
-        "confirm the Merkle root is recorded by the registry.",
-    ),
-    "step_tsa": (
-        "RFC 3161 时间戳可用 openssl ts -verify 对照时间戳机构的证书独立验证。",
-        "The RFC 3161 tokens also verify with openssl ts -verify against the TSA's certificate.",
-    ),
-    "step_sig": (
-        "本 PDF 已数字签名；任何 PDF 阅读器均可显示其是否被修改。",
-        "This PDF is digitally signed; any PDF reader shows whether it was altered.",
-    ),
-    "software": ("生成软件", "Produced by"),
-    "issued": ("证书生成时间", "Certificate issued at"),
-    "format": ("证明格式", "Proof format"),
-}
-
-
-def label(key: str, lang: str) -> str:
-    zh, en = LABELS[key]
-    return zh if lang == "zh-CN" else en
+def label(key: str, lang: str, **params: object) -> str:
+    """The certificate's text `key` (catalogue `pdf.certificate.*`); any language but zh-CN
+    reads English."""
+    return i18n.text("zh-CN" if lang == "zh-CN" else "en", f"pdf.certificate.{key}", **params)
 
 
 @dataclass(frozen=True)
@@ -161,7 +60,7 @@ class Facts:
     deposits: tuple[dict[str, str], ...] = ()
 
 
-PROVIDERS = {"tencent-btoe": ("腾讯云 BTOE", "Tencent Cloud BTOE")}
+PROVIDERS = ("tencent-btoe",)  # judicial chains with a name of their own in the catalogue
 
 
 class NotAnchored(ValueError):
@@ -306,10 +205,12 @@ def rows_of(facts: Facts, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
         ]
     deposit_rows: list[tuple[str, str]] = []
     for deposit in facts.deposits:
-        names = PROVIDERS.get(deposit["type"], (deposit["type"], deposit["type"]))
+        provider = deposit["type"]
+        if provider in PROVIDERS:
+            provider = label("provider." + provider.replace("-", "_"), lang)
         algorithm = deposit["hash_algorithm"].upper()
         deposit_rows += [
-            (label("judicial_provider", lang), names[0] if lang == "zh-CN" else names[1]),
+            (label("judicial_provider", lang), provider),
             (label("judicial_hash", lang), f"{algorithm} {deposit['hash']}"),
             (label("judicial_id", lang), deposit["evidence_id"]),
             (label("judicial_tx", lang), deposit["tx_hash"]),
@@ -317,7 +218,7 @@ def rows_of(facts: Facts, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
             (label("judicial_height", lang), deposit["block_height"]),
             (
                 label("judicial_note", lang),
-                label("judicial_note_text", lang).format(algorithm=algorithm),
+                label("judicial_note_text", lang, algorithm=algorithm),
             ),
         ]
     if not deposit_rows:
@@ -351,7 +252,7 @@ def render_certificate(
             sections=rows_of(facts, lang),
             how_heading=label("how", lang),
             steps=[
-                label("step_page", lang).format(verify_url=verify_url),
+                label("step_page", lang, verify_url=verify_url),
                 label("step_cli", lang),
                 label("step_rpc", lang),
                 label("step_tsa", lang),

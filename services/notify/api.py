@@ -22,7 +22,7 @@ from ..shared.links import PURPOSE_UNSUBSCRIBE
 from ..shared.problems import status_of
 from ..shared.web import principal
 from . import answers
-from .domain.templates import ANSWERS
+from .domain.templates import answers as answer_labels
 from .service import NotifyService
 
 blp = Blueprint("notify", __name__, url_prefix="/v1", description="Candidate touchpoints")
@@ -93,7 +93,7 @@ class Replies(MethodView):
         options = "".join(
             f'<p><label><input type="radio" name="answer" value="{key}"'
             f"{' checked' if key == chosen else ''}> {html.escape(label)}</label></p>"
-            for key, label in ANSWERS["en"].items()
+            for key, label in answer_labels("en").items()
         )
         return page(
             "How is your resignation going?",

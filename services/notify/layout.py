@@ -13,6 +13,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 from markupsafe import Markup, escape
 
+from ..shared import i18n
 from .domain.overrides import Override
 from .domain.templates import (
     DEFAULT_ACCENT,
@@ -23,7 +24,6 @@ from .domain.templates import (
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
-FALLBACK = {"en": "Button not working? Open", "zh-CN": "按钮无法点击？请打开"}
 INK_DARK, INK_LIGHT = "#0b0c0c", "#ffffff"
 
 
@@ -87,7 +87,7 @@ def html(content: Content, brand: Brand | None = None) -> str:
         ink=ink_on(accent),
         logo_url=brand.logo_url,
         preheader=content.paragraphs[0] if content.paragraphs else content.heading,
-        fallback=FALLBACK[content.language],
+        fallback=i18n.text(content.language, "notify.email.button_fallback"),
     )
     return str(_inliner().inline(page))
 

@@ -2,6 +2,8 @@
 in the tenant's language, several merged into one markdown message, and the robots' documented
 rate limits (standard library only).
 
+What each alert says, and the message's labels, are the catalogue's `notify.alert.*`.
+
 Alerts are merged rather than dropped: whatever is waiting when a robot may post again goes out
 as one message (DingTalk and WeCom advise exactly this for bursts).
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from ...shared import i18n
 
 DINGTALK, WECOM, FEISHU = "dingtalk", "wecom", "feishu"
 PLATFORMS = (DINGTALK, WECOM, FEISHU)
@@ -35,88 +39,6 @@ THROTTLED_PAUSE = {DINGTALK: 600.0, WECOM: 60.0, FEISHU: 60.0}
 MAX_BYTES = 3800
 MAX_LISTED = 10
 
-TEXTS: dict[str, dict[str, tuple[str, str]]] = {
-    # kind -> language -> (what happened, what to do)
-    RISK_RED: {
-        "zh-CN": ("风险转为红色", "启动备选方案，并请法务介入。"),
-        "en": ("Risk turned red", "Start the backup plan and involve the legal team."),
-    },
-    CHECKIN_MISSED: {
-        "zh-CN": ("候选人未回复进展确认", "请今天电话联系候选人，了解离职进展。"),
-        "en": ("Check-in not answered", "Call the candidate today about the resignation."),
-    },
-    MILESTONE_OVERDUE: {
-        "zh-CN": ("离职节点已逾期", "请联系候选人补交材料，或与其商定新的日期。"),
-        "en": (
-            "Milestone overdue",
-            "Ask the candidate for the document, or agree a new date with them.",
-        ),
-    },
-    BREACH_DUE: {
-        "zh-CN": (
-            "即将可宣告违约",
-            "候选人尚未到岗。请在此之前联系候选人确认到岗安排，并与法务商定是否宣告违约。",
-        ),
-        "en": (
-            "Breach coming due",
-            "The candidate has not arrived. Call them before then about their first day, "
-            "and agree with legal whether to declare the breach.",
-        ),
-    },
-    ARRIVAL_DISPUTED: {
-        "zh-CN": (
-            "到岗记录已被提出异议",
-            "请核实候选人是否到岗，保留证据并通知法务；可宣告违约前请与候选人沟通。",
-        ),
-        "en": (
-            "Arrival disputed",
-            "Check whether the candidate started, keep the evidence and tell legal; talk to "
-            "the candidate before a breach can be declared.",
-        ),
-    },
-    TEST: {
-        "zh-CN": ("测试消息", "OfferSeal 已能向本群发送提醒。"),
-        "en": ("Test message", "OfferSeal can post alerts to this group."),
-    },
-}
-LABELS = {
-    "zh-CN": {
-        "title": "OfferSeal 提醒",
-        "candidate": "候选人",
-        "position": "职位",
-        "todo": "建议",
-        "timeline": "查看时间线",
-        "more": "另有 {n} 条提醒，请在控制台查看。",
-        "count": "{n} 条提醒",
-    },
-    "en": {
-        "title": "OfferSeal alert",
-        "candidate": "Candidate",
-        "position": "Position",
-        "todo": "To do",
-        "timeline": "Open the timeline",
-        "more": "{n} more alerts: see the console.",
-        "count": "{n} alerts",
-    },
-}
-
-
-# What an alert's facts say, in the tenant's language (times in Beijing time).
-DETAILS: dict[str, dict[str, str]] = {
-    BREACH_DUE: {
-        "zh-CN": "可宣告违约时间：{at}（北京时间）；违约金 {amount}；{how}",
-        "en": "Declarable from {at}, Beijing time; damages {amount}; {how}",
-    },
-    ARRIVAL_DISPUTED: {
-        "zh-CN": "到岗记录 {arrived}，异议提出 {disputed}；可宣告违约时间：{at}（北京时间）",
-        "en": "Arrival recorded {arrived}, disputed {disputed}; breach declarable from {at}, "
-        "Beijing time",
-    },
-}
-HOW = {
-    "zh-CN": {True: "到期后系统将自动宣告", False: "由 HR 决定是否宣告"},
-    "en": {True: "OfferSeal declares it by itself then", False: "HR decides whether to declare it"},
-}
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 
@@ -140,16 +62,27 @@ def detail(
     currency: str = "",
 ) -> str:
     """The line of facts an alert of `kind` carries (a breach's date, the damages, who
-    declares it; an arrival's and its dispute's times)."""
-    lang = language if language in LABELS else "zh-CN"
-    template = DETAILS.get(kind, {}).get(lang, "")
-    return template.format(
-        at=_moment(at),
-        arrived=_moment(arrived),
-        disputed=_moment(disputed),
-        amount=_amount(damages, currency),
-        how=HOW[lang][automatic],
-    )
+    declares it; an arrival's and its dispute's times), from the catalogue's
+    `notify.alert.detail.*` (times in Beijing time)."""
+    lang = language if language in i18n.LANGUAGES else "zh-CN"
+    if kind == BREACH_DUE:
+        how = i18n.text(lang, f"notify.alert.how.{'automatic' if automatic else 'hr'}")
+        return i18n.text(
+            lang,
+            "notify.alert.detail.breach_due",
+            at=_moment(at),
+            amount=_amount(damages, currency),
+            how=how,
+        )
+    if kind == ARRIVAL_DISPUTED:
+        return i18n.text(
+            lang,
+            "notify.alert.detail.arrival_disputed",
+            arrived=_moment(arrived),
+            disputed=_moment(disputed),
+            at=_moment(at),
+        )
+    return ""
 
 
 @dataclass(frozen=True)
@@ -171,18 +104,19 @@ def _clean(text: str) -> str:
 
 def render(alerts: Sequence[Alert], language: str) -> tuple[str, str]:
     """(title, markdown) of one message carrying the alerts, newest last."""
-    lang = language if language in LABELS else "zh-CN"
-    labels = LABELS[lang]
+    lang = language if language in i18n.LANGUAGES else "zh-CN"
+    labels = i18n.lookup(lang, "notify.alert.")
     title = (
         labels["title"]
         if len(alerts) == 1
-        else f"{labels['title']} · " + labels["count"].format(n=len(alerts))
+        else f"{labels['title']} · " + i18n.text(lang, "notify.alert.count", n=len(alerts))
     )
     parts = [f"### {title}"]
     listed = list(alerts)[-MAX_LISTED:]
     hidden = len(alerts) - len(listed)
     for alert in listed:
-        happened, todo = TEXTS.get(alert.kind, TEXTS[TEST])[lang]
+        kind = alert.kind if alert.kind in KINDS else TEST
+        happened, todo = labels[f"kind.{kind}.happened"], labels[f"kind.{kind}.todo"]
         block = [f"**{happened}**"]
         if alert.candidate_ref:
             block.append(f"- {labels['candidate']}: {_clean(alert.candidate_ref)}")
@@ -199,7 +133,7 @@ def render(alerts: Sequence[Alert], language: str) -> tuple[str, str]:
             continue
         parts.append("\n".join(block))
     if hidden:
-        parts.append(labels["more"].format(n=hidden))
+        parts.append(i18n.text(lang, "notify.alert.more", n=hidden))
     return title, "\n\n".join(parts)
 
 

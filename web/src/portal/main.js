@@ -3,8 +3,7 @@
 // terms shown (never a digest taken from the server), then follows the progress and records the
 // arrival. Every call goes to this origin with the link's token.
 
-import base from "../../../services/web/messages.json";
-import portalTexts from "../../../services/web/messages/portal.json";
+import catalog from "catalogue:portal";
 import { TypedDataEncoder } from "ethers/hash";
 import { AbiCoder } from "ethers/abi";
 import { keccak256 } from "ethers/crypto";
@@ -12,10 +11,6 @@ import { getAddress } from "ethers/address";
 import { toUtf8Bytes } from "ethers/utils";
 import { canonicalJson } from "../verify/canonical.js";
 
-const catalog = {};
-for (const language of Object.keys(base)) {
-  catalog[language] = { ...base[language], ...(portalTexts[language] || {}) };
-}
 const LANGUAGES = Object.keys(catalog);
 const KIND_NAMES = {
   1: "expected_resignation_date",

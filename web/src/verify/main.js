@@ -3,7 +3,7 @@
 // typed, and shows each one as PASS or FAIL with its reason, in the page's language. Nothing is
 // sent anywhere but to those endpoints.
 
-import catalog from "../../../services/web/messages.json";
+import catalog from "catalogue:site";
 import { isValid, parseTrustedKey, sha256Hex } from "./checks.js";
 import { checkBundle, looksLikeZip, verifyDossier } from "./dossier.js";
 import { sm3Hex } from "./sm3.js";
