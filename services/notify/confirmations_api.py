@@ -14,12 +14,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
+from ..shared import i18n
 from ..shared.auth import READ_ROLES, WRITE_ROLES
 from ..shared.errors import OfferSealError, ValidationFailed
 from ..shared.guards import access, roles
 from ..shared.web import principal
 from .api import BEARER, _portal_token, error_page, page, service, wants_html
-from .domain.confirmations import ANSWERS, KIND_NAMES
+from .domain.confirmations import ANSWERS, kind_names
 
 blp = Blueprint(
     "confirmations",
@@ -134,26 +135,32 @@ class EmailReply(MethodView):
         )
 
 
+def _both(key: str, sep: str = " / ", **params: str) -> str:
+    """A text of the former employer's page in both languages: the page cannot know which
+    the employer's HR reads (the catalogue's `notify.confirm.*`)."""
+    return sep.join(i18n.text(lang, f"notify.confirm.{key}", **params) for lang in i18n.LANGUAGES)
+
+
 def _confirm_page(token: str, facts: dict[str, Any]) -> Response:
     e = html.escape
-    zh, en = KIND_NAMES.get(facts["document_kind"], (facts["document_kind"],) * 2)
+    zh, en = kind_names(facts["document_kind"])
     if facts["answered"]:
-        return page("已答复 / Answered", "<p>本请求已有答复。/ This request is answered.</p>")
+        return page(_both("answered.title"), f"<p>{_both('answered.body')}</p>")
+    employer = e(facts["employer"])
     body = (
-        f"<p>{e(facts['employer'])} 请您核实一份{e(zh)}是否由贵单位出具。<br>"
-        f"{e(facts['employer'])} asks whether a {e(en)} was issued by your organisation.</p>"
-        "<p>请将以下指纹与贵单位存档文件的指纹比对。/ Compare these fingerprints with your "
-        "copy of the document.</p>"
+        f"<p>{i18n.text('zh-CN', 'notify.confirm.ask', employer=employer, kind=e(zh))}<br>"
+        f"{i18n.text('en', 'notify.confirm.ask', employer=employer, kind=e(en))}</p>"
+        f"<p>{_both('compare')}</p>"
         f"<dl><dt>SHA-256</dt><dd><code>{e(facts['sha256'])}</code></dd>"
         f"<dt>SM3</dt><dd><code>{e(facts['sm3'])}</code></dd></dl>"
         '<form method="post">'
         '<p><button type="submit" name="answer" value="genuine">'
-        "是本单位出具 / Genuine: we issued it</button></p>"
+        f"{_both('genuine')}</button></p>"
         '<p><button type="submit" name="answer" value="not_ours">'
-        "非本单位出具 / Not ours</button></p></form>"
-        "<p>只能答复一次。/ One answer per request.</p>"
+        f"{_both('not_ours')}</button></p></form>"
+        f"<p>{_both('once')}</p>"
     )
-    response = page("文件核实 / Confirm a document", body)
+    response = page(_both("title"), body)
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -189,5 +196,5 @@ class Confirm(MethodView):
                 return error_page(exc)
             raise
         if as_html:
-            return page("谢谢 / Thank you", "<p>您的答复已记录。/ Your answer is recorded.</p>")
+            return page(_both("thanks.title"), f"<p>{_both('thanks.body')}</p>")
         return result

@@ -25,6 +25,10 @@ ALLOWED: dict[str, str] = {
     "services/contracts/domain/dossier.py": "the dossier's bilingual README",
     # What Aliyun's SMS API answers when it throttles (matched, not shown).
     "services/notify/adapters/sms.py": "a provider's error text, matched",
+    # The demo tenant's SMS sign name: data a provider approves, not a text of ours.
+    "services/demo/sms.py": "the demo's SMS sign name",
+    # The local stand-in answers as Aliyun's API does, its Chinese error texts included.
+    "services/demo/sms_standin.py": "a provider's answers, as it gives them",
     # Documentation of a setting naming the platform's own Chinese term.
     "services/notify/alerts.py": "a setting's description",
 }

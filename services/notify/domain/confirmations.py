@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ...shared import i18n
+
 # Certificates an employer issues about its own employee (a resignation accepted, an employment
 # certificate): the only documents its HR can confirm.
 CONFIRMABLE_KINDS: tuple[str, ...] = (
@@ -82,22 +84,8 @@ def address_at(address: str, domain: str) -> str:
 
 def statement(lang: str, employer: str, domain: str) -> str:
     """What the candidate reads, and authorises, in the portal (kept with the consent)."""
-    if lang == "en":
-        return (
-            f"I authorise {employer} to ask the HR department at {domain} (my former employer) "
-            "to confirm that a resignation or employment certificate I uploaded was issued by "
-            "them. Shared with them: the document's type and its SHA-256 and SM3 fingerprints "
-            "(not the file, not my contact details). Why: to check the document is genuine "
-            "before I start. Their answer is kept by "
-            f"{employer} as evidence and is not shown to anyone else. I can withdraw this "
-            "authorisation before a request is sent."
-        )
-    return (
-        f"本人授权{employer}向{domain}（本人原单位）的人事部门核实本人上传的离职证明或在职证明"
-        "是否由其出具。向对方提供的信息：文件类型及其 SHA-256 和 SM3 指纹（不提供文件本身，"
-        f"不提供本人联系方式）。目的：入职前核实文件真实性。对方的答复由{employer}作为证据保存，"
-        "不向其他任何人展示。在核实请求发出前，本人可撤回本授权。"
-    )
+    language = "en" if lang == "en" else "zh-CN"
+    return i18n.text(language, "notify.confirm.consent", employer=employer, domain=domain)
 
 
 @dataclass(frozen=True)
@@ -107,36 +95,38 @@ class ConfirmationMail:
     html: str
 
 
-KIND_NAMES = {
-    "resignation_application": ("离职申请", "resignation application"),
-    "resignation_acceptance": ("离职证明", "resignation certificate"),
-    "employment_certificate": ("在职证明", "employment certificate"),
-}
+def kind_names(kind: str) -> tuple[str, str]:
+    """A document kind as the former employer reads it: (zh-CN, en)."""
+    key = f"notify.confirm.kind.{kind}"
+    zh, en = i18n.texts("zh-CN").get(key), i18n.texts("en").get(key)
+    return (zh, en) if zh and en else (kind, kind)
 
 
 def mail(employer: str, kind: str, sha256: str, sm3: str, url: str) -> ConfirmationMail:
     """The request to the former employer's HR, in Chinese and English: who asks, which
     document (its fingerprints only), the candidate's authorisation, and the link."""
-    zh, en = KIND_NAMES.get(kind, (kind, kind))
-    subject = f"请核实一份{zh} / Please confirm a {en} — {employer}"
+    zh, en = kind_names(kind)
+
+    def t(lang: str, key: str, **params: str) -> str:
+        return i18n.text(lang, f"notify.confirm.mail.{key}", **params)
+
+    subject = f"{t('zh-CN', 'subject', kind=zh)} / {t('en', 'subject', kind=en)} — {employer}"
     text = (
-        f"{employer} 请贵单位人事部门核实一份{zh}是否由贵单位出具。候选人已授权本次核实。\n"
-        f"文件指纹 SHA-256: {sha256}\n文件指纹 SM3: {sm3}\n"
-        f"请打开以下链接，核对指纹后选择“是本单位出具”或“非本单位出具”：\n{url}\n\n"
-        f"{employer} asks your HR department to confirm whether a {en} was issued by you. "
-        "The candidate authorised this check.\n"
-        f"SHA-256: {sha256}\nSM3: {sm3}\n"
-        f"Open the link, compare the fingerprints and answer 'genuine' or 'not ours':\n{url}\n\n"
-        "如无法使用链接，可直接回复本邮件。/ You may also reply to this e-mail.\n"
+        f"{t('zh-CN', 'ask', employer=employer, kind=zh)}\n"
+        f"{t('zh-CN', 'sha256', sha256=sha256)}\n{t('zh-CN', 'sm3', sm3=sm3)}\n"
+        f"{t('zh-CN', 'open')}\n{url}\n\n"
+        f"{t('en', 'ask', employer=employer, kind=en)}\n"
+        f"{t('en', 'sha256', sha256=sha256)}\n{t('en', 'sm3', sm3=sm3)}\n"
+        f"{t('en', 'open')}\n{url}\n\n"
+        f"{t('zh-CN', 'reply')}/ {t('en', 'reply')}\n"
     )
     e = html.escape
     body = (
-        f"<p>{e(employer)} 请贵单位人事部门核实一份{e(zh)}是否由贵单位出具。候选人已授权本次核实。"
-        f"<br>{e(employer)} asks your HR department to confirm whether a {e(en)} was issued "
-        "by you. The candidate authorised this check.</p>"
+        f"<p>{t('zh-CN', 'ask', employer=e(employer), kind=e(zh))}"
+        f"<br>{t('en', 'ask', employer=e(employer), kind=e(en))}</p>"
         f"<p>SHA-256: <code>{e(sha256)}</code><br>SM3: <code>{e(sm3)}</code></p>"
-        f'<p><a href="{e(url)}">核实 / Confirm</a></p>'
-        "<p>如无法使用链接，可直接回复本邮件。/ You may also reply to this e-mail.</p>"
+        f'<p><a href="{e(url)}">{t("zh-CN", "link")} / {t("en", "link")}</a></p>'
+        f"<p>{t('zh-CN', 'reply')}/ {t('en', 'reply')}</p>"
     )
     return ConfirmationMail(subject, text, body)
 
