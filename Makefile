@@ -25,6 +25,19 @@ $(WEB_DIST): $(STAMP) $(WEB_SRC)
 
 setup: $(STAMP) $(WEB_DIST) ## create .venv, install Python and npm dependencies (pinned), build the pages' scripts
 
+# What the browser and PDF tests need from Debian: Chromium and its driver (Selenium), a CJK
+# font for the zh-CN pages and PDFs, poppler's pdftoppm. Installed when missing and allowed.
+SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-microhei poppler-utils
+SYSTEM_FILES    := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/pdftoppm /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+
+system: ## install the Debian packages the browser and PDF tests need, if missing (needs root and apt-get)
+	@missing=0; for f in $(SYSTEM_FILES); do [ -e $$f ] || missing=1; done; \
+	if [ $$missing = 0 ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "setup: installing $(SYSTEM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	else echo "setup: the browser and PDF tests need $(SYSTEM_PACKAGES) (Debian); they skip without them, and fail under CI=true"; fi
+
 demo: setup ## run the end-to-end scenario on embedded defaults (SQLite, in-process broker, Anvil)
 	$(BIN)/offerseal demo
 
@@ -37,7 +50,7 @@ up: setup ## run the stack on embedded defaults until Ctrl-C
 # run on one worker. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 6
 
-test: setup ## ruff, mypy, import boundaries, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
+test: setup system ## ruff, mypy, import boundaries, then the whole test suite (PostgreSQL and RabbitMQ for the integration part)
 	$(BIN)/ruff check services tests bench verifier
 	$(BIN)/mypy services verifier/offerseal_verify
 	$(BIN)/lint-imports
@@ -83,4 +96,4 @@ bench: setup ## run the benchmarks (PostgreSQL, RabbitMQ, Anvil) and print the r
 clean: ## remove the virtualenv, node_modules and local data
 	rm -rf $(VENV) node_modules .offerseal
 
-.PHONY: help setup demo up test test-fast fuzz chaos soak lint catalogue docs compile bench clean
+.PHONY: help setup system demo up test test-fast fuzz chaos soak lint catalogue docs compile bench clean

@@ -24,6 +24,8 @@ from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, Settings, lo
 from offerseal.shared.net import free_port as ephemeral_port
 from offerseal.shared.net import listening
 
+pytest_plugins = ["tests.scheduling"]
+
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get(

@@ -38,7 +38,7 @@ class ServiceProcess:
             )
         return self
 
-    def wait_http(self, timeout: float = 60.0) -> None:
+    def wait_http(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
