@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..shared import failpoints
@@ -469,6 +469,10 @@ class TransactionPath:
 
     def _record(self, session: Session, op_id: int, mined: Mined) -> bool:
         """`_finish` within the caller's database transaction."""
+        sent = session.execute(
+            select(ChainOp.tx_hash, ChainOp.earlier_hashes).where(ChainOp.id == op_id)
+        ).one_or_none()
+        attempts = [*(sent.earlier_hashes or []), sent.tx_hash] if sent is not None else []
         changed = session.execute(
             update(ChainOp)
             .where(ChainOp.id == op_id, ChainOp.state == "prepared")
@@ -476,6 +480,8 @@ class TransactionPath:
                 state="mined" if mined.succeeded else "failed",
                 error=None if mined.succeeded else "reverted",
                 tx_hash=mined.tx_hash,  # a replaced attempt may be the one mined
+                # the attempts never mined: the replacement, when an earlier one was
+                earlier_hashes=[h for h in attempts if h != mined.tx_hash],
                 finished_at=utcnow(),
             )
             .execution_options(synchronize_session=False)

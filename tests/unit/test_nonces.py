@@ -388,6 +388,45 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
         database.dispose()
 
 
+def test_when_the_original_is_mined_after_all_the_record_lists_only_what_never_was(
+    tmp_path: Path,
+) -> None:
+    """A stuck transaction is replaced, then the node mines the original after all (a busy
+    chain does): the operation records the original as its transaction, and its list of
+    attempts never mined holds the replacement, not the mined hash."""
+    database = Database(f"sqlite:///{tmp_path / 's.db'}")
+    database.migrate()
+    holding = HoldingNode()
+    service = ContractsService.build(
+        database,
+        holding.chain,
+        LinkSigner(b"k" * 32),
+        signing=holding,
+        public_url="https://offers.example/",
+        link_ttl=3600,
+        tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
+    )
+    try:
+        answer = service.agreements.create(HR, new_agreement())
+        original = answer["chain"]["tx"]
+        assert service.confirm() == 0
+        holding.head = 102
+        assert service.confirm() == 0  # replaced
+        with database.sessions() as session:
+            [op] = session.execute(select(ChainOp)).scalars()
+            replacement = op.tx_hash
+        assert replacement != original
+        holding.mine(original)
+        assert service.confirm() == 1
+        with database.sessions() as session:
+            [op] = session.execute(select(ChainOp)).scalars()
+            assert op.state == "mined" and op.tx_hash == original
+            assert op.earlier_hashes == [replacement]
+        assert service.agreements.get(HR, answer["id"])["chain"]["tx"] == original
+    finally:
+        database.dispose()
+
+
 def test_a_stuck_multicall_is_replaced_once_for_all_its_offers(tmp_path: Path) -> None:
     """The offers of one multicall share its transaction: when it is stuck it is replaced once
     (one new hash, the same nonce, every offer's row moved to it), and when the replacement
