@@ -138,12 +138,25 @@ class BrandingView(Answer):
 
 
 class SmsDefaults(Answer):
+    provider = _opt(metadata={"description": "the deployment's provider, if any"})
     sign_name = _opt()
     templates = fields.Dict(keys=Str(), values=Str())
 
 
+class SmsAccountShown(Answer):
+    """What may be shown of a tenant's own SMS account: never the secret."""
+
+    provider = Str(required=True)
+    access_key_id = Str(metadata={"description": "its first four characters"})
+    access_key_secret = Str(required=True, metadata={"description": "set, or unreadable"})
+    sdk_app_id = _opt()
+    region = _opt()
+    endpoint = _opt()
+
+
 class SmsView(Answer):
     provider = _opt(required=True)
+    account = fields.Nested(SmsAccountShown, allow_none=True)
     sign_name = _opt(required=True)
     templates = fields.Dict(keys=Str(), values=Str(), required=True)
     defaults = fields.Nested(SmsDefaults, required=True)
