@@ -125,16 +125,23 @@ PATHS = ("intake", "offer", "signature", "email", "anchoring")
 
 
 class Service:
-    """The three services in one real process, restarted after each kill."""
+    """The three services in one real process, restarted after each kill; or, with `workers`,
+    under the pre-fork server (`offerseal serve --workers N`), whose arbiter forks a killed
+    worker again from its already imported modules."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 0) -> None:
+        self.env, self.log, self.workers = env, log, workers
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        more = ["--workers", str(self.workers)] if self.workers else []
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "offerseal.cli", "serve", "evidence", "contracts", "notify"],
+                [
+                    sys.executable,
+                    *("-m", "offerseal.cli", "serve", "evidence", "contracts", "notify"),
+                    *more,
+                ],
                 env={**os.environ, **self.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -145,6 +152,24 @@ class Service:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(30)
+
+    def kill_workers(self) -> None:
+        """SIGKILL every worker process at once (every process that serves or works), not
+        the arbiter; returns when they are gone. The arbiter forks their replacements."""
+        assert self.process is not None
+        pid = self.process.pid
+        workers = [int(w) for w in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)
+        while any(Path(f"/proc/{w}").exists() and not _zombie(w) for w in workers):
+            time.sleep(0.01)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -372,7 +397,9 @@ def inject(
     fault: str, service: Service, anvil_box: dict[str, Any], tmp: Path, servers: dict[str, Any]
 ) -> None:
     """One fault, returning when it ended (the process started again, the server back)."""
-    if fault == "kill9":
+    if fault == "kill9" and service.workers:  # the arbiter forks them again at once
+        service.kill_workers()
+    elif fault == "kill9":  # a process manager starts it again, cold
         service.kill()
         time.sleep(random.uniform(0.2, 1.5))
         service.start()
@@ -598,6 +625,7 @@ def run(
     quiet_seconds: float = 0.0,
     clients: int = 4,
     private_servers: bool | None = None,
+    workers: int = 0,
     observe: Callable[[Observed], None] | None = None,
     observe_every: float = 60.0,
 ) -> dict[str, Any]:
@@ -665,7 +693,7 @@ def run(
     evidence = f"http://127.0.0.1:{env['OFFERSEAL_EVIDENCE_PORT']}"
     contracts = f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}"
     notify = f"http://127.0.0.1:{env['OFFERSEAL_NOTIFY_PORT']}"
-    service = Service(env, tmp / "service.log")
+    service = Service(env, tmp / "service.log", workers)
     stop = threading.Event()
     try:
         key = (
@@ -715,7 +743,9 @@ def run(
         for thread in loads:
             thread.start()
         quiet_from = time.time()
+        load = [os.getloadavg()[0]]
         stop.wait(quiet_seconds)
+        load.append(os.getloadavg()[0])
         started_wall = time.time()
         started = time.monotonic()
         rng = random.Random(20261125)
@@ -783,6 +813,8 @@ def run(
             down_seconds=round(down, 1),
             healthy_seconds=round(up_seconds(tally, started_wall, ended_wall), 1),
             agreement_clients=clients,
+            workers=workers,
+            load_average=[*load, os.getloadavg()[0]],
             private_servers=private_servers,
             offers_failed=len(tally.offers_failed),
             signatures_accepted_as_refusal=dict(tally.sign_refusals),
@@ -855,6 +887,16 @@ def recovery_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _served(result: dict[str, Any]) -> str:
+    workers = result.get("workers", 0)
+    if not workers:
+        return "one `offerseal serve` process (SIGKILL: killed, started again cold)"
+    return (
+        f"`offerseal serve --workers {workers}` (SIGKILL: every worker killed at once, the "
+        "arbiter forks them again)"
+    )
+
+
 def write_results(result: dict[str, Any], note: str = "") -> None:
     summary = {
         k: v
@@ -865,11 +907,13 @@ def write_results(result: dict[str, Any], note: str = "") -> None:
         "# Chaos run",
         "",
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} "
-        f"({os.cpu_count()} cores), `make chaos`: one `offerseal serve` process on PostgreSQL "
+        f"({os.cpu_count()} cores), `make chaos`: {_served(result)} on PostgreSQL "
         "and RabbitMQ (private servers of the run), Anvil, aiosmtpd; documents uploaded and "
         f"agreements offered and signed by {result['agreement_clients']} clients, first "
         f"{result['quiet_seconds']:g} s without faults, then {result['fault_seconds']:g} s "
-        "with faults; clients retried with the same Idempotency-Key.",
+        "with faults; clients retried with the same Idempotency-Key. Load average (1 min) at "
+        f"the start, the first fault and the end: {result.get('load_average', '-')}; the 2 cores "
+        "are shared with other agents' work.",
         "",
         "## Recovery: seconds from a fault's end to each path's next success (p50 / max)",
         "",
@@ -877,8 +921,10 @@ def write_results(result: dict[str, Any], note: str = "") -> None:
         "signature: a signature answered 200 (or refused as already committed by an earlier "
         "attempt); email: an e-mail delivered; "
         "anchoring: the proof served of a document accepted after the fault's end. A fault "
-        "ends when the process was started again (SIGKILL), the server answers again "
-        "(PostgreSQL, RabbitMQ) or Anvil answers again from its saved state.",
+        "ends when the killed processes are gone (SIGKILL under the pre-fork arbiter: it forks "
+        "them again, and that time counts as recovery) or the process was started again "
+        "(SIGKILL of a single process), the server answers again (PostgreSQL, RabbitMQ) or "
+        "Anvil answers again from its saved state.",
         "",
         *recovery_table(result),
         "",
@@ -945,6 +991,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=4, help="agreement clients")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes under the pre-fork arbiter (SIGKILL kills them all, the arbiter "
+        "forks them again); 0: one process, killed and started again cold",
+    )
+    parser.add_argument(
         "--local-only", action="store_true", help="only faults that touch nothing outside this run"
     )
     parser.add_argument(
@@ -967,6 +1020,7 @@ def main(argv: list[str] | None = None) -> int:
             quiet_seconds=args.quiet,
             clients=args.clients,
             private_servers=False if args.shared_servers else None,
+            workers=args.workers,
         )
         if os.environ.get("CHAOS_KEEP_LOG"):
             import shutil

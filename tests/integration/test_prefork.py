@@ -30,6 +30,7 @@ class Prefork:
     def __init__(self, env: dict[str, str], log: Path, workers: int) -> None:
         self.base = f"http://127.0.0.1:{env['OFFERSEAL_EVIDENCE_PORT']}"
         self.log = log
+        self.described: dict[int, dict[str, Any]] = {}  # pid -> its /healthz `process` check
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [
@@ -64,6 +65,7 @@ class Prefork:
             if r.status_code == 200:
                 process = r.json()["checks"]["process"]
                 seen[int(process["pid"])] = process["role"]
+                self.described[int(process["pid"])] = process
                 if len(seen) >= want:
                     return seen
             else:
@@ -142,6 +144,11 @@ def test_two_workers_take_uploads_one_anchors_and_a_killed_worker_loses_nothing(
         assert background not in after
         assert sorted(after.values()) == ["background", "requests"], after
         assert len(contents) > 60
+        # The replacement was forked warm: the arbiter had imported the services' modules, so
+        # the new process imported (almost) nothing before serving (a cold one imports over 1,000).
+        replacement = next(pid for pid, role in after.items() if role == "background")
+        started = server.described[replacement]
+        assert started["imported_after_fork"] < 50, started
 
         bundles = proofs(server.base, key, list(contents), timeout=120)
     finally:
