@@ -247,9 +247,9 @@ def run(
         for thread in loads:
             thread.start()
         quiet_from = time.time()
-        load = [os.getloadavg()[0]]
+        load = [round(os.getloadavg()[0], 1)]
         stop.wait(quiet_seconds)
-        load.append(os.getloadavg()[0])
+        load.append(round(os.getloadavg()[0], 1))
         started_wall = time.time()
         started = time.monotonic()
         rng = random.Random(20261125)
@@ -318,7 +318,7 @@ def run(
             healthy_seconds=round(up_seconds(tally, started_wall, ended_wall), 1),
             agreement_clients=clients,
             workers=workers,
-            load_average=[*load, os.getloadavg()[0]],
+            load_average=[*load, round(os.getloadavg()[0], 1)],
             private_servers=private_servers,
             offers_failed=len(tally.offers_failed),
             signatures_accepted_as_refusal=dict(tally.sign_refusals),
