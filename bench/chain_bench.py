@@ -34,7 +34,8 @@ import requests
 import sqlalchemy as sa
 
 from bench.figures import machine, pct
-from bench.run import OUT, PgDatabase, Service, time_to_proof
+from bench.run import OUT, Service, time_to_proof
+from harness.procs import ScratchDatabase
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.net import free_port
@@ -179,7 +180,7 @@ def run_one(
     label = "instant" if block_time is None else f"{block_time:g}s"
     extra = () if block_time is None else ("--block-time", f"{block_time:g}")
     anvil = AnvilProcess(free_port(), extra_args=extra)
-    db = PgDatabase()
+    db = ScratchDatabase()
     workdir = OUT / f"chain-{label}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True)
     out: dict[str, Any] = {"block_time": label, "workers": workers}

@@ -16,7 +16,8 @@ import threading
 import sqlalchemy as sa
 
 from bench import ingest
-from bench.run import OUT, PG_ADMIN, PgDatabase, Service, wait_anchored
+from bench.run import OUT, Service, wait_anchored
+from harness.procs import PG_ADMIN, ScratchDatabase
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.net import free_port
 
@@ -55,7 +56,7 @@ def main() -> int:
             tuple(int(w) for w in args.workers.split(",")),
             16,
             Service,
-            PgDatabase,
+            ScratchDatabase,
             wait_anchored,
         )
     finally:

@@ -27,7 +27,7 @@ from werkzeug.test import EnvironBuilder
 
 from bench.ingest import hash_bodies
 from bench.profile_upload import group_of
-from bench.run import PgDatabase
+from harness.procs import ScratchDatabase
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.config import ANVIL_DEV_KEY, load_settings
 from offerseal.shared.net import free_port
@@ -75,7 +75,7 @@ def main() -> int:
     parser.add_argument("--no-anchor", action="store_true", help="skip the anchoring profile")
     args = parser.parse_args()
     anvil = AnvilProcess(free_port())
-    db = PgDatabase()
+    db = ScratchDatabase()
     data_dir = Path(tempfile.mkdtemp(prefix="offerseal-profile-"))
     try:
         settings = load_settings(

@@ -36,7 +36,7 @@ from web3.providers.rpc import HTTPProvider
 from werkzeug.test import EnvironBuilder
 
 from bench.chain_bench import offer_body
-from bench.run import AMQP, PgDatabase
+from harness.procs import AMQP, ScratchDatabase
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, load_settings
@@ -197,7 +197,7 @@ def main() -> int:
     args = parser.parse_args()
     extra = ("--block-time", f"{args.block_time:g}") if args.block_time else ()
     anvil = AnvilProcess(free_port(), extra_args=extra)
-    db = PgDatabase()
+    db = ScratchDatabase()
     data_dir = Path(tempfile.mkdtemp(prefix="offerseal-profile-"))
     rpc = RpcCounter()
     results: dict[str, Any] = {}

@@ -23,7 +23,7 @@ from typing import Any
 from werkzeug.test import EnvironBuilder
 
 from bench.ingest import multipart
-from bench.run import PgDatabase
+from harness.procs import ScratchDatabase
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.config import ANVIL_DEV_KEY, load_settings
 from offerseal.shared.net import free_port
@@ -57,7 +57,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     anvil = AnvilProcess(free_port())
-    db = PgDatabase()
+    db = ScratchDatabase()
     data_dir = Path(tempfile.mkdtemp(prefix="offerseal-profile-"))
     try:
         settings = load_settings(

@@ -14,8 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,41 +24,26 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from bench.agreement_gas import agreement_gas
 from bench.figures import machine, pct
+from bench.results import write_markdown
+from harness.procs import AMQP, PG_ADMIN, ScratchDatabase, ServiceProcess, create_key, free_port
 from offerseal.evidence.adapters.registry import RegistryClient
 from offerseal.shared import chain
 from offerseal.shared.anvil import AnvilProcess
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2
-from offerseal.shared.net import free_port
 from offerseal_verify import merkle
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
-PG_ADMIN = os.environ.get(
-    "OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 INGEST_PARTS = ("http", "hashes", "anchoring")  # bench/ingest.py's figures, `--parts`
 
 
-class PgDatabase:
-    def __init__(self) -> None:
-        self.name = f"offerseal_bench_{uuid.uuid4().hex[:8]}"
-        self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
-        self.url = PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
-
-    def drop(self) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
-
-
-class Service:
-    """`offerseal serve evidence` in its own process, on PostgreSQL and RabbitMQ."""
+class Service(ServiceProcess):
+    """`offerseal serve evidence` (or `services`) in its own process on PostgreSQL and RabbitMQ,
+    healthy once made, with an hr key (`headers`); `contracts` is the contracts service's URL."""
 
     def __init__(
         self,
@@ -71,69 +54,30 @@ class Service:
         workers: int = 1,
         **env: str,
     ) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
         self.contracts_port = free_port()
         self.contracts = f"http://127.0.0.1:{self.contracts_port}"
-        self.env = {
-            **os.environ,
+        environment = {
             "OFFERSEAL_DATA_DIR": str(workdir),
             "OFFERSEAL_DATABASE_URL": db_url,
             "OFFERSEAL_RPC_URL": rpc_url,
             "OFFERSEAL_SIGNER_KEY": ANVIL_DEV_KEY,
             "OFFERSEAL_BROKER_URL": AMQP,
-            "OFFERSEAL_EVIDENCE_PORT": str(self.port),
+            "OFFERSEAL_EVIDENCE_PORT": str(free_port()),
             "OFFERSEAL_LOG_LEVEL": "WARNING",
             "OFFERSEAL_WEB_THREADS": "16",
             "OFFERSEAL_CONTRACTS_PORT": str(self.contracts_port),
             "OFFERSEAL_CONTRACTS_SIGNER_KEY": ANVIL_DEV_KEY_2,
             **env,
         }
-        key = (
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "offerseal.cli",
-                    "keys",
-                    "create",
-                    "--role",
-                    "hr",
-                    "--tenant",
-                    "bench",
-                ],
-                env=self.env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        self.headers = {"Authorization": f"Bearer {key}"}
-        self.log = (workdir / "service.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "offerseal.cli", "serve", *services, "--workers", str(workers)],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urls = [self.base] + ([self.contracts] if "contracts" in services else [])
-                if all(requests.get(u + "/healthz", timeout=5).status_code == 200 for u in urls):
-                    return
-            except requests.RequestException:  # not listening yet, or busy starting
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("service did not become healthy")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        self.log.close()
+        super().__init__(environment, workdir / "service.log", services, workers)
+        self.env = {**os.environ, **environment}  # what the benches' own commands run with
+        self.headers = {"Authorization": f"Bearer {create_key(environment, 'hr', 'bench')}"}
+        self.start()
+        try:
+            self.wait_healthy(60)
+        except AssertionError:
+            self.stop()
+            raise
 
 
 def ingest_http(svc: Service, docs: list[bytes], clients: int) -> dict[str, Any]:
@@ -307,127 +251,6 @@ def gas_per_document(rpc_url: str) -> list[dict[str, Any]]:
     return out
 
 
-def agreement_gas(rpc_url: str, count: int = 20) -> dict[str, Any]:
-    """Gas for offer + commit per agreement: the registry design against one contract deployed
-    per agreement (the naive design), same terms, same milestones, same signature scheme."""
-    from offerseal.contracts.domain.agreements import Terms, commitment_typed_data
-
-    w3 = chain.connect(rpc_url)
-    employer = chain.account(ANVIL_DEV_KEY)
-    candidate_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-    candidate = chain.account(candidate_key)
-    registry = chain.deploy(w3, employer, "EvidenceRegistry", employer.address, employer.address)
-    agreements = w3.eth.contract(
-        address=chain.deploy(w3, employer, "IntentAgreements", registry),
-        abi=chain.artifact("IntentAgreements")["abi"],
-    )
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    terms = Terms(
-        employer.address,
-        candidate.address,
-        "0x" + "ab" * 32,
-        now + 30 * 86400,
-        3 * 86400,
-        now + 7 * 86400,
-        2_500_000,
-        750_000,
-    )
-    milestones = [(k, now + 20 * 86400, 0) for k in (1, 2, 3, 4)]
-
-    def send(tx: Any) -> int:
-        tx = dict(tx, nonce=w3.eth.get_transaction_count(employer.address))
-        return int(chain.send_signed(w3, employer, tx)["gasUsed"])
-
-    registry_gas: list[int] = []
-    naive_gas: list[int] = []
-    offer_gas: list[int] = []
-    single = chain.artifact("SingleIntentAgreement")
-    for i in range(count):
-        salt = hashlib.sha256(f"bench-{i}".encode()).digest()
-        agreement_id = agreements.functions.agreementIdOf(employer.address, salt).call()
-        nonce = agreements.functions.nonces(candidate.address).call()
-        offered = send(
-            agreements.functions.offer(salt, terms.as_tuple(), milestones).build_transaction(
-                {"from": employer.address}
-            )
-        )
-        typed = commitment_typed_data(
-            chain_id=31337,
-            registry=agreements.address,
-            agreement_id="0x" + agreement_id.hex(),
-            terms=terms,
-            milestones=[(k, due) for k, due, _ in milestones],
-            nonce=nonce,
-            ceremony_hash="0x" + "ce" * 32,  # the registry stores it: the naive design has none
-        )
-        signature = chain.sign_typed_data(candidate_key, typed)
-        committed = send(
-            agreements.functions.commit(
-                agreement_id, bytes.fromhex("ce" * 32), signature
-            ).build_transaction({"from": employer.address})
-        )
-        registry_gas.append(offered + committed)
-        offer_gas.append(offered)
-
-        factory = w3.eth.contract(abi=single["abi"], bytecode=single["bytecode"])
-        deployed = chain.send_signed(
-            w3,
-            employer,
-            dict(
-                factory.constructor(agreement_id, terms.as_tuple(), milestones).build_transaction(
-                    {
-                        "from": employer.address,
-                        "nonce": w3.eth.get_transaction_count(employer.address),
-                    }
-                )
-            ),
-        )
-        contract = w3.eth.contract(address=deployed["contractAddress"], abi=single["abi"])
-        typed_single = commitment_typed_data(
-            chain_id=31337,
-            registry=contract.address,
-            agreement_id="0x" + agreement_id.hex(),
-            terms=terms,
-            milestones=[(k, due) for k, due, _ in milestones],
-            nonce=0,
-            ceremony_hash=None,
-        )
-        committed_single = send(
-            contract.functions.commit(
-                chain.sign_typed_data(candidate_key, typed_single)
-            ).build_transaction({"from": employer.address})
-        )
-        naive_gas.append(int(deployed["gasUsed"]) + committed_single)
-    mean = lambda xs: round(sum(xs) / len(xs))  # noqa: E731
-    # The same offers sent as one multicall (what the contracts service sends when offers wait
-    # for the signer together), by the size of the multicall.
-    bundled: dict[int, int] = {}
-    for size in (4, 16):
-        calls = [
-            bytes.fromhex(
-                agreements.functions.offer(
-                    hashlib.sha256(f"bench-multicall-{size}-{i}".encode()).digest(),
-                    terms.as_tuple(),
-                    milestones,
-                )._encode_transaction_data()[2:]
-            )
-            for i in range(size)
-        ]
-        used = send(
-            agreements.functions.multicall(calls).build_transaction({"from": employer.address})
-        )
-        bundled[size] = round(used / size)
-    return {
-        "agreements": count,
-        "milestones": len(milestones),
-        "offer_gas": mean(offer_gas),
-        "offer_gas_in_multicall": bundled,
-        "registry_offer_commit_gas": mean(registry_gas),
-        "per_agreement_contract_gas": mean(naive_gas),
-        "ratio": round(mean(naive_gas) / mean(registry_gas), 2),
-    }
-
-
 def agreements_through_api(svc: Service, count: int, clients: int) -> dict[str, Any]:
     """Agreements offered, signed (typed data from the API, signed with eth-account as a
     wallet would) and committed through the API: the relay included."""
@@ -504,7 +327,7 @@ def batched_vs_naive(
     compare: dict[str, Any] = {}
     for label in designs:
         batch_max = {"batched": "10000", "batched_when_full": str(count)}.get(label, "1")
-        db = PgDatabase()
+        db = ScratchDatabase()
         workdir = OUT / f"run-{label}-{uuid.uuid4().hex[:6]}"
         workdir.mkdir()
         svc = Service(
@@ -562,12 +385,12 @@ def throughput(rpc_url: str, args: argparse.Namespace) -> dict[str, Any]:
     if "http" in parts:
         print(f"HTTP ingest vs the ceiling, workers {workers} ...", flush=True)
         out["http"] = ingest.http_ingest(
-            rpc_url, OUT, args.docs, workers, 16, Service, PgDatabase, wait_anchored
+            rpc_url, OUT, args.docs, workers, 16, Service, ScratchDatabase, wait_anchored
         )
     if "hashes" in parts:
         print(f"hash-only intake of {args.hashes}, workers {workers} ...", flush=True)
         out["hashes"] = ingest.hash_ingest(
-            rpc_url, OUT, args.hashes, 10_000, workers, Service, PgDatabase, wait_anchored
+            rpc_url, OUT, args.hashes, 10_000, workers, Service, ScratchDatabase, wait_anchored
         )
     if "anchoring" not in parts:
         return out
@@ -661,7 +484,7 @@ def main() -> int:
 
         results["portal"] = portal_bench.run(anvil.url)
 
-        db = PgDatabase()
+        db = ScratchDatabase()
         workdir = OUT / f"run-{uuid.uuid4().hex[:6]}"
         workdir.mkdir()
         svc = Service(anvil.url, db.url, workdir)
@@ -683,7 +506,7 @@ def main() -> int:
             svc.stop()
             db.drop()
 
-        db = PgDatabase()
+        db = ScratchDatabase()
         workdir = OUT / f"run-agreements-{uuid.uuid4().hex[:6]}"
         workdir.mkdir()
         svc = Service(anvil.url, db.url, workdir, ("evidence", "contracts"))
@@ -715,144 +538,6 @@ def main() -> int:
         ingest.write_section(results["throughput"])
     print(json.dumps(results, indent=2))
     return 0
-
-
-ANALYSIS_START, ANALYSIS_END = "<!-- analysis:start -->", "<!-- analysis:end -->"
-
-
-def write_markdown(r: dict[str, Any]) -> None:
-    h, hs, tp, cmp_ = r["http_ingest"], r["hash_ingest"], r["time_to_proof"], r["batched_vs_naive"]
-    g1000 = next(g for g in r["gas"] if g["batch"] == 1000)
-    ag = r["agreement_gas"]
-    aa = r["agreements_api"]
-    nt = r["notify"]
-    mark = lambda ok: "met" if ok else "**not met**"  # noqa: E731
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Measured {r['date']} on {r['machine']}, by `make bench` (`bench/run.py`): "
-        "PostgreSQL, RabbitMQ and Anvil on this machine, the service as its own process "
-        "(`offerseal serve evidence`), load from the bench process. Raw: `bench/out/results.json`.",
-        "",
-        "| figure | result | target | |",
-        "|---|---|---|---|",
-        f"| HTTP ingest, 10 KB documents, {h['clients']} clients | {h['docs_per_s']} docs/s "
-        f"(p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms; {h['documents']} docs) | >= 1,000 docs/s "
-        f"| {mark(h['docs_per_s'] >= 1000)} |",
-        f"| hash-only batch ingest ({hs['per_request']} per request) | {hs['hashes_per_s']} "
-        f"hashes/s | >= 20,000 hashes/s | {mark(hs['hashes_per_s'] >= 20000)} |",
-        f"| 201 -> proof available (interval 1 s, {tp['rate_per_s']}/s) | p50 {tp['p50_s']} s, "
-        f"p95 {tp['p95_s']} s, max {tp['max_s']} s | p95 <= 3 s | {mark(tp['p95_s'] <= 3)} |",
-        f"| gas per document at 1,000 per batch | {g1000['gas_per_doc']} | <= 60 "
-        f"| {mark(g1000['gas_per_doc'] <= 60)} |",
-        f"| batched vs naive (one tx per document), anchoring {cmp_['naive']['documents']} "
-        f"documents | {cmp_['batched']['docs_per_s']} vs {cmp_['naive']['docs_per_s']} docs/s = "
-        f"**{cmp_['ratio_docs_per_s']}x** | >= 20x | {mark(cmp_['ratio_docs_per_s'] >= 20)} |",
-        "",
-        "## Where the targets are not met, and why",
-        "",
-        "- **HTTP ingest** (one process, 8 `requests` clients) and **hash-only intake**: the "
-        'section "Intake throughput" above measures them again with worker processes, '
-        "against the ceiling of this machine (a bare Flask endpoint on the same server), with "
-        "the profile of an upload.",
-        "",
-        "## Gas per document by batch size",
-        "",
-        "| batch | gas (one anchor tx) | gas per document | tree + all proofs (ms) |",
-        "|---|---|---|---|",
-        *[
-            f"| {g['batch']:,} | {g['gas']:,} | {g['gas_per_doc']} | {g['tree_and_proofs_ms']} |"
-            for g in r["gas"]
-        ],
-        "",
-        "## Batched vs naive",
-        "",
-        "| design | documents | transactions | seconds | docs/s | gas per document |",
-        "|---|---|---|---|---|---|",
-        *[
-            f"| {k} | {v['documents']} | {v['transactions']} | {v['seconds']} | {v['docs_per_s']} "
-            f"| {v['gas_per_doc']} |"
-            for k, v in cmp_.items()
-            if isinstance(v, dict)
-        ],
-        "",
-        f"All {h['documents']} HTTP documents were anchored {h['all_anchored_after_s']} s after "
-        "the last 201.",
-        "",
-        "## Intent agreements: gas per agreement offered and committed",
-        "",
-        "The registry design (`IntentAgreements`, one contract for all agreements) against the "
-        "naive one (`contracts/bench/SingleIntentAgreement.sol`, one contract deployed per "
-        f"agreement), {ag['agreements']} agreements with {ag['milestones']} milestones each, "
-        "same terms and the same EIP-712 commitment.",
-        "",
-        "| design | gas for offer + commit | target |",
-        "|---|---|---|",
-        f"| registry | {ag['registry_offer_commit_gas']:,} | <= 250,000 "
-        f"({mark(ag['registry_offer_commit_gas'] <= 250_000)}) |",
-        f"| one contract per agreement | {ag['per_agreement_contract_gas']:,} | |",
-        f"| ratio | **{ag['ratio']}x** cheaper | >= 3x ({mark(ag['ratio'] >= 3)}) |",
-        "",
-        "Offers sent together as one `multicall` (what the contracts service sends when several "
-        "offers wait for the signer at once; all or none take effect): gas per offer "
-        f"{ag['offer_gas']:,} alone, "
-        + ", ".join(
-            f"{gas:,} in a multicall of {size} "
-            f"({round(100 * (1 - gas / ag['offer_gas']), 1)}% less)"
-            for size, gas in ag["offer_gas_in_multicall"].items()
-        )
-        + ".",
-        "",
-        f"Through the API (`offerseal serve evidence contracts`, PostgreSQL, {aa['clients']} "
-        "clients), each agreement offered (one transaction), its typed data fetched through the "
-        "candidate's link, signed with eth-account and relayed to `commit` (a second "
-        f"transaction): {aa['agreements']} agreements in {aa['seconds']} s = "
-        f"**{aa['agreements_per_s']} agreements/s** (p50 {aa['p50_s']} s, p99 {aa['p99_s']} s "
-        "per agreement). Transactions of one signer are sent one at a time (nonces never "
-        "collide), so this is bounded by two mined transactions per agreement.",
-        "",
-        "## Notify: the durable schedule",
-        "",
-        f"{nt['planned']:,} touchpoints planned in PostgreSQL; the dispatcher's claim query "
-        "(`state = 'planned' AND due_at <= now() ORDER BY due_at LIMIT 100 FOR UPDATE SKIP "
-        "LOCKED`, served by the partial index `ix_touchpoints_due`), against the naive plan "
-        "(the same query without the index) on the same table in the same run. Dispatch "
-        "to an SMTP server (aiosmtpd) and a webhook receiver, each in its own process on this "
-        "machine; lateness for 2,000 touchpoints falling due over 10 s.",
-        "",
-        "| figure | result | target | |",
-        "|---|---|---|---|",
-        f"| claim, 10,000 planned | {nt['claim_ms_with_10k_planned']} ms | | |",
-        f"| claim, {nt['planned']:,} planned | {nt['claim_ms_with_1m_planned']} ms | does not "
-        f"grow | {mark(nt['claim_ms_with_1m_planned'] < 5 * nt['claim_ms_with_10k_planned'])} |",
-        f"| claim without the index (naive) | {nt['claim_ms_naive_seq_scan']} ms = "
-        f"**{nt['claim_ratio_naive_vs_index']}x** slower | | |",
-        f"| dispatch to SMTP | {nt['dispatch_smtp_per_s']} messages/s | >= 500 | "
-        f"{mark(nt['dispatch_smtp_per_s'] >= 500)} |",
-        f"| dispatch to SMTP, naive (stdlib EmailMessage, a connection and a commit per "
-        f"message) | {nt['dispatch_smtp_naive_per_s']} messages/s: ours is "
-        f"**{nt['dispatch_smtp_ratio_vs_naive']}x** faster | | |",
-        f"| dispatch to the webhook | {nt['dispatch_webhook_per_s']} messages/s | >= 500 | "
-        f"{mark(nt['dispatch_webhook_per_s'] >= 500)} |",
-        f"| lateness (sent - due) | p50 {nt['lateness_p50_s']} s, p95 {nt['lateness_p95_s']} s "
-        f"| p95 <= 2 s | {mark(nt['lateness_p95_s'] <= 2)} |",
-        "",
-        "One dispatcher process sends one message at a time on a kept-open SMTP connection or "
-        "HTTP keep-alive session, composes the MIME bytes itself instead of using the standard "
-        "library's EmailMessage, and commits outcomes 50 at a time in one executemany; the "
-        "naive row above does none of these. Several dispatchers can run against PostgreSQL "
-        "(SKIP LOCKED) for more.",
-        "",
-    ]
-    path = ROOT / "bench" / "RESULTS.md"
-    if path.exists():  # the written reading of the figures, kept between runs
-        old = path.read_text()
-        if ANALYSIS_START in old and ANALYSIS_END in old:
-            lines += [
-                old[old.index(ANALYSIS_START) : old.index(ANALYSIS_END) + len(ANALYSIS_END)],
-                "",
-            ]
-    path.write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

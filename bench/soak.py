@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from bench import chaos
+from bench.figures import machine
+from bench.invariants import BAD
+from bench.load import PATHS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,8 +90,8 @@ def write(samples: list[dict[str, Any]], result: dict[str, Any], interval: float
     lines = [
         "# Soak run",
         "",
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} "
-        f"({os.cpu_count()} cores), `make soak`: {result['fault_seconds']:g} s of documents, "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {machine()}, `make soak`: "
+        f"{result['fault_seconds']:g} s of documents, "
         f"offers and signatures ({result['agreement_clients']} agreement clients) without "
         "faults on one `offerseal serve` process, private PostgreSQL and RabbitMQ, Anvil; "
         f"the start is sampled after a warm-up of {result['quiet_seconds']:g} s.",
@@ -103,7 +105,7 @@ def write(samples: list[dict[str, Any]], result: dict[str, Any], interval: float
     lines += ["", f"## p95 latency per path per {interval:g} s (seconds; count)", ""]
     began = start["at"]
     buckets = max(1, int((end["at"] - began) // interval) + 1)
-    paths = [p for p in chaos.PATHS if result["latency"].get(p)]
+    paths = [p for p in PATHS if result["latency"].get(p)]
     lines += ["| interval | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
     for i in range(buckets):
         lo, hi = began + i * interval, began + (i + 1) * interval
@@ -114,7 +116,7 @@ def write(samples: list[dict[str, Any]], result: dict[str, Any], interval: float
         lines.append(f"| {i * interval:g}-{(i + 1) * interval:g} s | " + " | ".join(cells) + " |")
     counts = {k: result[k] for k in ("documents_201", "agreements_offered", "signatures_accepted")}
     lines += ["", f"Counts: {json.dumps(counts)}; losses or duplicates: "]
-    lines[-1] += "none." if all(result[k] == 0 for k in chaos.BAD) else "SOME (see chaos checks)."
+    lines[-1] += "none." if all(result[k] == 0 for k in BAD) else "SOME (see chaos checks)."
     return "\n".join(lines) + "\n"
 
 
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         (ROOT / "bench" / "SOAK.md").write_text(text)
-    return 0 if all(result[k] == 0 for k in chaos.BAD) else 1
+    return 0 if all(result[k] == 0 for k in BAD) else 1
 
 
 if __name__ == "__main__":

@@ -325,12 +325,12 @@ def cmd_verify_dossier(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify_options(parser: argparse.ArgumentParser) -> None:
-    from offerseal_verify import cli as verifier
+    from offerseal_verify import options  # not the verifier itself: every start builds this
 
-    verifier.add_trust_options(
+    options.add_trust_options(
         parser, "Ethereum JSON-RPC URL (default: OFFERSEAL_RPC_URL or http://127.0.0.1:8545)"
     )
-    verifier.add_budget_option(parser)
+    options.add_budget_option(parser)
 
 
 def cmd_certificate(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
+from harness.procs import free_port
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, Settings, load_settings
-from offerseal.shared.net import free_port as ephemeral_port
 from offerseal.shared.net import listening
 
 pytest_plugins = ["tests.scheduling"]
@@ -32,38 +32,6 @@ PG_ADMIN_URL = os.environ.get(
     "OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 AMQP_URL = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port() -> int:
-    """A port nothing listens on, for a process started later (Anvil, `offerseal serve`),
-    taken below the kernel's ephemeral range. `offerseal.shared.net.free_port()` asks the kernel
-    for an ephemeral port and lets it go: with several workers (and other runs) binding port 0
-    all the time, one of them could be given the same port before our process binds it, and a
-    test would talk to someone else's server. Ports below the range are never handed out that
-    way."""
-    import random
-    import socket
-
-    pick = random.SystemRandom()
-    high = _ephemeral_low() - 1
-    low = max(1024, high - 12000)
-    for _ in range(200):
-        port = pick.randint(low, high)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if not listening("127.0.0.1", port):
-            return port
-    return ephemeral_port()
 
 
 def require_server(name: str, host: str, port: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -143,6 +144,9 @@ class PreforkServer(GunicornApp):
         self.background_worker: Any = None  # in the arbiter: the worker that has the role
         self.is_background = False  # in a worker: whether it has the role
         self.stack: Any = None
+        self.forked_at = 0.0  # in a worker: monotonic time of its fork
+        self.modules_at_fork = 0  # in a worker: modules imported when it was forked
+        self.start_cost: dict[str, Any] = {}  # in a worker: what its start took (`/healthz`)
         s = settings
         options = server_options(
             [f"{s.host}:{port}" for port in self.ports.values()],
@@ -165,6 +169,14 @@ class PreforkServer(GunicornApp):
         stack = self.build(self.is_background)
         self.stack = stack.start()
         role = "background" if self.is_background else "requests"
+        if self.is_background:
+            stack.wait_ready(BOOT_SECONDS)
+        # A warm fork imports (almost) nothing: the arbiter preloaded the services' modules.
+        self.start_cost = {
+            "seconds_from_fork": round(time.monotonic() - self.forked_at, 3),
+            "imported_after_fork": len(sys.modules) - self.modules_at_fork,
+        }
+        log.info("%s process %s serving: %s", role, os.getpid(), self.start_cost)
         for name, app in stack.apps.items():
             if name == "web":
                 continue  # the pages' gateway routes to the services' apps below
@@ -172,7 +184,6 @@ class PreforkServer(GunicornApp):
         if "web" in stack.apps:
             self._describe(stack.web_app, role)
         if self.is_background:
-            stack.wait_ready(BOOT_SECONDS)
             self.ready_file.write_text(str(os.getpid()))
             log.info("background process %s ready (anchoring, relay, consumers)", os.getpid())
         return ByPort({self.ports[name]: app for name, app in stack.apps.items()})
@@ -181,7 +192,7 @@ class PreforkServer(GunicornApp):
         """`/healthz` names this process and its role; a request-only process is healthy only
         while the background process is up."""
         watched: dict[str, Callable[[], Any]] = app.extensions.setdefault("offerseal.watched", {})
-        watched["process"] = lambda: {"pid": os.getpid(), "role": role}
+        watched["process"] = lambda: {"pid": os.getpid(), "role": role, **self.start_cost}
         if role == "requests":
             ready_file = self.ready_file
 
@@ -209,6 +220,8 @@ class PreforkServer(GunicornApp):
             time.sleep(0.05)
 
     def _post_fork(self, server: Any, worker: Any) -> None:  # in the worker
+        self.forked_at = time.monotonic()
+        self.modules_at_fork = len(sys.modules)
         self.is_background = bool(getattr(worker, "offerseal_background", False))
         self.background_worker = None
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from harness.procs import ServiceProcess, create_key, service_env
 from offerseal.evidence.anchoring import Anchorer
 from offerseal.evidence.crypto import DocumentCipher
 from offerseal.evidence.domain.documents import NewDocument, status_of
@@ -26,7 +27,6 @@ from offerseal.shared.models import OutboxMessage
 from offerseal_verify.receipts import ReceiptSigner
 from tests.conftest import free_port
 from tests.integration.test_recovery import assert_anchored_exactly_once, post, proofs
-from tests.procs import ServiceProcess, create_key, service_env
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from harness.procs import ServiceProcess, create_key, service_env
 from offerseal.shared.config import ANVIL_DEV_KEY_2
 from tests.conftest import api_link, free_port
 from tests.integration.test_notify import (
@@ -21,7 +22,6 @@ from tests.integration.test_notify import (
     offer,
     sign,
 )
-from tests.procs import ServiceProcess, create_key, service_env
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 

@@ -18,13 +18,13 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
+from harness.procs import ServiceProcess, create_key, service_env
 from offerseal.contracts.models import Agreement, ChainOp
 from offerseal.shared import chain
 from offerseal.shared.db import Database
 from offerseal.shared.models import SignerNonce
 from tests.conftest import RunningStack, free_port, make_settings, start_stack
 from tests.integration.test_contracts_service import body, outbox
-from tests.procs import ServiceProcess, create_key, service_env
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 

@@ -690,8 +690,8 @@ def test_a_killed_worker_neither_loses_nor_doubles_the_invitation(
     mailbox: tuple[Mailbox, str],
     failpoint: str,
 ) -> None:
+    from harness.procs import ServiceProcess, create_key, service_env
     from offerseal.shared.config import ANVIL_DEV_KEY_2
-    from tests.procs import ServiceProcess, create_key, service_env
 
     box, smtp_url = mailbox
     env = service_env(

@@ -13,13 +13,13 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from harness.procs import ServiceProcess, create_key, service_env
 from offerseal.evidence.adapters.registry import RegistryClient, Web3ChainView
 from offerseal.evidence.models import Batch, BatchMember, Document
 from offerseal.shared import chain
 from offerseal.shared.db import Database
 from offerseal_verify.proofs import verify_bundle
 from tests.conftest import free_port
-from tests.procs import ServiceProcess, create_key, service_env
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 

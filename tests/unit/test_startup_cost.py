@@ -27,3 +27,37 @@ def test_the_dummy_hash_is_made_once_and_verifies_nothing() -> None:
 
     first = users._dummy_hash()
     assert first is users._dummy_hash() and first.startswith("$argon2id$")
+
+
+# Imported at `offerseal serve` only when first used: the DKIM check of an uploaded e-mail and
+# signing of outgoing mail (dkim, with dnspython), phone numbers (phonenumbers' metadata), the
+# standalone verifier (its options are in a light module), PDFs (reportlab, pyHanko), the fuzzer.
+NOT_AT_START = (
+    "dkim",
+    "dns.resolver",
+    "phonenumbers",
+    "offerseal_verify.cli",
+    "reportlab",
+    "pyhanko",
+    "schemathesis",
+    "hypothesis",
+)
+
+
+def test_serve_imports_no_heavy_module_it_does_not_need_yet() -> None:
+    # What `offerseal serve evidence contracts notify` imports before it serves: the command's
+    # parser and every module its stack starts with (`stack.preload`, which the pre-fork arbiter
+    # runs before forking). Importing makes nothing: no thread is started.
+    probe = (
+        "import sys, threading\n"
+        "from offerseal.cli import build_parser\n"
+        "from offerseal.stack import SERVICES, preload\n"
+        "build_parser().parse_args(['serve', 'evidence', 'contracts', 'notify'])\n"
+        "preload(SERVICES)\n"
+        f"heavy = [m for m in {NOT_AT_START!r} if m in sys.modules]\n"
+        "assert not heavy, f'imported at start: {heavy}'\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "assert 'offerseal.contracts.app' in sys.modules and 'web3' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -41,6 +41,7 @@ from .manifest import (
     name_key,
     unsafe_name,
 )
+from .options import MAX_TOTAL_BYTES
 from .proofs import MAX_BUNDLE_BYTES, ChainView, Check, Verdict, verify_bundle
 from .receipts import TrustedKey
 from .sm3 import Sm3
@@ -61,9 +62,8 @@ __all__ = [
 
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MAX_COVER_BYTES = 64 * 1024 * 1024
-# Every byte a verification decompresses, whatever the manifest declares (the verify page has
-# the same bound): a real dossier is a few megabytes, its uploads at most 25 MB each.
-MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+# MAX_TOTAL_BYTES (options.py): every byte a verification decompresses, whatever the manifest
+# declares (the verify page has the same bound).
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a ZIP local file header, before its name
 _CHUNK = 1024 * 1024
 # What reading or parsing a damaged or hostile entry raises (bad CRC or deflate data, unknown

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import phonenumbers
-
 from ..domain import sms as rules
 
 Outcome = Literal["accepted", "throttled", "invalid", "unavailable"]
@@ -29,6 +27,8 @@ class InvalidPhone(ValueError):
 def e164(raw: str, default_region: str = "CN") -> str:
     """`+8613800138000` from `13800138000`, `+86 138 0013 8000` or `0086...`; raises
     `InvalidPhone` for anything that is not a valid number."""
+    import phonenumbers  # its metadata: imported with the first number, not at every start
+
     text = (raw or "").strip()
     if text.startswith("00"):
         text = "+" + text[2:]
