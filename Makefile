@@ -83,7 +83,7 @@ lint: setup ## ruff, mypy and the import boundaries (import-linter; contracts in
 catalogue: ## sort the texts' catalogue (services/shared/catalogue/); fold in a merged branch's services/web/messages*.json
 	python3 scripts/catalogue.py
 
-docs: setup ## regenerate docs/configuration.md from the settings table (services/shared/variables.py)
+docs: setup ## regenerate docs/configuration.md from the settings table (services/shared/variables/)
 	$(BIN)/offerseal config docs docs/configuration.md
 
 compile: setup ## recompile contracts/ into contracts/build/ (commit the result)

@@ -1,6 +1,6 @@
 """Settings from `OFFERSEAL_*` environment variables: the one place that reads the environment.
 
-Every variable, its type and its meaning is declared in `VARIABLES` (`variables.py`, re-exported
+Every variable, its type and its meaning is declared in `VARIABLES` (`variables/`, re-exported
 here); its default is the `Settings` field's. docs/configuration.md is generated from both
 (`offerseal config docs`), and a test fails when it is stale.
 """

@@ -1,68 +1,13 @@
-"""Every `OFFERSEAL_*` variable OfferSeal reads: its name, the `Settings` attribute it sets, how
-its text is read and what it means. `config.py` builds the settings from this table, and
-docs/configuration.md is generated from it (`offerseal config docs`)."""
+"""The settings every deployment has: storage, broker, chain, keys, the services' addresses,
+links, timers, mail, limits, the console."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+from .kinds import Variable, parse_bool, parse_duration, parse_list, parse_size
 
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from `90`, `1.5`, `500ms`, `90s`, `30m`, `48h` or `2d`."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use seconds or a number with ms/s/m/h/d)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
-
-def parse_size(text: str) -> int:
-    match = re.match(r"^\s*(\d+)\s*(b|kib|mib|gib|kb|mb|gb)?\s*$", text.lower())
-    if not match:
-        raise ValueError(f"not a size: {text!r} (bytes, or a number with KiB/MiB/GiB)")
-    factor = {
-        None: 1,
-        "b": 1,
-        "kib": 1024,
-        "mib": 1024**2,
-        "gib": 1024**3,
-        "kb": 1000,
-        "mb": 1000**2,
-        "gb": 1000**3,
-    }[match.group(2)]
-    return int(match.group(1)) * factor
-
-
-def parse_list(text: str) -> tuple[str, ...]:
-    """Comma- or space-separated values, in order, without empty ones."""
-    return tuple(part for part in re.split(r"[\s,]+", text.strip()) if part)
-
-
-@dataclass(frozen=True)
-class Variable:
-    env: str
-    attr: str
-    parse: Callable[[str], Any]
-    help: str
-
-
-VARIABLES: tuple[Variable, ...] = (
+CORE: tuple[Variable, ...] = (
     Variable(
         "OFFERSEAL_DATA_DIR",
         "data_dir",
@@ -443,39 +388,6 @@ VARIABLES: tuple[Variable, ...] = (
         "names (and the check says so).",
     ),
     Variable(
-        "OFFERSEAL_BTOE_SECRET_ID",
-        "btoe_secret_id",
-        str,
-        "Tencent Cloud API SecretId for the judicial-chain witness (BTOE): with "
-        "OFFERSEAL_BTOE_SECRET_KEY, every anchored root's digest is deposited with Tencent Cloud "
-        "BTOE (CreateHashDepositNoCert) and the answer stored in the proof bundles. Unset: off "
-        "(the default). One account for every tenant.",
-    ),
-    Variable(
-        "OFFERSEAL_BTOE_SECRET_KEY",
-        "btoe_secret_key",
-        str,
-        "Tencent Cloud API SecretKey for BTOE (a secret: never logged or returned).",
-    ),
-    Variable(
-        "OFFERSEAL_BTOE_REGION",
-        "btoe_region",
-        str,
-        "Tencent Cloud region of the BTOE calls.",
-    ),
-    Variable(
-        "OFFERSEAL_BTOE_ENDPOINT",
-        "btoe_endpoint",
-        str,
-        "BTOE API endpoint URL (https://btoe.tencentcloudapi.com; tests give a local server).",
-    ),
-    Variable(
-        "OFFERSEAL_BTOE_HASH",
-        "btoe_hash",
-        str,
-        "Digest of the root deposited with BTOE: `sm3` (HashType 0, the default) or `sha256`.",
-    ),
-    Variable(
         "OFFERSEAL_OUTBOX_INTERVAL",
         "outbox_interval",
         parse_duration,
@@ -551,79 +463,6 @@ VARIABLES: tuple[Variable, ...] = (
         str,
         "Failed console sign-ins allowed per account and per client address, e.g. "
         "`5/minute;20/hour`; over it: the sign-in page answers 429 with Retry-After.",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_PROVIDER",
-        "sms_provider",
-        str,
-        "SMS channel through a provider's official SDK: `aliyun` (Dysmsapi) or `tencent` "
-        "(Tencent Cloud SMS). Unset: no SMS channel (the webhook may still feed a gateway).",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_ACCESS_KEY_ID",
-        "sms_access_key_id",
-        str,
-        "The SMS provider's key id: Aliyun AccessKey ID or Tencent SecretId.",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_ACCESS_KEY_SECRET",
-        "sms_access_key_secret",
-        str,
-        "The SMS provider's key secret: Aliyun AccessKey Secret or Tencent SecretKey. Never "
-        "logged.",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_ENDPOINT",
-        "sms_endpoint",
-        str,
-        "The provider's API host (`dysmsapi.aliyuncs.com`, `sms.tencentcloudapi.com`, the "
-        "defaults); `http://host:port` for a local stand-in.",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_SDK_APP_ID",
-        "sms_sdk_app_id",
-        str,
-        "Tencent only: the SMS application's SdkAppId (`1400006666`).",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_REGION",
-        "sms_region",
-        str,
-        "Tencent only: the API region (`ap-guangzhou`).",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_SIGN_NAME",
-        "sms_sign_name",
-        str,
-        "The approved sign name used when a tenant set none (`PUT /v1/sms`).",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_TEMPLATES",
-        "sms_templates",
-        str,
-        "Approved template ids per message kind, used when a tenant set none: "
-        "`code=SMS_1,checkin=SMS_2,...` (kinds: invitation, checkin, milestone_request, "
-        "amendment, weekly_update, welcome_package, closing, code).",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_REPORT_INTERVAL",
-        "sms_report_interval",
-        parse_duration,
-        "How often notify pulls SMS delivery reports from the provider.",
-    ),
-    Variable(
-        "OFFERSEAL_CHAT_ROBOT_HOSTS",
-        "chat_robot_hosts",
-        parse_list,
-        "Extra hosts (`host:port`) a tenant's chat-robot webhook may point to, besides "
-        "DingTalk's, WeCom's and Feishu's own (`PUT /v1/alerts`); for local stand-ins only.",
-    ),
-    Variable(
-        "OFFERSEAL_SMS_ENDPOINT_HOSTS",
-        "sms_endpoint_hosts",
-        parse_list,
-        "Extra endpoints (`http://host:port`) a tenant's own SMS account may name, besides "
-        "Aliyun's and Tencent Cloud's own API hosts (`PUT /v1/sms`); for local stand-ins only.",
     ),
     Variable("OFFERSEAL_LOG_LEVEL", "log_level", str, "Python logging level."),
     Variable(
