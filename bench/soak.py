@@ -102,6 +102,13 @@ def write(samples: list[dict[str, Any]], result: dict[str, Any], interval: float
     for name in metrics:
         a, b = start[name], end[name]
         lines.append(f"| {name} | {a} | {b} | {b - a:+d} |")
+    # Every sample, so growth can be told from warm-up: a curve that levels off is a cache
+    # filling up, one that keeps climbing is a leak.
+    lines += ["", "## Every sample (seconds after the start)", ""]
+    lines += ["| at | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for taken in samples:
+        cells = " | ".join(str(taken[name]) for name in metrics)
+        lines.append(f"| {taken['at'] - start['at']:.0f} | {cells} |")
     lines += ["", f"## p95 latency per path per {interval:g} s (seconds; count)", ""]
     began = start["at"]
     buckets = max(1, int((end["at"] - began) // interval) + 1)
