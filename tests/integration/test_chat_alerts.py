@@ -345,9 +345,10 @@ def test_a_breach_coming_due_and_a_disputed_arrival_reach_the_robots_through_rab
         r = requests.put(sms_url, headers=running.hr, json={"account": account}, timeout=30)
         assert r.status_code == 200 and r.json()["account"]["access_key_secret"] == "set"
         assert account["access_key_secret"] not in r.text
-        assert account["access_key_secret"] not in requests.get(
-            sms_url, headers=running.hr, timeout=30
-        ).text
+        assert (
+            account["access_key_secret"]
+            not in requests.get(sms_url, headers=running.hr, timeout=30).text
+        )
         absent = create(running, candidate_ref="cand-absent", position="Firmware Lead")
         disputed = create(running, candidate_ref="cand-disputed")
         for a in (absent, disputed):
@@ -392,8 +393,13 @@ def test_a_breach_coming_due_and_a_disputed_arrival_reach_the_robots_through_rab
         # the disputed candidate's breach date was announced once, before the arrival
         assert len(posted("dingtalk", "Breach coming due", "cand-disputed")) <= 1
         assert robots.bad == {"dingtalk": 0, "wecom": 0, "feishu": 0}  # every post signed
-        with running.db.sessions() as session:
-            rows = session.execute(select(HrAlert.kind, HrAlert.state)).all()
-        assert ("arrival_disputed", "done") in rows and ("breach_due", "done") in rows
+
+        def recorded() -> bool:
+            # the robot has the post before the dispatcher records it done: wait for the row
+            with running.db.sessions() as session:
+                rows = session.execute(select(HrAlert.kind, HrAlert.state)).all()
+            return ("arrival_disputed", "done") in rows and ("breach_due", "done") in rows
+
+        assert _wait_for(recorded)
     finally:
         running.stack.stop()
