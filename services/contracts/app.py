@@ -21,7 +21,7 @@ from ..shared.links import LinkSigner
 from ..shared.pdf import PdfSigningKey
 from ..shared.transactions.onchain import Web3SigningChain
 from ..shared.web import create_base_app, health_route, standard_checks
-from ..shared.workers import Workers, reconnect_backoff, run_every
+from ..shared.workers import IDLE, Workers, reconnect_backoff, run_every
 from . import api
 from .adapters.chain import IntentAgreementsChain
 from .adapters.evidence import EvidenceArchiveClient, EvidenceClient
@@ -176,17 +176,19 @@ class ContractsNode:
         recovered = False
         last_sweep = 0.0
 
-        def step() -> None:
+        def step() -> object:
+            """One pass; IDLE when it changed nothing (the loop then looks less often)."""
             nonlocal recovered, last_sweep
             if not recovered:
                 self.service.recover()
                 recovered = True
                 self.ready.set()
-            self.service.confirm_recorded_evidence()
-            self.service.follow()  # what others sent to the contract
+            moved = self.service.confirm_recorded_evidence()
+            moved += self.service.follow()  # what others sent to the contract
             if time.monotonic() - last_sweep >= self.settings.sweep_interval:
-                self.service.sweep()
+                moved += sum(self.service.sweep().values())
                 last_sweep = time.monotonic()
+            return None if moved else IDLE
 
         run_every(
             stop,
@@ -203,10 +205,16 @@ class ContractsNode:
         while not self.ready.wait(0.5):  # recovery first
             if stop.is_set():
                 return
+
+        def step() -> object:
+            """One round; IDLE when no transaction of ours is in flight."""
+            recorded = self.service.confirm()
+            return recorded if recorded or self.service.transactions.in_flight else IDLE
+
         run_every(
             stop,
             self.settings.tx_poll_interval,
-            self.service.confirm,
+            step,
             name="contracts confirmer",
             log=log,
             backoff=reconnect_backoff(),

@@ -216,9 +216,7 @@ def sections(facts: NotaryFacts) -> list[tuple[str, list[tuple[str, str]]]]:
             )
         )
     if len(facts.documents) > MAX_DOCUMENTS:
-        documents.append(
-            ("……", _t("document.more", n=len(facts.documents) - MAX_DOCUMENTS))
-        )
+        documents.append(("……", _t("document.more", n=len(facts.documents) - MAX_DOCUMENTS)))
     custody = [
         (
             kind_name(doc.kind),

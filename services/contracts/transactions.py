@@ -154,6 +154,9 @@ class TransactionPath:
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []  # submissions waiting for the signer's lock
         self._bundles: bool | None = None  # whether the contract takes a multicall (read once)
+        # Whether the last round of the confirmer found operations of ours in flight (until the
+        # first round: assume so). None in flight: the confirmer may look less often.
+        self.in_flight = True
 
     # ---- sending ------------------------------------------------------------------------------
 
@@ -383,6 +386,7 @@ class TransactionPath:
         chain has mined, then send again, replace or fill what holds the queue up. Returns
         how many outcomes were recorded."""
         ops = self.operations.prepared()
+        self.in_flight = bool(ops)
         if not ops:
             self.path.forget_gaps()
             return 0

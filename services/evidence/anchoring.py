@@ -60,7 +60,7 @@ from ..shared.locks import ExclusiveLock
 from ..shared.transactions import SignerPath, SigningChain
 from ..shared.transactions.book import DbNonceBook
 from ..shared.transactions.onchain import Web3SigningChain
-from ..shared.workers import reconnect_backoff, run_every
+from ..shared.workers import IDLE, reconnect_backoff, run_every
 from .adapters.registry import RegistryClient
 from .finalizing import finalize, seq_among
 from .in_flight import Batches, Flight, attempt_of
@@ -520,6 +520,8 @@ class Anchorer:
         """Supersede anchored batches whose root the chain no longer holds (`reconciling.py`).
         Returns how many."""
         registry = self._registry()
+        if Reconciliation(self.db, self.w3, registry, self.chain_id).newest_intact():
+            return 0  # one block read: the common case, every few seconds
         if not chain.has_code(self.w3, registry.address):
             # Redeploys only on a chain with another genesis (reset); a node that is merely
             # behind raises ChainBehind and nothing changes.
@@ -554,9 +556,9 @@ class Anchorer:
         connected = False
         last_batch = last_reconcile = time.monotonic()
 
-        def step() -> bool:
+        def step() -> object:
             """One look at the batches in flight and at the queue; True when something moved
-            (look again at once)."""
+            (look again at once), IDLE when nothing waits and nothing is in flight."""
             nonlocal connected, last_batch, last_reconcile
             if not connected:
                 self.connect()
@@ -581,6 +583,8 @@ class Anchorer:
                 return True
             if not pending:
                 last_batch = now
+                if not finished and not self._in_flight:
+                    return IDLE
             return finished > 0
 
         def paused(_exc: BaseException) -> None:

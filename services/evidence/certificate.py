@@ -22,6 +22,7 @@ from ..shared.pdf import Report, render_report
 
 LANGS = i18n.LANGUAGES
 
+
 def label(key: str, lang: str, **params: object) -> str:
     """The certificate's text `key` (catalogue `pdf.certificate.*`); any language but zh-CN
     reads English."""

@@ -32,6 +32,30 @@ class Reconciliation:
     registry: RegistryClient
     chain_id: int
 
+    def newest_intact(self) -> bool:
+        """True when the newest anchored batch's block is on the chain with the hash recorded,
+        under the registry in use: the chain's history up to that block is the one we anchored
+        in (a block hash commits to every block before it), so no root is gone. One block read
+        instead of the checks of `Anchorer.reconcile` and `run`; any doubt (no batch, another
+        block, an RPC failure) is False, and they decide."""
+        with self.db.sessions() as session:
+            latest = session.execute(
+                select(Batch.block_number, Batch.block_hash, Batch.registry_address)
+                .where(Batch.state == "anchored", Batch.chain_id == self.chain_id)
+                .order_by(Batch.id.desc())
+                .limit(1)
+            ).one_or_none()
+        if latest is None:
+            return False  # `run` still looks whether the registry is there (a reset chain)
+        number, block_hash, registry_address = latest
+        if not number or not block_hash or registry_address != self.registry.address:
+            return False
+        try:
+            block = self.w3.eth.get_block(int(number))
+        except Exception:  # not there (a reset chain, a node behind) or unreachable: run decides
+            return False
+        return bool(block["hash"].to_0x_hex() == block_hash)
+
     def run(self) -> int:
         """Supersede anchored batches whose root the chain no longer holds. Returns how many.
 

@@ -19,7 +19,7 @@ from ..shared.db import Database, is_sqlite
 from ..shared.links import LinkSigner
 from ..shared.shortlinks import Shortener
 from ..shared.web import create_base_app, health_route, standard_checks
-from ..shared.workers import Workers, reconnect_backoff, run_every
+from ..shared.workers import IDLE, Workers, reconnect_backoff, run_every
 from . import api, confirmations_api
 from .adapters.channels import FolderChannel, SmtpChannel, WebhookChannel
 from .adapters.journal import SentJournal
@@ -190,8 +190,9 @@ class NotifyNode:
         lease = 0.0 if is_sqlite(self.db.engine) else LEASE_SECONDS
         settled = False
 
-        def step() -> bool:
-            """One dispatch pass; True when something was sent (look again at once)."""
+        def step() -> object:
+            """One dispatch pass; True when something was sent (look again at once), IDLE
+            when nothing was due."""
             nonlocal last_release, last_report, last_sms_reports, lease, settled
             if not settled:
                 self.service.settle_journal()
@@ -214,7 +215,7 @@ class NotifyNode:
                     sms.pull_reports()
                 except Exception as exc:  # the provider is unreachable: next round
                     log.warning("pulling SMS delivery reports failed: %s", type(exc).__name__)
-            return self.service.dispatch_once() != 0
+            return self.service.dispatch_once() != 0 or IDLE
 
         run_every(
             stop,

@@ -148,8 +148,7 @@ def list_keys(db: Database, tenant: str | None = None) -> list[dict[str, object]
             "created_at": iso(k.created_at),
             "expires_at": iso(k.expires_at),
             "revoked_at": iso(k.revoked_at),
-            "active": k.revoked_at is None
-            and (k.expires_at is None or aware(k.expires_at) > now),
+            "active": k.revoked_at is None and (k.expires_at is None or aware(k.expires_at) > now),
         }
         for k in keys
     ]

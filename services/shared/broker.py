@@ -29,7 +29,7 @@ from . import messages, topology
 from .db import Database, is_sqlite
 from .errors import TransientError
 from .models import HandledMessage, OutboxMessage, utcnow
-from .workers import Backoff, reconnect_backoff, run_every
+from .workers import IDLE, Backoff, reconnect_backoff, run_every
 
 log = logging.getLogger(__name__)
 
@@ -183,20 +183,19 @@ class OutboxRelay:
                     )
             return len(published)
 
-    def _step(self) -> bool:
-        if (
-            self.housekeeping is not None
-            and (
-                self._last_housekeeping is None
-                or time.monotonic() - self._last_housekeeping >= self.housekeeping_interval
-            )
+    def _step(self) -> object:
+        """One pass: True when a full batch went out (more wait), IDLE when nothing did."""
+        if self.housekeeping is not None and (
+            self._last_housekeeping is None
+            or time.monotonic() - self._last_housekeeping >= self.housekeeping_interval
         ):
             self._last_housekeeping = time.monotonic()
             try:
                 self.housekeeping()
             except Exception:  # never in the way of publishing; tried again next time
                 log.exception("outbox relay: housekeeping failed")
-        return self.publish_pending() == self.batch
+        published = self.publish_pending()
+        return published == self.batch if published else IDLE
 
     def run(self, stop: threading.Event) -> None:
         # A full batch means more rows wait: publish again at once. Broker down: the rows stay

@@ -42,9 +42,9 @@ __all__ = [
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ANVIL_DEV_KEY_2 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
+
 class ConfigError(ValueError):
     """A variable has a value that cannot be used; the message names the variable."""
-
 
 
 _URLS = {

@@ -84,7 +84,5 @@ def _cell(text: str) -> str:
 
 def configuration_page() -> str:
     """The whole page, one row per variable in the table's order."""
-    rows = [
-        f"| `{v.env}` | {default_text(v.attr, v.parse)} | {_cell(v.help)} |" for v in VARIABLES
-    ]
+    rows = [f"| `{v.env}` | {default_text(v.attr, v.parse)} | {_cell(v.help)} |" for v in VARIABLES]
     return HEADER + "\n".join(rows) + "\n"

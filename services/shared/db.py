@@ -12,6 +12,8 @@ from sqlalchemy import JSON, MetaData, create_engine, event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from .workers import ACTIVITY
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -32,7 +34,39 @@ PG_LOCK_TIMEOUT_MS = 30_000
 PG_IDLE_IN_TRANSACTION_MS = 300_000
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def _ring_after_writes(engine: Engine) -> None:
+    """Ring `workers.ACTIVITY` when a transaction that wrote commits, so this process's idle
+    loops look for the work it may have made (an outbox row, a document, a transaction)."""
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _wrote(
+        conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if (context is not None and (context.isinsert or context.isupdate or context.isdelete)) or (
+            statement.lstrip()[:6].upper() in _WRITES
+        ):
+            conn.info["offerseal_wrote"] = True
+
+    @event.listens_for(engine, "commit")
+    def _committed(conn: Any) -> None:
+        if conn.info.pop("offerseal_wrote", False):
+            ACTIVITY.ring()  # the loop waits its interval before it looks: the commit lands
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(conn: Any) -> None:
+        conn.info.pop("offerseal_wrote", None)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    engine = _make_engine(url, **kwargs)
+    _ring_after_writes(engine)
+    return engine
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs

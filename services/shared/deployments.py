@@ -124,9 +124,7 @@ def ensure_deployed(
     with db.transaction() as session:
         if recorded is None:
             session.add(
-                ChainDeployment(
-                    chain_id=chain_id, name=name, address=address, genesis_hash=genesis
-                )
+                ChainDeployment(chain_id=chain_id, name=name, address=address, genesis_hash=genesis)
             )
         else:
             session.execute(

@@ -1,15 +1,18 @@
 """The one worker loop: failures back off (doubling, capped), progress resets the backoff, a busy
-step runs again at once, and setting `stop` ends the loop promptly."""
+step runs again at once, an idle one looks less often until this process writes, and setting
+`stop` ends the loop promptly."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from offerseal.shared.workers import Backoff, run_every
+from offerseal.shared import workers
+from offerseal.shared.workers import IDLE, Backoff, run_every
 
 log = logging.getLogger("tests.workers")
 
@@ -62,6 +65,76 @@ def test_a_busy_step_runs_again_without_waiting() -> None:
     stop = RecordedStop()
     run_every(stop, 0.2, scripted(stop, [True, True, False]), name="worker", log=log)
     assert stop.waits == [0.2]
+
+
+class RecordedActivity(workers.Activity):
+    """ACTIVITY whose waits return at once, recorded; `rings` says which of them were rung."""
+
+    def __init__(self, rings: frozenset[int] = frozenset()) -> None:
+        super().__init__()
+        self.rings = set(rings)
+        self.waits: list[float] = []
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        self.waits.append(round(timeout, 3))
+        return len(self.waits) - 1 in self.rings
+
+
+def test_an_idle_loop_looks_less_often_until_the_process_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    activity = RecordedActivity(rings=frozenset({4}))
+    monkeypatch.setattr(workers, "ACTIVITY", activity)
+    stop = RecordedStop()
+    run_every(stop, 0.1, scripted(stop, [IDLE] * 7), name="relay", log=log, idle_cap=1.0)
+    # Waits of 0.1, 0.2, 0.4, 0.8, then a ring: 0.1 again, 0.2; each ends with the interval.
+    assert activity.waits == [0.0, 0.1, 0.3, 0.7, 0.9, 0.0, 0.1]
+    assert stop.waits == [0.1] * 7
+
+
+def test_idle_loops_reach_their_cap_and_work_found_brings_the_interval_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    activity = RecordedActivity()
+    monkeypatch.setattr(workers, "ACTIVITY", activity)
+    stop = RecordedStop()
+    outcomes: list[object] = [IDLE] * 6 + [True, None, IDLE]
+    run_every(stop, 0.25, scripted(stop, outcomes), name="anchoring", log=log, idle_cap=1.0)
+    assert activity.waits == [0.0, 0.25, 0.75, 0.75, 0.75, 0.75, 0.0]
+    # A step that returns None (not IDLE) waits its interval, as loops always did.
+    assert stop.waits == [0.25] * 8
+
+
+def test_a_commit_that_wrote_rings_and_a_read_or_a_rollback_does_not(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from offerseal.shared.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'rings.db'}")
+    try:
+        with db.transaction() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+        before = workers.ACTIVITY.generation
+        with db.transaction() as session:
+            session.execute(text("SELECT count(*) FROM t"))
+        assert workers.ACTIVITY.generation == before
+        with pytest.raises(RuntimeError), db.transaction() as session:
+            session.execute(text("INSERT INTO t VALUES (1)"))
+            raise RuntimeError("rolled back")
+        assert workers.ACTIVITY.generation == before
+        with db.transaction() as session:
+            session.execute(text("INSERT INTO t VALUES (2)"))
+        assert workers.ACTIVITY.generation > before
+    finally:
+        db.dispose()
+
+
+def test_a_ring_wakes_an_idle_wait_at_once() -> None:
+    activity = workers.Activity()
+    seen = activity.generation
+    threading.Timer(0.05, activity.ring).start()
+    assert activity.wait(seen, 30.0)  # woken by the ring, long before the timeout
+    assert not activity.wait(activity.generation, 0.0)
 
 
 def test_without_reset_after_step_only_the_step_resets_the_backoff() -> None:

@@ -28,13 +28,9 @@ def upgrade() -> None:
     seen: set[str] = set()
     for tenant, address in rows:
         if address in seen:
-            bind.execute(
-                sa.text("DELETE FROM tenant_employers WHERE tenant = :t"), {"t": tenant}
-            )
+            bind.execute(sa.text("DELETE FROM tenant_employers WHERE tenant = :t"), {"t": tenant})
         seen.add(address)
-    op.create_index(
-        "ix_tenant_employers_address", "tenant_employers", ["address"], unique=True
-    )
+    op.create_index("ix_tenant_employers_address", "tenant_employers", ["address"], unique=True)
 
 
 def downgrade() -> None:

@@ -68,14 +68,18 @@ def upgrade() -> None:
     )
     key_id = documents.c.receipt["payload"]["key_id"].as_string()
     public_key = documents.c.receipt["public_key"].as_string()
-    used = op.get_bind().execute(
-        sa.select(
-            key_id,
-            public_key,
-            sa.func.min(documents.c.received_at),
-            sa.func.max(documents.c.received_at),
-        ).group_by(key_id, public_key)
-    ).all()
+    used = (
+        op.get_bind()
+        .execute(
+            sa.select(
+                key_id,
+                public_key,
+                sa.func.min(documents.c.received_at),
+                sa.func.max(documents.c.received_at),
+            ).group_by(key_id, public_key)
+        )
+        .all()
+    )
     latest = max((row[3] for row in used), default=None)
     seen: set[str] = set()
     rows = []

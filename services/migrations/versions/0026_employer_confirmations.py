@@ -80,7 +80,6 @@ def upgrade() -> None:
         ["tenant", "requested_at"],
     )
 
-
     op.create_table(
         "evidence_witness_accounts",
         sa.Column("tenant", sa.String(128), nullable=False),
