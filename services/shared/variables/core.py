@@ -178,7 +178,8 @@ CORE: tuple[Variable, ...] = (
         "tx_poll_interval",
         parse_duration,
         "How often the contracts service looks for its transactions in new blocks (records "
-        "outcomes, finds stuck ones).",
+        "outcomes, finds stuck ones) while some are in flight; with none, up to once a second "
+        "until this process commits a write.",
     ),
     Variable(
         "OFFERSEAL_TX_STUCK_BLOCKS",
@@ -296,7 +297,8 @@ CORE: tuple[Variable, ...] = (
         "OFFERSEAL_DISPATCH_INTERVAL",
         "dispatch_interval",
         parse_duration,
-        "How often the notify worker looks for due touchpoints.",
+        "How often the notify worker looks for due touchpoints while some are due; with none, "
+        "up to once a second until this process commits a write.",
     ),
     Variable(
         "OFFERSEAL_TOUCHPOINT_MAX_ATTEMPTS",
@@ -391,7 +393,9 @@ CORE: tuple[Variable, ...] = (
         "OFFERSEAL_OUTBOX_INTERVAL",
         "outbox_interval",
         parse_duration,
-        "How often the outbox relay looks for unpublished messages.",
+        "How often the outbox relay looks for unpublished messages while there are some; "
+        "once it finds none it looks less often, up to once a second, until this process "
+        "commits a write (which wakes it at once).",
     ),
     Variable(
         "OFFERSEAL_MAX_DOCUMENT_BYTES",
