@@ -1,9 +1,18 @@
 """Real `offerseal` processes for crash, restart, fail-over, chaos and bench runs: one process
 (`offerseal serve ...`) or the pre-fork arbiter with its workers (`--workers N`), their
-environment, API keys, scratch PostgreSQL databases and ports to listen on."""
+environment, API keys, scratch PostgreSQL databases and ports to listen on.
+
+A process is started cold (a new Python runs `python -m offerseal.cli serve`, as an operator
+starts it: the bench runs, which measure starts) or, once `use_warm_starts()` was called (the
+test suite), forked from a fork server that has already imported the services: a real process
+all the same, with its own pid, environment and log, killed by real signals and its exit status
+seen, without the seconds of imports each cold start costs (about 2 s of CPU, a few hundred
+starts a suite run)."""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import random
 import signal
@@ -64,6 +73,72 @@ def gone(pid: int) -> bool:
         return True
 
 
+_warm: Any = None  # the fork server's multiprocessing context, once use_warm_starts() ran
+
+
+def use_warm_starts() -> None:
+    """From now on, ServiceProcess forks its processes from a fork server that imported
+    `harness.warm` (every module `offerseal serve` needs) instead of starting a new Python."""
+    global _warm
+    if _warm is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["harness.warm"])
+        _warm = context
+
+
+def _serve(argv: list[str], env: dict[str, str], log: str, new_session: bool) -> None:
+    """In the forked process: what `subprocess.Popen` would have set up (the environment, a
+    session of its own, stdin from /dev/null, stdout and stderr appended to `log`), then
+    `offerseal` with `argv`; its return code is the process's exit status."""
+    if new_session:
+        os.setsid()
+    os.environ.clear()
+    os.environ.update(env)
+    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.argv = ["offerseal", *argv]
+    from offerseal.cli import main
+
+    raise SystemExit(main(argv))
+
+
+class _Forked:
+    """The part of `subprocess.Popen` the tests use, for a process of the fork server."""
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+        self.pid: int = process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        code: int | None = self._process.exitcode
+        return code
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired("offerseal serve", timeout or 0.0)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
 class ServiceProcess:
     """`offerseal serve` with the services whose ports `env` names (evidence always), as one
     process or, with `workers`, under the pre-fork arbiter in its own session."""
@@ -81,7 +156,7 @@ class ServiceProcess:
         )
         self.port = int(env["OFFERSEAL_EVIDENCE_PORT"])
         self.base = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | _Forked | None = None
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.env[f'OFFERSEAL_{service.upper()}_PORT']}"
@@ -89,6 +164,12 @@ class ServiceProcess:
     def start(self, failpoint: str = "") -> ServiceProcess:
         env = {**os.environ, **self.env, "OFFERSEAL_FAILPOINT": failpoint}
         more = ["--workers", str(self.workers)] if self.workers else []
+        if _warm is not None:
+            args = (["serve", *self.services, *more], env, str(self.log), bool(self.workers))
+            process = _warm.Process(target=_serve, args=args, daemon=True)
+            process.start()
+            self.process = _Forked(process)
+            return self
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "offerseal.cli", "serve", *self.services, *more],

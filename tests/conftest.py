@@ -20,11 +20,16 @@ from typing import Any
 import pytest
 import requests
 
-from harness.procs import free_port
+from harness.procs import free_port, use_warm_starts
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, Settings, load_settings
 from offerseal.shared.net import listening
 
 pytest_plugins = ["tests.scheduling"]
+
+# `offerseal serve` processes (crash, restart and fail-over tests) are forked warm from a fork
+# server that imported the services once per test process, not started as a new Python each
+# (harness/procs.py). The cold start of the command itself is tested by test_cli and test_edges.
+use_warm_starts()
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
