@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from ..shared import messages
 from ..shared.broker import enqueue
@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 # transition(None, agreement_id, action, tenant=...): the worker acts for the tenant.
 Transition = Callable[..., dict[str, Any]]
+
+# The sweeper asks the database only for rows whose dates may have come due (each date compared
+# with the sweep's moment plus this margin, so that a time stored without its zone, as SQLite
+# keeps it, is never left out); the exact test stays in Python. Loading every committed
+# agreement and milestone each sweep made its work, and the memory it took and handed back,
+# grow with every agreement ever signed (issue 27: the process's RSS climbed without end).
+SLACK = dt.timedelta(days=1)
 
 
 class Sweeper:
@@ -55,7 +62,20 @@ class Sweeper:
         window = dt.timedelta(seconds=DISPUTE_WINDOW)
         with self.db.sessions() as session:
             committed = list(
-                session.execute(select(Agreement).where(Agreement.state == "committed")).scalars()
+                session.execute(
+                    select(Agreement).where(
+                        Agreement.state == "committed",
+                        or_(
+                            # a breach is declarable after start + grace (grace_days >= 0)
+                            Agreement.start_at < moment + SLACK,
+                            and_(  # fulfilled once an undisputed arrival outlived the window
+                                Agreement.arrived_at.is_not(None),
+                                Agreement.arrival_disputed_at.is_(None),
+                                Agreement.arrived_at < moment - window + SLACK,
+                            ),
+                        ),
+                    )
+                ).scalars()
             )
             due_fulfil, due_breach = [], []
             for a in committed:
@@ -70,7 +90,9 @@ class Sweeper:
             due_expiry = [
                 (a.id, a.tenant)
                 for a in session.execute(
-                    select(Agreement).where(Agreement.state == "offered")
+                    select(Agreement).where(
+                        Agreement.state == "offered", Agreement.offer_expires_at < moment + SLACK
+                    )
                 ).scalars()
                 if aware(a.offer_expires_at) < moment
             ]
@@ -89,6 +111,7 @@ class Sweeper:
                     Agreement.state == "committed",
                     AgreementMilestone.confirmed_at.is_(None),
                     AgreementMilestone.overdue_notified.is_(False),
+                    AgreementMilestone.due_at < moment + SLACK,
                 )
             ).all()
             for milestone, agreement in rows:
@@ -107,7 +130,11 @@ class Sweeper:
         announced = 0
         with self.db.transaction() as session:
             for a in session.execute(
-                select(Agreement).where(Agreement.state == "committed")
+                select(Agreement).where(
+                    Agreement.state == "committed",
+                    # declarable (start + grace, grace >= 0) within the lead: start before this
+                    Agreement.start_at < moment + self.breach_alert_lead + SLACK,
+                )
             ).scalars():
                 if a.arrived_at is not None and a.arrival_disputed_at is None:
                     continue  # an undisputed arrival: no breach can be declared

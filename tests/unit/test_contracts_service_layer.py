@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from offerseal.contracts.domain.agreements import MILESTONE_KINDS, STATES, Terms
 from offerseal.contracts.domain.dates import DateChange
@@ -25,7 +25,7 @@ from offerseal.contracts.errors import (
     TransactionFailed,
     ValidationFailed,
 )
-from offerseal.contracts.models import Agreement, AgreementAmendment, ChainOp
+from offerseal.contracts.models import Agreement, AgreementAmendment, AgreementMilestone, ChainOp
 from offerseal.contracts.ports import ChainCall, Mined
 from offerseal.contracts.service import EmployerAddress, NewAgreement
 from offerseal.contracts.service_layer import ContractsService
@@ -608,6 +608,37 @@ def test_the_sweeper_expires_offers_and_flags_overdue_milestones(
     assert contracts.sweep() == dict.fromkeys(
         ("breached", "expired", "fulfilled", "overdue", "breach_due"), 0
     )
+
+
+def test_a_sweep_reads_only_the_agreements_whose_dates_may_have_come(
+    chain: FakeChain, contracts: ContractsService
+) -> None:
+    """Issue 27: each sweep loaded every committed agreement and every open milestone ever
+    signed, so its work and the memory it took grew with the history (the service's RSS
+    climbed without end under steady load). Dates weeks away are not read at all; once due,
+    the same rows are found."""
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(5):
+        committed(contracts)  # starts in 60 days, a milestone due in 20
+    contracts.agreements.create(HR, new_agreement(), wait=5)  # offer expires in 7 days
+    loaded: list[str] = []
+
+    def on_load(target: Any, _context: Any) -> None:
+        loaded.append(type(target).__name__)
+
+    event.listen(Agreement, "load", on_load)
+    event.listen(AgreementMilestone, "load", on_load)
+    try:
+        assert contracts.sweep() == dict.fromkeys(
+            ("breached", "expired", "fulfilled", "overdue", "breach_due"), 0
+        )
+        assert loaded == []
+        chain.now = int((now + 21 * DAY).timestamp())  # the offer expired, milestones overdue
+        swept = contracts.sweep()
+    finally:
+        event.remove(Agreement, "load", on_load)
+        event.remove(AgreementMilestone, "load", on_load)
+    assert swept["expired"] == 1 and swept["overdue"] == 5 and swept["breach_due"] == 0
 
 
 def test_employer_is_the_relayer_until_the_chain_approves_another(
