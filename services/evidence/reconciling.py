@@ -34,10 +34,10 @@ class Reconciliation:
 
     def newest_intact(self) -> bool:
         """True when the newest anchored batch's block is on the chain with the hash recorded,
-        under the registry in use: the chain's history up to that block is the one we anchored
-        in (a block hash commits to every block before it), so no root is gone. One block read
-        instead of the checks of `Anchorer.reconcile` and `run`; any doubt (no batch, another
-        block, an RPC failure) is False, and they decide."""
+        under the registry in use, and the head at or past it: the chain's history up to that
+        block is the one we anchored in (a block hash commits to every block before it), so no
+        root is gone. Two reads instead of the checks of `Anchorer.reconcile` and `run`; any
+        doubt (no batch, another block, an RPC failure) is False, and they decide."""
         with self.db.sessions() as session:
             latest = session.execute(
                 select(Batch.block_number, Batch.block_hash, Batch.registry_address)
@@ -51,6 +51,8 @@ class Reconciliation:
         if not number or not block_hash or registry_address != self.registry.address:
             return False
         try:
+            if int(self.w3.eth.block_number) < int(number):
+                return False  # behind, or another chain: `run` tells which
             block = self.w3.eth.get_block(int(number))
         except Exception:  # not there (a reset chain, a node behind) or unreachable: run decides
             return False

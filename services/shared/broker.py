@@ -29,7 +29,7 @@ from . import messages, topology
 from .db import Database, is_sqlite
 from .errors import TransientError
 from .models import HandledMessage, OutboxMessage, utcnow
-from .workers import IDLE, Backoff, reconnect_backoff, run_every
+from .workers import IDLE, IDLE_CAP, Backoff, reconnect_backoff, run_every
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,8 @@ class OutboxRelay:
             backoff=reconnect_backoff(max(self.interval * 2, 0.5)),
             expected=TRANSIENT_BROKER_ERRORS,
             on_error=lambda _exc: self._reset(),
+            # Idle or not, a pass (which sends and checks heartbeats) every heartbeat / 2.
+            idle_cap=min(IDLE_CAP, self.heartbeat / 2) if self.heartbeat else IDLE_CAP,
         )
         self._reset()
 
