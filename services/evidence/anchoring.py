@@ -521,7 +521,7 @@ class Anchorer:
         Returns how many."""
         registry = self._registry()
         if Reconciliation(self.db, self.w3, registry, self.chain_id).newest_intact():
-            return 0  # one block read: the common case, every few seconds
+            return 0  # the head and one block read: the common case, every few seconds
         if not chain.has_code(self.w3, registry.address):
             # Redeploys only on a chain with another genesis (reset); a node that is merely
             # behind raises ChainBehind and nothing changes.
