@@ -24,7 +24,7 @@ from harness.procs import free_port, use_warm_starts
 from offerseal.shared.config import ANVIL_DEV_KEY, ANVIL_DEV_KEY_2, Settings, load_settings
 from offerseal.shared.net import listening
 
-pytest_plugins = ["tests.scheduling"]
+pytest_plugins = ["tests.scheduling", "tests.console_browser"]
 
 # `offerseal serve` processes (crash, restart and fail-over tests) are forked warm from a fork
 # server that imported the services once per test process, not started as a new Python each

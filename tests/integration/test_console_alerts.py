@@ -11,9 +11,7 @@ Screenshots of every step go to test-artifacts/console-alerts/ (a failing step k
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +21,13 @@ import requests
 from offerseal.shared import users
 from tests.chat_robots import DING_SECRET, FEISHU_SECRET, serve
 from tests.conftest import ROOT, RunningStack, make_settings, start_stack
-from tests.integration.test_verify_page import start_chromium
+from tests.console_browser import steps, wait_visible
 
 pytestmark = [pytest.mark.chain]
 
 ARTIFACTS = ROOT / "test-artifacts" / "console-alerts"
+step = steps(ARTIFACTS)
+_wait = wait_visible
 PASSWORD = "seven horses eat blue hay"
 EMAIL = "wang.hr@acme.example"
 
@@ -46,60 +46,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
             yield {"web": stack.stack.urls["web"], "stack": stack, "robots": robots}
         finally:
             stack.stack.stop()
-
-
-def _browser(tmp: Path, width: int, height: int, mobile: bool) -> Any:
-    driver = start_chromium(tmp, width, height, mobile=mobile, scale=1)
-    driver.width = width
-    return driver
-
-
-@pytest.fixture
-def desktop(tmp_path: Path) -> Iterator[Any]:
-    driver = _browser(tmp_path / "profile", 1280, 900, False)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def phone(tmp_path: Path) -> Iterator[Any]:
-    driver = _browser(tmp_path / "profile", 360, 780, True)
-    yield driver
-    driver.quit()
-
-
-def _screenshot(driver: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": driver.width, "height": height, "scale": 1},
-        },
-    )
-    (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
-
-
-@contextmanager
-def step(driver: Any, name: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        _screenshot(driver, f"{name}-FAILED")
-        raise
-    _screenshot(driver, name)
-
-
-def _wait(driver: Any, css: str, timeout: float = 60.0) -> Any:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, css))
-    )
 
 
 def _type(driver: Any, field: str, text: str) -> None:
