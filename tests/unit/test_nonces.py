@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -348,10 +349,11 @@ class HoldingNode(FakeNode):
         FakeNode.send(self, self.pool.pop(tx_hash))
 
 
-def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
-    tmp_path: Path,
-) -> None:
-    database = Database(f"sqlite:///{tmp_path / 's.db'}")
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[tuple[Database, HoldingNode, ContractsService]]:
+    """A service whose node holds what it is sent until `mine()`: a transaction counts as stuck
+    after two blocks."""
+    database = Database(f"sqlite:///{tmp_path / 'held.db'}")
     database.migrate()
     holding = HoldingNode()
     service = ContractsService.build(
@@ -364,109 +366,90 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
         tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
     )
     try:
-        answer = service.agreements.create(HR, new_agreement())
-        original = answer["chain"]["tx"]
-        assert service.confirm() == 0  # first seen at block 100
-        holding.head = 101
-        assert service.confirm() == 0  # one block: not stuck yet
-        holding.head = 102
-        assert service.confirm() == 0  # two blocks: replaced
-        with database.sessions() as session:
-            [op] = session.execute(select(ChainOp)).scalars()
-            assert op.earlier_hashes == [original] and op.tx_hash != original
-            assert op.nonce == answer["chain"]["nonce"]
-            assert op.tx_fields is not None
-            assert op.tx_fields["maxFeePerGas"] * 10 >= 2 * 11
-            replacement = op.tx_hash
-        assert set(holding.pool) == {original, replacement}  # the holding decides which one
-        holding.mine(replacement)
-        assert service.confirm() == 1
-        current = service.agreements.get(HR, answer["id"])
-        assert current["state"] == "offered" and current["chain"]["tx"] == replacement
-        assert message_types(database).count("agreement.offered") == 1
+        yield database, holding, service
     finally:
         database.dispose()
 
 
+def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(
+    held: tuple[Database, HoldingNode, ContractsService],
+) -> None:
+    database, holding, service = held
+    answer = service.agreements.create(HR, new_agreement())
+    original = answer["chain"]["tx"]
+    assert service.confirm() == 0  # first seen at block 100
+    holding.head = 101
+    assert service.confirm() == 0  # one block: not stuck yet
+    holding.head = 102
+    assert service.confirm() == 0  # two blocks: replaced
+    with database.sessions() as session:
+        [op] = session.execute(select(ChainOp)).scalars()
+        assert op.earlier_hashes == [original] and op.tx_hash != original
+        assert op.nonce == answer["chain"]["nonce"]
+        assert op.tx_fields is not None
+        assert op.tx_fields["maxFeePerGas"] * 10 >= 2 * 11
+        replacement = op.tx_hash
+    assert set(holding.pool) == {original, replacement}  # the holding decides which one
+    holding.mine(replacement)
+    assert service.confirm() == 1
+    current = service.agreements.get(HR, answer["id"])
+    assert current["state"] == "offered" and current["chain"]["tx"] == replacement
+    assert message_types(database).count("agreement.offered") == 1
+
+
 def test_when_the_original_is_mined_after_all_the_record_lists_only_what_never_was(
-    tmp_path: Path,
+    held: tuple[Database, HoldingNode, ContractsService],
 ) -> None:
     """A stuck transaction is replaced, then the node mines the original after all (a busy
     chain does): the operation records the original as its transaction, and its list of
     attempts never mined holds the replacement, not the mined hash."""
-    database = Database(f"sqlite:///{tmp_path / 's.db'}")
-    database.migrate()
-    holding = HoldingNode()
-    service = ContractsService.build(
-        database,
-        holding.chain,
-        LinkSigner(b"k" * 32),
-        signing=holding,
-        public_url="https://offers.example/",
-        link_ttl=3600,
-        tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
-    )
-    try:
-        answer = service.agreements.create(HR, new_agreement())
-        original = answer["chain"]["tx"]
-        assert service.confirm() == 0
-        holding.head = 102
-        assert service.confirm() == 0  # replaced
-        with database.sessions() as session:
-            [op] = session.execute(select(ChainOp)).scalars()
-            replacement = op.tx_hash
-        assert replacement != original
-        holding.mine(original)
-        assert service.confirm() == 1
-        with database.sessions() as session:
-            [op] = session.execute(select(ChainOp)).scalars()
-            assert op.state == "mined" and op.tx_hash == original
-            assert op.earlier_hashes == [replacement]
-        assert service.agreements.get(HR, answer["id"])["chain"]["tx"] == original
-    finally:
-        database.dispose()
+    database, holding, service = held
+    answer = service.agreements.create(HR, new_agreement())
+    original = answer["chain"]["tx"]
+    assert service.confirm() == 0
+    holding.head = 102
+    assert service.confirm() == 0  # replaced
+    with database.sessions() as session:
+        [op] = session.execute(select(ChainOp)).scalars()
+        replacement = op.tx_hash
+    assert replacement != original
+    holding.mine(original)
+    assert service.confirm() == 1
+    with database.sessions() as session:
+        [op] = session.execute(select(ChainOp)).scalars()
+        assert op.state == "mined" and op.tx_hash == original
+        assert op.earlier_hashes == [replacement]
+    assert service.agreements.get(HR, answer["id"])["chain"]["tx"] == original
 
 
-def test_a_stuck_multicall_is_replaced_once_for_all_its_offers(tmp_path: Path) -> None:
+def test_a_stuck_multicall_is_replaced_once_for_all_its_offers(
+    held: tuple[Database, HoldingNode, ContractsService],
+) -> None:
     """The offers of one multicall share its transaction: when it is stuck it is replaced once
     (one new hash, the same nonce, every offer's row moved to it), and when the replacement
     is mined each offer is recorded once."""
-    database = Database(f"sqlite:///{tmp_path / 'm.db'}")
-    database.migrate()
-    holding = HoldingNode()
-    service = ContractsService.build(
-        database,
-        holding.chain,
-        LinkSigner(b"k" * 32),
-        signing=holding,
-        public_url="https://offers.example/",
-        link_ttl=3600,
-        tx_options={"stuck_blocks": 2, "stuck_seconds": 3600},
+    database, holding, service = held
+    results = queued_together(
+        service.transactions,
+        [lambda: service.agreements.create(HR, new_agreement()) for _ in range(3)],
     )
-    try:
-        results = queued_together(
-            service.transactions,
-            [lambda: service.agreements.create(HR, new_agreement()) for _ in range(3)],
-        )
-        original = results[0]["chain"]["tx"]
-        assert len(holding.pool) == 1
-        assert service.confirm() == 0  # first seen at block 100
-        holding.head = 102
-        assert service.confirm() == 0  # two blocks: replaced, once
-        with database.sessions() as session:
-            ops = list(session.execute(select(ChainOp)).scalars())
-        assert len(ops) == 3 and {op.nonce for op in ops} == {0}
-        assert {tuple(op.earlier_hashes) for op in ops} == {(original,)}
-        [replacement] = {op.tx_hash for op in ops}
-        assert set(holding.pool) == {original, replacement}
-        holding.mine(replacement)
-        assert service.confirm() == 3
-        assert service.confirm() == 0
-        states = {service.agreements.get(HR, results[i]["id"])["state"] for i in range(3)}
-        assert states == {"offered"}
-        assert message_types(database).count("agreement.offered") == 3
-    finally:
-        database.dispose()
+    original = results[0]["chain"]["tx"]
+    assert len(holding.pool) == 1
+    assert service.confirm() == 0  # first seen at block 100
+    holding.head = 102
+    assert service.confirm() == 0  # two blocks: replaced, once
+    with database.sessions() as session:
+        ops = list(session.execute(select(ChainOp)).scalars())
+    assert len(ops) == 3 and {op.nonce for op in ops} == {0}
+    assert {tuple(op.earlier_hashes) for op in ops} == {(original,)}
+    [replacement] = {op.tx_hash for op in ops}
+    assert set(holding.pool) == {original, replacement}
+    holding.mine(replacement)
+    assert service.confirm() == 3
+    assert service.confirm() == 0
+    states = {service.agreements.get(HR, results[i]["id"])["state"] for i in range(3)}
+    assert states == {"offered"}
+    assert message_types(database).count("agreement.offered") == 3
 
 
 def test_offers_waiting_together_while_the_node_is_down_each_get_its_error_once(
