@@ -3,12 +3,13 @@ own credentials (so the evidence service decides whether the tenant may see it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 
 from ...shared.errors import Conflict, TransientError, ValidationFailed
+from ...shared.peers import call
 
 
 class EvidenceClient:
@@ -18,20 +19,17 @@ class EvidenceClient:
 
     def milestone_evidence(self, document_id: str, authorization: str) -> dict[str, Any]:
         """`document_id`, `leaf`, `root` and `proof` of an anchored document of the tenant."""
-        try:
-            answer = requests.get(
-                f"{self.base_url}/v1/documents/{document_id}/proof",
-                headers={"Authorization": authorization},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"the evidence service is unreachable: {exc}") from None
-        if answer.status_code == 404:
-            raise ValidationFailed("document_id", "no such document for this tenant")
-        if answer.status_code == 409:
-            raise Conflict("the document is not anchored yet; retry in a few seconds")
-        if answer.status_code != 200:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
+        answer = call(
+            "GET",
+            f"{self.base_url}/v1/documents/{document_id}/proof",
+            service="evidence",
+            timeout=self.timeout,
+            headers={"Authorization": authorization},
+            errors={
+                404: lambda: ValidationFailed("document_id", "no such document for this tenant"),
+                409: lambda: Conflict("the document is not anchored yet; retry in a few seconds"),
+            },
+        )
         bundle = answer.json()
         return {
             "document_id": document_id,
@@ -46,16 +44,14 @@ class EvidenceClient:
     ) -> dict[str, Any]:
         """Store `content` as a document of the link's agreement (the candidate's own upload
         path: receipted and anchored like any document). Returns the evidence service's 201."""
-        try:
-            answer = requests.post(
-                f"{self.base_url}/v1/uploads/{token}",
-                files={"file": (filename, content, content_type)},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"the evidence service is unreachable: {exc}") from None
-        if answer.status_code != 201:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
+        answer = call(
+            "POST",
+            f"{self.base_url}/v1/uploads/{token}",
+            service="evidence",
+            timeout=self.timeout,
+            accept=(201,),
+            files={"file": (filename, content, content_type)},
+        )
         body: dict[str, Any] = answer.json()
         return body
 
@@ -73,14 +69,27 @@ class EvidenceArchiveClient:
         self.portal_url = portal_url.rstrip("/")
         self.timeout = timeout
 
-    def _get(self, url: str, auth: Mapping[str, str], **params: Any) -> requests.Response:
-        try:
-            answer = requests.get(url, headers=dict(auth), params=params, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise TransientError(f"{url.split('/v1/')[0]} is unreachable: {exc}") from None
-        if answer.status_code in (401, 403):
-            raise TransientError(f"{url} refused the caller's credentials ({answer.status_code})")
-        return answer
+    def _get(
+        self,
+        url: str,
+        auth: Mapping[str, str],
+        service: str = "evidence",
+        accept: tuple[int, ...] = (200,),
+        **params: Any,
+    ) -> requests.Response:
+        def refused(status: int) -> Callable[[], BaseException]:
+            return lambda: TransientError(f"{url} refused the caller's credentials ({status})")
+
+        return call(
+            "GET",
+            url,
+            service=service,
+            timeout=self.timeout,
+            accept=accept,
+            errors={401: refused(401), 403: refused(403)},
+            headers=dict(auth),
+            params=params,
+        )
 
     def documents_of(
         self, candidate_ref: str, agreement_id: str, auth: Mapping[str, str]
@@ -89,10 +98,7 @@ class EvidenceArchiveClient:
         url: str | None = f"{self.evidence_url}/v1/documents"
         params: dict[str, Any] = {"candidate_ref": candidate_ref, "limit": 500}
         while url:
-            answer = self._get(url, auth, **params)
-            if answer.status_code != 200:
-                raise TransientError(f"the evidence service answered {answer.status_code}")
-            body = answer.json()
+            body = self._get(url, auth, **params).json()
             items.extend(i for i in body["items"] if i.get("agreement_id") == agreement_id)
             following = body.get("next")
             url, params = (f"{self.evidence_url}{following}", {}) if following else (None, {})
@@ -100,30 +106,26 @@ class EvidenceArchiveClient:
 
     def content(self, document_id: str, auth: Mapping[str, str]) -> bytes:
         answer = self._get(f"{self.evidence_url}/v1/documents/{document_id}/content", auth)
-        if answer.status_code != 200:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
         return bytes(answer.content)
 
     def proof(self, document_id: str, auth: Mapping[str, str]) -> dict[str, Any] | None:
-        answer = self._get(f"{self.evidence_url}/v1/documents/{document_id}/proof", auth)
+        answer = self._get(
+            f"{self.evidence_url}/v1/documents/{document_id}/proof", auth, accept=(200, 409)
+        )
         if answer.status_code == 409:
             return None
-        if answer.status_code != 200:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
         bundle: dict[str, Any] = answer.json()
         return bundle
 
     def deposit_record(self, token: str, filename: str, content: bytes) -> dict[str, Any]:
-        try:
-            answer = requests.post(
-                f"{self.evidence_url}/v1/documents/records/{token}",
-                files={"file": (filename, content, "application/json")},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"the evidence service is unreachable: {exc}") from None
-        if answer.status_code != 201:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
+        answer = call(
+            "POST",
+            f"{self.evidence_url}/v1/documents/records/{token}",
+            service="evidence",
+            timeout=self.timeout,
+            accept=(201,),
+            files={"file": (filename, content, "application/json")},
+        )
         body: dict[str, Any] = answer.json()
         return body
 
@@ -133,13 +135,13 @@ class EvidenceArchiveClient:
         answer = self._get(
             f"{self.notify_url}/v1/candidates/{candidate_ref}/touchpoints",
             auth,
+            service="notify",
+            accept=(200, 404),
             attempts="true",
             agreement_id=agreement_id,
         )
         if answer.status_code == 404:
             return []
-        if answer.status_code != 200:
-            raise TransientError(f"the notify service answered {answer.status_code}")
         items: list[dict[str, Any]] = answer.json()["items"]
         return items
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
-from ...shared.errors import NotFound, TransientError
+from ...shared.errors import NotFound
+from ...shared.peers import call
 
 
 class DocumentNotFound(NotFound):
@@ -22,18 +21,14 @@ class EvidenceDocuments:
 
     def document(self, document_id: str, authorization: str) -> dict[str, Any]:
         """The document's metadata (`id`, `kind`, `sha256`, `sm3`, `agreement_id`, ...)."""
-        try:
-            answer = requests.get(
-                f"{self.base_url}/v1/documents/{document_id}",
-                headers={"Authorization": authorization},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"the evidence service is unreachable: {exc}") from None
-        if answer.status_code == 404:
-            raise DocumentNotFound(f"no document {document_id}")
-        if answer.status_code != 200:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
+        answer = call(
+            "GET",
+            f"{self.base_url}/v1/documents/{document_id}",
+            service="evidence",
+            timeout=self.timeout,
+            headers={"Authorization": authorization},
+            errors={404: lambda: DocumentNotFound(f"no document {document_id}")},
+        )
         body: dict[str, Any] = answer.json()
         return body
 
@@ -42,15 +37,13 @@ class EvidenceDocuments:
     ) -> dict[str, Any]:
         """Store a record as a document of the link's agreement (receipted, anchored); the
         evidence service's 201 (with, for an e-mail, its DKIM result in `provenance`)."""
-        try:
-            answer = requests.post(
-                f"{self.base_url}/v1/documents/records/{token}",
-                files={"file": (filename, content, content_type)},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"the evidence service is unreachable: {exc}") from None
-        if answer.status_code != 201:
-            raise TransientError(f"the evidence service answered {answer.status_code}")
+        answer = call(
+            "POST",
+            f"{self.base_url}/v1/documents/records/{token}",
+            service="evidence",
+            timeout=self.timeout,
+            accept=(201,),
+            files={"file": (filename, content, content_type)},
+        )
         body: dict[str, Any] = answer.json()
         return body
