@@ -180,12 +180,21 @@ def test_the_dossier_of_a_breached_agreement_holds_everything_under_an_anchored_
     for item in (agreement_id, "Agreementdossier", "Cap(30%", answer.headers["X-Manifest-SHA256"]):
         assert item.replace(" ", "") in words, item
 
-    # Asked again: the same manifest unless a fact changed meanwhile (a message sent), and each
-    # distinct manifest deposited once.
-    again = dossier(stack, agreement_id, stack.admin, lang="zh-CN")
-    assert again.status_code == 200
-    third = dossier(stack, agreement_id, stack.legal, lang="zh-CN")
-    shas = {r.headers["X-Manifest-SHA256"] for r in (answer, again, third)}
+    # Asked again (by admin, then legal, in turn): the same manifest unless a fact changed
+    # meanwhile (a message sent, a document anchored; on a busy machine more than one may land
+    # between two asks), so ask until two answers in a row agree; each distinct manifest is
+    # deposited once.
+    answers = [answer]
+    deadline = time.monotonic() + 120
+    while len(answers) < 3 or (
+        answers[-1].headers["X-Manifest-SHA256"] != answers[-2].headers["X-Manifest-SHA256"]
+    ):
+        assert time.monotonic() < deadline, "the dossier's facts kept changing"
+        who = stack.admin if len(answers) % 2 else stack.legal
+        answers.append(dossier(stack, agreement_id, who, lang="zh-CN"))
+        assert answers[-1].status_code == 200
+    again = answers[1]
+    shas = {r.headers["X-Manifest-SHA256"] for r in answers}
     documents = requests.get(
         stack.url("/v1/documents"),
         headers=stack.legal,
@@ -194,7 +203,7 @@ def test_the_dossier_of_a_breached_agreement_holds_everything_under_an_anchored_
     ).json()["items"]
     manifests = [d for d in documents if d["kind"] == "dossier_manifest"]
     assert {m["sha256"].removeprefix("0x") for m in manifests} == shas
-    assert len(manifests) == len(shas) <= 2
+    assert len(manifests) == len(shas) < len(answers)
     zh_cover = zipfile.ZipFile(io.BytesIO(again.content)).read("cover.pdf")
     assert "入职意向协议证据包" in text_of(zh_cover)
     render_for_people({"zh-CN": zh_cover, "en": cover})
