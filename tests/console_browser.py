@@ -66,11 +66,19 @@ def steps(artifacts: Path) -> Callable[[Any, str], AbstractContextManager[None]]
     return step
 
 
+def wait_until(driver: Any, condition: Callable[[Any], Any], timeout: float = 60.0) -> Any:
+    """`condition(driver)` once it is true; an element the page re-rendered between finding and
+    reading it (a live board replaces its rows) counts as "not yet", never as a failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(
+        driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
+
+
 def wait_visible(driver: Any, css: str, timeout: float = 60.0) -> Any:  # a busy CI machine
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, css))
-    )
+    return wait_until(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, css)), timeout)

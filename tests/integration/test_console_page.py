@@ -27,7 +27,7 @@ import requests
 
 from offerseal.cli import cmd_users_add
 from tests.conftest import ROOT, RunningStack, make_settings, start_stack
-from tests.console_browser import steps, wait_visible
+from tests.console_browser import steps, wait_until, wait_visible
 from tests.integration.test_contracts_service import body, sign_through_link
 
 pytestmark = [pytest.mark.chain]
@@ -81,13 +81,22 @@ def _type(driver: Any, field: str, text: str) -> None:
     element.send_keys(text)
 
 
-def _board_refs(driver: Any) -> list[str]:
-    from selenium.webdriver.common.by import By
+def _class_of(driver: Any, css: str) -> str:
+    """The class of the element `css` finds, read in one step (as `_board_refs`)."""
+    found: str = driver.execute_script(
+        "return document.querySelector(arguments[0])?.className || ''", css
+    )
+    return found
 
-    return [
-        row.find_element(By.CSS_SELECTOR, "th a").text
-        for row in driver.find_elements(By.CSS_SELECTOR, "#board-rows tr[data-agreement]")
-    ]
+
+def _board_refs(driver: Any) -> list[str]:
+    """The board's candidate references, top to bottom, read in one step of the page (the live
+    board may replace its rows between two WebDriver calls)."""
+    refs: list[str] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#board-rows tr[data-agreement] th a'))"
+        ".map((a) => a.innerText.trim())"
+    )
+    return refs
 
 
 def _fits(driver: Any) -> None:
@@ -253,7 +262,6 @@ def _state(world: dict[str, Any], agreement_id: str) -> dict[str, Any]:
 
 def test_live_board_and_timeline_actions_in_english(world: dict[str, Any], desktop: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
     from sqlalchemy import update
 
     from offerseal.contracts.models import Agreement
@@ -276,11 +284,7 @@ def test_live_board_and_timeline_actions_in_english(world: dict[str, Any], deskt
                 .where(Agreement.id == blue_id)
                 .values(risk_level="red", risk_score=35, risk_reasons=["asked to delay"])
             )
-        WebDriverWait(driver, 60).until(
-            lambda d: (
-                "board__row--red" in d.find_element(By.CSS_SELECTOR, row).get_attribute("class")
-            )
-        )
+        wait_until(driver, lambda d: "board__row--red" in _class_of(d, row))
         assert driver.execute_script("return window.stillTheSamePage") is True  # no reload
         assert _board_refs(driver)[0] == "cand-blue"  # red first
         assert driver.find_element(By.ID, "board-status").text  # said to screen readers

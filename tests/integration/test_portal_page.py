@@ -20,6 +20,7 @@ import requests
 from web3 import Web3
 
 from tests.conftest import ROOT, RunningStack, api_link
+from tests.console_browser import wait_until
 from tests.integration.test_contracts_service import body
 from tests.integration.test_notify import (
     Mailbox,
@@ -114,9 +115,7 @@ class Journey:
         return run()
 
     def wait(self, condition: Any, timeout: float = 60.0) -> Any:
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(self.driver, timeout).until(condition)
+        return wait_until(self.driver, condition, timeout)
 
     def visible(self, element_id: str, timeout: float = 60.0) -> Any:
         from selenium.webdriver.common.by import By
