@@ -33,6 +33,21 @@ def anvil_binary() -> Path:
     )
 
 
+def _genesis_time(state_file: Path) -> int:
+    """The genesis timestamp of the chain kept in `state_file`, pinned in a file beside it at
+    its first start. Anvil started again from saved state makes a genesis block of its own,
+    stamped with the time of that start, and keeps it beside the loaded ones: block 0 would
+    answer with another hash after each restart, as if the chain had been reset."""
+    pinned = state_file.with_name(state_file.name + ".genesis")
+    try:
+        return int(pinned.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        now = int(time.time())
+        pinned.parent.mkdir(parents=True, exist_ok=True)
+        pinned.write_text(f"{now}\n")
+        return now
+
+
 class AnvilProcess:
     """A running Anvil; `stop()` ends it (and dumps its state when a state file was given)."""
 
@@ -56,7 +71,7 @@ class AnvilProcess:
             *extra_args,
         ]
         if state_file is not None:
-            args += ["--state", str(state_file)]
+            args += ["--timestamp", str(_genesis_time(state_file)), "--state", str(state_file)]
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             args,

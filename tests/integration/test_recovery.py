@@ -158,6 +158,28 @@ def test_one_anchoring_worker_per_signer_and_failover(
     assert_anchored_exactly_once(database_url, fresh_anvil.url, contents, bundles)
 
 
+def test_anvil_started_again_from_its_state_keeps_its_genesis(tmp_path: Path) -> None:
+    """Otherwise block 0 answers with another hash after each restart (Anvil adds a genesis
+    of its own to the loaded blocks) and the anchorer takes the restart for a reset."""
+    from offerseal.shared.anvil import AnvilProcess, wait_port_free
+    from offerseal.shared.chain import connect
+
+    port, state = free_port(), tmp_path / "anvil-state.json"
+    hashes, heads = [], []
+    for _ in range(4):  # the old code's block 0: one of n genesis blocks after n - 1 restarts
+        anvil = AnvilProcess(port, state_file=state)
+        try:
+            w3 = connect(anvil.url)
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            hashes.append(w3.eth.get_block(0)["hash"])
+            heads.append(w3.eth.block_number)
+        finally:
+            anvil.stop()
+        wait_port_free(port)
+    assert len(set(hashes)) == 1, hashes
+    assert heads == sorted(set(heads))  # the state was kept
+
+
 def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -> None:
     from offerseal.shared.anvil import AnvilProcess
 
