@@ -48,6 +48,7 @@ from ..shared.db import Database
 from ..shared.models import utcnow
 from ..shared.transactions import SignerPath, SigningChain
 from ..shared.transactions.book import DbNonceBook
+from .domain.agreements import STATES
 from .errors import ChainRefusal, SenderStopped, StillOffering
 from .models import Agreement, ChainOp
 from .operations import Operations, Pending, pending_of
@@ -396,7 +397,7 @@ class TransactionPath:
         waiting = [op for op in ops if op.nonce >= mined_count]
         settled, displaced = self.path.sort([op for op in ops if op.nonce < mined_count])
         for op in displaced:
-            self.operations.abandon(op.key, "its nonce was used by another transaction")
+            self._displaced(cast(Pending, op), "its nonce was used by another transaction")
         done = [(cast(Pending, op), found) for op, found in settled]
         if done:
             failpoints.hit("contracts.after_receipt")
@@ -409,6 +410,32 @@ class TransactionPath:
         if failure is not None:
             raise failure  # the confirmer backs off; the rest were recorded and moved on
         return len(recorded)
+
+    def _displaced(self, op: Pending, reason: str) -> None:
+        """The operation's nonce was used and none of its transactions has a receipt: the
+        chain's state decides. An offer whose agreement the chain holds was mined (only this
+        relayer offers under that id; a node started again from saved state may keep the
+        effects of its last blocks without their receipts); anything else failed, and its
+        agreement follows the chain."""
+        if op.op == "offer" and self._on_chain(op.agreement_id):
+            log.warning(
+                "offer for agreement %s: no receipt for %s, but the chain holds the agreement;"
+                " recorded as offered",
+                op.agreement_id,
+                op.tx_hash,
+            )
+            self._finish(op.id, Mined(op.tx_hash, True))
+            return
+        log.warning("%s for agreement %s failed: %s", op.op, op.agreement_id, reason)
+        self.operations.abandon(op.id, reason)
+        if op.op != "offer":
+            self.converge(op.agreement_id)
+
+    def _on_chain(self, agreement_id: str) -> bool:
+        with self.db.sessions() as session:
+            agreement = session.get(Agreement, agreement_id)
+            onchain_id = agreement.onchain_id if agreement is not None else None
+        return onchain_id is not None and self.chain.state_of(onchain_id) != STATES[0]
 
     def _finish_many(
         self, done: list[tuple[Pending, Mined]]
@@ -520,7 +547,7 @@ class TransactionPath:
             if self.path.known(op):
                 continue
             if op.nonce < mined_count:
-                self.operations.abandon(op.id, "the transaction was dropped and its nonce reused")
+                self._displaced(op, "the transaction was dropped and its nonce reused")
                 continue
             if op.tx_hash in resent:
                 continue

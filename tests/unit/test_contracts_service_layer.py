@@ -77,6 +77,9 @@ class FakeChain:
         self.refuse: dict[str, ChainRefusal] = {}  # contract function -> its custom error
         self.revert: set[str] = set()  # contract functions whose transaction reverts
         self.lose_receipt = False  # the process "dies" while waiting for the receipt
+        # receipts the node no longer has although the nonce stays used (Anvil restarted from
+        # its saved state keeps the effects of its last blocks, not always their receipts)
+        self.forgotten: set[str] = set()
         self.poor: set[int] = set()  # monthly salaries whose offers the contract refuses
         self.bundles: list[int] = []  # how many calls each multicall sent held
         self._pending: dict[str, tuple[ChainCall, bytes]] = {}
@@ -252,10 +255,12 @@ class FakeNode:
     def mined(self, tx_hash: str) -> Mined | None:
         if self.chain.lose_receipt:
             raise TimeoutError("the node went away")
+        if tx_hash in self.chain.forgotten:
+            return None
         return self.chain._mined.get(tx_hash)
 
     def transaction_known(self, tx_hash: str) -> bool:
-        return tx_hash in self.chain._mined
+        return tx_hash in self.chain._mined and tx_hash not in self.chain.forgotten
 
     def mined_many(self, tx_hashes: Sequence[str]) -> dict[str, Mined]:
         found = {h: self.mined(h) for h in tx_hashes}
@@ -493,6 +498,42 @@ def test_a_reverted_offer_fails_the_agreement(
     with db.sessions() as session:
         assert [a.state for a in session.execute(select(Agreement)).scalars()] == ["failed"]
     assert ops(db) == [("offer", "failed")] and outbox(db) == []
+
+
+def _offer_whose_receipt_is_lost(chain: FakeChain, contracts: ContractsService) -> str:
+    """An offer mined while its process waited, then the node lost the receipt (not the nonce);
+    the confirmer looks twice (its nonce used, none of its transactions in a block)."""
+    chain.lose_receipt = True
+    offered = contracts.agreements.create(HR, new_agreement(), wait=5)
+    assert offered["state"] == "offering"
+    chain.lose_receipt = False
+    chain.forgotten.update(chain._mined)
+    return str(offered["id"])
+
+
+def test_an_offer_the_chain_holds_is_offered_though_its_receipt_was_lost(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    """Anvil started again from its saved state keeps the effects of the last blocks before
+    it stopped but not always their receipts (1 to 6 of about 320 transactions sent in its
+    last second, measured): the chain holds the agreement, so it is offered, never failed."""
+    agreement_id = _offer_whose_receipt_is_lost(chain, contracts)
+    contracts.confirm()
+    contracts.confirm()
+    assert contracts.agreements.get(HR, agreement_id)["state"] == "offered"
+    assert ops(db) == [("offer", "mined")]
+    assert "agreement.offered" in message_types(db)
+
+
+def test_an_offer_whose_nonce_another_transaction_took_fails(
+    db: Database, chain: FakeChain, contracts: ContractsService
+) -> None:
+    agreement_id = _offer_whose_receipt_is_lost(chain, contracts)
+    chain.states.clear()  # the nonce went to another transaction: the chain has no agreement
+    contracts.confirm()
+    contracts.confirm()
+    assert contracts.agreements.get(HR, agreement_id)["state"] == "failed"
+    assert ops(db) == [("offer", "failed")] and "agreement.offered" not in message_types(db)
 
 
 def test_only_hr_and_admins_offer(db: Database, contracts: ContractsService) -> None:
