@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -60,6 +61,7 @@ class AnvilProcess:
     ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.state_file = state_file
         args = [
             str(anvil_binary()),
             "--port",
@@ -89,13 +91,25 @@ class AnvilProcess:
             raise
 
     def stop(self, timeout: float = 10.0) -> None:
+        """End it; with a state file, mining stops first: Anvil dumps its state as it ends, and
+        a block mined meanwhile left its state in the dump without the block (transactions
+        applied that no receipt records, measured: 1 to 6 of 320 sent in its last second)."""
         if self.process.poll() is None:
+            if self.state_file is not None:
+                self._stop_mining()
             self.process.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def _stop_mining(self) -> None:
+        import requests
+
+        body = {"jsonrpc": "2.0", "id": 1, "method": "evm_setAutomine", "params": [False]}
+        with contextlib.suppress(requests.RequestException):  # not answering: nothing mined
+            requests.post(self.url, json=body, timeout=5)
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -180,6 +180,62 @@ def test_anvil_started_again_from_its_state_keeps_its_genesis(tmp_path: Path) ->
     assert heads == sorted(set(heads))  # the state was kept
 
 
+def test_anvil_stopped_under_load_keeps_each_transaction_with_its_block(tmp_path: Path) -> None:
+    """Stopped while transactions arrive, then started again from its state: every transaction
+    whose effect the state holds has its receipt (otherwise an offer or an anchor is applied
+    on chain with no block to prove it, and the services wait for a receipt that never comes)."""
+    import threading
+
+    from offerseal.shared.anvil import AnvilProcess, wait_port_free
+    from offerseal.shared.chain import connect
+
+    port, state = free_port(), tmp_path / "anvil-state.json"
+    for _ in range(3):  # the old stop failed about every other round
+        anvil = AnvilProcess(port, state_file=state)
+        w3 = connect(anvil.url)
+        sender = w3.eth.accounts[1]
+        first = w3.eth.get_transaction_count(sender)
+        sent: list[Any] = []
+        stop = threading.Event()
+
+        def pump(
+            w3: Any = w3, sender: str = sender, sent: list[Any] = sent, stop: Any = stop
+        ) -> None:
+            while not stop.is_set():
+                try:
+                    tx = {"from": sender, "to": sender, "value": 1, "gas": 21_000}
+                    sent.append(w3.eth.send_transaction(tx))
+                except Exception:
+                    return  # the node went away
+
+        pumps = [threading.Thread(target=pump) for _ in range(3)]
+        for thread in pumps:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(sent) < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        anvil.stop()
+        stop.set()
+        for thread in pumps:
+            thread.join()
+        wait_port_free(port)
+        anvil = AnvilProcess(port, state_file=state)
+        try:
+            w3 = connect(anvil.url)
+            applied = w3.eth.get_transaction_count(sender) - first
+            with_receipt = 0
+            for tx_hash in sent:
+                try:
+                    w3.eth.get_transaction_receipt(tx_hash)
+                    with_receipt += 1
+                except Exception:
+                    pass
+            assert with_receipt == applied, (len(sent), applied, with_receipt)
+        finally:
+            anvil.stop()
+        wait_port_free(port)
+
+
 def test_chain_reset_supersedes_and_reanchors(tmp_path: Path, sqlite_url: str) -> None:
     from offerseal.shared.anvil import AnvilProcess
 
