@@ -43,3 +43,31 @@ def test_live_holders_get_their_own_slots_and_a_torn_line_is_ignored(tmp_path: P
     first.close()
     second.close()
     assert os.path.exists(tmp_path / "sent-0.journal")
+
+
+def test_a_dispatcher_finds_what_a_killed_one_left_in_another_slot(tmp_path: Path) -> None:
+    """Every worker of `serve --workers 2` used to take a slot: after SIGKILL of both, the new
+    dispatcher could take the slot of the worker that never dispatched, and the killed
+    dispatcher's accepted messages were sent again once their claims lapsed (a duplicate
+    e-mail in a chaos run). The dispatcher now reads every slot no live process holds."""
+    script = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        "from offerseal.notify.adapters.journal import Accepted, SentJournal\n"
+        f"other, dispatcher = SentJournal(Path({str(tmp_path)!r})), "
+        f"SentJournal(Path({str(tmp_path)!r}))\n"
+        "other.path\n"  # slot 0: a worker that never dispatched
+        "dispatcher.record(Accepted('t1', '<t1@x>', 'email', 'accepted'))\n"  # slot 1
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    live = SentJournal(tmp_path)  # another host's dispatcher on the same data folder: slot 0
+    live.record(Accepted("t2", "<t2@x>", "email", "accepted"))
+    assert subprocess.run([sys.executable, "-c", script], check=False).returncode == -9
+    successor = SentJournal(tmp_path)  # the new dispatcher, forked first
+    worker = SentJournal(tmp_path)  # the other new worker: it never dispatches
+    assert successor.leftovers() == [Accepted("t1", "<t1@x>", "email", "accepted")]
+    assert successor.path.name == "sent-1.journal"  # t1 was in slot 2: adopted
+    successor.clear()
+    assert successor.leftovers() == []
+    assert live.leftovers() == [Accepted("t2", "<t2@x>", "email", "accepted")]
+    worker.close()

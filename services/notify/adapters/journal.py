@@ -5,8 +5,9 @@ webhook accepted a message, but before the commit, would send it again after a r
 accepted message is appended to a local journal file first (one `write`, no fsync: it survives
 the process being killed, which is the failure this guards against; a power cut in the same
 millisecond can still lose it and cause one duplicate with the same Message-ID). At start a
-dispatcher takes a free journal slot (flock), records what its dead predecessor left there as
-sent, and empties it; after every committed group it empties it again.
+dispatcher takes a free journal slot (flock) and every other slot no live process holds,
+records what dead dispatchers left in them as sent, and empties them; after every committed
+group it empties its own again.
 """
 
 from __future__ import annotations
@@ -28,39 +29,85 @@ class Accepted:
 
 
 class SentJournal:
+    """The journal of the process that dispatches. It takes a slot when it first records or
+    looks for leftovers (every worker builds one; only the dispatcher takes a slot), and at that
+    look it also takes every other slot no live process holds: the dispatcher killed before it
+    may have held any of them."""
+
     def __init__(self, folder: Path, slots: int = 64) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for slot in range(slots):
-            path = folder / f"sent-{slot}.journal"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            self.path, self._fd = path, fd
-            return
-        raise RuntimeError(f"all {slots} journal slots in {folder} are in use")
+        self.folder, self.slots = folder, slots
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._adopted: list[int] = []  # slots of dead holders, read and not yet emptied
+
+    def _lock(self, path: Path) -> int | None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _own(self) -> int:
+        if self._fd is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for slot in range(self.slots):
+                path = self.folder / f"sent-{slot}.journal"
+                fd = self._lock(path)
+                if fd is not None:
+                    self._fd, self._path = fd, path
+                    break
+            else:
+                raise RuntimeError(f"all {self.slots} journal slots in {self.folder} are in use")
+        return self._fd
+
+    @property
+    def path(self) -> Path:
+        self._own()
+        assert self._path is not None
+        return self._path
 
     def record(self, accepted: Accepted) -> None:
         line = json.dumps(accepted.__dict__, separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode())
+        os.write(self._own(), line.encode())
 
     def leftovers(self) -> list[Accepted]:
-        """What the previous holder of this slot recorded (a torn last line is ignored: its
-        message was not acknowledged by the write, so it is sent again)."""
-        os.lseek(self._fd, 0, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(self._fd, 1 << 16):
-            chunks.append(chunk)
+        """What dead holders recorded, in this slot and in every other one no live process
+        holds (a torn last line is ignored: its message was not acknowledged by the write, so
+        it is sent again). The other slots stay held until `clear`."""
+        own = self._own()
+        for path in sorted(self.folder.glob("sent-*.journal")):
+            if path == self._path or not path.stat().st_size:
+                continue
+            fd = self._lock(path)
+            if fd is not None:
+                self._adopted.append(fd)
         found = []
-        for line in b"".join(chunks).splitlines():
-            with contextlib.suppress(ValueError, TypeError):
-                found.append(Accepted(**json.loads(line)))
+        for fd in [own, *self._adopted]:
+            os.lseek(fd, 0, os.SEEK_SET)
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            for line in b"".join(chunks).splitlines():
+                with contextlib.suppress(ValueError, TypeError):
+                    found.append(Accepted(**json.loads(line)))
         return found
 
     def clear(self) -> None:
-        os.ftruncate(self._fd, 0)
+        """Everything recorded is committed: this slot and the adopted ones are emptied, and
+        the adopted ones let go."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+        for fd in self._adopted:
+            os.ftruncate(fd, 0)
+            os.close(fd)
+        self._adopted.clear()
 
     def close(self) -> None:
-        os.close(self._fd)
+        for fd in self._adopted:
+            os.close(fd)
+        self._adopted.clear()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
