@@ -173,7 +173,9 @@ def run(
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             import email
 
-            self.messages.append(email.message_from_bytes(envelope.content))
+            message = email.message_from_bytes(envelope.content)
+            message["X-Chaos-Received"] = f"{time.time():.3f}"  # when, for a duplicate's story
+            self.messages.append(message)
             tally.success("email")
             return "250 OK"
 

@@ -145,6 +145,28 @@ def check(
         ).scalar_one()
     per_touchpoint = Counter(m["Message-ID"] for m in mail)
     doubled_mail = [k for k, v in per_touchpoint.items() if v > 1]
+    for message_id in doubled_mail[:5]:
+        received = [m.get("X-Chaos-Received", "?") for m in mail if m["Message-ID"] == message_id]
+        with db.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT id, state, attempts, claimed_at, sent_at FROM touchpoints "
+                    "WHERE message_id = :m"
+                ),
+                {"m": message_id},
+            ).one_or_none()
+            tried = (
+                conn.execute(
+                    sa.text("SELECT * FROM touchpoint_attempts WHERE touchpoint_id = :t"),
+                    {"t": row.id},
+                ).all()
+                if row is not None
+                else []
+            )
+        details.append(
+            f"e-mail {message_id} received at {', '.join(received)}; touchpoint {row}; "
+            f"attempts {tried}"
+        )
     unmarked = [t.id for t in invitations if t.state not in ("sent", "skipped", "failed")]
     return {
         "documents_201": len(tally.documents),
