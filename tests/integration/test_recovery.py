@@ -182,19 +182,20 @@ def test_anvil_started_again_from_its_state_keeps_its_genesis(tmp_path: Path) ->
 
 def test_anvil_stopped_under_load_keeps_each_transaction_with_its_block(tmp_path: Path) -> None:
     """Stopped while transactions arrive, then started again from its state: every transaction
-    whose effect the state holds has its receipt (otherwise an offer or an anchor is applied
-    on chain with no block to prove it, and the services wait for a receipt that never comes)."""
+    whose effect the state holds is in a kept block (otherwise an offer or an anchor is applied
+    on chain with no block to prove it, and the services wait for a receipt that never comes).
+    One sent as it stopped may be applied without its sender hearing back: that is allowed."""
     import threading
 
     from offerseal.shared.anvil import AnvilProcess, wait_port_free
     from offerseal.shared.chain import connect
 
     port, state = free_port(), tmp_path / "anvil-state.json"
-    for _ in range(3):  # the old stop failed about every other round
+    for _ in range(8):  # the old stop failed this test 3 runs in 3
         anvil = AnvilProcess(port, state_file=state)
         w3 = connect(anvil.url)
         sender = w3.eth.accounts[1]
-        first = w3.eth.get_transaction_count(sender)
+        first, first_block = w3.eth.get_transaction_count(sender), w3.eth.block_number
         sent: list[Any] = []
         stop = threading.Event()
 
@@ -208,11 +209,11 @@ def test_anvil_stopped_under_load_keeps_each_transaction_with_its_block(tmp_path
                 except Exception:
                     return  # the node went away
 
-        pumps = [threading.Thread(target=pump) for _ in range(3)]
+        pumps = [threading.Thread(target=pump) for _ in range(6)]
         for thread in pumps:
             thread.start()
         deadline = time.monotonic() + 30
-        while len(sent) < 200 and time.monotonic() < deadline:
+        while len(sent) < 150 and time.monotonic() < deadline:
             time.sleep(0.05)
         anvil.stop()
         stop.set()
@@ -223,14 +224,13 @@ def test_anvil_stopped_under_load_keeps_each_transaction_with_its_block(tmp_path
         try:
             w3 = connect(anvil.url)
             applied = w3.eth.get_transaction_count(sender) - first
-            with_receipt = 0
-            for tx_hash in sent:
-                try:
-                    w3.eth.get_transaction_receipt(tx_hash)
-                    with_receipt += 1
-                except Exception:
-                    pass
-            assert with_receipt == applied, (len(sent), applied, with_receipt)
+            in_blocks = sum(  # the sender's transactions the kept blocks hold
+                1
+                for n in range(first_block, w3.eth.block_number + 1)
+                for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]
+                if tx["from"] == sender and tx["nonce"] >= first
+            )
+            assert applied > 0 and in_blocks == applied, (len(sent), applied, in_blocks)
         finally:
             anvil.stop()
         wait_port_free(port)
