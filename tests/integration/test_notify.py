@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -352,9 +352,7 @@ def test_opt_out_stops_non_essential_mail_only(
         skipped = _insert_due(stack, agreement["id"], "welcome_package", essential=False)
         legal = _insert_due(stack, agreement["id"], "closing", essential=True)
         box.wait(lambda m: m["X-OfferSeal-Touchpoint"] == legal)
-        detail = requests.get(
-            stack.stack.urls["notify"] + f"/v1/touchpoints/{skipped}", headers=stack.hr, timeout=30
-        ).json()
+        detail = _touchpoint_once(stack, skipped, lambda d: d["state"] in ("skipped", "sent"))
         assert detail["state"] == "skipped" and detail["detail"] == "candidate opted out"
         assert len(box.messages) == count + 1
     finally:
@@ -550,6 +548,21 @@ def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
         stack.stack.stop()
 
 
+def _touchpoint_once(
+    stack: Any, tp_id: str, recorded: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> dict[str, Any]:
+    """The touchpoint as notify shows it, once `recorded` holds: a dispatcher commits each
+    outcome after the channel took the message, so a message in the mailbox may be ahead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        detail: dict[str, Any] = requests.get(
+            stack.stack.urls["notify"] + f"/v1/touchpoints/{tp_id}", headers=stack.hr, timeout=30
+        ).json()
+        if recorded(detail) or time.monotonic() >= deadline:
+            return detail
+        time.sleep(0.1)
+
+
 def test_4xx_is_retried_and_5xx_fails(
     tmp_path: Path, sqlite_url: str, fresh_anvil: Any, mailbox: tuple[Mailbox, str]
 ) -> None:
@@ -560,9 +573,8 @@ def test_4xx_is_retried_and_5xx_fails(
         agreement = offer(stack)
         [invitation] = box.wait(lambda m: True, timeout=30)  # after one retry (5 s backoff)
         tp_id = invitation["X-OfferSeal-Touchpoint"]
-        detail = requests.get(
-            stack.stack.urls["notify"] + f"/v1/touchpoints/{tp_id}", headers=stack.hr, timeout=30
-        ).json()
+        # the outcome is committed after the server took the message: asked until recorded
+        detail = _touchpoint_once(stack, tp_id, lambda d: d["state"] == "sent")
         assert [a["outcome"] for a in detail["attempts"]] == ["retry", "sent"]
         box.answers = ["550 5.1.1 no such user"]
         bounced = _insert_due(stack, agreement["id"], "closing", essential=True)
