@@ -37,3 +37,19 @@ def call(
     if make is not None:
         raise make()
     raise TransientError(f"the {service} service answered {answer.status_code}")
+
+
+def post_file(
+    url: str, *, service: str, timeout: float, filename: str, content: bytes, content_type: str
+) -> dict[str, Any]:
+    """POST one file as multipart `file` to `url`: the 201's JSON (as `call`, otherwise)."""
+    answer = call(
+        "POST",
+        url,
+        service=service,
+        timeout=timeout,
+        accept=(201,),
+        files={"file": (filename, content, content_type)},
+    )
+    body: dict[str, Any] = answer.json()
+    return body

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from ...shared.errors import Conflict, TransientError, ValidationFailed
-from ...shared.peers import call
+from ...shared.peers import call, post_file
 
 
 class EvidenceClient:
@@ -44,16 +44,14 @@ class EvidenceClient:
     ) -> dict[str, Any]:
         """Store `content` as a document of the link's agreement (the candidate's own upload
         path: receipted and anchored like any document). Returns the evidence service's 201."""
-        answer = call(
-            "POST",
+        return post_file(
             f"{self.base_url}/v1/uploads/{token}",
             service="evidence",
             timeout=self.timeout,
-            accept=(201,),
-            files={"file": (filename, content, content_type)},
+            filename=filename,
+            content=content,
+            content_type=content_type,
         )
-        body: dict[str, Any] = answer.json()
-        return body
 
 
 class EvidenceArchiveClient:
@@ -118,16 +116,14 @@ class EvidenceArchiveClient:
         return bundle
 
     def deposit_record(self, token: str, filename: str, content: bytes) -> dict[str, Any]:
-        answer = call(
-            "POST",
+        return post_file(
             f"{self.evidence_url}/v1/documents/records/{token}",
             service="evidence",
             timeout=self.timeout,
-            accept=(201,),
-            files={"file": (filename, content, "application/json")},
+            filename=filename,
+            content=content,
+            content_type="application/json",
         )
-        body: dict[str, Any] = answer.json()
-        return body
 
     def touchpoints(
         self, candidate_ref: str, agreement_id: str, auth: Mapping[str, str]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...shared.errors import NotFound
-from ...shared.peers import call
+from ...shared.peers import call, post_file
 
 
 class DocumentNotFound(NotFound):
@@ -37,13 +37,11 @@ class EvidenceDocuments:
     ) -> dict[str, Any]:
         """Store a record as a document of the link's agreement (receipted, anchored); the
         evidence service's 201 (with, for an e-mail, its DKIM result in `provenance`)."""
-        answer = call(
-            "POST",
+        return post_file(
             f"{self.base_url}/v1/documents/records/{token}",
             service="evidence",
             timeout=self.timeout,
-            accept=(201,),
-            files={"file": (filename, content, content_type)},
+            filename=filename,
+            content=content,
+            content_type=content_type,
         )
-        body: dict[str, Any] = answer.json()
-        return body
