@@ -14,6 +14,7 @@ resource is 404 (no existence leak); a valid caller never gets 401/403 or a 5xx.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,6 +215,10 @@ MISSING = {
 }
 
 
+def _days_from_now(days: int) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).date().isoformat()
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict[str, Any]]:
     tmp: Path = tmp_path_factory.mktemp("matrix")
@@ -236,7 +241,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, anvil: Any) -> Iterator[dict
         agreement = offered.json()
         amended = requests.post(
             contracts + f"/v1/agreements/{agreement['id']}/amendments",
-            json={"milestones": [{"index": 0, "due": "2026-12-12"}], "reason": "matrix"},
+            # a new due date after the offered one (today + 10 days) and before the start
+            json={"milestones": [{"index": 0, "due": _days_from_now(12)}], "reason": "matrix"},
             headers=stack.hr,
             timeout=60,
         )

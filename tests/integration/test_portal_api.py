@@ -214,7 +214,9 @@ def test_a_candidate_without_a_wallet_enrols_a_passkey_and_signs(
         web + f"/v1/agreements/{agreement['id']}/amendments",
         headers=stack.hr,
         json={
-            "start_date": body()["start_date"].replace(body()["start_date"][-2:], "28"),
+            "start_date": (
+                dt.date.fromisoformat(body()["start_date"]) + dt.timedelta(days=3)
+            ).isoformat(),
             "reason": "longer handover",
         },
     )
