@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,8 +24,7 @@ from typing import Any
 
 import requests
 
-from offerseal.shared.net import free_port as ephemeral_port
-from offerseal.shared.net import listening
+from offerseal.shared.net import free_port as shared_free_port
 
 PG_ADMIN = os.environ.get(
     "OFFERSEAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -36,33 +33,16 @@ AMQP = os.environ.get("OFFERSEAL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/
 SERVICES = ("evidence", "contracts", "notify")
 
 
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def free_port() -> int:
-    """A port nothing listens on, for a process started later (Anvil, `offerseal serve`),
-    taken below the kernel's ephemeral range. `offerseal.shared.net.free_port()` asks the kernel
-    for an ephemeral port and lets it go: with several workers (and other runs) binding port 0
-    all the time, one of them could be given the same port before our process binds it, and a
-    test would talk to someone else's server. Ports below the range are never handed out that
-    way."""
-    pick = random.SystemRandom()
-    high = _ephemeral_low() - 1
-    low = max(1024, high - 12000)
-    for _ in range(200):
-        port = pick.randint(low, high)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if not listening("127.0.0.1", port):
-            return port
-    return ephemeral_port()
+    """A port nothing listens on, for a process started later (Anvil, `offerseal serve`):
+    `offerseal.shared.net.free_port`, below the kernel's ephemeral range, from a slice of that
+    range of this pytest-xdist worker's own (a port picked stays unbound for seconds while a
+    key is created or a process starts: another worker could otherwise pick it meanwhile)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        return shared_free_port(int(worker[2:]), workers)
+    return shared_free_port()
 
 
 def gone(pid: int) -> bool:

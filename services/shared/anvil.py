@@ -86,6 +86,8 @@ class AnvilProcess:
             out.close()  # type: ignore[union-attr]
         try:
             wait_for_rpc(self.url, timeout=30)
+            if self.process.poll() is not None:  # someone else's node answered on this port
+                raise OfferSealError(f"anvil exited at start: port {port} is taken")
         except Exception:
             self.stop()
             raise

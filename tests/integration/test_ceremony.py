@@ -30,12 +30,12 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from web3 import Web3
 
+from harness.procs import free_port
 from offerseal.contracts.domain.passkeys import b64url
 from offerseal.demo.passkey import SoftwarePasskey
 from offerseal.evidence.adapters.registry import Web3ChainView
 from offerseal.shared import chain
 from offerseal.shared.chain import typed_data_digest
-from offerseal.shared.net import free_port
 from offerseal_verify.ceremony import ceremony_hash, check_record
 from offerseal_verify.dossier import verify_dossier
 from tests.conftest import PG_ADMIN_URL, RunningStack, _pg_admin, require_server

@@ -17,13 +17,13 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from harness.procs import free_port
 from offerseal.cli import main as cli_main
 from offerseal.contracts.models import Agreement, AgreementMilestone, AgreementSignal
 from offerseal.shared import users
 from offerseal.shared.auth import create_key
 from offerseal.shared.config import load_settings
 from offerseal.shared.db import Database
-from offerseal.shared.net import free_port
 from offerseal.shared.server import HttpServer
 from offerseal.web.app import create_app
 

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 import requests
 
-from harness.procs import ServiceProcess, create_key, service_env
+from harness.procs import ServiceProcess, create_key, free_port, service_env
 from offerseal.shared import users
 from offerseal.shared.config import ANVIL_DEV_KEY_2, load_settings
-from offerseal.shared.net import free_port
 from offerseal.stack import open_database
 from tests.integration.test_console import PASSWORD, csrf_of
 from tests.integration.test_contracts_service import body

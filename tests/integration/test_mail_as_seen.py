@@ -112,7 +112,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     options.add_argument("--allow-file-access-from-files")
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-mail')}")
     options.add_argument(f"--window-size={WIDTH},900")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    # chromedriver on a port from the harness (Selenium's own pick is a released port 0)
+    service = Service(executable_path=driver_path, port=free_port())
+    driver = webdriver.Chrome(options=options, service=service)
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": WIDTH, "height": 900, "deviceScaleFactor": 2, "mobile": True},

@@ -19,7 +19,14 @@ import pytest
 import requests
 
 from offerseal.shared.dev_tsa import DevTSA, ensure_authority
-from tests.conftest import RunningStack, make_settings, start_stack, upload, wait_for_proof
+from tests.conftest import (
+    RunningStack,
+    free_port,
+    make_settings,
+    start_stack,
+    upload,
+    wait_for_proof,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -36,7 +43,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = ""
 
 @pytest.fixture
 def tsa(tmp_path: Path) -> Iterator[DevTSA]:
-    server = DevTSA(tmp_path / "tsa").start()
+    # a port below the kernel's ephemeral range: it is started again on it after a stop, and
+    # another worker binding port 0 meanwhile could be given an ephemeral one
+    server = DevTSA(tmp_path / "tsa", port=free_port()).start()
     yield server
     server.stop()
 

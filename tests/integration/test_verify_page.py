@@ -23,7 +23,15 @@ import pytest
 import requests
 
 from offerseal.shared.dev_tsa import DevTSA, ensure_authority
-from tests.conftest import IN_CI, ROOT, make_settings, start_stack, upload, wait_for_proof
+from tests.conftest import (
+    IN_CI,
+    ROOT,
+    free_port,
+    make_settings,
+    start_stack,
+    upload,
+    wait_for_proof,
+)
 from tests.dossiers import anchored_dossier, zip_of
 from tests.integration.test_timestamps import stamped_proof
 
@@ -89,7 +97,9 @@ def start_chromium(
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    # chromedriver on a port from the harness (Selenium's own pick is a released port 0)
+    service = Service(executable_path=driver_path, port=free_port())
+    driver = webdriver.Chrome(options=options, service=service)
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": mobile},
