@@ -134,10 +134,12 @@ def test_desktop_journey_in_english(world: dict[str, Any], desktop: Any) -> None
     with step(driver, "desktop-2-board"):
         _sign_in(driver, web, "en")
         assert _board_refs(driver) == ["cand-red", "cand-blue"]  # red first
-        red = driver.find_element(By.CSS_SELECTOR, "#board-rows tr.board__row--red")
-        assert "Red" in red.text and "Firmware Lead" in red.text
-        cells = red.find_elements(By.CSS_SELECTOR, "td.board__cp .cp")
-        assert len(cells) == 9
+        text, cells = driver.execute_script(  # one step: the live board may replace its rows
+            "const red = document.querySelector('#board-rows tr.board__row--red');"
+            "return [red.innerText, red.querySelectorAll('td.board__cp .cp').length]"
+        )
+        assert "Red" in text and "Firmware Lead" in text
+        assert cells == 9
         # polled data replaces the rows only when they changed; the script fetched it
         _wait(driver, "#board[data-fingerprint]:not([data-fingerprint=''])")
 
@@ -273,9 +275,7 @@ def test_live_board_and_timeline_actions_in_english(world: dict[str, Any], deskt
         _sign_in(driver, web, "en")
         _wait(driver, "#board[data-fingerprint]:not([data-fingerprint=''])")
         row = f"#board-rows tr[data-agreement='{blue_id}']"
-        assert "board__row--blue" in driver.find_element(By.CSS_SELECTOR, row).get_attribute(
-            "class"
-        )
+        assert "board__row--blue" in _class_of(driver, row)
         driver.execute_script("window.stillTheSamePage = true")
         # the contracts service's risk tracking moves the candidate to red
         with world["stack"].db.transaction() as session:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -211,21 +212,30 @@ def test_the_dossier_of_a_breached_agreement_holds_everything_under_an_anchored_
 
 def render_for_people(covers: dict[str, bytes]) -> None:
     """The covers' first pages as PNG in test-artifacts/dossier/ (pdftoppm)."""
+    for lang, pdf in covers.items():
+        render_first_page(pdf, f"cover-{lang}")
+
+
+def render_first_page(pdf: bytes, name: str) -> None:
+    """`name`.pdf and its first page as `name`.png in test-artifacts/dossier/. Made under a
+    name of this process's own and moved into place: the same test on another database runs
+    at the same time on another worker."""
     if shutil.which("pdftoppm") is None:
         message = "pdftoppm is not installed (apt-get install poppler-utils)"
         if IN_CI:
             pytest.fail(f"{message} (CI=true: this test must run, not skip)")
         return
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for lang, pdf in covers.items():
-        path = ARTIFACTS / f"cover-{lang}.pdf"
-        path.write_bytes(pdf)
-        subprocess.run(
-            ["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile",
-             str(path), str(ARTIFACTS / f"cover-{lang}")],
-            check=True, timeout=60,
-        )  # fmt: skip
-        assert (ARTIFACTS / f"cover-{lang}.png").stat().st_size > 10_000
+    work = ARTIFACTS / f".{name}-{os.getpid()}"
+    work.with_suffix(".pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile",
+         str(work.with_suffix(".pdf")), str(work)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    assert work.with_suffix(".png").stat().st_size > 10_000
+    for suffix in (".pdf", ".png"):
+        os.replace(work.with_suffix(suffix), ARTIFACTS / f"{name}{suffix}")
 
 
 def test_only_legal_and_admin_of_the_tenant_get_the_dossier(

@@ -199,7 +199,7 @@ def test_offers_waiting_together_are_one_multicall_transaction(stack: RunningSta
         d["onchain_id"] for d in done
     )
     assert receipt["gasUsed"] < 6 * gas_alone  # 21,000 and the warm-up paid once
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while len(outbox(stack, "agreement.offered")) < 7 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(outbox(stack, "agreement.offered")) == 7
@@ -209,7 +209,9 @@ def test_offers_waiting_together_are_one_multicall_transaction(stack: RunningSta
 def test_a_lost_transaction_is_sent_again_and_a_gap_is_filled(
     tmp_path: Path, sqlite_url: str, fresh_anvil: Any
 ) -> None:
-    running = start_stack(make_settings(tmp_path, sqlite_url, fresh_anvil.url, tx_stuck_after=1.0))
+    # 5 s, not less: a pause of the test's own thread between the offer and the drop must not
+    # let the service replace the transaction before it is dropped.
+    running = start_stack(make_settings(tmp_path, sqlite_url, fresh_anvil.url, tx_stuck_after=5.0))
     rpc_url, base, hr = fresh_anvil.url, running.stack.urls["contracts"], running.hr
     try:
         w3 = chain.connect(rpc_url)

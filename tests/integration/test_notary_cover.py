@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,10 @@ import pytest
 
 from offerseal.contracts.notary import notary_facts, sections
 from offerseal_verify.sm3 import sm3
-from tests.conftest import IN_CI, RunningStack
+from tests.conftest import RunningStack
 from tests.integration.test_certificate import text_of
 from tests.integration.test_cli import offerseal
-from tests.integration.test_dossier import ARTIFACTS, breached, stack  # noqa: F401
+from tests.integration.test_dossier import breached, render_first_page, stack  # noqa: F401
 
 pytestmark = pytest.mark.chain
 
@@ -78,17 +76,4 @@ def test_the_dossier_for_a_notary_comes_with_a_one_page_chinese_cover(
 
 
 def render_page(pdf: bytes) -> None:
-    if shutil.which("pdftoppm") is None:
-        message = "pdftoppm is not installed (apt-get install poppler-utils)"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true: this test must run, not skip)")
-        return
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / "notary-cover-zh-CN.pdf"
-    path.write_bytes(pdf)
-    subprocess.run(
-        ["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile",
-         str(path), str(ARTIFACTS / "notary-cover-zh-CN")],
-        check=True, timeout=60,
-    )  # fmt: skip
-    assert (ARTIFACTS / "notary-cover-zh-CN.png").stat().st_size > 10_000
+    render_first_page(pdf, "notary-cover-zh-CN")

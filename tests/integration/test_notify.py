@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -131,6 +132,8 @@ def live_links_in(message: Any) -> list[str]:
             found.append(url)
             continue
         answer = requests.get(url, allow_redirects=False, timeout=30)
+        # 410 withdrawn or expired; anything else (a 429 from the origin's limit) is no answer
+        assert answer.status_code in (303, 410), (url, answer.status_code)
         if answer.status_code == 303:
             found.append(str(answer.headers["Location"]))
     return found
@@ -219,7 +222,9 @@ def test_invitation_checkins_and_a_reply_that_moves_risk(
         deadline = time.monotonic() + 20
         while risk(stack, agreement["id"])["level"] != "yellow" and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert "1 check-in(s) missed" in risk(stack, agreement["id"])["reasons"][0]
+        # The next check-in goes out 2 s later and may have been missed as well by now.
+        reason = risk(stack, agreement["id"])["reasons"][0]
+        assert re.fullmatch(r"[1-9]\d* check-in\(s\) missed", reason), reason
 
         latest = box.wait(lambda m: "resignation going" in m["Subject"])[-1]
         delayed = next(u for u in links_in(latest) if u.endswith("answer=delayed"))
@@ -721,15 +726,7 @@ def test_a_killed_worker_neither_loses_nor_doubles_the_invitation(
     contracts = f"http://127.0.0.1:{env['OFFERSEAL_CONTRACTS_PORT']}"
     service = ServiceProcess(env, tmp_path / "service.log").start(failpoint)
     try:
-        service.wait_http()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(contracts + "/healthz", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
-                pass
-            time.sleep(0.1)
+        service.wait_healthy()
         # No `Prefer: wait`: the answer comes once the offer is committed, before its
         # transaction is mined and long before the invitation. With a wait, the failpoint's
         # SIGKILL could land while the answer is still on its way (CI saw it once).
