@@ -110,16 +110,19 @@ class Dispatcher:
                 query = query.with_for_update(skip_locked=True)
             ids = list(session.execute(query).scalars())
             if ids:
+                claimer = self.journal.claimer if self.journal is not None else None
                 session.execute(
                     update(Touchpoint)
                     .where(Touchpoint.id.in_(ids))
-                    .values(state="sending", claimed_at=now)
+                    .values(state="sending", claimed_at=now, claimed_by=claimer)
                 )
         return ids
 
     def settle_journal(self) -> int:
         """At start: messages a killed predecessor handed to a channel but never recorded are
-        recorded as sent now, not sent again. Runs before stale claims are released."""
+        recorded as sent now, not sent again; the other rows it had claimed go back to the
+        queue at once (not after the lease: on PostgreSQL a live worker's claims look the same
+        by age). Runs before this dispatcher claims anything."""
         if self.journal is None:
             return 0
         leftovers = self.journal.leftovers()
@@ -149,6 +152,15 @@ class Dispatcher:
             finally:
                 self._flush()
             log.info("recorded %d message(s) a previous dispatcher had sent", len(leftovers))
+        gone = self.journal.claimers_gone()  # their slots are held until clear()
+        with self.db.transaction() as session:
+            released = session.execute(
+                update(Touchpoint)
+                .where(Touchpoint.state == "sending", Touchpoint.claimed_by.in_(gone))
+                .values(state="planned", claimed_by=None)
+            ).rowcount  # type: ignore[attr-defined]
+        if released:
+            log.info("%d message(s) a stopped dispatcher had claimed go out again", released)
         self.journal.clear()
         return len(leftovers)
 

@@ -68,6 +68,8 @@ class Touchpoint(Base):
     due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     state: Mapped[str] = mapped_column(String(16), default="planned")
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # the sent-journal slot of the dispatcher that claimed it (SentJournal.claimer)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     channel: Mapped[str | None] = mapped_column(String(16))

@@ -24,7 +24,7 @@ import pytest
 import requests
 import sqlalchemy
 from aiosmtpd.controller import Controller
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from offerseal.notify.models import Touchpoint
 from offerseal.shared.models import OutboxMessage
@@ -821,23 +821,13 @@ def test_the_candidate_uploads_through_the_document_request_link(
         stack.stack.stop()
 
 
-def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
-    tmp_path: Path, sqlite_url: str, mailbox: tuple[Mailbox, str]
-) -> None:
-    """The database refuses the commit of what was just sent: the outcomes are kept (and the
-    journal keeps them too) and recorded by the next round; nothing is sent twice."""
+def _direct_service(db: Any, smtp_url: str, journal: Any) -> Any:
+    """A notify service layer on `db` sending by SMTP, without a stack (no planning runs)."""
     from offerseal.notify.adapters.channels import SmtpChannel
-    from offerseal.notify.adapters.journal import SentJournal
-    from offerseal.notify.models import FollowedAgreement, NotifyCandidate
     from offerseal.notify.service import NotifyService
-    from offerseal.shared.db import Database
     from offerseal.shared.links import LinkSigner
 
-    box, smtp_url = mailbox
-    db = Database(sqlite_url)
-    db.migrate()
-    journal = SentJournal(tmp_path / "journal")
-    service = NotifyService(
+    return NotifyService(
         db,
         LinkSigner(b"k" * 32),
         {"email": SmtpChannel(smtp_url, "OfferSeal <no-reply@offerseal.local>")},
@@ -849,6 +839,12 @@ def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
         mail_domain="offerseal.local",
         journal=journal,
     )
+
+
+def _seed_due(db: Any, count: int) -> None:
+    """A candidate, their agreement and `count` essential messages due now (tp-0, tp-1, ...)."""
+    from offerseal.notify.models import FollowedAgreement, NotifyCandidate
+
     with db.transaction() as session:
         session.add(
             NotifyCandidate(
@@ -875,7 +871,7 @@ def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
                 state="committed",
             )
         )
-        for i in range(3):
+        for i in range(count):
             session.add(
                 Touchpoint(
                     id=f"tp-{i}",
@@ -890,6 +886,22 @@ def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
                     data={"state": "fulfilled"},
                 )
             )
+
+
+def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
+    tmp_path: Path, sqlite_url: str, mailbox: tuple[Mailbox, str]
+) -> None:
+    """The database refuses the commit of what was just sent: the outcomes are kept (and the
+    journal keeps them too) and recorded by the next round; nothing is sent twice."""
+    from offerseal.notify.adapters.journal import SentJournal
+    from offerseal.shared.db import Database
+
+    box, smtp_url = mailbox
+    db = Database(sqlite_url)
+    db.migrate()
+    journal = SentJournal(tmp_path / "journal")
+    service = _direct_service(db, smtp_url, journal)
+    _seed_due(db, 3)
     real_commit = service._commit_outcomes
     calls = {"n": 0}
 
@@ -918,3 +930,79 @@ def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
     assert len(box.messages) == 3
     journal.close()
     db.dispose()
+
+
+def test_what_a_killed_dispatcher_claimed_goes_out_at_the_next_start_not_after_the_lease(
+    tmp_path: Path, database_url: str, mailbox: tuple[Mailbox, str]
+) -> None:
+    """A dispatcher (a real process) claims two messages and is killed before sending them.
+    The next one to start takes its journal slot and puts its claims back at once: on
+    PostgreSQL they used to wait out the two-minute lease. A claim of a live dispatcher (its
+    slot held) and one that names no slot (made before claimers were recorded) stay."""
+    import subprocess
+    import sys
+
+    from offerseal.notify.adapters.journal import SentJournal
+    from offerseal.shared.db import Database
+
+    box, smtp_url = mailbox
+    db = Database(database_url)
+    db.migrate()
+    _seed_due(db, 4)
+    folder = tmp_path / "journal"
+    live = SentJournal(folder)
+    live.path  # noqa: B018  (a live dispatcher holds slot 0)
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from offerseal.notify.adapters.journal import SentJournal\n"
+        "from offerseal.shared.db import Database\n"
+        "from tests.integration.test_notify import _direct_service\n"
+        f"service = _direct_service(Database({database_url!r}), {smtp_url!r}, "
+        f"SentJournal(Path({str(folder)!r})))\n"
+        "print(service.dispatcher.claim(limit=2), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert killed.stdout.strip() == "['tp-0', 'tp-1']"
+    with db.transaction() as session:  # one claimed by the live dispatcher, one by old code
+        session.execute(
+            update(Touchpoint)
+            .where(Touchpoint.id == "tp-2")
+            .values(state="sending", claimed_at=dt.datetime.now(dt.UTC), claimed_by=live.claimer)
+        )
+        session.execute(
+            update(Touchpoint)
+            .where(Touchpoint.id == "tp-3")
+            .values(state="sending", claimed_at=dt.datetime.now(dt.UTC), claimed_by=None)
+        )
+
+    def states() -> dict[str, str]:
+        with db.sessions() as session:
+            rows = session.execute(select(Touchpoint.id, Touchpoint.state)).all()
+            return {str(tp_id): str(state) for tp_id, state in rows}
+
+    assert states() == {f"tp-{i}": "sending" for i in range(4)}
+    journal = SentJournal(folder)
+    service = _direct_service(db, smtp_url, journal)
+    try:
+        service.settle_journal()
+        assert states() == {
+            "tp-0": "planned",
+            "tp-1": "planned",
+            "tp-2": "sending",
+            "tp-3": "sending",
+        }
+        assert service.dispatch_once() == 2
+        assert states()["tp-0"] == states()["tp-1"] == "sent"
+        assert sorted(m["Message-ID"] for m in box.messages) == [
+            "<tp-0@offerseal.local>",
+            "<tp-1@offerseal.local>",
+        ]
+    finally:
+        journal.close()
+        live.close()
+        db.dispose()

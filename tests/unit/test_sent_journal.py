@@ -71,3 +71,24 @@ def test_a_dispatcher_finds_what_a_killed_one_left_in_another_slot(tmp_path: Pat
     assert successor.leftovers() == []
     assert live.leftovers() == [Accepted("t2", "<t2@x>", "email", "accepted")]
     worker.close()
+
+
+def test_claimers_gone_are_the_dead_holders_slots_and_never_a_live_one(tmp_path: Path) -> None:
+    """A row names the slot of the dispatcher that claimed it. At start a dispatcher puts back
+    the rows of every slot whose holder is gone (its own slot's previous holder included), and
+    holds those slots until `clear`, so nobody claims under one of those names meanwhile."""
+    dead, live = SentJournal(tmp_path), SentJournal(tmp_path)
+    dead_name, live_name = dead.claimer, live.claimer
+    assert dead_name != live_name and dead_name.endswith("/sent-0")
+    assert SentJournal(tmp_path.parent / "elsewhere").claimer != dead_name  # another folder
+    dead.close()  # as a SIGKILL would: the lock goes with the process
+    successor = SentJournal(tmp_path)
+    successor.leftovers()
+    assert successor.claimer == dead_name  # it took the free slot 0
+    assert successor.claimers_gone() == [dead_name]  # empty slots count too
+    late = SentJournal(tmp_path)
+    assert late.claimer not in (dead_name, live_name)  # slot 0 is held until clear()
+    successor.clear()
+    late.close()
+    live.close()
+    successor.close()
