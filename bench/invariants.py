@@ -4,6 +4,7 @@ every offer on chain once, no nonce gap, every invitation sent once or marked, t
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from typing import Any
@@ -140,6 +141,12 @@ def check(
         invitations = conn.execute(
             sa.text("SELECT id, state FROM touchpoints WHERE kind = 'invitation'")
         ).all()
+        due = {
+            f"<{tp_id}@": created
+            for tp_id, created in conn.execute(
+                sa.text("SELECT id, created_at FROM touchpoints WHERE kind = 'invitation'")
+            ).all()
+        }
         unsent = conn.execute(
             sa.text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
         ).scalar_one()
@@ -170,6 +177,15 @@ def check(
             f"attempts {tried}"
         )
     unmarked = [t.id for t in invitations if t.state not in ("sent", "skipped", "failed")]
+    # From an invitation's planning (its agreement on chain) to its first copy at the server:
+    # a message left claimed by a killed dispatcher shows here, not in the recovery table.
+    delays = []
+    for m in mail:
+        created = due.get(str(m["Message-ID"]).split("@")[0] + "@")
+        if created is not None and m.get("X-Chaos-Received"):
+            if created.tzinfo is None:  # SQLite keeps UTC without its zone
+                created = created.replace(tzinfo=dt.UTC)
+            delays.append(float(m["X-Chaos-Received"]) - created.timestamp())
     return {
         "documents_201": len(tally.documents),
         "documents_lost": len(lost),
@@ -188,8 +204,20 @@ def check(
         "emails_duplicated": len(doubled_mail),
         "emails_resent_after_kill_in_smtp_window": len(in_window),
         "outbox_unpublished": int(unsent),
+        "invitation_delay_s": _spread(delays),
         "details": details,
     }
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1], 2)}
 
 
 # How long before a SIGKILL the server may have taken a message whose 250 the killed dispatcher
