@@ -198,6 +198,8 @@ class NotifyNode:
                 self.service.settle_journal()
                 settled = True
             if time.monotonic() - last_release > 30:
+                if last_release:  # after the first pass: a dispatcher here that died since
+                    self.service.settle_journal(first=False)
                 self.service.release_stale(older_than=lease)
                 last_release = time.monotonic()
                 lease = LEASE_SECONDS
@@ -231,7 +233,10 @@ class NotifyNode:
 
     def stop(self, timeout: float = 15.0) -> None:
         self.workers.stop(timeout)
-        if self.service.journal is not None:
+        # A dispatcher still in a send keeps its slot (and so its claims) until the process
+        # ends: let go now and a dispatcher starting meanwhile would send its rows again.
+        alive = any(thread.is_alive() for thread in self.workers.threads)
+        if self.service.journal is not None and not alive:
             self.service.journal.close()
         for channel in self.service.channels.values():
             close = getattr(channel, "close", None)

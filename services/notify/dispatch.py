@@ -118,14 +118,16 @@ class Dispatcher:
                 )
         return ids
 
-    def settle_journal(self) -> int:
-        """At start: messages a killed predecessor handed to a channel but never recorded are
+    def settle_journal(self, first: bool = True) -> int:
+        """Messages a dead dispatcher on this host handed to a channel but never recorded are
         recorded as sent now, not sent again; the other rows it had claimed go back to the
         queue at once (not after the lease: on PostgreSQL a live worker's claims look the same
-        by age). Runs before this dispatcher claims anything."""
+        by age). `first`: at start, before this dispatcher claims anything, its own slot's
+        previous holder counts too; later (each release pass) only the slots no live process
+        holds."""
         if self.journal is None:
             return 0
-        leftovers = self.journal.leftovers()
+        leftovers = self.journal.leftovers(own=first)
         if leftovers:
             with self.db.sessions() as session:
                 sending = set(
@@ -152,16 +154,18 @@ class Dispatcher:
             finally:
                 self._flush()
             log.info("recorded %d message(s) a previous dispatcher had sent", len(leftovers))
-        gone = self.journal.claimers_gone()  # their slots are held until clear()
-        with self.db.transaction() as session:
-            released = session.execute(
-                update(Touchpoint)
-                .where(Touchpoint.state == "sending", Touchpoint.claimed_by.in_(gone))
-                .values(state="planned", claimed_by=None)
-            ).rowcount  # type: ignore[attr-defined]
-        if released:
-            log.info("%d message(s) a stopped dispatcher had claimed go out again", released)
+        gone = self.journal.claimers_gone(own=first)  # their slots are held until let_go()
+        if gone:
+            with self.db.transaction() as session:
+                released = session.execute(
+                    update(Touchpoint)
+                    .where(Touchpoint.state == "sending", Touchpoint.claimed_by.in_(gone))
+                    .values(state="planned", claimed_by=None)
+                ).rowcount  # type: ignore[attr-defined]
+            if released:
+                log.info("%d message(s) a stopped dispatcher had claimed go out again", released)
         self.journal.clear()
+        self.journal.let_go()
         return len(leftovers)
 
     def release_stale(self, older_than: float = 300.0) -> int:

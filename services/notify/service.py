@@ -121,8 +121,8 @@ class NotifyService:
     def journal(self) -> SentJournal | None:
         return self.dispatcher.journal
 
-    def settle_journal(self) -> int:
-        return self.dispatcher.settle_journal()
+    def settle_journal(self, first: bool = True) -> int:
+        return self.dispatcher.settle_journal(first)
 
     def release_stale(self, older_than: float = 300.0) -> int:
         return self.dispatcher.release_stale(older_than)

@@ -438,9 +438,7 @@ def test_new_dates_are_signed_by_the_candidate_and_move_the_schedule(
         assert r.status_code == 201, r.text
         assert r.json()["state"] == "applied" and r.json()["tx_hash"]
         notice = box.wait(lambda m: m["Subject"] == "The dates of your offer changed")[0]
-        assert any(
-            u.startswith(agreement["signing_link"].split("?")[0]) for u in links_in(notice)
-        )
+        assert any(u.startswith(agreement["signing_link"].split("?")[0]) for u in links_in(notice))
         terms = requests.get(
             contracts + f"/v1/agreements/{agreement['id']}/terms", headers=stack.hr, timeout=30
         )
@@ -932,18 +930,22 @@ def test_outcomes_survive_a_failed_commit_and_are_recorded_once(
     db.dispose()
 
 
-def test_what_a_killed_dispatcher_claimed_goes_out_at_the_next_start_not_after_the_lease(
-    tmp_path: Path, database_url: str, mailbox: tuple[Mailbox, str]
+@pytest.mark.parametrize("when", ["at_start", "while_running"])
+def test_what_a_killed_dispatcher_claimed_goes_out_at_once_not_after_the_lease(
+    tmp_path: Path, database_url: str, mailbox: tuple[Mailbox, str], when: str
 ) -> None:
-    """A dispatcher (a real process) claims two messages and is killed before sending them.
-    The next one to start takes its journal slot and puts its claims back at once: on
-    PostgreSQL they used to wait out the two-minute lease. A claim of a live dispatcher (its
-    slot held) and one that names no slot (made before claimers were recorded) stay."""
+    """A dispatcher (a real process) claims two messages, sends the first and is killed before
+    recording it. The next dispatcher on the host, started after it (taking its slot) or
+    already running (its release pass adopts the dead slot), records the first as sent from
+    the journal and puts the second back at once: on PostgreSQL it used to wait out the
+    two-minute lease. A claim of a live dispatcher (its slot held) and one that names no slot
+    (made before claimers were recorded) stay."""
     import subprocess
     import sys
 
     from offerseal.notify.adapters.journal import SentJournal
     from offerseal.shared.db import Database
+    from tests.conftest import ROOT
 
     box, smtp_url = mailbox
     db = Database(database_url)
@@ -952,22 +954,29 @@ def test_what_a_killed_dispatcher_claimed_goes_out_at_the_next_start_not_after_t
     folder = tmp_path / "journal"
     live = SentJournal(folder)
     live.path  # noqa: B018  (a live dispatcher holds slot 0)
+    journal = SentJournal(folder)
+    if when == "while_running":
+        journal.path  # noqa: B018  (slot 1: the dead one takes slot 2, adopted later)
     script = (
-        "import os, signal, sys\n"
         "from pathlib import Path\n"
         "from offerseal.notify.adapters.journal import SentJournal\n"
+        "from offerseal.shared import failpoints\n"
         "from offerseal.shared.db import Database\n"
         "from tests.integration.test_notify import _direct_service\n"
         f"service = _direct_service(Database({database_url!r}), {smtp_url!r}, "
         f"SentJournal(Path({str(folder)!r})))\n"
-        "print(service.dispatcher.claim(limit=2), flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
+        "failpoints.arm('notify.after_send')\n"
+        "service.dispatch_once(limit=2)\n"
     )
     killed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
     )
     assert killed.returncode == -9, killed.stderr
-    assert killed.stdout.strip() == "['tp-0', 'tp-1']"
     with db.transaction() as session:  # one claimed by the live dispatcher, one by old code
         session.execute(
             update(Touchpoint)
@@ -986,18 +995,18 @@ def test_what_a_killed_dispatcher_claimed_goes_out_at_the_next_start_not_after_t
             return {str(tp_id): str(state) for tp_id, state in rows}
 
     assert states() == {f"tp-{i}": "sending" for i in range(4)}
-    journal = SentJournal(folder)
+    assert [m["Message-ID"] for m in box.messages] == ["<tp-0@offerseal.local>"]
     service = _direct_service(db, smtp_url, journal)
     try:
-        service.settle_journal()
+        service.settle_journal(first=when == "at_start")
         assert states() == {
-            "tp-0": "planned",
+            "tp-0": "sent",
             "tp-1": "planned",
             "tp-2": "sending",
             "tp-3": "sending",
         }
-        assert service.dispatch_once() == 2
-        assert states()["tp-0"] == states()["tp-1"] == "sent"
+        assert service.dispatch_once() == 1
+        assert states()["tp-1"] == "sent"
         assert sorted(m["Message-ID"] for m in box.messages) == [
             "<tp-0@offerseal.local>",
             "<tp-1@offerseal.local>",

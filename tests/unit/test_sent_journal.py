@@ -74,21 +74,29 @@ def test_a_dispatcher_finds_what_a_killed_one_left_in_another_slot(tmp_path: Pat
 
 
 def test_claimers_gone_are_the_dead_holders_slots_and_never_a_live_one(tmp_path: Path) -> None:
-    """A row names the slot of the dispatcher that claimed it. At start a dispatcher puts back
-    the rows of every slot whose holder is gone (its own slot's previous holder included), and
-    holds those slots until `clear`, so nobody claims under one of those names meanwhile."""
-    dead, live = SentJournal(tmp_path), SentJournal(tmp_path)
-    dead_name, live_name = dead.claimer, live.claimer
-    assert dead_name != live_name and dead_name.endswith("/sent-0")
-    assert SentJournal(tmp_path.parent / "elsewhere").claimer != dead_name  # another folder
+    """A row names the slot of the dispatcher that claimed it. A dispatcher puts back the rows
+    of every slot whose holder is gone (at start its own slot's previous holder too), and holds
+    those slots until `let_go`, so nobody claims under one of those names meanwhile."""
+    folder = tmp_path / "journal"
+    dead, live, other_dead = SentJournal(folder), SentJournal(folder), SentJournal(folder)
+    names = [dead.claimer, live.claimer, other_dead.claimer]
+    assert len(set(names)) == 3 and names[0].endswith("/sent-0")
+    elsewhere = SentJournal(tmp_path / "elsewhere")
+    assert elsewhere.claimer != names[0]  # another folder: another name
+    elsewhere.close()
     dead.close()  # as a SIGKILL would: the lock goes with the process
-    successor = SentJournal(tmp_path)
-    successor.leftovers()
-    assert successor.claimer == dead_name  # it took the free slot 0
-    assert successor.claimers_gone() == [dead_name]  # empty slots count too
-    late = SentJournal(tmp_path)
-    assert late.claimer not in (dead_name, live_name)  # slot 0 is held until clear()
+    other_dead.record(Accepted("t1", "<t1@x>", "email", "accepted"))
+    other_dead.close()
+    successor = SentJournal(folder)
+    assert [a.touchpoint_id for a in successor.leftovers()] == ["t1"]
+    assert successor.claimer == names[0]  # it took the free slot 0
+    assert successor.claimers_gone() == [names[0], names[2]]  # empty slots count too
+    assert successor.claimers_gone(own=False) == [names[2]]  # a release pass: not its own
     successor.clear()
-    late.close()
-    live.close()
-    successor.close()
+    late = SentJournal(folder)
+    assert late.claimer not in names  # slot 2 stays held until let_go(), even once emptied
+    successor.let_go()
+    again = SentJournal(folder)
+    assert again.claimer == names[2]
+    for journal in (late, again, live, successor):
+        journal.close()

@@ -15,11 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import hashlib
 import json
 import os
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    """This host: a copy of the data folder on another machine (or in another container)
+    names other claimers than the original."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class SentJournal:
         self._path: Path | None = None
         self._adopted: list[tuple[int, Path]] = []  # slots of dead holders, held until clear
         self._id: str | None = None
+        self._closed = False
 
     def _lock(self, path: Path) -> int | None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -53,6 +64,8 @@ class SentJournal:
         return fd
 
     def _own(self) -> int:
+        if self._closed:
+            raise RuntimeError("the sent journal is closed")
         if self._fd is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             for slot in range(self.slots):
@@ -78,7 +91,7 @@ class SentJournal:
         return self._name(self.path)
 
     def _name(self, path: Path) -> str:
-        return f"{self._folder_id()}/{path.stem}"
+        return f"{self._folder_id()}.{_host()}/{path.stem}"
 
     def _folder_id(self) -> str:
         """The folder's own id, made once (linked into place: the first of two processes that
@@ -87,28 +100,36 @@ class SentJournal:
             target = self.folder / "id"
             if not target.exists():
                 draft = self.folder / f".id-{os.getpid()}-{uuid.uuid4().hex}"
-                draft.write_text(uuid.uuid4().hex)
+                with draft.open("w") as out:
+                    out.write(uuid.uuid4().hex)
+                    out.flush()
+                    os.fsync(out.fileno())
                 with contextlib.suppress(FileExistsError):
                     os.link(draft, target)
                 draft.unlink()
-            self._id = target.read_text().strip()
+            found = target.read_text().strip()
+            if len(found) != 32:
+                raise RuntimeError(f"{target} is damaged: remove it (it is made again)")
+            self._id = found
         return self._id
 
-    def claimers_gone(self) -> list[str]:
-        """After `leftovers` and before `clear`: the claimers no live process is any more, the
-        holders before us of this slot and of every slot taken with it. Their slots stay held
-        until `clear`, so no process that starts meanwhile claims under one of those names."""
-        return [self.claimer] + [self._name(path) for _, path in self._adopted]
+    def claimers_gone(self, own: bool = True) -> list[str]:
+        """After `leftovers` and before `let_go`: the claimers no live process is any more, the
+        holders of every slot taken with it, and (`own`, only before this process claims
+        anything) the holder before us of this slot. Those slots stay held until `let_go`, so
+        no process that starts meanwhile claims under one of those names."""
+        gone = [self._name(path) for _, path in self._adopted]
+        return [self.claimer, *gone] if own else gone
 
     def record(self, accepted: Accepted) -> None:
         line = json.dumps(accepted.__dict__, separators=(",", ":")) + "\n"
         os.write(self._own(), line.encode())
 
-    def leftovers(self) -> list[Accepted]:
-        """What dead holders recorded, in this slot and in every other one no live process
-        holds (a torn last line is ignored: its message was not acknowledged by the write, so
-        it is sent again). The other slots stay held until `clear`."""
-        own = self._own()
+    def leftovers(self, own: bool = True) -> list[Accepted]:
+        """What dead holders recorded, in every slot no live process holds and (`own`, at
+        start) in this one (a torn last line is ignored: its message was not acknowledged by
+        the write, so it is sent again). The other slots stay held until `let_go`."""
+        mine = self._own()
         held = {path for _, path in self._adopted}
         for path in sorted(self.folder.glob("sent-*.journal")):
             if path == self._path or path in held:
@@ -117,7 +138,7 @@ class SentJournal:
             if fd is not None:
                 self._adopted.append((fd, path))
         found = []
-        for fd in [own, *(fd for fd, _ in self._adopted)]:
+        for fd in [mine] * own + [fd for fd, _ in self._adopted]:
             os.lseek(fd, 0, os.SEEK_SET)
             chunks = []
             while chunk := os.read(fd, 1 << 16):
@@ -128,16 +149,24 @@ class SentJournal:
         return found
 
     def clear(self) -> None:
-        """Everything recorded is committed: this slot and the adopted ones are emptied, and
-        the adopted ones let go."""
+        """Everything recorded is committed: this slot and the adopted ones are emptied (the
+        adopted ones stay held until `let_go`)."""
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
+        for fd, _ in self._adopted:
+            os.ftruncate(fd, 0)
+
+    def let_go(self) -> None:
+        """The adopted slots are settled (what they held recorded, their claims released):
+        emptied and let go."""
         for fd, _ in self._adopted:
             os.ftruncate(fd, 0)
             os.close(fd)
         self._adopted.clear()
 
     def close(self) -> None:
+        """Let go of every slot; a closed journal takes no slot again."""
+        self._closed = True
         for fd, _ in self._adopted:
             os.close(fd)
         self._adopted.clear()
