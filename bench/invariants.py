@@ -179,13 +179,18 @@ def check(
     unmarked = [t.id for t in invitations if t.state not in ("sent", "skipped", "failed")]
     # From an invitation's planning (its agreement on chain) to its first copy at the server:
     # a message left claimed by a killed dispatcher shows here, not in the recovery table.
-    delays = []
+    first_copy: dict[str, float] = {}
     for m in mail:
-        created = due.get(str(m["Message-ID"]).split("@")[0] + "@")
-        if created is not None and m.get("X-Chaos-Received"):
+        if m.get("X-Chaos-Received"):
+            at, key = float(m["X-Chaos-Received"]), str(m["Message-ID"]).split("@")[0] + "@"
+            first_copy[key] = min(at, first_copy.get(key, at))
+    delays = []
+    for key, at in first_copy.items():
+        created = due.get(key)
+        if created is not None:
             if created.tzinfo is None:  # SQLite keeps UTC without its zone
                 created = created.replace(tzinfo=dt.UTC)
-            delays.append(float(m["X-Chaos-Received"]) - created.timestamp())
+            delays.append(at - created.timestamp())
     return {
         "documents_201": len(tally.documents),
         "documents_lost": len(lost),

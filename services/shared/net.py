@@ -38,6 +38,8 @@ def free_port(share: int = 0, shares: int = 1) -> int:
         span = (high - low + 1) // shares
         low += share % shares * span
         high = low + span - 1
+    if high - low < 16:  # an ephemeral range that starts low: the kernel's pick it is
+        return ephemeral_port()
     for _ in range(200):
         port = pick.randint(low, high)
         if port in _handed_out:
