@@ -5,9 +5,9 @@ Revises: 0027
 Create Date: 2026-12-07
 
 `touchpoints.claimed_by` names the sent-journal slot of the dispatcher that claimed the row
-(`<journal folder id>.<host>/sent-N`). A dispatcher that starts takes the slots no live process holds:
-the rows their dead holders claimed go back to the queue at once, instead of after the lease
-(two minutes on PostgreSQL). Rows claimed before this revision keep the lease.
+(`<journal folder id>.<host>/sent-N`). A dispatcher that starts takes the slots no live process
+holds: the rows their dead holders claimed go back to the queue at once, instead of after the
+lease (two minutes on PostgreSQL). Rows claimed before this revision keep the lease.
 """
 
 from __future__ import annotations
