@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.figures import pct
 from bench.load import Tally
 from offerseal.shared import chain
 
@@ -217,12 +218,11 @@ def check(
 def _spread(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    return {"p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1], 2)}
+    return {
+        "p50": round(pct(values, 50), 2),
+        "p99": round(pct(values, 99), 2),
+        "max": round(max(values), 2),
+    }
 
 
 # How long before a SIGKILL the server may have taken a message whose 250 the killed dispatcher
